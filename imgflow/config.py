@@ -1,0 +1,333 @@
+"""imgflow.yaml -> a frozen, validated Config.
+
+Precedence: command-line flags > IMGFLOW_* environment variables > the file > defaults.
+Every key of the file is documented in imgflow.yaml.example. An environment variable is
+named after its key: ``fetch.timeout`` is ``IMGFLOW_FETCH_TIMEOUT``, the top-level
+``backend`` is ``IMGFLOW_BACKEND``. Errors name the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from imgflow.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "imgflow.yaml"
+ENV_PREFIX = "IMGFLOW_"
+
+
+@dataclass(frozen=True)
+class JobDefaults:
+    """Defaults for `imgflow run` flags."""
+
+    concurrency: int = 5
+    batch_size: int = 100
+    max_batches: int = 4
+    tolerate_failures: float = 0.0
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    """How the engine fetches one image (the same locally and in the download Lambda)."""
+
+    timeout: float = 10.0
+    connect_timeout: float = 5.0
+    retries: int = 3
+    backoff_base: float = 0.25
+    backoff_max: float = 20.0
+    retry_after_max: float = 60.0
+    max_bytes: int = 50 * 1024 * 1024
+    max_redirects: int = 5
+    allowed_types: tuple[str, ...] = ("image/*",)
+    sniff: bool = True
+    user_agent: str = "imgflow/0.1 (+https://pypi.org/project/imgflow/)"
+    allow_private_targets: bool = True
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """The local backend."""
+
+    data_dir: str = "imgflow-data"
+    fsync: bool = True
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """Where failure notices go."""
+
+    command: str | None = None
+    emails: tuple[str, ...] = ()
+    inline_max_messages: int = 50
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """S3 storage settings of the aws backend."""
+
+    glacier_after_days: int | None = 1
+    prefix: str = "images/"
+
+
+@dataclass(frozen=True)
+class LambdaConfig:
+    """Settings shared by imgflow's Lambda functions."""
+
+    runtime: str = "python3.12"
+    timeout: int = 300
+    memory: int = 1024
+    plan_memory: int = 512
+    consolidate_memory: int = 512
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The HTTP API that starts executions."""
+
+    auth: Literal["iam", "none"] = "iam"
+    route: str = "/jobs"
+
+
+@dataclass(frozen=True)
+class AwsConfig:
+    """The aws backend: where and what to deploy."""
+
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+    state_dir: str = ".imgflow/deployed"
+
+
+@dataclass(frozen=True)
+class Config:
+    """All of imgflow's settings."""
+
+    backend: Literal["local", "aws"] = "local"
+    deployment: str = "imgflow"
+    job: JobDefaults = field(default_factory=JobDefaults)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    local: LocalConfig = field(default_factory=LocalConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    aws: AwsConfig = field(default_factory=AwsConfig)
+    lambda_: LambdaConfig = field(default_factory=LambdaConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    source: str | None = None
+
+
+# Keys whose YAML name differs from the attribute name.
+_YAML_NAMES = {"lambda_": "lambda"}
+_NOT_IN_FILE = {"source"}
+
+
+def _yaml_name(attr: str) -> str:
+    return _YAML_NAMES.get(attr, attr)
+
+
+def _fields(cls: type) -> dict[str, dataclasses.Field[Any]]:
+    return {_yaml_name(f.name): f for f in dataclasses.fields(cls) if f.name not in _NOT_IN_FILE}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"a list of {_describe(typing.get_args(tp)[0])}"
+    if tp is type(None):
+        return "null"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _env_value(raw: str, tp: Any) -> Any:
+    """Parse an IMGFLOW_* value: YAML scalars, except where a plain string is wanted."""
+    args = typing.get_args(tp) if typing.get_origin(tp) in (types.UnionType, typing.Union) else ()
+    if tp is str or (str in args and raw.strip().lower() not in ("", "null", "~", "none")):
+        return raw
+    if typing.get_origin(tp) is tuple:
+        return [v.strip() for v in raw.split(",") if v.strip()]
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check `value` against the type `tp`, naming `key` when it does not fit."""
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(key, value, arg)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: expected {_describe(tp)}, got {value!r}")
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise ConfigError(f"{key}: expected {_describe(tp)}, got {value!r}")
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected {_describe(tp)}, got {value!r}")
+        item_tp = typing.get_args(tp)[0]
+        return tuple(_coerce(f"{key}[{i}]", v, item_tp) for i, v in enumerate(value))
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{key}: expected null, got {value!r}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    raise ConfigError(f"{key}: unsupported setting type")  # pragma: no cover
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str, env: Mapping[str, str]) -> Any:
+    fields = _fields(cls)
+    hints = _hints(cls)
+    for name in data:
+        if name not in fields:
+            where = f"{prefix}{name}"
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{where}: unknown key (known keys here: {known})")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        key = f"{prefix}{name}"
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            sub = data.get(name, {})
+            if sub is None:
+                sub = {}
+            if not isinstance(sub, Mapping):
+                raise ConfigError(f"{key}: expected a mapping of settings, got {sub!r}")
+            kwargs[f.name] = _build(tp, sub, f"{key}.", env)  # type: ignore[arg-type]
+            continue
+        env_name = ENV_PREFIX + key.replace(".", "_").upper()
+        if env_name in env:
+            kwargs[f.name] = _coerce(env_name, _env_value(env[env_name], tp), tp)
+        elif name in data:
+            kwargs[f.name] = _coerce(key, data[name], tp)
+    return cls(**kwargs)
+
+
+def _validate(cfg: Config) -> None:
+    checks: list[tuple[bool, str]] = [
+        (cfg.job.concurrency >= 1, "job.concurrency: must be at least 1"),
+        (cfg.job.batch_size >= 1, "job.batch_size: must be at least 1"),
+        (cfg.job.max_batches >= 1, "job.max_batches: must be at least 1"),
+        (0 <= cfg.job.tolerate_failures <= 100, "job.tolerate_failures: must be 0 to 100"),
+        (cfg.fetch.timeout > 0, "fetch.timeout: must be greater than 0"),
+        (cfg.fetch.connect_timeout > 0, "fetch.connect_timeout: must be greater than 0"),
+        (cfg.fetch.retries >= 0, "fetch.retries: must be 0 or more"),
+        (cfg.fetch.backoff_base >= 0, "fetch.backoff_base: must be 0 or more"),
+        (cfg.fetch.backoff_max >= 0, "fetch.backoff_max: must be 0 or more"),
+        (cfg.fetch.max_bytes >= 1, "fetch.max_bytes: must be at least 1"),
+        (cfg.fetch.max_redirects >= 0, "fetch.max_redirects: must be 0 or more"),
+        (bool(cfg.fetch.allowed_types), "fetch.allowed_types: must list at least one type"),
+        (bool(cfg.local.data_dir), "local.data_dir: must not be empty"),
+        (cfg.lambda_.timeout >= 1, "lambda.timeout: must be at least 1 second"),
+        (cfg.lambda_.timeout <= 900, "lambda.timeout: Lambda allows at most 900 seconds"),
+        (128 <= cfg.lambda_.memory <= 10240, "lambda.memory: must be 128 to 10240 MB"),
+        (
+            cfg.storage.glacier_after_days is None or cfg.storage.glacier_after_days >= 0,
+            "storage.glacier_after_days: must be 0 or more, or null",
+        ),
+        (_valid_name(cfg.deployment), "deployment: use 3-40 lowercase letters, digits or '-'"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def _valid_name(name: str) -> bool:
+    return (
+        3 <= len(name) <= 40
+        and name[0].isalpha()
+        and all(c.islower() or c.isdigit() or c == "-" for c in name)
+    )
+
+
+def from_mapping(
+    data: Mapping[str, Any] | None,
+    env: Mapping[str, str] | None = None,
+    source: str | None = None,
+) -> Config:
+    """Build a validated Config from parsed YAML and IMGFLOW_* variables."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source or 'config'}: the top level must be a mapping of settings")
+    env = {k: v for k, v in (os.environ if env is None else env).items() if k.startswith("IMGFLOW_")}
+    cfg: Config = _build(Config, data, "", env)
+    cfg = dataclasses.replace(cfg, source=source)
+    _validate(cfg)
+    return cfg
+
+
+def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load imgflow.yaml (or `path`); a missing default file means all defaults."""
+    explicit = path is not None
+    file = Path(path) if path is not None else Path(DEFAULT_CONFIG_FILE)
+    if not file.exists():
+        if explicit:
+            raise ConfigError(f"{file}: config file not found")
+        return from_mapping({}, env)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{file}:{where}: YAML syntax error: {problem}") from None
+    return from_mapping(data, env, source=str(file))
+
+
+def with_overrides(cfg: Config, **sections: Mapping[str, Any]) -> Config:
+    """Apply command-line overrides (section -> {key: value}, None means not given)."""
+    for section, values in sections.items():
+        given = {k: v for k, v in values.items() if v is not None}
+        if not given:
+            continue
+        if section == "":
+            cfg = dataclasses.replace(cfg, **given)
+        else:
+            attr = "lambda_" if section == "lambda" else section
+            current = getattr(cfg, attr)
+            cfg = dataclasses.replace(cfg, **{attr: dataclasses.replace(current, **given)})
+    _validate(cfg)
+    return cfg

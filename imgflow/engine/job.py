@@ -1,0 +1,159 @@
+"""The job: base URL and resource paths, validated and normalised.
+
+Job input keeps the original pipeline's contract:
+``{"baseUrl": str, "resourcePaths": [str], "lambdaConcur": int}``.
+Every check raises JobError with one line that names the problem (and the line number of
+the paths file where there is one).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from imgflow.errors import JobError
+
+MAX_PATH_CHARS = 1024
+MAX_SEGMENT_BYTES = 255
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SAFE = "/:@!$&'()*+,;=-._~%?"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A validated job. `paths` may be a lazily re-readable source (see PathSource)."""
+
+    base_url: str
+    concurrency: int
+
+
+def validate_base_url(base_url: str) -> str:
+    """The base URL without a trailing slash; only http(s) with a host is accepted."""
+    if not isinstance(base_url, str) or not base_url.strip():
+        raise JobError("base URL: missing")
+    base = base_url.strip()
+    if _CONTROL.search(base) or " " in base:
+        raise JobError(f"base URL: contains spaces or control characters: {base!r}")
+    parts = urlsplit(base)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise JobError(f"base URL: only http:// and https:// are supported, got {base!r}")
+    if not parts.hostname:
+        raise JobError(f"base URL: no host in {base!r}")
+    try:
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError:
+        raise JobError(f"base URL: invalid port in {base!r}") from None
+    if parts.query or parts.fragment:
+        raise JobError(f"base URL: must not have a query or fragment: {base!r}")
+    return base.rstrip("/")
+
+
+def normalize_path(raw: str, where: str = "path") -> str:
+    """A resource path made safe to join to the base URL, or JobError naming `where`."""
+    path = raw.strip()
+    if not path:
+        raise JobError(f"{where}: empty path")
+    if _CONTROL.search(path):
+        raise JobError(f"{where}: contains a NUL or control character")
+    if len(path) > MAX_PATH_CHARS:
+        raise JobError(f"{where}: path is {len(path)} characters long (at most {MAX_PATH_CHARS})")
+    if path.startswith("//"):
+        raise JobError(f"{where}: {_show(path)} names another host (starts with //)")
+    if _SCHEME.match(path):
+        raise JobError(f"{where}: {_show(path)} is a full URL; give a path relative to the base")
+    if "\\" in path:
+        raise JobError(f"{where}: {_show(path)} contains a backslash")
+    if "#" in path:
+        raise JobError(f"{where}: {_show(path)} contains a fragment (#)")
+    path_part, sep, query = path.partition("?")
+    trailing = path_part.endswith("/")
+    normal = posixpath.normpath("/" + path_part.lstrip("/"))
+    if _escapes(path_part):
+        raise JobError(f"{where}: {_show(path)} uses .. to leave the base URL")
+    normal = normal.lstrip("/")
+    if not normal or normal == ".":
+        raise JobError(f"{where}: {_show(path)} names no resource")
+    if trailing:
+        normal += "/"
+    for segment in normal.split("/"):
+        if len(quote(segment, safe="")) > MAX_SEGMENT_BYTES:
+            raise JobError(f"{where}: a path segment is longer than {MAX_SEGMENT_BYTES} bytes")
+    return normal + sep + query
+
+
+def _escapes(path: str) -> bool:
+    depth = 0
+    for segment in path.split("/"):
+        if segment == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif segment not in ("", "."):
+            depth += 1
+    return False
+
+
+def _show(path: str) -> str:
+    return repr(path if len(path) <= 80 else path[:77] + "...")
+
+
+def url_for(base_url: str, path: str) -> str:
+    """The URL of a normalised path under a validated base URL."""
+    return f"{base_url}/{quote(path, safe=_SAFE)}"
+
+
+def validate_concurrency(value: Any, name: str = "concurrency") -> int:
+    """A concurrency of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise JobError(f"{name}: expected a whole number, got {value!r}")
+    if value < 1:
+        raise JobError(f"{name}: must be at least 1, got {value}")
+    return value
+
+
+def read_path_lines(lines: Iterable[str], source: str) -> Iterator[str]:
+    """Normalised paths from a paths file: blanks and # comments are skipped."""
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        yield normalize_path(stripped, f"{source} line {number}")
+
+
+def parse_job_json(text: str, source: str) -> tuple[str, list[str], int | None]:
+    """(base URL, normalised paths, lambdaConcur) from an original-format job body."""
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise JobError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(body, dict):
+        raise JobError(f"{source}: expected a JSON object with baseUrl and resourcePaths")
+    unknown = sorted(set(body) - {"baseUrl", "resourcePaths", "lambdaConcur"})
+    if unknown:
+        raise JobError(f"{source}: unknown field {unknown[0]!r}")
+    for required in ("baseUrl", "resourcePaths"):
+        if required not in body:
+            raise JobError(f"{source}: missing field {required!r}")
+    base = validate_base_url(body["baseUrl"]) if isinstance(body["baseUrl"], str) else None
+    if base is None:
+        raise JobError(f"{source}: baseUrl must be a string")
+    paths = body["resourcePaths"]
+    if not isinstance(paths, list):
+        raise JobError(f"{source}: resourcePaths must be a list of strings")
+    normal: list[str] = []
+    for i, p in enumerate(paths):
+        if not isinstance(p, str):
+            raise JobError(f"{source}: resourcePaths[{i}] must be a string, got {p!r}")
+        normal.append(normalize_path(p, f"{source} resourcePaths[{i}]"))
+    if not normal:
+        raise JobError(f"{source}: resourcePaths is empty")
+    concur = body.get("lambdaConcur")
+    if concur is not None:
+        concur = validate_concurrency(concur, f"{source}: lambdaConcur")
+    return base, normal, concur

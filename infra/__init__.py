@@ -1,0 +1,1 @@
+"""imgflow infrastructure documents (state machine, IAM policies), built from config."""

@@ -1,0 +1,1 @@
+"""imgflow Lambda handlers: event -> engine call -> small JSON result."""
