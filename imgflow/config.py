@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
+from imgflow.engine.settings import FetchConfig
 from imgflow.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "imgflow.yaml"
@@ -33,24 +34,6 @@ class JobDefaults:
     batch_size: int = 100
     max_batches: int = 4
     tolerate_failures: float = 0.0
-
-
-@dataclass(frozen=True)
-class FetchConfig:
-    """How the engine fetches one image (the same locally and in the download Lambda)."""
-
-    timeout: float = 10.0
-    connect_timeout: float = 5.0
-    retries: int = 3
-    backoff_base: float = 0.25
-    backoff_max: float = 20.0
-    retry_after_max: float = 60.0
-    max_bytes: int = 50 * 1024 * 1024
-    max_redirects: int = 5
-    allowed_types: tuple[str, ...] = ("image/*",)
-    sniff: bool = True
-    user_agent: str = "imgflow/0.1 (+https://pypi.org/project/imgflow/)"
-    allow_private_targets: bool = True
 
 
 @dataclass(frozen=True)
@@ -105,6 +88,7 @@ class AwsConfig:
     profile: str | None = None
     endpoint_url: str | None = None
     state_dir: str = ".imgflow/deployed"
+    allow_private_targets: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,7 +132,8 @@ def _describe(tp: Any) -> str:
     if origin in (types.UnionType, typing.Union):
         return " or ".join(_describe(a) for a in typing.get_args(tp))
     if origin is tuple:
-        return f"a list of {_describe(typing.get_args(tp)[0])}"
+        item = _describe(typing.get_args(tp)[0])
+        return "a list of " + {"a string": "strings", "an integer": "integers"}.get(item, item)
     if tp is type(None):
         return "null"
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(

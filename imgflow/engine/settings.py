@@ -1,0 +1,39 @@
+"""Fetch settings: part of the engine, so the download Lambda ships them without YAML."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    """How the engine fetches one image (the same locally and in the download Lambda)."""
+
+    timeout: float = 10.0
+    connect_timeout: float = 5.0
+    retries: int = 3
+    backoff_base: float = 0.25
+    backoff_max: float = 20.0
+    retry_after_max: float = 60.0
+    max_bytes: int = 50 * 1024 * 1024
+    max_redirects: int = 5
+    allowed_types: tuple[str, ...] = ("image/*",)
+    sniff: bool = True
+    user_agent: str = "imgflow/0.1"
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings as JSON (for the Lambda environment)."""
+        data = dataclasses.asdict(self)
+        data["allowed_types"] = list(self.allowed_types)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FetchConfig:
+        """Settings written by `to_json`."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if "allowed_types" in values:
+            values["allowed_types"] = tuple(values["allowed_types"])
+        return cls(**values)
