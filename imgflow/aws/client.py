@@ -1,0 +1,267 @@
+"""The one module that imports boto3: typed AWS clients and AWS errors as imgflow errors.
+
+Everything else in imgflow (the deployer, the job driver, the Lambda adapters) gets its
+clients from here and calls methods on them; nothing else imports boto3 or botocore.
+
+Usage::
+
+    from imgflow.aws.client import AwsError, NotFoundError, aws_errors, connect
+
+    aws = connect(profile=None, region="us-east-1", endpoint_url=None)  # or from_config(cfg)
+    s3 = aws.s3()                       # mypy_boto3_s3.S3Client, cached per service
+    with aws_errors("s3:HeadBucket"):   # ClientError -> AwsError / NotFoundError
+        s3.head_bucket(Bucket="b")
+    aws.region, aws.endpoint_url, aws.account_id()
+    aws.on_call(hook)                   # hook(operation: str, params: dict) before every call
+
+API (kept stable):
+
+- ``connect(profile, region, endpoint_url) -> Aws``: a session with botocore's standard
+  retry mode. ``None`` leaves the choice to botocore, which honours AWS_PROFILE,
+  AWS_REGION / AWS_DEFAULT_REGION and AWS_ENDPOINT_URL; an explicit value wins.
+- ``from_config(cfg, *, profile=None, region=None) -> Aws``: flags > ``aws.*`` config.
+  ``aws.endpoint_url`` in config wins over AWS_ENDPOINT_URL.
+- ``Aws.s3() .dynamodb() .sns() .sqs() .iam() .lambda_() .stepfunctions() .apigatewayv2()
+  .sts()``: typed clients.
+- ``Aws.on_call(hook)``: ``hook(operation_name, params)`` runs before every API call of
+  every client of this session (e.g. ``"CreateBucket"``); raise from it to inject a failure.
+- ``AwsError(operation, code, message)`` (a BackendError) and its subclass ``NotFoundError``;
+  ``aws_errors(operation)`` is a context manager that raises them from botocore errors;
+  ``error_code(exc) -> (code, message)`` for a botocore exception; ``is_not_found(code)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from imgflow.errors import BackendError, ConfigError
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigatewayv2 import ApiGatewayV2Client
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_stepfunctions import SFNClient
+    from mypy_boto3_sts import STSClient
+
+    from imgflow.config import Config
+
+__all__ = [
+    "Aws",
+    "AwsError",
+    "CallHook",
+    "NotFoundError",
+    "aws_errors",
+    "connect",
+    "error_code",
+    "from_config",
+    "is_not_found",
+]
+
+CallHook = Callable[[str, dict[str, Any]], None]
+
+MAX_ATTEMPTS = 8
+
+# Error codes AWS services use for "the thing you named does not exist".
+NOT_FOUND_CODES = frozenset(
+    {
+        "404",
+        "NoSuchBucket",
+        "NoSuchKey",
+        "NoSuchBucketPolicy",
+        "NoSuchLifecycleConfiguration",
+        "NoSuchPublicAccessBlockConfiguration",
+        "NoSuchTagSet",
+        "ServerSideEncryptionConfigurationNotFoundError",
+        "NoSuchEntity",
+        "NotFound",
+        "NotFoundException",
+        "ResourceNotFoundException",
+        "StateMachineDoesNotExist",
+        "ExecutionDoesNotExist",
+        "QueueDoesNotExist",
+        "AWS.SimpleQueueService.NonExistentQueue",
+    }
+)
+
+
+class AwsError(BackendError):
+    """An AWS call failed: names the operation, the AWS error code and AWS's message."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        self.operation = operation
+        self.code = code
+        self.aws_message = message
+        super().__init__(f"{operation} failed: {code}: {message}")
+
+
+class NotFoundError(AwsError):
+    """The resource an AWS call named does not exist."""
+
+
+def is_not_found(code: str) -> bool:
+    """True when `code` is one of AWS's "does not exist" error codes."""
+    return code in NOT_FOUND_CODES
+
+
+def error_code(exc: BaseException) -> tuple[str, str]:
+    """(AWS error code, message) of a botocore exception; a local failure gets a short code."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code") or "Unknown")
+        message = str(err.get("Message") or exc)
+        return code, message
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return "NoCredentials", "no AWS credentials found (set AWS_PROFILE or use --profile)"
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+        return "EndpointConnectionError", str(exc)
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return type(exc).__name__, str(exc)
+    return type(exc).__name__, str(exc)
+
+
+def translate(operation: str, exc: BaseException) -> AwsError:
+    """The imgflow error for a botocore exception raised by `operation`."""
+    code, message = error_code(exc)
+    cls = NotFoundError if is_not_found(code) else AwsError
+    return cls(operation, code, message)
+
+
+@contextmanager
+def aws_errors(operation: str) -> Iterator[None]:
+    """Raise AwsError / NotFoundError instead of botocore's exceptions inside the block."""
+    try:
+        yield
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        raise translate(operation, exc) from None
+
+
+class Aws:
+    """One AWS session: a region, an optional endpoint, and typed clients made on demand."""
+
+    def __init__(self, session: boto3.Session, endpoint_url: str | None) -> None:
+        region = session.region_name
+        if not region:
+            raise ConfigError("aws.region: no AWS region set (use --region, AWS_REGION or config)")
+        self._session = session
+        self.region: str = region
+        self.endpoint_url = endpoint_url
+        self._clients: dict[str, Any] = {}
+        self._hooks: list[CallHook] = []
+        self._account: str | None = None
+        self._config = botocore.config.Config(
+            retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+            user_agent_extra="imgflow",
+        )
+
+    @property
+    def profile(self) -> str | None:
+        """The named profile in use, if any."""
+        name = self._session.profile_name
+        return None if name == "default" else name
+
+    def on_call(self, hook: CallHook) -> None:
+        """Run `hook(operation_name, params)` before every call of every client."""
+        self._hooks.append(hook)
+
+    def _before_call(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        for hook in self._hooks:
+            hook(str(model.name), params)
+
+    def _client(self, service: str) -> Any:
+        if service not in self._clients:
+            client = self._session.client(
+                service,  # type: ignore[call-overload]
+                endpoint_url=self.endpoint_url,
+                config=self._config,
+            )
+            client.meta.events.register("before-call.*.*", self._before_call)
+            self._clients[service] = client
+        return self._clients[service]
+
+    def s3(self) -> S3Client:
+        """The S3 client."""
+        client: S3Client = self._client("s3")
+        return client
+
+    def dynamodb(self) -> DynamoDBClient:
+        """The DynamoDB client."""
+        client: DynamoDBClient = self._client("dynamodb")
+        return client
+
+    def sns(self) -> SNSClient:
+        """The SNS client."""
+        client: SNSClient = self._client("sns")
+        return client
+
+    def sqs(self) -> SQSClient:
+        """The SQS client."""
+        client: SQSClient = self._client("sqs")
+        return client
+
+    def iam(self) -> IAMClient:
+        """The IAM client."""
+        client: IAMClient = self._client("iam")
+        return client
+
+    def lambda_(self) -> LambdaClient:
+        """The Lambda client."""
+        client: LambdaClient = self._client("lambda")
+        return client
+
+    def stepfunctions(self) -> SFNClient:
+        """The Step Functions client."""
+        client: SFNClient = self._client("stepfunctions")
+        return client
+
+    def apigatewayv2(self) -> ApiGatewayV2Client:
+        """The API Gateway v2 (HTTP APIs) client."""
+        client: ApiGatewayV2Client = self._client("apigatewayv2")
+        return client
+
+    def sts(self) -> STSClient:
+        """The STS client."""
+        client: STSClient = self._client("sts")
+        return client
+
+    def account_id(self) -> str:
+        """The caller's AWS account id (one STS call, then cached)."""
+        if self._account is None:
+            with aws_errors("sts:GetCallerIdentity"):
+                self._account = self.sts().get_caller_identity()["Account"]
+        return self._account
+
+    def partition(self) -> str:
+        """The ARN partition of the region (aws, aws-cn, aws-us-gov)."""
+        return self._session.get_partition_for_region(self.region)
+
+
+def connect(
+    profile: str | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+) -> Aws:
+    """A session; None leaves profile/region/endpoint to botocore's usual environment rules."""
+    try:
+        session = boto3.Session(profile_name=profile, region_name=region)
+    except botocore.exceptions.ProfileNotFound:
+        raise ConfigError(f"aws.profile: AWS profile {profile!r} not found") from None
+    return Aws(session, endpoint_url)
+
+
+def from_config(cfg: Config, *, profile: str | None = None, region: str | None = None) -> Aws:
+    """A session for `cfg`'s aws section; flags (profile, region) win over the config."""
+    return connect(
+        profile=profile or cfg.aws.profile,
+        region=region or cfg.aws.region,
+        endpoint_url=cfg.aws.endpoint_url,
+    )
