@@ -1,0 +1,94 @@
+"""Resource names and ARNs of one deployment, derived from its name (no API calls)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+FUNCTION_ROLES = ("plan", "download", "consolidate")
+TAG_KEY = "imgflow:deployment"
+
+
+@dataclass(frozen=True)
+class Names:
+    """Every name and ARN of deployment `deployment` in `account` / `region`."""
+
+    deployment: str
+    account: str
+    region: str
+    partition: str = "aws"
+
+    @property
+    def bucket(self) -> str:
+        """The image bucket (globally unique: a digest of account and region)."""
+        digest = hashlib.sha256(f"{self.account}/{self.region}".encode()).hexdigest()[:8]
+        return f"{self.deployment}-images-{digest}"
+
+    @property
+    def table(self) -> str:
+        """The DynamoDB index table."""
+        return f"{self.deployment}-index"
+
+    @property
+    def topic(self) -> str:
+        """The SNS failure topic."""
+        return f"{self.deployment}-failures"
+
+    @property
+    def state_machine(self) -> str:
+        """The Step Functions state machine."""
+        return f"{self.deployment}-pipeline"
+
+    @property
+    def api(self) -> str:
+        """The HTTP API."""
+        return f"{self.deployment}-api"
+
+    def function(self, role: str) -> str:
+        """The Lambda function for `role` (plan, download or consolidate)."""
+        return f"{self.deployment}-{role}"
+
+    def role(self, purpose: str) -> str:
+        """The IAM role for `purpose` (a function role, "statemachine" or "api")."""
+        return f"{self.deployment}-{purpose}"
+
+    def _arn(self, service: str, resource: str, *, region: bool = True) -> str:
+        where = self.region if region else ""
+        return f"arn:{self.partition}:{service}:{where}:{self.account}:{resource}"
+
+    @property
+    def bucket_arn(self) -> str:
+        """The bucket's ARN."""
+        return f"arn:{self.partition}:s3:::{self.bucket}"
+
+    @property
+    def table_arn(self) -> str:
+        """The table's ARN."""
+        return self._arn("dynamodb", f"table/{self.table}")
+
+    @property
+    def topic_arn(self) -> str:
+        """The topic's ARN."""
+        return self._arn("sns", self.topic)
+
+    @property
+    def state_machine_arn(self) -> str:
+        """The state machine's ARN."""
+        return self._arn("states", f"stateMachine:{self.state_machine}")
+
+    @property
+    def executions_arn(self) -> str:
+        """A pattern matching every execution of the state machine."""
+        return self._arn("states", f"execution:{self.state_machine}:*")
+
+    def function_arn(self, role: str) -> str:
+        """The ARN of the function for `role`."""
+        return self._arn("lambda", f"function:{self.function(role)}")
+
+    def role_arn(self, purpose: str) -> str:
+        """The ARN of the IAM role for `purpose`."""
+        return self._arn("iam", f"role/{self.role(purpose)}", region=False)
+
+    def log_group_arn(self, role: str) -> str:
+        """The CloudWatch Logs group (and its streams) of the function for `role`."""
+        return self._arn("logs", f"log-group:/aws/lambda/{self.function(role)}:*")

@@ -1,0 +1,95 @@
+"""IAM policies: least privilege, checked with moto's policy evaluator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from moto.iam.access_control import IAMPolicy, PermissionResult
+
+from infra import iam
+from infra.names import Names
+
+NAMES = Names("demo", "123456789012", "us-east-1")
+OTHER = Names("other", "123456789012", "us-east-1")
+PREFIX = "images/"
+
+
+def _allowed(policy: iam.Policy, action: str, resource: str) -> bool:
+    evaluator = IAMPolicy(json.dumps(policy))
+    return evaluator.is_action_permitted(action, resource) == PermissionResult.PERMITTED
+
+
+def _all_policies() -> dict[str, iam.Policy]:
+    return {purpose: policy for purpose, (_, policy) in iam.role_policies(NAMES, PREFIX).items()}
+
+
+@pytest.mark.parametrize("purpose", ["plan", "download", "consolidate", "statemachine", "api"])
+def test_no_wildcard_resource_outside_logs(purpose: str) -> None:
+    for statement in _all_policies()[purpose]["Statement"]:
+        assert "*" not in statement["Action"] and not any(
+            a.endswith(":*") for a in statement["Action"]
+        )
+        for resource in statement["Resource"]:
+            assert resource != "*"
+            head = resource.split("*", 1)[0]
+            assert "demo" in head, f"{purpose}: {resource} is not scoped to the deployment"
+            if "*" in resource and not resource.startswith("arn:aws:logs:"):
+                assert resource.endswith(("/*", ":*", f"/{PREFIX}*")), resource
+
+
+def test_download_role_writes_its_bucket_and_table_only() -> None:
+    policy = iam.download_policy(NAMES, PREFIX)
+    assert _allowed(policy, "s3:PutObject", f"{NAMES.bucket_arn}/images/example.com/a.jpg")
+    assert _allowed(policy, "s3:PutObject", f"{NAMES.bucket_arn}/jobs/run-1/results/0.json")
+    assert not _allowed(policy, "s3:PutObject", f"{OTHER.bucket_arn}/images/a.jpg")
+    assert not _allowed(policy, "s3:PutObject", f"{NAMES.bucket_arn}/elsewhere/a.jpg")
+    assert not _allowed(policy, "s3:DeleteObject", f"{NAMES.bucket_arn}/images/a.jpg")
+    assert _allowed(policy, "dynamodb:BatchWriteItem", NAMES.table_arn)
+    assert not _allowed(policy, "dynamodb:BatchWriteItem", OTHER.table_arn)
+    assert not _allowed(policy, "dynamodb:DeleteTable", NAMES.table_arn)
+    assert not _allowed(policy, "sns:Publish", NAMES.topic_arn)
+
+
+def test_api_role_starts_its_state_machine_only() -> None:
+    policy = iam.api_policy(NAMES)
+    assert _allowed(policy, "states:StartExecution", NAMES.state_machine_arn)
+    assert not _allowed(policy, "states:StartExecution", OTHER.state_machine_arn)
+    assert not _allowed(policy, "states:StopExecution", NAMES.state_machine_arn)
+
+
+def test_state_machine_role_invokes_its_functions_and_map_runs() -> None:
+    policy = iam.state_machine_policy(NAMES)
+    for role in ("plan", "download", "consolidate"):
+        assert _allowed(policy, "lambda:InvokeFunction", NAMES.function_arn(role))
+        assert _allowed(policy, "lambda:InvokeFunction", NAMES.function_arn(role) + ":$LATEST")
+        assert not _allowed(policy, "lambda:InvokeFunction", OTHER.function_arn(role))
+    assert _allowed(policy, "sns:Publish", NAMES.topic_arn)
+    assert not _allowed(policy, "sns:Publish", OTHER.topic_arn)
+    assert _allowed(policy, "s3:GetObject", f"{NAMES.bucket_arn}/jobs/run-1/manifest.json")
+    assert not _allowed(policy, "s3:GetObject", f"{NAMES.bucket_arn}/images/a.jpg")
+    assert _allowed(policy, "states:StartExecution", NAMES.state_machine_arn)
+    execution = NAMES.executions_arn.replace("*", "run-1")
+    assert _allowed(policy, "states:DescribeExecution", execution)
+    assert not _allowed(policy, "states:StartExecution", OTHER.state_machine_arn)
+
+
+def test_plan_and_consolidate_roles_stay_under_jobs() -> None:
+    for policy in (iam.plan_policy(NAMES), iam.consolidate_policy(NAMES)):
+        assert _allowed(policy, "s3:PutObject", f"{NAMES.bucket_arn}/jobs/run-1/batches.json")
+        assert not _allowed(policy, "s3:PutObject", f"{NAMES.bucket_arn}/images/a.jpg")
+        assert not _allowed(policy, "s3:PutObject", f"{OTHER.bucket_arn}/jobs/x")
+    consolidate = iam.consolidate_policy(NAMES)
+    listing = consolidate["Statement"][1]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["jobs/*"]}}
+
+
+def test_trust_policies_name_the_right_service() -> None:
+    services = {p: s for p, (s, _) in iam.role_policies(NAMES, PREFIX).items()}
+    assert services == {
+        "plan": "lambda.amazonaws.com",
+        "download": "lambda.amazonaws.com",
+        "consolidate": "lambda.amazonaws.com",
+        "statemachine": "states.amazonaws.com",
+        "api": "apigateway.amazonaws.com",
+    }
