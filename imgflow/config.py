@@ -271,7 +271,9 @@ def from_mapping(
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source or 'config'}: the top level must be a mapping of settings")
-    env = {k: v for k, v in (os.environ if env is None else env).items() if k.startswith("IMGFLOW_")}
+    env = {
+        k: v for k, v in (os.environ if env is None else env).items() if k.startswith("IMGFLOW_")
+    }
     cfg: Config = _build(Config, data, "", env)
     cfg = dataclasses.replace(cfg, source=source)
     _validate(cfg)

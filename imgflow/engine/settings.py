@@ -13,6 +13,7 @@ class FetchConfig:
 
     timeout: float = 10.0
     connect_timeout: float = 5.0
+    total_timeout: float = 120.0
     retries: int = 3
     backoff_base: float = 0.25
     backoff_max: float = 20.0

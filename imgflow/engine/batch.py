@@ -1,0 +1,140 @@
+"""Run one batch: fetch each item, store it, and return one result record per item."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+
+from imgflow.engine import messages
+from imgflow.engine.fetch import Fetched, Fetcher, Guard
+from imgflow.engine.plan import Item
+from imgflow.engine.ports import ObjectStore, StoredObject
+from imgflow.engine.records import Outcome, ResultRecord
+from imgflow.engine.settings import FetchConfig
+
+OnRecord = Callable[[ResultRecord], None]
+
+
+def skipped_record(item: Item, known: StoredObject) -> ResultRecord:
+    """The record of an item already stored by an earlier run."""
+    return ResultRecord(
+        url=item.url,
+        path=item.path,
+        outcome=Outcome.SKIPPED,
+        key=known.key,
+        bytes=known.bytes,
+        sha256=known.sha256,
+        content_type=known.content_type,
+    )
+
+
+def failed_record(item: Item, message: str, status: int | None, attempts: int) -> ResultRecord:
+    """The record of an item that could not be fetched or stored."""
+    return ResultRecord(
+        url=item.url,
+        path=item.path,
+        outcome=Outcome.FAILED,
+        status_code=status,
+        error=message,
+        attempts=attempts,
+    )
+
+
+def _store(store: ObjectStore, item: Item, fetched: Fetched) -> ResultRecord:
+    digest = hashlib.sha256(fetched.data).hexdigest()
+    store.put(item.key, fetched.data, fetched.content_type)
+    return ResultRecord(
+        url=item.url,
+        path=item.path,
+        outcome=Outcome.STORED,
+        status_code=fetched.status_code,
+        key=item.key,
+        bytes=len(fetched.data),
+        sha256=digest,
+        content_type=fetched.content_type,
+        attempts=fetched.attempts,
+    )
+
+
+async def process_item(
+    item: Item,
+    *,
+    fetcher: Fetcher,
+    store: ObjectStore,
+    executor: Executor | None,
+    known: Mapping[str, StoredObject] | None = None,
+) -> ResultRecord:
+    """Fetch and store one item; every outcome, even an unexpected error, is a record."""
+    if known is not None and item.url in known:
+        return skipped_record(item, known[item.url])
+    attempts = 0
+    try:
+        result = await fetcher.fetch(item.url)
+        attempts = result.attempts
+        if not isinstance(result, Fetched):
+            return failed_record(item, result.message, result.status_code, attempts)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(executor, _store, store, item, result)
+        except OSError as exc:
+            detail = exc.strerror or str(exc)
+            message = messages.failure(messages.STORE_FAILED, item.url, detail)
+            return failed_record(item, message, result.status_code, attempts)
+    except Exception as exc:  # one bad item must never lose the batch's other records
+        message = messages.failure(messages.BATCH_FAILED, item.url, f"{type(exc).__name__}: {exc}")
+        return failed_record(item, message, None, attempts)
+
+
+async def run_batch(
+    items: Sequence[Item],
+    *,
+    fetcher: Fetcher,
+    store: ObjectStore,
+    concurrency: int,
+    executor: Executor | None = None,
+    known: Mapping[str, StoredObject] | None = None,
+    on_record: OnRecord | None = None,
+) -> list[ResultRecord]:
+    """One record per item, in item order, with at most `concurrency` fetches in flight."""
+    results: list[ResultRecord | None] = [None] * len(items)
+    queue = iter(range(len(items)))
+
+    async def worker() -> None:
+        for index in queue:
+            record = await process_item(
+                items[index], fetcher=fetcher, store=store, executor=executor, known=known
+            )
+            results[index] = record
+            if on_record is not None:
+                on_record(record)
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(items)))))
+    return [r for r in results if r is not None]
+
+
+def run_batch_blocking(
+    items: Sequence[Item],
+    *,
+    settings: FetchConfig,
+    store: ObjectStore,
+    concurrency: int,
+    guard: Guard | None = None,
+    known: Mapping[str, StoredObject] | None = None,
+) -> list[ResultRecord]:
+    """`run_batch` with its own event loop, fetcher and store threads (for the Lambda)."""
+
+    async def main() -> list[ResultRecord]:
+        with ThreadPoolExecutor(max_workers=min(32, concurrency)) as pool:
+            async with Fetcher(settings, max_connections=concurrency, guard=guard) as fetcher:
+                return await run_batch(
+                    items,
+                    fetcher=fetcher,
+                    store=store,
+                    concurrency=concurrency,
+                    executor=pool,
+                    known=known,
+                )
+
+    return asyncio.run(main())

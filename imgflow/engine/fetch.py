@@ -1,0 +1,296 @@
+"""Fetch one image over HTTP: retries, redirects, size cap, content check.
+
+`Fetcher.fetch` never raises for a network or HTTP problem: it returns `Fetched` or
+`FetchFailure`, whose message follows `imgflow.engine.messages`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import errno
+import random
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from imgflow.engine import messages
+from imgflow.engine.settings import FetchConfig
+from imgflow.engine.sniff import SNIFF_BYTES, media_type, sniff, type_allowed
+
+Guard = Callable[[str], Awaitable[None]]
+
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A complete image body."""
+
+    data: bytes
+    status_code: int
+    content_type: str | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchFailure:
+    """Why an image could not be fetched."""
+
+    message: str
+    status_code: int | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    """A failed attempt that may succeed later, after `delay` seconds (None: back off)."""
+
+    message: str
+    status_code: int | None
+    delay: float | None = None
+
+
+_Attempt = Fetched | FetchFailure | _Retry
+
+
+class Fetcher:
+    """Fetches images with one shared connection pool; use as an async context manager."""
+
+    def __init__(
+        self,
+        settings: FetchConfig,
+        *,
+        max_connections: int,
+        guard: Guard | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self._guard = guard
+        self._sleep = sleep
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        timeout = httpx.Timeout(settings.timeout, connect=settings.connect_timeout)
+        self._client = httpx.AsyncClient(
+            limits=limits,
+            timeout=timeout,
+            follow_redirects=False,
+            headers={"User-Agent": settings.user_agent, "Accept": "image/*,*/*;q=0.5"},
+            transport=transport,
+            trust_env=False,
+        )
+
+    async def __aenter__(self) -> Fetcher:
+        await self._client.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._client.__aexit__(exc_type, exc, tb)
+
+    async def fetch(self, url: str) -> Fetched | FetchFailure:
+        """Fetch `url`, retrying transient failures with backoff and jitter."""
+        attempts = 0
+        while True:
+            attempts += 1
+            result = await self._attempt(url, attempts)
+            if not isinstance(result, _Retry):
+                return result
+            if attempts > self.settings.retries:
+                return FetchFailure(result.message, result.status_code, attempts)
+            delay = self._backoff(attempts) if result.delay is None else result.delay
+            await self._sleep(delay)
+
+    def _backoff(self, attempts: int) -> float:
+        ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempts - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    async def _attempt(self, url: str, attempts: int) -> _Attempt:
+        try:
+            async with asyncio.timeout(self.settings.total_timeout):
+                return await self._follow(url, attempts)
+        except TimeoutError:
+            limit = f"not complete within {self.settings.total_timeout:g}s"
+            return _Retry(messages.failure(messages.TIMED_OUT, url, limit), None)
+
+    async def _follow(self, url: str, attempts: int) -> _Attempt:
+        current = url
+        for _ in range(self.settings.max_redirects + 1):
+            if self._guard is not None:
+                try:
+                    await self._guard(current)
+                except Exception as exc:  # any refusal by the guard fails this image
+                    detail = str(exc) if current == url else f"redirected to {current}: {exc}"
+                    return FetchFailure(
+                        messages.failure(messages.REFUSED_TARGET, url, detail), None, attempts
+                    )
+            try:
+                result = await self._get(url, current, attempts)
+            except httpx.HTTPError as exc:
+                return _classify(url, exc, attempts)
+            if not isinstance(result, str):
+                return result
+            current = result
+        detail = f"more than {self.settings.max_redirects}"
+        return FetchFailure(
+            messages.failure(messages.TOO_MANY_REDIRECTS, url, detail), None, attempts
+        )
+
+    async def _get(self, url: str, current: str, attempts: int) -> _Attempt | str:
+        """One request; a str result is the next URL of a redirect."""
+        async with self._client.stream("GET", current) as response:
+            status = response.status_code
+            if status in REDIRECT_STATUSES:
+                return _redirect_target(url, current, response, attempts)
+            if status != 200:
+                return _status_failure(url, response, attempts, self.settings.retry_after_max)
+            return await self._read_image(url, response, attempts)
+
+    async def _read_image(self, url: str, response: httpx.Response, attempts: int) -> _Attempt:
+        settings = self.settings
+        declared = response.headers.get("content-type")
+        if not type_allowed(declared, settings.allowed_types):
+            detail = f"content type {media_type(declared)}"
+            return FetchFailure(messages.failure(messages.NOT_AN_IMAGE, url, detail), 200, attempts)
+        declared_size = _declared_size(response)
+        if declared_size is not None and declared_size > settings.max_bytes:
+            detail = f"{declared_size} bytes, limit {settings.max_bytes}"
+            return FetchFailure(messages.failure(messages.TOO_LARGE, url, detail), 200, attempts)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > settings.max_bytes:
+                detail = f"over {settings.max_bytes} bytes"
+                return FetchFailure(
+                    messages.failure(messages.TOO_LARGE, url, detail), 200, attempts
+                )
+            chunks.append(chunk)
+        data = b"".join(chunks)
+        kind = media_type(declared)
+        if settings.sniff:
+            sniffed = sniff(data[:SNIFF_BYTES])
+            if sniffed is None:
+                detail = "content does not look like an image"
+                return FetchFailure(
+                    messages.failure(messages.NOT_AN_IMAGE, url, detail), 200, attempts
+                )
+            if not kind or kind.endswith("octet-stream"):
+                kind = sniffed
+        return Fetched(data, 200, kind or None, attempts)
+
+
+def _declared_size(response: httpx.Response) -> int | None:
+    """The body size the headers promise, when the body is not content-encoded."""
+    length = response.headers.get("content-length", "")
+    if response.headers.get("content-encoding", "identity") != "identity":
+        return None
+    return int(length) if length.isdigit() else None
+
+
+def _redirect_target(
+    url: str, current: str, response: httpx.Response, attempts: int
+) -> _Attempt | str:
+    location = response.headers.get("location")
+    if not location:
+        detail = f"{response.status_code} without a Location header"
+        return FetchFailure(
+            messages.failure(messages.BAD_REDIRECT, url, detail), response.status_code, attempts
+        )
+    target: str = urljoin(current, location)
+    if urlsplit(target).scheme not in ("http", "https"):
+        detail = f"to {target!r}"
+        return FetchFailure(
+            messages.failure(messages.BAD_REDIRECT, url, detail), response.status_code, attempts
+        )
+    return target
+
+
+def _status_failure(
+    url: str, response: httpx.Response, attempts: int, retry_after_max: float
+) -> _Attempt:
+    status = response.status_code
+    if status in (404, 410):
+        return FetchFailure(messages.not_found(url), status, attempts)
+    message = messages.http_error(status, url, response.reason_phrase or None)
+    if status not in RETRY_STATUSES:
+        return FetchFailure(message, status, attempts)
+    wait = retry_after(response.headers.get("retry-after"))
+    if wait is not None and wait > retry_after_max:
+        detail = f"{message} (Retry-After {wait:.0f}s is over the {retry_after_max:g}s limit)"
+        return FetchFailure(detail, status, attempts)
+    return _Retry(message, status, wait)
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or HTTP-date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def _classify(url: str, exc: httpx.HTTPError, attempts: int) -> _Attempt:
+    """A failure message for a transport error; most are worth another attempt."""
+    cause = _root_cause(exc)
+    if isinstance(exc, httpx.TimeoutException):
+        kind = {
+            httpx.ConnectTimeout: "connect",
+            httpx.ReadTimeout: "read",
+            httpx.WriteTimeout: "write",
+            httpx.PoolTimeout: "pool",
+        }.get(type(exc), "request")
+        return _Retry(messages.failure(messages.TIMED_OUT, url, f"{kind} timeout"), None)
+    if isinstance(cause, socket.gaierror):
+        message = messages.failure(messages.DNS_FAILED, url, str(cause.strerror or cause))
+        if cause.errno == socket.EAI_AGAIN:
+            return _Retry(message, None)
+        return FetchFailure(message, None, attempts)
+    if isinstance(cause, ConnectionRefusedError) or _errno(cause) == errno.ECONNREFUSED:
+        return _Retry(messages.failure(messages.CONNECTION_REFUSED, url), None)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        text = str(exc)
+        if "incomplete" in text.lower() or "complete message body" in text:
+            return _Retry(messages.failure(messages.INCOMPLETE, url, text), None)
+        return _Retry(messages.failure(messages.CONNECTION_RESET, url, text), None)
+    if isinstance(cause, ConnectionResetError) or isinstance(exc, httpx.ReadError):
+        return _Retry(messages.failure(messages.CONNECTION_RESET, url), None)
+    if isinstance(exc, httpx.TransportError):
+        return _Retry(messages.failure(messages.CONNECTION_ERROR, url, str(exc) or None), None)
+    return FetchFailure(
+        messages.failure(messages.CONNECTION_ERROR, url, str(exc) or type(exc).__name__),
+        None,
+        attempts,
+    )
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = exc
+    while seen.__cause__ is not None or seen.__context__ is not None:
+        nxt = seen.__cause__ or seen.__context__
+        assert nxt is not None
+        seen = nxt
+    return seen
+
+
+def _errno(exc: BaseException) -> int | None:
+    return exc.errno if isinstance(exc, OSError) else None
