@@ -1,0 +1,156 @@
+"""The state machine that runs a job on AWS, as an Amazon States Language document.
+
+    Plan (Lambda)          validate the job, write the batches to jobs/<job-id>/batches.json
+      -> Download (Map)    Distributed Map over that manifest (ItemReader s3:getObject),
+         |                 one STANDARD child per batch, at most `max_batches` at once:
+         |                   Fetch (download Lambda; retried on transient Lambda errors)
+         |                   on any other error: RecordCrash (download Lambda writes the
+         |                   batch's records as failed) or, if that fails too, BatchLost
+      -> Consolidate       read jobs/<job-id>/results/*.json, write the failures file
+      -> AnyFailed?        Choice on $.allSucceeded
+           -> Notify (SNS publish) -> Failed (Fail)
+           -> Succeeded
+
+Nothing proportional to the number of images passes through state: the plan result, the
+batch items (paths of one batch) and the small counts the Lambdas return. The Map's own
+output goes to S3 through ResultWriter and is dropped from state (ResultPath null).
+
+The execution input is either the original body ``{"baseUrl", "resourcePaths",
+"lambdaConcur"}`` (the HTTP API) or ``{"manifest": {"bucket", "key"}}`` naming a job
+object in S3 (the CLI). Either may carry ``"batchSize"``. The job id is the execution name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FAIL_CAUSE = "One or more resources failed to download"
+FAIL_ERROR = "DownloadsFailed"
+MAP_RESULTS_PREFIX = "jobs/_map-results"
+
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+SNS_PUBLISH = "arn:aws:states:::sns:publish"
+S3_GET_OBJECT = "arn:aws:states:::s3:getObject"
+S3_PUT_OBJECT = "arn:aws:states:::s3:putObject"
+
+TRANSIENT_LAMBDA_ERRORS = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+    "Lambda.Unknown",
+]
+
+
+def _retry() -> list[dict[str, Any]]:
+    return [
+        {
+            "ErrorEquals": TRANSIENT_LAMBDA_ERRORS,
+            "IntervalSeconds": 2,
+            "MaxAttempts": 4,
+            "BackoffRate": 2.0,
+            "JitterStrategy": "FULL",
+        }
+    ]
+
+
+def _invoke(function_arn: str, payload: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A Lambda task whose state output is the function's JSON result."""
+    return {
+        "Type": "Task",
+        "Resource": LAMBDA_INVOKE,
+        "Parameters": {"FunctionName": function_arn, "Payload": payload},
+        "ResultSelector": {"result.$": "$.Payload"},
+        "OutputPath": "$.result",
+        "Retry": _retry(),
+        **extra,
+    }
+
+
+def _batch_processor(download_arn: str) -> dict[str, Any]:
+    """The child workflow run once per batch."""
+    return {
+        "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+        "StartAt": "Fetch",
+        "States": {
+            "Fetch": _invoke(
+                download_arn,
+                {"batch.$": "$"},
+                Catch=[
+                    {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RecordCrash"}
+                ],
+                End=True,
+            ),
+            "RecordCrash": _invoke(
+                download_arn,
+                {"batch.$": "$", "crash.$": "$.error"},
+                Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "BatchLost"}],
+                End=True,
+            ),
+            # Consolidate reports a batch without a results object as failed.
+            "BatchLost": {"Type": "Pass", "Result": {"lost": True}, "End": True},
+        },
+    }
+
+
+def definition(
+    *,
+    plan_arn: str,
+    download_arn: str,
+    consolidate_arn: str,
+    topic_arn: str,
+    bucket: str,
+    max_batches: int,
+) -> dict[str, Any]:
+    """The state machine definition (a JSON-able dict) for one deployment."""
+    if max_batches < 1:
+        raise ValueError("max_batches must be at least 1")
+    return {
+        "Comment": "imgflow: download a job's images in batches, report every failure",
+        "StartAt": "Plan",
+        "States": {
+            "Plan": _invoke(
+                plan_arn,
+                {"input.$": "$", "jobId.$": "$$.Execution.Name"},
+                Next="Download",
+            ),
+            "Download": {
+                "Type": "Map",
+                "MaxConcurrency": max_batches,
+                "ItemReader": {
+                    "Resource": S3_GET_OBJECT,
+                    "ReaderConfig": {"InputType": "JSON"},
+                    "Parameters": {"Bucket.$": "$.bucket", "Key.$": "$.manifestKey"},
+                },
+                "ItemProcessor": _batch_processor(download_arn),
+                "ResultWriter": {
+                    "Resource": S3_PUT_OBJECT,
+                    "Parameters": {"Bucket": bucket, "Prefix": MAP_RESULTS_PREFIX},
+                },
+                "ResultPath": None,
+                "Next": "Consolidate",
+            },
+            "Consolidate": _invoke(consolidate_arn, {"plan.$": "$"}, Next="AnyFailed"),
+            "AnyFailed": {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.allSucceeded", "BooleanEquals": False, "Next": "Notify"}
+                ],
+                "Default": "Succeeded",
+            },
+            "Notify": {
+                "Type": "Task",
+                "Resource": SNS_PUBLISH,
+                "Parameters": {
+                    "TopicArn": topic_arn,
+                    "Subject": "imgflow: downloads failed",
+                    "Message.$": "$.message",
+                },
+                "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 3}],
+                "ResultPath": None,
+                "Next": "Failed",
+            },
+            "Failed": {"Type": "Fail", "Error": FAIL_ERROR, "Cause": FAIL_CAUSE},
+            "Succeeded": {"Type": "Succeed"},
+        },
+    }
