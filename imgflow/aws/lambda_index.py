@@ -1,0 +1,117 @@
+"""The DynamoDB index (partition key ``url``): batched reads and writes with retries.
+
+BatchWriteItem takes 25 items and BatchGetItem 100 keys per call; either may hand back
+unprocessed items under throttling, which are retried with backoff until done or until
+`max_rounds` is spent (then BackendError: the batch's records are still written to S3).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from imgflow.aws.client import aws_errors
+from imgflow.engine.ports import StoredObject
+from imgflow.engine.records import Outcome, ResultRecord
+from imgflow.errors import BackendError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+WRITE_CHUNK = 25
+READ_CHUNK = 100
+MAX_ROUNDS = 8
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def index_item(record: ResultRecord, bucket: str, job_id: str, now: str) -> dict[str, Any]:
+    """The DynamoDB item of a stored record."""
+    item: dict[str, Any] = {
+        "url": {"S": record.url},
+        "bucket": {"S": bucket},
+        "key": {"S": record.key or ""},
+        "bytes": {"N": str(record.bytes or 0)},
+        "sha256": {"S": record.sha256 or ""},
+        "jobId": {"S": job_id},
+        "storedAt": {"S": now},
+    }
+    if record.content_type:
+        item["contentType"] = {"S": record.content_type}
+    return item
+
+
+def stored_object(item: dict[str, Any]) -> StoredObject:
+    """What an index item says of a stored image."""
+    content_type = item.get("contentType", {}).get("S")
+    return StoredObject(
+        key=item["key"]["S"],
+        bytes=int(item["bytes"]["N"]),
+        sha256=item["sha256"]["S"],
+        content_type=content_type,
+    )
+
+
+class DynamoIndex:
+    """The Index port over one DynamoDB table; `bucket` is recorded with every row."""
+
+    def __init__(
+        self,
+        dynamodb: DynamoDBClient,
+        table: str,
+        bucket: str,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        max_rounds: int = MAX_ROUNDS,
+    ) -> None:
+        self._db = dynamodb
+        self.table = table
+        self.bucket = bucket
+        self._sleep = sleep
+        self._max_rounds = max_rounds
+
+    def _pause(self, round_: int) -> None:
+        self._sleep(random.uniform(0, min(5.0, 0.05 * 2**round_)))
+
+    def lookup(self, urls: Sequence[str]) -> dict[str, StoredObject]:
+        """The stored objects the index knows among `urls`."""
+        found: dict[str, StoredObject] = {}
+        for chunk in _chunks(sorted(set(urls)), READ_CHUNK):
+            request: Any = {self.table: {"Keys": [{"url": {"S": u}} for u in chunk]}}
+            for round_ in range(self._max_rounds):
+                with aws_errors("dynamodb:BatchGetItem"):
+                    answer = self._db.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self.table, []):
+                    found[item["url"]["S"]] = stored_object(dict(item))
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                self._pause(round_)
+            else:
+                raise BackendError(f"DynamoDB kept throttling reads of table {self.table}")
+        return found
+
+    def record(self, run_id: str, records: Sequence[ResultRecord]) -> None:
+        """Write index rows for the stored records (skipped and failed ones are ignored)."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        rows = {
+            r.url: index_item(r, self.bucket, run_id, now)
+            for r in records
+            if r.outcome is Outcome.STORED
+        }
+        for chunk in _chunks(list(rows.values()), WRITE_CHUNK):
+            request: Any = {self.table: [{"PutRequest": {"Item": item}} for item in chunk]}
+            for round_ in range(self._max_rounds):
+                with aws_errors("dynamodb:BatchWriteItem"):
+                    answer = self._db.batch_write_item(RequestItems=request)
+                request = answer.get("UnprocessedItems") or {}
+                if not request:
+                    break
+                self._pause(round_)
+            else:
+                raise BackendError(f"DynamoDB kept throttling writes to table {self.table}")

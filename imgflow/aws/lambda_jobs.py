@@ -1,0 +1,149 @@
+"""Where a job's objects live in the bucket, and reading and writing them as JSON.
+
+    jobs/<job-id>/job.json            the job as uploaded by the CLI (original body format)
+    jobs/<job-id>/batches.json        the manifest: a JSON array of batches (plan writes it)
+    jobs/<job-id>/results/<n>.json    one batch's result records (the download Lambda)
+    jobs/<job-id>/failures.json       the JSON array of failure messages (consolidate)
+    jobs/<job-id>/summary.json        the run's counts (consolidate)
+
+Shared by the Lambda handlers and the job driver; no imports beyond the engine and client.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from imgflow.aws.client import aws_errors
+from imgflow.engine.records import ResultRecord
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+JOBS_PREFIX = "jobs/"
+READ_THREADS = 16
+
+
+def job_prefix(job_id: str) -> str:
+    """The folder of one job's objects."""
+    return f"{JOBS_PREFIX}{job_id}/"
+
+
+def job_key(job_id: str) -> str:
+    """The job body uploaded by the CLI."""
+    return f"{job_prefix(job_id)}job.json"
+
+
+def manifest_key(job_id: str) -> str:
+    """The batch manifest the Distributed Map reads."""
+    return f"{job_prefix(job_id)}batches.json"
+
+
+def results_prefix(job_id: str) -> str:
+    """The folder of the per-batch result objects."""
+    return f"{job_prefix(job_id)}results/"
+
+
+def result_key(job_id: str, batch: int) -> str:
+    """The result object of batch number `batch`."""
+    return f"{results_prefix(job_id)}{batch:06d}.json"
+
+
+def failures_key(job_id: str) -> str:
+    """The JSON array of every failure message of the job."""
+    return f"{job_prefix(job_id)}failures.json"
+
+
+def summary_key(job_id: str) -> str:
+    """The job's final counts."""
+    return f"{job_prefix(job_id)}summary.json"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSpec:
+    """One item of the manifest: what one download Lambda invocation fetches."""
+
+    job_id: str
+    batch: int
+    base_url: str
+    paths: tuple[str, ...]
+    concurrency: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest item."""
+        return {
+            "jobId": self.job_id,
+            "batch": self.batch,
+            "baseUrl": self.base_url,
+            "paths": list(self.paths),
+            "concurrency": self.concurrency,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BatchSpec:
+        """A manifest item (extra keys, such as a caught error, are ignored)."""
+        return cls(
+            job_id=str(data["jobId"]),
+            batch=int(data["batch"]),
+            base_url=str(data["baseUrl"]),
+            paths=tuple(str(p) for p in data["paths"]),
+            concurrency=int(data["concurrency"]),
+        )
+
+
+def put_json(s3: S3Client, bucket: str, key: str, data: Any) -> None:
+    """Write `data` as a JSON object."""
+    body = json.dumps(data, separators=(",", ":")).encode()
+    with aws_errors("s3:PutObject"):
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+
+def get_text(s3: S3Client, bucket: str, key: str) -> str:
+    """The text of an object (NotFoundError when it is absent)."""
+    with aws_errors("s3:GetObject"):
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+
+
+def get_json(s3: S3Client, bucket: str, key: str) -> Any:
+    """A JSON object."""
+    return json.loads(get_text(s3, bucket, key))
+
+
+def list_keys(s3: S3Client, bucket: str, prefix: str) -> Iterator[str]:
+    """Every key under `prefix`, in key order."""
+    paginator = s3.get_paginator("list_objects_v2")
+    with aws_errors("s3:ListObjectsV2"):
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield obj["Key"]
+
+
+def batch_of(key: str) -> int:
+    """The batch number of a result object key."""
+    return int(key.rsplit("/", 1)[-1].split(".", 1)[0])
+
+
+def write_results(
+    s3: S3Client, bucket: str, job_id: str, batch: int, records: Sequence[ResultRecord]
+) -> None:
+    """Write one batch's result records."""
+    put_json(s3, bucket, result_key(job_id, batch), [r.to_json() for r in records])
+
+
+def iter_results(
+    s3: S3Client, bucket: str, job_id: str, skip: Iterable[int] = ()
+) -> Iterator[tuple[int, list[ResultRecord]]]:
+    """(batch number, records) for every result object written so far (except `skip`),
+    in batch order, read by a few threads at once."""
+    done = set(skip)
+    keys = [k for k in list_keys(s3, bucket, results_prefix(job_id)) if batch_of(k) not in done]
+
+    def read(key: str) -> tuple[int, list[ResultRecord]]:
+        rows = get_json(s3, bucket, key)
+        return batch_of(key), [ResultRecord.from_json(row) for row in rows]
+
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        yield from pool.map(read, keys)

@@ -1,0 +1,69 @@
+"""The plan step: validate a job, drop duplicate paths, write the batch manifest to S3.
+
+The request is the execution input: the original body ``{"baseUrl", "resourcePaths",
+"lambdaConcur"}`` or ``{"manifest": {"bucket", "key"}}`` naming such a body in S3, either
+with an optional ``"batchSize"``. Only counts and the manifest's key are returned.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from imgflow.aws.lambda_jobs import BatchSpec, get_text, manifest_key, put_json
+from imgflow.engine.job import parse_job_json, validate_concurrency
+from imgflow.engine.plan import batches, item_for
+from imgflow.errors import JobError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+DEFAULT_CONCURRENCY = 5  # requests in flight per batch when the job names none
+DEFAULT_BATCH_SIZE = 250  # images per download Lambda invocation
+MAX_BATCH_SIZE = 5000
+
+
+def job_text(s3: S3Client, request: dict[str, Any]) -> tuple[str, str]:
+    """(job body text, where it came from) of an execution input."""
+    manifest = request.get("manifest")
+    if manifest is None:
+        body = {k: v for k, v in request.items() if k != "batchSize"}
+        return json.dumps(body), "job"
+    if not isinstance(manifest, dict) or not {"bucket", "key"} <= set(manifest):
+        raise JobError("job: manifest must name a bucket and a key")
+    bucket, key = str(manifest["bucket"]), str(manifest["key"])
+    return get_text(s3, bucket, key), f"s3://{bucket}/{key}"
+
+
+def batch_size_of(request: dict[str, Any]) -> int:
+    """The requested batch size, or the default."""
+    size = validate_concurrency(request.get("batchSize", DEFAULT_BATCH_SIZE), "batchSize")
+    if size > MAX_BATCH_SIZE:
+        raise JobError(f"batchSize: at most {MAX_BATCH_SIZE}, got {size}")
+    return size
+
+
+def plan_job(s3: S3Client, bucket: str, job_id: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Write jobs/<job_id>/batches.json; return what the Map and consolidate need."""
+    size = batch_size_of(request)
+    text, source = job_text(s3, request)
+    base_url, paths, concurrency = parse_job_json(text, source)
+    unique = list(dict.fromkeys(paths))
+    concurrency = concurrency or DEFAULT_CONCURRENCY
+    items = (item_for(base_url, path) for path in unique)
+    manifest = [
+        BatchSpec(job_id, number, base_url, tuple(i.path for i in batch), concurrency).to_json()
+        for number, batch in enumerate(batches(items, size))
+    ]
+    key = manifest_key(job_id)
+    put_json(s3, bucket, key, manifest)
+    return {
+        "jobId": job_id,
+        "bucket": bucket,
+        "manifestKey": key,
+        "expected": len(unique),
+        "duplicates": len(paths) - len(unique),
+        "batches": len(manifest),
+        "batchSize": size,
+        "concurrency": concurrency,
+    }

@@ -1,0 +1,16 @@
+"""Consolidate Lambda: counts, failures file, SNS message (see imgflow.aws.lambda_consolidate)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imgflow.aws.client import connect
+from imgflow.aws.lambda_consolidate import consolidate
+from imgflow.aws.lambda_settings import LambdaSettings
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    """``{"plan": <plan result>}`` -> counts, allSucceeded, message."""
+    settings = LambdaSettings.from_env()
+    plan = event["plan"]
+    return consolidate(connect().s3(), settings.bucket, plan, settings.inline_max_messages)

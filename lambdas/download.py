@@ -1,0 +1,19 @@
+"""Download Lambda: one batch of the manifest (see imgflow.aws.lambda_download)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imgflow.aws.client import connect
+from imgflow.aws.lambda_download import download_batch, record_crash
+from imgflow.aws.lambda_jobs import BatchSpec
+from imgflow.aws.lambda_settings import LambdaSettings
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    """``{"batch": <manifest item>}`` -> counts; with ``"crash"``, record the batch failed."""
+    settings = LambdaSettings.from_env()
+    spec = BatchSpec.from_json(event["batch"])
+    if "crash" in event:
+        return record_crash(connect(), settings, spec, event["crash"])
+    return download_batch(connect(), settings, spec)

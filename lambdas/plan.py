@@ -1,0 +1,15 @@
+"""Plan Lambda: validate the job and write its batch manifest (see imgflow.aws.lambda_plan)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imgflow.aws.client import connect
+from imgflow.aws.lambda_plan import plan_job
+from imgflow.aws.lambda_settings import LambdaSettings
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    """``{"input": <execution input>, "jobId": <execution name>}`` -> plan counts."""
+    settings = LambdaSettings.from_env()
+    return plan_job(connect().s3(), settings.bucket, str(event["jobId"]), event["input"])
