@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -23,14 +21,6 @@ MAX_SEGMENT_BYTES = 255
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SAFE = "/:@!$&'()*+,;=-._~%?"
-
-
-@dataclass(frozen=True)
-class Job:
-    """A validated job. `paths` may be a lazily re-readable source (see PathSource)."""
-
-    base_url: str
-    concurrency: int
 
 
 def validate_base_url(base_url: str) -> str:
@@ -115,15 +105,6 @@ def validate_concurrency(value: Any, name: str = "concurrency") -> int:
     if value < 1:
         raise JobError(f"{name}: must be at least 1, got {value}")
     return value
-
-
-def read_path_lines(lines: Iterable[str], source: str) -> Iterator[str]:
-    """Normalised paths from a paths file: blanks and # comments are skipped."""
-    for number, line in enumerate(lines, start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        yield normalize_path(stripped, f"{source} line {number}")
 
 
 def parse_job_json(text: str, source: str) -> tuple[str, list[str], int | None]:

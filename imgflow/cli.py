@@ -1,0 +1,296 @@
+"""imgflow's command line: parse -> call one library function -> render.
+
+This is the only module that turns errors into messages and exit codes.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from imgflow import config as config_mod
+from imgflow.config import Config
+from imgflow.errors import ImgflowError, UsageError
+
+if TYPE_CHECKING:
+    from imgflow.jobinput import JobInput
+
+EXIT_CODES = """Exit codes: 0 every image stored or skipped; 1 an image failed (beyond
+--tolerate-failures) or a backend error; 2 bad usage, config or input (nothing written);
+130 interrupted (finished images are kept)."""
+
+app = typer.Typer(
+    name="imgflow",
+    help="Download large sets of images from one web host into storage you own.\n\n" + EXIT_CODES,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+out = Console(highlight=False, soft_wrap=False)
+if not out.is_terminal:
+    out.width = max(out.width, 160)
+err = Console(stderr=True, highlight=False)
+
+
+class Output(StrEnum):
+    """Output formats."""
+
+    table = "table"
+    json = "json"
+
+
+class Backend(StrEnum):
+    """Backends."""
+
+    local = "local"
+    aws = "aws"
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    err.print(f"[bold red]imgflow: error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn imgflow's errors into one line on stderr and the error's exit code."""
+    try:
+        yield
+    except ImgflowError as exc:
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="Config file (default: ./imgflow.yaml if present)."),
+]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Local data folder (default: local.data_dir, imgflow-data)."),
+]
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table or json.")]
+
+
+def _load_config(path: Path | None) -> Config:
+    return config_mod.load(path)
+
+
+@app.command()
+def run(
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="Base URL the paths are relative to.")
+    ] = None,
+    paths_file: Annotated[
+        str | None,
+        typer.Option("--paths-file", help="One path per line ('-' reads stdin; # comments)."),
+    ] = None,
+    job: Annotated[
+        str | None,
+        typer.Option(
+            "--job", help='JSON body {"baseUrl", "resourcePaths", "lambdaConcur"} (or -).'
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", "-c", help="Most requests in flight per batch."),
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Paths per batch.")] = None,
+    max_batches: Annotated[
+        int | None, typer.Option("--max-batches", help="Batches in flight at once.")
+    ] = None,
+    tolerate_failures: Annotated[
+        float | None,
+        typer.Option(
+            "--tolerate-failures", help="Exit 0 when at most this percent of images failed."
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Download again even if already stored.")
+    ] = False,
+    backend: Annotated[
+        Backend | None, typer.Option("--backend", help="local (default) or aws.")
+    ] = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Download every image of a job, store it, index it and report each failure."""
+    with _errors():
+        cfg = _load_config(config)
+        cfg = config_mod.with_overrides(
+            cfg,
+            job={
+                "concurrency": concurrency,
+                "batch_size": batch_size,
+                "max_batches": max_batches,
+                "tolerate_failures": tolerate_failures,
+            },
+            **{"": {"backend": backend.value if backend else None}},
+        )
+        from imgflow import jobinput
+
+        if (paths_file is None) == (job is None):
+            raise UsageError("give exactly one of --paths-file or --job")
+        if job is not None:
+            if base_url is not None:
+                raise UsageError("--base-url goes with --paths-file; the job file has baseUrl")
+            spec = jobinput.from_job_file(job)
+            if spec.concurrency is not None and concurrency is None:
+                cfg = config_mod.with_overrides(cfg, job={"concurrency": spec.concurrency})
+        else:
+            assert paths_file is not None
+            spec = jobinput.from_paths_file(base_url, paths_file)
+        try:
+            if cfg.backend == "aws":
+                raise UsageError("the aws backend is not available in this build yet")
+            code = _run_local(cfg, spec, data_dir, output, force)
+        finally:
+            spec.cleanup()
+    raise typer.Exit(code)
+
+
+def _data_dir(cfg: Config, data_dir: Path | None) -> Path:
+    return (data_dir or Path(cfg.local.data_dir)).expanduser().absolute()
+
+
+def _run_local(
+    cfg: Config, spec: JobInput, data_dir: Path | None, output: Output, force: bool
+) -> int:
+    from imgflow.local.runner import LocalJob, run_job
+    from imgflow.render import RunProgress
+
+    job = LocalJob(
+        base_url=spec.base_url,
+        paths=spec.paths,
+        concurrency=cfg.job.concurrency,
+        batch_size=cfg.job.batch_size,
+        max_batches=cfg.job.max_batches,
+        force=force,
+    )
+    folder = _data_dir(cfg, data_dir)
+    started = time.monotonic()
+    if err.is_terminal:
+        with RunProgress(err) as progress:
+            result = run_job(job, cfg, folder, progress)
+    else:
+        result = run_job(job, cfg, folder)
+    elapsed = time.monotonic() - started
+    _show_local_run(folder, result.run_id, output, result.duplicates, elapsed)
+    if result.failures_file is not None:
+        err.print(f"failures: {result.failures_file}")
+    if result.notify_problem:
+        err.print(f"[yellow]warning:[/] {result.notify_problem}")
+    return 0 if result.state == "succeeded" else 1
+
+
+def _show_local_run(
+    folder: Path, run_id: str, output: Output, duplicates: int, elapsed: float | None
+) -> str:
+    from imgflow.local.db import Database
+    from imgflow.local.runner import DB_NAME
+    from imgflow.render import results_table, summary_line, write_json
+
+    db = Database(folder / DB_NAME)
+    try:
+        info = db.run_info(run_id)
+        if info is None:
+            raise UsageError(f"run {run_id!r} not found in {folder / DB_NAME}")
+        summary = db.summary(run_id)
+        if output is Output.json:
+            extra = {"state": info.state, "duplicates": info.duplicates}
+            write_json(sys.stdout, run_id, info.backend, summary, db.records(run_id), extra)
+        else:
+            out.print(results_table(db.records(run_id), summary.total, title=f"run {run_id}"))
+            out.print(summary_line(summary, info.duplicates, elapsed) + f" [{info.state}]")
+        return info.state
+    finally:
+        db.close()
+
+
+@app.command()
+def status(
+    run_id: Annotated[
+        str | None, typer.Argument(help="A run id (local) or an execution ARN (aws).")
+    ] = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Show a past run's per-image results, or list recent runs."""
+    with _errors():
+        cfg = _load_config(config)
+        folder = _data_dir(cfg, data_dir)
+        from imgflow.local.runner import DB_NAME
+
+        if not (folder / DB_NAME).exists():
+            raise UsageError(f"no runs yet in {folder}")
+        if run_id is None:
+            _list_runs(folder, output)
+            return
+        state = _show_local_run(folder, run_id, output, 0, None)
+    raise typer.Exit(0 if state == "succeeded" else 1)
+
+
+def _list_runs(folder: Path, output: Output) -> None:
+    import json
+
+    from rich.table import Table
+
+    from imgflow.local.db import Database
+    from imgflow.local.runner import DB_NAME
+
+    db = Database(folder / DB_NAME)
+    try:
+        runs = db.recent_runs()
+    finally:
+        db.close()
+    if output is Output.json:
+        rows = [
+            {
+                "run": r.id,
+                "backend": r.backend,
+                "state": r.state,
+                "baseUrl": r.base_url,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.started_at)),
+                "summary": r.summary.to_json(),
+            }
+            for r in runs
+        ]
+        sys.stdout.write(json.dumps({"runs": rows}) + "\n")
+        return
+    table = Table(title=f"recent runs in {folder}")
+    for column in ("run", "state", "started", "base url", "total", "stored", "skipped", "failed"):
+        table.add_column(column)
+    for r in runs:
+        table.add_row(
+            r.id,
+            r.state,
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at)),
+            r.base_url,
+            str(r.summary.total),
+            str(r.summary.stored),
+            str(r.summary.skipped),
+            str(r.summary.failed),
+        )
+    out.print(table)
+
+
+def main() -> None:
+    """The console script's entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

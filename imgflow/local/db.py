@@ -1,0 +1,355 @@
+"""The SQLite database of the local backend: the url index and every run's results.
+
+`<data-dir>/imgflow.db` holds three tables:
+- ``images``: url -> key, bytes, sha256, content type, run id, time (the index);
+- ``runs``: one row per run, with its settings, state and counts;
+- ``results``: one row per unique input path of a run; rows start ``pending`` when the
+  run is planned and are updated batch by batch, so a run killed at any point can be
+  reported, and nothing planned is ever silently dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from imgflow.engine.plan import Item
+from imgflow.engine.ports import StoredObject
+from imgflow.engine.records import Outcome, ResultRecord, Summary
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    url TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    content_type TEXT,
+    run_id TEXT NOT NULL,
+    stored_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    base_url TEXT NOT NULL,
+    concurrency INTEGER NOT NULL,
+    batch_size INTEGER NOT NULL,
+    max_batches INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    state TEXT NOT NULL,
+    pid INTEGER,
+    total INTEGER NOT NULL DEFAULT 0,
+    duplicates INTEGER NOT NULL DEFAULT 0,
+    stored INTEGER NOT NULL DEFAULT 0,
+    skipped INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS results (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    url TEXT NOT NULL,
+    key TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    status_code INTEGER,
+    bytes INTEGER,
+    sha256 TEXT,
+    content_type TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, seq),
+    UNIQUE (run_id, path)
+);
+"""
+
+PENDING = "pending"
+RUNNING = "running"
+INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One row of the runs table."""
+
+    id: str
+    backend: str
+    base_url: str
+    concurrency: int
+    batch_size: int
+    max_batches: int
+    started_at: float
+    finished_at: float | None
+    state: str
+    total: int
+    duplicates: int
+    summary: Summary
+
+
+class Database:
+    """A connection to `<data-dir>/imgflow.db`, used from one thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA busy_timeout=10000")
+        self.conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def create_run(
+        self, run_id: str, base_url: str, concurrency: int, batch_size: int, max_batches: int
+    ) -> None:
+        """Record a new run as running (planning comes next)."""
+        self.conn.execute(
+            "INSERT INTO runs (id, backend, base_url, concurrency, batch_size, max_batches,"
+            " started_at, state, pid) VALUES (?, 'local', ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                base_url,
+                concurrency,
+                batch_size,
+                max_batches,
+                time.time(),
+                RUNNING,
+                os.getpid(),
+            ),
+        )
+
+    def plan(self, run_id: str, items: Iterable[Item], chunk: int = 5000) -> tuple[int, int]:
+        """Insert every item as pending, once per path: (unique paths, duplicates)."""
+        unique = seen = 0
+        buffer: list[tuple[str, int, str, str, str]] = []
+        self.conn.execute("BEGIN")
+        try:
+            for item in items:
+                seen += 1
+                buffer.append((run_id, seen, item.path, item.url, item.key))
+                if len(buffer) >= chunk:
+                    unique += self._insert_pending(buffer)
+                    buffer.clear()
+            unique += self._insert_pending(buffer)
+            self.conn.execute(
+                "UPDATE runs SET total = ?, duplicates = ? WHERE id = ?",
+                (unique, seen - unique, run_id),
+            )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return unique, seen - unique
+
+    def _insert_pending(self, rows: Sequence[tuple[str, int, str, str, str]]) -> int:
+        before = self.conn.total_changes
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO results (run_id, seq, path, url, key, outcome)"
+            f" VALUES (?, ?, ?, ?, ?, '{PENDING}')",
+            rows,
+        )
+        return self.conn.total_changes - before
+
+    def pending_batches(self, run_id: str, size: int) -> Iterator[list[Item]]:
+        """The run's pending items in input order, a batch at a time (keyset paging)."""
+        last = 0
+        while True:
+            rows = self.conn.execute(
+                "SELECT seq, path, url, key FROM results WHERE run_id = ? AND seq > ?"
+                f" AND outcome = '{PENDING}' ORDER BY seq LIMIT ?",
+                (run_id, last, size),
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [Item(path=r[1], url=r[2], key=r[3]) for r in rows]
+
+    def finish_run(self, run_id: str, state: str) -> Summary:
+        """Count the run's outcomes and record its final state."""
+        summary = self.summary(run_id)
+        self.conn.execute(
+            "UPDATE runs SET finished_at = ?, state = ?, stored = ?, skipped = ?, failed = ?"
+            " WHERE id = ?",
+            (time.time(), state, summary.stored, summary.skipped, summary.failed, run_id),
+        )
+        return summary
+
+    def summary(self, run_id: str) -> Summary:
+        """Counts of the run's finished records (pending ones count in total only)."""
+        counts = dict(
+            self.conn.execute(
+                "SELECT outcome, COUNT(*) FROM results WHERE run_id = ? GROUP BY outcome",
+                (run_id,),
+            ).fetchall()
+        )
+        return Summary(
+            total=sum(counts.values()),
+            stored=counts.get(Outcome.STORED.value, 0),
+            skipped=counts.get(Outcome.SKIPPED.value, 0),
+            failed=counts.get(Outcome.FAILED.value, 0),
+        )
+
+    def run_info(self, run_id: str) -> RunInfo | None:
+        """The run's row, or None."""
+        row = self.conn.execute(_RUN_COLUMNS + " WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else self._run_info(row)
+
+    def recent_runs(self, limit: int = 20) -> list[RunInfo]:
+        """The latest runs, newest first."""
+        rows = self.conn.execute(
+            _RUN_COLUMNS + " ORDER BY started_at DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [self._run_info(r) for r in rows]
+
+    def _run_info(self, row: tuple[object, ...]) -> RunInfo:
+        (
+            rid,
+            backend,
+            base,
+            conc,
+            bsize,
+            mbatch,
+            started,
+            finished,
+            state,
+            pid,
+            total,
+            dups,
+            stored,
+            skipped,
+            failed,
+        ) = row
+        if state == RUNNING and not _alive(pid):
+            state = INTERRUPTED
+        summary = (
+            self.summary(str(rid))
+            if finished is None
+            else Summary(int(str(total)), int(str(stored)), int(str(skipped)), int(str(failed)))
+        )
+        return RunInfo(
+            id=str(rid),
+            backend=str(backend),
+            base_url=str(base),
+            concurrency=int(str(conc)),
+            batch_size=int(str(bsize)),
+            max_batches=int(str(mbatch)),
+            started_at=float(str(started)),
+            finished_at=None if finished is None else float(str(finished)),
+            state=str(state),
+            total=int(str(total)),
+            duplicates=int(str(dups)),
+            summary=summary,
+        )
+
+    def records(self, run_id: str) -> Iterator[ResultRecord]:
+        """The run's records in input order, streamed (pending ones are left out)."""
+        cursor = self.conn.execute(
+            "SELECT url, path, outcome, status_code, key, bytes, sha256, content_type, error,"
+            f" attempts FROM results WHERE run_id = ? AND outcome != '{PENDING}' ORDER BY seq",
+            (run_id,),
+        )
+        for row in cursor:
+            yield ResultRecord(
+                url=row[0],
+                path=row[1],
+                outcome=Outcome(row[2]),
+                status_code=row[3],
+                key=row[4] if row[2] != Outcome.FAILED.value else None,
+                bytes=row[5],
+                sha256=row[6],
+                content_type=row[7],
+                error=row[8],
+                attempts=row[9],
+            )
+
+    def failure_messages(self, run_id: str) -> Iterator[str]:
+        """The run's failure messages in input order."""
+        cursor = self.conn.execute(
+            "SELECT error FROM results WHERE run_id = ? AND outcome = ? ORDER BY seq",
+            (run_id, Outcome.FAILED.value),
+        )
+        for (error,) in cursor:
+            yield str(error)
+
+    # -- the index ----------------------------------------------------------------------
+
+    def lookup(self, urls: Sequence[str]) -> dict[str, StoredObject]:
+        """The index rows of any of `urls`."""
+        found: dict[str, StoredObject] = {}
+        for start in range(0, len(urls), 500):
+            part = urls[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for url, key, size, sha, ctype in self.conn.execute(
+                f"SELECT url, key, bytes, sha256, content_type FROM images WHERE url IN ({marks})",
+                part,
+            ):
+                found[url] = StoredObject(key=key, bytes=size, sha256=sha, content_type=ctype)
+        return found
+
+    def record(self, run_id: str, records: Sequence[ResultRecord]) -> None:
+        """In one transaction: index the stored records and save every record's result."""
+        now = time.time()
+        stored = [
+            (r.url, r.key, r.bytes, r.sha256, r.content_type, run_id, now)
+            for r in records
+            if r.outcome is Outcome.STORED
+        ]
+        results = [
+            (
+                r.outcome.value,
+                r.status_code,
+                r.bytes,
+                r.sha256,
+                r.content_type,
+                r.error,
+                r.attempts,
+                run_id,
+                r.path,
+            )
+            for r in records
+        ]
+        self.conn.execute("BEGIN")
+        try:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO images (url, key, bytes, sha256, content_type, run_id,"
+                " stored_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                stored,
+            )
+            self.conn.executemany(
+                "UPDATE results SET outcome = ?, status_code = ?, bytes = ?, sha256 = ?,"
+                " content_type = ?, error = ?, attempts = ? WHERE run_id = ? AND path = ?",
+                results,
+            )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def forget(self, urls: Sequence[str]) -> None:
+        """Drop index rows whose files are gone."""
+        self.conn.executemany("DELETE FROM images WHERE url = ?", [(u,) for u in urls])
+
+
+_RUN_COLUMNS = (
+    "SELECT id, backend, base_url, concurrency, batch_size, max_batches, started_at,"
+    " finished_at, state, pid, total, duplicates, stored, skipped, failed FROM runs"
+)
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

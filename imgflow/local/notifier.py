@@ -1,0 +1,49 @@
+"""Local failure notices: `runs/<run-id>/failures.json` and an optional command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def write_failures(path: Path, messages: Iterable[str]) -> int:
+    """Write the JSON array of failure messages atomically (streamed); return the count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    count = 0
+    with tmp.open("w", encoding="utf-8") as out:
+        out.write("[")
+        for message in messages:
+            out.write(("," if count else "") + "\n  " + json.dumps(message))
+            count += 1
+        out.write("\n]\n" if count else "]\n")
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    return count
+
+
+def run_notify_command(command: str, failures_file: Path, run_id: str, timeout: float = 60) -> str:
+    """Pipe the failures file to `command`; an empty string on success, else the problem."""
+    try:
+        args = shlex.split(command)
+    except ValueError as exc:
+        return f"notify.command cannot be parsed: {exc}"
+    env = {**os.environ, "IMGFLOW_RUN_ID": run_id, "IMGFLOW_FAILURES_FILE": str(failures_file)}
+    try:
+        with failures_file.open("rb") as stdin:
+            done = subprocess.run(
+                args, stdin=stdin, capture_output=True, timeout=timeout, env=env, check=False
+            )
+    except FileNotFoundError:
+        return f"notify.command: {args[0]!r} not found"
+    except subprocess.TimeoutExpired:
+        return f"notify.command did not finish within {timeout:g}s"
+    if done.returncode != 0:
+        detail = done.stderr.decode(errors="replace").strip().splitlines()
+        return f"notify.command exited {done.returncode}" + (f": {detail[-1]}" if detail else "")
+    return ""

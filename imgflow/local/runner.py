@@ -1,0 +1,207 @@
+"""Run a job on the local backend: plan -> fetch -> store -> index -> consolidate -> notify."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from imgflow.config import Config
+from imgflow.engine.batch import run_batch
+from imgflow.engine.fetch import Fetcher
+from imgflow.engine.plan import Item, item_for
+from imgflow.engine.ports import StoredObject
+from imgflow.engine.records import ResultRecord, Summary
+from imgflow.errors import BackendError
+from imgflow.local.db import INTERRUPTED, Database
+from imgflow.local.notifier import run_notify_command, write_failures
+from imgflow.local.store import FileStore
+
+DB_NAME = "imgflow.db"
+
+
+@dataclass(frozen=True)
+class LocalJob:
+    """A validated job; `paths` yields normalised paths and can be called more than once."""
+
+    base_url: str
+    paths: Callable[[], Iterable[str]]
+    concurrency: int
+    batch_size: int
+    max_batches: int
+    force: bool = False
+
+
+class Progress(Protocol):
+    """What a run reports while it works."""
+
+    def planned(self, run_id: str, total: int, duplicates: int) -> None:
+        """The job is planned: `total` unique paths."""
+
+    def record(self, record: ResultRecord) -> None:
+        """One path is done."""
+
+
+@dataclass(frozen=True)
+class LocalRunResult:
+    """What a finished (or interrupted) local run reports."""
+
+    run_id: str
+    data_dir: Path
+    summary: Summary
+    duplicates: int
+    state: str
+    failures_file: Path | None
+    notify_problem: str
+
+
+class RunInterrupted(BackendError):
+    """The run was stopped by a signal; what was done so far is saved."""
+
+    exit_code = 130
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id such as ``20261124-190512-3fa9c1``."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def run_job(
+    job: LocalJob, cfg: Config, data_dir: Path, progress: Progress | None = None
+) -> LocalRunResult:
+    """Run `job` into `data_dir`; raises RunInterrupted after saving on SIGINT/SIGTERM."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(data_dir / DB_NAME)
+    run_id = new_run_id()
+    tmp_root = data_dir / "tmp"
+    _sweep_stale_tmp(tmp_root)
+    store = FileStore(data_dir / "images", tmp_root / run_id, fsync=cfg.local.fsync)
+    store.open_tmp()
+    try:
+        db.create_run(run_id, job.base_url, job.concurrency, job.batch_size, job.max_batches)
+        items = (item_for(job.base_url, p) for p in job.paths())
+        total, duplicates = db.plan(run_id, items)
+        if progress is not None:
+            progress.planned(run_id, total, duplicates)
+        runner = _Runner(job, cfg, db, store, run_id, progress)
+        try:
+            asyncio.run(runner.main())
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            runner.flush()
+            db.finish_run(run_id, INTERRUPTED)
+            raise RunInterrupted(
+                f"run {run_id} interrupted; finished images are saved, rerun to complete it"
+            ) from None
+        return _consolidate(db, cfg, data_dir, run_id, duplicates)
+    finally:
+        store.close_tmp()
+        db.close()
+
+
+def _consolidate(
+    db: Database, cfg: Config, data_dir: Path, run_id: str, duplicates: int
+) -> LocalRunResult:
+    summary = db.summary(run_id)
+    state = "succeeded" if summary.succeeded(cfg.job.tolerate_failures) else "failed"
+    failures_file: Path | None = None
+    problem = ""
+    if summary.failed:
+        failures_file = data_dir / "runs" / run_id / "failures.json"
+        write_failures(failures_file, db.failure_messages(run_id))
+        if cfg.notify.command:
+            problem = run_notify_command(cfg.notify.command, failures_file, run_id)
+    db.finish_run(run_id, state)
+    return LocalRunResult(run_id, data_dir, summary, duplicates, state, failures_file, problem)
+
+
+def _sweep_stale_tmp(tmp_root: Path) -> None:
+    """Remove temporary folders left by runs whose process is gone (kill -9)."""
+    if not tmp_root.is_dir():
+        return
+    for folder in tmp_root.iterdir():
+        owner = folder / "pid"
+        try:
+            pid = int(owner.read_text())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class _Runner:
+    """The asynchronous part of a run: batches in flight, records flushed as they finish."""
+
+    def __init__(
+        self,
+        job: LocalJob,
+        cfg: Config,
+        db: Database,
+        store: FileStore,
+        run_id: str,
+        progress: Progress | None,
+    ) -> None:
+        self.job = job
+        self.cfg = cfg
+        self.db = db
+        self.store = store
+        self.run_id = run_id
+        self.progress = progress
+        self.buffer: list[ResultRecord] = []
+        (store.tmp_dir / "pid").write_text(str(os.getpid()))
+
+    async def main(self) -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        if task is not None:
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        in_flight = self.job.concurrency * self.job.max_batches
+        batches = self.db.pending_batches(self.run_id, self.job.batch_size)
+        try:
+            with ThreadPoolExecutor(max_workers=min(32, in_flight)) as pool:
+                async with Fetcher(self.cfg.fetch, max_connections=in_flight) as fetcher:
+
+                    async def worker() -> None:
+                        for batch in batches:
+                            await run_batch(
+                                batch,
+                                fetcher=fetcher,
+                                store=self.store,
+                                concurrency=self.job.concurrency,
+                                executor=pool,
+                                known=self.known(batch),
+                                on_record=self.on_record,
+                            )
+                            self.flush()
+
+                    await asyncio.gather(*(worker() for _ in range(self.job.max_batches)))
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+            self.flush()
+
+    def known(self, batch: Sequence[Item]) -> dict[str, StoredObject] | None:
+        """Index rows to skip: only those whose file is still there, whole."""
+        if self.job.force:
+            return None
+        rows = self.db.lookup([item.url for item in batch])
+        intact = {u: o for u, o in rows.items() if self.store.size_of(o.key) == o.bytes}
+        gone = [u for u in rows if u not in intact]
+        if gone:
+            self.db.forget(gone)
+        return intact
+
+    def on_record(self, record: ResultRecord) -> None:
+        self.buffer.append(record)
+        if self.progress is not None:
+            self.progress.record(record)
+
+    def flush(self) -> None:
+        if self.buffer:
+            records, self.buffer = self.buffer, []
+            self.db.record(self.run_id, records)

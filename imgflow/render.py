@@ -1,0 +1,167 @@
+"""Rendering: rich tables, live progress and JSON documents. Pure data in, text out."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import IO, Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from imgflow.engine.records import Outcome, ResultRecord, Summary
+
+TABLE_ROWS = 500
+_STYLE = {Outcome.STORED: "green", Outcome.SKIPPED: "cyan", Outcome.FAILED: "red"}
+
+
+def summary_line(summary: Summary, duplicates: int = 0, elapsed: float | None = None) -> str:
+    """``101 images: 100 stored, 0 skipped, 1 failed`` (+ duplicates and time)."""
+    text = (
+        f"{summary.total} images: {summary.stored} stored, {summary.skipped} skipped, "
+        f"{summary.failed} failed"
+    )
+    if duplicates:
+        text += f" ({duplicates} duplicate path{'s' if duplicates != 1 else ''} fetched once)"
+    if elapsed is not None:
+        text += f" in {elapsed:.1f}s"
+    return text
+
+
+def results_table(records: Iterable[ResultRecord], total: int, title: str | None = None) -> Table:
+    """The per-image table. Past TABLE_ROWS rows only failures are listed."""
+    table = Table(title=title, show_lines=False, expand=False)
+    table.add_column("url", overflow="fold")
+    table.add_column("outcome")
+    table.add_column("status", justify="right")
+    table.add_column("key / error", overflow="fold")
+    table.add_column("bytes", justify="right")
+    only_failures = total > TABLE_ROWS
+    shown = 0
+    for record in records:
+        if only_failures and record.outcome is not Outcome.FAILED:
+            continue
+        if shown >= TABLE_ROWS:
+            break
+        shown += 1
+        style = _STYLE[record.outcome]
+        table.add_row(
+            record.url,
+            f"[{style}]{record.outcome.value}[/]",
+            "" if record.status_code is None else str(record.status_code),
+            record.error if record.outcome is Outcome.FAILED else (record.key or ""),
+            "" if record.bytes is None else f"{record.bytes:,}",
+        )
+    if only_failures:
+        table.caption = (
+            f"{total} images: only failures are listed here (at most {TABLE_ROWS}); "
+            "use --output json for every record"
+        )
+    return table
+
+
+def write_json(
+    out: IO[str],
+    run_id: str,
+    backend: str,
+    summary: Summary,
+    records: Iterable[ResultRecord],
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """One JSON object, streamed record by record so huge runs stay small in memory."""
+    head: dict[str, Any] = {"run": run_id, "backend": backend, "summary": summary.to_json()}
+    if extra:
+        head.update(extra)
+    text = json.dumps(head)
+    out.write(text[:-1] + ', "results": [')
+    for i, record in enumerate(records):
+        out.write((", " if i else "") + json.dumps(record.to_json()))
+    out.write("]}\n")
+
+
+def json_document(
+    run_id: str, backend: str, summary: Summary, records: Iterable[ResultRecord]
+) -> dict[str, Any]:
+    """The `--output json` document as a dict (for small runs and tests)."""
+    return {
+        "run": run_id,
+        "backend": backend,
+        "summary": summary.to_json(),
+        "results": [r.to_json() for r in records],
+    }
+
+
+class RunProgress:
+    """A live progress bar on stderr: done / total, bytes, rate, failures so far."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.failed = 0
+        self.started = time.monotonic()
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[size]}"),
+            TextColumn("[red]{task.fields[failed]} failed"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+            refresh_per_second=8,
+        )
+        self._task: TaskID | None = None
+        self._done = 0
+        self._bytes = 0
+
+    def __enter__(self) -> RunProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def planned(self, run_id: str, total: int, duplicates: int) -> None:
+        """Start the bar once the job is planned."""
+        note = f" ({duplicates} duplicates)" if duplicates else ""
+        self._task = self._progress.add_task(
+            f"run {run_id}{note}", total=total, failed=0, rate="", size="", start=True
+        )
+        self.started = time.monotonic()
+
+    def record(self, record: ResultRecord) -> None:
+        """Advance the bar by one finished path."""
+        if self._task is None:
+            return
+        self._done += 1
+        if record.outcome is Outcome.FAILED:
+            self.failed += 1
+        elif record.outcome is Outcome.STORED and record.bytes:
+            self._bytes += record.bytes
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        self._progress.update(
+            self._task,
+            advance=1,
+            failed=self.failed,
+            rate=f"{self._done / elapsed:,.0f} img/s",
+            size=human_bytes(self._bytes),
+        )
+
+
+def human_bytes(size: int) -> str:
+    """``1.5 MiB`` style sizes."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
