@@ -127,3 +127,17 @@ def role_policies(names: Names, prefix: str) -> dict[str, tuple[str, Policy]]:
         "statemachine": (STATES_SERVICE, state_machine_policy(names)),
         "api": (API_SERVICE, api_policy(names)),
     }
+
+
+def bucket_policy(names: Names) -> Policy:
+    """The image bucket's policy: refuse every request that does not use TLS."""
+    return _policy(
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [names.bucket_arn, f"{names.bucket_arn}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    )

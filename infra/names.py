@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 
 FUNCTION_ROLES = ("plan", "download", "consolidate")
+ROLE_PURPOSES = (*FUNCTION_ROLES, "statemachine", "api")
 TAG_KEY = "imgflow:deployment"
 
 

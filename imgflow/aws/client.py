@@ -25,16 +25,18 @@ API (kept stable):
   .sts()``: typed clients.
 - ``Aws.on_call(hook)``: ``hook(operation_name, params)`` runs before every API call of
   every client of this session (e.g. ``"CreateBucket"``); raise from it to inject a failure.
-- ``AwsError(operation, code, message)`` (a BackendError) and its subclass ``NotFoundError``;
+- ``AwsError(operation, code, message, call)`` (a BackendError; ``call`` is botocore's
+  operation name, e.g. "CreateBucket") and its subclass ``NotFoundError``;
   ``aws_errors(operation)`` is a context manager that raises them from botocore errors;
   ``error_code(exc) -> (code, message)`` for a botocore exception; ``is_not_found(code)``.
+- ``optional(lambda: client.get_x(...)) -> result | None``: None when AWS says "not found".
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 import botocore.config
@@ -65,9 +67,11 @@ __all__ = [
     "error_code",
     "from_config",
     "is_not_found",
+    "optional",
 ]
 
 CallHook = Callable[[str, dict[str, Any]], None]
+T = TypeVar("T")
 
 MAX_ATTEMPTS = 8
 
@@ -97,10 +101,11 @@ NOT_FOUND_CODES = frozenset(
 class AwsError(BackendError):
     """An AWS call failed: names the operation, the AWS error code and AWS's message."""
 
-    def __init__(self, operation: str, code: str, message: str) -> None:
+    def __init__(self, operation: str, code: str, message: str, call: str = "") -> None:
         self.operation = operation
         self.code = code
         self.aws_message = message
+        self.call = call or operation
         super().__init__(f"{operation} failed: {code}: {message}")
 
 
@@ -133,7 +138,8 @@ def translate(operation: str, exc: BaseException) -> AwsError:
     """The imgflow error for a botocore exception raised by `operation`."""
     code, message = error_code(exc)
     cls = NotFoundError if is_not_found(code) else AwsError
-    return cls(operation, code, message)
+    call = getattr(exc, "operation_name", "") or ""
+    return cls(operation, code, message, call)
 
 
 @contextmanager
@@ -143,6 +149,15 @@ def aws_errors(operation: str) -> Iterator[None]:
         yield
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         raise translate(operation, exc) from None
+
+
+def optional(call: Callable[[], T], operation: str = "") -> T | None:
+    """`call()`'s result, or None when AWS answers "not found"; other errors as AwsError."""
+    try:
+        with aws_errors(operation or "aws"):
+            return call()
+    except NotFoundError:
+        return None
 
 
 class Aws:

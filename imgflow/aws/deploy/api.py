@@ -1,0 +1,129 @@
+"""Plan the HTTP API: one route that starts executions (StepFunctions-StartExecution)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imgflow.aws.client import optional
+from imgflow.aws.deploy.context import Context
+from imgflow.aws.deploy.plan import Step, step
+from infra.names import TAG_KEY
+
+API = "http api"
+STAGE = "$default"
+SUBTYPE = "StepFunctions-StartExecution"
+
+
+def find_api(ctx: Context) -> dict[str, Any] | None:
+    """The API with our name and tag (or the one the state file names), if any."""
+    api = ctx.aws.apigatewayv2()
+    known = ctx.state.resources.get("api", {}).get("id")
+    token: str | None = None
+    while True:
+        page = api.get_apis(NextToken=token) if token else api.get_apis()
+        for item in page.get("Items", []):
+            ours = item.get("Tags", {}).get(TAG_KEY) == ctx.cfg.deployment
+            if item["ApiId"] == known or (ours and item["Name"] == ctx.names.api):
+                return dict(item)
+        token = page.get("NextToken")
+        if not token:
+            return None
+
+
+def route_key(ctx: Context) -> str:
+    """`POST <api.route>`."""
+    return f"POST {ctx.cfg.api.route}"
+
+
+def auth_type(ctx: Context) -> str:
+    """AWS_IAM unless config says `api.auth: none`."""
+    return "NONE" if ctx.cfg.api.auth == "none" else "AWS_IAM"
+
+
+def desired_integration(ctx: Context) -> dict[str, Any]:
+    """The integration that starts an execution with the request body as input."""
+    return {
+        "IntegrationType": "AWS_PROXY",
+        "IntegrationSubtype": SUBTYPE,
+        "PayloadFormatVersion": "1.0",
+        "CredentialsArn": ctx.names.role_arn("api"),
+        "RequestParameters": {
+            "StateMachineArn": ctx.names.state_machine_arn,
+            "Input": "$request.body",
+        },
+    }
+
+
+def _integration_changes(ctx: Context, integration: dict[str, Any] | None) -> list[str]:
+    if integration is None:
+        return ["integration"]
+    wanted = desired_integration(ctx)
+    return ["integration"] if any(integration.get(k) != v for k, v in wanted.items()) else []
+
+
+def api_step(ctx: Context) -> Step:
+    """Create or update the API, its integration, route and auto-deployed stage."""
+    api, name = ctx.aws.apigatewayv2(), ctx.names.api
+    changes: list[str] = []
+    integration: dict[str, Any] | None = None
+    route: dict[str, Any] | None = None
+    with ctx.reading(API, name):
+        found = find_api(ctx)
+        if found is not None:
+            api_id = found["ApiId"]
+            routes = api.get_routes(ApiId=api_id).get("Items", [])
+            route = next((dict(r) for r in routes if r["RouteKey"] == route_key(ctx)), None)
+            target = str((route or {}).get("Target", ""))
+            if target.startswith("integrations/"):
+                integration_id = target.removeprefix("integrations/")
+                got = optional(
+                    lambda: api.get_integration(ApiId=api_id, IntegrationId=integration_id)
+                )
+                integration = dict(got) if got else None
+            changes += _integration_changes(ctx, integration)
+            if route is None or route.get("AuthorizationType") != auth_type(ctx):
+                changes.append("route")
+            stages = api.get_stages(ApiId=api_id).get("Items", [])
+            if not any(s["StageName"] == STAGE for s in stages):
+                changes.append("stage")
+            if ctx.missing_tags(found.get("Tags", {})):
+                changes.append("tags")
+
+    def apply() -> None:
+        if found is None:
+            created = api.create_api(Name=name, ProtocolType="HTTP", Tags=ctx.tags)
+            api_id = created["ApiId"]
+            ctx.state.remember("api", id=api_id, endpoint=created["ApiEndpoint"])
+        else:
+            api_id = found["ApiId"]
+        integration_id = (integration or {}).get("IntegrationId")
+        if found is None or "integration" in changes:
+            wanted = desired_integration(ctx)
+            if integration_id:
+                api.update_integration(ApiId=api_id, IntegrationId=integration_id, **wanted)
+            else:
+                integration_id = api.create_integration(ApiId=api_id, **wanted)["IntegrationId"]
+        if found is None or "route" in changes or "integration" in changes:
+            settings = {
+                "RouteKey": route_key(ctx),
+                "Target": f"integrations/{integration_id}",
+                "AuthorizationType": auth_type(ctx),
+            }
+            if route is None:
+                api.create_route(ApiId=api_id, **settings)  # type: ignore[arg-type]
+            else:
+                api.update_route(ApiId=api_id, RouteId=route["RouteId"], **settings)  # type: ignore[arg-type]
+        if found is None or "stage" in changes:
+            api.create_stage(ApiId=api_id, StageName=STAGE, AutoDeploy=True, Tags=ctx.tags)
+        if "tags" in changes:
+            arn = f"arn:{ctx.names.partition}:apigateway:{ctx.aws.region}::/apis/{api_id}"
+            api.tag_resource(ResourceArn=arn, Tags=ctx.tags)
+
+    ids = {"id": found["ApiId"], "endpoint": found["ApiEndpoint"]} if found else {}
+    return step("api", API, name, changes, apply, exists=found is not None, ids=ids)
+
+
+def api_url(ctx: Context) -> str | None:
+    """The URL that starts a job, once the API exists."""
+    endpoint = ctx.state.resources.get("api", {}).get("endpoint")
+    return f"{endpoint}{ctx.cfg.api.route}" if endpoint else None

@@ -1,0 +1,101 @@
+"""Plan the three Lambda functions: code from imgflow's zip, settings from config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imgflow.aws.client import AwsError, optional
+from imgflow.aws.deploy.context import Context
+from imgflow.aws.deploy.plan import Step, step
+from imgflow.aws.zips import LambdaZip
+from imgflow.errors import DeployError
+from infra.lambda_env import environment
+from infra.names import FUNCTION_ROLES
+
+FUNCTION = "lambda function"
+UPDATE_POLLS = 60
+
+
+def desired_settings(ctx: Context, role: str) -> dict[str, Any]:
+    """The function's configuration as Lambda reports it."""
+    lam = ctx.cfg.lambda_
+    memory = {"plan": lam.plan_memory, "consolidate": lam.consolidate_memory}.get(role, lam.memory)
+    names = ctx.names
+    return {
+        "Runtime": lam.runtime,
+        "Handler": f"lambdas.{role}.handler",
+        "Role": names.role_arn(role),
+        "Timeout": lam.timeout,
+        "MemorySize": memory,
+        "Environment": {
+            "Variables": environment(ctx.cfg, names.bucket, names.table, names.topic_arn)
+        },
+    }
+
+
+def _role_not_ready(exc: AwsError) -> bool:
+    return exc.code == "InvalidParameterValueException" and "role" in exc.aws_message.lower()
+
+
+def _wait_until_updated(ctx: Context, name: str) -> None:
+    """Lambda refuses a second update while one is in progress: poll until it is done."""
+    lam = ctx.aws.lambda_()
+    for _ in range(UPDATE_POLLS):
+        config = lam.get_function_configuration(FunctionName=name)
+        if config.get("LastUpdateStatus") != "InProgress" and config.get("State") != "Pending":
+            return
+        ctx.sleep(1.0)
+    raise DeployError(f"{FUNCTION} {name}: still updating after {UPDATE_POLLS}s; deploy again")
+
+
+def function_step(ctx: Context, role: str, package: LambdaZip) -> Step:
+    """Create the function, or update its code (when CodeSha256 differs) and settings."""
+    lam, name = ctx.aws.lambda_(), ctx.names.function(role)
+    key = f"function:{role}"
+    wanted = desired_settings(ctx, role)
+    changes: list[str] = []
+    with ctx.reading(FUNCTION, name):
+        found = optional(lambda: lam.get_function(FunctionName=name))
+        if found is not None:
+            tags = dict(found.get("Tags", {}))
+            ctx.check_owned(key, FUNCTION, name, tags)
+            actual: dict[str, Any] = dict(found["Configuration"])
+            actual.setdefault("Environment", {"Variables": {}})
+            changes += [k.lower() for k, v in wanted.items() if actual.get(k) != v]
+            if actual.get("CodeSha256") != package.code_sha256:
+                changes.insert(0, "code")
+            if ctx.missing_tags(tags):
+                changes.append("tags")
+
+    def apply() -> None:
+        if found is None:
+            ctx.retry_iam(
+                lambda: lam.create_function(
+                    FunctionName=name,
+                    Code={"ZipFile": package.data},
+                    Tags=ctx.tags,
+                    Publish=False,
+                    **wanted,
+                ),
+                _role_not_ready,
+            )
+            ctx.state.remember(key, name=name, arn=ctx.names.function_arn(role))
+            return
+        if "code" in changes:
+            lam.update_function_code(FunctionName=name, ZipFile=package.data)
+        if set(changes) - {"code", "tags"}:
+            _wait_until_updated(ctx, name)
+            ctx.retry_iam(
+                lambda: lam.update_function_configuration(FunctionName=name, **wanted),
+                _role_not_ready,
+            )
+        if "tags" in changes:
+            lam.tag_resource(Resource=ctx.names.function_arn(role), Tags=ctx.tags)
+
+    ids = {"name": name, "arn": ctx.names.function_arn(role)}
+    return step(key, FUNCTION, name, changes, apply, exists=found is not None, ids=ids)
+
+
+def function_steps(ctx: Context, package: LambdaZip) -> list[Step]:
+    """A step for each of the three functions."""
+    return [function_step(ctx, role, package) for role in FUNCTION_ROLES]

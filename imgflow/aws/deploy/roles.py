@@ -1,0 +1,67 @@
+"""Plan the IAM roles: one per Lambda, one for the state machine, one for the API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from imgflow.aws.client import optional
+from imgflow.aws.deploy.context import Context, pairs_to_dict, tag_pairs
+from imgflow.aws.deploy.plan import Step, step
+from infra.iam import Policy, role_policies, trust_policy
+
+ROLE = "iam role"
+POLICY_NAME = "imgflow"
+
+
+def _document(value: Any) -> Any:
+    """A policy document as AWS returns it (dict or URL-decoded JSON text) -> dict."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def role_step(ctx: Context, purpose: str, service: str, policy: Policy) -> Step:
+    """Create or update the role for `purpose`: trust, inline policy, tags."""
+    iam, name = ctx.aws.iam(), ctx.names.role(purpose)
+    key = f"role:{purpose}"
+    changes: list[str] = []
+    with ctx.reading(ROLE, name):
+        found = optional(lambda: iam.get_role(RoleName=name))
+        if found is not None:
+            tags = pairs_to_dict(iam.list_role_tags(RoleName=name)["Tags"])
+            ctx.check_owned(key, ROLE, name, tags)
+            if _document(found["Role"]["AssumeRolePolicyDocument"]) != trust_policy(service):
+                changes.append("trust policy")
+            inline = optional(lambda: iam.get_role_policy(RoleName=name, PolicyName=POLICY_NAME))
+            if inline is None or _document(inline["PolicyDocument"]) != policy:
+                changes.append("permissions")
+            if ctx.missing_tags(tags):
+                changes.append("tags")
+
+    def apply() -> None:
+        if found is None:
+            iam.create_role(
+                RoleName=name,
+                AssumeRolePolicyDocument=json.dumps(trust_policy(service)),
+                Description=f"imgflow {ctx.cfg.deployment}: {purpose}",
+                Tags=tag_pairs(ctx.tags),
+            )
+            ctx.state.remember(key, name=name, arn=ctx.names.role_arn(purpose))
+        if "trust policy" in changes:
+            iam.update_assume_role_policy(
+                RoleName=name, PolicyDocument=json.dumps(trust_policy(service))
+            )
+        if found is None or "permissions" in changes:
+            iam.put_role_policy(
+                RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy)
+            )
+        if "tags" in changes:
+            iam.tag_role(RoleName=name, Tags=tag_pairs(ctx.tags))
+
+    ids = {"name": name, "arn": ctx.names.role_arn(purpose)}
+    return step(key, ROLE, name, changes, apply, exists=found is not None, ids=ids)
+
+
+def role_steps(ctx: Context) -> list[Step]:
+    """A step for every role of the deployment."""
+    policies = role_policies(ctx.names, ctx.cfg.storage.prefix)
+    return [role_step(ctx, purpose, svc, policy) for purpose, (svc, policy) in policies.items()]

@@ -1,0 +1,169 @@
+"""Shared moto fixtures for the aws tests (nothing here talks to real AWS).
+
+- ``aws_env``: fake credentials, region us-east-1, no profile or endpoint from the host.
+- ``moto_mock``: moto in process, Step Functions executing definitions, Lambda without Docker.
+- ``moto_server``: a ThreadedMotoServer on 127.0.0.1 (free port); yields its URL.
+- ``aws``: an ``imgflow.aws.client.Aws`` on the in-process mock.
+- ``deploy_cfg``: a Config with a unique deployment name and state dir in tmp_path.
+- ``make_cfg(**sections)``: more such Configs (sections override the defaults).
+- ``run_deploy(cfg, **kwargs)``: deploy into the mock with a stand-in state machine
+  definition and a sleep that returns at once.
+- ``deployed``: a full deploy of ``deploy_cfg`` into the mock; yields DeploymentOutputs.
+- ``mutations``: a list that collects every mutating API call made through ``aws``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+
+from imgflow.aws.client import Aws, connect
+from imgflow.aws.deploy import DeploymentOutputs, DeployResult, deploy
+from imgflow.config import Config, from_mapping
+
+MOTO_CONFIG: dict[str, Any] = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": False},
+}
+READ_PREFIXES = ("Get", "List", "Describe", "Head")
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture
+def moto_mock(aws_env: None) -> Iterator[None]:
+    with mock_aws(config=MOTO_CONFIG):  # type: ignore[arg-type]
+        yield
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    previous = os.environ.get("MOTO_PORT")
+    os.environ["MOTO_PORT"] = str(port)
+    httpx.post(f"{url}/moto-api/config", json=MOTO_CONFIG).raise_for_status()
+    try:
+        yield url
+    finally:
+        server.stop()
+        if previous is None:
+            os.environ.pop("MOTO_PORT", None)
+        else:
+            os.environ["MOTO_PORT"] = previous
+
+
+@pytest.fixture
+def aws(moto_mock: None) -> Aws:
+    return connect(region="us-east-1")
+
+
+def unique_deployment() -> str:
+    """A deployment name no other test uses."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def make_config(tmp_path: Path, **sections: Any) -> Config:
+    """A Config for tests: unique deployment, state in tmp_path, us-east-1."""
+    data: dict[str, Any] = {
+        "deployment": unique_deployment(),
+        "aws": {"region": "us-east-1", "state_dir": str(tmp_path / "deployed")},
+        "notify": {"emails": ["ops@example.com"]},
+    }
+    for section, values in sections.items():
+        data[section] = {**data.get(section, {}), **values}
+    return from_mapping(data, env={})
+
+
+def tiny_definition(
+    *,
+    plan_arn: str,
+    download_arn: str,
+    consolidate_arn: str,
+    topic_arn: str,
+    bucket: str,
+    max_batches: int,
+) -> dict[str, Any]:
+    """A small stand-in for infra.statemachine.definition."""
+    return {
+        "Comment": f"test pipeline for {bucket} ({max_batches} batches)",
+        "StartAt": "Plan",
+        "States": {
+            "Plan": {"Type": "Task", "Resource": plan_arn, "Next": "Download"},
+            "Download": {"Type": "Task", "Resource": download_arn, "Next": "Consolidate"},
+            "Consolidate": {"Type": "Task", "Resource": consolidate_arn, "Next": "Notify"},
+            "Notify": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sns:publish",
+                "Parameters": {"TopicArn": topic_arn, "Message": "done"},
+                "End": True,
+            },
+        },
+    }
+
+
+def no_sleep(seconds: float) -> None:
+    """An injected sleep that returns at once."""
+
+
+def mutating_calls(aws: Aws) -> list[str]:
+    """A list that fills with the name of every mutating call made through `aws`."""
+    calls: list[str] = []
+
+    def record(operation: str, params: dict[str, Any]) -> None:
+        if not operation.startswith(READ_PREFIXES):
+            calls.append(operation)
+
+    aws.on_call(record)
+    return calls
+
+
+@pytest.fixture
+def mutations(aws: Aws) -> list[str]:
+    return mutating_calls(aws)
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path) -> Callable[..., Config]:
+    def make(**sections: Any) -> Config:
+        return make_config(tmp_path, **sections)
+
+    return make
+
+
+@pytest.fixture
+def deploy_cfg(make_cfg: Callable[..., Config]) -> Config:
+    return make_cfg()
+
+
+@pytest.fixture
+def run_deploy(aws: Aws) -> Callable[..., DeployResult]:
+    def run(cfg: Config, **kwargs: Any) -> DeployResult:
+        kwargs.setdefault("definition", tiny_definition)
+        kwargs.setdefault("sleep", no_sleep)
+        return deploy(cfg, aws, **kwargs)
+
+    return run
+
+
+@pytest.fixture
+def deployed(run_deploy: Callable[..., DeployResult], deploy_cfg: Config) -> DeploymentOutputs:
+    return run_deploy(deploy_cfg).outputs

@@ -1,0 +1,107 @@
+"""Deploy into moto, then read every resource back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from imgflow.aws.client import Aws
+from imgflow.aws.deploy import DeploymentOutputs, DeployResult
+from imgflow.aws.deploy.state import load_outputs
+from imgflow.config import Config
+from infra.names import TAG_KEY
+
+
+def test_bucket_is_private_encrypted_tls_only_with_lifecycle(
+    aws: Aws, deploy_cfg: Config, deployed: DeploymentOutputs
+) -> None:
+    s3, bucket = aws.s3(), deployed.bucket
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values()) and len(block) == 4
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    deny = policy["Statement"][0]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert lifecycle[0]["Transitions"] == [{"Days": 1, "StorageClass": "GLACIER_IR"}]
+    tags = s3.get_bucket_tagging(Bucket=bucket)["TagSet"]
+    assert {"Key": TAG_KEY, "Value": deploy_cfg.deployment} in tags
+
+
+def test_table_topic_and_subscriptions(
+    aws: Aws, deploy_cfg: Config, deployed: DeploymentOutputs
+) -> None:
+    table = aws.dynamodb().describe_table(TableName=deployed.table)["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "url", "KeyType": "HASH"}]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    sns = aws.sns()
+    attributes = sns.get_topic_attributes(TopicArn=deployed.topic_arn)["Attributes"]
+    assert attributes["KmsMasterKeyId"] == "alias/aws/sns"
+    subs = sns.list_subscriptions_by_topic(TopicArn=deployed.topic_arn)["Subscriptions"]
+    assert [(s["Protocol"], s["Endpoint"]) for s in subs] == [("email", "ops@example.com")]
+    tags = sns.list_tags_for_resource(ResourceArn=deployed.topic_arn)["Tags"]
+    assert {"Key": TAG_KEY, "Value": deploy_cfg.deployment} in tags
+
+
+def test_functions_have_runtime_timeout_memory_env_and_tags(
+    aws: Aws, deploy_cfg: Config, deployed: DeploymentOutputs
+) -> None:
+    lam = aws.lambda_()
+    for role, arn in deployed.functions.items():
+        found = lam.get_function(FunctionName=arn)
+        config = found["Configuration"]
+        assert config["Runtime"] == "python3.12"
+        assert config["Handler"] == f"lambdas.{role}.handler"
+        assert config["Timeout"] == deploy_cfg.lambda_.timeout == 300
+        expected_memory = {"plan": 512, "consolidate": 512, "download": 1024}[role]
+        assert config["MemorySize"] == expected_memory
+        assert config["Role"] == deployed.roles[role]
+        env = config["Environment"]["Variables"]
+        assert env["IMGFLOW_BUCKET"] == deployed.bucket
+        assert env["IMGFLOW_TABLE"] == deployed.table
+        assert env["IMGFLOW_TOPIC_ARN"] == deployed.topic_arn
+        assert env["IMGFLOW_DEPLOYMENT"] == deploy_cfg.deployment
+        assert json.loads(env["IMGFLOW_FETCH_SETTINGS"])["timeout"] == 10.0
+        assert env["IMGFLOW_ALLOW_PRIVATE_TARGETS"] == "false"
+        assert found["Tags"][TAG_KEY] == deploy_cfg.deployment
+
+
+def test_state_machine_and_api(aws: Aws, deploy_cfg: Config, deployed: DeploymentOutputs) -> None:
+    sfn = aws.stepfunctions()
+    machine = sfn.describe_state_machine(stateMachineArn=deployed.state_machine_arn)
+    assert machine["roleArn"] == deployed.roles["statemachine"]
+    assert json.loads(machine["definition"])["StartAt"] == "Plan"
+    api = aws.apigatewayv2()
+    assert deployed.api_id and deployed.api_url and deployed.api_url.endswith("/jobs")
+    routes = api.get_routes(ApiId=deployed.api_id)["Items"]
+    assert [(r["RouteKey"], r["AuthorizationType"]) for r in routes] == [("POST /jobs", "AWS_IAM")]
+    integration_id = routes[0]["Target"].removeprefix("integrations/")
+    integration = api.get_integration(ApiId=deployed.api_id, IntegrationId=integration_id)
+    assert integration["IntegrationSubtype"] == "StepFunctions-StartExecution"
+    assert integration["RequestParameters"] == {
+        "StateMachineArn": deployed.state_machine_arn,
+        "Input": "$request.body",
+    }
+    assert integration["CredentialsArn"] == deployed.roles["api"]
+
+
+def test_outputs_are_saved_in_the_state_file(
+    deploy_cfg: Config, deployed: DeploymentOutputs
+) -> None:
+    assert load_outputs(deploy_cfg) == deployed
+
+
+def test_second_deploy_makes_no_mutating_call(
+    run_deploy: Callable[..., DeployResult], deploy_cfg: Config, mutations: list[str]
+) -> None:
+    first = run_deploy(deploy_cfg)
+    assert all(step.action == "create" for step in first.plan.steps)
+    created = list(mutations)
+    mutations.clear()
+    second = run_deploy(deploy_cfg)
+    assert mutations == []
+    assert [s.action for s in second.plan.steps] == ["no change"] * len(first.plan.steps)
+    assert second.outputs == first.outputs
+    assert len(created) > 20
