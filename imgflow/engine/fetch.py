@@ -22,6 +22,7 @@ import httpx
 from imgflow.engine import messages
 from imgflow.engine.settings import FetchConfig
 from imgflow.engine.sniff import SNIFF_BYTES, media_type, sniff, type_allowed
+from imgflow.engine.transport import FastTransport
 
 Guard = Callable[[str], Awaitable[None]]
 
@@ -79,6 +80,8 @@ class Fetcher:
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
         timeout = httpx.Timeout(settings.timeout, connect=settings.connect_timeout)
+        if transport is None and settings.transport == "imgflow":
+            transport = FastTransport(max_connections)
         self._client = httpx.AsyncClient(
             limits=limits,
             timeout=timeout,

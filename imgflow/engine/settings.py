@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class FetchConfig:
     allowed_types: tuple[str, ...] = ("image/*",)
     sniff: bool = True
     user_agent: str = "imgflow/0.1"
+    transport: Literal["imgflow", "httpx"] = "imgflow"
 
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON (for the Lambda environment)."""
