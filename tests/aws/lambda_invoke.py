@@ -1,0 +1,134 @@
+"""Run Lambda invocations on moto's no-docker backend with our real handler code.
+
+moto's ``LambdaSimpleBackend.invoke`` returns canned answers. `patched()` replaces it: the
+function's deployed zip is unpacked (once per code digest), its handler module imported,
+the function's environment applied (set-and-keep under a lock: values are never removed
+while another invocation may read them) and the handler called in this process. A raised
+exception becomes Lambda's error payload with ``x-amz-function-error: Unhandled``, which
+Step Functions turns into a task failure named by ``errorType``.
+
+When the handler's package is already imported (the tests share the process with
+imgflow), the shipped file must be byte-identical to the imported one: the zip is still
+what runs. In a moto server process nothing of imgflow is imported, so the unpacked zip is
+put first on sys.path and imported from there.
+
+Also importable in a separate process: ``python tests/aws/lambda_invoke.py`` is not a
+thing; see `moto_server.py` for the server-mode entry point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import io
+import json
+import os
+import sys
+import tempfile
+import threading
+import traceback
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from moto.awslambda_simple.models import LambdaSimpleBackend
+
+Handler = Callable[[dict[str, Any], object], Any]
+
+_lock = threading.Lock()
+_roots: dict[str, Path] = {}
+_counts: dict[str, int] = {}
+_work = Path(tempfile.mkdtemp(prefix="imgflow-lambda-code-"))
+_original = LambdaSimpleBackend.invoke
+
+
+def invocation_counts() -> dict[str, int]:
+    """Function name -> invocations since the patch was installed (or reset)."""
+    with _lock:
+        return dict(_counts)
+
+
+def reset_counts() -> None:
+    """Forget the invocation counts."""
+    with _lock:
+        _counts.clear()
+
+
+def _unpacked(code: bytes) -> Path:
+    digest = hashlib.sha256(code).hexdigest()
+    root = _roots.get(digest)
+    if root is None:
+        root = _work / digest[:16]
+        zipfile.ZipFile(io.BytesIO(code)).extractall(root)
+        _roots[digest] = root
+    return root
+
+
+def _load(root: Path, handler: str) -> Handler:
+    module_name, func = handler.rsplit(".", 1)
+    top = module_name.split(".", 1)[0]
+    if top not in sys.modules and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    module = importlib.import_module(module_name)
+    shipped = root / (module_name.replace(".", "/") + ".py")
+    loaded = Path(str(module.__file__))
+    if loaded != shipped and loaded.read_bytes() != shipped.read_bytes():
+        raise RuntimeError(f"{module_name}: the imported code differs from the deployed zip")
+    found: Handler = getattr(module, func)
+    return found
+
+
+def _context(fn: Any) -> object:
+    return type("Context", (), {"function_name": fn.function_name, "memory_limit_in_mb": 1024})()
+
+
+def _invoke(
+    self: LambdaSimpleBackend,
+    function_name: str,
+    qualifier: str | None,
+    body: Any,
+    headers: Any,
+    response_headers: Any,
+) -> bytes:
+    fn = self.get_function(function_name, qualifier)
+    with _lock:
+        _counts[fn.function_name] = _counts.get(fn.function_name, 0) + 1
+        handler = _load(_unpacked(fn.code_bytes), fn.handler)
+        env = {"AWS_REGION": fn.region, "AWS_DEFAULT_REGION": fn.region, **fn.environment_vars}
+        if os.environ.get("MOTO_PORT"):
+            env.setdefault("AWS_ENDPOINT_URL", f"http://127.0.0.1:{os.environ['MOTO_PORT']}")
+        os.environ.update({k: str(v) for k, v in env.items()})
+    event = json.loads(body) if body else {}
+    try:
+        result = handler(event, _context(fn))
+    except Exception as exc:
+        response_headers["x-amz-function-error"] = "Unhandled"
+        error = {
+            "errorMessage": str(exc),
+            "errorType": type(exc).__name__,
+            "stackTrace": traceback.format_exception(exc)[-5:],
+        }
+        return json.dumps(error).encode()
+    return json.dumps(result).encode()
+
+
+def install() -> None:
+    """Patch moto's no-docker Lambda backend to run our handlers."""
+    LambdaSimpleBackend.invoke = _invoke  # type: ignore[method-assign,assignment]
+
+
+def uninstall() -> None:
+    """Restore moto's canned answers."""
+    LambdaSimpleBackend.invoke = _original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def patched() -> Iterator[None]:
+    """The patch, for the duration of the block."""
+    install()
+    try:
+        yield
+    finally:
+        uninstall()
