@@ -26,7 +26,7 @@ def make_gif(name: str, size: int = 16, *, target_bytes: int = 0) -> bytes:
     palette, pixels = flag_pattern(name, size)
     screen = struct.pack("<HHBBB", size, size, 0xF1, 0, 0)
     image = struct.pack("<BHHHHB", 0x2C, 0, 0, size, size, 0)
-    data = _sub_blocks(_lzw_encode(pixels, min_code_size=2))
+    data = _sub_blocks(lzw_encode(pixels, min_code_size=2))
     body = b"GIF89a" + screen + _rgb_bytes(palette) + image + b"\x02" + data + b"\x3b"
     return padded(body, target_bytes)
 
@@ -154,7 +154,7 @@ def _filler(length: int) -> bytes:
 # --- GIF ------------------------------------------------------------------------------------
 
 
-def _lzw_encode(indexes: Sequence[int], min_code_size: int) -> bytes:
+def lzw_encode(indexes: Sequence[int], min_code_size: int) -> bytes:
     """GIF-flavoured variable-width LZW, starting with a clear code."""
     clear = 1 << min_code_size
     writer = _LsbBitWriter()
