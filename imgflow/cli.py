@@ -22,6 +22,7 @@ from imgflow.errors import ImgflowError, UsageError
 
 if TYPE_CHECKING:
     from imgflow.jobinput import JobInput
+    from imgflow.local.runner import LocalRunResult
 
 EXIT_CODES = """Exit codes: 0 every image stored or skipped; 1 an image failed (beyond
 --tolerate-failures) or a backend error; 2 bad usage, config or input (nothing written);
@@ -155,7 +156,8 @@ def run(
         try:
             if cfg.backend == "aws":
                 raise UsageError("the aws backend is not available in this build yet")
-            code = _run_local(cfg, spec, data_dir, output, force)
+            result = _run_local(cfg, spec, data_dir, output, force)
+            code = 0 if result.state == "succeeded" else 1
         finally:
             spec.cleanup()
     raise typer.Exit(code)
@@ -167,7 +169,7 @@ def _data_dir(cfg: Config, data_dir: Path | None) -> Path:
 
 def _run_local(
     cfg: Config, spec: JobInput, data_dir: Path | None, output: Output, force: bool
-) -> int:
+) -> LocalRunResult:
     from imgflow.local.runner import LocalJob, run_job
     from imgflow.render import RunProgress
 
@@ -192,7 +194,7 @@ def _run_local(
         err.print(f"failures: {result.failures_file}")
     if result.notify_problem:
         err.print(f"[yellow]warning:[/] {result.notify_problem}")
-    return 0 if result.state == "succeeded" else 1
+    return result
 
 
 def _show_local_run(
@@ -285,6 +287,57 @@ def _list_runs(folder: Path, output: Output) -> None:
             str(r.summary.failed),
         )
     out.print(table)
+
+
+DEMO_PORT = 8765
+
+
+@app.command()
+def demo(
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", help="Most requests in flight per batch.")
+    ] = 5,
+    force: Annotated[bool, typer.Option("--force", help="Download again.")] = False,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Serve the bundled sample flags on 127.0.0.1 and run the demo job against them.
+
+    The job lists the original pipeline's 102 flag paths (ht/ht.gif twice) and zz/zz.gif,
+    which is missing on purpose to show the failure report. Exits 0 when exactly that
+    one image fails.
+    """
+    with _errors():
+        from imgflow import jobinput
+        from imgflow.demo import FLAGS_DIR, PATHS_FILE
+        from imgflow.demo.server import serve_directory
+
+        cfg = config_mod.with_overrides(_load_config(config), job={"concurrency": concurrency})
+        try:
+            server = serve_directory(FLAGS_DIR, port=DEMO_PORT)
+        except OSError:
+            server = serve_directory(FLAGS_DIR)
+        with server:
+            spec = jobinput.from_paths_file(server.base_url, str(PATHS_FILE))
+            err.print(
+                f"serving the sample flags at {server.base_url}; this demo runs:\n"
+                f"  imgflow run --base-url {server.base_url} --paths-file {PATHS_FILE}"
+                f" --concurrency {concurrency}"
+            )
+            result = _run_local(cfg, spec, data_dir, output, force)
+        failed = result.summary.failed
+        if failed == 1 and result.failures_file is not None:
+            err.print(
+                "demo: as expected, zz/zz.gif is missing on purpose and is reported failed "
+                f"(see {result.failures_file}); everything else is stored. "
+                f"Next: imgflow status {result.run_id}"
+            )
+            code = 0
+        else:
+            err.print(f"demo: expected exactly 1 failure (zz/zz.gif), got {failed}")
+            code = 1
+    raise typer.Exit(code)
 
 
 def main() -> None:
