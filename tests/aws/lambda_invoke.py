@@ -12,8 +12,11 @@ imgflow), the shipped file must be byte-identical to the imported one: the zip i
 what runs. In a moto server process nothing of imgflow is imported, so the unpacked zip is
 put first on sys.path and imported from there.
 
-Also importable in a separate process: ``python tests/aws/lambda_invoke.py`` is not a
-thing; see `moto_server.py` for the server-mode entry point.
+`install()` also makes moto read bucket policies the way AWS does for requests over TLS:
+moto ignores conditions, so the deployer's "deny when aws:SecureTransport is false"
+statement would deny every object request.
+
+The same patch is applied inside a moto server process by `moto_server.py`.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.s3.models import FakeBucket
 
 Handler = Callable[[dict[str, Any], object], Any]
 
@@ -42,6 +46,8 @@ _roots: dict[str, Path] = {}
 _counts: dict[str, int] = {}
 _work = Path(tempfile.mkdtemp(prefix="imgflow-lambda-code-"))
 _original = LambdaSimpleBackend.invoke
+_original_permission = FakeBucket.get_permission
+_INSECURE = {"Bool": {"aws:SecureTransport": "false"}}
 
 
 def invocation_counts() -> dict[str, int]:
@@ -114,14 +120,30 @@ def _invoke(
     return json.dumps(result).encode()
 
 
+def _permission_over_tls(self: FakeBucket, action: str, resource: str) -> Any:
+    if self.policy is None:
+        return _original_permission(self, action, resource)
+    policy = json.loads(self.policy)
+    kept = [s for s in policy.get("Statement", []) if s.get("Condition") != _INSECURE]
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    if not kept:
+        return PermissionResult.NEUTRAL
+    return IAMPolicy(json.dumps({**policy, "Statement": kept})).is_action_permitted(
+        action, resource
+    )
+
+
 def install() -> None:
-    """Patch moto's no-docker Lambda backend to run our handlers."""
+    """Patch moto's no-docker Lambda backend to run our handlers; TLS-aware bucket policies."""
     LambdaSimpleBackend.invoke = _invoke  # type: ignore[method-assign,assignment]
+    FakeBucket.get_permission = _permission_over_tls  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
-    """Restore moto's canned answers."""
+    """Restore moto's canned answers and its bucket policy check."""
     LambdaSimpleBackend.invoke = _original  # type: ignore[method-assign]
+    FakeBucket.get_permission = _original_permission  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager

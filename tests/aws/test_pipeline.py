@@ -5,22 +5,21 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from lambda_invoke import invocation_counts, patched, reset_counts
-from moto import mock_aws
 from pipeline_env import (
     FLAGS_DIR,
-    MOTO_CONFIG,
     Deployed,
-    deploy_direct,
+    deploy_pipeline,
     notices,
     pipeline_config,
     reference_body,
 )
 
-from imgflow.aws.client import Aws, connect
+from imgflow.aws.client import Aws
 from imgflow.aws.lambda_jobs import failures_key, get_json, result_key
 from imgflow.demo.server import StaticServer, serve_directory
 from infra.statemachine import FAIL_CAUSE
@@ -33,18 +32,11 @@ def flags() -> Iterator[StaticServer]:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws(config=MOTO_CONFIG), patched():
+def pipeline(aws: Aws, tmp_path: Path) -> Iterator[Deployed]:
+    with patched():
+        deployed = deploy_pipeline(aws, pipeline_config(tmp_path / "deployed"))
         reset_counts()
-        yield connect(region="us-east-1")
-
-
-@pytest.fixture
-def deployed(aws: Aws) -> Deployed:
-    return deploy_direct(aws, pipeline_config())
+        yield deployed
 
 
 def run(aws: Aws, deployed: Deployed, body: dict[str, Any], name: str) -> dict[str, Any]:
@@ -61,34 +53,34 @@ def run(aws: Aws, deployed: Deployed, body: dict[str, Any], name: str) -> dict[s
     raise AssertionError("execution still running after 60 s")
 
 
-def test_success_case(aws: Aws, deployed: Deployed, flags: StaticServer) -> None:
+def test_success_case(aws: Aws, pipeline: Deployed, flags: StaticServer) -> None:
     body = reference_body("success", flags.base_url)
-    execution = run(aws, deployed, body, "success")
+    execution = run(aws, pipeline, body, "success")
     assert execution["status"] == "SUCCEEDED", execution
     s3 = aws.s3()
     keys = {
         o["Key"]
         for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=deployed.bucket, Prefix="images/"
+            Bucket=pipeline.bucket, Prefix="images/"
         )
         for o in page.get("Contents", [])
     }
     assert len(keys) == 101
     host = f"127.0.0.1_{flags.base_url.rsplit(':', 1)[1]}"
     assert f"images/{host}/ad/ad.gif" in keys and f"images/{host}/mk/mk.gif" in keys
-    obj = s3.get_object(Bucket=deployed.bucket, Key=f"images/{host}/ht/ht.gif")
+    obj = s3.get_object(Bucket=pipeline.bucket, Key=f"images/{host}/ht/ht.gif")
     assert obj["Body"].read() == (FLAGS_DIR / "ht" / "ht.gif").read_bytes()
     assert obj["ContentType"] == "image/gif"
-    items = aws.dynamodb().scan(TableName=deployed.table)["Items"]
+    items = aws.dynamodb().scan(TableName=pipeline.table)["Items"]
     assert len(items) == 101
     url = f"{flags.base_url}/ht/ht.gif"
-    row = aws.dynamodb().get_item(TableName=deployed.table, Key={"url": {"S": url}})["Item"]
+    row = aws.dynamodb().get_item(TableName=pipeline.table, Key={"url": {"S": url}})["Item"]
     assert row["key"]["S"] == f"images/{host}/ht/ht.gif"
     assert row["jobId"]["S"] == "success"
-    records = get_json(s3, deployed.bucket, result_key("success", 0))
+    records = get_json(s3, pipeline.bucket, result_key("success", 0))
     assert {r["outcome"] for r in records} == {"stored"}
-    assert get_json(s3, deployed.bucket, failures_key("success")) == []
-    assert notices(aws, deployed.queue_url) == []
+    assert get_json(s3, pipeline.bucket, failures_key("success")) == []
+    assert notices(aws, pipeline.queue_url) == []
     assert invocation_counts() == {
         "imgflow-test-plan": 1,
         "imgflow-test-download": 1,
@@ -96,21 +88,21 @@ def test_success_case(aws: Aws, deployed: Deployed, flags: StaticServer) -> None
     }
 
 
-def test_failure_case(aws: Aws, deployed: Deployed, flags: StaticServer) -> None:
+def test_failure_case(aws: Aws, pipeline: Deployed, flags: StaticServer) -> None:
     body = reference_body("fail", flags.base_url)
-    execution = run(aws, deployed, body, "fail")
+    execution = run(aws, pipeline, body, "fail")
     assert execution["status"] == "FAILED"
     assert execution["cause"] == FAIL_CAUSE
     missing = f"{flags.base_url}/zz/zz.gif"
-    assert notices(aws, deployed.queue_url) == [json.dumps([f"Could not find: {missing}"])]
-    items = aws.dynamodb().scan(TableName=deployed.table)["Items"]
+    assert notices(aws, pipeline.queue_url) == [json.dumps([f"Could not find: {missing}"])]
+    items = aws.dynamodb().scan(TableName=pipeline.table)["Items"]
     assert sorted(i["url"]["S"].rsplit("/", 1)[1] for i in items) == [
         "cn.gif",
         "in.gif",
         "mx.gif",
         "us.gif",
     ]
-    records = get_json(aws.s3(), deployed.bucket, result_key("fail", 0))
+    records = get_json(aws.s3(), pipeline.bucket, result_key("fail", 0))
     failed = [r for r in records if r["outcome"] == "failed"]
     assert [(r["url"], r["statusCode"]) for r in failed] == [(missing, 404)]
 
@@ -134,23 +126,23 @@ def crash_batch(monkeypatch: pytest.MonkeyPatch, batch: int, *, recording_too: b
 @pytest.mark.parametrize("recording_too", [False, True], ids=["caught", "lost"])
 def test_a_crashed_batch_is_reported_failed_and_the_others_are_kept(
     aws: Aws,
-    deployed: Deployed,
+    pipeline: Deployed,
     flags: StaticServer,
     monkeypatch: pytest.MonkeyPatch,
     recording_too: bool,
 ) -> None:
     crash_batch(monkeypatch, 1, recording_too=recording_too)
     body = {**reference_body("fail", flags.base_url), "batchSize": 2}
-    execution = run(aws, deployed, body, "crash")
+    execution = run(aws, pipeline, body, "crash")
     assert execution["status"] == "FAILED" and execution["cause"] == FAIL_CAUSE
-    [notice] = notices(aws, deployed.queue_url)
+    [notice] = notices(aws, pipeline.queue_url)
     sent = json.loads(notice)
     detail = "no results were written for batch 1" if recording_too else "RuntimeError"
     crashed = [m for m in sent if m.startswith("Batch failed")]
     assert [m.split(": ", 1)[1].split(" (")[0].rsplit("/", 2)[1] for m in crashed] == ["us", "mx"]
     assert all(detail in m for m in crashed)
     assert f"Could not find: {flags.base_url}/zz/zz.gif" in sent
-    assert len(aws.dynamodb().scan(TableName=deployed.table)["Items"]) == 2
-    summary = get_json(aws.s3(), deployed.bucket, "jobs/crash/summary.json")
+    assert len(aws.dynamodb().scan(TableName=pipeline.table)["Items"]) == 2
+    summary = get_json(aws.s3(), pipeline.bucket, "jobs/crash/summary.json")
     assert (summary["total"], summary["stored"], summary["failed"]) == (5, 2, 3)
     assert summary["lostBatches"] == (1 if recording_too else 0)
