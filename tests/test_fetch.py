@@ -1,0 +1,273 @@
+"""The fetcher against a real scriptable server, on both transports (imgflow's and httpx's)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import gzip
+from collections.abc import Callable
+
+import pytest
+from support.faultserver import (
+    Delay,
+    Drip,
+    FaultServer,
+    Ok,
+    Redirect,
+    Reset,
+    Short,
+    Stall,
+    Status,
+)
+
+from imgflow.demo.images import make_gif, make_png
+from imgflow.engine import messages
+from imgflow.engine.fetch import Fetched, Fetcher, FetchFailure, retry_after
+from imgflow.engine.settings import FetchConfig
+
+GIF = make_gif("ad")
+FAST = FetchConfig(
+    timeout=0.5,
+    connect_timeout=0.5,
+    total_timeout=1.5,
+    retries=2,
+    backoff_base=0.01,
+    backoff_max=0.02,
+    max_bytes=4096,
+)
+
+
+@pytest.fixture(params=["imgflow", "httpx"])
+def settings(request: pytest.FixtureRequest) -> FetchConfig:
+    return dataclasses.replace(FAST, transport=request.param)
+
+
+def fetch(
+    settings: FetchConfig, url: str, guard: Callable[[str], object] | None = None
+) -> Fetched | FetchFailure:
+    async def go() -> Fetched | FetchFailure:
+        async def check(u: str) -> None:
+            if guard is not None:
+                guard(u)
+
+        async with Fetcher(settings, max_connections=4, guard=check) as fetcher:
+            return await fetcher.fetch(url)
+
+    return asyncio.run(go())
+
+
+def test_ok(fault_server: FaultServer, settings: FetchConfig) -> None:
+    fault_server.set("/a/ad.gif", Ok(GIF))
+    result = fetch(settings, fault_server.url("/a/ad.gif"))
+    assert isinstance(result, Fetched)
+    assert result.data == GIF and result.content_type == "image/gif" and result.attempts == 1
+
+
+def test_chunked_and_gzip_bodies_are_decoded(
+    fault_server: FaultServer, settings: FetchConfig
+) -> None:
+    png = make_png("x", 8)
+    fault_server.set("/c.png", Ok(png, content_type="image/png", chunked=True, gzip=True))
+    result = fetch(settings, fault_server.url("/c.png"))
+    assert isinstance(result, Fetched) and result.data == png
+
+
+def test_404_uses_the_original_message(fault_server: FaultServer, settings: FetchConfig) -> None:
+    url = fault_server.url("/zz/zz.gif")
+    result = fetch(settings, url)
+    assert isinstance(result, FetchFailure)
+    assert result.message == f"Could not find: {url}" and result.status_code == 404
+    assert result.attempts == 1
+
+
+def test_500_then_200_is_retried(fault_server: FaultServer, settings: FetchConfig) -> None:
+    fault_server.set("/r.gif", Status(500), Ok(GIF))
+    result = fetch(settings, fault_server.url("/r.gif"))
+    assert isinstance(result, Fetched) and result.attempts == 2
+
+
+def test_persistent_503_fails_after_retries(
+    fault_server: FaultServer, settings: FetchConfig
+) -> None:
+    fault_server.set("/s.gif", Status(503))
+    url = fault_server.url("/s.gif")
+    result = fetch(settings, url)
+    assert isinstance(result, FetchFailure)
+    assert result.message == f"HTTP error 503 - Service Unavailable: {url}"
+    assert result.attempts == 3 and fault_server.count("/s.gif") == 3
+
+
+def test_other_4xx_is_not_retried(fault_server: FaultServer, settings: FetchConfig) -> None:
+    fault_server.set("/f.gif", Status(403))
+    result = fetch(settings, fault_server.url("/f.gif"))
+    assert isinstance(result, FetchFailure) and result.message.startswith("HTTP error 403 - ")
+    assert fault_server.count("/f.gif") == 1
+
+
+def test_429_retry_after_is_honoured(fault_server: FaultServer, settings: FetchConfig) -> None:
+    fault_server.set("/t.gif", Status(429, retry_after=0.3), Ok(GIF))
+    result = fetch(settings, fault_server.url("/t.gif"))
+    assert isinstance(result, Fetched) and result.attempts == 2
+    first, second = fault_server.requests
+    assert second.time - first.time >= 0.25
+
+
+def test_retry_after_beyond_the_limit_fails_at_once(fault_server: FaultServer) -> None:
+    fault_server.set("/t.gif", Status(429, retry_after=3600))
+    result = fetch(FAST, fault_server.url("/t.gif"))
+    assert isinstance(result, FetchFailure) and "Retry-After 3600s" in result.message
+    assert fault_server.count("/t.gif") == 1
+
+
+def test_retry_after_http_date() -> None:
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10)
+    assert retry_after("12") == 12 and retry_after("soon") is None and retry_after(None) is None
+
+
+def test_stall_after_headers_times_out(fault_server: FaultServer, settings: FetchConfig) -> None:
+    fault_server.set("/stall.gif", Stall(after_headers=True, seconds=5))
+    result = fetch(dataclasses.replace(settings, retries=0), fault_server.url("/stall.gif"))
+    assert isinstance(result, FetchFailure) and result.message.startswith(messages.TIMED_OUT)
+
+
+def test_drip_that_never_ends_hits_the_total_timeout(
+    fault_server: FaultServer, settings: FetchConfig
+) -> None:
+    fault_server.set("/drip.gif", Drip(chunk=b"GIF89a", interval=0.05))
+    quick = dataclasses.replace(settings, retries=0, total_timeout=0.6, max_bytes=10**6)
+    result = fetch(quick, fault_server.url("/drip.gif"))
+    assert isinstance(result, FetchFailure) and result.message.startswith(messages.TIMED_OUT)
+
+
+def test_slow_but_complete_response_succeeds(
+    fault_server: FaultServer, settings: FetchConfig
+) -> None:
+    fault_server.set("/slow.gif", Delay(0.2, Ok(GIF)))
+    assert isinstance(fetch(settings, fault_server.url("/slow.gif")), Fetched)
+
+
+def test_oversize_by_content_length(fault_server: FaultServer, settings: FetchConfig) -> None:
+    fault_server.set("/big.gif", Ok(GIF + b"\0" * 5000))
+    result = fetch(settings, fault_server.url("/big.gif"))
+    assert isinstance(result, FetchFailure) and result.message.startswith(messages.TOO_LARGE)
+    assert fault_server.count("/big.gif") == 1
+
+
+def test_oversize_when_decoded(fault_server: FaultServer, settings: FetchConfig) -> None:
+    bomb = GIF + b"\0" * 100_000
+    assert len(gzip.compress(bomb)) < FAST.max_bytes
+    fault_server.set("/bomb.gif", Ok(bomb, gzip=True))
+    result = fetch(settings, fault_server.url("/bomb.gif"))
+    assert isinstance(result, FetchFailure) and result.message.startswith(messages.TOO_LARGE)
+
+
+def test_html_is_not_an_image(fault_server: FaultServer, settings: FetchConfig) -> None:
+    fault_server.set("/err.gif", Ok(b"<html>oops</html>", content_type="text/html"))
+    result = fetch(settings, fault_server.url("/err.gif"))
+    assert isinstance(result, FetchFailure)
+    assert result.message.startswith(messages.NOT_AN_IMAGE) and "text/html" in result.message
+
+
+def test_image_type_with_non_image_bytes_fails_the_sniff(
+    fault_server: FaultServer, settings: FetchConfig
+) -> None:
+    fault_server.set("/fake.gif", Ok(b"<html>error page</html>", content_type="image/gif"))
+    result = fetch(settings, fault_server.url("/fake.gif"))
+    assert isinstance(result, FetchFailure) and "does not look like an image" in result.message
+
+
+def test_octet_stream_gets_the_sniffed_type(
+    fault_server: FaultServer, settings: FetchConfig
+) -> None:
+    fault_server.set("/o", Ok(GIF, content_type="application/octet-stream"))
+    result = fetch(settings, fault_server.url("/o"))
+    assert isinstance(result, Fetched) and result.content_type == "image/gif"
+
+
+def test_redirect_is_followed(fault_server: FaultServer, settings: FetchConfig) -> None:
+    fault_server.set("/old.gif", Redirect("/new.gif", 301))
+    fault_server.set("/new.gif", Ok(GIF))
+    result = fetch(settings, fault_server.url("/old.gif"))
+    assert isinstance(result, Fetched) and result.data == GIF
+
+
+def test_redirect_loop_fails(fault_server: FaultServer, settings: FetchConfig) -> None:
+    fault_server.set("/a", Redirect("/b"))
+    fault_server.set("/b", Redirect("/a"))
+    result = fetch(settings, fault_server.url("/a"))
+    assert isinstance(result, FetchFailure)
+    assert result.message.startswith(messages.TOO_MANY_REDIRECTS)
+
+
+def test_redirect_to_another_scheme_fails(fault_server: FaultServer, settings: FetchConfig) -> None:
+    fault_server.set("/a", Redirect("file:///etc/passwd"))
+    result = fetch(settings, fault_server.url("/a"))
+    assert isinstance(result, FetchFailure) and result.message.startswith(messages.BAD_REDIRECT)
+
+
+def test_guard_sees_every_hop(fault_server: FaultServer, settings: FetchConfig) -> None:
+    fault_server.set("/a", Redirect("http://169.254.169.254/latest/meta-data"))
+    seen: list[str] = []
+
+    def guard(url: str) -> None:
+        seen.append(url)
+        if "169.254" in url:
+            raise PermissionError("link-local address")
+
+    result = fetch(settings, fault_server.url("/a"), guard)
+    assert isinstance(result, FetchFailure) and result.message.startswith(messages.REFUSED_TARGET)
+    assert seen == [fault_server.url("/a"), "http://169.254.169.254/latest/meta-data"]
+
+
+def test_reset_before_headers_is_retried(fault_server: FaultServer, settings: FetchConfig) -> None:
+    fault_server.set("/reset.gif", Reset(before_headers=True), Ok(GIF))
+    result = fetch(settings, fault_server.url("/reset.gif"))
+    assert isinstance(result, Fetched) and result.attempts == 2
+
+
+def test_reset_mid_body_is_reported(fault_server: FaultServer, settings: FetchConfig) -> None:
+    fault_server.set("/reset.gif", Reset(before_headers=False))
+    result = fetch(settings, fault_server.url("/reset.gif"))
+    assert isinstance(result, FetchFailure)
+    assert messages.failure_class(result.message) in (
+        messages.CONNECTION_RESET,
+        messages.INCOMPLETE,
+    )
+
+
+def test_short_body_is_incomplete(fault_server: FaultServer, settings: FetchConfig) -> None:
+    fault_server.set("/short.gif", Short(GIF, claimed_length=len(GIF) + 100))
+    result = fetch(settings, fault_server.url("/short.gif"))
+    assert isinstance(result, FetchFailure)
+    assert messages.failure_class(result.message) in (
+        messages.INCOMPLETE,
+        messages.CONNECTION_RESET,
+    )
+    assert fault_server.count("/short.gif") == 3
+
+
+def test_connection_refused(settings: FetchConfig) -> None:
+    with FaultServer() as server:
+        url = server.url("/gone.gif")
+    result = fetch(settings, url)
+    assert isinstance(result, FetchFailure)
+    assert result.message == f"Connection refused: {url}"
+
+
+def test_dns_failure(settings: FetchConfig) -> None:
+    result = fetch(dataclasses.replace(settings, retries=0), "http://no-such-host.invalid/a.gif")
+    assert isinstance(result, FetchFailure)
+    assert result.message.startswith(messages.DNS_FAILED)
+
+
+def test_keep_alive_reuses_connections(fault_server: FaultServer) -> None:
+    for i in range(20):
+        fault_server.set(f"/k{i}.gif", Ok(GIF))
+
+    async def go() -> None:
+        async with Fetcher(FAST, max_connections=2) as fetcher:
+            for i in range(20):
+                assert isinstance(await fetcher.fetch(fault_server.url(f"/k{i}.gif")), Fetched)
+
+    asyncio.run(go())
+    assert fault_server.connections == 1
