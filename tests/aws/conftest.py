@@ -1,5 +1,9 @@
 """Shared moto fixtures for the aws tests (nothing here talks to real AWS).
 
+moto applies a bucket policy's conditional Deny unconditionally (it evaluates only StringEquals
+conditions), so the deployed TLS-only policy would refuse every test request. ``moto_mock``
+and ``moto_server`` therefore treat test requests as TLS: see ``requests_use_tls``.
+
 - ``aws_env``: fake credentials, region us-east-1, no profile or endpoint from the host.
 - ``moto_mock``: moto in process, Step Functions executing definitions, Lambda without Docker.
 - ``moto_server``: a ThreadedMotoServer on 127.0.0.1 (free port); yields its URL.
@@ -14,15 +18,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from moto import mock_aws
+from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.s3.models import FakeBucket
 from moto.server import ThreadedMotoServer
 
 from imgflow.aws.client import Aws, connect
@@ -34,6 +42,33 @@ MOTO_CONFIG: dict[str, Any] = {
     "lambda": {"use_docker": False},
 }
 READ_PREFIXES = ("Get", "List", "Describe", "Head")
+
+
+def _insecure_transport_only(statement: dict[str, Any]) -> bool:
+    condition = statement.get("Condition") or {}
+    return condition == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def _permission_over_tls(bucket: FakeBucket, action: str, resource: str) -> Any:
+    """moto's bucket policy check, for a request made over TLS."""
+    if bucket.policy is None:
+        return PermissionResult.NEUTRAL
+    policy = json.loads(bucket.policy.decode())
+    statements = policy.get("Statement", [])
+    if isinstance(statements, list):
+        policy["Statement"] = [s for s in statements if not _insecure_transport_only(s)]
+    return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
+
+
+@contextmanager
+def requests_use_tls() -> Iterator[None]:
+    """Make moto evaluate `aws:SecureTransport` as AWS would for HTTPS requests."""
+    original = FakeBucket.get_permission
+    FakeBucket.get_permission = _permission_over_tls  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        FakeBucket.get_permission = original  # type: ignore[method-assign]
 
 
 @pytest.fixture
@@ -48,7 +83,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def moto_mock(aws_env: None) -> Iterator[None]:
-    with mock_aws(config=MOTO_CONFIG):  # type: ignore[arg-type]
+    with mock_aws(config=MOTO_CONFIG), requests_use_tls():  # type: ignore[arg-type]
         yield
 
 
@@ -62,7 +97,8 @@ def moto_server() -> Iterator[str]:
     os.environ["MOTO_PORT"] = str(port)
     httpx.post(f"{url}/moto-api/config", json=MOTO_CONFIG).raise_for_status()
     try:
-        yield url
+        with requests_use_tls():
+            yield url
     finally:
         server.stop()
         if previous is None:
