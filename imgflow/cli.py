@@ -21,6 +21,8 @@ from imgflow.config import Config
 from imgflow.errors import ImgflowError, UsageError
 
 if TYPE_CHECKING:
+    from imgflow.aws.client import Aws
+    from imgflow.aws.job import JobStatus
     from imgflow.jobinput import JobInput
     from imgflow.local.runner import LocalRunResult
 
@@ -123,6 +125,9 @@ def run(
     backend: Annotated[
         Backend | None, typer.Option("--backend", help="local (default) or aws.")
     ] = None,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="aws: print the execution ARN and return.")
+    ] = False,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     output: OutputOpt = Output.table,
@@ -155,12 +160,72 @@ def run(
             spec = jobinput.from_paths_file(base_url, paths_file)
         try:
             if cfg.backend == "aws":
-                raise UsageError("the aws backend is not available in this build yet")
-            result = _run_local(cfg, spec, data_dir, output, force)
-            code = 0 if result.state == "succeeded" else 1
+                code = _run_aws(cfg, spec, output, no_wait)
+            else:
+                result = _run_local(cfg, spec, data_dir, output, force)
+                code = 0 if result.state == "succeeded" else 1
         finally:
             spec.cleanup()
     raise typer.Exit(code)
+
+
+def _aws_target(cfg: Config) -> tuple[Aws, str, str]:
+    """(session, bucket, state machine ARN) of the deployment of `cfg`."""
+    from imgflow.aws.client import from_config
+    from imgflow.aws.deploy.state import load_outputs
+
+    outputs = load_outputs(cfg)
+    if outputs is None:
+        raise UsageError(f"deployment {cfg.deployment!r} not found: run imgflow deploy first")
+    return from_config(cfg), outputs.bucket, outputs.state_machine_arn
+
+
+def _run_aws(cfg: Config, spec: JobInput, output: Output, no_wait: bool) -> int:
+    from imgflow.aws.job import job_body, start_job, wait_for_job
+    from imgflow.aws.job_progress import AwsProgress
+
+    aws, bucket, state_machine = _aws_target(cfg)
+    body = job_body(spec.base_url, spec.paths(), cfg.job.concurrency)
+    started = start_job(aws, bucket, state_machine, body, cfg.job.batch_size)
+    if started.existing:
+        err.print(f"this job was submitted before: showing execution {started.execution_arn}")
+    if no_wait:
+        out.print(started.execution_arn)
+        return 0
+    began = time.monotonic()
+    if err.is_terminal:
+        with AwsProgress(err, spec.count) as progress:
+            status = wait_for_job(aws, bucket, started.execution_arn, progress.update)
+    else:
+        status = wait_for_job(aws, bucket, started.execution_arn)
+    return _show_aws(cfg, status, output, time.monotonic() - began)
+
+
+def _show_aws(cfg: Config, status: JobStatus, output: Output, elapsed: float | None) -> int:
+    from imgflow.render import results_table, summary_line, write_json
+
+    if output is Output.json:
+        extra = {
+            "state": status.status.lower(),
+            "executionArn": status.execution_arn,
+            "cause": status.cause,
+            "duplicates": status.duplicates,
+        }
+        write_json(sys.stdout, status.job_id, "aws", status.summary, status.records, extra)
+    else:
+        title = f"execution {status.job_id}"
+        out.print(results_table(status.records, status.summary.total, title=title))
+        line = summary_line(status.summary, status.duplicates, elapsed)
+        out.print(line + f" [{status.status.lower()}]", markup=False)
+    if status.running:
+        return 0
+    if status.cause and status.status != "SUCCEEDED":
+        err.print(f"execution {status.status.lower()}: {status.error or ''} {status.cause}")
+    if status.status == "SUCCEEDED":
+        return 0
+    downloads_failed = bool(status.final) and status.summary.failed > 0
+    ok = downloads_failed and status.summary.succeeded(cfg.job.tolerate_failures)
+    return 0 if ok else 1
 
 
 def _data_dir(cfg: Config, data_dir: Path | None) -> Path:
@@ -233,6 +298,12 @@ def status(
     """Show a past run's per-image results, or list recent runs."""
     with _errors():
         cfg = _load_config(config)
+        if run_id is not None and run_id.startswith("arn:"):
+            from imgflow.aws.job import job_status
+
+            aws, bucket, _ = _aws_target(cfg)
+            code = _show_aws(cfg, job_status(aws, bucket, run_id), output, None)
+            raise typer.Exit(code)
         folder = _data_dir(cfg, data_dir)
         from imgflow.local.runner import DB_NAME
 

@@ -1,0 +1,105 @@
+"""`imgflow run --backend aws` and `imgflow status <execution-arn>` on moto, in process."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lambda_invoke import patched
+from pipeline_env import FLAGS_DIR, Deployed, deploy_pipeline, pipeline_config, reference_body
+from typer.testing import CliRunner
+
+from imgflow.aws.client import Aws
+from imgflow.cli import app
+from imgflow.demo.server import StaticServer, serve_directory
+from infra.statemachine import FAIL_CAUSE
+
+
+@pytest.fixture(scope="module")
+def flags() -> Iterator[StaticServer]:
+    with serve_directory(FLAGS_DIR) as server:
+        yield server
+
+
+@pytest.fixture
+def config_file(aws: Aws, tmp_path: Path) -> Iterator[tuple[Path, Deployed]]:
+    state_dir = tmp_path / "deployed"
+    with patched():
+        deployed = deploy_pipeline(aws, pipeline_config(state_dir))
+        path = tmp_path / "imgflow.yaml"
+        settings = {
+            "backend": "aws",
+            "deployment": deployed.cfg.deployment,
+            "aws": {"region": "us-east-1", "state_dir": str(state_dir)},
+        }
+        path.write_text(json.dumps(settings))
+        yield path, deployed
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def job_file(tmp_path: Path, name: str, base_url: str) -> str:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(reference_body(name, base_url)))
+    return str(path)
+
+
+def test_run_and_status_of_a_failing_job(
+    config_file: tuple[Path, Deployed], flags: StaticServer, tmp_path: Path
+) -> None:
+    config, _ = config_file
+    job = job_file(tmp_path, "fail", flags.base_url)
+    code, stdout, stderr = invoke("run", "--job", job, "--config", str(config), "-o", "json")
+    assert code == 1, stderr
+    doc = json.loads(stdout)
+    assert doc["backend"] == "aws" and doc["state"] == "failed"
+    assert doc["cause"] == FAIL_CAUSE
+    assert doc["summary"] == {"total": 5, "stored": 4, "skipped": 0, "failed": 1}
+    [failed] = [r for r in doc["results"] if r["outcome"] == "failed"]
+    assert failed["error"] == f"Could not find: {flags.base_url}/zz/zz.gif"
+    assert FAIL_CAUSE in stderr
+
+    arn = doc["executionArn"]
+    code, stdout, _ = invoke("status", arn, "--config", str(config))
+    assert code == 1
+    assert "Could not find" in stdout and "zz/zz.gif" in stdout
+    assert "5 images: 4 stored, 0 skipped, 1 failed" in stdout and "[failed]" in stdout
+
+    code, stdout, stderr = invoke("run", "--job", job, "--config", str(config), "-o", "json")
+    assert code == 1 and "submitted before" in stderr
+    assert json.loads(stdout)["executionArn"] == arn
+
+
+def test_run_no_wait_then_status(
+    config_file: tuple[Path, Deployed], flags: StaticServer, tmp_path: Path
+) -> None:
+    config, _ = config_file
+    job = job_file(tmp_path, "success", flags.base_url)
+    code, stdout, stderr = invoke("run", "--job", job, "--config", str(config), "--no-wait")
+    assert code == 0, stderr
+    arn = stdout.strip()
+    assert ":execution:" in arn
+    deadline = time.monotonic() + 60
+    while True:
+        code, stdout, _ = invoke("status", arn, "--config", str(config), "-o", "json")
+        doc = json.loads(stdout)
+        if doc["state"] != "running" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert code == 0 and doc["state"] == "succeeded"
+    assert doc["summary"] == {"total": 101, "stored": 101, "skipped": 0, "failed": 0}
+    assert doc["duplicates"] == 1
+    assert len(doc["results"]) == 101
+
+
+def test_status_of_an_unknown_execution(config_file: tuple[Path, Deployed]) -> None:
+    config, deployed = config_file
+    arn = deployed.state_machine_arn.replace(":stateMachine:", ":execution:") + ":nope"
+    code, _, stderr = invoke("status", arn, "--config", str(config))
+    assert code == 2 and "no such execution" in stderr
