@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from imgflow import config as config_mod
 from imgflow.config import Config
@@ -22,6 +23,7 @@ from imgflow.errors import ImgflowError, UsageError
 
 if TYPE_CHECKING:
     from imgflow.aws.client import Aws
+    from imgflow.aws.deploy import Step
     from imgflow.aws.job import JobStatus
     from imgflow.jobinput import JobInput
     from imgflow.local.runner import LocalRunResult
@@ -60,7 +62,7 @@ class Backend(StrEnum):
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]imgflow: error:[/] {message}", markup=True, highlight=False)
+    err.print(f"[bold red]imgflow: error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -409,6 +411,105 @@ def demo(
             err.print(f"demo: expected exactly 1 failure (zz/zz.gif), got {failed}")
             code = 1
     raise typer.Exit(code)
+
+
+ProfileOpt = Annotated[
+    str | None, typer.Option("--profile", help="AWS profile (default: aws.profile, AWS_PROFILE).")
+]
+RegionOpt = Annotated[
+    str | None, typer.Option("--region", help="AWS region (default: aws.region, AWS_REGION).")
+]
+
+
+def _aws_config(config: Path | None, profile: str | None, region: str | None) -> Config:
+    return config_mod.with_overrides(
+        _load_config(config), aws={"profile": profile, "region": region}
+    )
+
+
+@app.command("deploy")
+def deploy_command(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; change nothing.")
+    ] = False,
+    config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Create or update the AWS pipeline: S3, DynamoDB, SNS, IAM, Lambda, Step Functions, API.
+
+    Idempotent: a second deploy with nothing changed changes nothing. State is saved after
+    every step in aws.state_dir (.imgflow/deployed/<deployment>.json).
+    """
+    with _errors():
+        import json
+
+        from imgflow.aws.deploy import deploy
+        from imgflow.render_deploy import (
+            deploy_json,
+            outputs_table,
+            plan_summary,
+            plan_table,
+            step_line,
+        )
+
+        cfg = _aws_config(config, profile, region)
+
+        def progress(step: Step) -> None:
+            if step.mutates:
+                err.print(step_line(step), markup=False)
+
+        result = deploy(cfg, dry_run=dry_run, on_step=progress)
+        for warning in result.plan.warnings:
+            err.print(f"[bold yellow]warning:[/] {warning}")
+        if output is Output.json:
+            out.print_json(json.dumps(deploy_json(result)))
+        else:
+            title = "plan (dry run: nothing changed)" if dry_run else "deploy"
+            out.print(plan_table(result.plan.steps, title))
+            out.print(plan_summary(result.plan.steps), markup=False)
+            out.print(outputs_table(result.outputs))
+    raise typer.Exit(0)
+
+
+@app.command("teardown")
+def teardown_command(
+    delete_data: Annotated[
+        bool, typer.Option("--delete-data", help="Also delete the images and the index.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to confirm.")] = False,
+    config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Delete the AWS pipeline, newest resources first.
+
+    A bucket with images or a table with index rows is kept unless --delete-data is given
+    (which asks to confirm; --yes for scripts). Safe to run twice, or after a failed deploy.
+    """
+    with _errors():
+        import json
+
+        from imgflow.aws.teardown import teardown
+        from imgflow.render_deploy import teardown_table
+
+        cfg = _aws_config(config, profile, region)
+        if delete_data and not yes:
+            if not sys.stdin.isatty():
+                raise UsageError("--delete-data deletes every image and index row: add --yes")
+            question = f"Delete every image and index row of deployment {cfg.deployment!r}?"
+            if not typer.confirm(question, err=True):
+                _fail("teardown cancelled; nothing was deleted", 1)
+        result = teardown(cfg, delete_data=delete_data)
+        if output is Output.json:
+            out.print_json(json.dumps(result.to_json()))
+        else:
+            out.print(teardown_table(result))
+        for kind, name, reason in result.kept:
+            err.print(f"kept {kind} {name}: {reason}", markup=False)
+    raise typer.Exit(0)
 
 
 def main() -> None:
