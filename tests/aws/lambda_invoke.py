@@ -102,7 +102,14 @@ def _invoke(
     with _lock:
         _counts[fn.function_name] = _counts.get(fn.function_name, 0) + 1
         handler = _load(_unpacked(fn.code_bytes), fn.handler)
-        env = {"AWS_REGION": fn.region, "AWS_DEFAULT_REGION": fn.region, **fn.environment_vars}
+        env = {
+            "AWS_REGION": fn.region,
+            "AWS_DEFAULT_REGION": fn.region,
+            # Lambda hands the function its role's credentials; moto accepts any.
+            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+            **fn.environment_vars,
+        }
         if os.environ.get("MOTO_PORT"):
             env.setdefault("AWS_ENDPOINT_URL", f"http://127.0.0.1:{os.environ['MOTO_PORT']}")
         os.environ.update({k: str(v) for k, v in env.items()})

@@ -1,0 +1,76 @@
+"""deploy -> run -> status -> teardown, the CLI as real processes against a moto server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pipeline_env import FLAGS_DIR, reference_body
+
+from imgflow.demo.server import StaticServer, serve_directory
+from infra.statemachine import FAIL_CAUSE
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def moto_endpoint(tmp_path: Path) -> Iterator[str]:
+    port_file = tmp_path / "port"
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "moto_server.py"), str(port_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not port_file.exists() or not port_file.read_text():
+            assert time.monotonic() < deadline, "moto server did not start"
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port_file.read_text()}"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def imgflow(args: list[str], cwd: Path, endpoint: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }
+    env.pop("AWS_PROFILE", None)
+    command = [sys.executable, "-m", "imgflow.cli", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_deploy_run_status_teardown(moto_endpoint: str, tmp_path: Path) -> None:
+    settings = {
+        "backend": "aws",
+        "deployment": "imgflow-e2e",
+        "aws": {"region": "us-east-1", "allow_private_targets": True},
+        "api": {"auth": "iam"},
+    }
+    (tmp_path / "imgflow.yaml").write_text(json.dumps(settings))
+    flags: StaticServer
+    with serve_directory(FLAGS_DIR) as flags:
+        (tmp_path / "fail.json").write_text(json.dumps(reference_body("fail", flags.base_url)))
+        deployed = imgflow(["deploy"], tmp_path, moto_endpoint)
+        assert deployed.returncode == 0, deployed.stderr
+        ran = imgflow(["run", "--job", "fail.json", "-o", "json"], tmp_path, moto_endpoint)
+        assert ran.returncode == 1, ran.stderr
+        doc = json.loads(ran.stdout)
+        assert doc["cause"] == FAIL_CAUSE
+        assert doc["summary"] == {"total": 5, "stored": 4, "skipped": 0, "failed": 1}
+        shown = imgflow(["status", doc["executionArn"]], tmp_path, moto_endpoint)
+        assert shown.returncode == 1 and "Could not find" in shown.stdout
+    gone = imgflow(["teardown", "--yes", "--delete-data"], tmp_path, moto_endpoint)
+    assert gone.returncode == 0, gone.stderr
