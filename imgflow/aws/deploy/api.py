@@ -93,7 +93,7 @@ def api_step(ctx: Context) -> Step:
         if found is None:
             created = api.create_api(Name=name, ProtocolType="HTTP", Tags=ctx.tags)
             api_id = created["ApiId"]
-            ctx.state.remember("api", id=api_id, endpoint=created["ApiEndpoint"])
+            ctx.state.remember("api", name=name, id=api_id, endpoint=created["ApiEndpoint"])
         else:
             api_id = found["ApiId"]
         integration_id = (integration or {}).get("IntegrationId")
@@ -119,7 +119,7 @@ def api_step(ctx: Context) -> Step:
             arn = f"arn:{ctx.names.partition}:apigateway:{ctx.aws.region}::/apis/{api_id}"
             api.tag_resource(ResourceArn=arn, Tags=ctx.tags)
 
-    ids = {"id": found["ApiId"], "endpoint": found["ApiEndpoint"]} if found else {}
+    ids = {"name": name, "id": found["ApiId"], "endpoint": found["ApiEndpoint"]} if found else {}
     return step("api", API, name, changes, apply, exists=found is not None, ids=ids)
 
 

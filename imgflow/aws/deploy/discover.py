@@ -78,7 +78,9 @@ def _state_machine(ctx: Context) -> Ids | None:
 
 def _api(ctx: Context) -> Ids | None:
     found = find_api(ctx)
-    return {"id": found["ApiId"], "endpoint": found["ApiEndpoint"]} if found else None
+    if found is None:
+        return None
+    return {"name": ctx.names.api, "id": found["ApiId"], "endpoint": found["ApiEndpoint"]}
 
 
 def _ours(ctx: Context, key: str, tags: list[Any]) -> bool:

@@ -1,0 +1,88 @@
+"""Rich tables and JSON for `imgflow deploy` and `imgflow teardown`. Pure data in, text out."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from imgflow.aws.deploy import DeployResult, Step
+    from imgflow.aws.deploy.state import DeploymentOutputs
+    from imgflow.aws.teardown import TeardownResult
+
+ACTION_STYLES = {"create": "green", "update": "yellow", "no change": "dim"}
+
+
+def plan_table(steps: tuple[Step, ...], title: str) -> Table:
+    """One row per resource: what deploy does to it and what changes."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("action")
+    table.add_column("resource")
+    table.add_column("name", overflow="fold")
+    table.add_column("changes", overflow="fold")
+    for step in steps:
+        style = ACTION_STYLES.get(step.action, "")
+        table.add_row(step.action, step.kind, step.name, ", ".join(step.changes), style=style)
+    return table
+
+
+def plan_summary(steps: tuple[Step, ...]) -> str:
+    """'2 to create, 1 to update, 10 unchanged'."""
+    count = {action: sum(1 for s in steps if s.action == action) for action in ACTION_STYLES}
+    return (
+        f"{count['create']} to create, {count['update']} to update, {count['no change']} unchanged"
+    )
+
+
+def step_line(step: Step) -> str:
+    """A progress line for a step just applied."""
+    verb = {"create": "created", "update": "updated"}.get(step.action, "unchanged")
+    detail = f" ({', '.join(step.changes)})" if step.changes else ""
+    return f"{verb} {step.kind} {step.name}{detail}"
+
+
+def outputs_table(outputs: DeploymentOutputs) -> Table:
+    """The deployment's outputs: where things are."""
+    table = Table(title=f"deployment {outputs.deployment}", title_justify="left", show_header=False)
+    table.add_column("output", style="bold")
+    table.add_column("value", overflow="fold")
+    rows = [
+        ("region", outputs.region),
+        ("bucket", outputs.bucket),
+        ("table", outputs.table),
+        ("topic", outputs.topic_arn),
+        ("state machine", outputs.state_machine_arn),
+        ("api url", outputs.api_url or "(created on deploy)"),
+    ]
+    if outputs.endpoint_url:
+        rows.append(("endpoint", outputs.endpoint_url))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def deploy_json(result: DeployResult) -> dict[str, Any]:
+    """`imgflow deploy --output json`."""
+    return {
+        "dry_run": result.dry_run,
+        "summary": plan_summary(result.plan.steps),
+        **result.plan.to_json(),
+        "outputs": result.outputs.to_json(),
+    }
+
+
+def teardown_table(result: TeardownResult) -> Table:
+    """What teardown deleted and kept."""
+    table = Table(title="teardown", title_justify="left")
+    table.add_column("action")
+    table.add_column("resource")
+    table.add_column("name", overflow="fold")
+    table.add_column("why", overflow="fold")
+    for kind, name in result.deleted:
+        table.add_row("deleted", kind, name, "", style="red")
+    for kind, name, reason in result.kept:
+        table.add_row("kept", kind, name, reason, style="yellow")
+    if not result.deleted and not result.kept:
+        table.caption = "nothing to delete"
+    return table
