@@ -1,0 +1,1 @@
+"""Test helpers: a scriptable fault-injecting HTTP server (``support.faultserver``)."""

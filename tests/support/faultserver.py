@@ -1,0 +1,458 @@
+"""A scriptable HTTP/1.1 server on 127.0.0.1 for tests, with byte-level control of replies.
+
+It runs an asyncio loop in its own thread. Script each path with replies, consumed in order
+(the last one repeats); paths without a script get ``fallback`` (404 by default)::
+
+    with FaultServer() as server:
+        server.set("/a.gif", Status(503, retry_after=1), Ok(b"GIF89a..."))
+        httpx.get(server.url("/a.gif"))          # 503 with Retry-After: 1
+        httpx.get(server.url("/a.gif"))          # 200, and every later request too
+        assert server.count("/a.gif") == 2
+
+Replies (see ``support.replies``): ``Ok``, ``Status``, ``Redirect``, ``Stall``, ``Drip``,
+``Delay``, ``Reset``, ``Short``. Paths match without the query string.
+
+Observations, all safe to read from the test thread:
+
+- ``requests``: every request as a ``Request`` (method, path, target, headers with lower-case
+  names, body, monotonic ``time``, ``connection`` number), in arrival order;
+- ``count(path)``; ``connections``: TCP connections accepted (keep-alive reuses one);
+- ``in_flight`` now, ``max_in_flight`` ever, ``max_in_flight_under(prefix)`` for paths
+  starting with ``prefix``. A request is in flight from its head arriving until just before
+  its reply is sent (a client never holds a reply the server still counts); faults
+  (``Stall``, ``Drip``, ``Reset``, ``Short``) count until they end or the client goes away;
+- ``wait_for_requests(n, timeout)``.
+
+Keep-alive is on unless the client asks for ``Connection: close``; no pipelining, and request
+bodies must come with Content-Length. ``close()`` (or leaving the ``with``) cancels everything
+in progress and joins the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import itertools
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from types import TracebackType
+
+from support.replies import Delay, Drip, Headers, Ok, Redirect, Reply, Reset, Short, Stall, Status
+
+__all__ = [
+    "Delay",
+    "Drip",
+    "FaultServer",
+    "Ok",
+    "Redirect",
+    "Reply",
+    "Request",
+    "Reset",
+    "Short",
+    "Stall",
+    "Status",
+]
+
+_STALL_CLAIMED_LENGTH = 1000
+_RESET_EXTRA_CLAIMED = 1000
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as the server saw it."""
+
+    method: str
+    path: str
+    target: str
+    version: str
+    headers: Mapping[str, str]
+    body: bytes
+    time: float
+    connection: int
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the client lets the connection stay open after the reply."""
+        token = self.headers.get("connection", "").lower()
+        if self.version == "HTTP/1.0":
+            return token == "keep-alive"
+        return token != "close"
+
+
+@dataclass
+class _Span:
+    path: str
+    start: float
+    end: float = field(default=float("inf"))
+
+
+class FaultServer:
+    """A running scriptable server; also a context manager that closes it."""
+
+    def __init__(self, host: str = "127.0.0.1", fallback: Reply | None = None) -> None:
+        self.host = host
+        self.port = 0
+        self._fallback: Reply = fallback or Status(404, b"not found\n")
+        self._scripts: dict[str, list[Reply]] = {}
+        self._requests: list[Request] = []
+        self._spans: list[_Span] = []
+        self._in_flight = 0
+        self._max_in_flight = 0
+        self._connection_ids = itertools.count(1)
+        self._connections = 0
+        self._changed = threading.Condition()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stop: asyncio.Event | None = None
+        self._startup_error: BaseException | None = None
+        self._ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="fault-server", daemon=True)
+        self._thread.start()
+        self._ready.wait(5)
+        if self._startup_error is not None or not self.port:
+            self.close()
+            raise RuntimeError("fault server did not start") from self._startup_error
+
+    # --- scripting and observations (test thread) ----------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:port`` without a trailing slash."""
+        return f"http://{self.host}:{self.port}"
+
+    def url(self, path: str) -> str:
+        """The full URL of ``path`` (with or without a leading slash)."""
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def set(self, path: str, *replies: Reply) -> None:
+        """Script ``path``: ``replies`` in order, the last repeating. No replies: unscript."""
+        with self._changed:
+            if replies:
+                self._scripts[_normal(path)] = list(replies)
+            else:
+                self._scripts.pop(_normal(path), None)
+
+    @property
+    def requests(self) -> list[Request]:
+        """Every request so far, in arrival order."""
+        with self._changed:
+            return list(self._requests)
+
+    def count(self, path: str) -> int:
+        """How many requests named ``path``."""
+        wanted = _normal(path)
+        with self._changed:
+            return sum(1 for request in self._requests if request.path == wanted)
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted so far."""
+        with self._changed:
+            return self._connections
+
+    @property
+    def in_flight(self) -> int:
+        """Requests being handled right now."""
+        with self._changed:
+            return self._in_flight
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests ever handled at once."""
+        with self._changed:
+            return self._max_in_flight
+
+    def max_in_flight_under(self, prefix: str) -> int:
+        """The most requests for paths starting with ``prefix`` ever handled at once."""
+        with self._changed:
+            spans = [span for span in self._spans if span.path.startswith(prefix)]
+        events = sorted([(s.start, 1) for s in spans] + [(s.end, -1) for s in spans])
+        most = current = 0
+        for _, step in events:
+            current += step
+            most = max(most, current)
+        return most
+
+    def wait_for_requests(self, count: int, timeout: float = 2.0) -> bool:
+        """Block until at least ``count`` requests arrived; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self._requests) >= count, timeout)
+
+    def close(self) -> None:
+        """Stop listening, cancel every connection and join the server thread."""
+        if self._thread.is_alive():
+            stop = self._stop
+            if stop is not None:
+                self._loop.call_soon_threadsafe(stop.set)
+            self._thread.join(5)
+
+    def __enter__(self) -> FaultServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- the loop (server thread) --------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._loop.run_until_complete(self._main())
+        except BaseException as error:  # reported to the constructor
+            self._startup_error = error
+        finally:
+            self._ready.set()
+            self._loop.close()
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        server = await asyncio.start_server(self._on_connection, self.host, 0, backlog=256)
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        await self._stop.wait()
+        server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await server.wait_closed()
+
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        writer.transport.set_write_buffer_limits(0)
+        with self._changed:
+            self._connections += 1
+        connection = next(self._connection_ids)
+        cancelled = False
+        try:
+            while request := await _read_request(reader, connection):
+                keep_alive = await self._handle(request, reader, writer)
+                if not (keep_alive and request.keep_alive):
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        except asyncio.CancelledError:
+            cancelled = True
+        finally:
+            self._tasks.discard(task)
+            await _close(writer, abort=cancelled)
+
+    async def _handle(
+        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Reply to one request; True if the connection may serve another."""
+        span = _Span(request.path, request.time)
+        with self._changed:
+            reply = self._next_reply(request.path)
+            self._requests.append(request)
+            self._spans.append(span)
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+            self._changed.notify_all()
+
+        def done() -> None:
+            with self._changed:
+                if span.end == float("inf"):
+                    span.end = time.monotonic()
+                    self._in_flight -= 1
+
+        try:
+            keep_alive = await _send(reply, request, reader, writer, done)
+        finally:
+            done()
+        if not writer.transport.is_closing():
+            await writer.drain()
+        return keep_alive
+
+    def _next_reply(self, path: str) -> Reply:
+        script = self._scripts.get(path)
+        if not script:
+            return self._fallback
+        return script.pop(0) if len(script) > 1 else script[0]
+
+
+# --- the wire ----------------------------------------------------------------------------------
+
+
+async def _read_request(reader: asyncio.StreamReader, connection: int) -> Request | None:
+    """The next request on the connection, or None when the client has closed it."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return None
+    arrived = time.monotonic()
+    first, *lines = head.decode("latin-1").rstrip("\r\n").split("\r\n")
+    method, target, version = first.split(" ", 2)
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0") or 0)
+    body = await reader.readexactly(length) if length else b""
+    path = _normal(target.split("?", 1)[0])
+    return Request(method, path, target, version, headers, body, arrived, connection)
+
+
+async def _send(
+    reply: Reply,
+    request: Request,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    done: Callable[[], None],
+) -> bool:
+    """Perform ``reply``; True if the connection may serve another request.
+
+    A complete reply calls ``done`` just before handing its bytes to the transport (the caller
+    drains), so no client can see a reply while the server still counts its request.
+    """
+    closing = not request.keep_alive
+    head_only = request.method == "HEAD"
+    match reply:
+        case Delay(seconds=seconds, then=then):
+            if not await _sleep_unless_gone(reader, seconds):
+                return False
+            return await _send(then, request, reader, writer, done)
+        case Ok():
+            body = gzip.compress(reply.body, mtime=0) if reply.gzip else reply.body
+            extra = {"Content-Encoding": "gzip"} if reply.gzip else {}
+            head = _merged({"Content-Type": reply.content_type}, extra, reply.headers)
+            _write_full(writer, done, 200, head, body, closing, head_only, reply.chunked)
+            return True
+        case Status():
+            retry = {} if reply.retry_after is None else {"Retry-After": _retry(reply.retry_after)}
+            head = _merged({"Content-Type": reply.content_type}, retry, reply.headers)
+            _write_full(writer, done, reply.code, head, reply.body, closing, head_only)
+            return True
+        case Redirect():
+            _write_full(writer, done, reply.code, {"Location": reply.location}, b"", closing)
+            return True
+        case Stall():
+            if reply.after_headers:
+                length = str(_STALL_CLAIMED_LENGTH)
+                head = {"Content-Type": "image/gif", "Content-Length": length}
+                await _write(writer, _head(200, head))
+            await _sleep_unless_gone(reader, reply.seconds)
+            return False
+        case Drip():
+            head = {"Content-Type": reply.content_type, "Transfer-Encoding": "chunked"}
+            await _write(writer, _head(200, head))
+            await _write(writer, _chunk(reply.chunk))
+            while await _sleep_unless_gone(reader, reply.interval):
+                await _write(writer, _chunk(reply.chunk))
+            return False
+        case Reset():
+            if not reply.before_headers:
+                claimed = str(len(reply.partial) + _RESET_EXTRA_CLAIMED)
+                await _write(writer, _head(200, {"Content-Length": claimed}) + reply.partial)
+            _reset(writer)
+            return False
+        case Short():
+            head = {"Content-Type": reply.content_type, "Content-Length": str(reply.claimed_length)}
+            await _write(writer, _head(200, head) + reply.body)
+            return False
+
+
+def _write_full(
+    writer: asyncio.StreamWriter,
+    done: Callable[[], None],
+    code: int,
+    headers: Headers,
+    body: bytes,
+    closing: bool,
+    head_only: bool = False,
+    chunked: bool = False,
+) -> None:
+    """A complete response: head with framing headers, then the (maybe chunked) body."""
+    framing = {"Transfer-Encoding": "chunked"} if chunked else {"Content-Length": str(len(body))}
+    close = {"Connection": "close"} if closing else {}
+    payload = _chunked(body) if chunked else body
+    head = _head(code, _merged(framing, headers, close))
+    done()
+    writer.write(head if head_only else head + payload)
+
+
+def _head(code: int, headers: Headers) -> bytes:
+    try:
+        reason = HTTPStatus(code).phrase
+    except ValueError:
+        reason = "Unknown"
+    lines = [f"HTTP/1.1 {code} {reason}", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _merged(*parts: Headers) -> dict[str, str]:
+    """Headers from ``parts``; a later part overrides an earlier one, ignoring case."""
+    merged: dict[str, tuple[str, str]] = {}
+    for part in parts:
+        merged.update((name.lower(), (name, value)) for name, value in part.items())
+    return dict(merged.values())
+
+
+def _chunked(body: bytes) -> bytes:
+    """``body`` as two chunks (one if short) and the last-chunk marker."""
+    half = (len(body) + 1) // 2
+    parts = [part for part in (body[:half], body[half:]) if part]
+    return b"".join(_chunk(part) for part in parts) + _chunk(b"")
+
+
+def _chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def _retry(value: float | str) -> str:
+    return value if isinstance(value, str) else f"{value:g}"
+
+
+async def _write(writer: asyncio.StreamWriter, data: bytes) -> None:
+    writer.write(data)
+    await writer.drain()
+
+
+async def _sleep_unless_gone(reader: asyncio.StreamReader, seconds: float) -> bool:
+    """Sleep ``seconds``; False (early) if the client closed the connection meanwhile."""
+    if reader.at_eof():
+        return False
+    try:
+        await asyncio.wait_for(_until_eof(reader), seconds)
+    except TimeoutError:
+        return True
+    return False
+
+
+async def _until_eof(reader: asyncio.StreamReader) -> None:
+    while await reader.read(65536):
+        pass
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP RST instead of a FIN."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def _close(writer: asyncio.StreamWriter, abort: bool) -> None:
+    if abort:
+        writer.transport.abort()
+        return
+    writer.close()
+    with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+        await writer.wait_closed()
+
+
+def _normal(path: str) -> str:
+    return "/" + path.lstrip("/")

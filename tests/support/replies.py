@@ -1,0 +1,83 @@
+"""The replies a ``FaultServer`` can give: one small frozen dataclass per behaviour."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+Headers = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Ok:
+    """200 with ``body`` (gzip-encoded and/or chunked on request)."""
+
+    body: bytes = b""
+    content_type: str = "image/gif"
+    headers: Headers = field(default_factory=dict)
+    chunked: bool = False
+    gzip: bool = False
+
+
+@dataclass(frozen=True)
+class Status:
+    """Any status with a body; ``retry_after`` is seconds (a number) or an HTTP-date (a str)."""
+
+    code: int
+    body: bytes = b""
+    headers: Headers = field(default_factory=dict)
+    retry_after: float | str | None = None
+    content_type: str = "text/plain"
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """A redirect to ``location`` (absolute, or a path on this server)."""
+
+    location: str
+    code: int = 302
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Say nothing for ``seconds`` (after a 200 head when ``after_headers``), then close."""
+
+    after_headers: bool = True
+    seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class Drip:
+    """A 200 whose chunked body sends ``chunk`` every ``interval`` seconds and never ends."""
+
+    chunk: bytes = b"."
+    interval: float = 0.05
+    content_type: str = "image/gif"
+
+
+@dataclass(frozen=True)
+class Delay:
+    """Wait ``seconds``, then give ``then``."""
+
+    seconds: float
+    then: Reply
+
+
+@dataclass(frozen=True)
+class Reset:
+    """Reset the connection (TCP RST) before the head, or after a head and ``partial`` body."""
+
+    before_headers: bool = True
+    partial: bytes = b"GIF89a"
+
+
+@dataclass(frozen=True)
+class Short:
+    """A 200 claiming ``claimed_length`` bytes that sends only ``body``, then closes."""
+
+    body: bytes
+    claimed_length: int
+    content_type: str = "image/gif"
+
+
+Reply = Ok | Status | Redirect | Stall | Drip | Delay | Reset | Short
