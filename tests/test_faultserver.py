@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import socket
 import threading
 import time
@@ -13,7 +14,9 @@ from support.faultserver import (
     Delay,
     Drip,
     FaultServer,
+    HttpDate,
     Ok,
+    PerMethod,
     Redirect,
     Reset,
     Short,
@@ -74,6 +77,30 @@ def test_status_carries_retry_after(fault_server: FaultServer, retry_after: int 
     response = httpx.get(fault_server.url("/busy"))
     assert response.status_code == 429 and response.text == "slow down"
     assert response.headers["retry-after"] == str(retry_after)
+
+
+def test_http_date_retry_after_is_computed_when_sent(fault_server: FaultServer) -> None:
+    fault_server.set("/busy", Status(503, retry_after=HttpDate(30)))
+    response = httpx.get(fault_server.url("/busy"))
+    when = email.utils.parsedate_to_datetime(response.headers["retry-after"]).timestamp()
+    assert 25 <= when - time.time() <= 31
+
+
+def test_head_and_get_can_disagree(fault_server: FaultServer) -> None:
+    fault_server.set("/a.gif", PerMethod(head=Ok(GIF), get=Ok(b"<html>", content_type="text/html")))
+    with httpx.Client() as client:
+        assert client.head(fault_server.url("/a.gif")).headers["content-type"] == "image/gif"
+        got = client.get(fault_server.url("/a.gif"))
+        assert got.headers["content-type"] == "text/html" and got.content == b"<html>"
+
+
+def test_storm_answers_every_path_then_scripts_resume(fault_server: FaultServer) -> None:
+    fault_server.set("/a/x.gif", Ok(GIF))
+    fault_server.storm(3, prefix="/a/")
+    with httpx.Client() as client:
+        codes = [client.get(fault_server.url(p)).status_code for p in ["/b", "/a/x.gif"] * 3]
+        assert codes == [404, 503, 404, 503, 404, 503]
+        assert client.get(fault_server.url("/a/x.gif")).content == GIF
 
 
 def test_redirect_is_followed_to_its_target(fault_server: FaultServer) -> None:

@@ -10,7 +10,12 @@ It runs an asyncio loop in its own thread. Script each path with replies, consum
         assert server.count("/a.gif") == 2
 
 Replies (see ``support.replies``): ``Ok``, ``Status``, ``Redirect``, ``Stall``, ``Drip``,
-``Delay``, ``Reset``, ``Short``. Paths match without the query string.
+``Delay``, ``Reset``, ``Short``, ``PerMethod`` (HEAD and GET disagree); ``Status`` takes a
+``Retry-After`` in seconds, as a fixed HTTP-date or as ``HttpDate(seconds)`` from the moment
+it is sent. Paths match without the query string.
+
+``storm(count, reply, prefix)`` answers the next ``count`` requests under ``prefix`` with
+``reply`` (503 by default) before any script, e.g. a 503 storm over the whole host.
 
 Observations, all safe to read from the test thread:
 
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import gzip
 import itertools
 import socket
@@ -43,13 +49,28 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
 
-from support.replies import Delay, Drip, Headers, Ok, Redirect, Reply, Reset, Short, Stall, Status
+from support.replies import (
+    Delay,
+    Drip,
+    Headers,
+    HttpDate,
+    Ok,
+    PerMethod,
+    Redirect,
+    Reply,
+    Reset,
+    Short,
+    Stall,
+    Status,
+)
 
 __all__ = [
     "Delay",
     "Drip",
     "FaultServer",
+    "HttpDate",
     "Ok",
+    "PerMethod",
     "Redirect",
     "Reply",
     "Request",
@@ -100,6 +121,7 @@ class FaultServer:
         self.port = 0
         self._fallback: Reply = fallback or Status(404, b"not found\n")
         self._scripts: dict[str, list[Reply]] = {}
+        self._storm: tuple[int, Reply, str] = (0, self._fallback, "/")
         self._requests: list[Request] = []
         self._spans: list[_Span] = []
         self._in_flight = 0
@@ -137,6 +159,12 @@ class FaultServer:
                 self._scripts[_normal(path)] = list(replies)
             else:
                 self._scripts.pop(_normal(path), None)
+
+    def storm(self, count: int, reply: Reply | None = None, prefix: str = "/") -> None:
+        """Answer the next ``count`` requests under ``prefix`` with ``reply`` (503), scripts
+        aside; ``storm(0)`` ends a storm early."""
+        with self._changed:
+            self._storm = (count, reply or Status(503, b"busy\n"), _normal(prefix))
 
     @property
     def requests(self) -> list[Request]:
@@ -278,6 +306,10 @@ class FaultServer:
         return keep_alive
 
     def _next_reply(self, path: str) -> Reply:
+        left, storm, prefix = self._storm
+        if left > 0 and path.startswith(prefix):
+            self._storm = (left - 1, storm, prefix)
+            return storm
         script = self._scripts.get(path)
         if not script:
             return self._fallback
@@ -321,6 +353,8 @@ async def _send(
     closing = not request.keep_alive
     head_only = request.method == "HEAD"
     match reply:
+        case PerMethod(head=head, get=get):
+            return await _send(head if head_only else get, request, reader, writer, done)
         case Delay(seconds=seconds, then=then):
             if not await _sleep_unless_gone(reader, seconds):
                 return False
@@ -412,7 +446,9 @@ def _chunk(data: bytes) -> bytes:
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 
-def _retry(value: float | str) -> str:
+def _retry(value: float | str | HttpDate) -> str:
+    if isinstance(value, HttpDate):
+        return email.utils.formatdate(time.time() + value.seconds, usegmt=True)
     return value if isinstance(value, str) else f"{value:g}"
 
 

@@ -20,13 +20,21 @@ class Ok:
 
 
 @dataclass(frozen=True)
+class HttpDate:
+    """A Retry-After HTTP-date ``seconds`` after the reply is sent (whole seconds, GMT)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Status:
-    """Any status with a body; ``retry_after`` is seconds (a number) or an HTTP-date (a str)."""
+    """Any status with a body; ``retry_after`` is seconds (a number), an HTTP-date (a str),
+    or an ``HttpDate`` computed when the reply is sent."""
 
     code: int
     body: bytes = b""
     headers: Headers = field(default_factory=dict)
-    retry_after: float | str | None = None
+    retry_after: float | str | HttpDate | None = None
     content_type: str = "text/plain"
 
 
@@ -80,4 +88,12 @@ class Short:
     content_type: str = "image/gif"
 
 
-Reply = Ok | Status | Redirect | Stall | Drip | Delay | Reset | Short
+@dataclass(frozen=True)
+class PerMethod:
+    """HEAD and GET disagree: ``head`` answers HEAD requests, ``get`` every other method."""
+
+    head: Reply
+    get: Reply
+
+
+Reply = Ok | Status | Redirect | Stall | Drip | Delay | Reset | Short | PerMethod
