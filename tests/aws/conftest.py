@@ -8,6 +8,7 @@ and ``moto_server`` therefore treat test requests as TLS: see ``requests_use_tls
 - ``moto_mock``: moto in process, Step Functions executing definitions, Lambda without Docker.
 - ``moto_server``: a ThreadedMotoServer on 127.0.0.1 (free port); yields its URL.
 - ``aws``: an ``imgflow.aws.client.Aws`` on the in-process mock.
+- ``deployment_name``: a deployment name no other test uses.
 - ``deploy_cfg``: a Config with a unique deployment name and state dir in tmp_path.
 - ``make_cfg(**sections)``: more such Configs (sections override the defaults).
 - ``run_deploy(cfg, **kwargs)``: deploy into the mock with a stand-in state machine
@@ -170,6 +171,11 @@ def mutating_calls(aws: Aws) -> list[str]:
 
     aws.on_call(record)
     return calls
+
+
+@pytest.fixture
+def deployment_name() -> str:
+    return unique_deployment()
 
 
 @pytest.fixture

@@ -1,0 +1,99 @@
+"""`imgflow deploy` and `imgflow teardown` as real processes against a moto server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto.awslambda.exceptions import InvalidParameterValueException
+from moto.awslambda.models import LambdaBackend
+
+
+def imgflow(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "IMGFLOW_")) and k != "MOTO_PORT"
+    }
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    return subprocess.run(
+        [sys.executable, "-m", "imgflow.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path, moto_server: str, deployment_name: str) -> Path:
+    (tmp_path / "imgflow.yaml").write_text(
+        f"deployment: {deployment_name}\n"
+        f"aws:\n  region: us-east-1\n  endpoint_url: {moto_server}\n"
+        "notify:\n  emails: [ops@example.com]\n"
+    )
+    return tmp_path
+
+
+def test_deploy_twice_then_teardown(project: Path) -> None:
+    first = imgflow(project, "deploy")
+    assert first.returncode == 0, first.stderr
+    assert "13 to create, 0 to update, 0 unchanged" in first.stdout
+    assert "created http api" in first.stderr
+    assert "/jobs" in first.stdout
+
+    second = imgflow(project, "deploy", "--output", "json")
+    assert second.returncode == 0, second.stderr
+    report = json.loads(second.stdout)
+    assert report["summary"] == "0 to create, 0 to update, 13 unchanged"
+    assert {s["action"] for s in report["steps"]} == {"no change"}
+    assert report["outputs"]["api_url"].endswith("/jobs")
+    assert second.stderr == ""
+
+    dry = imgflow(project, "deploy", "--dry-run", "--region", "us-east-1")
+    assert dry.returncode == 0 and "13 unchanged" in dry.stdout
+
+    down = imgflow(project, "teardown", "--output", "json")
+    assert down.returncode == 0, down.stderr
+    assert len(json.loads(down.stdout)["deleted"]) == 13
+    again = imgflow(project, "teardown")
+    assert again.returncode == 0 and "nothing to delete" in again.stdout
+
+
+def test_user_errors_are_one_line(project: Path) -> None:
+    refused = imgflow(project, "teardown", "--delete-data")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().count("\n") == 0 and "--yes" in refused.stderr
+    (project / "imgflow.yaml").write_text("deployment: X_bad\n")
+    bad = imgflow(project, "deploy", "--dry-run")
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("imgflow: error: deployment:")
+    assert "Traceback" not in bad.stderr
+
+
+def test_aws_error_is_one_line_naming_the_resource(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(self: LambdaBackend, spec: dict[str, Any]) -> None:
+        raise InvalidParameterValueException("Unsupported runtime (injected)")
+
+    monkeypatch.setattr(LambdaBackend, "create_function", refuse)
+    failed = imgflow(project, "deploy")
+    assert failed.returncode == 1
+    line = failed.stderr.strip().splitlines()[-1]
+    assert line.startswith("imgflow: error: lambda function ")
+    assert "CreateFunction failed with InvalidParameterValueException" in line
+    assert "imgflow deploy" in line
+    assert "Traceback" not in failed.stderr
+    monkeypatch.undo()
+    resumed = imgflow(project, "deploy")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "5 to create, 0 to update, 8 unchanged" in resumed.stdout
+    assert imgflow(project, "teardown").returncode == 0
