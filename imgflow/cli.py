@@ -282,7 +282,9 @@ def _show_local_run(
             write_json(sys.stdout, run_id, info.backend, summary, db.records(run_id), extra)
         else:
             out.print(results_table(db.records(run_id), summary.total, title=f"run {run_id}"))
-            out.print(summary_line(summary, info.duplicates, elapsed) + f" [{info.state}]")
+            out.print(
+                summary_line(summary, info.duplicates, elapsed) + f" [{info.state}]", markup=False
+            )
         return info.state
     finally:
         db.close()

@@ -31,7 +31,7 @@ class JobDefaults:
     """Defaults for `imgflow run` flags."""
 
     concurrency: int = 5
-    batch_size: int = 100
+    batch_size: int = 250
     max_batches: int = 4
     tolerate_failures: float = 0.0
 
