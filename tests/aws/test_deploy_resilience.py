@@ -229,3 +229,16 @@ def test_iam_propagation_is_retried_with_the_injected_sleep(
     result = run_deploy(deploy_cfg, sleep=slept.append)
     assert result.outputs.functions
     assert slept == [1.0]
+
+
+def test_discover_finds_the_deployment_without_its_state_file(
+    aws: Aws, run_deploy: Callable[..., DeployResult], deploy_cfg: Config
+) -> None:
+    from imgflow.aws.deploy import discover, load_outputs
+
+    assert discover(deploy_cfg, aws) is None
+    first = run_deploy(deploy_cfg)
+    state_path(deploy_cfg).unlink()
+    assert load_outputs(deploy_cfg) is None
+    assert discover(deploy_cfg, aws) == first.outputs
+    assert not state_path(deploy_cfg).exists()
