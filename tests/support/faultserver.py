@@ -353,8 +353,9 @@ async def _send(
     closing = not request.keep_alive
     head_only = request.method == "HEAD"
     match reply:
-        case PerMethod(head=head, get=get):
-            return await _send(head if head_only else get, request, reader, writer, done)
+        case PerMethod():
+            chosen = reply.head if head_only else reply.get
+            return await _send(chosen, request, reader, writer, done)
         case Delay(seconds=seconds, then=then):
             if not await _sleep_unless_gone(reader, seconds):
                 return False
