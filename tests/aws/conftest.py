@@ -38,7 +38,7 @@ from imgflow.aws.client import Aws, connect
 from imgflow.aws.deploy import DeploymentOutputs, DeployResult, deploy
 from imgflow.config import Config, from_mapping
 
-MOTO_CONFIG: dict[str, Any] = {
+MOTO_CONFIG: Any = {
     "stepfunctions": {"execute_state_machine": True},
     "lambda": {"use_docker": False},
 }
@@ -65,7 +65,7 @@ def _permission_over_tls(bucket: FakeBucket, action: str, resource: str) -> Any:
 def requests_use_tls() -> Iterator[None]:
     """Make moto evaluate `aws:SecureTransport` as AWS would for HTTPS requests."""
     original = FakeBucket.get_permission
-    FakeBucket.get_permission = _permission_over_tls  # type: ignore[method-assign]
+    FakeBucket.get_permission = _permission_over_tls  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
@@ -84,7 +84,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def moto_mock(aws_env: None) -> Iterator[None]:
-    with mock_aws(config=MOTO_CONFIG), requests_use_tls():  # type: ignore[arg-type]
+    with mock_aws(config=MOTO_CONFIG), requests_use_tls():
         yield
 
 

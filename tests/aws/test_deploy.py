@@ -105,3 +105,18 @@ def test_second_deploy_makes_no_mutating_call(
     assert [s.action for s in second.plan.steps] == ["no change"] * len(first.plan.steps)
     assert second.outputs == first.outputs
     assert len(created) == 27
+
+
+def test_state_is_saved_after_every_step(
+    run_deploy: Callable[..., DeployResult], deploy_cfg: Config
+) -> None:
+    from imgflow.aws.deploy import Step
+    from imgflow.aws.deploy.state import load_state
+
+    on_disk: list[bool] = []
+
+    def check(step: Step) -> None:
+        on_disk.append(step.key in load_state(deploy_cfg).resources)
+
+    run_deploy(deploy_cfg, on_step=check)
+    assert on_disk == [True] * 13

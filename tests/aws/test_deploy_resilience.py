@@ -67,8 +67,8 @@ def tagged_resources(aws: Aws, deployment: str) -> list[str]:
             found.append(function["FunctionName"])
     sfn = aws.stepfunctions()
     for machine in sfn.list_state_machines()["stateMachines"]:
-        tags = sfn.list_tags_for_resource(resourceArn=machine["stateMachineArn"])["tags"]
-        if {"key": TAG_KEY, "value": deployment} in tags:
+        sfn_tags = sfn.list_tags_for_resource(resourceArn=machine["stateMachineArn"])["tags"]
+        if {"key": TAG_KEY, "value": deployment} in sfn_tags:
             found.append(machine["name"])
     for api in aws.apigatewayv2().get_apis()["Items"]:
         if api.get("Tags", {}).get(TAG_KEY) == deployment:

@@ -40,6 +40,7 @@ HINTS = {
     "AccessDenied": "check that your credentials (--profile) may manage this resource",
     "AccessDeniedException": "check that your credentials (--profile) may manage this resource",
     "BucketAlreadyExists": "the bucket name is taken; use another deployment name",
+    "403": "the name may belong to another account, or your credentials may not read it",
     "NoCredentials": "set AWS_PROFILE or pass --profile",
     "EndpointConnectionError": "check --region and aws.endpoint_url",
     "Throttling": "wait a minute and run `imgflow deploy` again",
