@@ -120,7 +120,9 @@ def api_step(ctx: Context) -> Step:
             api.tag_resource(ResourceArn=arn, Tags=ctx.tags)
 
     ids = {"name": name, "id": found["ApiId"], "endpoint": found["ApiEndpoint"]} if found else {}
-    return step("api", API, name, changes, apply, exists=found is not None, ids=ids)
+    settings = (route_key(ctx), auth_type(ctx), SUBTYPE)
+    exists = found is not None
+    return step("api", API, name, changes, apply, exists=exists, ids=ids, settings=settings)
 
 
 def api_url(ctx: Context) -> str | None:

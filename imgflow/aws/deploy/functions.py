@@ -93,7 +93,14 @@ def function_step(ctx: Context, role: str, package: LambdaZip) -> Step:
             lam.tag_resource(Resource=ctx.names.function_arn(role), Tags=ctx.tags)
 
     ids = {"name": name, "arn": ctx.names.function_arn(role)}
-    return step(key, FUNCTION, name, changes, apply, exists=found is not None, ids=ids)
+    settings = (
+        str(wanted["Runtime"]),
+        f"{wanted['Timeout']} s",
+        f"{wanted['MemorySize']} MB",
+        f"code {package.code_sha256[:8]}",
+    )
+    exists = found is not None
+    return step(key, FUNCTION, name, changes, apply, exists=exists, ids=ids, settings=settings)
 
 
 def function_steps(ctx: Context, package: LambdaZip) -> list[Step]:

@@ -61,4 +61,6 @@ def topic_step(ctx: Context) -> Step:
             sns.unsubscribe(SubscriptionArn=subscribed[email])
 
     ids = {"name": name, "arn": arn}
-    return step("topic", TOPIC, name, changes, apply, exists=found is not None, ids=ids)
+    settings = ("encrypted", *(f"subscribe {e}" for e in add))
+    exists = found is not None
+    return step("topic", TOPIC, name, changes, apply, exists=exists, ids=ids, settings=settings)

@@ -89,4 +89,14 @@ def state_machine_step(ctx: Context, build: DefinitionBuilder) -> Step:
 
     ids = {"name": name, "arn": arn}
     exists = found is not None
-    return step("state_machine", STATE_MACHINE, name, changes, apply, exists=exists, ids=ids)
+    settings = ("STANDARD", f"{len(definition.get('States', {}))} states")
+    return step(
+        "state_machine",
+        STATE_MACHINE,
+        name,
+        changes,
+        apply,
+        exists=exists,
+        ids=ids,
+        settings=settings,
+    )

@@ -73,14 +73,16 @@ def step(
     *,
     exists: bool,
     ids: dict[str, str],
+    settings: tuple[str, ...] = (),
 ) -> Step:
     """A create step when the resource is missing, update when `changes`, else no change.
 
     `ids` identify the resource in the state file; a create step's `apply` records them
     itself right after the create call, so a later failure cannot lose the resource.
+    A create step lists the main `settings` it will set.
     """
     if not exists:
-        return Step(key, kind, name, "create", (), apply, ids)
+        return Step(key, kind, name, "create", settings, apply, ids)
     if changes:
         return Step(key, kind, name, "update", tuple(changes), apply, ids)
     return Step(key, kind, name, "no change", ids=ids)

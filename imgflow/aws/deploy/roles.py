@@ -58,7 +58,9 @@ def role_step(ctx: Context, purpose: str, service: str, policy: Policy) -> Step:
             iam.tag_role(RoleName=name, Tags=tag_pairs(ctx.tags))
 
     ids = {"name": name, "arn": ctx.names.role_arn(purpose)}
-    return step(key, ROLE, name, changes, apply, exists=found is not None, ids=ids)
+    settings = (f"trusts {service.split('.')[0]}", f"{len(policy['Statement'])} statements")
+    exists = found is not None
+    return step(key, ROLE, name, changes, apply, exists=exists, ids=ids, settings=settings)
 
 
 def role_steps(ctx: Context) -> list[Step]:

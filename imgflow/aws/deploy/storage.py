@@ -114,7 +114,11 @@ def bucket_step(ctx: Context) -> Step:
             else:
                 s3.delete_bucket_lifecycle(Bucket=bucket)
 
-    return step("bucket", BUCKET, bucket, changes, apply, exists=exists, ids={"name": bucket})
+    days = ctx.cfg.storage.glacier_after_days
+    lifecycle = "no lifecycle" if days is None else f"Glacier IR after {days} d"
+    settings = ("private", "encrypted", "TLS only", lifecycle)
+    ids = {"name": bucket}
+    return step("bucket", BUCKET, bucket, changes, apply, exists=exists, ids=ids, settings=settings)
 
 
 def table_step(ctx: Context) -> Step:
@@ -159,4 +163,6 @@ def table_step(ctx: Context) -> Step:
             ddb.tag_resource(ResourceArn=arn, Tags=tag_pairs(ctx.tags))
 
     ids = {"name": table, "arn": arn}
-    return step("table", TABLE, table, changes, apply, exists=described is not None, ids=ids)
+    settings = ("key url", "on-demand")
+    exists = described is not None
+    return step("table", TABLE, table, changes, apply, exists=exists, ids=ids, settings=settings)
