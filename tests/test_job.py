@@ -86,7 +86,7 @@ def test_keys_distinguish_ports_and_queries() -> None:
     assert key_for("http://127.0.0.1:8765/x.gif") == "127.0.0.1_8765/x.gif"
     assert key_for("http://h:80/x.gif") == "h/x.gif"
     q1, q2 = key_for("http://h/x.gif?a=1"), key_for("http://h/x.gif?a=2")
-    assert q1 != q2 and q1.startswith("h/x.gif@q")
+    assert q1 != q2 and q1.startswith("h/x.gif%q")
 
 
 def test_batches_split_in_order() -> None:

@@ -20,6 +20,7 @@ MAX_PATH_CHARS = 1024
 MAX_SEGMENT_BYTES = 255
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _SAFE = "/:@!$&'()*+,;=-._~%?"
 
 
@@ -61,6 +62,8 @@ def normalize_path(raw: str, where: str = "path") -> str:
         raise JobError(f"{where}: {_show(path)} contains a backslash")
     if "#" in path:
         raise JobError(f"{where}: {_show(path)} contains a fragment (#)")
+    if _BARE_PERCENT.search(path):
+        raise JobError(f"{where}: {_show(path)} has a % that starts no %XX escape (write %25)")
     path_part, sep, query = path.partition("?")
     trailing = path_part.endswith("/")
     normal = posixpath.normpath("/" + path_part.lstrip("/"))

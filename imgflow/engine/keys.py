@@ -3,6 +3,11 @@
 The original pipeline stored ``host/basename``, so ``a/x.gif`` and ``b/x.gif`` overwrote
 each other. imgflow keeps every path segment, the port when it is not the scheme's
 default, and a digest of the query string when there is one.
+
+Markers use a bare ``%``, which no path segment can hold (job validation accepts ``%`` only
+as the start of a ``%XX`` escape): an empty segment (``a//b``, or the end of ``a/``) is
+``%``, and a query adds ``%q<digest>``. So ``a/``, ``a/index`` and ``x.gif@q<digest>``
+keep keys of their own.
 """
 
 from __future__ import annotations
@@ -19,17 +24,9 @@ def key_for(url: str) -> str:
     host = (parts.hostname or "unknown-host").lower()
     port = parts.port
     netloc = host if port is None or port == _DEFAULT_PORTS.get(parts.scheme) else f"{host}_{port}"
-    segments = [_segment(s) for s in parts.path.split("/")[1:]]
-    if not segments or segments[-1] == "%":
-        segments = [*segments[:-1], "index"] if segments else ["index"]
+    segments = [segment or "%" for segment in parts.path.split("/")[1:]] or ["%"]
     key = "/".join([netloc, *segments])
     if parts.query:
         digest = hashlib.sha256(parts.query.encode()).hexdigest()[:16]
-        key = f"{key}@q{digest}"
+        key = f"{key}%q{digest}"
     return key
-
-
-def _segment(segment: str) -> str:
-    # An empty segment (``a//b``) cannot be a directory name; "%" cannot occur bare in a
-    # percent-encoded URL path, so mapping to it cannot collide with a real segment.
-    return segment if segment else "%"
