@@ -24,6 +24,7 @@ from imgflow.errors import ImgflowError, UsageError
 if TYPE_CHECKING:
     from imgflow.aws.client import Aws
     from imgflow.aws.deploy import Step
+    from imgflow.aws.deploy.state import DeploymentOutputs
     from imgflow.aws.job import JobStatus
     from imgflow.jobinput import JobInput
     from imgflow.local.runner import LocalRunResult
@@ -130,6 +131,12 @@ def run(
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="aws: print the execution ARN and return.")
     ] = False,
+    via_api: Annotated[
+        bool,
+        typer.Option(
+            "--via-api", help="aws: POST the original body to the HTTP API (SigV4-signed)."
+        ),
+    ] = False,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     output: OutputOpt = Output.table,
@@ -162,7 +169,9 @@ def run(
             spec = jobinput.from_paths_file(base_url, paths_file)
         try:
             if cfg.backend == "aws":
-                code = _run_aws(cfg, spec, output, no_wait)
+                code = _run_aws(cfg, spec, output, no_wait, via_api)
+            elif via_api or no_wait:
+                raise UsageError("--via-api and --no-wait go with --backend aws")
             else:
                 result = _run_local(cfg, spec, data_dir, output, force)
                 code = 0 if result.state == "succeeded" else 1
@@ -171,35 +180,50 @@ def run(
     raise typer.Exit(code)
 
 
-def _aws_target(cfg: Config) -> tuple[Aws, str, str]:
-    """(session, bucket, state machine ARN) of the deployment of `cfg`."""
+def _aws_target(cfg: Config) -> tuple[Aws, DeploymentOutputs]:
+    """The session and the outputs of the deployment of `cfg`."""
     from imgflow.aws.client import from_config
     from imgflow.aws.deploy.state import load_outputs
 
     outputs = load_outputs(cfg)
     if outputs is None:
         raise UsageError(f"deployment {cfg.deployment!r} not found: run imgflow deploy first")
-    return from_config(cfg), outputs.bucket, outputs.state_machine_arn
+    return from_config(cfg), outputs
 
 
-def _run_aws(cfg: Config, spec: JobInput, output: Output, no_wait: bool) -> int:
-    from imgflow.aws.job import job_body, start_job, wait_for_job
-    from imgflow.aws.job_progress import AwsProgress
+def _start_aws(cfg: Config, spec: JobInput, via_api: bool) -> tuple[Aws, str, str]:
+    """Start the job: (session, bucket, execution ARN)."""
+    from imgflow.aws.job import job_body, start_job
 
-    aws, bucket, state_machine = _aws_target(cfg)
+    aws, outputs = _aws_target(cfg)
     body = job_body(spec.base_url, spec.paths(), cfg.job.concurrency)
-    started = start_job(aws, bucket, state_machine, body, cfg.job.batch_size)
+    if via_api:
+        from imgflow.aws.job_api import start_via_api
+
+        if not outputs.api_url:
+            raise UsageError(f"deployment {cfg.deployment!r} has no HTTP API")
+        url = outputs.api_url.rstrip("/") + cfg.api.route
+        return aws, outputs.bucket, start_via_api(aws, url, body, sign=cfg.api.auth == "iam")
+    started = start_job(aws, outputs.bucket, outputs.state_machine_arn, body, cfg.job.batch_size)
     if started.existing:
         err.print(f"this job was submitted before: showing execution {started.execution_arn}")
+    return aws, outputs.bucket, started.execution_arn
+
+
+def _run_aws(cfg: Config, spec: JobInput, output: Output, no_wait: bool, via_api: bool) -> int:
+    from imgflow.aws.job import wait_for_job
+    from imgflow.aws.job_progress import AwsProgress
+
+    aws, bucket, execution_arn = _start_aws(cfg, spec, via_api)
     if no_wait:
-        out.print(started.execution_arn)
+        out.print(execution_arn)
         return 0
     began = time.monotonic()
     if err.is_terminal:
         with AwsProgress(err, spec.count) as progress:
-            status = wait_for_job(aws, bucket, started.execution_arn, progress.update)
+            status = wait_for_job(aws, bucket, execution_arn, progress.update)
     else:
-        status = wait_for_job(aws, bucket, started.execution_arn)
+        status = wait_for_job(aws, bucket, execution_arn)
     return _show_aws(cfg, status, output, time.monotonic() - began)
 
 
@@ -305,8 +329,8 @@ def status(
         if run_id is not None and run_id.startswith("arn:"):
             from imgflow.aws.job import job_status
 
-            aws, bucket, _ = _aws_target(cfg)
-            code = _show_aws(cfg, job_status(aws, bucket, run_id), output, None)
+            aws, outputs = _aws_target(cfg)
+            code = _show_aws(cfg, job_status(aws, outputs.bucket, run_id), output, None)
             raise typer.Exit(code)
         folder = _data_dir(cfg, data_dir)
         from imgflow.local.runner import DB_NAME

@@ -30,6 +30,8 @@ API (kept stable):
   ``aws_errors(operation)`` is a context manager that raises them from botocore errors;
   ``error_code(exc) -> (code, message)`` for a botocore exception; ``is_not_found(code)``.
 - ``optional(lambda: client.get_x(...)) -> result | None``: None when AWS says "not found".
+- ``Aws.signed_headers(method, url, body, headers, service)``: SigV4-signed headers for a
+  plain HTTP request (the HTTP API with ``api.auth: iam``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
+import botocore.auth
+import botocore.awsrequest
 import botocore.config
 import botocore.exceptions
 
@@ -258,6 +262,18 @@ class Aws:
     def partition(self) -> str:
         """The ARN partition of the region (aws, aws-cn, aws-us-gov)."""
         return self._session.get_partition_for_region(self.region)
+
+    def signed_headers(
+        self, method: str, url: str, body: bytes, headers: dict[str, str], service: str
+    ) -> dict[str, str]:
+        """`headers` plus a SigV4 signature (botocore's signer) for a request to `url`."""
+        credentials = self._session.get_credentials()
+        if credentials is None:
+            raise ConfigError("aws: no AWS credentials found to sign the request")
+        request = botocore.awsrequest.AWSRequest(method=method, url=url, data=body, headers=headers)
+        signer = botocore.auth.SigV4Auth(credentials.get_frozen_credentials(), service, self.region)
+        signer.add_auth(request)
+        return {k: str(v) for k, v in request.headers.items()}
 
 
 def connect(
