@@ -88,7 +88,7 @@ def test_demo_job_stores_everything_but_the_missing_flag(
         data = (tmp_path / "images" / key).read_bytes()
         assert data == source.read_bytes() and len(data) == size
         assert hashlib.sha256(data).hexdigest() == sha
-    assert not (tmp_path / "tmp" / result.run_id).exists()
+    assert list((tmp_path / "tmp").iterdir()) == []
 
 
 def test_rerun_skips_what_is_stored_and_force_fetches_again(

@@ -226,7 +226,7 @@ class Database:
             skipped,
             failed,
         ) = row
-        if state == RUNNING and not _alive(pid):
+        if state == RUNNING and not process_alive(pid):
             state = INTERRUPTED
         summary = (
             self.summary(str(rid))
@@ -343,7 +343,8 @@ _RUN_COLUMNS = (
 )
 
 
-def _alive(pid: object) -> bool:
+def process_alive(pid: object) -> bool:
+    """True when a process with this id runs (a run's owner; pid reuse aside)."""
     if not isinstance(pid, int):
         return False
     try:

@@ -7,6 +7,7 @@ import os
 import secrets
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ from imgflow.engine.plan import Item, item_for
 from imgflow.engine.ports import StoredObject
 from imgflow.engine.records import ResultRecord, Summary
 from imgflow.errors import BackendError
-from imgflow.local.db import INTERRUPTED, Database
+from imgflow.local.db import INTERRUPTED, Database, process_alive
 from imgflow.local.notifier import run_notify_command, write_failures
 from imgflow.local.store import FileStore
 
@@ -75,15 +76,20 @@ def new_run_id() -> str:
 
 
 def run_job(
-    job: LocalJob, cfg: Config, data_dir: Path, progress: Progress | None = None
+    job: LocalJob,
+    cfg: Config,
+    data_dir: Path,
+    progress: Progress | None = None,
+    run_id: str | None = None,
 ) -> LocalRunResult:
     """Run `job` into `data_dir`; raises RunInterrupted after saving on SIGINT/SIGTERM."""
     data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(data_dir / DB_NAME)
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     tmp_root = data_dir / "tmp"
     _sweep_stale_tmp(tmp_root)
-    store = FileStore(data_dir / "images", tmp_root / run_id, fsync=cfg.local.fsync)
+    tmp_dir = tmp_root / f"{run_id}{_PID_MARK}{os.getpid()}"
+    store = FileStore(data_dir / "images", tmp_dir, fsync=cfg.local.fsync)
     store.open_tmp()
     try:
         db.create_run(run_id, job.base_url, job.concurrency, job.batch_size, job.max_batches)
@@ -122,17 +128,22 @@ def _consolidate(
     return LocalRunResult(run_id, data_dir, summary, duplicates, state, failures_file, problem)
 
 
+_PID_MARK = ".pid"
+
+
 def _sweep_stale_tmp(tmp_root: Path) -> None:
-    """Remove temporary folders left by runs whose process is gone (kill -9)."""
+    """Remove temporary folders left by runs whose process is gone (kill -9).
+
+    A run's folder is named ``<run-id>.pid<pid>`` from the moment it exists, so a run
+    starting beside a live one never mistakes the other's folder for a stale one.
+    """
     if not tmp_root.is_dir():
         return
     for folder in tmp_root.iterdir():
-        owner = folder / "pid"
-        try:
-            pid = int(owner.read_text())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
-            shutil.rmtree(folder, ignore_errors=True)
+        _, mark, pid = folder.name.rpartition(_PID_MARK)
+        if mark and pid.isdigit() and process_alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class _Runner:
@@ -154,12 +165,12 @@ class _Runner:
         self.run_id = run_id
         self.progress = progress
         self.buffer: list[ResultRecord] = []
-        (store.tmp_dir / "pid").write_text(str(os.getpid()))
 
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
-        if task is not None:
+        in_main = threading.current_thread() is threading.main_thread()
+        if task is not None and in_main:
             loop.add_signal_handler(signal.SIGTERM, task.cancel)
         in_flight = self.job.concurrency * self.job.max_batches
         batches = self.db.pending_batches(self.run_id, self.job.batch_size)
@@ -182,7 +193,8 @@ class _Runner:
 
                     await asyncio.gather(*(worker() for _ in range(self.job.max_batches)))
         finally:
-            loop.remove_signal_handler(signal.SIGTERM)
+            if in_main:
+                loop.remove_signal_handler(signal.SIGTERM)
             self.flush()
 
     def known(self, batch: Sequence[Item]) -> dict[str, StoredObject] | None:
