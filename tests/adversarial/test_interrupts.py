@@ -1,0 +1,213 @@
+"""kill -9 the real ``imgflow run`` process at seeded moments; a rerun always completes.
+
+Each trial runs a small job (some images slow, some missing, some failing once) through
+``python -m imgflow.cli run`` and kills it with SIGKILL at a moment chosen by the seed:
+after a random delay, right after the n-th image file appears, once nothing is pending
+(consolidation), or inside the final index write. The final write is reached without any
+hook in imgflow: the test holds SQLite's write lock (as any other reader of the database
+may) from the moment the last batch starts, so the run blocks inside its last
+``BEGIN ... COMMIT``, and is killed there once every file of that batch is on disk.
+
+After each kill: every file at a final name is whole (the server's exact bytes), every index
+row has its file, and no url is indexed twice. Then a rerun completes and the full set of
+invariants (``support.invariants.check_local``) holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support.faults import image_body
+from support.faultserver import Delay, FaultServer, Ok, Status
+from support.invariants import DB_NAME, check_local, files_on_disk, sha
+
+from imgflow.engine.plan import item_for
+
+SEED = 7
+TRIALS = 12
+PATHS = 60
+BATCH = 10
+ENV = {
+    "IMGFLOW_FETCH_RETRIES": "1",
+    "IMGFLOW_FETCH_TIMEOUT": "2",
+    "IMGFLOW_FETCH_BACKOFF_BASE": "0.01",
+    "IMGFLOW_FETCH_BACKOFF_MAX": "0.02",
+    "IMGFLOW_LOCAL_FSYNC": "false",
+}
+MODES = ("after-delay", "after-files", "consolidating", "final-write", "final-commit")
+
+
+@dataclass
+class Job:
+    paths: list[str]
+    bodies: dict[str, bytes]
+    missing: set[str]
+    keys: dict[str, str]
+
+
+def script_job(server: FaultServer, rng: random.Random, trial: int) -> Job:
+    """60 paths: the last batch slow and good, the others mixed."""
+    paths = [f"t{trial}/{i // BATCH}/{i}.gif" for i in range(PATHS)]
+    bodies: dict[str, bytes] = {}
+    missing: set[str] = set()
+    for i, path in enumerate(paths):
+        body = bodies[path] = image_body(rng)
+        last_batch = i >= PATHS - BATCH
+        roll = rng.random()
+        if last_batch:
+            server.set("/" + path, Delay(0.3, Ok(body)))
+        elif roll < 0.1:
+            missing.add(path)
+        elif roll < 0.2:
+            server.set("/" + path, Status(500), Ok(body))
+        else:
+            server.set("/" + path, Delay(rng.uniform(0, 0.03), Ok(body)))
+    keys = {item_for(server.base_url, p).key: p for p in paths}
+    return Job(paths, bodies, missing, keys)
+
+
+def imgflow_run(server: FaultServer, folder: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "imgflow.cli",
+        "run",
+        "--base-url",
+        server.base_url,
+        "--paths-file",
+        str(folder / "paths.txt"),
+        "--data-dir",
+        str(folder / "data"),
+        "-c",
+        "3",
+        "--batch-size",
+        str(BATCH),
+        "--max-batches",
+        "1",
+        "-o",
+        "json",
+    ]
+
+
+def env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")} | ENV
+
+
+def pending(db: Path) -> int | None:
+    """Pending rows of the newest run, or None before it is planned."""
+    if not db.exists():
+        return None
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            run = conn.execute("SELECT id, total FROM runs ORDER BY started_at DESC").fetchone()
+            if run is None or not run[1]:
+                return None
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM results WHERE run_id = ? AND outcome = 'pending'", (run[0],)
+            ).fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return int(count)
+
+
+def wait_until(condition: Callable[[], bool], proc: subprocess.Popen[bytes], limit: float) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and proc.poll() is None:
+        if condition():
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def kill_at(mode: str, rng: random.Random, proc: subprocess.Popen[bytes], data: Path) -> str:
+    """Kill `proc` at the moment `mode` names; what was hit."""
+    db = data / DB_NAME
+    if mode == "after-delay":
+        time.sleep(rng.uniform(0.0, 1.2))
+    elif mode == "after-files":
+        want = rng.randint(1, PATHS - BATCH)
+        wait_until(lambda: len(files_on_disk(data)) >= want, proc, 20)
+    elif mode == "consolidating":
+        wait_until(lambda: pending(db) == 0, proc, 20)
+    else:
+        assert wait_until(lambda: pending(db) == BATCH, proc, 20), "last batch never started"
+        lock = sqlite3.connect(db, timeout=5, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        try:
+            before = len(files_on_disk(data))
+            assert wait_until(lambda: len(files_on_disk(data)) >= before + BATCH, proc, 20)
+            time.sleep(0.05)  # the run now waits inside its final index write
+            assert proc.poll() is None, "the run finished without its final index write"
+            if mode == "final-commit":
+                lock.execute("ROLLBACK")  # let the write go ahead, then kill around its commit
+                time.sleep(rng.uniform(0, 0.01))
+        finally:
+            alive = proc.poll() is None
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            if lock.in_transaction:
+                lock.execute("ROLLBACK")
+            lock.close()
+        return mode if alive else f"{mode} (already done)"
+    alive = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    return mode if alive else f"{mode} (already done)"
+
+
+def check_after_kill(data: Path, job: Job) -> None:
+    """Files at final names are whole; index rows have their files; no url twice."""
+    for key in files_on_disk(data):
+        path = job.keys[key]
+        assert sha((data / "images" / key).read_bytes()) == sha(job.bodies[path]), key
+    if not (data / DB_NAME).exists():
+        return
+    with sqlite3.connect(data / DB_NAME) as conn:
+        index = conn.execute("SELECT url, key FROM images").fetchall()
+        runs = conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM runs").fetchone()
+    assert len({u for u, _ in index}) == len(index) and runs[0] == runs[1]
+    assert {str(k) for _, k in index} <= files_on_disk(data)
+
+
+@pytest.mark.parametrize("trial", range(TRIALS))
+def test_kill_9_then_rerun(fault_server: FaultServer, tmp_path: Path, trial: int) -> None:
+    rng = random.Random(SEED * 1000 + trial)
+    mode = MODES[trial % len(MODES)]
+    job = script_job(fault_server, rng, trial)
+    (tmp_path / "paths.txt").write_text("\n".join(job.paths) + "\n")
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        imgflow_run(fault_server, tmp_path),
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        hit = kill_at(mode, rng, proc, data)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    check_after_kill(data, job)
+
+    rerun = subprocess.run(
+        imgflow_run(fault_server, tmp_path), env=env(), capture_output=True, text=True, timeout=60
+    )
+    assert rerun.returncode == (1 if job.missing else 0), (hit, rerun.stderr)
+    doc = json.loads(rerun.stdout)
+    rows = check_local(data, doc["run"], job.paths, job.bodies)
+    failed = {p for p, r in rows.items() if r.outcome == "failed"}
+    assert failed == job.missing, hit
+    assert doc["summary"]["total"] == PATHS
+    assert doc["summary"]["stored"] + doc["summary"]["skipped"] == PATHS - len(job.missing)
