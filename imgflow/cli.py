@@ -388,6 +388,39 @@ def _list_runs(folder: Path, output: Output) -> None:
     out.print(table)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Take jobs over HTTP: POST the original body to api.route (default /jobs).
+
+    Runs go to the local backend one at a time; GET /runs and GET /runs/<id> report them
+    in the `--output json` shape. Listens on 127.0.0.1 unless --host says otherwise.
+    """
+    with _errors():
+        from imgflow.local.server import JobServer
+
+        cfg = _load_config(config)
+        try:
+            server = JobServer(cfg, _data_dir(cfg, data_dir), host, port)
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            err.print(
+                f"[yellow]warning:[/] listening on {host}: anyone who reaches it can start jobs"
+            )
+        err.print(f"imgflow: taking jobs at {server.url}{cfg.api.route} (Ctrl-C stops)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            err.print("imgflow: stopping; the run in progress finishes first")
+        finally:
+            server.close()
+
+
 DEMO_PORT = 8765
 
 
