@@ -282,6 +282,11 @@ class FastTransport(httpx.AsyncBaseTransport):
                 # never reached it, so it is sent again on a fresh connection.
                 if not (reused and idempotent and conn.received == before):
                     raise
+            except BaseException:
+                # A timeout or cancel while waiting for the head: the connection must not
+                # stay open, or the server still counts a request the client gave up on.
+                conn.close()
+                raise
 
     def _idle_connection(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
