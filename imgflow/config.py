@@ -23,6 +23,11 @@ from imgflow.engine.settings import FetchConfig
 from imgflow.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "imgflow.yaml"
+# The retention periods CloudWatch Logs accepts (PutRetentionPolicy), in days.
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545,
+    731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
 ENV_PREFIX = "IMGFLOW_"
 
 
@@ -70,6 +75,7 @@ class LambdaConfig:
     memory: int = 1024
     plan_memory: int = 512
     consolidate_memory: int = 512
+    log_retention_days: int | None = 30
 
 
 @dataclass(frozen=True)
@@ -242,6 +248,12 @@ def _validate(cfg: Config) -> None:
         (cfg.lambda_.timeout >= 1, "lambda.timeout: must be at least 1 second"),
         (cfg.lambda_.timeout <= 900, "lambda.timeout: Lambda allows at most 900 seconds"),
         (128 <= cfg.lambda_.memory <= 10240, "lambda.memory: must be 128 to 10240 MB"),
+        (
+            cfg.lambda_.log_retention_days in (None, *LOG_RETENTION_DAYS),
+            "lambda.log_retention_days: CloudWatch Logs accepts "
+            + ", ".join(map(str, LOG_RETENTION_DAYS))
+            + " days, or null to keep logs forever",
+        ),
         (
             cfg.storage.glacier_after_days is None or cfg.storage.glacier_after_days >= 0,
             "storage.glacier_after_days: must be 0 or more, or null",

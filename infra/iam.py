@@ -40,10 +40,15 @@ def _jobs_objects(names: Names) -> str:
 
 
 def _logs(names: Names, role: str) -> Statement:
+    """Write to the function's own log group, which deploy creates (so no CreateLogGroup).
+
+    IAM names a log group by its ARN plus ``:*`` for these actions; that also covers the
+    group's streams and nothing outside the group.
+    """
     return _allow(
         "Logs",
-        ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-        [names.log_group_arn(role)],
+        ["logs:CreateLogStream", "logs:PutLogEvents"],
+        [f"{names.log_group_arn(role)}:*"],
     )
 
 

@@ -90,6 +90,10 @@ class Names:
         """The ARN of the IAM role for `purpose`."""
         return self._arn("iam", f"role/{self.role(purpose)}", region=False)
 
+    def log_group(self, role: str) -> str:
+        """The CloudWatch Logs group Lambda writes the function for `role`'s logs to."""
+        return f"/aws/lambda/{self.function(role)}"
+
     def log_group_arn(self, role: str) -> str:
-        """The CloudWatch Logs group (and its streams) of the function for `role`."""
-        return self._arn("logs", f"log-group:/aws/lambda/{self.function(role)}:*")
+        """The ARN of the log group of the function for `role` (as tagging calls want it)."""
+        return self._arn("logs", f"log-group:{self.log_group(role)}")

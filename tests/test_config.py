@@ -61,12 +61,23 @@ def test_env_lists_and_nulls() -> None:
         ({"backend": "gcp"}, "backend: expected 'local' or 'aws'"),
         ({"notify": {"emails": "a@b"}}, "notify.emails: expected a list of strings"),
         ({"lambda": {"timeout": 901}}, "lambda.timeout"),
+        ({"lambda": {"log_retention_days": 10}}, "lambda.log_retention_days: CloudWatch"),
+        ({"lambda": {"log_retention_days": "forever"}}, "lambda.log_retention_days: expected"),
         ({"deployment": "Bad_Name"}, "deployment:"),
     ],
 )
 def test_errors_name_the_key(data: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         config.from_mapping(data, env={})
+
+
+def test_log_retention_days_default_allowed_values_and_null() -> None:
+    assert config.from_mapping({}, env={}).lambda_.log_retention_days == 30
+    for days in (1, 14, 365, 3653, None):
+        cfg = config.from_mapping({"lambda": {"log_retention_days": days}}, env={})
+        assert cfg.lambda_.log_retention_days == days
+    env = {"IMGFLOW_LAMBDA_LOG_RETENTION_DAYS": "null"}
+    assert config.from_mapping({}, env=env).lambda_.log_retention_days is None
 
 
 def test_bad_env_value_names_the_variable() -> None:

@@ -22,7 +22,7 @@ API (kept stable):
 - ``from_config(cfg, *, profile=None, region=None) -> Aws``: flags > ``aws.*`` config.
   ``aws.endpoint_url`` in config wins over AWS_ENDPOINT_URL.
 - ``Aws.s3() .dynamodb() .sns() .sqs() .iam() .lambda_() .stepfunctions() .apigatewayv2()
-  .sts()``: typed clients.
+  .sts() .logs()``: typed clients.
 - ``Aws.on_call(hook)``: ``hook(operation_name, params)`` runs before every API call of
   every client of this session (e.g. ``"CreateBucket"``); raise from it to inject a failure.
 - ``AwsError(operation, code, message, call)`` (a BackendError; ``call`` is botocore's
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
@@ -250,6 +251,11 @@ class Aws:
     def sts(self) -> STSClient:
         """The STS client."""
         client: STSClient = self._client("sts")
+        return client
+
+    def logs(self) -> CloudWatchLogsClient:
+        """The CloudWatch Logs client."""
+        client: CloudWatchLogsClient = self._client("logs")
         return client
 
     def account_id(self) -> str:

@@ -31,6 +31,7 @@ KINDS = {
     "table": "dynamodb table",
     "topic": "sns topic",
     "role": "iam role",
+    "log_group": "log group",
     "function": "lambda function",
     "state_machine": "state machine",
     "api": "http api",
@@ -97,6 +98,11 @@ def _delete_role(ctx: Context, ids: Ids, delete_data: bool) -> str | None:
     return None
 
 
+def _delete_log_group(ctx: Context, ids: Ids, delete_data: bool) -> str | None:
+    ctx.aws.logs().delete_log_group(logGroupName=ids["name"])
+    return None
+
+
 def _delete_function(ctx: Context, ids: Ids, delete_data: bool) -> str | None:
     ctx.aws.lambda_().delete_function(FunctionName=ids["name"])
     return None
@@ -118,6 +124,7 @@ DELETERS: dict[str, Deleter] = {
     "table": _delete_table,
     "topic": _delete_topic,
     "role": _delete_role,
+    "log_group": _delete_log_group,
     "function": _delete_function,
     "state_machine": _delete_state_machine,
     "api": _delete_api,

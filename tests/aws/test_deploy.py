@@ -68,6 +68,33 @@ def test_functions_have_runtime_timeout_memory_env_and_tags(
         assert found["Tags"][TAG_KEY] == deploy_cfg.deployment
 
 
+def test_log_groups_are_tagged_with_retention_and_made_before_their_functions(
+    aws: Aws, deploy_cfg: Config, run_deploy: Callable[..., DeployResult], mutations: list[str]
+) -> None:
+    result = run_deploy(deploy_cfg)
+    logs = aws.logs()
+    groups = logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]
+    names = [f"/aws/lambda/{deploy_cfg.deployment}-{role}" for role in result.outputs.functions]
+    assert sorted(g["logGroupName"] for g in groups) == sorted(names)
+    assert {g["retentionInDays"] for g in groups} == {deploy_cfg.lambda_.log_retention_days} == {30}
+    for group in groups:
+        tags = logs.list_tags_for_resource(resourceArn=group["logGroupArn"])["tags"]
+        assert tags == {TAG_KEY: deploy_cfg.deployment}
+    assert mutations.index("CreateLogGroup") < mutations.index("CreateFunction")
+    kinds = [s.kind for s in result.plan.steps]
+    assert kinds.index("log group") < kinds.index("lambda function")
+    assert kinds.count("log group") == 3
+
+
+def test_log_groups_without_retention_never_expire(
+    aws: Aws, make_cfg: Callable[..., Config], run_deploy: Callable[..., DeployResult]
+) -> None:
+    cfg = make_cfg(**{"lambda": {"log_retention_days": None}})
+    run_deploy(cfg)
+    groups = aws.logs().describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]
+    assert len(groups) == 3 and all("retentionInDays" not in g for g in groups)
+
+
 def test_state_machine_and_api(aws: Aws, deploy_cfg: Config, deployed: DeploymentOutputs) -> None:
     sfn = aws.stepfunctions()
     machine = sfn.describe_state_machine(stateMachineArn=deployed.state_machine_arn)
@@ -104,7 +131,8 @@ def test_second_deploy_makes_no_mutating_call(
     assert mutations == []
     assert [s.action for s in second.plan.steps] == ["no change"] * len(first.plan.steps)
     assert second.outputs == first.outputs
-    assert len(created) == 27
+    assert len(created) == 33
+    assert created.count("CreateLogGroup") == 3 and created.count("PutRetentionPolicy") == 3
 
 
 def test_state_is_saved_after_every_step(
@@ -119,4 +147,4 @@ def test_state_is_saved_after_every_step(
         on_disk.append(step.key in load_state(deploy_cfg).resources)
 
     run_deploy(deploy_cfg, on_step=check)
-    assert on_disk == [True] * 13
+    assert on_disk == [True] * 16

@@ -73,6 +73,13 @@ def tagged_resources(aws: Aws, deployment: str) -> list[str]:
     for api in aws.apigatewayv2().get_apis()["Items"]:
         if api.get("Tags", {}).get(TAG_KEY) == deployment:
             found.append(api["Name"])
+    logs = aws.logs()
+    for group in logs.describe_log_groups()["logGroups"]:
+        if (
+            logs.list_tags_for_resource(resourceArn=group["logGroupArn"])["tags"].get(TAG_KEY)
+            == deployment
+        ):
+            found.append(group["logGroupName"])
     return found
 
 
@@ -81,6 +88,7 @@ def tagged_resources(aws: Aws, deployment: str) -> list[str]:
     [
         ("PutBucketPolicy", "s3 bucket"),
         ("CreateRole", "iam role"),
+        ("PutRetentionPolicy", "log group"),
         ("CreateFunction", "lambda function"),
         ("CreateIntegration", "http api"),
     ],
@@ -97,7 +105,8 @@ def test_failure_midway_names_resource_then_converges_and_tears_down(
     with pytest.raises(DeployError) as caught:
         run_deploy(deploy_cfg)
     message = str(caught.value)
-    assert message.startswith(f"{resource} {deploy_cfg.deployment}")
+    head = message.split(": ", 1)[0]  # "<kind> <name>"
+    assert head.startswith(f"{resource} ") and deploy_cfg.deployment in head
     assert operation in message and "InternalFailure" in message and "\n" not in message
     assert "imgflow deploy" in message  # what to try
     assert load_state(deploy_cfg).resources  # what was made before the failure is on disk
@@ -138,6 +147,23 @@ def test_lost_state_file_adopts_instead_of_duplicating(
     assert state_path(deploy_cfg).exists()
 
 
+def test_log_groups_lambda_made_are_adopted_and_tagged(
+    aws: Aws, run_deploy: Callable[..., DeployResult], deploy_cfg: Config, mutations: list[str]
+) -> None:
+    logs, name = aws.logs(), f"/aws/lambda/{deploy_cfg.deployment}-download"
+    logs.create_log_group(logGroupName=name)  # as Lambda makes it: untagged, kept forever
+    mutations.clear()
+    result = run_deploy(deploy_cfg)
+    step = next(s for s in result.plan.steps if s.name == name)
+    assert (step.action, step.changes) == ("update", ("retention", "tags"))
+    assert mutations.count("CreateLogGroup") == 2
+    arn = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]["logGroupArn"]
+    assert logs.list_tags_for_resource(resourceArn=arn)["tags"] == {TAG_KEY: deploy_cfg.deployment}
+    teardown(deploy_cfg, aws)
+    assert tagged_resources(aws, deploy_cfg.deployment) == []
+    assert logs.describe_log_groups()["logGroups"] == []
+
+
 def test_untagged_resource_with_our_name_is_not_adopted(
     aws: Aws, run_deploy: Callable[..., DeployResult], deploy_cfg: Config
 ) -> None:
@@ -155,7 +181,7 @@ def test_changed_config_updates_in_place(
     run_deploy(deploy_cfg)
     changed = dataclasses.replace(
         deploy_cfg,
-        lambda_=dataclasses.replace(deploy_cfg.lambda_, timeout=600),
+        lambda_=dataclasses.replace(deploy_cfg.lambda_, timeout=600, log_retention_days=7),
         storage=dataclasses.replace(deploy_cfg.storage, glacier_after_days=None),
         api=dataclasses.replace(deploy_cfg.api, auth="none"),
         notify=dataclasses.replace(deploy_cfg.notify, emails=("oncall@example.com",)),
@@ -166,6 +192,7 @@ def test_changed_config_updates_in_place(
     name = deploy_cfg.deployment
     assert updates[f"{name}-download"] == ("timeout",)
     assert updates[f"{name}-api"] == ("route",)
+    assert updates[f"/aws/lambda/{name}-plan"] == ("retention",)
     assert "lifecycle" in updates[result.outputs.bucket]
     assert updates[f"{name}-failures"] == (
         "subscribe oncall@example.com",
@@ -175,6 +202,9 @@ def test_changed_config_updates_in_place(
     assert result.plan.warnings and "api.auth" in result.plan.warnings[0]
     assert "UpdateFunctionConfiguration" in mutations
     assert "UpdateFunctionCode" not in mutations
+    assert mutations.count("PutRetentionPolicy") == 3
+    groups = aws.logs().describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}-")
+    assert {g["retentionInDays"] for g in groups["logGroups"]} == {7}
     route = aws.apigatewayv2().get_routes(ApiId=result.outputs.api_id or "")["Items"][0]
     assert route["AuthorizationType"] == "NONE"
     mutations.clear()

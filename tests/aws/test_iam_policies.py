@@ -84,6 +84,32 @@ def test_plan_and_consolidate_roles_stay_under_jobs() -> None:
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["jobs/*"]}}
 
 
+@pytest.mark.parametrize("role", ["plan", "download", "consolidate"])
+def test_function_roles_write_only_their_own_log_group(role: str) -> None:
+    policy = _all_policies()[role]
+    logs = [s for s in policy["Statement"] if any(a.startswith("logs:") for a in s["Action"])]
+    assert logs == [
+        {
+            "Sid": "Logs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [f"{NAMES.log_group_arn(role)}:*"],
+        }
+    ]
+    own = f"{NAMES.log_group_arn(role)}:log-stream:2024/01/01/[$LATEST]abc"
+    assert _allowed(policy, "logs:CreateLogStream", own)
+    assert _allowed(policy, "logs:PutLogEvents", own)
+    for other in (
+        *(NAMES.log_group_arn(r) for r in ("plan", "download", "consolidate") if r != role),
+        OTHER.log_group_arn(role),
+        f"{NAMES.log_group_arn(role)}-x",  # a group whose name merely starts like ours
+    ):
+        assert not _allowed(policy, "logs:PutLogEvents", f"{other}:log-stream:s")
+    # deploy creates, tags, retains and deletes the group; the function only writes to it
+    for action in ("logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy"):
+        assert not _allowed(policy, action, f"{NAMES.log_group_arn(role)}:*")
+
+
 def test_trust_policies_name_the_right_service() -> None:
     services = {p: s for p, (s, _) in iam.role_policies(NAMES, PREFIX).items()}
     assert services == {

@@ -27,15 +27,14 @@ def test_empty_deployment_is_removed_completely(
 ) -> None:
     result = teardown(deploy_cfg, aws)
     assert result.kept == []
-    assert len(result.deleted) == 13
-    assert [kind for kind, _ in result.deleted][:3] == [
-        "http api",
-        "state machine",
-        "lambda function",
-    ]
-    assert [kind for kind, _ in result.deleted][-1] == "s3 bucket"
+    assert len(result.deleted) == 16
+    kinds = [kind for kind, _ in result.deleted]
+    assert kinds[:5] == ["http api", "state machine", *["lambda function"] * 3]
+    assert kinds[5:8] == ["log group"] * 3  # after the functions that write to them
+    assert kinds[-1] == "s3 bucket"
     assert not _bucket_exists(aws, deployed.bucket)
     assert aws.dynamodb().list_tables()["TableNames"] == []
+    assert aws.logs().describe_log_groups()["logGroups"] == []
     assert not state_path(deploy_cfg).exists()
 
 
@@ -50,6 +49,7 @@ def test_data_is_kept_without_delete_data(
     assert _bucket_exists(aws, deployed.bucket)
     assert aws.dynamodb().list_tables()["TableNames"] == [deployed.table]
     assert aws.lambda_().list_functions()["Functions"] == []
+    assert aws.logs().describe_log_groups()["logGroups"] == []  # logs are not data
     assert set(load_state(deploy_cfg).resources) == {"bucket", "table"}
     assert load_outputs(deploy_cfg) is None
 
@@ -65,7 +65,8 @@ def test_teardown_without_state_file_finds_tagged_resources(
 ) -> None:
     state_path(deploy_cfg).unlink()
     result = teardown(deploy_cfg, aws, delete_data=True)
-    assert len(result.deleted) == 13
+    assert len(result.deleted) == 16
+    assert aws.logs().describe_log_groups()["logGroups"] == []
 
 
 def test_teardown_leaves_other_deployments_alone(
@@ -79,3 +80,7 @@ def test_teardown_leaves_other_deployments_alone(
     teardown(deploy_cfg, aws, delete_data=True)
     assert _bucket_exists(aws, other.bucket)
     assert len(aws.lambda_().list_functions()["Functions"]) == 3
+    groups = aws.logs().describe_log_groups()["logGroups"]
+    assert [g["logGroupName"] for g in groups] == [
+        f"/aws/lambda/{other.deployment}-{role}" for role in ("consolidate", "download", "plan")
+    ]

@@ -26,6 +26,7 @@ from imgflow.aws.deploy.context import Context, DefinitionBuilder
 from imgflow.aws.deploy.discover import find_resources
 from imgflow.aws.deploy.executor import StepHook, execute, outputs
 from imgflow.aws.deploy.functions import function_steps
+from imgflow.aws.deploy.logs import log_group_steps
 from imgflow.aws.deploy.notify import topic_step
 from imgflow.aws.deploy.pipeline import default_definition, state_machine_step
 from imgflow.aws.deploy.plan import Plan, Step
@@ -88,6 +89,7 @@ def plan_deploy(
         table_step(ctx),
         topic_step(ctx),
         *role_steps(ctx),
+        *log_group_steps(ctx),
         *function_steps(ctx, package),
         state_machine_step(ctx, build),
         api_step(ctx),

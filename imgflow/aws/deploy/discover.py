@@ -8,6 +8,7 @@ from typing import Any
 from imgflow.aws.client import optional
 from imgflow.aws.deploy.api import find_api
 from imgflow.aws.deploy.context import Context, pairs_to_dict
+from imgflow.aws.deploy.logs import find_log_group, log_group_tags
 from infra.names import FUNCTION_ROLES, ROLE_PURPOSES
 
 Ids = dict[str, str]
@@ -47,6 +48,17 @@ def _role(purpose: str) -> Callable[[Context], Ids | None]:
         tags = iam.list_role_tags(RoleName=name)["Tags"]
         ids = {"name": name, "arn": ctx.names.role_arn(purpose)}
         return ids if _ours(ctx, f"role:{purpose}", tags) else None
+
+    return find
+
+
+def _log_group(role: str) -> Callable[[Context], Ids | None]:
+    def find(ctx: Context) -> Ids | None:
+        if find_log_group(ctx, role) is None:
+            return None
+        tags = [{"Key": k, "Value": v} for k, v in log_group_tags(ctx, role).items()]
+        ids = {"name": ctx.names.log_group(role), "arn": ctx.names.log_group_arn(role)}
+        return ids if _ours(ctx, f"log_group:{role}", tags) else None
 
     return find
 
@@ -93,6 +105,7 @@ FINDERS: dict[str, Callable[[Context], Ids | None]] = {
     "table": _table,
     "topic": _topic,
     **{f"role:{purpose}": _role(purpose) for purpose in ROLE_PURPOSES},
+    **{f"log_group:{role}": _log_group(role) for role in FUNCTION_ROLES},
     **{f"function:{role}": _function(role) for role in FUNCTION_ROLES},
     "state_machine": _state_machine,
     "api": _api,
