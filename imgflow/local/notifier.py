@@ -10,10 +10,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 
-def write_failures(path: Path, messages: Iterable[str]) -> int:
-    """Write the JSON array of failure messages atomically (streamed); return the count."""
+def write_failures(path: Path, messages: Iterable[str], tmp_dir: Path | None = None) -> int:
+    """Write the JSON array of failure messages atomically (streamed); return the count.
+
+    The partial file is written in `tmp_dir` (on the same filesystem; default: next to
+    `path`), so a run killed meanwhile leaves it where stale temporaries are swept.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
+    tmp = (tmp_dir or path.parent) / (path.name + ".part")
     count = 0
     with tmp.open("w", encoding="utf-8") as out:
         out.write("[")

@@ -106,14 +106,14 @@ def run_job(
             raise RunInterrupted(
                 f"run {run_id} interrupted; finished images are saved, rerun to complete it"
             ) from None
-        return _consolidate(db, cfg, data_dir, run_id, duplicates)
+        return _consolidate(db, cfg, data_dir, run_id, duplicates, store.tmp_dir)
     finally:
         store.close_tmp()
         db.close()
 
 
 def _consolidate(
-    db: Database, cfg: Config, data_dir: Path, run_id: str, duplicates: int
+    db: Database, cfg: Config, data_dir: Path, run_id: str, duplicates: int, tmp_dir: Path
 ) -> LocalRunResult:
     summary = db.summary(run_id)
     state = "succeeded" if summary.succeeded(cfg.job.tolerate_failures) else "failed"
@@ -121,7 +121,7 @@ def _consolidate(
     problem = ""
     if summary.failed:
         failures_file = data_dir / "runs" / run_id / "failures.json"
-        write_failures(failures_file, db.failure_messages(run_id))
+        write_failures(failures_file, db.failure_messages(run_id), tmp_dir)
         if cfg.notify.command:
             problem = run_notify_command(cfg.notify.command, failures_file, run_id)
     db.finish_run(run_id, state)
@@ -173,6 +173,9 @@ class _Runner:
         if task is not None and in_main:
             loop.add_signal_handler(signal.SIGTERM, task.cancel)
         in_flight = self.job.concurrency * self.job.max_batches
+        # One batch more than max_batches is open, so the next batch's first requests fill
+        # the slots a finishing batch frees; `shared` keeps the total at the cap.
+        shared = asyncio.Semaphore(in_flight)
         batches = self.db.pending_batches(self.run_id, self.job.batch_size)
         try:
             with ThreadPoolExecutor(max_workers=min(32, in_flight)) as pool:
@@ -188,10 +191,11 @@ class _Runner:
                                 executor=pool,
                                 known=self.known(batch),
                                 on_record=self.on_record,
+                                shared=shared,
                             )
                             self.flush()
 
-                    await asyncio.gather(*(worker() for _ in range(self.job.max_batches)))
+                    await asyncio.gather(*(worker() for _ in range(self.job.max_batches + 1)))
         finally:
             if in_main:
                 loop.remove_signal_handler(signal.SIGTERM)
