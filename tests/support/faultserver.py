@@ -25,7 +25,10 @@ Observations, all safe to read from the test thread:
 - ``in_flight`` now, ``max_in_flight`` ever, ``max_in_flight_under(prefix)`` for paths
   starting with ``prefix``. A request is in flight from its head arriving until just before
   its reply is sent (a client never holds a reply the server still counts); faults
-  (``Stall``, ``Drip``, ``Reset``, ``Short``) count until they end or the client goes away;
+  (``Stall``, ``Drip``, ``Reset``, ``Short``) count until they end or the client goes away.
+  A request whose client has already closed its connection when the next request is read
+  ends there: the server thread shares the GIL with the client under test and may see the
+  close and the next request in one late batch, in either order;
 - ``wait_for_requests(n, timeout)``.
 
 Keep-alive is on unless the client asks for ``Connection: close``; no pipelining, and request
@@ -40,6 +43,7 @@ import contextlib
 import email.utils
 import gzip
 import itertools
+import select
 import socket
 import struct
 import threading
@@ -124,6 +128,7 @@ class FaultServer:
         self._storm: tuple[int, Reply, str] = (0, self._fallback, "/")
         self._requests: list[Request] = []
         self._spans: list[_Span] = []
+        self._open: dict[int, tuple[_Span, asyncio.StreamReader, asyncio.StreamWriter]] = {}
         self._in_flight = 0
         self._max_in_flight = 0
         self._connection_ids = itertools.count(1)
@@ -284,6 +289,8 @@ class FaultServer:
         """Reply to one request; True if the connection may serve another."""
         span = _Span(request.path, request.time)
         with self._changed:
+            self._end_abandoned(request.time)
+            self._open[id(span)] = (span, reader, writer)
             reply = self._next_reply(request.path)
             self._requests.append(request)
             self._spans.append(span)
@@ -293,6 +300,7 @@ class FaultServer:
 
         def done() -> None:
             with self._changed:
+                self._open.pop(id(span), None)
                 if span.end == float("inf"):
                     span.end = time.monotonic()
                     self._in_flight -= 1
@@ -304,6 +312,15 @@ class FaultServer:
         if not writer.transport.is_closing():
             await writer.drain()
         return keep_alive
+
+    def _end_abandoned(self, now: float) -> None:
+        """End the requests whose client has closed the connection (caller holds the lock)."""
+        for key, (span, reader, writer) in list(self._open.items()):
+            if _client_gone(reader, writer):
+                del self._open[key]
+                if span.end == float("inf"):
+                    span.end = now
+                    self._in_flight -= 1
 
     def _next_reply(self, path: str) -> Reply:
         left, storm, prefix = self._storm
@@ -472,6 +489,20 @@ async def _sleep_unless_gone(reader: asyncio.StreamReader, seconds: float) -> bo
 async def _until_eof(reader: asyncio.StreamReader) -> None:
     while await reader.read(65536):
         pass
+
+
+def _client_gone(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    """True when the client closed the connection of a request still being answered.
+
+    Clients here never pipeline, so a readable socket mid-request means FIN or RST."""
+    if reader.at_eof() or writer.transport.is_closing():
+        return True
+    sock = writer.get_extra_info("socket")
+    fd = sock.fileno() if sock is not None else -1
+    if fd < 0:
+        return True
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
