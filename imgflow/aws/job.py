@@ -3,9 +3,17 @@
     start_job(aws, outputs, body, batch_size)   upload the job to jobs/<job-id>/job.json and
                                                 start the execution named <job-id>; the same
                                                 job again reports the existing execution
-    job_status(aws, bucket, execution_arn)      the execution's state and the records
-                                                written so far (works while it runs)
-    wait_for_job(aws, bucket, arn, on_update)   poll job_status until the execution ends
+    job_status(aws, bucket, execution_arn)      the execution's state, counts so far and its
+                                                records (works while it runs)
+    JobWatch(aws, bucket, execution_arn).poll() the same, for a caller that polls: each poll
+                                                reads only the result objects that are new
+    wait_for_job(aws, bucket, arn, on_update)   poll until the execution ends
+
+Polling stays cheap at any job size: a poll is one DescribeExecution, a listing of the
+results folder (one call per 1,000 batches) and one GetObject per result object not seen
+before, for its counts; no records are kept. Once the job is consolidated its counts come
+from summary.json. The records themselves are read only when `JobStatus.records` is
+iterated (by the renderer, at the end), streamed object by object.
 
 The job id is a digest of the job (base URL, paths, concurrency, batch size), so it names
 both the execution and the job's folder in the bucket.
@@ -16,14 +24,24 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imgflow.aws.client import Aws, AwsError, NotFoundError, aws_errors
-from imgflow.aws.lambda_jobs import get_json, iter_results, job_key, put_json, summary_key
+from imgflow.aws.lambda_jobs import (
+    get_json,
+    job_key,
+    put_json,
+    read_results,
+    result_keys,
+    summary_key,
+)
 from imgflow.engine.records import ResultRecord, Summary
 from imgflow.errors import UsageError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 RUNNING = "RUNNING"
 POLL_SECONDS = 1.0
@@ -39,15 +57,28 @@ class Started:
 
 
 @dataclass(frozen=True)
+class ResultStream:
+    """The records of some result objects, read (in batch order) each time it is iterated."""
+
+    s3: S3Client
+    bucket: str
+    keys: tuple[str, ...]
+
+    def __iter__(self) -> Iterator[ResultRecord]:
+        for _, records in read_results(self.s3, self.bucket, self.keys):
+            yield from records
+
+
+@dataclass(frozen=True)
 class JobStatus:
-    """An execution's state and the records its batches wrote so far."""
+    """An execution's state, its counts, and the records its batches wrote so far."""
 
     execution_arn: str
     job_id: str
     status: str
     error: str | None
     cause: str | None
-    records: list[ResultRecord]
+    records: Iterable[ResultRecord]
     summary: Summary
     batches_done: int
     final: dict[str, Any] = field(default_factory=dict)
@@ -119,38 +150,77 @@ def _final(aws: Aws, bucket: str, job_id: str) -> dict[str, Any]:
     return found
 
 
-def job_status(aws: Aws, bucket: str, execution_arn: str) -> JobStatus:
-    """The execution's state, and its records so far, in batch order."""
-    if not execution_arn.startswith("arn:") or ":execution:" not in execution_arn:
-        raise UsageError(f"not an execution ARN: {execution_arn!r}")
-    try:
-        with aws_errors("states:DescribeExecution"):
-            execution = aws.stepfunctions().describe_execution(executionArn=execution_arn)
-    except NotFoundError:
-        raise UsageError(f"no such execution: {execution_arn}") from None
-    job_id = execution["name"]
-    records: list[ResultRecord] = []
-    batches = 0
-    for _, batch in iter_results(aws.s3(), bucket, job_id):
-        records.extend(batch)
-        batches += 1
+def _counts(records: Iterable[ResultRecord]) -> Summary:
     summary = Summary()
     for record in records:
         summary = summary.add(record.outcome)
-    final = {} if execution["status"] == RUNNING else _final(aws, bucket, job_id)
-    if final:
-        summary = Summary(final["total"], final["stored"], final["skipped"], final["failed"])
-    return JobStatus(
-        execution_arn=execution_arn,
-        job_id=job_id,
-        status=execution["status"],
-        error=execution.get("error"),
-        cause=execution.get("cause"),
-        records=records,
-        summary=summary,
-        batches_done=batches,
-        final=final,
+    return summary
+
+
+def _plus(a: Summary, b: Summary) -> Summary:
+    return Summary(
+        a.total + b.total, a.stored + b.stored, a.skipped + b.skipped, a.failed + b.failed
     )
+
+
+class JobWatch:
+    """Follows one execution; every poll reads only the result objects it has not read yet.
+
+    It keeps counts, never records: its memory stays the size of the set of keys read.
+    """
+
+    def __init__(self, aws: Aws, bucket: str, execution_arn: str) -> None:
+        if not execution_arn.startswith("arn:") or ":execution:" not in execution_arn:
+            raise UsageError(f"not an execution ARN: {execution_arn!r}")
+        self._aws = aws
+        self._bucket = bucket
+        self._arn = execution_arn
+        self._read: set[str] = set()
+        self._summary = Summary()
+
+    def _describe(self) -> dict[str, Any]:
+        try:
+            with aws_errors("states:DescribeExecution"):
+                return dict(self._aws.stepfunctions().describe_execution(executionArn=self._arn))
+        except NotFoundError:
+            raise UsageError(f"no such execution: {self._arn}") from None
+
+    def _count_new(self, keys: Iterable[str]) -> Summary:
+        """The counts over every key in `keys`, reading only the objects not read before."""
+        new = [key for key in keys if key not in self._read]
+        for key, (_, records) in zip(
+            new, read_results(self._aws.s3(), self._bucket, new), strict=True
+        ):
+            self._summary = _plus(self._summary, _counts(records))
+            self._read.add(key)
+        return self._summary
+
+    def poll(self) -> JobStatus:
+        """The execution's state now, with counts so far and its records (read when iterated)."""
+        execution = self._describe()
+        job_id = str(execution["name"])
+        keys = tuple(result_keys(self._aws.s3(), self._bucket, job_id))
+        final = {} if execution["status"] == RUNNING else _final(self._aws, self._bucket, job_id)
+        if final:
+            summary = Summary(final["total"], final["stored"], final["skipped"], final["failed"])
+        else:
+            summary = self._count_new(keys)
+        return JobStatus(
+            execution_arn=self._arn,
+            job_id=job_id,
+            status=execution["status"],
+            error=execution.get("error"),
+            cause=execution.get("cause"),
+            records=ResultStream(self._aws.s3(), self._bucket, keys),
+            summary=summary,
+            batches_done=len(keys),
+            final=final,
+        )
+
+
+def job_status(aws: Aws, bucket: str, execution_arn: str) -> JobStatus:
+    """The execution's state, its counts so far and its records (streamed, in batch order)."""
+    return JobWatch(aws, bucket, execution_arn).poll()
 
 
 def wait_for_job(
@@ -162,8 +232,9 @@ def wait_for_job(
     sleep: Callable[[float], None] = time.sleep,
 ) -> JobStatus:
     """Poll until the execution ends; `on_update` sees every intermediate status."""
+    watch = JobWatch(aws, bucket, execution_arn)
     while True:
-        status = job_status(aws, bucket, execution_arn)
+        status = watch.poll()
         if on_update is not None:
             on_update(status)
         if not status.running:

@@ -12,8 +12,9 @@ Shared by the Lambda handlers and the job driver; no imports beyond the engine a
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -133,17 +134,43 @@ def write_results(
     put_json(s3, bucket, result_key(job_id, batch), [r.to_json() for r in records])
 
 
+def result_keys(s3: S3Client, bucket: str, job_id: str) -> list[str]:
+    """The keys of the result objects written so far, in batch order (listing only)."""
+    return list(list_keys(s3, bucket, results_prefix(job_id)))
+
+
+def read_results(
+    s3: S3Client, bucket: str, keys: Iterable[str]
+) -> Iterator[tuple[int, list[ResultRecord]]]:
+    """(batch number, records) of each result object in `keys`, in that order.
+
+    A few threads read ahead, at most 2 * READ_THREADS objects, so a slow consumer (a
+    renderer writing a million records) never holds more than that in memory.
+    """
+
+    def read(key: str) -> tuple[int, list[ResultRecord]]:
+        rows = get_json(s3, bucket, key)
+        return batch_of(key), [ResultRecord.from_json(row) for row in rows]
+
+    ahead: deque[Future[tuple[int, list[ResultRecord]]]] = deque()
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        try:
+            for key in keys:
+                ahead.append(pool.submit(read, key))
+                if len(ahead) >= 2 * READ_THREADS:
+                    yield ahead.popleft().result()
+            while ahead:
+                yield ahead.popleft().result()
+        finally:  # a consumer that stops early leaves nothing to read behind it
+            for future in ahead:
+                future.cancel()
+
+
 def iter_results(
     s3: S3Client, bucket: str, job_id: str, skip: Iterable[int] = ()
 ) -> Iterator[tuple[int, list[ResultRecord]]]:
     """(batch number, records) for every result object written so far (except `skip`),
     in batch order, read by a few threads at once."""
     done = set(skip)
-    keys = [k for k in list_keys(s3, bucket, results_prefix(job_id)) if batch_of(k) not in done]
-
-    def read(key: str) -> tuple[int, list[ResultRecord]]:
-        rows = get_json(s3, bucket, key)
-        return batch_of(key), [ResultRecord.from_json(row) for row in rows]
-
-    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        yield from pool.map(read, keys)
+    keys = [k for k in result_keys(s3, bucket, job_id) if batch_of(k) not in done]
+    yield from read_results(s3, bucket, keys)
