@@ -65,13 +65,26 @@ async def process_item(
     store: ObjectStore,
     executor: Executor | None,
     known: Mapping[str, StoredObject] | None = None,
+    slots: Sequence[asyncio.Semaphore] = (),
 ) -> ResultRecord:
-    """Fetch and store one item; every outcome, even an unexpected error, is a record."""
+    """Fetch and store one item; every outcome, even an unexpected error, is a record.
+
+    The fetch holds one of each of `slots` (the limits on requests in flight); the store
+    does not, so another request can go out while this image is written.
+    """
     if known is not None and item.url in known:
         return skipped_record(item, known[item.url])
     attempts = 0
     try:
-        result = await fetcher.fetch(item.url)
+        held: list[asyncio.Semaphore] = []
+        try:
+            for slot in slots:
+                await slot.acquire()
+                held.append(slot)
+            result = await fetcher.fetch(item.url)
+        finally:
+            for slot in held:
+                slot.release()
         attempts = result.attempts
         if not isinstance(result, Fetched):
             return failed_record(item, result.message, result.status_code, attempts)
@@ -96,21 +109,33 @@ async def run_batch(
     executor: Executor | None = None,
     known: Mapping[str, StoredObject] | None = None,
     on_record: OnRecord | None = None,
+    shared: asyncio.Semaphore | None = None,
 ) -> list[ResultRecord]:
-    """One record per item, in item order, with at most `concurrency` fetches in flight."""
+    """One record per item, in item order, with at most `concurrency` fetches in flight.
+
+    `shared`, when given, also limits fetches across every batch that holds it. Twice as
+    many workers as fetch slots keep the slots busy while images are being stored.
+    """
     results: list[ResultRecord | None] = [None] * len(items)
     queue = iter(range(len(items)))
+    own = asyncio.Semaphore(concurrency)
+    slots = (own,) if shared is None else (own, shared)
 
     async def worker() -> None:
         for index in queue:
             record = await process_item(
-                items[index], fetcher=fetcher, store=store, executor=executor, known=known
+                items[index],
+                fetcher=fetcher,
+                store=store,
+                executor=executor,
+                known=known,
+                slots=slots,
             )
             results[index] = record
             if on_record is not None:
                 on_record(record)
 
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(items)))))
+    await asyncio.gather(*(worker() for _ in range(min(2 * concurrency, len(items)))))
     return [r for r in results if r is not None]
 
 

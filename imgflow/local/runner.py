@@ -173,9 +173,6 @@ class _Runner:
         if task is not None and in_main:
             loop.add_signal_handler(signal.SIGTERM, task.cancel)
         in_flight = self.job.concurrency * self.job.max_batches
-        # One batch more than max_batches is open, so the next batch's first requests fill
-        # the slots a finishing batch frees; `shared` keeps the total at the cap.
-        shared = asyncio.Semaphore(in_flight)
         batches = self.db.pending_batches(self.run_id, self.job.batch_size)
         try:
             with ThreadPoolExecutor(max_workers=min(32, in_flight)) as pool:
@@ -191,11 +188,10 @@ class _Runner:
                                 executor=pool,
                                 known=self.known(batch),
                                 on_record=self.on_record,
-                                shared=shared,
                             )
                             self.flush()
 
-                    await asyncio.gather(*(worker() for _ in range(self.job.max_batches + 1)))
+                    await asyncio.gather(*(worker() for _ in range(self.job.max_batches)))
         finally:
             if in_main:
                 loop.remove_signal_handler(signal.SIGTERM)
