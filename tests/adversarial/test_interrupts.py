@@ -141,7 +141,10 @@ def kill_at(mode: str, rng: random.Random, proc: subprocess.Popen[bytes], data: 
     elif mode == "consolidating":
         wait_until(lambda: pending(db) == 0, proc, 20)
     else:
-        assert wait_until(lambda: pending(db) == BATCH, proc, 20), "last batch never started"
+        seen: list[int | None] = []
+        assert wait_until(lambda: seen.append(pending(db)) or seen[-1] == BATCH, proc, 20), seen[
+            -5:
+        ]
         lock = sqlite3.connect(db, timeout=5, isolation_level=None)
         lock.execute("BEGIN IMMEDIATE")
         try:
@@ -174,6 +177,9 @@ def check_after_kill(data: Path, job: Job) -> None:
     if not (data / DB_NAME).exists():
         return
     with sqlite3.connect(data / DB_NAME) as conn:
+        tables = {t for (t,) in conn.execute("SELECT name FROM sqlite_master")}
+        if "images" not in tables:  # killed before the schema was written
+            return
         index = conn.execute("SELECT url, key FROM images").fetchall()
         runs = conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM runs").fetchone()
     assert len({u for u, _ in index}) == len(index) and runs[0] == runs[1]
