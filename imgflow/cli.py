@@ -62,8 +62,12 @@ class Backend(StrEnum):
     aws = "aws"
 
 
-def _fail(message: str, code: int) -> NoReturn:
+def _error_line(message: str) -> None:
     err.print(f"[bold red]imgflow: error:[/] {escape(message)}", soft_wrap=True)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    _error_line(message)
     raise typer.Exit(code)
 
 
@@ -572,8 +576,18 @@ def teardown_command(
 
 
 def main() -> None:
-    """The console script's entry point."""
-    app()
+    """The console script's entry point: usage errors, too, are one line and exit 2."""
+    try:
+        code = app(standalone_mode=False)
+    except Exception as exc:
+        message = getattr(exc, "format_message", None)
+        if message is None or not isinstance(getattr(exc, "exit_code", None), int):
+            raise
+        text = " ".join(str(message()).split())
+        if text:  # (no arguments at all: the help was printed instead)
+            _error_line(text)
+        sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

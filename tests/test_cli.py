@@ -195,6 +195,21 @@ BAD_INPUTS: list[tuple[str, list[str], str | None, dict[str, str], str]] = [
         {},
         "paths file not found",
     ),
+    (
+        "not-an-integer",
+        ["--base-url", "{base}", "-c", "abc"],
+        "a.gif",
+        {},
+        "Invalid value for '--concurrency'",
+    ),
+    (
+        "unknown-option",
+        ["--base-url", "{base}", "--concurency", "3"],
+        "a.gif",
+        {},
+        "No such option: --concurency",
+    ),
+    ("bad-output", ["--base-url", "{base}", "-o", "xml"], "a.gif", {}, "'xml' is not one of"),
     ("both-inputs", ["--base-url", "{base}", "--job", "job.json"], "a.gif", {}, "exactly one of"),
 ]
 
