@@ -83,7 +83,9 @@ def test_keys_keep_the_whole_path_so_same_basenames_never_collide() -> None:
 
 
 def test_keys_distinguish_ports_and_queries() -> None:
-    assert key_for("http://127.0.0.1:8765/x.gif") == "127.0.0.1_8765/x.gif"
+    assert key_for("http://127.0.0.1:8765/x.gif") == "127.0.0.1:8765/x.gif"
+    assert key_for("http://h_1/x.gif") != key_for("http://h:1/x.gif")
+    assert key_for("http://[::1]:8080/x.gif") == "[::1]:8080/x.gif"
     assert key_for("http://h:80/x.gif") == "h/x.gif"
     q1, q2 = key_for("http://h/x.gif?a=1"), key_for("http://h/x.gif?a=2")
     assert q1 != q2 and q1.startswith("h/x.gif%q")

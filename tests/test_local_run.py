@@ -99,7 +99,7 @@ def test_rerun_skips_what_is_stored_and_force_fetches_again(
     assert first.summary.stored == 3
     second = run_paths(flag_server.base_url, paths, tmp_path)
     assert (second.summary.stored, second.summary.skipped) == (0, 3)
-    (tmp_path / "images" / f"127.0.0.1_{flag_server.port}" / "ae" / "ae.gif").unlink()
+    (tmp_path / "images" / f"127.0.0.1:{flag_server.port}" / "ae" / "ae.gif").unlink()
     third = run_paths(flag_server.base_url, paths, tmp_path)
     assert (third.summary.stored, third.summary.skipped) == (1, 2)
     forced = run_paths(flag_server.base_url, paths, tmp_path, force=True)
@@ -121,7 +121,7 @@ def test_same_basename_in_two_folders_never_collides(
     fault_server.set("/b/x.gif", Ok(b))
     result = run_paths(fault_server.base_url, ["a/x.gif", "b/x.gif"], tmp_path)
     assert result.summary.stored == 2
-    host = f"127.0.0.1_{fault_server.base_url.rsplit(':', 1)[1]}"
+    host = f"127.0.0.1:{fault_server.base_url.rsplit(':', 1)[1]}"
     assert (tmp_path / "images" / host / "a" / "x.gif").read_bytes() == a
     assert (tmp_path / "images" / host / "b" / "x.gif").read_bytes() == b
 

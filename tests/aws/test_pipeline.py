@@ -66,7 +66,7 @@ def test_success_case(aws: Aws, pipeline: Deployed, flags: StaticServer) -> None
         for o in page.get("Contents", [])
     }
     assert len(keys) == 101
-    host = f"127.0.0.1_{flags.base_url.rsplit(':', 1)[1]}"
+    host = f"127.0.0.1:{flags.base_url.rsplit(':', 1)[1]}"
     assert f"images/{host}/ad/ad.gif" in keys and f"images/{host}/mk/mk.gif" in keys
     obj = s3.get_object(Bucket=pipeline.bucket, Key=f"images/{host}/ht/ht.gif")
     assert obj["Body"].read() == (FLAGS_DIR / "ht" / "ht.gif").read_bytes()
