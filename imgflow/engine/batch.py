@@ -88,8 +88,10 @@ async def process_item(
         attempts = result.attempts
         if not isinstance(result, Fetched):
             return failed_record(item, result.message, result.status_code, attempts)
-        loop = asyncio.get_running_loop()
         try:
+            if getattr(store, "inline", False):
+                return _store(store, item, result)
+            loop = asyncio.get_running_loop()
             return await loop.run_in_executor(executor, _store, store, item, result)
         except OSError as exc:
             detail = exc.strerror or str(exc)
@@ -110,18 +112,27 @@ async def run_batch(
     known: Mapping[str, StoredObject] | None = None,
     on_record: OnRecord | None = None,
     shared: asyncio.Semaphore | None = None,
+    on_tail: Callable[[], None] | None = None,
 ) -> list[ResultRecord]:
     """One record per item, in item order, with at most `concurrency` fetches in flight.
 
     `shared`, when given, also limits fetches across every batch that holds it. Twice as
     many workers as fetch slots keep the slots busy while images are being stored.
+    `on_tail` is called once, as soon as fewer than `concurrency` items are left
+    unfinished (all of them already fetching): from then on the batch cannot fill its
+    fetch slots, and a runner can open the next batch to use them.
     """
     results: list[ResultRecord | None] = [None] * len(items)
     queue = iter(range(len(items)))
     own = asyncio.Semaphore(concurrency)
     slots = (own,) if shared is None else (own, shared)
 
+    unfinished = len(items)
+    if unfinished < concurrency and on_tail is not None:
+        on_tail()
+
     async def worker() -> None:
+        nonlocal unfinished
         for index in queue:
             record = await process_item(
                 items[index],
@@ -132,6 +143,9 @@ async def run_batch(
                 slots=slots,
             )
             results[index] = record
+            unfinished -= 1
+            if unfinished == concurrency - 1 and on_tail is not None:
+                on_tail()
             if on_record is not None:
                 on_record(record)
 

@@ -9,8 +9,8 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -177,25 +177,55 @@ class _Runner:
         try:
             with ThreadPoolExecutor(max_workers=min(32, in_flight)) as pool:
                 async with Fetcher(self.cfg.fetch, max_connections=in_flight) as fetcher:
-
-                    async def worker() -> None:
-                        for batch in batches:
-                            await run_batch(
-                                batch,
-                                fetcher=fetcher,
-                                store=self.store,
-                                concurrency=self.job.concurrency,
-                                executor=pool,
-                                known=self.known(batch),
-                                on_record=self.on_record,
-                            )
-                            self.flush()
-
-                    await asyncio.gather(*(worker() for _ in range(self.job.max_batches)))
+                    await self._batches(batches, fetcher, pool, in_flight)
         finally:
             if in_main:
                 loop.remove_signal_handler(signal.SIGTERM)
             self.flush()
+
+    async def _batches(
+        self, batches: Iterator[list[Item]], fetcher: Fetcher, pool: Executor, in_flight: int
+    ) -> None:
+        """Run the batches, at most max_batches with items not yet started.
+
+        A batch's slot opens for the next batch as soon as fewer than concurrency of its
+        items are left, so the next batch's fetches fill the slots its last, slowest
+        fetches leave idle.
+        Requests in flight stay within concurrency per batch and concurrency x max_batches
+        in all (the shared semaphore); each batch's records are saved when it finishes.
+        """
+        open_batches = asyncio.Semaphore(self.job.max_batches)
+        shared = asyncio.Semaphore(in_flight)
+
+        async def one(batch: list[Item]) -> None:
+            opened = True
+
+            def started() -> None:
+                nonlocal opened
+                if opened:
+                    opened = False
+                    open_batches.release()
+
+            try:
+                await run_batch(
+                    batch,
+                    fetcher=fetcher,
+                    store=self.store,
+                    concurrency=self.job.concurrency,
+                    executor=pool,
+                    known=self.known(batch),
+                    on_record=self.on_record,
+                    shared=shared,
+                    on_tail=started,
+                )
+                self.flush()
+            finally:
+                started()
+
+        async with asyncio.TaskGroup() as group:
+            for batch in batches:
+                await open_batches.acquire()
+                group.create_task(one(batch))
 
     def known(self, batch: Sequence[Item]) -> dict[str, StoredObject] | None:
         """Index rows to skip: only those whose file is still there, whole."""

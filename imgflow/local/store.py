@@ -20,6 +20,8 @@ class FileStore:
         self.root = root
         self.tmp_dir = tmp_dir
         self.fsync = fsync
+        # Without fsync a small write to the page cache costs less than a thread hop.
+        self.inline = not fsync
         self._counter = 0
         self._lock = threading.Lock()
         self._made: set[Path] = set()
