@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from imgflow.aws.client import optional
+from imgflow.aws.client import AwsError, aws_errors, optional
 from imgflow.aws.deploy.context import Context, pairs_to_dict, tag_pairs
 from imgflow.aws.deploy.plan import Step, step
 from imgflow.errors import DeployError
@@ -73,6 +73,14 @@ def _bucket_exists(ctx: Context) -> bool:
     return optional(lambda: ctx.aws.s3().head_bucket(Bucket=ctx.names.bucket)) is not None
 
 
+def _bucket_answers(ctx: Context) -> bool:
+    """True when our bucket exists (False when it does not or is not ours to look at)."""
+    try:
+        return _bucket_exists(ctx)
+    except AwsError:
+        return False
+
+
 def bucket_step(ctx: Context) -> Step:
     """Create or update the image bucket: private, encrypted, TLS only, lifecycle, tags."""
     bucket = ctx.names.bucket
@@ -88,8 +96,17 @@ def bucket_step(ctx: Context) -> Step:
             location = {}
             if ctx.aws.region != "us-east-1":
                 location = {"CreateBucketConfiguration": {"LocationConstraint": ctx.aws.region}}
-            s3.create_bucket(Bucket=bucket, **location)  # type: ignore[arg-type]
+            # Recorded before the call: S3 cannot tag a bucket as it creates it, so a deploy
+            # that dies before hearing the answer would leave an untagged bucket that is ours
+            # only by this record (the next deploy refuses it and teardown skips it).
             ctx.state.remember("bucket", name=bucket)
+            try:
+                with aws_errors("s3:CreateBucket"):
+                    s3.create_bucket(Bucket=bucket, **location)  # type: ignore[arg-type]
+            except AwsError:
+                if not _bucket_answers(ctx):
+                    ctx.state.forget("bucket")
+                raise
         if "tags" in todo:
             s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_pairs(ctx.tags)})
         if "public access block" in todo:
