@@ -61,6 +61,13 @@ def _integration_changes(ctx: Context, integration: dict[str, Any] | None) -> li
     return ["integration"] if any(integration.get(k) != v for k, v in wanted.items()) else []
 
 
+def _unrouted_integration(ctx: Context, api_id: str) -> dict[str, Any] | None:
+    """A StartExecution integration of the API, when no route leads to one: a deploy that
+    stopped between creating the integration and its route left it; reuse it, not add one."""
+    items = ctx.aws.apigatewayv2().get_integrations(ApiId=api_id).get("Items", [])
+    return next((dict(i) for i in items if i.get("IntegrationSubtype") == SUBTYPE), None)
+
+
 def api_step(ctx: Context) -> Step:
     """Create or update the API, its integration, route and auto-deployed stage."""
     api, name = ctx.aws.apigatewayv2(), ctx.names.api
@@ -80,6 +87,8 @@ def api_step(ctx: Context) -> Step:
                     lambda: api.get_integration(ApiId=api_id, IntegrationId=integration_id)
                 )
                 integration = dict(got) if got else None
+            if integration is None:
+                integration = _unrouted_integration(ctx, api_id)
             changes += _integration_changes(ctx, integration)
             if route is None or route.get("AuthorizationType") != auth_type(ctx):
                 changes.append("route")
