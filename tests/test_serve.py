@@ -17,7 +17,7 @@ import pytest
 
 from imgflow.demo.server import StaticServer
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "requests"
+REFERENCE = Path(__file__).resolve().parent / "data" / "requests"
 FAIL_BODY = {
     "resourcePaths": ["cn/cn.gif", "in/in.gif", "us/us.gif", "mx/mx.gif", "zz/zz.gif"],
     "baseUrl": "https://www.fluentpython.com/data/flags",
@@ -66,9 +66,8 @@ def wait_for(url: str, run_id: str) -> dict[str, object]:
 
 def test_the_original_fail_body_starts_a_local_run(server: str, flag_server: StaticServer) -> None:
     body = {**FAIL_BODY, "baseUrl": flag_server.base_url}
-    if (REFERENCE / "fail.json").exists():
-        original = json.loads((REFERENCE / "fail.json").read_text())
-        assert original["resourcePaths"] == body["resourcePaths"]
+    original = json.loads((REFERENCE / "fail.json").read_text())
+    assert original["resourcePaths"] == body["resourcePaths"]
     answer = httpx.post(f"{server}/jobs", content=json.dumps(body))
     assert answer.status_code == 202
     run_id = answer.json()["run"]

@@ -7,6 +7,7 @@ subscribes an SQS queue to the failure topic to receive the notices.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from imgflow.aws.deploy import DeploymentOutputs, deploy
 from imgflow.config import Config, from_mapping
 
 FLAGS_DIR = Path(__file__).resolve().parents[2] / "imgflow" / "demo" / "flags"
-REFERENCE = Path("/work/shared/reference/requests")
+# The original pipeline's two request bodies (success.sh and fail.sh), kept as test data.
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "requests"
 MOTO_CONFIG: dict[str, Any] = {
     "stepfunctions": {"execute_state_machine": True},
     "lambda": {"use_docker": False},
@@ -85,3 +87,18 @@ def reference_body(name: str, base_url: str) -> dict[str, Any]:
     """success.json or fail.json with the base URL replaced."""
     body: dict[str, Any] = json.loads((REFERENCE / f"{name}.json").read_text())
     return {**body, "baseUrl": base_url}
+
+
+def invoke_cli(*args: str) -> tuple[int, str, str]:
+    """Run the CLI in process, without the IMGFLOW_* variables in-process Lambdas left set.
+
+    The Lambda patch keeps each function's environment applied (see moto-notes), and the
+    deployment's IMGFLOW_DEPLOYMENT would otherwise override the CLI's config.
+    """
+    from typer.testing import CliRunner
+
+    from imgflow.cli import app
+
+    clean: dict[str, str | None] = {k: None for k in os.environ if k.startswith("IMGFLOW_")}
+    result = CliRunner().invoke(app, list(args), env=clean)
+    return result.exit_code, result.stdout, result.stderr

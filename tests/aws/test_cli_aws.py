@@ -9,11 +9,16 @@ from pathlib import Path
 
 import pytest
 from lambda_invoke import patched
-from pipeline_env import FLAGS_DIR, Deployed, deploy_pipeline, pipeline_config, reference_body
-from typer.testing import CliRunner
+from pipeline_env import (
+    FLAGS_DIR,
+    Deployed,
+    deploy_pipeline,
+    invoke_cli,
+    pipeline_config,
+    reference_body,
+)
 
 from imgflow.aws.client import Aws
-from imgflow.cli import app
 from imgflow.demo.server import StaticServer, serve_directory
 from infra.statemachine import FAIL_CAUSE
 
@@ -40,8 +45,7 @@ def config_file(aws: Aws, tmp_path: Path) -> Iterator[tuple[Path, Deployed]]:
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
+    return invoke_cli(*args)
 
 
 def job_file(tmp_path: Path, name: str, base_url: str) -> str:

@@ -17,12 +17,17 @@ from typing import Any
 
 import pytest
 from lambda_invoke import patched
-from pipeline_env import FLAGS_DIR, Deployed, deploy_pipeline, pipeline_config, reference_body
-from typer.testing import CliRunner
+from pipeline_env import (
+    FLAGS_DIR,
+    Deployed,
+    deploy_pipeline,
+    invoke_cli,
+    pipeline_config,
+    reference_body,
+)
 
 from imgflow.aws.client import Aws
 from imgflow.aws.job_api import MAX_API_BODY, api_body
-from imgflow.cli import app
 from imgflow.demo.server import StaticServer, serve_directory
 from imgflow.errors import UsageError
 
@@ -103,11 +108,11 @@ def test_the_original_body_goes_through_the_api_signed(
     body = reference_body("fail", flags.base_url)
     job = tmp_path / "fail.json"
     job.write_text(json.dumps(body))
-    result = CliRunner().invoke(
-        app, ["run", "--job", str(job), "--via-api", "--config", str(config), "-o", "json"]
+    code, stdout, stderr = invoke_cli(
+        "run", "--job", str(job), "--via-api", "--config", str(config), "-o", "json"
     )
-    assert result.exit_code == 1, result.stderr
-    doc = json.loads(result.stdout)
+    assert code == 1, stderr
+    doc = json.loads(stdout)
     assert doc["summary"] == {"total": 5, "stored": 4, "skipped": 0, "failed": 1}
     assert fake.bodies == [body]
     [authorization] = fake.authorizations
@@ -123,23 +128,20 @@ def test_unsigned_when_the_api_is_open(
     config.write_text(json.dumps({**settings, "api": {"auth": "none"}}))
     paths = tmp_path / "paths.txt"
     paths.write_text("ad/ad.gif\nae/ae.gif\n")
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--base-url",
-            flags.base_url,
-            "--paths-file",
-            str(paths),
-            "--via-api",
-            "--config",
-            str(config),
-            "-o",
-            "json",
-        ],
+    code, stdout, stderr = invoke_cli(
+        "run",
+        "--base-url",
+        flags.base_url,
+        "--paths-file",
+        str(paths),
+        "--via-api",
+        "--config",
+        str(config),
+        "-o",
+        "json",
     )
-    assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["summary"]["stored"] == 2
+    assert code == 0, stderr
+    assert json.loads(stdout)["summary"]["stored"] == 2
     assert fake.authorizations == [""]
 
 
