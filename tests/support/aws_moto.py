@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 import threading
 import time
@@ -164,6 +165,15 @@ def _dynamo_throttle(request: AWSPreparedRequest, code: str) -> AWSResponse:
     return _json_response(request, 400, payload)
 
 
+_PORT = re.compile(r"127\.0\.0\.1(?::|_|%3A|%3a)\d+")
+
+
+def _digest(body: bytes) -> str:
+    """A digest of a request body that does not depend on the loopback server's port."""
+    text = _PORT.sub("127.0.0.1", body.decode("utf-8", "replace"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 @dataclass
 class Throttler:
     """Throttle some S3 PutObject, DynamoDB BatchWriteItem and BatchGetItem attempts.
@@ -182,9 +192,26 @@ class Throttler:
     injected: Counter[str] = field(default_factory=Counter)
     attempts: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _decided: dict[str, bool] = field(default_factory=dict)
+    _firsts: Counter[str] = field(default_factory=Counter)
 
     def chosen(self, text: str) -> bool:
+        # The loopback server's port changes from run to run: leave it out of the draw.
+        text = _PORT.sub("127.0.0.1", text)
         return _stable(f"{self.seed}:{text}") % 1000 < self.rate * 1000
+
+    def chosen_in_turn(self, kind: str, digest: str) -> bool:
+        """Every (1 / rate)-th distinct body of `kind`, decided when first seen.
+
+        Bodies hold times and ids that differ from run to run, so a hash of them would
+        make the number of injections vary; counting first sightings keeps it fixed.
+        """
+        with self._lock:
+            if digest not in self._decided:
+                self._firsts[kind] += 1
+                period = max(1, round(1 / self.rate)) if self.rate > 0 else 0
+                self._decided[digest] = bool(period) and self._firsts[kind] % period == 1 % period
+            return self._decided[digest]
 
     def _count(self, what: str) -> int:
         with self._lock:
@@ -210,13 +237,15 @@ class Throttler:
                 return _slow_down(request)
         elif operation == "BatchWriteItem":
             body = _body_bytes(request)
-            digest = hashlib.sha256(body).hexdigest()
-            if self.chosen(digest):
+            digest = _digest(body)
+            if self.chosen_in_turn("write", digest):
                 attempt = self._count(f"write {digest}")
                 if attempt == 1:
+                    with self._lock:  # alternate, so both codes are always seen
+                        turn = sum(n for k, n in self.injected.items() if k.endswith("Exception"))
                     code = (
                         "ProvisionedThroughputExceededException"
-                        if _stable(digest) % 2
+                        if turn % 2
                         else "ThrottlingException"
                     )
                     self._injected(f"dynamodb BatchWriteItem {code}")
@@ -225,8 +254,8 @@ class Throttler:
                     return self._partial_write(original, event_name, request, body)
         elif operation == "BatchGetItem":
             body = _body_bytes(request)
-            digest = hashlib.sha256(body).hexdigest()
-            if self.chosen(digest) and self._count(f"get {digest}") == 1:
+            digest = _digest(body)
+            if self.chosen_in_turn("get", digest) and self._count(f"get {digest}") == 1:
                 keys = json.loads(body)["RequestItems"]
                 self._injected("dynamodb BatchGetItem UnprocessedKeys")
                 return _json_response(request, 200, {"Responses": {}, "UnprocessedKeys": keys})
