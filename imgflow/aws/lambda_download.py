@@ -18,7 +18,7 @@ from imgflow.aws.lambda_settings import LambdaSettings
 from imgflow.aws.lambda_store import S3Store
 from imgflow.engine import messages
 from imgflow.engine.batch import failed_record, run_batch_blocking
-from imgflow.engine.guard import make_guard
+from imgflow.engine.guard import make_address_check, make_guard
 from imgflow.engine.plan import item_for
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 
@@ -45,13 +45,14 @@ def download_batch(aws: Aws, settings: LambdaSettings, spec: BatchSpec) -> dict[
     store = S3Store(aws.s3(), settings.bucket, settings.prefix)
     index = DynamoIndex(aws.dynamodb(), settings.table, settings.bucket)
     known = index.lookup([item.url for item in items])
-    guard = None if settings.allow_private_targets else make_guard()
+    guarded = not settings.allow_private_targets
     records = run_batch_blocking(
         items,
         settings=settings.fetch,
         store=store,
         concurrency=spec.concurrency,
-        guard=guard,
+        guard=make_guard() if guarded else None,
+        address_check=make_address_check() if guarded else None,
         known=known,
     )
     records = [_with_object_key(record, store) for record in records]

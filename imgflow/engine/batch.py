@@ -9,6 +9,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 
 from imgflow.engine import messages
 from imgflow.engine.fetch import Fetched, Fetcher, Guard
+from imgflow.engine.guard import AddressCheck
 from imgflow.engine.plan import Item
 from imgflow.engine.ports import ObjectStore, StoredObject
 from imgflow.engine.records import Outcome, ResultRecord
@@ -160,13 +161,16 @@ def run_batch_blocking(
     store: ObjectStore,
     concurrency: int,
     guard: Guard | None = None,
+    address_check: AddressCheck | None = None,
     known: Mapping[str, StoredObject] | None = None,
 ) -> list[ResultRecord]:
     """`run_batch` with its own event loop, fetcher and store threads (for the Lambda)."""
 
     async def main() -> list[ResultRecord]:
         with ThreadPoolExecutor(max_workers=min(32, concurrency)) as pool:
-            async with Fetcher(settings, max_connections=concurrency, guard=guard) as fetcher:
+            async with Fetcher(
+                settings, max_connections=concurrency, guard=guard, address_check=address_check
+            ) as fetcher:
                 return await run_batch(
                     items,
                     fetcher=fetcher,

@@ -20,6 +20,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from imgflow.engine import messages
+from imgflow.engine.guard import AddressCheck, TargetRefused
 from imgflow.engine.settings import FetchConfig
 from imgflow.engine.sniff import SNIFF_BYTES, media_type, sniff, type_allowed
 from imgflow.engine.transport import FastTransport
@@ -70,9 +71,12 @@ class Fetcher:
         *,
         max_connections: int,
         guard: Guard | None = None,
+        address_check: AddressCheck | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """`guard` checks every URL (redirects included); `address_check` every address
+        connected to (imgflow's transport only)."""
         self.settings = settings
         self._guard = guard
         self._sleep = sleep
@@ -81,7 +85,7 @@ class Fetcher:
         )
         timeout = httpx.Timeout(settings.timeout, connect=settings.connect_timeout)
         if transport is None and settings.transport == "imgflow":
-            transport = FastTransport(max_connections)
+            transport = FastTransport(max_connections, address_check=address_check)
         # With imgflow's own transport, requests skip the client's send() layers (auth,
         # redirect and event-hook machinery, logging): about a third of the CPU per image.
         self._fast = transport if isinstance(transport, FastTransport) else None
@@ -280,6 +284,10 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
 def _classify(url: str, exc: httpx.HTTPError, attempts: int) -> _Attempt:
     """A failure message for a transport error; most are worth another attempt."""
     cause = _root_cause(exc)
+    if isinstance(cause, TargetRefused):
+        return FetchFailure(
+            messages.failure(messages.REFUSED_TARGET, url, str(cause)), None, attempts
+        )
     if isinstance(exc, httpx.TimeoutException):
         kind = {
             httpx.ConnectTimeout: "connect",

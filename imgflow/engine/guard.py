@@ -12,8 +12,10 @@ and documentation ranges (everything that is not globally routable), their IPv6 
 AWS_LAMBDA_RUNTIME_API. A name that does not resolve is let through: the fetch then fails
 with its own DNS message.
 
-Limit: the check resolves the name once and the HTTP client resolves it again, so a DNS
-answer that changes in between (rebinding) is not caught here.
+`make_address_check` closes the gap a URL check alone leaves (DNS rebinding: the name
+answering a public address to the check and a private one to the connection): imgflow's
+transport resolves the host itself, passes every address through it, and connects to the
+address it checked.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from urllib.parse import urlsplit
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str], Awaitable[list[str]]]
 Guard = Callable[[str], Awaitable[None]]
+AddressCheck = Callable[[str], Awaitable[str | None]]
 
 RUNTIME_API_VARIABLE = "AWS_LAMBDA_RUNTIME_API"
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
@@ -133,5 +136,29 @@ def make_guard(
             if reason is not None:
                 where = "" if _literal(host) is not None else f"{host} resolves to "
                 raise TargetRefused(where + reason)
+
+    return check
+
+
+def make_address_check(
+    *,
+    resolver: Resolver = system_resolver,
+    runtime_api: str | None = None,
+) -> AddressCheck:
+    """An async check of one resolved address: why it is refused, or None when it is public.
+
+    imgflow's transport calls it with the addresses it is about to connect to.
+    """
+    api_value = os.environ.get(RUNTIME_API_VARIABLE) if runtime_api is None else runtime_api
+    api_addresses: list[Address] | None = None
+
+    async def check(text: str) -> str | None:
+        nonlocal api_addresses
+        if api_addresses is None:
+            api_addresses = await runtime_api_addresses(resolver, api_value)
+        address = _literal(text)
+        if address is None:
+            return f"{text} is not an IP address"
+        return refusal(address, api_addresses)
 
     return check

@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from imgflow.engine.guard import AddressCheck, TargetRefused
+
 _HEAD_LIMIT = 64 * 1024
 _HIGH_WATER = 256 * 1024
 _NO_BODY_STATUSES = frozenset({204, 304})
@@ -242,13 +244,25 @@ class _Body(httpx.AsyncByteStream):
 
 
 class FastTransport(httpx.AsyncBaseTransport):
-    """An httpx transport for HTTP/1.1 with a keep-alive pool of `max_connections`."""
+    """An httpx transport for HTTP/1.1 with a keep-alive pool of `max_connections`.
 
-    def __init__(self, max_connections: int, ssl_context: ssl.SSLContext | None = None) -> None:
+    With `address_check`, the transport resolves each host itself, refuses the connection
+    when the check refuses any of its addresses (raising ConnectError caused by
+    TargetRefused), and connects to an address it checked, so a DNS answer cannot change
+    between the check and the connection.
+    """
+
+    def __init__(
+        self,
+        max_connections: int,
+        ssl_context: ssl.SSLContext | None = None,
+        address_check: AddressCheck | None = None,
+    ) -> None:
         self._slots = asyncio.Semaphore(max_connections)
         self._max_idle = max_connections
         self._idle: dict[Origin, deque[_Connection]] = {}
         self._ssl = ssl_context
+        self._address_check = address_check
         self._closed = False
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -313,14 +327,35 @@ class FastTransport(httpx.AsyncBaseTransport):
         ssl_arg = self._ssl_context() if scheme == "https" else None
         try:
             async with asyncio.timeout(timeouts.get("connect")):
+                address = await self._checked_address(host, port)
                 _, conn = await loop.create_connection(
-                    _Connection, host, port, ssl=ssl_arg, server_hostname=host if ssl_arg else None
+                    _Connection,
+                    address,
+                    port,
+                    ssl=ssl_arg,
+                    server_hostname=host if ssl_arg else None,
                 )
         except TimeoutError:
             raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out") from None
         except OSError as exc:
             raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
         return conn
+
+    async def _checked_address(self, host: str, port: int) -> str:
+        """The host itself, or (with an address check) the address checked for it."""
+        if self._address_check is None:
+            return host
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+        addresses = [str(info[4][0]) for info in infos]
+        for address in addresses:
+            reason = await self._address_check(address)
+            if reason is not None:
+                refused = TargetRefused(
+                    reason if address == host else f"{host} resolves to {reason}"
+                )
+                raise httpx.ConnectError(str(refused)) from refused
+        return addresses[0]
 
     async def _response(
         self, request: httpx.Request, origin: Origin, conn: _Connection, timeouts: dict[str, Any]

@@ -55,8 +55,27 @@ def session() -> Iterator[Aws]:
 
 
 @pytest.fixture
-def dns(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The guard sees GUARD_DNS; connections to those names reach 127.0.0.1."""
+def dns(monkeypatch: pytest.MonkeyPatch, rebinding_dns: None) -> None:
+    """As `rebinding_dns`, and the connect-time check lets the test server (127.0.0.1)
+    through, so the refusals seen are the URL guard's, hop by hop."""
+    import imgflow.aws.lambda_download as lambda_download
+
+    strict = guard.make_address_check
+
+    def lenient(**kwargs: Any) -> guard.AddressCheck:
+        check = strict(**kwargs)
+
+        async def allow_test_server(address: str) -> str | None:
+            return None if address == "127.0.0.1" else await check(address)
+
+        return allow_test_server
+
+    monkeypatch.setattr(lambda_download, "make_address_check", lenient)
+
+
+@pytest.fixture
+def rebinding_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard sees GUARD_DNS; connections to those names reach 127.0.0.1 (rebinding)."""
     real_getaddrinfo = socket.getaddrinfo
 
     def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
@@ -190,3 +209,17 @@ def test_redirects_to_non_public_targets_are_refused_in_the_pipeline(
     [notice] = notices(session, guarded.queue_url)
     sent = json.loads(notice)
     assert sorted(sent) == sorted(records[f"{base}{p}"]["error"] for p in redirects)
+
+
+def test_a_name_rebinding_to_loopback_is_refused_at_connect(
+    session: Aws, guarded: Any, fault_server: FaultServer, rebinding_dns: None
+) -> None:
+    """The URL guard sees a public answer; the connection would reach 127.0.0.1."""
+    fault_server.set("/secret/a.gif", Ok(GIF))
+    base = f"http://{PUBLIC_NAME}:{fault_server.port}"
+    [record] = invoke_download(session, guarded, base, ["secret/a.gif"])
+    assert record["outcome"] == "failed"
+    assert record["error"].startswith(f"{REFUSED_TARGET}: {base}/secret/a.gif")
+    assert f"{PUBLIC_NAME} resolves to 127.0.0.1 is a loopback address" in record["error"]
+    assert fault_server.requests == []
+    assert stored_objects(session, guarded.bucket) == {}
