@@ -173,6 +173,8 @@ def run(
             spec = jobinput.from_paths_file(base_url, paths_file)
         try:
             if cfg.backend == "aws":
+                if force or data_dir is not None:
+                    raise UsageError("--force and --data-dir go with the local backend")
                 code = _run_aws(cfg, spec, output, no_wait, via_api)
             elif via_api or no_wait:
                 raise UsageError("--via-api and --no-wait go with --backend aws")

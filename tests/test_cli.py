@@ -210,6 +210,20 @@ BAD_INPUTS: list[tuple[str, list[str], str | None, dict[str, str], str]] = [
         "No such option: --concurency",
     ),
     ("bad-output", ["--base-url", "{base}", "-o", "xml"], "a.gif", {}, "'xml' is not one of"),
+    (
+        "force-on-aws",
+        ["--base-url", "{base}", "--backend", "aws", "--force"],
+        "a.gif",
+        {},
+        "go with the local backend",
+    ),
+    (
+        "local-only-flag",
+        ["--base-url", "{base}", "--no-wait"],
+        "a.gif",
+        {},
+        "go with --backend aws",
+    ),
     ("both-inputs", ["--base-url", "{base}", "--job", "job.json"], "a.gif", {}, "exactly one of"),
 ]
 
