@@ -299,7 +299,7 @@ def _show_local_run(
 ) -> str:
     from imgflow.local.db import Database
     from imgflow.local.runner import DB_NAME
-    from imgflow.render import results_table, summary_line, write_json
+    from imgflow.render import TABLE_ROWS, results_table, summary_line, write_json
 
     db = Database(folder / DB_NAME)
     try:
@@ -311,7 +311,9 @@ def _show_local_run(
             extra = {"state": info.state, "duplicates": info.duplicates}
             write_json(sys.stdout, run_id, info.backend, summary, db.records(run_id), extra)
         else:
-            out.print(results_table(db.records(run_id), summary.total, title=f"run {run_id}"))
+            failures_only = summary.total > TABLE_ROWS  # the table lists only failures then
+            records = db.records(run_id, only_failed=failures_only)
+            out.print(results_table(records, summary.total, title=f"run {run_id}"))
             out.print(
                 summary_line(summary, info.duplicates, elapsed) + f" [{info.state}]", markup=False
             )

@@ -348,3 +348,20 @@ def test_killed_run_is_consistent_and_a_rerun_completes(
         )
     assert _count_files(images) == 120
     assert not any((tmp_path / "imgflow-data" / "tmp").glob("*/*.part"))
+
+
+def test_a_large_run_lists_only_its_failures_in_the_table(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    gif = make_gif("t")
+    paths = [f"t/{i}.gif" for i in range(600)]
+    for path in paths[:-2]:
+        fault_server.set("/" + path, Ok(gif))
+    write_paths(tmp_path, paths)
+    done = imgflow(
+        "run", "--base-url", fault_server.base_url, "--paths-file", "paths.txt", cwd=tmp_path
+    )
+    assert done.returncode == 1, done.stderr
+    assert "t/599.gif" in done.stdout and "t/598.gif" in done.stdout
+    assert "t/0.gif" not in done.stdout and "only failures are listed" in done.stdout
+    assert "600 images: 598 stored, 0 skipped, 2 failed" in done.stdout

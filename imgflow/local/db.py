@@ -248,11 +248,12 @@ class Database:
             summary=summary,
         )
 
-    def records(self, run_id: str) -> Iterator[ResultRecord]:
+    def records(self, run_id: str, only_failed: bool = False) -> Iterator[ResultRecord]:
         """The run's records in input order, streamed (pending ones are left out)."""
+        which = f"= '{Outcome.FAILED.value}'" if only_failed else f"!= '{PENDING}'"
         cursor = self.conn.execute(
             "SELECT url, path, outcome, status_code, key, bytes, sha256, content_type, error,"
-            f" attempts FROM results WHERE run_id = ? AND outcome != '{PENDING}' ORDER BY seq",
+            f" attempts FROM results WHERE run_id = ? AND outcome {which} ORDER BY seq",
             (run_id,),
         )
         for row in cursor:
