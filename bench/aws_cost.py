@@ -194,11 +194,27 @@ def measure_imgflow(images: int, batch_size: int, max_batches: int) -> Run:
             status = wait_for_job(aws, deployed.bucket, started.execution_arn, poll_seconds=2)
             elapsed = time.monotonic() - began
         history = _history(aws, started.execution_arn)
+    note = f"batches of {batch_size}, lambdaConcur {IMGFLOW_CONCURRENCY}"
+    return _measured(
+        "imgflow", images, status.status, status.summary.stored, history, elapsed, note
+    )
+
+
+def _measured(
+    design: str,
+    images: int,
+    status: str,
+    stored: int,
+    history: list[dict[str, Any]],
+    elapsed: float,
+    note: str,
+) -> Run:
+    """A run's figures: the probe's counts, the parent history and the invocations."""
     return Run(
-        design="imgflow",
+        design=design,
         images=images,
-        status=status.status,
-        stored=status.summary.stored,
+        status=status,
+        stored=stored,
         transitions=_probe.entered,
         parent_state_entered=sum(1 for e in history if e["type"].endswith("StateEntered")),
         parent_events=len(history),
@@ -206,7 +222,7 @@ def measure_imgflow(images: int, batch_size: int, max_batches: int) -> Run:
         largest_payload=_probe.largest,
         largest_at=_probe.largest_at,
         seconds=elapsed,
-        note=f"batches of {batch_size}, lambdaConcur {IMGFLOW_CONCURRENCY}",
+        note=note,
     )
 
 
@@ -296,27 +312,14 @@ def measure_original(images: int, timeout: float = 300.0) -> Run:
         failed = [e for e in history if e["type"] == "ExecutionFailed"]
         details = failed[0].get("executionFailedEventDetails", {}) if failed else {}
         note = f"{details.get('error', status)}: {details.get('cause', '')}"[:160]
-    return Run(
-        design="original",
-        images=images,
-        status=status,
-        stored=stored,
-        transitions=_probe.entered,
-        parent_state_entered=sum(1 for e in history if e["type"].endswith("StateEntered")),
-        parent_events=len(history),
-        invocations=invocation_counts(),
-        largest_payload=_probe.largest,
-        largest_at=_probe.largest_at,
-        seconds=elapsed,
-        note=note
-        or (
-            f"batches of {original_design.BATCH_SIZE}, lambdaConcur "
-            f"{original_design.LAMBDA_CONCUR}, "
-            f"MaxConcurrency {original_design.MAX_LAMBDA_CONCURRENCY}"
-            " (assumed); download records fabricated (no network); putItem ran as the"
-            " dynamodb:putItem integration in moto"
-        ),
+    note = note or (
+        f"batches of {original_design.BATCH_SIZE}, lambdaConcur "
+        f"{original_design.LAMBDA_CONCUR}, "
+        f"MaxConcurrency {original_design.MAX_LAMBDA_CONCURRENCY}"
+        " (assumed); download records fabricated (no network); putItem ran as the"
+        " dynamodb:putItem integration in moto"
     )
+    return _measured("original", images, status, stored, history, elapsed, note)
 
 
 # -- report ---------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from imgflow.engine.job import (
     normalize_path,
     parse_job_json,
     validate_base_url,
-    validate_concurrency,
 )
 from imgflow.errors import JobError
 
@@ -107,8 +106,3 @@ def _read_paths(file: Path, label: str) -> Iterator[str]:
             if not stripped or stripped.startswith("#"):
                 continue
             yield normalize_path(stripped, f"{label} line {number}")
-
-
-def check_concurrency(value: int, name: str) -> int:
-    """A flag's value of at least 1, or JobError naming the flag."""
-    return validate_concurrency(value, name)

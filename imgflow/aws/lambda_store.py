@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 class S3Store:
     """Stores images under `prefix` in `bucket`; boto3 clients are safe to share by threads."""
 
+    inline = False  # a network call: the engine runs puts in worker threads
+
     def __init__(self, s3: S3Client, bucket: str, prefix: str) -> None:
         self._s3 = s3
         self.bucket = bucket

@@ -90,7 +90,7 @@ async def process_item(
         if not isinstance(result, Fetched):
             return failed_record(item, result.message, result.status_code, attempts)
         try:
-            if getattr(store, "inline", False):
+            if store.inline:
                 return _store(store, item, result)
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(executor, _store, store, item, result)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -64,10 +64,6 @@ class ResultRecord:
             error=data.get("error"),
             attempts=int(data.get("attempts") or 0),
         )
-
-    def as_dict(self) -> dict[str, Any]:
-        """Field name -> value (Python names)."""
-        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
