@@ -284,6 +284,12 @@ def throughput_cases(tools: Tools, base: str, files: dict[str, Path]) -> list[Ca
         Case("imgflow -c 16 x 4, fsync off", "imgflow-nofsync", 64,
              imgflow_argv(tools, base, paths, 16, 4), env=no_fsync)
     )  # fmt: skip
+    # The same with httpx's own transport (fetch.transport: httpx), for comparison.
+    cases.append(
+        Case("imgflow -c 16 x 4, fsync off, httpx transport", "imgflow-httpx", 64,
+             imgflow_argv(tools, base, paths, 16, 4),
+             env={**no_fsync, "IMGFLOW_FETCH_TRANSPORT": "httpx"})
+    )  # fmt: skip
     for n in (16, 64):
         if tools.curl:
             cases.append(Case(f"curl --parallel-max {n}", "curl", n, [
