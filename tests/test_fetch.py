@@ -27,9 +27,9 @@ from imgflow.engine.settings import FetchConfig
 
 GIF = make_gif("ad")
 FAST = FetchConfig(
-    timeout=0.5,
+    timeout=1.0,
     connect_timeout=0.5,
-    total_timeout=1.5,
+    total_timeout=2.0,
     retries=2,
     backoff_base=0.01,
     backoff_max=0.02,
