@@ -114,16 +114,21 @@ def run(
     ] = None,
     concurrency: Annotated[
         int | None,
-        typer.Option("--concurrency", "-c", help="Most requests in flight per batch."),
+        typer.Option("--concurrency", "-c", min=1, help="Most requests in flight per batch."),
     ] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Paths per batch.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", min=1, help="Paths per batch.")
+    ] = None,
     max_batches: Annotated[
-        int | None, typer.Option("--max-batches", help="Batches in flight at once.")
+        int | None, typer.Option("--max-batches", min=1, help="Batches in flight at once.")
     ] = None,
     tolerate_failures: Annotated[
         float | None,
         typer.Option(
-            "--tolerate-failures", help="Exit 0 when at most this percent of images failed."
+            "--tolerate-failures",
+            min=0,
+            max=100,
+            help="Exit 0 when at most this percent of images failed.",
         ),
     ] = None,
     force: Annotated[
@@ -435,7 +440,7 @@ DEMO_PORT = 8765
 @app.command()
 def demo(
     concurrency: Annotated[
-        int, typer.Option("--concurrency", "-c", help="Most requests in flight per batch.")
+        int, typer.Option("--concurrency", "-c", min=1, help="Most requests in flight per batch.")
     ] = 5,
     force: Annotated[bool, typer.Option("--force", help="Download again.")] = False,
     data_dir: DataDirOpt = None,
