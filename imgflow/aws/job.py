@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from imgflow.aws.client import Aws, AwsError, NotFoundError, aws_errors
-from imgflow.aws.lambda_jobs import (
+from imgflow.aws.runtime.jobs import (
     get_json,
     job_key,
     put_json,

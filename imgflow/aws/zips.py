@@ -3,7 +3,7 @@
 One zip serves all three functions (``lambdas.plan.handler``, ``lambdas.download.handler``,
 ``lambdas.consolidate.handler``). It holds the ``lambdas`` package, the parts of imgflow a
 handler may import (``imgflow/__init__.py``, ``errors.py``, ``engine/``, ``aws/__init__.py``,
-``aws/client.py``, ``aws/lambda_*.py``) and httpx with the pure-Python packages it needs,
+``aws/client.py``, ``aws/runtime/``) and httpx with the pure-Python packages it needs,
 copied from the installed site-packages. Never typer, rich, yaml, boto3 or botocore: the
 Lambda runtime provides boto3.
 
@@ -35,7 +35,7 @@ MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
 ROOT_DISTRIBUTION = "httpx"
 NEVER_SHIPPED = frozenset({"typer", "rich", "pyyaml", "boto3", "botocore", "s3transfer", "click"})
 IMGFLOW_FILES = ("imgflow/__init__.py", "imgflow/errors.py", "imgflow/aws/__init__.py")
-IMGFLOW_GLOBS = ("imgflow/engine/**/*", "imgflow/aws/client.py", "imgflow/aws/lambda_*.py")
+IMGFLOW_GLOBS = ("imgflow/engine/**/*", "imgflow/aws/client.py", "imgflow/aws/runtime/**/*")
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _FILE_MODE = 0o100644 << 16
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*")

@@ -20,7 +20,7 @@ from pipeline_env import (
 )
 
 from imgflow.aws.client import Aws
-from imgflow.aws.lambda_jobs import failures_key, get_json, result_key
+from imgflow.aws.runtime.jobs import failures_key, get_json, result_key
 from imgflow.demo.server import StaticServer, serve_directory
 from infra.statemachine import FAIL_CAUSE
 

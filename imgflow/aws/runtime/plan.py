@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from imgflow.aws.lambda_jobs import BatchSpec, get_text, manifest_key, put_json
+from imgflow.aws.runtime.jobs import BatchSpec, get_text, manifest_key, put_json
 from imgflow.engine.job import parse_job_json, validate_concurrency
 from imgflow.engine.plan import batches, item_for
 from imgflow.errors import JobError

@@ -9,8 +9,8 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from imgflow.aws.lambda_download import lost_records
-from imgflow.aws.lambda_jobs import (
+from imgflow.aws.runtime.download import lost_records
+from imgflow.aws.runtime.jobs import (
     BatchSpec,
     failures_key,
     get_json,
