@@ -113,6 +113,7 @@ def consolidate(s3: S3Client, bucket: str, plan: dict[str, Any], inline_max: int
         "duplicates": int(plan.get("duplicates", 0)),
         "lostBatches": len(lost),
         "mapFailed": map_failure(plan),
+        "parent": plan.get("parent"),
         "allSucceeded": summary.failed == 0,
         "failuresKey": key,
     }

@@ -2,7 +2,8 @@
 
 The request is the execution input: the original body ``{"baseUrl", "resourcePaths",
 "lambdaConcur"}`` or ``{"manifest": {"bucket", "key"}}`` naming such a body in S3, either
-with an optional ``"batchSize"``. Only counts and the manifest's key are returned.
+with an optional ``"batchSize"`` (and, for a retry, ``"parent"``: the execution it retries,
+recorded in the plan result and so in the summary). Only counts and the manifest's key are returned.
 
 Each manifest item is the input of one child execution of the Distributed Map, and Step
 Functions refuses an input over 256 KiB: a batch holds at most `batchSize` paths and at
@@ -35,7 +36,7 @@ def job_text(s3: S3Client, request: dict[str, Any]) -> tuple[str, str]:
     """(job body text, where it came from) of an execution input."""
     manifest = request.get("manifest")
     if manifest is None:
-        body = {k: v for k, v in request.items() if k != "batchSize"}
+        body = {k: v for k, v in request.items() if k not in ("batchSize", "parent")}
         return json.dumps(body), "job"
     if not isinstance(manifest, dict) or not {"bucket", "key"} <= set(manifest):
         raise JobError("job: manifest must name a bucket and a key")
@@ -107,4 +108,5 @@ def plan_job(s3: S3Client, bucket: str, job_id: str, request: dict[str, Any]) ->
         "batches": len(manifest),
         "batchSize": size,
         "concurrency": concurrency,
+        "parent": request.get("parent"),
     }
