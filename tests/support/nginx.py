@@ -67,7 +67,7 @@ class Nginx:
 daemon off;
 master_process off;
 pid {self.folder}/nginx.pid;
-error_log {self.log} warn;
+error_log {self.log} info;
 events {{ worker_connections 1024; }}
 http {{
   log_format probe '$server_port $status "$request"';
