@@ -16,7 +16,8 @@ PACKAGES: tuple[str, ...] = (
     "idna==3.20",
     "certifi==2026.10.19.post1",
     "typing_extensions==4.16.0",
-    "httptools==0.9.0",  # compiled: the HTTP/1.1 parser
+    "httptools==0.9.0",  # compiled: the HTTP/1.1 parser (llhttp)
+    "truststore==0.10.5",  # the system certificate store (fetch.tls trust: system)
     "brotli==1.2.1",  # compiled: Content-Encoding br
     "zstandard==0.25.0",  # compiled: Content-Encoding zstd
 )
