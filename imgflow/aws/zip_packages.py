@@ -17,7 +17,7 @@ PACKAGES: tuple[str, ...] = (
     "certifi==2026.10.19.post1",
     "typing_extensions==4.16.0",
     "httptools==0.9.0",  # compiled: the HTTP/1.1 parser (llhttp)
-    "truststore==0.10.5",  # the system certificate store (fetch.tls trust: system)
+    "truststore==0.10.5",  # fetch.trust_store: system
     "brotli==1.2.1",  # compiled: Content-Encoding br
     "zstandard==0.25.0",  # compiled: Content-Encoding zstd
 )
