@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.flag_site import flag_site, publish
 from test_cli import imgflow, write_paths
 
-from imgflow.demo import FLAGS_DIR
-from imgflow.demo.server import StaticServer, serve_directory
+from imgflow.demo.server import StaticServer
 
 PRESENT = ["ad/ad.gif", "ae/ae.gif", "af/af.gif"]
 LATE = ["ag/ag.gif", "al/al.gif"]  # missing at first, served before the retry
@@ -20,17 +19,8 @@ LATE = ["ag/ag.gif", "al/al.gif"]  # missing at first, served before the retry
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[Path, StaticServer]]:
-    root = tmp_path / "site"
-    for path in PRESENT:
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(FLAGS_DIR / path, root / path)
-    with serve_directory(root) as server:
-        yield root, server
-
-
-def publish(root: Path, path: str) -> None:
-    (root / path).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(FLAGS_DIR / path, root / path)
+    with flag_site(tmp_path / "site", PRESENT) as server:
+        yield tmp_path / "site", server
 
 
 def test_retry_runs_only_the_failed_paths_and_links_the_parent(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from pipeline_env import (
     pipeline_config,
     reference_body,
 )
+from support.flag_site import flag_site, publish
 
 from imgflow.aws.client import Aws
 from imgflow.demo.server import StaticServer, serve_directory
@@ -114,16 +114,8 @@ def test_status_of_an_unknown_execution(config_file: tuple[Path, Deployed]) -> N
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[Path, StaticServer]]:
     """Two of the flags served from a folder the test can add files to."""
-    root = tmp_path / "site"
-    for path in ("ad/ad.gif", "ae/ae.gif"):
-        publish(root, path)
-    with serve_directory(root) as server:
-        yield root, server
-
-
-def publish(root: Path, path: str) -> None:
-    (root / path).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(FLAGS_DIR / path, root / path)
+    with flag_site(tmp_path / "site", ["ad/ad.gif", "ae/ae.gif"]) as server:
+        yield tmp_path / "site", server
 
 
 def test_retry_new_and_the_executions_listing(
