@@ -23,6 +23,8 @@ BAD_REDIRECT = "Bad redirect"
 REFUSED_TARGET = "Refused target"
 BATCH_FAILED = "Batch failed"
 STORE_FAILED = "Store failed"
+BAD_RESPONSE = "Bad response"
+EMPTY_BODY = "Empty body"
 
 CLASSES = (
     NOT_FOUND,
@@ -40,6 +42,8 @@ CLASSES = (
     REFUSED_TARGET,
     BATCH_FAILED,
     STORE_FAILED,
+    BAD_RESPONSE,
+    EMPTY_BODY,
 )
 
 
