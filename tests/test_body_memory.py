@@ -51,7 +51,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     bomb = b""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         if self.path.startswith("/big/"):
             self.send_response(200)
             self.send_header("Content-Type", "image/gif")
