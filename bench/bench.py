@@ -1,8 +1,9 @@
 """imgflow against peer downloaders on loopback; started by ``bench/run`` (see bench/README.md).
 
-Cases: throughput (5,000 images from nginx), latency-bound efficiency (a server that waits
-50 ms and counts requests in flight), scale (50,000 images), start-up (`imgflow --help`) and
-the AWS cost case (``bench/aws_cost.py`` when present). Every tool runs as a child process
+Cases: throughput (5,000 images from nginx), large images (200 of 1-8 MB from nginx: MB/s,
+CPU per MB and peak RSS against curl and the aiohttp script), latency-bound efficiency (a
+server that waits 50 ms and counts requests in flight), scale (50,000 images), start-up
+(`imgflow --help`) and the AWS cost case (``bench/aws_cost.py`` when present). Every tool runs as a child process
 measured with ``os.wait4``: wall time, user+sys CPU and peak RSS of the process tree it
 waits for. Writes ``bench/results/<date>[-quick].md`` and ``.json``.
 """
@@ -48,7 +49,12 @@ GOALS = {
     "help_seconds": 0.3,
     "aws_transitions_per_1000": 15,
     "aws_invocations_per_1000": 10,
+    "large_vs_curl": 0.8,
+    "large_rss_ratio": 1.5,
+    "vs_baseline": 0.95,
 }
+LARGE_COUNT = 200
+MB = 1024 * 1024
 
 
 # -- measuring a child process ---------------------------------------------------------------
@@ -242,6 +248,8 @@ class Tools:
     curl: str | None
     wget: str | None
     aria2c: str | None
+    baseline: str | None = None  # imgflow of IMGFLOW_BASELINE's commit
+    baseline_name: str = ""
 
 
 OUT = "{out}"
@@ -262,9 +270,11 @@ class Case:
         return [arg.replace(OUT, str(out)) for arg in self.argv]
 
 
-def imgflow_argv(tools: Tools, base: str, paths: Path, per_batch: int, batches: int) -> list[str]:
+def imgflow_argv(
+    tools: Tools, base: str, paths: Path, per_batch: int, batches: int, binary: str = ""
+) -> list[str]:
     return [
-        tools.imgflow, "run", "--base-url", base, "--paths-file", str(paths),
+        binary or tools.imgflow, "run", "--base-url", base, "--paths-file", str(paths),
         "-c", str(per_batch), "--max-batches", str(batches), "--data-dir", OUT,
         "--output", "json",
     ]  # fmt: skip
@@ -290,6 +300,7 @@ def throughput_cases(tools: Tools, base: str, files: dict[str, Path]) -> list[Ca
              imgflow_argv(tools, base, paths, 16, 4),
              env={**no_fsync, "IMGFLOW_FETCH_TRANSPORT": "httpx"})
     )  # fmt: skip
+    cases += baseline_cases(tools, base, paths, no_fsync)
     for n in (16, 64):
         if tools.curl:
             cases.append(Case(f"curl --parallel-max {n}", "curl", n, [
@@ -315,6 +326,22 @@ def throughput_cases(tools: Tools, base: str, files: dict[str, Path]) -> list[Ca
             "--number_sample_per_shard", "1000", "--enable_wandb", "False",
             "--retries", "0", "--timeout", "20"]))  # fmt: skip
     return cases
+
+
+def baseline_cases(
+    tools: Tools, base: str, paths: Path, no_fsync: dict[str, str], batch_size: int = 0
+) -> list[Case]:
+    """imgflow at 64 in flight, fsync on and off, as built from the baseline commit."""
+    if tools.baseline is None:
+        return []
+    extra = ["--batch-size", str(batch_size)] if batch_size else []
+    argv = imgflow_argv(tools, base, paths, 16, 4, tools.baseline) + extra
+    name = tools.baseline_name
+    return [
+        Case(f"imgflow at {name} -c 16 x 4 batches", "imgflow-baseline", 64, argv),
+        Case(f"imgflow at {name} -c 16 x 4, fsync off", "imgflow-baseline-nofsync", 64, argv,
+             env=no_fsync),
+    ]  # fmt: skip
 
 
 def write_lists(base: str, paths: Sequence[str], folder: Path) -> dict[str, Path]:
@@ -400,6 +427,77 @@ def scale(tools: Tools, corpus: Path, count: int, repeats: int) -> dict[str, Any
     return {"name": case.name, "concurrency": 64} | summarise(case.runs, count)
 
 
+def large_paths(count: int) -> list[tuple[str, int]]:
+    """`count` (path, size) pairs of 1-8 MB images, such as ``l/3f9a1c2e07b4.jpg``."""
+    pairs = []
+    for i in range(count):
+        digest = hashlib.sha1(f"large-{i}".encode()).hexdigest()
+        size = random.Random(f"large-{i}").randint(1 * MB, 8 * MB)
+        pairs.append((f"l/{digest[:12]}{SUFFIXES[i % 3]}", size))
+    return pairs
+
+
+def make_large_corpus(root: Path, count: int) -> None:
+    """Write `count` images of 1-8 MB under `root` (kept between runs)."""
+    marker = root / f".complete-large-{count}"
+    if marker.exists():
+        return
+    sys.path.insert(0, str(ROOT))
+    from imgflow.demo.images import make_image
+
+    print(f"generating {count} images of 1-8 MB under {root} ...", flush=True)
+    for path, size in large_paths(count):
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(make_image(path, size))
+    marker.touch()
+
+
+def large_images(tools: Tools, corpus: Path, count: int, repeats: int) -> list[dict[str, Any]]:
+    """imgflow, curl and the aiohttp script at 64 in flight on 1-8 MB images: MB/s, CPU
+    ms per MB and peak RSS (the memory a streamed body needs, against small images)."""
+    pairs = large_paths(count)
+    total_mb = sum(size for _, size in pairs) / MB
+    log = WORK / "logs" / "large.log"
+    no_fsync = {**os.environ, "IMGFLOW_LOCAL_FSYNC": "false"}
+    with nginx(corpus) as port:
+        base = f"http://127.0.0.1:{port}"
+        files = write_lists(base, [p for p, _ in pairs], WORK / f"lists-large-{count}")
+        paths = files["paths"]
+        per_batch = ["--batch-size", str(count // 4)]
+        argv = imgflow_argv(tools, base, paths, 16, 4) + per_batch
+        cases = [
+            Case("imgflow -c 16 x 4 batches", "imgflow", 64, argv),
+            Case("imgflow -c 16 x 4, fsync off", "imgflow-nofsync", 64, argv, env=no_fsync),
+            *baseline_cases(tools, base, paths, no_fsync, count // 4),
+        ]
+        if tools.curl:
+            cases.append(Case("curl --parallel-max 64", "curl", 64, [
+                tools.curl, "-s", "--parallel", "--parallel-max", "64", "--create-dirs",
+                "-K", str(files["curl"]), "--output-dir", OUT]))  # fmt: skip
+        if tools.peers_python:
+            script = str(BENCH / "peers" / "aiohttp_fetch.py")
+            cases.append(Case("aiohttp script, 64 workers", "aiohttp", 64, [
+                tools.peers_python, script, base, str(paths), OUT, "64"]))  # fmt: skip
+        for repeat in range(repeats):
+            for case in cases:
+                r = run_case(case, count, log)
+                print(
+                    f"  [{repeat + 1}/{repeats}] {case.name:<36} {total_mb / r.wall:>8.0f} MB/s "
+                    f"{1000 * r.cpu / total_mb:>6.2f} ms CPU/MB {r.rss_mb:>6.1f} MB",
+                    flush=True,
+                )
+    rows = []
+    for case in cases:
+        row = {"name": case.name, "tool": case.tool, "concurrency": case.concurrency}
+        row |= summarise(case.runs, count)
+        row["total_mb"] = total_mb
+        row["mb_per_s"] = statistics.median(total_mb / r.wall for r in case.runs)
+        row["cpu_ms_per_mb"] = statistics.median(1000 * r.cpu / total_mb for r in case.runs)
+        rows.append(row)
+    return rows
+
+
 LATENCY_SETTINGS = ((5, 1), (16, 1), (64, 1), (5, 4), (16, 4))
 LATENCY_BATCH = 250
 
@@ -483,12 +581,17 @@ def aws_cost(python: str) -> dict[str, Any]:
     except subprocess.TimeoutExpired:
         return {"status": "timeout", "note": "bench/aws_cost.py took over 420 s"}
     output = done.stdout.strip()
-    status = "ok" if done.returncode == 0 else f"failed (exit {done.returncode})"
+    stderr_tail = done.stderr.strip().splitlines()[-5:]
+    status = "ok"
+    if done.returncode != 0:
+        # The cause is the last line of the traceback (or of whatever the script printed).
+        cause = stderr_tail[-1] if stderr_tail else (output.splitlines() or ["no output"])[-1]
+        status = f"failed (exit {done.returncode}): {cause}"
     result: dict[str, Any] = {
         "status": status,
         "seconds": time.perf_counter() - start,
         "output": output,
-        "stderr_tail": done.stderr.strip().splitlines()[-5:],
+        "stderr_tail": stderr_tail,
     }
     if done.returncode == 0 and summary_file.exists():
         result["summary"] = json.loads(summary_file.read_text())
@@ -583,6 +686,7 @@ def goals(data: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
                      ratio <= GOALS["rss_ratio_50k"]))  # fmt: skip
         rows.append(("peak RSS at 50k", "<= 120 MB", f"{big:.0f} MB",
                      big <= GOALS["rss_mb_50k"]))  # fmt: skip
+    rows += large_goals(data) + baseline_goals(data)
     if "startup" in data:
         help_s = data["startup"]["help_s"]
         rows.append(("imgflow --help", "<= 0.3 s", f"{help_s:.3f} s",
@@ -597,6 +701,50 @@ def goals(data: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
             value, target = per[f"{key}_per_1000"], GOALS[f"aws_{key}_per_1000"]
             rows.append((f"AWS {label} per 1,000 images (moto)", f"<= {target}", f"{value:.1f}",
                          value <= target))  # fmt: skip
+    return rows
+
+
+def _row(rows: list[dict[str, Any]], tool: str) -> dict[str, Any] | None:
+    return next((r for r in rows if r["tool"] == tool and r["concurrency"] == 64), None)
+
+
+def large_goals(data: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """imgflow's MB/s against curl's on large images; its peak RSS against small images."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    large = data.get("large", [])
+    curl = _row(large, "curl")
+    target = GOALS["large_vs_curl"]
+    for tool in ("imgflow", "imgflow-nofsync"):
+        ours = _row(large, tool)
+        if ours and curl:
+            ratio = ours["mb_per_s"] / curl["mb_per_s"]
+            rows.append((f"large images: {ours['name']} vs curl at 64, MB/s", f">= {target}x",
+                         f"{ratio:.2f}x", ratio >= target))  # fmt: skip
+        small = _row(data.get("throughput", []), tool)
+        if ours and small:
+            ratio = ours["peak_rss_mb"] / small["peak_rss_mb"]
+            limit = GOALS["large_rss_ratio"]
+            rows.append((f"peak RSS, large / small images, {ours['name']}", f"<= {limit}x",
+                         f"{ratio:.2f}x ({ours['peak_rss_mb']:.0f} / "
+                         f"{small['peak_rss_mb']:.0f} MB)", ratio <= limit))  # fmt: skip
+    return rows
+
+
+def baseline_goals(data: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """This checkout's imgflow at 64 in flight against the baseline commit's, same run."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    target = GOALS["vs_baseline"]
+    for tool in ("imgflow", "imgflow-nofsync"):
+        ours = _row(data.get("throughput", []), tool)
+        theirs = _row(data.get("throughput", []), tool.replace("imgflow", "imgflow-baseline"))
+        if not (ours and theirs):
+            continue
+        speed = ours["images_per_s"] / theirs["images_per_s"]
+        cpu = theirs["cpu_ms_per_image"] / ours["cpu_ms_per_image"]
+        label = f"{ours['name']} vs {theirs['name']}"
+        rows.append((f"images/s, {label}", f">= {target}x", f"{speed:.2f}x", speed >= target))
+        rows.append((f"CPU per image (inverse ratio), {label}", f">= {target}x",
+                     f"{cpu:.2f}x", cpu >= target))  # fmt: skip
     return rows
 
 
@@ -630,6 +778,21 @@ def markdown(data: dict[str, Any]) -> str:
         )
     for note in data.get("notes", []):
         out.append(f"\nNote: {note}")
+    if "large" in data:
+        total = data["large"][0]["total_mb"] if data["large"] else 0
+        out += [
+            "",
+            f"## Large images: {LARGE_COUNT} images of 1-8 MB ({total:,.0f} MB) from nginx",
+            "",
+            "| tool | in flight | MB/s | CPU ms/MB | peak RSS MB | stored |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in data["large"]:
+            out.append(
+                f"| {r['name']} | {r['concurrency']} | {r['mb_per_s']:,.0f} | "
+                f"{r['cpu_ms_per_mb']:.2f} | {r['peak_rss_mb']:.1f} | "
+                f"{r['stored_min']}/{r['images']} |"
+            )
     if "latency" in data:
         out += [
             "",
@@ -673,6 +836,8 @@ def markdown(data: dict[str, Any]) -> str:
         out += [f"Status: {aws['status']}.", "", "```", aws["output"], "```"]
     else:
         out.append(f"{aws.get('status', 'pending')}: {aws.get('note', '')}")
+    if aws.get("stderr_tail") and not str(aws.get("status")).startswith("ok"):
+        out += ["", "Its last lines on stderr:", "", "```", *aws["stderr_tail"], "```"]
     out += ["", "## Goals", "", "| goal | target | measured | met |", "|---|---|---|---|"]
     for goal, target, measured, met in goals(data):
         mark = "n/a" if met is None else ("yes" if met else "**no**")
@@ -697,6 +862,10 @@ def find_tools(args: argparse.Namespace) -> Tools:
         curl=shutil.which("curl"),
         wget=shutil.which("wget"),
         aria2c=shutil.which("aria2c"),
+        baseline=(
+            str(Path(args.baseline_python).parent / "imgflow") if args.baseline_python else None
+        ),
+        baseline_name=args.baseline_name,
     )
 
 
@@ -704,7 +873,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one run per case (< 3 minutes)")
     parser.add_argument("--imgflow-python", default=sys.executable)
-    parser.add_argument("--cases", default="throughput,latency,scale,startup,aws")
+    parser.add_argument("--cases", default="throughput,large,latency,scale,startup,aws")
+    parser.add_argument("--baseline-python", help="python of a venv with another imgflow")
+    parser.add_argument("--baseline-name", default="baseline", help="its label (a git ref)")
     parser.add_argument("--no-img2dataset", action="store_true")
     parser.add_argument("--no-save", action="store_true", help="print only; write no results")
     args = parser.parse_args()
@@ -738,6 +909,11 @@ def main() -> None:
     if "throughput" in cases:
         print(f"throughput: {small:,} images, {repeats} run(s) per tool", flush=True)
         data["throughput"] = throughput(tools, corpus, small, repeats)
+    if "large" in cases:
+        print(f"large images: {LARGE_COUNT} of 1-8 MB, {repeats} run(s) per tool", flush=True)
+        large_corpus = WORK / "corpus-large"
+        make_large_corpus(large_corpus, LARGE_COUNT)
+        data["large"] = large_images(tools, large_corpus, LARGE_COUNT, repeats)
     if "latency" in cases:
         print("latency-bound: server waits 50 ms", flush=True)
         data["latency"] = latency(tools, 50, repeats)
@@ -751,6 +927,10 @@ def main() -> None:
         print("aws cost: bench/aws_cost.py (imgflow and the original design, on moto)", flush=True)
         data["aws_cost"] = aws_cost(tools.imgflow_python)
         print(f"  {data['aws_cost']['status']}", flush=True)
+        for line in (
+            data["aws_cost"].get("stderr_tail", []) if data["aws_cost"]["status"] != "ok" else []
+        ):
+            print(f"    {line}", flush=True)
     data["seconds"] = time.perf_counter() - started
     text = markdown(data)
     print("\n" + text)
