@@ -3,9 +3,9 @@
 Cases: throughput (5,000 images from nginx), large images (200 of 1-8 MB from nginx: MB/s,
 CPU per MB and peak RSS against curl and the aiohttp script), latency-bound efficiency (a
 server that waits 50 ms and counts requests in flight), scale (50,000 images), start-up
-(`imgflow --help`) and the AWS cost case (``bench/aws_cost.py`` when present). Every tool runs as a child process
-measured with ``os.wait4``: wall time, user+sys CPU and peak RSS of the process tree it
-waits for. Writes ``bench/results/<date>[-quick].md`` and ``.json``.
+(`imgflow --help`) and the AWS cost case (``bench/aws_cost.py`` when present). Every tool
+runs as a child process measured with ``os.wait4``: wall time, user+sys CPU and peak RSS of
+the process tree it waits for. Writes ``bench/results/<date>[-quick].md`` and ``.json``.
 """
 
 from __future__ import annotations
