@@ -1,8 +1,9 @@
 """Content decoding with bounded output: a compressed body can never outgrow the size cap.
 
 Each decoder takes raw body bytes and returns at most about `max_length` decoded bytes per
-call, keeping the rest of its input for the next call, so the memory a body needs is a
-chunk, whatever its compression ratio. At most one content coding is applied: a stacked
+call (zlib and zstd exactly; brotli's limit is loose by up to its 32 KB output block),
+keeping the rest of its input for the next call, so the memory a body needs is a chunk,
+whatever its compression ratio. At most one content coding is applied: a stacked
 coding (``gzip, gzip``) is refused, as browsers and curl's defaults never send one.
 gzip and deflate come from zlib; br and zstd when the brotli and backports.zstd (or, from
 Python 3.14, compression.zstd) packages are installed, and only those are advertised.
