@@ -838,6 +838,10 @@ def markdown(data: dict[str, Any]) -> str:
         out.append(f"{aws.get('status', 'pending')}: {aws.get('note', '')}")
     if aws.get("stderr_tail") and not str(aws.get("status")).startswith("ok"):
         out += ["", "Its last lines on stderr:", "", "```", *aws["stderr_tail"], "```"]
+    if data.get("wire"):
+        import wire
+
+        out += wire.markdown(data["wire"])
     out += ["", "## Goals", "", "| goal | target | measured | met |", "|---|---|---|---|"]
     for goal, target, measured, met in goals(data):
         mark = "n/a" if met is None else ("yes" if met else "**no**")
@@ -873,7 +877,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one run per case (< 3 minutes)")
     parser.add_argument("--imgflow-python", default=sys.executable)
-    parser.add_argument("--cases", default="throughput,large,latency,scale,startup,aws")
+    parser.add_argument("--cases", default="throughput,large,latency,scale,startup,aws,proxy,tls")
     parser.add_argument("--baseline-python", help="python of a venv with another imgflow")
     parser.add_argument("--baseline-name", default="baseline", help="its label (a git ref)")
     parser.add_argument("--no-img2dataset", action="store_true")
@@ -904,7 +908,8 @@ def main() -> None:
         if path is None:
             data["notes"].append(f"{name} is not installed, so it was skipped.")  # fmt: skip
     small, large = 5_000, 50_000
-    if cases & {"throughput", "scale"}:
+    wire_cases = cases & {"proxy", "tls", "baseline"}  # bench/wire.py
+    if cases & {"throughput", "scale"} or wire_cases:
         make_corpus(corpus, large if "scale" in cases else small)
     if "throughput" in cases:
         print(f"throughput: {small:,} images, {repeats} run(s) per tool", flush=True)
@@ -931,6 +936,10 @@ def main() -> None:
             data["aws_cost"].get("stderr_tail", []) if data["aws_cost"]["status"] != "ok" else []
         ):
             print(f"    {line}", flush=True)
+    if wire_cases:
+        import wire
+
+        data["wire"] = wire.run(wire_cases, tools, corpus, small, repeats)
     data["seconds"] = time.perf_counter() - started
     text = markdown(data)
     print("\n" + text)
