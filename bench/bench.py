@@ -250,6 +250,7 @@ class Tools:
     aria2c: str | None
     baseline: str | None = None  # imgflow of IMGFLOW_BASELINE's commit
     baseline_name: str = ""
+    only: str = ""  # --tools: only these tools in the throughput and large cases
 
 
 OUT = "{out}"
@@ -355,6 +356,12 @@ def write_lists(base: str, paths: Sequence[str], folder: Path) -> dict[str, Path
     return files
 
 
+def selected(cases: list[Case], tools: str) -> list[Case]:
+    """The cases of the tools named in `tools` (comma-separated; empty: all)."""
+    names = {t.strip() for t in tools.split(",") if t.strip()}
+    return [c for c in cases if not names or c.tool.split("-")[0] in names]
+
+
 def run_case(case: Case, expected: int, log: Path) -> Measure:
     out = WORK / "out"
     shutil.rmtree(out, ignore_errors=True)
@@ -393,7 +400,7 @@ def throughput(tools: Tools, corpus: Path, count: int, repeats: int) -> list[dic
     with nginx(corpus) as port:
         base = f"http://127.0.0.1:{port}"
         files = write_lists(base, paths, WORK / f"lists-{count}")
-        cases = throughput_cases(tools, base, files)
+        cases = selected(throughput_cases(tools, base, files), tools.only)
         for repeat in range(repeats):
             for case in cases:
                 r = run_case(case, count, log)
@@ -479,6 +486,7 @@ def large_images(tools: Tools, corpus: Path, count: int, repeats: int) -> list[d
             script = str(BENCH / "peers" / "aiohttp_fetch.py")
             cases.append(Case("aiohttp script, 64 workers", "aiohttp", 64, [
                 tools.peers_python, script, base, str(paths), OUT, "64"]))  # fmt: skip
+        cases = selected(cases, tools.only)
         for repeat in range(repeats):
             for case in cases:
                 r = run_case(case, count, log)
@@ -870,6 +878,7 @@ def find_tools(args: argparse.Namespace) -> Tools:
             str(Path(args.baseline_python).parent / "imgflow") if args.baseline_python else None
         ),
         baseline_name=args.baseline_name,
+        only=args.tools,
     )
 
 
@@ -881,6 +890,12 @@ def main() -> None:
     parser.add_argument("--baseline-python", help="python of a venv with another imgflow")
     parser.add_argument("--baseline-name", default="baseline", help="its label (a git ref)")
     parser.add_argument("--no-img2dataset", action="store_true")
+    parser.add_argument(
+        "--tools",
+        default="",
+        help="only these tools in the throughput and large cases, e.g. "
+        "imgflow,curl,aiohttp (imgflow includes its variants and the baseline)",
+    )
     parser.add_argument("--no-save", action="store_true", help="print only; write no results")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
