@@ -357,9 +357,14 @@ def write_lists(base: str, paths: Sequence[str], folder: Path) -> dict[str, Path
 
 
 def selected(cases: list[Case], tools: str) -> list[Case]:
-    """The cases of the tools named in `tools` (comma-separated; empty: all)."""
-    names = {t.strip() for t in tools.split(",") if t.strip()}
-    return [c for c in cases if not names or c.tool.split("-")[0] in names]
+    """The cases of the tools named in `tools` (comma-separated, `imgflow*` for every
+    imgflow row; empty: all)."""
+    names = [t.strip() for t in tools.split(",") if t.strip()]
+
+    def chosen(tool: str) -> bool:
+        return any(tool == n or (n.endswith("*") and tool.startswith(n[:-1])) for n in names)
+
+    return [c for c in cases if not names or chosen(c.tool)]
 
 
 def run_case(case: Case, expected: int, log: Path) -> Measure:
@@ -894,7 +899,7 @@ def main() -> None:
         "--tools",
         default="",
         help="only these tools in the throughput and large cases, e.g. "
-        "imgflow,curl,aiohttp (imgflow includes its variants and the baseline)",
+        "'imgflow*,curl,aiohttp' (imgflow* is every imgflow row, the baseline's too)",
     )
     parser.add_argument("--no-save", action="store_true", help="print only; write no results")
     args = parser.parse_args()
