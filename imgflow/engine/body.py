@@ -23,7 +23,7 @@ from imgflow.engine.ports import ObjectStore, ObjectWriter
 from imgflow.engine.sniff import SNIFF_BYTES, sniff
 
 DECODE_BYTES = 64 * 1024
-FLUSH_BYTES = 256 * 1024
+FLUSH_BYTES = 128 * 1024
 
 
 class StoreError(Exception):
