@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,20 +150,27 @@ def corpus_paths(count: int) -> list[str]:
     return paths
 
 
-def make_corpus(root: Path, count: int) -> None:
-    """Write `count` images of 2-30 KB under `root` (kept between runs)."""
-    marker = root / f".complete-v2-{count}"
-    if marker.exists():
+def write_images(root: Path, marker: str, images: Sequence[tuple[str, int]], what: str) -> None:
+    """Write each (path, size) image under `root` once: `marker` keeps them between runs."""
+    done = root / marker
+    if done.exists():
         return
     sys.path.insert(0, str(ROOT))
     from imgflow.demo.images import make_image
 
-    print(f"generating {count:,} images under {root} ...", flush=True)
-    for i, path in enumerate(corpus_paths(count)):
+    print(f"generating {what} under {root} ...", flush=True)
+    for path, size in images:
         target = root / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(make_image(path, random.Random(i).randint(2048, 30720)))
-    marker.touch()
+        target.write_bytes(make_image(path, size))
+    done.touch()
+
+
+def make_corpus(root: Path, count: int) -> None:
+    """Write `count` images of 2-30 KB under `root` (kept between runs)."""
+    paths = corpus_paths(count)
+    images = [(path, random.Random(i).randint(2048, 30720)) for i, path in enumerate(paths)]
+    write_images(root, f".complete-v2-{count}", images, f"{count:,} images")
 
 
 NGINX_CONF = """\
@@ -406,19 +413,30 @@ def throughput(tools: Tools, corpus: Path, count: int, repeats: int) -> list[dic
         base = f"http://127.0.0.1:{port}"
         files = write_lists(base, paths, WORK / f"lists-{count}")
         cases = selected(throughput_cases(tools, base, files), tools.only)
-        for repeat in range(repeats):
-            for case in cases:
-                r = run_case(case, count, log)
-                print(
-                    f"  [{repeat + 1}/{repeats}] {case.name:<36} {count / r.wall:>8.0f} img/s "
-                    f"{1000 * r.cpu / count:>6.3f} ms CPU/img {r.rss_mb:>6.1f} MB",
-                    flush=True,
-                )
-    rows = []
-    for case in cases:
-        row = {"name": case.name, "tool": case.tool, "concurrency": case.concurrency}
-        rows.append(row | summarise(case.runs, count))
-    return rows
+        return run_rounds(
+            cases,
+            count,
+            repeats,
+            log,
+            lambda r: (
+                f"{count / r.wall:>8.0f} img/s {1000 * r.cpu / count:>6.3f} ms CPU/img "
+                f"{r.rss_mb:>6.1f} MB"
+            ),
+        )
+
+
+def run_rounds(
+    cases: list[Case], count: int, repeats: int, log: Path, show: Callable[[Measure], str]
+) -> list[dict[str, Any]]:
+    """Run every case `repeats` times, interleaved; one summary row per case."""
+    for repeat in range(repeats):
+        for case in cases:
+            r = run_case(case, count, log)
+            print(f"  [{repeat + 1}/{repeats}] {case.name:<36} {show(r)}", flush=True)
+    return [
+        {"name": c.name, "tool": c.tool, "concurrency": c.concurrency} | summarise(c.runs, count)
+        for c in cases
+    ]
 
 
 def scale(tools: Tools, corpus: Path, count: int, repeats: int) -> dict[str, Any]:
@@ -451,18 +469,7 @@ def large_paths(count: int) -> list[tuple[str, int]]:
 
 def make_large_corpus(root: Path, count: int) -> None:
     """Write `count` images of 1-8 MB under `root` (kept between runs)."""
-    marker = root / f".complete-large-{count}"
-    if marker.exists():
-        return
-    sys.path.insert(0, str(ROOT))
-    from imgflow.demo.images import make_image
-
-    print(f"generating {count} images of 1-8 MB under {root} ...", flush=True)
-    for path, size in large_paths(count):
-        target = root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(make_image(path, size))
-    marker.touch()
+    write_images(root, f".complete-large-{count}", large_paths(count), f"{count} large images")
 
 
 def large_images(tools: Tools, corpus: Path, count: int, repeats: int) -> list[dict[str, Any]]:
@@ -492,22 +499,20 @@ def large_images(tools: Tools, corpus: Path, count: int, repeats: int) -> list[d
             cases.append(Case("aiohttp script, 64 workers", "aiohttp", 64, [
                 tools.peers_python, script, base, str(paths), OUT, "64"]))  # fmt: skip
         cases = selected(cases, tools.only)
-        for repeat in range(repeats):
-            for case in cases:
-                r = run_case(case, count, log)
-                print(
-                    f"  [{repeat + 1}/{repeats}] {case.name:<36} {total_mb / r.wall:>8.0f} MB/s "
-                    f"{1000 * r.cpu / total_mb:>6.2f} ms CPU/MB {r.rss_mb:>6.1f} MB",
-                    flush=True,
-                )
-    rows = []
-    for case in cases:
-        row = {"name": case.name, "tool": case.tool, "concurrency": case.concurrency}
-        row |= summarise(case.runs, count)
+        rows = run_rounds(
+            cases,
+            count,
+            repeats,
+            log,
+            lambda r: (
+                f"{total_mb / r.wall:>8.0f} MB/s {1000 * r.cpu / total_mb:>6.2f} ms CPU/MB "
+                f"{r.rss_mb:>6.1f} MB"
+            ),
+        )
+    for row, case in zip(rows, cases, strict=True):
         row["total_mb"] = total_mb
         row["mb_per_s"] = statistics.median(total_mb / r.wall for r in case.runs)
         row["cpu_ms_per_mb"] = statistics.median(1000 * r.cpu / total_mb for r in case.runs)
-        rows.append(row)
     return rows
 
 
