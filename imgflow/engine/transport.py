@@ -25,7 +25,7 @@ import contextlib
 import socket
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httptools
@@ -369,14 +369,14 @@ class FastTransport(httpx.AsyncBaseTransport):
     def __init__(
         self,
         max_connections: int,
-        ssl_context: ssl.SSLContext | None = None,
+        ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext] | None = None,
         address_check: AddressCheck | None = None,
         proxies: ProxyRouter | None = None,
     ) -> None:
         self._slots = asyncio.Semaphore(max_connections)
         self._max_idle = max_connections
         self._idle: dict[Route, deque[_Connection]] = {}
-        self._ssl = ssl_context
+        self._ssl = ssl_context  # a factory is called at the first https connection
         self._address_check = address_check
         self._proxies = proxies if proxies is not None and proxies.active else None
         self._closed = False
@@ -386,6 +386,8 @@ class FastTransport(httpx.AsyncBaseTransport):
             import certifi
 
             self._ssl = ssl.create_default_context(cafile=certifi.where())
+        elif not isinstance(self._ssl, ssl.SSLContext):
+            self._ssl = self._ssl()
         return self._ssl
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
