@@ -30,6 +30,7 @@ from imgflow.engine.routed import RoutedTransport
 from imgflow.engine.settings import FetchConfig
 from imgflow.engine.sniff import media_type, type_allowed
 from imgflow.engine.tls import certificate_problem, ssl_context
+from imgflow.engine.tls import check as check_tls
 from imgflow.engine.transport import BadResponse, FastTransport
 
 Guard = Callable[[str], Awaitable[None]]
@@ -104,15 +105,16 @@ class Fetcher:
         )
         timeout = httpx.Timeout(settings.timeout, connect=settings.connect_timeout)
         if transport is None:
-            tls = ssl_context(settings, env)
+            check_tls(settings, env)  # cheap; the context itself is made when first needed
             if settings.transport == "imgflow":
                 transport = FastTransport(
                     max_connections,
-                    ssl_context=tls,
+                    ssl_context=lambda: ssl_context(settings, env),  # at the first https
                     address_check=address_check,
                     proxies=self._proxies,
                 )
             else:
+                tls = ssl_context(settings, env)
                 transport = RoutedTransport(max_connections, tls, self._proxies)
         headers = [
             ("User-Agent", settings.user_agent),
@@ -181,7 +183,7 @@ class Fetcher:
     async def _follow(self, url: str, attempts: int, open_sink: Callable[[], Sink]) -> _Attempt:
         current = url
         for _ in range(self.settings.max_redirects + 1):
-            proxy = self._proxies.proxy_for_url(current)
+            proxy = self._proxies.proxy_for_url(current) if self._proxies.active else None
             if self._guard is not None:
                 try:
                     await self._guard(current)
