@@ -213,8 +213,9 @@ def _start_aws(cfg: Config, spec: JobInput, via_api: bool) -> tuple[Aws, str, st
 
         if not outputs.api_url:
             raise UsageError(f"deployment {cfg.deployment!r} has no HTTP API")
-        url = outputs.api_url.rstrip("/") + cfg.api.route
-        return aws, outputs.bucket, start_via_api(aws, url, body, sign=cfg.api.auth == "iam")
+        # api_url is the route's full URL, as deploy recorded it.
+        sign = cfg.api.auth == "iam"
+        return aws, outputs.bucket, start_via_api(aws, outputs.api_url, body, sign=sign)
     started = start_job(aws, outputs.bucket, outputs.state_machine_arn, body, cfg.job.batch_size)
     if started.existing:
         err.print(f"this job was submitted before: showing execution {started.execution_arn}")
@@ -489,7 +490,10 @@ ProfileOpt = Annotated[
     str | None, typer.Option("--profile", help="AWS profile (default: aws.profile, AWS_PROFILE).")
 ]
 RegionOpt = Annotated[
-    str | None, typer.Option("--region", help="AWS region (default: aws.region, AWS_REGION).")
+    str | None,
+    typer.Option(
+        "--region", help="AWS region (default: aws.region, AWS_REGION, AWS_DEFAULT_REGION)."
+    ),
 ]
 
 

@@ -17,8 +17,9 @@ Usage::
 API (kept stable):
 
 - ``connect(profile, region, endpoint_url) -> Aws``: a session with botocore's standard
-  retry mode. ``None`` leaves the choice to botocore, which honours AWS_PROFILE,
-  AWS_REGION / AWS_DEFAULT_REGION and AWS_ENDPOINT_URL; an explicit value wins.
+  retry mode. An explicit value wins; with ``region=None`` the region is AWS_REGION, then
+  AWS_DEFAULT_REGION, then the profile's (the AWS SDKs' and CLI v2's order: botocore alone
+  reads only AWS_DEFAULT_REGION); AWS_PROFILE and AWS_ENDPOINT_URL are left to botocore.
 - ``from_config(cfg, *, profile=None, region=None) -> Aws``: flags > ``aws.*`` config.
   ``aws.endpoint_url`` in config wins over AWS_ENDPOINT_URL.
 - ``Aws.s3() .dynamodb() .sns() .sqs() .iam() .lambda_() .stepfunctions() .apigatewayv2()
@@ -36,7 +37,8 @@ API (kept stable):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -69,6 +71,7 @@ __all__ = [
     "NotFoundError",
     "aws_errors",
     "connect",
+    "env_region",
     "error_code",
     "from_config",
     "is_not_found",
@@ -282,14 +285,20 @@ class Aws:
         return {k: str(v) for k, v in request.headers.items()}
 
 
+def env_region(env: Mapping[str, str] | None = None) -> str | None:
+    """AWS_REGION, else AWS_DEFAULT_REGION, else None (the profile's region, if any)."""
+    env = os.environ if env is None else env
+    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
+
+
 def connect(
     profile: str | None = None,
     region: str | None = None,
     endpoint_url: str | None = None,
 ) -> Aws:
-    """A session; None leaves profile/region/endpoint to botocore's usual environment rules."""
+    """A session; None leaves profile/endpoint to botocore, the region to `env_region`."""
     try:
-        session = boto3.Session(profile_name=profile, region_name=region)
+        session = boto3.Session(profile_name=profile, region_name=region or env_region())
     except botocore.exceptions.ProfileNotFound:
         raise ConfigError(f"aws.profile: AWS profile {profile!r} not found") from None
     return Aws(session, endpoint_url)

@@ -4,7 +4,8 @@ moto applies a bucket policy's conditional Deny unconditionally (it evaluates on
 conditions), so the deployed TLS-only policy would refuse every test request. ``moto_mock``
 and ``moto_server`` therefore treat test requests as TLS: see ``requests_use_tls``.
 
-- ``aws_env``: fake credentials, region us-east-1, no profile or endpoint from the host.
+- ``aws_env``: fake credentials; no region, profile or endpoint from the host (tests name
+  their region, so a region read from the environment is never masked by the fixture).
 - ``moto_mock``: moto in process, Step Functions executing definitions, Lambda without Docker.
 - ``moto_server``: a ThreadedMotoServer on 127.0.0.1 (free port); yields its URL.
 - ``aws``: an ``imgflow.aws.client.Aws`` on the in-process mock.
@@ -43,6 +44,14 @@ MOTO_CONFIG: Any = {
     "lambda": {"use_docker": False},
 }
 READ_PREFIXES = ("Get", "List", "Describe", "Head")
+# Variables of the host that would choose a region, profile or endpoint for a test.
+HOST_AWS_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
 
 
 def _insecure_transport_only(statement: dict[str, Any]) -> bool:
@@ -74,12 +83,11 @@ def requests_use_tls() -> Iterator[None]:
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_REGION"):
+    for name in HOST_AWS_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
 
 @pytest.fixture

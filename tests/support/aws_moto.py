@@ -65,11 +65,16 @@ CRASH_MODE = "IMGFLOW_FAULT_CRASH_MODE"
 def moto_session() -> Iterator[None]:
     """Fake credentials, moto in process, our handlers run by moto's Lambda."""
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_REGION"):
+        for name in (
+            "AWS_PROFILE",
+            "AWS_DEFAULT_PROFILE",
+            "AWS_ENDPOINT_URL",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+        ):
             mp.delenv(name, raising=False)
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
             mp.setenv(name, "testing")
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
         with mock_aws(config=MOTO_CONFIG), lambda_invoke.patched():
             yield
 
