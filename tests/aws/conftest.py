@@ -6,6 +6,8 @@ and ``moto_server`` therefore treat test requests as TLS: see ``requests_use_tls
 
 - ``aws_env``: fake credentials; no region, profile or endpoint from the host (tests name
   their region, so a region read from the environment is never masked by the fixture).
+- ``lambda_states``: Lambda's Pending / InProgress states and their ResourceConflictException
+  (tests/support/lambda_states.py), on in every ``moto_mock`` test.
 - ``moto_mock``: moto in process, Step Functions executing definitions, Lambda without Docker.
 - ``moto_server``: a ThreadedMotoServer on 127.0.0.1 (free port); yields its URL.
 - ``aws``: an ``imgflow.aws.client.Aws`` on the in-process mock.
@@ -34,6 +36,7 @@ from moto import mock_aws
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.models import FakeBucket
 from moto.server import ThreadedMotoServer
+from support.lambda_states import LambdaStates
 
 from imgflow.aws.client import Aws, connect
 from imgflow.aws.deploy import DeploymentOutputs, DeployResult, deploy
@@ -91,7 +94,14 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def moto_mock(aws_env: None) -> Iterator[None]:
+def lambda_states() -> Iterator[LambdaStates]:
+    """Lambda's Pending / InProgress states on every client made in the test."""
+    with LambdaStates().installed() as states:
+        yield states
+
+
+@pytest.fixture
+def moto_mock(aws_env: None, lambda_states: LambdaStates) -> Iterator[None]:
     with mock_aws(config=MOTO_CONFIG), requests_use_tls():
         yield
 

@@ -54,6 +54,7 @@ from pipeline_env import (
 
 from imgflow.aws.client import Aws
 from imgflow.aws.lambda_jobs import get_json, result_key
+from support.lambda_states import LambdaStates
 
 __all__ = ["Deployed", "deploy_pipeline", "notices", "pipeline_config"]  # re-exported
 
@@ -75,7 +76,11 @@ def moto_session() -> Iterator[None]:
             mp.delenv(name, raising=False)
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
             mp.setenv(name, "testing")
-        with mock_aws(config=MOTO_CONFIG), lambda_invoke.patched():
+        with (
+            LambdaStates().installed(),
+            mock_aws(config=MOTO_CONFIG),
+            lambda_invoke.patched(),
+        ):
             yield
 
 
