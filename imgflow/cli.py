@@ -503,6 +503,15 @@ def _aws_config(config: Path | None, profile: str | None, region: str | None) ->
     )
 
 
+def _api_command(cfg: Config, outputs: DeploymentOutputs) -> str | None:
+    """The curl command that starts a job through the deployed API, once it exists."""
+    from imgflow.aws.deploy.api import curl_command
+
+    if not outputs.api_url:
+        return None
+    return curl_command(outputs.api_url, outputs.region, cfg.api.auth)
+
+
 @app.command("deploy")
 def deploy_command(
     dry_run: Annotated[
@@ -539,13 +548,17 @@ def deploy_command(
         result = deploy(cfg, dry_run=dry_run, on_step=progress)
         for warning in result.plan.warnings:
             err.print(f"[bold yellow]warning:[/] {warning}")
+        command = _api_command(cfg, result.outputs)
         if output is Output.json:
-            out.print_json(json.dumps(deploy_json(result)))
+            out.print_json(json.dumps({**deploy_json(result), "api_command": command}))
         else:
             title = "plan (dry run: nothing changed)" if dry_run else "deploy"
             out.print(plan_table(result.plan.steps, title))
             out.print(plan_summary(result.plan.steps), markup=False)
             out.print(outputs_table(result.outputs))
+            if command:
+                out.print("start a job through the HTTP API (job.json: the original body):")
+                out.print(command, markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(0)
 
 

@@ -8,6 +8,8 @@ and verifying the SigV4 signature for the deployed region and service.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -164,3 +166,39 @@ def test_a_body_too_large_for_execution_input_is_refused() -> None:
     paths = [f"{i:06d}/{i:06d}.gif" for i in range(MAX_API_BODY // 20)]
     with pytest.raises(UsageError, match="run without --via-api"):
         api_body({"baseUrl": "https://h", "resourcePaths": paths, "lambdaConcur": 2})
+
+
+def test_the_curl_command_deploy_prints_is_accepted_by_the_api(
+    deployed_api: tuple[Path, Deployed, HttpApiDouble], flags: StaticServer, tmp_path: Path
+) -> None:
+    """`imgflow deploy` prints a curl --aws-sigv4 command; run as printed (through the
+    double's proxy, trusting its CA), the API verifies its signature and starts the job."""
+    config, _, api = deployed_api
+    code, stdout, stderr = invoke_cli("deploy", "--config", str(config), "-o", "json")
+    assert code == 0, stderr
+    command = json.loads(stdout)["api_command"]
+    assert command.startswith("curl --aws-sigv4 'aws:amz:us-east-1:execute-api' ")
+    assert "x-amz-security-token: $AWS_SESSION_TOKEN" in command
+    body = reference_body("success", flags.base_url)
+    (tmp_path / "job.json").write_text(json.dumps(body))
+    env = {
+        "PATH": os.environ["PATH"],
+        "AWS_ACCESS_KEY_ID": TEST_CREDENTIALS.access_key,
+        "AWS_SECRET_ACCESS_KEY": TEST_CREDENTIALS.secret_key,
+        "AWS_SESSION_TOKEN": str(TEST_CREDENTIALS.token),
+        "HTTPS_PROXY": api.proxy_url,
+        "CURL_CA_BUNDLE": str(api.ca_file),
+    }
+    ran = subprocess.run(
+        ["sh", "-c", command + " --silent --show-error"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "executionArn" in json.loads(ran.stdout)
+    assert api.seen.requests == [("POST", "/jobs", 200)]
+    assert api.seen.bodies == [body]
