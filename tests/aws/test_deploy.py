@@ -83,7 +83,7 @@ def test_log_groups_are_tagged_with_retention_and_made_before_their_functions(
     assert mutations.index("CreateLogGroup") < mutations.index("CreateFunction")
     kinds = [s.kind for s in result.plan.steps]
     assert kinds.index("log group") < kinds.index("lambda function")
-    assert kinds.count("log group") == 3
+    assert kinds.count("log group") == 4  # three functions' and the state machine's
 
 
 def test_log_groups_without_retention_never_expire(
@@ -131,8 +131,8 @@ def test_second_deploy_makes_no_mutating_call(
     assert mutations == []
     assert [s.action for s in second.plan.steps] == ["no change"] * len(first.plan.steps)
     assert second.outputs == first.outputs
-    assert len(created) == 33
-    assert created.count("CreateLogGroup") == 3 and created.count("PutRetentionPolicy") == 3
+    assert len(created) == 35
+    assert created.count("CreateLogGroup") == 4 and created.count("PutRetentionPolicy") == 4
 
 
 def test_state_is_saved_after_every_step(
@@ -147,4 +147,4 @@ def test_state_is_saved_after_every_step(
         on_disk.append(step.key in load_state(deploy_cfg).resources)
 
     run_deploy(deploy_cfg, on_step=check)
-    assert on_disk == [True] * 16
+    assert on_disk == [True] * 17
