@@ -33,11 +33,15 @@ API (kept stable):
 - ``optional(lambda: client.get_x(...)) -> result | None``: None when AWS says "not found".
 - ``Aws.signed_headers(method, url, body, headers, service)``: SigV4-signed headers for a
   plain HTTP request (the HTTP API with ``api.auth: iam``).
+- ``lambda_session() -> Aws``: inside a Lambda function, one session (and its clients)
+  kept at module level across invocations, made on first use; a new one only when the
+  environment's region, endpoint or credentials change (they do not within a sandbox).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -75,6 +79,7 @@ __all__ = [
     "error_code",
     "from_config",
     "is_not_found",
+    "lambda_session",
     "optional",
 ]
 
@@ -179,6 +184,7 @@ class Aws:
         self.region: str = region
         self.endpoint_url = endpoint_url
         self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
         self._hooks: list[CallHook] = []
         self._account: str | None = None
         self._config = botocore.config.Config(
@@ -201,15 +207,16 @@ class Aws:
             hook(str(model.name), params)
 
     def _client(self, service: str) -> Any:
-        if service not in self._clients:
-            client = self._session.client(
-                service,  # type: ignore[call-overload]
-                endpoint_url=self.endpoint_url,
-                config=self._config,
-            )
-            client.meta.events.register("before-call.*.*", self._before_call)
-            self._clients[service] = client
-        return self._clients[service]
+        with self._lock:  # a Lambda's threads share one session
+            if service not in self._clients:
+                client = self._session.client(
+                    service,  # type: ignore[call-overload]
+                    endpoint_url=self.endpoint_url,
+                    config=self._config,
+                )
+                client.meta.events.register("before-call.*.*", self._before_call)
+                self._clients[service] = client
+            return self._clients[service]
 
     def s3(self) -> S3Client:
         """The S3 client."""
@@ -311,3 +318,23 @@ def from_config(cfg: Config, *, profile: str | None = None, region: str | None =
         region=region or cfg.aws.region,
         endpoint_url=cfg.aws.endpoint_url,
     )
+
+
+_LAMBDA_ENV = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID")
+_lambda_sessions: dict[tuple[str | None, ...], Aws] = {}
+_lambda_lock = threading.Lock()
+
+
+def lambda_session() -> Aws:
+    """The session a Lambda handler uses, reused across invocations of the sandbox.
+
+    A boto3 session and its clients cost tens of milliseconds to make; Lambda keeps the
+    module between invocations, so they are made once, on first use. Keyed by the
+    environment that chose them, so a changed region, endpoint or key gets its own.
+    """
+    key = tuple(os.environ.get(name) for name in _LAMBDA_ENV)
+    with _lambda_lock:
+        session = _lambda_sessions.get(key)
+        if session is None:
+            session = _lambda_sessions[key] = connect()
+        return session

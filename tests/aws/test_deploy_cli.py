@@ -95,5 +95,5 @@ def test_aws_error_is_one_line_naming_the_resource(
     monkeypatch.undo()
     resumed = imgflow(project, "deploy")
     assert resumed.returncode == 0, resumed.stderr
-    assert "5 to create, 0 to update, 11 unchanged" in resumed.stdout
+    assert "6 to create, 0 to update, 11 unchanged" in resumed.stdout
     assert imgflow(project, "teardown").returncode == 0
