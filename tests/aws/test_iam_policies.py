@@ -10,7 +10,6 @@ need refused.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from lambda_invoke import patched
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from pipeline_env import FLAGS_DIR, deploy_pipeline, pipeline_config, reference_body
-from support.aws_moto import run_execution
+from support.aws_moto import run_execution, wait_for_execution
 from support.aws_roles import CallLog
 
 from imgflow.aws.client import Aws
@@ -221,9 +220,7 @@ def test_every_call_each_role_makes_is_allowed_and_nothing_unused(
         body = reference_body("fail", flags.base_url)
         run_execution(aws, deployed.state_machine_arn, body, "via-body")
         started = start_job(aws, deployed.bucket, deployed.state_machine_arn, body, 2)
-        sfn = aws.stepfunctions()
-        while sfn.describe_execution(executionArn=started.execution_arn)["status"] == "RUNNING":
-            time.sleep(0.05)
+        wait_for_execution(aws, started.execution_arn)
     calls = log.by_role()
     assert {role: {a for a, _ in pairs} for role, pairs in calls.items()} == EXPECTED_ACTIONS
     resources = {arn for pairs in calls.values() for _, arn in pairs}

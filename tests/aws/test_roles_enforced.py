@@ -19,7 +19,7 @@ from pathlib import Path
 import botocore.exceptions
 import pytest
 from pipeline_env import FLAGS_DIR, deploy_pipeline, pipeline_config, reference_body
-from support.aws_moto import check_stored, job_records
+from support.aws_moto import check_stored, job_records, wait_for_execution
 
 from imgflow.aws.client import Aws, connect
 from imgflow.aws.job import start_job
@@ -73,17 +73,6 @@ def flags() -> Iterator[StaticServer]:
         yield server
 
 
-def wait(aws: Aws, execution_arn: str, timeout: float = 120) -> dict[str, object]:
-    sfn = aws.stepfunctions()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        execution = sfn.describe_execution(executionArn=execution_arn)
-        if execution["status"] != "RUNNING":
-            return dict(execution)
-        time.sleep(0.2)
-    raise AssertionError("execution still running")
-
-
 def test_the_pipeline_runs_with_each_role_enforced(
     enforcing: Aws, tmp_path: Path, flags: StaticServer
 ) -> None:
@@ -95,7 +84,7 @@ def test_the_pipeline_runs_with_each_role_enforced(
     deployed = deploy_pipeline(aws, pipeline_config(tmp_path / "deployed", batch_size=2))
     body = reference_body("fail", flags.base_url)
     started = start_job(aws, deployed.bucket, deployed.state_machine_arn, body, 2)
-    execution = wait(aws, started.execution_arn)
+    execution = wait_for_execution(aws, started.execution_arn, timeout=120)
     assert execution["status"] == "FAILED", execution
     assert execution.get("cause") == FAIL_CAUSE, execution
     job_id = started.execution_arn.rsplit(":", 1)[1]

@@ -335,13 +335,19 @@ def run_execution(
     arn = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(body))[
         "executionArn"
     ]
+    return wait_for_execution(aws, arn, timeout)
+
+
+def wait_for_execution(aws: Aws, arn: str, timeout: float = 90) -> dict[str, Any]:
+    """Wait for execution `arn` to end; its description."""
+    sfn = aws.stepfunctions()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         execution = sfn.describe_execution(executionArn=arn)
         if execution["status"] != "RUNNING":
             return dict(execution)
         time.sleep(0.05)
-    raise AssertionError(f"execution {name} still running after {timeout} s")
+    raise AssertionError(f"execution {arn} still running after {timeout} s")
 
 
 def stored_objects(aws: Aws, bucket: str, prefix: str = "images/") -> dict[str, bytes]:
