@@ -356,8 +356,9 @@ def _start_aws(cfg: Config, spec: JobInput, via_api: bool) -> tuple[Aws, str, st
 
         if not outputs.api_url:
             raise UsageError(f"deployment {cfg.deployment!r} has no HTTP API")
-        url = outputs.api_url.rstrip("/") + cfg.api.route
-        return aws, outputs.bucket, start_via_api(aws, url, body, sign=cfg.api.auth == "iam")
+        # api_url is the route's full URL, as deploy recorded it.
+        sign = cfg.api.auth == "iam"
+        return aws, outputs.bucket, start_via_api(aws, outputs.api_url, body, sign=sign)
     started = start_job(aws, outputs.bucket, outputs.state_machine_arn, body, cfg.job.batch_size)
     if started.existing:
         err.print(f"this job was submitted before: showing execution {started.execution_arn}")
@@ -651,7 +652,10 @@ ProfileOpt = Annotated[
     str | None, typer.Option("--profile", help="AWS profile (default: aws.profile, AWS_PROFILE).")
 ]
 RegionOpt = Annotated[
-    str | None, typer.Option("--region", help="AWS region (default: aws.region, AWS_REGION).")
+    str | None,
+    typer.Option(
+        "--region", help="AWS region (default: aws.region, AWS_REGION, AWS_DEFAULT_REGION)."
+    ),
 ]
 
 
@@ -659,6 +663,15 @@ def _aws_config(config: Path | None, profile: str | None, region: str | None) ->
     return config_mod.with_overrides(
         _load_config(config), aws={"profile": profile, "region": region}
     )
+
+
+def _api_command(cfg: Config, outputs: DeploymentOutputs) -> str | None:
+    """The curl command that starts a job through the deployed API, once it exists."""
+    from imgflow.aws.deploy.api import curl_command
+
+    if not outputs.api_url:
+        return None
+    return curl_command(outputs.api_url, outputs.region, cfg.api.auth)
 
 
 @app.command("deploy")
@@ -697,13 +710,17 @@ def deploy_command(
         result = deploy(cfg, dry_run=dry_run, on_step=progress)
         for warning in result.plan.warnings:
             err.print(f"[bold yellow]warning:[/] {warning}")
+        command = _api_command(cfg, result.outputs)
         if output is Output.json:
-            out.print_json(json.dumps(deploy_json(result)))
+            out.print_json(json.dumps({**deploy_json(result), "api_command": command}))
         else:
             title = "plan (dry run: nothing changed)" if dry_run else "deploy"
             out.print(plan_table(result.plan.steps, title))
             out.print(plan_summary(result.plan.steps), markup=False)
             out.print(outputs_table(result.outputs))
+            if command:
+                out.print("start a job through the HTTP API (job.json: the original body):")
+                out.print(command, markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(0)
 
 
