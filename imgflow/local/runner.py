@@ -165,6 +165,7 @@ class _Runner:
         self.run_id = run_id
         self.progress = progress
         self.buffer: list[ResultRecord] = []
+        self.finished: list[float] = []
 
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
@@ -240,10 +241,12 @@ class _Runner:
 
     def on_record(self, record: ResultRecord) -> None:
         self.buffer.append(record)
+        self.finished.append(time.time())
         if self.progress is not None:
             self.progress.record(record)
 
     def flush(self) -> None:
         if self.buffer:
             records, self.buffer = self.buffer, []
-            self.db.record(self.run_id, records)
+            finished, self.finished = self.finished, []
+            self.db.record(self.run_id, records, finished)
