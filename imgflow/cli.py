@@ -146,6 +146,10 @@ def run(
             "--via-api", help="aws: POST the original body to the HTTP API (SigV4-signed)."
         ),
     ] = False,
+    report: Annotated[
+        bool,
+        typer.Option("--report", help="Write the run's HTML report at the end; prints its path."),
+    ] = False,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     output: OutputOpt = Output.table,
@@ -178,14 +182,18 @@ def run(
             spec = jobinput.from_paths_file(base_url, paths_file)
         try:
             if cfg.backend == "aws":
-                if force or data_dir is not None:
-                    raise UsageError("--force and --data-dir go with the local backend")
+                if force or data_dir is not None or report:
+                    raise UsageError("--force, --data-dir and --report go with the local backend")
                 code = _run_aws(cfg, spec, output, no_wait, via_api)
             elif via_api or no_wait:
                 raise UsageError("--via-api and --no-wait go with --backend aws")
             else:
                 result = _run_local(cfg, spec, data_dir, output, force)
                 code = 0 if result.state == "succeeded" else 1
+                if report:
+                    from imgflow.report import write_local
+
+                    err.print(f"report: {write_local(result.data_dir, result.run_id)}")
         finally:
             spec.cleanup()
     raise typer.Exit(code)
@@ -399,6 +407,64 @@ def _list_runs(folder: Path, output: Output) -> None:
             str(r.summary.failed),
         )
     out.print(table)
+
+
+@app.command("report")
+def report_command(
+    run_id: Annotated[
+        str | None, typer.Argument(help="A local run id (default: the newest run).")
+    ] = None,
+    output_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="HTML file to write (default: <data-dir>/runs/<run>/report.html).",
+        ),
+    ] = None,
+    open_page: Annotated[bool, typer.Option("--open", help="Open the page in a browser.")] = False,
+    thumbnails: Annotated[
+        bool,
+        typer.Option(
+            "--thumbnails/--no-thumbnails",
+            help="Make missing thumbnails with Pillow (pip install 'imgflow[report]').",
+        ),
+    ] = True,
+    embed_thumbnails: Annotated[
+        bool,
+        typer.Option(
+            "--embed-thumbnails", help="Put the thumbnails inside the page (one file to share)."
+        ),
+    ] = False,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write a run as one self-contained HTML page: counts, rate, failures, a gallery.
+
+    The page loads nothing from the network; it links the stored images relative to
+    where it is written. Prints the file written.
+    """
+    with _errors():
+        from imgflow.report import resolve_run, write_local
+
+        cfg = _load_config(config)
+        if run_id is not None and run_id.startswith("arn:"):
+            raise UsageError("reports of aws executions are not supported yet: give a run id")
+        folder = _data_dir(cfg, data_dir)
+        found = resolve_run(folder, run_id)
+        written = write_local(
+            folder,
+            found,
+            output_file,
+            thumbnails=thumbnails,
+            embed_thumbnails=embed_thumbnails,
+        )
+        out.print(str(written), markup=False)
+        if open_page:
+            import webbrowser
+
+            webbrowser.open(written.as_uri())
+    raise typer.Exit(0)
 
 
 @app.command()
