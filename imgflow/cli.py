@@ -193,7 +193,8 @@ def run(
                 if report:
                     from imgflow.report import write_local
 
-                    err.print(f"report: {write_local(result.data_dir, result.run_id)}")
+                    written = write_local(result.data_dir, result.run_id)
+                    err.print(f"report: {written}", markup=False, soft_wrap=True)
         finally:
             spec.cleanup()
     raise typer.Exit(code)
@@ -427,7 +428,7 @@ def report_command(
         bool,
         typer.Option(
             "--thumbnails/--no-thumbnails",
-            help="Make missing thumbnails with Pillow (pip install 'imgflow[report]').",
+            help="Make missing thumbnails with Pillow (pip install 'imgflow\\[report]').",
         ),
     ] = True,
     embed_thumbnails: Annotated[
