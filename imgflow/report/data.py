@@ -11,11 +11,12 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote
 
 from imgflow.engine.records import Outcome
 from imgflow.errors import BackendError
-from imgflow.report.model import Failure, Timeline
+from imgflow.report.model import Failure, HostCount, Timeline
 
 PENDING = "pending"
 MAX_SLOTS = 60
@@ -123,13 +124,17 @@ def timeline(conn: sqlite3.Connection, run_id: str, started_at: float) -> Timeli
     return Timeline(slot_seconds=width, done=done, failed=failed)
 
 
-def url_outcomes(conn: sqlite3.Connection, run_id: str) -> Iterator[tuple[str, bool]]:
-    """(url, failed) of every finished record, streamed."""
-    for url, outcome in conn.execute(
-        "SELECT url, outcome FROM results WHERE run_id = ? AND outcome != ?",
-        (run_id, PENDING),
-    ):
-        yield str(url), outcome == Outcome.FAILED.value
+def hosts(conn: sqlite3.Connection, run_id: str) -> list[HostCount]:
+    """Finished records and failures per host (the URL's authority), busiest first."""
+    rows = conn.execute(
+        "SELECT CASE WHEN instr(rest, '/') > 0 THEN substr(rest, 1, instr(rest, '/') - 1)"
+        " ELSE rest END AS host, COUNT(*), SUM(failed) FROM ("
+        "  SELECT substr(url, instr(url, '://') + 3) AS rest, outcome = ? AS failed"
+        "  FROM results WHERE run_id = ? AND outcome != ?"
+        ") GROUP BY host ORDER BY COUNT(*) DESC, host",
+        (Outcome.FAILED.value, run_id, PENDING),
+    )
+    return [HostCount(str(host), int(total), int(failed)) for host, total, failed in rows]
 
 
 def failures(conn: sqlite3.Connection, run_id: str) -> Iterator[Failure]:
@@ -141,8 +146,7 @@ def failures(conn: sqlite3.Connection, run_id: str) -> Iterator[Failure]:
         yield Failure(str(url), None if status is None else int(status), str(error or ""))
 
 
-@dataclass(frozen=True)
-class StoredRow:
+class StoredRow(NamedTuple):
     """A stored (or skipped: stored before) image of the run, with its thumbnail if made."""
 
     key: str
@@ -167,11 +171,4 @@ def stored(conn: sqlite3.Connection, run_id: str) -> Iterator[StoredRow]:
     for key, size, sha, thumb, width, height, made in conn.execute(
         sql, (run_id, Outcome.STORED.value, Outcome.SKIPPED.value)
     ):
-        yield StoredRow(
-            key=str(key),
-            bytes=int(size or 0),
-            sha256=None if sha is None else str(sha),
-            thumb=int(thumb) if thumb is not None and made else None,
-            width=int(width or 0),
-            height=int(height or 0),
-        )
+        yield StoredRow(key, size or 0, sha, thumb if made else None, width or 0, height or 0)

@@ -21,7 +21,7 @@ from urllib.request import pathname2url
 from imgflow.engine.records import Outcome, Summary
 from imgflow.errors import BackendError, UsageError
 from imgflow.report import data, thumbs
-from imgflow.report.model import Gallery, GalleryItem, Report, count_hosts, group_failures
+from imgflow.report.model import Gallery, GalleryItem, Report, group_failures
 from imgflow.report.page import PAGE_SIZE, write_page
 
 DB_NAME = "imgflow.db"
@@ -144,7 +144,7 @@ def local_report(
         stored_bytes=counts.bytes.get(Outcome.STORED.value, 0),
         skipped_bytes=counts.bytes.get(Outcome.SKIPPED.value, 0),
         timeline=data.timeline(conn, run_id, row.started_at),
-        hosts=count_hosts(data.url_outcomes(conn, run_id)),
+        hosts=data.hosts(conn, run_id),
         failures=group_failures(data.failures(conn, run_id)),
         retry_command=f"imgflow retry {run_id}",
         gallery=gallery,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from typing import NamedTuple
 
 from imgflow.engine.records import Summary
 from imgflow.report.classify import FailureClass, classify
@@ -53,19 +53,6 @@ class HostCount:
     failed: int = 0
 
 
-def count_hosts(rows: Iterable[tuple[str, bool]]) -> list[HostCount]:
-    """(url, failed) rows counted per host, busiest first."""
-    hosts: dict[str, HostCount] = {}
-    for url, failed in rows:
-        host = urlsplit(url).netloc or "?"
-        entry = hosts.get(host)
-        if entry is None:
-            entry = hosts[host] = HostCount(host)
-        entry.total += 1
-        entry.failed += failed
-    return sorted(hosts.values(), key=lambda h: (-h.total, h.host))
-
-
 @dataclass(frozen=True)
 class Timeline:
     """Finished records per time slot since the run started: the rate chart's data."""
@@ -75,8 +62,7 @@ class Timeline:
     failed: list[int]
 
 
-@dataclass(frozen=True)
-class GalleryItem:
+class GalleryItem(NamedTuple):
     """One stored image: its key, size, dimensions (0 when unknown) and where to see it.
 
     `thumb` is a thumbnail number in the thumbnail folder, an embedded ``data:`` URI, or

@@ -51,9 +51,12 @@ def _utc(stamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp))
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _json(value: object) -> str:
     """JSON safe inside a <script> element."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = _ENCODER.encode(value)
     return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
@@ -224,22 +227,34 @@ def _failures_as_text(groups: list[FailureGroup], out: TextIO) -> None:
     out.write("</ul></details>")
 
 
-def _item(item: GalleryItem, previous: str) -> tuple[str, list[object]]:
-    shared = 0
-    limit = min(len(previous), len(item.key))
-    while shared < limit and previous[shared] == item.key[shared]:
-        shared += 1
-    row: list[object] = [
-        shared,
-        item.key[shared:],
-        item.bytes,
-        item.width,
-        item.height,
-        item.thumb or 0,
-    ]
+def _string(text: str) -> str:
+    """A JSON string literal, safe inside a <script> element."""
+    return _json(text)
+
+
+def _shared_prefix(a: str, b: str) -> int:
+    """The length of the common start of `a` and `b` (a binary search of slices)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _row(item: GalleryItem, previous: str) -> str:
+    """One gallery item as ``[shared, suffix, bytes, width, height, thumb(, url)]``: the
+    key is front-coded against the previous item's key."""
+    key = item.key
+    shared = _shared_prefix(previous, key)
+    thumb = item.thumb
+    thumb_text = str(thumb) if isinstance(thumb, int) else _string(thumb) if thumb else "0"
+    row = f"[{shared},{_string(key[shared:])},{item.bytes},{item.width},{item.height},{thumb_text}"
     if item.url is not None:
-        row.append(item.url)
-    return item.key, row
+        row += "," + _string(item.url)
+    return row + "]"
 
 
 def _gallery(report: Report, out: TextIO, page_size: int) -> None:
@@ -266,11 +281,9 @@ def _gallery(report: Report, out: TextIO, page_size: int) -> None:
     }
     out.write(_json(head)[:-1] + ',"items":[')
     previous = ""
-    first = True
+    separator = ""
     for item in gallery.items():
-        previous, row = _item(item, previous)
-        if not first:
-            out.write(",")
-        out.write(_json(row))
-        first = False
+        out.write(separator + _row(item, previous))
+        previous = item.key
+        separator = ","
     out.write("]}</script></section>")
