@@ -437,29 +437,48 @@ def report_command(
             "--embed-thumbnails", help="Put the thumbnails inside the page (one file to share)."
         ),
     ] = False,
+    link_hours: Annotated[
+        int,
+        typer.Option(
+            "--link-hours", min=1, max=168, help="aws: how long the presigned image links last."
+        ),
+    ] = 168,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Write a run as one self-contained HTML page: counts, rate, failures, a gallery.
 
-    The page loads nothing from the network; it links the stored images relative to
-    where it is written. Prints the file written.
+    The page loads nothing from the network but the images: a local run's are linked
+    relative to the page, an execution's by presigned S3 URLs. Prints the file written.
     """
     with _errors():
         from imgflow.report import resolve_run, write_local
 
         cfg = _load_config(config)
         if run_id is not None and run_id.startswith("arn:"):
-            raise UsageError("reports of aws executions are not supported yet: give a run id")
-        folder = _data_dir(cfg, data_dir)
-        found = resolve_run(folder, run_id)
-        written = write_local(
-            folder,
-            found,
-            output_file,
-            thumbnails=thumbnails,
-            embed_thumbnails=embed_thumbnails,
-        )
+            from imgflow.report.aws import write_aws
+
+            if data_dir is not None:
+                raise UsageError("--data-dir goes with local runs, not an execution ARN")
+            aws, outputs = _aws_target(cfg)
+            written = write_aws(
+                aws,
+                outputs.bucket,
+                cfg.storage.prefix,
+                run_id,
+                output_file,
+                link_seconds=link_hours * 3600,
+                embed_thumbnails=embed_thumbnails,
+            )
+        else:
+            folder = _data_dir(cfg, data_dir)
+            written = write_local(
+                folder,
+                resolve_run(folder, run_id),
+                output_file,
+                thumbnails=thumbnails,
+                embed_thumbnails=embed_thumbnails,
+            )
         out.print(str(written), markup=False)
         if open_page:
             import webbrowser

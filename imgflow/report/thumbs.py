@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import BinaryIO
 
 THUMBS_DIR = "thumbs"
 INDEX_NAME = "thumbs.db"
@@ -57,7 +58,7 @@ class Thumbnail:
     data: bytes | None
 
 
-def make_thumbnail(source: Path, size: int = SIZE, quality: int = 80) -> Thumbnail:
+def make_thumbnail(source: Path | BinaryIO, size: int = SIZE, quality: int = 80) -> Thumbnail:
     """Read an image's dimensions and make a thumbnail at most `size` pixels on each side."""
     from PIL import Image, UnidentifiedImageError
 
