@@ -240,3 +240,35 @@ def test_a_100000_image_report_is_small_and_made_in_flat_memory(tmp_path: Path) 
     assert size < images * BYTES_PER_IMAGE + 100_000, size
     # Streamed: far less than even one small object per image (a tuple is 56+ bytes).
     assert peak < 2_000_000, peak
+
+
+def test_a_run_that_reached_several_hosts_gets_a_host_table(tmp_path: Path) -> None:
+    db = Database(tmp_path / DB_NAME)
+    try:
+        db.create_run("multi", "https://a.example/", 2, 10, 1)
+        urls = ["https://a.example/1.gif", "https://a.example/2.gif", "http://b.example:8080/3.gif"]
+        items = [Item(u.rsplit("/", 1)[1], u, u.split("//", 1)[1]) for u in urls]
+        db.plan("multi", items)
+        db.record(
+            "multi",
+            [
+                ResultRecord(urls[0], "1.gif", Outcome.STORED, 200, items[0].key, 10, "a" * 64),
+                ResultRecord(
+                    urls[1], "2.gif", Outcome.FAILED, 404, error=messages.not_found(urls[1])
+                ),
+                ResultRecord(
+                    urls[2], "3.gif", Outcome.FAILED, 500, error=messages.http_error(500, urls[2])
+                ),
+            ],
+        )
+        db.finish_run("multi", "failed")
+    finally:
+        db.close()
+    page = render_local(tmp_path, "multi")
+    rows = re.findall(
+        r'<tr><th scope="row">([^<]+)</th><td class="num">(\d+)</td>'
+        r'<td class="num">(\d+)</td></tr>',
+        page,
+    )
+    assert rows == [("a.example", "2", "1"), ("b.example:8080", "1", "1")]
+    assert render_local(tmp_path, "multi").count('class="hosts"') == 1

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from imgflow.engine.records import Outcome
 from imgflow.errors import BackendError
@@ -124,8 +124,21 @@ def timeline(conn: sqlite3.Connection, run_id: str, started_at: float) -> Timeli
     return Timeline(slot_seconds=width, done=done, failed=failed)
 
 
-def hosts(conn: sqlite3.Connection, run_id: str) -> list[HostCount]:
-    """Finished records and failures per host (the URL's authority), busiest first."""
+def hosts(conn: sqlite3.Connection, run_id: str, base_url: str) -> list[HostCount]:
+    """Finished records and failures per host (the URL's authority), busiest first.
+
+    Runs have one base URL, so first a cheap check: when every URL starts with the base
+    URL's origin there is one host, and the page shows no host table for one host.
+    """
+    parts = urlsplit(base_url)
+    origin = f"{parts.scheme}://{parts.netloc}/"
+    others = conn.execute(
+        "SELECT 1 FROM results WHERE run_id = ? AND outcome != ? AND substr(url, 1, ?) != ?"
+        " LIMIT 1",
+        (run_id, PENDING, len(origin), origin),
+    ).fetchone()
+    if others is None:
+        return []
     rows = conn.execute(
         "SELECT CASE WHEN instr(rest, '/') > 0 THEN substr(rest, 1, instr(rest, '/') - 1)"
         " ELSE rest END AS host, COUNT(*), SUM(failed) FROM ("

@@ -144,7 +144,7 @@ def local_report(
         stored_bytes=counts.bytes.get(Outcome.STORED.value, 0),
         skipped_bytes=counts.bytes.get(Outcome.SKIPPED.value, 0),
         timeline=data.timeline(conn, run_id, row.started_at),
-        hosts=data.hosts(conn, run_id),
+        hosts=data.hosts(conn, run_id, row.base_url),
         failures=group_failures(data.failures(conn, run_id)),
         retry_command=f"imgflow retry {run_id}",
         gallery=gallery,

@@ -11,6 +11,7 @@ import json
 import time
 from html import escape
 from importlib import resources
+from json.encoder import encode_basestring
 from typing import TextIO
 
 from imgflow import __version__
@@ -229,7 +230,10 @@ def _failures_as_text(groups: list[FailureGroup], out: TextIO) -> None:
 
 def _string(text: str) -> str:
     """A JSON string literal, safe inside a <script> element."""
-    return _json(text)
+    quoted: str = encode_basestring(text)
+    if "<" in quoted or "\u2028" in quoted or "\u2029" in quoted:
+        return _json(text)
+    return quoted
 
 
 def _shared_prefix(a: str, b: str) -> int:
