@@ -10,11 +10,8 @@ read once to embed its thumbnail, so the thumbnails outlive the links.
 from __future__ import annotations
 
 import io
-import os
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -26,7 +23,7 @@ from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.errors import BackendError, UsageError
 from imgflow.report import thumbs
 from imgflow.report.model import Failure, Gallery, GalleryItem, HostCount, Report, group_failures
-from imgflow.report.page import PAGE_SIZE, human_seconds, write_page
+from imgflow.report.page import PAGE_SIZE, human_seconds, write_file
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -109,9 +106,7 @@ def aws_report(
             size = record.bytes or 0
             return GalleryItem(record.key, size, made.width, made.height, uri, sign(key))
 
-        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
-            while chunk := list(islice(kept, 64)):
-                yield from pool.map(item, chunk)
+        yield from thumbs.in_threads(item, kept, workers=8)
 
     origin = urlsplit(sign(prefix + "x"))
     link = (
@@ -176,14 +171,4 @@ def write_aws(
     """Write an execution's report; the file written."""
     report = aws_report(aws, bucket, prefix, execution_arn, link_seconds, embed_thumbnails)
     target = (output or default_output(report.run_id)).absolute()
-    partial = target.with_name(target.name + ".part")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with partial.open("w", encoding="utf-8") as out:
-            write_page(report, out, page_size or PAGE_SIZE)
-        os.replace(partial, target)
-    except OSError as exc:
-        raise BackendError(f"cannot write the report {target}: {exc.strerror or exc}") from None
-    finally:
-        partial.unlink(missing_ok=True)
-    return target
+    return write_file(report, target, page_size or PAGE_SIZE)

@@ -13,8 +13,6 @@ import io
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
 from pathlib import Path
 from urllib.request import pathname2url
 
@@ -22,7 +20,7 @@ from imgflow.engine.records import Outcome, Summary
 from imgflow.errors import BackendError, UsageError
 from imgflow.report import data, thumbs
 from imgflow.report.model import Gallery, GalleryItem, Report, group_failures
-from imgflow.report.page import PAGE_SIZE, write_page
+from imgflow.report.page import PAGE_SIZE, write_file, write_page
 
 DB_NAME = "imgflow.db"
 IMAGES_DIR = "images"
@@ -159,9 +157,7 @@ def _embedded(rows: Iterator[data.StoredRow], images: Path) -> Iterator[GalleryI
         made = thumbs.make_thumbnail(images.joinpath(*row.key.split("/")), thumbs.EMBED_SIZE, 70)
         return GalleryItem(row.key, row.bytes, made.width, made.height, thumbs.data_uri(made))
 
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        while chunk := list(islice(rows, 64)):
-            yield from pool.map(embed, chunk)
+    yield from thumbs.in_threads(embed, rows)
 
 
 def _connect(data_dir: Path) -> sqlite3.Connection:
@@ -197,21 +193,16 @@ def write_local(
     if thumbnails and not embed_thumbnails:
         try:
             make_thumbnails(data_dir, run_id)
-        except OSError as exc:
+        except (OSError, sqlite3.Error) as exc:
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise BackendError(
-                f"cannot write thumbnails in {data_dir / thumbs.THUMBS_DIR}: {exc.strerror or exc}"
+                f"cannot write thumbnails in {data_dir / thumbs.THUMBS_DIR}: {detail}"
             ) from None
-    partial = target.with_name(target.name + ".part")
     conn = _connect(data_dir)
     try:
         report = local_report(conn, data_dir, run_id, target.parent, embed_thumbnails)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with partial.open("w", encoding="utf-8") as out:
-            write_page(report, out, page_size or PAGE_SIZE)
-        os.replace(partial, target)
-    except OSError as exc:
-        raise BackendError(f"cannot write the report {target}: {exc.strerror or exc}") from None
+        return write_file(report, target, page_size or PAGE_SIZE)
+    except sqlite3.Error as exc:
+        raise BackendError(f"cannot read {data_dir / DB_NAME}: {exc}") from None
     finally:
         conn.close()
-        partial.unlink(missing_ok=True)
-    return target

@@ -8,13 +8,16 @@ loads nothing but the images themselves and its size grows by tens of bytes per 
 from __future__ import annotations
 
 import json
+import os
 import time
 from html import escape
 from importlib import resources
 from json.encoder import encode_basestring
+from pathlib import Path
 from typing import TextIO
 
 from imgflow import __version__
+from imgflow.errors import BackendError
 from imgflow.report.chart import rate_chart
 from imgflow.report.model import FailureGroup, GalleryItem, HostCount, Report
 
@@ -59,6 +62,21 @@ def _json(value: object) -> str:
     """JSON safe inside a <script> element."""
     text = _ENCODER.encode(value)
     return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def write_file(report: Report, target: Path, page_size: int = PAGE_SIZE) -> Path:
+    """Write the page to `target` (whole or not at all: a temporary file, then a rename)."""
+    partial = target.with_name(target.name + ".part")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with partial.open("w", encoding="utf-8") as out:
+            write_page(report, out, page_size)
+        os.replace(partial, target)
+    except OSError as exc:
+        raise BackendError(f"cannot write the report {target}: {exc.strerror or exc}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
 
 
 def write_page(report: Report, out: TextIO, page_size: int = PAGE_SIZE) -> None:

@@ -18,7 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 THUMBS_DIR = "thumbs"
 INDEX_NAME = "thumbs.db"
@@ -89,10 +92,19 @@ def thumb_file(root: Path, number: int, ext: str) -> Path:
     return root / str(number // 1000) / f"{number}.{ext}"
 
 
-def _chunks(items: Iterable[tuple[str, Path]], size: int) -> Iterator[list[tuple[str, Path]]]:
+def chunks(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
+    """`items` in lists of at most `size`."""
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+def in_threads(work: Callable[[T], R], items: Iterable[T], workers: int = 4) -> Iterator[R]:
+    """`work` applied to each item by a few threads, in order, a chunk at a time (so at
+    most a chunk of results is held)."""
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, 2 * (os.cpu_count() or 1)))) as pool:
+        for chunk in chunks(items, 64):
+            yield from pool.map(work, chunk)
 
 
 def make_missing(
@@ -117,7 +129,7 @@ def make_missing(
         conn.executescript(SCHEMA)
         threads = workers or min(4, os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            for chunk in _chunks(images, CHUNK):
+            for chunk in chunks(images):
                 fresh = [(sha, path) for sha, path in chunk if not _known(conn, sha)]
                 done = list(pool.map(lambda pair: make_thumbnail(pair[1]), fresh))
                 made += _save(
