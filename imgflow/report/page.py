@@ -156,7 +156,7 @@ def _summary(report: Report, out: TextIO) -> None:
         duration = max(report.finished_at - report.started_at, 0.0)
         _stat(out, "duration", "Duration", None, human_seconds(duration))
         if duration > 0:
-            _stat(out, "rate", "Average rate", None, f"{s.total / duration:,.1f} images/s")
+            _stat(out, "rate", "Images per second", None, f"{s.total / duration:,.1f}")
     out.write("</dl>")
     out.write('<h3 id="rate">Rate over the run</h3>')
     if report.timeline is not None:
