@@ -285,6 +285,8 @@ def _gallery(report: Report, out: TextIO, page_size: int) -> None:
         '<section id="gallery" aria-labelledby="gallery-h">'
         f'<h2 id="gallery-h">Gallery ({gallery.count:,} images in storage)</h2>'
     )
+    if gallery.count == 0:
+        out.write('<p class="muted">No image of this run is in storage.</p>')
     for note in gallery.notes:
         out.write(f'<p class="note">{escape(note)}</p>')
     out.write(
