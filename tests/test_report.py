@@ -58,6 +58,14 @@ URL = "https://img.example/a/b.jpg"
         (messages.failure(messages.REFUSED_TARGET, URL, "loopback"), None, "refused-target"),
         (messages.failure(messages.STORE_FAILED, URL, "disk"), 200, "storage"),
         (f"No space left: {URL}", 200, "storage"),
+        (
+            "Certificate rejected for img.example: certificate has expired (" + URL + ")",
+            None,
+            "tls",
+        ),
+        (messages.failure(messages.PROXY_REFUSED, URL, "407"), None, "proxy"),
+        (messages.failure(messages.PROXY_UNREACHABLE, URL), None, "proxy"),
+        (messages.failure(messages.BAD_RESPONSE, URL, "bad chunk size"), 200, "bad-response"),
         ("Something new: " + URL, None, "other"),
     ],
 )

@@ -41,6 +41,10 @@ NOT_AN_IMAGE = FailureClass(
     "not-an-image", "Not an image", "The body was not an allowed image type."
 )
 REDIRECT = FailureClass("redirect", "Redirects", "Too many or unusable redirects.")
+PROXY = FailureClass("proxy", "Proxy", "The proxy refused the request or did not answer.")
+BAD_RESPONSE = FailureClass(
+    "bad-response", "Bad response", "The server's answer was not valid HTTP/1.1 framing."
+)
 REFUSED = FailureClass(
     "refused-target", "Refused target", "The address is one imgflow never fetches."
 )
@@ -57,6 +61,8 @@ ALL = (
     TLS,
     DNS,
     CONNECTION,
+    PROXY,
+    BAD_RESPONSE,
     TOO_LARGE,
     NOT_AN_IMAGE,
     REDIRECT,
@@ -80,6 +86,10 @@ _BY_KIND = {
     messages.BAD_REDIRECT: REDIRECT,
     messages.REFUSED_TARGET: REFUSED,
     messages.STORE_FAILED: STORAGE,
+    messages.CERTIFICATE_REJECTED: TLS,
+    messages.PROXY_REFUSED: PROXY,
+    messages.PROXY_UNREACHABLE: PROXY,
+    messages.BAD_RESPONSE: BAD_RESPONSE,
 }
 
 
