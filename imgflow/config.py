@@ -84,6 +84,7 @@ class StorageConfig:
 
     glacier_after_days: int | None = 1
     prefix: str = "images/"
+    tls_only: bool = True
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,8 @@ class AwsConfig:
     endpoint_url: str | None = None
     state_dir: str = ".imgflow/deployed"
     allow_private_targets: bool = False
+    sfn_log_level: Literal["OFF", "ERROR", "FATAL", "ALL"] = "ERROR"
+    xray: bool = False
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,6 @@ PACKAGES: tuple[str, ...] = (
     "typing_extensions==4.16.0",
     "httptools==0.9.0",  # compiled: the HTTP/1.1 parser (llhttp)
     "truststore==0.10.5",  # fetch.trust_store: system
-    "brotli==1.2.1",  # compiled: Content-Encoding br
-    "zstandard==0.25.0",  # compiled: Content-Encoding zstd
+    "brotli==1.2.1",  # compiled: Content-Encoding br (engine/decode.py)
+    "backports.zstd==1.8.0",  # compiled: Content-Encoding zstd (engine/decode.py)
 )

@@ -50,6 +50,10 @@ from typing import Any
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.s3.models import FakeBucket
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from support.aws_roles import forget_credentials, role_credentials
+
 Handler = Callable[[dict[str, Any], object], Any]
 
 _lock = threading.Lock()
@@ -209,9 +213,8 @@ def _invoke(
         env = {
             "AWS_REGION": fn.region,
             "AWS_DEFAULT_REGION": fn.region,
-            # Lambda hands the function its role's credentials; moto accepts any.
-            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
-            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+            # Lambda hands the function its role's credentials (see support/aws_roles.py).
+            **role_credentials(fn.account_id, fn.region, fn.role),
             **fn.environment_vars,
         }
         if os.environ.get("MOTO_PORT"):
@@ -258,6 +261,7 @@ def _permission_over_tls(self: FakeBucket, action: str, resource: str) -> Any:
 
 def install() -> None:
     """Patch moto's no-docker Lambda backend to run our handlers; TLS-aware bucket policies."""
+    forget_credentials()
     LambdaSimpleBackend.invoke = _invoke  # type: ignore[method-assign,assignment]
     FakeBucket.get_permission = _permission_over_tls  # type: ignore[method-assign]
 

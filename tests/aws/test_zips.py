@@ -137,7 +137,7 @@ def test_wheels_are_built_for_the_lambda_runtime(arch: str) -> None:
                 compiled += 1
                 assert tag.interpreter == "cp312" and tag.abi in ("cp312", "abi3"), wheel.name
                 assert tag.platform.startswith("manylinux") and tag.platform.endswith(machine)
-    assert compiled  # httptools, brotli, zstandard are compiled
+    assert compiled  # httptools, brotli, backports.zstd are compiled
     assert zips.fetch_wheels(target) == wheels  # from the cache, same files
 
 
@@ -173,7 +173,7 @@ def handler(event, context):
         code_writable = False
     with tempfile.NamedTemporaryFile(dir=os.environ["TMPDIR"]) as f:
         f.write(b"x")
-    import boto3, httpx, brotli, zstandard, httptools
+    import boto3, httpx, brotli, backports.zstd, httptools, truststore
     return {"codeWritable": code_writable, "version": list(sys.version_info[:2]),
             "path": sys.path[:2], "yaml": _has("yaml"), "imgflowCli": _has("typer")}
 
