@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -95,8 +96,11 @@ async def process_item(
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(executor, _store, store, item, result)
         except OSError as exc:
-            detail = exc.strerror or str(exc)
-            message = messages.failure(messages.STORE_FAILED, item.url, detail)
+            if exc.errno == errno.ENOSPC:
+                message = messages.failure(messages.NO_SPACE, item.url)
+            else:
+                detail = exc.strerror or str(exc)
+                message = messages.failure(messages.STORE_FAILED, item.url, detail)
             return failed_record(item, message, result.status_code, attempts)
     except Exception as exc:  # one bad item must never lose the batch's other records
         message = messages.failure(messages.BATCH_FAILED, item.url, f"{type(exc).__name__}: {exc}")

@@ -23,6 +23,7 @@ BAD_REDIRECT = "Bad redirect"
 REFUSED_TARGET = "Refused target"
 BATCH_FAILED = "Batch failed"
 STORE_FAILED = "Store failed"
+NO_SPACE = "No space left"
 
 CLASSES = (
     NOT_FOUND,
@@ -40,6 +41,7 @@ CLASSES = (
     REFUSED_TARGET,
     BATCH_FAILED,
     STORE_FAILED,
+    NO_SPACE,
 )
 
 
