@@ -126,9 +126,15 @@ def sqlite_errors(path: Path) -> Iterator[None]:
 class Database:
     """A connection to `<data-dir>/imgflow.db`, used from one thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         with sqlite_errors(path):
+            if readonly:  # (status: reads only, also from a read-only folder)
+                uri = f"{path.absolute().as_uri()}?mode=ro"
+                self.conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+                self.conn.execute("PRAGMA busy_timeout=60000")
+                self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()
+                return
             self.conn = sqlite3.connect(path, isolation_level=None)
             try:
                 self.conn.execute("PRAGMA busy_timeout=60000")
