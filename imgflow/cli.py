@@ -67,6 +67,7 @@ class Backend(StrEnum):
 
 def _error_line(message: str) -> None:
     err.print(f"[bold red]imgflow: error:[/] {escape(message)}", soft_wrap=True)
+    err.file.flush()
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -76,7 +77,12 @@ def _fail(message: str, code: int) -> NoReturn:
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Turn imgflow's errors into one line on stderr and the error's exit code."""
+    """Turn imgflow's errors into one line on stderr and the error's exit code.
+
+    Inside, a signal unwinds as KeyboardInterrupt (so a run saves what it finished);
+    outside, it ends the process at once: there is nothing to save (imgflow/signals.py).
+    """
+    on_signals(unwind)
     try:
         yield
     except ImgflowError as exc:
@@ -88,6 +94,8 @@ def _errors() -> Iterator[None]:
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         _fail(f"{where}{exc.strerror or exc}", 1)
+    finally:
+        on_signals(exit_now)
 
 
 ConfigOpt = Annotated[
@@ -654,7 +662,7 @@ def main() -> None:
     SIGTERM is SIGINT: either one, at any moment, ends the command with one line and exit
     130 (a run saves what it finished first).
     """
-    on_signals(unwind)
+    on_signals(exit_now)
     try:
         code = app(standalone_mode=False)
     except (KeyboardInterrupt, click.exceptions.Abort):

@@ -218,8 +218,9 @@ class _Runner:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         in_main = threading.current_thread() is threading.main_thread()
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
         if task is not None and in_main:
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in previous:
                 loop.add_signal_handler(signum, self.stop, task)
         in_flight = self.job.concurrency * self.job.max_batches
         batches = self.db.pending_batches(self.run_id, self.job.batch_size)
@@ -228,8 +229,7 @@ class _Runner:
                 async with Fetcher(self.cfg.fetch, max_connections=in_flight) as fetcher:
                     await self._batches(batches, fetcher, pool, in_flight)
         finally:
-            if in_main:
-                previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+            if task is not None and in_main:
                 for signum in previous:
                     loop.remove_signal_handler(signum)
                 if self.stopped:  # the run is ending: a second signal must not cut it short
