@@ -5,6 +5,7 @@ This is the only module that turns errors into messages and exit codes.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 import time
@@ -677,9 +678,16 @@ def main() -> None:
         if text:  # (no arguments at all: the help was printed instead)
             _error_line(text)
         sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
+    _leave(code if isinstance(code, int) else 0)
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit with `code` without the interpreter's teardown, where signals are no longer
+    handled: a signal in a command's last milliseconds is still one line and 130."""
+    on_signals(exit_now)
     sys.stdout.flush()
-    on_signals(exit_now)  # the work is done and reported
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
