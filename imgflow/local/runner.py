@@ -31,6 +31,8 @@ from imgflow.local.store import FileStore
 
 __all__ = ["DB_NAME", "LocalJob", "LocalRunResult", "RunInterrupted", "new_run_id", "run_job"]
 
+FLUSH_SECONDS = 1.0
+
 
 @dataclass(frozen=True)
 class LocalJob:
@@ -42,6 +44,7 @@ class LocalJob:
     batch_size: int
     max_batches: int
     force: bool = False
+    key_base: str | None = None
 
 
 class Progress(Protocol):
@@ -114,7 +117,7 @@ def _run(
     on_wait: Callable[[str], None] | None,
 ) -> LocalRunResult:
     db.create_run(run_id, job.base_url, job.concurrency, job.batch_size, job.max_batches)
-    items = (item_for(job.base_url, p) for p in job.paths())
+    items = (item_for(job.base_url, p, job.key_base) for p in job.paths())
     total, duplicates = db.plan(run_id, items)
     if progress is not None:
         progress.planned(run_id, total, duplicates)
@@ -188,7 +191,9 @@ def _consolidate(
         except OSError as exc:
             raise explain(failures_file, exc) from None
         if cfg.notify.command:
-            problem = run_notify_command(cfg.notify.command, failures_file, run_id)
+            problem = run_notify_command(
+                cfg.notify.command, failures_file, run_id, shell=cfg.notify.shell
+            )
     db.finish_run(run_id, state)
     return LocalRunResult(run_id, folder.path, summary, duplicates, state, failures_file, problem)
 
@@ -213,6 +218,7 @@ class _Runner:
         self.progress = progress
         self.buffer: list[ResultRecord] = []
         self.stopped = False
+        self.flushed = time.monotonic()
 
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
@@ -308,9 +314,14 @@ class _Runner:
         self.buffer.append(record)
         if self.progress is not None:
             self.progress.record(record)
+        # Live counts for `imgflow status RUN` while the run works: records reach the
+        # index at least every FLUSH_SECONDS, not only when a whole batch is done.
+        if time.monotonic() - self.flushed >= FLUSH_SECONDS:
+            self.flush()
 
     def flush(self) -> None:
         """Save the buffered records; the stored files' entries are settled once saved."""
+        self.flushed = time.monotonic()
         if self.buffer:
             records, self.buffer = self.buffer, []
             keys = [r.key for r in records if r.outcome is Outcome.STORED and r.key]
