@@ -89,3 +89,12 @@ def test_random_urls_never_share_a_key_or_nest_in_a_file() -> None:
 def test_ipv6_and_ports() -> None:
     assert key_for("http://[::1]:8080/x.gif") == "[::1]:8080/x.gif"
     assert list(itertools.islice(key_for("http://h/").split("/"), 2)) == ["h", "%f"]
+
+
+@pytest.mark.parametrize(
+    "raw", ["a b.jpg", "%7euser/%e4%b8%ad.gif", "dir/", "x.png?q=a b&r=%7e", "\u4e2d/\u4e2d"]
+)
+def test_normalising_twice_changes_nothing(raw: str) -> None:
+    """The AWS plan step validates the paths the CLI already normalised."""
+    once = normalize_path(raw)
+    assert normalize_path(once) == once
