@@ -29,6 +29,7 @@ _BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _SAFE = "/:@!$&'()*+,;=-._~%?"
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+_PLAIN = re.compile(r"[A-Za-z0-9/:@!$&'()*+,;=\-._~?]*")  # already canonical: no % at all
 
 
 def validate_base_url(base_url: str) -> str:
@@ -61,6 +62,9 @@ def canonical(text: str) -> str:
     of unreserved characters are decoded (``%7E`` is ``~``, RFC 3986 6.2.2.2); other escapes
     get upper-case hex. So ``a b``, ``a%20b`` and ``a%20%62`` are the same path.
     """
+
+    if _PLAIN.fullmatch(text):
+        return text
 
     def fix(match: re.Match[str]) -> str:
         char = chr(int(match.group(1), 16))

@@ -21,6 +21,7 @@ backend stores them as S3 keys); the index (url -> key) remains the source of tr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from urllib.parse import urlsplit
@@ -36,22 +37,38 @@ FOLDER_MARK = "%d"
 
 def key_for(url: str) -> str:
     """The stored key of `url`, e.g. ``www.example.com/data/flags/ad/ad.gif``."""
-    parts = urlsplit(url)
+    url = url.partition("#")[0]
+    scheme, _, rest = url.partition("://")
+    authority, slash, tail = rest.partition("/")
+    authority, mark, query = authority.partition("?")
+    if not mark:
+        tail, _, query = tail.partition("?")
+    path = slash + tail if not mark else ""
+    netloc = _netloc(scheme, authority)
+    segments = path.split("/")[1:] or [""]
+    folders = [_folder(segment) for segment in segments[:-1]]
+    key = "/".join([netloc, *folders, _leaf(segments[-1], query)])
+    if len(key.encode()) > MAX_KEY_BYTES:
+        whole = hashlib.sha256(f"{path}?{query}".encode()).hexdigest()[:_DIGEST]
+        key = "/".join([netloc, f"%p{whole}", _leaf(segments[-1], query, 120)])
+    return key
+
+
+@functools.lru_cache(maxsize=64)
+def _netloc(scheme: str, authority: str) -> str:
+    """``host`` or ``host:port`` (not the scheme's default port), host lower-case."""
+    parts = urlsplit(f"{scheme}://{authority}")
     host = (parts.hostname or "unknown-host").lower()
     if ":" in host:  # an IPv6 literal keeps its brackets, so a port can follow unambiguously
         host = f"[{host}]"
     port = parts.port
     netloc = host if port is None or port == _DEFAULT_PORTS.get(parts.scheme) else f"{host}:{port}"
-    segments = parts.path.split("/")[1:] or [""]
-    folders = [_folder(segment) for segment in segments[:-1]]
-    key = "/".join([_shorten(netloc, ""), *folders, _leaf(segments[-1], parts.query)])
-    if len(key.encode()) > MAX_KEY_BYTES:
-        whole = hashlib.sha256(f"{parts.path}?{parts.query}".encode()).hexdigest()[:_DIGEST]
-        key = "/".join([_shorten(netloc, ""), f"%p{whole}", _leaf(segments[-1], parts.query, 120)])
-    return key
+    return _shorten(netloc, "")
 
 
 def _folder(segment: str) -> str:
+    if "." not in segment and 0 < len(segment) <= 60:  # the usual folder: as it is
+        return segment
     if not segment:
         return "%"
     name = _shorten(segment, "", MAX_NAME_BYTES - len(FOLDER_MARK))
