@@ -88,14 +88,25 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "imgflow.cli", *args]
 
 
+def run_args(base: str, listing: Path, data: Path, *extra: str) -> list[str]:
+    """``imgflow run`` of a paths file into `data`, JSON on stdout."""
+    return cli(
+        "run", "--base-url", base, "--paths-file", str(listing), "--data-dir", str(data),
+        "-o", "json", *extra,
+    )  # fmt: skip
+
+
 def run(
     base: str, paths: list[str], work: Path, data: Path, *extra: str
 ) -> subprocess.CompletedProcess[str]:
     listing = work / f"paths-{len(paths)}-{abs(hash(tuple(paths)))}.txt"
     listing.write_text("\n".join(paths) + "\n")
-    args = cli("run", "--base-url", base, "--paths-file", str(listing), "--data-dir", str(data))
     return subprocess.run(
-        [*args, "-o", "json", *extra], env=env(), capture_output=True, text=True, timeout=120
+        run_args(base, listing, data, *extra),
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -381,22 +392,7 @@ def test_four_runs_at_once_leave_every_file_equal_to_its_row(
         shuffled = paths[:]
         random.Random(n).shuffle(shuffled)
         listing.write_text("\n".join(shuffled) + "\n")
-        args = cli(
-            "run",
-            "--base-url",
-            server.base_url,
-            "--paths-file",
-            str(listing),
-            "--data-dir",
-            str(data),
-            "--force",
-            "-c",
-            "8",
-            "--batch-size",
-            "50",
-            "-o",
-            "json",
-        )
+        args = run_args(server.base_url, listing, data, "--force", "-c", "8", "--batch-size", "50")
         procs.append(
             subprocess.Popen(args, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         )
@@ -452,43 +448,10 @@ def test_planning_a_large_job_beside_a_fetching_run_never_hits_a_lock(
     fetching.write_text("\n".join(f"f/{i}.gif" for i in range(3000)) + "\n")
     big = tmp_path / "big.txt"
     big.write_text("\n".join(f"p/{i}.gif" for i in range(100_000)) + "\n")
-    first = subprocess.Popen(
-        [
-            *cli(
-                "run",
-                "--base-url",
-                server.base_url,
-                "--paths-file",
-                str(fetching),
-                "--data-dir",
-                str(data),
-                "-o",
-                "json",
-            )
-        ],
-        env=env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    quiet = {"env": env(), "stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
+    first = subprocess.Popen(run_args(server.base_url, fetching, data), **quiet)  # type: ignore[call-overload]
     time.sleep(1.0)
-    planner = subprocess.Popen(
-        [
-            *cli(
-                "run",
-                "--base-url",
-                "http://127.0.0.1:9",
-                "--paths-file",
-                str(big),
-                "--data-dir",
-                str(data),
-                "-o",
-                "json",
-            )
-        ],
-        env=env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    planner = subprocess.Popen(run_args("http://127.0.0.1:9", big, data), **quiet)  # type: ignore[call-overload]
     try:
         _, err = first.communicate(timeout=300)
         assert first.returncode == 0, err.decode()
@@ -529,21 +492,7 @@ def test_sigterm_at_any_moment_is_one_line_and_130(
     paths = [f"s/{i}.gif" for i in range(150)]
     listing = tmp_path / "paths.txt"
     listing.write_text("\n".join(paths) + "\n")
-    args = cli(
-        "run",
-        "--base-url",
-        server.base_url,
-        "--paths-file",
-        str(listing),
-        "--data-dir",
-        str(data),
-        "-c",
-        "4",
-        "--batch-size",
-        "20",
-        "-o",
-        "json",
-    )
+    args = run_args(server.base_url, listing, data, "-c", "4", "--batch-size", "20")
     proc = subprocess.Popen(args, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     while not signal_ready(proc.pid) and proc.poll() is None:
         time.sleep(0.0005)
