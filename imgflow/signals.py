@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable
 from types import FrameType
 
@@ -30,6 +31,8 @@ def unwind(signum: int, frame: FrameType | None) -> None:
 
 
 def on_signals(handler: Handler | signal.Handlers) -> None:
-    """Handle SIGTERM and SIGINT with `handler`."""
+    """Handle SIGTERM and SIGINT with `handler` (only the main thread can)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, handler)
