@@ -22,6 +22,27 @@ from imgflow.demo import FLAGS_DIR
 from imgflow.demo.server import StaticServer, serve_directory
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionstart(session: pytest.Session) -> Iterator[None]:
+    """Say "bringing up nodes..." once: without a terminal, pytest-xdist says it again when
+    collection ends (with -q its status line has nothing else to say)."""
+    yield
+    reporter = session.config.pluginmanager.get_plugin("terminaldistreporter")
+    if reporter is not None:
+        reporter.ensure_show_status = lambda: None
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Print the random order's seed last, even with -q (which hides the header)."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if isinstance(seed, int) and config.pluginmanager.has_plugin("randomly"):
+        terminalreporter.write_line(
+            f"random test order, seed {seed} (repeat it with --randomly-seed={seed})"
+        )
+
+
 @pytest.fixture(autouse=True)
 def _environment_is_restored() -> Iterator[None]:
     before = dict(os.environ)
