@@ -37,7 +37,7 @@ app = typer.Typer(
     name="imgflow",
     help="Download large sets of images from one web host into storage you own.\n\n" + EXIT_CODES,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -45,7 +45,8 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=False)
 if not out.is_terminal:
     out.width = max(out.width, 160)
-err = Console(stderr=True, highlight=False)
+# Messages never wrap: a path or URL split over two lines breaks copy-paste and grep.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class Output(StrEnum):
@@ -63,7 +64,31 @@ class Backend(StrEnum):
 
 
 def _error_line(message: str) -> None:
-    err.print(f"[bold red]imgflow: error:[/] {escape(message)}", soft_wrap=True)
+    err.print(f"[bold red]imgflow: error:[/] {escape(message)}")
+
+
+def _warn(message: str) -> None:
+    err.print(f"[bold yellow]imgflow: warning:[/] {escape(message)}")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from imgflow import __version__
+
+        out.print(f"imgflow {__version__}", markup=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Download large sets of images from one web host into storage you own."""
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -94,7 +119,10 @@ OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table or json
 
 
 def _load_config(path: Path | None) -> Config:
-    return config_mod.load(path)
+    cfg = config_mod.load(path)
+    for warning in config_mod.unknown_env():
+        _warn(warning)
+    return cfg
 
 
 @app.command()
@@ -176,6 +204,11 @@ def run(
         else:
             assert paths_file is not None
             spec = jobinput.from_paths_file(base_url, paths_file)
+        from imgflow.hints import doubled_base_path
+
+        hint = doubled_base_path(spec.base_url, spec.paths())
+        if hint is not None:
+            _warn(hint)
         try:
             if cfg.backend == "aws":
                 if force or data_dir is not None:
@@ -239,7 +272,7 @@ def _run_aws(cfg: Config, spec: JobInput, output: Output, no_wait: bool, via_api
 
 
 def _show_aws(cfg: Config, status: JobStatus, output: Output, elapsed: float | None) -> int:
-    from imgflow.render import results_table, summary_line, write_json
+    from imgflow.render import results_table, show_table, summary_line, write_json
 
     if output is Output.json:
         extra = {
@@ -251,9 +284,11 @@ def _show_aws(cfg: Config, status: JobStatus, output: Output, elapsed: float | N
         write_json(sys.stdout, status.job_id, "aws", status.summary, status.records, extra)
     else:
         title = f"execution {status.job_id}"
-        out.print(results_table(status.records, status.summary.total, title=title))
+        if show_table(status.summary):
+            out.print(results_table(status.records, status.summary.total, title=title))
         line = summary_line(status.summary, status.duplicates, elapsed)
         out.print(line + f" [{status.status.lower()}]", markup=False)
+        out.print(f"execution: {status.execution_arn}", markup=False)
     if status.running:
         return 0
     if status.cause and status.status != "SUCCEEDED":
@@ -270,7 +305,12 @@ def _data_dir(cfg: Config, data_dir: Path | None) -> Path:
 
 
 def _run_local(
-    cfg: Config, spec: JobInput, data_dir: Path | None, output: Output, force: bool
+    cfg: Config,
+    spec: JobInput,
+    data_dir: Path | None,
+    output: Output,
+    force: bool,
+    key_base: str | None = None,
 ) -> LocalRunResult:
     from imgflow.local.runner import LocalJob, run_job
     from imgflow.render import RunProgress
@@ -282,6 +322,7 @@ def _run_local(
         batch_size=cfg.job.batch_size,
         max_batches=cfg.job.max_batches,
         force=force,
+        key_base=key_base,
     )
     folder = _data_dir(cfg, data_dir)
     started = time.monotonic()
@@ -304,7 +345,7 @@ def _show_local_run(
 ) -> str:
     from imgflow.local.db import Database
     from imgflow.local.runner import DB_NAME
-    from imgflow.render import TABLE_ROWS, results_table, summary_line, write_json
+    from imgflow.render import TABLE_ROWS, results_table, show_table, summary_line, write_json
 
     db = Database(folder / DB_NAME)
     try:
@@ -317,8 +358,9 @@ def _show_local_run(
             write_json(sys.stdout, run_id, info.backend, summary, db.records(run_id), extra)
         else:
             failures_only = summary.total > TABLE_ROWS  # the table lists only failures then
-            records = db.records(run_id, only_failed=failures_only)
-            out.print(results_table(records, summary.total, title=f"run {run_id}"))
+            if show_table(summary):
+                records = db.records(run_id, only_failed=failures_only)
+                out.print(results_table(records, summary.total, title=f"run {run_id}"))
             out.print(
                 summary_line(summary, info.duplicates, elapsed) + f" [{info.state}]", markup=False
             )
@@ -349,7 +391,10 @@ def status(
         from imgflow.local.runner import DB_NAME
 
         if not (folder / DB_NAME).exists():
-            raise UsageError(f"no runs yet in {folder}")
+            raise UsageError(
+                f"no runs yet in {folder} (the data folder comes from --data-dir, "
+                f"local.data_dir in ./imgflow.yaml or {config_mod.user_config_path()})"
+            )
         if run_id is None:
             _list_runs(folder, output)
             return
@@ -435,6 +480,9 @@ def serve(
 
 
 DEMO_PORT = 8765
+# Demo images are stored under the keys of this base URL whatever port serves them, so a
+# second demo (on another port when 8765 is busy) reuses the same folder.
+DEMO_KEY_BASE = f"http://127.0.0.1:{DEMO_PORT}"
 
 
 @app.command()
@@ -463,6 +511,10 @@ def demo(
             server = serve_directory(FLAGS_DIR, port=DEMO_PORT)
         except OSError:
             server = serve_directory(FLAGS_DIR)
+            _warn(
+                f"port {DEMO_PORT} is busy, so the flags are served at {server.base_url}; "
+                f"they are still stored under {DEMO_KEY_BASE.split('//')[1]}/"
+            )
         with server:
             spec = jobinput.from_paths_file(server.base_url, str(PATHS_FILE))
             err.print(
@@ -470,7 +522,7 @@ def demo(
                 f"  imgflow run --base-url {server.base_url} --paths-file {PATHS_FILE}"
                 f" --concurrency {concurrency}"
             )
-            result = _run_local(cfg, spec, data_dir, output, force)
+            result = _run_local(cfg, spec, data_dir, output, force, key_base=DEMO_KEY_BASE)
         failed = result.summary.failed
         if failed == 1 and result.failures_file is not None:
             err.print(
