@@ -11,8 +11,45 @@ from infra import iam
 from infra.names import Names
 
 NAMES = Names("demo", "123456789012", "us-east-1")
-OTHER = Names("other", "123456789012", "us-east-1")
 PREFIX = "images/"
+
+
+class Arns:
+    """The ARNs of a deployment in account 123456789012, us-east-1, written out by hand (not
+    from infra.names, the code under test) as AWS documents them."""
+
+    def __init__(self, deployment: str) -> None:
+        where = "us-east-1:123456789012"
+        self.bucket = f"arn:aws:s3:::{deployment}-images-eb805c6c"
+        self.table = f"arn:aws:dynamodb:{where}:table/{deployment}-index"
+        self.topic = f"arn:aws:sns:{where}:{deployment}-failures"
+        self.state_machine = f"arn:aws:states:{where}:stateMachine:{deployment}-pipeline"
+        self.execution = f"arn:aws:states:{where}:execution:{deployment}-pipeline:run-1"
+        self._where = where
+        self._deployment = deployment
+
+    def function(self, role: str) -> str:
+        return f"arn:aws:lambda:{self._where}:function:{self._deployment}-{role}"
+
+    def log_group(self, role: str) -> str:
+        return f"arn:aws:logs:{self._where}:log-group:/aws/lambda/{self._deployment}-{role}"
+
+
+DEMO = Arns("demo")
+OTHER = Arns("other")
+
+
+def test_the_policies_name_the_deployments_resources() -> None:
+    assert (NAMES.bucket_arn, NAMES.table_arn, NAMES.topic_arn) == (
+        DEMO.bucket,
+        DEMO.table,
+        DEMO.topic,
+    )
+    assert NAMES.state_machine_arn == DEMO.state_machine
+    assert NAMES.executions_arn.replace("*", "run-1") == DEMO.execution
+    for role in ("plan", "download", "consolidate"):
+        assert NAMES.function_arn(role) == DEMO.function(role)
+        assert NAMES.log_group_arn(role) == DEMO.log_group(role)
 
 
 def _allowed(policy: iam.Policy, action: str, resource: str) -> bool:
@@ -40,45 +77,44 @@ def test_no_wildcard_resource_outside_logs(purpose: str) -> None:
 
 def test_download_role_writes_its_bucket_and_table_only() -> None:
     policy = iam.download_policy(NAMES, PREFIX)
-    assert _allowed(policy, "s3:PutObject", f"{NAMES.bucket_arn}/images/example.com/a.jpg")
-    assert _allowed(policy, "s3:PutObject", f"{NAMES.bucket_arn}/jobs/run-1/results/0.json")
-    assert not _allowed(policy, "s3:PutObject", f"{OTHER.bucket_arn}/images/a.jpg")
-    assert not _allowed(policy, "s3:PutObject", f"{NAMES.bucket_arn}/elsewhere/a.jpg")
-    assert not _allowed(policy, "s3:DeleteObject", f"{NAMES.bucket_arn}/images/a.jpg")
-    assert _allowed(policy, "dynamodb:BatchWriteItem", NAMES.table_arn)
-    assert not _allowed(policy, "dynamodb:BatchWriteItem", OTHER.table_arn)
-    assert not _allowed(policy, "dynamodb:DeleteTable", NAMES.table_arn)
-    assert not _allowed(policy, "sns:Publish", NAMES.topic_arn)
+    assert _allowed(policy, "s3:PutObject", f"{DEMO.bucket}/images/example.com/a.jpg")
+    assert _allowed(policy, "s3:PutObject", f"{DEMO.bucket}/jobs/run-1/results/0.json")
+    assert not _allowed(policy, "s3:PutObject", f"{OTHER.bucket}/images/a.jpg")
+    assert not _allowed(policy, "s3:PutObject", f"{DEMO.bucket}/elsewhere/a.jpg")
+    assert not _allowed(policy, "s3:DeleteObject", f"{DEMO.bucket}/images/a.jpg")
+    assert _allowed(policy, "dynamodb:BatchWriteItem", DEMO.table)
+    assert not _allowed(policy, "dynamodb:BatchWriteItem", OTHER.table)
+    assert not _allowed(policy, "dynamodb:DeleteTable", DEMO.table)
+    assert not _allowed(policy, "sns:Publish", DEMO.topic)
 
 
 def test_api_role_starts_its_state_machine_only() -> None:
     policy = iam.api_policy(NAMES)
-    assert _allowed(policy, "states:StartExecution", NAMES.state_machine_arn)
-    assert not _allowed(policy, "states:StartExecution", OTHER.state_machine_arn)
-    assert not _allowed(policy, "states:StopExecution", NAMES.state_machine_arn)
+    assert _allowed(policy, "states:StartExecution", DEMO.state_machine)
+    assert not _allowed(policy, "states:StartExecution", OTHER.state_machine)
+    assert not _allowed(policy, "states:StopExecution", DEMO.state_machine)
 
 
 def test_state_machine_role_invokes_its_functions_and_map_runs() -> None:
     policy = iam.state_machine_policy(NAMES)
     for role in ("plan", "download", "consolidate"):
-        assert _allowed(policy, "lambda:InvokeFunction", NAMES.function_arn(role))
-        assert _allowed(policy, "lambda:InvokeFunction", NAMES.function_arn(role) + ":$LATEST")
-        assert not _allowed(policy, "lambda:InvokeFunction", OTHER.function_arn(role))
-    assert _allowed(policy, "sns:Publish", NAMES.topic_arn)
-    assert not _allowed(policy, "sns:Publish", OTHER.topic_arn)
-    assert _allowed(policy, "s3:GetObject", f"{NAMES.bucket_arn}/jobs/run-1/manifest.json")
-    assert not _allowed(policy, "s3:GetObject", f"{NAMES.bucket_arn}/images/a.jpg")
-    assert _allowed(policy, "states:StartExecution", NAMES.state_machine_arn)
-    execution = NAMES.executions_arn.replace("*", "run-1")
-    assert _allowed(policy, "states:DescribeExecution", execution)
-    assert not _allowed(policy, "states:StartExecution", OTHER.state_machine_arn)
+        assert _allowed(policy, "lambda:InvokeFunction", DEMO.function(role))
+        assert _allowed(policy, "lambda:InvokeFunction", DEMO.function(role) + ":$LATEST")
+        assert not _allowed(policy, "lambda:InvokeFunction", OTHER.function(role))
+    assert _allowed(policy, "sns:Publish", DEMO.topic)
+    assert not _allowed(policy, "sns:Publish", OTHER.topic)
+    assert _allowed(policy, "s3:GetObject", f"{DEMO.bucket}/jobs/run-1/manifest.json")
+    assert not _allowed(policy, "s3:GetObject", f"{DEMO.bucket}/images/a.jpg")
+    assert _allowed(policy, "states:StartExecution", DEMO.state_machine)
+    assert _allowed(policy, "states:DescribeExecution", DEMO.execution)
+    assert not _allowed(policy, "states:StartExecution", OTHER.state_machine)
 
 
 def test_plan_and_consolidate_roles_stay_under_jobs() -> None:
     for policy in (iam.plan_policy(NAMES), iam.consolidate_policy(NAMES)):
-        assert _allowed(policy, "s3:PutObject", f"{NAMES.bucket_arn}/jobs/run-1/batches.json")
-        assert not _allowed(policy, "s3:PutObject", f"{NAMES.bucket_arn}/images/a.jpg")
-        assert not _allowed(policy, "s3:PutObject", f"{OTHER.bucket_arn}/jobs/x")
+        assert _allowed(policy, "s3:PutObject", f"{DEMO.bucket}/jobs/run-1/batches.json")
+        assert not _allowed(policy, "s3:PutObject", f"{DEMO.bucket}/images/a.jpg")
+        assert not _allowed(policy, "s3:PutObject", f"{OTHER.bucket}/jobs/x")
     consolidate = iam.consolidate_policy(NAMES)
     listing = consolidate["Statement"][1]
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["jobs/*"]}}
@@ -93,21 +129,21 @@ def test_function_roles_write_only_their_own_log_group(role: str) -> None:
             "Sid": "Logs",
             "Effect": "Allow",
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": [f"{NAMES.log_group_arn(role)}:*"],
+            "Resource": [f"{DEMO.log_group(role)}:*"],
         }
     ]
-    own = f"{NAMES.log_group_arn(role)}:log-stream:2024/01/01/[$LATEST]abc"
+    own = f"{DEMO.log_group(role)}:log-stream:2024/01/01/[$LATEST]abc"
     assert _allowed(policy, "logs:CreateLogStream", own)
     assert _allowed(policy, "logs:PutLogEvents", own)
     for other in (
-        *(NAMES.log_group_arn(r) for r in ("plan", "download", "consolidate") if r != role),
-        OTHER.log_group_arn(role),
-        f"{NAMES.log_group_arn(role)}-x",  # a group whose name merely starts like ours
+        *(DEMO.log_group(r) for r in ("plan", "download", "consolidate") if r != role),
+        OTHER.log_group(role),
+        f"{DEMO.log_group(role)}-x",  # a group whose name merely starts like ours
     ):
         assert not _allowed(policy, "logs:PutLogEvents", f"{other}:log-stream:s")
     # deploy creates, tags, retains and deletes the group; the function only writes to it
     for action in ("logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy"):
-        assert not _allowed(policy, action, f"{NAMES.log_group_arn(role)}:*")
+        assert not _allowed(policy, action, f"{DEMO.log_group(role)}:*")
 
 
 def test_trust_policies_name_the_right_service() -> None:
