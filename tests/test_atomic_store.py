@@ -110,6 +110,18 @@ def reader(paths: list[Path], stop: Path) -> Iterator[list[str]]:
         lines.extend(out.splitlines())
 
 
+def imgflow_run(
+    server: FaultServer, tmp_path: Path, data: Path
+) -> subprocess.CompletedProcess[str]:
+    """``imgflow run`` of tmp_path/paths.txt into `data` (fsync on, as by default)."""
+    command = [sys.executable, "-m", "imgflow.cli", "run", "--base-url", server.base_url]
+    command += ["--paths-file", str(tmp_path / "paths.txt"), "--data-dir", str(data), "-c", "2"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")}
+    return subprocess.run(
+        [*command, "-o", "json"], env=clean, capture_output=True, text=True, timeout=120
+    )
+
+
 def test_a_reader_never_sees_a_partial_file(fault_server: FaultServer, tmp_path: Path) -> None:
     bodies = {path: image(i) for i, path in enumerate(IMAGES)}
     for path, body in bodies.items():
@@ -119,25 +131,8 @@ def test_a_reader_never_sees_a_partial_file(fault_server: FaultServer, tmp_path:
     final = data / "images" / f"127.0.0.1:{fault_server.port}" / "big"
     final.mkdir(parents=True)  # so inotify can watch the folder before the first byte
     watch = Inotify(final)
-    command = [
-        sys.executable,
-        "-m",
-        "imgflow.cli",
-        "run",
-        "--base-url",
-        fault_server.base_url,
-        "--paths-file",
-        str(tmp_path / "paths.txt"),
-        "--data-dir",
-        str(data),
-        "-c",
-        "2",
-        "-o",
-        "json",
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")}
     with reader([final / Path(p).name for p in IMAGES], tmp_path / "stop") as sizes:
-        run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        run = imgflow_run(fault_server, tmp_path, data)
     watch.close()
     assert run.returncode == 0, run.stderr
     for path, body in bodies.items():
@@ -163,3 +158,27 @@ def test_a_key_never_points_outside_the_store(tmp_path: Path, key: str) -> None:
         store.put(key, b"GIF89a", "image/gif")
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert written == []
+
+
+def test_temporary_files_of_dead_runs_are_swept_and_live_ones_kept(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    dead_pid = int(ended.stdout)
+    tmp = tmp_path / "data" / "tmp"
+    dead = tmp / f"20260101-000000-aaaaaa.pid{dead_pid}"
+    live = tmp / f"20260101-000000-bbbbbb.pid{os.getpid()}"
+    for folder in (dead, live):
+        folder.mkdir(parents=True)
+        (folder / "1.part").write_bytes(b"GIF89a half")
+    fault_server.set("/a.gif", Trickle(b"GIF89a" + bytes(100)))
+    (tmp_path / "paths.txt").write_text("a.gif\n")
+    run = imgflow_run(fault_server, tmp_path, tmp_path / "data")
+    assert run.returncode == 0, run.stderr
+    assert not dead.exists()
+    assert (live / "1.part").read_bytes() == b"GIF89a half"

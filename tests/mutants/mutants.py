@@ -46,7 +46,9 @@ MUTANTS: list[Mutant] = [
         "imgflow/local/runner.py",
         "if mark and pid.isdigit() and process_alive(int(pid)):",
         "if mark and pid.isdigit():",
-        ("tests/test_cli.py::test_killed_run_is_consistent_and_a_rerun_completes",),
+        (
+            "tests/test_atomic_store.py::test_temporary_files_of_dead_runs_are_swept_and_live_ones_kept",
+        ),
     ),
     # -- one record per path ----------------------------------------------------------------
     Mutant(
