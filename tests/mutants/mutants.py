@@ -130,11 +130,11 @@ MUTANTS: list[Mutant] = [
         ("tests/test_local_run.py::test_politeness_cap_per_batch_and_in_total",),
     ),
     Mutant(
-        "shared-cap-plus-one",
+        "total-cap-plus-one",
         "at most concurrency x max-batches requests in flight (README)",
         "imgflow/local/runner.py",
-        "shared = asyncio.Semaphore(in_flight)",
-        "shared = asyncio.Semaphore(in_flight + 1)",
+        "in_flight = self.job.concurrency * self.job.max_batches",
+        "in_flight = self.job.concurrency * self.job.max_batches + 1",
         ("tests/test_limits.py::test_the_next_batch_borrows_no_slot_beyond_the_total_cap",),
     ),
     Mutant(
