@@ -78,11 +78,16 @@ def test_a_get_on_a_fresh_connection_is_not_resent(
 
 
 @TRANSPORTS
+@pytest.mark.parametrize(
+    "reply",
+    [Raw(b"HTTP/1.1 200 OK\r\nContent-Le"), Reset(before_headers=False)],
+    ids=["half-a-head", "half-a-body"],
+)
 def test_a_get_the_server_began_answering_is_not_resent(
-    fault_server: FaultServer, transport: str
+    fault_server: FaultServer, transport: str, reply: Raw | Reset
 ) -> None:
     fault_server.set("/a.gif", Ok(GIF))
-    fault_server.set("/half.gif", Reset(before_headers=False))
+    fault_server.set("/half.gif", reply)
 
     async def exchange(client: httpx.AsyncClient) -> None:
         await client.get(fault_server.url("/a.gif"))
