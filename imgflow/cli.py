@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from imgflow import config as config_mod
 from imgflow.config import Config
-from imgflow.errors import ImgflowError, UsageError
+from imgflow.errors import ConfigError, ImgflowError, UsageError
 
 if TYPE_CHECKING:
     from imgflow.aws.client import Aws
@@ -174,6 +174,43 @@ def run(
             "--via-api", help="aws: POST the original body to the HTTP API (SigV4-signed)."
         ),
     ] = False,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            "-H",
+            help="Extra request header 'Name: value' (repeatable; replaces a fetch.headers "
+            "entry of the same name).",
+        ),
+    ] = None,
+    user_agent: Annotated[
+        str | None,
+        typer.Option("--user-agent", "-A", help="User-Agent header (fetch.user_agent)."),
+    ] = None,
+    proxy: Annotated[
+        str | None,
+        typer.Option(
+            "--proxy",
+            help="Proxy for every request, http://[user:password@]host:port (fetch.proxy; "
+            "default: HTTP_PROXY / HTTPS_PROXY / ALL_PROXY, NO_PROXY bypasses).",
+        ),
+    ] = None,
+    no_proxy: Annotated[
+        bool,
+        typer.Option("--no-proxy", help="Use no proxy, whatever the config or environment say."),
+    ] = False,
+    ca_bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-bundle",
+            help="PEM file of CA certificates to trust instead of the default bundle "
+            "(fetch.ca_bundle; default: SSL_CERT_FILE / SSL_CERT_DIR, else certifi's).",
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", help="Do not verify TLS certificates (prints a warning)."),
+    ] = False,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     output: OutputOpt = Output.table,
@@ -189,8 +226,12 @@ def run(
                 "max_batches": max_batches,
                 "tolerate_failures": tolerate_failures,
             },
+            fetch=_fetch_overrides(
+                cfg, header or [], user_agent, proxy, no_proxy, ca_bundle, insecure
+            ),
             **{"": {"backend": backend.value if backend else None}},
         )
+        network_flags = bool(header or user_agent or proxy or no_proxy or ca_bundle or insecure)
         from imgflow import jobinput
 
         if (paths_file is None) == (job is None):
@@ -213,15 +254,84 @@ def run(
             if cfg.backend == "aws":
                 if force or data_dir is not None:
                     raise UsageError("--force and --data-dir go with the local backend")
+                if network_flags:
+                    raise UsageError(
+                        "--header, --user-agent, --proxy, --no-proxy, --ca-bundle and "
+                        "--insecure go with the local backend (for aws, set fetch.* in "
+                        "imgflow.yaml and deploy)"
+                    )
                 code = _run_aws(cfg, spec, output, no_wait, via_api)
             elif via_api or no_wait:
                 raise UsageError("--via-api and --no-wait go with --backend aws")
             else:
+                _check_network(cfg)
                 result = _run_local(cfg, spec, data_dir, output, force)
                 code = 0 if result.state == "succeeded" else 1
         finally:
             spec.cleanup()
     raise typer.Exit(code)
+
+
+def _fetch_overrides(
+    cfg: Config,
+    headers: list[str],
+    user_agent: str | None,
+    proxy: str | None,
+    no_proxy: bool,
+    ca_bundle: Path | None,
+    insecure: bool,
+) -> dict[str, object]:
+    """fetch.* overrides from run's flags, each checked and named by its flag."""
+    from imgflow.engine.proxy import ProxySettingError, parse_proxy
+    from imgflow.engine.request_headers import HeaderError, parse_header
+
+    values: dict[str, object] = {"user_agent": user_agent}
+    if user_agent is not None and any(c in user_agent for c in "\r\n\0"):
+        raise UsageError("--user-agent: cannot contain CR, LF or NUL")
+    if headers:
+        names = set()
+        for text in headers:
+            try:
+                names.add(parse_header(text)[0].lower())
+            except HeaderError as exc:
+                raise UsageError(f"--header: {exc}") from None
+        kept = [h for h in cfg.fetch.headers if h.partition(":")[0].strip().lower() not in names]
+        values["headers"] = (*kept, *headers)
+    if proxy is not None and no_proxy:
+        raise UsageError("--proxy and --no-proxy do not go together")
+    if proxy is not None:
+        try:
+            parse_proxy(proxy, "--proxy")
+        except ProxySettingError as exc:
+            raise UsageError(str(exc)) from None
+        values["proxy"] = proxy
+    if no_proxy:
+        values["no_proxy"] = "*"
+    if ca_bundle is not None:
+        if not ca_bundle.expanduser().is_file():
+            raise UsageError(f"--ca-bundle: {ca_bundle}: no such file")
+        values["ca_bundle"] = str(ca_bundle.expanduser().absolute())
+    if insecure:
+        values["insecure"] = True
+    return values
+
+
+def _check_network(cfg: Config) -> None:
+    """The proxy and TLS settings as a fetch would read them (environment included), so a
+    bad one stops the run before anything is written; warn when TLS is not verified."""
+    from imgflow.engine.proxy import router
+    from imgflow.engine.tls import ssl_context
+
+    try:
+        router(cfg.fetch)
+        ssl_context(cfg.fetch)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if cfg.fetch.insecure:
+        err.print(
+            "[yellow]warning:[/] TLS certificates are not verified (--insecure or "
+            "fetch.insecure): anyone on the path can read and change the images"
+        )
 
 
 def _aws_target(cfg: Config) -> tuple[Aws, DeploymentOutputs]:

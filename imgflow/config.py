@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import yaml
 
+from imgflow.engine.proxy import ProxySettingError, parse_no_proxy, parse_proxy
+from imgflow.engine.request_headers import HeaderError, parse_header
 from imgflow.engine.settings import FetchConfig
 from imgflow.errors import ConfigError
 
@@ -171,7 +173,13 @@ def _env_value(raw: str, tp: Any) -> Any:
     if tp is str or (str in args and raw.strip().lower() not in ("", "null", "~", "none")):
         return raw
     if typing.get_origin(tp) is tuple:
-        return [v.strip() for v in raw.split(",") if v.strip()]
+        if raw.lstrip().startswith("["):  # a YAML list, for items holding commas
+            try:
+                return yaml.safe_load(raw)
+            except yaml.YAMLError:
+                return raw
+        separator = "\n" if "\n" in raw else ","
+        return [v.strip() for v in raw.split(separator) if v.strip()]
     try:
         return yaml.safe_load(raw)
     except yaml.YAMLError:
@@ -281,6 +289,27 @@ def _validate(cfg: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    _validate_network(cfg.fetch)
+
+
+def _validate_network(fetch: FetchConfig) -> None:
+    """The proxy, TLS and header keys (the environment is checked when a run starts)."""
+    for i, text in enumerate(fetch.headers):
+        try:
+            parse_header(text)
+        except HeaderError as exc:
+            raise ConfigError(f"fetch.headers[{i}]: {exc}") from None
+    if any(c in fetch.user_agent for c in "\r\n\0"):
+        raise ConfigError("fetch.user_agent: cannot contain CR, LF or NUL")
+    try:
+        if fetch.proxy is not None:
+            parse_proxy(fetch.proxy, "fetch.proxy")
+    except ProxySettingError as exc:
+        raise ConfigError(str(exc)) from None
+    if fetch.no_proxy is not None:
+        parse_no_proxy(fetch.no_proxy)
+    if fetch.ca_bundle is not None and not Path(fetch.ca_bundle).expanduser().is_file():
+        raise ConfigError(f"fetch.ca_bundle: {fetch.ca_bundle}: no such file")
 
 
 def _valid_name(name: str) -> bool:
@@ -304,10 +333,20 @@ def from_mapping(
     env = {
         k: v for k, v in (os.environ if env is None else env).items() if k.startswith("IMGFLOW_")
     }
+    data = _headers_as_list(data)
     cfg: Config = _build(Config, data, "", env)
     cfg = dataclasses.replace(cfg, source=source)
     _validate(cfg)
     return cfg
+
+
+def _headers_as_list(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """fetch.headers may be a mapping {Name: value}: the list of "Name: value" it means."""
+    fetch = data.get("fetch")
+    if not isinstance(fetch, Mapping) or not isinstance(fetch.get("headers"), Mapping):
+        return data
+    headers = [f"{name}: {value}" for name, value in fetch["headers"].items()]
+    return {**data, "fetch": {**fetch, "headers": headers}}
 
 
 def user_config_path(env: Mapping[str, str] | None = None) -> Path:
