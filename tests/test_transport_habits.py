@@ -134,6 +134,19 @@ def test_no_body_statuses_leave_the_connection_usable(
 
 
 @TRANSPORTS
+def test_a_head_reply_has_no_body(fault_server: FaultServer, transport: str) -> None:
+    fault_server.set("/a.gif", Ok(GIF))  # HEAD: the head says Content-Length, no body follows
+
+    async def exchange(client: httpx.AsyncClient) -> None:
+        head = await client.head(fault_server.url("/a.gif"))
+        assert head.headers["content-length"] == str(len(GIF)) and head.content == b""
+        assert (await client.get(fault_server.url("/a.gif"))).content == GIF
+
+    with_client(transport, exchange)
+    assert fault_server.count("/a.gif") == 2  # (imgflow's transport never reuses after HEAD)
+
+
+@TRANSPORTS
 def test_chunked_trailers_are_read_and_the_connection_reused(
     fault_server: FaultServer, transport: str
 ) -> None:
