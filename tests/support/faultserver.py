@@ -300,7 +300,7 @@ class FaultServer:
         with self._changed:
             self._connections += 1
         connection = next(self._connection_ids)
-        cancelled = False
+        cancelled = idle = False
         try:
             served = 0
             while request := await self._next_request(reader, connection, served):
@@ -308,6 +308,8 @@ class FaultServer:
                 keep_alive = await self._handle(request, reader, writer)
                 if not (keep_alive and request.keep_alive):
                     break
+            else:
+                idle = bool(served) and not reader.at_eof()
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         except asyncio.CancelledError:
@@ -315,6 +317,10 @@ class FaultServer:
         finally:
             self._tasks.discard(task)
             await _close(writer, abort=cancelled)
+            if idle:  # counted once the FIN is out, so a waiting test sees a closed connection
+                with self._changed:
+                    self._idle_closes += 1
+                    self._changed.notify_all()
 
     async def _handle(
         self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -355,9 +361,6 @@ class FaultServer:
         try:
             return await _read_request(reader, connection, limit)
         except TimeoutError:
-            with self._changed:
-                self._idle_closes += 1
-                self._changed.notify_all()
             return None
 
     def _end_abandoned(self, now: float) -> None:
