@@ -319,12 +319,12 @@ def _fetch_overrides(
 def _check_network(cfg: Config) -> None:
     """The proxy and TLS settings as a fetch would read them (environment included), so a
     bad one stops the run before anything is written; warn when TLS is not verified."""
+    from imgflow.engine import tls
     from imgflow.engine.proxy import router
-    from imgflow.engine.tls import ssl_context
 
     try:
         router(cfg.fetch)
-        ssl_context(cfg.fetch)
+        tls.check(cfg.fetch)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if cfg.fetch.insecure:
