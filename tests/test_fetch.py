@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gzip
+import socket
 from collections.abc import Callable
 
 import pytest
@@ -143,7 +144,15 @@ def test_slow_but_complete_response_succeeds(
     fault_server: FaultServer, settings: FetchConfig
 ) -> None:
     fault_server.set("/slow.gif", Delay(0.2, Ok(GIF)))
-    assert isinstance(fetch(settings, fault_server.url("/slow.gif")), Fetched)
+    result = fetch(settings, fault_server.url("/slow.gif"))
+    assert isinstance(result, Fetched)
+    assert (result.data, result.status_code, result.content_type, result.attempts) == (
+        GIF,
+        200,
+        "image/gif",
+        1,
+    )
+    assert fault_server.count("/slow.gif") == 1
 
 
 def test_oversize_by_content_length(fault_server: FaultServer, settings: FetchConfig) -> None:
@@ -254,10 +263,20 @@ def test_connection_refused(settings: FetchConfig) -> None:
     assert result.message == f"Connection refused: {url}"
 
 
-def test_dns_failure(settings: FetchConfig) -> None:
+def test_dns_failure(settings: FetchConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The name fails in a stub resolver: no query leaves the machine."""
+    asked: list[object] = []
+
+    def no_such_host(host: object, *args: object, **kwargs: object) -> object:
+        asked.append(host.decode() if isinstance(host, bytes) else host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
     result = fetch(dataclasses.replace(settings, retries=0), "http://no-such-host.invalid/a.gif")
     assert isinstance(result, FetchFailure)
-    assert result.message.startswith(messages.DNS_FAILED)
+    url = "http://no-such-host.invalid/a.gif"
+    assert result.message == messages.failure(messages.DNS_FAILED, url, "Name or service not known")
+    assert asked and set(asked) == {"no-such-host.invalid"}
 
 
 def test_keep_alive_reuses_connections(fault_server: FaultServer) -> None:
