@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gzip
+import re
 import socket
 from collections.abc import Callable
 
@@ -87,15 +88,32 @@ def test_500_then_200_is_retried(fault_server: FaultServer, settings: FetchConfi
     assert isinstance(result, Fetched) and result.attempts == 2
 
 
-def test_persistent_503_fails_after_retries(
+def test_persistent_502_fails_after_retries(
     fault_server: FaultServer, settings: FetchConfig
 ) -> None:
-    fault_server.set("/s.gif", Status(503))
+    fault_server.set("/s.gif", Status(502))
     url = fault_server.url("/s.gif")
     result = fetch(settings, url)
     assert isinstance(result, FetchFailure)
-    assert result.message == f"HTTP error 503 - Service Unavailable: {url}"
+    assert result.message == f"HTTP error 502 - Bad Gateway: {url}"
     assert result.attempts == 3 and fault_server.count("/s.gif") == 3
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_a_throttling_host_is_retried_for_its_patience_not_a_count(
+    fault_server: FaultServer, settings: FetchConfig, status: int
+) -> None:
+    """429 and 503 outlast `retries` (2 here): they end only when throttle_patience does."""
+    fault_server.set("/s.gif", Status(status))
+    url = fault_server.url("/s.gif")
+    patient = dataclasses.replace(settings, throttle_patience=1.5)
+    result = fetch(patient, url)
+    assert isinstance(result, FetchFailure)
+    assert result.status_code == status
+    assert re.fullmatch(
+        rf"Throttled: {re.escape(url)} \({status} for [12] s, (\d+) attempts\)", result.message
+    ), result.message
+    assert result.attempts > 3 and fault_server.count("/s.gif") == result.attempts
 
 
 def test_other_4xx_is_not_retried(fault_server: FaultServer, settings: FetchConfig) -> None:
