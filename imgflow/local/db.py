@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS results (
     content_type TEXT,
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
+    finished_at REAL,
     PRIMARY KEY (run_id, seq),
     UNIQUE (run_id, path)
 );
@@ -144,6 +145,7 @@ class Database:
                 columns = {row[1] for row in self.conn.execute("PRAGMA table_info(images)")}
                 if "mtime_ns" not in columns:
                     self.conn.execute("ALTER TABLE images ADD COLUMN mtime_ns INTEGER")
+                _add_missing_column(self.conn, "results", "finished_at", "REAL")
             except BaseException:
                 self.conn.close()
                 raise
@@ -370,14 +372,18 @@ class Database:
         self,
         run_id: str,
         records: Sequence[ResultRecord],
+        finished: Sequence[float] | None = None,
+        *,
         mtimes: Mapping[str, int] | None = None,
     ) -> None:
         """In one transaction: index the stored records and save every record's result.
 
+        `finished` holds each record's end time (default: now), for the report's rate chart;
         `mtimes` gives stored files' modification times by key, checked when a later run
         skips them.
         """
         now = time.time()
+        times = finished if finished is not None else [now] * len(records)
         mtimes = mtimes or {}
         stored = [
             (r.url, r.key, r.bytes, r.sha256, r.content_type, run_id, now, mtimes.get(r.key or ""))
@@ -393,10 +399,11 @@ class Database:
                 r.content_type,
                 r.error,
                 r.attempts,
+                at,
                 run_id,
                 r.path,
             )
-            for r in records
+            for r, at in zip(records, times, strict=True)
         ]
         self.conn.execute("BEGIN")
         try:
@@ -407,7 +414,8 @@ class Database:
             )
             self.conn.executemany(
                 "UPDATE results SET outcome = ?, status_code = ?, bytes = ?, sha256 = ?,"
-                " content_type = ?, error = ?, attempts = ? WHERE run_id = ? AND path = ?",
+                " content_type = ?, error = ?, attempts = ?, finished_at = ?"
+                " WHERE run_id = ? AND path = ?",
                 results,
             )
             self.conn.execute("COMMIT")
@@ -428,6 +436,13 @@ _RUN_COLUMNS = (
     "SELECT id, backend, base_url, concurrency, batch_size, max_batches, started_at,"
     " finished_at, state, pid, total, duplicates, stored, skipped, failed FROM runs"
 )
+
+
+def _add_missing_column(conn: sqlite3.Connection, table: str, column: str, kind: str) -> None:
+    """Add a column that databases made by an older imgflow lack."""
+    names = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    if column not in names:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
 def process_alive(pid: object) -> bool:

@@ -10,9 +10,9 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +20,7 @@ from imgflow.config import Config
 from imgflow.engine.batch import run_batch
 from imgflow.engine.fetch import Fetcher
 from imgflow.engine.plan import Item, item_for
+from imgflow.engine.politeness import OnChange
 from imgflow.engine.ports import StoredObject
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 from imgflow.errors import BackendError
@@ -68,6 +69,7 @@ class LocalRunResult:
     state: str
     failures_file: Path | None
     notify_problem: str
+    throttles: Mapping[str, int] = field(default_factory=dict)
 
 
 class RunInterrupted(BackendError):
@@ -88,19 +90,23 @@ def run_job(
     progress: Progress | None = None,
     run_id: str | None = None,
     on_wait: Callable[[str], None] | None = None,
+    on_throttle: OnChange | None = None,
 ) -> LocalRunResult:
     """Run `job` into `data_dir`; raises RunInterrupted after saving on SIGINT/SIGTERM.
 
     Every storage problem (the folder, a link in it, the index) is a StorageError of one
     line. Images are stored while holding the folder's lock (imgflow/local/folder.py);
-    `on_wait` hears which run holds it when this one has to wait.
+    `on_wait` hears which run holds it when this one has to wait; `on_throttle` hears
+    each time a host's politeness tightens (see engine.politeness).
     """
     folder = DataFolder(data_dir)
     try:
         db = folder.database()
         try:
             with sqlite_errors(db.path):
-                return _run(job, cfg, folder, db, run_id or new_run_id(), progress, on_wait)
+                return _run(
+                    job, cfg, folder, db, run_id or new_run_id(), progress, on_wait, on_throttle
+                )
         finally:
             db.close()
     finally:
@@ -115,6 +121,7 @@ def _run(
     run_id: str,
     progress: Progress | None,
     on_wait: Callable[[str], None] | None,
+    on_throttle: OnChange | None,
 ) -> LocalRunResult:
     db.create_run(run_id, job.base_url, job.concurrency, job.batch_size, job.max_batches)
     items = (item_for(job.base_url, p, job.key_base) for p in job.paths())
@@ -127,8 +134,11 @@ def _run(
         tmp, marker = folder.run_tmp(tmp_root, run_id)
         store = FileStore(folder.folder("images"), tmp, fsync=cfg.local.fsync)
         try:
-            _store_all(_Runner(job, cfg, db, store, run_id, progress), db, store, run_id)
-            return _consolidate(db, cfg, folder, run_id, duplicates, tmp)
+            runner = _Runner(job, cfg, db, store, run_id, progress)
+            runner.on_throttle = on_throttle
+            _store_all(runner, db, store, run_id)
+            result = _consolidate(db, cfg, folder, run_id, duplicates, tmp)
+            return replace(result, throttles=runner.throttles)
         finally:
             store.close()
             remove_tree(tmp_root, run_id)
@@ -218,7 +228,10 @@ class _Runner:
         self.progress = progress
         self.buffer: list[ResultRecord] = []
         self.stopped = False
+        self.finished: list[float] = []
         self.flushed = time.monotonic()
+        self.on_throttle: OnChange | None = None
+        self.throttles: dict[str, int] = {}
 
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
@@ -233,7 +246,11 @@ class _Runner:
         try:
             with ThreadPoolExecutor(max_workers=min(32, in_flight)) as pool:
                 async with Fetcher(self.cfg.fetch, max_connections=in_flight) as fetcher:
-                    await self._batches(batches, fetcher, pool, in_flight)
+                    fetcher.politeness.on_change = self.on_throttle
+                    try:
+                        await self._batches(batches, fetcher, pool, in_flight)
+                    finally:
+                        self.throttles = fetcher.politeness.throttles()
         finally:
             if task is not None and in_main:
                 for signum in previous:
@@ -312,6 +329,7 @@ class _Runner:
 
     def on_record(self, record: ResultRecord) -> None:
         self.buffer.append(record)
+        self.finished.append(time.time())
         if self.progress is not None:
             self.progress.record(record)
         # Live counts for `imgflow status RUN` while the run works: records reach the
@@ -327,6 +345,7 @@ class _Runner:
             keys = [r.key for r in records if r.outcome is Outcome.STORED and r.key]
             written = {key: found for key in keys if (found := self.store.written(key))}
             mtimes = {key: w.mtime_ns for key, w in written.items()}
+            finished, self.finished = self.finished, []
             with sqlite_errors(self.db.path):
-                self.db.record(self.run_id, records, mtimes)
+                self.db.record(self.run_id, records, finished, mtimes=mtimes)
             self.store.settle(keys)

@@ -46,17 +46,20 @@ class FileStore:
         self._sealed = False
         self._unsettled: dict[str, Written] = {}
 
+    def open(self, key: str) -> FileWriter:
+        """A writer into a new part file of the run, renamed to the key's file on commit."""
+        self.tree.parts(key)  # refuse a malformed key before anything is written
+        fd, name = self._temporary()
+        return FileWriter(self, key, fd, name)
+
     def put(self, key: str, data: bytes, content_type: str | None) -> None:
         """Write `data` to the key's file atomically."""
-        fd, name = self._temporary()
+        writer = self.open(key)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        except BaseException:
-            self._abort(fd, name)
-            raise
-        self._commit(key, fd, name)
+            writer.write(data)
+            writer.commit(content_type)
+        finally:
+            writer.abort()
 
     def _temporary(self) -> tuple[int, str]:
         with self._lock:
@@ -124,3 +127,39 @@ class FileStore:
     def close(self) -> None:
         """Close the folders' descriptors (the folders' owner closes `images` and `tmp`)."""
         self.tree.close()
+
+
+class FileWriter:
+    """One image being written to a part file; `commit` renames it into place.
+
+    Everything goes through the store's link-proof primitives: the part file is created
+    with O_EXCL | O_NOFOLLOW in the run's temporary folder, and `commit` renames it by
+    folder descriptor (refused once the store is sealed by an interrupt).
+    """
+
+    def __init__(self, store: FileStore, key: str, fd: int, name: str) -> None:
+        self._store = store
+        self._key = key
+        self._fd: int | None = fd
+        self._name = name
+
+    def write(self, chunk: bytes) -> None:
+        """Append `chunk` to the part file."""
+        if self._fd is None:
+            raise OSError("write after commit or abort")
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def commit(self, content_type: str | None) -> None:
+        """Flush (fsync when the store says so) and rename the part file to the key's file."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            raise OSError("commit after commit or abort")
+        self._store._commit(self._key, fd, self._name)
+
+    def abort(self) -> None:
+        """Close and remove the part file; nothing appears at the key (no-op after commit)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            self._store._abort(fd, self._name)
