@@ -174,6 +174,10 @@ def run(
             "--via-api", help="aws: POST the original body to the HTTP API (SigV4-signed)."
         ),
     ] = False,
+    report: Annotated[
+        bool,
+        typer.Option("--report", help="Write the run's HTML report at the end; prints its path."),
+    ] = False,
     header: Annotated[
         list[str] | None,
         typer.Option(
@@ -252,8 +256,8 @@ def run(
             _warn(hint)
         try:
             if cfg.backend == "aws":
-                if force or data_dir is not None:
-                    raise UsageError("--force and --data-dir go with the local backend")
+                if force or data_dir is not None or report:
+                    raise UsageError("--force, --data-dir and --report go with the local backend")
                 if network_flags:
                     raise UsageError(
                         "--header, --user-agent, --proxy, --no-proxy, --ca-bundle and "
@@ -267,6 +271,11 @@ def run(
                 _check_network(cfg)
                 result = _run_local(cfg, spec, data_dir, output, force)
                 code = 0 if result.state == "succeeded" else 1
+                if report:
+                    from imgflow.report import write_local
+
+                    written = write_local(result.data_dir, result.run_id)
+                    err.print(f"report: {written}", markup=False, soft_wrap=True)
         finally:
             spec.cleanup()
     raise typer.Exit(code)
@@ -319,12 +328,12 @@ def _fetch_overrides(
 def _check_network(cfg: Config) -> None:
     """The proxy and TLS settings as a fetch would read them (environment included), so a
     bad one stops the run before anything is written; warn when TLS is not verified."""
+    from imgflow.engine import tls
     from imgflow.engine.proxy import router
-    from imgflow.engine.tls import ssl_context
 
     try:
         router(cfg.fetch)
-        ssl_context(cfg.fetch)
+        tls.check(cfg.fetch)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if cfg.fetch.insecure:
@@ -555,6 +564,83 @@ def _list_runs(folder: Path, output: Output) -> None:
             str(r.summary.failed),
         )
     out.print(table)
+
+
+@app.command("report")
+def report_command(
+    run_id: Annotated[
+        str | None, typer.Argument(help="A local run id (default: the newest run).")
+    ] = None,
+    output_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="HTML file to write (default: <data-dir>/runs/<run>/report.html).",
+        ),
+    ] = None,
+    open_page: Annotated[bool, typer.Option("--open", help="Open the page in a browser.")] = False,
+    thumbnails: Annotated[
+        bool,
+        typer.Option(
+            "--thumbnails/--no-thumbnails",
+            help="Make missing thumbnails with Pillow (pip install 'imgflow\\[report]').",
+        ),
+    ] = True,
+    embed_thumbnails: Annotated[
+        bool,
+        typer.Option(
+            "--embed-thumbnails", help="Put the thumbnails inside the page (one file to share)."
+        ),
+    ] = False,
+    link_hours: Annotated[
+        int,
+        typer.Option(
+            "--link-hours", min=1, max=168, help="aws: how long the presigned image links last."
+        ),
+    ] = 168,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write a run as one self-contained HTML page: counts, rate, failures, a gallery.
+
+    The page loads nothing from the network but the images: a local run's are linked
+    relative to the page, an execution's by presigned S3 URLs. Prints the file written.
+    """
+    with _errors():
+        from imgflow.report import resolve_run, write_local
+
+        cfg = _load_config(config)
+        if run_id is not None and run_id.startswith("arn:"):
+            from imgflow.report.aws import write_aws
+
+            if data_dir is not None:
+                raise UsageError("--data-dir goes with local runs, not an execution ARN")
+            aws, outputs = _aws_target(cfg)
+            written = write_aws(
+                aws,
+                outputs.bucket,
+                cfg.storage.prefix,
+                run_id,
+                output_file,
+                link_seconds=link_hours * 3600,
+                embed_thumbnails=embed_thumbnails,
+            )
+        else:
+            folder = _data_dir(cfg, data_dir)
+            written = write_local(
+                folder,
+                resolve_run(folder, run_id),
+                output_file,
+                thumbnails=thumbnails,
+                embed_thumbnails=embed_thumbnails,
+            )
+        out.print(str(written), markup=False)
+        if open_page:
+            import webbrowser
+
+            webbrowser.open(written.as_uri())
+    raise typer.Exit(0)
 
 
 @app.command()

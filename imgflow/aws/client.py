@@ -22,6 +22,7 @@ API (kept stable):
   reads only AWS_DEFAULT_REGION); AWS_PROFILE and AWS_ENDPOINT_URL are left to botocore.
 - ``from_config(cfg, *, profile=None, region=None) -> Aws``: flags > ``aws.*`` config.
   ``aws.endpoint_url`` in config wins over AWS_ENDPOINT_URL.
+- ``Aws.presigned_get(bucket, key, seconds) -> str``: a SigV4-presigned GET URL.
 - ``Aws.s3() .dynamodb() .sns() .sqs() .iam() .lambda_() .stepfunctions() .apigatewayv2()
   .sts() .logs()``: typed clients.
 - ``Aws.on_call(hook)``: ``hook(operation_name, params)`` runs before every API call of
@@ -222,6 +223,19 @@ class Aws:
         """The S3 client."""
         client: S3Client = self._client("s3")
         return client
+
+    def presigned_get(self, bucket: str, key: str, seconds: int) -> str:
+        """A GET URL of one object, SigV4-presigned for `seconds` (botocore would sign with
+        SigV2 in us-east-1, which AWS no longer accepts everywhere)."""
+        if "s3v4" not in self._clients:
+            config = self._config.merge(botocore.config.Config(signature_version="s3v4"))
+            self._clients["s3v4"] = self._session.client(
+                "s3", endpoint_url=self.endpoint_url, config=config
+            )
+        url: str = self._clients["s3v4"].generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=seconds
+        )
+        return url
 
     def dynamodb(self) -> DynamoDBClient:
         """The DynamoDB client."""

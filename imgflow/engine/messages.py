@@ -24,6 +24,7 @@ REFUSED_TARGET = "Refused target"
 BATCH_FAILED = "Batch failed"
 STORE_FAILED = "Store failed"
 BAD_RESPONSE = "Bad response"
+EMPTY_BODY = "Empty body"
 PROXY_REFUSED = "Proxy refused"
 PROXY_UNREACHABLE = "Proxy unreachable"
 CERTIFICATE_REJECTED = "Certificate rejected"
@@ -45,6 +46,7 @@ CLASSES = (
     BATCH_FAILED,
     STORE_FAILED,
     BAD_RESPONSE,
+    EMPTY_BODY,
     PROXY_REFUSED,
     PROXY_UNREACHABLE,
     CERTIFICATE_REJECTED,

@@ -169,6 +169,7 @@ class _Runner:
         self.run_id = run_id
         self.progress = progress
         self.buffer: list[ResultRecord] = []
+        self.finished: list[float] = []
         self.flushed = time.monotonic()
 
     async def main(self) -> None:
@@ -245,6 +246,7 @@ class _Runner:
 
     def on_record(self, record: ResultRecord) -> None:
         self.buffer.append(record)
+        self.finished.append(time.time())
         if self.progress is not None:
             self.progress.record(record)
         # Live counts for `imgflow status RUN` while the run works: records reach the
@@ -256,4 +258,5 @@ class _Runner:
         self.flushed = time.monotonic()
         if self.buffer:
             records, self.buffer = self.buffer, []
-            self.db.record(self.run_id, records)
+            finished, self.finished = self.finished, []
+            self.db.record(self.run_id, records, finished)
