@@ -215,6 +215,20 @@ def run(
         bool,
         typer.Option("--insecure", help="Do not verify TLS certificates (prints a warning)."),
     ] = False,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate",
+            help="Most requests per second to each host, e.g. 0.5 (fetch.rate; default: "
+            "none, but a host that throttles is slowed down on its own).",
+        ),
+    ] = None,
+    burst: Annotated[
+        int | None,
+        typer.Option(
+            "--burst", min=1, help="Most requests a --rate lets go at once (fetch.burst, 1)."
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     output: OutputOpt = Output.table,
@@ -230,12 +244,17 @@ def run(
                 "max_batches": max_batches,
                 "tolerate_failures": tolerate_failures,
             },
-            fetch=_fetch_overrides(
-                cfg, header or [], user_agent, proxy, no_proxy, ca_bundle, insecure
-            ),
+            fetch={
+                **_fetch_overrides(
+                    cfg, header or [], user_agent, proxy, no_proxy, ca_bundle, insecure
+                ),
+                **_politeness_overrides(rate, burst),
+            },
             **{"": {"backend": backend.value if backend else None}},
         )
-        network_flags = bool(header or user_agent or proxy or no_proxy or ca_bundle or insecure)
+        network_flags = bool(
+            header or user_agent or proxy or no_proxy or ca_bundle or insecure
+        ) or (rate, burst) != (None, None)
         from imgflow import jobinput
 
         if (paths_file is None) == (job is None):
@@ -260,9 +279,9 @@ def run(
                     raise UsageError("--force, --data-dir and --report go with the local backend")
                 if network_flags:
                     raise UsageError(
-                        "--header, --user-agent, --proxy, --no-proxy, --ca-bundle and "
-                        "--insecure go with the local backend (for aws, set fetch.* in "
-                        "imgflow.yaml and deploy)"
+                        "--header, --user-agent, --proxy, --no-proxy, --ca-bundle, "
+                        "--insecure, --rate and --burst go with the local backend (for aws, "
+                        "set fetch.* in imgflow.yaml and deploy)"
                     )
                 code = _run_aws(cfg, spec, output, no_wait, via_api)
             elif via_api or no_wait:
@@ -279,6 +298,13 @@ def run(
         finally:
             spec.cleanup()
     raise typer.Exit(code)
+
+
+def _politeness_overrides(rate: float | None, burst: int | None) -> dict[str, object]:
+    """fetch.rate and fetch.burst from run's flags, named by their flag when wrong."""
+    if rate is not None and not rate > 0:  # (also refuses nan)
+        raise UsageError(f"--rate: must be greater than 0 requests per second, got {rate:g}")
+    return {"rate": rate, "burst": burst}
 
 
 def _fetch_overrides(
@@ -433,7 +459,7 @@ def _run_local(
     key_base: str | None = None,
 ) -> LocalRunResult:
     from imgflow.local.runner import LocalJob, run_job
-    from imgflow.render import RunProgress
+    from imgflow.render import RunProgress, throttle_line
 
     job = LocalJob(
         base_url=spec.base_url,
@@ -448,11 +474,14 @@ def _run_local(
     started = time.monotonic()
     if err.is_terminal:
         with RunProgress(err) as progress:
-            result = run_job(job, cfg, folder, progress)
+            result = run_job(job, cfg, folder, progress, on_throttle=progress.throttled)
     else:
         result = run_job(job, cfg, folder)
     elapsed = time.monotonic() - started
     _show_local_run(folder, result.run_id, output, result.duplicates, elapsed)
+    throttled = throttle_line(result.throttles)
+    if throttled is not None:
+        err.print(throttled, markup=False)
     if result.failures_file is not None:
         err.print(f"failures: {result.failures_file}")
     if result.notify_problem:
