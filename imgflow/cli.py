@@ -902,7 +902,7 @@ def deploy_command(
             err.print(f"[bold yellow]warning:[/] {warning}")
         command = _api_command(cfg, result.outputs)
         if output is Output.json:
-            out.print_json(json.dumps({**deploy_json(result), "api_command": command}))
+            out.print_json(json.dumps({**deploy_json(result), "apiCommand": command}))
         else:
             title = "plan (dry run: nothing changed)" if dry_run else "deploy"
             out.print(plan_table(result.plan.steps, title))
