@@ -240,7 +240,7 @@ MUTANTS: list[Mutant] = [
         "imgflow/engine/fetch.py",
         "RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})",
         "RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 504})",
-        ("tests/test_fetch.py::test_persistent_503_fails_after_retries",),
+        ("tests/test_fetch.py::test_a_throttling_host_is_retried_for_its_patience_not_a_count",),
     ),
     Mutant(
         "redirect-limit-plus-one",
@@ -405,7 +405,7 @@ MUTANTS: list[Mutant] = [
         "imgflow/engine/messages.py",
         'return f"{HTTP_ERROR} {code} - {reason}: {url}"',
         'return f"{HTTP_ERROR} {code}: {url}"',
-        ("tests/test_fetch.py::test_persistent_503_fails_after_retries",),
+        ("tests/test_fetch.py::test_persistent_502_fails_after_retries",),
     ),
     Mutant(
         "sns-summary-swapped",
@@ -434,7 +434,10 @@ MUTANTS: list[Mutant] = [
         '        _logs(names, "plan"),',
         '_allow("JobObjects", ["s3:PutObject"], [_jobs_objects(names)]),\n'
         '        _logs(names, "plan"),',
-        ("tests/aws/test_pipeline.py",),
+        (
+            "tests/aws/test_iam_policies.py::test_every_call_each_role_makes_is_allowed_and_nothing_unused",
+            "tests/aws/test_roles_enforced.py::test_the_pipeline_runs_with_each_role_enforced",
+        ),
         timeout=300.0,
     ),
     Mutant(
@@ -468,7 +471,7 @@ MUTANTS: list[Mutant] = [
         "imgflow/aws/deploy/functions.py",
         "            wait_for(ctx, ACTIVE, name)\n            return",
         "            return",
-        ("tests/aws/test_deploy.py",),
+        ("tests/aws/test_deploy_lambda_states.py",),
     ),
     Mutant(
         "teardown-drops-bucket",
