@@ -5,6 +5,8 @@ This is the only module that turns errors into messages and exit codes.
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -20,6 +23,7 @@ from rich.markup import escape
 from imgflow import config as config_mod
 from imgflow.config import Config
 from imgflow.errors import ConfigError, ImgflowError, UsageError
+from imgflow.signals import exit_now, on_signals, unwind
 
 if TYPE_CHECKING:
     from imgflow.aws.client import Aws
@@ -65,6 +69,7 @@ class Backend(StrEnum):
 
 def _error_line(message: str) -> None:
     err.print(f"[bold red]imgflow: error:[/] {escape(message)}")
+    err.file.flush()
 
 
 def _warn(message: str) -> None:
@@ -98,13 +103,25 @@ def _fail(message: str, code: int) -> NoReturn:
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Turn imgflow's errors into one line on stderr and the error's exit code."""
+    """Turn imgflow's errors into one line on stderr and the error's exit code.
+
+    Inside, a signal unwinds as KeyboardInterrupt (so a run saves what it finished);
+    outside, it ends the process at once: there is nothing to save (imgflow/signals.py).
+    """
+    on_signals(unwind)
     try:
         yield
     except ImgflowError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except sqlite3.Error as exc:  # (the local backend names its database; a safety net)
+        _fail(f"index database: {exc}", 1)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}", 1)
+    finally:
+        on_signals(exit_now)
 
 
 ConfigOpt = Annotated[
@@ -224,6 +241,20 @@ def run(
         bool,
         typer.Option("--insecure", help="Do not verify TLS certificates (prints a warning)."),
     ] = False,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate",
+            help="Most requests per second to each host, e.g. 0.5 (fetch.rate; default: "
+            "none, but a host that throttles is slowed down on its own).",
+        ),
+    ] = None,
+    burst: Annotated[
+        int | None,
+        typer.Option(
+            "--burst", min=1, help="Most requests a --rate lets go at once (fetch.burst, 1)."
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     output: OutputOpt = Output.table,
@@ -239,12 +270,17 @@ def run(
                 "max_batches": max_batches,
                 "tolerate_failures": tolerate_failures,
             },
-            fetch=_fetch_overrides(
-                cfg, header or [], user_agent, proxy, no_proxy, ca_bundle, insecure
-            ),
+            fetch={
+                **_fetch_overrides(
+                    cfg, header or [], user_agent, proxy, no_proxy, ca_bundle, insecure
+                ),
+                **_politeness_overrides(rate, burst),
+            },
             **{"": {"backend": backend.value if backend else None}},
         )
-        network_flags = bool(header or user_agent or proxy or no_proxy or ca_bundle or insecure)
+        network_flags = bool(
+            header or user_agent or proxy or no_proxy or ca_bundle or insecure
+        ) or (rate, burst) != (None, None)
         from imgflow import jobinput
 
         if (paths_file is None) == (job is None):
@@ -272,9 +308,9 @@ def run(
                     )
                 if network_flags:
                     raise UsageError(
-                        "--header, --user-agent, --proxy, --no-proxy, --ca-bundle and "
-                        "--insecure go with the local backend (for aws, set fetch.* in "
-                        "imgflow.yaml and deploy)"
+                        "--header, --user-agent, --proxy, --no-proxy, --ca-bundle, "
+                        "--insecure, --rate and --burst go with the local backend (for aws, "
+                        "set fetch.* in imgflow.yaml and deploy)"
                     )
                 if new and via_api:
                     raise UsageError(
@@ -295,6 +331,13 @@ def run(
         finally:
             spec.cleanup()
     raise typer.Exit(code)
+
+
+def _politeness_overrides(rate: float | None, burst: int | None) -> dict[str, object]:
+    """fetch.rate and fetch.burst from run's flags, named by their flag when wrong."""
+    if rate is not None and not rate > 0:  # (also refuses nan)
+        raise UsageError(f"--rate: must be greater than 0 requests per second, got {rate:g}")
+    return {"rate": rate, "burst": burst}
 
 
 def _fetch_overrides(
@@ -485,16 +528,27 @@ def _run_local_job(
     cfg: Config, job: LocalJob, folder: Path, output: Output, run_id: str | None = None
 ) -> LocalRunResult:
     from imgflow.local.runner import run_job
-    from imgflow.render import RunProgress
+    from imgflow.render import RunProgress, throttle_line
 
     started = time.monotonic()
     if err.is_terminal:
         with RunProgress(err) as progress:
-            result = run_job(job, cfg, folder, progress, run_id)
+            result = run_job(
+                job,
+                cfg,
+                folder,
+                progress,
+                run_id,
+                on_throttle=progress.throttled,
+                on_wait=_say,
+            )
     else:
-        result = run_job(job, cfg, folder, run_id=run_id)
+        result = run_job(job, cfg, folder, run_id=run_id, on_wait=_say)
     elapsed = time.monotonic() - started
     _show_local_run(folder, result.run_id, output, result.duplicates, elapsed)
+    throttled = throttle_line(result.throttles)
+    if throttled is not None:
+        err.print(throttled, markup=False)
     if result.failures_file is not None:
         err.print(f"failures: {result.failures_file}")
     if result.notify_problem:
@@ -502,31 +556,37 @@ def _run_local_job(
     return result
 
 
+def _say(line: str) -> None:
+    err.print(f"imgflow: {line}", markup=False)
+
+
 def _show_local_run(
     folder: Path, run_id: str, output: Output, duplicates: int, elapsed: float | None
 ) -> str:
-    from imgflow.local.db import Database
+    from imgflow.local.db import Database, sqlite_errors
     from imgflow.local.runner import DB_NAME
     from imgflow.render import TABLE_ROWS, results_table, show_table, summary_line, write_json
 
-    db = Database(folder / DB_NAME)
+    db = Database(folder / DB_NAME, readonly=True)
     try:
-        info = db.run_info(run_id)
-        if info is None:
-            raise UsageError(f"run {run_id!r} not found in {folder / DB_NAME}")
-        summary = db.summary(run_id)
-        if output is Output.json:
-            extra = {"state": info.state, "duplicates": info.duplicates}
-            write_json(sys.stdout, run_id, info.backend, summary, db.records(run_id), extra)
-        else:
-            failures_only = summary.total > TABLE_ROWS  # the table lists only failures then
-            if show_table(summary):
-                records = db.records(run_id, only_failed=failures_only)
-                out.print(results_table(records, summary.total, title=f"run {run_id}"))
-            out.print(
-                summary_line(summary, info.duplicates, elapsed) + f" [{info.state}]", markup=False
-            )
-        return info.state
+        with sqlite_errors(db.path):
+            info = db.run_info(run_id)
+            if info is None:
+                raise UsageError(f"run {run_id!r} not found in {folder / DB_NAME}")
+            summary = db.summary(run_id)
+            if output is Output.json:
+                extra = {"state": info.state, "duplicates": info.duplicates}
+                write_json(sys.stdout, run_id, info.backend, summary, db.records(run_id), extra)
+            else:
+                failures_only = summary.total > TABLE_ROWS  # the table lists only failures then
+                if show_table(summary):
+                    records = db.records(run_id, only_failed=failures_only)
+                    out.print(results_table(records, summary.total, title=f"run {run_id}"))
+                out.print(
+                    summary_line(summary, info.duplicates, elapsed) + f" [{info.state}]",
+                    markup=False,
+                )
+            return info.state
     finally:
         db.close()
 
@@ -589,14 +649,15 @@ def status(
 
 
 def _list_runs(folder: Path, output: Output, limit: int) -> None:
-    from imgflow.local.db import Database
+    from imgflow.local.db import Database, sqlite_errors
     from imgflow.local.retry import parents
     from imgflow.local.runner import DB_NAME
     from imgflow.render_runs import runs_json, runs_table
 
-    db = Database(folder / DB_NAME)
+    db = Database(folder / DB_NAME, readonly=True)
     try:
-        runs = db.recent_runs(limit)
+        with sqlite_errors(db.path):
+            runs = db.recent_runs(limit)
     finally:
         db.close()
     linked = parents(folder / DB_NAME, [r.id for r in runs])
@@ -744,6 +805,55 @@ def report_command(
 
             webbrowser.open(written.as_uri())
     raise typer.Exit(0)
+
+
+@app.command()
+def check(
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Forget rows whose file is gone or wrong and remove orphan files imgflow made,"
+            " so the next run fetches those images again.",
+        ),
+    ] = False,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Verify the local index against the files: presence, size and sha256 of each image.
+
+    Lists index rows without their file, files unlike their row and files without a row.
+    Exits 1 when it found problems it did not repair.
+    """
+    with _errors():
+        import json
+
+        from imgflow.local.check import check as check_folder
+
+        cfg = _load_config(config)
+        report = check_folder(_data_dir(cfg, data_dir), repair=repair, on_wait=_say)
+        if output is Output.json:
+            sys.stdout.write(json.dumps(report.to_json()) + "\n")
+        else:
+            for title, items in (
+                ("missing file", report.missing),
+                ("file differs from its row", report.mismatched),
+                ("orphan file", report.orphans),
+                ("not imgflow's (left alone)", report.foreign),
+            ):
+                for item in items[:20]:
+                    out.print(f"{title}: {item}", markup=False)
+                if len(items) > 20:
+                    out.print(f"{title}: ... and {len(items) - 20} more", markup=False)
+            done = "repaired" if repair else "found"
+            out.print(
+                f"checked {report.checked} index rows in {report.data_dir}: {report.intact} intact,"
+                f" {len(report.missing)} missing, {len(report.mismatched)} mismatched,"
+                f" {len(report.orphans)} orphan files {done}",
+                markup=False,
+            )
+    raise typer.Exit(1 if report.problems and not repair else 0)
 
 
 @app.command()
@@ -901,7 +1011,7 @@ def deploy_command(
             err.print(f"[bold yellow]warning:[/] {warning}")
         command = _api_command(cfg, result.outputs)
         if output is Output.json:
-            out.print_json(json.dumps({**deploy_json(result), "api_command": command}))
+            out.print_json(json.dumps({**deploy_json(result), "apiCommand": command}))
         else:
             title = "plan (dry run: nothing changed)" if dry_run else "deploy"
             out.print(plan_table(result.plan.steps, title))
@@ -953,9 +1063,18 @@ def teardown_command(
 
 
 def main() -> None:
-    """The console script's entry point: usage errors, too, are one line and exit 2."""
+    """The console script's entry point: usage errors, too, are one line and exit 2.
+
+    SIGTERM is SIGINT: either one, at any moment, ends the command with one line and exit
+    130 (a run saves what it finished first).
+    """
+    on_signals(exit_now)
     try:
         code = app(standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        on_signals(exit_now)
+        _error_line("interrupted")
+        sys.exit(130)
     except Exception as exc:
         message = getattr(exc, "format_message", None)
         if message is None or not isinstance(getattr(exc, "exit_code", None), int):
@@ -964,7 +1083,16 @@ def main() -> None:
         if text:  # (no arguments at all: the help was printed instead)
             _error_line(text)
         sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
-    sys.exit(code if isinstance(code, int) else 0)
+    _leave(code if isinstance(code, int) else 0)
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit with `code` without the interpreter's teardown, where signals are no longer
+    handled: a signal in a command's last milliseconds is still one line and 130."""
+    on_signals(exit_now)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

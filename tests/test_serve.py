@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.processes import signalled
 
 from imgflow.demo.server import StaticServer
 
@@ -42,6 +43,7 @@ def server(tmp_path: Path) -> Iterator[str]:
         env=env,
         stderr=subprocess.PIPE,
         text=True,
+        **signalled(),
     )
     assert proc.stderr is not None
     line = proc.stderr.readline()

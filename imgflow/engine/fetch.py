@@ -24,6 +24,7 @@ from imgflow.engine import messages
 from imgflow.engine.body import MemorySink, Refused, Sink, StoreError, read_body
 from imgflow.engine.decode import ACCEPT_ENCODING, DecodeError, decoder_for
 from imgflow.engine.guard import AddressCheck, TargetRefused
+from imgflow.engine.politeness import Politeness, Signal
 from imgflow.engine.proxy import Proxy, router
 from imgflow.engine.request_headers import parse_headers
 from imgflow.engine.routed import RoutedTransport
@@ -90,6 +91,7 @@ class Fetcher:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         env: Mapping[str, str] | None = None,
+        politeness: Politeness | None = None,
     ) -> None:
         """`guard` checks every URL (redirects included) and the proxy of each;
         `address_check` every address connected to (imgflow's transport only). Proxies and
@@ -98,6 +100,14 @@ class Fetcher:
         self.settings = settings
         self._guard = guard
         self._sleep = sleep
+        self.politeness = politeness or Politeness(
+            max_connections,
+            rate=settings.rate,
+            burst=settings.burst,
+            backoff_base=max(settings.backoff_base, 0.05),
+            backoff_max=max(settings.backoff_max, 0.1),
+            sleep=sleep,
+        )
         self._proxies = router(settings, env)
         self._guarded_proxies: dict[Proxy, str | None] = {}
         limits = httpx.Limits(
@@ -156,16 +166,37 @@ class Fetcher:
         retrying transient failures with backoff and jitter.
 
         A failed attempt's sink is aborted; the caller commits (or aborts) a Fetched's.
+        Each attempt passes the host's politeness gate. Throttling answers (429, 503) are
+        retried for up to `throttle_patience` seconds, paced by the gate's shared
+        cool-down; other transient failures at most `retries` times.
         """
+        gate = self.politeness.gate(_host_of(url))
         attempts = 0
+        retried = 0
+        throttled_since: float | None = None
         while True:
             attempts += 1
-            result = await self._attempt(url, attempts, open_sink)
+            await gate.acquire()
+            signal, wait = Signal.OTHER, None
+            try:
+                result = await self._attempt(url, attempts, open_sink)
+                signal, wait = _signal(result, crowded=gate.in_flight > 1)
+            finally:
+                gate.release(signal, wait)
             if not isinstance(result, _Retry):
                 return result
-            if attempts > self.settings.retries:
+            if signal is Signal.THROTTLED and result.status_code is not None:
+                now = time.monotonic()
+                throttled_since = now if throttled_since is None else throttled_since
+                waited = now - throttled_since
+                if waited + gate.cooling > self.settings.throttle_patience:
+                    message = messages.throttled(url, result.status_code, waited, attempts)
+                    return FetchFailure(message, result.status_code, attempts)
+                continue  # the host's cool-down paces the next attempt
+            retried += 1
+            if retried > self.settings.retries:
                 return FetchFailure(result.message, result.status_code, attempts)
-            delay = self._backoff(attempts) if result.delay is None else result.delay
+            delay = self._backoff(retried) if result.delay is None else result.delay
             await self._sleep(delay)
 
     def _backoff(self, attempts: int) -> float:
@@ -309,6 +340,26 @@ class Fetcher:
 
 async def _whole(content: bytes) -> AsyncIterator[bytes]:
     yield content
+
+
+THROTTLE_STATUSES = frozenset({429, 503})
+_LOAD_FAILURES = (messages.CONNECTION_REFUSED, messages.CONNECTION_RESET)
+
+
+def _host_of(url: str) -> str:
+    """The host (and port) a politeness gate is kept for."""
+    return urlsplit(url).netloc.lower()
+
+
+def _signal(result: _Attempt, *, crowded: bool) -> tuple[Signal, float | None]:
+    """What an attempt tells about the host's load, and the wait it asked for."""
+    if isinstance(result, _Retry):
+        if result.status_code in THROTTLE_STATUSES:
+            return Signal.THROTTLED, result.delay
+        if crowded and messages.failure_class(result.message) in _LOAD_FAILURES:
+            return Signal.OVERLOADED, None
+        return Signal.OTHER, None
+    return Signal.OK, None
 
 
 def _declared_size(response: httpx.Response) -> int | None:

@@ -64,16 +64,21 @@ def link(db_path: Path, run_id: str, parent: str) -> None:
 
 
 def parents(db_path: Path, run_ids: Iterable[str]) -> dict[str, str]:
-    """run id -> the run it retries, for those of `run_ids` that are retries."""
+    """run id -> the run it retries, for those of `run_ids` that are retries.
+
+    Reads only (the database may be read-only): no table yet means no retries yet.
+    """
     ids = list(run_ids)
     if not ids or not db_path.exists():
         return {}
-    conn = _connect(db_path)
+    conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
     try:
         marks = ",".join("?" * len(ids))
         rows = conn.execute(
             f"SELECT run_id, parent FROM run_parents WHERE run_id IN ({marks})", ids
         ).fetchall()
+    except sqlite3.OperationalError:
+        return {}
     finally:
         conn.close()
     return {str(r): str(p) for r, p in rows}

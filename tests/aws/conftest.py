@@ -23,7 +23,6 @@ and ``moto_server`` therefore treat test requests as TLS: see ``requests_use_tls
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -112,18 +111,14 @@ def moto_server() -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
-    previous = os.environ.get("MOTO_PORT")
-    os.environ["MOTO_PORT"] = str(port)
+    # No MOTO_PORT in this process: it would send every later in-process handler (moto_mock
+    # tests) to this server instead of their own mock. Callers pass the URL explicitly.
     httpx.post(f"{url}/moto-api/config", json=MOTO_CONFIG).raise_for_status()
     try:
         with requests_use_tls():
             yield url
     finally:
         server.stop()
-        if previous is None:
-            os.environ.pop("MOTO_PORT", None)
-        else:
-            os.environ["MOTO_PORT"] = previous
 
 
 @pytest.fixture

@@ -49,6 +49,7 @@ from typing import Any
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.s3.models import FakeBucket
+from support.scratch import lambda_code_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -59,7 +60,7 @@ Handler = Callable[[dict[str, Any], object], Any]
 _lock = threading.Lock()
 _roots: dict[str, Path] = {}
 _counts: dict[str, int] = {}
-_work = Path(tempfile.mkdtemp(prefix="imgflow-lambda-code-"))
+_work = lambda_code_folder()
 _original = LambdaSimpleBackend.invoke
 _original_permission = FakeBucket.get_permission
 _INSECURE = {"Bool": {"aws:SecureTransport": "false"}}

@@ -33,16 +33,20 @@ def fail_on(
 
 
 def tagged_resources(aws: Aws, deployment: str) -> list[str]:
-    """Every resource in the mock carrying imgflow:deployment=<deployment>."""
+    """Every resource in the mock carrying imgflow:deployment=<deployment> (and any bucket
+    named after the deployment, tagged or not)."""
     found: list[str] = []
     s3 = aws.s3()
     for bucket in s3.list_buckets()["Buckets"]:
+        name = bucket["Name"]
         try:
-            tags = s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"]
-        except ClientError:
-            continue
-        if {"Key": TAG_KEY, "Value": deployment} in tags:
-            found.append(bucket["Name"])
+            tags = s3.get_bucket_tagging(Bucket=name)["TagSet"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "NoSuchTagSet":
+                raise
+            tags = []  # created but not yet tagged: still this deployment's if named so
+        if {"Key": TAG_KEY, "Value": deployment} in tags or name.startswith(f"{deployment}-"):
+            found.append(name)
     ddb = aws.dynamodb()
     for table in ddb.list_tables()["TableNames"]:
         arn = ddb.describe_table(TableName=table)["Table"]["TableArn"]
