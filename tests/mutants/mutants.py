@@ -410,7 +410,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "sns-summary-swapped",
         "the SNS summary for many failures is right (imgflow.yaml.example)",
-        "imgflow/aws/lambda_consolidate.py",
+        "imgflow/aws/runtime/consolidate.py",
         '"summary": f"{summary.failed} of {summary.total} images failed to download"',
         '"summary": f"{summary.total} of {summary.failed} images failed to download"',
         ("tests/aws/test_pipeline.py::test_more_failures_than_inline_max_send_the_summary",),
@@ -419,11 +419,30 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "sns-inline-off-by-one",
         "up to inline_max_messages failures, the message is the original array (yaml.example)",
-        "imgflow/aws/lambda_consolidate.py",
+        "imgflow/aws/runtime/consolidate.py",
         "if len(failures) <= inline_max:",
         "if len(failures) < inline_max:",
         ("tests/aws/test_pipeline.py::test_more_failures_than_inline_max_send_the_summary",),
         timeout=300.0,
+    ),
+    Mutant(
+        "lambda-unknown-retried-like-transient",
+        "a batch that timed out (Lambda.Unknown) is retried at most once (docs/aws.md)",
+        "infra/statemachine.py",
+        "UNKNOWN_ATTEMPTS = 1",
+        "UNKNOWN_ATTEMPTS = 4",
+        (
+            "tests/aws/test_plan_batches.py::"
+            "test_every_lambda_task_retries_unknown_once_and_service_errors_more",
+        ),
+    ),
+    Mutant(
+        "batch-bytes-unbounded",
+        "no Map child input over 200 KB: batches split by bytes (docs/aws.md)",
+        "imgflow/aws/runtime/plan.py",
+        "if batch and (len(batch) >= size or used + cost > limit):",
+        "if batch and len(batch) >= size:",
+        ("tests/aws/test_plan_batches.py::test_batches_split_by_bytes_when_paths_are_long",),
     ),
     # -- IAM least privilege --------------------------------------------------------------------
     Mutant(
