@@ -5,6 +5,8 @@ This is the only module that turns errors into messages and exit codes.
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -20,6 +23,7 @@ from rich.markup import escape
 from imgflow import config as config_mod
 from imgflow.config import Config
 from imgflow.errors import ConfigError, ImgflowError, UsageError
+from imgflow.signals import exit_now, on_signals, unwind
 
 if TYPE_CHECKING:
     from imgflow.aws.client import Aws
@@ -65,6 +69,7 @@ class Backend(StrEnum):
 
 def _error_line(message: str) -> None:
     err.print(f"[bold red]imgflow: error:[/] {escape(message)}")
+    err.file.flush()
 
 
 def _warn(message: str) -> None:
@@ -98,13 +103,25 @@ def _fail(message: str, code: int) -> NoReturn:
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Turn imgflow's errors into one line on stderr and the error's exit code."""
+    """Turn imgflow's errors into one line on stderr and the error's exit code.
+
+    Inside, a signal unwinds as KeyboardInterrupt (so a run saves what it finished);
+    outside, it ends the process at once: there is nothing to save (imgflow/signals.py).
+    """
+    on_signals(unwind)
     try:
         yield
     except ImgflowError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except sqlite3.Error as exc:  # (the local backend names its database; a safety net)
+        _fail(f"index database: {exc}", 1)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}", 1)
+    finally:
+        on_signals(exit_now)
 
 
 ConfigOpt = Annotated[
@@ -474,9 +491,11 @@ def _run_local(
     started = time.monotonic()
     if err.is_terminal:
         with RunProgress(err) as progress:
-            result = run_job(job, cfg, folder, progress, on_throttle=progress.throttled)
+            result = run_job(
+                job, cfg, folder, progress, on_throttle=progress.throttled, on_wait=_say
+            )
     else:
-        result = run_job(job, cfg, folder)
+        result = run_job(job, cfg, folder, on_wait=_say)
     elapsed = time.monotonic() - started
     _show_local_run(folder, result.run_id, output, result.duplicates, elapsed)
     throttled = throttle_line(result.throttles)
@@ -489,31 +508,37 @@ def _run_local(
     return result
 
 
+def _say(line: str) -> None:
+    err.print(f"imgflow: {line}", markup=False)
+
+
 def _show_local_run(
     folder: Path, run_id: str, output: Output, duplicates: int, elapsed: float | None
 ) -> str:
-    from imgflow.local.db import Database
+    from imgflow.local.db import Database, sqlite_errors
     from imgflow.local.runner import DB_NAME
     from imgflow.render import TABLE_ROWS, results_table, show_table, summary_line, write_json
 
-    db = Database(folder / DB_NAME)
+    db = Database(folder / DB_NAME, readonly=True)
     try:
-        info = db.run_info(run_id)
-        if info is None:
-            raise UsageError(f"run {run_id!r} not found in {folder / DB_NAME}")
-        summary = db.summary(run_id)
-        if output is Output.json:
-            extra = {"state": info.state, "duplicates": info.duplicates}
-            write_json(sys.stdout, run_id, info.backend, summary, db.records(run_id), extra)
-        else:
-            failures_only = summary.total > TABLE_ROWS  # the table lists only failures then
-            if show_table(summary):
-                records = db.records(run_id, only_failed=failures_only)
-                out.print(results_table(records, summary.total, title=f"run {run_id}"))
-            out.print(
-                summary_line(summary, info.duplicates, elapsed) + f" [{info.state}]", markup=False
-            )
-        return info.state
+        with sqlite_errors(db.path):
+            info = db.run_info(run_id)
+            if info is None:
+                raise UsageError(f"run {run_id!r} not found in {folder / DB_NAME}")
+            summary = db.summary(run_id)
+            if output is Output.json:
+                extra = {"state": info.state, "duplicates": info.duplicates}
+                write_json(sys.stdout, run_id, info.backend, summary, db.records(run_id), extra)
+            else:
+                failures_only = summary.total > TABLE_ROWS  # the table lists only failures then
+                if show_table(summary):
+                    records = db.records(run_id, only_failed=failures_only)
+                    out.print(results_table(records, summary.total, title=f"run {run_id}"))
+                out.print(
+                    summary_line(summary, info.duplicates, elapsed) + f" [{info.state}]",
+                    markup=False,
+                )
+            return info.state
     finally:
         db.close()
 
@@ -556,12 +581,13 @@ def _list_runs(folder: Path, output: Output) -> None:
 
     from rich.table import Table
 
-    from imgflow.local.db import Database
+    from imgflow.local.db import Database, sqlite_errors
     from imgflow.local.runner import DB_NAME
 
-    db = Database(folder / DB_NAME)
+    db = Database(folder / DB_NAME, readonly=True)
     try:
-        runs = db.recent_runs()
+        with sqlite_errors(db.path):
+            runs = db.recent_runs()
     finally:
         db.close()
     if output is Output.json:
@@ -670,6 +696,55 @@ def report_command(
 
             webbrowser.open(written.as_uri())
     raise typer.Exit(0)
+
+
+@app.command()
+def check(
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Forget rows whose file is gone or wrong and remove orphan files imgflow made,"
+            " so the next run fetches those images again.",
+        ),
+    ] = False,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Verify the local index against the files: presence, size and sha256 of each image.
+
+    Lists index rows without their file, files unlike their row and files without a row.
+    Exits 1 when it found problems it did not repair.
+    """
+    with _errors():
+        import json
+
+        from imgflow.local.check import check as check_folder
+
+        cfg = _load_config(config)
+        report = check_folder(_data_dir(cfg, data_dir), repair=repair, on_wait=_say)
+        if output is Output.json:
+            sys.stdout.write(json.dumps(report.to_json()) + "\n")
+        else:
+            for title, items in (
+                ("missing file", report.missing),
+                ("file differs from its row", report.mismatched),
+                ("orphan file", report.orphans),
+                ("not imgflow's (left alone)", report.foreign),
+            ):
+                for item in items[:20]:
+                    out.print(f"{title}: {item}", markup=False)
+                if len(items) > 20:
+                    out.print(f"{title}: ... and {len(items) - 20} more", markup=False)
+            done = "repaired" if repair else "found"
+            out.print(
+                f"checked {report.checked} index rows in {report.data_dir}: {report.intact} intact,"
+                f" {len(report.missing)} missing, {len(report.mismatched)} mismatched,"
+                f" {len(report.orphans)} orphan files {done}",
+                markup=False,
+            )
+    raise typer.Exit(1 if report.problems and not repair else 0)
 
 
 @app.command()
@@ -827,7 +902,7 @@ def deploy_command(
             err.print(f"[bold yellow]warning:[/] {warning}")
         command = _api_command(cfg, result.outputs)
         if output is Output.json:
-            out.print_json(json.dumps({**deploy_json(result), "api_command": command}))
+            out.print_json(json.dumps({**deploy_json(result), "apiCommand": command}))
         else:
             title = "plan (dry run: nothing changed)" if dry_run else "deploy"
             out.print(plan_table(result.plan.steps, title))
@@ -879,9 +954,18 @@ def teardown_command(
 
 
 def main() -> None:
-    """The console script's entry point: usage errors, too, are one line and exit 2."""
+    """The console script's entry point: usage errors, too, are one line and exit 2.
+
+    SIGTERM is SIGINT: either one, at any moment, ends the command with one line and exit
+    130 (a run saves what it finished first).
+    """
+    on_signals(exit_now)
     try:
         code = app(standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        on_signals(exit_now)
+        _error_line("interrupted")
+        sys.exit(130)
     except Exception as exc:
         message = getattr(exc, "format_message", None)
         if message is None or not isinstance(getattr(exc, "exit_code", None), int):
@@ -890,7 +974,16 @@ def main() -> None:
         if text:  # (no arguments at all: the help was printed instead)
             _error_line(text)
         sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
-    sys.exit(code if isinstance(code, int) else 0)
+    _leave(code if isinstance(code, int) else 0)
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit with `code` without the interpreter's teardown, where signals are no longer
+    handled: a signal in a command's last milliseconds is still one line and 130."""
+    on_signals(exit_now)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

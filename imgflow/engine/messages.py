@@ -23,6 +23,7 @@ BAD_REDIRECT = "Bad redirect"
 REFUSED_TARGET = "Refused target"
 BATCH_FAILED = "Batch failed"
 STORE_FAILED = "Store failed"
+NO_SPACE = "No space left"
 BAD_RESPONSE = "Bad response"
 EMPTY_BODY = "Empty body"
 PROXY_REFUSED = "Proxy refused"
@@ -46,6 +47,7 @@ CLASSES = (
     REFUSED_TARGET,
     BATCH_FAILED,
     STORE_FAILED,
+    NO_SPACE,
     BAD_RESPONSE,
     EMPTY_BODY,
     PROXY_REFUSED,
