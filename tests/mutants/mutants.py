@@ -49,7 +49,6 @@ MUTANTS: list[Mutant] = [
         "            if False:\n                remove_tree(tmp, name)",
         ("tests/adversarial/test_local_storage.py",),
     ),
-    ),
     # -- one record per path ----------------------------------------------------------------
     Mutant(
         "plan-duplicates-replace",
@@ -120,7 +119,6 @@ MUTANTS: list[Mutant] = [
             "tests/test_keys.py",
             "tests/adversarial/test_local_faults.py::test_paths_that_could_share_a_key_never_do",
         ),
-    ),
     ),
     # -- caps ---------------------------------------------------------------------------------
     Mutant(
