@@ -22,6 +22,7 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _SAFE = "/:@!$&'()*+,;=-._~%?"
+_DIGITS = re.compile(r"\s*[0-9]+\s*")
 
 
 def validate_base_url(base_url: str) -> str:
@@ -138,6 +139,8 @@ def parse_job_json(text: str, source: str) -> tuple[str, list[str], int | None]:
     if not normal:
         raise JobError(f"{source}: resourcePaths is empty")
     concur = body.get("lambdaConcur")
+    if isinstance(concur, str) and _DIGITS.fullmatch(concur):
+        concur = int(concur)  # the original handler took int(lambdaConcur)
     if concur is not None:
         concur = validate_concurrency(concur, f"{source}: lambdaConcur")
     return base, normal, concur
