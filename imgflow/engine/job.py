@@ -117,6 +117,11 @@ def parse_job_json(text: str, source: str) -> tuple[str, list[str], int | None]:
         body = json.loads(text)
     except json.JSONDecodeError as exc:
         raise JobError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return job_from_document(body, source)
+
+
+def job_from_document(body: Any, source: str) -> tuple[str, list[str], int | None]:
+    """(base URL, normalised paths, lambdaConcur) from an already parsed job body."""
     if not isinstance(body, dict):
         raise JobError(f"{source}: expected a JSON object with baseUrl and resourcePaths")
     unknown = sorted(set(body) - {"baseUrl", "resourcePaths", "lambdaConcur"})

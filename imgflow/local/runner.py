@@ -81,8 +81,12 @@ def run_job(
     data_dir: Path,
     progress: Progress | None = None,
     run_id: str | None = None,
+    stop: threading.Event | None = None,
 ) -> LocalRunResult:
-    """Run `job` into `data_dir`; raises RunInterrupted after saving on SIGINT/SIGTERM."""
+    """Run `job` into `data_dir`; raises RunInterrupted after saving on SIGINT/SIGTERM.
+
+    Setting `stop` (from another thread) interrupts the run the same way a signal does.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(data_dir / DB_NAME)
     run_id = run_id or new_run_id()
@@ -97,7 +101,7 @@ def run_job(
         total, duplicates = db.plan(run_id, items)
         if progress is not None:
             progress.planned(run_id, total, duplicates)
-        runner = _Runner(job, cfg, db, store, run_id, progress)
+        runner = _Runner(job, cfg, db, store, run_id, progress, stop)
         try:
             asyncio.run(runner.main())
         except (KeyboardInterrupt, asyncio.CancelledError):
@@ -146,6 +150,13 @@ def _sweep_stale_tmp(tmp_root: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+async def _cancel_on(stop: threading.Event, task: asyncio.Task[None]) -> None:
+    """Cancel `task` once `stop` is set (polled: the event is set from another thread)."""
+    while not stop.is_set():
+        await asyncio.sleep(0.1)
+    task.cancel()
+
+
 class _Runner:
     """The asynchronous part of a run: batches in flight, records flushed as they finish."""
 
@@ -157,7 +168,9 @@ class _Runner:
         store: FileStore,
         run_id: str,
         progress: Progress | None,
+        stop: threading.Event | None = None,
     ) -> None:
+        self.stop = stop
         self.job = job
         self.cfg = cfg
         self.db = db
@@ -172,6 +185,9 @@ class _Runner:
         in_main = threading.current_thread() is threading.main_thread()
         if task is not None and in_main:
             loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        watcher = None
+        if task is not None and self.stop is not None:
+            watcher = asyncio.create_task(_cancel_on(self.stop, task))
         in_flight = self.job.concurrency * self.job.max_batches
         batches = self.db.pending_batches(self.run_id, self.job.batch_size)
         try:
@@ -181,6 +197,8 @@ class _Runner:
         finally:
             if in_main:
                 loop.remove_signal_handler(signal.SIGTERM)
+            if watcher is not None:
+                watcher.cancel()
             self.flush()
 
     async def _batches(
