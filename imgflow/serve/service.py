@@ -149,10 +149,13 @@ class JobService:
         """Serve until SIGTERM or SIGINT, then stop as the module docstring says."""
         if self.startup.resumed:
             log.info(
-                "resuming %d interrupted run(s): %s",
+                "resuming %d run(s) a crash interrupted: %s",
                 len(self.startup.resumed),
                 ", ".join(self.startup.resumed),
             )
+        waiting = self.queue.queued_count()
+        if waiting:
+            log.info("%d queued run(s) waiting", waiting)
         self.worker.start()
         try:
             asyncio.run(self._serve())
