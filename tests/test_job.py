@@ -60,6 +60,8 @@ def test_bad_paths_are_named(raw: str, problem: str) -> None:
         "not a url",
         "",
         "http://h/?q=1",
+        "http://[::1",
+        "https://h[1/x",
     ],
 )
 def test_bad_base_urls(base: str) -> None:

@@ -6,6 +6,7 @@ request's body may still be on it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -52,10 +53,8 @@ def raw(serve: ServeProcess, data: bytes, then: bytes = b"", timeout: float = 20
         sock.sendall(data)
         if then:
             time.sleep(0.2)
-            try:
+            with contextlib.suppress(OSError):
                 sock.sendall(then)
-            except OSError:
-                pass
         received = b""
         try:
             while chunk := sock.recv(65536):

@@ -32,7 +32,10 @@ def validate_base_url(base_url: str) -> str:
     base = base_url.strip()
     if _CONTROL.search(base) or " " in base:
         raise JobError(f"base URL: contains spaces or control characters: {base!r}")
-    parts = urlsplit(base)
+    try:
+        parts = urlsplit(base)
+    except ValueError:  # e.g. an unclosed [ of an IPv6 address
+        raise JobError(f"base URL: not a valid URL: {base!r}") from None
     if parts.scheme.lower() not in ("http", "https"):
         raise JobError(f"base URL: only http:// and https:// are supported, got {base!r}")
     if not parts.hostname:

@@ -63,7 +63,9 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "baseUrl": {
                 "type": "string",
-                "description": "http:// or https:// URL the paths are relative to.",
+                "pattern": "^\\s*[Hh][Tt][Tt][Pp][Ss]?://",
+                "description": "http:// or https:// URL with a host, no query or fragment,"
+                " that the paths are relative to.",
             },
             "resourcePaths": {
                 "type": "array",
@@ -188,7 +190,16 @@ def describe(route: str, auth: bool) -> dict[str, Any]:
                 "summary": "Queue a job (the original pipeline's POST body).",
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("Job")}},
+                    "content": {
+                        "application/json": {
+                            "schema": _ref("Job"),
+                            "example": {
+                                "resourcePaths": ["cn/cn.gif", "zz/zz.gif"],
+                                "baseUrl": "https://www.fluentpython.com/data/flags",
+                                "lambdaConcur": 2,
+                            },
+                        }
+                    },
                 },
                 "responses": {
                     "202": {

@@ -94,7 +94,20 @@ class JobQueue:
     def add(self, base_url: str, paths: Sequence[str], concurrency: int, max_queued: int) -> Job:
         """Store a queued job (durably: committed before this returns); QueueFull when full."""
         unique = len(dict.fromkeys(paths))
-        job_id = new_run_id()
+        job = Job(
+            id=new_run_id(),
+            state=QUEUED,
+            base_url=base_url,
+            concurrency=concurrency,
+            total=unique,
+            duplicates=len(paths) - unique,
+            run_id=None,
+            attempts=0,
+            error=None,
+            submitted_at=time.time(),
+            started_at=None,
+            finished_at=None,
+        )
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -107,23 +120,21 @@ class JobQueue:
                     "INSERT INTO serve_jobs (id, state, base_url, concurrency, total, duplicates,"
                     " paths, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
-                        job_id,
-                        QUEUED,
-                        base_url,
-                        concurrency,
-                        unique,
-                        len(paths) - unique,
+                        job.id,
+                        job.state,
+                        job.base_url,
+                        job.concurrency,
+                        job.total,
+                        job.duplicates,
                         "\n".join(paths),
-                        time.time(),
+                        job.submitted_at,
                     ),
                 )
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-        job = self.get(job_id)
-        assert job is not None
-        return job
+        return job  # as stored: the worker may have claimed it already
 
     def queued_count(self) -> int:
         """Jobs waiting to run."""
