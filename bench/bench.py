@@ -673,6 +673,10 @@ def markdown(data: dict[str, Any]) -> str:
         out += [f"Status: {aws['status']}.", "", "```", aws["output"], "```"]
     else:
         out.append(f"{aws.get('status', 'pending')}: {aws.get('note', '')}")
+    if data.get("wire"):
+        import wire
+
+        out += wire.markdown(data["wire"])
     out += ["", "## Goals", "", "| goal | target | measured | met |", "|---|---|---|---|"]
     for goal, target, measured, met in goals(data):
         mark = "n/a" if met is None else ("yes" if met else "**no**")
@@ -704,7 +708,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one run per case (< 3 minutes)")
     parser.add_argument("--imgflow-python", default=sys.executable)
-    parser.add_argument("--cases", default="throughput,latency,scale,startup,aws")
+    parser.add_argument("--cases", default="throughput,latency,scale,startup,aws,proxy,tls")
     parser.add_argument("--no-img2dataset", action="store_true")
     parser.add_argument("--no-save", action="store_true", help="print only; write no results")
     args = parser.parse_args()
@@ -733,7 +737,8 @@ def main() -> None:
         if path is None:
             data["notes"].append(f"{name} is not installed, so it was skipped.")  # fmt: skip
     small, large = 5_000, 50_000
-    if cases & {"throughput", "scale"}:
+    wire_cases = cases & {"proxy", "tls", "baseline"}  # bench/wire.py
+    if cases & {"throughput", "scale"} or wire_cases:
         make_corpus(corpus, large if "scale" in cases else small)
     if "throughput" in cases:
         print(f"throughput: {small:,} images, {repeats} run(s) per tool", flush=True)
@@ -751,6 +756,10 @@ def main() -> None:
         print("aws cost: bench/aws_cost.py (imgflow and the original design, on moto)", flush=True)
         data["aws_cost"] = aws_cost(tools.imgflow_python)
         print(f"  {data['aws_cost']['status']}", flush=True)
+    if wire_cases:
+        import wire
+
+        data["wire"] = wire.run(wire_cases, tools, corpus, small, repeats)
     data["seconds"] = time.perf_counter() - started
     text = markdown(data)
     print("\n" + text)

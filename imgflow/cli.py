@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from imgflow import config as config_mod
 from imgflow.config import Config
-from imgflow.errors import ImgflowError, UsageError
+from imgflow.errors import ConfigError, ImgflowError, UsageError
 
 if TYPE_CHECKING:
     from imgflow.aws.client import Aws
@@ -37,7 +37,7 @@ app = typer.Typer(
     name="imgflow",
     help="Download large sets of images from one web host into storage you own.\n\n" + EXIT_CODES,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -45,7 +45,8 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=False)
 if not out.is_terminal:
     out.width = max(out.width, 160)
-err = Console(stderr=True, highlight=False)
+# Messages never wrap: a path or URL split over two lines breaks copy-paste and grep.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class Output(StrEnum):
@@ -63,7 +64,31 @@ class Backend(StrEnum):
 
 
 def _error_line(message: str) -> None:
-    err.print(f"[bold red]imgflow: error:[/] {escape(message)}", soft_wrap=True)
+    err.print(f"[bold red]imgflow: error:[/] {escape(message)}")
+
+
+def _warn(message: str) -> None:
+    err.print(f"[bold yellow]imgflow: warning:[/] {escape(message)}")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from imgflow import __version__
+
+        out.print(f"imgflow {__version__}", markup=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Download large sets of images from one web host into storage you own."""
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -94,7 +119,10 @@ OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table or json
 
 
 def _load_config(path: Path | None) -> Config:
-    return config_mod.load(path)
+    cfg = config_mod.load(path)
+    for warning in config_mod.unknown_env():
+        _warn(warning)
+    return cfg
 
 
 @app.command()
@@ -146,6 +174,43 @@ def run(
             "--via-api", help="aws: POST the original body to the HTTP API (SigV4-signed)."
         ),
     ] = False,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            "-H",
+            help="Extra request header 'Name: value' (repeatable; replaces a fetch.headers "
+            "entry of the same name).",
+        ),
+    ] = None,
+    user_agent: Annotated[
+        str | None,
+        typer.Option("--user-agent", "-A", help="User-Agent header (fetch.user_agent)."),
+    ] = None,
+    proxy: Annotated[
+        str | None,
+        typer.Option(
+            "--proxy",
+            help="Proxy for every request, http://[user:password@]host:port (fetch.proxy; "
+            "default: HTTP_PROXY / HTTPS_PROXY / ALL_PROXY, NO_PROXY bypasses).",
+        ),
+    ] = None,
+    no_proxy: Annotated[
+        bool,
+        typer.Option("--no-proxy", help="Use no proxy, whatever the config or environment say."),
+    ] = False,
+    ca_bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-bundle",
+            help="PEM file of CA certificates to trust instead of the default bundle "
+            "(fetch.ca_bundle; default: SSL_CERT_FILE / SSL_CERT_DIR, else certifi's).",
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", help="Do not verify TLS certificates (prints a warning)."),
+    ] = False,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     output: OutputOpt = Output.table,
@@ -161,8 +226,12 @@ def run(
                 "max_batches": max_batches,
                 "tolerate_failures": tolerate_failures,
             },
+            fetch=_fetch_overrides(
+                cfg, header or [], user_agent, proxy, no_proxy, ca_bundle, insecure
+            ),
             **{"": {"backend": backend.value if backend else None}},
         )
+        network_flags = bool(header or user_agent or proxy or no_proxy or ca_bundle or insecure)
         from imgflow import jobinput
 
         if (paths_file is None) == (job is None):
@@ -176,19 +245,93 @@ def run(
         else:
             assert paths_file is not None
             spec = jobinput.from_paths_file(base_url, paths_file)
+        from imgflow.hints import doubled_base_path
+
+        hint = doubled_base_path(spec.base_url, spec.paths())
+        if hint is not None:
+            _warn(hint)
         try:
             if cfg.backend == "aws":
                 if force or data_dir is not None:
                     raise UsageError("--force and --data-dir go with the local backend")
+                if network_flags:
+                    raise UsageError(
+                        "--header, --user-agent, --proxy, --no-proxy, --ca-bundle and "
+                        "--insecure go with the local backend (for aws, set fetch.* in "
+                        "imgflow.yaml and deploy)"
+                    )
                 code = _run_aws(cfg, spec, output, no_wait, via_api)
             elif via_api or no_wait:
                 raise UsageError("--via-api and --no-wait go with --backend aws")
             else:
+                _check_network(cfg)
                 result = _run_local(cfg, spec, data_dir, output, force)
                 code = 0 if result.state == "succeeded" else 1
         finally:
             spec.cleanup()
     raise typer.Exit(code)
+
+
+def _fetch_overrides(
+    cfg: Config,
+    headers: list[str],
+    user_agent: str | None,
+    proxy: str | None,
+    no_proxy: bool,
+    ca_bundle: Path | None,
+    insecure: bool,
+) -> dict[str, object]:
+    """fetch.* overrides from run's flags, each checked and named by its flag."""
+    from imgflow.engine.proxy import ProxySettingError, parse_proxy
+    from imgflow.engine.request_headers import HeaderError, parse_header
+
+    values: dict[str, object] = {"user_agent": user_agent}
+    if user_agent is not None and any(c in user_agent for c in "\r\n\0"):
+        raise UsageError("--user-agent: cannot contain CR, LF or NUL")
+    if headers:
+        names = set()
+        for text in headers:
+            try:
+                names.add(parse_header(text)[0].lower())
+            except HeaderError as exc:
+                raise UsageError(f"--header: {exc}") from None
+        kept = [h for h in cfg.fetch.headers if h.partition(":")[0].strip().lower() not in names]
+        values["headers"] = (*kept, *headers)
+    if proxy is not None and no_proxy:
+        raise UsageError("--proxy and --no-proxy do not go together")
+    if proxy is not None:
+        try:
+            parse_proxy(proxy, "--proxy")
+        except ProxySettingError as exc:
+            raise UsageError(str(exc)) from None
+        values["proxy"] = proxy
+    if no_proxy:
+        values["no_proxy"] = "*"
+    if ca_bundle is not None:
+        if not ca_bundle.expanduser().is_file():
+            raise UsageError(f"--ca-bundle: {ca_bundle}: no such file")
+        values["ca_bundle"] = str(ca_bundle.expanduser().absolute())
+    if insecure:
+        values["insecure"] = True
+    return values
+
+
+def _check_network(cfg: Config) -> None:
+    """The proxy and TLS settings as a fetch would read them (environment included), so a
+    bad one stops the run before anything is written; warn when TLS is not verified."""
+    from imgflow.engine.proxy import router
+    from imgflow.engine.tls import ssl_context
+
+    try:
+        router(cfg.fetch)
+        ssl_context(cfg.fetch)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if cfg.fetch.insecure:
+        err.print(
+            "[yellow]warning:[/] TLS certificates are not verified (--insecure or "
+            "fetch.insecure): anyone on the path can read and change the images"
+        )
 
 
 def _aws_target(cfg: Config) -> tuple[Aws, DeploymentOutputs]:
@@ -239,7 +382,7 @@ def _run_aws(cfg: Config, spec: JobInput, output: Output, no_wait: bool, via_api
 
 
 def _show_aws(cfg: Config, status: JobStatus, output: Output, elapsed: float | None) -> int:
-    from imgflow.render import results_table, summary_line, write_json
+    from imgflow.render import results_table, show_table, summary_line, write_json
 
     if output is Output.json:
         extra = {
@@ -251,9 +394,11 @@ def _show_aws(cfg: Config, status: JobStatus, output: Output, elapsed: float | N
         write_json(sys.stdout, status.job_id, "aws", status.summary, status.records, extra)
     else:
         title = f"execution {status.job_id}"
-        out.print(results_table(status.records, status.summary.total, title=title))
+        if show_table(status.summary):
+            out.print(results_table(status.records, status.summary.total, title=title))
         line = summary_line(status.summary, status.duplicates, elapsed)
         out.print(line + f" [{status.status.lower()}]", markup=False)
+        out.print(f"execution: {status.execution_arn}", markup=False)
     if status.running:
         return 0
     if status.cause and status.status != "SUCCEEDED":
@@ -270,7 +415,12 @@ def _data_dir(cfg: Config, data_dir: Path | None) -> Path:
 
 
 def _run_local(
-    cfg: Config, spec: JobInput, data_dir: Path | None, output: Output, force: bool
+    cfg: Config,
+    spec: JobInput,
+    data_dir: Path | None,
+    output: Output,
+    force: bool,
+    key_base: str | None = None,
 ) -> LocalRunResult:
     from imgflow.local.runner import LocalJob, run_job
     from imgflow.render import RunProgress
@@ -282,6 +432,7 @@ def _run_local(
         batch_size=cfg.job.batch_size,
         max_batches=cfg.job.max_batches,
         force=force,
+        key_base=key_base,
     )
     folder = _data_dir(cfg, data_dir)
     started = time.monotonic()
@@ -304,7 +455,7 @@ def _show_local_run(
 ) -> str:
     from imgflow.local.db import Database
     from imgflow.local.runner import DB_NAME
-    from imgflow.render import TABLE_ROWS, results_table, summary_line, write_json
+    from imgflow.render import TABLE_ROWS, results_table, show_table, summary_line, write_json
 
     db = Database(folder / DB_NAME)
     try:
@@ -317,8 +468,9 @@ def _show_local_run(
             write_json(sys.stdout, run_id, info.backend, summary, db.records(run_id), extra)
         else:
             failures_only = summary.total > TABLE_ROWS  # the table lists only failures then
-            records = db.records(run_id, only_failed=failures_only)
-            out.print(results_table(records, summary.total, title=f"run {run_id}"))
+            if show_table(summary):
+                records = db.records(run_id, only_failed=failures_only)
+                out.print(results_table(records, summary.total, title=f"run {run_id}"))
             out.print(
                 summary_line(summary, info.duplicates, elapsed) + f" [{info.state}]", markup=False
             )
@@ -349,7 +501,10 @@ def status(
         from imgflow.local.runner import DB_NAME
 
         if not (folder / DB_NAME).exists():
-            raise UsageError(f"no runs yet in {folder}")
+            raise UsageError(
+                f"no runs yet in {folder} (the data folder comes from --data-dir, "
+                f"local.data_dir in ./imgflow.yaml or {config_mod.user_config_path()})"
+            )
         if run_id is None:
             _list_runs(folder, output)
             return
@@ -459,6 +614,9 @@ def serve(
 
 
 DEMO_PORT = 8765
+# Demo images are stored under the keys of this base URL whatever port serves them, so a
+# second demo (on another port when 8765 is busy) reuses the same folder.
+DEMO_KEY_BASE = f"http://127.0.0.1:{DEMO_PORT}"
 
 
 @app.command()
@@ -487,6 +645,10 @@ def demo(
             server = serve_directory(FLAGS_DIR, port=DEMO_PORT)
         except OSError:
             server = serve_directory(FLAGS_DIR)
+            _warn(
+                f"port {DEMO_PORT} is busy, so the flags are served at {server.base_url}; "
+                f"they are still stored under {DEMO_KEY_BASE.split('//')[1]}/"
+            )
         with server:
             spec = jobinput.from_paths_file(server.base_url, str(PATHS_FILE))
             err.print(
@@ -494,7 +656,7 @@ def demo(
                 f"  imgflow run --base-url {server.base_url} --paths-file {PATHS_FILE}"
                 f" --concurrency {concurrency}"
             )
-            result = _run_local(cfg, spec, data_dir, output, force)
+            result = _run_local(cfg, spec, data_dir, output, force, key_base=DEMO_KEY_BASE)
         failed = result.summary.failed
         if failed == 1 and result.failures_file is not None:
             err.print(

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import yaml
 
+from imgflow.engine.proxy import ProxySettingError, parse_no_proxy, parse_proxy
+from imgflow.engine.request_headers import HeaderError, parse_header
 from imgflow.engine.settings import FetchConfig
 from imgflow.errors import ConfigError
 
@@ -29,6 +31,23 @@ LOG_RETENTION_DAYS = (
     731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
 ENV_PREFIX = "IMGFLOW_"
+USER_CONFIG_NAME = "imgflow/imgflow.yaml"
+# IMGFLOW_* variables that are not config keys: what deploy hands the Lambdas, and what
+# notify.command is given.
+RUNTIME_ENV = frozenset(
+    {
+        "IMGFLOW_DEPLOYMENT",
+        "IMGFLOW_BUCKET",
+        "IMGFLOW_TABLE",
+        "IMGFLOW_TOPIC_ARN",
+        "IMGFLOW_PREFIX",
+        "IMGFLOW_FETCH_SETTINGS",
+        "IMGFLOW_ALLOW_PRIVATE_TARGETS",
+        "IMGFLOW_INLINE_MAX_MESSAGES",
+        "IMGFLOW_RUN_ID",
+        "IMGFLOW_FAILURES_FILE",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -53,7 +72,8 @@ class LocalConfig:
 class NotifyConfig:
     """Where failure notices go."""
 
-    command: str | None = None
+    command: str | tuple[str, ...] | None = None
+    shell: bool = False
     emails: tuple[str, ...] = ()
     inline_max_messages: int = 50
 
@@ -171,7 +191,13 @@ def _env_value(raw: str, tp: Any) -> Any:
     if tp is str or (str in args and raw.strip().lower() not in ("", "null", "~", "none")):
         return raw
     if typing.get_origin(tp) is tuple:
-        return [v.strip() for v in raw.split(",") if v.strip()]
+        if raw.lstrip().startswith("["):  # a YAML list, for items holding commas
+            try:
+                return yaml.safe_load(raw)
+            except yaml.YAMLError:
+                return raw
+        separator = "\n" if "\n" in raw else ","
+        return [v.strip() for v in raw.split(separator) if v.strip()]
     try:
         return yaml.safe_load(raw)
     except yaml.YAMLError:
@@ -292,6 +318,27 @@ def _validate(cfg: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    _validate_network(cfg.fetch)
+
+
+def _validate_network(fetch: FetchConfig) -> None:
+    """The proxy, TLS and header keys (the environment is checked when a run starts)."""
+    for i, text in enumerate(fetch.headers):
+        try:
+            parse_header(text)
+        except HeaderError as exc:
+            raise ConfigError(f"fetch.headers[{i}]: {exc}") from None
+    if any(c in fetch.user_agent for c in "\r\n\0"):
+        raise ConfigError("fetch.user_agent: cannot contain CR, LF or NUL")
+    try:
+        if fetch.proxy is not None:
+            parse_proxy(fetch.proxy, "fetch.proxy")
+    except ProxySettingError as exc:
+        raise ConfigError(str(exc)) from None
+    if fetch.no_proxy is not None:
+        parse_no_proxy(fetch.no_proxy)
+    if fetch.ca_bundle is not None and not Path(fetch.ca_bundle).expanduser().is_file():
+        raise ConfigError(f"fetch.ca_bundle: {fetch.ca_bundle}: no such file")
 
 
 def _valid_name(name: str) -> bool:
@@ -315,20 +362,30 @@ def from_mapping(
     env = {
         k: v for k, v in (os.environ if env is None else env).items() if k.startswith("IMGFLOW_")
     }
+    data = _headers_as_list(data)
     cfg: Config = _build(Config, data, "", env)
     cfg = dataclasses.replace(cfg, source=source)
     _validate(cfg)
     return cfg
 
 
-def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Load imgflow.yaml (or `path`); a missing default file means all defaults."""
-    explicit = path is not None
-    file = Path(path) if path is not None else Path(DEFAULT_CONFIG_FILE)
-    if not file.exists():
-        if explicit:
-            raise ConfigError(f"{file}: config file not found")
-        return from_mapping({}, env)
+def _headers_as_list(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """fetch.headers may be a mapping {Name: value}: the list of "Name: value" it means."""
+    fetch = data.get("fetch")
+    if not isinstance(fetch, Mapping) or not isinstance(fetch.get("headers"), Mapping):
+        return data
+    headers = [f"{name}: {value}" for name, value in fetch["headers"].items()]
+    return {**data, "fetch": {**fetch, "headers": headers}}
+
+
+def user_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """The user-level config: ``$XDG_CONFIG_HOME/imgflow/imgflow.yaml`` (~/.config)."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_CONFIG_HOME") or str(Path("~/.config").expanduser())
+    return Path(base) / USER_CONFIG_NAME
+
+
+def _read_yaml(file: Path) -> Any:
     try:
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -336,13 +393,79 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{file}:{where}: YAML syntax error: {problem}") from None
-    return from_mapping(data, env, source=str(file))
+
+
+def _merge(below: Any, above: Any) -> Any:
+    """`above` over `below`, section by section (mappings merge; anything else replaces)."""
+    if isinstance(below, Mapping) and isinstance(above, Mapping):
+        merged = dict(below)
+        for key, value in above.items():
+            merged[key] = _merge(below.get(key), value) if key in below else value
+        return merged
+    return above
+
+
+def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load imgflow.yaml (or `path`) over the user-level config; missing files mean defaults.
+
+    The user-level file (`user_config_path`) sets personal defaults once, such as
+    ``local.data_dir``; the project's file and then IMGFLOW_* variables override it.
+    """
+    explicit = path is not None
+    file = Path(path) if path is not None else Path(DEFAULT_CONFIG_FILE)
+    user_file = user_config_path(env)
+    data: Any = None
+    sources: list[str] = []
+    if user_file.is_file():
+        data = _read_yaml(user_file)
+        if data is not None and not isinstance(data, Mapping):
+            raise ConfigError(f"{user_file}: the top level must be a mapping of settings")
+        sources.append(str(user_file))
+    if file.exists():
+        data = _merge(data or {}, _read_yaml(file))
+        sources.append(str(file))
+    elif explicit:
+        raise ConfigError(f"{file}: config file not found")
+    return from_mapping(data, env, source=" + ".join(sources) or None)
+
+
+def config_env_names() -> dict[str, str]:
+    """Every IMGFLOW_* variable a config key reads, with its key (``fetch.timeout``)."""
+    names: dict[str, str] = {}
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = _hints(cls)
+        for name, f in _fields(cls).items():
+            if dataclasses.is_dataclass(hints[f.name]):
+                walk(hints[f.name], f"{prefix}{name}.")
+            else:
+                key = f"{prefix}{name}"
+                names[ENV_PREFIX + key.replace(".", "_").upper()] = key
+
+    walk(Config, "")
+    return names
+
+
+def unknown_env(env: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each IMGFLOW_* variable that no setting reads, naming the closest."""
+    import difflib
+
+    env = os.environ if env is None else env
+    known = config_env_names()
+    warnings = []
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name in known or name in RUNTIME_ENV:
+            continue
+        close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]} ({known[close[0]]})?" if close else ""
+        warnings.append(f"{name} is not an imgflow setting and is ignored{hint}")
+    return warnings
 
 
 def with_overrides(cfg: Config, **sections: Mapping[str, Any]) -> Config:

@@ -15,6 +15,7 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.table import Table
 
@@ -24,14 +25,29 @@ TABLE_ROWS = 500
 _STYLE = {Outcome.STORED: "green", Outcome.SKIPPED: "cyan", Outcome.FAILED: "red"}
 
 
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 image``, ``2 images``, ``1,000 batches`` (`many` when adding an s is wrong)."""
+    word = noun if count == 1 else (many or noun + "s")
+    return f"{count:,} {word}"
+
+
+def show_table(summary: Summary) -> bool:
+    """A per-image table is worth printing: a small run, or a large one with failures.
+
+    Past TABLE_ROWS rows the table lists only failures, so a large run without any is
+    the summary line alone.
+    """
+    return summary.total <= TABLE_ROWS or summary.failed > 0
+
+
 def summary_line(summary: Summary, duplicates: int = 0, elapsed: float | None = None) -> str:
     """``101 images: 100 stored, 0 skipped, 1 failed`` (+ duplicates and time)."""
     text = (
-        f"{summary.total} images: {summary.stored} stored, {summary.skipped} skipped, "
-        f"{summary.failed} failed"
+        f"{plural(summary.total, 'image')}: {summary.stored:,} stored, "
+        f"{summary.skipped:,} skipped, {summary.failed:,} failed"
     )
     if duplicates:
-        text += f" ({duplicates} duplicate path{'s' if duplicates != 1 else ''} fetched once)"
+        text += f" ({plural(duplicates, 'duplicate path')} fetched once)"
     if elapsed is not None:
         text += f" in {elapsed:.1f}s"
     return text
@@ -63,10 +79,25 @@ def results_table(records: Iterable[ResultRecord], total: int, title: str | None
         )
     if only_failures:
         table.caption = (
-            f"{total} images: only failures are listed here (at most {TABLE_ROWS}); "
+            f"{plural(total, 'image')}: only failures are listed here (at most {TABLE_ROWS}); "
             "use --output json for every record"
         )
     return table
+
+
+def camel_keys(value: Any) -> Any:
+    """`value` with every mapping key in camelCase (``api_url`` -> ``apiUrl``), the one
+    key style of imgflow's JSON output (as in the original job body: ``baseUrl``)."""
+    if isinstance(value, dict):
+        return {_camel(str(k)): camel_keys(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [camel_keys(v) for v in value]
+    return value
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def write_json(
@@ -115,6 +146,8 @@ class RunProgress:
             TextColumn("{task.fields[size]}"),
             TextColumn("[red]{task.fields[failed]} failed"),
             TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
             console=console,
             transient=False,
             refresh_per_second=8,
@@ -132,7 +165,7 @@ class RunProgress:
 
     def planned(self, run_id: str, total: int, duplicates: int) -> None:
         """Start the bar once the job is planned."""
-        note = f" ({duplicates} duplicates)" if duplicates else ""
+        note = f" ({plural(duplicates, 'duplicate')})" if duplicates else ""
         self._task = self._progress.add_task(
             f"run {run_id}{note}", total=total, failed=0, rate="", size="", start=True
         )

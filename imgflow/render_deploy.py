@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
+from imgflow.render import camel_keys
+
 if TYPE_CHECKING:
     from imgflow.aws.deploy import DeployResult, Step
     from imgflow.aws.deploy.state import DeploymentOutputs
@@ -64,12 +66,15 @@ def outputs_table(outputs: DeploymentOutputs) -> Table:
 
 def deploy_json(result: DeployResult) -> dict[str, Any]:
     """`imgflow deploy --output json`."""
-    return {
-        "dry_run": result.dry_run,
-        "summary": plan_summary(result.plan.steps),
-        **result.plan.to_json(),
-        "outputs": result.outputs.to_json(),
-    }
+    document: dict[str, Any] = camel_keys(
+        {
+            "dry_run": result.dry_run,
+            "summary": plan_summary(result.plan.steps),
+            **result.plan.to_json(),
+            "outputs": result.outputs.to_json(),
+        }
+    )
+    return document
 
 
 def teardown_table(result: TeardownResult) -> Table:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from imgflow.aws.job import JobStatus
+from imgflow.render import plural
 
 
 class AwsProgress:
@@ -16,13 +24,17 @@ class AwsProgress:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[batches]} batches"),
+            TextColumn("{task.fields[batches]}"),
             TextColumn("[red]{task.fields[failed]} failed"),
             TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
             console=console,
             refresh_per_second=4,
         )
-        self._task = self._progress.add_task("starting", total=total, batches=0, failed=0)
+        self._task = self._progress.add_task(
+            "starting", total=total, batches=plural(0, "batch", "batches"), failed=0
+        )
 
     def __enter__(self) -> AwsProgress:
         self._progress.start()
@@ -37,6 +49,6 @@ class AwsProgress:
             self._task,
             description=f"{status.job_id[:16]} {status.status.lower()}",
             completed=status.summary.total,
-            batches=status.batches_done,
+            batches=plural(status.batches_done, "batch", "batches"),
             failed=status.summary.failed,
         )

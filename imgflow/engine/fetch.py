@@ -12,7 +12,7 @@ import errno
 import random
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import urljoin, urlsplit
@@ -21,9 +21,13 @@ import httpx
 
 from imgflow.engine import messages
 from imgflow.engine.guard import AddressCheck, TargetRefused
+from imgflow.engine.proxy import Proxy, router
+from imgflow.engine.request_headers import parse_headers
+from imgflow.engine.routed import RoutedTransport
 from imgflow.engine.settings import FetchConfig
 from imgflow.engine.sniff import SNIFF_BYTES, media_type, sniff, type_allowed
-from imgflow.engine.transport import FastTransport
+from imgflow.engine.tls import certificate_problem, ssl_context
+from imgflow.engine.transport import BadResponse, FastTransport
 
 Guard = Callable[[str], Awaitable[None]]
 
@@ -74,18 +78,36 @@ class Fetcher:
         address_check: AddressCheck | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        """`guard` checks every URL (redirects included); `address_check` every address
-        connected to (imgflow's transport only)."""
+        """`guard` checks every URL (redirects included) and the proxy of each;
+        `address_check` every address connected to (imgflow's transport only). Proxies and
+        TLS trust follow `settings` and the environment (`env`, default os.environ);
+        a setting that is not usable raises ValueError naming it."""
         self.settings = settings
         self._guard = guard
         self._sleep = sleep
+        self._proxies = router(settings, env)
+        self._guarded_proxies: dict[Proxy, str | None] = {}
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
         timeout = httpx.Timeout(settings.timeout, connect=settings.connect_timeout)
-        if transport is None and settings.transport == "imgflow":
-            transport = FastTransport(max_connections, address_check=address_check)
+        if transport is None:
+            tls = ssl_context(settings, env)
+            if settings.transport == "imgflow":
+                transport = FastTransport(
+                    max_connections,
+                    ssl_context=tls,
+                    address_check=address_check,
+                    proxies=self._proxies,
+                )
+            else:
+                transport = RoutedTransport(max_connections, tls, self._proxies)
+        headers = [("User-Agent", settings.user_agent), ("Accept", "image/*,*/*;q=0.5")]
+        extra = parse_headers(settings.headers)
+        names = {name.lower() for name, _ in extra}
+        headers = [(k, v) for k, v in headers if k.lower() not in names] + extra
         # With imgflow's own transport, requests skip the client's send() layers (auth,
         # redirect and event-hook machinery, logging): about a third of the CPU per image.
         self._fast = transport if isinstance(transport, FastTransport) else None
@@ -94,7 +116,7 @@ class Fetcher:
             limits=limits,
             timeout=timeout,
             follow_redirects=False,
-            headers={"User-Agent": settings.user_agent, "Accept": "image/*,*/*;q=0.5"},
+            headers=headers,
             transport=transport,
             trust_env=False,
         )
@@ -139,6 +161,7 @@ class Fetcher:
     async def _follow(self, url: str, attempts: int) -> _Attempt:
         current = url
         for _ in range(self.settings.max_redirects + 1):
+            proxy = self._proxies.proxy_for_url(current)
             if self._guard is not None:
                 try:
                     await self._guard(current)
@@ -147,10 +170,15 @@ class Fetcher:
                     return FetchFailure(
                         messages.failure(messages.REFUSED_TARGET, url, detail), None, attempts
                     )
+                refused = await self._guard_proxy(proxy)
+                if refused is not None:
+                    return FetchFailure(
+                        messages.failure(messages.REFUSED_TARGET, url, refused), None, attempts
+                    )
             try:
-                result = await self._get(url, current, attempts)
+                result = await self._get(url, current, attempts, proxy)
             except httpx.HTTPError as exc:
-                return _classify(url, exc, attempts)
+                return _classify(url, exc, attempts, current, proxy)
             if not isinstance(result, str):
                 return result
             current = result
@@ -159,11 +187,30 @@ class Fetcher:
             messages.failure(messages.TOO_MANY_REDIRECTS, url, detail), None, attempts
         )
 
-    async def _get(self, url: str, current: str, attempts: int) -> _Attempt | str:
+    async def _guard_proxy(self, proxy: Proxy | None) -> str | None:
+        """Why the guard refuses `proxy` (checked once per proxy), or None."""
+        if proxy is None or self._guard is None:
+            return None
+        if proxy not in self._guarded_proxies:
+            try:
+                await self._guard(proxy.shown)
+                self._guarded_proxies[proxy] = None
+            except Exception as exc:  # the guard refuses the proxy's address
+                self._guarded_proxies[proxy] = f"proxy {proxy.shown}: {exc}"
+        return self._guarded_proxies[proxy]
+
+    async def _get(
+        self, url: str, current: str, attempts: int, proxy: Proxy | None = None
+    ) -> _Attempt | str:
         """One request; a str result is the next URL of a redirect."""
         response = await self._send(current)
         try:
             status = response.status_code
+            if status == 407 and proxy is not None:
+                detail = f"{proxy.shown} answered 407 {response.reason_phrase}".rstrip()
+                return FetchFailure(
+                    messages.failure(messages.PROXY_REFUSED, url, detail), status, attempts
+                )
             if status in REDIRECT_STATUSES:
                 return _redirect_target(url, current, response, attempts)
             if status != 200:
@@ -281,13 +328,36 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     return max(0.0, when.timestamp() - current)
 
 
-def _classify(url: str, exc: httpx.HTTPError, attempts: int) -> _Attempt:
-    """A failure message for a transport error; most are worth another attempt."""
+def _classify(
+    url: str,
+    exc: httpx.HTTPError,
+    attempts: int,
+    current: str | None = None,
+    proxy: Proxy | None = None,
+) -> _Attempt:
+    """A failure message for a transport error; most are worth another attempt.
+
+    `current` is the URL requested (a redirect's target), `proxy` the proxy it went through.
+    A rejected certificate, a malformed response and a proxy's refusal are permanent.
+    """
     cause = _root_cause(exc)
     if isinstance(cause, TargetRefused):
         return FetchFailure(
             messages.failure(messages.REFUSED_TARGET, url, str(cause)), None, attempts
         )
+    problem = certificate_problem(cause)
+    if problem is not None:
+        host = urlsplit(current or url).hostname or "?"
+        return FetchFailure(messages.certificate_rejected(host, problem, url), None, attempts)
+    if isinstance(exc, httpx.ProxyError) and proxy is not None:
+        detail = f"{proxy.shown} answered {exc}"
+        return FetchFailure(messages.failure(messages.PROXY_REFUSED, url, detail), None, attempts)
+    if proxy is not None and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        reason = str(cause) if isinstance(cause, OSError) else str(exc)
+        detail = f"{proxy.shown}: {reason or type(cause).__name__}"
+        return _Retry(messages.failure(messages.PROXY_UNREACHABLE, url, detail), None)
+    if _malformed(exc):
+        return FetchFailure(messages.failure(messages.BAD_RESPONSE, url, str(exc)), None, attempts)
     if isinstance(exc, httpx.TimeoutException):
         kind = {
             httpx.ConnectTimeout: "connect",
@@ -317,6 +387,17 @@ def _classify(url: str, exc: httpx.HTTPError, attempts: int) -> _Attempt:
         None,
         attempts,
     )
+
+
+def _malformed(exc: httpx.HTTPError) -> bool:
+    """Whether the server's bytes broke HTTP/1.1's framing (not merely ended early)."""
+    if isinstance(exc, BadResponse):
+        return True
+    if not isinstance(exc, httpx.RemoteProtocolError) or isinstance(exc, httpx.ProxyError):
+        return False
+    text = str(exc).lower()
+    ended = ("disconnected", "complete message body", "incomplete", "connection")
+    return not any(word in text for word in ended)
 
 
 def _root_cause(exc: BaseException) -> BaseException:

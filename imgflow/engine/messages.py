@@ -23,6 +23,10 @@ BAD_REDIRECT = "Bad redirect"
 REFUSED_TARGET = "Refused target"
 BATCH_FAILED = "Batch failed"
 STORE_FAILED = "Store failed"
+BAD_RESPONSE = "Bad response"
+PROXY_REFUSED = "Proxy refused"
+PROXY_UNREACHABLE = "Proxy unreachable"
+CERTIFICATE_REJECTED = "Certificate rejected"
 
 CLASSES = (
     NOT_FOUND,
@@ -40,6 +44,10 @@ CLASSES = (
     REFUSED_TARGET,
     BATCH_FAILED,
     STORE_FAILED,
+    BAD_RESPONSE,
+    PROXY_REFUSED,
+    PROXY_UNREACHABLE,
+    CERTIFICATE_REJECTED,
 )
 
 
@@ -61,6 +69,12 @@ def http_error(code: int, url: str, reason: str | None = None) -> str:
 def failure(kind: str, url: str, detail: str | None = None) -> str:
     """``<kind>: <url>`` with an optional ``(detail)``."""
     return f"{kind}: {url}" + (f" ({detail})" if detail else "")
+
+
+def certificate_rejected(host: str, reason: str, url: str) -> str:
+    """``Certificate rejected for <host>: <reason> (<url>)``: the host whose certificate
+    failed, which after a redirect is not the URL's own."""
+    return f"{CERTIFICATE_REJECTED} for {host}: {reason} ({url})"
 
 
 def failure_class(message: str) -> str:

@@ -18,10 +18,15 @@ class Item:
     key: str
 
 
-def item_for(base_url: str, path: str) -> Item:
-    """The item of a normalised `path` under a validated `base_url`."""
+def item_for(base_url: str, path: str, key_base: str | None = None) -> Item:
+    """The item of a normalised `path` under a validated `base_url`.
+
+    `key_base`, when given, is the base URL the stored key is derived from instead (the
+    demo keeps its keys when its server has to move to another port).
+    """
     url = url_for(base_url, path)
-    return Item(path=path, url=url, key=key_for(url))
+    key = key_for(url if key_base is None else url_for(key_base, path))
+    return Item(path=path, url=url, key=key)
 
 
 def batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:

@@ -24,11 +24,22 @@ class FetchConfig:
     sniff: bool = True
     user_agent: str = "imgflow/0.1"
     transport: Literal["imgflow", "httpx"] = "imgflow"
+    # Extra request headers, each "Name: value" (see imgflow.engine.request_headers).
+    headers: tuple[str, ...] = ()
+    # Proxies (see imgflow.engine.proxy): None means the environment's, when trust_env.
+    proxy: str | None = None
+    no_proxy: str | None = None
+    trust_env: bool = True
+    # TLS trust (see imgflow.engine.tls).
+    ca_bundle: str | None = None
+    trust_store: Literal["certifi", "system"] = "certifi"
+    insecure: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON (for the Lambda environment)."""
         data = dataclasses.asdict(self)
         data["allowed_types"] = list(self.allowed_types)
+        data["headers"] = list(self.headers)
         return data
 
     @classmethod
@@ -36,6 +47,7 @@ class FetchConfig:
         """Settings written by `to_json`."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        if "allowed_types" in values:
-            values["allowed_types"] = tuple(values["allowed_types"])
+        for name in ("allowed_types", "headers"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values)

@@ -1,11 +1,21 @@
-"""A lean HTTP/1.1 transport for httpx, built on asyncio protocols.
+"""A lean HTTP/1.1 transport for httpx, built on asyncio protocols and llhttp.
 
 httpx's default async transport (httpcore over anyio and h11) spends about 2 ms of CPU on
 each small response; imgflow fetches thousands of small images a second, so it plugs this
-transport into ``httpx.AsyncClient`` instead. The client's API, headers, timeouts,
-redirect handling and content decoding (gzip, deflate, br) are unchanged: only the bytes
-on the wire are handled here, with keep-alive connection reuse, Content-Length, chunked
-and read-until-close bodies, flow control, and errors raised as httpx's own exceptions.
+transport into ``httpx.AsyncClient`` instead. The client's API, headers, timeouts and
+redirect handling are unchanged: only the bytes on the wire are handled here.
+
+Responses are framed by llhttp (Node's strict HTTP parser, through httptools), never by
+hand: a malformed or conflicting Content-Length, a bad chunk size, an HTTP/0.9 reply, an
+oversized head or an unexpected 101 raise `BadResponse` and close the connection. Bytes
+left after a complete response, or arriving while a connection waits in the pool, close
+that connection: it is never reused. Interim 1xx responses are skipped.
+
+Also: a keep-alive pool per origin, flow control, read-until-close bodies, forward proxies
+(http URLs in absolute form, https URLs through a CONNECT tunnel, Proxy-Authorization from
+the proxy URL's credentials), and a transparent resend when a reused keep-alive
+connection turns out closed. Body bytes are delivered as received: content decoding is the
+caller's. Errors are httpx's own exception types.
 """
 
 from __future__ import annotations
@@ -18,24 +28,140 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httptools
 import httpx
 
 from imgflow.engine.guard import AddressCheck, TargetRefused
+from imgflow.engine.proxy import Proxy, ProxyRouter
 
-_HEAD_LIMIT = 64 * 1024
+HEAD_LIMIT = 64 * 1024
 _HIGH_WATER = 256 * 1024
-_NO_BODY_STATUSES = frozenset({204, 304})
-Origin = tuple[str, str, int]
+# (scheme, host, port, proxy): the key of a pool of interchangeable connections. Plain http
+# through a proxy is keyed by the proxy alone: one connection to it serves every origin.
+Route = tuple[str, str, int, Proxy | None]
+
+
+class BadResponse(httpx.RemoteProtocolError):
+    """A response a strict HTTP/1.1 parser refuses; the connection is closed."""
+
+
+class _Exchange:
+    """One response being parsed (llhttp's callbacks), and its body chunks waiting."""
+
+    def __init__(self, conn: _Connection, head_only: bool) -> None:
+        self.conn = conn
+        self.head_only = head_only  # HEAD and CONNECT: the head is the whole response
+        self.parser = httptools.HttpResponseParser(self)
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.reason = b""
+        self.status = 0
+        self.head_done = False
+        self.complete = False
+        self.leftover = False  # bytes beyond the response: the connection is not reused
+        self.keep_alive = False
+        self.until_close = False
+        self.error: Exception | None = None
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.received = 0
+        self.head_bytes = 0
+
+    # -- llhttp callbacks -----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.leftover = True
+
+    def on_status(self, reason: bytes) -> None:
+        if not self.head_done:
+            self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.head_done:  # after the head: trailers, not kept
+            self.headers.append((name, value.strip(b" \t")))
+
+    def on_headers_complete(self) -> None:
+        if self.complete or self.head_done:
+            return
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:
+            if status == 101:
+                self.error = BadResponse("unexpected 101 Switching Protocols")
+            self.headers = []  # an interim response: the final one follows
+            self.reason = b""
+            return
+        self.status = status
+        self.head_done = True
+        names = {name.lower(): value for name, value in self.headers}
+        coding = names.get(b"transfer-encoding", b"").lower().rsplit(b",", 1)[-1].strip()
+        self.until_close = coding != b"chunked" and b"content-length" not in names
+        if self.head_only:
+            self.complete = True
+            self.keep_alive = False
+
+    def on_body(self, data: bytes) -> None:
+        if self.complete:
+            self.leftover = True
+            return
+        self.chunks.append(data)
+        self.buffered += len(data)
+        self.received += len(data)
+
+    def on_message_complete(self) -> None:
+        if self.head_done and not self.complete:
+            self.complete = True
+            self.keep_alive = self.parser.should_keep_alive()
+
+    # -- input ----------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        if self.complete:
+            self.leftover = True
+            return
+        if self.error is not None:
+            return
+        if not self.head_done:
+            self.head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.error = self.error or BadResponse("unexpected protocol upgrade")
+        except httptools.HttpParserError as exc:
+            if self.complete:
+                self.leftover = True
+            elif self.error is None:
+                self.error = BadResponse(str(exc) or type(exc).__name__)
+        if not self.head_done and self.head_bytes > HEAD_LIMIT and self.error is None:
+            self.error = BadResponse(f"response head over {HEAD_LIMIT // 1024} KB")
+
+    def end(self, error: BaseException | None) -> None:
+        """The connection ended (EOF or lost)."""
+        if self.complete or self.error is not None:
+            return
+        if isinstance(error, OSError):
+            self.error = httpx.ReadError(str(error) or "connection reset")
+            self.error.__cause__ = error
+        elif not self.head_done:
+            self.error = httpx.RemoteProtocolError(
+                "Server disconnected without sending a response."
+            )
+        elif self.until_close:
+            self.complete = True
+            self.keep_alive = False
+        else:
+            self.error = httpx.RemoteProtocolError(
+                "peer closed connection without sending complete message body: "
+                f"received {self.received} bytes"
+            )
 
 
 class _Connection(asyncio.Protocol):
-    """One TCP (or TLS) connection and the bytes received on it."""
+    """One TCP (or TLS) connection; its bytes go to the exchange in progress."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
+        self.exchange: _Exchange | None = None
         self.closed = False
-        self.error: BaseException | None = None
         self.paused = False
         self.used = False
         self.received = 0
@@ -49,20 +175,30 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
-        self.buffer += data
-        if len(self.buffer) > _HIGH_WATER and not self.paused and self.transport is not None:
+        exchange = self.exchange
+        if exchange is None or exchange.complete:
+            # Bytes while idle, or after a complete response: never reused.
+            if exchange is not None:
+                exchange.leftover = True
+            self.close()
+            return
+        exchange.feed(data)
+        if exchange.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
             self.transport.pause_reading()
             self.paused = True
         self._wake()
 
     def eof_received(self) -> bool | None:
-        self.closed = True
-        self._wake()
+        self._ended(None)
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._ended(exc)
+
+    def _ended(self, exc: BaseException | None) -> None:
         self.closed = True
-        self.error = exc
+        if self.exchange is not None:
+            self.exchange.end(exc)
         self._wake()
 
     def _wake(self) -> None:
@@ -85,19 +221,20 @@ class _Connection(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
 
-    def take(self, limit: int) -> bytes:
-        """Up to `limit` buffered bytes, resuming reading when the buffer drains."""
-        size = min(limit, len(self.buffer))
-        chunk = bytes(self.buffer[:size])
-        del self.buffer[:size]
-        if self.paused and len(self.buffer) < _HIGH_WATER // 2 and self.transport is not None:
+    def take(self, exchange: _Exchange) -> bytes:
+        """Every body byte buffered, resuming reading when it was paused."""
+        chunks = exchange.chunks
+        data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        exchange.buffered = 0
+        if self.paused and self.transport is not None and not self.closed:
             self.transport.resume_reading()
             self.paused = False
-        return chunk
+        return data
 
     def reusable(self) -> bool:
-        """True when the connection is open with nothing left unread."""
-        return not self.closed and not self.buffer and self.transport is not None
+        """True when the connection is open and idle with nothing received since."""
+        return not self.closed and self.exchange is None and self.transport is not None
 
     def close(self) -> None:
         """Close the connection at once.
@@ -119,137 +256,77 @@ def _expire(waiter: asyncio.Future[None]) -> None:
         waiter.set_exception(TimeoutError())
 
 
+async def _next_event(conn: _Connection, exchange: _Exchange, timeout: float | None) -> None:
+    """Wait for the exchange to move on; an error of the exchange is raised."""
+    if exchange.error is not None:
+        raise exchange.error
+    if conn.closed:
+        exchange.end(None)
+        if exchange.error is not None:
+            raise exchange.error
+        return
+    try:
+        await conn.wait(timeout)
+    except TimeoutError:
+        what = "the response body" if exchange.head_done else "the response"
+        raise httpx.ReadTimeout(f"timed out waiting for {what}") from None
+
+
 class _Body(httpx.AsyncByteStream):
-    """A response body read from a connection: Content-Length, chunked or until close."""
+    """A response body as llhttp frames it: raw bytes, not content-decoded."""
 
     def __init__(
         self,
         pool: FastTransport,
-        origin: Origin,
+        route: Route,
         conn: _Connection,
-        mode: str,
-        length: int,
-        keep_alive: bool,
+        exchange: _Exchange,
         read_timeout: float | None,
     ) -> None:
         self._pool = pool
-        self._origin = origin
+        self._route = route
         self._conn = conn
-        self._mode = mode
-        self._length = length
-        self._keep_alive = keep_alive
+        self._exchange = exchange
         self._timeout = read_timeout
-        self._complete = mode == "none"
         self._released = False
-        self._received = 0
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        if self._mode == "length":
-            async for chunk in self._read_length():
-                yield chunk
-        elif self._mode == "chunked":
-            async for chunk in self._read_chunked():
-                yield chunk
-        elif self._mode == "close":
-            async for chunk in self._read_to_close():
-                yield chunk
-        self._complete = True
+        conn, exchange = self._conn, self._exchange
+        while True:
+            if exchange.chunks:
+                yield conn.take(exchange)
+            elif exchange.error is not None:
+                raise exchange.error
+            elif exchange.complete:
+                break
+            else:
+                await _next_event(conn, exchange, self._timeout)
         await self.aclose()
-
-    async def _more(self, what: str) -> None:
-        """Wait for more bytes than are buffered; the connection ending here is an error."""
-        conn = self._conn
-        if conn.closed:
-            if isinstance(conn.error, OSError):
-                raise httpx.ReadError(str(conn.error) or "connection reset") from conn.error
-            raise httpx.RemoteProtocolError(
-                "peer closed connection without sending complete message body: "
-                f"received {self._received} bytes{what}"
-            )
-        try:
-            await conn.wait(self._timeout)
-        except TimeoutError:
-            raise httpx.ReadTimeout("timed out reading the response body") from None
-
-    async def _read_length(self) -> AsyncIterator[bytes]:
-        remaining = self._length
-        expected = f", expected {self._length}"
-        while remaining > 0:
-            if not self._conn.buffer:
-                await self._more(expected)
-                continue
-            chunk = self._conn.take(remaining)
-            remaining -= len(chunk)
-            self._received += len(chunk)
-            yield chunk
-
-    async def _read_line(self) -> bytes:
-        conn = self._conn
-        while True:
-            end = conn.buffer.find(b"\r\n")
-            if end >= 0:
-                line = bytes(conn.buffer[:end])
-                conn.take(end + 2)
-                return line
-            if len(conn.buffer) > _HEAD_LIMIT:
-                raise httpx.RemoteProtocolError("chunk header line too long")
-            await self._more(" (in a chunked body)")
-
-    async def _read_chunked(self) -> AsyncIterator[bytes]:
-        while True:
-            line = await self._read_line()
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise httpx.RemoteProtocolError(f"invalid chunk size {line[:20]!r}") from None
-            if size == 0:
-                while await self._read_line():
-                    pass  # trailers
-                return
-            remaining = size
-            while remaining > 0:
-                if not self._conn.buffer:
-                    await self._more(" (in a chunked body)")
-                    continue
-                chunk = self._conn.take(remaining)
-                remaining -= len(chunk)
-                self._received += len(chunk)
-                yield chunk
-            if await self._read_line():
-                raise httpx.RemoteProtocolError("missing CRLF after a chunk")
-
-    async def _read_to_close(self) -> AsyncIterator[bytes]:
-        conn = self._conn
-        while True:
-            if conn.buffer:
-                chunk = conn.take(len(conn.buffer))
-                self._received += len(chunk)
-                yield chunk
-                continue
-            if conn.closed:
-                if isinstance(conn.error, OSError):
-                    raise httpx.ReadError(str(conn.error)) from conn.error
-                return
-            try:
-                await conn.wait(self._timeout)
-            except TimeoutError:
-                raise httpx.ReadTimeout("timed out reading the response body") from None
 
     async def aclose(self) -> None:
         if self._released:
             return
         self._released = True
-        reuse = self._complete and self._keep_alive and self._conn.reusable()
-        self._pool.release(self._origin, self._conn, reuse)
+        exchange = self._exchange
+        reuse = (
+            exchange.complete
+            and exchange.keep_alive
+            and not exchange.leftover
+            and exchange.error is None
+            and not self._conn.closed
+        )
+        self._conn.exchange = None
+        self._pool.release(self._route, self._conn, reuse)
 
 
 class FastTransport(httpx.AsyncBaseTransport):
     """An httpx transport for HTTP/1.1 with a keep-alive pool of `max_connections`.
 
-    With `address_check`, the transport resolves each host itself, refuses the connection
-    when the check refuses any of its addresses (raising ConnectError caused by
-    TargetRefused), and connects to an address it checked, so a DNS answer cannot change
-    between the check and the connection.
+    With `address_check`, the transport resolves each host it connects to (the origin, or
+    the proxy) itself, refuses the connection when the check refuses any of its addresses
+    (raising ConnectError caused by TargetRefused), and connects to an address it checked,
+    so a DNS answer cannot change between the check and the connection. `proxies` routes
+    requests through forward proxies.
     """
 
     def __init__(
@@ -257,12 +334,14 @@ class FastTransport(httpx.AsyncBaseTransport):
         max_connections: int,
         ssl_context: ssl.SSLContext | None = None,
         address_check: AddressCheck | None = None,
+        proxies: ProxyRouter | None = None,
     ) -> None:
         self._slots = asyncio.Semaphore(max_connections)
         self._max_idle = max_connections
-        self._idle: dict[Origin, deque[_Connection]] = {}
+        self._idle: dict[Route, deque[_Connection]] = {}
         self._ssl = ssl_context
         self._address_check = address_check
+        self._proxies = proxies if proxies is not None and proxies.active else None
         self._closed = False
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -277,29 +356,41 @@ class FastTransport(httpx.AsyncBaseTransport):
         scheme = url.scheme
         if scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
-        origin: Origin = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
+        port = url.port or (443 if scheme == "https" else 80)
+        proxy = None if self._proxies is None else self._proxies.proxy_for(scheme, url.host, port)
+        if proxy is not None and scheme == "http":
+            route: Route = ("http", proxy.host, proxy.port, proxy)
+        else:
+            route = (scheme, url.host, port, proxy)
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
-        head = _serialize(request, await request.aread())
+        head = _serialize(request, await request.aread(), proxy if scheme == "http" else None)
         await self._slots.acquire()
         try:
-            return await self._exchange(request, origin, head, timeouts)
+            return await self._exchange(request, route, head, timeouts)
         except BaseException:
             self._slots.release()
             raise
 
     async def _exchange(
-        self, request: httpx.Request, origin: Origin, head: bytes, timeouts: dict[str, Any]
+        self, request: httpx.Request, route: Route, head: bytes, timeouts: dict[str, Any]
     ) -> httpx.Response:
         idempotent = request.method in ("GET", "HEAD", "OPTIONS")
         while True:
-            conn = self._idle_connection(origin) or await self._connect(origin, timeouts)
+            conn = self._idle_connection(route) or await self._connect(
+                route, request.url.host, timeouts
+            )
             reused = conn.used
             before = conn.received
             conn.used = True
+            exchange = _Exchange(conn, head_only=request.method == "HEAD")
+            conn.exchange = exchange
             assert conn.transport is not None
             conn.transport.write(head)
             try:
-                return await self._response(request, origin, conn, timeouts)
+                return await self._response(route, conn, exchange, timeouts)
+            except BadResponse:
+                conn.close()
+                raise
             except (httpx.RemoteProtocolError, httpx.ReadError):
                 conn.close()
                 # A keep-alive connection the server closed while it sat idle: the request
@@ -312,8 +403,8 @@ class FastTransport(httpx.AsyncBaseTransport):
                 conn.close()
                 raise
 
-    def _idle_connection(self, origin: Origin) -> _Connection | None:
-        idle = self._idle.get(origin)
+    def _idle_connection(self, route: Route) -> _Connection | None:
+        idle = self._idle.get(route)
         while idle:
             conn = idle.pop()
             if conn.reusable():
@@ -321,25 +412,59 @@ class FastTransport(httpx.AsyncBaseTransport):
             conn.close()
         return None
 
-    async def _connect(self, origin: Origin, timeouts: dict[str, Any]) -> _Connection:
-        scheme, host, port = origin
+    async def _connect(self, route: Route, host: str, timeouts: dict[str, Any]) -> _Connection:
+        scheme, _, port, proxy = route
         loop = asyncio.get_running_loop()
-        ssl_arg = self._ssl_context() if scheme == "https" else None
+        tls = self._ssl_context() if scheme == "https" else None
+        peer_host, peer_port = (proxy.host, proxy.port) if proxy is not None else (host, port)
+        where = f"proxy {proxy.shown}" if proxy is not None else f"{host}:{port}"
         try:
             async with asyncio.timeout(timeouts.get("connect")):
-                address = await self._checked_address(host, port)
+                address = await self._checked_address(peer_host, peer_port)
+                direct_tls = tls if proxy is None else None
                 _, conn = await loop.create_connection(
                     _Connection,
                     address,
-                    port,
-                    ssl=ssl_arg,
-                    server_hostname=host if ssl_arg else None,
+                    peer_port,
+                    ssl=direct_tls,
+                    server_hostname=host if direct_tls else None,
                 )
+                if proxy is not None and tls is not None:
+                    await self._tunnel(conn, proxy, host, port, timeouts)
+                    transport = await loop.start_tls(
+                        _transport(conn), conn, tls, server_hostname=host
+                    )
+                    if transport is None:  # pragma: no cover - only on a closed transport
+                        raise ConnectionResetError("the tunnel closed during the handshake")
+                    conn.transport = transport
         except TimeoutError:
-            raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out") from None
+            raise httpx.ConnectTimeout(f"connecting to {where} timed out") from None
         except OSError as exc:
             raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
         return conn
+
+    async def _tunnel(
+        self, conn: _Connection, proxy: Proxy, host: str, port: int, timeouts: dict[str, Any]
+    ) -> None:
+        """Ask the proxy for a tunnel to host:port (CONNECT); ProxyError when it refuses."""
+        target = f"{_bracketed(host)}:{port}".encode("ascii")
+        lines = [b"CONNECT " + target + b" HTTP/1.1", b"Host: " + target]
+        if proxy.authorization is not None:
+            lines.append(b"Proxy-Authorization: " + proxy.authorization)
+        exchange = _Exchange(conn, head_only=True)
+        conn.exchange = exchange
+        _transport(conn).write(b"\r\n".join(lines) + b"\r\n\r\n")
+        try:
+            while not exchange.head_done:
+                await _next_event(conn, exchange, timeouts.get("read"))
+        except httpx.HTTPError as exc:
+            conn.close()
+            raise httpx.ProxyError(f"CONNECT failed: {exc}") from exc
+        conn.exchange = None
+        if not 200 <= exchange.status < 300 or exchange.leftover:
+            conn.close()
+            reason = exchange.reason.decode("latin-1").strip()
+            raise httpx.ProxyError(f"{exchange.status} {reason}".strip())
 
     async def _checked_address(self, host: str, port: int) -> str:
         """The host itself, or (with an address check) the address checked for it."""
@@ -358,41 +483,28 @@ class FastTransport(httpx.AsyncBaseTransport):
         return addresses[0]
 
     async def _response(
-        self, request: httpx.Request, origin: Origin, conn: _Connection, timeouts: dict[str, Any]
+        self, route: Route, conn: _Connection, exchange: _Exchange, timeouts: dict[str, Any]
     ) -> httpx.Response:
         read_timeout = timeouts.get("read")
-        while True:
-            version, status, reason, headers = await _read_head(conn, read_timeout)
-            if not 100 <= status < 200:
-                break
-        fields = {k.lower(): v for k, v in headers}
-        connection = fields.get(b"connection", b"").lower()
-        keep_alive = version == b"HTTP/1.1" and b"close" not in connection
-        if request.method == "HEAD" or status in _NO_BODY_STATUSES:
-            mode, length = "none", 0
-        elif b"chunked" in fields.get(b"transfer-encoding", b"").lower():
-            mode, length = "chunked", 0
-        elif b"content-length" in fields:
-            try:
-                length = int(fields[b"content-length"])
-            except ValueError:
-                raise httpx.RemoteProtocolError("invalid Content-Length") from None
-            mode = "length" if length > 0 else "none"
-        else:
-            mode, length, keep_alive = "close", 0, False
-        body = _Body(self, origin, conn, mode, length, keep_alive, read_timeout)
+        while not exchange.head_done:
+            await _next_event(conn, exchange, read_timeout)
+        version = exchange.parser.get_http_version()
+        body = _Body(self, route, conn, exchange, read_timeout)
         return httpx.Response(
-            status,
-            headers=headers,
+            exchange.status,
+            headers=exchange.headers,
             stream=body,
-            extensions={"http_version": version, "reason_phrase": reason},
+            extensions={
+                "http_version": b"HTTP/" + version.encode("ascii"),
+                "reason_phrase": exchange.reason,
+            },
         )
 
-    def release(self, origin: Origin, conn: _Connection, reuse: bool) -> None:
+    def release(self, route: Route, conn: _Connection, reuse: bool) -> None:
         """Return a connection after its response body was closed."""
         self._slots.release()
         if reuse and not self._closed:
-            idle = self._idle.setdefault(origin, deque())
+            idle = self._idle.setdefault(route, deque())
             if len(idle) < self._max_idle:
                 idle.append(conn)
                 return
@@ -406,41 +518,29 @@ class FastTransport(httpx.AsyncBaseTransport):
         self._idle.clear()
 
 
-def _serialize(request: httpx.Request, body: bytes) -> bytes:
+def _transport(conn: _Connection) -> asyncio.Transport:
+    assert conn.transport is not None
+    return conn.transport
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _serialize(request: httpx.Request, body: bytes, proxy: Proxy | None) -> bytes:
     url = request.url
     target = url.raw_path or b"/"
+    if proxy is not None:  # absolute form, for a forward proxy
+        host = url.raw_host
+        if b":" in host:
+            host = b"[" + host + b"]"
+        target = url.raw_scheme + b"://" + host + _port(url) + target
     lines = [request.method.encode() + b" " + target + b" HTTP/1.1"]
     lines.extend(k + b": " + v for k, v in request.headers.raw)
+    if proxy is not None and proxy.authorization is not None:
+        lines.append(b"Proxy-Authorization: " + proxy.authorization)
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
-async def _read_head(
-    conn: _Connection, timeout: float | None
-) -> tuple[bytes, int, bytes, list[tuple[bytes, bytes]]]:
-    while True:
-        end = conn.buffer.find(b"\r\n\r\n")
-        if end >= 0:
-            break
-        if len(conn.buffer) > _HEAD_LIMIT:
-            raise httpx.RemoteProtocolError("response headers are too large")
-        if conn.closed:
-            if isinstance(conn.error, OSError):
-                raise httpx.ReadError(str(conn.error) or "connection reset") from conn.error
-            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
-        try:
-            await conn.wait(timeout)
-        except TimeoutError:
-            raise httpx.ReadTimeout("timed out waiting for the response") from None
-    head = conn.take(end + 4)[:-4]
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-        raise httpx.RemoteProtocolError(f"invalid status line {lines[0][:40]!r}")
-    headers: list[tuple[bytes, bytes]] = []
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep or not name or name != name.strip():
-            raise httpx.RemoteProtocolError(f"invalid header line {line[:40]!r}")
-        headers.append((name, value.strip()))
-    reason = parts[2] if len(parts) > 2 else b""
-    return parts[0], int(parts[1]), reason, headers
+def _port(url: httpx.URL) -> bytes:
+    return b"" if url.port is None else b":" + str(url.port).encode("ascii")

@@ -6,7 +6,7 @@ import json
 import os
 import shlex
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 
@@ -31,20 +31,47 @@ def write_failures(path: Path, messages: Iterable[str], tmp_dir: Path | None = N
     return count
 
 
-def run_notify_command(command: str, failures_file: Path, run_id: str, timeout: float = 60) -> str:
-    """Pipe the failures file to `command`; an empty string on success, else the problem."""
-    try:
-        args = shlex.split(command)
-    except ValueError as exc:
-        return f"notify.command cannot be parsed: {exc}"
+def run_notify_command(
+    command: str | Sequence[str],
+    failures_file: Path,
+    run_id: str,
+    timeout: float = 60,
+    *,
+    shell: bool = False,
+) -> str:
+    """Pipe the failures file to `command`; an empty string on success, else the problem.
+
+    A string is split like a shell would split it (shlex) and run without a shell, unless
+    `shell` is true: then it runs under ``/bin/sh -c``, so pipes and redirections work. A
+    list is the program and its arguments, run as they are.
+    """
+    args: list[str] | str
+    if isinstance(command, str) and shell:
+        args = command
+    elif isinstance(command, str):
+        try:
+            args = shlex.split(command)
+        except ValueError as exc:
+            return f"notify.command cannot be parsed: {exc}"
+    else:
+        args = list(command)
+    if not args:
+        return "notify.command is empty"
     env = {**os.environ, "IMGFLOW_RUN_ID": run_id, "IMGFLOW_FAILURES_FILE": str(failures_file)}
     try:
         with failures_file.open("rb") as stdin:
             done = subprocess.run(
-                args, stdin=stdin, capture_output=True, timeout=timeout, env=env, check=False
+                args,
+                stdin=stdin,
+                capture_output=True,
+                timeout=timeout,
+                env=env,
+                check=False,
+                shell=isinstance(args, str),
             )
     except FileNotFoundError:
-        return f"notify.command: {args[0]!r} not found"
+        program = args if isinstance(args, str) else args[0]
+        return f"notify.command: {program!r} not found"
     except subprocess.TimeoutExpired:
         return f"notify.command did not finish within {timeout:g}s"
     if done.returncode != 0:

@@ -27,6 +27,7 @@ from imgflow.local.notifier import run_notify_command, write_failures
 from imgflow.local.store import FileStore
 
 DB_NAME = "imgflow.db"
+FLUSH_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class LocalJob:
     batch_size: int
     max_batches: int
     force: bool = False
+    key_base: str | None = None
 
 
 class Progress(Protocol):
@@ -97,7 +99,7 @@ def run_job(
     store.open_tmp()
     try:
         db.create_run(run_id, job.base_url, job.concurrency, job.batch_size, job.max_batches)
-        items = (item_for(job.base_url, p) for p in job.paths())
+        items = (item_for(job.base_url, p, job.key_base) for p in job.paths())
         total, duplicates = db.plan(run_id, items)
         if progress is not None:
             progress.planned(run_id, total, duplicates)
@@ -127,7 +129,9 @@ def _consolidate(
         failures_file = data_dir / "runs" / run_id / "failures.json"
         write_failures(failures_file, db.failure_messages(run_id), tmp_dir)
         if cfg.notify.command:
-            problem = run_notify_command(cfg.notify.command, failures_file, run_id)
+            problem = run_notify_command(
+                cfg.notify.command, failures_file, run_id, shell=cfg.notify.shell
+            )
     db.finish_run(run_id, state)
     return LocalRunResult(run_id, data_dir, summary, duplicates, state, failures_file, problem)
 
@@ -178,6 +182,7 @@ class _Runner:
         self.run_id = run_id
         self.progress = progress
         self.buffer: list[ResultRecord] = []
+        self.flushed = time.monotonic()
 
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
@@ -260,8 +265,13 @@ class _Runner:
         self.buffer.append(record)
         if self.progress is not None:
             self.progress.record(record)
+        # Live counts for `imgflow status RUN` while the run works: records reach the
+        # index at least every FLUSH_SECONDS, not only when a whole batch is done.
+        if time.monotonic() - self.flushed >= FLUSH_SECONDS:
+            self.flush()
 
     def flush(self) -> None:
+        self.flushed = time.monotonic()
         if self.buffer:
             records, self.buffer = self.buffer, []
             self.db.record(self.run_id, records)

@@ -74,6 +74,7 @@ def test_run_and_status_of_a_failing_job(
     assert code == 1
     assert "Could not find" in stdout and "zz/zz.gif" in stdout
     assert "5 images: 4 stored, 0 skipped, 1 failed" in stdout and "[failed]" in stdout
+    assert f"execution: {arn}" in stdout.splitlines()  # to follow it later, unwrapped
 
     code, stdout, stderr = invoke("run", "--job", job, "--config", str(config), "-o", "json")
     assert code == 1 and "submitted before" in stderr

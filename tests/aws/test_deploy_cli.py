@@ -54,7 +54,7 @@ def test_deploy_twice_then_teardown(project: Path) -> None:
     report = json.loads(second.stdout)
     assert report["summary"] == "0 to create, 0 to update, 16 unchanged"
     assert {s["action"] for s in report["steps"]} == {"no change"}
-    assert report["outputs"]["api_url"].endswith("/jobs")
+    assert report["outputs"]["apiUrl"].endswith("/jobs")
     assert second.stderr == ""
 
     dry = imgflow(project, "deploy", "--dry-run", "--region", "us-east-1")

@@ -1,0 +1,76 @@
+"""The TLS context both transports verify servers with.
+
+In order: `FetchConfig.insecure` verifies nothing; `trust_store: system` verifies with the
+operating system's store (the truststore package), plus `ca_bundle` when given;
+`ca_bundle` alone replaces the default bundle (as curl's --cacert does); otherwise, with
+trust_env, ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``; otherwise certifi's bundle.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+
+from imgflow.engine.settings import FetchConfig
+
+
+class TlsSettingError(ValueError):
+    """A TLS setting that is not usable; the text names the setting."""
+
+
+def _bundle(path: str, where: str) -> str:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise TlsSettingError(f"{where}: {path}: no such file")
+    return str(file)
+
+
+def ssl_context(settings: FetchConfig, env: Mapping[str, str] | None = None) -> ssl.SSLContext:
+    """A client context for `settings`; TlsSettingError names the key or variable at fault."""
+    env = os.environ if env is None else env
+    if settings.insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    cafile: str | None = None
+    capath: str | None = None
+    where = "fetch.ca_bundle"
+    if settings.ca_bundle:
+        cafile = _bundle(settings.ca_bundle, where)
+    if settings.trust_store == "system":
+        import truststore
+
+        context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    else:
+        if cafile is None and settings.trust_env:
+            if env.get("SSL_CERT_FILE"):
+                where = "SSL_CERT_FILE"
+                cafile = _bundle(env["SSL_CERT_FILE"], where)
+            if env.get("SSL_CERT_DIR"):
+                capath = env["SSL_CERT_DIR"]
+                if not Path(capath).is_dir():
+                    raise TlsSettingError(f"SSL_CERT_DIR: {capath}: no such folder")
+                where = "SSL_CERT_DIR" if cafile is None else where
+        if cafile is None and capath is None:
+            import certifi
+
+            cafile = certifi.where()
+        context = ssl.create_default_context()
+    if cafile is not None or capath is not None:
+        try:
+            context.load_verify_locations(cafile=cafile, capath=capath)
+        except ssl.SSLError as exc:
+            raise TlsSettingError(
+                f"{where}: {cafile or capath}: not a PEM certificate bundle ({exc.reason})"
+            ) from None
+    return context
+
+
+def certificate_problem(exc: BaseException) -> str | None:
+    """The reason a certificate was rejected, when `exc` is a verification error."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return str(exc.verify_message or exc.reason or "verification failed")
+    return None
