@@ -104,6 +104,16 @@ def test_a_body_over_the_limit_is_413_and_the_connection_closes(serve: ServeProc
     assert "serve.max_body_bytes" in got[0][1]["error"]
 
 
+@pytest.mark.parametrize("size", [64 * 1024, 8 * 1024 * 1024])
+def test_a_client_still_sending_its_body_reads_the_413(serve: ServeProcess, size: int) -> None:
+    # The service half-closes and lingers instead of resetting the connection under a
+    # client that sends its whole body before reading (httpx here, curl, requests).
+    with serve.client() as client:
+        answer = client.post("/jobs", content=b"x" * size, headers=JSON)
+        assert "serve.max_body_bytes" in error_of(answer, 413)
+        assert answer.headers["connection"] == "close"
+
+
 def test_a_chunked_body_over_the_limit_is_413(serve: ServeProcess) -> None:
     data = head(serve, "POST", "/jobs", {**JSON, "Transfer-Encoding": "chunked"})
     chunk = b"x" * 3000

@@ -8,7 +8,12 @@ of connections. This subclass adds, per connection:
   else the client gets ``408`` and the connection is closed (slow or stalled clients);
 - a **connection cap**: beyond ``serve.max_connections`` open connections, a new
   connection's request is answered ``503`` with ``Retry-After`` and closed;
-- JSON bodies on the refusals uvicorn itself writes (malformed HTTP: ``400``).
+- JSON bodies on the refusals uvicorn itself writes (malformed HTTP: ``400``);
+- a **lingering close**: when the service closes a connection whose request body is still
+  arriving (``413``, ``503``, refusals before the body is read), it half-closes (FIN after
+  the answer), discards what the client still sends for up to LINGER_SECONDS, then closes.
+  A plain close would make the kernel reset the connection, and a client still sending
+  its body (httpx, requests, curl) would lose the answer.
 
 It relies on uvicorn's documented extension point (``Config(http=<protocol class>)``) and
 on the h11 protocol's per-request ``cycle`` (tested against the pinned uvicorn range).
@@ -27,6 +32,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from imgflow.serve.errors import error_body
 
 log = logging.getLogger("imgflow.serve")
+
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,8 @@ class LimitedH11Protocol(H11Protocol):
 
     limits: ClassVar[ConnectionLimits]
     _deadline: asyncio.TimerHandle | None = None
+    _linger: asyncio.TimerHandle | None = None
+    _discarded = -1  # bytes discarded while lingering; -1: not lingering
 
     @classmethod
     def with_limits(cls, limits: ConnectionLimits) -> type[LimitedH11Protocol]:
@@ -60,14 +70,46 @@ class LimitedH11Protocol(H11Protocol):
         return type("ImgflowH11Protocol", (cls,), {"limits": limits})
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(_LingeringTransport(transport, self))
         if len(self.connections) > self.limits.max_connections:
             self.app = self._over_capacity
         self._arm_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_deadline()
+        if self._linger is not None:
+            self._linger.cancel()
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._discarded < 0:
+            super().data_received(data)
+            return
+        self._discarded += len(data)
+        if self._discarded > LINGER_BYTES:
+            self._close_now()
+
+    def eof_received(self) -> None:
+        if self._discarded >= 0:
+            self._close_now()
+
+    def body_unread(self) -> bool:
+        """True while the current request's body is still arriving."""
+        cycle = self.cycle
+        return cycle is not None and cycle.more_body
+
+    def start_lingering(self, inner: asyncio.Transport) -> None:
+        """Half-close after the answer; discard the rest of the request for a while."""
+        self._discarded = 0
+        self._disarm_deadline()
+        inner.write_eof()
+        inner.resume_reading()
+        self._linger = self.loop.call_later(LINGER_SECONDS, self._close_now)
+
+    def _close_now(self) -> None:
+        transport = self.transport
+        if isinstance(transport, _LingeringTransport):
+            transport.inner.close()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -138,3 +180,63 @@ class LimitedH11Protocol(H11Protocol):
 
 def _peer(client: tuple[str, int] | None) -> str:
     return f"{client[0]}:{client[1]}" if client else "-"
+
+
+class _LingeringTransport(asyncio.Transport):
+    """The connection's transport, whose close lingers while a request body still arrives."""
+
+    def __init__(self, inner: asyncio.Transport, protocol: LimitedH11Protocol) -> None:
+        super().__init__()
+        self.inner = inner
+        self._protocol = protocol
+        self._lingering = False
+
+    def close(self) -> None:
+        if self._lingering or self.inner.is_closing():
+            return
+        if self._protocol.body_unread() and self.inner.can_write_eof():
+            self._lingering = True
+            self._protocol.start_lingering(self.inner)
+        else:
+            self.inner.close()
+
+    def is_closing(self) -> bool:
+        return self._lingering or self.inner.is_closing()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._lingering:
+            self.inner.write(data)
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+    def pause_reading(self) -> None:
+        if not self._lingering:
+            self.inner.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.inner.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self.inner.is_reading()
+
+    def can_write_eof(self) -> bool:
+        return self.inner.can_write_eof()
+
+    def write_eof(self) -> None:
+        self.inner.write_eof()
+
+    def get_write_buffer_size(self) -> int:
+        return self.inner.get_write_buffer_size()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.inner.set_write_buffer_limits(high, low)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.inner.get_extra_info(name, default)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.inner.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self.inner.get_protocol()
