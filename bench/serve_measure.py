@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -31,7 +32,7 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import free_port, stop, wait_for_port  # noqa: E402
+from bench import free_port, stop, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_ONE_FILE = """\
