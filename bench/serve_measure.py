@@ -143,11 +143,7 @@ def one_gif_nginx() -> Iterator[str]:
         www.mkdir()
         (www / "one.gif").write_bytes(make_gif("one"))
         port = free_port()
-        user = (
-            "user root;\n"
-            if hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0
-            else ""
-        )
+        user = "user root;\n" if os.geteuid() == 0 else ""
         conf = Path(folder) / "nginx.conf"
         conf.write_text(NGINX_ONE_FILE.format(user=user, dir=folder, port=port))
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
