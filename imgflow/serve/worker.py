@@ -27,7 +27,7 @@ log = logging.getLogger("imgflow.serve")
 
 # Test hook: a job whose base URL contains this variable's value raises a database error
 # once planned, the way a damaged or locked imgflow.db would.
-FAULT_ENV = "IMGFLOW_TEST_SERVE_FAULT"
+FAULT_ENV = "TEST_IMGFLOW_SERVE_FAULT"  # not IMGFLOW_*: those name settings
 IDLE_POLL = 1.0
 
 
