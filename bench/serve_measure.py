@@ -32,31 +32,14 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import free_port, stop, wait_for_port
+from bench import NGINX_CONF, free_port, stop, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
-NGINX_ONE_FILE = """\
-{user}worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    types {{ image/gif gif; }}
-    client_body_temp_path {dir}/tmp-body;
-    proxy_temp_path {dir}/tmp-proxy;
-    fastcgi_temp_path {dir}/tmp-fastcgi;
-    uwsgi_temp_path {dir}/tmp-uwsgi;
-    scgi_temp_path {dir}/tmp-scgi;
-    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        root {dir}/www;
-        location / {{ default_type image/gif; try_files /one.gif =404; }}
-    }}
-}}
-"""
+# bench.py's nginx, answering every path with the same small GIF.
+NGINX_ONE_FILE = NGINX_CONF.replace(
+    "root {root};",
+    "root {root};\n        location / {{ default_type image/gif; try_files /one.gif =404; }}",
+)
 
 
 def memory(pid: int) -> dict[str, float]:
@@ -146,7 +129,7 @@ def one_gif_nginx() -> Iterator[str]:
         port = free_port()
         user = "user root;\n" if os.geteuid() == 0 else ""
         conf = Path(folder) / "nginx.conf"
-        conf.write_text(NGINX_ONE_FILE.format(user=user, dir=folder, port=port))
+        conf.write_text(NGINX_ONE_FILE.format(user=user, dir=folder, port=port, root=www))
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         proc = subprocess.Popen([binary, "-p", folder, "-c", str(conf)])
         try:
