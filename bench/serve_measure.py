@@ -169,9 +169,9 @@ def full_queue(queued: int, body_mb: float) -> dict[str, Any]:
         body = json.dumps({"baseUrl": stuck, "resourcePaths": paths}).encode()
         before = memory(serve.proc.pid)
         started = time.monotonic()
-        codes = [serve.post(body).status_code for _ in range(queued)]
+        codes = [_status(serve, body) for _ in range(queued)]
         took = time.monotonic() - started
-        refused = serve.post(body)
+        refused = _status(serve, body)
         after = memory(serve.proc.pid)
     return {
         "jobs": queued,
@@ -179,10 +179,20 @@ def full_queue(queued: int, body_mb: float) -> dict[str, Any]:
         "paths_per_job": len(paths),
         "accepted": codes.count(202),
         "seconds_to_accept_all": round(took, 1),
-        "next_post": [refused.status_code, refused.headers.get("retry-after")],
+        "next_post": refused,
         "before": before,
         "after": after,
     }
+
+
+def _status(serve: Service, body: bytes) -> int | str:
+    """The answer's status (and Retry-After), or the client's error."""
+    try:
+        answer = serve.post(body)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    retry = answer.headers.get("retry-after")
+    return answer.status_code if retry is None else f"{answer.status_code} Retry-After {retry}"
 
 
 def poll_rate(images: int, seconds: float) -> dict[str, Any]:

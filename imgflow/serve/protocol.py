@@ -11,7 +11,8 @@ of connections. This subclass adds, per connection:
 - JSON bodies on the refusals uvicorn itself writes (malformed HTTP: ``400``);
 - a **lingering close**: when the service closes a connection whose request body is still
   arriving (``413``, ``503``, refusals before the body is read), it half-closes (FIN after
-  the answer), discards what the client still sends for up to LINGER_SECONDS, then closes.
+  the answer) and discards what the client still sends until it stops (LINGER_IDLE seconds
+  without data), LINGER_MAX seconds or LINGER_BYTES have passed, then closes.
   A plain close would make the kernel reset the connection, and a client still sending
   its body (httpx, requests, curl) would lose the answer.
 
@@ -33,7 +34,8 @@ from imgflow.serve.errors import error_body
 
 log = logging.getLogger("imgflow.serve")
 
-LINGER_SECONDS = 2.0
+LINGER_IDLE = 2.0
+LINGER_MAX = 30.0
 LINGER_BYTES = 64 * 1024 * 1024
 
 
@@ -63,6 +65,7 @@ class LimitedH11Protocol(H11Protocol):
     _deadline: asyncio.TimerHandle | None = None
     _linger: asyncio.TimerHandle | None = None
     _discarded = -1  # bytes discarded while lingering; -1: not lingering
+    _linger_until = 0.0
 
     @classmethod
     def with_limits(cls, limits: ConnectionLimits) -> type[LimitedH11Protocol]:
@@ -86,8 +89,11 @@ class LimitedH11Protocol(H11Protocol):
             super().data_received(data)
             return
         self._discarded += len(data)
-        if self._discarded > LINGER_BYTES:
+        if self._discarded > LINGER_BYTES or self.loop.time() > self._linger_until:
             self._close_now()
+        elif self._linger is not None:
+            self._linger.cancel()
+            self._linger = self.loop.call_later(LINGER_IDLE, self._close_now)
 
     def eof_received(self) -> None:
         if self._discarded >= 0:
@@ -104,7 +110,8 @@ class LimitedH11Protocol(H11Protocol):
         self._disarm_deadline()
         inner.write_eof()
         inner.resume_reading()
-        self._linger = self.loop.call_later(LINGER_SECONDS, self._close_now)
+        self._linger_until = self.loop.time() + LINGER_MAX
+        self._linger = self.loop.call_later(LINGER_IDLE, self._close_now)
 
     def _close_now(self) -> None:
         transport = self.transport
