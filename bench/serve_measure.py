@@ -178,6 +178,7 @@ def full_queue(queued: int, body_mb: float) -> dict[str, Any]:
         "body_mb": round(len(body) / 1024 / 1024, 1),
         "paths_per_job": len(paths),
         "accepted": codes.count(202),
+        "answers": codes,
         "seconds_to_accept_all": round(took, 1),
         "next_post": refused,
         "before": before,
