@@ -49,7 +49,14 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
 
 def raw(serve: ServeProcess, data: bytes, then: bytes = b"", timeout: float = 20) -> bytes:
     """Send `data` (then `then`, ignoring a closed connection); all bytes until EOF."""
-    with socket.create_connection(("127.0.0.1", serve.port), timeout=timeout) as sock:
+    try:
+        sock = socket.create_connection(("127.0.0.1", serve.port), timeout=timeout)
+    except ConnectionRefusedError:
+        assert serve.proc is not None
+        raise AssertionError(
+            f"serve not listening (exit {serve.proc.poll()}):\n{serve.log}"
+        ) from None
+    with sock:
         sock.sendall(data)
         if then:
             time.sleep(0.2)

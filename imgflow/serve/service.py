@@ -41,6 +41,7 @@ log = logging.getLogger("imgflow.serve")
 GRACE = 3.0
 WORKER_GRACE = 10.0
 LOCK_NAME = "serve.lock"
+BACKLOG = 2048
 _ANY_ADDRESS = ("0.0.0.0", "::", "")
 
 
@@ -134,6 +135,7 @@ class JobService:
             proxy_headers=False,
             server_header=False,
             timeout_graceful_shutdown=int(GRACE),
+            backlog=BACKLOG,
         )
         self.server = _Server(config)
         shown = f"[{options.host}]" if ":" in options.host else options.host
@@ -265,6 +267,7 @@ def _bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        sock.listen(BACKLOG)  # before "taking jobs at" is printed: early clients wait, not fail
     except OSError as exc:
         sock.close()
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
