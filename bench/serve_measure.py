@@ -173,6 +173,7 @@ def full_queue(queued: int, body_mb: float) -> dict[str, Any]:
         took = time.monotonic() - started
         refused = _status(serve, body)
         after = memory(serve.proc.pid)
+        problems = [line for line in serve.lines if " ERROR " in line or "Error" in line]
     return {
         "jobs": queued,
         "body_mb": round(len(body) / 1024 / 1024, 1),
@@ -181,6 +182,7 @@ def full_queue(queued: int, body_mb: float) -> dict[str, Any]:
         "answers": codes,
         "seconds_to_accept_all": round(took, 1),
         "next_post": refused,
+        "server_errors": problems[-20:],
         "before": before,
         "after": after,
     }
