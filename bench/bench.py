@@ -1,10 +1,11 @@
 """imgflow against peer downloaders on loopback; started by ``bench/run`` (see bench/README.md).
 
-Cases: throughput (5,000 images from nginx), latency-bound efficiency (a server that waits
-50 ms and counts requests in flight), scale (50,000 images), start-up (`imgflow --help`) and
-the AWS cost case (``bench/aws_cost.py`` when present). Every tool runs as a child process
-measured with ``os.wait4``: wall time, user+sys CPU and peak RSS of the process tree it
-waits for. Writes ``bench/results/<date>[-quick].md`` and ``.json``.
+Cases: throughput (5,000 images from nginx), large images (200 of 1-8 MB from nginx: MB/s,
+CPU per MB and peak RSS against curl and the aiohttp script), latency-bound efficiency (a
+server that waits 50 ms and counts requests in flight), scale (50,000 images), start-up
+(`imgflow --help`) and the AWS cost case (``bench/aws_cost.py`` when present). Every tool
+runs as a child process measured with ``os.wait4``: wall time, user+sys CPU and peak RSS of
+the process tree it waits for. Writes ``bench/results/<date>[-quick].md`` and ``.json``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,12 @@ GOALS = {
     "help_seconds": 0.3,
     "aws_transitions_per_1000": 15,
     "aws_invocations_per_1000": 10,
+    "large_vs_curl": 0.8,
+    "large_rss_ratio": 1.5,
+    "vs_baseline": 0.95,
 }
+LARGE_COUNT = 200
+MB = 1024 * 1024
 
 
 # -- measuring a child process ---------------------------------------------------------------
@@ -144,20 +150,27 @@ def corpus_paths(count: int) -> list[str]:
     return paths
 
 
-def make_corpus(root: Path, count: int) -> None:
-    """Write `count` images of 2-30 KB under `root` (kept between runs)."""
-    marker = root / f".complete-v2-{count}"
-    if marker.exists():
+def write_images(root: Path, marker: str, images: Sequence[tuple[str, int]], what: str) -> None:
+    """Write each (path, size) image under `root` once: `marker` keeps them between runs."""
+    done = root / marker
+    if done.exists():
         return
     sys.path.insert(0, str(ROOT))
     from imgflow.demo.images import make_image
 
-    print(f"generating {count:,} images under {root} ...", flush=True)
-    for i, path in enumerate(corpus_paths(count)):
+    print(f"generating {what} under {root} ...", flush=True)
+    for path, size in images:
         target = root / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(make_image(path, random.Random(i).randint(2048, 30720)))
-    marker.touch()
+        target.write_bytes(make_image(path, size))
+    done.touch()
+
+
+def make_corpus(root: Path, count: int) -> None:
+    """Write `count` images of 2-30 KB under `root` (kept between runs)."""
+    paths = corpus_paths(count)
+    images = [(path, random.Random(i).randint(2048, 30720)) for i, path in enumerate(paths)]
+    write_images(root, f".complete-v2-{count}", images, f"{count:,} images")
 
 
 NGINX_CONF = """\
@@ -242,6 +255,9 @@ class Tools:
     curl: str | None
     wget: str | None
     aria2c: str | None
+    baseline: str | None = None  # imgflow of IMGFLOW_BASELINE's commit
+    baseline_name: str = ""
+    only: str = ""  # --tools: only these tools in the throughput and large cases
 
 
 OUT = "{out}"
@@ -262,9 +278,11 @@ class Case:
         return [arg.replace(OUT, str(out)) for arg in self.argv]
 
 
-def imgflow_argv(tools: Tools, base: str, paths: Path, per_batch: int, batches: int) -> list[str]:
+def imgflow_argv(
+    tools: Tools, base: str, paths: Path, per_batch: int, batches: int, binary: str = ""
+) -> list[str]:
     return [
-        tools.imgflow, "run", "--base-url", base, "--paths-file", str(paths),
+        binary or tools.imgflow, "run", "--base-url", base, "--paths-file", str(paths),
         "-c", str(per_batch), "--max-batches", str(batches), "--data-dir", OUT,
         "--output", "json",
     ]  # fmt: skip
@@ -290,6 +308,7 @@ def throughput_cases(tools: Tools, base: str, files: dict[str, Path]) -> list[Ca
              imgflow_argv(tools, base, paths, 16, 4),
              env={**no_fsync, "IMGFLOW_FETCH_TRANSPORT": "httpx"})
     )  # fmt: skip
+    cases += baseline_cases(tools, base, paths, no_fsync)
     for n in (16, 64):
         if tools.curl:
             cases.append(Case(f"curl --parallel-max {n}", "curl", n, [
@@ -317,6 +336,22 @@ def throughput_cases(tools: Tools, base: str, files: dict[str, Path]) -> list[Ca
     return cases
 
 
+def baseline_cases(
+    tools: Tools, base: str, paths: Path, no_fsync: dict[str, str], batch_size: int = 0
+) -> list[Case]:
+    """imgflow at 64 in flight, fsync on and off, as built from the baseline commit."""
+    if tools.baseline is None:
+        return []
+    extra = ["--batch-size", str(batch_size)] if batch_size else []
+    argv = imgflow_argv(tools, base, paths, 16, 4, tools.baseline) + extra
+    name = tools.baseline_name
+    return [
+        Case(f"imgflow at {name} -c 16 x 4 batches", "imgflow-baseline", 64, argv),
+        Case(f"imgflow at {name} -c 16 x 4, fsync off", "imgflow-baseline-nofsync", 64, argv,
+             env=no_fsync),
+    ]  # fmt: skip
+
+
 def write_lists(base: str, paths: Sequence[str], folder: Path) -> dict[str, Path]:
     """The same URL list in each tool's input format."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -326,6 +361,17 @@ def write_lists(base: str, paths: Sequence[str], folder: Path) -> dict[str, Path
     files["curl"].write_text("".join(f'url = "{base}/{p}"\noutput = "{p}"\n' for p in paths))
     files["aria2"].write_text("".join(f"{base}/{p}\n  out={p}\n" for p in paths))
     return files
+
+
+def selected(cases: list[Case], tools: str) -> list[Case]:
+    """The cases of the tools named in `tools` (comma-separated, `imgflow*` for every
+    imgflow row; empty: all)."""
+    names = [t.strip() for t in tools.split(",") if t.strip()]
+
+    def chosen(tool: str) -> bool:
+        return any(tool == n or (n.endswith("*") and tool.startswith(n[:-1])) for n in names)
+
+    return [c for c in cases if not names or chosen(c.tool)]
 
 
 def run_case(case: Case, expected: int, log: Path) -> Measure:
@@ -366,20 +412,31 @@ def throughput(tools: Tools, corpus: Path, count: int, repeats: int) -> list[dic
     with nginx(corpus) as port:
         base = f"http://127.0.0.1:{port}"
         files = write_lists(base, paths, WORK / f"lists-{count}")
-        cases = throughput_cases(tools, base, files)
-        for repeat in range(repeats):
-            for case in cases:
-                r = run_case(case, count, log)
-                print(
-                    f"  [{repeat + 1}/{repeats}] {case.name:<36} {count / r.wall:>8.0f} img/s "
-                    f"{1000 * r.cpu / count:>6.3f} ms CPU/img {r.rss_mb:>6.1f} MB",
-                    flush=True,
-                )
-    rows = []
-    for case in cases:
-        row = {"name": case.name, "tool": case.tool, "concurrency": case.concurrency}
-        rows.append(row | summarise(case.runs, count))
-    return rows
+        cases = selected(throughput_cases(tools, base, files), tools.only)
+        return run_rounds(
+            cases,
+            count,
+            repeats,
+            log,
+            lambda r: (
+                f"{count / r.wall:>8.0f} img/s {1000 * r.cpu / count:>6.3f} ms CPU/img "
+                f"{r.rss_mb:>6.1f} MB"
+            ),
+        )
+
+
+def run_rounds(
+    cases: list[Case], count: int, repeats: int, log: Path, show: Callable[[Measure], str]
+) -> list[dict[str, Any]]:
+    """Run every case `repeats` times, interleaved; one summary row per case."""
+    for repeat in range(repeats):
+        for case in cases:
+            r = run_case(case, count, log)
+            print(f"  [{repeat + 1}/{repeats}] {case.name:<36} {show(r)}", flush=True)
+    return [
+        {"name": c.name, "tool": c.tool, "concurrency": c.concurrency} | summarise(c.runs, count)
+        for c in cases
+    ]
 
 
 def scale(tools: Tools, corpus: Path, count: int, repeats: int) -> dict[str, Any]:
@@ -398,6 +455,65 @@ def scale(tools: Tools, corpus: Path, count: int, repeats: int) -> dict[str, Any
                 flush=True,
             )
     return {"name": case.name, "concurrency": 64} | summarise(case.runs, count)
+
+
+def large_paths(count: int) -> list[tuple[str, int]]:
+    """`count` (path, size) pairs of 1-8 MB images, such as ``l/3f9a1c2e07b4.jpg``."""
+    pairs = []
+    for i in range(count):
+        digest = hashlib.sha1(f"large-{i}".encode()).hexdigest()
+        size = random.Random(f"large-{i}").randint(1 * MB, 8 * MB)
+        pairs.append((f"l/{digest[:12]}{SUFFIXES[i % 3]}", size))
+    return pairs
+
+
+def make_large_corpus(root: Path, count: int) -> None:
+    """Write `count` images of 1-8 MB under `root` (kept between runs)."""
+    write_images(root, f".complete-large-{count}", large_paths(count), f"{count} large images")
+
+
+def large_images(tools: Tools, corpus: Path, count: int, repeats: int) -> list[dict[str, Any]]:
+    """imgflow, curl and the aiohttp script at 64 in flight on 1-8 MB images: MB/s, CPU
+    ms per MB and peak RSS (the memory a streamed body needs, against small images)."""
+    pairs = large_paths(count)
+    total_mb = sum(size for _, size in pairs) / MB
+    log = WORK / "logs" / "large.log"
+    no_fsync = {**os.environ, "IMGFLOW_LOCAL_FSYNC": "false"}
+    with nginx(corpus) as port:
+        base = f"http://127.0.0.1:{port}"
+        files = write_lists(base, [p for p, _ in pairs], WORK / f"lists-large-{count}")
+        paths = files["paths"]
+        per_batch = ["--batch-size", str(count // 4)]
+        argv = imgflow_argv(tools, base, paths, 16, 4) + per_batch
+        cases = [
+            Case("imgflow -c 16 x 4 batches", "imgflow", 64, argv),
+            Case("imgflow -c 16 x 4, fsync off", "imgflow-nofsync", 64, argv, env=no_fsync),
+            *baseline_cases(tools, base, paths, no_fsync, count // 4),
+        ]
+        if tools.curl:
+            cases.append(Case("curl --parallel-max 64", "curl", 64, [
+                tools.curl, "-s", "--parallel", "--parallel-max", "64", "--create-dirs",
+                "-K", str(files["curl"]), "--output-dir", OUT]))  # fmt: skip
+        if tools.peers_python:
+            script = str(BENCH / "peers" / "aiohttp_fetch.py")
+            cases.append(Case("aiohttp script, 64 workers", "aiohttp", 64, [
+                tools.peers_python, script, base, str(paths), OUT, "64"]))  # fmt: skip
+        cases = selected(cases, tools.only)
+        rows = run_rounds(
+            cases,
+            count,
+            repeats,
+            log,
+            lambda r: (
+                f"{total_mb / r.wall:>8.0f} MB/s {1000 * r.cpu / total_mb:>6.2f} ms CPU/MB "
+                f"{r.rss_mb:>6.1f} MB"
+            ),
+        )
+    for row, case in zip(rows, cases, strict=True):
+        row["total_mb"] = total_mb
+        row["mb_per_s"] = statistics.median(total_mb / r.wall for r in case.runs)
+        row["cpu_ms_per_mb"] = statistics.median(1000 * r.cpu / total_mb for r in case.runs)
+    return rows
 
 
 LATENCY_SETTINGS = ((5, 1), (16, 1), (64, 1), (5, 4), (16, 4))
@@ -483,12 +599,17 @@ def aws_cost(python: str) -> dict[str, Any]:
     except subprocess.TimeoutExpired:
         return {"status": "timeout", "note": "bench/aws_cost.py took over 420 s"}
     output = done.stdout.strip()
-    status = "ok" if done.returncode == 0 else f"failed (exit {done.returncode})"
+    stderr_tail = done.stderr.strip().splitlines()[-5:]
+    status = "ok"
+    if done.returncode != 0:
+        # The cause is the last line of the traceback (or of whatever the script printed).
+        cause = stderr_tail[-1] if stderr_tail else (output.splitlines() or ["no output"])[-1]
+        status = f"failed (exit {done.returncode}): {cause}"
     result: dict[str, Any] = {
         "status": status,
         "seconds": time.perf_counter() - start,
         "output": output,
-        "stderr_tail": done.stderr.strip().splitlines()[-5:],
+        "stderr_tail": stderr_tail,
     }
     if done.returncode == 0 and summary_file.exists():
         result["summary"] = json.loads(summary_file.read_text())
@@ -583,6 +704,7 @@ def goals(data: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
                      ratio <= GOALS["rss_ratio_50k"]))  # fmt: skip
         rows.append(("peak RSS at 50k", "<= 120 MB", f"{big:.0f} MB",
                      big <= GOALS["rss_mb_50k"]))  # fmt: skip
+    rows += large_goals(data) + baseline_goals(data)
     if "startup" in data:
         help_s = data["startup"]["help_s"]
         rows.append(("imgflow --help", "<= 0.3 s", f"{help_s:.3f} s",
@@ -597,6 +719,50 @@ def goals(data: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
             value, target = per[f"{key}_per_1000"], GOALS[f"aws_{key}_per_1000"]
             rows.append((f"AWS {label} per 1,000 images (moto)", f"<= {target}", f"{value:.1f}",
                          value <= target))  # fmt: skip
+    return rows
+
+
+def _row(rows: list[dict[str, Any]], tool: str) -> dict[str, Any] | None:
+    return next((r for r in rows if r["tool"] == tool and r["concurrency"] == 64), None)
+
+
+def large_goals(data: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """imgflow's MB/s against curl's on large images; its peak RSS against small images."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    large = data.get("large", [])
+    curl = _row(large, "curl")
+    target = GOALS["large_vs_curl"]
+    for tool in ("imgflow", "imgflow-nofsync"):
+        ours = _row(large, tool)
+        if ours and curl:
+            ratio = ours["mb_per_s"] / curl["mb_per_s"]
+            rows.append((f"large images: {ours['name']} vs curl at 64, MB/s", f">= {target}x",
+                         f"{ratio:.2f}x", ratio >= target))  # fmt: skip
+        small = _row(data.get("throughput", []), tool)
+        if ours and small:
+            ratio = ours["peak_rss_mb"] / small["peak_rss_mb"]
+            limit = GOALS["large_rss_ratio"]
+            rows.append((f"peak RSS, large / small images, {ours['name']}", f"<= {limit}x",
+                         f"{ratio:.2f}x ({ours['peak_rss_mb']:.0f} / "
+                         f"{small['peak_rss_mb']:.0f} MB)", ratio <= limit))  # fmt: skip
+    return rows
+
+
+def baseline_goals(data: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """This checkout's imgflow at 64 in flight against the baseline commit's, same run."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    target = GOALS["vs_baseline"]
+    for tool in ("imgflow", "imgflow-nofsync"):
+        ours = _row(data.get("throughput", []), tool)
+        theirs = _row(data.get("throughput", []), tool.replace("imgflow", "imgflow-baseline"))
+        if not (ours and theirs):
+            continue
+        speed = ours["images_per_s"] / theirs["images_per_s"]
+        cpu = theirs["cpu_ms_per_image"] / ours["cpu_ms_per_image"]
+        label = f"{ours['name']} vs {theirs['name']}"
+        rows.append((f"images/s, {label}", f">= {target}x", f"{speed:.2f}x", speed >= target))
+        rows.append((f"CPU per image (inverse ratio), {label}", f">= {target}x",
+                     f"{cpu:.2f}x", cpu >= target))  # fmt: skip
     return rows
 
 
@@ -630,6 +796,21 @@ def markdown(data: dict[str, Any]) -> str:
         )
     for note in data.get("notes", []):
         out.append(f"\nNote: {note}")
+    if "large" in data:
+        total = data["large"][0]["total_mb"] if data["large"] else 0
+        out += [
+            "",
+            f"## Large images: {LARGE_COUNT} images of 1-8 MB ({total:,.0f} MB) from nginx",
+            "",
+            "| tool | in flight | MB/s | CPU ms/MB | peak RSS MB | stored |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in data["large"]:
+            out.append(
+                f"| {r['name']} | {r['concurrency']} | {r['mb_per_s']:,.0f} | "
+                f"{r['cpu_ms_per_mb']:.2f} | {r['peak_rss_mb']:.1f} | "
+                f"{r['stored_min']}/{r['images']} |"
+            )
     if "latency" in data:
         out += [
             "",
@@ -673,6 +854,8 @@ def markdown(data: dict[str, Any]) -> str:
         out += [f"Status: {aws['status']}.", "", "```", aws["output"], "```"]
     else:
         out.append(f"{aws.get('status', 'pending')}: {aws.get('note', '')}")
+    if aws.get("stderr_tail") and not str(aws.get("status")).startswith("ok"):
+        out += ["", "Its last lines on stderr:", "", "```", *aws["stderr_tail"], "```"]
     if data.get("wire"):
         import wire
 
@@ -701,6 +884,11 @@ def find_tools(args: argparse.Namespace) -> Tools:
         curl=shutil.which("curl"),
         wget=shutil.which("wget"),
         aria2c=shutil.which("aria2c"),
+        baseline=(
+            str(Path(args.baseline_python).parent / "imgflow") if args.baseline_python else None
+        ),
+        baseline_name=args.baseline_name,
+        only=args.tools,
     )
 
 
@@ -708,8 +896,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one run per case (< 3 minutes)")
     parser.add_argument("--imgflow-python", default=sys.executable)
-    parser.add_argument("--cases", default="throughput,latency,scale,startup,aws,proxy,tls")
+    parser.add_argument("--cases", default="throughput,large,latency,scale,startup,aws,proxy,tls")
+    parser.add_argument("--baseline-python", help="python of a venv with another imgflow")
+    parser.add_argument("--baseline-name", default="baseline", help="its label (a git ref)")
     parser.add_argument("--no-img2dataset", action="store_true")
+    parser.add_argument(
+        "--tools",
+        default="",
+        help="only these tools in the throughput and large cases, e.g. "
+        "'imgflow*,curl,aiohttp' (imgflow* is every imgflow row, the baseline's too)",
+    )
     parser.add_argument("--no-save", action="store_true", help="print only; write no results")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -743,6 +939,11 @@ def main() -> None:
     if "throughput" in cases:
         print(f"throughput: {small:,} images, {repeats} run(s) per tool", flush=True)
         data["throughput"] = throughput(tools, corpus, small, repeats)
+    if "large" in cases:
+        print(f"large images: {LARGE_COUNT} of 1-8 MB, {repeats} run(s) per tool", flush=True)
+        large_corpus = WORK / "corpus-large"
+        make_large_corpus(large_corpus, LARGE_COUNT)
+        data["large"] = large_images(tools, large_corpus, LARGE_COUNT, repeats)
     if "latency" in cases:
         print("latency-bound: server waits 50 ms", flush=True)
         data["latency"] = latency(tools, 50, repeats)
@@ -756,6 +957,10 @@ def main() -> None:
         print("aws cost: bench/aws_cost.py (imgflow and the original design, on moto)", flush=True)
         data["aws_cost"] = aws_cost(tools.imgflow_python)
         print(f"  {data['aws_cost']['status']}", flush=True)
+        for line in (
+            data["aws_cost"].get("stderr_tail", []) if data["aws_cost"]["status"] != "ok" else []
+        ):
+            print(f"    {line}", flush=True)
     if wire_cases:
         import wire
 

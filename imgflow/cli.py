@@ -174,6 +174,10 @@ def run(
             "--via-api", help="aws: POST the original body to the HTTP API (SigV4-signed)."
         ),
     ] = False,
+    report: Annotated[
+        bool,
+        typer.Option("--report", help="Write the run's HTML report at the end; prints its path."),
+    ] = False,
     header: Annotated[
         list[str] | None,
         typer.Option(
@@ -211,6 +215,20 @@ def run(
         bool,
         typer.Option("--insecure", help="Do not verify TLS certificates (prints a warning)."),
     ] = False,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate",
+            help="Most requests per second to each host, e.g. 0.5 (fetch.rate; default: "
+            "none, but a host that throttles is slowed down on its own).",
+        ),
+    ] = None,
+    burst: Annotated[
+        int | None,
+        typer.Option(
+            "--burst", min=1, help="Most requests a --rate lets go at once (fetch.burst, 1)."
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     output: OutputOpt = Output.table,
@@ -226,12 +244,17 @@ def run(
                 "max_batches": max_batches,
                 "tolerate_failures": tolerate_failures,
             },
-            fetch=_fetch_overrides(
-                cfg, header or [], user_agent, proxy, no_proxy, ca_bundle, insecure
-            ),
+            fetch={
+                **_fetch_overrides(
+                    cfg, header or [], user_agent, proxy, no_proxy, ca_bundle, insecure
+                ),
+                **_politeness_overrides(rate, burst),
+            },
             **{"": {"backend": backend.value if backend else None}},
         )
-        network_flags = bool(header or user_agent or proxy or no_proxy or ca_bundle or insecure)
+        network_flags = bool(
+            header or user_agent or proxy or no_proxy or ca_bundle or insecure
+        ) or (rate, burst) != (None, None)
         from imgflow import jobinput
 
         if (paths_file is None) == (job is None):
@@ -252,13 +275,13 @@ def run(
             _warn(hint)
         try:
             if cfg.backend == "aws":
-                if force or data_dir is not None:
-                    raise UsageError("--force and --data-dir go with the local backend")
+                if force or data_dir is not None or report:
+                    raise UsageError("--force, --data-dir and --report go with the local backend")
                 if network_flags:
                     raise UsageError(
-                        "--header, --user-agent, --proxy, --no-proxy, --ca-bundle and "
-                        "--insecure go with the local backend (for aws, set fetch.* in "
-                        "imgflow.yaml and deploy)"
+                        "--header, --user-agent, --proxy, --no-proxy, --ca-bundle, "
+                        "--insecure, --rate and --burst go with the local backend (for aws, "
+                        "set fetch.* in imgflow.yaml and deploy)"
                     )
                 code = _run_aws(cfg, spec, output, no_wait, via_api)
             elif via_api or no_wait:
@@ -267,9 +290,21 @@ def run(
                 _check_network(cfg)
                 result = _run_local(cfg, spec, data_dir, output, force)
                 code = 0 if result.state == "succeeded" else 1
+                if report:
+                    from imgflow.report import write_local
+
+                    written = write_local(result.data_dir, result.run_id)
+                    err.print(f"report: {written}", markup=False, soft_wrap=True)
         finally:
             spec.cleanup()
     raise typer.Exit(code)
+
+
+def _politeness_overrides(rate: float | None, burst: int | None) -> dict[str, object]:
+    """fetch.rate and fetch.burst from run's flags, named by their flag when wrong."""
+    if rate is not None and not rate > 0:  # (also refuses nan)
+        raise UsageError(f"--rate: must be greater than 0 requests per second, got {rate:g}")
+    return {"rate": rate, "burst": burst}
 
 
 def _fetch_overrides(
@@ -319,12 +354,12 @@ def _fetch_overrides(
 def _check_network(cfg: Config) -> None:
     """The proxy and TLS settings as a fetch would read them (environment included), so a
     bad one stops the run before anything is written; warn when TLS is not verified."""
+    from imgflow.engine import tls
     from imgflow.engine.proxy import router
-    from imgflow.engine.tls import ssl_context
 
     try:
         router(cfg.fetch)
-        ssl_context(cfg.fetch)
+        tls.check(cfg.fetch)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if cfg.fetch.insecure:
@@ -356,8 +391,9 @@ def _start_aws(cfg: Config, spec: JobInput, via_api: bool) -> tuple[Aws, str, st
 
         if not outputs.api_url:
             raise UsageError(f"deployment {cfg.deployment!r} has no HTTP API")
-        url = outputs.api_url.rstrip("/") + cfg.api.route
-        return aws, outputs.bucket, start_via_api(aws, url, body, sign=cfg.api.auth == "iam")
+        # api_url is the route's full URL, as deploy recorded it.
+        sign = cfg.api.auth == "iam"
+        return aws, outputs.bucket, start_via_api(aws, outputs.api_url, body, sign=sign)
     started = start_job(aws, outputs.bucket, outputs.state_machine_arn, body, cfg.job.batch_size)
     if started.existing:
         err.print(f"this job was submitted before: showing execution {started.execution_arn}")
@@ -423,7 +459,7 @@ def _run_local(
     key_base: str | None = None,
 ) -> LocalRunResult:
     from imgflow.local.runner import LocalJob, run_job
-    from imgflow.render import RunProgress
+    from imgflow.render import RunProgress, throttle_line
 
     job = LocalJob(
         base_url=spec.base_url,
@@ -438,11 +474,14 @@ def _run_local(
     started = time.monotonic()
     if err.is_terminal:
         with RunProgress(err) as progress:
-            result = run_job(job, cfg, folder, progress)
+            result = run_job(job, cfg, folder, progress, on_throttle=progress.throttled)
     else:
         result = run_job(job, cfg, folder)
     elapsed = time.monotonic() - started
     _show_local_run(folder, result.run_id, output, result.duplicates, elapsed)
+    throttled = throttle_line(result.throttles)
+    if throttled is not None:
+        err.print(throttled, markup=False)
     if result.failures_file is not None:
         err.print(f"failures: {result.failures_file}")
     if result.notify_problem:
@@ -554,6 +593,83 @@ def _list_runs(folder: Path, output: Output) -> None:
             str(r.summary.failed),
         )
     out.print(table)
+
+
+@app.command("report")
+def report_command(
+    run_id: Annotated[
+        str | None, typer.Argument(help="A local run id (default: the newest run).")
+    ] = None,
+    output_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="HTML file to write (default: <data-dir>/runs/<run>/report.html).",
+        ),
+    ] = None,
+    open_page: Annotated[bool, typer.Option("--open", help="Open the page in a browser.")] = False,
+    thumbnails: Annotated[
+        bool,
+        typer.Option(
+            "--thumbnails/--no-thumbnails",
+            help="Make missing thumbnails with Pillow (pip install 'imgflow\\[report]').",
+        ),
+    ] = True,
+    embed_thumbnails: Annotated[
+        bool,
+        typer.Option(
+            "--embed-thumbnails", help="Put the thumbnails inside the page (one file to share)."
+        ),
+    ] = False,
+    link_hours: Annotated[
+        int,
+        typer.Option(
+            "--link-hours", min=1, max=168, help="aws: how long the presigned image links last."
+        ),
+    ] = 168,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write a run as one self-contained HTML page: counts, rate, failures, a gallery.
+
+    The page loads nothing from the network but the images: a local run's are linked
+    relative to the page, an execution's by presigned S3 URLs. Prints the file written.
+    """
+    with _errors():
+        from imgflow.report import resolve_run, write_local
+
+        cfg = _load_config(config)
+        if run_id is not None and run_id.startswith("arn:"):
+            from imgflow.report.aws import write_aws
+
+            if data_dir is not None:
+                raise UsageError("--data-dir goes with local runs, not an execution ARN")
+            aws, outputs = _aws_target(cfg)
+            written = write_aws(
+                aws,
+                outputs.bucket,
+                cfg.storage.prefix,
+                run_id,
+                output_file,
+                link_seconds=link_hours * 3600,
+                embed_thumbnails=embed_thumbnails,
+            )
+        else:
+            folder = _data_dir(cfg, data_dir)
+            written = write_local(
+                folder,
+                resolve_run(folder, run_id),
+                output_file,
+                thumbnails=thumbnails,
+                embed_thumbnails=embed_thumbnails,
+            )
+        out.print(str(written), markup=False)
+        if open_page:
+            import webbrowser
+
+            webbrowser.open(written.as_uri())
+    raise typer.Exit(0)
 
 
 @app.command()
@@ -675,7 +791,10 @@ ProfileOpt = Annotated[
     str | None, typer.Option("--profile", help="AWS profile (default: aws.profile, AWS_PROFILE).")
 ]
 RegionOpt = Annotated[
-    str | None, typer.Option("--region", help="AWS region (default: aws.region, AWS_REGION).")
+    str | None,
+    typer.Option(
+        "--region", help="AWS region (default: aws.region, AWS_REGION, AWS_DEFAULT_REGION)."
+    ),
 ]
 
 
@@ -683,6 +802,15 @@ def _aws_config(config: Path | None, profile: str | None, region: str | None) ->
     return config_mod.with_overrides(
         _load_config(config), aws={"profile": profile, "region": region}
     )
+
+
+def _api_command(cfg: Config, outputs: DeploymentOutputs) -> str | None:
+    """The curl command that starts a job through the deployed API, once it exists."""
+    from imgflow.aws.deploy.api import curl_command
+
+    if not outputs.api_url:
+        return None
+    return curl_command(outputs.api_url, outputs.region, cfg.api.auth)
 
 
 @app.command("deploy")
@@ -721,13 +849,17 @@ def deploy_command(
         result = deploy(cfg, dry_run=dry_run, on_step=progress)
         for warning in result.plan.warnings:
             err.print(f"[bold yellow]warning:[/] {warning}")
+        command = _api_command(cfg, result.outputs)
         if output is Output.json:
-            out.print_json(json.dumps(deploy_json(result)))
+            out.print_json(json.dumps({**deploy_json(result), "api_command": command}))
         else:
             title = "plan (dry run: nothing changed)" if dry_run else "deploy"
             out.print(plan_table(result.plan.steps, title))
             out.print(plan_summary(result.plan.steps), markup=False)
             out.print(outputs_table(result.outputs))
+            if command:
+                out.print("start a job through the HTTP API (job.json: the original body):")
+                out.print(command, markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(0)
 
 

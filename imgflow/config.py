@@ -84,6 +84,7 @@ class StorageConfig:
 
     glacier_after_days: int | None = 1
     prefix: str = "images/"
+    tls_only: bool = True
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,8 @@ class AwsConfig:
     endpoint_url: str | None = None
     state_dir: str = ".imgflow/deployed"
     allow_private_targets: bool = False
+    sfn_log_level: Literal["OFF", "ERROR", "FATAL", "ALL"] = "ERROR"
+    xray: bool = False
 
 
 @dataclass(frozen=True)
@@ -287,6 +290,12 @@ def _validate(cfg: Config) -> None:
         (cfg.fetch.backoff_max >= 0, "fetch.backoff_max: must be 0 or more"),
         (cfg.fetch.max_bytes >= 1, "fetch.max_bytes: must be at least 1"),
         (cfg.fetch.max_redirects >= 0, "fetch.max_redirects: must be 0 or more"),
+        (
+            cfg.fetch.rate is None or cfg.fetch.rate > 0,
+            "fetch.rate: must be greater than 0 (requests per second), or null for none",
+        ),
+        (cfg.fetch.burst >= 1, "fetch.burst: must be at least 1"),
+        (cfg.fetch.throttle_patience >= 0, "fetch.throttle_patience: must be 0 or more seconds"),
         (bool(cfg.fetch.allowed_types), "fetch.allowed_types: must list at least one type"),
         (bool(cfg.local.data_dir), "local.data_dir: must not be empty"),
         (cfg.lambda_.timeout >= 1, "lambda.timeout: must be at least 1 second"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
 from rich.console import Console
@@ -19,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from imgflow.engine.politeness import Change
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 
 TABLE_ROWS = 500
@@ -148,6 +149,7 @@ class RunProgress:
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
+            TextColumn("[yellow]{task.fields[note]}"),
             console=console,
             transient=False,
             refresh_per_second=8,
@@ -167,9 +169,19 @@ class RunProgress:
         """Start the bar once the job is planned."""
         note = f" ({plural(duplicates, 'duplicate')})" if duplicates else ""
         self._task = self._progress.add_task(
-            f"run {run_id}{note}", total=total, failed=0, rate="", size="", start=True
+            f"run {run_id}{note}", total=total, failed=0, rate="", size="", note="", start=True
         )
         self.started = time.monotonic()
+
+    def throttled(self, change: Change) -> None:
+        """Show that a host asked imgflow to slow down, and what imgflow did."""
+        if self._task is None:
+            return
+        note = f"{change.host} throttled: c {change.limit_before} -> {change.limit_after}"
+        if change.rate is not None:
+            note += f", {change.rate:.2g} req/s"
+        note += f", waiting {change.wait:.0f} s"
+        self._progress.update(self._task, note=note)
 
     def record(self, record: ResultRecord) -> None:
         """Advance the bar by one finished path."""
@@ -188,6 +200,14 @@ class RunProgress:
             rate=f"{self._done / elapsed:,.0f} img/s",
             size=human_bytes(self._bytes),
         )
+
+
+def throttle_line(throttles: Mapping[str, int]) -> str | None:
+    """``throttled by img.example.com 12 times`` for the hosts that throttled a run."""
+    if not throttles:
+        return None
+    parts = [f"{host} {plural(count, 'time')}" for host, count in sorted(throttles.items())]
+    return "throttled by " + ", ".join(parts) + " (and slowed down for it)"
 
 
 def human_bytes(size: int) -> str:

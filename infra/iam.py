@@ -1,8 +1,15 @@
 """IAM policy documents for one deployment, built from its names and ARNs (no API calls).
 
-Least privilege: every statement names this deployment's own resources. The only wildcards
-are trailing ones inside a named resource (objects under a prefix, a function's versions, a
-state machine's executions, a function's log streams).
+Least privilege: each role is granted exactly the calls its code (or the service acting
+for it) makes, and every statement names this deployment's own resources. The only
+wildcards are trailing ones inside a named resource (objects under a prefix, a function's
+versions, a state machine's executions, a function's log streams), plus the two AWS
+documents as resource-less: CloudWatch Logs delivery for Step Functions logging and X-Ray's
+trace upload (only when those are turned on).
+
+Every trust policy carries the confused-deputy condition ``aws:SourceAccount`` (the service
+may assume the role only on behalf of this account); the state machine's also names its
+``aws:SourceArn``.
 """
 
 from __future__ import annotations
@@ -28,10 +35,19 @@ def _allow(sid: str, actions: list[str], resources: list[str], **extra: Any) -> 
     return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources, **extra}
 
 
-def trust_policy(service: str) -> Policy:
-    """The assume-role policy letting `service` (e.g. lambda.amazonaws.com) use a role."""
+def trust_policy(service: str, names: Names) -> Policy:
+    """The assume-role policy letting `service` (e.g. lambda.amazonaws.com) use a role, on
+    behalf of this account only (and, for Step Functions, of this state machine only)."""
+    condition: dict[str, Any] = {"StringEquals": {"aws:SourceAccount": names.account}}
+    if service == STATES_SERVICE:
+        condition["ArnLike"] = {"aws:SourceArn": names.state_machine_arn}
     return _policy(
-        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": service},
+            "Action": "sts:AssumeRole",
+            "Condition": condition,
+        }
     )
 
 
@@ -61,29 +77,21 @@ def plan_policy(names: Names) -> Policy:
 
 
 def download_policy(names: Names, prefix: str) -> Policy:
-    """The download Lambda: write images and results to its bucket, index rows to its table."""
+    """The download Lambda: store images and results; look up and write index rows in batches
+    (BatchGetItem for skip-if-stored, BatchWriteItem for the rows; nothing else)."""
     return _policy(
         _allow(
             "WriteObjects",
             ["s3:PutObject"],
             [f"{names.bucket_arn}/{prefix}*", _jobs_objects(names)],
         ),
-        _allow(
-            "Index",
-            [
-                "dynamodb:BatchWriteItem",
-                "dynamodb:PutItem",
-                "dynamodb:BatchGetItem",
-                "dynamodb:GetItem",
-            ],
-            [names.table_arn],
-        ),
+        _allow("Index", ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"], [names.table_arn]),
         _logs(names, "download"),
     )
 
 
 def consolidate_policy(names: Names) -> Policy:
-    """The consolidate Lambda: read, write and list job objects, read the index."""
+    """The consolidate Lambda: read, write and list job objects (it never reads the index)."""
     return _policy(
         _allow("JobObjects", ["s3:GetObject", "s3:PutObject"], [_jobs_objects(names)]),
         _allow(
@@ -92,15 +100,36 @@ def consolidate_policy(names: Names) -> Policy:
             [names.bucket_arn],
             Condition={"StringLike": {"s3:prefix": [f"{JOBS_PREFIX}*"]}},
         ),
-        _allow("ReadIndex", ["dynamodb:GetItem", "dynamodb:BatchGetItem"], [names.table_arn]),
         _logs(names, "consolidate"),
     )
 
 
-def state_machine_policy(names: Names) -> Policy:
-    """The state machine: invoke its Lambdas, publish to its topic, job objects, its Map runs."""
+# What Step Functions needs to deliver logs to CloudWatch Logs; AWS documents these as
+# taking no resource-level permissions ("Resource": "*").
+LOG_DELIVERY_ACTIONS = [
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+]
+XRAY_ACTIONS = [
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+]
+
+
+def state_machine_policy(names: Names, *, logging: bool = True, xray: bool = False) -> Policy:
+    """The state machine: invoke its Lambdas, publish to its topic, read the batch manifest
+    (ItemReader) and write the Map's results (ResultWriter) under jobs/, its Map runs; with
+    `logging` deliver its logs, with `xray` send traces."""
     functions = [names.function_arn(role) for role in FUNCTION_ROLES]
-    return _policy(
+    statements = [
         _allow(
             "InvokeFunctions",
             ["lambda:InvokeFunction"],
@@ -108,14 +137,23 @@ def state_machine_policy(names: Names) -> Policy:
         ),
         _allow("PublishFailures", ["sns:Publish"], [names.topic_arn]),
         _allow("JobObjects", ["s3:GetObject", "s3:PutObject"], [_jobs_objects(names)]),
-        _allow("ListBucket", ["s3:ListBucket"], [names.bucket_arn]),
+        _allow(
+            "WriteMapResults",
+            ["s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"],
+            [_jobs_objects(names)],
+        ),
         _allow("StartMapRuns", ["states:StartExecution"], [names.state_machine_arn]),
         _allow(
             "ManageMapRuns",
             ["states:DescribeExecution", "states:StopExecution"],
             [names.executions_arn],
         ),
-    )
+    ]
+    if logging:
+        statements.append(_allow("DeliverLogs", LOG_DELIVERY_ACTIONS, ["*"]))
+    if xray:
+        statements.append(_allow("Traces", XRAY_ACTIONS, ["*"]))
+    return _policy(*statements)
 
 
 def api_policy(names: Names) -> Policy:
@@ -123,13 +161,18 @@ def api_policy(names: Names) -> Policy:
     return _policy(_allow("StartJobs", ["states:StartExecution"], [names.state_machine_arn]))
 
 
-def role_policies(names: Names, prefix: str) -> dict[str, tuple[str, Policy]]:
+def role_policies(
+    names: Names, prefix: str, *, logging: bool = True, xray: bool = False
+) -> dict[str, tuple[str, Policy]]:
     """Role purpose -> (trusted service, inline policy) for every role of the deployment."""
     return {
         "plan": (LAMBDA_SERVICE, plan_policy(names)),
         "download": (LAMBDA_SERVICE, download_policy(names, prefix)),
         "consolidate": (LAMBDA_SERVICE, consolidate_policy(names)),
-        "statemachine": (STATES_SERVICE, state_machine_policy(names)),
+        "statemachine": (
+            STATES_SERVICE,
+            state_machine_policy(names, logging=logging, xray=xray),
+        ),
         "api": (API_SERVICE, api_policy(names)),
     }
 

@@ -17,7 +17,20 @@ def environment(cfg: Config, bucket: str, table: str, topic_arn: str) -> dict[st
         "IMGFLOW_TABLE": table,
         "IMGFLOW_TOPIC_ARN": topic_arn,
         "IMGFLOW_PREFIX": cfg.storage.prefix,
-        "IMGFLOW_FETCH_SETTINGS": json.dumps(cfg.fetch.to_json(), sort_keys=True),
+        "IMGFLOW_FETCH_SETTINGS": json.dumps(lambda_fetch_settings(cfg), sort_keys=True),
         "IMGFLOW_ALLOW_PRIVATE_TARGETS": "true" if cfg.aws.allow_private_targets else "false",
         "IMGFLOW_INLINE_MAX_MESSAGES": str(cfg.notify.inline_max_messages),
     }
+
+
+def lambda_fetch_settings(cfg: Config) -> dict[str, object]:
+    """fetch.* as each download Lambda applies it.
+
+    Up to job.max_batches download Lambdas run at once (the Map's MaxConcurrency), each
+    with its own politeness gate, so each gets fetch.rate / max_batches: together they
+    stay within the rate the user set for the host.
+    """
+    settings = cfg.fetch.to_json()
+    if cfg.fetch.rate is not None:
+        settings["rate"] = cfg.fetch.rate / cfg.job.max_batches
+    return settings

@@ -97,3 +97,14 @@ class Names:
     def log_group_arn(self, role: str) -> str:
         """The ARN of the log group of the function for `role` (as tagging calls want it)."""
         return self._arn("logs", f"log-group:{self.log_group(role)}")
+
+    @property
+    def state_machine_log_group(self) -> str:
+        """The log group the state machine logs to (the /aws/vendedlogs/ prefix AWS
+        recommends, so the log delivery's resource policy stays small)."""
+        return f"/aws/vendedlogs/states/{self.state_machine}"
+
+    @property
+    def state_machine_log_group_arn(self) -> str:
+        """The ARN of the state machine's log group."""
+        return self._arn("logs", f"log-group:{self.state_machine_log_group}")

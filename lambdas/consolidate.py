@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imgflow.aws.client import connect
+from imgflow.aws.client import lambda_session
 from imgflow.aws.lambda_consolidate import consolidate
 from imgflow.aws.lambda_settings import LambdaSettings
 
@@ -13,4 +13,4 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     """``{"plan": <plan result>}`` -> counts, allSucceeded, message."""
     settings = LambdaSettings.from_env()
     plan = event["plan"]
-    return consolidate(connect().s3(), settings.bucket, plan, settings.inline_max_messages)
+    return consolidate(lambda_session().s3(), settings.bucket, plan, settings.inline_max_messages)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imgflow.aws.client import connect
+from imgflow.aws.client import lambda_session
 from imgflow.aws.lambda_download import download_batch, record_crash
 from imgflow.aws.lambda_jobs import BatchSpec
 from imgflow.aws.lambda_settings import LambdaSettings
@@ -15,5 +15,5 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     settings = LambdaSettings.from_env()
     spec = BatchSpec.from_json(event["batch"])
     if "crash" in event:
-        return record_crash(connect(), settings, spec, event["crash"])
-    return download_batch(connect(), settings, spec)
+        return record_crash(lambda_session(), settings, spec, event["crash"])
+    return download_batch(lambda_session(), settings, spec)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imgflow.aws.client import connect
+from imgflow.aws.client import lambda_session
 from imgflow.aws.lambda_plan import plan_job
 from imgflow.aws.lambda_settings import LambdaSettings
 
@@ -12,4 +12,4 @@ from imgflow.aws.lambda_settings import LambdaSettings
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     """``{"input": <execution input>, "jobId": <execution name>}`` -> plan counts."""
     settings = LambdaSettings.from_env()
-    return plan_job(connect().s3(), settings.bucket, str(event["jobId"]), event["input"])
+    return plan_job(lambda_session().s3(), settings.bucket, str(event["jobId"]), event["input"])

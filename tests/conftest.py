@@ -1,18 +1,61 @@
 """Shared fixtures: ``fault_server`` (scriptable, per test) and ``flag_server`` (the demo flags).
 
+Every test also gets the process environment back as it found it (in-process Lambda handlers
+and session fixtures must not leave ``AWS_ENDPOINT_URL``, ``MOTO_PORT`` or ``IMGFLOW_*``
+values to later tests), and the session sweeps the unpacked Lambda code folders of test
+processes that have ended.
+
 Test modules import the fault server's replies with ``from support.faultserver import Ok, ...``
 (pytest puts ``tests/`` on ``sys.path`` because it has no ``__init__.py``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 from support.faultserver import FaultServer
+from support.scratch import sweep_dead_lambda_code
 
 from imgflow.demo import FLAGS_DIR
 from imgflow.demo.server import StaticServer, serve_directory
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionstart(session: pytest.Session) -> Iterator[None]:
+    """Say "bringing up nodes..." once: without a terminal, pytest-xdist says it again when
+    collection ends (with -q its status line has nothing else to say)."""
+    yield
+    reporter = session.config.pluginmanager.get_plugin("terminaldistreporter")
+    if reporter is not None:
+        reporter.ensure_show_status = lambda: None
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Print the random order's seed last, even with -q (which hides the header)."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if isinstance(seed, int) and config.pluginmanager.has_plugin("randomly"):
+        terminalreporter.write_line(
+            f"random test order, seed {seed} (repeat it with --randomly-seed={seed})"
+        )
+
+
+@pytest.fixture(autouse=True)
+def _environment_is_restored() -> Iterator[None]:
+    before = dict(os.environ)
+    yield
+    if dict(os.environ) != before:
+        os.environ.clear()
+        os.environ.update(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dead_lambda_code_is_swept() -> Iterator[None]:
+    yield
+    sweep_dead_lambda_code()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from support.faultserver import Delay, FaultServer, Ok
+from support.processes import signalled
 
 from imgflow.demo.images import make_gif
 from imgflow.demo.server import StaticServer
@@ -324,6 +325,7 @@ def test_killed_run_is_consistent_and_a_rerun_completes(
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        **signalled(),
     )
     images = tmp_path / "imgflow-data" / "images"
     deadline = time.monotonic() + 30

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gzip
+import re
+import socket
 from collections.abc import Callable
 
 import pytest
@@ -86,15 +88,32 @@ def test_500_then_200_is_retried(fault_server: FaultServer, settings: FetchConfi
     assert isinstance(result, Fetched) and result.attempts == 2
 
 
-def test_persistent_503_fails_after_retries(
+def test_persistent_502_fails_after_retries(
     fault_server: FaultServer, settings: FetchConfig
 ) -> None:
-    fault_server.set("/s.gif", Status(503))
+    fault_server.set("/s.gif", Status(502))
     url = fault_server.url("/s.gif")
     result = fetch(settings, url)
     assert isinstance(result, FetchFailure)
-    assert result.message == f"HTTP error 503 - Service Unavailable: {url}"
+    assert result.message == f"HTTP error 502 - Bad Gateway: {url}"
     assert result.attempts == 3 and fault_server.count("/s.gif") == 3
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_a_throttling_host_is_retried_for_its_patience_not_a_count(
+    fault_server: FaultServer, settings: FetchConfig, status: int
+) -> None:
+    """429 and 503 outlast `retries` (2 here): they end only when throttle_patience does."""
+    fault_server.set("/s.gif", Status(status))
+    url = fault_server.url("/s.gif")
+    patient = dataclasses.replace(settings, throttle_patience=1.5)
+    result = fetch(patient, url)
+    assert isinstance(result, FetchFailure)
+    assert result.status_code == status
+    assert re.fullmatch(
+        rf"Throttled: {re.escape(url)} \({status} for [12] s, (\d+) attempts\)", result.message
+    ), result.message
+    assert result.attempts > 3 and fault_server.count("/s.gif") == result.attempts
 
 
 def test_other_4xx_is_not_retried(fault_server: FaultServer, settings: FetchConfig) -> None:
@@ -143,7 +162,15 @@ def test_slow_but_complete_response_succeeds(
     fault_server: FaultServer, settings: FetchConfig
 ) -> None:
     fault_server.set("/slow.gif", Delay(0.2, Ok(GIF)))
-    assert isinstance(fetch(settings, fault_server.url("/slow.gif")), Fetched)
+    result = fetch(settings, fault_server.url("/slow.gif"))
+    assert isinstance(result, Fetched)
+    assert (result.data, result.status_code, result.content_type, result.attempts) == (
+        GIF,
+        200,
+        "image/gif",
+        1,
+    )
+    assert fault_server.count("/slow.gif") == 1
 
 
 def test_oversize_by_content_length(fault_server: FaultServer, settings: FetchConfig) -> None:
@@ -254,10 +281,20 @@ def test_connection_refused(settings: FetchConfig) -> None:
     assert result.message == f"Connection refused: {url}"
 
 
-def test_dns_failure(settings: FetchConfig) -> None:
+def test_dns_failure(settings: FetchConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The name fails in a stub resolver: no query leaves the machine."""
+    asked: list[object] = []
+
+    def no_such_host(host: object, *args: object, **kwargs: object) -> object:
+        asked.append(host.decode() if isinstance(host, bytes) else host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
     result = fetch(dataclasses.replace(settings, retries=0), "http://no-such-host.invalid/a.gif")
     assert isinstance(result, FetchFailure)
-    assert result.message.startswith(messages.DNS_FAILED)
+    url = "http://no-such-host.invalid/a.gif"
+    assert result.message == messages.failure(messages.DNS_FAILED, url, "Name or service not known")
+    assert asked and set(asked) == {"no-such-host.invalid"}
 
 
 def test_keep_alive_reuses_connections(fault_server: FaultServer) -> None:

@@ -117,7 +117,15 @@ def test_version_and_completion(tmp_path: Path) -> None:
     shown = imgflow("--help", cwd=tmp_path)
     assert "--install-completion" in shown.stdout
     assert "--version" in shown.stdout
-    script = imgflow("--show-completion", "bash", cwd=tmp_path)
+    # What an installed completion runs; --show-completion would guess the shell from the
+    # parent processes, which a suite started as a background job may not have.
+    script = subprocess.run(
+        [str(Path(sys.executable).with_name("imgflow"))],
+        env=_env(tmp_path, {"_IMGFLOW_COMPLETE": "source_bash"}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert script.returncode == 0, script.stderr
     assert "COMPREPLY" in script.stdout
 

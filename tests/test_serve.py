@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from support.faultserver import Delay, FaultServer, Ok, Stall
+from support.processes import signalled
 from support.serveproc import ServeProcess
 
 from imgflow.demo.images import make_gif
@@ -75,6 +76,7 @@ def curl_like_the_original(url: str, body: str, token: str | None) -> tuple[int,
         text=True,
         timeout=60,
         check=True,
+        **signalled(),
     )
     head, _, payload = done.stdout.partition("\n\n")  # text mode turned \r\n into \n
     status = int(head.split()[1])
@@ -249,6 +251,7 @@ def test_a_second_service_on_the_same_data_folder_is_refused(
         capture_output=True,
         text=True,
         timeout=60,
+        **signalled(),
     )
     assert done.returncode == 2
     assert f"(pid {serve.pid}) already uses the data folder" in done.stderr

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support.processes import signalled
 from support.serveproc import ServeProcess
 
 CHECKS = ",".join(
@@ -64,6 +65,7 @@ def test_the_api_holds_up_to_a_fuzz_from_its_own_description(tmp_path: Path) -> 
             capture_output=True,
             text=True,
             timeout=300,
+            **signalled(),
         )
         assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
         assert serve.proc is not None and serve.proc.poll() is None, serve.log

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from support.faultserver import FaultServer, Stall
+from support.processes import signalled
 from support.serveproc import ServeProcess
 
 LIMITS = {
@@ -236,6 +237,7 @@ def _serve_once(folder: Path, *args: str, config: str = "") -> subprocess.Comple
         capture_output=True,
         text=True,
         timeout=60,
+        **signalled(),
     )
 
 

@@ -17,10 +17,12 @@ Usage::
 API (kept stable):
 
 - ``connect(profile, region, endpoint_url) -> Aws``: a session with botocore's standard
-  retry mode. ``None`` leaves the choice to botocore, which honours AWS_PROFILE,
-  AWS_REGION / AWS_DEFAULT_REGION and AWS_ENDPOINT_URL; an explicit value wins.
+  retry mode. An explicit value wins; with ``region=None`` the region is AWS_REGION, then
+  AWS_DEFAULT_REGION, then the profile's (the AWS SDKs' and CLI v2's order: botocore alone
+  reads only AWS_DEFAULT_REGION); AWS_PROFILE and AWS_ENDPOINT_URL are left to botocore.
 - ``from_config(cfg, *, profile=None, region=None) -> Aws``: flags > ``aws.*`` config.
   ``aws.endpoint_url`` in config wins over AWS_ENDPOINT_URL.
+- ``Aws.presigned_get(bucket, key, seconds) -> str``: a SigV4-presigned GET URL.
 - ``Aws.s3() .dynamodb() .sns() .sqs() .iam() .lambda_() .stepfunctions() .apigatewayv2()
   .sts() .logs()``: typed clients.
 - ``Aws.on_call(hook)``: ``hook(operation_name, params)`` runs before every API call of
@@ -32,11 +34,16 @@ API (kept stable):
 - ``optional(lambda: client.get_x(...)) -> result | None``: None when AWS says "not found".
 - ``Aws.signed_headers(method, url, body, headers, service)``: SigV4-signed headers for a
   plain HTTP request (the HTTP API with ``api.auth: iam``).
+- ``lambda_session() -> Aws``: inside a Lambda function, one session (and its clients)
+  kept at module level across invocations, made on first use; a new one only when the
+  environment's region, endpoint or credentials change (they do not within a sandbox).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -69,9 +76,11 @@ __all__ = [
     "NotFoundError",
     "aws_errors",
     "connect",
+    "env_region",
     "error_code",
     "from_config",
     "is_not_found",
+    "lambda_session",
     "optional",
 ]
 
@@ -176,6 +185,7 @@ class Aws:
         self.region: str = region
         self.endpoint_url = endpoint_url
         self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
         self._hooks: list[CallHook] = []
         self._account: str | None = None
         self._config = botocore.config.Config(
@@ -198,20 +208,34 @@ class Aws:
             hook(str(model.name), params)
 
     def _client(self, service: str) -> Any:
-        if service not in self._clients:
-            client = self._session.client(
-                service,  # type: ignore[call-overload]
-                endpoint_url=self.endpoint_url,
-                config=self._config,
-            )
-            client.meta.events.register("before-call.*.*", self._before_call)
-            self._clients[service] = client
-        return self._clients[service]
+        with self._lock:  # a Lambda's threads share one session
+            if service not in self._clients:
+                client = self._session.client(
+                    service,  # type: ignore[call-overload]
+                    endpoint_url=self.endpoint_url,
+                    config=self._config,
+                )
+                client.meta.events.register("before-call.*.*", self._before_call)
+                self._clients[service] = client
+            return self._clients[service]
 
     def s3(self) -> S3Client:
         """The S3 client."""
         client: S3Client = self._client("s3")
         return client
+
+    def presigned_get(self, bucket: str, key: str, seconds: int) -> str:
+        """A GET URL of one object, SigV4-presigned for `seconds` (botocore would sign with
+        SigV2 in us-east-1, which AWS no longer accepts everywhere)."""
+        if "s3v4" not in self._clients:
+            config = self._config.merge(botocore.config.Config(signature_version="s3v4"))
+            self._clients["s3v4"] = self._session.client(
+                "s3", endpoint_url=self.endpoint_url, config=config
+            )
+        url: str = self._clients["s3v4"].generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=seconds
+        )
+        return url
 
     def dynamodb(self) -> DynamoDBClient:
         """The DynamoDB client."""
@@ -282,14 +306,20 @@ class Aws:
         return {k: str(v) for k, v in request.headers.items()}
 
 
+def env_region(env: Mapping[str, str] | None = None) -> str | None:
+    """AWS_REGION, else AWS_DEFAULT_REGION, else None (the profile's region, if any)."""
+    env = os.environ if env is None else env
+    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
+
+
 def connect(
     profile: str | None = None,
     region: str | None = None,
     endpoint_url: str | None = None,
 ) -> Aws:
-    """A session; None leaves profile/region/endpoint to botocore's usual environment rules."""
+    """A session; None leaves profile/endpoint to botocore, the region to `env_region`."""
     try:
-        session = boto3.Session(profile_name=profile, region_name=region)
+        session = boto3.Session(profile_name=profile, region_name=region or env_region())
     except botocore.exceptions.ProfileNotFound:
         raise ConfigError(f"aws.profile: AWS profile {profile!r} not found") from None
     return Aws(session, endpoint_url)
@@ -302,3 +332,23 @@ def from_config(cfg: Config, *, profile: str | None = None, region: str | None =
         region=region or cfg.aws.region,
         endpoint_url=cfg.aws.endpoint_url,
     )
+
+
+_LAMBDA_ENV = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID")
+_lambda_sessions: dict[tuple[str | None, ...], Aws] = {}
+_lambda_lock = threading.Lock()
+
+
+def lambda_session() -> Aws:
+    """The session a Lambda handler uses, reused across invocations of the sandbox.
+
+    A boto3 session and its clients cost tens of milliseconds to make; Lambda keeps the
+    module between invocations, so they are made once, on first use. Keyed by the
+    environment that chose them, so a changed region, endpoint or key gets its own.
+    """
+    key = tuple(os.environ.get(name) for name in _LAMBDA_ENV)
+    with _lambda_lock:
+        session = _lambda_sessions.get(key)
+        if session is None:
+            session = _lambda_sessions[key] = connect()
+        return session

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 
 from imgflow.engine import messages
+from imgflow.engine.body import StoreError, StoreSink
 from imgflow.engine.fetch import Fetched, Fetcher, Guard
 from imgflow.engine.guard import AddressCheck
 from imgflow.engine.plan import Item
@@ -43,16 +43,21 @@ def failed_record(item: Item, message: str, status: int | None, attempts: int) -
     )
 
 
-def _store(store: ObjectStore, item: Item, fetched: Fetched) -> ResultRecord:
-    digest = hashlib.sha256(fetched.data).hexdigest()
-    store.put(item.key, fetched.data, fetched.content_type)
+async def _commit(item: Item, fetched: Fetched) -> ResultRecord:
+    """Publish a fetched body (aborted if anything, even a cancel, stops it)."""
+    body = fetched.body
+    try:
+        digest = await body.commit(fetched.content_type)
+    except BaseException:
+        await body.abort()
+        raise
     return ResultRecord(
         url=item.url,
         path=item.path,
         outcome=Outcome.STORED,
         status_code=fetched.status_code,
         key=item.key,
-        bytes=len(fetched.data),
+        bytes=body.size,
         sha256=digest,
         content_type=fetched.content_type,
         attempts=fetched.attempts,
@@ -70,8 +75,9 @@ async def process_item(
 ) -> ResultRecord:
     """Fetch and store one item; every outcome, even an unexpected error, is a record.
 
-    The fetch holds one of each of `slots` (the limits on requests in flight); the store
-    does not, so another request can go out while this image is written.
+    The body streams into the store as it arrives (see imgflow.engine.body). The fetch
+    holds one of each of `slots` (the limits on requests in flight); the commit does not,
+    so another request can go out while this image is flushed and published.
     """
     if known is not None and item.url in known:
         return skipped_record(item, known[item.url])
@@ -82,7 +88,7 @@ async def process_item(
             for slot in slots:
                 await slot.acquire()
                 held.append(slot)
-            result = await fetcher.fetch(item.url)
+            result = await fetcher.fetch(item.url, lambda: StoreSink(store, item.key, executor))
         finally:
             for slot in held:
                 slot.release()
@@ -90,13 +96,9 @@ async def process_item(
         if not isinstance(result, Fetched):
             return failed_record(item, result.message, result.status_code, attempts)
         try:
-            if store.inline:
-                return _store(store, item, result)
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(executor, _store, store, item, result)
-        except OSError as exc:
-            detail = exc.strerror or str(exc)
-            message = messages.failure(messages.STORE_FAILED, item.url, detail)
+            return await _commit(item, result)
+        except StoreError as exc:
+            message = messages.failure(messages.STORE_FAILED, item.url, str(exc))
             return failed_record(item, message, result.status_code, attempts)
     except Exception as exc:  # one bad item must never lose the batch's other records
         message = messages.failure(messages.BATCH_FAILED, item.url, f"{type(exc).__name__}: {exc}")

@@ -1,7 +1,8 @@
-"""Fetch one image over HTTP: retries, redirects, size cap, content check.
+"""Fetch one image over HTTP: retries, redirects, size cap, decoding, content check.
 
-`Fetcher.fetch` never raises for a network or HTTP problem: it returns `Fetched` or
-`FetchFailure`, whose message follows `imgflow.engine.messages`.
+`Fetcher.fetch` never raises for a network, HTTP or store problem: it returns `Fetched`
+(the body in its sink, ready to commit) or `FetchFailure`, whose message follows
+`imgflow.engine.messages`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import errno
 import random
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import urljoin, urlsplit
@@ -20,13 +21,17 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from imgflow.engine import messages
+from imgflow.engine.body import MemorySink, Refused, Sink, StoreError, read_body
+from imgflow.engine.decode import ACCEPT_ENCODING, DecodeError, decoder_for
 from imgflow.engine.guard import AddressCheck, TargetRefused
+from imgflow.engine.politeness import Politeness, Signal
 from imgflow.engine.proxy import Proxy, router
 from imgflow.engine.request_headers import parse_headers
 from imgflow.engine.routed import RoutedTransport
 from imgflow.engine.settings import FetchConfig
-from imgflow.engine.sniff import SNIFF_BYTES, media_type, sniff, type_allowed
+from imgflow.engine.sniff import media_type, type_allowed
 from imgflow.engine.tls import certificate_problem, ssl_context
+from imgflow.engine.tls import check as check_tls
 from imgflow.engine.transport import BadResponse, FastTransport
 
 Guard = Callable[[str], Awaitable[None]]
@@ -37,12 +42,19 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """A complete image body."""
+    """A complete image body in its sink, checked and ready to commit."""
 
-    data: bytes
+    body: Sink
     status_code: int
     content_type: str | None
     attempts: int
+
+    @property
+    def data(self) -> bytes:
+        """The body's bytes, when it was fetched into memory (no sink given)."""
+        if not isinstance(self.body, MemorySink):
+            raise TypeError("the body went to a store, not to memory")
+        return self.body.data
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +91,7 @@ class Fetcher:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         env: Mapping[str, str] | None = None,
+        politeness: Politeness | None = None,
     ) -> None:
         """`guard` checks every URL (redirects included) and the proxy of each;
         `address_check` every address connected to (imgflow's transport only). Proxies and
@@ -87,6 +100,14 @@ class Fetcher:
         self.settings = settings
         self._guard = guard
         self._sleep = sleep
+        self.politeness = politeness or Politeness(
+            max_connections,
+            rate=settings.rate,
+            burst=settings.burst,
+            backoff_base=max(settings.backoff_base, 0.05),
+            backoff_max=max(settings.backoff_max, 0.1),
+            sleep=sleep,
+        )
         self._proxies = router(settings, env)
         self._guarded_proxies: dict[Proxy, str | None] = {}
         limits = httpx.Limits(
@@ -94,17 +115,22 @@ class Fetcher:
         )
         timeout = httpx.Timeout(settings.timeout, connect=settings.connect_timeout)
         if transport is None:
-            tls = ssl_context(settings, env)
+            check_tls(settings, env)  # cheap; the context itself is made when first needed
             if settings.transport == "imgflow":
                 transport = FastTransport(
                     max_connections,
-                    ssl_context=tls,
+                    ssl_context=lambda: ssl_context(settings, env),  # at the first https
                     address_check=address_check,
                     proxies=self._proxies,
                 )
             else:
+                tls = ssl_context(settings, env)
                 transport = RoutedTransport(max_connections, tls, self._proxies)
-        headers = [("User-Agent", settings.user_agent), ("Accept", "image/*,*/*;q=0.5")]
+        headers = [
+            ("User-Agent", settings.user_agent),
+            ("Accept", "image/*,*/*;q=0.5"),
+            ("Accept-Encoding", ACCEPT_ENCODING),
+        ]
         extra = parse_headers(settings.headers)
         names = {name.lower() for name, _ in extra}
         headers = [(k, v) for k, v in headers if k.lower() not in names] + extra
@@ -133,35 +159,62 @@ class Fetcher:
     ) -> None:
         await self._client.__aexit__(exc_type, exc, tb)
 
-    async def fetch(self, url: str) -> Fetched | FetchFailure:
-        """Fetch `url`, retrying transient failures with backoff and jitter."""
+    async def fetch(
+        self, url: str, open_sink: Callable[[], Sink] = MemorySink
+    ) -> Fetched | FetchFailure:
+        """Fetch `url` into a sink from `open_sink` (one per attempt that gets a body),
+        retrying transient failures with backoff and jitter.
+
+        A failed attempt's sink is aborted; the caller commits (or aborts) a Fetched's.
+        Each attempt passes the host's politeness gate. Throttling answers (429, 503) are
+        retried for up to `throttle_patience` seconds, paced by the gate's shared
+        cool-down; other transient failures at most `retries` times.
+        """
+        gate = self.politeness.gate(_host_of(url))
         attempts = 0
+        retried = 0
+        throttled_since: float | None = None
         while True:
             attempts += 1
-            result = await self._attempt(url, attempts)
+            await gate.acquire()
+            signal, wait = Signal.OTHER, None
+            try:
+                result = await self._attempt(url, attempts, open_sink)
+                signal, wait = _signal(result, crowded=gate.in_flight > 1)
+            finally:
+                gate.release(signal, wait)
             if not isinstance(result, _Retry):
                 return result
-            if attempts > self.settings.retries:
+            if signal is Signal.THROTTLED and result.status_code is not None:
+                now = time.monotonic()
+                throttled_since = now if throttled_since is None else throttled_since
+                waited = now - throttled_since
+                if waited + gate.cooling > self.settings.throttle_patience:
+                    message = messages.throttled(url, result.status_code, waited, attempts)
+                    return FetchFailure(message, result.status_code, attempts)
+                continue  # the host's cool-down paces the next attempt
+            retried += 1
+            if retried > self.settings.retries:
                 return FetchFailure(result.message, result.status_code, attempts)
-            delay = self._backoff(attempts) if result.delay is None else result.delay
+            delay = self._backoff(retried) if result.delay is None else result.delay
             await self._sleep(delay)
 
     def _backoff(self, attempts: int) -> float:
         ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempts - 1))
         return random.uniform(ceiling / 2, ceiling)
 
-    async def _attempt(self, url: str, attempts: int) -> _Attempt:
+    async def _attempt(self, url: str, attempts: int, open_sink: Callable[[], Sink]) -> _Attempt:
         try:
             async with asyncio.timeout(self.settings.total_timeout):
-                return await self._follow(url, attempts)
+                return await self._follow(url, attempts, open_sink)
         except TimeoutError:
             limit = f"not complete within {self.settings.total_timeout:g}s"
             return _Retry(messages.failure(messages.TIMED_OUT, url, limit), None)
 
-    async def _follow(self, url: str, attempts: int) -> _Attempt:
+    async def _follow(self, url: str, attempts: int, open_sink: Callable[[], Sink]) -> _Attempt:
         current = url
         for _ in range(self.settings.max_redirects + 1):
-            proxy = self._proxies.proxy_for_url(current)
+            proxy = self._proxies.proxy_for_url(current) if self._proxies.active else None
             if self._guard is not None:
                 try:
                     await self._guard(current)
@@ -176,9 +229,13 @@ class Fetcher:
                         messages.failure(messages.REFUSED_TARGET, url, refused), None, attempts
                     )
             try:
-                result = await self._get(url, current, attempts, proxy)
+                result = await self._get(url, current, attempts, open_sink, proxy)
             except httpx.HTTPError as exc:
                 return _classify(url, exc, attempts, current, proxy)
+            except StoreError as exc:
+                return FetchFailure(
+                    messages.failure(messages.STORE_FAILED, url, str(exc)), 200, attempts
+                )
             if not isinstance(result, str):
                 return result
             current = result
@@ -200,7 +257,12 @@ class Fetcher:
         return self._guarded_proxies[proxy]
 
     async def _get(
-        self, url: str, current: str, attempts: int, proxy: Proxy | None = None
+        self,
+        url: str,
+        current: str,
+        attempts: int,
+        open_sink: Callable[[], Sink],
+        proxy: Proxy | None = None,
     ) -> _Attempt | str:
         """One request; a str result is the next URL of a redirect."""
         response = await self._send(current)
@@ -215,7 +277,7 @@ class Fetcher:
                 return _redirect_target(url, current, response, attempts)
             if status != 200:
                 return _status_failure(url, response, attempts, self.settings.retry_after_max)
-            return await self._read_image(url, response, attempts)
+            return await self._read_image(url, response, attempts, open_sink)
         finally:
             await response.aclose()
 
@@ -233,44 +295,77 @@ class Fetcher:
             client.cookies.extract_cookies(response)
         return response
 
-    async def _read_image(self, url: str, response: httpx.Response, attempts: int) -> _Attempt:
+    async def _read_image(
+        self, url: str, response: httpx.Response, attempts: int, open_sink: Callable[[], Sink]
+    ) -> _Attempt:
+        """Stream the raw body through one decoder into a new sink; abort it on any failure."""
         settings = self.settings
         declared = response.headers.get("content-type")
         if not type_allowed(declared, settings.allowed_types):
             detail = f"content type {media_type(declared)}"
             return FetchFailure(messages.failure(messages.NOT_AN_IMAGE, url, detail), 200, attempts)
+        try:
+            decoder = decoder_for(response.headers.get_list("content-encoding", split_commas=True))
+        except DecodeError as exc:
+            message = messages.failure(messages.BAD_RESPONSE, url, str(exc))
+            return FetchFailure(message, 200, attempts)
         declared_size = _declared_size(response)
         if declared_size is not None and declared_size > settings.max_bytes:
             detail = f"{declared_size} bytes, limit {settings.max_bytes}"
             return FetchFailure(messages.failure(messages.TOO_LARGE, url, detail), 200, attempts)
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > settings.max_bytes:
-                detail = f"over {settings.max_bytes} bytes"
-                return FetchFailure(
-                    messages.failure(messages.TOO_LARGE, url, detail), 200, attempts
-                )
-            chunks.append(chunk)
-        data = b"".join(chunks)
-        kind = media_type(declared)
-        if settings.sniff:
-            sniffed = sniff(data[:SNIFF_BYTES])
-            if sniffed is None:
-                detail = "content does not look like an image"
-                return FetchFailure(
-                    messages.failure(messages.NOT_AN_IMAGE, url, detail), 200, attempts
-                )
-            if not kind or kind.endswith("octet-stream"):
-                kind = sniffed
-        return Fetched(data, 200, kind or None, attempts)
+        chunks = response.aiter_raw()
+        if response.is_stream_consumed:
+            # Read already, so decoded already: only a transport that returns whole
+            # responses does this (httpx.MockTransport with Response(content=...)).
+            chunks, decoder = _whole(response.content), decoder_for(())
+        sink = open_sink()
+        try:
+            read = await read_body(
+                chunks,
+                decoder,
+                sink,
+                max_bytes=settings.max_bytes,
+                check=settings.sniff,
+            )
+        except BaseException:
+            await sink.abort()
+            raise
+        if isinstance(read, Refused):
+            await sink.abort()
+            message = messages.failure(read.kind, url, read.detail)
+            return FetchFailure(message, 200, attempts)
+        kind = read or media_type(declared)
+        return Fetched(sink, 200, kind or None, attempts)
+
+
+async def _whole(content: bytes) -> AsyncIterator[bytes]:
+    yield content
+
+
+THROTTLE_STATUSES = frozenset({429, 503})
+_LOAD_FAILURES = (messages.CONNECTION_REFUSED, messages.CONNECTION_RESET)
+
+
+def _host_of(url: str) -> str:
+    """The host (and port) a politeness gate is kept for."""
+    return urlsplit(url).netloc.lower()
+
+
+def _signal(result: _Attempt, *, crowded: bool) -> tuple[Signal, float | None]:
+    """What an attempt tells about the host's load, and the wait it asked for."""
+    if isinstance(result, _Retry):
+        if result.status_code in THROTTLE_STATUSES:
+            return Signal.THROTTLED, result.delay
+        if crowded and messages.failure_class(result.message) in _LOAD_FAILURES:
+            return Signal.OVERLOADED, None
+        return Signal.OTHER, None
+    return Signal.OK, None
 
 
 def _declared_size(response: httpx.Response) -> int | None:
     """The body size the headers promise, when the body is not content-encoded."""
     length = response.headers.get("content-length", "")
-    if response.headers.get("content-encoding", "identity") != "identity":
+    if response.headers.get("content-encoding", "identity").strip().lower() != "identity":
         return None
     return int(length) if length.isdigit() else None
 

@@ -24,9 +24,11 @@ REFUSED_TARGET = "Refused target"
 BATCH_FAILED = "Batch failed"
 STORE_FAILED = "Store failed"
 BAD_RESPONSE = "Bad response"
+EMPTY_BODY = "Empty body"
 PROXY_REFUSED = "Proxy refused"
 PROXY_UNREACHABLE = "Proxy unreachable"
 CERTIFICATE_REJECTED = "Certificate rejected"
+THROTTLED = "Throttled"
 
 CLASSES = (
     NOT_FOUND,
@@ -45,9 +47,11 @@ CLASSES = (
     BATCH_FAILED,
     STORE_FAILED,
     BAD_RESPONSE,
+    EMPTY_BODY,
     PROXY_REFUSED,
     PROXY_UNREACHABLE,
     CERTIFICATE_REJECTED,
+    THROTTLED,
 )
 
 
@@ -69,6 +73,11 @@ def http_error(code: int, url: str, reason: str | None = None) -> str:
 def failure(kind: str, url: str, detail: str | None = None) -> str:
     """``<kind>: <url>`` with an optional ``(detail)``."""
     return f"{kind}: {url}" + (f" ({detail})" if detail else "")
+
+
+def throttled(url: str, status: int, seconds: float, attempts: int) -> str:
+    """``Throttled: <url> (429 for 94 s, 12 attempts)``: the host kept refusing."""
+    return f"{THROTTLED}: {url} ({status} for {seconds:.0f} s, {attempts} attempts)"
 
 
 def certificate_rejected(host: str, reason: str, url: str) -> str:

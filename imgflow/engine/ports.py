@@ -20,15 +20,39 @@ class StoredObject:
     content_type: str | None
 
 
-class ObjectStore(Protocol):
-    """Where image bytes go. `put` must be atomic: the key appears only when complete.
+class ObjectWriter(Protocol):
+    """One object being written: bytes are appended, then published or discarded.
 
-    `inline` says a put is cheap enough to run on the event loop (a page-cache write);
-    otherwise the engine runs it in a worker thread (fsync, network).
+    Nothing appears at the key before `commit`, and nothing ever after `abort`. Calls come
+    one at a time (never concurrently), possibly from different worker threads.
+    """
+
+    def write(self, chunk: bytes) -> None:
+        """Append `chunk` to the object."""
+        ...
+
+    def commit(self, content_type: str | None) -> None:
+        """Publish the object at its key atomically, replacing what was there."""
+        ...
+
+    def abort(self) -> None:
+        """Discard what was written; nothing appears at the key (a no-op after commit)."""
+        ...
+
+
+class ObjectStore(Protocol):
+    """Where image bytes go. `put` and `open` are atomic: a key appears only when complete.
+
+    `inline` says a write is cheap enough to run on the event loop (a page-cache write);
+    otherwise the engine runs writes, commits and aborts in a worker thread (fsync, network).
     """
 
     inline: bool
 
     def put(self, key: str, data: bytes, content_type: str | None) -> None:
         """Store `data` under `key`, replacing what was there."""
+        ...
+
+    def open(self, key: str) -> ObjectWriter:
+        """A writer whose `commit` publishes the streamed bytes under `key`."""
         ...

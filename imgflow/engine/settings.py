@@ -34,6 +34,12 @@ class FetchConfig:
     ca_bundle: str | None = None
     trust_store: Literal["certifi", "system"] = "certifi"
     insecure: bool = False
+    # Politeness per host (see imgflow.engine.politeness): requests per second (None: no
+    # fixed rate), the most requests at once a rate lets through, and how long throttling
+    # answers (429, 503) are retried before the image fails.
+    rate: float | None = None
+    burst: int = 1
+    throttle_patience: float = 120.0
 
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON (for the Lambda environment)."""

@@ -27,6 +27,48 @@ def _bundle(path: str, where: str) -> str:
     return str(file)
 
 
+def _locations(settings: FetchConfig, env: Mapping[str, str]) -> tuple[str | None, str | None, str]:
+    """(cafile, capath, the setting they come from) the settings name; (None, None, "")
+    means the default bundle."""
+    if settings.ca_bundle:
+        return _bundle(settings.ca_bundle, "fetch.ca_bundle"), None, "fetch.ca_bundle"
+    if settings.trust_store == "system" or not settings.trust_env:
+        return None, None, ""
+    cafile = capath = None
+    where = ""
+    if env.get("SSL_CERT_FILE"):
+        where = "SSL_CERT_FILE"
+        cafile = _bundle(env["SSL_CERT_FILE"], where)
+    if env.get("SSL_CERT_DIR"):
+        capath = env["SSL_CERT_DIR"]
+        if not Path(capath).is_dir():
+            raise TlsSettingError(f"SSL_CERT_DIR: {capath}: no such folder")
+        where = where or "SSL_CERT_DIR"
+    return cafile, capath, where
+
+
+def _load(context: ssl.SSLContext, cafile: str | None, capath: str | None, where: str) -> None:
+    try:
+        context.load_verify_locations(cafile=cafile, capath=capath)
+    except ssl.SSLError as exc:
+        raise TlsSettingError(
+            f"{where}: {cafile or capath}: not a PEM certificate bundle ({exc.reason})"
+        ) from None
+
+
+def check(settings: FetchConfig, env: Mapping[str, str] | None = None) -> None:
+    """Raise TlsSettingError (naming the setting) when the trust settings are not usable,
+    without loading the default bundle."""
+    env = os.environ if env is None else env
+    if settings.insecure:
+        return
+    cafile, _, where = _locations(settings, env)
+    if cafile is not None:  # a directory is read lazily by OpenSSL: nothing to load here
+        _load(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), cafile, None, where)
+    if settings.trust_store == "system":
+        import truststore  # noqa: F401  (installed with imgflow; fails loudly if not)
+
+
 def ssl_context(settings: FetchConfig, env: Mapping[str, str] | None = None) -> ssl.SSLContext:
     """A client context for `settings`; TlsSettingError names the key or variable at fault."""
     env = os.environ if env is None else env
@@ -35,37 +77,19 @@ def ssl_context(settings: FetchConfig, env: Mapping[str, str] | None = None) -> 
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context
-    cafile: str | None = None
-    capath: str | None = None
-    where = "fetch.ca_bundle"
-    if settings.ca_bundle:
-        cafile = _bundle(settings.ca_bundle, where)
+    cafile, capath, where = _locations(settings, env)
     if settings.trust_store == "system":
         import truststore
 
         context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     else:
-        if cafile is None and settings.trust_env:
-            if env.get("SSL_CERT_FILE"):
-                where = "SSL_CERT_FILE"
-                cafile = _bundle(env["SSL_CERT_FILE"], where)
-            if env.get("SSL_CERT_DIR"):
-                capath = env["SSL_CERT_DIR"]
-                if not Path(capath).is_dir():
-                    raise TlsSettingError(f"SSL_CERT_DIR: {capath}: no such folder")
-                where = "SSL_CERT_DIR" if cafile is None else where
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         if cafile is None and capath is None:
             import certifi
 
-            cafile = certifi.where()
-        context = ssl.create_default_context()
+            cafile, where = certifi.where(), "certifi"
     if cafile is not None or capath is not None:
-        try:
-            context.load_verify_locations(cafile=cafile, capath=capath)
-        except ssl.SSLError as exc:
-            raise TlsSettingError(
-                f"{where}: {cafile or capath}: not a PEM certificate bundle ({exc.reason})"
-            ) from None
+        _load(context, cafile, capath, where)
     return context
 
 

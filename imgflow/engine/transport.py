@@ -25,7 +25,7 @@ import contextlib
 import socket
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httptools
@@ -46,13 +46,21 @@ class BadResponse(httpx.RemoteProtocolError):
 
 
 class _Exchange:
-    """One response being parsed (llhttp's callbacks), and its body chunks waiting."""
+    """One response being parsed (llhttp's callbacks), and its body chunks waiting.
 
-    def __init__(self, conn: _Connection, head_only: bool) -> None:
-        self.conn = conn
-        self.head_only = head_only  # HEAD and CONNECT: the head is the whole response
+    A connection reuses its exchange (and parser) for the next request only after a clean,
+    complete keep-alive response: llhttp then waits at the start of the next message.
+    """
+
+    def __init__(self, head_only: bool) -> None:
         self.parser = httptools.HttpResponseParser(self)
+        self.reset(head_only)
+
+    def reset(self, head_only: bool) -> None:
+        """Ready for the next response on the same connection."""
+        self.head_only = head_only  # HEAD and CONNECT: the head is the whole response
         self.headers: list[tuple[bytes, bytes]] = []
+        self.framed = False  # a Content-Length or Transfer-Encoding header was seen
         self.reason = b""
         self.status = 0
         self.head_done = False
@@ -77,8 +85,20 @@ class _Exchange:
             self.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if not self.head_done:  # after the head: trailers, not kept
-            self.headers.append((name, value.strip(b" \t")))
+        if self.head_done:  # after the head: trailers, not kept
+            return
+        if value[-1:] in (b" ", b"\t"):
+            value = value.rstrip(b" \t")
+        self.headers.append((name, value))
+        if len(name) in (14, 17):
+            lower = name.lower()
+            if lower == b"content-length":
+                self.framed = True
+            elif lower == b"transfer-encoding":
+                # llhttp frames a chunked body only when chunked is the final coding.
+                self.framed = self.framed or value.lower().rsplit(b",", 1)[-1].strip() == (
+                    b"chunked"
+                )
 
     def on_headers_complete(self) -> None:
         if self.complete or self.head_done:
@@ -88,13 +108,12 @@ class _Exchange:
             if status == 101:
                 self.error = BadResponse("unexpected 101 Switching Protocols")
             self.headers = []  # an interim response: the final one follows
+            self.framed = False
             self.reason = b""
             return
         self.status = status
         self.head_done = True
-        names = {name.lower(): value for name, value in self.headers}
-        coding = names.get(b"transfer-encoding", b"").lower().rsplit(b",", 1)[-1].strip()
-        self.until_close = coding != b"chunked" and b"content-length" not in names
+        self.until_close = not self.framed
         if self.head_only:
             self.complete = True
             self.keep_alive = False
@@ -166,6 +185,24 @@ class _Connection(asyncio.Protocol):
         self.used = False
         self.received = 0
         self._waiter: asyncio.Future[None] | None = None
+        self._spare: _Exchange | None = None  # the last exchange, cleanly complete
+
+    def start(self, head_only: bool) -> _Exchange:
+        """A new exchange on this connection (its last one reset, when that ended cleanly)."""
+        exchange = self._spare
+        if exchange is None:
+            exchange = _Exchange(head_only)
+        else:
+            exchange.reset(head_only)
+            self._spare = None
+        self.exchange = exchange
+        return exchange
+
+    def finish(self, reuse: bool) -> None:
+        """The exchange is over; with `reuse`, its parser waits for the next message."""
+        if reuse and self.exchange is not None:
+            self._spare = self.exchange
+        self.exchange = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -315,7 +352,7 @@ class _Body(httpx.AsyncByteStream):
             and exchange.error is None
             and not self._conn.closed
         )
-        self._conn.exchange = None
+        self._conn.finish(reuse)
         self._pool.release(self._route, self._conn, reuse)
 
 
@@ -332,14 +369,14 @@ class FastTransport(httpx.AsyncBaseTransport):
     def __init__(
         self,
         max_connections: int,
-        ssl_context: ssl.SSLContext | None = None,
+        ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext] | None = None,
         address_check: AddressCheck | None = None,
         proxies: ProxyRouter | None = None,
     ) -> None:
         self._slots = asyncio.Semaphore(max_connections)
         self._max_idle = max_connections
         self._idle: dict[Route, deque[_Connection]] = {}
-        self._ssl = ssl_context
+        self._ssl = ssl_context  # a factory is called at the first https connection
         self._address_check = address_check
         self._proxies = proxies if proxies is not None and proxies.active else None
         self._closed = False
@@ -349,6 +386,8 @@ class FastTransport(httpx.AsyncBaseTransport):
             import certifi
 
             self._ssl = ssl.create_default_context(cafile=certifi.where())
+        elif not isinstance(self._ssl, ssl.SSLContext):
+            self._ssl = self._ssl()
         return self._ssl
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -382,8 +421,7 @@ class FastTransport(httpx.AsyncBaseTransport):
             reused = conn.used
             before = conn.received
             conn.used = True
-            exchange = _Exchange(conn, head_only=request.method == "HEAD")
-            conn.exchange = exchange
+            exchange = conn.start(head_only=request.method == "HEAD")
             assert conn.transport is not None
             conn.transport.write(head)
             try:
@@ -451,8 +489,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         lines = [b"CONNECT " + target + b" HTTP/1.1", b"Host: " + target]
         if proxy.authorization is not None:
             lines.append(b"Proxy-Authorization: " + proxy.authorization)
-        exchange = _Exchange(conn, head_only=True)
-        conn.exchange = exchange
+        exchange = conn.start(head_only=True)
         _transport(conn).write(b"\r\n".join(lines) + b"\r\n\r\n")
         try:
             while not exchange.head_done:
@@ -460,7 +497,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         except httpx.HTTPError as exc:
             conn.close()
             raise httpx.ProxyError(f"CONNECT failed: {exc}") from exc
-        conn.exchange = None
+        conn.finish(reuse=False)  # its parser is inside the CONNECT reply: never reused
         if not 200 <= exchange.status < 300 or exchange.leftover:
             conn.close()
             reason = exchange.reason.decode("latin-1").strip()

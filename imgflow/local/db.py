@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS results (
     content_type TEXT,
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
+    finished_at REAL,
     PRIMARY KEY (run_id, seq),
     UNIQUE (run_id, path)
 );
@@ -99,6 +100,7 @@ class Database:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=10000")
         self.conn.executescript(SCHEMA)
+        _add_missing_column(self.conn, "results", "finished_at", "REAL")
 
     def close(self) -> None:
         """Close the connection."""
@@ -294,9 +296,18 @@ class Database:
                 found[url] = StoredObject(key=key, bytes=size, sha256=sha, content_type=ctype)
         return found
 
-    def record(self, run_id: str, records: Sequence[ResultRecord]) -> None:
-        """In one transaction: index the stored records and save every record's result."""
+    def record(
+        self,
+        run_id: str,
+        records: Sequence[ResultRecord],
+        finished: Sequence[float] | None = None,
+    ) -> None:
+        """In one transaction: index the stored records and save every record's result.
+
+        `finished` holds each record's end time (default: now), for the report's rate chart.
+        """
         now = time.time()
+        times = finished if finished is not None else [now] * len(records)
         stored = [
             (r.url, r.key, r.bytes, r.sha256, r.content_type, run_id, now)
             for r in records
@@ -311,10 +322,11 @@ class Database:
                 r.content_type,
                 r.error,
                 r.attempts,
+                at,
                 run_id,
                 r.path,
             )
-            for r in records
+            for r, at in zip(records, times, strict=True)
         ]
         self.conn.execute("BEGIN")
         try:
@@ -325,7 +337,8 @@ class Database:
             )
             self.conn.executemany(
                 "UPDATE results SET outcome = ?, status_code = ?, bytes = ?, sha256 = ?,"
-                " content_type = ?, error = ?, attempts = ? WHERE run_id = ? AND path = ?",
+                " content_type = ?, error = ?, attempts = ?, finished_at = ?"
+                " WHERE run_id = ? AND path = ?",
                 results,
             )
             self.conn.execute("COMMIT")
@@ -342,6 +355,13 @@ _RUN_COLUMNS = (
     "SELECT id, backend, base_url, concurrency, batch_size, max_batches, started_at,"
     " finished_at, state, pid, total, duplicates, stored, skipped, failed FROM runs"
 )
+
+
+def _add_missing_column(conn: sqlite3.Connection, table: str, column: str, kind: str) -> None:
+    """Add a column that databases made by an older imgflow lack."""
+    names = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    if column not in names:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
 def process_alive(pid: object) -> bool:

@@ -9,9 +9,9 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -19,6 +19,7 @@ from imgflow.config import Config
 from imgflow.engine.batch import run_batch
 from imgflow.engine.fetch import Fetcher
 from imgflow.engine.plan import Item, item_for
+from imgflow.engine.politeness import OnChange
 from imgflow.engine.ports import StoredObject
 from imgflow.engine.records import ResultRecord, Summary
 from imgflow.errors import BackendError
@@ -64,6 +65,7 @@ class LocalRunResult:
     state: str
     failures_file: Path | None
     notify_problem: str
+    throttles: Mapping[str, int] = field(default_factory=dict)
 
 
 class RunInterrupted(BackendError):
@@ -83,10 +85,12 @@ def run_job(
     data_dir: Path,
     progress: Progress | None = None,
     run_id: str | None = None,
+    on_throttle: OnChange | None = None,
     stop: threading.Event | None = None,
 ) -> LocalRunResult:
     """Run `job` into `data_dir`; raises RunInterrupted after saving on SIGINT/SIGTERM.
 
+    `on_throttle` hears each time a host's politeness tightens (see engine.politeness).
     Setting `stop` (from another thread) interrupts the run the same way a signal does.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -104,6 +108,7 @@ def run_job(
         if progress is not None:
             progress.planned(run_id, total, duplicates)
         runner = _Runner(job, cfg, db, store, run_id, progress, stop)
+        runner.on_throttle = on_throttle
         try:
             asyncio.run(runner.main())
         except (KeyboardInterrupt, asyncio.CancelledError):
@@ -112,7 +117,8 @@ def run_job(
             raise RunInterrupted(
                 f"run {run_id} interrupted; finished images are saved, rerun to complete it"
             ) from None
-        return _consolidate(db, cfg, data_dir, run_id, duplicates, store.tmp_dir)
+        result = _consolidate(db, cfg, data_dir, run_id, duplicates, store.tmp_dir)
+        return replace(result, throttles=runner.throttles)
     finally:
         store.close_tmp()
         db.close()
@@ -182,7 +188,10 @@ class _Runner:
         self.run_id = run_id
         self.progress = progress
         self.buffer: list[ResultRecord] = []
+        self.finished: list[float] = []
         self.flushed = time.monotonic()
+        self.on_throttle: OnChange | None = None
+        self.throttles: dict[str, int] = {}
 
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
@@ -198,7 +207,11 @@ class _Runner:
         try:
             with ThreadPoolExecutor(max_workers=min(32, in_flight)) as pool:
                 async with Fetcher(self.cfg.fetch, max_connections=in_flight) as fetcher:
-                    await self._batches(batches, fetcher, pool, in_flight)
+                    fetcher.politeness.on_change = self.on_throttle
+                    try:
+                        await self._batches(batches, fetcher, pool, in_flight)
+                    finally:
+                        self.throttles = fetcher.politeness.throttles()
         finally:
             if in_main:
                 loop.remove_signal_handler(signal.SIGTERM)
@@ -263,6 +276,7 @@ class _Runner:
 
     def on_record(self, record: ResultRecord) -> None:
         self.buffer.append(record)
+        self.finished.append(time.time())
         if self.progress is not None:
             self.progress.record(record)
         # Live counts for `imgflow status RUN` while the run works: records reach the
@@ -274,4 +288,5 @@ class _Runner:
         self.flushed = time.monotonic()
         if self.buffer:
             records, self.buffer = self.buffer, []
-            self.db.record(self.run_id, records)
+            finished, self.finished = self.finished, []
+            self.db.record(self.run_id, records, finished)

@@ -33,28 +33,24 @@ class FileStore:
             raise OSError(f"key {key!r} points outside the store")
         return path
 
-    def put(self, key: str, data: bytes, content_type: str | None) -> None:
-        """Write `data` to the key's file atomically."""
+    def open(self, key: str) -> FileWriter:
+        """A writer into a new part file of the run, renamed to the key's file on commit."""
         target = self.path_of(key)
         with self._lock:
             self._counter += 1
             tmp = self.tmp_dir / f"{self._counter}.part"
         self._ensure_dir(target.parent)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        return FileWriter(fd, tmp, target, fsync=self.fsync)
+
+    def put(self, key: str, data: bytes, content_type: str | None) -> None:
+        """Write `data` to the key's file atomically."""
+        writer = self.open(key)
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            if self.fsync:
-                os.fsync(fd)
+            writer.write(data)
+            writer.commit(content_type)
         finally:
-            os.close(fd)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            tmp.unlink(missing_ok=True)
-            raise
+            writer.abort()
 
     def _ensure_dir(self, folder: Path) -> None:
         if folder in self._made:
@@ -79,3 +75,49 @@ class FileStore:
     def close_tmp(self) -> None:
         """Remove the run's temporary folder and anything left in it."""
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
+
+
+class FileWriter:
+    """One image being written to a part file; `commit` renames it into place."""
+
+    def __init__(self, fd: int, tmp: Path, target: Path, *, fsync: bool) -> None:
+        self._fd: int | None = fd
+        self._tmp: Path | None = tmp
+        self._target = target
+        self._fsync = fsync
+
+    def write(self, chunk: bytes) -> None:
+        """Append `chunk` to the part file."""
+        if self._fd is None:
+            raise OSError("write after commit or abort")
+        view = memoryview(chunk)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def commit(self, content_type: str | None) -> None:
+        """Flush (fsync when the store says so) and rename the part file to the key's file."""
+        fd, tmp = self._fd, self._tmp
+        if fd is None or tmp is None:
+            raise OSError("commit after commit or abort")
+        self._fd = None
+        try:
+            if self._fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.replace(tmp, self._target)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            self._tmp = None
+
+    def abort(self) -> None:
+        """Close and remove the part file; nothing appears at the key (no-op after commit)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)

@@ -167,7 +167,12 @@ class Worker:
                 max_batches=self.cfg.job.max_batches,
             )
             result = run_job(
-                local, self.cfg, self.data_dir, current.counts, job.run_id, current.stop
+                local,
+                self.cfg,
+                self.data_dir,
+                progress=current.counts,
+                run_id=job.run_id,
+                stop=current.stop,
             )
         except RunInterrupted:
             elapsed = time.monotonic() - started

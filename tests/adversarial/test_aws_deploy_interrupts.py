@@ -41,6 +41,7 @@ FIRST_DEPLOY = (
     + ["CreateRole", "PutRolePolicy"] * 5
     + ["CreateLogGroup", "PutRetentionPolicy"] * 3
     + ["CreateFunction"] * 3
+    + ["CreateLogGroup", "PutRetentionPolicy"]  # the state machine's log group
     + ["CreateStateMachine", "CreateApi", "CreateIntegration", "CreateRoute", "CreateStage"]
 )
 STEPS = [f"{n:02d}-{name}" for n, name in enumerate(FIRST_DEPLOY)]

@@ -4,7 +4,10 @@ moto applies a bucket policy's conditional Deny unconditionally (it evaluates on
 conditions), so the deployed TLS-only policy would refuse every test request. ``moto_mock``
 and ``moto_server`` therefore treat test requests as TLS: see ``requests_use_tls``.
 
-- ``aws_env``: fake credentials, region us-east-1, no profile or endpoint from the host.
+- ``aws_env``: fake credentials; no region, profile or endpoint from the host (tests name
+  their region, so a region read from the environment is never masked by the fixture).
+- ``lambda_states``: Lambda's Pending / InProgress states and their ResourceConflictException
+  (tests/support/lambda_states.py), on in every ``moto_mock`` test.
 - ``moto_mock``: moto in process, Step Functions executing definitions, Lambda without Docker.
 - ``moto_server``: a ThreadedMotoServer on 127.0.0.1 (free port); yields its URL.
 - ``aws``: an ``imgflow.aws.client.Aws`` on the in-process mock.
@@ -20,7 +23,6 @@ and ``moto_server`` therefore treat test requests as TLS: see ``requests_use_tls
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,6 +35,7 @@ from moto import mock_aws
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.models import FakeBucket
 from moto.server import ThreadedMotoServer
+from support.lambda_states import LambdaStates
 
 from imgflow.aws.client import Aws, connect
 from imgflow.aws.deploy import DeploymentOutputs, DeployResult, deploy
@@ -43,6 +46,14 @@ MOTO_CONFIG: Any = {
     "lambda": {"use_docker": False},
 }
 READ_PREFIXES = ("Get", "List", "Describe", "Head")
+# Variables of the host that would choose a region, profile or endpoint for a test.
+HOST_AWS_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
 
 
 def _insecure_transport_only(statement: dict[str, Any]) -> bool:
@@ -74,16 +85,22 @@ def requests_use_tls() -> Iterator[None]:
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_REGION"):
+    for name in HOST_AWS_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
 
 @pytest.fixture
-def moto_mock(aws_env: None) -> Iterator[None]:
+def lambda_states() -> Iterator[LambdaStates]:
+    """Lambda's Pending / InProgress states on every client made in the test."""
+    with LambdaStates().installed() as states:
+        yield states
+
+
+@pytest.fixture
+def moto_mock(aws_env: None, lambda_states: LambdaStates) -> Iterator[None]:
     with mock_aws(config=MOTO_CONFIG), requests_use_tls():
         yield
 
@@ -94,18 +111,14 @@ def moto_server() -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
-    previous = os.environ.get("MOTO_PORT")
-    os.environ["MOTO_PORT"] = str(port)
+    # No MOTO_PORT in this process: it would send every later in-process handler (moto_mock
+    # tests) to this server instead of their own mock. Callers pass the URL explicitly.
     httpx.post(f"{url}/moto-api/config", json=MOTO_CONFIG).raise_for_status()
     try:
         with requests_use_tls():
             yield url
     finally:
         server.stop()
-        if previous is None:
-            os.environ.pop("MOTO_PORT", None)
-        else:
-            os.environ["MOTO_PORT"] = previous
 
 
 @pytest.fixture

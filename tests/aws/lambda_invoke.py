@@ -28,7 +28,6 @@ import io
 import json
 import os
 import sys
-import tempfile
 import threading
 import traceback
 import zipfile
@@ -38,13 +37,18 @@ from typing import Any
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.s3.models import FakeBucket
+from support.scratch import lambda_code_folder
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from support.aws_roles import forget_credentials, role_credentials
 
 Handler = Callable[[dict[str, Any], object], Any]
 
 _lock = threading.Lock()
 _roots: dict[str, Path] = {}
 _counts: dict[str, int] = {}
-_work = Path(tempfile.mkdtemp(prefix="imgflow-lambda-code-"))
+_work = lambda_code_folder()
 _original = LambdaSimpleBackend.invoke
 _original_permission = FakeBucket.get_permission
 _INSECURE = {"Bool": {"aws:SecureTransport": "false"}}
@@ -105,9 +109,8 @@ def _invoke(
         env = {
             "AWS_REGION": fn.region,
             "AWS_DEFAULT_REGION": fn.region,
-            # Lambda hands the function its role's credentials; moto accepts any.
-            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
-            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+            # Lambda hands the function its role's credentials (see support/aws_roles.py).
+            **role_credentials(fn.account_id, fn.region, fn.role),
             **fn.environment_vars,
         }
         if os.environ.get("MOTO_PORT"):
@@ -143,6 +146,7 @@ def _permission_over_tls(self: FakeBucket, action: str, resource: str) -> Any:
 
 def install() -> None:
     """Patch moto's no-docker Lambda backend to run our handlers; TLS-aware bucket policies."""
+    forget_credentials()
     LambdaSimpleBackend.invoke = _invoke  # type: ignore[method-assign,assignment]
     FakeBucket.get_permission = _permission_over_tls  # type: ignore[method-assign]
 

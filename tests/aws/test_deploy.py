@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import botocore.exceptions
+import pytest
+
 from imgflow.aws.client import Aws
 from imgflow.aws.deploy import DeploymentOutputs, DeployResult
 from imgflow.aws.deploy.state import load_outputs
-from imgflow.config import Config
+from imgflow.config import Config, with_overrides
 from infra.names import TAG_KEY
 
 
@@ -83,7 +86,7 @@ def test_log_groups_are_tagged_with_retention_and_made_before_their_functions(
     assert mutations.index("CreateLogGroup") < mutations.index("CreateFunction")
     kinds = [s.kind for s in result.plan.steps]
     assert kinds.index("log group") < kinds.index("lambda function")
-    assert kinds.count("log group") == 3
+    assert kinds.count("log group") == 4  # three functions' and the state machine's
 
 
 def test_log_groups_without_retention_never_expire(
@@ -131,8 +134,8 @@ def test_second_deploy_makes_no_mutating_call(
     assert mutations == []
     assert [s.action for s in second.plan.steps] == ["no change"] * len(first.plan.steps)
     assert second.outputs == first.outputs
-    assert len(created) == 33
-    assert created.count("CreateLogGroup") == 3 and created.count("PutRetentionPolicy") == 3
+    assert len(created) == 35
+    assert created.count("CreateLogGroup") == 4 and created.count("PutRetentionPolicy") == 4
 
 
 def test_state_is_saved_after_every_step(
@@ -147,4 +150,47 @@ def test_state_is_saved_after_every_step(
         on_disk.append(step.key in load_state(deploy_cfg).resources)
 
     run_deploy(deploy_cfg, on_step=check)
-    assert on_disk == [True] * 16
+    assert on_disk == [True] * 17
+
+
+def test_tls_only_off_for_emulators_removes_the_policy_and_warns(
+    aws: Aws, make_cfg: Callable[..., Config], run_deploy: Callable[..., DeployResult]
+) -> None:
+    cfg = make_cfg(storage={"tls_only": False})
+    result = run_deploy(cfg)
+    assert any("storage.tls_only is false" in w for w in result.plan.warnings)
+    bucket = result.outputs.bucket
+    with pytest.raises(botocore.exceptions.ClientError, match="NoSuchBucketPolicy"):
+        aws.s3().get_bucket_policy(Bucket=bucket)
+    again = run_deploy(with_overrides(cfg, storage={"tls_only": True}))
+    bucket_step = next(s for s in again.plan.steps if s.kind == "s3 bucket")
+    assert bucket_step.changes == ("TLS-only policy",)
+    assert not again.plan.warnings
+    assert "aws:SecureTransport" in aws.s3().get_bucket_policy(Bucket=bucket)["Policy"]
+
+
+def test_state_machine_logs_errors_by_default_and_xray_on_request(
+    aws: Aws, make_cfg: Callable[..., Config], run_deploy: Callable[..., DeployResult]
+) -> None:
+    cfg = make_cfg()
+    outputs = run_deploy(cfg).outputs
+    sfn = aws.stepfunctions()
+    described = sfn.describe_state_machine(stateMachineArn=outputs.state_machine_arn)
+    group = (
+        "arn:aws:logs:us-east-1:123456789012:log-group:"
+        f"/aws/vendedlogs/states/{cfg.deployment}-pipeline:*"
+    )
+    assert described["loggingConfiguration"] == {
+        "level": "ERROR",
+        "includeExecutionData": False,
+        "destinations": [{"cloudWatchLogsLogGroup": {"logGroupArn": group}}],
+    }
+    assert described["tracingConfiguration"] == {"enabled": False}
+    traced = with_overrides(cfg, aws={"sfn_log_level": "ALL", "xray": True})
+    result = run_deploy(traced)
+    machine = next(s for s in result.plan.steps if s.kind == "state machine")
+    assert machine.changes == ("logging", "tracing")
+    described = sfn.describe_state_machine(stateMachineArn=outputs.state_machine_arn)
+    assert described["loggingConfiguration"]["level"] == "ALL"
+    assert described["tracingConfiguration"] == {"enabled": True}
+    assert [s.action for s in run_deploy(traced).plan.steps] == ["no change"] * 17

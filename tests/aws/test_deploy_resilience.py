@@ -33,16 +33,20 @@ def fail_on(
 
 
 def tagged_resources(aws: Aws, deployment: str) -> list[str]:
-    """Every resource in the mock carrying imgflow:deployment=<deployment>."""
+    """Every resource in the mock carrying imgflow:deployment=<deployment> (and any bucket
+    named after the deployment, tagged or not)."""
     found: list[str] = []
     s3 = aws.s3()
     for bucket in s3.list_buckets()["Buckets"]:
+        name = bucket["Name"]
         try:
-            tags = s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"]
-        except ClientError:
-            continue
-        if {"Key": TAG_KEY, "Value": deployment} in tags:
-            found.append(bucket["Name"])
+            tags = s3.get_bucket_tagging(Bucket=name)["TagSet"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "NoSuchTagSet":
+                raise
+            tags = []  # created but not yet tagged: still this deployment's if named so
+        if {"Key": TAG_KEY, "Value": deployment} in tags or name.startswith(f"{deployment}-"):
+            found.append(name)
     ddb = aws.dynamodb()
     for table in ddb.list_tables()["TableNames"]:
         arn = ddb.describe_table(TableName=table)["Table"]["TableArn"]
@@ -156,7 +160,7 @@ def test_log_groups_lambda_made_are_adopted_and_tagged(
     result = run_deploy(deploy_cfg)
     step = next(s for s in result.plan.steps if s.name == name)
     assert (step.action, step.changes) == ("update", ("retention", "tags"))
-    assert mutations.count("CreateLogGroup") == 2
+    assert mutations.count("CreateLogGroup") == 3  # the two others and the state machine's
     arn = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]["logGroupArn"]
     assert logs.list_tags_for_resource(resourceArn=arn)["tags"] == {TAG_KEY: deploy_cfg.deployment}
     teardown(deploy_cfg, aws)
@@ -202,7 +206,7 @@ def test_changed_config_updates_in_place(
     assert result.plan.warnings and "api.auth" in result.plan.warnings[0]
     assert "UpdateFunctionConfiguration" in mutations
     assert "UpdateFunctionCode" not in mutations
-    assert mutations.count("PutRetentionPolicy") == 3
+    assert mutations.count("PutRetentionPolicy") == 4
     groups = aws.logs().describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}-")
     assert {g["retentionInDays"] for g in groups["logGroups"]} == {7}
     route = aws.apigatewayv2().get_routes(ApiId=result.outputs.api_id or "")["Items"][0]

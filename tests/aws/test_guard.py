@@ -82,14 +82,31 @@ def test_runtime_api_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch
         asyncio.run(guard("http://8.8.4.4/x.gif"))
 
 
+def asked_for(url: str, table: dict[str, list[str]]) -> list[str]:
+    """The names the guard resolved while letting `url` through (it must not raise)."""
+    asked: list[str] = []
+
+    async def resolve(host: str) -> list[str]:
+        asked.append(host)
+        return table.get(host, [])
+
+    guard = make_guard(resolver=resolve, runtime_api="")
+    assert asyncio.run(guard(url)) is None
+    return asked
+
+
 def test_allows_public_addresses_and_names() -> None:
-    check(f"http://{PUBLIC}/a.gif")
-    check("http://[2606:4700::1111]/a.gif")
-    check("https://images.example/a.gif", {"images.example": [PUBLIC]})
+    assert asked_for(f"http://{PUBLIC}/a.gif", {}) == []  # a literal is never resolved
+    assert asked_for("http://[2606:4700::1111]/a.gif", {}) == []
+    answers = {"images.example": [PUBLIC, "2606:4700::1111"]}
+    assert asked_for("https://images.example/a.gif", answers) == ["images.example"]
+    # The same name is refused as soon as one of its answers is not public.
+    with pytest.raises(TargetRefused, match=r"images\.example resolves to 10\.0\.0\.7"):
+        check("https://images.example/a.gif", {"images.example": [PUBLIC, "10.0.0.7"]})
 
 
 def test_unresolvable_names_are_left_to_the_fetch() -> None:
-    check("https://nowhere.invalid/a.gif")
+    assert asked_for("https://nowhere.invalid/a.gif", {}) == ["nowhere.invalid"]
 
 
 def test_the_system_resolver_is_used_by_default() -> None:

@@ -146,3 +146,28 @@ def test_a_crashed_batch_is_reported_failed_and_the_others_are_kept(
     summary = get_json(aws.s3(), pipeline.bucket, "jobs/crash/summary.json")
     assert (summary["total"], summary["stored"], summary["failed"]) == (5, 2, 3)
     assert summary["lostBatches"] == (1 if recording_too else 0)
+
+
+def test_more_failures_than_inline_max_send_the_summary(
+    aws: Aws, pipeline: Deployed, flags: StaticServer
+) -> None:
+    """Up to notify.inline_max_messages (50) failures, the notice is the original array;
+    beyond, a summary naming the failures file."""
+    inline_max = pipeline.cfg.notify.inline_max_messages
+    for job, failing in (("at-max", inline_max), ("over-max", inline_max + 1)):
+        missing = [f"zz/missing-{i}.gif" for i in range(failing)]
+        body = {"baseUrl": flags.base_url, "resourcePaths": ["ad/ad.gif", *missing]}
+        assert run(aws, pipeline, body, job)["status"] == "FAILED"
+        sent = [f"Could not find: {flags.base_url}/{path}" for path in missing]
+        assert get_json(aws.s3(), pipeline.bucket, failures_key(job)) == sent
+        [notice] = notices(aws, pipeline.queue_url)
+        if failing <= inline_max:
+            assert notice == json.dumps(sent)
+            continue
+        assert json.loads(notice) == {
+            "summary": f"{failing} of {failing + 1} images failed to download",
+            "total": failing + 1,
+            "failed": failing,
+            "firstMessages": sent[:10],
+            "failuresFile": f"s3://{pipeline.bucket}/{failures_key(job)}",
+        }

@@ -1,21 +1,24 @@
 """`imgflow run --backend aws --via-api`: the original body, SigV4-signed, to the HTTP API.
 
-moto's HTTP APIs do not run integrations, so a loopback server stands in for API Gateway:
-it checks the SigV4 Authorization header, then does what the deployed
-StepFunctions-StartExecution integration does (Input = the request body, unchanged).
+moto records HTTP APIs but does not serve them, so `HttpApiDouble` serves the API deploy
+made, at the URL deploy recorded (unchanged), routing exactly the deployed route and method
+and verifying the SigV4 signature for the deployed region and service.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import uuid
+import os
+import subprocess
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from lambda_invoke import patched
 from pipeline_env import (
     FLAGS_DIR,
@@ -25,48 +28,17 @@ from pipeline_env import (
     pipeline_config,
     reference_body,
 )
+from support.http_api import HttpApiDouble
 
 from imgflow.aws.client import Aws
+from imgflow.aws.deploy import deploy
 from imgflow.aws.job_api import MAX_API_BODY, api_body
+from imgflow.config import with_overrides
 from imgflow.demo.server import StaticServer, serve_directory
 from imgflow.errors import UsageError
 
-
-class FakeApi:
-    """A stand-in for the deployed HTTP API route."""
-
-    def __init__(self, aws: Aws, state_machine_arn: str) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.authorizations: list[str] = []
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(length)
-                api.authorizations.append(self.headers.get("Authorization", ""))
-                api.bodies.append(json.loads(body))
-                started = aws.stepfunctions().start_execution(
-                    stateMachineArn=state_machine_arn, name=str(uuid.uuid4()), input=body.decode()
-                )
-                reply = json.dumps({"executionArn": started["executionArn"]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-amz-json-1.0")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+# The credentials the CLI signs with in these tests (set in the process's environment).
+TEST_CREDENTIALS = Credentials("AKIAVIAAPITEST000001", "via-api-test-secret", "via-api-token")
 
 
 @pytest.fixture
@@ -75,57 +47,68 @@ def flags() -> Iterator[StaticServer]:
         yield server
 
 
+def write_config(path: Path, deployed: Deployed, state_dir: Path, **extra: Any) -> Path:
+    settings = {
+        "backend": "aws",
+        "deployment": deployed.cfg.deployment,
+        "aws": {"region": "us-east-1", "state_dir": str(state_dir)},
+        **extra,
+    }
+    path.write_text(json.dumps(settings))
+    return path
+
+
 @pytest.fixture
-def deployed_api(aws: Aws, tmp_path: Path) -> Iterator[tuple[Path, Deployed, FakeApi]]:
+def deployed_api(
+    aws: Aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Path, Deployed, HttpApiDouble]]:
     state_dir = tmp_path / "deployed"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", TEST_CREDENTIALS.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", TEST_CREDENTIALS.secret_key)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", str(TEST_CREDENTIALS.token))
     with patched():
         deployed = deploy_pipeline(aws, pipeline_config(state_dir))
-        fake = FakeApi(aws, deployed.state_machine_arn)
-        state_file = state_dir / f"{deployed.cfg.deployment}.json"
-        text = state_file.read_text()
-        assert deployed.outputs.api_url and deployed.outputs.api_url in text
-        state_file.write_text(text.replace(deployed.outputs.api_url, fake.url))
-        config = tmp_path / "imgflow.yaml"
-        config.write_text(
-            json.dumps(
-                {
-                    "backend": "aws",
-                    "deployment": deployed.cfg.deployment,
-                    "aws": {"region": "us-east-1", "state_dir": str(state_dir)},
-                }
-            )
-        )
+        url = deployed.outputs.api_url
+        assert url and url.startswith("https://") and url.endswith("/jobs")
+        api_id = url.removeprefix("https://").split(".", 1)[0]
+        double = HttpApiDouble(aws, api_id, TEST_CREDENTIALS, tmp_path)
+        config = write_config(tmp_path / "imgflow.yaml", deployed, state_dir)
         try:
-            yield config, deployed, fake
+            with double.reachable(monkeypatch):
+                yield config, deployed, double
         finally:
-            fake.close()
+            double.close()
 
 
 def test_the_original_body_goes_through_the_api_signed(
-    deployed_api: tuple[Path, Deployed, FakeApi], flags: StaticServer, tmp_path: Path
+    deployed_api: tuple[Path, Deployed, HttpApiDouble], flags: StaticServer, tmp_path: Path
 ) -> None:
-    config, _, fake = deployed_api
+    config, _, api = deployed_api
     body = reference_body("fail", flags.base_url)
     job = tmp_path / "fail.json"
     job.write_text(json.dumps(body))
     code, stdout, stderr = invoke_cli(
         "run", "--job", str(job), "--via-api", "--config", str(config), "-o", "json"
     )
-    assert code == 1, stderr
+    assert code == 1 and stdout, stderr
     doc = json.loads(stdout)
     assert doc["summary"] == {"total": 5, "stored": 4, "skipped": 0, "failed": 1}
-    assert fake.bodies == [body]
-    [authorization] = fake.authorizations
-    assert authorization.startswith("AWS4-HMAC-SHA256 Credential=")
-    assert "/us-east-1/execute-api/aws4_request" in authorization
+    assert api.seen.requests == [("POST", "/jobs", 200)]
+    assert api.seen.bodies == [body]
 
 
 def test_unsigned_when_the_api_is_open(
-    deployed_api: tuple[Path, Deployed, FakeApi], flags: StaticServer, tmp_path: Path
+    aws: Aws,
+    deployed_api: tuple[Path, Deployed, HttpApiDouble],
+    flags: StaticServer,
+    tmp_path: Path,
 ) -> None:
-    config, _, fake = deployed_api
-    settings = json.loads(config.read_text())
-    config.write_text(json.dumps({**settings, "api": {"auth": "none"}}))
+    config, deployed, api = deployed_api
+    open_cfg = with_overrides(pipeline_config(tmp_path / "deployed"), api={"auth": "none"})
+    deploy(open_cfg, aws, sleep=lambda seconds: None)
+    api.redeployed()
+    assert [r.authorization for r in api.routes] == ["NONE"]
+    write_config(config, deployed, tmp_path / "deployed", api={"auth": "none"})
     paths = tmp_path / "paths.txt"
     paths.write_text("ad/ad.gif\nae/ae.gif\n")
     code, stdout, stderr = invoke_cli(
@@ -142,10 +125,80 @@ def test_unsigned_when_the_api_is_open(
     )
     assert code == 0, stderr
     assert json.loads(stdout)["summary"]["stored"] == 2
-    assert fake.authorizations == [""]
+    assert api.seen.requests == [("POST", "/jobs", 200)]
+
+
+def signed(url: str, body: bytes, region: str, service: str = "execute-api") -> dict[str, str]:
+    request = AWSRequest(
+        method="POST", url=url, data=body, headers={"Content-Type": "application/json"}
+    )
+    SigV4Auth(TEST_CREDENTIALS, service, region).add_auth(request)
+    return dict(request.headers.items())
+
+
+def test_the_api_double_refuses_what_api_gateway_refuses(
+    deployed_api: tuple[Path, Deployed, HttpApiDouble],
+) -> None:
+    _, deployed, api = deployed_api
+    url = str(deployed.outputs.api_url)
+    body = b'{"baseUrl": "https://h", "resourcePaths": []}'
+
+    def post(target: str, headers: dict[str, str], data: bytes = body) -> httpx.Response:
+        return httpx.post(target, content=data, headers=headers)
+
+    root = url.removesuffix("/jobs")
+    assert (
+        post(root + "/jobs/jobs", signed(root + "/jobs/jobs", body, "us-east-1")).status_code == 404
+    )
+    assert httpx.get(url, headers=signed(url, b"", "us-east-1")).status_code == 404
+    assert post(url, {"Content-Type": "application/json"}).json() == {
+        "message": "Missing Authentication Token"
+    }
+    wrong_region = post(url, signed(url, body, "us-west-2"))
+    assert wrong_region.status_code == 403 and "us-east-1/execute-api" in wrong_region.text
+    assert post(url, signed(url, body, "us-east-1", "states")).status_code == 403
+    tampered = post(url, signed(url, body, "us-east-1"), body.replace(b"h", b"x"))
+    assert tampered.status_code == 403 and "does not match" in tampered.text
+    assert api.seen.bodies == []
 
 
 def test_a_body_too_large_for_execution_input_is_refused() -> None:
     paths = [f"{i:06d}/{i:06d}.gif" for i in range(MAX_API_BODY // 20)]
     with pytest.raises(UsageError, match="run without --via-api"):
         api_body({"baseUrl": "https://h", "resourcePaths": paths, "lambdaConcur": 2})
+
+
+def test_the_curl_command_deploy_prints_is_accepted_by_the_api(
+    deployed_api: tuple[Path, Deployed, HttpApiDouble], flags: StaticServer, tmp_path: Path
+) -> None:
+    """`imgflow deploy` prints a curl --aws-sigv4 command; run as printed (through the
+    double's proxy, trusting its CA), the API verifies its signature and starts the job."""
+    config, _, api = deployed_api
+    code, stdout, stderr = invoke_cli("deploy", "--config", str(config), "-o", "json")
+    assert code == 0, stderr
+    command = json.loads(stdout)["api_command"]
+    assert command.startswith("curl --aws-sigv4 'aws:amz:us-east-1:execute-api' ")
+    assert "x-amz-security-token: $AWS_SESSION_TOKEN" in command
+    body = reference_body("success", flags.base_url)
+    (tmp_path / "job.json").write_text(json.dumps(body))
+    env = {
+        "PATH": os.environ["PATH"],
+        "AWS_ACCESS_KEY_ID": TEST_CREDENTIALS.access_key,
+        "AWS_SECRET_ACCESS_KEY": TEST_CREDENTIALS.secret_key,
+        "AWS_SESSION_TOKEN": str(TEST_CREDENTIALS.token),
+        "HTTPS_PROXY": api.proxy_url,
+        "CURL_CA_BUNDLE": str(api.ca_file),
+    }
+    ran = subprocess.run(
+        ["sh", "-c", command + " --silent --show-error"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "executionArn" in json.loads(ran.stdout)
+    assert api.seen.requests == [("POST", "/jobs", 200)]
+    assert api.seen.bodies == [body]

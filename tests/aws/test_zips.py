@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -49,14 +50,23 @@ def test_entries_are_sorted_dated_and_cache_free(package: zips.LambdaZip) -> Non
     assert not any(".dist-info" in n for n in names)
 
 
-def test_any_lambdas_content_is_shipped(tmp_path: Path) -> None:
-    handler = tmp_path / "plan.py"
-    handler.write_text("def handler(event, context):\n    return event\n")
-    cache = tmp_path / "plan.cpython-311.pyc"
-    cache.write_bytes(b"\0")
-    package = zips.build_zip({"lambdas/plan.py": handler})
+def test_any_lambdas_content_is_shipped_but_no_bytecode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = {
+        "lambdas/__init__.py": b"",
+        "lambdas/plan.py": b"def handler(event, context):\n    return event\n",
+        "lambdas/notes/limits.json": b'{"any": "file"}\n',
+    }
+    caches = ["lambdas/__pycache__/plan.cpython-311.pyc", "lambdas/plan.pyc", "lambdas/x.pyo"]
+    for name, data in {**shipped, **dict.fromkeys(caches, b"\0")}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    monkeypatch.setattr(zips, "lambdas", SimpleNamespace(__file__=str(tmp_path / "lambdas/x.py")))
+    package = zips.build_zip(zips.project_files())
     with zipfile.ZipFile(io.BytesIO(package.data)) as archive:
-        assert archive.read("lambdas/plan.py") == handler.read_bytes()
+        ours = {n: archive.read(n) for n in archive.namelist() if n.startswith("lambdas/")}
+    assert ours == shipped
 
 
 def test_changed_source_changes_code_sha(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ from pipeline_env import (
 
 from imgflow.aws.client import Aws
 from imgflow.aws.lambda_jobs import get_json, result_key
+from support.lambda_states import LambdaStates
 
 __all__ = ["Deployed", "deploy_pipeline", "notices", "pipeline_config"]  # re-exported
 
@@ -65,12 +66,21 @@ CRASH_MODE = "IMGFLOW_FAULT_CRASH_MODE"
 def moto_session() -> Iterator[None]:
     """Fake credentials, moto in process, our handlers run by moto's Lambda."""
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_REGION"):
+        for name in (
+            "AWS_PROFILE",
+            "AWS_DEFAULT_PROFILE",
+            "AWS_ENDPOINT_URL",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+        ):
             mp.delenv(name, raising=False)
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
             mp.setenv(name, "testing")
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        with mock_aws(config=MOTO_CONFIG), lambda_invoke.patched():
+        with (
+            LambdaStates().installed(),
+            mock_aws(config=MOTO_CONFIG),
+            lambda_invoke.patched(),
+        ):
             yield
 
 
@@ -325,13 +335,19 @@ def run_execution(
     arn = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(body))[
         "executionArn"
     ]
+    return wait_for_execution(aws, arn, timeout)
+
+
+def wait_for_execution(aws: Aws, arn: str, timeout: float = 90) -> dict[str, Any]:
+    """Wait for execution `arn` to end; its description."""
+    sfn = aws.stepfunctions()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         execution = sfn.describe_execution(executionArn=arn)
         if execution["status"] != "RUNNING":
             return dict(execution)
         time.sleep(0.05)
-    raise AssertionError(f"execution {name} still running after {timeout} s")
+    raise AssertionError(f"execution {arn} still running after {timeout} s")
 
 
 def stored_objects(aws: Aws, bucket: str, prefix: str = "images/") -> dict[str, bytes]:

@@ -10,9 +10,17 @@ It runs an asyncio loop in its own thread. Script each path with replies, consum
         assert server.count("/a.gif") == 2
 
 Replies (see ``support.replies``): ``Ok``, ``Status``, ``Redirect``, ``Stall``, ``Drip``,
-``Delay``, ``Reset``, ``Short``, ``PerMethod`` (HEAD and GET disagree); ``Status`` takes a
-``Retry-After`` in seconds, as a fixed HTTP-date or as ``HttpDate(seconds)`` from the moment
-it is sent. Paths match without the query string.
+``Delay``, ``Reset``, ``Short``, ``Trickle`` (a slow but complete body), ``Raw`` (exact bytes),
+``PerMethod`` (HEAD and GET disagree); ``Status`` takes a ``Retry-After`` in seconds, as a
+fixed HTTP-date or as ``HttpDate(seconds)`` from the moment it is sent. Paths match without
+the query string.
+
+Real servers' habits: an idle keep-alive connection is closed after ``idle_timeout`` seconds
+(5 by default, as Apache and Node do; ``idle_closes`` counts them, ``wait_for_idle_closes``
+waits); ``Ok`` bodies may be delimited by Content-Length, chunks (with trailers) or the
+connection's close, and come from an HTTP/1.0 server; 204 and 304 carry no body; an
+HTTP/1.0 request gets its connection closed after the reply unless it asks for keep-alive.
+TLS is not served here.
 
 ``storm(count, reply, prefix)`` answers the next ``count`` requests under ``prefix`` with
 ``reply`` (503 by default) before any script, e.g. a 503 storm over the whole host.
@@ -60,12 +68,14 @@ from support.replies import (
     HttpDate,
     Ok,
     PerMethod,
+    Raw,
     Redirect,
     Reply,
     Reset,
     Short,
     Stall,
     Status,
+    Trickle,
 )
 
 __all__ = [
@@ -75,6 +85,7 @@ __all__ = [
     "HttpDate",
     "Ok",
     "PerMethod",
+    "Raw",
     "Redirect",
     "Reply",
     "Request",
@@ -82,10 +93,12 @@ __all__ = [
     "Short",
     "Stall",
     "Status",
+    "Trickle",
 ]
 
 _STALL_CLAIMED_LENGTH = 1000
 _RESET_EXTRA_CLAIMED = 1000
+_NO_BODY = frozenset({204, 304})
 
 
 @dataclass(frozen=True)
@@ -120,9 +133,16 @@ class _Span:
 class FaultServer:
     """A running scriptable server; also a context manager that closes it."""
 
-    def __init__(self, host: str = "127.0.0.1", fallback: Reply | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        fallback: Reply | None = None,
+        idle_timeout: float | None = 5.0,
+    ) -> None:
         self.host = host
         self.port = 0
+        self.idle_timeout = idle_timeout
+        self._idle_closes = 0
         self._fallback: Reply = fallback or Status(404, b"not found\n")
         self._scripts: dict[str, list[Reply]] = {}
         self._storm: tuple[int, Reply, str] = (0, self._fallback, "/")
@@ -212,6 +232,17 @@ class FaultServer:
             most = max(most, current)
         return most
 
+    @property
+    def idle_closes(self) -> int:
+        """Keep-alive connections the server closed because they sat idle."""
+        with self._changed:
+            return self._idle_closes
+
+    def wait_for_idle_closes(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until at least ``count`` idle connections were closed; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._idle_closes >= count, timeout)
+
     def wait_for_requests(self, count: int, timeout: float = 2.0) -> bool:
         """Block until at least ``count`` requests arrived; False on timeout."""
         with self._changed:
@@ -269,12 +300,16 @@ class FaultServer:
         with self._changed:
             self._connections += 1
         connection = next(self._connection_ids)
-        cancelled = False
+        cancelled = idle = False
         try:
-            while request := await _read_request(reader, connection):
+            served = 0
+            while request := await self._next_request(reader, connection, served):
+                served += 1
                 keep_alive = await self._handle(request, reader, writer)
                 if not (keep_alive and request.keep_alive):
                     break
+            else:
+                idle = bool(served) and not reader.at_eof()
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         except asyncio.CancelledError:
@@ -282,6 +317,10 @@ class FaultServer:
         finally:
             self._tasks.discard(task)
             await _close(writer, abort=cancelled)
+            if idle:  # counted once the FIN is out, so a waiting test sees a closed connection
+                with self._changed:
+                    self._idle_closes += 1
+                    self._changed.notify_all()
 
     async def _handle(
         self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -313,6 +352,17 @@ class FaultServer:
             await writer.drain()
         return keep_alive
 
+    async def _next_request(
+        self, reader: asyncio.StreamReader, connection: int, served: int
+    ) -> Request | None:
+        """The next request; after the first, None once the connection sat idle too long
+        (no complete request head within ``idle_timeout``)."""
+        limit = None if not served else self.idle_timeout
+        try:
+            return await _read_request(reader, connection, limit)
+        except TimeoutError:
+            return None
+
     def _end_abandoned(self, now: float) -> None:
         """End the requests whose client has closed the connection (caller holds the lock)."""
         for key, (span, reader, writer) in list(self._open.items()):
@@ -336,10 +386,14 @@ class FaultServer:
 # --- the wire ----------------------------------------------------------------------------------
 
 
-async def _read_request(reader: asyncio.StreamReader, connection: int) -> Request | None:
-    """The next request on the connection, or None when the client has closed it."""
+async def _read_request(
+    reader: asyncio.StreamReader, connection: int, head_timeout: float | None = None
+) -> Request | None:
+    """The next request on the connection, or None when the client has closed it.
+
+    Raises TimeoutError when no complete head arrived within ``head_timeout`` seconds."""
     try:
-        head = await reader.readuntil(b"\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), head_timeout)
     except asyncio.IncompleteReadError:
         return None
     arrived = time.monotonic()
@@ -381,8 +435,28 @@ async def _send(
             body = gzip.compress(reply.body, mtime=0) if reply.gzip else reply.body
             extra = {"Content-Encoding": "gzip"} if reply.gzip else {}
             head = _merged({"Content-Type": reply.content_type}, extra, reply.headers)
-            _write_full(writer, done, 200, head, body, closing, head_only, reply.chunked)
+            if reply.until_close or reply.version == "HTTP/1.0":
+                framing = {} if reply.until_close else {"Content-Length": str(len(body))}
+                status = _head(200, _merged(framing, head), reply.version)
+                done()
+                await _write(writer, status if head_only else status + body)
+                return False
+            chunked = reply.chunked or bool(reply.trailers)
+            _write_full(writer, done, 200, head, body, closing, head_only, chunked, reply.trailers)
             return True
+        case Trickle():
+            length = {"Content-Length": str(len(reply.body))}
+            await _write(writer, _head(200, {"Content-Type": reply.content_type, **length}))
+            for start in range(0, len(reply.body), reply.chunk):
+                if head_only or not await _sleep_unless_gone(reader, reply.interval):
+                    return False
+                await _write(writer, reply.body[start : start + reply.chunk])
+            done()
+            return True
+        case Raw():
+            done()
+            await _write(writer, reply.data)
+            return False
         case Status():
             retry = {} if reply.retry_after is None else {"Retry-After": _retry(reply.retry_after)}
             head = _merged({"Content-Type": reply.content_type}, retry, reply.headers)
@@ -426,22 +500,30 @@ def _write_full(
     closing: bool,
     head_only: bool = False,
     chunked: bool = False,
+    trailers: Headers | None = None,
 ) -> None:
-    """A complete response: head with framing headers, then the (maybe chunked) body."""
+    """A complete response: head with framing headers, then the (maybe chunked) body.
+
+    204 and 304 send no body: a 204 has no Content-Length, a 304 keeps the length of the
+    representation it stands for."""
     framing = {"Transfer-Encoding": "chunked"} if chunked else {"Content-Length": str(len(body))}
+    if code == 204:
+        framing = {}
     close = {"Connection": "close"} if closing else {}
-    payload = _chunked(body) if chunked else body
+    payload = _chunked(body, trailers or {}) if chunked else body
+    if code in _NO_BODY:
+        payload = b""
     head = _head(code, _merged(framing, headers, close))
     done()
     writer.write(head if head_only else head + payload)
 
 
-def _head(code: int, headers: Headers) -> bytes:
+def _head(code: int, headers: Headers, version: str = "HTTP/1.1") -> bytes:
     try:
         reason = HTTPStatus(code).phrase
     except ValueError:
         reason = "Unknown"
-    lines = [f"HTTP/1.1 {code} {reason}", *(f"{k}: {v}" for k, v in headers.items())]
+    lines = [f"{version} {code} {reason}", *(f"{k}: {v}" for k, v in headers.items())]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
@@ -453,11 +535,12 @@ def _merged(*parts: Headers) -> dict[str, str]:
     return dict(merged.values())
 
 
-def _chunked(body: bytes) -> bytes:
-    """``body`` as two chunks (one if short) and the last-chunk marker."""
+def _chunked(body: bytes, trailers: Headers) -> bytes:
+    """``body`` as two chunks (one if short), the last-chunk marker and any trailers."""
     half = (len(body) + 1) // 2
     parts = [part for part in (body[:half], body[half:]) if part]
-    return b"".join(_chunk(part) for part in parts) + _chunk(b"")
+    last = b"0\r\n" + b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in trailers.items())
+    return b"".join(_chunk(part) for part in parts) + last + b"\r\n"
 
 
 def _chunk(data: bytes) -> bytes:

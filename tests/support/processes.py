@@ -1,11 +1,19 @@
-"""Helpers for tests that run a real server process: free ports, readiness, stopping."""
+"""Helpers for tests that run a real process: free ports, readiness, stopping, signals.
+
+A test run started as a background job (``pytest ... &`` in a script, CI runners) begins with
+SIGINT ignored, and children inherit that: Python then never raises KeyboardInterrupt, and a
+test's SIGINT is silently dropped. `signalled` gives the child its own session (no terminal's
+process group is involved in any delivery) and SIGINT's default handling back.
+"""
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -46,3 +54,12 @@ def _tail(log: Path) -> str:
         return log.read_text(errors="replace")[-2000:]
     except OSError:
         return "(no log)"
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def signalled() -> dict[str, Any]:
+    """Keyword arguments for ``subprocess.Popen`` of a child the test will signal."""
+    return {"start_new_session": True, "preexec_fn": _default_sigint}

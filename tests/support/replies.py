@@ -10,13 +10,39 @@ Headers = Mapping[str, str]
 
 @dataclass(frozen=True)
 class Ok:
-    """200 with ``body`` (gzip-encoded and/or chunked on request)."""
+    """200 with ``body`` (gzip-encoded and/or chunked on request).
+
+    Framing as real servers do it: Content-Length (the default), ``chunked`` (with
+    ``trailers`` after the last chunk, if any), or ``until_close`` (no length: the body ends
+    when the server closes the connection). ``version="HTTP/1.0"`` answers as an HTTP/1.0
+    server does: the connection closes after the reply.
+    """
 
     body: bytes = b""
     content_type: str = "image/gif"
     headers: Headers = field(default_factory=dict)
     chunked: bool = False
     gzip: bool = False
+    trailers: Headers = field(default_factory=dict)
+    until_close: bool = False
+    version: str = "HTTP/1.1"
+
+
+@dataclass(frozen=True)
+class Trickle:
+    """200 with a Content-Length ``body`` sent ``chunk`` bytes at a time, ``interval`` apart."""
+
+    body: bytes
+    chunk: int = 65536
+    interval: float = 0.01
+    content_type: str = "image/gif"
+
+
+@dataclass(frozen=True)
+class Raw:
+    """Exactly ``data`` on the wire (a hand-made reply, e.g. mis-framed), then close."""
+
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -29,7 +55,11 @@ class HttpDate:
 @dataclass(frozen=True)
 class Status:
     """Any status with a body; ``retry_after`` is seconds (a number), an HTTP-date (a str),
-    or an ``HttpDate`` computed when the reply is sent."""
+    or an ``HttpDate`` computed when the reply is sent.
+
+    As HTTP says: 204 and 304 never carry a body; a 204 has no Content-Length, and a 304's
+    Content-Length (if ``body`` is given) is that of the representation, whose bytes are
+    not sent."""
 
     code: int
     body: bytes = b""
@@ -96,4 +126,4 @@ class PerMethod:
     get: Reply
 
 
-Reply = Ok | Status | Redirect | Stall | Drip | Delay | Reset | Short | PerMethod
+Reply = Ok | Status | Redirect | Stall | Drip | Delay | Reset | Short | PerMethod | Trickle | Raw

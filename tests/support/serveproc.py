@@ -26,6 +26,8 @@ from typing import Any
 import httpx
 import yaml
 
+from support.processes import signalled
+
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -76,6 +78,7 @@ class ServeProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            **signalled(),
         )
         threading.Thread(target=self._collect, args=(self.proc,), daemon=True).start()
         deadline = time.monotonic() + timeout

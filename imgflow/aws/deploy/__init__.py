@@ -26,7 +26,7 @@ from imgflow.aws.deploy.context import Context, DefinitionBuilder
 from imgflow.aws.deploy.discover import find_resources
 from imgflow.aws.deploy.executor import StepHook, execute, outputs
 from imgflow.aws.deploy.functions import function_steps
-from imgflow.aws.deploy.logs import log_group_steps
+from imgflow.aws.deploy.logs import log_group_steps, state_machine_log_group_steps
 from imgflow.aws.deploy.notify import topic_step
 from imgflow.aws.deploy.pipeline import default_definition, state_machine_step
 from imgflow.aws.deploy.plan import Plan, Step
@@ -71,9 +71,15 @@ def context(
 
 
 def _warnings(cfg: Config) -> tuple[str, ...]:
+    warnings = []
     if cfg.api.auth == "none":
-        return ("api.auth is none: anyone who finds the API URL can start jobs",)
-    return ()
+        warnings.append("api.auth is none: anyone who finds the API URL can start jobs")
+    if not cfg.storage.tls_only:
+        warnings.append(
+            "storage.tls_only is false: the bucket accepts requests without TLS "
+            "(meant for local emulators only)"
+        )
+    return tuple(warnings)
 
 
 def plan_deploy(
@@ -91,6 +97,7 @@ def plan_deploy(
         *role_steps(ctx),
         *log_group_steps(ctx),
         *function_steps(ctx, package),
+        *state_machine_log_group_steps(ctx),
         state_machine_step(ctx, build),
         api_step(ctx),
     ]

@@ -138,3 +138,25 @@ def api_url(ctx: Context) -> str | None:
     """The URL that starts a job, once the API exists."""
     endpoint = ctx.state.resources.get("api", {}).get("endpoint")
     return f"{endpoint}{ctx.cfg.api.route}" if endpoint else None
+
+
+def route_arn(region: str, account: str, api_id: str, route: str, partition: str = "aws") -> str:
+    """The ARN a caller needs `execute-api:Invoke` on to POST to the route."""
+    return f"arn:{partition}:execute-api:{region}:{account}:{api_id}/{STAGE}/POST{route}"
+
+
+def curl_command(url: str, region: str, auth: str) -> str:
+    """The curl command that starts a job through the API (the original body in job.json).
+
+    With AWS_IAM, curl (7.75+) signs with SigV4 for the API's region and service
+    execute-api; temporary credentials also need their session token header.
+    """
+    body = "-H 'Content-Type: application/json' --data @job.json"
+    if auth == "none":
+        return f"curl {body} '{url}'"
+    return (
+        f"curl --aws-sigv4 'aws:amz:{region}:execute-api' "
+        '--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" '
+        '-H "x-amz-security-token: $AWS_SESSION_TOKEN" '
+        f"{body} '{url}'"
+    )

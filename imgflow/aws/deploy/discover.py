@@ -54,10 +54,14 @@ def _role(purpose: str) -> Callable[[Context], Ids | None]:
 
 def _log_group(role: str) -> Callable[[Context], Ids | None]:
     def find(ctx: Context) -> Ids | None:
-        if find_log_group(ctx, role) is None:
+        if role == "statemachine":
+            name, arn = ctx.names.state_machine_log_group, ctx.names.state_machine_log_group_arn
+        else:
+            name, arn = ctx.names.log_group(role), ctx.names.log_group_arn(role)
+        if find_log_group(ctx, name) is None:
             return None
-        tags = [{"Key": k, "Value": v} for k, v in log_group_tags(ctx, role).items()]
-        ids = {"name": ctx.names.log_group(role), "arn": ctx.names.log_group_arn(role)}
+        tags = [{"Key": k, "Value": v} for k, v in log_group_tags(ctx, arn).items()]
+        ids = {"name": name, "arn": arn}
         return ids if _ours(ctx, f"log_group:{role}", tags) else None
 
     return find
@@ -107,6 +111,7 @@ FINDERS: dict[str, Callable[[Context], Ids | None]] = {
     **{f"role:{purpose}": _role(purpose) for purpose in ROLE_PURPOSES},
     **{f"log_group:{role}": _log_group(role) for role in FUNCTION_ROLES},
     **{f"function:{role}": _function(role) for role in FUNCTION_ROLES},
+    "log_group:statemachine": _log_group("statemachine"),
     "state_machine": _state_machine,
     "api": _api,
 }

@@ -1,10 +1,17 @@
-"""Plan the three Lambda functions: code from imgflow's zip, settings from config."""
+"""Plan the three Lambda functions: code from imgflow's zip, settings from config.
+
+Lambda answers CreateFunction while the function is still ``Pending`` and an update while
+it is ``InProgress``; in those states it refuses invocations (Pending) and further updates
+(both) with ResourceConflictException. Deploy therefore waits with botocore's own waiters:
+``function_active_v2`` after a create, ``function_updated_v2`` before and after each update,
+so the functions are ready when deploy returns.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from imgflow.aws.client import AwsError, optional
+from imgflow.aws.client import AwsError, aws_errors, optional
 from imgflow.aws.deploy.context import Context
 from imgflow.aws.deploy.plan import Step, step
 from imgflow.aws.zips import LambdaZip
@@ -13,7 +20,9 @@ from infra.lambda_env import environment
 from infra.names import FUNCTION_ROLES
 
 FUNCTION = "lambda function"
-UPDATE_POLLS = 60
+# botocore's waiters poll GetFunction once a second, up to 300 times (5 minutes).
+ACTIVE = "function_active_v2"
+UPDATED = "function_updated_v2"
 
 
 def desired_settings(ctx: Context, role: str) -> dict[str, Any]:
@@ -37,15 +46,17 @@ def _role_not_ready(exc: AwsError) -> bool:
     return exc.code == "InvalidParameterValueException" and "role" in exc.aws_message.lower()
 
 
-def _wait_until_updated(ctx: Context, name: str) -> None:
-    """Lambda refuses a second update while one is in progress: poll until it is done."""
-    lam = ctx.aws.lambda_()
-    for _ in range(UPDATE_POLLS):
-        config = lam.get_function_configuration(FunctionName=name)
-        if config.get("LastUpdateStatus") != "InProgress" and config.get("State") != "Pending":
-            return
-        ctx.sleep(1.0)
-    raise DeployError(f"{FUNCTION} {name}: still updating after {UPDATE_POLLS}s; deploy again")
+def wait_for(ctx: Context, waiter: str, name: str) -> None:
+    """Wait with botocore's `waiter` (function_active_v2 or function_updated_v2) for `name`."""
+    try:
+        with aws_errors(f"lambda:{waiter}"):
+            ctx.aws.lambda_().get_waiter(waiter).wait(FunctionName=name)  # type: ignore[call-overload]
+    except AwsError as exc:
+        state = "active" if waiter == ACTIVE else "updated"
+        raise DeployError(
+            f"{FUNCTION} {name}: did not become {state} ({exc.aws_message}); "
+            "see its State / LastUpdateStatus reason (aws lambda get-function), then deploy again"
+        ) from None
 
 
 def function_step(ctx: Context, role: str, package: LambdaZip) -> Step:
@@ -80,15 +91,19 @@ def function_step(ctx: Context, role: str, package: LambdaZip) -> Step:
                 _role_not_ready,
             )
             ctx.state.remember(key, name=name, arn=ctx.names.function_arn(role))
+            wait_for(ctx, ACTIVE, name)
             return
         if "code" in changes:
+            wait_for(ctx, UPDATED, name)  # an update a stopped deploy left running
             lam.update_function_code(FunctionName=name, ZipFile=package.data)
+            wait_for(ctx, UPDATED, name)
         if set(changes) - {"code", "tags"}:
-            _wait_until_updated(ctx, name)
+            wait_for(ctx, UPDATED, name)
             ctx.retry_iam(
                 lambda: lam.update_function_configuration(FunctionName=name, **wanted),
                 _role_not_ready,
             )
+            wait_for(ctx, UPDATED, name)
         if "tags" in changes:
             lam.tag_resource(Resource=ctx.names.function_arn(role), Tags=ctx.tags)
 

@@ -1,4 +1,5 @@
-"""Plan the functions' CloudWatch Logs groups: created before the functions, tagged, retained.
+"""Plan the CloudWatch Logs groups: the functions' (created before the functions) and, unless
+``aws.sfn_log_level: OFF``, the state machine's; tagged, retained.
 
 Lambda writes a function's logs to ``/aws/lambda/<function>`` and, left alone, creates that
 group itself: untagged, kept forever and never deleted. Deploy owns the groups instead.
@@ -19,16 +20,14 @@ from infra.names import FUNCTION_ROLES
 LOG_GROUP = "log group"
 
 
-def find_log_group(ctx: Context, role: str) -> dict[str, Any] | None:
-    """The log group of the function for `role` as DescribeLogGroups reports it, if any."""
-    name = ctx.names.log_group(role)
+def find_log_group(ctx: Context, name: str) -> dict[str, Any] | None:
+    """The log group `name` as DescribeLogGroups reports it, if any."""
     found = ctx.aws.logs().describe_log_groups(logGroupNamePrefix=name, limit=50)
     return next((dict(g) for g in found.get("logGroups", []) if g["logGroupName"] == name), None)
 
 
-def log_group_tags(ctx: Context, role: str) -> dict[str, str]:
-    """The tags of the log group of the function for `role`."""
-    arn = ctx.names.log_group_arn(role)
+def log_group_tags(ctx: Context, arn: str) -> dict[str, str]:
+    """The tags of the log group `arn`."""
     return dict(ctx.aws.logs().list_tags_for_resource(resourceArn=arn).get("tags", {}))
 
 
@@ -36,16 +35,16 @@ def _retention(days: int | None) -> str:
     return "kept forever" if days is None else f"kept {days} d"
 
 
-def log_group_step(ctx: Context, role: str) -> Step:
-    """Create or update the log group of the function for `role`: tags, retention."""
-    logs, name, arn = ctx.aws.logs(), ctx.names.log_group(role), ctx.names.log_group_arn(role)
-    key = f"log_group:{role}"
+def log_group_step(ctx: Context, owner: str, name: str, arn: str) -> Step:
+    """Create or update the log group `name` of `owner` (a role or "statemachine")."""
+    logs = ctx.aws.logs()
+    key = f"log_group:{owner}"
     wanted = ctx.cfg.lambda_.log_retention_days
     changes: list[str] = []
     with ctx.reading(LOG_GROUP, name):
-        found = find_log_group(ctx, role)
+        found = find_log_group(ctx, name)
         if found is not None:
-            tags = log_group_tags(ctx, role)
+            tags = log_group_tags(ctx, arn)
             if found.get("retentionInDays") != wanted:
                 changes.append("retention")
             if ctx.missing_tags(tags):
@@ -70,4 +69,17 @@ def log_group_step(ctx: Context, role: str) -> Step:
 
 def log_group_steps(ctx: Context) -> list[Step]:
     """A step for the log group of each of the three functions."""
-    return [log_group_step(ctx, role) for role in FUNCTION_ROLES]
+    names = ctx.names
+    return [
+        log_group_step(ctx, role, names.log_group(role), names.log_group_arn(role))
+        for role in FUNCTION_ROLES
+    ]
+
+
+def state_machine_log_group_steps(ctx: Context) -> list[Step]:
+    """The state machine's log group, unless its logging is off."""
+    if ctx.cfg.aws.sfn_log_level == "OFF":
+        return []
+    names = ctx.names
+    name, arn = names.state_machine_log_group, names.state_machine_log_group_arn
+    return [log_group_step(ctx, "statemachine", name, arn)]

@@ -1,4 +1,9 @@
-"""Plan the Step Functions state machine (its definition comes from infra.statemachine)."""
+"""Plan the Step Functions state machine (its definition comes from infra.statemachine).
+
+Its execution history goes to CloudWatch Logs at ``aws.sfn_log_level`` (ERROR by default,
+OFF for none; execution data never included: it holds job paths) and, with ``aws.xray``,
+its executions are traced by X-Ray.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +43,38 @@ def desired_definition(ctx: Context, build: DefinitionBuilder) -> dict[str, Any]
     )
 
 
+def logging_configuration(ctx: Context) -> dict[str, Any]:
+    """The state machine's loggingConfiguration, as DescribeStateMachine reports it."""
+    level = ctx.cfg.aws.sfn_log_level
+    if level == "OFF":
+        return {"level": "OFF", "includeExecutionData": False}
+    group = f"{ctx.names.state_machine_log_group_arn}:*"
+    return {
+        "level": level,
+        "includeExecutionData": False,
+        "destinations": [{"cloudWatchLogsLogGroup": {"logGroupArn": group}}],
+    }
+
+
+def tracing_configuration(ctx: Context) -> dict[str, bool]:
+    """The state machine's tracingConfiguration (X-Ray)."""
+    return {"enabled": ctx.cfg.aws.xray}
+
+
+def _observability_changes(ctx: Context, found: dict[str, Any]) -> list[str]:
+    changes = []
+    logging = dict(found.get("loggingConfiguration") or {"level": "OFF"})
+    logging.setdefault("includeExecutionData", False)
+    if logging.get("level") == "OFF":
+        logging.pop("destinations", None)
+    if logging != logging_configuration(ctx):
+        changes.append("logging")
+    tracing = found.get("tracingConfiguration") or {"enabled": False}
+    if bool(tracing.get("enabled")) != ctx.cfg.aws.xray:
+        changes.append("tracing")
+    return changes
+
+
 def _role_not_ready(exc: AwsError) -> bool:
     return exc.code == "AccessDeniedException" and "assume" in exc.aws_message.lower()
 
@@ -59,9 +96,11 @@ def state_machine_step(ctx: Context, build: DefinitionBuilder) -> Step:
                 changes.append("definition")
             if found["roleArn"] != role_arn:
                 changes.append("role")
+            changes += _observability_changes(ctx, dict(found))
             if ctx.missing_tags(tags):
                 changes.append("tags")
     text = json.dumps(definition, sort_keys=True)
+    logging, tracing = logging_configuration(ctx), tracing_configuration(ctx)
 
     def apply() -> None:
         if found is None:
@@ -72,15 +111,21 @@ def state_machine_step(ctx: Context, build: DefinitionBuilder) -> Step:
                     roleArn=role_arn,
                     type="STANDARD",
                     tags=tag_pairs(ctx.tags, "key", "value"),
+                    loggingConfiguration=logging,  # type: ignore[arg-type]
+                    tracingConfiguration=tracing,  # type: ignore[arg-type]
                 ),
                 _role_not_ready,
             )
             ctx.state.remember("state_machine", name=name, arn=arn)
             return
-        if {"definition", "role"} & set(changes):
+        if {"definition", "role", "logging", "tracing"} & set(changes):
             ctx.retry_iam(
                 lambda: sfn.update_state_machine(
-                    stateMachineArn=arn, definition=text, roleArn=role_arn
+                    stateMachineArn=arn,
+                    definition=text,
+                    roleArn=role_arn,
+                    loggingConfiguration=logging,  # type: ignore[arg-type]
+                    tracingConfiguration=tracing,  # type: ignore[arg-type]
                 ),
                 _role_not_ready,
             )
@@ -89,7 +134,12 @@ def state_machine_step(ctx: Context, build: DefinitionBuilder) -> Step:
 
     ids = {"name": name, "arn": arn}
     exists = found is not None
-    settings = ("STANDARD", f"{len(definition.get('States', {}))} states")
+    settings = (
+        "STANDARD",
+        f"{len(definition.get('States', {}))} states",
+        f"logs {logging['level']}",
+        "X-Ray" if ctx.cfg.aws.xray else "no X-Ray",
+    )
     return step(
         "state_machine",
         STATE_MACHINE,

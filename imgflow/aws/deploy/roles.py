@@ -24,12 +24,15 @@ def role_step(ctx: Context, purpose: str, service: str, policy: Policy) -> Step:
     iam, name = ctx.aws.iam(), ctx.names.role(purpose)
     key = f"role:{purpose}"
     changes: list[str] = []
+    trust = trust_policy(service, ctx.names)
     with ctx.reading(ROLE, name):
         found = optional(lambda: iam.get_role(RoleName=name))
         if found is not None:
             tags = pairs_to_dict(iam.list_role_tags(RoleName=name)["Tags"])
             ctx.check_owned(key, ROLE, name, tags)
-            if _document(found["Role"]["AssumeRolePolicyDocument"]) != trust_policy(service):
+            if _document(found["Role"]["AssumeRolePolicyDocument"]) != trust_policy(
+                service, ctx.names
+            ):
                 changes.append("trust policy")
             inline = optional(lambda: iam.get_role_policy(RoleName=name, PolicyName=POLICY_NAME))
             if inline is None or _document(inline["PolicyDocument"]) != policy:
@@ -41,15 +44,13 @@ def role_step(ctx: Context, purpose: str, service: str, policy: Policy) -> Step:
         if found is None:
             iam.create_role(
                 RoleName=name,
-                AssumeRolePolicyDocument=json.dumps(trust_policy(service)),
+                AssumeRolePolicyDocument=json.dumps(trust),
                 Description=f"imgflow {ctx.cfg.deployment}: {purpose}",
                 Tags=tag_pairs(ctx.tags),
             )
             ctx.state.remember(key, name=name, arn=ctx.names.role_arn(purpose))
         if "trust policy" in changes:
-            iam.update_assume_role_policy(
-                RoleName=name, PolicyDocument=json.dumps(trust_policy(service))
-            )
+            iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
         if found is None or "permissions" in changes:
             iam.put_role_policy(
                 RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy)
@@ -65,5 +66,10 @@ def role_step(ctx: Context, purpose: str, service: str, policy: Policy) -> Step:
 
 def role_steps(ctx: Context) -> list[Step]:
     """A step for every role of the deployment."""
-    policies = role_policies(ctx.names, ctx.cfg.storage.prefix)
+    policies = role_policies(
+        ctx.names,
+        ctx.cfg.storage.prefix,
+        logging=ctx.cfg.aws.sfn_log_level != "OFF",
+        xray=ctx.cfg.aws.xray,
+    )
     return [role_step(ctx, purpose, svc, policy) for purpose, (svc, policy) in policies.items()]

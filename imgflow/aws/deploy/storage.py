@@ -60,7 +60,8 @@ def _bucket_changes(ctx: Context) -> list[str]:
     if not optional(lambda: s3.get_bucket_encryption(Bucket=bucket)):
         changes.append("encryption")
     policy = optional(lambda: s3.get_bucket_policy(Bucket=bucket))
-    if not policy or json.loads(policy["Policy"]) != bucket_policy(ctx.names):
+    wanted = bucket_policy(ctx.names) if ctx.cfg.storage.tls_only else None
+    if (json.loads(policy["Policy"]) if policy else None) != wanted:
         changes.append("TLS-only policy")
     lifecycle = optional(lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket))
     actual = lifecycle["Rules"] if lifecycle else []
@@ -87,7 +88,9 @@ def bucket_step(ctx: Context) -> Step:
     with ctx.reading(BUCKET, bucket):
         exists = _bucket_exists(ctx)
         changes = _bucket_changes(ctx) if exists else []
-    everything = ["tags", "public access block", "encryption", "TLS-only policy", "lifecycle"]
+    everything = ["tags", "public access block", "encryption", "lifecycle"]
+    if ctx.cfg.storage.tls_only:
+        everything.insert(3, "TLS-only policy")
     todo = changes if exists else everything
 
     def apply() -> None:
@@ -119,8 +122,10 @@ def bucket_step(ctx: Context) -> Step:
                 Bucket=bucket,
                 ServerSideEncryptionConfiguration=ENCRYPTION,  # type: ignore[arg-type]
             )
-        if "TLS-only policy" in todo:
+        if "TLS-only policy" in todo and ctx.cfg.storage.tls_only:
             s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(bucket_policy(ctx.names)))
+        elif "TLS-only policy" in todo:
+            s3.delete_bucket_policy(Bucket=bucket)
         if "lifecycle" in todo:
             rules = lifecycle_rules(ctx)
             if rules:
@@ -133,7 +138,8 @@ def bucket_step(ctx: Context) -> Step:
 
     days = ctx.cfg.storage.glacier_after_days
     lifecycle = "no lifecycle" if days is None else f"Glacier IR after {days} d"
-    settings = ("private", "encrypted", "TLS only", lifecycle)
+    tls = "TLS only" if ctx.cfg.storage.tls_only else "TLS NOT enforced"
+    settings = ("private", "encrypted", tls, lifecycle)
     ids = {"name": bucket}
     return step("bucket", BUCKET, bucket, changes, apply, exists=exists, ids=ids, settings=settings)
 

@@ -1,0 +1,221 @@
+"""Read a response body as it arrives: decoded within the size cap, sniffed, hashed, stored.
+
+Memory per body is bounded by a few chunks whatever the image's size: decoded bytes go to
+a `Sink` as they come, and a `StoreSink` hands them to the store's writer in pieces of
+`FLUSH_BYTES` (in a worker thread unless the store is `inline`). The first `SNIFF_BYTES`
+are held back until the content check has passed, so a body that is not an image never
+reaches the store. A small image is written, hashed and committed in one step, as one put.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from imgflow.engine import messages
+from imgflow.engine.decode import DecodeError, Decoder
+from imgflow.engine.ports import ObjectStore, ObjectWriter
+from imgflow.engine.sniff import SNIFF_BYTES, sniff
+
+DECODE_BYTES = 64 * 1024
+FLUSH_BYTES = 128 * 1024
+
+
+class StoreError(Exception):
+    """The store failed to take or publish a body (its detail)."""
+
+
+class Sink(Protocol):
+    """Where one body's bytes go; nothing is published before `commit`."""
+
+    size: int
+
+    async def write(self, chunk: bytes) -> None:
+        """Append `chunk` (may raise StoreError)."""
+        ...
+
+    async def commit(self, content_type: str | None) -> str:
+        """Publish the body; its sha256 hex digest (may raise StoreError)."""
+        ...
+
+    async def abort(self) -> None:
+        """Discard the body (never raises for a store problem)."""
+        ...
+
+
+class MemorySink:
+    """A body kept in memory (for callers that want the bytes, such as tests)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._chunks: list[bytes] = []
+
+    @property
+    def data(self) -> bytes:
+        """The body so far."""
+        return b"".join(self._chunks)
+
+    async def write(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+        self.size += len(chunk)
+
+    async def commit(self, content_type: str | None) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    async def abort(self) -> None:
+        self._chunks.clear()
+
+
+class StoreSink:
+    """A body streamed into `store.open(key)`, hashed on the way.
+
+    The writer is opened with the first flush, so a small image costs one step at commit
+    (open, write, commit), in a worker thread unless the store is inline.
+    """
+
+    def __init__(self, store: ObjectStore, key: str, executor: Executor | None) -> None:
+        self.size = 0
+        self._store = store
+        self._key = key
+        self._executor = executor
+        self._writer: ObjectWriter | None = None
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._hash = hashlib.sha256()
+
+    async def write(self, chunk: bytes) -> None:
+        self._pending.append(chunk)
+        self._pending_size += len(chunk)
+        self.size += len(chunk)
+        if self._pending_size >= FLUSH_BYTES:
+            chunks, self._pending, self._pending_size = self._pending, [], 0
+            await self._run(self._flush, chunks)
+
+    async def commit(self, content_type: str | None) -> str:
+        chunks, self._pending, self._pending_size = self._pending, [], 0
+        await self._run(self._commit, chunks, content_type)
+        return self._hash.hexdigest()
+
+    async def abort(self) -> None:
+        self._pending = []
+        if self._writer is not None:
+            # Nothing was published; a part left behind goes with the run's tmp folder.
+            with contextlib.suppress(StoreError):
+                await self._run(self._writer.abort)
+
+    def _flush(self, chunks: list[bytes]) -> None:
+        writer = self._writer
+        if writer is None:
+            writer = self._writer = self._store.open(self._key)
+        for chunk in chunks:
+            self._hash.update(chunk)
+            writer.write(chunk)
+
+    def _commit(self, chunks: list[bytes], content_type: str | None) -> None:
+        self._flush(chunks)
+        assert self._writer is not None
+        try:
+            self._writer.commit(content_type)
+        except BaseException:
+            self._writer.abort()
+            raise
+
+    async def _run(self, call: Callable[..., None], *args: Any) -> None:
+        try:
+            if self._store.inline:
+                call(*args)
+            else:
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(self._executor, call, *args)
+        except OSError as exc:
+            raise StoreError(exc.strerror or str(exc)) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A body refused while reading: its failure class (see messages) and detail."""
+
+    kind: str
+    detail: str | None = None
+
+
+async def read_body(
+    chunks: AsyncIterator[bytes],
+    decoder: Decoder,
+    sink: Sink,
+    *,
+    max_bytes: int,
+    check: bool,
+) -> str | Refused | None:
+    """Decode `chunks` into `sink`; the sniffed image type (None unless `check`) or Refused.
+
+    Decoded bytes over `max_bytes` are never produced beyond one decoder step: each step
+    asks for at most the remaining cap plus one byte. With `check`, the first bytes must
+    look like an image before any byte reaches the sink. A zero-byte body is refused.
+    """
+    reader = _Reader(sink, max_bytes, check)
+    try:
+        async for raw in chunks:
+            out = decoder.decode(raw, reader.step())
+            while True:
+                if out and (refused := await reader.take(out)) is not None:
+                    return refused
+                if not decoder.pending():
+                    break
+                out = decoder.decode(b"", reader.step())
+        while out := decoder.decode(b"", reader.step()):
+            if (refused := await reader.take(out)) is not None:
+                return refused
+    except DecodeError as exc:
+        return Refused(messages.BAD_RESPONSE, str(exc))
+    return await reader.finish()
+
+
+class _Reader:
+    """The size cap and the content check over a body's decoded pieces."""
+
+    def __init__(self, sink: Sink, max_bytes: int, check: bool) -> None:
+        self.size = 0
+        self._sink = sink
+        self._max = max_bytes
+        self._head: list[bytes] | None = [] if check else None
+        self._held = 0
+        self.kind: str | None = None
+
+    def step(self) -> int:
+        """The most decoded bytes to ask for next: a chunk, or one over the cap."""
+        return min(DECODE_BYTES, self._max - self.size + 1)
+
+    async def take(self, piece: bytes) -> Refused | None:
+        self.size += len(piece)
+        if self.size > self._max:
+            return Refused(messages.TOO_LARGE, f"over {self._max} bytes")
+        head = self._head
+        if head is None:
+            await self._sink.write(piece)
+            return None
+        head.append(piece)
+        self._held += len(piece)
+        return await self._decide() if self._held >= SNIFF_BYTES else None
+
+    async def _decide(self) -> Refused | None:
+        assert self._head is not None
+        held = b"".join(self._head)
+        self._head = None
+        self.kind = sniff(held)
+        if self.kind is None:
+            return Refused(messages.NOT_AN_IMAGE, "content does not look like an image")
+        await self._sink.write(held)
+        return None
+
+    async def finish(self) -> str | Refused | None:
+        if self.size == 0:
+            return Refused(messages.EMPTY_BODY)
+        if self._head is not None and (refused := await self._decide()) is not None:
+            return refused
+        return self.kind

@@ -1,0 +1,276 @@
+"""Politeness per host: a request rate, adaptive concurrency and a shared cool-down.
+
+Every request to a host passes its `HostGate`:
+
+- **Rate.** A token bucket holding at most `burst` tokens, refilled at `rate` per second
+  (`fetch.rate`, `--rate`). With the default burst of 1 two requests never start closer
+  than 1/rate seconds apart, which is what a strict server-side limiter (nginx's
+  ``limit_req`` without ``burst``) accepts.
+- **Adaptive concurrency (AIMD).** The host's allowed requests in flight start at the
+  run's ceiling (concurrency x batches in flight: the caps never grow). A throttling
+  answer (429, 503, a refused or reset connection) halves it, at most once per cool-down;
+  every success adds 1/limit, so it grows back by about one per round of requests.
+- **Adaptive rate.** A throttle also sets (or lowers) the host's rate to a little under
+  what the host was serving successfully just before; it then grows back slowly, so a
+  server with a fixed request rate is approached from below and probed rarely. It never
+  exceeds `fetch.rate` when that is set.
+- **Cool-down.** A throttle makes every worker of that host wait for the Retry-After the
+  server gave (or a backoff that doubles with each consecutive throttle), not each
+  request on its own.
+
+Only the event loop's thread uses a gate; nothing here blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+MIN_RATE = 0.2  # requests per second: the slowest an adaptive rate goes
+RATE_CUT = 0.85  # after a throttle: this share of the rate that was being served
+RATE_GROWTH = 0.04  # per second, as a share of the rate refused at the last throttle
+NEAR = 0.9  # below this share of that rate, the rate grows back fast
+SUCCESS_WINDOW = 2.0  # seconds of successes that estimate the rate a host serves
+
+
+class Signal(Enum):
+    """What one request told about the host's load."""
+
+    OK = "ok"  # any complete answer that is not a throttle (404 included)
+    THROTTLED = "throttled"  # 429 or 503: the host asks us to slow down
+    OVERLOADED = "overloaded"  # refused or reset while other requests were in flight
+    OTHER = "other"  # timeouts, 5xx, anything that says nothing about politeness
+
+
+@dataclass(frozen=True)
+class Change:
+    """A host's politeness changed: shown on the progress line."""
+
+    host: str
+    limit_before: int
+    limit_after: int
+    rate: float | None
+    wait: float
+
+
+OnChange = Callable[[Change], None]
+
+
+class HostGate:
+    """The politeness state of one host; see the module's description."""
+
+    def __init__(
+        self,
+        host: str,
+        ceiling: int,
+        *,
+        rate: float | None = None,
+        burst: int = 1,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        on_change: OnChange | None = None,
+    ) -> None:
+        self.host = host
+        self.ceiling = max(1, ceiling)
+        self.limit = float(self.ceiling)
+        self.max_rate = rate
+        self.rate = rate
+        self.burst = max(1, burst)
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.in_flight = 0
+        self.throttles = 0
+        self.cool_until = 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._on_change = on_change
+        self._tokens = float(self.burst)
+        self._filled = clock()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._successes: deque[float] = deque()
+        self._cut_at = -math.inf
+        self._streak = 0  # consecutive throttles with no success between
+        self._rate_at_cut: float | None = None
+        self._grown = clock()
+
+    # -- taking and giving back a slot ---------------------------------------------------
+
+    async def acquire(self) -> None:
+        """Wait for the cool-down, a slot under the current limit and a token; take them.
+
+        The slot is taken before the token is waited for, and the token is reserved at
+        once, so workers waiting together leave one after another, 1/rate apart.
+        """
+        waited_for = -math.inf
+        while True:
+            now = self._clock()
+            if now < self.cool_until and self.cool_until > waited_for:
+                waited_for = self.cool_until
+                await self._sleep(self.cool_until - now)
+                continue
+            if self.in_flight >= self.allowed:
+                waiter = asyncio.get_running_loop().create_future()
+                self._waiters.append(waiter)
+                try:
+                    await waiter
+                finally:
+                    if waiter in self._waiters:
+                        self._waiters.remove(waiter)
+                continue
+            self.in_flight += 1
+            wait = self._reserve_token(now)
+            if wait > 0:
+                try:
+                    await self._sleep(wait)
+                except BaseException:
+                    self.in_flight -= 1
+                    self._wake()
+                    raise
+            return
+
+    def release(self, signal: Signal, retry_after: float | None = None) -> None:
+        """Give the slot back with what the request told about the host."""
+        self.in_flight = max(0, self.in_flight - 1)
+        now = self._clock()
+        if signal is Signal.OK:
+            self._succeeded(now)
+        elif signal is Signal.THROTTLED or signal is Signal.OVERLOADED:
+            self._throttled(now, retry_after)
+        self._wake()
+
+    @property
+    def allowed(self) -> int:
+        """Requests this host may have in flight now."""
+        return max(1, min(self.ceiling, int(self.limit)))
+
+    @property
+    def cooling(self) -> float:
+        """Seconds of cool-down left (0 when none)."""
+        return max(0.0, self.cool_until - self._clock())
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _reserve_token(self, now: float) -> float:
+        """Take a token (the bucket may go below zero); seconds until it is really there."""
+        if self.rate is None:
+            return 0.0
+        self._tokens = min(float(self.burst), self._tokens + (now - self._filled) * self.rate)
+        self._filled = now
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    def _succeeded(self, now: float) -> None:
+        self._streak = 0
+        self._successes.append(now)
+        while self._successes and self._successes[0] < now - SUCCESS_WINDOW:
+            self._successes.popleft()
+        if self.limit < self.ceiling:
+            self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)
+        hint = self._rate_at_cut
+        if hint is not None and self.rate is not None:
+            if self.rate < NEAR * hint:  # far below where the host refused: 5% a success
+                grown = min(NEAR * hint, self.rate * 1.05)
+            else:  # near it: probe slowly
+                grown = self.rate + RATE_GROWTH * hint * (now - self._grown)
+            self.rate = grown if self.max_rate is None else min(self.max_rate, grown)
+        self._grown = now
+
+    def _throttled(self, now: float, retry_after: float | None) -> None:
+        self.throttles += 1
+        self._streak += 1
+        if retry_after is not None:
+            wait = retry_after
+        else:
+            ceiling = min(self.backoff_max, self.backoff_base * 2 ** (self._streak - 1))
+            wait = random.uniform(ceiling / 2, ceiling)
+        self.cool_until = max(self.cool_until, now + wait)
+        if now - self._cut_at < max(wait, 0.1):
+            return  # one cut per cool-down: a burst of refusals is one signal
+        self._cut_at = now
+        before = self.allowed
+        self.limit = max(1.0, self.limit / 2)
+        self._cut_rate(now)
+        if self._on_change is not None:
+            self._on_change(Change(self.host, before, self.allowed, self.rate, wait))
+
+    def _cut_rate(self, now: float) -> None:
+        while self._successes and self._successes[0] < now - SUCCESS_WINDOW:
+            self._successes.popleft()
+        served = len(self._successes) / SUCCESS_WINDOW
+        if served <= 0 and self.rate is None:
+            return  # nothing served yet to measure: the cool-down and the cut limit do
+        current = self.rate if self.rate is not None else math.inf
+        base = min(current, served) if served > 0 else current
+        rate = max(MIN_RATE, base * RATE_CUT)
+        self.rate = rate if self.max_rate is None else min(self.max_rate, rate)
+        self._rate_at_cut = base
+        self._tokens = min(self._tokens, 1.0)
+        self._grown = now
+
+    def _wake(self) -> None:
+        free = self.allowed - self.in_flight
+        while free > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
+
+
+class Politeness:
+    """The gates of every host a fetcher talks to, made on first use."""
+
+    def __init__(
+        self,
+        ceiling: int,
+        *,
+        rate: float | None = None,
+        burst: int = 1,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        on_change: OnChange | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._settings = (ceiling, rate, burst, backoff_base, backoff_max)
+        self._clock = clock
+        self._sleep = sleep
+        self.on_change = on_change
+        self.gates: dict[str, HostGate] = {}
+
+    def gate(self, host: str) -> HostGate:
+        """The gate of `host` (``name[:port]``)."""
+        gate = self.gates.get(host)
+        if gate is None:
+            ceiling, rate, burst, base, most = self._settings
+            gate = HostGate(
+                host,
+                ceiling,
+                rate=rate,
+                burst=burst,
+                backoff_base=base,
+                backoff_max=most,
+                clock=self._clock,
+                sleep=self._sleep,
+                on_change=self._changed,
+            )
+            self.gates[host] = gate
+        return gate
+
+    def throttles(self) -> dict[str, int]:
+        """How often each host throttled this fetcher (hosts that never did are left out)."""
+        return {host: g.throttles for host, g in self.gates.items() if g.throttles}
+
+    def _changed(self, change: Change) -> None:
+        if self.on_change is not None:
+            self.on_change(change)

@@ -1,0 +1,489 @@
+"""The curated mutants: each breaks one promise imgflow makes, in one small textual change.
+
+A mutant names the file, an exact ``old`` string that must occur there exactly once, its
+``new`` text (the tree must still import and type-check), the promise it breaks (where it is
+made: README, docs/architecture.md or imgflow.yaml.example) and the tests that must notice,
+fastest first (they run with ``-x``). When the code a mutant targets moves, update the
+mutant; ``tests/mutants/run`` refuses to run a mutant that no longer applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    promise: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+    timeout: float = 180.0
+
+
+FETCH = "tests/test_fetch.py"
+TRANSPORT = "tests/test_transport_habits.py"
+LOCAL = "tests/test_local_run.py"
+JOB = "tests/test_job.py"
+GUARD = "tests/aws/test_guard.py"
+IAM = "tests/aws/test_iam_policies.py"
+
+MUTANTS: list[Mutant] = [
+    # -- atomicity: a file appears at its final name only when complete ----------------------
+    Mutant(
+        "store-writes-in-place",
+        "files appear at their final name only when complete (README, architecture)",
+        "imgflow/local/store.py",
+        'tmp = self.tmp_dir / f"{self._counter}.part"',
+        "tmp = target",
+        ("tests/test_atomic_store.py::test_a_reader_never_sees_a_partial_file",),
+    ),
+    Mutant(
+        "stale-tmp-kept",
+        "temporary folders of dead runs are swept at the next start (architecture)",
+        "imgflow/local/runner.py",
+        "if mark and pid.isdigit() and process_alive(int(pid)):",
+        "if mark and pid.isdigit():",
+        (
+            "tests/test_atomic_store.py::test_temporary_files_of_dead_runs_are_swept_and_live_ones_kept",
+        ),
+    ),
+    # -- one record per path ----------------------------------------------------------------
+    Mutant(
+        "plan-duplicates-replace",
+        "duplicates are fetched once and reported; one record per unique path (README)",
+        "imgflow/local/db.py",
+        '"INSERT OR IGNORE INTO results (run_id, seq, path, url, key, outcome)"',
+        '"INSERT OR REPLACE INTO results (run_id, seq, path, url, key, outcome)"',
+        ("tests/test_local_run.py::test_demo_job_stores_everything_but_the_missing_flag",),
+    ),
+    Mutant(
+        "batch-loses-a-record",
+        "one record per item, even when an item raises (architecture)",
+        "imgflow/engine/batch.py",
+        '{exc}")\n        return failed_record(item, message, None, attempts)',
+        '{exc}")\n        raise',
+        ("tests/test_limits.py::test_one_record_per_item_even_when_storing_one_raises",),
+    ),
+    Mutant(
+        "skip-ignores-missing-file",
+        "the next run skips only what is still there with the indexed size (architecture)",
+        "imgflow/local/runner.py",
+        "intact = {u: o for u, o in rows.items() if self.store.size_of(o.key) == o.bytes}",
+        "intact = dict(rows)",
+        ("tests/test_local_run.py::test_rerun_skips_what_is_stored_and_force_fetches_again",),
+    ),
+    # -- no outside writes ------------------------------------------------------------------
+    Mutant(
+        "store-key-escapes",
+        "a key can never point outside the store (architecture: no outside writes)",
+        "imgflow/local/store.py",
+        'if ".." in key.split("/") or not path.is_relative_to(self.root):',
+        'if "..." in key.split("/") or not path.is_relative_to(self.root):',
+        ("tests/test_atomic_store.py::test_a_key_never_points_outside_the_store",),
+    ),
+    Mutant(
+        "job-path-escapes-base",
+        "paths are relative to the base URL; .. cannot leave it (README)",
+        "imgflow/engine/job.py",
+        'if segment == "..":',
+        'if segment == "...":',
+        ("tests/test_job.py::test_bad_paths_are_named",),
+    ),
+    # -- collision-free keys ----------------------------------------------------------------
+    Mutant(
+        "key-drops-port",
+        "the key is the host and port when not the default (README)",
+        "imgflow/engine/keys.py",
+        'else f"{host}:{port}"',
+        "else host",
+        ("tests/test_job.py::test_keys_distinguish_ports_and_queries",),
+    ),
+    Mutant(
+        "key-drops-query",
+        "keys never collide: a query adds a digest (architecture)",
+        "imgflow/engine/keys.py",
+        'key = f"{key}%q{digest}"',
+        'key = f"{key}"',
+        ("tests/test_job.py::test_keys_distinguish_ports_and_queries",),
+    ),
+    Mutant(
+        "key-drops-empty-segments",
+        "keys never collide: an empty segment is % (architecture)",
+        "imgflow/engine/keys.py",
+        'segments = [segment or "%" for segment in parts.path.split("/")[1:]] or ["%"]',
+        'segments = [segment for segment in parts.path.split("/")[1:] if segment] or ["%"]',
+        (
+            "tests/test_job.py",
+            "tests/adversarial/test_local_faults.py::test_paths_that_could_share_a_key_never_do",
+        ),
+    ),
+    # -- caps ---------------------------------------------------------------------------------
+    Mutant(
+        "batch-cap-plus-one",
+        "--concurrency caps requests in flight for one batch (README)",
+        "imgflow/engine/batch.py",
+        "own = asyncio.Semaphore(concurrency)",
+        "own = asyncio.Semaphore(concurrency + 1)",
+        ("tests/test_local_run.py::test_politeness_cap_per_batch_and_in_total",),
+    ),
+    Mutant(
+        "total-cap-plus-one",
+        "at most concurrency x max-batches requests in flight (README)",
+        "imgflow/local/runner.py",
+        "in_flight = self.job.concurrency * self.job.max_batches",
+        "in_flight = self.job.concurrency * self.job.max_batches + 1",
+        ("tests/test_limits.py::test_the_next_batch_borrows_no_slot_beyond_the_total_cap",),
+    ),
+    Mutant(
+        "open-batches-plus-one",
+        "--max-batches batches run at once (README)",
+        "imgflow/local/runner.py",
+        "open_batches = asyncio.Semaphore(self.job.max_batches)",
+        "open_batches = asyncio.Semaphore(self.job.max_batches + 1)",
+        ("tests/test_limits.py::test_a_batch_starts_only_once_every_item_before_it_has_started",),
+    ),
+    Mutant(
+        "size-cap-on-encoded-bytes",
+        "largest image accepted, in bytes, after content decoding (imgflow.yaml.example)",
+        "imgflow/engine/fetch.py",
+        'decoder = decoder_for(response.headers.get_list("content-encoding", split_commas=True))',
+        "decoder = decoder_for(())",
+        ("tests/test_limits.py::test_the_size_cap_counts_decoded_bytes_to_the_byte",),
+    ),
+    Mutant(
+        "size-cap-off-by-far",
+        "max_bytes caps the image size (imgflow.yaml.example)",
+        "imgflow/engine/body.py",
+        "if self.size > self._max:",
+        "if self.size > 2 * self._max:",
+        ("tests/test_limits.py::test_the_size_cap_counts_decoded_bytes_to_the_byte",),
+    ),
+    Mutant(
+        "declared-size-ignored",
+        "an oversize Content-Length fails without reading the body (imgflow.yaml.example)",
+        "imgflow/engine/fetch.py",
+        "if declared_size is not None and declared_size > settings.max_bytes:",
+        "if declared_size is not None and declared_size > 2 * settings.max_bytes:",
+        ("tests/test_limits.py::test_a_declared_length_over_the_cap_fails_before_the_body",),
+    ),
+    # -- retries and their limits --------------------------------------------------------------
+    Mutant(
+        "retries-off-by-one",
+        "extra attempts after a 5xx, timeout or connection error (imgflow.yaml.example)",
+        "imgflow/engine/fetch.py",
+        "if retried > self.settings.retries:",
+        "if retried >= self.settings.retries:",
+        ("tests/test_fetch.py::test_persistent_502_fails_after_retries",),
+    ),
+    Mutant(
+        "retry-after-ignored",
+        "Retry-After is honoured, for every worker of the host at once (architecture)",
+        "imgflow/engine/politeness.py",
+        "        if retry_after is not None:\n            wait = retry_after",
+        "        if False:\n            wait = 0.0",
+        (
+            "tests/test_fetch.py::test_429_retry_after_is_honoured",
+            "tests/test_throttling.py::test_retry_after_cools_the_whole_host_down_not_just_one_request",
+        ),
+    ),
+    Mutant(
+        "throttle-keeps-concurrency",
+        "a throttling host's requests in flight are halved (imgflow.yaml.example fetch.rate)",
+        "imgflow/engine/politeness.py",
+        "self.limit = max(1.0, self.limit / 2)",
+        "self.limit = max(1.0, self.limit)",
+        (
+            "tests/test_throttling.py::test_a_throttle_halves_concurrency_once_and_success_grows_it_back",
+        ),
+    ),
+    Mutant(
+        "rate-not-enforced",
+        "--rate caps requests per second to each host (imgflow.yaml.example fetch.rate)",
+        "imgflow/engine/politeness.py",
+        "return 0.0 if self._tokens >= 0 else -self._tokens / self.rate",
+        "return 0.0",
+        (
+            "tests/test_throttling.py::test_a_fixed_rate_spaces_requests_even_for_waiters_that_wait_together",
+            "tests/test_throttling.py::test_a_fixed_rate_keeps_under_an_nginx_limit",
+        ),
+    ),
+    Mutant(
+        "throttle-patience-ignored",
+        "429/503 are retried for fetch.throttle_patience seconds (imgflow.yaml.example)",
+        "imgflow/engine/fetch.py",
+        "if waited + gate.cooling > self.settings.throttle_patience:",
+        "if True:",
+        ("tests/test_fetch.py::test_a_throttling_host_is_retried_for_its_patience_not_a_count",),
+    ),
+    Mutant(
+        "retry-after-max-ignored",
+        "a Retry-After longer than retry_after_max fails the image (imgflow.yaml.example)",
+        "imgflow/engine/fetch.py",
+        "if wait is not None and wait > retry_after_max:",
+        "if wait is not None and wait > retry_after_max + 3600:",
+        ("tests/test_limits.py::test_a_retry_after_over_the_limit_fails_without_waiting",),
+    ),
+    Mutant(
+        "backoff-not-capped",
+        "backoff is capped at backoff_max (imgflow.yaml.example)",
+        "imgflow/engine/fetch.py",
+        "ceiling = min(self.settings.backoff_max, ",
+        "ceiling = max(self.settings.backoff_max, ",
+        ("tests/test_limits.py::test_backoff_doubles_with_jitter_and_stops_at_its_cap",),
+    ),
+    Mutant(
+        "503-not-retried",
+        "a 5xx is retried (imgflow.yaml.example)",
+        "imgflow/engine/fetch.py",
+        "RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})",
+        "RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 504})",
+        ("tests/test_fetch.py::test_persistent_503_fails_after_retries",),
+    ),
+    Mutant(
+        "redirect-limit-plus-one",
+        "max_redirects redirects followed per image (imgflow.yaml.example)",
+        "imgflow/engine/fetch.py",
+        "for _ in range(self.settings.max_redirects + 1):",
+        "for _ in range(self.settings.max_redirects + 2):",
+        ("tests/test_limits.py::test_redirects_are_followed_up_to_the_limit_exactly",),
+    ),
+    # -- framing strictness -----------------------------------------------------------------
+    Mutant(
+        "short-body-accepted",
+        "a body shorter than its Content-Length is an error, not an image (architecture)",
+        "imgflow/engine/transport.py",
+        "        elif self.until_close:\n",
+        "        elif self.until_close or self.head_done:\n",
+        ("tests/test_framing.py::test_body_cut_short_is_incomplete",),
+    ),
+    Mutant(
+        "parse-errors-ignored",
+        "responses are framed strictly; a malformed one fails as a bad response (README)",
+        "imgflow/engine/transport.py",
+        "            elif self.error is None:\n                self.error = BadResponse(",
+        "            elif self.error is None and False:\n                self.error = BadResponse(",
+        ("tests/test_framing.py::test_malformed_response_fails_once_as_bad_response",),
+    ),
+    Mutant(
+        "leftover-bytes-reused",
+        "a connection with bytes left after a response is never reused (architecture)",
+        "imgflow/engine/transport.py",
+        "            and not exchange.leftover\n",
+        "            and exchange.leftover is not None\n",
+        (
+            "tests/test_framing.py::test_bytes_after_a_complete_response_close_the_connection",
+            "tests/test_framing.py::test_a_second_response_after_an_empty_one_never_reaches_the_next_image",
+        ),
+    ),
+    Mutant(
+        "head-waits-for-a-body",
+        "a HEAD reply is its head alone, so the connection stays usable (architecture)",
+        "imgflow/engine/transport.py",
+        'exchange = conn.start(head_only=request.method == "HEAD")',
+        "exchange = conn.start(head_only=False)",
+        ("tests/test_transport_habits.py::test_a_head_reply_has_no_body",),
+    ),
+    # -- no request is silently sent twice -------------------------------------------------------
+    Mutant(
+        "resend-fresh-connections",
+        "only a request on a reused keep-alive connection is resent (architecture)",
+        "imgflow/engine/transport.py",
+        "if not (reused and idempotent and conn.received == before):",
+        "if not (idempotent and conn.received == before):",
+        ("tests/test_transport_habits.py::test_a_get_on_a_fresh_connection_is_not_resent",),
+    ),
+    Mutant(
+        "resend-after-an-answer",
+        "a request the server began answering is never resent (architecture)",
+        "imgflow/engine/transport.py",
+        "if not (reused and idempotent and conn.received == before):",
+        "if not (reused and idempotent):",
+        ("tests/test_transport_habits.py::test_a_get_the_server_began_answering_is_not_resent",),
+    ),
+    Mutant(
+        "resend-non-idempotent",
+        "a POST is never resent (architecture)",
+        "imgflow/engine/transport.py",
+        "if not (reused and idempotent and conn.received == before):",
+        "if not (reused and conn.received == before):",
+        ("tests/test_transport_habits.py::test_a_post_is_never_resent",),
+    ),
+    Mutant(
+        "resend-never",
+        "a reused keep-alive connection closed while idle is resent transparently (architecture)",
+        "imgflow/engine/transport.py",
+        "if not (reused and idempotent and conn.received == before):",
+        "if not (reused and idempotent and conn.received == before) or True:",
+        (
+            "tests/test_transport_habits.py::test_a_connection_closed_while_idle_is_replaced_without_a_failure",
+        ),
+    ),
+    # -- SSRF guard ---------------------------------------------------------------------------
+    Mutant(
+        "guard-skips-redirects",
+        "every redirect hop goes through the guard (architecture)",
+        "imgflow/engine/fetch.py",
+        "await self._guard(current)",
+        "await self._guard(url)",
+        ("tests/aws/test_guard.py::test_every_redirect_hop_is_checked",),
+    ),
+    Mutant(
+        "guard-no-unwrap",
+        "IPv6 embeddings of refused IPv4 addresses are refused (guard)",
+        "imgflow/engine/guard.py",
+        "    inner = unwrap(address)\n",
+        "    inner = address\n",
+        ("tests/aws/test_guard.py::test_refuses_non_public_literals",),
+    ),
+    Mutant(
+        "guard-runtime-api",
+        "the Lambda runtime API address is refused (guard)",
+        "imgflow/engine/guard.py",
+        "if inner in set(extra) or address in set(extra):",
+        "if inner in set() or address in set():",
+        ("tests/aws/test_guard.py::test_refuses_the_lambda_runtime_api_address",),
+    ),
+    Mutant(
+        "connect-not-pinned",
+        "the transport connects to the address it checked (DNS rebinding)",
+        "imgflow/engine/transport.py",
+        "        return addresses[0]\n",
+        "        return host\n",
+        ("tests/test_address_resolved_once.py",),
+    ),
+    # -- exit codes ---------------------------------------------------------------------------
+    Mutant(
+        "usage-exit-1",
+        "exit 2 for bad usage, config or input (README)",
+        "imgflow/errors.py",
+        '    """The user\'s input is wrong; nothing was written."""\n\n    exit_code = 2',
+        '    """The user\'s input is wrong; nothing was written."""\n\n    exit_code = 1',
+        ("tests/test_cli.py::test_bad_input_is_one_line_exit_2_and_writes_nothing",),
+    ),
+    Mutant(
+        "failure-exit-0",
+        "exit 1 when an image failed (README)",
+        "imgflow/cli.py",
+        'code = 0 if result.state == "succeeded" else 1',
+        "code = 0",
+        ("tests/test_cli.py::test_run_json_and_exit_codes",),
+    ),
+    Mutant(
+        "tolerate-any",
+        "exit 0 only when failures are within --tolerate-failures PERCENT (README)",
+        "imgflow/engine/records.py",
+        "return tolerate_percent > 0 and self.failed_percent() <= tolerate_percent",
+        "return tolerate_percent >= 0 and self.failed_percent() <= tolerate_percent + 100",
+        (
+            "tests/test_local_run.py::test_tolerated_failures_succeed",
+            "tests/test_local_run.py::test_demo_job_stores_everything_but_the_missing_flag",
+        ),
+    ),
+    Mutant(
+        "interrupt-exit-1",
+        "exit 130 when interrupted (README)",
+        "imgflow/local/runner.py",
+        "    exit_code = 130",
+        "    exit_code = 1",
+        ("tests/test_cli.py::test_killed_run_is_consistent_and_a_rerun_completes",),
+    ),
+    # -- the original messages ------------------------------------------------------------------
+    Mutant(
+        "not-found-message",
+        "Could not find: <url> (README)",
+        "imgflow/engine/messages.py",
+        'return f"{NOT_FOUND}: {url}"',
+        'return f"{NOT_FOUND} {url}"',
+        ("tests/test_fetch.py::test_404_uses_the_original_message",),
+    ),
+    Mutant(
+        "http-error-message",
+        "HTTP error 500 - Internal Server Error: <url> (README)",
+        "imgflow/engine/messages.py",
+        'return f"{HTTP_ERROR} {code} - {reason}: {url}"',
+        'return f"{HTTP_ERROR} {code}: {url}"',
+        ("tests/test_fetch.py::test_persistent_503_fails_after_retries",),
+    ),
+    Mutant(
+        "sns-summary-swapped",
+        "the SNS summary for many failures is right (imgflow.yaml.example)",
+        "imgflow/aws/lambda_consolidate.py",
+        '"summary": f"{summary.failed} of {summary.total} images failed to download"',
+        '"summary": f"{summary.total} of {summary.failed} images failed to download"',
+        ("tests/aws/test_pipeline.py::test_more_failures_than_inline_max_send_the_summary",),
+        timeout=300.0,
+    ),
+    Mutant(
+        "sns-inline-off-by-one",
+        "up to inline_max_messages failures, the message is the original array (yaml.example)",
+        "imgflow/aws/lambda_consolidate.py",
+        "if len(failures) <= inline_max:",
+        "if len(failures) < inline_max:",
+        ("tests/aws/test_pipeline.py::test_more_failures_than_inline_max_send_the_summary",),
+        timeout=300.0,
+    ),
+    # -- IAM least privilege --------------------------------------------------------------------
+    Mutant(
+        "iam-plan-cannot-read-jobs",
+        "the Lambdas can read their job objects (least privilege, but enough)",
+        "infra/iam.py",
+        '_allow("JobObjects", ["s3:GetObject", "s3:PutObject"], [_jobs_objects(names)]),\n'
+        '        _logs(names, "plan"),',
+        '_allow("JobObjects", ["s3:PutObject"], [_jobs_objects(names)]),\n'
+        '        _logs(names, "plan"),',
+        ("tests/aws/test_pipeline.py",),
+        timeout=300.0,
+    ),
+    Mutant(
+        "iam-download-writes-anywhere",
+        "the download role writes images under its prefix only (least privilege)",
+        "infra/iam.py",
+        '[f"{names.bucket_arn}/{prefix}*", _jobs_objects(names)],',
+        '[f"{names.bucket_arn}/*", _jobs_objects(names)],',
+        ("tests/aws/test_iam_policies.py::test_download_role_writes_its_bucket_and_table_only",),
+    ),
+    Mutant(
+        "iam-publish-wildcard",
+        "the state machine publishes to its own topic only (least privilege)",
+        "infra/iam.py",
+        '_allow("PublishFailures", ["sns:Publish"], [names.topic_arn]),',
+        '_allow("PublishFailures", ["sns:Publish"], ["*"]),',
+        ("tests/aws/test_iam_policies.py::test_no_wildcard_resource_outside_logs",),
+    ),
+    # -- idempotent deploy, teardown keeps data ---------------------------------------------------
+    Mutant(
+        "deploy-always-updates",
+        "a second deploy makes no mutating call (docs/aws.md)",
+        "imgflow/aws/deploy/plan.py",
+        "    if changes:\n        return Step(",
+        "    if True:\n        return Step(",
+        ("tests/aws/test_deploy.py::test_second_deploy_makes_no_mutating_call",),
+    ),
+    Mutant(
+        "deploy-lambda-pending",
+        "deploy waits while a function is Pending or updating (real AWS)",
+        "imgflow/aws/deploy/functions.py",
+        "            wait_for(ctx, ACTIVE, name)\n            return",
+        "            return",
+        ("tests/aws/test_deploy.py",),
+    ),
+    Mutant(
+        "teardown-drops-bucket",
+        "teardown keeps the images unless --delete-data (docs/aws.md)",
+        "imgflow/aws/teardown.py",
+        "        if not delete_data:\n            return",
+        "        if delete_data:\n            return",
+        ("tests/aws/test_teardown.py::test_data_is_kept_without_delete_data",),
+    ),
+    Mutant(
+        "teardown-drops-table",
+        "teardown keeps the index unless --delete-data (docs/aws.md)",
+        "imgflow/aws/teardown.py",
+        '.get("Count", 0) and not delete_data:',
+        '.get("Count", 0) and delete_data:',
+        ("tests/aws/test_teardown.py::test_data_is_kept_without_delete_data",),
+    ),
+]

@@ -1,0 +1,184 @@
+"""Files appear at their final name only when complete, and never outside the store.
+
+Watched from the outside while a real ``imgflow run`` streams large images in: a reader
+process looks at every final path about every millisecond and must only ever find the whole
+image's size, and Linux inotify (which sees every open, write and rename in the final
+folders) must report the final name only as the target of a rename, never as a file
+created or written in place.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import hashlib
+import os
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from support.faultserver import FaultServer, Trickle
+
+from imgflow.local.store import FileStore
+
+IN_MODIFY = 0x002
+IN_CLOSE_WRITE = 0x008
+IN_MOVED_TO = 0x080
+IN_CREATE = 0x100
+WATCHED = IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE
+IMAGE_BYTES = 6 * 1024 * 1024
+IMAGES = ("big/a.gif", "big/b.gif")
+
+
+def image(seed: int) -> bytes:
+    """A GIF-looking body of IMAGE_BYTES whose every 32 bytes differ."""
+    blocks = (hashlib.sha256(f"{seed}:{i}".encode()).digest() for i in range(IMAGE_BYTES // 32))
+    return b"GIF89a" + b"".join(blocks)
+
+
+class Inotify:
+    """Events (name, mask) in one folder, read by a thread until `close`."""
+
+    def __init__(self, folder: Path) -> None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        self._fd = libc.inotify_init()
+        if self._fd < 0:
+            pytest.skip("inotify is not available here")
+        if libc.inotify_add_watch(self._fd, str(folder).encode(), WATCHED) < 0:
+            pytest.skip("inotify cannot watch the data folder here")
+        self.events: list[tuple[str, int]] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self._fd, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            offset = 0
+            while offset < len(data):
+                _, mask, _, size = struct.unpack_from("iIII", data, offset)
+                name = data[offset + 16 : offset + 16 + size].rstrip(b"\0").decode()
+                self.events.append((name, mask))
+                offset += 16 + size
+
+    def close(self) -> None:
+        os.close(self._fd)
+        self._thread.join(2)
+
+
+READER = """
+import sys, time
+from pathlib import Path
+paths = [Path(p) for p in sys.argv[2:]]
+stop = Path(sys.argv[1])
+seen = {str(p): set() for p in paths}
+while not stop.exists():
+    for p in paths:
+        try:
+            seen[str(p)].add(p.stat().st_size)
+        except FileNotFoundError:
+            pass
+    time.sleep(0.0005)
+for p in paths:
+    print(p.name, *sorted(seen[str(p)]))
+"""
+
+
+@contextmanager
+def reader(paths: list[Path], stop: Path) -> Iterator[list[str]]:
+    """A process reading `paths` in a loop; yields the sizes it saw, per file, at the end."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", READER, str(stop), *map(str, paths)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        yield lines
+    finally:
+        stop.touch()
+        out, _ = proc.communicate(timeout=30)
+        lines.extend(out.splitlines())
+
+
+def imgflow_run(
+    server: FaultServer, tmp_path: Path, data: Path
+) -> subprocess.CompletedProcess[str]:
+    """``imgflow run`` of tmp_path/paths.txt into `data` (fsync on, as by default)."""
+    command = [sys.executable, "-m", "imgflow.cli", "run", "--base-url", server.base_url]
+    command += ["--paths-file", str(tmp_path / "paths.txt"), "--data-dir", str(data), "-c", "2"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")}
+    return subprocess.run(
+        [*command, "-o", "json"], env=clean, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_reader_never_sees_a_partial_file(fault_server: FaultServer, tmp_path: Path) -> None:
+    bodies = {path: image(i) for i, path in enumerate(IMAGES)}
+    for path, body in bodies.items():
+        fault_server.set("/" + path, Trickle(body, chunk=256 * 1024, interval=0.01))
+    (tmp_path / "paths.txt").write_text("\n".join(IMAGES) + "\n")
+    data = tmp_path / "data"
+    final = data / "images" / f"127.0.0.1:{fault_server.port}" / "big"
+    final.mkdir(parents=True)  # so inotify can watch the folder before the first byte
+    watch = Inotify(final)
+    with reader([final / Path(p).name for p in IMAGES], tmp_path / "stop") as sizes:
+        run = imgflow_run(fault_server, tmp_path, data)
+    watch.close()
+    assert run.returncode == 0, run.stderr
+    for path, body in bodies.items():
+        assert (final / Path(path).name).read_bytes() == body
+    seen = {line.split()[0]: {int(n) for n in line.split()[1:]} for line in sizes}
+    for path in IMAGES:
+        name = Path(path).name
+        assert seen[name] <= {IMAGE_BYTES + 6}, f"{name}: a reader saw sizes {sorted(seen[name])}"
+        events = [mask for event, mask in watch.events if event == name]
+        assert events and all(mask & IN_MOVED_TO for mask in events), (
+            f"{name} was created or written at its final name: {[hex(m) for m in events]}"
+        )
+
+
+@pytest.mark.parametrize("key", ["../outside.gif", "a/../../outside.gif", "a/../b/../../x"])
+def test_a_key_never_points_outside_the_store(tmp_path: Path, key: str) -> None:
+    root = tmp_path / "store" / "images"
+    store = FileStore(root, tmp_path / "store" / "tmp", fsync=False)
+    store.open_tmp()
+    with pytest.raises(OSError, match="outside the store"):
+        store.path_of(key)
+    with pytest.raises(OSError, match="outside the store"):
+        store.put(key, b"GIF89a", "image/gif")
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert written == []
+
+
+def test_temporary_files_of_dead_runs_are_swept_and_live_ones_kept(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    dead_pid = int(ended.stdout)
+    tmp = tmp_path / "data" / "tmp"
+    dead = tmp / f"20260101-000000-aaaaaa.pid{dead_pid}"
+    live = tmp / f"20260101-000000-bbbbbb.pid{os.getpid()}"
+    for folder in (dead, live):
+        folder.mkdir(parents=True)
+        (folder / "1.part").write_bytes(b"GIF89a half")
+    fault_server.set("/a.gif", Trickle(b"GIF89a" + bytes(100)))
+    (tmp_path / "paths.txt").write_text("a.gif\n")
+    run = imgflow_run(fault_server, tmp_path, tmp_path / "data")
+    assert run.returncode == 0, run.stderr
+    assert not dead.exists()
+    assert (live / "1.part").read_bytes() == b"GIF89a half"

@@ -1,0 +1,130 @@
+"""The report of an aws execution: result objects in S3, images behind presigned URLs.
+
+A moto server on 127.0.0.1 stands in for S3 and Step Functions, so the page's presigned
+links are real HTTP URLs a headless Chromium loads (that part skips without chromium).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from moto.server import ThreadedMotoServer
+from support.cdp import Browser, find_chromium
+from support.report_run import images
+
+from imgflow.aws.client import Aws, connect
+from imgflow.aws.lambda_jobs import job_key, put_json, summary_key, write_results
+from imgflow.engine import messages
+from imgflow.engine.records import Outcome, ResultRecord
+from imgflow.report.aws import write_aws
+
+BUCKET = "report-images"
+JOB = "job-feedc0ffee"
+PREFIX = "images/"
+HOST = "img.example"
+
+
+@pytest.fixture
+def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield connect(profile=None, region="us-east-1", endpoint_url=f"http://{host}:{port}")
+    finally:
+        server.stop()
+
+
+def _execution(aws: Aws) -> str:
+    """A finished job as the pipeline leaves it: images, result objects, summary."""
+    s3 = aws.s3()
+    s3.create_bucket(Bucket=BUCKET)
+    bodies = images()
+    stored: list[ResultRecord] = []
+    for path, (body, kind) in bodies.items():
+        key = f"{HOST}/{path}"
+        s3.put_object(Bucket=BUCKET, Key=PREFIX + key, Body=body, ContentType=kind)
+        outcome = Outcome.SKIPPED if path.endswith("first.gif") else Outcome.STORED
+        stored.append(
+            ResultRecord(f"https://{HOST}/{path}", path, outcome, 200, key, len(body), "0" * 64)
+        )
+    missing = f"https://{HOST}/missing.gif"
+    failed = [
+        ResultRecord(
+            missing, "missing.gif", Outcome.FAILED, 404, error=messages.not_found(missing)
+        ),
+        ResultRecord(
+            f"https://{HOST}/x.png",
+            "x.png",
+            Outcome.FAILED,
+            503,
+            error=messages.http_error(503, f"https://{HOST}/x.png"),
+        ),
+    ]
+    write_results(s3, BUCKET, JOB, 0, stored[:8])
+    write_results(s3, BUCKET, JOB, 1, stored[8:] + failed)
+    total = len(stored) + len(failed)
+    put_json(s3, BUCKET, job_key(JOB), {"baseUrl": f"https://{HOST}/", "resourcePaths": []})
+    put_json(
+        s3,
+        BUCKET,
+        summary_key(JOB),
+        {"total": total, "stored": len(stored) - 1, "skipped": 1, "failed": 2, "duplicates": 0},
+    )
+    sfn = aws.stepfunctions()
+    machine = sfn.create_state_machine(
+        name="report",
+        definition=json.dumps({"StartAt": "W", "States": {"W": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/report",
+    )
+    arn = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name=JOB)["executionArn"]
+    if sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+        sfn.stop_execution(executionArn=arn)
+    return arn
+
+
+def test_an_execution_report_links_presigned_urls_and_states_their_expiry(
+    s3_server: Aws, tmp_path: Path
+) -> None:
+    arn = _execution(s3_server)
+    page = write_aws(
+        s3_server, BUCKET, PREFIX, arn, tmp_path / "r.html", link_seconds=3600, page_size=4
+    )
+    text = page.read_text()
+    assert 'data-count="stored" data-value="14"' in text
+    assert 'data-count="skipped" data-value="1"' in text
+    assert 'data-class="not-found" data-count="1"' in text
+    assert 'data-class="http-5xx" data-count="1"' in text
+    assert "presigned URL valid for 1 min 0 s" not in text  # (said in hours, below)
+    assert "valid for 60 min 0 s" in text or "valid for 1 h 0 min" in text
+    assert f"imgflow retry {arn}" in text
+    items = json.loads(text.split('id="gallery-data">', 1)[1].split("</script>", 1)[0])["items"]
+    assert len(items) == 15
+    url = items[0][6]
+    query = parse_qs(urlsplit(url).query)
+    assert query["X-Amz-Expires"] == ["3600"] and "X-Amz-Signature" in query
+
+    embedded = write_aws(s3_server, BUCKET, PREFIX, arn, tmp_path / "e.html", embed_thumbnails=True)
+    assert embedded.read_text().count('"data:image/webp;base64,') == 15
+
+    if find_chromium() is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    with Browser.launch(tmp_path) as browser:
+        tab = browser.open(page.as_uri())
+        tab.evaluate("document.getElementById('gallery').scrollIntoView()")
+        tab.wait_for(
+            "[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth)"
+        )
+        hosts = {urlsplit(u).hostname for u in tab.requests if u.startswith("http")}
+        assert hosts == {"127.0.0.1"}
+        assert tab.console_errors == []
+        tab.screenshot(tmp_path / "aws-report.png", full_page=True)

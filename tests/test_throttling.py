@@ -1,0 +1,240 @@
+"""Polite under pressure: per-host rate, adaptive concurrency, a shared cool-down.
+
+Real nginx with ``limit_req`` / ``limit_conn`` for what users meet, the scriptable fault
+server for exact sequences. Assertions are on outcomes and server-side counts and gaps,
+never on how fast a run was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.faultserver import FaultServer, Ok, Status
+from support.nginx import Nginx, Server
+
+from imgflow.demo.images import make_gif
+from imgflow.engine.fetch import Fetched, Fetcher
+from imgflow.engine.politeness import HostGate, Signal
+from imgflow.engine.settings import FetchConfig
+
+FAST = FetchConfig(
+    timeout=5.0, connect_timeout=2.0, total_timeout=10.0, retries=2, backoff_base=0.05,
+    backoff_max=0.2, throttle_patience=60.0,
+)  # fmt: skip
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")}
+    env.update(
+        {
+            "IMGFLOW_LOCAL_FSYNC": "false",
+            "IMGFLOW_FETCH_BACKOFF_BASE": "0.1",
+            "IMGFLOW_FETCH_BACKOFF_MAX": "1",
+            "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+        }
+    )
+    return env
+
+
+def imgflow_run(tmp_path: Path, base_url: str, paths: list[str], *flags: str) -> dict[str, object]:
+    import json
+
+    (tmp_path / "paths.txt").write_text("\n".join(paths) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "imgflow.cli", "run", "--base-url", base_url,
+         "--paths-file", "paths.txt", "-o", "json", *flags],
+        cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=300,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr
+    doc: dict[str, object] = json.loads(done.stdout)
+    doc["stderr"] = done.stderr
+    return doc
+
+
+def site(tmp_path: Path, count: int, size: int = 0) -> Path:
+    root = tmp_path / "site"
+    root.mkdir()
+    for i in range(count):
+        (root / f"{i}.gif").write_bytes(make_gif(f"t{i}", 4, target_bytes=size))
+    return root
+
+
+# -- the gate on its own ------------------------------------------------------------------
+
+
+def test_a_throttle_halves_concurrency_once_and_success_grows_it_back() -> None:
+    async def main() -> None:
+        gate = HostGate("h", 8, backoff_base=0.01, backoff_max=0.01)
+        for _ in range(8):
+            await gate.acquire()
+        assert gate.in_flight == 8
+        for _ in range(6):  # six refusals from one burst are one signal
+            gate.release(Signal.THROTTLED, 0.0)
+        assert gate.allowed == 4 and gate.throttles == 6
+        gate.release(Signal.OK)
+        gate.release(Signal.OK)
+        for _ in range(40):
+            await gate.acquire()
+            gate.release(Signal.OK)
+        assert gate.allowed == 8  # additive growth back to the ceiling, never above it
+        assert gate.rate is None  # nothing was served before the throttle: no rate to cut
+
+    asyncio.run(main())
+
+
+def test_a_fixed_rate_spaces_requests_even_for_waiters_that_wait_together() -> None:
+    async def main() -> list[float]:
+        loop = asyncio.get_running_loop()
+        gate = HostGate("h", 8, rate=20.0)
+        starts: list[float] = []
+
+        async def one() -> None:
+            await gate.acquire()
+            starts.append(loop.time())
+            gate.release(Signal.OK)
+
+        await asyncio.gather(*(one() for _ in range(6)))
+        return starts
+
+    starts = sorted(asyncio.run(main()))
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.045, gaps  # 1/20 s apart (less the loop's timer slack)
+
+
+# -- exact sequences on the fault server ----------------------------------------------------
+
+
+def test_retry_after_cools_the_whole_host_down_not_just_one_request(
+    fault_server: FaultServer,
+) -> None:
+    """After one 429 with Retry-After: 1, no worker sends anything for that second."""
+    gif = make_gif("x", 4)
+    fault_server.set("/p0.gif", Status(429, retry_after=1), Ok(gif))
+    for i in range(1, 12):
+        fault_server.set(f"/p{i}.gif", Ok(gif))
+
+    async def main() -> list[object]:
+        async with Fetcher(FAST, max_connections=4) as fetcher:
+            first = asyncio.create_task(fetcher.fetch(fault_server.url("/p0.gif")))
+            await asyncio.sleep(0.3)  # the 429 has arrived: the host is cooling down
+            rest = [fetcher.fetch(fault_server.url(f"/p{i}.gif")) for i in range(1, 12)]
+            return list(await asyncio.gather(first, *rest))
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, Fetched) for r in results), results
+    requests = fault_server.requests
+    refused_at = requests[0].time
+    later = [r.time - refused_at for r in requests[1:]]
+    assert min(later) >= 0.9, later  # nobody asked during the cool-down
+
+
+def test_a_429_storm_without_retry_after_ends_with_every_image_stored(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    gif = make_gif("s", 4)
+    for i in range(40):
+        fault_server.set(f"/s/{i}.gif", Ok(gif))
+    fault_server.storm(20, Status(429))  # the first 20 requests to the host are refused
+    doc = imgflow_run(tmp_path, fault_server.url("/s"), [f"{i}.gif" for i in range(40)], "-c", "8")
+    assert doc["summary"] == {"total": 40, "stored": 40, "skipped": 0, "failed": 0}
+    assert "throttled by 127.0.0.1:" in str(doc["stderr"])
+
+
+# -- real nginx ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status_line", "code"),
+    [("limit_req_status 429;", 429), ("", 503)],
+    ids=["429", "503-default"],
+)
+def test_nginx_limit_req_every_image_stored(tmp_path: Path, status_line: str, code: int) -> None:
+    root = site(tmp_path, 30)
+    http = "limit_req_zone $binary_remote_addr zone=one:1m rate=5r/s;"
+    body = f"location / {{ root {root}; limit_req zone=one; {status_line} }}"
+    with Nginx(tmp_path, [Server(body)], http=http) as web:
+        doc = imgflow_run(tmp_path, web.url(0, ""), [f"{i}.gif" for i in range(30)], "-c", "8")
+        log = web.access_log()
+    assert doc["summary"] == {"total": 30, "stored": 30, "skipped": 0, "failed": 0}, doc
+    statuses = [line.split()[1] for line in log]
+    assert statuses.count("200") == 30
+    assert str(code) in statuses  # nginx really did refuse some (the test is not idle)
+
+
+def test_nginx_limit_conn_every_large_image_stored(tmp_path: Path) -> None:
+    root = site(tmp_path, 8, size=2 * 1024 * 1024)
+    http = "limit_conn_zone $binary_remote_addr zone=conns:1m;"
+    body = f"location / {{ root {root}; limit_conn conns 2; limit_rate 8m; }}"
+    with Nginx(tmp_path, [Server(body)], http=http) as web:
+        doc = imgflow_run(tmp_path, web.url(0, ""), [f"{i}.gif" for i in range(8)], "-c", "8")
+        log = web.access_log()
+    assert doc["summary"] == {"total": 8, "stored": 8, "skipped": 0, "failed": 0}, doc
+    assert [line.split()[1] for line in log].count("503") >= 1  # the limit was met
+
+
+def test_a_fixed_rate_keeps_under_an_nginx_limit(tmp_path: Path) -> None:
+    """--rate 4 against a 10 r/s limit: nginx never has to refuse anything."""
+    root = site(tmp_path, 16)
+    http = "limit_req_zone $binary_remote_addr zone=one:1m rate=10r/s;"
+    body = f"location / {{ root {root}; limit_req zone=one; limit_req_status 429; }}"
+    with Nginx(tmp_path, [Server(body)], http=http) as web:
+        doc = imgflow_run(
+            tmp_path, web.url(0, ""), [f"{i}.gif" for i in range(16)], "-c", "8", "--rate", "4"
+        )
+        log = web.access_log()
+    assert doc["summary"] == {"total": 16, "stored": 16, "skipped": 0, "failed": 0}, doc
+    assert [line.split()[1] for line in log] == ["200"] * 16
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--rate", "0"], "--rate"),
+        (["--rate", "-1"], "--rate"),
+        (["--rate", "abc"], "--rate"),
+        (["--burst", "0"], "--burst"),
+    ],
+)
+def test_bad_politeness_flags_are_one_line(tmp_path: Path, flags: list[str], named: str) -> None:
+    (tmp_path / "paths.txt").write_text("a.gif\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "imgflow.cli", "run", "--base-url", "http://127.0.0.1:9/x",
+         "--paths-file", "paths.txt", *flags],
+        cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], done.stderr
+    assert not (tmp_path / "imgflow-data").exists()
+
+
+def test_bad_throttle_patience_in_the_config_names_the_key(tmp_path: Path) -> None:
+    (tmp_path / "imgflow.yaml").write_text("fetch:\n  throttle_patience: -5\n")
+    (tmp_path / "paths.txt").write_text("a.gif\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "imgflow.cli", "run", "--base-url", "http://127.0.0.1:9/x",
+         "--paths-file", "paths.txt"],
+        cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "imgflow: error: fetch.throttle_patience: must be 0 or more seconds"
+    ]
+
+
+def test_aws_lambdas_share_the_rate() -> None:
+    from imgflow.config import from_mapping
+    from infra.lambda_env import lambda_fetch_settings
+
+    cfg = from_mapping({"fetch": {"rate": 8}, "job": {"max_batches": 4}}, env={})
+    assert lambda_fetch_settings(cfg)["rate"] == 2.0
+    unset = dataclasses.replace(cfg, fetch=FetchConfig())
+    assert lambda_fetch_settings(unset)["rate"] is None
