@@ -256,3 +256,16 @@ def test_a_second_service_on_the_same_data_folder_is_refused(
     assert done.returncode == 2
     assert f"(pid {serve.pid}) already uses the data folder" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_run_has_an_html_report(serve: ServeProcess, flag_server: StaticServer) -> None:
+    run_id = serve.post_job(
+        {"baseUrl": flag_server.base_url, "resourcePaths": ["ad/ad.gif", "zz/zz.gif"]}
+    )
+    serve.wait_for(run_id)
+    with serve.client() as client:
+        page = client.get(f"/runs/{run_id}/report")
+        assert page.status_code == 200, page.text
+        assert page.headers["content-type"].startswith("text/html")
+        assert run_id in page.text
+        assert client.get("/runs/nope/report").status_code == 404

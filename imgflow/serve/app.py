@@ -22,13 +22,14 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imgflow.config import Config
 from imgflow.engine.job import job_from_document
-from imgflow.errors import JobError
+from imgflow.errors import ImgflowError, JobError
+from imgflow.report.local import render_local
 from imgflow.serve.documents import Documents
 from imgflow.serve.errors import Refusal, error_body, refusal_response
 from imgflow.serve.guard import Access, Guard
@@ -83,6 +84,7 @@ class JobApi:
             Route("/runs/{run_id}", self.get_run, methods=["GET"]),
             Route("/runs/{run_id}", self.cancel_run, methods=["DELETE"]),
             Route("/runs/{run_id}/failures", self.get_failures, methods=["GET"]),
+            Route("/runs/{run_id}/report", self.get_report, methods=["GET"]),
             Route("/openapi.json", self.get_openapi, methods=["GET"]),
         ]
 
@@ -179,6 +181,17 @@ class JobApi:
         """The run's failure messages, the original pipeline's JSON array."""
         job = await self._job(request)
         return JSONResponse(await run_in_threadpool(self.documents.failures, job))
+
+    async def get_report(self, request: Request) -> Response:
+        """The run's HTML report (imgflow report), once it has started."""
+        job = await self._job(request)
+        if job.run_id is None:
+            raise Refusal(404, f"run {job.id} has not started; its report comes once it runs")
+        try:
+            page = await run_in_threadpool(render_local, self.documents.data_dir, job.run_id)
+        except ImgflowError as exc:
+            raise Refusal(404, str(exc)) from None
+        return HTMLResponse(page)
 
     async def cancel_run(self, request: Request) -> Response:
         """Cancel a queued or running job: 200 once cancelled, 202 while it stops."""

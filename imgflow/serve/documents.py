@@ -36,6 +36,7 @@ class Documents:
         self.queue = queue
         self.worker = worker
         self.db_path = db_path
+        self.data_dir = db_path.parent
         self._local = threading.local()
 
     def _db(self) -> Database:

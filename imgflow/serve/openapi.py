@@ -293,6 +293,21 @@ def describe(route: str, auth: bool) -> dict[str, Any]:
                 },
             },
         },
+        "/runs/{run_id}/report": {
+            "parameters": [_RUN_ID],
+            "get": {
+                "operationId": "getReport",
+                "summary": "The run's HTML report (imgflow report), once it has started.",
+                "responses": {
+                    "200": {
+                        "description": "One self-contained HTML page.",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    "404": _error("No such run, or it has not started."),
+                    **guarded,
+                },
+            },
+        },
         "/openapi.json": {
             "get": {
                 "operationId": "openapi",
