@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -107,6 +108,11 @@ class JobApi:
                 )
             except QueueFull:
                 raise self._queue_full() from None
+            except sqlite3.OperationalError as exc:  # locked past busy_timeout: nothing stored
+                log.warning("run not queued: the job database is busy (%s)", exc)
+                raise Refusal(
+                    503, f"the job database is busy ({exc}); retry later", _retry_after()
+                ) from None
         self.worker.wake()
         log.info("run %s queued: %d paths from %s", job.id, len(paths), base)
         return JSONResponse(
