@@ -20,7 +20,10 @@ from imgflow.errors import JobError
         ("/ad/ad.gif", "ad/ad.gif"),
         ("a/./b/../c.gif", "a/c.gif"),
         ("img.gif?size=2", "img.gif?size=2"),
-        ("dir with space/x.gif", "dir with space/x.gif"),
+        ("dir with space/x.gif", "dir%20with%20space/x.gif"),
+        ("a%20b.jpg", "a%20b.jpg"),
+        ("%7euser/%e4%b8%ad.gif", "~user/%E4%B8%AD.gif"),
+        ("a/" + "x" * 300 + ".gif", "a/" + "x" * 300 + ".gif"),
     ],
 )
 def test_paths_are_normalised(raw: str, expected: str) -> None:
@@ -42,7 +45,7 @@ def test_paths_are_normalised(raw: str, expected: str) -> None:
         ("a\\b.gif", "backslash"),
         ("a.gif#frag", "fragment"),
         (".", "names no resource"),
-        ("a/" + "x" * 300 + ".gif", "longer than 255"),
+        ("%2e%2E/etc/passwd", "uses .. to leave"),
     ],
 )
 def test_bad_paths_are_named(raw: str, problem: str) -> None:
@@ -92,7 +95,7 @@ def test_keys_distinguish_ports_and_queries() -> None:
     assert key_for("http://[::1]:8080/x.gif") == "[::1]:8080/x.gif"
     assert key_for("http://h:80/x.gif") == "h/x.gif"
     q1, q2 = key_for("http://h/x.gif?a=1"), key_for("http://h/x.gif?a=2")
-    assert q1 != q2 and q1.startswith("h/x.gif%q")
+    assert q1 != q2 and q1.startswith("h/x%q") and q1.endswith(".gif")
 
 
 def test_batches_split_in_order() -> None:

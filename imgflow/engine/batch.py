@@ -98,7 +98,7 @@ async def process_item(
         try:
             return await _commit(item, result)
         except StoreError as exc:
-            message = messages.failure(messages.STORE_FAILED, item.url, str(exc))
+            message = messages.store_failure(item.url, exc)
             return failed_record(item, message, result.status_code, attempts)
     except Exception as exc:  # one bad item must never lose the batch's other records
         message = messages.failure(messages.BATCH_FAILED, item.url, f"{type(exc).__name__}: {exc}")

@@ -1,5 +1,10 @@
 """The job: base URL and resource paths, validated and normalised.
 
+Normalising happens once, here: a path is percent-encoded canonically (`canonical`), so
+equivalent spellings (``a b.jpg`` and ``a%20b.jpg``, ``%7E`` and ``~``) are one path, one
+URL and one stored key, and the plan counts the second as a duplicate. Segments of any
+length are accepted: stored keys shorten long names (imgflow/engine/keys.py).
+
 Job input keeps the original pipeline's contract:
 ``{"baseUrl": str, "resourcePaths": [str], "lambdaConcur": int}``.
 Every check raises JobError with one line that names the problem (and the line number of
@@ -11,17 +16,20 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+import string
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from imgflow.errors import JobError
 
 MAX_PATH_CHARS = 1024
-MAX_SEGMENT_BYTES = 255
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _SAFE = "/:@!$&'()*+,;=-._~%?"
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+_PLAIN = re.compile(r"[A-Za-z0-9/:@!$&'()*+,;=\-._~?]*")  # already canonical: no % at all
 _DIGITS = re.compile(r"\s*[0-9]+\s*")
 
 
@@ -46,7 +54,27 @@ def validate_base_url(base_url: str) -> str:
         raise JobError(f"base URL: invalid port in {base!r}") from None
     if parts.query or parts.fragment:
         raise JobError(f"base URL: must not have a query or fragment: {base!r}")
-    return base.rstrip("/")
+    if _BARE_PERCENT.search(parts.path):
+        raise JobError(f"base URL: {base!r} has a % that starts no %XX escape (write %25)")
+    return parts._replace(path=canonical(parts.path)).geturl().rstrip("/")
+
+
+def canonical(text: str) -> str:
+    """`text` percent-encoded once, the way every equivalent spelling of it is encoded.
+
+    Characters a URL cannot hold (spaces, non-ASCII) are encoded as UTF-8 ``%XX``; escapes
+    of unreserved characters are decoded (``%7E`` is ``~``, RFC 3986 6.2.2.2); other escapes
+    get upper-case hex. So ``a b``, ``a%20b`` and ``a%20%62`` are the same path.
+    """
+
+    if _PLAIN.fullmatch(text):
+        return text
+
+    def fix(match: re.Match[str]) -> str:
+        char = chr(int(match.group(1), 16))
+        return char if char in _UNRESERVED else "%" + match.group(1).upper()
+
+    return _ESCAPE.sub(fix, quote(text, safe=_SAFE))
 
 
 def normalize_path(raw: str, where: str = "path") -> str:
@@ -68,7 +96,8 @@ def normalize_path(raw: str, where: str = "path") -> str:
         raise JobError(f"{where}: {_show(path)} contains a fragment (#)")
     if _BARE_PERCENT.search(path):
         raise JobError(f"{where}: {_show(path)} has a % that starts no %XX escape (write %25)")
-    path_part, sep, query = path.partition("?")
+    path_part, _, query = path.partition("?")
+    path_part, query = canonical(path_part), canonical(query)
     trailing = path_part.endswith("/")
     normal = posixpath.normpath("/" + path_part.lstrip("/"))
     if _escapes(path_part):
@@ -78,10 +107,7 @@ def normalize_path(raw: str, where: str = "path") -> str:
         raise JobError(f"{where}: {_show(path)} names no resource")
     if trailing:
         normal += "/"
-    for segment in normal.split("/"):
-        if len(quote(segment, safe="")) > MAX_SEGMENT_BYTES:
-            raise JobError(f"{where}: a path segment is longer than {MAX_SEGMENT_BYTES} bytes")
-    return normal + sep + query
+    return normal + "?" + query if query else normal  # an empty query is no query
 
 
 def _escapes(path: str) -> bool:

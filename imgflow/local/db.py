@@ -1,7 +1,8 @@
 """The SQLite database of the local backend: the url index and every run's results.
 
 `<data-dir>/imgflow.db` holds three tables:
-- ``images``: url -> key, bytes, sha256, content type, run id, time (the index);
+- ``images``: url -> key, bytes, sha256, content type, run id, time, and the file's
+  modification time (``mtime_ns``), so a rerun notices a file changed behind its back;
 - ``runs``: one row per run, with its settings, state and counts;
 - ``results``: one row per unique input path of a run; rows start ``pending`` when the
   run is planned and are updated batch by batch, so a run killed at any point can be
@@ -10,16 +11,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from imgflow.engine.plan import Item
 from imgflow.engine.ports import StoredObject
 from imgflow.engine.records import Outcome, ResultRecord, Summary
+from imgflow.local.safefs import StorageError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -90,21 +93,72 @@ class RunInfo:
     summary: Summary
 
 
+def explain(path: Path, exc: sqlite3.Error) -> StorageError:
+    """One line naming the database, what is wrong with it and the way out."""
+    text = str(exc)
+    if "malformed" in text or "not a database" in text:
+        return StorageError(
+            f"{path} is damaged ({text}): move it aside and run again (the images stay;"
+            " they are downloaded again into a new index), or restore a copy"
+        )
+    if "readonly" in text or "read-only" in text:
+        return StorageError(f"{path} is read-only ({text}): make it and its folder writable")
+    if "unable to open" in text:
+        return StorageError(f"cannot open {path} ({text}): check the folder's permissions")
+    if "full" in text:
+        return StorageError(
+            f"cannot write the index {path}: no space left on the device; free some and"
+            " run again (stored images are kept)"
+        )
+    if "locked" in text:
+        return StorageError(f"{path} stayed locked by another process ({text}); try again")
+    return StorageError(f"{path}: {text}")
+
+
+@contextlib.contextmanager
+def sqlite_errors(path: Path) -> Iterator[None]:
+    """Turn SQLite's errors into a StorageError naming `path`."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise explain(path, exc) from None
+
+
 class Database:
     """A connection to `<data-dir>/imgflow.db`, used from one thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
-        self.conn = sqlite3.connect(path, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA busy_timeout=10000")
-        self.conn.executescript(SCHEMA)
-        _add_missing_column(self.conn, "results", "finished_at", "REAL")
+        with sqlite_errors(path):
+            if readonly:  # (status: reads only, also from a read-only folder)
+                uri = f"{path.absolute().as_uri()}?mode=ro"
+                self.conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+                self.conn.execute("PRAGMA busy_timeout=60000")
+                self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()
+                return
+            self.conn = sqlite3.connect(path, isolation_level=None)
+            try:
+                self.conn.execute("PRAGMA busy_timeout=60000")
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+                self.conn.executescript(SCHEMA)
+                columns = {row[1] for row in self.conn.execute("PRAGMA table_info(images)")}
+                if "mtime_ns" not in columns:
+                    self.conn.execute("ALTER TABLE images ADD COLUMN mtime_ns INTEGER")
+                _add_missing_column(self.conn, "results", "finished_at", "REAL")
+            except BaseException:
+                self.conn.close()
+                raise
 
     def close(self) -> None:
         """Close the connection."""
         self.conn.close()
+
+    def _rollback(self) -> None:
+        """Roll back what is open, never hiding the error that led here."""
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -128,35 +182,39 @@ class Database:
         )
 
     def plan(self, run_id: str, items: Iterable[Item], chunk: int = 5000) -> tuple[int, int]:
-        """Insert every item as pending, once per path: (unique paths, duplicates)."""
+        """Insert every item as pending, once per path: (unique paths, duplicates).
+
+        Each chunk is its own short transaction, so another run on the same database is
+        never kept waiting for long (a run's total is written once the plan is complete).
+        """
         unique = seen = 0
         buffer: list[tuple[str, int, str, str, str]] = []
-        self.conn.execute("BEGIN")
-        try:
-            for item in items:
-                seen += 1
-                buffer.append((run_id, seen, item.path, item.url, item.key))
-                if len(buffer) >= chunk:
-                    unique += self._insert_pending(buffer)
-                    buffer.clear()
-            unique += self._insert_pending(buffer)
-            self.conn.execute(
-                "UPDATE runs SET total = ?, duplicates = ? WHERE id = ?",
-                (unique, seen - unique, run_id),
-            )
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
+        for item in items:
+            seen += 1
+            buffer.append((run_id, seen, item.path, item.url, item.key))
+            if len(buffer) >= chunk:
+                unique += self._insert_pending(buffer)
+                buffer.clear()
+        unique += self._insert_pending(buffer)
+        self.conn.execute(
+            "UPDATE runs SET total = ?, duplicates = ? WHERE id = ?",
+            (unique, seen - unique, run_id),
+        )
         return unique, seen - unique
 
     def _insert_pending(self, rows: Sequence[tuple[str, int, str, str, str]]) -> int:
         before = self.conn.total_changes
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO results (run_id, seq, path, url, key, outcome)"
-            f" VALUES (?, ?, ?, ?, ?, '{PENDING}')",
-            rows,
-        )
+        self.conn.execute("BEGIN")
+        try:
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO results (run_id, seq, path, url, key, outcome)"
+                f" VALUES (?, ?, ?, ?, ?, '{PENDING}')",
+                rows,
+            )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
         return self.conn.total_changes - before
 
     def pending_batches(self, run_id: str, size: int) -> Iterator[list[Item]]:
@@ -296,20 +354,39 @@ class Database:
                 found[url] = StoredObject(key=key, bytes=size, sha256=sha, content_type=ctype)
         return found
 
+    def stamps(self, urls: Sequence[str]) -> dict[str, tuple[StoredObject, int | None]]:
+        """The index rows of any of `urls`, each with its file's recorded mtime (or None)."""
+        found: dict[str, tuple[StoredObject, int | None]] = {}
+        for start in range(0, len(urls), 500):
+            part = urls[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for url, key, size, sha, ctype, mtime in self.conn.execute(
+                "SELECT url, key, bytes, sha256, content_type, mtime_ns FROM images"
+                f" WHERE url IN ({marks})",
+                part,
+            ):
+                found[url] = (StoredObject(key, size, sha, ctype), mtime)
+        return found
+
     def record(
         self,
         run_id: str,
         records: Sequence[ResultRecord],
         finished: Sequence[float] | None = None,
+        *,
+        mtimes: Mapping[str, int] | None = None,
     ) -> None:
         """In one transaction: index the stored records and save every record's result.
 
-        `finished` holds each record's end time (default: now), for the report's rate chart.
+        `finished` holds each record's end time (default: now), for the report's rate chart;
+        `mtimes` gives stored files' modification times by key, checked when a later run
+        skips them.
         """
         now = time.time()
         times = finished if finished is not None else [now] * len(records)
+        mtimes = mtimes or {}
         stored = [
-            (r.url, r.key, r.bytes, r.sha256, r.content_type, run_id, now)
+            (r.url, r.key, r.bytes, r.sha256, r.content_type, run_id, now, mtimes.get(r.key or ""))
             for r in records
             if r.outcome is Outcome.STORED
         ]
@@ -332,7 +409,7 @@ class Database:
         try:
             self.conn.executemany(
                 "INSERT OR REPLACE INTO images (url, key, bytes, sha256, content_type, run_id,"
-                " stored_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " stored_at, mtime_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 stored,
             )
             self.conn.executemany(
@@ -343,8 +420,12 @@ class Database:
             )
             self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
             raise
+
+    def index_rows(self) -> Iterator[tuple[str, str, int, str, int | None]]:
+        """Every index row: (url, key, bytes, sha256, mtime_ns), streamed."""
+        yield from self.conn.execute("SELECT url, key, bytes, sha256, mtime_ns FROM images")
 
     def forget(self, urls: Sequence[str]) -> None:
         """Drop index rows whose files are gone."""

@@ -10,16 +10,17 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 
-def write_failures(path: Path, messages: Iterable[str], tmp_dir: Path | None = None) -> int:
+def write_failures(folder: int, name: str, messages: Iterable[str], tmp: int) -> int:
     """Write the JSON array of failure messages atomically (streamed); return the count.
 
-    The partial file is written in `tmp_dir` (on the same filesystem; default: next to
-    `path`), so a run killed meanwhile leaves it where stale temporaries are swept.
+    `folder` and `tmp` are folder descriptors (imgflow/local/safefs.py): the partial file
+    is written in the run's temporary folder, where a run killed meanwhile leaves it to be
+    swept, then renamed to `name` in `folder`, replacing a link there, never following it.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = (tmp_dir or path.parent) / (path.name + ".part")
+    part = name + ".part"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
     count = 0
-    with tmp.open("w", encoding="utf-8") as out:
+    with open(os.open(part, flags, 0o644, dir_fd=tmp), "w", encoding="utf-8") as out:
         out.write("[")
         for message in messages:
             out.write(("," if count else "") + "\n  " + json.dumps(message))
@@ -27,7 +28,7 @@ def write_failures(path: Path, messages: Iterable[str], tmp_dir: Path | None = N
         out.write("\n]\n" if count else "]\n")
         out.flush()
         os.fsync(out.fileno())
-    os.replace(tmp, path)
+    os.rename(part, name, src_dir_fd=tmp, dst_dir_fd=folder)
     return count
 
 

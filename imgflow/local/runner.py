@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
-import shutil
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -21,13 +22,16 @@ from imgflow.engine.fetch import Fetcher
 from imgflow.engine.plan import Item, item_for
 from imgflow.engine.politeness import OnChange
 from imgflow.engine.ports import StoredObject
-from imgflow.engine.records import ResultRecord, Summary
+from imgflow.engine.records import Outcome, ResultRecord, Summary
 from imgflow.errors import BackendError
-from imgflow.local.db import INTERRUPTED, Database, process_alive
+from imgflow.local.db import INTERRUPTED, Database, sqlite_errors
+from imgflow.local.folder import DB_NAME, DataFolder
 from imgflow.local.notifier import run_notify_command, write_failures
+from imgflow.local.safefs import StorageError, explain, remove_tree, subfolder
 from imgflow.local.store import FileStore
 
-DB_NAME = "imgflow.db"
+__all__ = ["DB_NAME", "LocalJob", "LocalRunResult", "RunInterrupted", "new_run_id", "run_job"]
+
 FLUSH_SECONDS = 1.0
 
 
@@ -85,86 +89,136 @@ def run_job(
     data_dir: Path,
     progress: Progress | None = None,
     run_id: str | None = None,
+    on_wait: Callable[[str], None] | None = None,
     on_throttle: OnChange | None = None,
     stop: threading.Event | None = None,
 ) -> LocalRunResult:
     """Run `job` into `data_dir`; raises RunInterrupted after saving on SIGINT/SIGTERM.
 
-    `on_throttle` hears each time a host's politeness tightens (see engine.politeness).
     Setting `stop` (from another thread) interrupts the run the same way a signal does.
+
+    Every storage problem (the folder, a link in it, the index) is a StorageError of one
+    line. Images are stored while holding the folder's lock (imgflow/local/folder.py);
+    `on_wait` hears which run holds it when this one has to wait; `on_throttle` hears
+    each time a host's politeness tightens (see engine.politeness).
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(data_dir / DB_NAME)
-    run_id = run_id or new_run_id()
-    tmp_root = data_dir / "tmp"
-    _sweep_stale_tmp(tmp_root)
-    tmp_dir = tmp_root / f"{run_id}{_PID_MARK}{os.getpid()}"
-    store = FileStore(data_dir / "images", tmp_dir, fsync=cfg.local.fsync)
-    store.open_tmp()
+    folder = DataFolder(data_dir)
     try:
-        db.create_run(run_id, job.base_url, job.concurrency, job.batch_size, job.max_batches)
-        items = (item_for(job.base_url, p, job.key_base) for p in job.paths())
-        total, duplicates = db.plan(run_id, items)
-        if progress is not None:
-            progress.planned(run_id, total, duplicates)
-        runner = _Runner(job, cfg, db, store, run_id, progress, stop)
-        runner.on_throttle = on_throttle
+        db = folder.database()
         try:
-            asyncio.run(runner.main())
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            runner.flush()
-            db.finish_run(run_id, INTERRUPTED)
-            raise RunInterrupted(
-                f"run {run_id} interrupted; finished images are saved, rerun to complete it"
-            ) from None
-        result = _consolidate(db, cfg, data_dir, run_id, duplicates, store.tmp_dir)
-        return replace(result, throttles=runner.throttles)
+            with sqlite_errors(db.path):
+                return _run(
+                    job,
+                    cfg,
+                    folder,
+                    db,
+                    run_id or new_run_id(),
+                    progress,
+                    on_wait,
+                    on_throttle,
+                    stop,
+                )
+        finally:
+            db.close()
     finally:
-        store.close_tmp()
-        db.close()
+        folder.close()
+
+
+def _run(
+    job: LocalJob,
+    cfg: Config,
+    folder: DataFolder,
+    db: Database,
+    run_id: str,
+    progress: Progress | None,
+    on_wait: Callable[[str], None] | None,
+    on_throttle: OnChange | None,
+    stop: threading.Event | None = None,
+) -> LocalRunResult:
+    db.create_run(run_id, job.base_url, job.concurrency, job.batch_size, job.max_batches)
+    items = (item_for(job.base_url, p, job.key_base) for p in job.paths())
+    total, duplicates = db.plan(run_id, items)
+    if progress is not None:
+        progress.planned(run_id, total, duplicates)
+    with folder.locked(f"run {run_id}", on_wait):
+        tmp_root = folder.folder("tmp")
+        folder.sweep_tmp(tmp_root)
+        tmp, marker = folder.run_tmp(tmp_root, run_id)
+        store = FileStore(folder.folder("images"), tmp, fsync=cfg.local.fsync)
+        try:
+            runner = _Runner(job, cfg, db, store, run_id, progress)
+            runner.on_throttle = on_throttle
+            runner.stop_event = stop
+            _store_all(runner, db, store, run_id)
+            result = _consolidate(db, cfg, folder, run_id, duplicates, tmp)
+            return replace(result, throttles=runner.throttles)
+        finally:
+            store.close()
+            remove_tree(tmp_root, run_id)
+            marker.close()
+
+
+def _store_all(runner: _Runner, db: Database, store: FileStore, run_id: str) -> None:
+    """Fetch and store every pending item; on an interrupt or a failed index write, keep
+    exactly the images whose rows are written."""
+    try:
+        asyncio.run(runner.main())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        store.seal()
+        with contextlib.suppress(sqlite3.Error):
+            runner.flush()
+        store.discard_unsettled()
+        db.finish_run(run_id, INTERRUPTED)
+        raise RunInterrupted(
+            f"run {run_id} interrupted; finished images are saved, rerun to complete it"
+        ) from None
+    except BaseException as exc:
+        store.seal()
+        store.discard_unsettled()
+        problem = _first_storage_error(exc)
+        if problem is None:
+            raise
+        with contextlib.suppress(sqlite3.Error):
+            db.finish_run(run_id, INTERRUPTED)
+        raise problem from None
+
+
+def _first_storage_error(exc: BaseException) -> StorageError | None:
+    """The StorageError (or SQLite error, explained) that stopped a run, if one did."""
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _first_storage_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def _consolidate(
-    db: Database, cfg: Config, data_dir: Path, run_id: str, duplicates: int, tmp_dir: Path
+    db: Database, cfg: Config, folder: DataFolder, run_id: str, duplicates: int, tmp: int
 ) -> LocalRunResult:
     summary = db.summary(run_id)
     state = "succeeded" if summary.succeeded(cfg.job.tolerate_failures) else "failed"
     failures_file: Path | None = None
     problem = ""
     if summary.failed:
-        failures_file = data_dir / "runs" / run_id / "failures.json"
-        write_failures(failures_file, db.failure_messages(run_id), tmp_dir)
+        failures_file = folder.path / "runs" / run_id / "failures.json"
+        runs = folder.folder("runs")
+        try:
+            own = subfolder(runs, run_id)
+            try:
+                write_failures(own, failures_file.name, db.failure_messages(run_id), tmp)
+            finally:
+                os.close(own)
+        except OSError as exc:
+            raise explain(failures_file, exc) from None
         if cfg.notify.command:
             problem = run_notify_command(
                 cfg.notify.command, failures_file, run_id, shell=cfg.notify.shell
             )
     db.finish_run(run_id, state)
-    return LocalRunResult(run_id, data_dir, summary, duplicates, state, failures_file, problem)
-
-
-_PID_MARK = ".pid"
-
-
-def _sweep_stale_tmp(tmp_root: Path) -> None:
-    """Remove temporary folders left by runs whose process is gone (kill -9).
-
-    A run's folder is named ``<run-id>.pid<pid>`` from the moment it exists, so a run
-    starting beside a live one never mistakes the other's folder for a stale one.
-    """
-    if not tmp_root.is_dir():
-        return
-    for folder in tmp_root.iterdir():
-        _, mark, pid = folder.name.rpartition(_PID_MARK)
-        if mark and pid.isdigit() and process_alive(int(pid)):
-            continue
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-async def _cancel_on(stop: threading.Event, task: asyncio.Task[None]) -> None:
-    """Cancel `task` once `stop` is set (polled: the event is set from another thread)."""
-    while not stop.is_set():
-        await asyncio.sleep(0.1)
-    task.cancel()
+    return LocalRunResult(run_id, folder.path, summary, duplicates, state, failures_file, problem)
 
 
 class _Runner:
@@ -178,9 +232,7 @@ class _Runner:
         store: FileStore,
         run_id: str,
         progress: Progress | None,
-        stop: threading.Event | None = None,
     ) -> None:
-        self.stop = stop
         self.job = job
         self.cfg = cfg
         self.db = db
@@ -188,6 +240,8 @@ class _Runner:
         self.run_id = run_id
         self.progress = progress
         self.buffer: list[ResultRecord] = []
+        self.stopped = False
+        self.stop_event: threading.Event | None = None
         self.finished: list[float] = []
         self.flushed = time.monotonic()
         self.on_throttle: OnChange | None = None
@@ -197,11 +251,13 @@ class _Runner:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         in_main = threading.current_thread() is threading.main_thread()
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
         if task is not None and in_main:
-            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+            for signum in previous:
+                loop.add_signal_handler(signum, self.stop, task)
         watcher = None
-        if task is not None and self.stop is not None:
-            watcher = asyncio.create_task(_cancel_on(self.stop, task))
+        if task is not None and self.stop_event is not None:
+            watcher = asyncio.create_task(self._stop_on_event(self.stop_event, task))
         in_flight = self.job.concurrency * self.job.max_batches
         batches = self.db.pending_batches(self.run_id, self.job.batch_size)
         try:
@@ -213,11 +269,29 @@ class _Runner:
                     finally:
                         self.throttles = fetcher.politeness.throttles()
         finally:
-            if in_main:
-                loop.remove_signal_handler(signal.SIGTERM)
+            if task is not None and in_main:
+                for signum in previous:
+                    loop.remove_signal_handler(signum)
+                if self.stopped:  # the run is ending: a second signal must not cut it short
+                    previous = dict.fromkeys(previous, signal.SIG_IGN)
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
             if watcher is not None:
                 watcher.cancel()
             self.flush()
+
+    async def _stop_on_event(self, event: threading.Event, task: asyncio.Task[None]) -> None:
+        """Stop like a signal once `event` is set (polled: it is set from another thread)."""
+        while not event.is_set():
+            await asyncio.sleep(0.1)
+        self.stop(task)
+
+    def stop(self, task: asyncio.Task[None]) -> None:
+        """A signal: rename no more images, cancel what is in flight (first signal only)."""
+        if not self.stopped:
+            self.stopped = True
+            self.store.seal()
+            task.cancel()
 
     async def _batches(
         self, batches: Iterator[list[Item]], fetcher: Fetcher, pool: Executor, in_flight: int
@@ -267,8 +341,12 @@ class _Runner:
         """Index rows to skip: only those whose file is still there, whole."""
         if self.job.force:
             return None
-        rows = self.db.lookup([item.url for item in batch])
-        intact = {u: o for u, o in rows.items() if self.store.size_of(o.key) == o.bytes}
+        rows = self.db.stamps([item.url for item in batch])
+        intact = {
+            url: row
+            for url, (row, mtime) in rows.items()
+            if self.store.matches(row.key, row.bytes, mtime)
+        }
         gone = [u for u in rows if u not in intact]
         if gone:
             self.db.forget(gone)
@@ -285,8 +363,14 @@ class _Runner:
             self.flush()
 
     def flush(self) -> None:
+        """Save the buffered records; the stored files' entries are settled once saved."""
         self.flushed = time.monotonic()
         if self.buffer:
             records, self.buffer = self.buffer, []
+            keys = [r.key for r in records if r.outcome is Outcome.STORED and r.key]
+            written = {key: found for key in keys if (found := self.store.written(key))}
+            mtimes = {key: w.mtime_ns for key, w in written.items()}
             finished, self.finished = self.finished, []
-            self.db.record(self.run_id, records, finished)
+            with sqlite_errors(self.db.path):
+                self.db.record(self.run_id, records, finished, mtimes=mtimes)
+            self.store.settle(keys)

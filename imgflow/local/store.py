@@ -1,47 +1,56 @@
-"""Filesystem object store: `<data-dir>/images/<key>`, written atomically."""
+"""Filesystem object store: `<data-dir>/images/<key>`, written atomically, never through a link.
+
+Each image is written to the run's private temporary folder (`<data-dir>/tmp/<run-id>/`),
+flushed (and fsynced when `fsync` is true), then renamed into place relative to its
+folder's descriptor (imgflow/local/safefs.py), so a reader or a crash never sees a partial
+image at a final name and no link can send a write outside the data folder.
+
+Every rename is remembered until the runner has saved the image's record (`settle`); after an
+interrupt the store is sealed (no rename starts any more) and the images renamed whose
+records were lost with the cancelled tasks are removed (`discard_unsettled`), so no file is
+left without its index row.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
-import shutil
 import threading
-from pathlib import Path
+from dataclasses import dataclass
+
+from imgflow.local.safefs import KeyTree
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What the file system says of a stored file: size and modification time."""
+
+    bytes: int
+    mtime_ns: int
 
 
 class FileStore:
-    """Stores images under `root`; a file appears at its final name only when complete.
+    """Stores images under the `images` folder descriptor, temporaries under `tmp`'s."""
 
-    Each file is written to a private temporary folder of the run, flushed (and fsynced
-    when `fsync` is true), then renamed into place, so a reader or a crash never sees a
-    partial image at a final name.
-    """
-
-    def __init__(self, root: Path, tmp_dir: Path, *, fsync: bool = True) -> None:
-        self.root = root
-        self.tmp_dir = tmp_dir
+    def __init__(self, images: int, tmp: int, *, fsync: bool = True) -> None:
+        self.tree = KeyTree(images)
+        self.tmp = tmp
         self.fsync = fsync
         # Without fsync a small write to the page cache costs less than a thread hop.
         self.inline = not fsync
         self._counter = 0
         self._lock = threading.Lock()
-        self._made: set[Path] = set()
-
-    def path_of(self, key: str) -> Path:
-        """The file a key is stored in; a key can never point outside the store."""
-        path = self.root.joinpath(*key.split("/"))
-        if ".." in key.split("/") or not path.is_relative_to(self.root):
-            raise OSError(f"key {key!r} points outside the store")
-        return path
+        self._sealed = False
+        self._unsettled: dict[str, Written] = {}
 
     def open(self, key: str) -> FileWriter:
         """A writer into a new part file of the run, renamed to the key's file on commit."""
-        target = self.path_of(key)
-        with self._lock:
-            self._counter += 1
-            tmp = self.tmp_dir / f"{self._counter}.part"
-        self._ensure_dir(target.parent)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        return FileWriter(fd, tmp, target, fsync=self.fsync)
+        self.tree.parts(key)  # refuse a malformed key before anything is written
+        fd, name = self._temporary()
+        return FileWriter(self, key, fd, name)
 
     def put(self, key: str, data: bytes, content_type: str | None) -> None:
         """Write `data` to the key's file atomically."""
@@ -52,39 +61,87 @@ class FileStore:
         finally:
             writer.abort()
 
-    def _ensure_dir(self, folder: Path) -> None:
-        if folder in self._made:
-            return
+    def _temporary(self) -> tuple[int, str]:
+        with self._lock:
+            self._counter += 1
+            name = f"{self._counter}.part"
+        return os.open(name, _CREATE, 0o644, dir_fd=self.tmp), name
+
+    def _abort(self, fd: int, name: str) -> None:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(name, dir_fd=self.tmp)
+
+    def _commit(self, key: str, fd: int, name: str) -> None:
+        """fsync, then rename the temporary into place (unless the store is sealed)."""
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:
-            raise OSError(f"{folder} is a file, so it cannot hold another image") from None
-        self._made.add(folder)
-
-    def size_of(self, key: str) -> int | None:
-        """The stored file's size, or None when it is missing."""
+            if self.fsync:
+                os.fsync(fd)
+            info = os.fstat(fd)
+        except BaseException:
+            self._abort(fd, name)
+            raise
+        os.close(fd)
         try:
-            return self.path_of(key).stat().st_size
-        except OSError:
-            return None
+            with self._lock:
+                if self._sealed:
+                    raise OSError(errno.EINTR, "the run was interrupted")
+                self.tree.place(self.tmp, name, key)
+                self._unsettled[key] = Written(info.st_size, info.st_mtime_ns)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=self.tmp)
+            raise
 
-    def open_tmp(self) -> None:
-        """Create the run's temporary folder."""
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+    def written(self, key: str) -> Written | None:
+        """The size and time of the file this run stored under `key`, until settled."""
+        with self._lock:
+            return self._unsettled.get(key)
 
-    def close_tmp(self) -> None:
-        """Remove the run's temporary folder and anything left in it."""
-        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+    def settle(self, keys: list[str]) -> None:
+        """The records of these keys' files are saved: they are no longer at risk."""
+        with self._lock:
+            for key in keys:
+                self._unsettled.pop(key, None)
+
+    def seal(self) -> None:
+        """Refuse every rename from now on (an interrupt); renames in progress finish."""
+        with self._lock:
+            self._sealed = True
+
+    def discard_unsettled(self) -> list[str]:
+        """Remove the files renamed whose records never reached the runner; their keys."""
+        with self._lock:
+            keys, self._unsettled = list(self._unsettled), {}
+        for key in keys:
+            self.tree.remove(key)
+        return keys
+
+    def matches(self, key: str, size: int, mtime_ns: int | None) -> bool:
+        """True when the key's file is a regular file of `size` bytes (and `mtime_ns`)."""
+        found = self.tree.lstat(key)
+        if found is None or found.st_size != size:
+            return False
+        return mtime_ns is None or found.st_mtime_ns == mtime_ns
+
+    def close(self) -> None:
+        """Close the folders' descriptors (the folders' owner closes `images` and `tmp`)."""
+        self.tree.close()
 
 
 class FileWriter:
-    """One image being written to a part file; `commit` renames it into place."""
+    """One image being written to a part file; `commit` renames it into place.
 
-    def __init__(self, fd: int, tmp: Path, target: Path, *, fsync: bool) -> None:
+    Everything goes through the store's link-proof primitives: the part file is created
+    with O_EXCL | O_NOFOLLOW in the run's temporary folder, and `commit` renames it by
+    folder descriptor (refused once the store is sealed by an interrupt).
+    """
+
+    def __init__(self, store: FileStore, key: str, fd: int, name: str) -> None:
+        self._store = store
+        self._key = key
         self._fd: int | None = fd
-        self._tmp: Path | None = tmp
-        self._target = target
-        self._fsync = fsync
+        self._name = name
 
     def write(self, chunk: bytes) -> None:
         """Append `chunk` to the part file."""
@@ -92,32 +149,17 @@ class FileWriter:
             raise OSError("write after commit or abort")
         view = memoryview(chunk)
         while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+            view = view[os.write(self._fd, view) :]
 
     def commit(self, content_type: str | None) -> None:
         """Flush (fsync when the store says so) and rename the part file to the key's file."""
-        fd, tmp = self._fd, self._tmp
-        if fd is None or tmp is None:
+        fd, self._fd = self._fd, None
+        if fd is None:
             raise OSError("commit after commit or abort")
-        self._fd = None
-        try:
-            if self._fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.replace(tmp, self._target)
-        except OSError:
-            tmp.unlink(missing_ok=True)
-            raise
-        finally:
-            self._tmp = None
+        self._store._commit(self._key, fd, self._name)
 
     def abort(self) -> None:
         """Close and remove the part file; nothing appears at the key (no-op after commit)."""
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
-        if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            self._store._abort(fd, self._name)

@@ -42,7 +42,7 @@ class Documents:
     def _db(self) -> Database:
         db: Database | None = getattr(self._local, "db", None)
         if db is None:
-            db = self._local.db = Database(self.db_path)
+            db = self._local.db = Database(self.db_path, readonly=True)
         return db
 
     def head(self, job: Job) -> dict[str, Any]:

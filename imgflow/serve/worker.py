@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,8 +24,8 @@ from imgflow.serve.queue import CANCELLED, FAILED, Job, JobQueue
 
 log = logging.getLogger("imgflow.serve")
 
-# Test hook: a job whose base URL contains this variable's value raises a database error
-# once planned, the way a damaged or locked imgflow.db would.
+# Test hook: a job whose base URL contains this variable's value raises an unexpected error
+# once planned (a bug anywhere below the worker).
 FAULT_ENV = "TEST_IMGFLOW_SERVE_FAULT"  # not IMGFLOW_*: those name settings
 IDLE_POLL = 1.0
 
@@ -43,7 +42,7 @@ class LiveCounts:
     def planned(self, run_id: str, total: int, duplicates: int) -> None:
         """The run is planned."""
         if self._fault:
-            raise sqlite3.OperationalError(f"disk I/O error (injected by {FAULT_ENV})")
+            raise RuntimeError(f"unexpected failure (injected by {FAULT_ENV})")
         self.total, self.duplicates = total, duplicates
 
     def record(self, record: ResultRecord) -> None:

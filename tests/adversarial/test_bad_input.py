@@ -2,7 +2,7 @@
 
 Cases come from the config file, flags and IMGFLOW_* variables, the paths file, the job
 JSON (``--job``) and the HTTP API body (the plan Lambda validates the execution input the
-API passes on: `imgflow.aws.lambda_plan.plan_job`). tests/test_cli.py covers other cases
+API passes on: `imgflow.aws.runtime.plan.plan_job`). tests/test_cli.py covers other cases
 through a real process; these run the same CLI in process, except the 1,000,000-line file,
 which runs as a process so its peak memory can be measured.
 """
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from imgflow.aws.lambda_plan import plan_job
+from imgflow.aws.runtime.plan import plan_job
 from imgflow.cli import app
 from imgflow.errors import JobError
 
@@ -54,7 +54,7 @@ CLI_CASES: list[tuple[str, str | None, list[str], bytes | None, dict[str, str], 
     ("fragment", None, [], b"a.gif#top", {}, "fragment"),
     ("dot-only", None, [], b".", {}, "names no resource"),
     ("dotdot-inside", None, [], b"a/../../b.gif", {}, "uses .."),
-    ("long-segment", None, [], b"x" * 300 + b".gif", {}, "segment is longer than 255"),
+    ("long-path", None, [], b"x" * 1100 + b".gif", {}, "characters long"),
     ("tab", None, [], b"a\tb.gif", {}, "NUL or control"),
     ("mailto", None, [], b"mailto:a@b.example", {}, "is a full URL"),
     ("line-number-counts-blanks", None, [], b"a.gif\n\n# c\n//x/y", {}, "line 4:"),

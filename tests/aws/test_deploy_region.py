@@ -29,7 +29,7 @@ def planned_region(config: Path, *flags: str) -> str:
         "deploy", "--dry-run", "--config", str(config), "-o", "json", *flags
     )
     assert code == 0, stderr
-    arn = json.loads(stdout)["outputs"]["state_machine_arn"]
+    arn = json.loads(stdout)["outputs"]["stateMachineArn"]
     region: str = arn.split(":")[3]
     return region
 

@@ -176,7 +176,7 @@ def test_the_curl_command_deploy_prints_is_accepted_by_the_api(
     config, _, api = deployed_api
     code, stdout, stderr = invoke_cli("deploy", "--config", str(config), "-o", "json")
     assert code == 0, stderr
-    command = json.loads(stdout)["api_command"]
+    command = json.loads(stdout)["apiCommand"]
     assert command.startswith("curl --aws-sigv4 'aws:amz:us-east-1:execute-api' ")
     assert "x-amz-security-token: $AWS_SESSION_TOKEN" in command
     body = reference_body("success", flags.base_url)

@@ -42,7 +42,9 @@
     meta.className = "meta";
     const name = document.createElement("span");
     name.className = "key";
-    name.textContent = key;
+    const text = document.createElement("bdi");  // the key's end (its file name) stays seen
+    text.textContent = key;
+    name.append(text);
     name.title = key;
     const facts = document.createElement("span");
     facts.className = "facts";
