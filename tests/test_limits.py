@@ -72,7 +72,7 @@ def test_a_declared_length_over_the_cap_fails_before_the_body(fault_server: Faul
 
 
 def test_backoff_doubles_with_jitter_and_stops_at_its_cap(fault_server: FaultServer) -> None:
-    fault_server.set("/busy.gif", Status(503))
+    fault_server.set("/busy.gif", Status(502))
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
@@ -143,7 +143,7 @@ def test_a_batch_starts_only_once_every_item_before_it_has_started(
 
 
 class Exploding:
-    """A store whose put raises something other than OSError for one key."""
+    """A store that raises something other than OSError when one key is published."""
 
     inline = True
 
@@ -152,9 +152,28 @@ class Exploding:
         self.stored: list[str] = []
 
     def put(self, key: str, data: bytes, content_type: str | None) -> None:
-        if key == self.bad_key:
+        writer = self.open(key)
+        writer.write(data)
+        writer.commit(content_type)
+
+    def open(self, key: str) -> Writer:
+        return Writer(self, key)
+
+
+class Writer:
+    def __init__(self, store: Exploding, key: str) -> None:
+        self.store, self.key = store, key
+
+    def write(self, chunk: bytes) -> None:
+        pass
+
+    def commit(self, content_type: str | None) -> None:
+        if self.key == self.store.bad_key:
             raise RuntimeError("disk on fire")
-        self.stored.append(key)
+        self.store.stored.append(self.key)
+
+    def abort(self) -> None:
+        pass
 
 
 def test_one_record_per_item_even_when_storing_one_raises(fault_server: FaultServer) -> None:
