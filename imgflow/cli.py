@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from imgflow.aws.deploy.state import DeploymentOutputs
     from imgflow.aws.job import JobStatus
     from imgflow.jobinput import JobInput
-    from imgflow.local.runner import LocalRunResult
+    from imgflow.local.runner import LocalJob, LocalRunResult
 
 EXIT_CODES = """Exit codes: 0 every image stored or skipped; 1 an image failed (beyond
 --tolerate-failures) or a backend error; 2 bad usage, config or input (nothing written);
@@ -133,6 +133,13 @@ DataDirOpt = Annotated[
     typer.Option("--data-dir", help="Local data folder (default: local.data_dir, imgflow-data)."),
 ]
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table or json.")]
+BackendOpt = Annotated[Backend | None, typer.Option("--backend", help="local (default) or aws.")]
+LimitOpt = Annotated[
+    int, typer.Option("--limit", min=1, help="How many recent runs (or executions) to list.")
+]
+NoWaitOpt = Annotated[
+    bool, typer.Option("--no-wait", help="aws: print the execution ARN and return.")
+]
 
 
 def _load_config(path: Path | None) -> Config:
@@ -179,16 +186,18 @@ def run(
     force: Annotated[
         bool, typer.Option("--force", help="Download again even if already stored.")
     ] = False,
-    backend: Annotated[
-        Backend | None, typer.Option("--backend", help="local (default) or aws.")
-    ] = None,
-    no_wait: Annotated[
-        bool, typer.Option("--no-wait", help="aws: print the execution ARN and return.")
-    ] = False,
+    backend: BackendOpt = None,
+    no_wait: NoWaitOpt = False,
     via_api: Annotated[
         bool,
         typer.Option(
             "--via-api", help="aws: POST the original body to the HTTP API (SigV4-signed)."
+        ),
+    ] = False,
+    new: Annotated[
+        bool,
+        typer.Option(
+            "--new", help="aws: start a new execution of a job submitted before (skips stored)."
         ),
     ] = False,
     report: Annotated[
@@ -293,16 +302,23 @@ def run(
         try:
             if cfg.backend == "aws":
                 if force or data_dir is not None or report:
-                    raise UsageError("--force, --data-dir and --report go with the local backend")
+                    raise UsageError(
+                        "--force, --data-dir and --report go with the local backend"
+                        " (on aws, --new starts a fresh execution of a job submitted before)"
+                    )
                 if network_flags:
                     raise UsageError(
                         "--header, --user-agent, --proxy, --no-proxy, --ca-bundle, "
                         "--insecure, --rate and --burst go with the local backend (for aws, "
                         "set fetch.* in imgflow.yaml and deploy)"
                     )
-                code = _run_aws(cfg, spec, output, no_wait, via_api)
-            elif via_api or no_wait:
-                raise UsageError("--via-api and --no-wait go with --backend aws")
+                if new and via_api:
+                    raise UsageError(
+                        "--new goes without --via-api (the API starts a new execution anyway)"
+                    )
+                code = _run_aws(cfg, spec, output, no_wait, via_api, new)
+            elif via_api or no_wait or new:
+                raise UsageError("--via-api, --no-wait and --new go with --backend aws")
             else:
                 _check_network(cfg)
                 result = _run_local(cfg, spec, data_dir, output, force)
@@ -397,7 +413,7 @@ def _aws_target(cfg: Config) -> tuple[Aws, DeploymentOutputs]:
     return from_config(cfg), outputs
 
 
-def _start_aws(cfg: Config, spec: JobInput, via_api: bool) -> tuple[Aws, str, str]:
+def _start_aws(cfg: Config, spec: JobInput, via_api: bool, new: bool) -> tuple[Aws, str, str]:
     """Start the job: (session, bucket, execution ARN)."""
     from imgflow.aws.job import job_body, start_job
 
@@ -411,23 +427,42 @@ def _start_aws(cfg: Config, spec: JobInput, via_api: bool) -> tuple[Aws, str, st
         # api_url is the route's full URL, as deploy recorded it.
         sign = cfg.api.auth == "iam"
         return aws, outputs.bucket, start_via_api(aws, outputs.api_url, body, sign=sign)
-    started = start_job(aws, outputs.bucket, outputs.state_machine_arn, body, cfg.job.batch_size)
+    started = start_job(
+        aws, outputs.bucket, outputs.state_machine_arn, body, cfg.job.batch_size, fresh=new
+    )
     if started.existing:
-        err.print(f"this job was submitted before: showing execution {started.execution_arn}")
+        err.print(
+            f"this job was submitted before: showing execution {started.execution_arn}"
+            " (--new starts a new execution; imgflow retry runs just its failed images)"
+        )
     return aws, outputs.bucket, started.execution_arn
 
 
-def _run_aws(cfg: Config, spec: JobInput, output: Output, no_wait: bool, via_api: bool) -> int:
+def _run_aws(
+    cfg: Config, spec: JobInput, output: Output, no_wait: bool, via_api: bool, new: bool
+) -> int:
+    aws, bucket, execution_arn = _start_aws(cfg, spec, via_api, new)
+    return _follow_aws(cfg, aws, bucket, execution_arn, spec.count, output, no_wait)
+
+
+def _follow_aws(
+    cfg: Config,
+    aws: Aws,
+    bucket: str,
+    execution_arn: str,
+    count: int,
+    output: Output,
+    no_wait: bool,
+) -> int:
     from imgflow.aws.job import wait_for_job
     from imgflow.aws.job_progress import AwsProgress
 
-    aws, bucket, execution_arn = _start_aws(cfg, spec, via_api)
     if no_wait:
         out.print(execution_arn)
         return 0
     began = time.monotonic()
     if err.is_terminal:
-        with AwsProgress(err, spec.count) as progress:
+        with AwsProgress(err, count) as progress:
             status = wait_for_job(aws, bucket, execution_arn, progress.update)
     else:
         status = wait_for_job(aws, bucket, execution_arn)
@@ -475,8 +510,7 @@ def _run_local(
     force: bool,
     key_base: str | None = None,
 ) -> LocalRunResult:
-    from imgflow.local.runner import LocalJob, run_job
-    from imgflow.render import RunProgress, throttle_line
+    from imgflow.local.runner import LocalJob
 
     job = LocalJob(
         base_url=spec.base_url,
@@ -487,15 +521,29 @@ def _run_local(
         force=force,
         key_base=key_base,
     )
-    folder = _data_dir(cfg, data_dir)
+    return _run_local_job(cfg, job, _data_dir(cfg, data_dir), output)
+
+
+def _run_local_job(
+    cfg: Config, job: LocalJob, folder: Path, output: Output, run_id: str | None = None
+) -> LocalRunResult:
+    from imgflow.local.runner import run_job
+    from imgflow.render import RunProgress, throttle_line
+
     started = time.monotonic()
     if err.is_terminal:
         with RunProgress(err) as progress:
             result = run_job(
-                job, cfg, folder, progress, on_throttle=progress.throttled, on_wait=_say
+                job,
+                cfg,
+                folder,
+                progress,
+                run_id,
+                on_throttle=progress.throttled,
+                on_wait=_say,
             )
     else:
-        result = run_job(job, cfg, folder, on_wait=_say)
+        result = run_job(job, cfg, folder, run_id=run_id, on_wait=_say)
     elapsed = time.monotonic() - started
     _show_local_run(folder, result.run_id, output, result.duplicates, elapsed)
     throttled = throttle_line(result.throttles)
@@ -543,23 +591,47 @@ def _show_local_run(
         db.close()
 
 
+def _backend(cfg: Config, backend: Backend | None, target: str | None) -> str:
+    """aws for an execution ARN, else --backend, else the config's backend."""
+    if target is not None and target.startswith("arn:"):
+        return "aws"
+    return backend.value if backend is not None else cfg.backend
+
+
 @app.command()
 def status(
     run_id: Annotated[
-        str | None, typer.Argument(help="A run id (local) or an execution ARN (aws).")
+        str | None,
+        typer.Argument(help="A run id (local) or an execution ARN or name (aws)."),
     ] = None,
+    backend: BackendOpt = None,
+    limit: LimitOpt = 20,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Show a past run's per-image results, or list recent runs."""
+    """Show a past run's per-image results, or list recent runs (executions on aws)."""
     with _errors():
         cfg = _load_config(config)
-        if run_id is not None and run_id.startswith("arn:"):
-            from imgflow.aws.job import job_status
-
+        if _backend(cfg, backend, run_id) == "aws":
+            if data_dir is not None:
+                raise UsageError("--data-dir goes with the local backend")
             aws, outputs = _aws_target(cfg)
-            code = _show_aws(cfg, job_status(aws, outputs.bucket, run_id), output, None)
+            if run_id is None:
+                from imgflow.aws.job_list import recent_executions
+                from imgflow.render_runs import executions_json, executions_table
+
+                rows = recent_executions(aws, outputs.bucket, outputs.state_machine_arn, limit)
+                if output is Output.json:
+                    sys.stdout.write(executions_json(rows) + "\n")
+                else:
+                    out.print(executions_table(rows, cfg.deployment))
+                return
+            from imgflow.aws.job import job_status
+            from imgflow.aws.job_retry import execution_arn_of
+
+            arn = execution_arn_of(outputs.state_machine_arn, run_id)
+            code = _show_aws(cfg, job_status(aws, outputs.bucket, arn), output, None)
             raise typer.Exit(code)
         folder = _data_dir(cfg, data_dir)
         from imgflow.local.runner import DB_NAME
@@ -570,55 +642,92 @@ def status(
                 f"local.data_dir in ./imgflow.yaml or {config_mod.user_config_path()})"
             )
         if run_id is None:
-            _list_runs(folder, output)
+            _list_runs(folder, output, limit)
             return
         state = _show_local_run(folder, run_id, output, 0, None)
     raise typer.Exit(0 if state == "succeeded" else 1)
 
 
-def _list_runs(folder: Path, output: Output) -> None:
-    import json
-
-    from rich.table import Table
-
+def _list_runs(folder: Path, output: Output, limit: int) -> None:
     from imgflow.local.db import Database, sqlite_errors
+    from imgflow.local.retry import parents
     from imgflow.local.runner import DB_NAME
+    from imgflow.render_runs import runs_json, runs_table
 
     db = Database(folder / DB_NAME, readonly=True)
     try:
         with sqlite_errors(db.path):
-            runs = db.recent_runs()
+            runs = db.recent_runs(limit)
     finally:
         db.close()
+    linked = parents(folder / DB_NAME, [r.id for r in runs])
     if output is Output.json:
-        rows = [
-            {
-                "run": r.id,
-                "backend": r.backend,
-                "state": r.state,
-                "baseUrl": r.base_url,
-                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.started_at)),
-                "summary": r.summary.to_json(),
-            }
-            for r in runs
-        ]
-        sys.stdout.write(json.dumps({"runs": rows}) + "\n")
-        return
-    table = Table(title=f"recent runs in {folder}")
-    for column in ("run", "state", "started", "base url", "total", "stored", "skipped", "failed"):
-        table.add_column(column)
-    for r in runs:
-        table.add_row(
-            r.id,
-            r.state,
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at)),
-            r.base_url,
-            str(r.summary.total),
-            str(r.summary.stored),
-            str(r.summary.skipped),
-            str(r.summary.failed),
-        )
-    out.print(table)
+        sys.stdout.write(runs_json(runs, linked) + "\n")
+    else:
+        out.print(runs_table(runs, linked, f"recent runs in {folder}"))
+
+
+@app.command()
+def retry(
+    target: Annotated[
+        str,
+        typer.Argument(help="A run id (local) or an execution ARN or name (aws) to retry."),
+    ],
+    backend: BackendOpt = None,
+    no_wait: NoWaitOpt = False,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Run again just the images that failed in a run, skipping any stored since.
+
+    The new run (execution on aws) is linked to the one it retries, and `imgflow status`
+    shows which run it retries.
+    """
+    with _errors():
+        cfg = _load_config(config)
+        if _backend(cfg, backend, target) == "aws":
+            if data_dir is not None:
+                raise UsageError("--data-dir goes with the local backend")
+            code = _retry_aws(cfg, target, output, no_wait)
+        else:
+            if no_wait:
+                raise UsageError("--no-wait goes with --backend aws")
+            code = _retry_local(cfg, target, data_dir, output)
+    raise typer.Exit(code)
+
+
+def _retry_aws(cfg: Config, target: str, output: Output, no_wait: bool) -> int:
+    from imgflow.aws.job_retry import execution_arn_of, failed_paths, start_retry
+
+    aws, outputs = _aws_target(cfg)
+    arn = execution_arn_of(outputs.state_machine_arn, target)
+    failed = failed_paths(aws, outputs.bucket, arn)
+    if not failed.paths:
+        err.print(f"nothing to retry: no image failed in execution {failed.name}")
+        return 0
+    started = start_retry(
+        aws, outputs.bucket, outputs.state_machine_arn, failed, cfg.job.batch_size
+    )
+    err.print(f"retrying {len(failed.paths)} failed images of {failed.name}: {started.job_id}")
+    count = len(failed.paths)
+    return _follow_aws(cfg, aws, outputs.bucket, started.execution_arn, count, output, no_wait)
+
+
+def _retry_local(cfg: Config, run_id: str, data_dir: Path | None, output: Output) -> int:
+    from imgflow.local.retry import link, plan_retry
+    from imgflow.local.runner import DB_NAME, new_run_id
+
+    folder = _data_dir(cfg, data_dir)
+    plan = plan_retry(folder, run_id)
+    if plan.failed == 0:
+        err.print(f"nothing to retry: no image failed in run {run_id}")
+        return 0
+    new_id = new_run_id()
+    link(folder / DB_NAME, new_id, run_id)
+    err.print(f"retrying {plan.failed} failed images of run {run_id}: run {new_id}")
+    result = _run_local_job(cfg, plan.job, folder, output, new_id)
+    return 0 if result.state == "succeeded" else 1
 
 
 @app.command("report")

@@ -3,10 +3,14 @@
     Plan (Lambda)          validate the job, write the batches to jobs/<job-id>/batches.json
       -> Download (Map)    Distributed Map over that manifest (ItemReader s3:getObject),
          |                 one STANDARD child per batch, at most `max_batches` at once:
-         |                   Fetch (download Lambda; retried on transient Lambda errors)
+         |                   Fetch (download Lambda; retried on transient Lambda errors,
+         |                   and once on Lambda.Unknown: a timeout or out of memory)
          |                   on any other error: RecordCrash (download Lambda writes the
          |                   batch's records as failed) or, if that fails too, BatchLost
-      -> Consolidate       read jobs/<job-id>/results/*.json, write the failures file
+         |                 a failed Map (a child that could not start) is caught: the
+         |                 error goes to $.mapError and Consolidate still runs
+      -> Consolidate       read jobs/<job-id>/results/*.json, write the failures file;
+                           every path of a batch without results is reported failed
       -> AnyFailed?        Choice on $.allSucceeded
            -> Notify (SNS publish) -> Failed (Fail)
            -> Succeeded
@@ -33,24 +37,28 @@ SNS_PUBLISH = "arn:aws:states:::sns:publish"
 S3_GET_OBJECT = "arn:aws:states:::s3:getObject"
 S3_PUT_OBJECT = "arn:aws:states:::s3:putObject"
 
+# AWS's "Handle Lambda service exceptions" list: errors of the Lambda service, not of the
+# function, worth a few retries with backoff.
 TRANSIENT_LAMBDA_ERRORS = [
+    "Lambda.ClientExecutionTimeoutException",
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
-    "Lambda.Unknown",
 ]
+TRANSIENT_ATTEMPTS = 4
+# Lambda.Unknown also covers a function that timed out or ran out of memory: retrying a
+# batch that took its whole timeout repeats requests to the same site, so only once.
+UNKNOWN_LAMBDA_ERROR = "Lambda.Unknown"
+UNKNOWN_ATTEMPTS = 1
+MAP_ERROR_PATH = "$.mapError"
 
 
 def _retry() -> list[dict[str, Any]]:
+    backoff = {"IntervalSeconds": 2, "BackoffRate": 2.0, "JitterStrategy": "FULL"}
     return [
-        {
-            "ErrorEquals": TRANSIENT_LAMBDA_ERRORS,
-            "IntervalSeconds": 2,
-            "MaxAttempts": 4,
-            "BackoffRate": 2.0,
-            "JitterStrategy": "FULL",
-        }
+        {"ErrorEquals": TRANSIENT_LAMBDA_ERRORS, "MaxAttempts": TRANSIENT_ATTEMPTS, **backoff},
+        {"ErrorEquals": [UNKNOWN_LAMBDA_ERROR], "MaxAttempts": UNKNOWN_ATTEMPTS, **backoff},
     ]
 
 
@@ -128,6 +136,15 @@ def definition(
                     "Parameters": {"Bucket": bucket, "Prefix": MAP_RESULTS_PREFIX},
                 },
                 "ResultPath": None,
+                # A child that cannot start fails the Map run (no failure is tolerated):
+                # Consolidate still runs and reports the batches that wrote no results.
+                "Catch": [
+                    {
+                        "ErrorEquals": ["States.ALL"],
+                        "ResultPath": MAP_ERROR_PATH,
+                        "Next": "Consolidate",
+                    }
+                ],
                 "Next": "Consolidate",
             },
             "Consolidate": _invoke(consolidate_arn, {"plan.$": "$"}, Next="AnyFailed"),

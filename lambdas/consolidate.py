@@ -1,12 +1,12 @@
-"""Consolidate Lambda: counts, failures file, SNS message (see imgflow.aws.lambda_consolidate)."""
+"""Consolidate Lambda: counts, failures file, SNS message (see imgflow.aws.runtime.consolidate)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from imgflow.aws.client import lambda_session
-from imgflow.aws.lambda_consolidate import consolidate
-from imgflow.aws.lambda_settings import LambdaSettings
+from imgflow.aws.runtime.consolidate import consolidate
+from imgflow.aws.runtime.settings import LambdaSettings
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:

@@ -1,13 +1,13 @@
-"""Download Lambda: one batch of the manifest (see imgflow.aws.lambda_download)."""
+"""Download Lambda: one batch of the manifest (see imgflow.aws.runtime.download)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from imgflow.aws.client import lambda_session
-from imgflow.aws.lambda_download import download_batch, record_crash
-from imgflow.aws.lambda_jobs import BatchSpec
-from imgflow.aws.lambda_settings import LambdaSettings
+from imgflow.aws.runtime.download import download_batch, record_crash
+from imgflow.aws.runtime.jobs import BatchSpec
+from imgflow.aws.runtime.settings import LambdaSettings
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:

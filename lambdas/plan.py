@@ -1,12 +1,12 @@
-"""Plan Lambda: validate the job and write its batch manifest (see imgflow.aws.lambda_plan)."""
+"""Plan Lambda: validate the job and write its batch manifest (see imgflow.aws.runtime.plan)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from imgflow.aws.client import lambda_session
-from imgflow.aws.lambda_plan import plan_job
-from imgflow.aws.lambda_settings import LambdaSettings
+from imgflow.aws.runtime.plan import plan_job
+from imgflow.aws.runtime.settings import LambdaSettings
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:

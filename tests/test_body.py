@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import gzip
 import hashlib
+import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -215,13 +216,29 @@ def test_bombs_stop_at_the_cap(fault_server: FaultServer, coding: str) -> None:
 
 
 class CountingStore(FileStore):
-    """A FileStore that counts the writers it opened."""
+    """A FileStore over `folder`/images and `folder`/tmp that counts the writers it opened."""
 
     opened = 0
+
+    def __init__(self, folder: Path, *, fsync: bool) -> None:
+        self.images_dir, self.tmp_dir = folder / "images", folder / "tmp"
+        self.images_dir.mkdir()
+        self.tmp_dir.mkdir()
+        self._fds = [
+            os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in (self.images_dir, self.tmp_dir)
+        ]
+        super().__init__(self._fds[0], self._fds[1], fsync=fsync)
 
     def open(self, key: str) -> FileWriter:
         self.opened += 1
         return super().open(key)
+
+    def path_of(self, key: str) -> Path:
+        return self.images_dir / key
+
+    def close(self) -> None:
+        super().close()
+        os.close(self._fds[1])
 
 
 def run(
@@ -232,8 +249,7 @@ def run(
     fsync: bool,
     max_bytes: int = FAST.max_bytes,
 ) -> tuple[list[ResultRecord], CountingStore]:
-    store = CountingStore(tmp_path / "images", tmp_path / "tmp", fsync=fsync)
-    store.open_tmp()
+    store = CountingStore(tmp_path, fsync=fsync)
     settings = dataclasses.replace(FAST, max_bytes=max_bytes, retries=0)
     items = [item_for(server.base_url, p) for p in paths]
 
@@ -244,7 +260,10 @@ def run(
                     items, fetcher=fetcher, store=store, concurrency=4, executor=pool
                 )
 
-    return asyncio.run(go()), store
+    try:
+        return asyncio.run(go()), store
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("fsync", [True, False])
@@ -274,7 +293,7 @@ def test_a_body_cut_short_leaves_nothing(fault_server: FaultServer, tmp_path: Pa
     records, store = run(fault_server, ["cut.gif"], tmp_path, fsync=False)
     assert records[0].outcome is Outcome.FAILED
     assert store.opened == 1  # the body was streaming into the store when it broke
-    assert not (store.root.exists() and any(p.is_file() for p in store.root.rglob("*")))
+    assert not (any(p.is_file() for p in store.images_dir.rglob("*")))
     assert list(store.tmp_dir.iterdir()) == []
 
 
@@ -291,12 +310,11 @@ def test_too_large_and_not_images_never_reach_the_store(
         messages.TOO_LARGE,
     ]
     assert list(store.tmp_dir.iterdir()) == []
-    assert not (store.root.exists() and any(p.is_file() for p in store.root.rglob("*")))
+    assert not (any(p.is_file() for p in store.images_dir.rglob("*")))
 
 
 def test_file_writer_publishes_only_on_commit(tmp_path: Path) -> None:
-    store = FileStore(tmp_path / "images", tmp_path / "tmp", fsync=True)
-    store.open_tmp()
+    store = CountingStore(tmp_path, fsync=True)
     writer = store.open("a/b.gif")
     writer.write(GIF[:10])
     writer.write(GIF[10:])
@@ -312,3 +330,4 @@ def test_file_writer_publishes_only_on_commit(tmp_path: Path) -> None:
     assert list(store.tmp_dir.iterdir()) == []
     with pytest.raises(OSError):
         other.write(b"more")
+    store.close()

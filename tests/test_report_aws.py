@@ -17,7 +17,7 @@ from support.cdp import Browser, find_chromium
 from support.report_run import images
 
 from imgflow.aws.client import Aws, connect
-from imgflow.aws.lambda_jobs import job_key, put_json, summary_key, write_results
+from imgflow.aws.runtime.jobs import job_key, put_json, summary_key, write_results
 from imgflow.engine import messages
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.report.aws import write_aws

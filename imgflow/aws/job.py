@@ -3,6 +3,8 @@
     start_job(aws, outputs, body, batch_size)   upload the job to jobs/<job-id>/job.json and
                                                 start the execution named <job-id>; the same
                                                 job again reports the existing execution
+                                                (fresh=True starts a new one, named
+                                                <job-id>--new-<time>; parent= links a retry)
     job_status(aws, bucket, execution_arn)      the execution's state, counts so far and its
                                                 records (works while it runs)
     JobWatch(aws, bucket, execution_arn).poll() the same, for a caller that polls: each poll
@@ -16,20 +18,23 @@ from summary.json. The records themselves are read only when `JobStatus.records`
 iterated (by the renderer, at the end), streamed object by object.
 
 The job id is a digest of the job (base URL, paths, concurrency, batch size), so it names
-both the execution and the job's folder in the bucket.
+both the execution and the job's folder in the bucket. A fresh run or a retry of a job gets
+a name of its own, ``<root>--<kind>-<UTC time>-<random>``, where <root> is the first
+execution's name; a retry's execution input names its parent (``"parent"``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from imgflow.aws.client import Aws, AwsError, NotFoundError, aws_errors
-from imgflow.aws.lambda_jobs import (
+from imgflow.aws.runtime.jobs import (
     get_json,
     job_key,
     put_json,
@@ -45,6 +50,8 @@ if TYPE_CHECKING:
 
 RUNNING = "RUNNING"
 POLL_SECONDS = 1.0
+NAME_SEPARATOR = "--"
+PARENT_FIELD = "parent"
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,18 @@ def execution_arn_for(state_machine_arn: str, name: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
 
 
+def root_name(name: str) -> str:
+    """The name of the first execution of a job, from any of its runs' names."""
+    return name.split(NAME_SEPARATOR, 1)[0]
+
+
+def derived_name(name: str, kind: str) -> str:
+    """A new execution name for a fresh run or a retry of the job `name` (at most 80 chars)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    suffix = f"{NAME_SEPARATOR}{kind}-{stamp}-{secrets.token_hex(2)}"
+    return root_name(name)[: 80 - len(suffix)] + suffix
+
+
 def _exists(aws: Aws, execution_arn: str) -> bool:
     try:
         with aws_errors("states:DescribeExecution"):
@@ -120,16 +139,36 @@ def _exists(aws: Aws, execution_arn: str) -> bool:
 
 
 def start_job(
-    aws: Aws, bucket: str, state_machine_arn: str, body: dict[str, Any], batch_size: int
+    aws: Aws,
+    bucket: str,
+    state_machine_arn: str,
+    body: dict[str, Any],
+    batch_size: int,
+    *,
+    fresh: bool = False,
+    parent: str | None = None,
 ) -> Started:
-    """Upload the job and start its execution (or find the one already started)."""
+    """Upload the job and start its execution (or find the one already started).
+
+    `fresh` starts a new execution of a job submitted before; `parent` (an execution name)
+    starts a retry of that execution, linked to it.
+    """
     job_id = job_id_for(body, batch_size)
+    if parent is not None:
+        job_id = derived_name(parent, "retry")
+    elif fresh:
+        job_id = derived_name(job_id, "new")
     arn = execution_arn_for(state_machine_arn, job_id)
-    if _exists(aws, arn):
+    if parent is None and not fresh and _exists(aws, arn):
         return Started(arn, job_id, existing=True)
     key = job_key(job_id)
     put_json(aws.s3(), bucket, key, body)
-    execution_input = {"manifest": {"bucket": bucket, "key": key}, "batchSize": batch_size}
+    execution_input: dict[str, Any] = {
+        "manifest": {"bucket": bucket, "key": key},
+        "batchSize": batch_size,
+    }
+    if parent is not None:
+        execution_input[PARENT_FIELD] = parent
     try:
         with aws_errors("states:StartExecution"):
             started = aws.stepfunctions().start_execution(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 
@@ -99,11 +98,7 @@ async def process_item(
         try:
             return await _commit(item, result)
         except StoreError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
-                message = messages.failure(messages.NO_SPACE, item.url)
-            else:
-                message = messages.failure(messages.STORE_FAILED, item.url, str(exc))
+            message = messages.store_failure(item.url, exc)
             return failed_record(item, message, result.status_code, attempts)
     except Exception as exc:  # one bad item must never lose the batch's other records
         message = messages.failure(messages.BATCH_FAILED, item.url, f"{type(exc).__name__}: {exc}")

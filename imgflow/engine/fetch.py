@@ -233,9 +233,7 @@ class Fetcher:
             except httpx.HTTPError as exc:
                 return _classify(url, exc, attempts, current, proxy)
             except StoreError as exc:
-                return FetchFailure(
-                    messages.failure(messages.STORE_FAILED, url, str(exc)), 200, attempts
-                )
+                return FetchFailure(messages.store_failure(url, exc), 200, attempts)
             if not isinstance(result, str):
                 return result
             current = result

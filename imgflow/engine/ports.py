@@ -1,7 +1,7 @@
 """The port the engine stores images through, and what an index knows of one image.
 
 The engine fetches and stores; indexing and notifying are the backends' own steps
-(imgflow/local/ and imgflow/aws/lambda_*.py), done with a batch's records.
+(imgflow/local/ and imgflow/aws/runtime/), done with a batch's records.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from imgflow.aws.client import Aws, aws_errors
 from imgflow.aws.job import job_status
-from imgflow.aws.lambda_jobs import get_json, job_key
+from imgflow.aws.runtime.jobs import get_json, job_key
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.errors import BackendError, UsageError
 from imgflow.report import thumbs

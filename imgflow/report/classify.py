@@ -86,6 +86,7 @@ _BY_KIND = {
     messages.BAD_REDIRECT: REDIRECT,
     messages.REFUSED_TARGET: REFUSED,
     messages.STORE_FAILED: STORAGE,
+    messages.NO_SPACE: STORAGE,
     messages.CERTIFICATE_REJECTED: TLS,
     messages.PROXY_REFUSED: PROXY,
     messages.PROXY_UNREACHABLE: PROXY,

@@ -37,7 +37,7 @@ from support.faults import image_body
 from support.faultserver import FaultServer, Ok, Status
 
 from imgflow.aws.client import Aws, connect
-from imgflow.aws.lambda_jobs import failures_key, get_json, list_keys, results_prefix
+from imgflow.aws.runtime.jobs import failures_key, get_json, list_keys, results_prefix
 from imgflow.engine.messages import BATCH_FAILED, NOT_FOUND, STORE_FAILED, failure_class
 from infra.statemachine import FAIL_CAUSE, FAIL_ERROR
 

@@ -32,7 +32,7 @@ from support.faults import image_body
 from support.faultserver import FaultServer, Ok, Redirect
 
 from imgflow.aws.client import Aws, connect
-from imgflow.aws.lambda_jobs import BatchSpec, get_json, result_key
+from imgflow.aws.runtime.jobs import BatchSpec, get_json, result_key
 from imgflow.config import from_mapping
 from imgflow.engine import guard
 from imgflow.engine.messages import REFUSED_TARGET, failure_class
@@ -58,7 +58,7 @@ def session() -> Iterator[Aws]:
 def dns(monkeypatch: pytest.MonkeyPatch, rebinding_dns: None) -> None:
     """As `rebinding_dns`, and the connect-time check lets the test server (127.0.0.1)
     through, so the refusals seen are the URL guard's, hop by hop."""
-    import imgflow.aws.lambda_download as lambda_download
+    import imgflow.aws.runtime.download as lambda_download
 
     strict = guard.make_address_check
 

@@ -2,7 +2,7 @@
 
 Cases come from the config file, flags and IMGFLOW_* variables, the paths file, the job
 JSON (``--job``) and the HTTP API body (the plan Lambda validates the execution input the
-API passes on: `imgflow.aws.lambda_plan.plan_job`). tests/test_cli.py covers other cases
+API passes on: `imgflow.aws.runtime.plan.plan_job`). tests/test_cli.py covers other cases
 through a real process; these run the same CLI in process, except the 1,000,000-line file,
 which runs as a process so its peak memory can be measured.
 """
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from imgflow.aws.lambda_plan import plan_job
+from imgflow.aws.runtime.plan import plan_job
 from imgflow.cli import app
 from imgflow.errors import JobError
 

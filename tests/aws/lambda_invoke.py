@@ -9,14 +9,22 @@ Step Functions turns into a task failure named by ``errorType``.
 
 When the handler's package is already imported (the tests share the process with
 imgflow), the shipped file must be byte-identical to the imported one: the zip is still
-what runs. In a moto server process nothing of imgflow is imported, so the unpacked zip is
-put first on sys.path and imported from there.
+what runs. In a moto server process the unpacked zip is added last to sys.path (its compiled
+wheels are for the function's python3.12, not this interpreter); the same byte check holds.
 
 `install()` also makes moto read bucket policies the way AWS does for requests over TLS:
 moto ignores conditions, so the deployer's "deny when aws:SecureTransport is false"
 statement would deny every object request.
 
 The same patch is applied inside a moto server process by `moto_server.py`.
+
+Isolated mode (``IMGFLOW_TEST_LAMBDA_PYTHON`` names an interpreter of the function's
+runtime, such as python3.12): each invocation runs in a subprocess instead, as Lambda runs
+it: the import path is the unzipped zip plus a folder holding only boto3 and its
+dependencies (``-I -S``: no site-packages, no PYTHONPATH), the code and library folders are
+mounted read-only (a private mount namespace, ``unshare``; root only) and only a fresh
+temporary folder is writable (TMPDIR, HOME). A module missing from the zip fails there.
+Handlers then reach moto through AWS_ENDPOINT_URL, so this mode needs a moto server.
 """
 
 from __future__ import annotations
@@ -24,10 +32,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import importlib.metadata
 import io
 import json
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import threading
 import traceback
 import zipfile
@@ -66,6 +78,96 @@ def reset_counts() -> None:
         _counts.clear()
 
 
+ISOLATED_PYTHON = "IMGFLOW_TEST_LAMBDA_PYTHON"
+RUNTIME_DISTRIBUTIONS = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "python-dateutil",
+    "six",
+    "urllib3",
+)
+_BOOT = """
+import json, sys, traceback
+code, libs, handler = sys.argv[1:4]
+sys.path[:0] = [code, libs]
+module_name, func = handler.rsplit(".", 1)
+event = json.load(sys.stdin)
+try:
+    import importlib
+    result = getattr(importlib.import_module(module_name), func)(event, None)
+    answer = {"ok": result}
+except Exception as exc:
+    answer = {"error": {"errorMessage": str(exc), "errorType": type(exc).__name__,
+                        "stackTrace": traceback.format_exception(exc)[-5:]}}
+sys.stdout.write("\\n@@imgflow-result@@" + json.dumps(answer))
+"""
+
+
+def runtime_libraries() -> Path:
+    """A folder with only boto3 and what it needs: what the Lambda runtime adds to the zip."""
+    folder = _work / "runtime-libs"
+    if folder.exists():
+        return folder
+    staging = _work / "runtime-libs.tmp"
+    for name in RUNTIME_DISTRIBUTIONS:
+        dist = importlib.metadata.distribution(name)
+        for entry in dist.files or ():
+            relative = entry.as_posix()
+            if relative.startswith("..") or ".dist-info" in relative or "__pycache__" in relative:
+                continue
+            target = staging / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(str(dist.locate_file(entry)), target)
+    staging.rename(folder)
+    return folder
+
+
+def _run_isolated(python: str, root: Path, handler: str, env: dict[str, str], event: bytes) -> Any:
+    """Run `handler` from `root` in a subprocess under Lambda's conditions; its answer."""
+    libs = runtime_libraries()
+    with tempfile.TemporaryDirectory(prefix="imgflow-lambda-tmp-") as tmp:
+        script = (
+            'mount --bind -o ro "$1" "$1" && mount --bind -o ro "$2" "$2" && shift 2 && exec "$@"'
+        )
+        command = [
+            "unshare",
+            "--mount",
+            "--",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            str(root),
+            str(libs),
+            python,
+            "-I",
+            "-S",
+            "-c",
+            _BOOT,
+            str(root),
+            str(libs),
+            handler,
+        ]
+        full_env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "TMPDIR": tmp,
+            "HOME": tmp,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **env,
+        }
+        done = subprocess.run(
+            command, cwd=root, env=full_env, input=event, capture_output=True, timeout=300
+        )
+    marker = b"\n@@imgflow-result@@"
+    if marker not in done.stdout:
+        detail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        return {"error": {"errorMessage": " | ".join(detail), "errorType": "Runtime.ExitError"}}
+    return json.loads(done.stdout.rsplit(marker, 1)[1])
+
+
 def _unpacked(code: bytes) -> Path:
     digest = hashlib.sha256(code).hexdigest()
     root = _roots.get(digest)
@@ -80,7 +182,9 @@ def _load(root: Path, handler: str) -> Handler:
     module_name, func = handler.rsplit(".", 1)
     top = module_name.split(".", 1)[0]
     if top not in sys.modules and str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+        # Last on the path: the zip's compiled wheels are built for the function's runtime
+        # (python3.12), not for this interpreter; isolated mode runs the zip alone.
+        sys.path.append(str(root))
     module = importlib.import_module(module_name)
     shipped = root / (module_name.replace(".", "/") + ".py")
     loaded = Path(str(module.__file__))
@@ -103,9 +207,10 @@ def _invoke(
     response_headers: Any,
 ) -> bytes:
     fn = self.get_function(function_name, qualifier)
+    isolated = os.environ.get(ISOLATED_PYTHON)
     with _lock:
         _counts[fn.function_name] = _counts.get(fn.function_name, 0) + 1
-        handler = _load(_unpacked(fn.code_bytes), fn.handler)
+        root = _unpacked(fn.code_bytes)
         env = {
             "AWS_REGION": fn.region,
             "AWS_DEFAULT_REGION": fn.region,
@@ -115,7 +220,18 @@ def _invoke(
         }
         if os.environ.get("MOTO_PORT"):
             env.setdefault("AWS_ENDPOINT_URL", f"http://127.0.0.1:{os.environ['MOTO_PORT']}")
-        os.environ.update({k: str(v) for k, v in env.items()})
+        if not isolated:
+            handler = _load(root, fn.handler)
+            os.environ.update({k: str(v) for k, v in env.items()})
+    if isolated:
+        event_bytes = body if isinstance(body, bytes) else (body or "{}").encode()
+        answer = _run_isolated(
+            isolated, root, fn.handler, {k: str(v) for k, v in env.items()}, event_bytes or b"{}"
+        )
+        if "error" in answer:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(answer["error"]).encode()
+        return json.dumps(answer["ok"]).encode()
     event = json.loads(body) if body else {}
     try:
         result = handler(event, _context(fn))

@@ -17,6 +17,7 @@ from pipeline_env import (
     pipeline_config,
     reference_body,
 )
+from support.flag_site import flag_site, publish
 
 from imgflow.aws.client import Aws
 from imgflow.demo.server import StaticServer, serve_directory
@@ -108,3 +109,80 @@ def test_status_of_an_unknown_execution(config_file: tuple[Path, Deployed]) -> N
     arn = deployed.state_machine_arn.replace(":stateMachine:", ":execution:") + ":nope"
     code, _, stderr = invoke("status", arn, "--config", str(config))
     assert code == 2 and "no such execution" in stderr
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[Path, StaticServer]]:
+    """Two of the flags served from a folder the test can add files to."""
+    with flag_site(tmp_path / "site", ["ad/ad.gif", "ae/ae.gif"]) as server:
+        yield tmp_path / "site", server
+
+
+def test_retry_new_and_the_executions_listing(
+    config_file: tuple[Path, Deployed], site: tuple[Path, StaticServer], tmp_path: Path
+) -> None:
+    config, _ = config_file
+    root, server = site
+    paths = ["ad/ad.gif", "af/af.gif", "ae/ae.gif", "ag/ag.gif"]  # af and ag missing at first
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"baseUrl": server.base_url, "resourcePaths": paths}))
+    common = ("--config", str(config), "-o", "json")
+
+    code, stdout, stderr = invoke("run", "--job", str(job), *common)
+    assert code == 1, stderr
+    first = json.loads(stdout)
+    assert first["summary"]["failed"] == 2
+
+    code, stdout, stderr = invoke("run", "--job", str(job), *common)
+    assert "submitted before" in stderr and "--new" in stderr and "imgflow retry" in stderr
+    assert json.loads(stdout)["executionArn"] == first["executionArn"]
+
+    publish(root, "af/af.gif")
+    publish(root, "ag/ag.gif")
+    code, stdout, stderr = invoke("retry", first["executionArn"], *common)
+    assert code == 0, stderr
+    retry = json.loads(stdout)
+    assert f"retrying 2 failed images of {first['run']}" in stderr
+    assert retry["run"].startswith(first["run"] + "--retry-")
+    assert retry["summary"] == {"total": 2, "stored": 2, "skipped": 0, "failed": 0}
+    assert sorted(r["url"] for r in retry["results"]) == [
+        f"{server.base_url}/af/af.gif",
+        f"{server.base_url}/ag/ag.gif",
+    ]
+
+    # Retrying by name finds nothing left to do; nothing is started.
+    code, _, stderr = invoke("retry", retry["run"], "--config", str(config))
+    assert code == 0 and "nothing to retry" in stderr
+
+    # --new runs the whole job again; what is stored is skipped.
+    code, stdout, stderr = invoke("run", "--job", str(job), "--new", *common)
+    assert code == 0, stderr
+    fresh = json.loads(stdout)
+    assert fresh["run"].startswith(first["run"] + "--new-")
+    assert fresh["summary"] == {"total": 4, "stored": 0, "skipped": 4, "failed": 0}
+
+    code, stdout, stderr = invoke("status", *common)
+    assert code == 0, stderr
+    listed = json.loads(stdout)["executions"]
+    assert [e["name"] for e in listed] == [fresh["run"], retry["run"], first["run"]]
+    assert [e["parent"] for e in listed] == [None, first["run"], None]
+    assert [e["state"] for e in listed] == ["succeeded", "succeeded", "failed"]
+    assert listed[2]["summary"] == {"total": 4, "stored": 2, "skipped": 0, "failed": 2}
+
+    code, stdout, _ = invoke("status", "--limit", "1", *common)
+    assert [e["name"] for e in json.loads(stdout)["executions"]] == [fresh["run"]]
+    code, stdout, _ = invoke("status", "--config", str(config))
+    assert "retry of" in stdout and "succeeded" in stdout
+
+
+def test_retry_and_new_refuse_what_they_cannot_do(
+    config_file: tuple[Path, Deployed], flags: StaticServer, tmp_path: Path
+) -> None:
+    config, _ = config_file
+    code, _, stderr = invoke("retry", "never-ran", "--config", str(config))
+    assert code == 2 and "no such execution" in stderr
+    job = job_file(tmp_path, "success", flags.base_url)
+    code, _, stderr = invoke("run", "--job", job, "--backend", "local", "--new")
+    assert code == 2 and "--new go with --backend aws" in stderr
+    code, _, stderr = invoke("run", "--job", job, "--config", str(config), "--force")
+    assert code == 2 and "--new starts a fresh execution" in stderr

@@ -1,4 +1,9 @@
-"""deploy -> run -> status -> teardown, the CLI as real processes against a moto server."""
+"""deploy -> run -> status -> teardown, the CLI as real processes against a moto server.
+
+The pipeline runs twice: with handlers in the moto server's process, and with each handler
+in a subprocess under Lambda's conditions (python3.12, the unzipped zip plus boto3 only,
+read-only code; see lambda_invoke's isolated mode), so a module missing from the zip fails.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lambda_invoke import ISOLATED_PYTHON
 from pipeline_env import FLAGS_DIR, reference_body
+from runtime_python import isolation_missing, runtime_python
 
 from imgflow.demo.server import StaticServer, serve_directory
 from infra.statemachine import FAIL_CAUSE
@@ -19,13 +26,23 @@ from infra.statemachine import FAIL_CAUSE
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.fixture
-def moto_endpoint(tmp_path: Path) -> Iterator[str]:
+ISOLATED = pytest.param(
+    "isolated",
+    marks=pytest.mark.skipif(isolation_missing() is not None, reason=str(isolation_missing())),
+)
+
+
+@pytest.fixture(params=["in-process", ISOLATED])
+def moto_endpoint(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     port_file = tmp_path / "port"
+    env = dict(os.environ)
+    if request.param == "isolated":
+        env[ISOLATED_PYTHON] = str(runtime_python())
     server = subprocess.Popen(
         [sys.executable, str(HERE / "moto_server.py"), str(port_file)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 30

@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from imgflow.aws.client import Aws, connect
 from imgflow.aws.job import JobWatch, job_status, wait_for_job
-from imgflow.aws.lambda_jobs import put_json, summary_key, write_results
+from imgflow.aws.runtime.jobs import put_json, summary_key, write_results
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.render import json_document
 

@@ -1,4 +1,8 @@
-"""The whole pipeline on moto's Step Functions interpreter, handlers run from the zip."""
+"""The whole pipeline on moto's Step Functions interpreter, handlers run from the zip.
+
+The interpreter is made as strict as AWS about the Distributed Map (tests/aws/sfn_limits.py):
+a child input over 256 KiB cannot start, and a failed child fails the Map.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +22,13 @@ from pipeline_env import (
     pipeline_config,
     reference_body,
 )
+from sfn_limits import started_inputs, strict_map
 
 from imgflow.aws.client import Aws
-from imgflow.aws.lambda_jobs import failures_key, get_json, result_key
+from imgflow.aws.runtime import plan as plan_step
+from imgflow.aws.runtime.jobs import failures_key, get_json, manifest_key, result_key
 from imgflow.demo.server import StaticServer, serve_directory
-from infra.statemachine import FAIL_CAUSE
+from infra.statemachine import FAIL_CAUSE, FAIL_ERROR
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +39,7 @@ def flags() -> Iterator[StaticServer]:
 
 @pytest.fixture
 def pipeline(aws: Aws, tmp_path: Path) -> Iterator[Deployed]:
-    with patched():
+    with patched(), strict_map():
         deployed = deploy_pipeline(aws, pipeline_config(tmp_path / "deployed"))
         reset_counts()
         yield deployed
@@ -146,6 +152,113 @@ def test_a_crashed_batch_is_reported_failed_and_the_others_are_kept(
     summary = get_json(aws.s3(), pipeline.bucket, "jobs/crash/summary.json")
     assert (summary["total"], summary["stored"], summary["failed"]) == (5, 2, 3)
     assert summary["lostBatches"] == (1 if recording_too else 0)
+
+
+def raising(name: str, times: int | None = None) -> Any:
+    """A stand-in for download_batch that fails with the Lambda error `name` (`times` times,
+    or always), as Step Functions names it; then runs the real step."""
+    import lambdas.download as handler_module
+
+    real = handler_module.download_batch
+    error = type(name, (Exception,), {})
+    calls = {"n": 0}
+
+    def call(*args: Any) -> Any:
+        calls["n"] += 1
+        if times is None or calls["n"] <= times:
+            raise error("the function did not answer")
+        return real(*args)
+
+    return call
+
+
+def test_lambda_unknown_is_retried_once_then_the_crash_is_recorded(
+    aws: Aws, pipeline: Deployed, flags: StaticServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lambda.Unknown covers a timeout or out-of-memory: one retry, not four."""
+    import lambdas.download as handler_module
+
+    monkeypatch.setattr(handler_module, "download_batch", raising("Lambda.Unknown"))
+    execution = run(aws, pipeline, reference_body("success", flags.base_url), "unknown")
+    assert (execution["status"], execution.get("cause")) == ("FAILED", FAIL_CAUSE)
+    assert invocation_counts()["imgflow-test-download"] == 3  # Fetch twice, RecordCrash once
+    summary = get_json(aws.s3(), pipeline.bucket, "jobs/unknown/summary.json")
+    assert (summary["total"], summary["failed"]) == (101, 101)
+
+
+def test_client_execution_timeout_is_retried_as_transient(
+    aws: Aws, pipeline: Deployed, flags: StaticServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lambdas.download as handler_module
+
+    flaky = raising("Lambda.ClientExecutionTimeoutException", times=2)
+    monkeypatch.setattr(handler_module, "download_batch", flaky)
+    execution = run(aws, pipeline, reference_body("success", flags.base_url), "client-timeout")
+    assert execution["status"] == "SUCCEEDED", execution
+    assert invocation_counts()["imgflow-test-download"] == 3
+
+
+def long_paths(count: int) -> list[str]:
+    """`count` distinct paths of about 1,000 characters (none exists on the server)."""
+    segment = "s" * 240
+    return [f"long{n:04d}/{segment}/{segment}/{segment}/{segment}.gif" for n in range(count)]
+
+
+def test_a_batch_over_the_child_input_limit_is_split(
+    aws: Aws, pipeline: Deployed, flags: StaticServer
+) -> None:
+    paths = long_paths(300)  # one batch of 300 would be a 300 KB child input
+    body = {"baseUrl": flags.base_url, "resourcePaths": paths, "batchSize": 300}
+    execution = run(aws, pipeline, body, "long-paths")
+    assert (execution["status"], execution.get("cause")) == ("FAILED", FAIL_CAUSE)
+    manifest = get_json(aws.s3(), pipeline.bucket, manifest_key("long-paths"))
+    sizes = [len(json.dumps(item).encode()) for item in manifest]
+    assert len(manifest) == 2 and max(sizes) <= plan_step.MAX_CHILD_INPUT_BYTES, sizes
+    assert [p for item in manifest for p in item["paths"]] == paths
+    assert sorted(started_inputs()) == sorted(
+        len(json.dumps(i, separators=(",", ":")).encode()) for i in manifest
+    )
+    summary = get_json(aws.s3(), pipeline.bucket, "jobs/long-paths/summary.json")
+    assert (summary["total"], summary["failed"], summary["lostBatches"]) == (300, 300, 0)
+    assert summary["mapFailed"] is None
+    [notice] = notices(aws, pipeline.queue_url)
+    assert json.loads(notice)["summary"] == "300 of 300 images failed to download"
+
+
+def test_a_child_that_cannot_start_still_ends_in_consolidate(
+    aws: Aws, pipeline: Deployed, flags: StaticServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As if the plan made a 300 KB batch: AWS cannot start that child and fails the Map;
+    the Map's Catch still runs Consolidate, which reports every path, and SNS is told."""
+    monkeypatch.setattr(plan_step, "MAX_CHILD_INPUT_BYTES", 10**9)
+    flags_paths = ["ad/ad.gif", "ht/ht.gif", "mk/mk.gif", "us/us.gif", "cn/cn.gif"]
+    paths = long_paths(300) + flags_paths
+    body = {"baseUrl": flags.base_url, "resourcePaths": paths, "batchSize": 300}
+    execution = run(aws, pipeline, body, "too-big")
+    assert (execution["status"], execution.get("error"), execution.get("cause")) == (
+        "FAILED",
+        FAIL_ERROR,
+        FAIL_CAUSE,
+    )
+    s3 = aws.s3()
+    summary = get_json(s3, pipeline.bucket, "jobs/too-big/summary.json")
+    assert (summary["total"], summary["expected"]) == (305, 305)
+    assert (summary["stored"], summary["failed"], summary["lostBatches"]) == (5, 300, 1)
+    assert summary["mapFailed"].startswith("States.ExceedToleratedFailureThreshold")
+    failures: list[str] = get_json(s3, pipeline.bucket, failures_key("too-big"))
+    assert len(failures) == 300
+    urls = {m.split(": ", 1)[1].split(" (", 1)[0] for m in failures}
+    assert urls == {f"{flags.base_url}/{p}" for p in long_paths(300)}
+    assert all(
+        "no results were written for batch 0; the download map failed "
+        "(States.ExceedToleratedFailureThreshold" in m
+        for m in failures
+    )
+    [notice] = notices(aws, pipeline.queue_url)
+    sent = json.loads(notice)
+    assert sent["summary"] == "300 of 305 images failed to download"
+    assert sent["failuresFile"] == f"s3://{pipeline.bucket}/{failures_key('too-big')}"
+    assert len(aws.dynamodb().scan(TableName=pipeline.table)["Items"]) == 5
 
 
 def test_more_failures_than_inline_max_send_the_summary(

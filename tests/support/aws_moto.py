@@ -53,7 +53,7 @@ from pipeline_env import (
 )
 
 from imgflow.aws.client import Aws
-from imgflow.aws.lambda_jobs import get_json, result_key
+from imgflow.aws.runtime.jobs import get_json, result_key
 from support.lambda_states import LambdaStates
 
 __all__ = ["Deployed", "deploy_pipeline", "notices", "pipeline_config"]  # re-exported

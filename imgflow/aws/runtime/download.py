@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from imgflow.aws.client import Aws
-from imgflow.aws.lambda_index import DynamoIndex
-from imgflow.aws.lambda_jobs import BatchSpec, write_results
-from imgflow.aws.lambda_settings import LambdaSettings
-from imgflow.aws.lambda_store import S3Store
+from imgflow.aws.runtime.index import DynamoIndex
+from imgflow.aws.runtime.jobs import BatchSpec, write_results
+from imgflow.aws.runtime.settings import LambdaSettings
+from imgflow.aws.runtime.store import S3Store
 from imgflow.engine import messages
 from imgflow.engine.batch import failed_record, run_batch_blocking
 from imgflow.engine.guard import make_address_check, make_guard

@@ -2,17 +2,23 @@
 
 The request is the execution input: the original body ``{"baseUrl", "resourcePaths",
 "lambdaConcur"}`` or ``{"manifest": {"bucket", "key"}}`` naming such a body in S3, either
-with an optional ``"batchSize"``. Only counts and the manifest's key are returned.
+with an optional ``"batchSize"`` (and, for a retry, ``"parent"``: the execution it retries,
+recorded in the plan result and so in the summary). Only counts and the manifest's key are returned.
+
+Each manifest item is the input of one child execution of the Distributed Map, and Step
+Functions refuses an input over 256 KiB: a batch holds at most `batchSize` paths and at
+most MAX_CHILD_INPUT_BYTES of JSON, whichever comes first.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from imgflow.aws.lambda_jobs import BatchSpec, get_text, manifest_key, put_json
+from imgflow.aws.runtime.jobs import BatchSpec, get_text, manifest_key, put_json
 from imgflow.engine.job import parse_job_json, validate_concurrency
-from imgflow.engine.plan import batches, item_for
+from imgflow.engine.plan import item_for
 from imgflow.errors import JobError
 
 if TYPE_CHECKING:
@@ -21,13 +27,16 @@ if TYPE_CHECKING:
 DEFAULT_CONCURRENCY = 5  # requests in flight per batch when the job names none
 DEFAULT_BATCH_SIZE = 250  # images per download Lambda invocation
 MAX_BATCH_SIZE = 5000
+# A child execution's input (one manifest item) stays under this, well below Step Functions'
+# 256 KiB, leaving room for the error a caught crash adds to the child's state.
+MAX_CHILD_INPUT_BYTES = 200_000
 
 
 def job_text(s3: S3Client, request: dict[str, Any]) -> tuple[str, str]:
     """(job body text, where it came from) of an execution input."""
     manifest = request.get("manifest")
     if manifest is None:
-        body = {k: v for k, v in request.items() if k != "batchSize"}
+        body = {k: v for k, v in request.items() if k not in ("batchSize", "parent")}
         return json.dumps(body), "job"
     if not isinstance(manifest, dict) or not {"bucket", "key"} <= set(manifest):
         raise JobError("job: manifest must name a bucket and a key")
@@ -43,6 +52,40 @@ def batch_size_of(request: dict[str, Any]) -> int:
     return size
 
 
+def _json_bytes(value: Any) -> int:
+    return len(json.dumps(value).encode())
+
+
+def split_batches(
+    job_id: str,
+    base_url: str,
+    paths: Iterable[str],
+    concurrency: int,
+    size: int,
+    max_bytes: int | None = None,
+) -> Iterator[BatchSpec]:
+    """Consecutive batches of at most `size` paths whose JSON is at most `max_bytes` long.
+
+    Sizes are counted with ``json.dumps``'s default separators, an upper bound of the
+    compact form, and with the largest batch number the manifest can have.
+    """
+    limit = MAX_CHILD_INPUT_BYTES if max_bytes is None else max_bytes
+    empty = BatchSpec(job_id, 10**9, base_url, (), concurrency).to_json()
+    overhead = _json_bytes(empty)
+    batch: list[str] = []
+    used = overhead
+    number = 0
+    for path in paths:
+        cost = _json_bytes(path) + 2  # ", " before it
+        if batch and (len(batch) >= size or used + cost > limit):
+            yield BatchSpec(job_id, number, base_url, tuple(batch), concurrency)
+            number, batch, used = number + 1, [], overhead
+        batch.append(path)
+        used += cost
+    if batch:
+        yield BatchSpec(job_id, number, base_url, tuple(batch), concurrency)
+
+
 def plan_job(s3: S3Client, bucket: str, job_id: str, request: dict[str, Any]) -> dict[str, Any]:
     """Write jobs/<job_id>/batches.json; return what the Map and consolidate need."""
     size = batch_size_of(request)
@@ -50,10 +93,9 @@ def plan_job(s3: S3Client, bucket: str, job_id: str, request: dict[str, Any]) ->
     base_url, paths, concurrency = parse_job_json(text, source)
     unique = list(dict.fromkeys(paths))
     concurrency = concurrency or DEFAULT_CONCURRENCY
-    items = (item_for(base_url, path) for path in unique)
+    normal = (item_for(base_url, path).path for path in unique)
     manifest = [
-        BatchSpec(job_id, number, base_url, tuple(i.path for i in batch), concurrency).to_json()
-        for number, batch in enumerate(batches(items, size))
+        spec.to_json() for spec in split_batches(job_id, base_url, normal, concurrency, size)
     ]
     key = manifest_key(job_id)
     put_json(s3, bucket, key, manifest)
@@ -66,4 +108,5 @@ def plan_job(s3: S3Client, bucket: str, job_id: str, request: dict[str, Any]) ->
         "batches": len(manifest),
         "batchSize": size,
         "concurrency": concurrency,
+        "parent": request.get("parent"),
     }

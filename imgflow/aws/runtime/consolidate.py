@@ -9,8 +9,8 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from imgflow.aws.lambda_download import lost_records
-from imgflow.aws.lambda_jobs import (
+from imgflow.aws.runtime.download import crash_detail, lost_records
+from imgflow.aws.runtime.jobs import (
     BatchSpec,
     failures_key,
     get_json,
@@ -57,17 +57,26 @@ def sns_message(
     )
 
 
+def map_failure(plan: dict[str, Any]) -> str | None:
+    """The caught error of a Download Map that failed (a child that could not start)."""
+    error = plan.get("mapError")
+    return None if error is None else crash_detail(error)
+
+
 def _missing_records(
     s3: S3Client, bucket: str, plan: dict[str, Any], seen: dict[int, int]
 ) -> list[ResultRecord]:
     """Failed records for the paths of batches that are absent or short in `seen`."""
     manifest = get_json(s3, bucket, plan["manifestKey"])
+    failed_map = map_failure(plan)
     records: list[ResultRecord] = []
     for number, entry in enumerate(manifest):
         spec = BatchSpec.from_json(entry)
         have = seen.get(number)
         if have is None:
             detail = f"no results were written for batch {number}"
+            if failed_map is not None:
+                detail += f"; the download map failed ({failed_map})"
             records.extend(lost_records(spec, detail))
         elif have < len(spec.paths):
             short = BatchSpec(spec.job_id, number, spec.base_url, spec.paths[have:], 0)
@@ -103,6 +112,8 @@ def consolidate(s3: S3Client, bucket: str, plan: dict[str, Any], inline_max: int
         "expected": int(plan["expected"]),
         "duplicates": int(plan.get("duplicates", 0)),
         "lostBatches": len(lost),
+        "mapFailed": map_failure(plan),
+        "parent": plan.get("parent"),
         "allSucceeded": summary.failed == 0,
         "failuresKey": key,
     }

@@ -1,0 +1,90 @@
+"""Retry an execution: a new execution of just the paths that failed in it.
+
+The failed paths are read from the execution's own objects: the manifest (every path of
+every batch) and the batches' result objects. A path counts as failed when its record is
+failed, or when its batch wrote no record for it (a lost batch, a Map that failed). The
+new execution's download step skips what the index holds, so an image stored since (by
+another run) is not fetched again. The retry is linked to its parent by its execution
+input and its name (see imgflow.aws.job).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from imgflow.aws.client import Aws, NotFoundError, aws_errors
+from imgflow.aws.job import RUNNING, Started, execution_arn_for, job_body, start_job
+from imgflow.aws.runtime.jobs import BatchSpec, get_json, iter_results, manifest_key
+from imgflow.engine.records import Outcome, ResultRecord
+from imgflow.errors import UsageError
+
+
+@dataclass(frozen=True)
+class FailedPaths:
+    """What a retry of one execution needs to know."""
+
+    name: str
+    base_url: str
+    concurrency: int
+    paths: list[str]
+
+
+def execution_arn_of(state_machine_arn: str, target: str) -> str:
+    """An execution ARN as given, or the ARN of the execution named `target`."""
+    return target if target.startswith("arn:") else execution_arn_for(state_machine_arn, target)
+
+
+def _describe(aws: Aws, execution_arn: str) -> dict[str, object]:
+    if ":execution:" not in execution_arn:
+        raise UsageError(f"not an execution ARN: {execution_arn!r}")
+    try:
+        with aws_errors("states:DescribeExecution"):
+            return dict(aws.stepfunctions().describe_execution(executionArn=execution_arn))
+    except NotFoundError:
+        raise UsageError(f"no such execution: {execution_arn}") from None
+
+
+def _failed_in(spec: BatchSpec, records: list[ResultRecord] | None) -> Iterator[str]:
+    if records is None:
+        yield from spec.paths
+        return
+    recorded = {r.path for r in records}
+    failed = {r.path for r in records if r.outcome is Outcome.FAILED}
+    yield from (p for p in spec.paths if p in failed or p not in recorded)
+
+
+def failed_paths(aws: Aws, bucket: str, execution_arn: str) -> FailedPaths:
+    """The paths that failed in a finished execution, in input order."""
+    execution = _describe(aws, execution_arn)
+    name = str(execution["name"])
+    if execution["status"] == RUNNING:
+        raise UsageError(f"execution {name} is still running: retry it once it has ended")
+    s3 = aws.s3()
+    try:
+        manifest = get_json(s3, bucket, manifest_key(name))
+    except NotFoundError:
+        cause = execution.get("cause") or execution["status"]
+        raise UsageError(
+            f"execution {name} ended before its job was planned ({cause}): nothing to retry"
+        ) from None
+    specs = [BatchSpec.from_json(entry) for entry in manifest]
+    paths: list[str] = []
+    found = iter_results(s3, bucket, name)  # in batch order, streamed
+    current = next(found, None)
+    for spec in specs:
+        while current is not None and current[0] < spec.batch:
+            current = next(found, None)
+        records = current[1] if current is not None and current[0] == spec.batch else None
+        paths.extend(_failed_in(spec, records))
+    base_url = specs[0].base_url if specs else ""
+    concurrency = specs[0].concurrency if specs else 1
+    return FailedPaths(name, base_url, concurrency, paths)
+
+
+def start_retry(
+    aws: Aws, bucket: str, state_machine_arn: str, failed: FailedPaths, batch_size: int
+) -> Started:
+    """Start the retry of `failed.name` over its failed paths."""
+    body = job_body(failed.base_url, failed.paths, failed.concurrency)
+    return start_job(aws, bucket, state_machine_arn, body, batch_size, parent=failed.name)
