@@ -409,7 +409,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "sns-summary-swapped",
         "the SNS summary for many failures is right (imgflow.yaml.example)",
-        "imgflow/aws/lambda_consolidate.py",
+        "imgflow/aws/runtime/consolidate.py",
         '"summary": f"{summary.failed} of {summary.total} images failed to download"',
         '"summary": f"{summary.total} of {summary.failed} images failed to download"',
         ("tests/aws/test_pipeline.py::test_more_failures_than_inline_max_send_the_summary",),
@@ -418,7 +418,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "sns-inline-off-by-one",
         "up to inline_max_messages failures, the message is the original array (yaml.example)",
-        "imgflow/aws/lambda_consolidate.py",
+        "imgflow/aws/runtime/consolidate.py",
         "if len(failures) <= inline_max:",
         "if len(failures) < inline_max:",
         ("tests/aws/test_pipeline.py::test_more_failures_than_inline_max_send_the_summary",),
