@@ -858,35 +858,59 @@ def check(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to listen on (serve.host: 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", help="Port to listen on (serve.port: 8080).", min=0, max=65535),
+    ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Take requests without a bearer token (only on a loopback address).",
+        ),
+    ] = False,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Take jobs over HTTP: POST the original body to api.route (default /jobs).
+    """Run a job service: POST the original body to api.route (default /jobs).
 
-    Runs go to the local backend one at a time; GET /runs and GET /runs/<id> report them
-    in the `--output json` shape. Listens on 127.0.0.1 unless --host says otherwise.
+    Accepted jobs are stored in the data folder's imgflow.db before the 202 answer and
+    run on the local backend one at a time; a restart resumes them. Clients send
+    'Authorization: Bearer <token>' (serve.token, or the one printed at start).
+    GET /runs, GET /runs/<id>, GET /runs/<id>/failures, DELETE /runs/<id>; the API is
+    described at /openapi.json. Listens on 127.0.0.1 unless --host says otherwise.
+    SIGTERM or Ctrl-C stops it; the running job keeps its finished images and resumes
+    at the next start.
     """
     with _errors():
-        from imgflow.local.server import JobServer
+        from imgflow.serve.service import JobService, Options
 
         cfg = _load_config(config)
-        try:
-            server = JobServer(cfg, _data_dir(cfg, data_dir), host, port)
-        except OSError as exc:
-            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-        if host not in ("127.0.0.1", "localhost", "::1"):
+        options = Options(
+            host=cfg.serve.host if host is None else host,
+            port=cfg.serve.port if port is None else port,
+            no_auth=no_auth,
+        )
+        service = JobService(cfg, _data_dir(cfg, data_dir), options)
+        info = service.startup
+        for warning in info.warnings:
+            err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+        if info.token is None:
+            err.print("imgflow: no token required (--no-auth)")
+        elif info.token_generated:
             err.print(
-                f"[yellow]warning:[/] listening on {host}: anyone who reaches it can start jobs"
+                f"imgflow: token for this start: {info.token} "
+                "(send 'Authorization: Bearer <token>'; set serve.token to keep one)",
+                soft_wrap=True,
             )
-        err.print(f"imgflow: taking jobs at {server.url}{cfg.api.route} (Ctrl-C stops)")
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            err.print("imgflow: stopping; the run in progress finishes first")
-        finally:
-            server.close()
+        err.print(
+            f"imgflow: taking jobs at {info.url}{cfg.api.route} (SIGTERM or Ctrl-C stops)",
+            soft_wrap=True,
+        )
+        service.run()
 
 
 DEMO_PORT = 8765

@@ -108,6 +108,23 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class ServeConfig:
+    """`imgflow serve`: where it listens, who may use it, and its limits."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    token: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_json_depth: int = 16
+    read_timeout: float = 10.0
+    max_connections: int = 100
+    max_queued: int = 100
+    log_file: str | None = None
+
+
+@dataclass(frozen=True)
 class AwsConfig:
     """The aws backend: where and what to deploy."""
 
@@ -134,6 +151,7 @@ class Config:
     aws: AwsConfig = field(default_factory=AwsConfig)
     lambda_: LambdaConfig = field(default_factory=LambdaConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     source: str | None = None
 
 
@@ -293,6 +311,17 @@ def _validate(cfg: Config) -> None:
             cfg.storage.glacier_after_days is None or cfg.storage.glacier_after_days >= 0,
             "storage.glacier_after_days: must be 0 or more, or null",
         ),
+        (bool(cfg.serve.host), "serve.host: must not be empty"),
+        (0 <= cfg.serve.port <= 65535, "serve.port: must be 0 to 65535"),
+        (
+            cfg.serve.token is None or len(cfg.serve.token) >= 16,
+            "serve.token: use at least 16 characters (or null for a token generated at start)",
+        ),
+        (cfg.serve.max_body_bytes >= 1, "serve.max_body_bytes: must be at least 1"),
+        (cfg.serve.max_json_depth >= 2, "serve.max_json_depth: must be at least 2"),
+        (cfg.serve.read_timeout > 0, "serve.read_timeout: must be greater than 0"),
+        (cfg.serve.max_connections >= 1, "serve.max_connections: must be at least 1"),
+        (cfg.serve.max_queued >= 1, "serve.max_queued: must be at least 1"),
         (_valid_name(cfg.deployment), "deployment: use 3-40 lowercase letters, digits or '-'"),
     ]
     for ok, message in checks:

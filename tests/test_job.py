@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from imgflow.engine.job import normalize_path, parse_job_json, url_for, validate_base_url
@@ -61,6 +63,8 @@ def test_bad_paths_are_named(raw: str, problem: str) -> None:
         "not a url",
         "",
         "http://h/?q=1",
+        "http://[::1",
+        "https://h[1/x",
     ],
 )
 def test_bad_base_urls(base: str) -> None:
@@ -101,6 +105,12 @@ def test_batches_split_in_order() -> None:
     assert [i.path for b in batches(items, 3) for i in b] == [f"{i}.gif" for i in range(7)]
 
 
+@pytest.mark.parametrize("given", ["2", " 2 ", "02"])
+def test_lambda_concur_may_be_a_string_of_digits_as_the_original_took_it(given: str) -> None:
+    body = json.dumps({"baseUrl": "http://h", "resourcePaths": ["a"], "lambdaConcur": given})
+    assert parse_job_json(body, "job.json")[2] == 2
+
+
 def test_job_json_in_the_original_format() -> None:
     base, paths, concur = parse_job_json(
         '{"baseUrl": "https://h/flags", "resourcePaths": ["cn/cn.gif", "zz/zz.gif"], '
@@ -121,7 +131,10 @@ def test_job_json_in_the_original_format() -> None:
         ('{"baseUrl": "http://h", "resourcePaths": []}', "is empty"),
         ('{"baseUrl": "http://h", "resourcePaths": [1]}', r"resourcePaths\[0\] must be a string"),
         ('{"baseUrl": "http://h", "resourcePaths": ["a"], "lambdaConcur": 0}', "at least 1"),
-        ('{"baseUrl": "http://h", "resourcePaths": ["a"], "lambdaConcur": "5"}', "whole number"),
+        ('{"baseUrl": "http://h", "resourcePaths": ["a"], "lambdaConcur": "5x"}', "whole number"),
+        ('{"baseUrl": "http://h", "resourcePaths": ["a"], "lambdaConcur": "-1"}', "whole number"),
+        ('{"baseUrl": "http://h", "resourcePaths": ["a"], "lambdaConcur": "0"}', "at least 1"),
+        ('{"baseUrl": "http://h", "resourcePaths": ["a"], "lambdaConcur": 2.5}', "whole number"),
         ('{"baseUrl": "http://h", "resourcePaths": ["a"], "extra": 1}', "unknown field 'extra'"),
         ('{"baseUrl": 5, "resourcePaths": ["a"]}', "baseUrl must be a string"),
         ('{"baseUrl": "http://h", "resourcePaths": ["../x"]}', r"resourcePaths\[0\]"),

@@ -30,6 +30,7 @@ _SAFE = "/:@!$&'()*+,;=-._~%?"
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 _PLAIN = re.compile(r"[A-Za-z0-9/:@!$&'()*+,;=\-._~?]*")  # already canonical: no % at all
+_DIGITS = re.compile(r"\s*[0-9]+\s*")
 
 
 def validate_base_url(base_url: str) -> str:
@@ -39,7 +40,10 @@ def validate_base_url(base_url: str) -> str:
     base = base_url.strip()
     if _CONTROL.search(base) or " " in base:
         raise JobError(f"base URL: contains spaces or control characters: {base!r}")
-    parts = urlsplit(base)
+    try:
+        parts = urlsplit(base)
+    except ValueError:  # e.g. an unclosed [ of an IPv6 address
+        raise JobError(f"base URL: not a valid URL: {base!r}") from None
     if parts.scheme.lower() not in ("http", "https"):
         raise JobError(f"base URL: only http:// and https:// are supported, got {base!r}")
     if not parts.hostname:
@@ -142,6 +146,11 @@ def parse_job_json(text: str, source: str) -> tuple[str, list[str], int | None]:
         body = json.loads(text)
     except json.JSONDecodeError as exc:
         raise JobError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return job_from_document(body, source)
+
+
+def job_from_document(body: Any, source: str) -> tuple[str, list[str], int | None]:
+    """(base URL, normalised paths, lambdaConcur) from an already parsed job body."""
     if not isinstance(body, dict):
         raise JobError(f"{source}: expected a JSON object with baseUrl and resourcePaths")
     unknown = sorted(set(body) - {"baseUrl", "resourcePaths", "lambdaConcur"})
@@ -164,6 +173,8 @@ def parse_job_json(text: str, source: str) -> tuple[str, list[str], int | None]:
     if not normal:
         raise JobError(f"{source}: resourcePaths is empty")
     concur = body.get("lambdaConcur")
+    if isinstance(concur, str) and _DIGITS.fullmatch(concur):
+        concur = int(concur)  # the original handler took int(lambdaConcur)
     if concur is not None:
         concur = validate_concurrency(concur, f"{source}: lambdaConcur")
     return base, normal, concur

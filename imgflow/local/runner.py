@@ -91,8 +91,11 @@ def run_job(
     run_id: str | None = None,
     on_wait: Callable[[str], None] | None = None,
     on_throttle: OnChange | None = None,
+    stop: threading.Event | None = None,
 ) -> LocalRunResult:
     """Run `job` into `data_dir`; raises RunInterrupted after saving on SIGINT/SIGTERM.
+
+    Setting `stop` (from another thread) interrupts the run the same way a signal does.
 
     Every storage problem (the folder, a link in it, the index) is a StorageError of one
     line. Images are stored while holding the folder's lock (imgflow/local/folder.py);
@@ -105,7 +108,15 @@ def run_job(
         try:
             with sqlite_errors(db.path):
                 return _run(
-                    job, cfg, folder, db, run_id or new_run_id(), progress, on_wait, on_throttle
+                    job,
+                    cfg,
+                    folder,
+                    db,
+                    run_id or new_run_id(),
+                    progress,
+                    on_wait,
+                    on_throttle,
+                    stop,
                 )
         finally:
             db.close()
@@ -122,6 +133,7 @@ def _run(
     progress: Progress | None,
     on_wait: Callable[[str], None] | None,
     on_throttle: OnChange | None,
+    stop: threading.Event | None = None,
 ) -> LocalRunResult:
     db.create_run(run_id, job.base_url, job.concurrency, job.batch_size, job.max_batches)
     items = (item_for(job.base_url, p, job.key_base) for p in job.paths())
@@ -136,6 +148,7 @@ def _run(
         try:
             runner = _Runner(job, cfg, db, store, run_id, progress)
             runner.on_throttle = on_throttle
+            runner.stop_event = stop
             _store_all(runner, db, store, run_id)
             result = _consolidate(db, cfg, folder, run_id, duplicates, tmp)
             return replace(result, throttles=runner.throttles)
@@ -228,6 +241,7 @@ class _Runner:
         self.progress = progress
         self.buffer: list[ResultRecord] = []
         self.stopped = False
+        self.stop_event: threading.Event | None = None
         self.finished: list[float] = []
         self.flushed = time.monotonic()
         self.on_throttle: OnChange | None = None
@@ -241,6 +255,9 @@ class _Runner:
         if task is not None and in_main:
             for signum in previous:
                 loop.add_signal_handler(signum, self.stop, task)
+        watcher = None
+        if task is not None and self.stop_event is not None:
+            watcher = asyncio.create_task(self._stop_on_event(self.stop_event, task))
         in_flight = self.job.concurrency * self.job.max_batches
         batches = self.db.pending_batches(self.run_id, self.job.batch_size)
         try:
@@ -259,7 +276,15 @@ class _Runner:
                     previous = dict.fromkeys(previous, signal.SIG_IGN)
                 for signum, handler in previous.items():
                     signal.signal(signum, handler)
+            if watcher is not None:
+                watcher.cancel()
             self.flush()
+
+    async def _stop_on_event(self, event: threading.Event, task: asyncio.Task[None]) -> None:
+        """Stop like a signal once `event` is set (polled: it is set from another thread)."""
+        while not event.is_set():
+            await asyncio.sleep(0.1)
+        self.stop(task)
 
     def stop(self, task: asyncio.Task[None]) -> None:
         """A signal: rename no more images, cancel what is in flight (first signal only)."""

@@ -78,8 +78,8 @@ JOB_CASES: list[tuple[str, bytes, str]] = [
         "at least 1",
     ),
     (
-        "concur-str",
-        b'{"baseUrl": "http://h", "resourcePaths": ["a"], "lambdaConcur": "5"}',
+        "concur-str",  # a string of digits is accepted, as the original's int() took it
+        b'{"baseUrl": "http://h", "resourcePaths": ["a"], "lambdaConcur": "5x"}',
         "whole number",
     ),
     (
