@@ -210,3 +210,10 @@ def test_a_retry_after_over_the_limit_fails_without_waiting(fault_server: FaultS
     over = "(Retry-After 61s is over the 60s limit)"
     assert result.message == f"{messages.http_error(503, url)} {over}"
     assert fault_server.count("/later.gif") == 1
+
+
+def test_an_empty_segment_keeps_a_key_of_its_own() -> None:
+    paths = ["a//b.gif", "a/_/b.gif", "a/b.gif", "a/%25/b.gif", "a///b.gif"]
+    keys = [item_for("http://h.example", path).key for path in paths]
+    assert len(set(keys)) == len(paths), keys
+    assert keys[0] == "h.example/a/%/b.gif"

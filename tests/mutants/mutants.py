@@ -113,10 +113,9 @@ MUTANTS: list[Mutant] = [
         "keys never collide: an empty segment is % (architecture)",
         "imgflow/engine/keys.py",
         '    if not segment:\n        return "%"',
-        '    if not segment:\n        return ""',
+        '    if not segment:\n        return "_"',
         (
-            "tests/test_job.py",
-            "tests/test_keys.py",
+            "tests/test_limits.py::test_an_empty_segment_keeps_a_key_of_its_own",
             "tests/adversarial/test_local_faults.py::test_paths_that_could_share_a_key_never_do",
         ),
     ),
