@@ -65,6 +65,7 @@ URL = "https://img.example/a/b.jpg"
         ),
         (messages.failure(messages.PROXY_REFUSED, URL, "407"), None, "proxy"),
         (messages.failure(messages.PROXY_UNREACHABLE, URL), None, "proxy"),
+        (messages.throttled(URL, 503, 94, 12), 503, "throttled"),
         (messages.failure(messages.BAD_RESPONSE, URL, "bad chunk size"), 200, "bad-response"),
         ("Something new: " + URL, None, "other"),
     ],

@@ -100,7 +100,7 @@ def classify(message: str | None, status: int | None) -> FailureClass:
     kind = messages.failure_class(text)
     if status in (404, 410) or kind == messages.NOT_FOUND:
         return NOT_FOUND
-    if status == 429 or "Retry-After" in text:
+    if status == 429 or kind == messages.THROTTLED or "Retry-After" in text:
         return THROTTLED
     if kind == messages.HTTP_ERROR or (status is not None and status >= 400):
         if status is not None and 500 <= status < 600:
