@@ -44,6 +44,7 @@ FAULT_FETCH = FetchConfig(
     retry_after_max=5.0,
     max_bytes=32 * 1024,
     max_redirects=3,
+    throttle_patience=2.0,  # a 503 storm is retried this long, then fails as Throttled
 )
 
 
@@ -116,7 +117,7 @@ FAULTS: tuple[Fault, ...] = (
     Fault("reset-always", Kind.PERSISTENT, lambda e: [Reset()], (messages.CONNECTION_RESET,)),
     Fault("reset-mid-body-always", Kind.PERSISTENT, lambda e: [Reset(False)], CUT),
     Fault("short-always", Kind.PERSISTENT, lambda e: [Short(e.body[:9], 999)], CUT),
-    Fault("503-storm", Kind.PERSISTENT, lambda e: [Status(503)], (messages.HTTP_ERROR,)),
+    Fault("503-storm", Kind.PERSISTENT, lambda e: [Status(503)], (messages.THROTTLED,)),
     Fault(
         "429-retry-after-too-long",
         Kind.PERSISTENT,
