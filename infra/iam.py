@@ -85,6 +85,8 @@ def download_policy(names: Names, prefix: str) -> Policy:
             ["s3:PutObject"],
             [f"{names.bucket_arn}/{prefix}*", _jobs_objects(names)],
         ),
+        # A large image streams in as a multipart upload, aborted when the image fails.
+        _allow("AbortUploads", ["s3:AbortMultipartUpload"], [f"{names.bucket_arn}/{prefix}*"]),
         _allow("Index", ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"], [names.table_arn]),
         _logs(names, "download"),
     )
