@@ -79,13 +79,14 @@ def test_a_throttle_halves_concurrency_once_and_success_grows_it_back() -> None:
         for _ in range(6):  # six refusals from one burst are one signal
             gate.release(Signal.THROTTLED, 0.0)
         assert gate.allowed == 4 and gate.throttles == 6
+        # the throttle also set a rate under the one the host refused (8 requests at once)
+        assert gate.rate is not None and gate.rate <= 8 * 0.85 + 1e-9
         gate.release(Signal.OK)
         gate.release(Signal.OK)
         for _ in range(40):
             await gate.acquire()
             gate.release(Signal.OK)
         assert gate.allowed == 8  # additive growth back to the ceiling, never above it
-        assert gate.rate is None  # nothing was served before the throttle: no rate to cut
 
     asyncio.run(main())
 

@@ -106,6 +106,7 @@ class Fetcher:
             burst=settings.burst,
             backoff_base=max(settings.backoff_base, 0.05),
             backoff_max=max(settings.backoff_max, 0.1),
+            adaptive_rate=settings.adaptive_rate,
             sleep=sleep,
         )
         self._proxies = router(settings, env)
@@ -173,26 +174,41 @@ class Fetcher:
         gate = self.politeness.gate(_host_of(url))
         attempts = 0
         retried = 0
+        throttles = 0
         throttled_since: float | None = None
+        queued = 0.0  # time spent waiting for the host's slots since the first throttle
         while True:
             attempts += 1
+            asked = time.monotonic()
             await gate.acquire()
+            if throttled_since is not None:
+                queued += time.monotonic() - asked
             signal, wait = Signal.OTHER, None
             try:
                 result = await self._attempt(url, attempts, open_sink)
                 signal, wait = _signal(result, crowded=gate.in_flight > 1)
+                if signal is Signal.THROTTLED and throttles:
+                    # This image's own repeats are one signal: a single path that always
+                    # answers 503 must not keep slowing down a host that serves the rest.
+                    signal = Signal.OTHER
             finally:
                 gate.release(signal, wait)
             if not isinstance(result, _Retry):
                 return result
-            if signal is Signal.THROTTLED and result.status_code is not None:
+            if result.status_code in THROTTLE_STATUSES:
+                throttles += 1
                 now = time.monotonic()
                 throttled_since = now if throttled_since is None else throttled_since
-                waited = now - throttled_since
-                if waited + gate.cooling > self.settings.throttle_patience:
+                # The host's refusals count, not the queue behind other workers' slots.
+                waited = now - throttled_since - queued
+                ahead = max(gate.cooling, result.delay or 0.0)
+                if waited + ahead > self.settings.throttle_patience:
                     message = messages.throttled(url, result.status_code, waited, attempts)
                     return FetchFailure(message, result.status_code, attempts)
-                continue  # the host's cool-down paces the next attempt
+                if throttles > 1:  # the first waits in the host's cool-down (the gate)
+                    backoff = max(THROTTLE_BACKOFF_MIN, self._backoff(throttles - 1))
+                    await self._sleep(backoff if result.delay is None else result.delay)
+                continue
             retried += 1
             if retried > self.settings.retries:
                 return FetchFailure(result.message, result.status_code, attempts)
@@ -341,6 +357,8 @@ async def _whole(content: bytes) -> AsyncIterator[bytes]:
 
 
 THROTTLE_STATUSES = frozenset({429, 503})
+# A throttled image's own repeats wait at least this long between attempts.
+THROTTLE_BACKOFF_MIN = 0.25
 _LOAD_FAILURES = (messages.CONNECTION_REFUSED, messages.CONNECTION_RESET)
 
 

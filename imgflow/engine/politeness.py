@@ -11,9 +11,9 @@ Every request to a host passes its `HostGate`:
   answer (429, 503, a refused or reset connection) halves it, at most once per cool-down;
   every success adds 1/limit, so it grows back by about one per round of requests.
 - **Adaptive rate.** A throttle also sets (or lowers) the host's rate to a little under
-  what the host was serving successfully just before; it then grows back slowly, so a
-  server with a fixed request rate is approached from below and probed rarely. It never
-  exceeds `fetch.rate` when that is set.
+  the rate it was sent just before (at most once per two seconds); the rate then grows back
+  fast to near that point and slowly beyond it, so a server with a fixed request rate is
+  approached from below and probed rarely. It never exceeds `fetch.rate` when set.
 - **Cool-down.** A throttle makes every worker of that host wait for the Retry-After the
   server gave (or a backoff that doubles with each consecutive throttle), not each
   request on its own.
@@ -37,9 +37,9 @@ Sleep = Callable[[float], Awaitable[None]]
 
 MIN_RATE = 0.2  # requests per second: the slowest an adaptive rate goes
 RATE_CUT = 0.85  # after a throttle: this share of the rate that was being served
-RATE_GROWTH = 0.04  # per second, as a share of the rate refused at the last throttle
+RATE_GROWTH = 0.1  # per second, as a share of the rate refused at the last throttle
 NEAR = 0.9  # below this share of that rate, the rate grows back fast
-SUCCESS_WINDOW = 2.0  # seconds of successes that estimate the rate a host serves
+SUCCESS_WINDOW = 2.0  # seconds of requests that estimate the rate a host refused
 
 
 class Signal(Enum):
@@ -77,11 +77,13 @@ class HostGate:
         burst: int = 1,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
+        adaptive_rate: bool = True,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         on_change: OnChange | None = None,
     ) -> None:
         self.host = host
+        self.adaptive_rate = adaptive_rate
         self.ceiling = max(1, ceiling)
         self.limit = float(self.ceiling)
         self.max_rate = rate
@@ -98,10 +100,11 @@ class HostGate:
         self._tokens = float(self.burst)
         self._filled = clock()
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._successes: deque[float] = deque()
         self._cut_at = -math.inf
         self._streak = 0  # consecutive throttles with no success between
         self._rate_at_cut: float | None = None
+        self._rate_cut_at = -math.inf
+        self._sent: deque[float] = deque()  # when recent requests left
         self._grown = clock()
 
     # -- taking and giving back a slot ---------------------------------------------------
@@ -130,6 +133,9 @@ class HostGate:
                 continue
             self.in_flight += 1
             wait = self._reserve_token(now)
+            self._sent.append(now + wait)
+            while self._sent[0] < now - SUCCESS_WINDOW:
+                self._sent.popleft()
             if wait > 0:
                 try:
                     await self._sleep(wait)
@@ -172,9 +178,6 @@ class HostGate:
 
     def _succeeded(self, now: float) -> None:
         self._streak = 0
-        self._successes.append(now)
-        while self._successes and self._successes[0] < now - SUCCESS_WINDOW:
-            self._successes.popleft()
         if self.limit < self.ceiling:
             self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)
         hint = self._rate_at_cut
@@ -200,21 +203,32 @@ class HostGate:
         self._cut_at = now
         before = self.allowed
         self.limit = max(1.0, self.limit / 2)
-        self._cut_rate(now)
+        if self.adaptive_rate:
+            self._cut_rate(now)
         if self._on_change is not None:
             self._on_change(Change(self.host, before, self.allowed, self.rate, wait))
 
     def _cut_rate(self, now: float) -> None:
-        while self._successes and self._successes[0] < now - SUCCESS_WINDOW:
-            self._successes.popleft()
-        served = len(self._successes) / SUCCESS_WINDOW
-        if served <= 0 and self.rate is None:
-            return  # nothing served yet to measure: the cool-down and the cut limit do
+        """Set the rate under the one the host refused, at most once per window.
+
+        The refused rate is what was being sent over the last window (at least one second
+        of it): a host with a fixed request rate refuses once that is exceeded. One cut per
+        window keeps a single path that always answers 503 from dragging a healthy host's
+        rate down request after request; the slow growth between cuts outweighs it.
+        """
+        if now - self._rate_cut_at < SUCCESS_WINDOW:
+            return
+        while self._sent and self._sent[0] < now - SUCCESS_WINDOW:
+            self._sent.popleft()
+        if not self._sent:
+            return
+        sent = len(self._sent) / max(1.0, now - self._sent[0])
         current = self.rate if self.rate is not None else math.inf
-        base = min(current, served) if served > 0 else current
+        base = min(current, sent)
         rate = max(MIN_RATE, base * RATE_CUT)
         self.rate = rate if self.max_rate is None else min(self.max_rate, rate)
         self._rate_at_cut = base
+        self._rate_cut_at = now
         self._tokens = min(self._tokens, 1.0)
         self._grown = now
 
@@ -238,11 +252,13 @@ class Politeness:
         burst: int = 1,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
+        adaptive_rate: bool = True,
         on_change: OnChange | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._settings = (ceiling, rate, burst, backoff_base, backoff_max)
+        self._adaptive_rate = adaptive_rate
         self._clock = clock
         self._sleep = sleep
         self.on_change = on_change
@@ -260,6 +276,7 @@ class Politeness:
                 burst=burst,
                 backoff_base=base,
                 backoff_max=most,
+                adaptive_rate=self._adaptive_rate,
                 clock=self._clock,
                 sleep=self._sleep,
                 on_change=self._changed,

@@ -40,6 +40,7 @@ class FetchConfig:
     rate: float | None = None
     burst: int = 1
     throttle_patience: float = 120.0
+    adaptive_rate: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """The settings as JSON (for the Lambda environment)."""

@@ -213,7 +213,7 @@ MUTANTS: list[Mutant] = [
         "throttle-patience-ignored",
         "429/503 are retried for fetch.throttle_patience seconds (imgflow.yaml.example)",
         "imgflow/engine/fetch.py",
-        "if waited + gate.cooling > self.settings.throttle_patience:",
+        "if waited + ahead > self.settings.throttle_patience:",
         "if True:",
         ("tests/test_fetch.py::test_a_throttling_host_is_retried_for_its_patience_not_a_count",),
     ),

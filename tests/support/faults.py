@@ -45,6 +45,10 @@ FAULT_FETCH = FetchConfig(
     max_bytes=32 * 1024,
     max_redirects=3,
     throttle_patience=2.0,  # a 503 storm is retried this long, then fails as Throttled
+    # Scripted per-path 429/503 are not a host's rate limit: keep the host's rate (the
+    # cool-down and the halved concurrency still apply; tests/test_throttling.py covers
+    # the adaptive rate against real nginx).
+    adaptive_rate=False,
 )
 
 
