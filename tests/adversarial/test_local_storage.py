@@ -512,12 +512,13 @@ def test_sigterm_at_any_moment_is_one_line_and_130(
         ):
             time.sleep(0.002)
         time.sleep(rng.uniform(0, 0.1))
+    ended_before = proc.poll() is not None  # a fast machine can finish within 2 s
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=60)
     text = err.decode()
     assert "Traceback" not in text, text
     if proc.returncode == 0:  # it had finished before the signal arrived
-        assert delay is None, text
+        assert delay is None or ended_before, text
     else:
         assert proc.returncode == 130, (proc.returncode, text)
         assert len([line for line in text.splitlines() if line.strip()]) == 1, text

@@ -88,7 +88,7 @@ def plan_deploy(
     package: LambdaZip | None = None,
 ) -> Plan:
     """The plan for `ctx`'s deployment, made with describe/get calls only."""
-    package = package or lambda_zip(runtime=ctx.cfg.lambda_.runtime)
+    package = package or lambda_zip()
     build = definition or default_definition()
     steps = [
         bucket_step(ctx),
