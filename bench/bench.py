@@ -201,9 +201,12 @@ http {{
 
 
 @contextlib.contextmanager
-def nginx(root: Path) -> Iterator[int]:
-    """nginx serving `root` on a free loopback port, with keep-alive; stopped on exit."""
-    folder = WORK / "nginx"
+def nginx(root: Path, folder: Path | None = None, template: str = NGINX_CONF) -> Iterator[int]:
+    """nginx serving `root` on a free loopback port, with keep-alive; stopped on exit.
+
+    `template` is NGINX_CONF or a variant of it (bench/wire.py's TLS one), written in
+    `folder` (default bench/work/nginx) with the user, folder, port and root filled in."""
+    folder = folder or WORK / "nginx"
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     user = ""
@@ -212,7 +215,7 @@ def nginx(root: Path) -> Iterator[int]:
 
         user = f"user {pwd.getpwuid(root.stat().st_uid).pw_name};\n"
     conf = folder / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(user=user, dir=folder, port=port, root=root))
+    conf.write_text(template.format(user=user, dir=folder, port=port, root=root))
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     proc = subprocess.Popen([binary, "-p", str(folder), "-c", str(conf)])
     try:

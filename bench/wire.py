@@ -25,34 +25,16 @@ from typing import Any
 
 import bench as core
 
-TLS_CONF = """\
-{user}worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nodelay on;
-    keepalive_timeout 65;
-    keepalive_requests 1000000;
-    types {{ image/gif gif; image/png png; image/jpeg jpg; }}
-    default_type application/octet-stream;
-    client_body_temp_path {dir}/tmp-body;
-    proxy_temp_path {dir}/tmp-proxy;
-    fastcgi_temp_path {dir}/tmp-fastcgi;
-    uwsgi_temp_path {dir}/tmp-uwsgi;
-    scgi_temp_path {dir}/tmp-scgi;
-    ssl_session_cache shared:SSL:10m;
-    server {{
-        listen 127.0.0.1:{port} ssl backlog=4096;
-        ssl_certificate {dir}/cert.pem;
-        ssl_certificate_key {dir}/key.pem;
-        root {root};
-    }}
-}}
-"""
+# bench.py's nginx, listening with TLS and a session cache.
+TLS_CONF = core.NGINX_CONF.replace(
+    "    server {{\n", "    ssl_session_cache shared:SSL:10m;\n    server {{\n"
+).replace(
+    "listen 127.0.0.1:{port} backlog=4096;",
+    "listen 127.0.0.1:{port} ssl backlog=4096;\n"
+    "        ssl_certificate {dir}/cert.pem;\n"
+    "        ssl_certificate_key {dir}/key.pem;",
+)
+assert "ssl_session_cache" in TLS_CONF and "ssl_certificate_key" in TLS_CONF
 
 
 def _certificate(folder: Path) -> Path:
@@ -73,21 +55,8 @@ def tls_nginx(root: Path) -> Iterator[tuple[int, Path]]:
     folder = core.WORK / "nginx-tls"
     folder.mkdir(parents=True, exist_ok=True)
     cert = _certificate(folder)
-    port = core.free_port()
-    user = ""
-    if os.geteuid() == 0:
-        import pwd
-
-        user = f"user {pwd.getpwuid(root.stat().st_uid).pw_name};\n"
-    conf = folder / "nginx.conf"
-    conf.write_text(TLS_CONF.format(user=user, dir=folder, port=port, root=root))
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    proc = subprocess.Popen([binary, "-p", str(folder), "-c", str(conf)])
-    try:
-        core.wait_for_port(port, proc, "nginx (tls)")
+    with core.nginx(root, folder, TLS_CONF) as port:
         yield port, cert
-    finally:
-        core.stop(proc)
 
 
 @contextlib.contextmanager

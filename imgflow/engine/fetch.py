@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import errno
+import functools
 import random
 import socket
 import time
@@ -24,7 +25,7 @@ from imgflow.engine import messages
 from imgflow.engine.body import MemorySink, Refused, Sink, StoreError, read_body
 from imgflow.engine.decode import ACCEPT_ENCODING, DecodeError, decoder_for
 from imgflow.engine.guard import AddressCheck, TargetRefused
-from imgflow.engine.politeness import Politeness, Signal
+from imgflow.engine.politeness import HostGate, Politeness, Signal
 from imgflow.engine.proxy import Proxy, router
 from imgflow.engine.request_headers import parse_headers
 from imgflow.engine.routed import RoutedTransport
@@ -101,13 +102,16 @@ class Fetcher:
         self._guard = guard
         self._sleep = sleep
         self.politeness = politeness or Politeness(
-            max_connections,
-            rate=settings.rate,
-            burst=settings.burst,
-            backoff_base=max(settings.backoff_base, 0.05),
-            backoff_max=max(settings.backoff_max, 0.1),
-            adaptive_rate=settings.adaptive_rate,
-            sleep=sleep,
+            functools.partial(
+                HostGate,
+                ceiling=max_connections,
+                rate=settings.rate,
+                burst=settings.burst,
+                backoff_base=max(settings.backoff_base, 0.05),
+                backoff_max=max(settings.backoff_max, 0.1),
+                adaptive_rate=settings.adaptive_rate,
+                sleep=sleep,
+            )
         )
         self._proxies = router(settings, env)
         self._guarded_proxies: dict[Proxy, str | None] = {}

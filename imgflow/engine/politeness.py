@@ -242,25 +242,11 @@ class HostGate:
 
 
 class Politeness:
-    """The gates of every host a fetcher talks to, made on first use."""
+    """The gates of every host a fetcher talks to, made on first use by `make_gate`
+    (``make_gate(host, on_change=...)``, e.g. a `functools.partial` of `HostGate`)."""
 
-    def __init__(
-        self,
-        ceiling: int,
-        *,
-        rate: float | None = None,
-        burst: int = 1,
-        backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
-        adaptive_rate: bool = True,
-        on_change: OnChange | None = None,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        self._settings = (ceiling, rate, burst, backoff_base, backoff_max)
-        self._adaptive_rate = adaptive_rate
-        self._clock = clock
-        self._sleep = sleep
+    def __init__(self, make_gate: Callable[..., HostGate], on_change: OnChange | None = None):
+        self._make_gate = make_gate
         self.on_change = on_change
         self.gates: dict[str, HostGate] = {}
 
@@ -268,20 +254,7 @@ class Politeness:
         """The gate of `host` (``name[:port]``)."""
         gate = self.gates.get(host)
         if gate is None:
-            ceiling, rate, burst, base, most = self._settings
-            gate = HostGate(
-                host,
-                ceiling,
-                rate=rate,
-                burst=burst,
-                backoff_base=base,
-                backoff_max=most,
-                adaptive_rate=self._adaptive_rate,
-                clock=self._clock,
-                sleep=self._sleep,
-                on_change=self._changed,
-            )
-            self.gates[host] = gate
+            gate = self.gates[host] = self._make_gate(host, on_change=self._changed)
         return gate
 
     def throttles(self) -> dict[str, int]:
