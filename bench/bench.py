@@ -708,6 +708,10 @@ def goals(data: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
         rows.append(("peak RSS at 50k", "<= 120 MB", f"{big:.0f} MB",
                      big <= GOALS["rss_mb_50k"]))  # fmt: skip
     rows += large_goals(data) + baseline_goals(data)
+    if data.get("throttle"):
+        import throttle
+
+        rows += throttle.goals(data["throttle"])
     if "startup" in data:
         help_s = data["startup"]["help_s"]
         rows.append(("imgflow --help", "<= 0.3 s", f"{help_s:.3f} s",
@@ -863,6 +867,10 @@ def markdown(data: dict[str, Any]) -> str:
         import wire
 
         out += wire.markdown(data["wire"])
+    if data.get("throttle"):
+        import throttle
+
+        out += throttle.markdown(data["throttle"])
     out += ["", "## Goals", "", "| goal | target | measured | met |", "|---|---|---|---|"]
     for goal, target, measured, met in goals(data):
         mark = "n/a" if met is None else ("yes" if met else "**no**")
@@ -968,6 +976,11 @@ def main() -> None:
         import wire
 
         data["wire"] = wire.run(wire_cases, tools, corpus, small, repeats)
+    if cases & {"throttle", "aws-throttle"}:  # bench/throttle.py, one run per case
+        import throttle
+
+        print("throttle: imgflow against nginx's limit_req and limit_conn", flush=True)
+        data["throttle"] = throttle.run(tools, cases)
     data["seconds"] = time.perf_counter() - started
     text = markdown(data)
     print("\n" + text)
