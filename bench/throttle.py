@@ -1,6 +1,6 @@
 """Throttle cases of the benchmark: imgflow against nginx's own rate and connection limits.
 
-``bench/run --cases throttle`` (and ``aws-throttle``, see bench/aws_throttle.py). Each case
+``bench/run --cases throttle`` (and ``aws-throttle``: bench/aws_throttle.py). Each case
 runs nginx (bench.py's NGINX_CONF and runner) with a committed snippet from bench/nginx/
 added to its http block, and an access log of ``$msec $request_time $status`` per request:
 
@@ -233,7 +233,33 @@ def run(tools: core.Tools, cases: set[str]) -> dict[str, Any]:
             else:
                 print(show(row), flush=True)
             data["rows"].append(row)
+    if "aws-throttle" in cases:
+        data["aws"] = aws(tools.imgflow_python)
+        for run in data["aws"].get("runs", []):
+            print(f"  aws {run['name']:<18} stored {run['stored']}/{run['images']} in "
+                  f"{run['wall_s']:.1f} s, {run['attempts']} attempts, answers {run['answers']}",
+                  flush=True)  # fmt: skip
+        if "note" in data["aws"]:
+            print(f"  aws-throttle: {data['aws']['note']}", flush=True)
     return data
+
+
+def aws(python: str) -> dict[str, Any]:
+    """bench/aws_throttle.py in imgflow's interpreter (it needs moto): its JSON summary."""
+    summary = core.WORK / "aws_throttle.json"
+    summary.unlink(missing_ok=True)
+    try:
+        done = subprocess.run(
+            [python, str(core.BENCH / "aws_throttle.py"), "--json", str(summary)],
+            capture_output=True, text=True, timeout=300, cwd=core.ROOT,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"note": "failed: bench/aws_throttle.py took over 300 s"}
+    if done.returncode != 0 or not summary.exists():
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"note": f"failed (exit {done.returncode}): {tail}"}
+    result: dict[str, Any] = json.loads(summary.read_text())
+    return result
 
 
 # -- report ---------------------------------------------------------------------------------
@@ -264,6 +290,12 @@ def goals(data: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
             out.append(("throttle rate_20: requests/s over their span",
                         f"{FIXED_RATE:g} +- 5%", f"{rate:.2f} ({off:.1%} off)",
                         off <= GOALS["rate_tolerance"]))  # fmt: skip
+    for run in data.get("aws", {}).get("runs", []):
+        stored, images = run["stored"], run["images"]
+        out.append((f"throttle aws {run['name']}: stored", f"{images}/{images}",
+                    f"{stored}/{images}", stored == images))  # fmt: skip
+    if "note" in data.get("aws", {}):
+        out.append(("throttle aws", "runs", data["aws"]["note"], False))
     return out
 
 
@@ -297,5 +329,24 @@ def markdown(data: dict[str, Any]) -> list[str]:
                 f"\nrate_20: most request starts in any 1 s: {r['peak_sliding_1s']}, in one "
                 f"calendar second: {r['peak_calendar_1s']}; {r['requests_per_s']:.2f} "
                 "requests/s between the first and the last start."
+            )
+    aws = data.get("aws")
+    if aws:
+        out += ["", "### aws (moto): a download Lambda's host refuses its first half with 429", ""]
+        if "note" in aws:
+            return [*out, aws["note"]]
+        out += [
+            f"{aws['images']} images, batches of {aws['batch_size']}, {aws['max_batches']} "
+            f"download Lambdas at once, lambdaConcur {aws['concurrency']}; the host answers "
+            f"429 to its first {aws['images']} requests, 200 after (bench/aws_throttle.py).",
+            "",
+            "| run | job | stored | wall s | attempts | most for one image | host answers |",
+            "|---|---|---:|---:|---:|---:|---|",
+        ]
+        for r in aws["runs"]:
+            answers = ", ".join(f"{v} x {k}" for k, v in r["answers"].items())
+            out.append(
+                f"| {r['name']} | {r['status']} | {r['stored']}/{r['images']} | "
+                f"{r['wall_s']:.1f} | {r['attempts']} | {r['max_attempts']} | {answers} |"
             )
     return out
