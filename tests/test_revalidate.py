@@ -72,7 +72,7 @@ def test_refresh_keeps_what_the_server_confirms_and_replaces_what_changed(tmp_pa
         os.utime(root / "1.gif", (later, later))
 
         seen = len(web.access_log())
-        refreshed = imgflow_run(tmp_path, web.url(0, ""), PATHS, "-c", "4", "--refresh")
+        refreshed = imgflow_run(tmp_path, web.url(0, ""), PATHS, "-c", "4", "--refresh", "--report")
         assert refreshed["exit"] == 0, refreshed["stderr"]
         outcomes = _outcomes(refreshed)
         assert outcomes.pop("1.gif") == "updated"
@@ -82,6 +82,10 @@ def test_refresh_keeps_what_the_server_confirms_and_replaces_what_changed(tmp_pa
         assert summary == {
             "total": 6, "stored": 1, "skipped": 5, "failed": 0, "updated": 1, "unchanged": 5,
         }  # fmt: skip
+        page = (data / "runs" / str(refreshed["run"]) / "report.html").read_text()
+        assert '<div data-count="updated" data-value="1">' in page
+        assert '<div data-count="unchanged" data-value="5">' in page
+        assert '<div data-count="stored" data-value="1">' in page
         # 304: the very same file, untouched. 200: the new bytes, indexed with their hash.
         for path in PATHS:
             if path != "1.gif":
