@@ -9,6 +9,7 @@ without `--refresh` a rerun skips, and `--force` downloads everything unconditio
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sqlite3
 import subprocess
@@ -21,9 +22,10 @@ from support.faultserver import FaultServer, Ok, Status
 from support.invariants import check_index, sha
 from support.nginx import Nginx, Server
 
+from imgflow.aws.runtime.index import index_item, stored_object
 from imgflow.demo.images import make_gif
 from imgflow.engine.fetch import Fetched, Fetcher, NotModified, Validators
-from imgflow.engine.records import Outcome, Summary
+from imgflow.engine.records import Outcome, ResultRecord, Summary
 from imgflow.engine.settings import FetchConfig
 from imgflow.local.folder import DB_NAME
 from imgflow.local.store import FileStore
@@ -248,3 +250,17 @@ def test_an_interrupt_keeps_a_new_version_that_replaced_a_stored_file(tmp_path: 
         os.close(tmp)
     assert (tmp_path / "images" / "old.gif").read_bytes() == b"GIF89a v2"
     assert not (tmp_path / "images" / "new.gif").exists()
+
+
+def test_the_dynamodb_index_keeps_the_validators_too() -> None:
+    record = ResultRecord(
+        url="http://h/a.gif", path="a.gif", outcome=Outcome.STORED, key="images/h/a.gif",
+        bytes=10, sha256="ab" * 32, etag='"v1"', last_modified="Tue, 03 Nov 2026 10:00:00 GMT",
+    )  # fmt: skip
+    item = index_item(record, "bucket", "job", "2026-11-29T00:00:00+00:00")
+    assert item["etag"] == {"S": '"v1"'}
+    back = stored_object(item)
+    assert back.validators == Validators('"v1"', "Tue, 03 Nov 2026 10:00:00 GMT")
+    bare = stored_object(index_item(dataclasses.replace(record, etag=None, last_modified=None),
+                                    "bucket", "job", "2026-11-29T00:00:00+00:00"))  # fmt: skip
+    assert not bare.validators
