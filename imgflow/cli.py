@@ -186,6 +186,14 @@ def run(
     force: Annotated[
         bool, typer.Option("--force", help="Download again even if already stored.")
     ] = False,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh",
+            help="Re-check stored images with conditional requests (ETag, Last-Modified):"
+            " keep those the server confirms (unchanged), replace those it changed (updated).",
+        ),
+    ] = False,
     backend: BackendOpt = None,
     no_wait: NoWaitOpt = False,
     via_api: Annotated[
@@ -300,10 +308,15 @@ def run(
         if hint is not None:
             _warn(hint)
         try:
+            if refresh and force:
+                raise UsageError(
+                    "--refresh and --force go alone: --refresh re-checks stored images,"
+                    " --force downloads every image again"
+                )
             if cfg.backend == "aws":
-                if force or data_dir is not None or report:
+                if force or refresh or data_dir is not None or report:
                     raise UsageError(
-                        "--force, --data-dir and --report go with the local backend"
+                        "--force, --refresh, --data-dir and --report go with the local backend"
                         " (on aws, --new starts a fresh execution of a job submitted before)"
                     )
                 if network_flags:
@@ -321,7 +334,7 @@ def run(
                 raise UsageError("--via-api, --no-wait and --new go with --backend aws")
             else:
                 _check_network(cfg)
-                result = _run_local(cfg, spec, data_dir, output, force)
+                result = _run_local(cfg, spec, data_dir, output, force, refresh=refresh)
                 code = 0 if result.state == "succeeded" else 1
                 if report:
                     from imgflow.report import write_local
@@ -509,6 +522,8 @@ def _run_local(
     output: Output,
     force: bool,
     key_base: str | None = None,
+    *,
+    refresh: bool = False,
 ) -> LocalRunResult:
     from imgflow.local.runner import LocalJob
 
@@ -520,6 +535,7 @@ def _run_local(
         max_batches=cfg.job.max_batches,
         force=force,
         key_base=key_base,
+        refresh=refresh,
     )
     return _run_local_job(cfg, job, _data_dir(cfg, data_dir), output)
 

@@ -23,7 +23,13 @@ from imgflow.engine.politeness import Change
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 
 TABLE_ROWS = 500
-_STYLE = {Outcome.STORED: "green", Outcome.SKIPPED: "cyan", Outcome.FAILED: "red"}
+_STYLE = {
+    Outcome.STORED: "green",
+    Outcome.UPDATED: "green",
+    Outcome.SKIPPED: "cyan",
+    Outcome.UNCHANGED: "cyan",
+    Outcome.FAILED: "red",
+}
 
 
 def plural(count: int, noun: str, many: str | None = None) -> str:
@@ -42,11 +48,17 @@ def show_table(summary: Summary) -> bool:
 
 
 def summary_line(summary: Summary, duplicates: int = 0, elapsed: float | None = None) -> str:
-    """``101 images: 100 stored, 0 skipped, 1 failed`` (+ duplicates and time)."""
-    text = (
-        f"{plural(summary.total, 'image')}: {summary.stored:,} stored, "
-        f"{summary.skipped:,} skipped, {summary.failed:,} failed"
-    )
+    """``101 images: 100 stored, 0 skipped, 1 failed`` (+ duplicates and time).
+
+    After a revalidation: ``6 images: 1 stored (1 updated), 5 skipped (5 unchanged), ...``.
+    """
+    stored = f"{summary.stored:,} stored"
+    if summary.updated:
+        stored += f" ({summary.updated:,} updated)"
+    skipped = f"{summary.skipped:,} skipped"
+    if summary.unchanged:
+        skipped += f" ({summary.unchanged:,} unchanged)"
+    text = f"{plural(summary.total, 'image')}: {stored}, {skipped}, {summary.failed:,} failed"
     if duplicates:
         text += f" ({plural(duplicates, 'duplicate path')} fetched once)"
     if elapsed is not None:
@@ -190,7 +202,7 @@ class RunProgress:
         self._done += 1
         if record.outcome is Outcome.FAILED:
             self.failed += 1
-        elif record.outcome is Outcome.STORED and record.bytes:
+        elif record.outcome.wrote and record.bytes:
             self._bytes += record.bytes
         elapsed = max(time.monotonic() - self.started, 1e-6)
         self._progress.update(

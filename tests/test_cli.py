@@ -84,6 +84,8 @@ def test_run_json_and_exit_codes(flag_server: StaticServer, tmp_path: Path) -> N
         "contentType",
         "error",
         "attempts",
+        "etag",
+        "lastModified",
     }
     assert record["outcome"] == "stored" and record["path"] == "ad/ad.gif"
     failed = doc["results"][-1]

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support.cli_run import cli_env, imgflow_run, site
 from support.faultserver import FaultServer, Ok, Status
 from support.nginx import Nginx, Server
 
@@ -28,43 +28,6 @@ FAST = FetchConfig(
     timeout=5.0, connect_timeout=2.0, total_timeout=10.0, retries=2, backoff_base=0.05,
     backoff_max=0.2, throttle_patience=60.0,
 )  # fmt: skip
-
-
-def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")}
-    env.update(
-        {
-            "IMGFLOW_LOCAL_FSYNC": "false",
-            "IMGFLOW_FETCH_BACKOFF_BASE": "0.1",
-            "IMGFLOW_FETCH_BACKOFF_MAX": "1",
-            "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
-        }
-    )
-    return env
-
-
-def imgflow_run(tmp_path: Path, base_url: str, paths: list[str], *flags: str) -> dict[str, object]:
-    import json
-
-    (tmp_path / "paths.txt").write_text("\n".join(paths) + "\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", "run", "--base-url", base_url,
-         "--paths-file", "paths.txt", "-o", "json", *flags],
-        cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=300,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert done.returncode in (0, 1), done.stderr
-    doc: dict[str, object] = json.loads(done.stdout)
-    doc["stderr"] = done.stderr
-    return doc
-
-
-def site(tmp_path: Path, count: int, size: int = 0) -> Path:
-    root = tmp_path / "site"
-    root.mkdir()
-    for i in range(count):
-        (root / f"{i}.gif").write_bytes(make_gif(f"t{i}", 4, target_bytes=size))
-    return root
 
 
 # -- the gate on its own ------------------------------------------------------------------
@@ -209,7 +172,7 @@ def test_bad_politeness_flags_are_one_line(tmp_path: Path, flags: list[str], nam
     done = subprocess.run(
         [sys.executable, "-m", "imgflow.cli", "run", "--base-url", "http://127.0.0.1:9/x",
          "--paths-file", "paths.txt", *flags],
-        cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=60,
+        cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
@@ -223,7 +186,7 @@ def test_bad_throttle_patience_in_the_config_names_the_key(tmp_path: Path) -> No
     done = subprocess.run(
         [sys.executable, "-m", "imgflow.cli", "run", "--base-url", "http://127.0.0.1:9/x",
          "--paths-file", "paths.txt"],
-        cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=60,
+        cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

@@ -196,12 +196,6 @@ def _counts(records: Iterable[ResultRecord]) -> Summary:
     return summary
 
 
-def _plus(a: Summary, b: Summary) -> Summary:
-    return Summary(
-        a.total + b.total, a.stored + b.stored, a.skipped + b.skipped, a.failed + b.failed
-    )
-
-
 class JobWatch:
     """Follows one execution; every poll reads only the result objects it has not read yet.
 
@@ -230,7 +224,7 @@ class JobWatch:
         for key, (_, records) in zip(
             new, read_results(self._aws.s3(), self._bucket, new), strict=True
         ):
-            self._summary = _plus(self._summary, _counts(records))
+            self._summary = self._summary + _counts(records)
             self._read.add(key)
         return self._summary
 

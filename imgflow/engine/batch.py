@@ -8,10 +8,10 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 
 from imgflow.engine import messages
 from imgflow.engine.body import StoreError, StoreSink
-from imgflow.engine.fetch import Fetched, Fetcher, Guard
+from imgflow.engine.fetch import Fetched, Fetcher, Guard, NotModified
 from imgflow.engine.guard import AddressCheck
 from imgflow.engine.plan import Item
-from imgflow.engine.ports import ObjectStore, StoredObject
+from imgflow.engine.ports import NO_VALIDATORS, ObjectStore, StoredObject
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.engine.settings import FetchConfig
 
@@ -28,6 +28,25 @@ def skipped_record(item: Item, known: StoredObject) -> ResultRecord:
         bytes=known.bytes,
         sha256=known.sha256,
         content_type=known.content_type,
+        etag=known.validators.etag,
+        last_modified=known.validators.last_modified,
+    )
+
+
+def unchanged_record(item: Item, known: StoredObject, confirmed: NotModified) -> ResultRecord:
+    """The record of a stored item whose version the server confirmed (304)."""
+    return ResultRecord(
+        url=item.url,
+        path=item.path,
+        outcome=Outcome.UNCHANGED,
+        status_code=confirmed.status_code,
+        key=known.key,
+        bytes=known.bytes,
+        sha256=known.sha256,
+        content_type=known.content_type,
+        attempts=confirmed.attempts,
+        etag=confirmed.validators.etag,
+        last_modified=confirmed.validators.last_modified,
     )
 
 
@@ -43,8 +62,8 @@ def failed_record(item: Item, message: str, status: int | None, attempts: int) -
     )
 
 
-async def _commit(item: Item, fetched: Fetched) -> ResultRecord:
-    """Publish a fetched body (aborted if anything, even a cancel, stops it)."""
+async def _commit(item: Item, fetched: Fetched, outcome: Outcome, key: str) -> ResultRecord:
+    """Publish a fetched body at `key` (aborted if anything, even a cancel, stops it)."""
     body = fetched.body
     try:
         digest = await body.commit(fetched.content_type)
@@ -54,13 +73,15 @@ async def _commit(item: Item, fetched: Fetched) -> ResultRecord:
     return ResultRecord(
         url=item.url,
         path=item.path,
-        outcome=Outcome.STORED,
+        outcome=outcome,
         status_code=fetched.status_code,
-        key=item.key,
+        key=key,
         bytes=body.size,
         sha256=digest,
         content_type=fetched.content_type,
         attempts=fetched.attempts,
+        etag=fetched.validators.etag,
+        last_modified=fetched.validators.last_modified,
     )
 
 
@@ -72,15 +93,21 @@ async def process_item(
     executor: Executor | None,
     known: Mapping[str, StoredObject] | None = None,
     slots: Sequence[asyncio.Semaphore] = (),
+    refresh: bool = False,
 ) -> ResultRecord:
     """Fetch and store one item; every outcome, even an unexpected error, is a record.
 
+    A `known` item is skipped, or with `refresh` revalidated: a conditional request
+    (its stored validators) keeps it on a 304 and replaces it with a 200's body.
     The body streams into the store as it arrives (see imgflow.engine.body). The fetch
     holds one of each of `slots` (the limits on requests in flight); the commit does not,
     so another request can go out while this image is flushed and published.
     """
-    if known is not None and item.url in known:
-        return skipped_record(item, known[item.url])
+    stored = known.get(item.url) if known is not None else None
+    if stored is not None and not refresh:
+        return skipped_record(item, stored)
+    validators = stored.validators if stored is not None else NO_VALIDATORS
+    key = item.key if stored is None else stored.key  # an update replaces the stored file
     attempts = 0
     try:
         held: list[asyncio.Semaphore] = []
@@ -88,15 +115,21 @@ async def process_item(
             for slot in slots:
                 await slot.acquire()
                 held.append(slot)
-            result = await fetcher.fetch(item.url, lambda: StoreSink(store, item.key, executor))
+            result = await fetcher.fetch(
+                item.url, lambda: StoreSink(store, key, executor), validators
+            )
         finally:
             for slot in held:
                 slot.release()
         attempts = result.attempts
+        if isinstance(result, NotModified):
+            assert stored is not None  # only a conditional request gets one
+            return unchanged_record(item, stored, result)
         if not isinstance(result, Fetched):
             return failed_record(item, result.message, result.status_code, attempts)
+        outcome = Outcome.STORED if stored is None else Outcome.UPDATED
         try:
-            return await _commit(item, result)
+            return await _commit(item, result, outcome, key)
         except StoreError as exc:
             message = messages.store_failure(item.url, exc)
             return failed_record(item, message, result.status_code, attempts)
@@ -116,9 +149,11 @@ async def run_batch(
     on_record: OnRecord | None = None,
     shared: asyncio.Semaphore | None = None,
     on_tail: Callable[[], None] | None = None,
+    refresh: bool = False,
 ) -> list[ResultRecord]:
     """One record per item, in item order, with at most `concurrency` fetches in flight.
 
+    `known` items are skipped, or revalidated with `refresh` (see `process_item`).
     `shared`, when given, also limits fetches across every batch that holds it. Twice as
     many workers as fetch slots keep the slots busy while images are being stored.
     `on_tail` is called once, as soon as fewer than `concurrency` items are left
@@ -144,6 +179,7 @@ async def run_batch(
                 executor=executor,
                 known=known,
                 slots=slots,
+                refresh=refresh,
             )
             results[index] = record
             unfinished -= 1

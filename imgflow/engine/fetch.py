@@ -1,8 +1,8 @@
 """Fetch one image over HTTP: retries, redirects, size cap, decoding, content check.
 
 `Fetcher.fetch` never raises for a network, HTTP or store problem: it returns `Fetched`
-(the body in its sink, ready to commit) or `FetchFailure`, whose message follows
-`imgflow.engine.messages`.
+(the body in its sink, ready to commit), `NotModified` (a conditional request's 304) or
+`FetchFailure`, whose message follows `imgflow.engine.messages`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from imgflow.engine.body import MemorySink, Refused, Sink, StoreError, read_body
 from imgflow.engine.decode import ACCEPT_ENCODING, DecodeError, decoder_for
 from imgflow.engine.guard import AddressCheck, TargetRefused
 from imgflow.engine.politeness import HostGate, Politeness, Signal
+from imgflow.engine.ports import NO_VALIDATORS, Validators
 from imgflow.engine.proxy import Proxy, router
 from imgflow.engine.request_headers import parse_headers
 from imgflow.engine.routed import RoutedTransport
@@ -49,6 +50,7 @@ class Fetched:
     status_code: int
     content_type: str | None
     attempts: int
+    validators: Validators = NO_VALIDATORS
 
     @property
     def data(self) -> bytes:
@@ -56,6 +58,18 @@ class Fetched:
         if not isinstance(self.body, MemorySink):
             raise TypeError("the body went to a store, not to memory")
         return self.body.data
+
+
+@dataclass(frozen=True, slots=True)
+class NotModified:
+    """The server confirmed the version named by the request's validators (304).
+
+    `validators` are the 304's own where it sent them, else the ones the request carried.
+    """
+
+    validators: Validators
+    attempts: int
+    status_code: int = 304
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +90,8 @@ class _Retry:
     delay: float | None = None
 
 
-_Attempt = Fetched | FetchFailure | _Retry
+_Attempt = Fetched | NotModified | FetchFailure | _Retry
+Result = Fetched | NotModified | FetchFailure
 
 
 class Fetcher:
@@ -165,10 +180,16 @@ class Fetcher:
         await self._client.__aexit__(exc_type, exc, tb)
 
     async def fetch(
-        self, url: str, open_sink: Callable[[], Sink] = MemorySink
-    ) -> Fetched | FetchFailure:
+        self,
+        url: str,
+        open_sink: Callable[[], Sink] = MemorySink,
+        validators: Validators = NO_VALIDATORS,
+    ) -> Result:
         """Fetch `url` into a sink from `open_sink` (one per attempt that gets a body),
         retrying transient failures with backoff and jitter.
+
+        With `validators` (a stored version's), the request is conditional
+        (If-None-Match, If-Modified-Since): a 304 is `NotModified`, a 200 the new version.
 
         A failed attempt's sink is aborted; the caller commits (or aborts) a Fetched's.
         Each attempt passes the host's politeness gate. Throttling answers (429, 503) are
@@ -189,7 +210,7 @@ class Fetcher:
                 queued += time.monotonic() - asked
             signal, wait = Signal.OTHER, None
             try:
-                result = await self._attempt(url, attempts, open_sink)
+                result = await self._attempt(url, attempts, open_sink, validators)
                 signal, wait = _signal(result, crowded=gate.in_flight > 1)
                 if signal is Signal.THROTTLED and throttles:
                     # This image's own repeats are one signal: a single path that always
@@ -223,15 +244,19 @@ class Fetcher:
         ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempts - 1))
         return random.uniform(ceiling / 2, ceiling)
 
-    async def _attempt(self, url: str, attempts: int, open_sink: Callable[[], Sink]) -> _Attempt:
+    async def _attempt(
+        self, url: str, attempts: int, open_sink: Callable[[], Sink], validators: Validators
+    ) -> _Attempt:
         try:
             async with asyncio.timeout(self.settings.total_timeout):
-                return await self._follow(url, attempts, open_sink)
+                return await self._follow(url, attempts, open_sink, validators)
         except TimeoutError:
             limit = f"not complete within {self.settings.total_timeout:g}s"
             return _Retry(messages.failure(messages.TIMED_OUT, url, limit), None)
 
-    async def _follow(self, url: str, attempts: int, open_sink: Callable[[], Sink]) -> _Attempt:
+    async def _follow(
+        self, url: str, attempts: int, open_sink: Callable[[], Sink], validators: Validators
+    ) -> _Attempt:
         current = url
         for _ in range(self.settings.max_redirects + 1):
             proxy = self._proxies.proxy_for_url(current) if self._proxies.active else None
@@ -249,7 +274,7 @@ class Fetcher:
                         messages.failure(messages.REFUSED_TARGET, url, refused), None, attempts
                     )
             try:
-                result = await self._get(url, current, attempts, open_sink, proxy)
+                result = await self._get(url, current, attempts, open_sink, proxy, validators)
             except httpx.HTTPError as exc:
                 return _classify(url, exc, attempts, current, proxy)
             except StoreError as exc:
@@ -281,9 +306,10 @@ class Fetcher:
         attempts: int,
         open_sink: Callable[[], Sink],
         proxy: Proxy | None = None,
+        validators: Validators = NO_VALIDATORS,
     ) -> _Attempt | str:
         """One request; a str result is the next URL of a redirect."""
-        response = await self._send(current)
+        response = await self._send(current, _conditional(validators))
         try:
             status = response.status_code
             if status == 407 and proxy is not None:
@@ -293,18 +319,25 @@ class Fetcher:
                 )
             if status in REDIRECT_STATUSES:
                 return _redirect_target(url, current, response, attempts)
+            if status == 304 and validators:
+                return NotModified(_validators(response, validators), attempts)
             if status != 200:
                 return _status_failure(url, response, attempts, self.settings.retry_after_max)
             return await self._read_image(url, response, attempts, open_sink)
         finally:
             await response.aclose()
 
-    async def _send(self, url: str) -> httpx.Response:
-        """A streamed GET with the client's headers, timeouts and cookies."""
+    async def _send(self, url: str, extra: list[tuple[str, str]]) -> httpx.Response:
+        """A streamed GET with the client's headers (and `extra`), timeouts and cookies."""
         client = self._client
+        headers = client.headers
+        if extra:
+            headers = headers.copy()
+            headers.update(extra)
         if self._fast is None:
-            return await client.send(client.build_request("GET", url), stream=True)
-        request = httpx.Request("GET", url, headers=client.headers, extensions=self._extensions)
+            request = client.build_request("GET", url, headers=headers)
+            return await client.send(request, stream=True)
+        request = httpx.Request("GET", url, headers=headers, extensions=self._extensions)
         if client.cookies:
             client.cookies.set_cookie_header(request)
         response = await self._fast.handle_async_request(request)
@@ -353,7 +386,7 @@ class Fetcher:
             message = messages.failure(read.kind, url, read.detail)
             return FetchFailure(message, 200, attempts)
         kind = read or media_type(declared)
-        return Fetched(sink, 200, kind or None, attempts)
+        return Fetched(sink, 200, kind or None, attempts, _validators(response))
 
 
 async def _whole(content: bytes) -> AsyncIterator[bytes]:
@@ -364,6 +397,34 @@ THROTTLE_STATUSES = frozenset({429, 503})
 # A throttled image's own repeats wait at least this long between attempts.
 THROTTLE_BACKOFF_MIN = 0.25
 _LOAD_FAILURES = (messages.CONNECTION_REFUSED, messages.CONNECTION_RESET)
+
+
+def _conditional(validators: Validators) -> list[tuple[str, str]]:
+    """The request headers that ask for the body only when it is not `validators`' version."""
+    headers = []
+    if validators.etag:
+        headers.append(("If-None-Match", validators.etag))
+    if validators.last_modified:
+        headers.append(("If-Modified-Since", validators.last_modified))
+    return headers
+
+
+# A validator is sent back verbatim later: printable ASCII only, and not a novel.
+_VALIDATOR_MAX = 256
+
+
+def _validators(response: httpx.Response, fallback: Validators = NO_VALIDATORS) -> Validators:
+    """The response's ETag and Last-Modified (each as `fallback`'s where it sent none)."""
+
+    def usable(name: str) -> str | None:
+        value = response.headers.get(name, "").strip()
+        if not value or len(value) > _VALIDATOR_MAX:
+            return None
+        return value if all(" " <= c <= "~" for c in value) else None
+
+    return Validators(
+        usable("etag") or fallback.etag, usable("last-modified") or fallback.last_modified
+    )
 
 
 def _host_of(url: str) -> str:

@@ -11,13 +11,28 @@ from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
+class Validators:
+    """What a server said identifies the version it sent: ETag and Last-Modified, verbatim."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.etag or self.last_modified)
+
+
+NO_VALIDATORS = Validators()
+
+
+@dataclass(frozen=True, slots=True)
 class StoredObject:
-    """What the store knows of one stored image."""
+    """What the store knows of one stored image (and its validators, for a revalidation)."""
 
     key: str
     bytes: int
     sha256: str
     content_type: str | None
+    validators: Validators = NO_VALIDATORS
 
 
 class ObjectWriter(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -13,6 +14,24 @@ class Outcome(StrEnum):
     STORED = "stored"
     SKIPPED = "skipped"
     FAILED = "failed"
+    # With --refresh: the server had a newer version, stored in place of the old one...
+    UPDATED = "updated"
+    # ...or it confirmed the stored version (304 Not Modified): the file is kept as it is.
+    UNCHANGED = "unchanged"
+
+    @property
+    def counted_as(self) -> Outcome:
+        """The outcome a summary counts this one as: an update is stored, an unchanged
+        image skipped (the summary's `updated` and `unchanged` say how many of them)."""
+        return _COUNTED_AS.get(self, self)
+
+    @property
+    def wrote(self) -> bool:
+        """True when the run wrote the image's file (stored, or updated in place)."""
+        return self is Outcome.STORED or self is Outcome.UPDATED
+
+
+_COUNTED_AS = {Outcome.UPDATED: Outcome.STORED, Outcome.UNCHANGED: Outcome.SKIPPED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +52,8 @@ class ResultRecord:
     content_type: str | None = None
     error: str | None = None
     attempts: int = 0
+    etag: str | None = None
+    last_modified: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The record in the JSON shape shared by `--output json` and the AWS result files."""
@@ -47,6 +68,8 @@ class ResultRecord:
             "contentType": self.content_type,
             "error": self.error,
             "attempts": self.attempts,
+            "etag": self.etag,
+            "lastModified": self.last_modified,
         }
 
     @classmethod
@@ -63,25 +86,57 @@ class ResultRecord:
             content_type=data.get("contentType"),
             error=data.get("error"),
             attempts=int(data.get("attempts") or 0),
+            etag=data.get("etag"),
+            last_modified=data.get("lastModified"),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """Counts over a run's records."""
+    """Counts over a run's records.
+
+    `stored` includes the `updated` images and `skipped` the `unchanged` ones (a
+    revalidation's outcomes), so total = stored + skipped + failed always.
+    """
 
     total: int = 0
     stored: int = 0
     skipped: int = 0
     failed: int = 0
+    updated: int = 0
+    unchanged: int = 0
 
     def add(self, outcome: Outcome) -> Summary:
         """This summary with one more record of `outcome`."""
+        counted = outcome.counted_as
         return Summary(
             total=self.total + 1,
-            stored=self.stored + (outcome is Outcome.STORED),
-            skipped=self.skipped + (outcome is Outcome.SKIPPED),
-            failed=self.failed + (outcome is Outcome.FAILED),
+            stored=self.stored + (counted is Outcome.STORED),
+            skipped=self.skipped + (counted is Outcome.SKIPPED),
+            failed=self.failed + (counted is Outcome.FAILED),
+            updated=self.updated + (outcome is Outcome.UPDATED),
+            unchanged=self.unchanged + (outcome is Outcome.UNCHANGED),
+        )
+
+    @classmethod
+    def of_counts(cls, counts: Mapping[str, int]) -> Summary:
+        """The summary of records counted by outcome value (other keys, e.g. pending,
+        are left out)."""
+        get = counts.get
+        updated, unchanged = get(Outcome.UPDATED.value, 0), get(Outcome.UNCHANGED.value, 0)
+        stored = get(Outcome.STORED.value, 0) + updated
+        skipped = get(Outcome.SKIPPED.value, 0) + unchanged
+        failed = get(Outcome.FAILED.value, 0)
+        return cls(stored + skipped + failed, stored, skipped, failed, updated, unchanged)
+
+    def __add__(self, other: Summary) -> Summary:
+        return Summary(
+            self.total + other.total,
+            self.stored + other.stored,
+            self.skipped + other.skipped,
+            self.failed + other.failed,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
         )
 
     def failed_percent(self) -> float:
@@ -95,10 +150,14 @@ class Summary:
         return tolerate_percent > 0 and self.failed_percent() <= tolerate_percent
 
     def to_json(self) -> dict[str, int]:
-        """The summary object of `--output json`."""
-        return {
+        """The summary object of `--output json` (`updated` and `unchanged` after a
+        revalidation only: other runs keep the four counts they always had)."""
+        data = {
             "total": self.total,
             "stored": self.stored,
             "skipped": self.skipped,
             "failed": self.failed,
         }
+        if self.updated or self.unchanged:
+            data.update(updated=self.updated, unchanged=self.unchanged)
+        return data

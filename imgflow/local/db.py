@@ -1,8 +1,9 @@
 """The SQLite database of the local backend: the url index and every run's results.
 
 `<data-dir>/imgflow.db` holds three tables:
-- ``images``: url -> key, bytes, sha256, content type, run id, time, and the file's
-  modification time (``mtime_ns``), so a rerun notices a file changed behind its back;
+- ``images``: url -> key, bytes, sha256, content type, run id, time, the file's
+  modification time (``mtime_ns``), so a rerun notices a file changed behind its back,
+  and the server's ``etag`` and ``last_modified``, for a revalidation (``--refresh``);
 - ``runs``: one row per run, with its settings, state and counts;
 - ``results``: one row per unique input path of a run; rows start ``pending`` when the
   run is planned and are updated batch by batch, so a run killed at any point can be
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sqlite3
 import time
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgflow.engine.plan import Item
-from imgflow.engine.ports import StoredObject
+from imgflow.engine.ports import StoredObject, Validators
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 from imgflow.local.safefs import StorageError
 
@@ -135,6 +137,7 @@ class Database:
                 self.conn = sqlite3.connect(uri, uri=True, isolation_level=None)
                 self.conn.execute("PRAGMA busy_timeout=60000")
                 self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()
+                self._runs_select = _runs_select(self.conn)
                 return
             self.conn = sqlite3.connect(path, isolation_level=None)
             try:
@@ -145,7 +148,12 @@ class Database:
                 columns = {row[1] for row in self.conn.execute("PRAGMA table_info(images)")}
                 if "mtime_ns" not in columns:
                     self.conn.execute("ALTER TABLE images ADD COLUMN mtime_ns INTEGER")
+                _add_missing_column(self.conn, "images", "etag", "TEXT")
+                _add_missing_column(self.conn, "images", "last_modified", "TEXT")
                 _add_missing_column(self.conn, "results", "finished_at", "REAL")
+                for column in ("updated", "unchanged"):
+                    _add_missing_column(self.conn, "runs", column, "INTEGER NOT NULL DEFAULT 0")
+                self._runs_select = _runs_select(self.conn)
             except BaseException:
                 self.conn.close()
                 raise
@@ -235,9 +243,18 @@ class Database:
         """Count the run's outcomes and record its final state."""
         summary = self.summary(run_id)
         self.conn.execute(
-            "UPDATE runs SET finished_at = ?, state = ?, stored = ?, skipped = ?, failed = ?"
-            " WHERE id = ?",
-            (time.time(), state, summary.stored, summary.skipped, summary.failed, run_id),
+            "UPDATE runs SET finished_at = ?, state = ?, stored = ?, skipped = ?, failed = ?,"
+            " updated = ?, unchanged = ? WHERE id = ?",
+            (
+                time.time(),
+                state,
+                summary.stored,
+                summary.skipped,
+                summary.failed,
+                summary.updated,
+                summary.unchanged,
+                run_id,
+            ),
         )
         return summary
 
@@ -249,22 +266,19 @@ class Database:
                 (run_id,),
             ).fetchall()
         )
-        return Summary(
-            total=sum(counts.values()),
-            stored=counts.get(Outcome.STORED.value, 0),
-            skipped=counts.get(Outcome.SKIPPED.value, 0),
-            failed=counts.get(Outcome.FAILED.value, 0),
-        )
+        summary = Summary.of_counts(counts)
+        # Pending records count in the total only.
+        return dataclasses.replace(summary, total=sum(counts.values()))
 
     def run_info(self, run_id: str) -> RunInfo | None:
         """The run's row, or None."""
-        row = self.conn.execute(_RUN_COLUMNS + " WHERE id = ?", (run_id,)).fetchone()
+        row = self.conn.execute(self._runs_select + " WHERE id = ?", (run_id,)).fetchone()
         return None if row is None else self._run_info(row)
 
     def recent_runs(self, limit: int = 20) -> list[RunInfo]:
         """The latest runs, newest first."""
         rows = self.conn.execute(
-            _RUN_COLUMNS + " ORDER BY started_at DESC LIMIT ?", (limit,)
+            self._runs_select + " ORDER BY started_at DESC LIMIT ?", (limit,)
         ).fetchall()
         return [self._run_info(r) for r in rows]
 
@@ -285,13 +299,17 @@ class Database:
             stored,
             skipped,
             failed,
+            updated,
+            unchanged,
         ) = row
         if state == RUNNING and not process_alive(pid):
             state = INTERRUPTED
         summary = (
             self.summary(str(rid))
             if finished is None
-            else Summary(int(str(total)), int(str(stored)), int(str(skipped)), int(str(failed)))
+            else Summary(
+                *(int(str(n)) for n in (total, stored, skipped, failed, updated, unchanged))
+            )
         )
         return RunInfo(
             id=str(rid),
@@ -355,17 +373,19 @@ class Database:
         return found
 
     def stamps(self, urls: Sequence[str]) -> dict[str, tuple[StoredObject, int | None]]:
-        """The index rows of any of `urls`, each with its file's recorded mtime (or None)."""
+        """The index rows of any of `urls` (with their validators), each with its file's
+        recorded mtime (or None)."""
         found: dict[str, tuple[StoredObject, int | None]] = {}
         for start in range(0, len(urls), 500):
             part = urls[start : start + 500]
             marks = ",".join("?" * len(part))
-            for url, key, size, sha, ctype, mtime in self.conn.execute(
-                "SELECT url, key, bytes, sha256, content_type, mtime_ns FROM images"
-                f" WHERE url IN ({marks})",
+            for url, key, size, sha, ctype, mtime, etag, modified in self.conn.execute(
+                "SELECT url, key, bytes, sha256, content_type, mtime_ns, etag, last_modified"
+                f" FROM images WHERE url IN ({marks})",
                 part,
             ):
-                found[url] = (StoredObject(key, size, sha, ctype), mtime)
+                stored = StoredObject(key, size, sha, ctype, Validators(etag, modified))
+                found[url] = (stored, mtime)
         return found
 
     def record(
@@ -380,15 +400,20 @@ class Database:
 
         `finished` holds each record's end time (default: now), for the report's rate chart;
         `mtimes` gives stored files' modification times by key, checked when a later run
-        skips them.
+        skips them. An unchanged (revalidated) image keeps its row, with the validators
+        the server confirmed.
         """
         now = time.time()
         times = finished if finished is not None else [now] * len(records)
         mtimes = mtimes or {}
         stored = [
-            (r.url, r.key, r.bytes, r.sha256, r.content_type, run_id, now, mtimes.get(r.key or ""))
+            (r.url, r.key, r.bytes, r.sha256, r.content_type, run_id, now,
+             mtimes.get(r.key or ""), r.etag, r.last_modified)
             for r in records
-            if r.outcome is Outcome.STORED
+            if r.outcome.wrote
+        ]  # fmt: skip
+        confirmed = [
+            (r.etag, r.last_modified, r.url) for r in records if r.outcome is Outcome.UNCHANGED
         ]
         results = [
             (
@@ -409,8 +434,11 @@ class Database:
         try:
             self.conn.executemany(
                 "INSERT OR REPLACE INTO images (url, key, bytes, sha256, content_type, run_id,"
-                " stored_at, mtime_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " stored_at, mtime_ns, etag, last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 stored,
+            )
+            self.conn.executemany(
+                "UPDATE images SET etag = ?, last_modified = ? WHERE url = ?", confirmed
             )
             self.conn.executemany(
                 "UPDATE results SET outcome = ?, status_code = ?, bytes = ?, sha256 = ?,"
@@ -433,9 +461,17 @@ class Database:
 
 
 _RUN_COLUMNS = (
-    "SELECT id, backend, base_url, concurrency, batch_size, max_batches, started_at,"
-    " finished_at, state, pid, total, duplicates, stored, skipped, failed FROM runs"
+    "id, backend, base_url, concurrency, batch_size, max_batches, started_at, finished_at,"
+    " state, pid, total, duplicates, stored, skipped, failed"
 )
+
+
+def _runs_select(conn: sqlite3.Connection) -> str:
+    """The SELECT of a runs row (a database made by an older imgflow, opened read-only,
+    has no revalidation counts: they read as 0)."""
+    names = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    extra = ", updated, unchanged" if "unchanged" in names else ", 0, 0"
+    return f"SELECT {_RUN_COLUMNS}{extra} FROM runs"
 
 
 def _add_missing_column(conn: sqlite3.Connection, table: str, column: str, kind: str) -> None:

@@ -22,7 +22,7 @@ from imgflow.engine.fetch import Fetcher
 from imgflow.engine.plan import Item, item_for
 from imgflow.engine.politeness import OnChange
 from imgflow.engine.ports import StoredObject
-from imgflow.engine.records import Outcome, ResultRecord, Summary
+from imgflow.engine.records import ResultRecord, Summary
 from imgflow.errors import BackendError
 from imgflow.local.db import INTERRUPTED, Database, sqlite_errors
 from imgflow.local.folder import DB_NAME, DataFolder
@@ -46,6 +46,7 @@ class LocalJob:
     max_batches: int
     force: bool = False
     key_base: str | None = None
+    refresh: bool = False  # revalidate stored images instead of skipping them
 
 
 class Progress(Protocol):
@@ -167,14 +168,14 @@ def _store_all(runner: _Runner, db: Database, store: FileStore, run_id: str) -> 
         store.seal()
         with contextlib.suppress(sqlite3.Error):
             runner.flush()
-        store.discard_unsettled()
+        store.discard_unsettled(keep=runner.revalidating)
         db.finish_run(run_id, INTERRUPTED)
         raise RunInterrupted(
             f"run {run_id} interrupted; finished images are saved, rerun to complete it"
         ) from None
     except BaseException as exc:
         store.seal()
-        store.discard_unsettled()
+        store.discard_unsettled(keep=runner.revalidating)
         problem = _first_storage_error(exc)
         if problem is None:
             raise
@@ -246,6 +247,10 @@ class _Runner:
         self.flushed = time.monotonic()
         self.on_throttle: OnChange | None = None
         self.throttles: dict[str, int] = {}
+        # Keys of stored images being revalidated: a new version that replaced one is kept
+        # even when its record is lost to an interrupt (the old file is gone already; the
+        # stale row's size and mtime make the next run fetch it again).
+        self.revalidating: set[str] = set()
 
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
@@ -327,6 +332,7 @@ class _Runner:
                     on_record=self.on_record,
                     shared=shared,
                     on_tail=started,
+                    refresh=self.job.refresh,
                 )
                 self.flush()
             finally:
@@ -338,7 +344,7 @@ class _Runner:
                 group.create_task(one(batch))
 
     def known(self, batch: Sequence[Item]) -> dict[str, StoredObject] | None:
-        """Index rows to skip: only those whose file is still there, whole."""
+        """Index rows to skip (or revalidate): only those whose file is still there, whole."""
         if self.job.force:
             return None
         rows = self.db.stamps([item.url for item in batch])
@@ -350,6 +356,8 @@ class _Runner:
         gone = [u for u in rows if u not in intact]
         if gone:
             self.db.forget(gone)
+        if self.job.refresh:
+            self.revalidating.update(row.key for row in intact.values())
         return intact
 
     def on_record(self, record: ResultRecord) -> None:
@@ -367,7 +375,7 @@ class _Runner:
         self.flushed = time.monotonic()
         if self.buffer:
             records, self.buffer = self.buffer, []
-            keys = [r.key for r in records if r.outcome is Outcome.STORED and r.key]
+            keys = [r.key for r in records if r.outcome.wrote and r.key]
             written = {key: found for key in keys if (found := self.store.written(key))}
             mtimes = {key: w.mtime_ns for key, w in written.items()}
             finished, self.finished = self.finished, []

@@ -17,6 +17,7 @@ import contextlib
 import errno
 import os
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from imgflow.local.safefs import KeyTree
@@ -109,10 +110,12 @@ class FileStore:
         with self._lock:
             self._sealed = True
 
-    def discard_unsettled(self) -> list[str]:
-        """Remove the files renamed whose records never reached the runner; their keys."""
+    def discard_unsettled(self, keep: Collection[str] = ()) -> list[str]:
+        """Remove the files renamed whose records never reached the runner; their keys.
+
+        Files at `keep` keys replaced an earlier version (a revalidation): they stay."""
         with self._lock:
-            keys, self._unsettled = list(self._unsettled), {}
+            keys, self._unsettled = [k for k in self._unsettled if k not in keep], {}
         for key in keys:
             self.tree.remove(key)
         return keys

@@ -180,8 +180,8 @@ def stored(conn: sqlite3.Connection, run_id: str) -> Iterator[StoredRow]:
         )
     else:
         sql = "SELECT r.key, r.bytes, r.sha256, NULL, NULL, NULL, NULL FROM results r"
-    sql += " WHERE r.run_id = ? AND r.outcome IN (?, ?) ORDER BY r.seq"
+    sql += " WHERE r.run_id = ? AND r.outcome != ? AND r.outcome != ? ORDER BY r.seq"
     for key, size, sha, thumb, width, height, made in conn.execute(
-        sql, (run_id, Outcome.STORED.value, Outcome.SKIPPED.value)
+        sql, (run_id, Outcome.FAILED.value, PENDING)
     ):
         yield StoredRow(key, size or 0, sha, thumb if made else None, width or 0, height or 0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from urllib.request import pathname2url
 
@@ -95,12 +95,7 @@ def local_report(
         raise UsageError(f"run {run_id!r} not found in {data_dir / DB_NAME}")
     counts = data.counts(conn, run_id)
     n = counts.records
-    summary = Summary(
-        total=sum(v for k, v in n.items() if k != data.PENDING),
-        stored=n.get(Outcome.STORED.value, 0),
-        skipped=n.get(Outcome.SKIPPED.value, 0),
-        failed=n.get(Outcome.FAILED.value, 0),
-    )
+    summary = Summary.of_counts(n)
     pending = n.get(data.PENDING, 0)
     notes: list[str] = []
     if pending:
@@ -139,8 +134,8 @@ def local_report(
         summary=summary,
         pending=pending,
         duplicates=row.duplicates,
-        stored_bytes=counts.bytes.get(Outcome.STORED.value, 0),
-        skipped_bytes=counts.bytes.get(Outcome.SKIPPED.value, 0),
+        stored_bytes=_bytes_of(counts.bytes, Outcome.STORED),
+        skipped_bytes=_bytes_of(counts.bytes, Outcome.SKIPPED),
         timeline=data.timeline(conn, run_id, row.started_at),
         hosts=data.hosts(conn, run_id, row.base_url),
         failures=group_failures(data.failures(conn, run_id)),
@@ -206,3 +201,15 @@ def write_local(
         raise BackendError(f"cannot read {data_dir / DB_NAME}: {exc}") from None
     finally:
         conn.close()
+
+
+def _bytes_of(by_outcome: Mapping[str, int], counted: Outcome) -> int:
+    """Bytes of the records a summary counts as `counted` (updated ones are stored...)."""
+    return sum(size for value, size in by_outcome.items() if _counted(value) is counted)
+
+
+def _counted(value: str) -> Outcome | None:
+    try:
+        return Outcome(value).counted_as
+    except ValueError:  # pending
+        return None

@@ -139,6 +139,9 @@ def _summary(report: Report, out: TextIO) -> None:
     _stat(out, "stored", "Stored", s.stored)
     _stat(out, "skipped", "Skipped (stored before)", s.skipped)
     _stat(out, "failed", "Failed", s.failed)
+    if s.updated or s.unchanged:  # a revalidation (--refresh)
+        _stat(out, "updated", "Updated (the server had a newer version)", s.updated)
+        _stat(out, "unchanged", "Unchanged (the server confirmed it)", s.unchanged)
     if report.pending:
         _stat(out, "pending", "Not finished", report.pending)
     _stat(out, "duplicates", "Duplicate paths", report.duplicates)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from imgflow.engine.records import Outcome
 from imgflow.serve.app import MAX_CONCURRENCY, MAX_LIST
 from imgflow.serve.queue import STATES
 
@@ -95,7 +96,8 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["total", "stored", "skipped", "failed"],
         "additionalProperties": False,
         "properties": {
-            k: {"type": "integer", "minimum": 0} for k in ("total", "stored", "skipped", "failed")
+            k: {"type": "integer", "minimum": 0}
+            for k in ("total", "stored", "skipped", "failed", "updated", "unchanged")
         },
     },
     "RunHead": {
@@ -139,7 +141,7 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "url": {"type": "string"},
             "path": {"type": "string"},
-            "outcome": {"enum": ["stored", "skipped", "failed"]},
+            "outcome": {"enum": [o.value for o in Outcome]},
             "statusCode": _nullable("integer"),
             "key": _nullable("string"),
             "bytes": _nullable("integer"),
@@ -147,6 +149,8 @@ _SCHEMAS: dict[str, Any] = {
             "contentType": _nullable("string"),
             "error": _nullable("string"),
             "attempts": {"type": "integer", "minimum": 0},
+            "etag": _nullable("string"),
+            "lastModified": _nullable("string"),
         },
     },
     "Run": {

@@ -29,6 +29,7 @@ LOCAL = "tests/test_local_run.py"
 JOB = "tests/test_job.py"
 GUARD = "tests/aws/test_guard.py"
 IAM = "tests/aws/test_iam_policies.py"
+REV = "tests/test_revalidate.py"
 
 MUTANTS: list[Mutant] = [
     # -- atomicity: a file appears at its final name only when complete ----------------------
@@ -506,5 +507,46 @@ MUTANTS: list[Mutant] = [
         '.get("Count", 0) and not delete_data:',
         '.get("Count", 0) and delete_data:',
         ("tests/aws/test_teardown.py::test_data_is_kept_without_delete_data",),
+    ),
+    # -- revalidation (--refresh) ----------------------------------------------------------
+    Mutant(
+        "refresh-sends-no-etag",
+        "--refresh sends If-None-Match with the stored ETag (README)",
+        "imgflow/engine/fetch.py",
+        '        headers.append(("If-None-Match", validators.etag))',
+        "        pass",
+        (f"{REV}::test_conditional_headers_carry_the_stored_validators",),
+    ),
+    Mutant(
+        "refresh-304-is-a-failure",
+        "--refresh: a 304 keeps the stored file, outcome unchanged (README)",
+        "imgflow/engine/fetch.py",
+        "            if status == 304 and validators:",
+        "            if status == 304 and not validators:",
+        (f"{REV}::test_conditional_headers_carry_the_stored_validators",),
+    ),
+    Mutant(
+        "refresh-skips",
+        "--refresh re-checks stored images instead of skipping them (README)",
+        "imgflow/engine/batch.py",
+        "    if stored is not None and not refresh:",
+        "    if stored is not None:",
+        (f"{REV}::test_refresh_keeps_what_the_server_confirms_and_replaces_what_changed",),
+    ),
+    Mutant(
+        "refresh-update-not-indexed",
+        "--refresh: a 200 replaces the file and its index row (README)",
+        "imgflow/local/db.py",
+        "            if r.outcome.wrote\n",
+        "            if r.outcome is Outcome.STORED\n",
+        (f"{REV}::test_refresh_keeps_what_the_server_confirms_and_replaces_what_changed",),
+    ),
+    Mutant(
+        "refresh-interrupt-drops-update",
+        "an interrupt never loses data already stored (architecture: revalidation)",
+        "imgflow/local/store.py",
+        "[k for k in self._unsettled if k not in keep]",
+        "list(self._unsettled)",
+        (f"{REV}::test_an_interrupt_keeps_a_new_version_that_replaced_a_stored_file",),
     ),
 ]

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from imgflow.aws.client import aws_errors
-from imgflow.engine.ports import StoredObject
+from imgflow.engine.ports import StoredObject, Validators
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.errors import BackendError
 
@@ -43,17 +43,23 @@ def index_item(record: ResultRecord, bucket: str, job_id: str, now: str) -> dict
     }
     if record.content_type:
         item["contentType"] = {"S": record.content_type}
+    if record.etag:  # the server's validators, for a revalidation
+        item["etag"] = {"S": record.etag}
+    if record.last_modified:
+        item["lastModified"] = {"S": record.last_modified}
     return item
 
 
 def stored_object(item: dict[str, Any]) -> StoredObject:
     """What an index item says of a stored image."""
     content_type = item.get("contentType", {}).get("S")
+    validators = Validators(item.get("etag", {}).get("S"), item.get("lastModified", {}).get("S"))
     return StoredObject(
         key=item["key"]["S"],
         bytes=int(item["bytes"]["N"]),
         sha256=item["sha256"]["S"],
         content_type=content_type,
+        validators=validators,
     )
 
 

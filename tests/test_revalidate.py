@@ -1,0 +1,266 @@
+"""Revalidation: `--refresh` re-checks stored images with conditional requests.
+
+Against a real nginx (static files: strong ETag and Last-Modified, 304 on a match) for what
+users meet, and the scriptable fault server for exact header sequences. 304 keeps the
+stored file untouched (outcome ``unchanged``); 200 replaces it atomically (``updated``);
+without `--refresh` a rerun skips, and `--force` downloads everything unconditionally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.cli_run import cli_env, imgflow_run, site
+from support.faultserver import FaultServer, Ok, Status
+from support.invariants import check_index, sha
+from support.nginx import Nginx, Server
+
+from imgflow.aws.runtime.index import index_item, stored_object
+from imgflow.demo.images import make_gif
+from imgflow.engine.fetch import Fetched, Fetcher, NotModified, Validators
+from imgflow.engine.records import Outcome, ResultRecord, Summary
+from imgflow.engine.settings import FetchConfig
+from imgflow.local.folder import DB_NAME
+from imgflow.local.store import FileStore
+from imgflow.render import summary_line
+
+FAST = FetchConfig(timeout=5.0, connect_timeout=2.0, total_timeout=10.0, retries=1)
+PATHS = [f"{i}.gif" for i in range(6)]
+
+
+def _outcomes(doc: dict[str, object]) -> dict[str, str]:
+    records = doc["results"]
+    assert isinstance(records, list)
+    return {r["path"]: r["outcome"] for r in records}
+
+
+def _statuses(web: Nginx, since: int) -> list[str]:
+    return [line.split()[1] for line in web.access_log()[since:]]
+
+
+def _index(data: Path) -> dict[str, tuple[str, str | None, str | None]]:
+    with sqlite3.connect(data / DB_NAME) as conn:
+        rows = conn.execute("SELECT url, sha256, etag, last_modified FROM images").fetchall()
+    return {str(url).rsplit("/", 1)[1]: (str(s), e, m) for url, s, e, m in rows}
+
+
+def _stat(data: Path, key: str) -> tuple[int, int]:
+    info = (data / "images" / key).stat()
+    return info.st_ino, info.st_mtime_ns
+
+
+def test_refresh_keeps_what_the_server_confirms_and_replaces_what_changed(tmp_path: Path) -> None:
+    root = site(tmp_path, len(PATHS))
+    data = tmp_path / "imgflow-data"
+    with Nginx(tmp_path / "nginx", [Server(f"location / {{ root {root}; }}")]) as web:
+        first = imgflow_run(tmp_path, web.url(0, ""), PATHS, "-c", "4")
+        assert set(_outcomes(first).values()) == {"stored"}
+        index = _index(data)
+        assert all(etag and modified for _, etag, modified in index.values()), index
+        keys = {r["path"]: r["key"] for r in first["results"]}  # type: ignore[attr-defined]
+        before = {p: _stat(data, keys[p]) for p in PATHS}
+
+        # The server's copy of 1.gif changes: new bytes, a later modification time.
+        new = make_gif("changed", 9, target_bytes=5000)
+        (root / "1.gif").write_bytes(new)
+        later = os.stat(root / "1.gif").st_mtime + 5
+        os.utime(root / "1.gif", (later, later))
+
+        seen = len(web.access_log())
+        refreshed = imgflow_run(tmp_path, web.url(0, ""), PATHS, "-c", "4", "--refresh", "--report")
+        assert refreshed["exit"] == 0, refreshed["stderr"]
+        outcomes = _outcomes(refreshed)
+        assert outcomes.pop("1.gif") == "updated"
+        assert set(outcomes.values()) == {"unchanged"}
+        assert sorted(_statuses(web, seen)) == ["200"] + ["304"] * 5
+        summary = refreshed["summary"]
+        assert summary == {
+            "total": 6, "stored": 1, "skipped": 5, "failed": 0, "updated": 1, "unchanged": 5,
+        }  # fmt: skip
+        page = (data / "runs" / str(refreshed["run"]) / "report.html").read_text()
+        assert '<div data-count="updated" data-value="1">' in page
+        assert '<div data-count="unchanged" data-value="5">' in page
+        assert '<div data-count="stored" data-value="1">' in page
+        # 304: the very same file, untouched. 200: the new bytes, indexed with their hash.
+        for path in PATHS:
+            if path != "1.gif":
+                assert _stat(data, keys[path]) == before[path]
+        assert (data / "images" / keys["1.gif"]).read_bytes() == new
+        assert _index(data)["1.gif"][0] == sha(new)
+        assert _index(data)["1.gif"][1] != index["1.gif"][1]  # the new ETag
+        check_index(data)
+
+        seen = len(web.access_log())
+        again = imgflow_run(tmp_path, web.url(0, ""), PATHS, "-c", "4")
+        assert set(_outcomes(again).values()) == {"skipped"}
+        assert _statuses(web, seen) == []
+
+        seen = len(web.access_log())
+        forced = imgflow_run(tmp_path, web.url(0, ""), PATHS, "-c", "4", "--force")
+        assert set(_outcomes(forced).values()) == {"stored"}
+        assert _statuses(web, seen) == ["200"] * 6
+        check_index(data)
+
+
+def test_refresh_of_an_image_gone_from_the_server_fails_it_and_keeps_the_stored_file(
+    tmp_path: Path,
+) -> None:
+    root = site(tmp_path, 3)
+    data = tmp_path / "imgflow-data"
+    paths = PATHS[:3]
+    with Nginx(tmp_path / "nginx", [Server(f"location / {{ root {root}; }}")]) as web:
+        first = imgflow_run(tmp_path, web.url(0, ""), paths)
+        key = {r["path"]: r["key"] for r in first["results"]}["2.gif"]  # type: ignore[attr-defined]
+        kept = (data / "images" / key).read_bytes()
+        (root / "2.gif").unlink()
+        refreshed = imgflow_run(tmp_path, web.url(0, ""), paths, "--refresh")
+    assert refreshed["exit"] == 1
+    assert _outcomes(refreshed) == {"0.gif": "unchanged", "1.gif": "unchanged", "2.gif": "failed"}
+    assert (data / "images" / key).read_bytes() == kept
+    assert "2.gif" in _index(data)
+    check_index(data)
+
+
+def test_a_file_changed_on_disk_is_downloaded_again_by_refresh_not_revalidated(
+    tmp_path: Path,
+) -> None:
+    root = site(tmp_path, 2)
+    data = tmp_path / "imgflow-data"
+    paths = PATHS[:2]
+    with Nginx(tmp_path / "nginx", [Server(f"location / {{ root {root}; }}")]) as web:
+        first = imgflow_run(tmp_path, web.url(0, ""), paths)
+        key = {r["path"]: r["key"] for r in first["results"]}["0.gif"]  # type: ignore[attr-defined]
+        (data / "images" / key).write_bytes(b"GIF89a damaged")
+        seen = len(web.access_log())
+        refreshed = imgflow_run(tmp_path, web.url(0, ""), paths, "--refresh")
+        # The damaged copy cannot be confirmed by a 304: it is fetched whole.
+        assert sorted(_statuses(web, seen)) == ["200", "304"]
+    assert _outcomes(refreshed) == {"0.gif": "stored", "1.gif": "unchanged"}
+    assert (data / "images" / key).read_bytes() == (root / "0.gif").read_bytes()
+    check_index(data)
+
+
+def test_the_summary_line_says_how_many_were_updated_and_unchanged() -> None:
+    summary = Summary()
+    for outcome in [Outcome.UPDATED] + [Outcome.UNCHANGED] * 5 + [Outcome.FAILED]:
+        summary = summary.add(outcome)
+    assert summary_line(summary) == (
+        "7 images: 1 stored (1 updated), 5 skipped (5 unchanged), 1 failed"
+    )
+    assert summary_line(Summary(3, 3, 0, 0)) == "3 images: 3 stored, 0 skipped, 0 failed"
+
+
+def test_refresh_with_force_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "paths.txt").write_text("a.gif\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "imgflow.cli", "run", "--base-url", "http://127.0.0.1:9",
+         "--paths-file", "paths.txt", "--refresh", "--force"],
+        cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--refresh" in lines[0] and "--force" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "imgflow-data").exists()
+
+
+# -- exact sequences: which validators go out, and what a 304 means ----------------------
+
+
+@pytest.mark.parametrize(
+    ("validators", "sent"),
+    [
+        (Validators('"v1"', None), {"if-none-match": '"v1"'}),
+        (Validators(None, "Tue, 03 Nov 2026 10:00:00 GMT"),
+         {"if-modified-since": "Tue, 03 Nov 2026 10:00:00 GMT"}),
+        (Validators('W/"v1"', "Tue, 03 Nov 2026 10:00:00 GMT"),
+         {"if-none-match": 'W/"v1"', "if-modified-since": "Tue, 03 Nov 2026 10:00:00 GMT"}),
+    ],
+)  # fmt: skip
+def test_conditional_headers_carry_the_stored_validators(
+    validators: Validators, sent: dict[str, str]
+) -> None:
+    async def main(server: FaultServer) -> object:
+        async with Fetcher(FAST, max_connections=2) as fetcher:
+            return await fetcher.fetch(server.url("/a.gif"), validators=validators)
+
+    with FaultServer() as server:
+        server.set("/a.gif", Status(304, headers={"ETag": '"v2"'}))
+        result = asyncio.run(main(server))
+        headers = server.requests[0].headers
+    assert isinstance(result, NotModified)
+    assert result.validators.etag == '"v2"'  # the server's newer validator is kept
+    conditional = {k: v for k, v in headers.items() if k.startswith("if-")}
+    assert conditional == sent
+
+
+def test_a_200_to_a_conditional_request_is_the_new_image_with_its_validators() -> None:
+    body = make_gif("x", 4)
+
+    async def main(server: FaultServer) -> object:
+        async with Fetcher(FAST, max_connections=2) as fetcher:
+            return await fetcher.fetch(server.url("/a.gif"), validators=Validators('"v1"', None))
+
+    headers = {"ETag": '"v2"', "Last-Modified": "Wed, 04 Nov 2026 10:00:00 GMT"}
+    with FaultServer() as server:
+        server.set("/a.gif", Ok(body, headers=headers))
+        result = asyncio.run(main(server))
+    assert isinstance(result, Fetched)
+    assert result.data == body
+    assert result.validators == Validators('"v2"', "Wed, 04 Nov 2026 10:00:00 GMT")
+
+
+def test_a_304_without_a_conditional_request_is_a_failure_not_an_image() -> None:
+    async def main(server: FaultServer) -> object:
+        async with Fetcher(FAST, max_connections=2) as fetcher:
+            return await fetcher.fetch(server.url("/a.gif"))
+
+    with FaultServer() as server:
+        server.set("/a.gif", Status(304))
+        result = asyncio.run(main(server))
+    assert not isinstance(result, Fetched | NotModified)
+
+
+def test_an_interrupt_keeps_a_new_version_that_replaced_a_stored_file(tmp_path: Path) -> None:
+    """A revalidated image's new file has replaced the old one when its record is lost:
+    removing it would lose the image, so it stays (the stale row sends the next run
+    to fetch it again); a new image without its record is removed as before."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "tmp").mkdir()
+    images = os.open(tmp_path / "images", os.O_RDONLY | os.O_DIRECTORY)
+    tmp = os.open(tmp_path / "tmp", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        store = FileStore(images, tmp, fsync=False)
+        store.put("old.gif", b"GIF89a v1", "image/gif")
+        store.settle(["old.gif"])
+        store.put("old.gif", b"GIF89a v2", "image/gif")  # the revalidation's 200
+        store.put("new.gif", b"GIF89a new", "image/gif")
+        store.seal()
+        assert store.discard_unsettled(keep={"old.gif"}) == ["new.gif"]
+        store.close()
+    finally:
+        os.close(images)
+        os.close(tmp)
+    assert (tmp_path / "images" / "old.gif").read_bytes() == b"GIF89a v2"
+    assert not (tmp_path / "images" / "new.gif").exists()
+
+
+def test_the_dynamodb_index_keeps_the_validators_too() -> None:
+    record = ResultRecord(
+        url="http://h/a.gif", path="a.gif", outcome=Outcome.STORED, key="images/h/a.gif",
+        bytes=10, sha256="ab" * 32, etag='"v1"', last_modified="Tue, 03 Nov 2026 10:00:00 GMT",
+    )  # fmt: skip
+    item = index_item(record, "bucket", "job", "2026-11-29T00:00:00+00:00")
+    assert item["etag"] == {"S": '"v1"'}
+    back = stored_object(item)
+    assert back.validators == Validators('"v1"', "Tue, 03 Nov 2026 10:00:00 GMT")
+    bare = stored_object(index_item(dataclasses.replace(record, etag=None, last_modified=None),
+                                    "bucket", "job", "2026-11-29T00:00:00+00:00"))  # fmt: skip
+    assert not bare.validators
