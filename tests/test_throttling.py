@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,87 @@ def test_a_fixed_rate_spaces_requests_even_for_waiters_that_wait_together() -> N
     starts = sorted(asyncio.run(main()))
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.045, gaps  # 1/20 s apart (less the loop's timer slack)
+
+
+class _Clock:
+    """A fake clock for a gate: `sleep` advances it (plus `late` once, when set)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.late: float = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds) + self.late
+        self.late = 0.0
+        await asyncio.sleep(0)
+
+
+def test_a_burst_of_refusals_is_one_step_of_the_backoff() -> None:
+    """8 requests sent at once, 7 refused together (nginx limit_req without burst): one
+    throttle, so the cool-down is one backoff step, not the seventh's."""
+
+    async def main() -> HostGate:
+        gate = HostGate("h", 8, backoff_base=0.25, backoff_max=20.0, clock=lambda: 100.0)
+        for _ in range(8):
+            await gate.acquire()
+        gate.release(Signal.OK)
+        for _ in range(7):
+            gate.release(Signal.THROTTLED, None)
+        return gate
+
+    gate = asyncio.run(main())
+    assert gate.cool_until - 100.0 <= 0.25, gate.cool_until - 100.0
+    assert gate.throttles == 7
+
+
+def test_a_late_departure_pushes_the_next_ones_back() -> None:
+    """A request that leaves late (a busy loop) never lets the next leave closer than 1/rate
+    after it: a strict limiter (nginx limit_req, no burst) would refuse that one."""
+
+    async def main() -> list[float]:
+        clock = _Clock()
+        gate = HostGate("h", 8, rate=20.0, clock=clock, sleep=clock.sleep)
+        starts: list[float] = []
+        for i in range(6):
+            if i == 3:
+                clock.late = 0.04  # this one's wait ends 40 ms late
+            await gate.acquire()
+            starts.append(clock.now)
+            gate.release(Signal.OK)
+        return starts
+
+    starts = asyncio.run(main())
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.05, gaps
+
+
+def test_the_adaptive_rate_settles_under_a_strict_limit_and_probes_it_rarely() -> None:
+    """A host that takes 5 requests per second with no burst (nginx ``limit_req
+    rate=5r/s``): refuses any request less than 0.2 s after the last one it accepted.
+    The gate must settle under that rate, not ratchet above it probe after probe."""
+
+    async def main() -> tuple[int, int]:
+        clock = _Clock()
+        gate = HostGate("h", 8, clock=clock, sleep=clock.sleep)
+        accepted_at = -math.inf
+        accepted = refused = 0
+        while clock.now < 160.0:  # 60 s of requests, one at a time, 5 ms each
+            await gate.acquire()
+            clock.now += 0.005
+            ok = clock.now - accepted_at >= 0.2
+            if ok:
+                accepted_at = clock.now
+            if clock.now >= 130.0:  # the last 30 s: settled
+                accepted, refused = accepted + ok, refused + (not ok)
+            gate.release(Signal.OK if ok else Signal.THROTTLED, None)
+        return accepted, refused
+
+    accepted, refused = asyncio.run(main())
+    assert accepted >= 0.8 * 5 * 30, (accepted, refused)  # at least 80% of the limit
+    assert refused <= 10, (accepted, refused)  # probed rarely
 
 
 # -- exact sequences on the fault server ----------------------------------------------------

@@ -5,18 +5,21 @@ Every request to a host passes its `HostGate`:
 - **Rate.** A token bucket holding at most `burst` tokens, refilled at `rate` per second
   (`fetch.rate`, `--rate`). With the default burst of 1 two requests never start closer
   than 1/rate seconds apart, which is what a strict server-side limiter (nginx's
-  ``limit_req`` without ``burst``) accepts.
+  ``limit_req`` without ``burst``) accepts: a request that leaves late pushes the next
+  ones back rather than letting them catch up.
 - **Adaptive concurrency (AIMD).** The host's allowed requests in flight start at the
   run's ceiling (concurrency x batches in flight: the caps never grow). A throttling
   answer (429, 503, a refused or reset connection) halves it, at most once per cool-down;
   every success adds 1/limit, so it grows back by about one per round of requests.
 - **Adaptive rate.** A throttle also sets (or lowers) the host's rate to a little under
   the rate it was sent just before (at most once per two seconds); the rate then grows back
-  fast to near that point and slowly beyond it, so a server with a fixed request rate is
-  approached from below and probed rarely. It never exceeds `fetch.rate` when set.
+  fast to near the lowest rate refused lately and slowly beyond it, so a server with a
+  fixed request rate is approached from below and probed rarely. It never exceeds
+  `fetch.rate` when set.
 - **Cool-down.** A throttle makes every worker of that host wait for the Retry-After the
   server gave (or a backoff that doubles with each consecutive throttle), not each
-  request on its own.
+  request on its own. Refusals that come back during a cool-down answer requests sent
+  before it: they are the same signal (only a longer Retry-After extends it).
 
 Only the event loop's thread uses a gate; nothing here blocks.
 """
@@ -37,9 +40,11 @@ Sleep = Callable[[float], Awaitable[None]]
 
 MIN_RATE = 0.2  # requests per second: the slowest an adaptive rate goes
 RATE_CUT = 0.85  # after a throttle: this share of the rate that was being served
-RATE_GROWTH = 0.1  # per second, as a share of the rate refused at the last throttle
+RATE_GROWTH = 0.02  # per second, as a share of the rate refused lately (probing)
 NEAR = 0.9  # below this share of that rate, the rate grows back fast
 SUCCESS_WINDOW = 2.0  # seconds of requests that estimate the rate a host refused
+RATE_WINDOW = 1.0  # seconds between two cuts of the rate
+HINT_MEMORY = 30.0  # seconds a refused rate is remembered as the ceiling of fast growth
 
 
 class Signal(Enum):
@@ -104,8 +109,10 @@ class HostGate:
         self._streak = 0  # consecutive throttles with no success between
         self._rate_at_cut: float | None = None
         self._rate_cut_at = -math.inf
+        self._learnt_at = -math.inf
         self._sent: deque[float] = deque()  # when recent requests left
         self._grown = clock()
+        self._left = -math.inf  # when the last request left (kept 1/rate apart, burst 1)
 
     # -- taking and giving back a slot ---------------------------------------------------
 
@@ -134,15 +141,15 @@ class HostGate:
             self.in_flight += 1
             wait = self._reserve_token(now)
             self._sent.append(now + wait)
-            while self._sent[0] < now - SUCCESS_WINDOW:
-                self._sent.popleft()
-            if wait > 0:
-                try:
+            self._window(now)  # (drops what is older than the window)
+            try:
+                if wait > 0:
                     await self._sleep(wait)
-                except BaseException:
-                    self.in_flight -= 1
-                    self._wake()
-                    raise
+                await self._space()
+            except BaseException:
+                self.in_flight -= 1
+                self._wake()
+                raise
             return
 
     def release(self, signal: Signal, retry_after: float | None = None) -> None:
@@ -167,6 +174,15 @@ class HostGate:
 
     # -- internals -------------------------------------------------------------------------
 
+    async def _space(self) -> None:
+        """With a burst of 1, leave at least 1/rate after the previous request really left
+        (its own wait may have ended late); note when this one leaves."""
+        if self.rate is not None and self.burst == 1:
+            early = self._left + 1.0 / self.rate - self._clock()
+            if early > 0:
+                await self._sleep(early)
+        self._left = self._clock()
+
     def _reserve_token(self, now: float) -> float:
         """Take a token (the bucket may go below zero); seconds until it is really there."""
         if self.rate is None:
@@ -181,8 +197,10 @@ class HostGate:
         if self.limit < self.ceiling:
             self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)
         hint = self._rate_at_cut
-        if hint is not None and self.rate is not None:
-            if self.rate < NEAR * hint:  # far below where the host refused: 5% a success
+        if self.rate is not None:
+            if hint is None:  # no refused rate measured yet (only a burst): 10% a success
+                grown = self.rate * 1.1
+            elif self.rate < NEAR * hint:  # far below where the host refused: 5% a success
                 grown = min(NEAR * hint, self.rate * 1.05)
             else:  # near it: probe slowly
                 grown = self.rate + RATE_GROWTH * hint * (now - self._grown)
@@ -191,6 +209,11 @@ class HostGate:
 
     def _throttled(self, now: float, retry_after: float | None) -> None:
         self.throttles += 1
+        if now < self.cool_until:
+            # An answer to a request sent before this cool-down began: the same signal.
+            if retry_after is not None:
+                self.cool_until = max(self.cool_until, now + retry_after)
+            return
         self._streak += 1
         if retry_after is not None:
             wait = retry_after
@@ -198,6 +221,8 @@ class HostGate:
             ceiling = min(self.backoff_max, self.backoff_base * 2 ** (self._streak - 1))
             wait = random.uniform(ceiling / 2, ceiling)
         self.cool_until = max(self.cool_until, now + wait)
+        if self.adaptive_rate:
+            self._learn(now)
         if now - self._cut_at < max(wait, 0.1):
             return  # one cut per cool-down: a burst of refusals is one signal
         self._cut_at = now
@@ -208,29 +233,62 @@ class HostGate:
         if self._on_change is not None:
             self._on_change(Change(self.host, before, self.allowed, self.rate, wait))
 
-    def _cut_rate(self, now: float) -> None:
-        """Set the rate under the one the host refused, at most once per window.
-
-        The refused rate is what was being sent over the last window (at least one second
-        of it): a host with a fixed request rate refuses once that is exceeded. One cut per
-        window keeps a single path that always answers 503 from dragging a healthy host's
-        rate down request after request; the slow growth between cuts outweighs it.
-        """
-        if now - self._rate_cut_at < SUCCESS_WINDOW:
-            return
+    def _window(self, now: float) -> tuple[float, float] | None:
+        """(requests per second sent over the last window, the window's span), or None."""
         while self._sent and self._sent[0] < now - SUCCESS_WINDOW:
             self._sent.popleft()
         if not self._sent:
+            return None
+        span = now - self._sent[0]
+        return len(self._sent) / max(1.0, span), span
+
+    def _learn(self, now: float) -> None:
+        """The host refused the rate being sent: it becomes the ceiling of fast growth.
+
+        The lowest rate refused lately is kept (for HINT_MEMORY seconds): a probe refused
+        above it must not raise the point the rate grows back to fast, which would
+        ratchet the rate up past the host's limit. Requests sent within less than a
+        second (the run's first burst) are no measure of a rate and teach nothing.
+        """
+        window = self._window(now)
+        if self.rate is None or window is None:
             return
-        sent = len(self._sent) / max(1.0, now - self._sent[0])
+        if window[1] < 1.0 and self._rate_at_cut is None:
+            return
+        # The rate requests were spaced at (the window's average would count the
+        # cool-downs' silence in and learn a rate the host never refused).
+        refused = self.rate
+        hint = self._rate_at_cut
+        recent = hint is not None and now - self._learnt_at < HINT_MEMORY
+        self._rate_at_cut = min(hint, refused) if recent and hint is not None else refused
+        self._learnt_at = now
+
+    def _cut_rate(self, now: float) -> None:
+        """Set the rate under the one the host refused, at most once per RATE_WINDOW.
+
+        The refused rate is the lowest of the rate set, what was being sent over the last
+        window (at least one second of it) and the lowest rate refused lately: a host with
+        a fixed request rate refuses once that is exceeded. One cut per window keeps a
+        single path that always answers 503 from dragging a healthy host's rate down
+        request after request; the growth between cuts outweighs it.
+
+        After the run's first burst (no rate learnt yet) the next throttle may cut again
+        at once, so the rate comes down fast to where the host accepts it.
+        """
+        if now - self._rate_cut_at < RATE_WINDOW:
+            return
+        window = self._window(now)
+        if window is None:
+            return
         current = self.rate if self.rate is not None else math.inf
-        base = min(current, sent)
+        hint = self._rate_at_cut if self._rate_at_cut is not None else math.inf
+        base = min(current, window[0], hint)
         rate = max(MIN_RATE, base * RATE_CUT)
         self.rate = rate if self.max_rate is None else min(self.max_rate, rate)
-        self._rate_at_cut = base
-        self._rate_cut_at = now
         self._tokens = min(self._tokens, 1.0)
         self._grown = now
+        if self._rate_at_cut is not None:
+            self._rate_cut_at = now
 
     def _wake(self) -> None:
         free = self.allowed - self.in_flight
