@@ -40,8 +40,8 @@ Sleep = Callable[[float], Awaitable[None]]
 
 MIN_RATE = 0.2  # requests per second: the slowest an adaptive rate goes
 RATE_CUT = 0.85  # after a throttle: this share of the rate that was being served
-RATE_GROWTH = 0.02  # per second, as a share of the rate refused lately (probing)
-NEAR = 0.9  # below this share of that rate, the rate grows back fast
+RATE_GROWTH = 0.01  # per second, as a share of the rate refused lately (probing)
+NEAR = 0.95  # below this share of that rate, the rate grows back fast
 SUCCESS_WINDOW = 2.0  # seconds of requests that estimate the rate a host refused
 RATE_WINDOW = 1.0  # seconds between two cuts of the rate
 HINT_MEMORY = 30.0  # seconds a refused rate is remembered as the ceiling of fast growth
@@ -110,17 +110,19 @@ class HostGate:
         self._rate_at_cut: float | None = None
         self._rate_cut_at = -math.inf
         self._learnt_at = -math.inf
+        self._ok: deque[float] = deque()  # when recent requests succeeded
         self._sent: deque[float] = deque()  # when recent requests left
         self._grown = clock()
-        self._left = -math.inf  # when the last request left (kept 1/rate apart, burst 1)
 
     # -- taking and giving back a slot ---------------------------------------------------
 
     async def acquire(self) -> None:
         """Wait for the cool-down, a slot under the current limit and a token; take them.
 
-        The slot is taken before the token is waited for, and the token is reserved at
-        once, so workers waiting together leave one after another, 1/rate apart.
+        The slot is taken before the token is waited for. A waiting worker looks at the
+        rate again each time it wakes (the rate may have changed while it waited), and
+        only one takes each token, so workers waiting together leave one after another,
+        1/rate apart; a cool-down that begins meanwhile holds them too.
         """
         waited_for = -math.inf
         while True:
@@ -138,19 +140,17 @@ class HostGate:
                     if waiter in self._waiters:
                         self._waiters.remove(waiter)
                 continue
-            self.in_flight += 1
-            wait = self._reserve_token(now)
-            self._sent.append(now + wait)
-            self._window(now)  # (drops what is older than the window)
-            try:
-                if wait > 0:
-                    await self._sleep(wait)
-                await self._space()
-            except BaseException:
-                self.in_flight -= 1
-                self._wake()
-                raise
-            return
+            break
+        self.in_flight += 1
+        try:
+            await self._take_token()
+        except BaseException:
+            self.in_flight -= 1
+            self._wake()
+            raise
+        now = self._clock()
+        self._sent.append(now)
+        self._window(now)  # (drops what is older than the window)
 
     def release(self, signal: Signal, retry_after: float | None = None) -> None:
         """Give the slot back with what the request told about the host."""
@@ -174,32 +174,40 @@ class HostGate:
 
     # -- internals -------------------------------------------------------------------------
 
-    async def _space(self) -> None:
-        """With a burst of 1, leave at least 1/rate after the previous request really left
-        (its own wait may have ended late); note when this one leaves."""
-        if self.rate is not None and self.burst == 1:
-            early = self._left + 1.0 / self.rate - self._clock()
-            if early > 0:
-                await self._sleep(early)
-        self._left = self._clock()
+    async def _take_token(self) -> None:
+        """Wait until a token is there at the rate of the moment, and take it.
 
-    def _reserve_token(self, now: float) -> float:
-        """Take a token (the bucket may go below zero); seconds until it is really there."""
-        if self.rate is None:
-            return 0.0
-        self._tokens = min(float(self.burst), self._tokens + (now - self._filled) * self.rate)
-        self._filled = now
-        self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+        Tokens are taken when they are there, never reserved ahead: a request that
+        leaves late (a busy loop) pushes the next ones back rather than letting them
+        catch up, so with a burst of 1 no two leave closer than 1/rate, which a strict
+        limiter would refuse.
+        """
+        while True:
+            now = self._clock()
+            if now < self.cool_until:
+                await self._sleep(self.cool_until - now)
+                continue
+            rate = self.rate
+            if rate is None:
+                return
+            self._tokens = min(float(self.burst), self._tokens + (now - self._filled) * rate)
+            self._filled = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return
+            await self._sleep(max((1.0 - self._tokens) / rate, 0.001))
 
     def _succeeded(self, now: float) -> None:
         self._streak = 0
+        self._ok.append(now)
+        if len(self._ok) > 256:
+            self._ok.popleft()
         if self.limit < self.ceiling:
             self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)
         hint = self._rate_at_cut
         if self.rate is not None:
-            if hint is None:  # no refused rate measured yet (only a burst): 10% a success
-                grown = self.rate * 1.1
+            if hint is None:  # no refused rate measured yet (only a burst): doubles a second
+                grown = self.rate * 2 ** min(1.0, now - self._grown)
             elif self.rate < NEAR * hint:  # far below where the host refused: 5% a success
                 grown = min(NEAR * hint, self.rate * 1.05)
             else:  # near it: probe slowly
@@ -284,6 +292,11 @@ class HostGate:
         hint = self._rate_at_cut if self._rate_at_cut is not None else math.inf
         base = min(current, window[0], hint)
         rate = max(MIN_RATE, base * RATE_CUT)
+        if window[1] < 1.0 and self._rate_at_cut is None:
+            # A burst: start from what the host accepted of it, and double (slow start).
+            while self._ok and self._ok[0] < now - SUCCESS_WINDOW:
+                self._ok.popleft()
+            rate = max(MIN_RATE, min(rate, len(self._ok) / 1.0))
         self.rate = rate if self.max_rate is None else min(self.max_rate, rate)
         self._tokens = min(self._tokens, 1.0)
         self._grown = now

@@ -203,8 +203,8 @@ MUTANTS: list[Mutant] = [
         "rate-not-enforced",
         "--rate caps requests per second to each host (imgflow.yaml.example fetch.rate)",
         "imgflow/engine/politeness.py",
-        "return 0.0 if self._tokens >= 0 else -self._tokens / self.rate",
-        "return 0.0",
+        "            if self._tokens >= 1.0:\n                self._tokens -= 1.0",
+        "            if True:\n                self._tokens -= 1.0",
         (
             "tests/test_throttling.py::test_a_fixed_rate_spaces_requests_even_for_waiters_that_wait_together",
             "tests/test_throttling.py::test_a_fixed_rate_keeps_under_an_nginx_limit",
@@ -548,5 +548,21 @@ MUTANTS: list[Mutant] = [
         "[k for k in self._unsettled if k not in keep]",
         "list(self._unsettled)",
         (f"{REV}::test_an_interrupt_keeps_a_new_version_that_replaced_a_stored_file",),
+    ),
+    Mutant(
+        "refusal-burst-steps-backoff",
+        "refusals answering requests sent before a cool-down are one signal (architecture)",
+        "imgflow/engine/politeness.py",
+        "        if now < self.cool_until:\n            # An answer to a request sent before",
+        "        if False:\n            # An answer to a request sent before",
+        ("tests/test_throttling.py::test_a_burst_of_refusals_is_one_step_of_the_backoff",),
+    ),
+    Mutant(
+        "rate-spacing-lost",
+        "with a burst of 1, requests leave 1/rate apart even after a late one (README --rate)",
+        "imgflow/engine/politeness.py",
+        "self._tokens + (now - self._filled) * rate)",
+        "self._tokens + (now - self._filled) * rate) + 0.9",
+        ("tests/test_throttling.py::test_a_late_departure_pushes_the_next_ones_back",),
     ),
 ]
