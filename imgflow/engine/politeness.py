@@ -44,6 +44,7 @@ RATE_GROWTH = 0.01  # per second, as a share of the rate refused lately (probing
 NEAR = 0.95  # below this share of that rate, the rate grows back fast
 SUCCESS_WINDOW = 2.0  # seconds of requests that estimate the rate a host refused
 RATE_WINDOW = 1.0  # seconds between two cuts of the rate
+BURST_START = 1.0  # requests per second: the least a rate starts from after a first burst
 HINT_MEMORY = 30.0  # seconds a refused rate is remembered as the ceiling of fast growth
 
 
@@ -293,10 +294,11 @@ class HostGate:
         base = min(current, window[0], hint)
         rate = max(MIN_RATE, base * RATE_CUT)
         if window[1] < 1.0 and self._rate_at_cut is None:
-            # A burst: start from what the host accepted of it, and double (slow start).
+            # A burst: start from what the host accepted of it (at least one a second: the
+            # accepted ones may still be streaming), and double (slow start).
             while self._ok and self._ok[0] < now - SUCCESS_WINDOW:
                 self._ok.popleft()
-            rate = max(MIN_RATE, min(rate, len(self._ok) / 1.0))
+            rate = max(BURST_START, min(rate, float(len(self._ok))))
         self.rate = rate if self.max_rate is None else min(self.max_rate, rate)
         self._tokens = min(self._tokens, 1.0)
         self._grown = now
