@@ -213,10 +213,8 @@ class Fetcher:
                 result = await self._attempt(url, attempts, open_sink, validators)
                 signal, wait = _signal(result, crowded=gate.in_flight > 1)
                 if signal is Signal.THROTTLED and throttles >= IMAGE_SIGNALS:
-                    # This image's further repeats say nothing new: a single path that
-                    # always answers 503 must not keep slowing down a host that serves
-                    # the rest. (Its first refusal may have come in a burst, during the
-                    # cool-down that burst began, and taught the host's gate nothing.)
+                    # This image's repeats say nothing new: a single path that always
+                    # answers 503 must not keep slowing down a host that serves the rest.
                     signal = Signal.OTHER
             finally:
                 gate.release(signal, wait)
@@ -398,8 +396,8 @@ async def _whole(content: bytes) -> AsyncIterator[bytes]:
 THROTTLE_STATUSES = frozenset({429, 503})
 # A throttled image's own repeats wait at least this long between attempts.
 THROTTLE_BACKOFF_MIN = 0.25
-# The refusals of one image that count as signals to its host's gate.
-IMAGE_SIGNALS = 2
+# The refusals of one image that count as signals to its host's gate (its first).
+IMAGE_SIGNALS = 1
 _LOAD_FAILURES = (messages.CONNECTION_REFUSED, messages.CONNECTION_RESET)
 
 
