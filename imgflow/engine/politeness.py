@@ -40,7 +40,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 MIN_RATE = 0.5  # requests per second: the slowest an adaptive rate goes
 RATE_CUT = 0.85  # after a throttle: this share of the rate that was being served
-RATE_GROWTH = 0.01  # per second, as a share of the rate refused lately (probing)
+RATE_GROWTH = 0.003  # per second, as a share of the rate refused lately (probing)
 NEAR = 0.95  # below this share of that rate, the rate grows back fast
 SUCCESS_WINDOW = 2.0  # seconds of requests that estimate the rate a host refused
 RATE_WINDOW = 2.0  # seconds between two cuts of the rate
