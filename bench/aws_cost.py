@@ -48,7 +48,7 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "aws"), str(BENCH)]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "aws"), str(BENCH)]
 
 import original_design  # noqa: E402
 from lambda_invoke import invocation_counts, patched, reset_counts  # noqa: E402
