@@ -25,6 +25,7 @@ from support.nginx import Nginx, Server
 from imgflow.aws.runtime.index import index_item, stored_object
 from imgflow.demo.images import make_gif
 from imgflow.engine.fetch import Fetched, Fetcher, NotModified, Validators
+from imgflow.engine.ports import NO_VALIDATORS
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 from imgflow.engine.settings import FetchConfig
 from imgflow.local.folder import DB_NAME
@@ -174,6 +175,16 @@ def test_refresh_with_force_is_one_line_and_exit_2(tmp_path: Path) -> None:
 # -- exact sequences: which validators go out, and what a 304 means ----------------------
 
 
+def _fetch(server: FaultServer, validators: Validators) -> object:
+    """One fetch of /a.gif from `server` with `validators`."""
+
+    async def main() -> object:
+        async with Fetcher(FAST, max_connections=2) as fetcher:
+            return await fetcher.fetch(server.url("/a.gif"), validators=validators)
+
+    return asyncio.run(main())
+
+
 @pytest.mark.parametrize(
     ("validators", "sent"),
     [
@@ -187,13 +198,9 @@ def test_refresh_with_force_is_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_conditional_headers_carry_the_stored_validators(
     validators: Validators, sent: dict[str, str]
 ) -> None:
-    async def main(server: FaultServer) -> object:
-        async with Fetcher(FAST, max_connections=2) as fetcher:
-            return await fetcher.fetch(server.url("/a.gif"), validators=validators)
-
     with FaultServer() as server:
         server.set("/a.gif", Status(304, headers={"ETag": '"v2"'}))
-        result = asyncio.run(main(server))
+        result = _fetch(server, validators)
         headers = server.requests[0].headers
     assert isinstance(result, NotModified)
     assert result.validators.etag == '"v2"'  # the server's newer validator is kept
@@ -204,27 +211,19 @@ def test_conditional_headers_carry_the_stored_validators(
 def test_a_200_to_a_conditional_request_is_the_new_image_with_its_validators() -> None:
     body = make_gif("x", 4)
 
-    async def main(server: FaultServer) -> object:
-        async with Fetcher(FAST, max_connections=2) as fetcher:
-            return await fetcher.fetch(server.url("/a.gif"), validators=Validators('"v1"', None))
-
     headers = {"ETag": '"v2"', "Last-Modified": "Wed, 04 Nov 2026 10:00:00 GMT"}
     with FaultServer() as server:
         server.set("/a.gif", Ok(body, headers=headers))
-        result = asyncio.run(main(server))
+        result = _fetch(server, Validators('"v1"', None))
     assert isinstance(result, Fetched)
     assert result.data == body
     assert result.validators == Validators('"v2"', "Wed, 04 Nov 2026 10:00:00 GMT")
 
 
 def test_a_304_without_a_conditional_request_is_a_failure_not_an_image() -> None:
-    async def main(server: FaultServer) -> object:
-        async with Fetcher(FAST, max_connections=2) as fetcher:
-            return await fetcher.fetch(server.url("/a.gif"))
-
     with FaultServer() as server:
         server.set("/a.gif", Status(304))
-        result = asyncio.run(main(server))
+        result = _fetch(server, NO_VALIDATORS)
     assert not isinstance(result, Fetched | NotModified)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 
@@ -35,15 +36,10 @@ def skipped_record(item: Item, known: StoredObject) -> ResultRecord:
 
 def unchanged_record(item: Item, known: StoredObject, confirmed: NotModified) -> ResultRecord:
     """The record of a stored item whose version the server confirmed (304)."""
-    return ResultRecord(
-        url=item.url,
-        path=item.path,
+    return dataclasses.replace(
+        skipped_record(item, known),
         outcome=Outcome.UNCHANGED,
         status_code=confirmed.status_code,
-        key=known.key,
-        bytes=known.bytes,
-        sha256=known.sha256,
-        content_type=known.content_type,
         attempts=confirmed.attempts,
         etag=confirmed.validators.etag,
         last_modified=confirmed.validators.last_modified,

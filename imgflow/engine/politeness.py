@@ -108,7 +108,7 @@ class HostGate:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._cut_at = -math.inf
         self._streak = 0  # consecutive throttles with no success between
-        self._rate_at_cut: float | None = None
+        self._refused_rate: float | None = None
         self._rate_cut_at = -math.inf
         self._learnt_at = -math.inf
         self._ok: deque[float] = deque()  # when recent requests succeeded
@@ -201,11 +201,10 @@ class HostGate:
     def _succeeded(self, now: float) -> None:
         self._streak = 0
         self._ok.append(now)
-        if len(self._ok) > 256:
-            self._ok.popleft()
+        _prune(self._ok, now)
         if self.limit < self.ceiling:
             self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)
-        hint = self._rate_at_cut
+        hint = self._refused_rate
         if self.rate is not None:
             if hint is None:  # no refused rate measured yet (only a burst): doubles a second
                 grown = self.rate * 2 ** min(1.0, now - self._grown)
@@ -244,8 +243,7 @@ class HostGate:
 
     def _window(self, now: float) -> tuple[float, float] | None:
         """(requests per second sent over the last window, the window's span), or None."""
-        while self._sent and self._sent[0] < now - SUCCESS_WINDOW:
-            self._sent.popleft()
+        _prune(self._sent, now)
         if not self._sent:
             return None
         span = now - self._sent[0]
@@ -260,17 +258,21 @@ class HostGate:
         second (the run's first burst) are no measure of a rate and teach nothing.
         """
         window = self._window(now)
-        if self.rate is None or window is None:
-            return
-        if window[1] < 1.0 and self._rate_at_cut is None:
+        if self.rate is None or window is None or self._burst(window):
             return
         # The rate requests were spaced at (the window's average would count the
         # cool-downs' silence in and learn a rate the host never refused).
         refused = self.rate
-        hint = self._rate_at_cut
-        recent = hint is not None and now - self._learnt_at < HINT_MEMORY
-        self._rate_at_cut = min(hint, refused) if recent and hint is not None else refused
+        hint = self._refused_rate
+        if hint is not None and now - self._learnt_at < HINT_MEMORY:
+            refused = min(hint, refused)
+        self._refused_rate = refused
         self._learnt_at = now
+
+    def _burst(self, window: tuple[float, float]) -> bool:
+        """True for requests sent within less than a second before any rate was learnt:
+        the run's first burst, no measure of a rate."""
+        return window[1] < 1.0 and self._refused_rate is None
 
     def _cut_rate(self, now: float) -> None:
         """Set the rate under the one the host refused, at most once per RATE_WINDOW.
@@ -290,19 +292,18 @@ class HostGate:
         if window is None:
             return
         current = self.rate if self.rate is not None else math.inf
-        hint = self._rate_at_cut if self._rate_at_cut is not None else math.inf
+        hint = self._refused_rate if self._refused_rate is not None else math.inf
         base = min(current, window[0], hint)
         rate = max(MIN_RATE, base * RATE_CUT)
-        if window[1] < 1.0 and self._rate_at_cut is None:
-            # A burst: start from what the host accepted of it (at least one a second: the
-            # accepted ones may still be streaming), and double (slow start).
-            while self._ok and self._ok[0] < now - SUCCESS_WINDOW:
-                self._ok.popleft()
+        if self._burst(window):
+            # Start from what the host accepted of it (at least one a second: the accepted
+            # ones may still be streaming), and double (slow start).
+            _prune(self._ok, now)
             rate = max(BURST_START, min(rate, float(len(self._ok))))
         self.rate = rate if self.max_rate is None else min(self.max_rate, rate)
         self._tokens = min(self._tokens, 1.0)
         self._grown = now
-        if self._rate_at_cut is not None:
+        if self._refused_rate is not None:
             self._rate_cut_at = now
 
     def _wake(self) -> None:
@@ -312,6 +313,12 @@ class HostGate:
             if not waiter.done():
                 waiter.set_result(None)
                 free -= 1
+
+
+def _prune(times: deque[float], now: float) -> None:
+    """Drop the times older than the window."""
+    while times and times[0] < now - SUCCESS_WINDOW:
+        times.popleft()
 
 
 class Politeness:
