@@ -148,7 +148,14 @@ class _Gif(BaseHTTPRequestHandler):
 
 @contextmanager
 def gif_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Gif)
+    with http_server(_Gif) as base:
+        yield base
+
+
+@contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A threaded HTTP server on 127.0.0.1 with `handler`; its base URL, stopped after."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -156,6 +163,7 @@ def gif_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def _paths(images: int) -> list[str]:

@@ -20,10 +20,9 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "aws")]
 
+from aws_cost import GIF, http_server  # noqa: E402
 from lambda_invoke import invocation_counts, patched, reset_counts  # noqa: E402
 from moto import mock_aws  # noqa: E402
 from pipeline_env import MOTO_CONFIG, deploy_pipeline, pipeline_config  # noqa: E402
@@ -38,7 +38,6 @@ from pipeline_env import MOTO_CONFIG, deploy_pipeline, pipeline_config  # noqa: 
 from imgflow.aws.client import connect  # noqa: E402
 from imgflow.aws.job import job_body, start_job, wait_for_job  # noqa: E402
 
-GIF = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;"
 CONCURRENCY = 8  # lambdaConcur: fetches in flight per download Lambda
 MAX_BATCHES = 2  # download Lambdas at once
 
@@ -80,17 +79,8 @@ def _handler(state: Refusals) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@contextmanager
-def refusing_server(state: Refusals) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def refusing_server(state: Refusals) -> AbstractContextManager[str]:
+    return http_server(_handler(state))
 
 
 @dataclass
