@@ -215,6 +215,25 @@ def test_nginx_limit_req_every_image_stored(tmp_path: Path, status_line: str, co
     assert str(code) in statuses  # nginx really did refuse some (the test is not idle)
 
 
+def test_against_nginx_limit_req_the_gate_settles_instead_of_collecting_refusals(
+    tmp_path: Path,
+) -> None:
+    """nginx ``limit_req rate=5r/s`` without burst, ``-c 8``, 40 images: after the first
+    burst (7 refused at once) the gate finds the rate and keeps under it. Before the gate
+    learnt the refused rate and took tokens when they were there, runs collected more than
+    one refusal per image (119 for 100 in the bench)."""
+    count = 40
+    root = site(tmp_path, count)
+    http = "limit_req_zone $binary_remote_addr zone=one:1m rate=5r/s;"
+    body = f"location / {{ root {root}; limit_req zone=one; limit_req_status 429; }}"
+    with Nginx(tmp_path, [Server(body)], http=http) as web:
+        doc = imgflow_run(tmp_path, web.url(0, ""), [f"{i}.gif" for i in range(count)], "-c", "8")
+        statuses = [line.split()[1] for line in web.access_log()]
+    assert doc["summary"] == {"total": count, "stored": count, "skipped": 0, "failed": 0}, doc
+    assert statuses.count("200") == count
+    assert statuses.count("429") <= count // 2, statuses.count("429")
+
+
 def test_nginx_limit_conn_every_large_image_stored(tmp_path: Path) -> None:
     root = site(tmp_path, 8, size=2 * 1024 * 1024)
     http = "limit_conn_zone $binary_remote_addr zone=conns:1m;"
