@@ -24,10 +24,26 @@ from imgflow.engine.sniff import SNIFF_BYTES, sniff
 
 DECODE_BYTES = 64 * 1024
 FLUSH_BYTES = 128 * 1024
+# A body with at least this much still to come, once checked, is read in a worker thread.
+DIRECT_BYTES = 256 * 1024
 
 
 class StoreError(Exception):
     """The store failed to take or publish a body (its detail)."""
+
+
+class DirectBody(Protocol):
+    """A response body whose rest can be read straight from its connection in a worker
+    thread (imgflow/engine/direct.py): a Content-Length body over plain TCP."""
+
+    def left(self) -> int | None:
+        """The bytes still to come, when `pump` can read them; else None."""
+        ...
+
+    async def pump(self, write: Callable[[memoryview], None], first: list[bytes]) -> int | None:
+        """In a thread: `first`, then the rest of the body into `write`; the rest's size,
+        or None when it cannot start (nothing written)."""
+        ...
 
 
 class Sink(Protocol):
@@ -37,6 +53,12 @@ class Sink(Protocol):
 
     async def write(self, chunk: bytes) -> None:
         """Append `chunk` (may raise StoreError)."""
+        ...
+
+    async def write_rest(self, first: bytes, body: DirectBody) -> int | None:
+        """Append `first`, then the rest of `body` read in a worker thread: the rest's size,
+        or None when this sink cannot (nothing appended). May raise StoreError, or the
+        body's network errors."""
         ...
 
     async def commit(self, content_type: str | None) -> str:
@@ -63,6 +85,9 @@ class MemorySink:
     async def write(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
         self.size += len(chunk)
+
+    async def write_rest(self, first: bytes, body: DirectBody) -> int | None:
+        return None
 
     async def commit(self, content_type: str | None) -> str:
         return hashlib.sha256(self.data).hexdigest()
@@ -95,6 +120,27 @@ class StoreSink:
         if self._pending_size >= FLUSH_BYTES:
             chunks, self._pending, self._pending_size = self._pending, [], 0
             await self._run(self._flush, chunks)
+
+    async def write_rest(self, first: bytes, body: DirectBody) -> int | None:
+        """The bytes held, `first` and the rest of `body`, hashed and written in the worker
+        thread that reads them (each piece let go once written)."""
+        pieces, held = [*self._pending, first], self._pending_size
+        self._pending, self._pending_size = [], 0
+        try:
+            rest = await body.pump(self._write_piece, pieces)
+        except OSError as exc:
+            raise StoreError(exc.strerror or str(exc)) from exc
+        if rest is None:  # nothing taken: `pieces` is as it was
+            self._pending, self._pending_size = pieces[:-1], held
+            return None
+        self.size += len(first) + rest
+        return rest
+
+    def _write_piece(self, piece: memoryview) -> None:
+        if self._writer is None:
+            self._writer = self._store.open(self._key)
+        self._hash.update(piece)
+        self._writer.write(piece)
 
     async def commit(self, content_type: str | None) -> str:
         chunks, self._pending, self._pending_size = self._pending, [], 0
@@ -151,14 +197,17 @@ async def read_body(
     *,
     max_bytes: int,
     check: bool,
+    direct: DirectBody | None = None,
 ) -> str | Refused | None:
     """Decode `chunks` into `sink`; the sniffed image type (None unless `check`) or Refused.
 
     Decoded bytes over `max_bytes` are never produced beyond one decoder step: each step
     asks for at most the remaining cap plus one byte. With `check`, the first bytes must
     look like an image before any byte reaches the sink. A zero-byte body is refused.
+    `direct` (an undecoded body) lets the sink take a large body's rest in a worker thread
+    once the content check has passed and the rest fits the cap.
     """
-    reader = _Reader(sink, max_bytes, check)
+    reader = _Reader(sink, max_bytes, check, direct)
     try:
         async for raw in chunks:
             out = decoder.decode(raw, reader.step())
@@ -179,9 +228,10 @@ async def read_body(
 class _Reader:
     """The size cap and the content check over a body's decoded pieces."""
 
-    def __init__(self, sink: Sink, max_bytes: int, check: bool) -> None:
+    def __init__(self, sink: Sink, max_bytes: int, check: bool, direct: DirectBody | None) -> None:
         self.size = 0
         self._sink = sink
+        self._direct = direct
         self._max = max_bytes
         self._head: list[bytes] | None = [] if check else None
         self._held = 0
@@ -197,11 +247,23 @@ class _Reader:
             return Refused(messages.TOO_LARGE, f"over {self._max} bytes")
         head = self._head
         if head is None:
-            await self._sink.write(piece)
+            await self._write(piece)
             return None
         head.append(piece)
         self._held += len(piece)
         return await self._decide() if self._held >= SNIFF_BYTES else None
+
+    async def _write(self, piece: bytes) -> None:
+        """`piece` to the sink, and with it a large body's rest that fits the cap."""
+        body = self._direct
+        left = None if body is None else body.left()
+        if body is not None and left is not None and DIRECT_BYTES <= left <= self._max - self.size:
+            rest = await self._sink.write_rest(piece, body)
+            if rest is not None:
+                self._direct = None
+                self.size += rest
+                return
+        await self._sink.write(piece)
 
     async def _decide(self) -> Refused | None:
         assert self._head is not None
@@ -210,7 +272,7 @@ class _Reader:
         self.kind = sniff(held)
         if self.kind is None:
             return Refused(messages.NOT_AN_IMAGE, "content does not look like an image")
-        await self._sink.write(held)
+        await self._write(held)
         return None
 
     async def finish(self) -> str | Refused | None:

@@ -65,6 +65,11 @@ class _Identity:
         return False
 
 
+def is_identity(decoder: Decoder) -> bool:
+    """True for the decoder of a body with no content coding (its bytes pass unchanged)."""
+    return isinstance(decoder, _Identity)
+
+
 class _Zlib:
     """gzip (also x-gzip) or deflate, zlib-wrapped or raw as servers send it."""
 

@@ -23,7 +23,7 @@ import httpx
 
 from imgflow.engine import messages
 from imgflow.engine.body import MemorySink, Refused, Sink, StoreError, read_body
-from imgflow.engine.decode import ACCEPT_ENCODING, DecodeError, decoder_for
+from imgflow.engine.decode import ACCEPT_ENCODING, DecodeError, decoder_for, is_identity
 from imgflow.engine.guard import AddressCheck, TargetRefused
 from imgflow.engine.politeness import HostGate, Politeness, Signal
 from imgflow.engine.ports import NO_VALIDATORS, Validators
@@ -34,7 +34,7 @@ from imgflow.engine.settings import FetchConfig
 from imgflow.engine.sniff import media_type, type_allowed
 from imgflow.engine.tls import certificate_problem, ssl_context
 from imgflow.engine.tls import check as check_tls
-from imgflow.engine.transport import BadResponse, FastTransport
+from imgflow.engine.transport import BadResponse, FastTransport, direct_body
 
 Guard = Callable[[str], Awaitable[None]]
 
@@ -365,6 +365,7 @@ class Fetcher:
             detail = f"{declared_size} bytes, limit {settings.max_bytes}"
             return FetchFailure(messages.failure(messages.TOO_LARGE, url, detail), 200, attempts)
         chunks = response.aiter_raw()
+        direct = direct_body(response) if is_identity(decoder) else None
         if response.is_stream_consumed:
             # Read already, so decoded already: only a transport that returns whole
             # responses does this (httpx.MockTransport with Response(content=...)).
@@ -377,6 +378,7 @@ class Fetcher:
                 sink,
                 max_bytes=settings.max_bytes,
                 check=settings.sniff,
+                direct=direct,
             )
         except BaseException:
             await sink.abort()

@@ -42,8 +42,8 @@ class ObjectWriter(Protocol):
     one at a time (never concurrently), possibly from different worker threads.
     """
 
-    def write(self, chunk: bytes) -> None:
-        """Append `chunk` to the object."""
+    def write(self, chunk: bytes | memoryview) -> None:
+        """Append `chunk` to the object (a view's bytes are copied, never kept)."""
         ...
 
     def commit(self, content_type: str | None) -> None:

@@ -8,6 +8,7 @@ trust_env, ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``; otherwise certifi's bundle.
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 from collections.abc import Mapping
@@ -56,6 +57,12 @@ def _load(context: ssl.SSLContext, cafile: str | None, capath: str | None, where
         ) from None
 
 
+@functools.lru_cache(maxsize=8)
+def _check_bundle(cafile: str, mtime_ns: int, size: int, where: str) -> None:
+    """Load `cafile` once per version of it (a run checks its settings more than once)."""
+    _load(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), cafile, None, where)
+
+
 def check(settings: FetchConfig, env: Mapping[str, str] | None = None) -> None:
     """Raise TlsSettingError (naming the setting) when the trust settings are not usable,
     without loading the default bundle."""
@@ -64,7 +71,8 @@ def check(settings: FetchConfig, env: Mapping[str, str] | None = None) -> None:
         return
     cafile, _, where = _locations(settings, env)
     if cafile is not None:  # a directory is read lazily by OpenSSL: nothing to load here
-        _load(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), cafile, None, where)
+        info = os.stat(cafile)
+        _check_bundle(cafile, info.st_mtime_ns, info.st_size, where)
     if settings.trust_store == "system":
         import truststore  # noqa: F401  (installed with imgflow; fails loudly if not)
 

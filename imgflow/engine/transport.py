@@ -24,13 +24,16 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import httptools
 import httpx
 
+from imgflow.engine.direct import Rest, read_rest
 from imgflow.engine.guard import AddressCheck, TargetRefused
 from imgflow.engine.proxy import Proxy, ProxyRouter
 
@@ -73,6 +76,9 @@ class _Exchange:
         self.buffered = 0
         self.received = 0
         self.head_bytes = 0
+        self.length: int | None = None  # a Content-Length body's size (no Transfer-Encoding)
+        self.chunked = False
+        self.direct = False  # its body's rest was read past the parser (engine/direct.py)
 
     # -- llhttp callbacks -----------------------------------------------------------------
 
@@ -94,7 +100,9 @@ class _Exchange:
             lower = name.lower()
             if lower == b"content-length":
                 self.framed = True
+                self.length = int(value) if value.isdigit() else None
             elif lower == b"transfer-encoding":
+                self.chunked = True
                 # llhttp frames a chunked body only when chunked is the final coding.
                 self.framed = self.framed or value.lower().rsplit(b",", 1)[-1].strip() == (
                     b"chunked"
@@ -109,11 +117,15 @@ class _Exchange:
                 self.error = BadResponse("unexpected 101 Switching Protocols")
             self.headers = []  # an interim response: the final one follows
             self.framed = False
+            self.length = None
+            self.chunked = False
             self.reason = b""
             return
         self.status = status
         self.head_done = True
         self.until_close = not self.framed
+        if self.chunked:
+            self.length = None
         if self.head_only:
             self.complete = True
             self.keep_alive = False
@@ -200,7 +212,7 @@ class _Connection(asyncio.Protocol):
 
     def finish(self, reuse: bool) -> None:
         """The exchange is over; with `reuse`, its parser waits for the next message."""
-        if reuse and self.exchange is not None:
+        if reuse and self.exchange is not None and not self.exchange.direct:
             self._spare = self.exchange
         self.exchange = None
 
@@ -264,10 +276,37 @@ class _Connection(asyncio.Protocol):
         data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         exchange.buffered = 0
+        self.resume()
+        return data
+
+    @property
+    def plain(self) -> bool:
+        """An open plain TCP connection (a TLS one's bytes only its SSL protocol reads)."""
+        transport = self.transport
+        return (
+            not self.closed and transport is not None and not transport.get_extra_info("sslcontext")
+        )
+
+    def hold(self) -> socket.socket | None:
+        """Stop reading on the loop and give a duplicate of the plain TCP socket, or None."""
+        transport = self.transport
+        sock = None if transport is None or not self.plain else transport.get_extra_info("socket")
+        if transport is None or sock is None:
+            return None
+        try:
+            copy: socket.socket = sock.dup()
+        except OSError:  # out of descriptors: the loop reads on
+            return None
+        if not self.paused:
+            transport.pause_reading()
+            self.paused = True
+        return copy
+
+    def resume(self) -> None:
+        """Read on the loop again (after `hold`)."""
         if self.paused and self.transport is not None and not self.closed:
             self.transport.resume_reading()
             self.paused = False
-        return data
 
     def reusable(self) -> bool:
         """True when the connection is open and idle with nothing received since."""
@@ -279,13 +318,33 @@ class _Connection(asyncio.Protocol):
         The FIN goes out now, not on the loop's next turn (as `abort` alone would have it),
         so a server never sees the next request before this connection ends.
         """
+        self.shut()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def shut(self) -> None:
+        """Shut the socket down both ways (a reader of a duplicate wakes up at once)."""
         self.closed = True
         if self.transport is not None:
             sock = self.transport.get_extra_info("socket")
             if sock is not None:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-            self.transport.abort()
+
+
+async def _joined(job: Future[Rest], stop: threading.Event, conn: _Connection) -> Rest:
+    """`job`'s result; on a cancel, the thread is stopped and waited for, then re-raised."""
+    waiter = asyncio.wrap_future(job)
+    try:
+        return await asyncio.shield(waiter)
+    except asyncio.CancelledError:
+        if not job.cancel():  # it started: make it stop and wait until it has
+            stop.set()
+            conn.shut()
+            while not job.done():
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(waiter)
+        raise
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
@@ -340,6 +399,57 @@ class _Body(httpx.AsyncByteStream):
                 await _next_event(conn, exchange, self._timeout)
         await self.aclose()
 
+    def left(self) -> int | None:
+        """The body bytes not yet taken when `pump` can read them: a Content-Length body
+        on a plain TCP connection; None otherwise."""
+        exchange = self._exchange
+        if (
+            exchange.length is None
+            or exchange.complete
+            or exchange.error is not None
+            or not self._conn.plain
+        ):
+            return None
+        return exchange.length - exchange.received + exchange.buffered
+
+    async def pump(self, write: Callable[[memoryview], None], first: list[bytes]) -> int | None:
+        """In a thread of its own: `first` (bytes the caller holds), then the rest of the
+        body (`left` bytes) into `write`; the rest's size, or None when it cannot start.
+
+        Network errors are httpx's; an error from `write` propagates unchanged; either
+        closes the connection. A cancel stops the thread and waits for it, so `write` is
+        never called once this returns.
+        """
+        conn, exchange = self._conn, self._exchange
+        sock = None if self.left() is None else conn.hold()
+        if sock is None:
+            return None
+        assert exchange.length is not None
+        size = exchange.length - exchange.received
+        rest_size = size + exchange.buffered
+        held = first + list(exchange.chunks)
+        first.clear()
+        exchange.chunks.clear()
+        exchange.buffered = 0
+        stop = threading.Event()
+        job = self._pool.pumps().submit(
+            read_rest, held, sock, size, exchange.received, write, self._timeout, stop
+        )
+        try:
+            rest = await _joined(job, stop, conn)
+        except BaseException:
+            if job.cancelled():  # it never ran: the duplicate is still open
+                sock.close()
+            conn.close()
+            raise
+        exchange.received += size
+        conn.received += size
+        exchange.direct = exchange.complete = True
+        exchange.leftover = rest.leftover
+        exchange.keep_alive = not rest.closed and exchange.parser.should_keep_alive()
+        conn.resume()
+        return rest_size
+
     async def aclose(self) -> None:
         if self._released:
             return
@@ -380,6 +490,15 @@ class FastTransport(httpx.AsyncBaseTransport):
         self._address_check = address_check
         self._proxies = proxies if proxies is not None and proxies.active else None
         self._closed = False
+        self._max_connections = max_connections
+        self._pumps: ThreadPoolExecutor | None = None
+
+    def pumps(self) -> ThreadPoolExecutor:
+        """The threads that read large bodies (`_Body.pump`): one per connection at most,
+        so a body never waits for one."""
+        if self._pumps is None:
+            self._pumps = ThreadPoolExecutor(self._max_connections, "imgflow-body")
+        return self._pumps
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -549,10 +668,18 @@ class FastTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         self._closed = True
+        if self._pumps is not None:
+            self._pumps.shutdown(wait=False)
         for idle in self._idle.values():
             while idle:
                 idle.pop().close()
         self._idle.clear()
+
+
+def direct_body(response: httpx.Response) -> _Body | None:
+    """The response's body when this transport made it (its rest can be pumped)."""
+    stream = response.stream
+    return stream if isinstance(stream, _Body) else None
 
 
 def _transport(conn: _Connection) -> asyncio.Transport:

@@ -146,7 +146,7 @@ class FileWriter:
         self._fd: int | None = fd
         self._name = name
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         """Append `chunk` to the part file."""
         if self._fd is None:
             raise OSError("write after commit or abort")

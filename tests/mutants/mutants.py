@@ -30,6 +30,7 @@ JOB = "tests/test_job.py"
 GUARD = "tests/aws/test_guard.py"
 IAM = "tests/aws/test_iam_policies.py"
 REV = "tests/test_revalidate.py"
+DIRECT = "tests/test_direct_body.py"
 
 MUTANTS: list[Mutant] = [
     # -- atomicity: a file appears at its final name only when complete ----------------------
@@ -564,5 +565,48 @@ MUTANTS: list[Mutant] = [
         "self._tokens + (now - self._filled) * rate)",
         "self._tokens + (now - self._filled) * rate) + 0.9",
         ("tests/test_throttling.py::test_a_late_departure_pushes_the_next_ones_back",),
+    ),
+    # -- large bodies: read in a thread of their own, framed as strictly as on the loop ------
+    Mutant(
+        "direct-body-on-the-loop",
+        "a large body goes from socket to file in a thread of its own (architecture)",
+        "imgflow/engine/body.py",
+        "DIRECT_BYTES = 256 * 1024",
+        "DIRECT_BYTES = 1 << 62",
+        (f"{DIRECT}::test_a_large_body_is_written_by_its_own_thread_not_the_event_loop",),
+    ),
+    Mutant(
+        "direct-leftover-reused",
+        "bytes after a complete response close its connection (architecture)",
+        "imgflow/engine/direct.py",
+        "    return Rest(leftover=bool(extra), closed=not extra)",
+        "    return Rest(leftover=False, closed=False)",
+        (f"{DIRECT}::test_bytes_right_after_a_large_body_close_its_connection",),
+    ),
+    Mutant(
+        "direct-short-body-stored",
+        "a body cut short is a failure, never a stored image (README)",
+        "imgflow/engine/direct.py",
+        "            if n == 0:\n                raise httpx.RemoteProtocolError(",
+        "            if n == 0:\n                return Rest(leftover=False, closed=True)\n"
+        "            if n < 0:\n                raise httpx.RemoteProtocolError(",
+        (f"{DIRECT}::test_a_large_body_cut_short_is_incomplete_and_leaves_nothing",),
+    ),
+    Mutant(
+        "direct-no-read-timeout",
+        "a body that stalls times out after fetch.timeout seconds (imgflow.yaml.example)",
+        "imgflow/engine/transport.py",
+        "exchange.received, write, self._timeout, stop",
+        "exchange.received, write, None, stop",
+        (f"{DIRECT}::test_a_large_body_that_stalls_times_out",),
+        timeout=90.0,
+    ),
+    Mutant(
+        "direct-cancel-reads-on",
+        "an interrupt stops every fetch at once (README)",
+        "imgflow/engine/transport.py",
+        "            stop.set()\n            conn.shut()\n",
+        "            pass\n",
+        (f"{DIRECT}::test_a_cancelled_large_body_stops_its_thread_before_the_part_is_removed",),
     ),
 ]

@@ -78,6 +78,8 @@ class RawServer:
         tb: TracebackType | None,
     ) -> None:
         self._closing = True
+        with contextlib.suppress(OSError):  # wakes the acceptor (a close alone does not)
+            self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         with self._lock:
             for client in self._clients:

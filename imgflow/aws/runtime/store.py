@@ -83,7 +83,7 @@ class S3ObjectWriter:
             self._parts.append({"ETag": answer["ETag"], "PartNumber": number})
             del self._buffer[:size]
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         """Add `chunk`; past the threshold, full parts go up as they fill."""
         self._check_open()
         self._buffer += chunk
