@@ -577,7 +577,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "direct-leftover-reused",
-        "bytes after a complete response close its connection (architecture)",
+        "bytes after a complete large body close its connection (architecture: large bodies)",
         "imgflow/engine/direct.py",
         "    return Rest(leftover=bool(extra), closed=not extra)",
         "    return Rest(leftover=False, closed=False)",
@@ -585,7 +585,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "direct-short-body-stored",
-        "a body cut short is a failure, never a stored image (README)",
+        "a large body cut short is Incomplete body, never stored (architecture: large bodies)",
         "imgflow/engine/direct.py",
         "            if n == 0:\n                raise httpx.RemoteProtocolError(",
         "            if n == 0:\n                return Rest(leftover=False, closed=True)\n"
@@ -594,7 +594,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "direct-no-read-timeout",
-        "a body that stalls times out after fetch.timeout seconds (imgflow.yaml.example)",
+        "a large body that stalls times out after fetch.timeout (architecture: large bodies)",
         "imgflow/engine/transport.py",
         "exchange.received, write, self._timeout, stop",
         "exchange.received, write, None, stop",
@@ -603,7 +603,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "direct-cancel-reads-on",
-        "an interrupt stops every fetch at once (README)",
+        "a cancel stops a large body's thread before its part goes (architecture: large bodies)",
         "imgflow/engine/transport.py",
         "            stop.set()\n            conn.shut()\n",
         "            pass\n",
