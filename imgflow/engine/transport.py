@@ -432,9 +432,14 @@ class _Body(httpx.AsyncByteStream):
         exchange.chunks.clear()
         exchange.buffered = 0
         stop = threading.Event()
-        job = self._pool.pumps().submit(
-            read_rest, held, sock, size, exchange.received, write, self._timeout, stop
-        )
+        try:
+            job = self._pool.pumps().submit(
+                read_rest, held, sock, size, exchange.received, write, self._timeout, stop
+            )
+        except RuntimeError:  # the transport was closed under this body
+            sock.close()
+            conn.close()
+            raise httpx.ReadError("the connection pool is closed") from None
         try:
             rest = await _joined(job, stop, conn)
         except BaseException:
