@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from imgflow.engine.guard import make_address_check
 from imgflow.engine.settings import FetchConfig
 
 GIF = make_gif("ad")
+BIG = GIF + bytes(range(256)) * (3 * 1024 * 1024 // 256)  # read past the event loop
 SETTINGS = FetchConfig(
     timeout=5.0, connect_timeout=5.0, total_timeout=10.0, retries=0, backoff_base=0.01,
     backoff_max=0.02,
@@ -52,6 +55,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     (root / "img").mkdir(parents=True)
     for name in ("a.gif", "b.gif", "c.gif"):
         (root / "img" / name).write_bytes(GIF)
+    (root / "img" / "big.gif").write_bytes(BIG)
     serve = f"location / {{ root {root}; }}"
     servers = [Server(serve), Server(serve, tls=ca.leaf("localhost", "127.0.0.1"))]
     with (
@@ -293,3 +297,24 @@ def test_cli_bad_proxy_settings(
     assert done.returncode == 2
     assert named in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not (workdir / "imgflow-data").exists()
+
+
+def test_cli_large_images_through_the_proxy_and_over_tls_arrive_whole(
+    world: World, workdir: Path
+) -> None:
+    """A large body through a real proxy is read past the event loop (plain TCP to the
+    proxy); over TLS it stays on the loop. Either way the stored bytes are the body's."""
+    (workdir / "paths.txt").write_text("big.gif\n")
+    before = len(world.proxy.requests())
+    runs = [
+        [*run_args(world), "--proxy", world.proxy.url],
+        ["run", "--base-url", world.https("/img"), "--paths-file", "paths.txt", "--output",
+         "json", "--ca-bundle", str(world.ca.bundle)],
+    ]  # fmt: skip
+    for args in runs:
+        done = imgflow(args, workdir)
+        assert done.returncode == 0, done.stderr
+        (record,) = json.loads(done.stdout)["results"]
+        assert record["sha256"] == hashlib.sha256(BIG).hexdigest()
+        assert record["bytes"] == len(BIG)
+    assert relayed(world.proxy, before) == [f"GET {world.http('/img/big.gif')} HTTP/1.1"]
