@@ -432,9 +432,13 @@ def throughput(tools: Tools, corpus: Path, count: int, repeats: int) -> list[dic
 def run_rounds(
     cases: list[Case], count: int, repeats: int, log: Path, show: Callable[[Measure], str]
 ) -> list[dict[str, Any]]:
-    """Run every case `repeats` times, interleaved; one summary row per case."""
+    """Run every case `repeats` times, interleaved; one summary row per case.
+
+    Every other round runs in reverse order (A B C, C B A, A B C), so no row always runs
+    first or always follows the same neighbour: on a shared machine a run pays for what
+    the one before left behind (dirty pages being written back, a deleted tree)."""
     for repeat in range(repeats):
-        for case in cases:
+        for case in cases if repeat % 2 == 0 else cases[::-1]:
             r = run_case(case, count, log)
             print(f"  [{repeat + 1}/{repeats}] {case.name:<36} {show(r)}", flush=True)
     return [
