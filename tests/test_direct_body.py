@@ -8,6 +8,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +20,8 @@ from pathlib import Path
 
 import pytest
 from support.faultserver import FaultServer
+from support.nginx import Nginx, Server
+from support.processes import signalled
 from support.rawserver import RawServer, ok
 from support.replies import Ok, Trickle
 from test_body import CountingStore
@@ -250,3 +256,57 @@ def test_a_large_body_into_memory_is_read_whole_by_the_event_loop(
 
     result = asyncio.run(go())
     assert isinstance(result, Fetched) and result.data == BIG
+
+
+def test_an_abort_after_the_runs_threads_stopped_still_discards_the_part(
+    tmp_path: Path,
+) -> None:
+    """An interrupt can end a run's worker threads while a cancelled fetch is still
+    unwinding: its abort must still discard the part and never raise (a RuntimeError there
+    replaced the cancel, and the fetch's worker went on to the next image)."""
+    store = WatchedStore(tmp_path, fsync=True)  # not inline: aborts go to the executor
+    pool = ThreadPoolExecutor(1)
+    sink = StoreSink(store, "a.gif", pool)
+
+    async def go() -> None:
+        await sink.write(BIG[: 2 * MB])  # over a flush: the part file exists
+        pool.shutdown()
+        await sink.abort()
+
+    try:
+        asyncio.run(go())
+    finally:
+        store.close()
+    assert list(store.tmp_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("moment", [0.2, 0.45, 0.7, 0.95])
+def test_ctrl_c_during_large_downloads_from_nginx_ends_the_run_at_once(
+    tmp_path: Path, moment: float
+) -> None:
+    """SIGINT to a real `imgflow run` while large bodies stream from a real nginx (rate
+    limited so that many are in flight): exit 130 with one line, promptly, nothing left
+    half-written. A cancelled body waits for its thread; before the fix, its abort could
+    fail once the run's threads had stopped, and its worker went on fetching."""
+    root = tmp_path / "www" / "l"
+    root.mkdir(parents=True)
+    names = [f"{i}.gif" for i in range(40)]
+    for name in names:
+        (root / name).write_bytes(BIG[: 2 * MB])
+    (tmp_path / "paths.txt").write_text("".join(f"l/{n}\n" for n in names))
+    serve = f"location / {{ root {tmp_path / 'www'}; limit_rate 4m; }}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")}
+    with Nginx(tmp_path / "nginx", [Server(serve)]) as web:
+        base = web.url(0, "")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "imgflow.cli", "run", "--base-url", base,
+             "--paths-file", "paths.txt", "-c", "8", "--max-batches", "2"],
+            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            **signalled(),
+        )  # fmt: skip
+        time.sleep(0.4 + moment)  # start-up, then a moment into the downloads
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 130, stderr
+    assert len(stderr.decode().strip().splitlines()) == 1 and b"interrupted" in stderr, stderr
+    assert not any((tmp_path / "imgflow-data" / "tmp").rglob("*.part"))

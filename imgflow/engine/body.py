@@ -149,10 +149,15 @@ class StoreSink:
 
     async def abort(self) -> None:
         self._pending = []
-        if self._writer is not None:
+        writer = self._writer
+        if writer is not None:
             # Nothing was published; a part left behind goes with the run's tmp folder.
             with contextlib.suppress(StoreError):
-                await self._run(self._writer.abort)
+                try:
+                    await self._run(writer.abort)
+                except RuntimeError:  # the run's threads are gone (an interrupt): here then
+                    with contextlib.suppress(OSError):
+                        writer.abort()
 
     def _flush(self, chunks: list[bytes]) -> None:
         writer = self._writer

@@ -341,8 +341,8 @@ async def _joined(job: Future[Rest], stop: threading.Event, conn: _Connection) -
         if not job.cancel():  # it started: make it stop and wait until it has
             stop.set()
             conn.shut()
-            while not job.done():
-                with contextlib.suppress(BaseException):
+            while not waiter.done():
+                with contextlib.suppress(Exception, asyncio.CancelledError):
                     await asyncio.shield(waiter)
         raise
 

@@ -609,4 +609,12 @@ MUTANTS: list[Mutant] = [
         "            pass\n",
         (f"{DIRECT}::test_a_cancelled_large_body_stops_its_thread_before_the_part_is_removed",),
     ),
+    Mutant(
+        "abort-fails-after-interrupt",
+        "an interrupt leaves nothing half-written and ends the run (README, architecture)",
+        "imgflow/engine/body.py",
+        "                except RuntimeError:  # the run's threads are gone",
+        "                except KeyError:  # the run's threads are gone",
+        (f"{DIRECT}::test_an_abort_after_the_runs_threads_stopped_still_discards_the_part",),
+    ),
 ]
