@@ -14,6 +14,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from imgflow.engine.fetch import Fetched, Fetcher, NotModified, Validators
 from imgflow.engine.ports import NO_VALIDATORS
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 from imgflow.engine.settings import FetchConfig
+from imgflow.local.db import Database
 from imgflow.local.folder import DB_NAME
 from imgflow.local.store import FileStore
 from imgflow.render import summary_line
@@ -263,3 +265,31 @@ def test_the_dynamodb_index_keeps_the_validators_too() -> None:
     bare = stored_object(index_item(dataclasses.replace(record, etag=None, last_modified=None),
                                     "bucket", "job", "2026-11-29T00:00:00+00:00"))  # fmt: skip
     assert not bare.validators
+
+
+def open_together(path: Path, count: int) -> list[BaseException]:
+    """`count` threads open a Database at `path` at the same moment; what they raised."""
+    start = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            Database(path).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_databases_opened_at_once_by_several_runs_all_open(tmp_path: Path) -> None:
+    """Runs started together on a new data folder each bring its database up to date
+    (the revalidation columns): one does it, the others find it done; none fails with
+    "duplicate column name"."""
+    for attempt in range(5):
+        assert open_together(tmp_path / f"{attempt}.db", 6) == []

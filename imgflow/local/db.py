@@ -145,14 +145,16 @@ class Database:
                 self.conn.execute("PRAGMA journal_mode=WAL")
                 self.conn.execute("PRAGMA synchronous=NORMAL")
                 self.conn.executescript(SCHEMA)
-                columns = {row[1] for row in self.conn.execute("PRAGMA table_info(images)")}
-                if "mtime_ns" not in columns:
-                    self.conn.execute("ALTER TABLE images ADD COLUMN mtime_ns INTEGER")
+                # One writer at a time brings the schema up to date: runs started together
+                # on a new folder must not both add a column.
+                self.conn.execute("BEGIN IMMEDIATE")
+                _add_missing_column(self.conn, "images", "mtime_ns", "INTEGER")
                 _add_missing_column(self.conn, "images", "etag", "TEXT")
                 _add_missing_column(self.conn, "images", "last_modified", "TEXT")
                 _add_missing_column(self.conn, "results", "finished_at", "REAL")
                 for column in ("updated", "unchanged"):
                     _add_missing_column(self.conn, "runs", column, "INTEGER NOT NULL DEFAULT 0")
+                self.conn.execute("COMMIT")
                 self._runs_select = _runs_select(self.conn)
             except BaseException:
                 self.conn.close()
