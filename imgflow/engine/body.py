@@ -140,7 +140,13 @@ class StoreSink:
         if self._writer is None:
             self._writer = self._store.open(self._key)
         self._hash.update(piece)
-        self._writer.write(piece)
+        try:
+            self._writer.write(piece)
+        except OSError:
+            # A full disk: free the part's space now, not after a trip through the loop,
+            # so that the index (on the same disk) can still save the run's records.
+            self._writer.abort()
+            raise
 
     async def commit(self, content_type: str | None) -> str:
         chunks, self._pending, self._pending_size = self._pending, [], 0

@@ -145,16 +145,12 @@ class Database:
                 self.conn.execute("PRAGMA journal_mode=WAL")
                 self.conn.execute("PRAGMA synchronous=NORMAL")
                 self.conn.executescript(SCHEMA)
-                # One writer at a time brings the schema up to date: runs started together
-                # on a new folder must not both add a column.
-                self.conn.execute("BEGIN IMMEDIATE")
                 _add_missing_column(self.conn, "images", "mtime_ns", "INTEGER")
                 _add_missing_column(self.conn, "images", "etag", "TEXT")
                 _add_missing_column(self.conn, "images", "last_modified", "TEXT")
                 _add_missing_column(self.conn, "results", "finished_at", "REAL")
                 for column in ("updated", "unchanged"):
                     _add_missing_column(self.conn, "runs", column, "INTEGER NOT NULL DEFAULT 0")
-                self.conn.execute("COMMIT")
                 self._runs_select = _runs_select(self.conn)
             except BaseException:
                 self.conn.close()
@@ -477,10 +473,15 @@ def _runs_select(conn: sqlite3.Connection) -> str:
 
 
 def _add_missing_column(conn: sqlite3.Connection, table: str, column: str, kind: str) -> None:
-    """Add a column that databases made by an older imgflow lack."""
+    """Add a column that databases made by an older imgflow lack. Runs started together
+    on a new folder may race to add it: the one that finds it added meanwhile is done."""
     names = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
     if column not in names:
-        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        try:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column name" not in str(exc):
+                raise
 
 
 def process_alive(pid: object) -> bool:

@@ -33,6 +33,10 @@ from imgflow.local.store import FileStore
 __all__ = ["DB_NAME", "LocalJob", "LocalRunResult", "RunInterrupted", "new_run_id", "run_job"]
 
 FLUSH_SECONDS = 1.0
+# A record flush that finds the disk full retries this often, this far apart, before it
+# fails the run: a part file that hit ENOSPC is being removed meanwhile.
+INDEX_FULL_RETRIES = 10
+INDEX_FULL_WAIT = 0.05
 
 
 @dataclass(frozen=True)
@@ -370,6 +374,20 @@ class _Runner:
         if time.monotonic() - self.flushed >= FLUSH_SECONDS:
             self.flush()
 
+    def _record(
+        self, records: list[ResultRecord], finished: list[float], mtimes: dict[str, int]
+    ) -> None:
+        """Save records; a disk that is full only for a moment (an image's part file that
+        failed with ENOSPC is being removed by its thread) gets a few short retries."""
+        for attempt in range(INDEX_FULL_RETRIES + 1):
+            try:
+                self.db.record(self.run_id, records, finished, mtimes=mtimes)
+                return
+            except sqlite3.OperationalError as exc:
+                if "full" not in str(exc) or attempt == INDEX_FULL_RETRIES:
+                    raise
+                time.sleep(INDEX_FULL_WAIT)
+
     def flush(self) -> None:
         """Save the buffered records; the stored files' entries are settled once saved."""
         self.flushed = time.monotonic()
@@ -380,5 +398,5 @@ class _Runner:
             mtimes = {key: w.mtime_ns for key, w in written.items()}
             finished, self.finished = self.finished, []
             with sqlite_errors(self.db.path):
-                self.db.record(self.run_id, records, finished, mtimes=mtimes)
+                self._record(records, finished, mtimes)
             self.store.settle(keys)

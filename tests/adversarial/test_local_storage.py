@@ -364,6 +364,7 @@ def test_a_full_disk_is_an_ordinary_failure_and_a_rerun_completes(
     done = run(server.base_url, paths, tmp_path, data, "-c", "1", "--batch-size", "3")
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 1, done.stderr
+    assert done.stdout.startswith("{"), (done.stdout, done.stderr)
     doc = json.loads(done.stdout)
     errors = [r["error"] for r in doc["results"] if r["outcome"] == "failed"]
     assert errors and all(e.startswith("No space left: ") for e in errors), errors
