@@ -136,7 +136,8 @@ class StoreSink:
         self.size += len(first) + rest
         return rest
 
-    def _write_piece(self, piece: memoryview) -> None:
+    def _write_piece(self, piece: bytes | memoryview) -> None:
+        """Hash and write one piece (the writer opened with the first)."""
         if self._writer is None:
             self._writer = self._store.open(self._key)
         self._hash.update(piece)
@@ -166,12 +167,8 @@ class StoreSink:
                         writer.abort()
 
     def _flush(self, chunks: list[bytes]) -> None:
-        writer = self._writer
-        if writer is None:
-            writer = self._writer = self._store.open(self._key)
         for chunk in chunks:
-            self._hash.update(chunk)
-            writer.write(chunk)
+            self._write_piece(chunk)
 
     def _commit(self, chunks: list[bytes], content_type: str | None) -> None:
         self._flush(chunks)
@@ -267,8 +264,7 @@ class _Reader:
     async def _write(self, piece: bytes) -> None:
         """`piece` to the sink, and with it a large body's rest that fits the cap."""
         body = self._direct
-        left = None if body is None else body.left()
-        if body is not None and left is not None and DIRECT_BYTES <= left <= self._max - self.size:
+        if body is not None and DIRECT_BYTES <= (body.left() or 0) <= self._max - self.size:
             rest = await self._sink.write_rest(piece, body)
             if rest is not None:
                 self._direct = None

@@ -290,8 +290,10 @@ class _Connection(asyncio.Protocol):
     def hold(self) -> socket.socket | None:
         """Stop reading on the loop and give a duplicate of the plain TCP socket, or None."""
         transport = self.transport
-        sock = None if transport is None or not self.plain else transport.get_extra_info("socket")
-        if transport is None or sock is None:
+        if transport is None or not self.plain:
+            return None
+        sock = transport.get_extra_info("socket")
+        if sock is None:
             return None
         try:
             copy: socket.socket = sock.dup()
