@@ -241,7 +241,7 @@ def test_a_cancelled_large_body_stops_its_thread_before_the_part_is_removed(
     assert waited < 1.0  # the thread stopped at once, not at the body's end
     assert store.late_writes == 0
     assert list(store.tmp_dir.iterdir()) == []
-    assert fault_server.in_flight == 0  # the connection was closed
+    assert fault_server.wait_for_in_flight(0)  # the connection was closed
 
 
 def test_a_large_body_into_memory_is_read_whole_by_the_event_loop(

@@ -33,7 +33,8 @@ Observations, all safe to read from the test thread:
 - ``in_flight`` now, ``max_in_flight`` ever, ``max_in_flight_under(prefix)`` for paths
   starting with ``prefix``. A request is in flight from its head arriving until just before
   its reply is sent (a client never holds a reply the server still counts); faults
-  (``Stall``, ``Drip``, ``Reset``, ``Short``) count until they end or the client goes away.
+  (``Stall``, ``Drip``, ``Reset``, ``Short``) count until they end or the client goes away
+  (seen at the next write: ``wait_for_in_flight(count)`` waits for it).
   A request whose client has already closed its connection when the next request is read
   ends there: the server thread shares the GIL with the client under test and may see the
   close and the next request in one late batch, in either order;
@@ -243,6 +244,12 @@ class FaultServer:
         with self._changed:
             return self._changed.wait_for(lambda: self._idle_closes >= count, timeout)
 
+    def wait_for_in_flight(self, count: int, timeout: float = 2.0) -> bool:
+        """Block until at most ``count`` requests are being handled; False on timeout.
+        A client that hangs up is seen at the server's next write, so this waits for it."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._in_flight <= count, timeout)
+
     def wait_for_requests(self, count: int, timeout: float = 2.0) -> bool:
         """Block until at least ``count`` requests arrived; False on timeout."""
         with self._changed:
@@ -343,6 +350,7 @@ class FaultServer:
                 if span.end == float("inf"):
                     span.end = time.monotonic()
                     self._in_flight -= 1
+                    self._changed.notify_all()
 
         try:
             keep_alive = await _send(reply, request, reader, writer, done)
