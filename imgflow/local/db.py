@@ -26,6 +26,9 @@ from imgflow.engine.ports import StoredObject, Validators
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 from imgflow.local.safefs import StorageError
 
+# How long a statement waits for another process's lock before "database is locked".
+BUSY_TIMEOUT_MS = 60_000
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
     url TEXT PRIMARY KEY,
@@ -135,14 +138,14 @@ class Database:
             if readonly:  # (status: reads only, also from a read-only folder)
                 uri = f"{path.absolute().as_uri()}?mode=ro"
                 self.conn = sqlite3.connect(uri, uri=True, isolation_level=None)
-                self.conn.execute("PRAGMA busy_timeout=60000")
+                self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
                 self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()
                 self._runs_select = _runs_select(self.conn)
                 return
             self.conn = sqlite3.connect(path, isolation_level=None)
             try:
-                self.conn.execute("PRAGMA busy_timeout=60000")
-                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                _use_wal(self.conn)
                 self.conn.execute("PRAGMA synchronous=NORMAL")
                 self.conn.executescript(SCHEMA)
                 _add_missing_column(self.conn, "images", "mtime_ns", "INTEGER")
@@ -470,6 +473,24 @@ def _runs_select(conn: sqlite3.Connection) -> str:
     names = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
     extra = ", updated, unchanged" if "unchanged" in names else ", 0, 0"
     return f"SELECT {_RUN_COLUMNS}{extra} FROM runs"
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch the database to WAL (a no-op once it is). The switch of a new file needs a
+    lock that SQLite refuses at once, without waiting the busy timeout, to a connection
+    whose read lock another one waits on (waiting could deadlock); so runs that open a
+    new data folder together try again, within the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 0.05)
 
 
 def _add_missing_column(conn: sqlite3.Connection, table: str, column: str, kind: str) -> None:

@@ -617,4 +617,13 @@ MUTANTS: list[Mutant] = [
         "                except KeyError:  # the run's threads are gone",
         (f"{DIRECT}::test_an_abort_after_the_runs_threads_stopped_still_discards_the_part",),
     ),
+    # -- concurrent runs: a new data folder opened by runs together ---------------------------
+    Mutant(
+        "wal-switch-not-retried",
+        "runs that open a new data folder together all open it (architecture)",
+        "imgflow/local/db.py",
+        'if "locked" not in str(exc) or time.monotonic() + pause > deadline:',
+        'if "locked" not in str(exc) or time.monotonic() + pause > deadline or exc:',
+        (f"{REV}::test_a_new_database_opened_at_once_by_several_runs_switches_to_wal_for_each",),
+    ),
 ]
