@@ -5,17 +5,29 @@ once (`exit_now`: there is nothing to save). While it works, the first signal un
 as KeyboardInterrupt (`unwind`), so a run saves what it finished; later signals are
 ignored, so the saving is not cut short. The local runner's event loop handles both
 signals itself (imgflow/local/runner.py).
+
+Python runs a handler in whatever the main thread runs, which can be a weakref callback
+(the import system's module locks use them) or a `__del__`, where an exception is printed
+as "Exception ignored in ..." and dropped. So while unwinding, such a dropped
+KeyboardInterrupt is not printed: the signal is sent again a moment later, to unwind the
+command from where it is then (`_raise_again`).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
 
 Handler = Callable[[int, FrameType | None], None]
+
+# How soon a dropped KeyboardInterrupt's signal comes again (the callback has ended by then).
+AGAIN_SECONDS = 0.01
+_unwinding: list[int] = []  # the signal being unwound, while its KeyboardInterrupt is raised
+_previous_hook: list[Callable[[sys.UnraisableHookArgs], object]] = [sys.unraisablehook]
 
 
 def exit_now(signum: int, frame: FrameType | None) -> None:
@@ -27,12 +39,35 @@ def exit_now(signum: int, frame: FrameType | None) -> None:
 def unwind(signum: int, frame: FrameType | None) -> None:
     """Raise KeyboardInterrupt once; ignore the signals that follow."""
     on_signals(signal.SIG_IGN)
+    if sys.unraisablehook is not _take_back:
+        _previous_hook[:] = [sys.unraisablehook]
+        sys.unraisablehook = _take_back
+    _unwinding[:] = [signum]
     raise KeyboardInterrupt
+
+
+def _take_back(unraisable: sys.UnraisableHookArgs) -> None:
+    """Take back a KeyboardInterrupt `unwind` raised where Python drops exceptions; hand
+    everything else to the hook there was before."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and _unwinding:
+        _raise_again(_unwinding[0])
+    else:
+        _previous_hook[0](unraisable)
+
+
+def _raise_again(signum: int) -> None:
+    """Handle `signum` with `unwind` again and send it once the dropping place is left."""
+    on_signals(unwind)
+    timer = threading.Timer(AGAIN_SECONDS, os.kill, (os.getpid(), signum))
+    timer.daemon = True
+    timer.start()
 
 
 def on_signals(handler: Handler | signal.Handlers) -> None:
     """Handle SIGTERM and SIGINT with `handler` (only the main thread can)."""
     if threading.current_thread() is not threading.main_thread():
         return
+    if handler is not signal.SIG_IGN:  # no KeyboardInterrupt of `unwind` is on its way
+        _unwinding.clear()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, handler)

@@ -617,6 +617,14 @@ MUTANTS: list[Mutant] = [
         "                except KeyError:  # the run's threads are gone",
         (f"{DIRECT}::test_an_abort_after_the_runs_threads_stopped_still_discards_the_part",),
     ),
+    Mutant(
+        "signal-dropped-in-callback",
+        "a signal ends the command with one line and exit 130 at any moment (architecture)",
+        "imgflow/signals.py",
+        "        _raise_again(_unwinding[0])",
+        "        _previous_hook[0](unraisable)",
+        ("tests/test_signals.py",),
+    ),
     # -- concurrent runs: a new data folder opened by runs together ---------------------------
     Mutant(
         "wal-switch-not-retried",

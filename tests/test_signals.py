@@ -1,0 +1,73 @@
+"""A signal unwinds the command even when it lands where Python drops exceptions.
+
+Python runs a signal handler in whatever code the main thread is running, and that can be a
+weakref callback (the import system's module locks use them) or a ``__del__``. An exception
+raised there is printed as "Exception ignored in ..." and dropped. A run's first signal
+unwinds it as KeyboardInterrupt (imgflow/signals.py) and ignores the signals that follow,
+so a dropped KeyboardInterrupt used to lose the signal: the run went on to the end, with a
+traceback on stderr (seen once in 20 SIGTERMs at random moments on a loaded machine).
+Each test is a real process sent a real signal at exactly such a place.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from support.processes import signalled
+
+SCRIPT = """
+import os, signal, sys, time, weakref
+from imgflow.signals import on_signals, unwind
+
+def land_here(*_args):
+    os.kill(os.getpid(), signal.SIG{name})
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # the handler runs in here
+        pass
+
+class Doomed:
+    def __del__(self):
+        land_here()
+
+class Plain:
+    pass
+
+on_signals(unwind)
+try:
+    if "{place}" == "weakref callback":
+        thing = Plain()
+        ref = weakref.ref(thing, land_here)
+        del thing
+    else:
+        Doomed()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+    print("not interrupted")
+except KeyboardInterrupt:
+    class Broken:
+        def __del__(self):
+            raise ValueError("other dropped errors are printed as ever")
+    Broken()
+    print("interrupted")
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("name", ["TERM", "INT"])
+@pytest.mark.parametrize("place", ["weakref callback", "__del__"])
+def test_a_signal_inside_a_callback_whose_errors_python_drops_still_unwinds(
+    place: str, name: str
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(name=name, place=place)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **signalled(),
+    )
+    assert (proc.returncode, proc.stdout.strip()) == (130, "interrupted"), proc.stderr
+    assert "KeyboardInterrupt" not in proc.stderr
+    assert "ValueError: other dropped errors are printed as ever" in proc.stderr
