@@ -17,9 +17,10 @@ import dataclasses
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from imgflow.engine.plan import Item
 from imgflow.engine.ports import StoredObject, Validators
@@ -28,6 +29,8 @@ from imgflow.local.safefs import StorageError
 
 # How long a statement waits for another process's lock before "database is locked".
 BUSY_TIMEOUT_MS = 60_000
+
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -475,22 +478,32 @@ def _runs_select(conn: sqlite3.Connection) -> str:
     return f"SELECT {_RUN_COLUMNS}{extra} FROM runs"
 
 
+def retried(call: Callable[[], T], error: str, *, seconds: float, pause: float, most: float) -> T:
+    """`call()`, tried again while it raises a sqlite3.OperationalError whose text holds
+    `error`, for about `seconds`; the pauses start at `pause` and double up to `most`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except sqlite3.OperationalError as exc:
+            if error not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, most)
+
+
 def _use_wal(conn: sqlite3.Connection) -> None:
     """Switch the database to WAL (a no-op once it is). The switch of a new file needs a
     lock that SQLite refuses at once, without waiting the busy timeout, to a connection
     whose read lock another one waits on (waiting could deadlock); so runs that open a
     new data folder together try again, within the busy timeout."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    pause = 0.001
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL").fetchone()
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
-                raise
-        time.sleep(pause)
-        pause = min(2 * pause, 0.05)
+    retried(
+        lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone(),
+        "locked",
+        seconds=BUSY_TIMEOUT_MS / 1000,
+        pause=0.001,
+        most=0.05,
+    )
 
 
 def _add_missing_column(conn: sqlite3.Connection, table: str, column: str, kind: str) -> None:

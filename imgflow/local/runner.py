@@ -24,7 +24,7 @@ from imgflow.engine.politeness import OnChange
 from imgflow.engine.ports import StoredObject
 from imgflow.engine.records import ResultRecord, Summary
 from imgflow.errors import BackendError
-from imgflow.local.db import INTERRUPTED, Database, sqlite_errors
+from imgflow.local.db import INTERRUPTED, Database, retried, sqlite_errors
 from imgflow.local.folder import DB_NAME, DataFolder
 from imgflow.local.notifier import run_notify_command, write_failures
 from imgflow.local.safefs import StorageError, explain, remove_tree, subfolder
@@ -33,9 +33,9 @@ from imgflow.local.store import FileStore
 __all__ = ["DB_NAME", "LocalJob", "LocalRunResult", "RunInterrupted", "new_run_id", "run_job"]
 
 FLUSH_SECONDS = 1.0
-# A record flush that finds the disk full retries this often, this far apart, before it
+# A record flush that finds the disk full retries this long, this far apart, before it
 # fails the run: a part file that hit ENOSPC is being removed meanwhile.
-INDEX_FULL_RETRIES = 10
+INDEX_FULL_SECONDS = 0.5
 INDEX_FULL_WAIT = 0.05
 
 
@@ -374,20 +374,6 @@ class _Runner:
         if time.monotonic() - self.flushed >= FLUSH_SECONDS:
             self.flush()
 
-    def _record(
-        self, records: list[ResultRecord], finished: list[float], mtimes: dict[str, int]
-    ) -> None:
-        """Save records; a disk that is full only for a moment (an image's part file that
-        failed with ENOSPC is being removed by its thread) gets a few short retries."""
-        for attempt in range(INDEX_FULL_RETRIES + 1):
-            try:
-                self.db.record(self.run_id, records, finished, mtimes=mtimes)
-                return
-            except sqlite3.OperationalError as exc:
-                if "full" not in str(exc) or attempt == INDEX_FULL_RETRIES:
-                    raise
-                time.sleep(INDEX_FULL_WAIT)
-
     def flush(self) -> None:
         """Save the buffered records; the stored files' entries are settled once saved."""
         self.flushed = time.monotonic()
@@ -398,5 +384,13 @@ class _Runner:
             mtimes = {key: w.mtime_ns for key, w in written.items()}
             finished, self.finished = self.finished, []
             with sqlite_errors(self.db.path):
-                self._record(records, finished, mtimes)
+                # A disk full only for a moment (an image's part file that failed with
+                # ENOSPC is being removed by its thread) gets a few short retries.
+                retried(
+                    lambda: self.db.record(self.run_id, records, finished, mtimes=mtimes),
+                    "full",
+                    seconds=INDEX_FULL_SECONDS,
+                    pause=INDEX_FULL_WAIT,
+                    most=INDEX_FULL_WAIT,
+                )
             self.store.settle(keys)
