@@ -56,11 +56,11 @@ def _take_back(unraisable: sys.UnraisableHookArgs) -> None:
 
 
 def _raise_again(signum: int) -> None:
-    """Handle `signum` with `unwind` again and send it once the dropping place is left."""
+    """Handle `signum` with `unwind` again and send it once the dropping place is left.
+    The timer is not a daemon: a command that ends sooner waits for it at exit, so the
+    signal still ends it (by then with `exit_now`)."""
     on_signals(unwind)
-    timer = threading.Timer(AGAIN_SECONDS, os.kill, (os.getpid(), signum))
-    timer.daemon = True
-    timer.start()
+    threading.Timer(AGAIN_SECONDS, os.kill, (os.getpid(), signum)).start()
 
 
 def on_signals(handler: Handler | signal.Handlers) -> None:

@@ -71,3 +71,39 @@ def test_a_signal_inside_a_callback_whose_errors_python_drops_still_unwinds(
     assert (proc.returncode, proc.stdout.strip()) == (130, "interrupted"), proc.stderr
     assert "KeyboardInterrupt" not in proc.stderr
     assert "ValueError: other dropped errors are printed as ever" in proc.stderr
+
+
+ENDS_AT_ONCE = """
+import os, signal, time, weakref
+from imgflow.signals import exit_now, on_signals, unwind
+
+def land_here(_ref):
+    os.kill(os.getpid(), signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # the handler runs in here
+        pass
+
+class Plain:
+    pass
+
+on_signals(unwind)  # as imgflow.cli._errors does around a command's work
+try:
+    thing = Plain()
+    ref = weakref.ref(thing, land_here)
+    del thing
+    print("finished")  # the work ends before the signal comes again
+finally:
+    on_signals(exit_now)
+"""
+
+
+def test_a_signal_taken_back_just_before_the_command_ends_still_ends_it_with_130() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", ENDS_AT_ONCE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **signalled(),
+    )
+    assert proc.returncode == 130, (proc.stdout, proc.stderr)
+    assert proc.stderr == "imgflow: error: interrupted\n"
