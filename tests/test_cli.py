@@ -86,6 +86,7 @@ def test_run_json_and_exit_codes(flag_server: StaticServer, tmp_path: Path) -> N
         "attempts",
         "etag",
         "lastModified",
+        "failureKind",
     }
     assert record["outcome"] == "stored" and record["path"] == "ad/ad.gif"
     failed = doc["results"][-1]

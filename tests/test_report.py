@@ -189,9 +189,9 @@ def fake_run(data_dir: Path, images: int) -> str:
         db.create_run(run_id, f"https://{host}/", 8, 500, 4)
         items = (
             Item(
-                f"p/{n // 1000:03d}/{n:06d}.jpg",
-                f"https://{host}/p/{n // 1000:03d}/{n:06d}.jpg",
-                f"{host}/p/{n // 1000:03d}/{n:06d}.jpg",
+                path=f"p/{n // 1000:03d}/{n:06d}.jpg",
+                url=f"https://{host}/p/{n // 1000:03d}/{n:06d}.jpg",
+                key=f"{host}/p/{n // 1000:03d}/{n:06d}.jpg",
             )
             for n in range(images)
         )
@@ -256,7 +256,7 @@ def test_a_run_that_reached_several_hosts_gets_a_host_table(tmp_path: Path) -> N
     try:
         db.create_run("multi", "https://a.example/", 2, 10, 1)
         urls = ["https://a.example/1.gif", "https://a.example/2.gif", "http://b.example:8080/3.gif"]
-        items = [Item(u.rsplit("/", 1)[1], u, u.split("//", 1)[1]) for u in urls]
+        items = [Item(u, u.split("//", 1)[1], path=u.rsplit("/", 1)[1]) for u in urls]
         db.plan("multi", items)
         db.record(
             "multi",

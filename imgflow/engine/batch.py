@@ -23,7 +23,7 @@ def skipped_record(item: Item, known: StoredObject) -> ResultRecord:
     """The record of an item already stored by an earlier run."""
     return ResultRecord(
         url=item.url,
-        path=item.path,
+        path=item.name,
         outcome=Outcome.SKIPPED,
         key=known.key,
         bytes=known.bytes,
@@ -50,7 +50,7 @@ def failed_record(item: Item, message: str, status: int | None, attempts: int) -
     """The record of an item that could not be fetched or stored."""
     return ResultRecord(
         url=item.url,
-        path=item.path,
+        path=item.name,
         outcome=Outcome.FAILED,
         status_code=status,
         error=message,
@@ -68,7 +68,7 @@ async def _commit(item: Item, fetched: Fetched, outcome: Outcome, key: str) -> R
         raise
     return ResultRecord(
         url=item.url,
-        path=item.path,
+        path=item.name,
         outcome=outcome,
         status_code=fetched.status_code,
         key=key,

@@ -1,21 +1,36 @@
-"""Plan: turn validated paths into items (path, URL, stored key) and split them into batches."""
+"""Plan: the Item, the unit from input to index, and batches of items."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 from imgflow.engine.job import url_for
 from imgflow.engine.keys import key_for
 
+NO_META: Mapping[str, Any] = MappingProxyType({})
+
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One image to fetch: its input path, its URL and the key it is stored under."""
+    """One image to fetch: its URL, the key it is stored under and its source's metadata.
 
-    path: str
+    `path` is the seed job's resource path (what `resourcePaths` held); a source of full
+    URLs leaves it empty, and `name` is then the URL. `meta` holds what the source knows of
+    the item besides its URL (a table's caption and other columns): JSON values only.
+    """
+
     url: str
     key: str
+    meta: Mapping[str, Any] = field(default_factory=lambda: NO_META)
+    path: str = ""
+
+    @property
+    def name(self) -> str:
+        """How the item's source named it: its resource path, else its URL."""
+        return self.path or self.url
 
 
 def item_for(base_url: str, path: str, key_base: str | None = None) -> Item:

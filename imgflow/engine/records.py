@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from imgflow.engine.failures import FailureKind, kind_of_legacy_message
+
 
 class Outcome(StrEnum):
     """What became of one input path."""
@@ -54,6 +56,7 @@ class ResultRecord:
     attempts: int = 0
     etag: str | None = None
     last_modified: str | None = None
+    failure_kind: FailureKind | None = None  # set on every failed record
 
     def to_json(self) -> dict[str, Any]:
         """The record in the JSON shape shared by `--output json` and the AWS result files."""
@@ -70,6 +73,7 @@ class ResultRecord:
             "attempts": self.attempts,
             "etag": self.etag,
             "lastModified": self.last_modified,
+            "failureKind": self.failure_kind.value if self.failure_kind else None,
         }
 
     @classmethod
@@ -88,7 +92,18 @@ class ResultRecord:
             attempts=int(data.get("attempts") or 0),
             etag=data.get("etag"),
             last_modified=data.get("lastModified"),
+            failure_kind=_kind(data),
         )
+
+
+def _kind(data: dict[str, Any]) -> FailureKind | None:
+    """A record's failure kind as written, else (older files) read from its message."""
+    kind = data.get("failureKind")
+    if kind:
+        return FailureKind(kind)
+    if data.get("outcome") == Outcome.FAILED.value:
+        return kind_of_legacy_message(data.get("error") or "")
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from imgflow.engine.failures import FailureKind
 from imgflow.engine.records import Outcome
 from imgflow.serve.app import MAX_CONCURRENCY, MAX_LIST
 from imgflow.serve.queue import STATES
@@ -151,6 +152,7 @@ _SCHEMAS: dict[str, Any] = {
             "attempts": {"type": "integer", "minimum": 0},
             "etag": _nullable("string"),
             "lastModified": _nullable("string"),
+            "failureKind": {"enum": [*(k.value for k in FailureKind), None]},
         },
     },
     "Run": {

@@ -1,0 +1,78 @@
+"""Failure kinds: what went wrong with an image, as data.
+
+Every failure record carries one (`ResultRecord.failure_kind`, ``"failureKind"`` in JSON),
+set where the failure happens. The message keeps the original's wording for people; programs
+group and decide by the kind, never by the message's text.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from imgflow.engine import messages
+
+
+class FailureKind(StrEnum):
+    """Why an image failed (one value per message class in `engine/messages.py`)."""
+
+    NOT_FOUND = "not-found"
+    HTTP_ERROR = "http-error"
+    TIMED_OUT = "timed-out"
+    CONNECTION_REFUSED = "connection-refused"
+    CONNECTION_RESET = "connection-reset"
+    CONNECTION_ERROR = "connection-error"
+    DNS_FAILED = "dns-failed"
+    INCOMPLETE = "incomplete-body"
+    TOO_LARGE = "too-large"
+    NOT_AN_IMAGE = "not-an-image"
+    TOO_MANY_REDIRECTS = "too-many-redirects"
+    BAD_REDIRECT = "bad-redirect"
+    REFUSED_TARGET = "refused-target"
+    BATCH_FAILED = "batch-failed"
+    STORE_FAILED = "store-failed"
+    NO_SPACE = "no-space"
+    BAD_RESPONSE = "bad-response"
+    EMPTY_BODY = "empty-body"
+    PROXY_REFUSED = "proxy-refused"
+    PROXY_UNREACHABLE = "proxy-unreachable"
+    CERTIFICATE_REJECTED = "certificate-rejected"
+    THROTTLED = "throttled"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        """The message class people read for this kind (``Could not find``)."""
+        return _LABELS.get(self, "Other")
+
+
+_LABELS: dict[FailureKind, str] = {
+    FailureKind.NOT_FOUND: messages.NOT_FOUND,
+    FailureKind.HTTP_ERROR: messages.HTTP_ERROR,
+    FailureKind.TIMED_OUT: messages.TIMED_OUT,
+    FailureKind.CONNECTION_REFUSED: messages.CONNECTION_REFUSED,
+    FailureKind.CONNECTION_RESET: messages.CONNECTION_RESET,
+    FailureKind.CONNECTION_ERROR: messages.CONNECTION_ERROR,
+    FailureKind.DNS_FAILED: messages.DNS_FAILED,
+    FailureKind.INCOMPLETE: messages.INCOMPLETE,
+    FailureKind.TOO_LARGE: messages.TOO_LARGE,
+    FailureKind.NOT_AN_IMAGE: messages.NOT_AN_IMAGE,
+    FailureKind.TOO_MANY_REDIRECTS: messages.TOO_MANY_REDIRECTS,
+    FailureKind.BAD_REDIRECT: messages.BAD_REDIRECT,
+    FailureKind.REFUSED_TARGET: messages.REFUSED_TARGET,
+    FailureKind.BATCH_FAILED: messages.BATCH_FAILED,
+    FailureKind.STORE_FAILED: messages.STORE_FAILED,
+    FailureKind.NO_SPACE: messages.NO_SPACE,
+    FailureKind.BAD_RESPONSE: messages.BAD_RESPONSE,
+    FailureKind.EMPTY_BODY: messages.EMPTY_BODY,
+    FailureKind.PROXY_REFUSED: messages.PROXY_REFUSED,
+    FailureKind.PROXY_UNREACHABLE: messages.PROXY_UNREACHABLE,
+    FailureKind.CERTIFICATE_REJECTED: messages.CERTIFICATE_REJECTED,
+    FailureKind.THROTTLED: messages.THROTTLED,
+}
+_BY_LABEL = {label: kind for kind, label in _LABELS.items()}
+
+
+def kind_of_legacy_message(message: str) -> FailureKind:
+    """The kind of a failure recorded before kinds were (its message's class): only for
+    reading old index rows and result files that carry no kind."""
+    return _BY_LABEL.get(messages.failure_class(message), FailureKind.OTHER)
