@@ -333,21 +333,42 @@ def _validate(cfg: Config) -> None:
 def _validate_network(fetch: FetchConfig) -> None:
     """The proxy, TLS and header keys (the environment is checked when a run starts)."""
     for i, text in enumerate(fetch.headers):
-        try:
-            parse_header(text)
-        except HeaderError as exc:
-            raise ConfigError(f"fetch.headers[{i}]: {exc}") from None
-    if any(c in fetch.user_agent for c in "\r\n\0"):
-        raise ConfigError("fetch.user_agent: cannot contain CR, LF or NUL")
-    try:
-        if fetch.proxy is not None:
-            parse_proxy(fetch.proxy, "fetch.proxy")
-    except ProxySettingError as exc:
-        raise ConfigError(str(exc)) from None
+        header_name(text, f"fetch.headers[{i}]")
+    check_user_agent(fetch.user_agent, "fetch.user_agent")
+    if fetch.proxy is not None:
+        check_proxy(fetch.proxy, "fetch.proxy")
     if fetch.no_proxy is not None:
         parse_no_proxy(fetch.no_proxy)
-    if fetch.ca_bundle is not None and not Path(fetch.ca_bundle).expanduser().is_file():
-        raise ConfigError(f"fetch.ca_bundle: {fetch.ca_bundle}: no such file")
+    if fetch.ca_bundle is not None:
+        check_ca_bundle(fetch.ca_bundle, "fetch.ca_bundle")
+
+
+def header_name(text: str, name: str) -> str:
+    """The lowercase name of header `text` ("Name: value"), given as `name`."""
+    try:
+        return parse_header(text)[0].lower()
+    except HeaderError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def check_user_agent(value: str, name: str) -> None:
+    """A User-Agent, given as `name`, is one line."""
+    if any(c in value for c in "\r\n\0"):
+        raise ConfigError(f"{name}: cannot contain CR, LF or NUL")
+
+
+def check_proxy(url: str, name: str) -> None:
+    """A proxy URL, given as `name`, is one imgflow can use."""
+    try:
+        parse_proxy(url, name)
+    except ProxySettingError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def check_ca_bundle(path: str | Path, name: str) -> None:
+    """A CA bundle, given as `name`, is a file."""
+    if not Path(path).expanduser().is_file():
+        raise ConfigError(f"{name}: {path}: no such file")
 
 
 def _valid_name(name: str) -> bool:
@@ -477,17 +498,22 @@ def unknown_env(env: Mapping[str, str] | None = None) -> list[str]:
     return warnings
 
 
-def with_overrides(cfg: Config, **sections: Mapping[str, Any]) -> Config:
-    """Apply command-line overrides (section -> {key: value}, None means not given)."""
+def with_overrides(
+    cfg: Config,
+    *,
+    backend: Literal["local", "aws"] | None = None,
+    **sections: Mapping[str, Any],
+) -> Config:
+    """Apply command-line overrides: `backend`, and section -> {key: value} (None means
+    not given; the ``lambda`` section is passed as ``**{"lambda": {...}}``)."""
+    if backend is not None:
+        cfg = dataclasses.replace(cfg, backend=backend)
     for section, values in sections.items():
         given = {k: v for k, v in values.items() if v is not None}
         if not given:
             continue
-        if section == "":
-            cfg = dataclasses.replace(cfg, **given)
-        else:
-            attr = "lambda_" if section == "lambda" else section
-            current = getattr(cfg, attr)
-            cfg = dataclasses.replace(cfg, **{attr: dataclasses.replace(current, **given)})
+        attr = "lambda_" if section == "lambda" else section
+        current = getattr(cfg, attr)
+        cfg = dataclasses.replace(cfg, **{attr: dataclasses.replace(current, **given)})
     _validate(cfg)
     return cfg

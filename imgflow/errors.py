@@ -7,7 +7,7 @@
     └── BackendError             a backend could not do its work: exit code 1
         └── DeployError          provisioning on AWS failed (names resource and code)
 
-Only imgflow/cli.py turns these into messages and exit codes.
+Only the command line (imgflow/cli/exits.py) turns these into messages and exit codes.
 """
 
 from __future__ import annotations

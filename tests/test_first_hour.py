@@ -24,9 +24,9 @@ from support.faultserver import Delay, FaultServer, Ok
 from imgflow import __version__
 from imgflow.demo.images import make_gif
 from imgflow.demo.server import StaticServer, serve_directory
+from imgflow.documents.text import plural, summary_line
 from imgflow.engine.plan import item_for
 from imgflow.engine.records import Summary
-from imgflow.render import plural, summary_line
 
 QUICK_ENV = {
     "IMGFLOW_FETCH_RETRIES": "0",

@@ -26,6 +26,7 @@ from support.nginx import Nginx, Server
 
 from imgflow.aws.runtime.index import index_item, stored_object
 from imgflow.demo.images import make_gif
+from imgflow.documents.text import summary_line
 from imgflow.engine.fetch import Fetched, Fetcher, NotModified, Validators
 from imgflow.engine.ports import NO_VALIDATORS
 from imgflow.engine.records import Outcome, ResultRecord, Summary
@@ -33,7 +34,6 @@ from imgflow.engine.settings import FetchConfig
 from imgflow.local.db import Database
 from imgflow.local.folder import DB_NAME
 from imgflow.local.store import FileStore
-from imgflow.render import summary_line
 
 FAST = FetchConfig(timeout=5.0, connect_timeout=2.0, total_timeout=10.0, retries=1)
 PATHS = [f"{i}.gif" for i in range(6)]

@@ -15,8 +15,9 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from starlette.applications import Starlette
@@ -30,13 +31,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from imgflow.config import Config
 from imgflow.engine.job import job_from_document
 from imgflow.errors import ImgflowError, JobError
-from imgflow.report.local import render_local
 from imgflow.serve.documents import Documents
 from imgflow.serve.errors import Refusal, error_body, refusal_response
 from imgflow.serve.guard import Access, Guard
 from imgflow.serve.limits import json_depth, read_body
 from imgflow.serve.queue import CANCELLED, QUEUED, RUNNING, STATES, Job, JobQueue, QueueFull
 from imgflow.serve.worker import Worker
+
+# A local run's HTML report page: (data folder, run id) -> the page (imgflow.report).
+RenderReport = Callable[[Path, str], str]
 
 log = logging.getLogger("imgflow.serve")
 
@@ -67,6 +70,7 @@ class JobApi:
         documents: Documents,
         limits: Limits,
         openapi: dict[str, Any],
+        render_report: RenderReport,
     ) -> None:
         self.cfg = cfg
         self.queue = queue
@@ -74,6 +78,7 @@ class JobApi:
         self.documents = documents
         self.limits = limits
         self.openapi = openapi
+        self.render_report = render_report
         self.accepting = True
         self._parsing = asyncio.Semaphore(PARSING_AT_ONCE)
 
@@ -194,7 +199,7 @@ class JobApi:
         if job.run_id is None:
             raise Refusal(404, f"run {job.id} has not started; its report comes once it runs")
         try:
-            page = await run_in_threadpool(render_local, self.documents.data_dir, job.run_id)
+            page = await run_in_threadpool(self.render_report, self.documents.data_dir, job.run_id)
         except ImgflowError as exc:
             raise Refusal(404, str(exc)) from None
         return HTMLResponse(page)

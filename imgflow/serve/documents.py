@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from imgflow.documents.run import write_json
 from imgflow.engine.records import ResultRecord, Summary
 from imgflow.local.db import Database
-from imgflow.render import write_json
 from imgflow.serve.queue import QUEUED, Job, JobQueue
 from imgflow.serve.worker import Worker
 

@@ -28,7 +28,7 @@ import uvicorn
 from imgflow.config import Config
 from imgflow.errors import UsageError
 from imgflow.local.runner import DB_NAME
-from imgflow.serve.app import JobApi, Limits, build_app
+from imgflow.serve.app import JobApi, Limits, RenderReport, build_app
 from imgflow.serve.documents import Documents
 from imgflow.serve.guard import Access
 from imgflow.serve.openapi import describe
@@ -78,7 +78,9 @@ def is_loopback(host: str) -> bool:
 class JobService:
     """The service, bound and ready: `start_info` to announce, then `run` until a signal."""
 
-    def __init__(self, cfg: Config, data_dir: Path, options: Options) -> None:
+    def __init__(
+        self, cfg: Config, data_dir: Path, options: Options, render_report: RenderReport
+    ) -> None:
         loopback = is_loopback(options.host)
         warnings: list[str] = []
         if not loopback and options.no_auth:
@@ -115,6 +117,7 @@ class JobService:
             documents,
             Limits(serve.max_body_bytes, serve.max_json_depth, serve.max_queued),
             describe(cfg.api.route, auth=token is not None),
+            render_report,
         )
         access = Access(
             port=port,

@@ -15,11 +15,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imgflow.backends.local import execute, make_job
 from imgflow.config import Config
+from imgflow.documents.text import summary_line
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 from imgflow.errors import ImgflowError
-from imgflow.local.runner import LocalJob, RunInterrupted, run_job
-from imgflow.render import summary_line
+from imgflow.local.runner import RunInterrupted
 from imgflow.serve.queue import CANCELLED, FAILED, Job, JobQueue
 
 log = logging.getLogger("imgflow.serve")
@@ -158,14 +159,8 @@ class Worker:
         )
         try:
             paths = self.queue.paths(job.id)
-            local = LocalJob(
-                base_url=job.base_url,
-                paths=lambda: paths,
-                concurrency=job.concurrency,
-                batch_size=self.cfg.job.batch_size,
-                max_batches=self.cfg.job.max_batches,
-            )
-            result = run_job(
+            local = make_job(self.cfg, job.base_url, lambda: paths, job.concurrency)
+            result = execute(
                 local,
                 self.cfg,
                 self.data_dir,

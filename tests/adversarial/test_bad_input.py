@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from imgflow.aws.runtime.plan import plan_job
-from imgflow.cli import app
+from imgflow.cli.app import app
 from imgflow.errors import JobError
 
 BASE = "http://127.0.0.1:9"

@@ -97,7 +97,7 @@ def invoke_cli(*args: str) -> tuple[int, str, str]:
     """
     from typer.testing import CliRunner
 
-    from imgflow.cli import app
+    from imgflow.cli.app import app
 
     clean: dict[str, str | None] = {k: None for k in os.environ if k.startswith("IMGFLOW_")}
     result = CliRunner().invoke(app, list(args), env=clean)

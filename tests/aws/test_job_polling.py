@@ -16,8 +16,8 @@ from moto import mock_aws
 from imgflow.aws.client import Aws, connect
 from imgflow.aws.job import JobWatch, job_status, wait_for_job
 from imgflow.aws.runtime.jobs import put_json, summary_key, write_results
+from imgflow.documents.run import json_document
 from imgflow.engine.records import Outcome, ResultRecord
-from imgflow.render import json_document
 
 BUCKET = "polling-images"
 JOB = "job-0123456789abcdef"

@@ -1,4 +1,4 @@
-"""Rich tables and JSON for `imgflow deploy` and `imgflow teardown`. Pure data in, text out."""
+"""Tables and JSON for `imgflow deploy` and `imgflow teardown`. Pure data in, text out."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from imgflow.render import camel_keys
+from imgflow.documents.keys import camel_keys
 
 if TYPE_CHECKING:
     from imgflow.aws.deploy import DeployResult, Step

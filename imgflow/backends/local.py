@@ -1,0 +1,246 @@
+"""The local backend: runs in this process, files under the data folder, SQLite index.
+
+`make_job` and `execute` are the one place that builds a LocalJob and calls the local
+runner (the job service's worker runs its jobs through them too).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from imgflow.backends.base import Detached, Flags, Listener, ReportOptions, RunView
+from imgflow.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from imgflow.config import Config
+    from imgflow.documents.listing import Listing
+    from imgflow.engine.politeness import OnChange
+    from imgflow.engine.records import ResultRecord
+    from imgflow.jobinput import JobInput
+    from imgflow.local.runner import LocalJob, LocalRunResult, Progress
+
+
+def data_folder(cfg: Config, data_dir: Path | None) -> Path:
+    """The data folder: --data-dir, else local.data_dir, as an absolute path."""
+    return (data_dir or Path(cfg.local.data_dir)).expanduser().absolute()
+
+
+def make_job(
+    cfg: Config,
+    base_url: str,
+    paths: Callable[[], Iterable[str]],
+    concurrency: int,
+    *,
+    force: bool = False,
+    key_base: str | None = None,
+    refresh: bool = False,
+) -> LocalJob:
+    """The local runner's job of `paths` under `base_url`, batched as `cfg` says."""
+    from imgflow.local.runner import LocalJob
+
+    return LocalJob(
+        base_url=base_url,
+        paths=paths,
+        concurrency=concurrency,
+        batch_size=cfg.job.batch_size,
+        max_batches=cfg.job.max_batches,
+        force=force,
+        key_base=key_base,
+        refresh=refresh,
+    )
+
+
+def execute(
+    job: LocalJob,
+    cfg: Config,
+    folder: Path,
+    *,
+    progress: Progress | None = None,
+    run_id: str | None = None,
+    on_wait: Callable[[str], None] | None = None,
+    on_throttle: OnChange | None = None,
+    stop: threading.Event | None = None,
+) -> LocalRunResult:
+    """Run `job` into `folder` (imgflow.local.runner.run_job)."""
+    from imgflow.local.runner import run_job
+
+    return run_job(job, cfg, folder, progress, run_id, on_wait, on_throttle, stop)
+
+
+class LocalBackend:
+    """Runs in this process into the data folder."""
+
+    name = "local"
+
+    def __init__(self, cfg: Config, data_dir: Path | None) -> None:
+        self.cfg = cfg
+        self.folder = data_folder(cfg, data_dir)
+
+    @staticmethod
+    def owns(target: str) -> bool:
+        """A run id could be any backend's."""
+        return False
+
+    @staticmethod
+    def refuse(command: str, flags: Flags) -> None:
+        """The aws-only flags."""
+        if command == "run" and (flags.via_api or flags.no_wait or flags.new):
+            raise UsageError("--via-api, --no-wait and --new go with --backend aws")
+        if command == "retry" and flags.no_wait:
+            raise UsageError("--no-wait goes with --backend aws")
+
+    def run(self, spec: JobInput, flags: Flags, listener: Listener) -> RunView:
+        """Check the network settings, then run the job here."""
+        self._check_network(listener)
+        cfg = self.cfg
+        job = make_job(
+            cfg,
+            spec.base_url,
+            spec.paths,
+            cfg.job.concurrency,
+            force=flags.force,
+            key_base=flags.key_base,
+            refresh=flags.refresh,
+        )
+        return self._execute(job, listener)
+
+    def _check_network(self, listener: Listener) -> None:
+        """The proxy and TLS settings as a fetch would read them (environment included),
+        so a bad one stops the run before anything is written; warn when TLS is not
+        verified."""
+        from imgflow.engine import tls
+        from imgflow.engine.proxy import router
+
+        try:
+            router(self.cfg.fetch)
+            tls.check(self.cfg.fetch)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if self.cfg.fetch.insecure:
+            listener.warn(
+                "TLS certificates are not verified (--insecure or "
+                "fetch.insecure): anyone on the path can read and change the images"
+            )
+
+    def _execute(self, job: LocalJob, listener: Listener, run_id: str | None = None) -> RunView:
+        watch = listener.watch
+        started = time.monotonic()
+        result = execute(
+            job,
+            self.cfg,
+            self.folder,
+            progress=watch,
+            run_id=run_id,
+            on_wait=listener.waiting,
+            on_throttle=None if watch is None else watch.throttled,
+        )
+        return self._view(result.run_id, time.monotonic() - started, result)
+
+    def status(self, target: str) -> RunView:
+        """A run of the data folder."""
+        self._need_runs()
+        return self._view(target)
+
+    def _view(
+        self, run_id: str, elapsed: float | None = None, result: LocalRunResult | None = None
+    ) -> RunView:
+        from imgflow.local.db import Database, sqlite_errors
+        from imgflow.local.runner import DB_NAME
+
+        db = Database(self.folder / DB_NAME, readonly=True)
+        try:
+            with sqlite_errors(db.path):
+                info = db.run_info(run_id)
+                if info is None:
+                    raise UsageError(f"run {run_id!r} not found in {self.folder / DB_NAME}")
+                summary = db.summary(run_id)
+        finally:
+            db.close()
+        view = RunView(
+            id=run_id,
+            backend=info.backend,
+            title=f"run {run_id}",
+            state=info.state,
+            summary=summary,
+            duplicates=info.duplicates,
+            records=lambda only_failed: self._records(run_id, only_failed),
+            ok=info.state == "succeeded",
+            elapsed=elapsed,
+        )
+        if result is None:
+            return view
+        return replace(
+            view,
+            throttles=result.throttles,
+            failures_file=result.failures_file,
+            notify_problem=result.notify_problem,
+        )
+
+    def _records(self, run_id: str, only_failed: bool) -> Iterator[ResultRecord]:
+        from imgflow.local.db import Database, sqlite_errors
+        from imgflow.local.runner import DB_NAME
+
+        db = Database(self.folder / DB_NAME, readonly=True)
+        try:
+            with sqlite_errors(db.path):
+                yield from db.records(run_id, only_failed=only_failed)
+        finally:
+            db.close()
+
+    def _need_runs(self) -> None:
+        from imgflow.config import user_config_path
+        from imgflow.local.runner import DB_NAME
+
+        if not (self.folder / DB_NAME).exists():
+            raise UsageError(
+                f"no runs yet in {self.folder} (the data folder comes from --data-dir, "
+                f"local.data_dir in ./imgflow.yaml or {user_config_path()})"
+            )
+
+    def runs(self, limit: int) -> Listing:
+        """The recent runs of the data folder; a retry names its parent."""
+        from imgflow.documents.listing import local_runs
+        from imgflow.local.db import Database, sqlite_errors
+        from imgflow.local.retry import parents
+        from imgflow.local.runner import DB_NAME
+
+        self._need_runs()
+        db = Database(self.folder / DB_NAME, readonly=True)
+        try:
+            with sqlite_errors(db.path):
+                runs = db.recent_runs(limit)
+        finally:
+            db.close()
+        linked = parents(self.folder / DB_NAME, [r.id for r in runs])
+        return local_runs(runs, linked, f"recent runs in {self.folder}")
+
+    def retry(self, target: str, flags: Flags, listener: Listener) -> RunView | Detached | None:
+        """A new run of the failed images of run `target`, linked to it."""
+        from imgflow.local.retry import link, plan_retry
+        from imgflow.local.runner import DB_NAME, new_run_id
+
+        plan = plan_retry(self.folder, target)
+        if plan.failed == 0:
+            listener.note(f"nothing to retry: no image failed in run {target}")
+            return None
+        new_id = new_run_id()
+        link(self.folder / DB_NAME, new_id, target)
+        listener.note(f"retrying {plan.failed} failed images of run {target}: run {new_id}")
+        return self._execute(plan.job, listener, new_id)
+
+    def report(self, target: str | None, options: ReportOptions) -> Path:
+        """Write the page of run `target` (default: the newest)."""
+        from imgflow.report import resolve_run, write_local
+
+        return write_local(
+            self.folder,
+            resolve_run(self.folder, target),
+            options.output,
+            thumbnails=options.thumbnails,
+            embed_thumbnails=options.embed_thumbnails,
+        )

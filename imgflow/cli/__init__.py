@@ -1,0 +1,24 @@
+"""imgflow's command line: parse -> call one library function -> render.
+
+app.py        the Typer app and its commands, in help order; the entry point's body
+exits.py      the only place that turns errors into messages and exit codes
+options.py    the options several commands share, the config they load
+follow.py     a run followed on stderr (live progress on a terminal), then shown
+commands/     one module per command (status and retry share one, deploy and teardown)
+"""
+
+from __future__ import annotations
+
+
+def main() -> None:
+    """The console script's entry point (and ``python -m imgflow.cli``'s).
+
+    From here on a signal is one line and exit 130, also while Typer, rich and the
+    command's modules are still being imported.
+    """
+    from imgflow.signals import exit_now, on_signals
+
+    on_signals(exit_now)
+    from imgflow.cli.app import start
+
+    start()

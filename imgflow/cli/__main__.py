@@ -1,0 +1,5 @@
+"""``python -m imgflow.cli``."""
+
+from imgflow.cli import main
+
+main()

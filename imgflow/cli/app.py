@@ -1,0 +1,90 @@
+"""The Typer app: its commands in help order, --version, and the entry point's body."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, NoReturn
+
+import click
+import typer
+
+from imgflow.cli.commands import check, demo, deploy, report, run, serve, status
+from imgflow.signals import exit_now, on_signals
+from imgflow.ui.console import error_line, out
+
+EXIT_CODES = """Exit codes: 0 every image stored or skipped; 1 an image failed (beyond
+--tolerate-failures) or a backend error; 2 bad usage, config or input (nothing written);
+130 interrupted (finished images are kept)."""
+
+app = typer.Typer(
+    name="imgflow",
+    help="Download large sets of images from one web host into storage you own.\n\n" + EXIT_CODES,
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from imgflow import __version__
+
+        out.print(f"imgflow {__version__}", markup=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Download large sets of images from one web host into storage you own."""
+
+
+app.command()(run.run)
+app.command()(status.status)
+app.command()(status.retry)
+app.command("report")(report.report_command)
+app.command()(check.check)
+app.command()(serve.serve)
+app.command()(demo.demo)
+app.command("deploy")(deploy.deploy_command)
+app.command("teardown")(deploy.teardown_command)
+
+
+def start() -> None:
+    """Run the command line: usage errors, too, are one line and exit 2.
+
+    SIGTERM is SIGINT: either one, at any moment, ends the command with one line and exit
+    130 (a run saves what it finished first).
+    """
+    try:
+        code = app(standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        on_signals(exit_now)
+        error_line("interrupted")
+        sys.exit(130)
+    except Exception as exc:
+        message = getattr(exc, "format_message", None)
+        if message is None or not isinstance(getattr(exc, "exit_code", None), int):
+            raise
+        text = " ".join(str(message()).split())
+        if text:  # (no arguments at all: the help was printed instead)
+            error_line(text)
+        sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
+    _leave(code if isinstance(code, int) else 0)
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit with `code` without the interpreter's teardown, where signals are no longer
+    handled: a signal in a command's last milliseconds is still one line and 130."""
+    on_signals(exit_now)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

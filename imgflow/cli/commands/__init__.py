@@ -1,0 +1,1 @@
+"""One module per command; imgflow/cli/app.py registers them in help order."""

@@ -1,0 +1,61 @@
+"""`imgflow check`: the local index against the files."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from imgflow.cli.exits import errors
+from imgflow.cli.options import ConfigOpt, DataDirOpt, Output, OutputOpt, load_config
+
+
+def check(
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Forget rows whose file is gone or wrong and remove orphan files imgflow made,"
+            " so the next run fetches those images again.",
+        ),
+    ] = False,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Verify the local index against the files: presence, size and sha256 of each image.
+
+    Lists index rows without their file, files unlike their row and files without a row.
+    Exits 1 when it found problems it did not repair.
+    """
+    with errors():
+        import json
+        import sys
+
+        from imgflow.backends.local import data_folder
+        from imgflow.local.check import check as check_folder
+        from imgflow.ui.console import out, say
+
+        cfg = load_config(config)
+        report = check_folder(data_folder(cfg, data_dir), repair=repair, on_wait=say)
+        if output is Output.json:
+            sys.stdout.write(json.dumps(report.to_json()) + "\n")
+        else:
+            for title, items in (
+                ("missing file", report.missing),
+                ("file differs from its row", report.mismatched),
+                ("orphan file", report.orphans),
+                ("not imgflow's (left alone)", report.foreign),
+            ):
+                for item in items[:20]:
+                    out.print(f"{title}: {item}", markup=False)
+                if len(items) > 20:
+                    out.print(f"{title}: ... and {len(items) - 20} more", markup=False)
+            done = "repaired" if repair else "found"
+            out.print(
+                f"checked {report.checked} index rows in {report.data_dir}: {report.intact} intact,"
+                f" {len(report.missing)} missing, {len(report.mismatched)} mismatched,"
+                f" {len(report.orphans)} orphan files {done}",
+                markup=False,
+            )
+    raise typer.Exit(1 if report.problems and not repair else 0)

@@ -1,0 +1,295 @@
+"""`imgflow run`: download every image of a job on the chosen backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from imgflow.cli.exits import errors
+from imgflow.cli.options import (
+    BackendOpt,
+    ConfigOpt,
+    DataDirOpt,
+    NoWaitOpt,
+    Output,
+    OutputOpt,
+    backend_value,
+    load_config,
+)
+
+if TYPE_CHECKING:
+    from imgflow.backends.base import Flags
+    from imgflow.config import Config
+    from imgflow.jobinput import JobInput
+
+
+@dataclass(frozen=True)
+class Network:
+    """run's request flags: headers, proxy, TLS and politeness (fetch.*)."""
+
+    headers: list[str]
+    user_agent: str | None
+    proxy: str | None
+    no_proxy: bool
+    ca_bundle: Path | None
+    insecure: bool
+    rate: float | None
+    burst: int | None
+
+    @property
+    def given(self) -> bool:
+        """Any of them was given (the aws backend refuses them)."""
+        return bool(
+            self.headers
+            or self.user_agent
+            or self.proxy
+            or self.no_proxy
+            or self.ca_bundle
+            or self.insecure
+        ) or (self.rate, self.burst) != (None, None)
+
+    def overrides(self, cfg: Config) -> dict[str, object]:
+        """fetch.* overrides, each checked and named by its flag."""
+        from imgflow import config
+        from imgflow.errors import UsageError
+
+        values: dict[str, object] = {"user_agent": self.user_agent}
+        if self.user_agent is not None:
+            config.check_user_agent(self.user_agent, "--user-agent")
+        if self.headers:
+            names = {config.header_name(text, "--header") for text in self.headers}
+            kept = [
+                h for h in cfg.fetch.headers if h.partition(":")[0].strip().lower() not in names
+            ]
+            values["headers"] = (*kept, *self.headers)
+        if self.proxy is not None and self.no_proxy:
+            raise UsageError("--proxy and --no-proxy do not go together")
+        if self.proxy is not None:
+            config.check_proxy(self.proxy, "--proxy")
+            values["proxy"] = self.proxy
+        if self.no_proxy:
+            values["no_proxy"] = "*"
+        if self.ca_bundle is not None:
+            config.check_ca_bundle(self.ca_bundle, "--ca-bundle")
+            values["ca_bundle"] = str(self.ca_bundle.expanduser().absolute())
+        if self.insecure:
+            values["insecure"] = True
+        return {**values, **self._politeness()}
+
+    def _politeness(self) -> dict[str, object]:
+        """fetch.rate and fetch.burst, named by their flag when wrong."""
+        from imgflow.errors import UsageError
+
+        rate = self.rate
+        if rate is not None and not rate > 0:  # (also refuses nan)
+            raise UsageError(f"--rate: must be greater than 0 requests per second, got {rate:g}")
+        return {"rate": rate, "burst": self.burst}
+
+
+def _read_job(base_url: str | None, paths_file: str | None, job: str | None) -> JobInput:
+    """The job from --paths-file (+ --base-url) or --job."""
+    from imgflow import jobinput
+    from imgflow.errors import UsageError
+
+    if (paths_file is None) == (job is None):
+        raise UsageError("give exactly one of --paths-file or --job")
+    if job is not None:
+        if base_url is not None:
+            raise UsageError("--base-url goes with --paths-file; the job file has baseUrl")
+        return jobinput.from_job_file(job)
+    assert paths_file is not None
+    return jobinput.from_paths_file(base_url, paths_file)
+
+
+def _warn_of_doubled_path(spec: JobInput) -> None:
+    from imgflow.hints import doubled_base_path
+    from imgflow.ui.console import warn
+
+    hint = doubled_base_path(spec.base_url, spec.paths())
+    if hint is not None:
+        warn(hint)
+
+
+def _run_job(cfg: Config, spec: JobInput, flags: Flags, output: Output) -> int:
+    """Run `spec` on the config's backend and show it; the exit code."""
+    from imgflow.backends import BACKENDS
+    from imgflow.backends.base import ReportOptions, RunView
+    from imgflow.cli.follow import follow, shown
+    from imgflow.errors import UsageError
+    from imgflow.ui.console import err
+
+    if flags.refresh and flags.force:
+        raise UsageError(
+            "--refresh and --force go alone: --refresh re-checks stored images,"
+            " --force downloads every image again"
+        )
+    kind = BACKENDS[cfg.backend]
+    kind.refuse("run", flags)
+    backend = kind(cfg, flags.data_dir)
+    outcome = follow(backend, lambda listener: backend.run(spec, flags, listener))
+    code = shown(outcome, output)
+    if flags.report and isinstance(outcome, RunView):
+        written = backend.report(outcome.id, ReportOptions())
+        err.print(f"report: {written}", markup=False, soft_wrap=True)
+    return code
+
+
+def run(
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="Base URL the paths are relative to.")
+    ] = None,
+    paths_file: Annotated[
+        str | None,
+        typer.Option("--paths-file", help="One path per line ('-' reads stdin; # comments)."),
+    ] = None,
+    job: Annotated[
+        str | None,
+        typer.Option(
+            "--job", help='JSON body {"baseUrl", "resourcePaths", "lambdaConcur"} (or -).'
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", "-c", min=1, help="Most requests in flight per batch."),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", min=1, help="Paths per batch.")
+    ] = None,
+    max_batches: Annotated[
+        int | None, typer.Option("--max-batches", min=1, help="Batches in flight at once.")
+    ] = None,
+    tolerate_failures: Annotated[
+        float | None,
+        typer.Option(
+            "--tolerate-failures",
+            min=0,
+            max=100,
+            help="Exit 0 when at most this percent of images failed.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Download again even if already stored.")
+    ] = False,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh",
+            help="Re-check stored images with conditional requests (ETag, Last-Modified):"
+            " keep those the server confirms (unchanged), replace those it changed (updated).",
+        ),
+    ] = False,
+    backend: BackendOpt = None,
+    no_wait: NoWaitOpt = False,
+    via_api: Annotated[
+        bool,
+        typer.Option(
+            "--via-api", help="aws: POST the original body to the HTTP API (SigV4-signed)."
+        ),
+    ] = False,
+    new: Annotated[
+        bool,
+        typer.Option(
+            "--new", help="aws: start a new execution of a job submitted before (skips stored)."
+        ),
+    ] = False,
+    report: Annotated[
+        bool,
+        typer.Option("--report", help="Write the run's HTML report at the end; prints its path."),
+    ] = False,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            "-H",
+            help="Extra request header 'Name: value' (repeatable; replaces a fetch.headers "
+            "entry of the same name).",
+        ),
+    ] = None,
+    user_agent: Annotated[
+        str | None,
+        typer.Option("--user-agent", "-A", help="User-Agent header (fetch.user_agent)."),
+    ] = None,
+    proxy: Annotated[
+        str | None,
+        typer.Option(
+            "--proxy",
+            help="Proxy for every request, http://[user:password@]host:port (fetch.proxy; "
+            "default: HTTP_PROXY / HTTPS_PROXY / ALL_PROXY, NO_PROXY bypasses).",
+        ),
+    ] = None,
+    no_proxy: Annotated[
+        bool,
+        typer.Option("--no-proxy", help="Use no proxy, whatever the config or environment say."),
+    ] = False,
+    ca_bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-bundle",
+            help="PEM file of CA certificates to trust instead of the default bundle "
+            "(fetch.ca_bundle; default: SSL_CERT_FILE / SSL_CERT_DIR, else certifi's).",
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", help="Do not verify TLS certificates (prints a warning)."),
+    ] = False,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate",
+            help="Most requests per second to each host, e.g. 0.5 (fetch.rate; default: "
+            "none, but a host that throttles is slowed down on its own).",
+        ),
+    ] = None,
+    burst: Annotated[
+        int | None,
+        typer.Option(
+            "--burst", min=1, help="Most requests a --rate lets go at once (fetch.burst, 1)."
+        ),
+    ] = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Download every image of a job, store it, index it and report each failure."""
+    with errors():
+        from imgflow.backends.base import Flags
+        from imgflow.config import with_overrides
+
+        network = Network(
+            header or [], user_agent, proxy, no_proxy, ca_bundle, insecure, rate, burst
+        )
+        cfg = load_config(config)
+        cfg = with_overrides(
+            cfg,
+            backend=backend_value(backend),
+            job={
+                "concurrency": concurrency,
+                "batch_size": batch_size,
+                "max_batches": max_batches,
+                "tolerate_failures": tolerate_failures,
+            },
+            fetch=network.overrides(cfg),
+        )
+        spec = _read_job(base_url, paths_file, job)
+        if spec.concurrency is not None and concurrency is None:
+            cfg = with_overrides(cfg, job={"concurrency": spec.concurrency})
+        _warn_of_doubled_path(spec)
+        flags = Flags(
+            data_dir=data_dir,
+            force=force,
+            refresh=refresh,
+            report=report,
+            network=network.given,
+            no_wait=no_wait,
+            via_api=via_api,
+            new=new,
+        )
+        try:
+            code = _run_job(cfg, spec, flags, output)
+        finally:
+            spec.cleanup()
+    raise typer.Exit(code)

@@ -1,0 +1,85 @@
+"""`imgflow status` and `imgflow retry`: a past run, recent runs, a run's failures again."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from imgflow.cli.exits import errors
+from imgflow.cli.options import (
+    BackendOpt,
+    ConfigOpt,
+    DataDirOpt,
+    LimitOpt,
+    NoWaitOpt,
+    Output,
+    OutputOpt,
+    load_config,
+)
+
+
+def status(
+    run_id: Annotated[
+        str | None,
+        typer.Argument(help="A run id (local) or an execution ARN or name (aws)."),
+    ] = None,
+    backend: BackendOpt = None,
+    limit: LimitOpt = 20,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Show a past run's per-image results, or list recent runs (executions on aws)."""
+    with errors():
+        import sys
+
+        from imgflow.backends import choose
+        from imgflow.backends.base import Flags
+        from imgflow.cli.follow import shown
+        from imgflow.ui.console import out
+        from imgflow.ui.tables import listing_table
+
+        cfg = load_config(config)
+        kind = choose(run_id, backend, cfg.backend)
+        kind.refuse("status", Flags(data_dir=data_dir))
+        chosen = kind(cfg, data_dir)
+        if run_id is None:
+            listing = chosen.runs(limit)
+            if output is Output.json:
+                sys.stdout.write(listing.to_json() + "\n")
+            else:
+                out.print(listing_table(listing))
+            return
+        code = shown(chosen.status(run_id), output)
+    raise typer.Exit(code)
+
+
+def retry(
+    target: Annotated[
+        str,
+        typer.Argument(help="A run id (local) or an execution ARN or name (aws) to retry."),
+    ],
+    backend: BackendOpt = None,
+    no_wait: NoWaitOpt = False,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Run again just the images that failed in a run, skipping any stored since.
+
+    The new run (execution on aws) is linked to the one it retries, and `imgflow status`
+    shows which run it retries.
+    """
+    with errors():
+        from imgflow.backends import choose
+        from imgflow.backends.base import Flags
+        from imgflow.cli.follow import follow, shown
+
+        cfg = load_config(config)
+        kind = choose(target, backend, cfg.backend)
+        flags = Flags(data_dir=data_dir, no_wait=no_wait)
+        kind.refuse("retry", flags)
+        chosen = kind(cfg, data_dir)
+        code = shown(follow(chosen, lambda listener: chosen.retry(target, flags, listener)), output)
+    raise typer.Exit(code)
