@@ -36,6 +36,13 @@ def test_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
     assert (cfg.job.concurrency, cfg.job.batch_size) == (9, 10)
 
 
+def test_overrides_set_the_backend_and_are_checked_like_the_file() -> None:
+    cfg = config.with_overrides(config.from_mapping({}, env={}), backend="aws")
+    assert cfg.backend == "aws"
+    with pytest.raises(ConfigError, match=r"job\.concurrency: must be at least 1"):
+        config.with_overrides(cfg, job={"concurrency": 0})
+
+
 def test_env_lists_and_nulls() -> None:
     cfg = config.from_mapping(
         {},
@@ -64,6 +71,7 @@ def test_env_lists_and_nulls() -> None:
         ({"lambda": {"log_retention_days": 10}}, "lambda.log_retention_days: CloudWatch"),
         ({"lambda": {"log_retention_days": "forever"}}, "lambda.log_retention_days: expected"),
         ({"deployment": "Bad_Name"}, "deployment:"),
+        ({"serve": {"port": 65536}}, "serve.port: must be 0 to 65535"),
     ],
 )
 def test_errors_name_the_key(data: dict[str, object], message: str) -> None:

@@ -367,10 +367,55 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "failure-exit-0",
         "exit 1 when an image failed (README)",
-        "imgflow/cli.py",
-        'code = 0 if result.state == "succeeded" else 1',
-        "code = 0",
+        "imgflow/cli/follow.py",
+        "return 0 if outcome.ok else 1",
+        "return 0",
         ("tests/test_cli.py::test_run_json_and_exit_codes",),
+    ),
+    # -- config: flags over IMGFLOW_* over the file, every value checked ----------------------
+    Mutant(
+        "override-dropped",
+        "command-line flags override the file and IMGFLOW_* (config.py, README)",
+        "imgflow/config.py",
+        "cfg = dataclasses.replace(cfg, **{attr: dataclasses.replace(current, **given)})",
+        "cfg = dataclasses.replace(cfg, **{attr: current})",
+        ("tests/test_config.py::test_precedence_flags_over_env_over_file",),
+    ),
+    Mutant(
+        "backend-flag-dropped",
+        "--backend chooses the backend (README)",
+        "imgflow/config.py",
+        "cfg = dataclasses.replace(cfg, backend=backend)",
+        "cfg = dataclasses.replace(cfg)",
+        ("tests/test_config.py::test_overrides_set_the_backend_and_are_checked_like_the_file",),
+    ),
+    Mutant(
+        "override-unchecked",
+        "errors name the key, whether a value comes from a file or a flag (architecture)",
+        "imgflow/config.py",
+        "        cfg = dataclasses.replace(cfg, **{attr: dataclasses.replace(current, **given)})\n"
+        "    _validate(cfg)",
+        "        cfg = dataclasses.replace(cfg, **{attr: dataclasses.replace(current, **given)})",
+        ("tests/test_config.py::test_overrides_set_the_backend_and_are_checked_like_the_file",),
+    ),
+    Mutant(
+        "port-range-unchecked",
+        "serve.port is 0 to 65535 (imgflow.yaml.example)",
+        "imgflow/config.py",
+        "(0 <= cfg.serve.port <= 65535,",
+        "(0 <= cfg.serve.port,",
+        ("tests/test_config.py::test_errors_name_the_key",),
+    ),
+    Mutant(
+        "user-agent-unchecked",
+        "a User-Agent is one line, from fetch.user_agent or --user-agent (imgflow.yaml.example)",
+        "imgflow/config.py",
+        'if any(c in value for c in "\\r\\n\\0"):',
+        "if False:",
+        (
+            "tests/test_request_options.py::test_bad_network_keys_name_the_key",
+            "tests/test_request_options.py::test_cli_bad_request_options",
+        ),
     ),
     Mutant(
         "tolerate-any",
