@@ -86,7 +86,7 @@ def land_here(_ref):
 class Plain:
     pass
 
-on_signals(unwind)  # as imgflow.cli._errors does around a command's work
+on_signals(unwind)  # as imgflow.cli.exits.errors does around a command's work
 try:
     thing = Plain()
     ref = weakref.ref(thing, land_here)
