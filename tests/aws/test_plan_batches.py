@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from types import MappingProxyType
 from typing import Any
 
 from imgflow.aws.runtime.jobs import BatchSpec
 from imgflow.aws.runtime.plan import MAX_CHILD_INPUT_BYTES, split_batches
+from imgflow.engine.plan import Item, item_for
 from infra.statemachine import TRANSIENT_LAMBDA_ERRORS, definition
 
 BASE = "http://img.example.com/x"
@@ -16,26 +18,47 @@ def sizes(specs: list[BatchSpec]) -> list[int]:
     return [len(json.dumps(s.to_json(), separators=(",", ":")).encode()) for s in specs]
 
 
+def items(paths: list[str]) -> list[Item]:
+    return [item_for(BASE, path) for path in paths]
+
+
 def test_batches_split_by_count_when_paths_are_short() -> None:
     paths = [f"p/{n}.gif" for n in range(10)]
-    specs = list(split_batches("job", BASE, paths, 5, 4))
-    assert [len(s.paths) for s in specs] == [4, 4, 2]
+    specs = list(split_batches("job", items(paths), 5, 4))
+    assert [len(s.items) for s in specs] == [4, 4, 2]
     assert [s.batch for s in specs] == [0, 1, 2]
-    assert [p for s in specs for p in s.paths] == paths
+    assert [i for s in specs for i in s.items] == items(paths)
 
 
 def test_batches_split_by_bytes_when_paths_are_long() -> None:
     paths = [f"{n:04d}/" + "é" * 500 for n in range(1000)]  # 1,000 UTF-8 bytes each
-    specs = list(split_batches("job", BASE, paths, 5, 5000))
+    specs = list(split_batches("job", items(paths), 5, 5000))
     assert len(specs) > 1
     assert max(sizes(specs)) <= MAX_CHILD_INPUT_BYTES
-    assert min(sizes(specs)[:-1]) > MAX_CHILD_INPUT_BYTES - 2_000  # batches are kept full
-    assert [p for s in specs for p in s.paths] == paths
+    assert min(sizes(specs)[:-1]) > MAX_CHILD_INPUT_BYTES - 10_000  # batches are kept full
+    assert [i for s in specs for i in s.items] == items(paths)
 
 
 def test_the_largest_batch_allowed_by_count_still_fits() -> None:
     paths = [f"{n:05d}/" + "a" * 1018 for n in range(5000)]
-    assert max(sizes(list(split_batches("j" * 80, BASE, paths, 5, 5000)))) <= 200_000
+    assert max(sizes(list(split_batches("j" * 80, items(paths), 5, 5000)))) <= 200_000
+
+
+def test_a_batch_holds_items_with_their_meta_and_reads_back_the_same() -> None:
+    meta = MappingProxyType({"caption": "a flag", "width": 16})
+    table = [Item(url="https://cdn.example.org/f/ad.gif?s=1", key="cdn/ad.gif", meta=meta)]
+    seed = items(["ad/ad.gif"])
+    [spec] = split_batches("job", [*seed, *table], 5, 10)
+    data = json.loads(json.dumps(spec.to_json()))
+    assert data["items"] == [
+        {"url": f"{BASE}/ad/ad.gif", "key": seed[0].key, "path": "ad/ad.gif"},
+        {
+            "url": "https://cdn.example.org/f/ad.gif?s=1",
+            "key": "cdn/ad.gif",
+            "meta": {"caption": "a flag", "width": 16},
+        },
+    ]
+    assert BatchSpec.from_json(data) == spec
 
 
 def arns() -> dict[str, Any]:
