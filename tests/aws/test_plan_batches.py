@@ -1,13 +1,19 @@
-"""The plan's batches stay under the Map's child input limit; the Lambda retry policy."""
+"""The plan's batches of items stay under the Map's child input limit and are streamed to
+S3; the Lambda retry policy."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from types import MappingProxyType
 from typing import Any
 
+import pytest
+
+from imgflow.aws.client import Aws
+from imgflow.aws.runtime import jobs
 from imgflow.aws.runtime.jobs import BatchSpec
-from imgflow.aws.runtime.plan import MAX_CHILD_INPUT_BYTES, split_batches
+from imgflow.aws.runtime.plan import MAX_CHILD_INPUT_BYTES, plan_job, split_batches
 from imgflow.engine.plan import Item, item_for
 from infra.statemachine import TRANSIENT_LAMBDA_ERRORS, definition
 
@@ -59,6 +65,30 @@ def test_a_batch_holds_items_with_their_meta_and_reads_back_the_same() -> None:
         },
     ]
     assert BatchSpec.from_json(data) == spec
+
+
+def test_batches_are_made_as_items_come() -> None:
+    """The plan never holds all its items: batches come from an endless stream too."""
+    endless = (item_for(BASE, f"p/{n}.gif") for n in itertools.count())
+    first, second = itertools.islice(split_batches("job", endless, 5, 3), 2)
+    assert [i.path for i in second.items] == ["p/3.gif", "p/4.gif", "p/5.gif"]
+    assert first.batch == 0 and second.batch == 1
+
+
+def test_the_plan_writes_a_manifest_larger_than_its_spool(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manifest over SPOOL_BYTES goes through a file on disk, whole and in order."""
+    monkeypatch.setattr(jobs, "SPOOL_BYTES", 4096)
+    s3 = aws.s3()
+    s3.create_bucket(Bucket="plan-test")
+    paths = [f"p/{n}.gif" for n in range(1000)]
+    body = {"baseUrl": BASE, "resourcePaths": [*paths, paths[0]], "batchSize": 300}
+    plan = plan_job(s3, "plan-test", "job", body)
+    assert (plan["expected"], plan["duplicates"], plan["batches"]) == (1000, 1, 4)
+    manifest = jobs.get_json(s3, "plan-test", plan["manifestKey"])
+    assert [BatchSpec.from_json(b).batch for b in manifest] == [0, 1, 2, 3]
+    assert [i for b in manifest for i in BatchSpec.from_json(b).items] == items(paths)
 
 
 def arns() -> dict[str, Any]:
