@@ -16,7 +16,7 @@
            -> Succeeded
 
 Nothing proportional to the number of images passes through state: the plan result, the
-batch items (paths of one batch) and the small counts the Lambdas return. The Map's own
+Map items (one batch of items each) and the small counts the Lambdas return. The Map's own
 output goes to S3 through ResultWriter and is dropped from state (ResultPath null).
 
 The execution input is either the original body ``{"baseUrl", "resourcePaths",

@@ -10,12 +10,14 @@ input and its name (see imgflow.aws.job).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from imgflow.aws.client import Aws, NotFoundError, aws_errors
 from imgflow.aws.job import RUNNING, Started, execution_arn_for, job_body, start_job
 from imgflow.aws.runtime.jobs import BatchSpec, get_json, iter_results, manifest_key
+from imgflow.aws.runtime.plan import job_base_url
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.errors import UsageError
 
@@ -46,12 +48,13 @@ def _describe(aws: Aws, execution_arn: str) -> dict[str, object]:
 
 
 def _failed_in(spec: BatchSpec, records: list[ResultRecord] | None) -> Iterator[str]:
+    paths = [item.path for item in spec.items]
     if records is None:
-        yield from spec.paths
+        yield from paths
         return
     recorded = {r.path for r in records}
     failed = {r.path for r in records if r.outcome is Outcome.FAILED}
-    yield from (p for p in spec.paths if p in failed or p not in recorded)
+    yield from (p for p in paths if p in failed or p not in recorded)
 
 
 def failed_paths(aws: Aws, bucket: str, execution_arn: str) -> FailedPaths:
@@ -77,7 +80,7 @@ def failed_paths(aws: Aws, bucket: str, execution_arn: str) -> FailedPaths:
             current = next(found, None)
         records = current[1] if current is not None and current[0] == spec.batch else None
         paths.extend(_failed_in(spec, records))
-    base_url = specs[0].base_url if specs else ""
+    base_url = job_base_url(s3, json.loads(str(execution["input"])))
     concurrency = specs[0].concurrency if specs else 1
     return FailedPaths(name, base_url, concurrency, paths)
 

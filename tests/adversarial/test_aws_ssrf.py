@@ -36,6 +36,7 @@ from imgflow.aws.runtime.jobs import BatchSpec, get_json, result_key
 from imgflow.config import from_mapping
 from imgflow.engine import guard
 from imgflow.engine.messages import REFUSED_TARGET, failure_class
+from imgflow.engine.plan import item_for
 from infra.statemachine import FAIL_CAUSE
 
 PUBLIC = "93.184.216.34"
@@ -113,7 +114,7 @@ def guarded(session: Aws, tmp_path: Path) -> Any:
 
 def invoke_download(aws: Aws, deployed: Any, base_url: str, paths: list[str]) -> list[Any]:
     """Run one batch through the download Lambda; its result records."""
-    spec = BatchSpec("direct", 0, base_url, tuple(paths), 4)
+    spec = BatchSpec("direct", 0, tuple(item_for(base_url, path) for path in paths), 4)
     answer = aws.lambda_().invoke(
         FunctionName=deployed.outputs.functions["download"],
         Payload=json.dumps({"batch": spec.to_json()}).encode(),

@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -26,8 +27,17 @@ from sfn_limits import started_inputs, strict_map
 
 from imgflow.aws.client import Aws
 from imgflow.aws.runtime import plan as plan_step
-from imgflow.aws.runtime.jobs import failures_key, get_json, manifest_key, result_key
+from imgflow.aws.runtime.jobs import (
+    BatchSpec,
+    failures_key,
+    get_json,
+    manifest_key,
+    result_key,
+)
 from imgflow.demo.server import StaticServer, serve_directory
+from imgflow.engine.failures import FailureKind
+from imgflow.engine.plan import Item, item_for
+from imgflow.engine.records import ResultRecord
 from infra.statemachine import FAIL_CAUSE, FAIL_ERROR
 
 
@@ -83,7 +93,16 @@ def test_success_case(aws: Aws, pipeline: Deployed, flags: StaticServer) -> None
     row = aws.dynamodb().get_item(TableName=pipeline.table, Key={"url": {"S": url}})["Item"]
     assert row["key"]["S"] == f"images/{host}/ht/ht.gif"
     assert row["jobId"]["S"] == "success"
+    [batch] = get_json(s3, pipeline.bucket, manifest_key("success"))
+    planned = batch["items"]
+    assert len(planned) == 101  # ht/ht.gif is listed twice
+    assert planned[0] == {
+        "url": f"{flags.base_url}/ad/ad.gif",
+        "key": f"{host}/ad/ad.gif",
+        "path": "ad/ad.gif",
+    }
     records = get_json(s3, pipeline.bucket, result_key("success", 0))
+    assert [(r["url"], r["path"]) for r in records] == [(i["url"], i["path"]) for i in planned]
     assert {r["outcome"] for r in records} == {"stored"}
     assert get_json(s3, pipeline.bucket, failures_key("success")) == []
     assert notices(aws, pipeline.queue_url) == []
@@ -111,6 +130,47 @@ def test_failure_case(aws: Aws, pipeline: Deployed, flags: StaticServer) -> None
     records = get_json(aws.s3(), pipeline.bucket, result_key("fail", 0))
     failed = [r for r in records if r["outcome"] == "failed"]
     assert [(r["url"], r["statusCode"]) for r in failed] == [(missing, 404)]
+    assert ResultRecord.from_json(failed[0]).failure_kind is FailureKind.NOT_FOUND
+
+
+def invoke_download(aws: Aws, deployed: Deployed, spec: BatchSpec) -> dict[str, Any]:
+    """Run one batch through the deployed download Lambda, as a Map child would."""
+    answer = aws.lambda_().invoke(
+        FunctionName=deployed.outputs.functions["download"],
+        Payload=json.dumps({"batch": spec.to_json()}).encode(),
+    )
+    assert "FunctionError" not in answer, answer["Payload"].read()
+    counts: dict[str, Any] = json.loads(answer["Payload"].read())
+    return counts
+
+
+def test_a_batch_is_fetched_under_its_items_keys_and_indexes_their_meta(
+    aws: Aws, pipeline: Deployed, flags: StaticServer
+) -> None:
+    """The download step takes each item's URL and key as the batch holds them (a source
+    of full URLs chooses its own keys): nothing is derived again from a base URL."""
+    caption = MappingProxyType({"caption": "Andorra", "width": 16})
+    chosen = Item(url=f"{flags.base_url}/ad/ad.gif", key="chosen/andorra.gif", meta=caption)
+    seeded = item_for(flags.base_url, "mk/mk.gif")
+    missing = Item(url=f"{flags.base_url}/zz/zz.gif", key="chosen/none.gif")
+    counts = invoke_download(aws, pipeline, BatchSpec("direct", 0, (chosen, seeded, missing), 2))
+    assert (counts["total"], counts["stored"], counts["failed"]) == (3, 2, 1)
+    s3 = aws.s3()
+    listing = s3.list_objects_v2(Bucket=pipeline.bucket, Prefix="images/")
+    stored = sorted(o["Key"] for o in listing["Contents"])
+    assert stored == sorted(["images/chosen/andorra.gif", f"images/{seeded.key}"])
+    records = get_json(s3, pipeline.bucket, result_key("direct", 0))
+    assert [(r["url"], r["path"], r["key"]) for r in records] == [
+        (chosen.url, chosen.url, "images/chosen/andorra.gif"),
+        (seeded.url, "mk/mk.gif", f"images/{seeded.key}"),
+        (missing.url, missing.url, None),
+    ]
+    dynamodb = aws.dynamodb()
+    rows = {row["url"]["S"]: row for row in dynamodb.scan(TableName=pipeline.table)["Items"]}
+    assert set(rows) == {chosen.url, seeded.url}
+    assert rows[chosen.url]["key"]["S"] == "images/chosen/andorra.gif"
+    assert json.loads(rows[chosen.url]["meta"]["S"]) == {"caption": "Andorra", "width": 16}
+    assert "meta" not in rows[seeded.url]  # written only when the item has any
 
 
 def crash_batch(monkeypatch: pytest.MonkeyPatch, batch: int, *, recording_too: bool) -> None:
@@ -152,6 +212,9 @@ def test_a_crashed_batch_is_reported_failed_and_the_others_are_kept(
     summary = get_json(aws.s3(), pipeline.bucket, "jobs/crash/summary.json")
     assert (summary["total"], summary["stored"], summary["failed"]) == (5, 2, 3)
     assert summary["lostBatches"] == (1 if recording_too else 0)
+    if not recording_too:  # the caught crash's records say what kind of failure it was
+        records = get_json(aws.s3(), pipeline.bucket, result_key("crash", 1))
+        assert [r["failureKind"] for r in records] == ["batch-failed", "batch-failed"]
 
 
 def raising(name: str, times: int | None = None) -> Any:
@@ -207,22 +270,22 @@ def long_paths(count: int) -> list[str]:
 def test_a_batch_over_the_child_input_limit_is_split(
     aws: Aws, pipeline: Deployed, flags: StaticServer
 ) -> None:
-    paths = long_paths(300)  # one batch of 300 would be a 300 KB child input
-    body = {"baseUrl": flags.base_url, "resourcePaths": paths, "batchSize": 300}
+    paths = long_paths(100)  # one batch of 100 items would be a 300 KB child input
+    body = {"baseUrl": flags.base_url, "resourcePaths": paths, "batchSize": 100}
     execution = run(aws, pipeline, body, "long-paths")
     assert (execution["status"], execution.get("cause")) == ("FAILED", FAIL_CAUSE)
     manifest = get_json(aws.s3(), pipeline.bucket, manifest_key("long-paths"))
     sizes = [len(json.dumps(item).encode()) for item in manifest]
     assert len(manifest) == 2 and max(sizes) <= plan_step.MAX_CHILD_INPUT_BYTES, sizes
-    assert [p for item in manifest for p in item["paths"]] == paths
+    assert [i["path"] for item in manifest for i in item["items"]] == paths
     assert sorted(started_inputs()) == sorted(
         len(json.dumps(i, separators=(",", ":")).encode()) for i in manifest
     )
     summary = get_json(aws.s3(), pipeline.bucket, "jobs/long-paths/summary.json")
-    assert (summary["total"], summary["failed"], summary["lostBatches"]) == (300, 300, 0)
+    assert (summary["total"], summary["failed"], summary["lostBatches"]) == (100, 100, 0)
     assert summary["mapFailed"] is None
     [notice] = notices(aws, pipeline.queue_url)
-    assert json.loads(notice)["summary"] == "300 of 300 images failed to download"
+    assert json.loads(notice)["summary"] == "100 of 100 images failed to download"
 
 
 def test_a_child_that_cannot_start_still_ends_in_consolidate(

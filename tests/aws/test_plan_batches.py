@@ -1,12 +1,20 @@
-"""The plan's batches stay under the Map's child input limit; the Lambda retry policy."""
+"""The plan's batches of items stay under the Map's child input limit and are streamed to
+S3; the Lambda retry policy."""
 
 from __future__ import annotations
 
+import itertools
 import json
+from types import MappingProxyType
 from typing import Any
 
+import pytest
+
+from imgflow.aws.client import Aws
+from imgflow.aws.runtime import jobs
 from imgflow.aws.runtime.jobs import BatchSpec
-from imgflow.aws.runtime.plan import MAX_CHILD_INPUT_BYTES, split_batches
+from imgflow.aws.runtime.plan import MAX_CHILD_INPUT_BYTES, plan_job, split_batches
+from imgflow.engine.plan import Item, item_for
 from infra.statemachine import TRANSIENT_LAMBDA_ERRORS, definition
 
 BASE = "http://img.example.com/x"
@@ -16,26 +24,71 @@ def sizes(specs: list[BatchSpec]) -> list[int]:
     return [len(json.dumps(s.to_json(), separators=(",", ":")).encode()) for s in specs]
 
 
+def items(paths: list[str]) -> list[Item]:
+    return [item_for(BASE, path) for path in paths]
+
+
 def test_batches_split_by_count_when_paths_are_short() -> None:
     paths = [f"p/{n}.gif" for n in range(10)]
-    specs = list(split_batches("job", BASE, paths, 5, 4))
-    assert [len(s.paths) for s in specs] == [4, 4, 2]
+    specs = list(split_batches("job", items(paths), 5, 4))
+    assert [len(s.items) for s in specs] == [4, 4, 2]
     assert [s.batch for s in specs] == [0, 1, 2]
-    assert [p for s in specs for p in s.paths] == paths
+    assert [i for s in specs for i in s.items] == items(paths)
 
 
 def test_batches_split_by_bytes_when_paths_are_long() -> None:
     paths = [f"{n:04d}/" + "é" * 500 for n in range(1000)]  # 1,000 UTF-8 bytes each
-    specs = list(split_batches("job", BASE, paths, 5, 5000))
+    specs = list(split_batches("job", items(paths), 5, 5000))
     assert len(specs) > 1
     assert max(sizes(specs)) <= MAX_CHILD_INPUT_BYTES
-    assert min(sizes(specs)[:-1]) > MAX_CHILD_INPUT_BYTES - 2_000  # batches are kept full
-    assert [p for s in specs for p in s.paths] == paths
+    assert min(sizes(specs)[:-1]) > MAX_CHILD_INPUT_BYTES - 10_000  # batches are kept full
+    assert [i for s in specs for i in s.items] == items(paths)
 
 
 def test_the_largest_batch_allowed_by_count_still_fits() -> None:
     paths = [f"{n:05d}/" + "a" * 1018 for n in range(5000)]
-    assert max(sizes(list(split_batches("j" * 80, BASE, paths, 5, 5000)))) <= 200_000
+    assert max(sizes(list(split_batches("j" * 80, items(paths), 5, 5000)))) <= 200_000
+
+
+def test_a_batch_holds_items_with_their_meta_and_reads_back_the_same() -> None:
+    meta = MappingProxyType({"caption": "a flag", "width": 16})
+    table = [Item(url="https://cdn.example.org/f/ad.gif?s=1", key="cdn/ad.gif", meta=meta)]
+    seed = items(["ad/ad.gif"])
+    [spec] = split_batches("job", [*seed, *table], 5, 10)
+    data = json.loads(json.dumps(spec.to_json()))
+    assert data["items"] == [
+        {"url": f"{BASE}/ad/ad.gif", "key": seed[0].key, "path": "ad/ad.gif"},
+        {
+            "url": "https://cdn.example.org/f/ad.gif?s=1",
+            "key": "cdn/ad.gif",
+            "meta": {"caption": "a flag", "width": 16},
+        },
+    ]
+    assert BatchSpec.from_json(data) == spec
+
+
+def test_batches_are_made_as_items_come() -> None:
+    """The plan never holds all its items: batches come from an endless stream too."""
+    endless = (item_for(BASE, f"p/{n}.gif") for n in itertools.count())
+    first, second = itertools.islice(split_batches("job", endless, 5, 3), 2)
+    assert [i.path for i in second.items] == ["p/3.gif", "p/4.gif", "p/5.gif"]
+    assert first.batch == 0 and second.batch == 1
+
+
+def test_the_plan_writes_a_manifest_larger_than_its_spool(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manifest over SPOOL_BYTES goes through a file on disk, whole and in order."""
+    monkeypatch.setattr(jobs, "SPOOL_BYTES", 4096)
+    s3 = aws.s3()
+    s3.create_bucket(Bucket="plan-test")
+    paths = [f"p/{n}.gif" for n in range(1000)]
+    body = {"baseUrl": BASE, "resourcePaths": [*paths, paths[0]], "batchSize": 300}
+    plan = plan_job(s3, "plan-test", "job", body)
+    assert (plan["expected"], plan["duplicates"], plan["batches"]) == (1000, 1, 4)
+    manifest = jobs.get_json(s3, "plan-test", plan["manifestKey"])
+    assert [BatchSpec.from_json(b).batch for b in manifest] == [0, 1, 2, 3]
+    assert [i for b in manifest for i in BatchSpec.from_json(b).items] == items(paths)
 
 
 def arns() -> dict[str, Any]:

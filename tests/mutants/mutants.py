@@ -472,6 +472,31 @@ MUTANTS: list[Mutant] = [
         timeout=300.0,
     ),
     Mutant(
+        "download-rederives-keys",
+        "a batch's items are fetched and stored as the plan made them (docs/aws.md)",
+        "imgflow/aws/runtime/download.py",
+        "    items = spec.items\n",
+        '    items = tuple(dataclasses.replace(i, key=i.url.split("://")[1])'
+        " for i in spec.items)\n",
+        (
+            "tests/aws/test_pipeline.py::"
+            "test_a_batch_is_fetched_under_its_items_keys_and_indexes_their_meta",
+        ),
+        timeout=300.0,
+    ),
+    Mutant(
+        "index-drops-meta",
+        "the index row keeps the item's meta (docs/aws.md)",
+        "imgflow/aws/runtime/index.py",
+        "    if meta:\n",
+        "    if False:\n",
+        (
+            "tests/aws/test_pipeline.py::"
+            "test_a_batch_is_fetched_under_its_items_keys_and_indexes_their_meta",
+        ),
+        timeout=300.0,
+    ),
+    Mutant(
         "lambda-unknown-retried-like-transient",
         "a batch that timed out (Lambda.Unknown) is retried at most once (docs/aws.md)",
         "infra/statemachine.py",

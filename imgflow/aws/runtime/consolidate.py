@@ -1,6 +1,6 @@
 """The consolidate step: count every batch's records, write the failures file, build the
 SNS message. Batches that left no result object (a crashed child) and batches with fewer
-records than paths are reported failed, so totals always match the plan.
+records than items are reported failed, so totals always match the plan.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def map_failure(plan: dict[str, Any]) -> str | None:
 def _missing_records(
     s3: S3Client, bucket: str, plan: dict[str, Any], seen: dict[int, int]
 ) -> list[ResultRecord]:
-    """Failed records for the paths of batches that are absent or short in `seen`."""
+    """Failed records for the items of batches that are absent or short in `seen`."""
     manifest = get_json(s3, bucket, plan["manifestKey"])
     failed_map = map_failure(plan)
     records: list[ResultRecord] = []
@@ -78,8 +78,8 @@ def _missing_records(
             if failed_map is not None:
                 detail += f"; the download map failed ({failed_map})"
             records.extend(lost_records(spec, detail))
-        elif have < len(spec.paths):
-            short = BatchSpec(spec.job_id, number, spec.base_url, spec.paths[have:], 0)
+        elif have < len(spec.items):
+            short = BatchSpec(spec.job_id, number, spec.items[have:], 0)
             records.extend(lost_records(short, f"batch {number} reported only {have} results"))
     return records
 

@@ -18,8 +18,8 @@ from imgflow.aws.runtime.settings import LambdaSettings
 from imgflow.aws.runtime.store import S3Store
 from imgflow.engine import messages
 from imgflow.engine.batch import failed_record, run_batch_blocking
+from imgflow.engine.failures import FailureKind
 from imgflow.engine.guard import make_address_check, make_guard
-from imgflow.engine.plan import item_for
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 
 MAX_DETAIL = 300
@@ -41,7 +41,7 @@ def _with_object_key(record: ResultRecord, store: S3Store) -> ResultRecord:
 
 def download_batch(aws: Aws, settings: LambdaSettings, spec: BatchSpec) -> dict[str, Any]:
     """Fetch and store one batch; index and record it."""
-    items = [item_for(spec.base_url, path) for path in spec.paths]
+    items = spec.items
     store = S3Store(aws.s3(), settings.bucket, settings.prefix)
     index = DynamoIndex(aws.dynamodb(), settings.table, settings.bucket)
     known = index.lookup([item.url for item in items])
@@ -56,7 +56,7 @@ def download_batch(aws: Aws, settings: LambdaSettings, spec: BatchSpec) -> dict[
         known=known,
     )
     records = [_with_object_key(record, store) for record in records]
-    index.record(spec.job_id, records)
+    index.record(spec.job_id, items, records)
     write_results(aws.s3(), settings.bucket, spec.job_id, spec.batch, records)
     return counts(spec, records)
 
@@ -72,10 +72,10 @@ def crash_detail(error: Any) -> str:
 def lost_records(spec: BatchSpec, detail: str) -> list[ResultRecord]:
     """Every item of a batch, failed with `detail`."""
     records = []
-    for path in spec.paths:
-        item = item_for(spec.base_url, path)
+    for item in spec.items:
         message = messages.failure(messages.BATCH_FAILED, item.url, detail)
-        records.append(failed_record(item, message, None, 0))
+        record = failed_record(item, message, None, 0)
+        records.append(dataclasses.replace(record, failure_kind=FailureKind.BATCH_FAILED))
     return records
 
 

@@ -7,13 +7,15 @@ unprocessed items under throttling, which are retried with backoff until done or
 
 from __future__ import annotations
 
+import json
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from imgflow.aws.client import aws_errors
+from imgflow.engine.plan import NO_META, Item
 from imgflow.engine.ports import StoredObject, Validators
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.errors import BackendError
@@ -30,8 +32,10 @@ def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def index_item(record: ResultRecord, bucket: str, job_id: str, now: str) -> dict[str, Any]:
-    """The DynamoDB item of a stored record."""
+def index_item(
+    record: ResultRecord, bucket: str, job_id: str, now: str, meta: Mapping[str, Any] = NO_META
+) -> dict[str, Any]:
+    """The DynamoDB item of a stored record; its item's `meta` as a JSON string, if any."""
     item: dict[str, Any] = {
         "url": {"S": record.url},
         "bucket": {"S": bucket},
@@ -47,6 +51,8 @@ def index_item(record: ResultRecord, bucket: str, job_id: str, now: str) -> dict
         item["etag"] = {"S": record.etag}
     if record.last_modified:
         item["lastModified"] = {"S": record.last_modified}
+    if meta:
+        item["meta"] = {"S": json.dumps(dict(meta), separators=(",", ":"))}
     return item
 
 
@@ -102,12 +108,13 @@ class DynamoIndex:
                 raise BackendError(f"DynamoDB kept throttling reads of table {self.table}")
         return found
 
-    def record(self, run_id: str, records: Sequence[ResultRecord]) -> None:
-        """Write index rows for the stored records (skipped and failed ones are ignored)."""
+    def record(self, run_id: str, items: Sequence[Item], records: Sequence[ResultRecord]) -> None:
+        """Write index rows for the stored records, one per item in order (skipped and
+        failed ones are ignored)."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
         rows = {
-            r.url: index_item(r, self.bucket, run_id, now)
-            for r in records
+            r.url: index_item(r, self.bucket, run_id, now, item.meta)
+            for item, r in zip(items, records, strict=True)
             if r.outcome is Outcome.STORED
         }
         for chunk in _chunks(list(rows.values()), WRITE_CHUNK):

@@ -1,7 +1,7 @@
 """Where a job's objects live in the bucket, and reading and writing them as JSON.
 
     jobs/<job-id>/job.json            the job as uploaded by the CLI (original body format)
-    jobs/<job-id>/batches.json        the manifest: a JSON array of batches (plan writes it)
+    jobs/<job-id>/batches.json        the manifest: a JSON array of batches of items (plan)
     jobs/<job-id>/results/<n>.json    one batch's result records (the download Lambda)
     jobs/<job-id>/failures.json       the JSON array of failure messages (consolidate)
     jobs/<job-id>/summary.json        the run's counts (consolidate)
@@ -12,13 +12,16 @@ Shared by the Lambda handlers and the job driver; no imports beyond the engine a
 from __future__ import annotations
 
 import json
+import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from imgflow.aws.client import aws_errors
+from imgflow.engine.plan import NO_META, Item
 from imgflow.engine.records import ResultRecord
 
 if TYPE_CHECKING:
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
 
 JOBS_PREFIX = "jobs/"
 READ_THREADS = 16
+SPOOL_BYTES = 8 * 1024 * 1024  # a manifest larger than this is spooled to disk (Lambda's /tmp)
 
 
 def job_prefix(job_id: str) -> str:
@@ -63,14 +67,34 @@ def summary_key(job_id: str) -> str:
     return f"{job_prefix(job_id)}summary.json"
 
 
+def item_json(item: Item) -> dict[str, Any]:
+    """An item as a manifest holds it (`path` and `meta` only when not empty)."""
+    data: dict[str, Any] = {"url": item.url, "key": item.key}
+    if item.path:
+        data["path"] = item.path
+    if item.meta:
+        data["meta"] = dict(item.meta)
+    return data
+
+
+def item_from_json(data: dict[str, Any]) -> Item:
+    """An item written by `item_json`."""
+    meta = data.get("meta")
+    return Item(
+        url=str(data["url"]),
+        key=str(data["key"]),
+        meta=MappingProxyType(dict(meta)) if meta else NO_META,
+        path=str(data.get("path", "")),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class BatchSpec:
     """One item of the manifest: what one download Lambda invocation fetches."""
 
     job_id: str
     batch: int
-    base_url: str
-    paths: tuple[str, ...]
+    items: tuple[Item, ...]
     concurrency: int
 
     def to_json(self) -> dict[str, Any]:
@@ -78,8 +102,7 @@ class BatchSpec:
         return {
             "jobId": self.job_id,
             "batch": self.batch,
-            "baseUrl": self.base_url,
-            "paths": list(self.paths),
+            "items": [item_json(item) for item in self.items],
             "concurrency": self.concurrency,
         }
 
@@ -89,8 +112,7 @@ class BatchSpec:
         return cls(
             job_id=str(data["jobId"]),
             batch=int(data["batch"]),
-            base_url=str(data["baseUrl"]),
-            paths=tuple(str(p) for p in data["paths"]),
+            items=tuple(item_from_json(item) for item in data["items"]),
             concurrency=int(data["concurrency"]),
         )
 
@@ -100,6 +122,26 @@ def put_json(s3: S3Client, bucket: str, key: str, data: Any) -> None:
     body = json.dumps(data, separators=(",", ":")).encode()
     with aws_errors("s3:PutObject"):
         s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+
+def put_json_array(s3: S3Client, bucket: str, key: str, rows: Iterable[Any]) -> int:
+    """Write `rows` as one JSON array; how many there were.
+
+    The array is spooled through a temporary file (on disk past SPOOL_BYTES) and sent with
+    one PutObject, so memory stays flat however many rows there are.
+    """
+    count = 0
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        spool.write(b"[")
+        for row in rows:
+            spool.write(b"," if count else b"")
+            spool.write(json.dumps(row, separators=(",", ":")).encode())
+            count += 1
+        spool.write(b"]")
+        spool.seek(0)
+        with aws_errors("s3:PutObject"):
+            s3.put_object(Bucket=bucket, Key=key, Body=spool, ContentType="application/json")
+    return count
 
 
 def get_text(s3: S3Client, bucket: str, key: str) -> str:

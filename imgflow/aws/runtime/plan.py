@@ -5,9 +5,11 @@ The request is the execution input: the original body ``{"baseUrl", "resourcePat
 with an optional ``"batchSize"`` (and, for a retry, ``"parent"``: the execution it retries,
 recorded in the plan result and so in the summary). Only counts and the manifest's key are returned.
 
-Each manifest item is the input of one child execution of the Distributed Map, and Step
-Functions refuses an input over 256 KiB: a batch holds at most `batchSize` paths and at
-most MAX_CHILD_INPUT_BYTES of JSON, whichever comes first.
+The batches hold the job's items (URL, stored key, resource path: engine.plan.Item), made
+here from the job once; the download and consolidate steps take them as they are. Each
+batch is the input of one child execution of the Distributed Map, and Step Functions
+refuses an input over 256 KiB: a batch holds at most `batchSize` items and at most
+MAX_CHILD_INPUT_BYTES of JSON, whichever comes first.
 """
 
 from __future__ import annotations
@@ -16,9 +18,15 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from imgflow.aws.runtime.jobs import BatchSpec, get_text, manifest_key, put_json
+from imgflow.aws.runtime.jobs import (
+    BatchSpec,
+    get_text,
+    item_json,
+    manifest_key,
+    put_json_array,
+)
 from imgflow.engine.job import parse_job_json, validate_concurrency
-from imgflow.engine.plan import item_for
+from imgflow.engine.plan import Item, item_for
 from imgflow.errors import JobError
 
 if TYPE_CHECKING:
@@ -44,6 +52,12 @@ def job_text(s3: S3Client, request: dict[str, Any]) -> tuple[str, str]:
     return get_text(s3, bucket, key), f"s3://{bucket}/{key}"
 
 
+def job_base_url(s3: S3Client, request: dict[str, Any]) -> str:
+    """The validated base URL of an execution input's job."""
+    base_url, _, _ = parse_job_json(*job_text(s3, request))
+    return base_url
+
+
 def batch_size_of(request: dict[str, Any]) -> int:
     """The requested batch size, or the default."""
     size = validate_concurrency(request.get("batchSize", DEFAULT_BATCH_SIZE), "batchSize")
@@ -58,54 +72,52 @@ def _json_bytes(value: Any) -> int:
 
 def split_batches(
     job_id: str,
-    base_url: str,
-    paths: Iterable[str],
+    items: Iterable[Item],
     concurrency: int,
     size: int,
     max_bytes: int | None = None,
 ) -> Iterator[BatchSpec]:
-    """Consecutive batches of at most `size` paths whose JSON is at most `max_bytes` long.
+    """Consecutive batches of at most `size` items whose JSON is at most `max_bytes` long.
 
     Sizes are counted with ``json.dumps``'s default separators, an upper bound of the
     compact form, and with the largest batch number the manifest can have.
     """
     limit = MAX_CHILD_INPUT_BYTES if max_bytes is None else max_bytes
-    empty = BatchSpec(job_id, 10**9, base_url, (), concurrency).to_json()
-    overhead = _json_bytes(empty)
-    batch: list[str] = []
+    overhead = _json_bytes(BatchSpec(job_id, 10**9, (), concurrency).to_json())
+    batch: list[Item] = []
     used = overhead
     number = 0
-    for path in paths:
-        cost = _json_bytes(path) + 2  # ", " before it
+    for item in items:
+        cost = _json_bytes(item_json(item)) + 2  # ", " before it
         if batch and (len(batch) >= size or used + cost > limit):
-            yield BatchSpec(job_id, number, base_url, tuple(batch), concurrency)
+            yield BatchSpec(job_id, number, tuple(batch), concurrency)
             number, batch, used = number + 1, [], overhead
-        batch.append(path)
+        batch.append(item)
         used += cost
     if batch:
-        yield BatchSpec(job_id, number, base_url, tuple(batch), concurrency)
+        yield BatchSpec(job_id, number, tuple(batch), concurrency)
 
 
 def plan_job(s3: S3Client, bucket: str, job_id: str, request: dict[str, Any]) -> dict[str, Any]:
-    """Write jobs/<job_id>/batches.json; return what the Map and consolidate need."""
+    """Write jobs/<job_id>/batches.json; return what the Map and consolidate need.
+
+    The items are made and written batch by batch, never held all at once.
+    """
     size = batch_size_of(request)
-    text, source = job_text(s3, request)
-    base_url, paths, concurrency = parse_job_json(text, source)
-    unique = list(dict.fromkeys(paths))
+    base_url, paths, concurrency = parse_job_json(*job_text(s3, request))
+    unique = dict.fromkeys(paths)
     concurrency = concurrency or DEFAULT_CONCURRENCY
-    normal = (item_for(base_url, path).path for path in unique)
-    manifest = [
-        spec.to_json() for spec in split_batches(job_id, base_url, normal, concurrency, size)
-    ]
+    items = (item_for(base_url, path) for path in unique)
+    specs = split_batches(job_id, items, concurrency, size)
     key = manifest_key(job_id)
-    put_json(s3, bucket, key, manifest)
+    batches = put_json_array(s3, bucket, key, (spec.to_json() for spec in specs))
     return {
         "jobId": job_id,
         "bucket": bucket,
         "manifestKey": key,
         "expected": len(unique),
         "duplicates": len(paths) - len(unique),
-        "batches": len(manifest),
+        "batches": batches,
         "batchSize": size,
         "concurrency": concurrency,
         "parent": request.get("parent"),
