@@ -652,4 +652,13 @@ MUTANTS: list[Mutant] = [
         "        if False:\n            self._after",
         ("tests/test_compressed_cut.py::test_every_member_of_a_multi_member_gzip_body_is_decoded",),
     ),
+    Mutant(
+        "credentials-cross-origins",
+        "credential headers go only to the image URL's origin, never past a redirect away"
+        " (README)",
+        "imgflow/engine/fetch.py",
+        "            away = away or _origin(result) != _origin(url)",
+        "            away = False",
+        ("tests/test_redirect_credentials.py",),
+    ),
 ]
