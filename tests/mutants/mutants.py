@@ -654,8 +654,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "credentials-cross-origins",
-        "credential headers go only to the image URL's origin, never past a redirect away"
-        " (README)",
+        "credential headers go only to the image URL's origin, never past a redirect away (README)",
         "imgflow/engine/fetch.py",
         "            away = away or _origin(result) != _origin(url)",
         "            away = False",
