@@ -415,6 +415,15 @@ def user_config_path(env: Mapping[str, str] | None = None) -> Path:
     return Path(base) / USER_CONFIG_NAME
 
 
+def _user_file_there(file: Path) -> bool:
+    """Whether the user-level file is there: behind a folder this user may not search (a
+    HOME they cannot read, as after `su` without `-` or under cron) it is not, for them."""
+    try:
+        return file.is_file()
+    except PermissionError:
+        return False
+
+
 def _read_yaml(file: Path) -> Any:
     try:
         text = file.read_text(encoding="utf-8")
@@ -452,7 +461,7 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
     user_file = user_config_path(env)
     data: Any = None
     sources: list[str] = []
-    if user_file.is_file():
+    if _user_file_there(user_file):
         data = _read_yaml(user_file)
         if data is not None and not isinstance(data, Mapping):
             raise ConfigError(f"{user_file}: the top level must be a mapping of settings")

@@ -142,6 +142,19 @@ def test_lambda_concur_as_a_string_of_digits(
         (b'{"baseUrl": "http://h", "resourcePaths": ["a"], "lambdaConcur": 99999}', "at most"),
         (b'{"baseUrl": "http://h", "resourcePaths": []}', "is empty"),
         (b"\xff\xfe", "not UTF-8"),
+        (b'{"baseUrl": "http://h", "resourcePaths": ["\\ud800.png"]}', "lone surrogate"),
+        (
+            b'{"baseUrl": "http://h", "resourcePaths": ["a"], "lambdaConcur": '
+            + b"9" * 5000
+            + b"}",
+            "more than 4300 digits",
+        ),
+        (
+            b'{"baseUrl": "http://h", "resourcePaths": ["a"], "lambdaConcur": "'
+            + b"9" * 5000
+            + b'"}',
+            "whole number",
+        ),
     ],
 )
 def test_bad_bodies_get_400_with_one_line_and_store_nothing(

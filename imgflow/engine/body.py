@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from imgflow.engine import messages
-from imgflow.engine.decode import DecodeError, Decoder
+from imgflow.engine.decode import DecodeError, Decoder, TruncatedStream
 from imgflow.engine.ports import ObjectStore, ObjectWriter
 from imgflow.engine.sniff import SNIFF_BYTES, sniff
 
@@ -228,6 +228,9 @@ async def read_body(
         while out := decoder.decode(b"", reader.step()):
             if (refused := await reader.take(out)) is not None:
                 return refused
+        decoder.finish()
+    except TruncatedStream as exc:
+        return Refused(messages.INCOMPLETE, str(exc))
     except DecodeError as exc:
         return Refused(messages.BAD_RESPONSE, str(exc))
     return await reader.finish()

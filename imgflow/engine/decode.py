@@ -21,6 +21,13 @@ class DecodeError(Exception):
     """A body that cannot be decoded, or a coding that is not supported (the detail)."""
 
 
+class TruncatedStream(DecodeError):
+    """The body ended before its compressed stream did: what was decoded is not the image."""
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
 class Decoder(Protocol):
     """Turns raw body bytes into decoded bytes, at most about `max_length` per call."""
 
@@ -30,6 +37,10 @@ class Decoder(Protocol):
 
     def pending(self) -> bool:
         """True when more output can come without more input (call `decode(b"", n)`)."""
+        ...
+
+    def finish(self) -> None:
+        """The body has ended: raise TruncatedStream unless its compressed stream did too."""
         ...
 
 
@@ -64,6 +75,9 @@ class _Identity:
     def pending(self) -> bool:
         return False
 
+    def finish(self) -> None:
+        return None
+
 
 def is_identity(decoder: Decoder) -> bool:
     """True for the decoder of a body with no content coding (its bytes pass unchanged)."""
@@ -71,23 +85,35 @@ def is_identity(decoder: Decoder) -> bool:
 
 
 class _Zlib:
-    """gzip (also x-gzip) or deflate, zlib-wrapped or raw as servers send it."""
+    """gzip (also x-gzip) or deflate, zlib-wrapped or raw as servers send it.
+
+    A gzip body may hold several members (RFC 1952 2.2), each decoded in turn as gzip -d
+    does; other bytes after the end of the stream are ignored, as by browsers.
+    """
 
     def __init__(self, coding: str) -> None:
-        self._raw_fallback = coding == "deflate"
-        wbits = zlib.MAX_WBITS if self._raw_fallback else 16 + zlib.MAX_WBITS
-        self._d = zlib.decompressobj(wbits)
+        self._gzip = coding != "deflate"
+        self._raw_fallback = not self._gzip
+        self._d = self._new()
         self._started = False
         self._full = False
+        self._after = b""  # bytes after the end of a gzip member: maybe the next one
+
+    def _new(self) -> Any:
+        wbits = 16 + zlib.MAX_WBITS if self._gzip else zlib.MAX_WBITS
+        return zlib.decompressobj(wbits)
 
     def decode(self, data: bytes, max_length: int) -> bytes:
         d = self._d
         if d.eof:
-            return b""  # bytes after the end of the stream are ignored, as by browsers
+            data = self._next_member(data)
+            if not data:
+                return b""  # bytes after the end of the stream are ignored, as by browsers
+            d = self._d
         if d.unconsumed_tail:
             data = d.unconsumed_tail + data
         try:
-            out = d.decompress(data, max_length)
+            out: bytes = d.decompress(data, max_length)
         except zlib.error as exc:
             if not (self._raw_fallback and not self._started):
                 raise DecodeError(f"cannot decode the body: {exc}") from None
@@ -99,10 +125,33 @@ class _Zlib:
                 raise DecodeError(f"cannot decode the body: {exc2}") from None
         self._started = self._started or bool(data)
         self._full = len(out) >= max_length
+        if d.eof and self._gzip:
+            self._after = d.unused_data
         return out
 
+    def _next_member(self, data: bytes) -> bytes:
+        """The input of the gzip member that follows the one ended (b"" when none does)."""
+        if not self._gzip:
+            return b""
+        rest = self._after + data
+        if rest.startswith(_GZIP_MAGIC):
+            self._after = b""
+            self._d = self._new()
+            return rest
+        # Keep a lone first magic byte until the next one arrives; drop anything else.
+        self._after = rest if rest == _GZIP_MAGIC[:1] else b""
+        return b""
+
     def pending(self) -> bool:
-        return not self._d.eof and (bool(self._d.unconsumed_tail) or self._full)
+        d = self._d
+        if d.eof:
+            return self._after.startswith(_GZIP_MAGIC)
+        return bool(d.unconsumed_tail) or self._full
+
+    def finish(self) -> None:
+        if self._started and not self._d.eof:
+            coding = "gzip" if self._gzip else "deflate"
+            raise TruncatedStream(f"the {coding} stream ends early")
 
 
 class _Brotli:
@@ -110,6 +159,7 @@ class _Brotli:
         assert _brotli is not None
         self._d: Any = _brotli.Decompressor()
         self._error: type[Exception] = _brotli.error
+        self._started = False
 
     def decode(self, data: bytes, max_length: int) -> bytes:
         d = self._d
@@ -117,6 +167,7 @@ class _Brotli:
             return b""
         if data and not d.can_accept_more_data():
             raise AssertionError("brotli input fed before its output was drained")
+        self._started = self._started or bool(data)
         try:
             out: bytes = d.process(data, output_buffer_limit=max_length)
         except self._error as exc:
@@ -126,6 +177,10 @@ class _Brotli:
     def pending(self) -> bool:
         return not self._d.is_finished() and not self._d.can_accept_more_data()
 
+    def finish(self) -> None:
+        if self._started and not self._d.is_finished():
+            raise TruncatedStream("the br stream ends early")
+
 
 class _Zstd:
     """zstd frames, one after another (a stream may hold several)."""
@@ -134,6 +189,7 @@ class _Zstd:
         assert _zstd is not None
         self._error: type[Exception] = _zstd.ZstdError
         self._d: Any = self._new()
+        self._started = False
 
     @staticmethod
     def _new() -> Any:
@@ -150,6 +206,7 @@ class _Zstd:
                     return b""
                 self._d = d = self._new()
                 data = rest
+            self._started = self._started or bool(data)
             out: bytes = d.decompress(data, max_length)
         except self._error as exc:
             raise DecodeError(f"cannot decode the zstd body: {exc}") from None
@@ -158,6 +215,10 @@ class _Zstd:
     def pending(self) -> bool:
         d = self._d
         return (not d.eof and not d.needs_input) or (d.eof and bool(d.unused_data))
+
+    def finish(self) -> None:
+        if self._started and not self._d.eof:
+            raise TruncatedStream("the zstd stream ends early")
 
 
 def decoder_for(codings: Sequence[str]) -> Decoder:

@@ -258,6 +258,7 @@ class Fetcher:
         self, url: str, attempts: int, open_sink: Callable[[], Sink], validators: Validators
     ) -> _Attempt:
         current = url
+        away = False  # once a redirect leaves the origin, credentials stay behind for good
         for _ in range(self.settings.max_redirects + 1):
             proxy = self._proxies.proxy_for_url(current) if self._proxies.active else None
             if self._guard is not None:
@@ -274,13 +275,14 @@ class Fetcher:
                         messages.failure(messages.REFUSED_TARGET, url, refused), None, attempts
                     )
             try:
-                result = await self._get(url, current, attempts, open_sink, proxy, validators)
+                result = await self._get(url, current, attempts, open_sink, proxy, validators, away)
             except httpx.HTTPError as exc:
                 return _classify(url, exc, attempts, current, proxy)
             except StoreError as exc:
                 return FetchFailure(messages.store_failure(url, exc), 200, attempts)
             if not isinstance(result, str):
                 return result
+            away = away or _origin(result) != _origin(url)
             current = result
         detail = f"more than {self.settings.max_redirects}"
         return FetchFailure(
@@ -307,9 +309,11 @@ class Fetcher:
         open_sink: Callable[[], Sink],
         proxy: Proxy | None = None,
         validators: Validators = NO_VALIDATORS,
+        away: bool = False,
     ) -> _Attempt | str:
-        """One request; a str result is the next URL of a redirect."""
-        response = await self._send(current, _conditional(validators))
+        """One request; a str result is the next URL of a redirect (`away`: a redirect
+        left the origin of `url`, so the request carries no credentials)."""
+        response = await self._send(current, _conditional(validators), away)
         try:
             status = response.status_code
             if status == 407 and proxy is not None:
@@ -327,8 +331,11 @@ class Fetcher:
         finally:
             await response.aclose()
 
-    async def _send(self, url: str, extra: list[tuple[str, str]]) -> httpx.Response:
-        """A streamed GET with the client's headers (and `extra`), timeouts and cookies."""
+    async def _send(
+        self, url: str, extra: list[tuple[str, str]], away: bool = False
+    ) -> httpx.Response:
+        """A streamed GET with the client's headers (and `extra`), timeouts and cookies;
+        `away` (off the origin after a redirect) leaves the credential headers out."""
         client = self._client
         headers = client.headers
         if extra:
@@ -336,8 +343,12 @@ class Fetcher:
             headers.update(extra)
         if self._fast is None:
             request = client.build_request("GET", url, headers=headers)
+            if away:
+                _drop_credentials(request.headers)
             return await client.send(request, stream=True)
         request = httpx.Request("GET", url, headers=headers, extensions=self._extensions)
+        if away:
+            _drop_credentials(request.headers)
         if client.cookies:
             client.cookies.set_cookie_header(request)
         response = await self._fast.handle_async_request(request)
@@ -389,6 +400,22 @@ class Fetcher:
             return FetchFailure(message, 200, attempts)
         kind = read or media_type(declared)
         return Fetched(sink, 200, kind or None, attempts, _validators(response))
+
+
+# Headers a user may give (-H, fetch.headers) that identify them: as curl and httpx do, they
+# go only to the origin (scheme, host, port) of the image's URL, never past a redirect away.
+CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """A URL's origin: scheme, host and port (the scheme's default when none is given)."""
+    parsed = httpx.URL(url)
+    return parsed.scheme, parsed.host, parsed.port
+
+
+def _drop_credentials(headers: httpx.Headers) -> None:
+    for name in CREDENTIAL_HEADERS:
+        headers.pop(name, None)
 
 
 async def _whole(content: bytes) -> AsyncIterator[bytes]:

@@ -17,6 +17,7 @@ import json
 import posixpath
 import re
 import string
+import sys
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -38,6 +39,7 @@ def validate_base_url(base_url: str) -> str:
     if not isinstance(base_url, str) or not base_url.strip():
         raise JobError("base URL: missing")
     base = base_url.strip()
+    _check_unicode(base, "base URL")
     if _CONTROL.search(base) or " " in base:
         raise JobError(f"base URL: contains spaces or control characters: {base!r}")
     try:
@@ -82,6 +84,7 @@ def normalize_path(raw: str, where: str = "path") -> str:
     path = raw.strip()
     if not path:
         raise JobError(f"{where}: empty path")
+    _check_unicode(path, where)
     if _CONTROL.search(path):
         raise JobError(f"{where}: contains a NUL or control character")
     if len(path) > MAX_PATH_CHARS:
@@ -108,6 +111,21 @@ def normalize_path(raw: str, where: str = "path") -> str:
     if trailing:
         normal += "/"
     return normal + "?" + query if query else normal  # an empty query is no query
+
+
+def _check_unicode(text: str, where: str) -> None:
+    """JobError unless `text` can be sent as UTF-8 (JSON's \\ud800 escapes make strings
+    that cannot: a lone surrogate)."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise JobError(f"{where}: not valid Unicode (a lone surrogate)") from None
+
+
+def number_too_long() -> str:
+    """Why Python's JSON parser refused a document: an integer over its digit limit."""
+    return f"a number of more than {sys.get_int_max_str_digits()} digits"
 
 
 def _escapes(path: str) -> bool:
@@ -146,6 +164,8 @@ def parse_job_json(text: str, source: str) -> tuple[str, list[str], int | None]:
         body = json.loads(text)
     except json.JSONDecodeError as exc:
         raise JobError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except ValueError:  # an integer over Python's digit limit
+        raise JobError(f"{source}: not a job: {number_too_long()}") from None
     return job_from_document(body, source)
 
 
@@ -174,7 +194,11 @@ def job_from_document(body: Any, source: str) -> tuple[str, list[str], int | Non
         raise JobError(f"{source}: resourcePaths is empty")
     concur = body.get("lambdaConcur")
     if isinstance(concur, str) and _DIGITS.fullmatch(concur):
-        concur = int(concur)  # the original handler took int(lambdaConcur)
+        try:
+            concur = int(concur)  # the original handler took int(lambdaConcur)
+        except ValueError:  # over Python's digit limit
+            detail = f"expected a whole number, got {number_too_long()}"
+            raise JobError(f"{source}: lambdaConcur: {detail}") from None
     if concur is not None:
         concur = validate_concurrency(concur, f"{source}: lambdaConcur")
     return base, normal, concur

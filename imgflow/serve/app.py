@@ -29,7 +29,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imgflow.config import Config
-from imgflow.engine.job import job_from_document
+from imgflow.engine.job import job_from_document, number_too_long
 from imgflow.errors import ImgflowError, JobError
 from imgflow.serve.documents import Documents
 from imgflow.serve.errors import Refusal, error_body, refusal_response
@@ -141,6 +141,8 @@ class JobApi:
             raise Refusal(
                 400, f"request body: not valid JSON ({exc.msg} at line {exc.lineno})"
             ) from None
+        except ValueError:  # an integer over Python's digit limit
+            raise Refusal(400, f"request body: not a job: {number_too_long()}") from None
         except RecursionError:
             raise too_deep from None
         if json_depth(document) > depth:

@@ -93,6 +93,27 @@ JOB_CASES: list[tuple[str, bytes, str]] = [
     ("base-number", b'{"baseUrl": 5, "resourcePaths": ["a"]}', "baseUrl must be a string"),
     ("not-utf8", b'{"baseUrl": "http://h", "resourcePaths": ["\xff"]}', "not UTF-8"),
     ("nul-escape", b'{"baseUrl": "http://h", "resourcePaths": ["a\\u0000b"]}', "NUL or control"),
+    # JSON that parses but is not a job: a lone surrogate escape, a 5,000-digit number
+    (
+        "lone-surrogate",
+        b'{"baseUrl": "http://h", "resourcePaths": ["\\ud800.png"]}',
+        "resourcePaths[0]: not valid Unicode (a lone surrogate)",
+    ),
+    (
+        "base-lone-surrogate",
+        b'{"baseUrl": "http://h/\\udc00", "resourcePaths": ["a"]}',
+        "base URL: not valid Unicode (a lone surrogate)",
+    ),
+    (
+        "concur-5000-digits",
+        b'{"baseUrl": "http://h", "resourcePaths": ["a"], "lambdaConcur": ' + b"9" * 5000 + b"}",
+        "a number of more than 4300 digits",
+    ),
+    (
+        "concur-str-5000-digits",
+        b'{"baseUrl": "http://h", "resourcePaths": ["a"], "lambdaConcur": "' + b"9" * 5000 + b'"}',
+        "lambdaConcur: expected a whole number",
+    ),
 ]
 
 # (id, API body, expected words)
@@ -112,6 +133,12 @@ API_CASES: list[tuple[str, dict[str, Any], str]] = [
         "at least 1",
     ),
     ("no-base", {"resourcePaths": ["a"]}, "missing field 'baseUrl'"),
+    ("surrogate", {"baseUrl": "http://h", "resourcePaths": ["\ud800.png"]}, "lone surrogate"),
+    (
+        "concur-5000-digits",
+        {"baseUrl": "http://h", "resourcePaths": ["a"], "lambdaConcur": "9" * 5000},
+        "whole number",
+    ),
 ]
 
 

@@ -704,4 +704,30 @@ MUTANTS: list[Mutant] = [
         '        "never retried",\n        seconds=BUSY_TIMEOUT_MS',
         (f"{REV}::test_a_new_database_opened_at_once_by_several_runs_switches_to_wal_for_each",),
     ),
+    # -- a compressed body is stored only when its stream ended ------------------------------
+    Mutant(
+        "decoder-end-unchecked",
+        "a bad server never makes imgflow store wrong bytes: a cut compressed stream fails"
+        " (README)",
+        "imgflow/engine/body.py",
+        "        decoder.finish()\n    except TruncatedStream",
+        "    except TruncatedStream",
+        ("tests/test_compressed_cut.py",),
+    ),
+    Mutant(
+        "gzip-first-member-only",
+        "a multi-member gzip body is decoded whole (README)",
+        "imgflow/engine/decode.py",
+        "        if rest.startswith(_GZIP_MAGIC):\n            self._after",
+        "        if False:\n            self._after",
+        ("tests/test_compressed_cut.py::test_every_member_of_a_multi_member_gzip_body_is_decoded",),
+    ),
+    Mutant(
+        "credentials-cross-origins",
+        "credential headers go only to the image URL's origin, never past a redirect away (README)",
+        "imgflow/engine/fetch.py",
+        "            away = away or _origin(result) != _origin(url)",
+        "            away = False",
+        ("tests/test_redirect_credentials.py",),
+    ),
 ]
