@@ -544,14 +544,16 @@ def _run_local_job(
     cfg: Config, job: LocalJob, folder: Path, output: Output, run_id: str | None = None
 ) -> LocalRunResult:
     from imgflow.local.runner import run_job
+    from imgflow.local_settings import run_settings
     from imgflow.render import RunProgress, throttle_line
 
+    settings = run_settings(cfg)
     started = time.monotonic()
     if err.is_terminal:
         with RunProgress(err) as progress:
             result = run_job(
                 job,
-                cfg,
+                settings,
                 folder,
                 progress,
                 run_id,
@@ -559,7 +561,7 @@ def _run_local_job(
                 on_wait=_say,
             )
     else:
-        result = run_job(job, cfg, folder, run_id=run_id, on_wait=_say)
+        result = run_job(job, settings, folder, run_id=run_id, on_wait=_say)
     elapsed = time.monotonic() - started
     _show_local_run(folder, result.run_id, output, result.duplicates, elapsed)
     throttled = throttle_line(result.throttles)

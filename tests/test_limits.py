@@ -20,6 +20,7 @@ from imgflow.engine.plan import item_for
 from imgflow.engine.records import Outcome
 from imgflow.engine.settings import FetchConfig
 from imgflow.local.runner import LocalJob, run_job
+from imgflow.local_settings import run_settings
 
 CAP = 4096
 SETTINGS = FetchConfig(
@@ -107,7 +108,7 @@ def test_redirects_are_followed_up_to_the_limit_exactly(
 def local_run(server: FaultServer, paths: list[str], tmp_path: Path, **job: int) -> None:
     cfg = config.from_mapping({"local": {"fsync": False}}, env={})
     run = LocalJob(base_url=validate_base_url(server.base_url), paths=lambda: iter(paths), **job)
-    result = run_job(run, cfg, tmp_path / "data")
+    result = run_job(run, run_settings(cfg), tmp_path / "data")
     assert result.summary.stored == len(paths)
 
 

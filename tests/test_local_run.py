@@ -21,6 +21,7 @@ from imgflow.engine.records import Outcome
 from imgflow.jobinput import from_paths_file
 from imgflow.local.db import Database
 from imgflow.local.runner import DB_NAME, LocalJob, LocalRunResult, run_job
+from imgflow.local_settings import run_settings
 
 
 def make_cfg(**fetch: object) -> Config:
@@ -56,7 +57,7 @@ def run_paths(
         max_batches=max_batches,
         force=force,
     )
-    return run_job(job, cfg or make_cfg(), data_dir)
+    return run_job(job, run_settings(cfg or make_cfg()), data_dir)
 
 
 def rows(data_dir: Path, sql: str) -> list[tuple[object, ...]]:
@@ -74,7 +75,7 @@ def test_demo_job_stores_everything_but_the_missing_flag(
 ) -> None:
     spec = from_paths_file(flag_server.base_url, str(PATHS_FILE))
     job = LocalJob(spec.base_url, spec.paths, concurrency=5, batch_size=10, max_batches=3)
-    result = run_job(job, make_cfg(), tmp_path)
+    result = run_job(job, run_settings(make_cfg()), tmp_path)
     assert (result.summary.total, result.summary.stored, result.summary.failed) == (102, 101, 1)
     assert result.duplicates == 1 and result.state == "failed"
     zz = flag_server.url("zz/zz.gif")

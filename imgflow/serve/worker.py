@@ -19,6 +19,7 @@ from imgflow.config import Config
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 from imgflow.errors import ImgflowError
 from imgflow.local.runner import LocalJob, RunInterrupted, run_job
+from imgflow.local_settings import run_settings
 from imgflow.render import summary_line
 from imgflow.serve.queue import CANCELLED, FAILED, Job, JobQueue
 
@@ -167,7 +168,7 @@ class Worker:
             )
             result = run_job(
                 local,
-                self.cfg,
+                run_settings(self.cfg),
                 self.data_dir,
                 progress=current.counts,
                 run_id=job.run_id,

@@ -72,7 +72,7 @@ MUTANTS: list[Mutant] = [
         "skip-ignores-missing-file",
         "the next run skips only what is still there with the indexed size (architecture)",
         "imgflow/local/runner.py",
-        "            if self.store.matches(row.key, row.bytes, mtime)\n",
+        "            if self.store.stored(row.key, row.bytes, mtime)\n",
         "            if True\n",
         ("tests/test_local_run.py::test_rerun_skips_what_is_stored_and_force_fetches_again",),
     ),
