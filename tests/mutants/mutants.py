@@ -76,6 +76,14 @@ MUTANTS: list[Mutant] = [
         "            if True\n",
         ("tests/test_local_run.py::test_rerun_skips_what_is_stored_and_force_fetches_again",),
     ),
+    Mutant(
+        "run-ignores-its-layout",
+        "a run stores through the Layout it is given, nothing else (architecture: Layout)",
+        "imgflow/local/runner.py",
+        "store = settings.layout.open_run(folder, tmp, fsync=settings.fsync)",
+        "store = RunSettings().layout.open_run(folder, tmp, fsync=settings.fsync)",
+        ("tests/test_layout_seam.py::test_a_run_stores_skips_and_checks_through_the_layout_only",),
+    ),
     # -- no outside writes ------------------------------------------------------------------
     Mutant(
         "store-key-escapes",
