@@ -30,15 +30,7 @@ from imgflow.local.safefs import StorageError, explain, remove_tree, subfolder
 from imgflow.local.settings import RunSettings
 from imgflow.local.stopping import Stopper
 
-__all__ = [
-    "DB_NAME",
-    "LocalJob",
-    "LocalRunResult",
-    "RunInterrupted",
-    "RunSettings",
-    "new_run_id",
-    "run_job",
-]
+__all__ = ["DB_NAME", "LocalJob", "LocalRunResult", "RunInterrupted", "new_run_id", "run_job"]
 
 FLUSH_SECONDS = 1.0
 # A record flush that finds the disk full retries this long, this far apart, before it
