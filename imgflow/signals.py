@@ -4,7 +4,7 @@ Before a command starts working and after it has reported, a signal ends the pro
 once (`exit_now`: there is nothing to save). While it works, the first signal unwinds it
 as KeyboardInterrupt (`unwind`), so a run saves what it finished; later signals are
 ignored, so the saving is not cut short. The local runner's event loop handles both
-signals itself (imgflow/local/runner.py).
+signals itself (imgflow/local/stopping.py).
 
 Python runs a handler in whatever the main thread runs, which can be a weakref callback
 (the import system's module locks use them) or a `__del__`, where an exception is printed

@@ -12,6 +12,7 @@ import pytest
 from support.faultserver import Delay, FaultServer, Ok, Redirect, Status
 
 from imgflow import config
+from imgflow.backends.local import run_settings
 from imgflow.engine import messages
 from imgflow.engine.batch import run_batch
 from imgflow.engine.fetch import Fetched, Fetcher, FetchFailure
@@ -107,7 +108,7 @@ def test_redirects_are_followed_up_to_the_limit_exactly(
 def local_run(server: FaultServer, paths: list[str], tmp_path: Path, **job: int) -> None:
     cfg = config.from_mapping({"local": {"fsync": False}}, env={})
     run = LocalJob(base_url=validate_base_url(server.base_url), paths=lambda: iter(paths), **job)
-    result = run_job(run, cfg, tmp_path / "data")
+    result = run_job(run, run_settings(cfg), tmp_path / "data")
     assert result.summary.stored == len(paths)
 
 

@@ -12,6 +12,7 @@ import pytest
 from support.faultserver import Delay, FaultServer, Ok, Stall
 
 from imgflow import config
+from imgflow.backends.local import run_settings
 from imgflow.config import Config
 from imgflow.demo import FLAGS_DIR, PATHS_FILE
 from imgflow.demo.images import make_gif
@@ -56,7 +57,7 @@ def run_paths(
         max_batches=max_batches,
         force=force,
     )
-    return run_job(job, cfg or make_cfg(), data_dir)
+    return run_job(job, run_settings(cfg or make_cfg()), data_dir)
 
 
 def rows(data_dir: Path, sql: str) -> list[tuple[object, ...]]:
@@ -74,7 +75,7 @@ def test_demo_job_stores_everything_but_the_missing_flag(
 ) -> None:
     spec = from_paths_file(flag_server.base_url, str(PATHS_FILE))
     job = LocalJob(spec.base_url, spec.paths, concurrency=5, batch_size=10, max_batches=3)
-    result = run_job(job, make_cfg(), tmp_path)
+    result = run_job(job, run_settings(make_cfg()), tmp_path)
     assert (result.summary.total, result.summary.stored, result.summary.failed) == (102, 101, 1)
     assert result.duplicates == 1 and result.state == "failed"
     zz = flag_server.url("zz/zz.gif")

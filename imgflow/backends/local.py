@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from imgflow.engine.records import ResultRecord
     from imgflow.jobinput import JobInput
     from imgflow.local.runner import LocalJob, LocalRunResult, Progress
+    from imgflow.local.settings import RunSettings
 
 
 def data_folder(cfg: Config, data_dir: Path | None) -> Path:
@@ -69,7 +70,21 @@ def execute(
     """Run `job` into `folder` (imgflow.local.runner.run_job)."""
     from imgflow.local.runner import run_job
 
-    return run_job(job, cfg, folder, progress, run_id, on_wait, on_throttle, stop)
+    settings = run_settings(cfg)
+    return run_job(job, settings, folder, progress, run_id, on_wait, on_throttle, stop)
+
+
+def run_settings(cfg: Config) -> RunSettings:
+    """What a local run reads of `cfg`: fetching, fsync, tolerated failures, the notify hook."""
+    from imgflow.local.settings import RunSettings
+
+    return RunSettings(
+        fetch=cfg.fetch,
+        fsync=cfg.local.fsync,
+        tolerate_failures=cfg.job.tolerate_failures,
+        notify_command=cfg.notify.command,
+        notify_shell=cfg.notify.shell,
+    )
 
 
 class LocalBackend:

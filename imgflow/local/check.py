@@ -1,19 +1,18 @@
-"""`imgflow check [--repair]`: the index against the files, byte for byte.
+"""`imgflow check [--repair]`: the index against what is stored, byte for byte.
 
-Every index row's file must be there, a regular file, with the row's size and sha256; every
-file under `images/` must have a row. With `repair`, rows whose file is gone or wrong are
-forgotten (and wrong files removed), so the next run fetches those images again; orphan
-files (imgflow's own regular files without a row) are removed; a file whose bytes are right
-but whose modification time changed gets its new time recorded. Links and other things
-imgflow never makes are listed, never touched. The check holds the folder's lock, so it
-never sees a run between a file's rename and its index row.
+Every index row's object must be stored (in the files layout: a regular file under
+`images/`), with the row's size and sha256; every stored object must have a row. With
+`repair`, rows whose object is gone or wrong are forgotten (and wrong objects removed), so
+the next run fetches those images again; orphans (objects the layout made, without a row)
+are removed; an object whose bytes are right but whose modification time changed gets its
+new time recorded. Links and other things imgflow never makes are listed, never touched.
+The stored bytes are read through the layout (imgflow/local/layouts/). The check holds the
+folder's lock, so it never sees a run between a file's rename and its index row.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,9 @@ from typing import Any
 
 from imgflow.local.db import sqlite_errors
 from imgflow.local.folder import DataFolder
-from imgflow.local.safefs import KeyTree, StorageError
+from imgflow.local.layouts.base import Layout, StoredReader
+from imgflow.local.layouts.files import FilesLayout
+from imgflow.local.safefs import StorageError
 
 _CHUNK = 1 << 20
 
@@ -61,9 +62,14 @@ class CheckReport:
 
 
 def check(
-    data_dir: Path, *, repair: bool = False, on_wait: Callable[[str], None] | None = None
+    data_dir: Path,
+    *,
+    repair: bool = False,
+    on_wait: Callable[[str], None] | None = None,
+    layout: Layout | None = None,
 ) -> CheckReport:
-    """Verify (and with `repair`, mend) the data folder's index against its files."""
+    """Verify (and with `repair`, mend) the data folder's index against what `layout`
+    (the files layout unless given) stores."""
     if not (data_dir / "imgflow.db").is_file():
         raise StorageError(f"{data_dir} has no index (imgflow.db): nothing to check")
     folder = DataFolder(data_dir, create=False)
@@ -71,18 +77,18 @@ def check(
         db = folder.database()
         try:
             with sqlite_errors(db.path), folder.locked("imgflow check", on_wait):
-                tree = KeyTree(folder.folder("images"))
+                reader = (layout or FilesLayout()).open_reader(folder)
                 try:
-                    return _check(db, tree, data_dir, repair)
+                    return _check(db, reader, data_dir, repair)
                 finally:
-                    tree.close()
+                    reader.close()
         finally:
             db.close()
     finally:
         folder.close()
 
 
-def _check(db: Any, tree: KeyTree, data_dir: Path, repair: bool) -> CheckReport:
+def _check(db: Any, reader: StoredReader, data_dir: Path, repair: bool) -> CheckReport:
     report = CheckReport(data_dir, repaired=repair)
     keys: set[str] = set()
     forget: list[str] = []
@@ -90,26 +96,26 @@ def _check(db: Any, tree: KeyTree, data_dir: Path, repair: bool) -> CheckReport:
     for url, key, size, digest, mtime in list(db.index_rows()):
         report.checked += 1
         keys.add(key)
-        found = tree.lstat(key)
+        found = reader.stat(key)
         if found is None:
             report.missing.append(url)
             forget.append(url)
-        elif found.st_size != size or _sha256(tree, key) != digest:
+        elif found.bytes != size or _sha256(reader, key) != digest:
             report.mismatched.append(url)
             forget.append(url)
             if repair:
-                tree.remove(key)
+                reader.remove(key)
         else:
             report.intact += 1
-            if mtime != found.st_mtime_ns:
-                restamp.append((found.st_mtime_ns, url))
-    for key, is_file in _files(tree.root):
+            if mtime != found.mtime_ns:
+                restamp.append((found.mtime_ns, url))
+    for key, is_file in list(reader.iter_stored()):
         if key in keys:
             continue
         if is_file:
             report.orphans.append(key)
             if repair:
-                tree.remove(key)
+                reader.remove(key)
         else:
             report.foreign.append(key)
     report.restamped = len(restamp)
@@ -119,27 +125,9 @@ def _check(db: Any, tree: KeyTree, data_dir: Path, repair: bool) -> CheckReport:
     return report
 
 
-def _sha256(tree: KeyTree, key: str) -> str:
+def _sha256(reader: StoredReader, key: str) -> str:
     digest = hashlib.sha256()
-    fd = tree.open_read(key)
-    try:
-        while chunk := os.read(fd, _CHUNK):
+    with reader.open_stored(key) as stored:
+        while chunk := stored.read(_CHUNK):
             digest.update(chunk)
-    finally:
-        os.close(fd)
     return digest.hexdigest()
-
-
-def _files(root: int) -> list[tuple[str, bool]]:
-    """(key, is a regular file) of everything but folders under `root`, links not followed."""
-    found = []
-    for top, dirs, names, fd in os.fwalk(".", dir_fd=root):
-        prefix = "" if top == "." else top[2:] + "/"
-        for name in [*dirs, *names]:
-            try:
-                mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
-            except OSError:
-                continue
-            if not stat.S_ISDIR(mode):
-                found.append((prefix + name, stat.S_ISREG(mode)))
-    return found

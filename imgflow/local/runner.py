@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import secrets
-import signal
 import sqlite3
 import threading
 import time
@@ -16,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from imgflow.config import Config
 from imgflow.engine.batch import run_batch
 from imgflow.engine.fetch import Fetcher
 from imgflow.engine.plan import Item, item_for
@@ -26,9 +24,11 @@ from imgflow.engine.records import ResultRecord, Summary
 from imgflow.errors import BackendError
 from imgflow.local.db import INTERRUPTED, Database, retried, sqlite_errors
 from imgflow.local.folder import DB_NAME, DataFolder
+from imgflow.local.layouts.base import RunStore
 from imgflow.local.notifier import run_notify_command, write_failures
 from imgflow.local.safefs import StorageError, explain, remove_tree, subfolder
-from imgflow.local.store import FileStore
+from imgflow.local.settings import RunSettings
+from imgflow.local.stopping import Stopper
 
 __all__ = ["DB_NAME", "LocalJob", "LocalRunResult", "RunInterrupted", "new_run_id", "run_job"]
 
@@ -90,7 +90,7 @@ def new_run_id() -> str:
 
 def run_job(
     job: LocalJob,
-    cfg: Config,
+    settings: RunSettings,
     data_dir: Path,
     progress: Progress | None = None,
     run_id: str | None = None,
@@ -98,7 +98,8 @@ def run_job(
     on_throttle: OnChange | None = None,
     stop: threading.Event | None = None,
 ) -> LocalRunResult:
-    """Run `job` into `data_dir`; raises RunInterrupted after saving on SIGINT/SIGTERM.
+    """Run `job` into `data_dir` (stored by `settings.layout`); raises RunInterrupted after
+    saving on SIGINT/SIGTERM.
 
     Setting `stop` (from another thread) interrupts the run the same way a signal does.
 
@@ -114,7 +115,7 @@ def run_job(
             with sqlite_errors(db.path):
                 return _run(
                     job,
-                    cfg,
+                    settings,
                     folder,
                     db,
                     run_id or new_run_id(),
@@ -131,7 +132,7 @@ def run_job(
 
 def _run(
     job: LocalJob,
-    cfg: Config,
+    settings: RunSettings,
     folder: DataFolder,
     db: Database,
     run_id: str,
@@ -149,13 +150,13 @@ def _run(
         tmp_root = folder.folder("tmp")
         folder.sweep_tmp(tmp_root)
         tmp, marker = folder.run_tmp(tmp_root, run_id)
-        store = FileStore(folder.folder("images"), tmp, fsync=cfg.local.fsync)
+        store = settings.layout.open_run(folder, tmp, fsync=settings.fsync)
         try:
-            runner = _Runner(job, cfg, db, store, run_id, progress)
+            runner = _Runner(job, settings, db, store, run_id, progress)
             runner.on_throttle = on_throttle
             runner.stop_event = stop
             _store_all(runner, db, store, run_id)
-            result = _consolidate(db, cfg, folder, run_id, duplicates, tmp)
+            result = _consolidate(db, settings, folder, run_id, duplicates, tmp)
             return replace(result, throttles=runner.throttles)
         finally:
             store.close()
@@ -163,7 +164,7 @@ def _run(
             marker.close()
 
 
-def _store_all(runner: _Runner, db: Database, store: FileStore, run_id: str) -> None:
+def _store_all(runner: _Runner, db: Database, store: RunStore, run_id: str) -> None:
     """Fetch and store every pending item; on an interrupt or a failed index write, keep
     exactly the images whose rows are written."""
     try:
@@ -201,10 +202,10 @@ def _first_storage_error(exc: BaseException) -> StorageError | None:
 
 
 def _consolidate(
-    db: Database, cfg: Config, folder: DataFolder, run_id: str, duplicates: int, tmp: int
+    db: Database, settings: RunSettings, folder: DataFolder, run_id: str, duplicates: int, tmp: int
 ) -> LocalRunResult:
     summary = db.summary(run_id)
-    state = "succeeded" if summary.succeeded(cfg.job.tolerate_failures) else "failed"
+    state = "succeeded" if summary.succeeded(settings.tolerate_failures) else "failed"
     failures_file: Path | None = None
     problem = ""
     if summary.failed:
@@ -218,9 +219,9 @@ def _consolidate(
                 os.close(own)
         except OSError as exc:
             raise explain(failures_file, exc) from None
-        if cfg.notify.command:
+        if settings.notify_command:
             problem = run_notify_command(
-                cfg.notify.command, failures_file, run_id, shell=cfg.notify.shell
+                settings.notify_command, failures_file, run_id, shell=settings.notify_shell
             )
     db.finish_run(run_id, state)
     return LocalRunResult(run_id, folder.path, summary, duplicates, state, failures_file, problem)
@@ -232,20 +233,19 @@ class _Runner:
     def __init__(
         self,
         job: LocalJob,
-        cfg: Config,
+        settings: RunSettings,
         db: Database,
-        store: FileStore,
+        store: RunStore,
         run_id: str,
         progress: Progress | None,
     ) -> None:
         self.job = job
-        self.cfg = cfg
+        self.settings = settings
         self.db = db
         self.store = store
         self.run_id = run_id
         self.progress = progress
         self.buffer: list[ResultRecord] = []
-        self.stopped = False
         self.stop_event: threading.Event | None = None
         self.finished: list[float] = []
         self.flushed = time.monotonic()
@@ -257,50 +257,23 @@ class _Runner:
         self.revalidating: set[str] = set()
 
     async def main(self) -> None:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        in_main = threading.current_thread() is threading.main_thread()
-        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-        if task is not None and in_main:
-            for signum in previous:
-                loop.add_signal_handler(signum, self.stop, task)
-        watcher = None
-        if task is not None and self.stop_event is not None:
-            watcher = asyncio.create_task(self._stop_on_event(self.stop_event, task))
-        in_flight = self.job.concurrency * self.job.max_batches
-        batches = self.db.pending_batches(self.run_id, self.job.batch_size)
+        """Run every pending batch; a signal or `stop_event` seals the store and cancels."""
         try:
-            with ThreadPoolExecutor(max_workers=min(32, in_flight)) as pool:
-                async with Fetcher(self.cfg.fetch, max_connections=in_flight) as fetcher:
-                    fetcher.politeness.on_change = self.on_throttle
-                    try:
-                        await self._batches(batches, fetcher, pool, in_flight)
-                    finally:
-                        self.throttles = fetcher.politeness.throttles()
+            with Stopper(self.store.seal, self.stop_event).watching():
+                in_flight = self.job.concurrency * self.job.max_batches
+                batches = self.db.pending_batches(self.run_id, self.job.batch_size)
+                with ThreadPoolExecutor(max_workers=min(32, in_flight)) as pool:
+                    await self._fetch(batches, pool, in_flight)
         finally:
-            if task is not None and in_main:
-                for signum in previous:
-                    loop.remove_signal_handler(signum)
-                if self.stopped:  # the run is ending: a second signal must not cut it short
-                    previous = dict.fromkeys(previous, signal.SIG_IGN)
-                for signum, handler in previous.items():
-                    signal.signal(signum, handler)
-            if watcher is not None:
-                watcher.cancel()
             self.flush()
 
-    async def _stop_on_event(self, event: threading.Event, task: asyncio.Task[None]) -> None:
-        """Stop like a signal once `event` is set (polled: it is set from another thread)."""
-        while not event.is_set():
-            await asyncio.sleep(0.1)
-        self.stop(task)
-
-    def stop(self, task: asyncio.Task[None]) -> None:
-        """A signal: rename no more images, cancel what is in flight (first signal only)."""
-        if not self.stopped:
-            self.stopped = True
-            self.store.seal()
-            task.cancel()
+    async def _fetch(self, batches: Iterator[list[Item]], pool: Executor, in_flight: int) -> None:
+        async with Fetcher(self.settings.fetch, max_connections=in_flight) as fetcher:
+            fetcher.politeness.on_change = self.on_throttle
+            try:
+                await self._batches(batches, fetcher, pool, in_flight)
+            finally:
+                self.throttles = fetcher.politeness.throttles()
 
     async def _batches(
         self, batches: Iterator[list[Item]], fetcher: Fetcher, pool: Executor, in_flight: int
@@ -355,7 +328,7 @@ class _Runner:
         intact = {
             url: row
             for url, (row, mtime) in rows.items()
-            if self.store.matches(row.key, row.bytes, mtime)
+            if self.store.stored(row.key, row.bytes, mtime)
         }
         gone = [u for u in rows if u not in intact]
         if gone:
@@ -380,8 +353,7 @@ class _Runner:
         if self.buffer:
             records, self.buffer = self.buffer, []
             keys = [r.key for r in records if r.outcome.wrote and r.key]
-            written = {key: found for key in keys if (found := self.store.written(key))}
-            mtimes = {key: w.mtime_ns for key, w in written.items()}
+            mtimes = self.store.written(keys)
             finished, self.finished = self.finished, []
             with sqlite_errors(self.db.path):
                 # A disk full only for a moment (an image's part file that failed with

@@ -1,4 +1,4 @@
-"""Filesystem object store: `<data-dir>/images/<key>`, written atomically, never through a link.
+"""The files layout's RunStore: `<data-dir>/images/<key>`, written atomically, never through a link.
 
 Each image is written to the run's private temporary folder (`<data-dir>/tmp/<run-id>/`),
 flushed (and fsynced when `fsync` is true), then renamed into place relative to its
@@ -8,7 +8,7 @@ image at a final name and no link can send a write outside the data folder.
 Every rename is remembered until the runner has saved the image's record (`settle`); after an
 interrupt the store is sealed (no rename starts any more) and the images renamed whose
 records were lost with the cancelled tasks are removed (`discard_unsettled`), so no file is
-left without its index row.
+left without its index row (imgflow/local/layouts/base.py).
 """
 
 from __future__ import annotations
@@ -17,20 +17,11 @@ import contextlib
 import errno
 import os
 import threading
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable
 
 from imgflow.local.safefs import KeyTree
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-@dataclass(frozen=True, slots=True)
-class Written:
-    """What the file system says of a stored file: size and modification time."""
-
-    bytes: int
-    mtime_ns: int
 
 
 class FileStore:
@@ -45,7 +36,7 @@ class FileStore:
         self._counter = 0
         self._lock = threading.Lock()
         self._sealed = False
-        self._unsettled: dict[str, Written] = {}
+        self._unsettled: dict[str, int] = {}  # key -> modification time of its file
 
     def open(self, key: str) -> FileWriter:
         """A writer into a new part file of the run, renamed to the key's file on commit."""
@@ -88,18 +79,18 @@ class FileStore:
                 if self._sealed:
                     raise OSError(errno.EINTR, "the run was interrupted")
                 self.tree.place(self.tmp, name, key)
-                self._unsettled[key] = Written(info.st_size, info.st_mtime_ns)
+                self._unsettled[key] = info.st_mtime_ns
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=self.tmp)
             raise
 
-    def written(self, key: str) -> Written | None:
-        """The size and time of the file this run stored under `key`, until settled."""
+    def written(self, keys: Iterable[str]) -> dict[str, int]:
+        """The modification times of the files this run stored under `keys`, until settled."""
         with self._lock:
-            return self._unsettled.get(key)
+            return {key: self._unsettled[key] for key in keys if key in self._unsettled}
 
-    def settle(self, keys: list[str]) -> None:
+    def settle(self, keys: Iterable[str]) -> None:
         """The records of these keys' files are saved: they are no longer at risk."""
         with self._lock:
             for key in keys:
@@ -120,7 +111,7 @@ class FileStore:
             self.tree.remove(key)
         return keys
 
-    def matches(self, key: str, size: int, mtime_ns: int | None) -> bool:
+    def stored(self, key: str, size: int, mtime_ns: int | None) -> bool:
         """True when the key's file is a regular file of `size` bytes (and `mtime_ns`)."""
         found = self.tree.lstat(key)
         if found is None or found.st_size != size:

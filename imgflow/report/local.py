@@ -1,10 +1,11 @@
 """Reports of local runs: read the run from `<data-dir>/imgflow.db`, link its files.
 
-The page links each image relative to where the report is written, so the report, the
-images folder and the thumbnails folder can be moved together. `render_local` renders
-for the report's default place, `<data-dir>/runs/<run-id>/report.html`, whose links
-(``../../images/<key>``) also resolve when the page is served at ``/runs/<id>/report``
-next to ``/images/`` and ``/thumbs/``.
+Thumbnails are made from the stored bytes, read through the files layout
+(imgflow/local/layouts/files.py). The page links each image relative to where the report
+is written, so the report, the images folder and the thumbnails folder can be moved
+together. `render_local` renders for the report's default place,
+`<data-dir>/runs/<run-id>/report.html`, whose links (``../../images/<key>``) also resolve
+when the page is served at ``/runs/<id>/report`` next to ``/images/`` and ``/thumbs/``.
 """
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ import io
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.request import pathname2url
 
 from imgflow.engine.records import Outcome, Summary
 from imgflow.errors import BackendError, UsageError
+from imgflow.local.folder import DataFolder
+from imgflow.local.layouts.base import StoredReader
+from imgflow.local.layouts.files import IMAGES_DIR, FilesLayout
 from imgflow.report import data, thumbs
 from imgflow.report.model import Gallery, GalleryItem, Report, group_failures
 from imgflow.report.page import PAGE_SIZE, write_file, write_page
 
 DB_NAME = "imgflow.db"
-IMAGES_DIR = "images"
 REPORT_NAME = "report.html"
 
 PILLOW_MISSING = (
@@ -70,16 +74,30 @@ def make_thumbnails(
     if not thumbs.pillow_available():
         return 0
     conn = data.connect(data_dir / DB_NAME, data_dir / thumbs.THUMBS_DIR / thumbs.INDEX_NAME)
-    images = data_dir / IMAGES_DIR
     try:
         todo = (
-            (row.sha256, images.joinpath(*row.key.split("/")))
+            (row.sha256, row.key)
             for row in data.stored(conn, run_id)
             if row.sha256 is not None and row.thumb is None and row.width == 0
         )
-        return thumbs.make_missing(data_dir, todo, on_made=on_made)
+        with _stored(data_dir) as reader:
+            return thumbs.make_missing(data_dir, todo, reader.open_stored, on_made=on_made)
     finally:
         conn.close()
+
+
+@contextmanager
+def _stored(data_dir: Path) -> Iterator[StoredReader]:
+    """The data folder's stored images, read through its layout."""
+    folder = DataFolder(data_dir, create=False)
+    try:
+        reader = FilesLayout().open_reader(folder)
+        try:
+            yield reader
+        finally:
+            reader.close()
+    finally:
+        folder.close()
 
 
 def local_report(
@@ -111,7 +129,8 @@ def local_report(
     def items() -> Iterator[GalleryItem]:
         rows = data.stored(conn, run_id)
         if embed_thumbnails and pillow:
-            yield from _embedded(rows, data_dir / IMAGES_DIR)
+            with _stored(data_dir) as reader:
+                yield from _embedded(rows, reader)
             return
         for r in rows:
             yield GalleryItem(r.key, r.bytes, r.width, r.height, r.thumb)
@@ -145,11 +164,11 @@ def local_report(
     )
 
 
-def _embedded(rows: Iterator[data.StoredRow], images: Path) -> Iterator[GalleryItem]:
+def _embedded(rows: Iterator[data.StoredRow], reader: StoredReader) -> Iterator[GalleryItem]:
     """Gallery items with their thumbnails made now and embedded, a few threads at once."""
 
     def embed(row: data.StoredRow) -> GalleryItem:
-        made = thumbs.make_thumbnail(images.joinpath(*row.key.split("/")), thumbs.EMBED_SIZE, 70)
+        made = thumbs.stored_thumbnail(reader.open_stored, row.key, thumbs.EMBED_SIZE, 70)
         return GalleryItem(row.key, row.bytes, made.width, made.height, thumbs.data_uri(made))
 
     yield from thumbs.in_threads(embed, rows)

@@ -61,7 +61,7 @@ class Thumbnail:
     data: bytes | None
 
 
-def make_thumbnail(source: Path | BinaryIO, size: int = SIZE, quality: int = 80) -> Thumbnail:
+def make_thumbnail(source: BinaryIO, size: int = SIZE, quality: int = 80) -> Thumbnail:
     """Read an image's dimensions and make a thumbnail at most `size` pixels on each side."""
     from PIL import Image, UnidentifiedImageError
 
@@ -77,6 +77,18 @@ def make_thumbnail(source: Path | BinaryIO, size: int = SIZE, quality: int = 80)
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
         return Thumbnail(0, 0, None)
     return Thumbnail(width, height, buffer.getvalue())
+
+
+def stored_thumbnail(
+    open_stored: Callable[[str], BinaryIO], key: str, size: int = SIZE, quality: int = 80
+) -> Thumbnail:
+    """`make_thumbnail` of a stored image, read with `open_stored`; none when it is gone."""
+    try:
+        source = open_stored(key)
+    except OSError:
+        return Thumbnail(0, 0, None)
+    with source:
+        return make_thumbnail(source, size, quality)
 
 
 def data_uri(thumb: Thumbnail) -> str | None:
@@ -109,15 +121,16 @@ def in_threads(work: Callable[[T], R], items: Iterable[T], workers: int = 4) -> 
 
 def make_missing(
     data_dir: Path,
-    images: Iterable[tuple[str, Path]],
+    images: Iterable[tuple[str, str]],
+    open_stored: Callable[[str], BinaryIO],
     workers: int | None = None,
     on_made: Callable[[int], None] | None = None,
 ) -> int:
-    """Make the thumbnails of (sha256, file) pairs not in the cache yet; how many were made.
+    """Make the thumbnails of (sha256, key) pairs not in the cache yet; how many were made.
 
-    The images are read a chunk at a time by a few threads; each chunk's rows are saved in
-    one transaction after its files are in place, so an interrupted run leaves no row
-    without its file.
+    The images are read with `open_stored` a chunk at a time by a few threads; each chunk's
+    rows are saved in one transaction after its files are in place, so an interrupted run
+    leaves no row without its file.
     """
     root = data_dir / THUMBS_DIR
     root.mkdir(parents=True, exist_ok=True)
@@ -130,8 +143,8 @@ def make_missing(
         threads = workers or min(4, os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=threads) as pool:
             for chunk in chunks(images):
-                fresh = [(sha, path) for sha, path in chunk if not _known(conn, sha)]
-                done = list(pool.map(lambda pair: make_thumbnail(pair[1]), fresh))
+                fresh = [(sha, key) for sha, key in chunk if not _known(conn, sha)]
+                done = list(pool.map(lambda pair: stored_thumbnail(open_stored, pair[1]), fresh))
                 made += _save(
                     conn, root, ext, [(sha, t) for (sha, _), t in zip(fresh, done, strict=True)]
                 )

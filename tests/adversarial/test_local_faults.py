@@ -19,6 +19,7 @@ from support.faultserver import FaultServer, Ok
 from support.invariants import check_local
 
 from imgflow import config
+from imgflow.backends.local import run_settings
 from imgflow.config import Config
 from imgflow.engine.job import validate_base_url
 from imgflow.engine.messages import failure_class
@@ -50,7 +51,7 @@ def run(server: FaultServer, planned: Planned, data_dir: Path) -> LocalRunResult
         batch_size=50,
         max_batches=6,
     )
-    return run_job(job, quick_cfg(), data_dir)
+    return run_job(job, run_settings(quick_cfg()), data_dir)
 
 
 def test_faults_never_lose_a_record_and_a_healed_rerun_completes(

@@ -18,6 +18,7 @@ from support.faults import FAULT_FETCH, image_body
 from support.faultserver import Delay, FaultServer, Ok, Redirect, Reset, Stall, Status
 
 from imgflow import config
+from imgflow.backends.local import run_settings
 from imgflow.engine.job import validate_base_url
 from imgflow.local.runner import LocalJob, run_job
 
@@ -79,7 +80,7 @@ def test_in_flight_never_exceeds_the_caps(
         batch_size=batch_size,
         max_batches=max_batches,
     )
-    result = run_job(job, cfg, tmp_path)
+    result = run_job(job, run_settings(cfg), tmp_path)
 
     assert result.summary.total == count
     assert fault_server.max_in_flight <= concurrency * max_batches

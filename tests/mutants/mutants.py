@@ -72,9 +72,17 @@ MUTANTS: list[Mutant] = [
         "skip-ignores-missing-file",
         "the next run skips only what is still there with the indexed size (architecture)",
         "imgflow/local/runner.py",
-        "            if self.store.matches(row.key, row.bytes, mtime)\n",
+        "            if self.store.stored(row.key, row.bytes, mtime)\n",
         "            if True\n",
         ("tests/test_local_run.py::test_rerun_skips_what_is_stored_and_force_fetches_again",),
+    ),
+    Mutant(
+        "run-ignores-its-layout",
+        "a run stores through the Layout it is given, nothing else (architecture: Layout)",
+        "imgflow/local/runner.py",
+        "store = settings.layout.open_run(folder, tmp, fsync=settings.fsync)",
+        "store = RunSettings().layout.open_run(folder, tmp, fsync=settings.fsync)",
+        ("tests/test_layout_seam.py::test_a_run_stores_skips_and_checks_through_the_layout_only",),
     ),
     # -- no outside writes ------------------------------------------------------------------
     Mutant(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imgflow import config
+from imgflow.backends.local import run_settings
 from imgflow.config import Config
 from imgflow.demo.images import make_gif, make_png
 from imgflow.engine.job import validate_base_url
@@ -75,7 +76,7 @@ def _run(server: FaultServer, paths: list[str], data_dir: Path) -> LocalRunResul
         batch_size=5,
         max_batches=2,
     )
-    return run_job(job, quick_config(), data_dir)
+    return run_job(job, run_settings(quick_config()), data_dir)
 
 
 @dataclass(frozen=True)
