@@ -24,7 +24,8 @@ from support.faultserver import (
 
 from imgflow.demo.images import make_gif, make_png
 from imgflow.engine import messages
-from imgflow.engine.fetch import Fetched, Fetcher, FetchFailure, retry_after
+from imgflow.engine.fetch import Fetcher
+from imgflow.engine.outcome import Fetched, FetchFailure, retry_after
 from imgflow.engine.settings import FetchConfig
 
 GIF = make_gif("ad")

@@ -20,8 +20,9 @@ from support.tls import TestCA
 
 from imgflow.demo.images import make_gif
 from imgflow.engine import messages
-from imgflow.engine.fetch import Fetched, Fetcher, FetchFailure
+from imgflow.engine.fetch import Fetcher
 from imgflow.engine.guard import make_address_check
+from imgflow.engine.outcome import Fetched, FetchFailure
 from imgflow.engine.settings import FetchConfig
 
 GIF = make_gif("ad")

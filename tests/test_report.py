@@ -70,8 +70,8 @@ URL = "https://img.example/a/b.jpg"
         ("Something new: " + URL, None, "other"),
     ],
 )
-def test_failure_classes(message: str, status: int | None, slug: str) -> None:
-    assert classify(message, status).slug == slug
+def test_failure_classes_of_old_records(message: str, status: int | None, slug: str) -> None:
+    assert classify(None, message, status).slug == slug
 
 
 def test_render_local_shows_counts_groups_and_relative_links(

@@ -18,7 +18,9 @@ from imgflow.aws.runtime.settings import LambdaSettings
 from imgflow.aws.runtime.store import S3Store
 from imgflow.engine import messages
 from imgflow.engine.batch import failed_record, run_batch_blocking
+from imgflow.engine.failures import FailureKind
 from imgflow.engine.guard import make_address_check, make_guard
+from imgflow.engine.outcome import FetchFailure
 from imgflow.engine.plan import item_for
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 
@@ -75,7 +77,9 @@ def lost_records(spec: BatchSpec, detail: str) -> list[ResultRecord]:
     for path in spec.paths:
         item = item_for(spec.base_url, path)
         message = messages.failure(messages.BATCH_FAILED, item.url, detail)
-        records.append(failed_record(item, message, None, 0))
+        records.append(
+            failed_record(item, FetchFailure(FailureKind.BATCH_FAILED, message, None, 0))
+        )
     return records
 
 
