@@ -408,6 +408,31 @@ MUTANTS: list[Mutant] = [
         'return f"{HTTP_ERROR} {code}: {url}"',
         ("tests/test_fetch.py::test_persistent_502_fails_after_retries",),
     ),
+    # -- failure kinds ---------------------------------------------------------------------------
+    Mutant(
+        "404-kind-wrong",
+        "every failed record carries its failure kind, set where it fails (failureKind)",
+        "imgflow/engine/outcome.py",
+        "return FetchFailure(FailureKind.NOT_FOUND, messages.not_found(url), status, attempts)",
+        "return FetchFailure(FailureKind.HTTP_ERROR, messages.not_found(url), status, attempts)",
+        (f"{FETCH}::test_every_failure_carries_its_kind",),
+    ),
+    Mutant(
+        "cut-body-kind-reset",
+        "a body cut short is an incomplete body, by its type (failureKind incomplete-body)",
+        "imgflow/engine/outcome.py",
+        "        return retry(FailureKind.INCOMPLETE, url, str(exc))",
+        "        return retry(FailureKind.CONNECTION_RESET, url, str(exc))",
+        (f"{FETCH}::test_every_failure_carries_its_kind",),
+    ),
+    Mutant(
+        "record-drops-kind",
+        "a failed record's JSON carries its failureKind",
+        "imgflow/engine/batch.py",
+        "        failure_kind=failure.kind,",
+        "        failure_kind=None,",
+        (f"{FETCH}::test_failed_records_carry_their_kind_in_json",),
+    ),
     Mutant(
         "sns-summary-swapped",
         "the SNS summary for many failures is right (imgflow.yaml.example)",
