@@ -32,6 +32,7 @@ from imgflow.engine.outcome import Fetched, FetchFailure, retry_after
 from imgflow.engine.plan import item_for
 from imgflow.engine.records import Outcome
 from imgflow.engine.settings import FetchConfig
+from imgflow.report.classify import classify
 
 GIF = make_gif("ad")
 FAST = FetchConfig(
@@ -348,6 +349,9 @@ def test_every_failure_carries_its_kind(
     assert result.kind is kind, result.message
     expected = FailureKind.HTTP_ERROR if kind is FailureKind.THROTTLED else kind
     assert messages.failure_class(result.message) == expected.label
+    # The report groups it as it grouped the message before failures had kinds.
+    status = result.status_code
+    assert classify(kind, result.message, status) == classify(None, result.message, status)
 
 
 def test_a_refused_port_is_connection_refused(settings: FetchConfig) -> None:

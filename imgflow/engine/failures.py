@@ -69,11 +69,11 @@ _LABELS: dict[FailureKind, str] = {
     FailureKind.PROXY_REFUSED: messages.PROXY_REFUSED,
     FailureKind.PROXY_UNREACHABLE: messages.PROXY_UNREACHABLE,
     FailureKind.CERTIFICATE_REJECTED: messages.CERTIFICATE_REJECTED,
+    FailureKind.TLS_FAILED: messages.CONNECTION_ERROR,
     FailureKind.THROTTLED: messages.THROTTLED,
 }
-_BY_LABEL = {label: kind for kind, label in _LABELS.items()}
-# After the reverse map, which keeps the class "Connection error" for its own kind.
-_LABELS[FailureKind.TLS_FAILED] = messages.CONNECTION_ERROR
+# A class's own kind (TLS_FAILED shares "Connection error" with CONNECTION_ERROR).
+_BY_LABEL = {label: kind for kind, label in _LABELS.items() if kind is not FailureKind.TLS_FAILED}
 
 _TLS_WORDS = ("ssl", "tls", "certificate", "handshake")
 # Classes whose old messages were grouped by their words, not by their class.
