@@ -8,6 +8,7 @@ import errno
 import gzip
 import re
 import socket
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -418,3 +419,24 @@ def test_failed_records_carry_their_kind_in_json(fault_server: FaultServer) -> N
         "not-found",
         messages.not_found(items[1].url),
     )
+
+
+def test_a_tls_handshake_failure_is_tls_failed(settings: FetchConfig) -> None:
+    """A server that answers a TLS hello in plain HTTP: a TLS failure, not the certificate's."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer_in_plain_http() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    server = threading.Thread(target=answer_in_plain_http, daemon=True)
+    server.start()
+    with listener:
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/a.gif"
+        result = fetch(dataclasses.replace(settings, retries=0), url)
+    server.join(5)
+    assert isinstance(result, FetchFailure) and result.kind is FailureKind.TLS_FAILED, result
+    assert messages.failure_class(result.message) == messages.CONNECTION_ERROR
+    assert classify(result.kind, result.message, None).slug == "tls"
