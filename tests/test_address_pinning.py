@@ -11,8 +11,9 @@ from support.faultserver import FaultServer, Ok
 
 from imgflow.demo.images import make_gif
 from imgflow.engine import messages
-from imgflow.engine.fetch import Fetched, Fetcher, FetchFailure
+from imgflow.engine.fetch import Fetcher
 from imgflow.engine.guard import make_address_check, make_guard
+from imgflow.engine.outcome import Fetched, FetchFailure
 from imgflow.engine.settings import FetchConfig
 
 SETTINGS = FetchConfig(retries=0, timeout=2, connect_timeout=2)

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from support.faultserver import FaultServer, Ok
 
-from imgflow.engine.fetch import Fetched, Fetcher, FetchFailure
+from imgflow.engine.fetch import Fetcher
 from imgflow.engine.guard import make_address_check
+from imgflow.engine.outcome import Fetched, FetchFailure
 from imgflow.engine.settings import FetchConfig
 
 GIF = b"GIF89a" + bytes(64)

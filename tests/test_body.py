@@ -20,7 +20,8 @@ from test_sniff import BINARIES, SVG_BODY
 from imgflow.demo.images import make_gif, make_png
 from imgflow.engine import messages
 from imgflow.engine.batch import run_batch
-from imgflow.engine.fetch import Fetched, Fetcher, FetchFailure
+from imgflow.engine.fetch import Fetcher
+from imgflow.engine.outcome import Fetched, FetchFailure
 from imgflow.engine.plan import item_for
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.engine.settings import FetchConfig

@@ -1,4 +1,5 @@
-"""Large bodies read straight from their sockets in a thread of their own (engine/direct.py):
+"""Large bodies read straight from their sockets in a thread of their own
+(engine/transport/direct.py):
 the bytes stored are exactly the body's, framing rules hold as on the event loop (bytes
 beyond a body close its connection), and a body cut short, stalled or cancelled fails the
 way any other body does, leaving nothing behind."""
@@ -30,7 +31,8 @@ from imgflow.demo.images import make_gif
 from imgflow.engine import messages
 from imgflow.engine.batch import run_batch
 from imgflow.engine.body import StoreSink
-from imgflow.engine.fetch import Fetched, Fetcher, FetchFailure
+from imgflow.engine.fetch import Fetcher
+from imgflow.engine.outcome import Fetched, FetchFailure
 from imgflow.engine.plan import item_for
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.engine.settings import FetchConfig

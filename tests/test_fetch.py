@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import gzip
 import re
 import socket
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -24,8 +26,14 @@ from support.faultserver import (
 
 from imgflow.demo.images import make_gif, make_png
 from imgflow.engine import messages
-from imgflow.engine.fetch import Fetched, Fetcher, FetchFailure, retry_after
+from imgflow.engine.batch import run_batch
+from imgflow.engine.failures import FailureKind
+from imgflow.engine.fetch import Fetcher
+from imgflow.engine.outcome import Fetched, FetchFailure, retry_after
+from imgflow.engine.plan import item_for
+from imgflow.engine.records import Outcome
 from imgflow.engine.settings import FetchConfig
+from imgflow.report.classify import classify
 
 GIF = make_gif("ad")
 FAST = FetchConfig(
@@ -308,3 +316,127 @@ def test_keep_alive_reuses_connections(fault_server: FaultServer) -> None:
 
     asyncio.run(go())
     assert fault_server.connections == 1
+
+
+# Each failure path, its answers from the server and the kind its failure carries.
+KINDS = {
+    "404": ([Status(404)], FailureKind.NOT_FOUND),
+    "410": ([Status(410)], FailureKind.NOT_FOUND),
+    "403": ([Status(403)], FailureKind.HTTP_ERROR),
+    "502": ([Status(502)], FailureKind.HTTP_ERROR),
+    "retry-after-too-long": ([Status(503, retry_after=3600)], FailureKind.THROTTLED),
+    "cut-body": ([Short(GIF, claimed_length=len(GIF) + 100)], FailureKind.INCOMPLETE),
+    "reset-before-head": ([Reset(before_headers=True)], FailureKind.CONNECTION_RESET),
+    "stall": ([Stall(after_headers=True, seconds=5)], FailureKind.TIMED_OUT),
+    "html": ([Ok(b"<html>oops</html>", content_type="text/html")], FailureKind.NOT_AN_IMAGE),
+    "sniff": ([Ok(b"<html>page</html>", content_type="image/gif")], FailureKind.NOT_AN_IMAGE),
+    "declared-too-large": ([Ok(GIF + b"\0" * 5000)], FailureKind.TOO_LARGE),
+    "decoded-too-large": ([Ok(GIF + b"\0" * 100_000, gzip=True)], FailureKind.TOO_LARGE),
+    "empty": ([Ok(b"")], FailureKind.EMPTY_BODY),
+    "redirect-loop": ([Redirect("/kind")], FailureKind.TOO_MANY_REDIRECTS),
+    "redirect-scheme": ([Redirect("file:///etc/passwd")], FailureKind.BAD_REDIRECT),
+}
+
+
+@pytest.mark.parametrize("case", KINDS)
+def test_every_failure_carries_its_kind(
+    fault_server: FaultServer, settings: FetchConfig, case: str
+) -> None:
+    """The kind is set where the failure happens, and matches the message's class."""
+    answers, kind = KINDS[case]
+    fault_server.set("/kind", *answers)
+    result = fetch(settings, fault_server.url("/kind"))
+    assert isinstance(result, FetchFailure)
+    assert result.kind is kind, result.message
+    expected = FailureKind.HTTP_ERROR if kind is FailureKind.THROTTLED else kind
+    assert messages.failure_class(result.message) == expected.label
+    # The report groups it as it grouped the message before failures had kinds.
+    status = result.status_code
+    assert classify(kind, result.message, status) == classify(None, result.message, status)
+
+
+def test_a_refused_port_is_connection_refused(settings: FetchConfig) -> None:
+    with FaultServer() as server:
+        url = server.url("/gone.gif")
+    result = fetch(dataclasses.replace(settings, retries=0), url)
+    assert isinstance(result, FetchFailure) and result.kind is FailureKind.CONNECTION_REFUSED
+
+
+def test_a_guard_refusal_is_a_refused_target(
+    fault_server: FaultServer, settings: FetchConfig
+) -> None:
+    def guard(url: str) -> None:
+        raise ValueError("loopback")
+
+    result = fetch(settings, fault_server.url("/a.gif"), guard)
+    assert isinstance(result, FetchFailure) and result.kind is FailureKind.REFUSED_TARGET
+
+
+def test_a_throttling_host_that_outlasts_patience_is_throttled(
+    fault_server: FaultServer, settings: FetchConfig
+) -> None:
+    fault_server.set("/t.gif", Status(429))
+    result = fetch(dataclasses.replace(settings, throttle_patience=0.3), fault_server.url("/t.gif"))
+    assert isinstance(result, FetchFailure) and result.kind is FailureKind.THROTTLED
+
+
+class FullDisk:
+    """A store whose disk is full at every commit."""
+
+    inline = True
+
+    def put(self, key: str, data: bytes, content_type: str | None) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def open(self, key: str) -> FullDisk:
+        return self
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        pass
+
+    def commit(self, content_type: str | None) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def abort(self) -> None:
+        pass
+
+
+def test_failed_records_carry_their_kind_in_json(fault_server: FaultServer) -> None:
+    """A full disk is no-space; a 404 not-found; both in the record's JSON (failureKind)."""
+    fault_server.set("/a/ok.gif", Ok(GIF))
+    fault_server.set("/a/no.gif", Status(404))
+    items = [item_for(fault_server.base_url, path) for path in ("a/ok.gif", "a/no.gif")]
+
+    async def go() -> list[dict[str, object]]:
+        async with Fetcher(FAST, max_connections=2) as fetcher:
+            records = await run_batch(items, fetcher=fetcher, store=FullDisk(), concurrency=2)
+        assert [r.outcome for r in records] == [Outcome.FAILED, Outcome.FAILED]
+        return [r.to_json() for r in records]
+
+    full, missing = asyncio.run(go())
+    assert (full["failureKind"], full["error"]) == ("no-space", f"No space left: {items[0].url}")
+    assert (missing["failureKind"], missing["error"]) == (
+        "not-found",
+        messages.not_found(items[1].url),
+    )
+
+
+def test_a_tls_handshake_failure_is_tls_failed(settings: FetchConfig) -> None:
+    """A server that answers a TLS hello in plain HTTP: a TLS failure, not the certificate's."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer_in_plain_http() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    server = threading.Thread(target=answer_in_plain_http, daemon=True)
+    server.start()
+    with listener:
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/a.gif"
+        result = fetch(dataclasses.replace(settings, retries=0), url)
+    server.join(5)
+    assert isinstance(result, FetchFailure) and result.kind is FailureKind.TLS_FAILED, result
+    assert messages.failure_class(result.message) == messages.CONNECTION_ERROR
+    assert classify(result.kind, result.message, None).slug == "tls"

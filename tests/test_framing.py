@@ -12,7 +12,9 @@ from support.rawserver import RawServer, ok
 
 from imgflow.demo.images import make_gif
 from imgflow.engine import messages
-from imgflow.engine.fetch import Fetched, Fetcher, FetchFailure
+from imgflow.engine.failures import FailureKind
+from imgflow.engine.fetch import Fetcher
+from imgflow.engine.outcome import Fetched, FetchFailure
 from imgflow.engine.settings import FetchConfig
 
 GIF = make_gif("ad")
@@ -76,7 +78,7 @@ def test_malformed_response_fails_once_as_bad_response(raw: RawServer, case: str
     bad, good = fetch_all(settings, [raw.url("/bad.gif"), raw.url("/good.gif")])
     assert isinstance(bad, FetchFailure), case
     assert bad.message.startswith(f"{messages.BAD_RESPONSE}: {raw.url('/bad.gif')} ("), bad
-    assert bad.attempts == 1
+    assert bad.kind is FailureKind.BAD_RESPONSE and bad.attempts == 1
     # The connection that carried it was closed: the next image has a connection of its own.
     assert isinstance(good, Fetched) and good.data == OTHER
     assert raw.requests[-1][0] != raw.requests[0][0]
@@ -90,6 +92,7 @@ def test_httpx_transport_also_refuses_bad_framing(raw: RawServer, case: str) -> 
     raw.set("/bad.gif", MALFORMED[case] + GIF)
     (bad,) = fetch_all(settings, [raw.url("/bad.gif")])
     assert isinstance(bad, FetchFailure) and bad.message.startswith(messages.BAD_RESPONSE), bad
+    assert bad.kind is FailureKind.BAD_RESPONSE
 
 
 def test_a_second_response_after_an_empty_one_never_reaches_the_next_image(
@@ -168,3 +171,4 @@ def test_body_cut_short_is_incomplete(raw: RawServer, settings: FetchConfig) -> 
     (result,) = fetch_all(dataclasses.replace(settings, retries=0), [raw.url("/a.gif")])
     assert isinstance(result, FetchFailure)
     assert messages.failure_class(result.message) == messages.INCOMPLETE, result.message
+    assert result.kind is FailureKind.INCOMPLETE

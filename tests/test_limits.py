@@ -15,8 +15,9 @@ from imgflow import config
 from imgflow.backends.local import run_settings
 from imgflow.engine import messages
 from imgflow.engine.batch import run_batch
-from imgflow.engine.fetch import Fetched, Fetcher, FetchFailure
+from imgflow.engine.fetch import Fetcher
 from imgflow.engine.job import validate_base_url
+from imgflow.engine.outcome import Fetched, FetchFailure
 from imgflow.engine.plan import item_for
 from imgflow.engine.records import Outcome
 from imgflow.engine.settings import FetchConfig

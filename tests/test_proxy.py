@@ -20,8 +20,10 @@ from support.tls import TestCA
 
 from imgflow.demo.images import make_gif
 from imgflow.engine import messages
-from imgflow.engine.fetch import Fetched, Fetcher, FetchFailure
+from imgflow.engine.failures import FailureKind
+from imgflow.engine.fetch import Fetcher
 from imgflow.engine.guard import make_address_check
+from imgflow.engine.outcome import Fetched, FetchFailure
 from imgflow.engine.settings import FetchConfig
 
 GIF = make_gif("ad")
@@ -153,6 +155,7 @@ def test_dead_proxy_fails_clearly(world: World, settings: FetchConfig) -> None:
     for url, result in zip([world.http(), world.https()], results, strict=True):
         assert isinstance(result, FetchFailure)
         assert result.message.startswith(f"{messages.PROXY_UNREACHABLE}: {url} ({dead}: ")
+        assert result.kind is FailureKind.PROXY_UNREACHABLE
 
 
 def test_proxy_authentication(world: World, settings: FetchConfig) -> None:
@@ -172,6 +175,7 @@ def test_proxy_refusal_names_the_proxy(world: World, settings: FetchConfig) -> N
             f"{messages.PROXY_REFUSED}: {url} "
             f"({world.locked.url} answered 407 Proxy Authentication Required)"
         )
+        assert result.kind is FailureKind.PROXY_REFUSED
 
 
 def test_tunnel_refused_for_wrong_credentials(world: World, settings: FetchConfig) -> None:
@@ -182,7 +186,7 @@ def test_tunnel_refused_for_wrong_credentials(world: World, settings: FetchConfi
     assert result.message.startswith(
         f"{messages.PROXY_REFUSED}: {world.https()} ({world.locked.url} answered 401"
     )
-    assert "wrong" not in result.message
+    assert "wrong" not in result.message and result.kind is FailureKind.PROXY_REFUSED
 
 
 def test_guard_checks_target_and_proxy(world: World, settings: FetchConfig) -> None:

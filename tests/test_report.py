@@ -15,6 +15,7 @@ from support.faultserver import FaultServer
 from support.report_run import FAILING, make_run
 
 from imgflow.engine import messages
+from imgflow.engine.failures import FailureKind
 from imgflow.engine.plan import Item
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.local.db import Database
@@ -70,8 +71,32 @@ URL = "https://img.example/a/b.jpg"
         ("Something new: " + URL, None, "other"),
     ],
 )
-def test_failure_classes(message: str, status: int | None, slug: str) -> None:
-    assert classify(message, status).slug == slug
+def test_failure_classes_of_old_records(message: str, status: int | None, slug: str) -> None:
+    assert classify(None, message, status).slug == slug
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "slug"),
+    [
+        (FailureKind.NOT_FOUND, 404, "not-found"),
+        (FailureKind.HTTP_ERROR, 503, "http-5xx"),
+        (FailureKind.HTTP_ERROR, 403, "http-4xx"),
+        (FailureKind.HTTP_ERROR, 429, "throttled"),
+        (FailureKind.THROTTLED, 503, "throttled"),
+        (FailureKind.TIMED_OUT, None, "timeout"),
+        (FailureKind.TLS_FAILED, None, "tls"),
+        (FailureKind.CERTIFICATE_REJECTED, None, "tls"),
+        (FailureKind.INCOMPLETE, None, "connection"),
+        (FailureKind.DNS_FAILED, None, "dns"),
+        (FailureKind.PROXY_REFUSED, 407, "http-4xx"),
+        (FailureKind.NO_SPACE, 200, "storage"),
+        (FailureKind.BATCH_FAILED, None, "other"),
+        (FailureKind.EMPTY_BODY, 200, "other"),
+    ],
+)
+def test_failure_classes_by_kind(kind: FailureKind, status: int | None, slug: str) -> None:
+    """A record's kind decides, not its message (here one that reads otherwise)."""
+    assert classify(kind, "Connection error: https://img.example/ssl.jpg", status).slug == slug
 
 
 def test_render_local_shows_counts_groups_and_relative_links(

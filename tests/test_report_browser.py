@@ -17,6 +17,7 @@ from support.cdp import Browser, Page, find_chromium
 from support.faultserver import FaultServer
 from support.report_run import FAILING, ReportRun, make_run
 
+from imgflow.engine.failures import FailureKind
 from imgflow.report import write_local
 from imgflow.report.classify import classify
 
@@ -103,7 +104,8 @@ def test_the_page_shows_the_run_as_its_json_says(
     expected: dict[str, int] = {}
     for record in records:
         if record["outcome"] == "failed":
-            slug = classify(record["error"], record["statusCode"]).slug
+            kind = FailureKind(record["failureKind"]) if record["failureKind"] else None
+            slug = classify(kind, record["error"], record["statusCode"]).slug
             expected[slug] = expected.get(slug, 0) + 1
     groups = page.evaluate(
         "Object.fromEntries([...document.querySelectorAll('#failures section.group')]"

@@ -14,7 +14,8 @@ from support.faultserver import FaultServer, Ok
 
 from imgflow import config
 from imgflow.demo.images import make_gif
-from imgflow.engine.fetch import Fetched, Fetcher
+from imgflow.engine.fetch import Fetcher
+from imgflow.engine.outcome import Fetched
 from imgflow.engine.proxy import ProxySettingError, parse_proxy, router
 from imgflow.engine.settings import FetchConfig
 from imgflow.errors import ConfigError

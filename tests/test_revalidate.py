@@ -27,8 +27,9 @@ from support.nginx import Nginx, Server
 from imgflow.aws.runtime.index import index_item, stored_object
 from imgflow.demo.images import make_gif
 from imgflow.documents.text import summary_line
-from imgflow.engine.fetch import Fetched, Fetcher, NotModified, Validators
-from imgflow.engine.ports import NO_VALIDATORS
+from imgflow.engine.fetch import Fetcher
+from imgflow.engine.outcome import Fetched, NotModified
+from imgflow.engine.ports import NO_VALIDATORS, Validators
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 from imgflow.engine.settings import FetchConfig
 from imgflow.local.db import Database

@@ -21,7 +21,8 @@ from support.faultserver import FaultServer, Ok, Status
 from support.nginx import Nginx, Server
 
 from imgflow.demo.images import make_gif
-from imgflow.engine.fetch import Fetched, Fetcher
+from imgflow.engine.fetch import Fetcher
+from imgflow.engine.outcome import Fetched
 from imgflow.engine.politeness import HostGate, Signal
 from imgflow.engine.settings import FetchConfig
 

@@ -17,7 +17,9 @@ from support.tls import TestCA
 
 from imgflow.demo.images import make_gif
 from imgflow.engine import messages
-from imgflow.engine.fetch import Fetched, Fetcher, FetchFailure
+from imgflow.engine.failures import FailureKind
+from imgflow.engine.fetch import Fetcher
+from imgflow.engine.outcome import Fetched, FetchFailure
 from imgflow.engine.settings import FetchConfig
 
 GIF = make_gif("ad")
@@ -107,6 +109,7 @@ def test_trust_env_off_ignores_ssl_cert_file(site: Site, settings: FetchConfig) 
     result = fetch(off, url(site, GOOD), env={"SSL_CERT_FILE": str(site.ca.bundle)})
     assert isinstance(result, FetchFailure)
     assert result.message.startswith(messages.CERTIFICATE_REJECTED)
+    assert result.kind is FailureKind.CERTIFICATE_REJECTED
 
 
 def test_unknown_ca_is_refused_after_one_attempt(site: Site, settings: FetchConfig) -> None:

@@ -9,8 +9,10 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 
 from imgflow.engine import messages
 from imgflow.engine.body import StoreError, StoreSink
-from imgflow.engine.fetch import Fetched, Fetcher, Guard, NotModified
+from imgflow.engine.failures import FailureKind
+from imgflow.engine.fetch import Fetcher, Guard
 from imgflow.engine.guard import AddressCheck
+from imgflow.engine.outcome import Fetched, FetchFailure, NotModified, no_space, store_failure
 from imgflow.engine.plan import Item
 from imgflow.engine.ports import NO_VALIDATORS, ObjectStore, StoredObject
 from imgflow.engine.records import Outcome, ResultRecord
@@ -46,15 +48,16 @@ def unchanged_record(item: Item, known: StoredObject, confirmed: NotModified) ->
     )
 
 
-def failed_record(item: Item, message: str, status: int | None, attempts: int) -> ResultRecord:
+def failed_record(item: Item, failure: FetchFailure) -> ResultRecord:
     """The record of an item that could not be fetched or stored."""
     return ResultRecord(
         url=item.url,
         path=item.name,
         outcome=Outcome.FAILED,
-        status_code=status,
-        error=message,
-        attempts=attempts,
+        status_code=failure.status_code,
+        error=failure.message,
+        attempts=failure.attempts,
+        failure_kind=failure.kind,
     )
 
 
@@ -122,16 +125,16 @@ async def process_item(
             assert stored is not None  # only a conditional request gets one
             return unchanged_record(item, stored, result)
         if not isinstance(result, Fetched):
-            return failed_record(item, result.message, result.status_code, attempts)
+            return failed_record(item, result)
         outcome = Outcome.STORED if stored is None else Outcome.UPDATED
         try:
             return await _commit(item, result, outcome, key)
         except StoreError as exc:
-            message = messages.store_failure(item.url, exc)
-            return failed_record(item, message, result.status_code, attempts)
+            return failed_record(item, store_failure(item.url, exc, result.status_code, attempts))
     except Exception as exc:  # one bad item must never lose the batch's other records
         message = messages.failure(messages.BATCH_FAILED, item.url, f"{type(exc).__name__}: {exc}")
-        return failed_record(item, message, None, attempts)
+        kind = FailureKind.NO_SPACE if no_space(exc) else FailureKind.BATCH_FAILED
+        return failed_record(item, FetchFailure(kind, message, None, attempts))
 
 
 async def run_batch(

@@ -17,8 +17,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from imgflow.engine import messages
 from imgflow.engine.decode import DecodeError, Decoder, TruncatedStream
+from imgflow.engine.failures import FailureKind
 from imgflow.engine.ports import ObjectStore, ObjectWriter
 from imgflow.engine.sniff import SNIFF_BYTES, sniff
 
@@ -34,7 +34,7 @@ class StoreError(Exception):
 
 class DirectBody(Protocol):
     """A response body whose rest can be read straight from its connection in a worker
-    thread (imgflow/engine/direct.py): a Content-Length body over plain TCP."""
+    thread (imgflow/engine/transport/direct.py): a Content-Length body over plain TCP."""
 
     def left(self) -> int | None:
         """The bytes still to come, when `pump` can read them; else None."""
@@ -192,9 +192,9 @@ class StoreSink:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """A body refused while reading: its failure class (see messages) and detail."""
+    """A body refused while reading: its failure kind and detail."""
 
-    kind: str
+    kind: FailureKind
     detail: str | None = None
 
 
@@ -230,9 +230,9 @@ async def read_body(
                 return refused
         decoder.finish()
     except TruncatedStream as exc:
-        return Refused(messages.INCOMPLETE, str(exc))
+        return Refused(FailureKind.INCOMPLETE, str(exc))
     except DecodeError as exc:
-        return Refused(messages.BAD_RESPONSE, str(exc))
+        return Refused(FailureKind.BAD_RESPONSE, str(exc))
     return await reader.finish()
 
 
@@ -255,7 +255,7 @@ class _Reader:
     async def take(self, piece: bytes) -> Refused | None:
         self.size += len(piece)
         if self.size > self._max:
-            return Refused(messages.TOO_LARGE, f"over {self._max} bytes")
+            return Refused(FailureKind.TOO_LARGE, f"over {self._max} bytes")
         head = self._head
         if head is None:
             await self._write(piece)
@@ -281,13 +281,13 @@ class _Reader:
         self._head = None
         self.kind = sniff(held)
         if self.kind is None:
-            return Refused(messages.NOT_AN_IMAGE, "content does not look like an image")
+            return Refused(FailureKind.NOT_AN_IMAGE, "content does not look like an image")
         await self._write(held)
         return None
 
     async def finish(self) -> str | Refused | None:
         if self.size == 0:
-            return Refused(messages.EMPTY_BODY)
+            return Refused(FailureKind.EMPTY_BODY)
         if self._head is not None and (refused := await self._decide()) is not None:
             return refused
         return self.kind

@@ -13,7 +13,8 @@ from imgflow.engine import messages
 
 
 class FailureKind(StrEnum):
-    """Why an image failed (one value per message class in `engine/messages.py`)."""
+    """Why an image failed (one value per message class in `engine/messages.py`, and
+    `TLS_FAILED`, whose messages are connection errors)."""
 
     NOT_FOUND = "not-found"
     HTTP_ERROR = "http-error"
@@ -36,6 +37,7 @@ class FailureKind(StrEnum):
     PROXY_REFUSED = "proxy-refused"
     PROXY_UNREACHABLE = "proxy-unreachable"
     CERTIFICATE_REJECTED = "certificate-rejected"
+    TLS_FAILED = "tls-failed"  # a TLS failure other than the certificate ("Connection error")
     THROTTLED = "throttled"
     OTHER = "other"
 
@@ -67,12 +69,38 @@ _LABELS: dict[FailureKind, str] = {
     FailureKind.PROXY_REFUSED: messages.PROXY_REFUSED,
     FailureKind.PROXY_UNREACHABLE: messages.PROXY_UNREACHABLE,
     FailureKind.CERTIFICATE_REJECTED: messages.CERTIFICATE_REJECTED,
+    FailureKind.TLS_FAILED: messages.CONNECTION_ERROR,
     FailureKind.THROTTLED: messages.THROTTLED,
 }
-_BY_LABEL = {label: kind for kind, label in _LABELS.items()}
+# A class's own kind (TLS_FAILED shares "Connection error" with CONNECTION_ERROR).
+_BY_LABEL = {label: kind for kind, label in _LABELS.items() if kind is not FailureKind.TLS_FAILED}
+
+_TLS_WORDS = ("ssl", "tls", "certificate", "handshake")
+# Classes whose old messages were grouped by their words, not by their class.
+_BY_WORDS = (FailureKind.EMPTY_BODY, FailureKind.BATCH_FAILED)
 
 
 def kind_of_legacy_message(message: str) -> FailureKind:
-    """The kind of a failure recorded before kinds were (its message's class): only for
-    reading old index rows and result files that carry no kind."""
-    return _BY_LABEL.get(messages.failure_class(message), FailureKind.OTHER)
+    """The kind of a failure recorded before kinds were: only for reading old index rows and
+    result files that carry no kind.
+
+    Mostly its message's class; the words the report once grouped old messages by decide
+    the rest: a Retry-After over the limit is throttled, a connection error naming TLS is
+    a TLS failure, a full disk is no space.
+    """
+    kind = _BY_LABEL.get(messages.failure_class(message))
+    if kind is FailureKind.NOT_FOUND:
+        return kind
+    if "Retry-After" in message:
+        return FailureKind.THROTTLED
+    lowered = message.lower()
+    tls = any(word in lowered for word in _TLS_WORDS)
+    if tls and kind in (FailureKind.CONNECTION_ERROR, FailureKind.CONNECTION_RESET):
+        return FailureKind.TLS_FAILED
+    if kind is not None and kind not in _BY_WORDS:
+        return kind
+    if tls:
+        return FailureKind.TLS_FAILED
+    if "no space left" in lowered:
+        return FailureKind.NO_SPACE
+    return kind or FailureKind.OTHER

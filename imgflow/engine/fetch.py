@@ -2,29 +2,42 @@
 
 `Fetcher.fetch` never raises for a network, HTTP or store problem: it returns `Fetched`
 (the body in its sink, ready to commit), `NotModified` (a conditional request's 304) or
-`FetchFailure`, whose message follows `imgflow.engine.messages`.
+`FetchFailure`, with its kind and a message that follows `imgflow.engine.messages`. What each
+answer means is `imgflow.engine.outcome`'s; this module sends, follows redirects, reads
+bodies and retries.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import errno
 import functools
 import random
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from types import TracebackType
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from imgflow.engine import messages
 from imgflow.engine.body import MemorySink, Refused, Sink, StoreError, read_body
 from imgflow.engine.decode import ACCEPT_ENCODING, DecodeError, decoder_for, is_identity
-from imgflow.engine.guard import AddressCheck, TargetRefused
+from imgflow.engine.failures import FailureKind
+from imgflow.engine.guard import AddressCheck
+from imgflow.engine.outcome import (
+    Attempt,
+    Fetched,
+    FetchFailure,
+    NotModified,
+    Result,
+    Retry,
+    failed,
+    redirect_target,
+    retry,
+    status_failure,
+    store_failure,
+    transport_failure,
+)
 from imgflow.engine.politeness import HostGate, Politeness, Signal
 from imgflow.engine.ports import NO_VALIDATORS, Validators
 from imgflow.engine.proxy import Proxy, router
@@ -32,66 +45,13 @@ from imgflow.engine.request_headers import parse_headers
 from imgflow.engine.routed import RoutedTransport
 from imgflow.engine.settings import FetchConfig
 from imgflow.engine.sniff import media_type, type_allowed
-from imgflow.engine.tls import certificate_problem, ssl_context
 from imgflow.engine.tls import check as check_tls
-from imgflow.engine.transport import BadResponse, FastTransport, direct_body
+from imgflow.engine.tls import ssl_context
+from imgflow.engine.transport import FastTransport, direct_body
 
 Guard = Callable[[str], Awaitable[None]]
 
-RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-
-
-@dataclass(frozen=True, slots=True)
-class Fetched:
-    """A complete image body in its sink, checked and ready to commit."""
-
-    body: Sink
-    status_code: int
-    content_type: str | None
-    attempts: int
-    validators: Validators = NO_VALIDATORS
-
-    @property
-    def data(self) -> bytes:
-        """The body's bytes, when it was fetched into memory (no sink given)."""
-        if not isinstance(self.body, MemorySink):
-            raise TypeError("the body went to a store, not to memory")
-        return self.body.data
-
-
-@dataclass(frozen=True, slots=True)
-class NotModified:
-    """The server confirmed the version named by the request's validators (304).
-
-    `validators` are the 304's own where it sent them, else the ones the request carried.
-    """
-
-    validators: Validators
-    attempts: int
-    status_code: int = 304
-
-
-@dataclass(frozen=True, slots=True)
-class FetchFailure:
-    """Why an image could not be fetched."""
-
-    message: str
-    status_code: int | None
-    attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Retry:
-    """A failed attempt that may succeed later, after `delay` seconds (None: back off)."""
-
-    message: str
-    status_code: int | None
-    delay: float | None = None
-
-
-_Attempt = Fetched | NotModified | FetchFailure | _Retry
-Result = Fetched | NotModified | FetchFailure
 
 
 class Fetcher:
@@ -218,7 +178,7 @@ class Fetcher:
                     signal = Signal.OTHER
             finally:
                 gate.release(signal, wait)
-            if not isinstance(result, _Retry):
+            if not isinstance(result, Retry):
                 return result
             if result.status_code in THROTTLE_STATUSES:
                 throttles += 1
@@ -229,14 +189,16 @@ class Fetcher:
                 ahead = max(gate.cooling, result.delay or 0.0)
                 if waited + ahead > self.settings.throttle_patience:
                     message = messages.throttled(url, result.status_code, waited, attempts)
-                    return FetchFailure(message, result.status_code, attempts)
+                    return FetchFailure(
+                        FailureKind.THROTTLED, message, result.status_code, attempts
+                    )
                 if throttles > 1:  # the first waits in the host's cool-down (the gate)
                     backoff = max(THROTTLE_BACKOFF_MIN, self._backoff(throttles - 1))
                     await self._sleep(backoff if result.delay is None else result.delay)
                 continue
             retried += 1
             if retried > self.settings.retries:
-                return FetchFailure(result.message, result.status_code, attempts)
+                return FetchFailure(result.kind, result.message, result.status_code, attempts)
             delay = self._backoff(retried) if result.delay is None else result.delay
             await self._sleep(delay)
 
@@ -246,17 +208,17 @@ class Fetcher:
 
     async def _attempt(
         self, url: str, attempts: int, open_sink: Callable[[], Sink], validators: Validators
-    ) -> _Attempt:
+    ) -> Attempt:
         try:
             async with asyncio.timeout(self.settings.total_timeout):
                 return await self._follow(url, attempts, open_sink, validators)
         except TimeoutError:
             limit = f"not complete within {self.settings.total_timeout:g}s"
-            return _Retry(messages.failure(messages.TIMED_OUT, url, limit), None)
+            return retry(FailureKind.TIMED_OUT, url, limit)
 
     async def _follow(
         self, url: str, attempts: int, open_sink: Callable[[], Sink], validators: Validators
-    ) -> _Attempt:
+    ) -> Attempt:
         current = url
         away = False  # once a redirect leaves the origin, credentials stay behind for good
         for _ in range(self.settings.max_redirects + 1):
@@ -266,28 +228,22 @@ class Fetcher:
                     await self._guard(current)
                 except Exception as exc:  # any refusal by the guard fails this image
                     detail = str(exc) if current == url else f"redirected to {current}: {exc}"
-                    return FetchFailure(
-                        messages.failure(messages.REFUSED_TARGET, url, detail), None, attempts
-                    )
+                    return failed(FailureKind.REFUSED_TARGET, url, detail, None, attempts)
                 refused = await self._guard_proxy(proxy)
                 if refused is not None:
-                    return FetchFailure(
-                        messages.failure(messages.REFUSED_TARGET, url, refused), None, attempts
-                    )
+                    return failed(FailureKind.REFUSED_TARGET, url, refused, None, attempts)
             try:
                 result = await self._get(url, current, attempts, open_sink, proxy, validators, away)
             except httpx.HTTPError as exc:
-                return _classify(url, exc, attempts, current, proxy)
+                return transport_failure(url, exc, attempts, current, proxy)
             except StoreError as exc:
-                return FetchFailure(messages.store_failure(url, exc), 200, attempts)
+                return store_failure(url, exc, 200, attempts)
             if not isinstance(result, str):
                 return result
             away = away or _origin(result) != _origin(url)
             current = result
         detail = f"more than {self.settings.max_redirects}"
-        return FetchFailure(
-            messages.failure(messages.TOO_MANY_REDIRECTS, url, detail), None, attempts
-        )
+        return failed(FailureKind.TOO_MANY_REDIRECTS, url, detail, None, attempts)
 
     async def _guard_proxy(self, proxy: Proxy | None) -> str | None:
         """Why the guard refuses `proxy` (checked once per proxy), or None."""
@@ -310,7 +266,7 @@ class Fetcher:
         proxy: Proxy | None = None,
         validators: Validators = NO_VALIDATORS,
         away: bool = False,
-    ) -> _Attempt | str:
+    ) -> Attempt | str:
         """One request; a str result is the next URL of a redirect (`away`: a redirect
         left the origin of `url`, so the request carries no credentials)."""
         response = await self._send(current, _conditional(validators), away)
@@ -318,15 +274,13 @@ class Fetcher:
             status = response.status_code
             if status == 407 and proxy is not None:
                 detail = f"{proxy.shown} answered 407 {response.reason_phrase}".rstrip()
-                return FetchFailure(
-                    messages.failure(messages.PROXY_REFUSED, url, detail), status, attempts
-                )
+                return failed(FailureKind.PROXY_REFUSED, url, detail, status, attempts)
             if status in REDIRECT_STATUSES:
-                return _redirect_target(url, current, response, attempts)
+                return redirect_target(url, current, response, attempts)
             if status == 304 and validators:
                 return NotModified(_validators(response, validators), attempts)
             if status != 200:
-                return _status_failure(url, response, attempts, self.settings.retry_after_max)
+                return status_failure(url, response, attempts, self.settings.retry_after_max)
             return await self._read_image(url, response, attempts, open_sink)
         finally:
             await response.aclose()
@@ -359,22 +313,21 @@ class Fetcher:
 
     async def _read_image(
         self, url: str, response: httpx.Response, attempts: int, open_sink: Callable[[], Sink]
-    ) -> _Attempt:
+    ) -> Attempt:
         """Stream the raw body through one decoder into a new sink; abort it on any failure."""
         settings = self.settings
         declared = response.headers.get("content-type")
         if not type_allowed(declared, settings.allowed_types):
             detail = f"content type {media_type(declared)}"
-            return FetchFailure(messages.failure(messages.NOT_AN_IMAGE, url, detail), 200, attempts)
+            return failed(FailureKind.NOT_AN_IMAGE, url, detail, 200, attempts)
         try:
             decoder = decoder_for(response.headers.get_list("content-encoding", split_commas=True))
         except DecodeError as exc:
-            message = messages.failure(messages.BAD_RESPONSE, url, str(exc))
-            return FetchFailure(message, 200, attempts)
+            return failed(FailureKind.BAD_RESPONSE, url, str(exc), 200, attempts)
         declared_size = _declared_size(response)
         if declared_size is not None and declared_size > settings.max_bytes:
             detail = f"{declared_size} bytes, limit {settings.max_bytes}"
-            return FetchFailure(messages.failure(messages.TOO_LARGE, url, detail), 200, attempts)
+            return failed(FailureKind.TOO_LARGE, url, detail, 200, attempts)
         chunks = response.aiter_raw()
         direct = direct_body(response) if is_identity(decoder) else None
         if response.is_stream_consumed:
@@ -396,8 +349,7 @@ class Fetcher:
             raise
         if isinstance(read, Refused):
             await sink.abort()
-            message = messages.failure(read.kind, url, read.detail)
-            return FetchFailure(message, 200, attempts)
+            return failed(read.kind, url, read.detail, 200, attempts)
         kind = read or media_type(declared)
         return Fetched(sink, 200, kind or None, attempts, _validators(response))
 
@@ -427,7 +379,7 @@ THROTTLE_STATUSES = frozenset({429, 503})
 THROTTLE_BACKOFF_MIN = 0.25
 # The refusals of one image that count as signals to its host's gate (its first).
 IMAGE_SIGNALS = 1
-_LOAD_FAILURES = (messages.CONNECTION_REFUSED, messages.CONNECTION_RESET)
+_LOAD_FAILURES = (FailureKind.CONNECTION_REFUSED, FailureKind.CONNECTION_RESET)
 
 
 def _conditional(validators: Validators) -> list[tuple[str, str]]:
@@ -463,12 +415,12 @@ def _host_of(url: str) -> str:
     return urlsplit(url).netloc.lower()
 
 
-def _signal(result: _Attempt, *, crowded: bool) -> tuple[Signal, float | None]:
+def _signal(result: Attempt, *, crowded: bool) -> tuple[Signal, float | None]:
     """What an attempt tells about the host's load, and the wait it asked for."""
-    if isinstance(result, _Retry):
+    if isinstance(result, Retry):
         if result.status_code in THROTTLE_STATUSES:
             return Signal.THROTTLED, result.delay
-        if crowded and messages.failure_class(result.message) in _LOAD_FAILURES:
+        if crowded and result.kind in _LOAD_FAILURES:
             return Signal.OVERLOADED, None
         return Signal.OTHER, None
     return Signal.OK, None
@@ -480,141 +432,3 @@ def _declared_size(response: httpx.Response) -> int | None:
     if response.headers.get("content-encoding", "identity").strip().lower() != "identity":
         return None
     return int(length) if length.isdigit() else None
-
-
-def _redirect_target(
-    url: str, current: str, response: httpx.Response, attempts: int
-) -> _Attempt | str:
-    location = response.headers.get("location")
-    if not location:
-        detail = f"{response.status_code} without a Location header"
-        return FetchFailure(
-            messages.failure(messages.BAD_REDIRECT, url, detail), response.status_code, attempts
-        )
-    target: str = urljoin(current, location)
-    if urlsplit(target).scheme not in ("http", "https"):
-        detail = f"to {target!r}"
-        return FetchFailure(
-            messages.failure(messages.BAD_REDIRECT, url, detail), response.status_code, attempts
-        )
-    return target
-
-
-def _status_failure(
-    url: str, response: httpx.Response, attempts: int, retry_after_max: float
-) -> _Attempt:
-    status = response.status_code
-    if status in (404, 410):
-        return FetchFailure(messages.not_found(url), status, attempts)
-    message = messages.http_error(status, url, response.reason_phrase or None)
-    if status not in RETRY_STATUSES:
-        return FetchFailure(message, status, attempts)
-    wait = retry_after(response.headers.get("retry-after"))
-    if wait is not None and wait > retry_after_max:
-        detail = f"{message} (Retry-After {wait:.0f}s is over the {retry_after_max:g}s limit)"
-        return FetchFailure(detail, status, attempts)
-    return _Retry(message, status, wait)
-
-
-def retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (seconds or HTTP-date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return seconds if seconds >= 0 and seconds == seconds else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
-
-
-def _classify(
-    url: str,
-    exc: httpx.HTTPError,
-    attempts: int,
-    current: str | None = None,
-    proxy: Proxy | None = None,
-) -> _Attempt:
-    """A failure message for a transport error; most are worth another attempt.
-
-    `current` is the URL requested (a redirect's target), `proxy` the proxy it went through.
-    A rejected certificate, a malformed response and a proxy's refusal are permanent.
-    """
-    cause = _root_cause(exc)
-    if isinstance(cause, TargetRefused):
-        return FetchFailure(
-            messages.failure(messages.REFUSED_TARGET, url, str(cause)), None, attempts
-        )
-    problem = certificate_problem(cause)
-    if problem is not None:
-        host = urlsplit(current or url).hostname or "?"
-        return FetchFailure(messages.certificate_rejected(host, problem, url), None, attempts)
-    if isinstance(exc, httpx.ProxyError) and proxy is not None:
-        detail = f"{proxy.shown} answered {exc}"
-        return FetchFailure(messages.failure(messages.PROXY_REFUSED, url, detail), None, attempts)
-    if proxy is not None and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-        reason = str(cause) if isinstance(cause, OSError) else str(exc)
-        detail = f"{proxy.shown}: {reason or type(cause).__name__}"
-        return _Retry(messages.failure(messages.PROXY_UNREACHABLE, url, detail), None)
-    if _malformed(exc):
-        return FetchFailure(messages.failure(messages.BAD_RESPONSE, url, str(exc)), None, attempts)
-    if isinstance(exc, httpx.TimeoutException):
-        kind = {
-            httpx.ConnectTimeout: "connect",
-            httpx.ReadTimeout: "read",
-            httpx.WriteTimeout: "write",
-            httpx.PoolTimeout: "pool",
-        }.get(type(exc), "request")
-        return _Retry(messages.failure(messages.TIMED_OUT, url, f"{kind} timeout"), None)
-    if isinstance(cause, socket.gaierror):
-        message = messages.failure(messages.DNS_FAILED, url, str(cause.strerror or cause))
-        if cause.errno == socket.EAI_AGAIN:
-            return _Retry(message, None)
-        return FetchFailure(message, None, attempts)
-    if isinstance(cause, ConnectionRefusedError) or _errno(cause) == errno.ECONNREFUSED:
-        return _Retry(messages.failure(messages.CONNECTION_REFUSED, url), None)
-    if isinstance(exc, httpx.RemoteProtocolError):
-        text = str(exc)
-        if "incomplete" in text.lower() or "complete message body" in text:
-            return _Retry(messages.failure(messages.INCOMPLETE, url, text), None)
-        return _Retry(messages.failure(messages.CONNECTION_RESET, url, text), None)
-    if isinstance(cause, ConnectionResetError) or isinstance(exc, httpx.ReadError):
-        return _Retry(messages.failure(messages.CONNECTION_RESET, url), None)
-    if isinstance(exc, httpx.TransportError):
-        return _Retry(messages.failure(messages.CONNECTION_ERROR, url, str(exc) or None), None)
-    return FetchFailure(
-        messages.failure(messages.CONNECTION_ERROR, url, str(exc) or type(exc).__name__),
-        None,
-        attempts,
-    )
-
-
-def _malformed(exc: httpx.HTTPError) -> bool:
-    """Whether the server's bytes broke HTTP/1.1's framing (not merely ended early)."""
-    if isinstance(exc, BadResponse):
-        return True
-    if not isinstance(exc, httpx.RemoteProtocolError) or isinstance(exc, httpx.ProxyError):
-        return False
-    text = str(exc).lower()
-    ended = ("disconnected", "complete message body", "incomplete", "connection")
-    return not any(word in text for word in ended)
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    seen = exc
-    while seen.__cause__ is not None or seen.__context__ is not None:
-        nxt = seen.__cause__ or seen.__context__
-        assert nxt is not None
-        seen = nxt
-    return seen
-
-
-def _errno(exc: BaseException) -> int | None:
-    return exc.errno if isinstance(exc, OSError) else None

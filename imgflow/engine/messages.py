@@ -6,7 +6,6 @@ people and grouped by programs (see `failure_class`).
 
 from __future__ import annotations
 
-import errno
 from http import HTTPStatus
 
 NOT_FOUND = "Could not find"
@@ -87,14 +86,6 @@ def certificate_rejected(host: str, reason: str, url: str) -> str:
     """``Certificate rejected for <host>: <reason> (<url>)``: the host whose certificate
     failed, which after a redirect is not the URL's own."""
     return f"{CERTIFICATE_REJECTED} for {host}: {reason} ({url})"
-
-
-def store_failure(url: str, exc: BaseException) -> str:
-    """``No space left: <url>`` when the disk is full, else ``Store failed: <url> (detail)``."""
-    cause = exc if isinstance(exc, OSError) else exc.__cause__
-    if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
-        return failure(NO_SPACE, url)
-    return failure(STORE_FAILED, url, str(exc))
 
 
 def failure_class(message: str) -> str:

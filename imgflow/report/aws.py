@@ -46,7 +46,9 @@ class _Tally:
             entry.total += 1
             if record.outcome is Outcome.FAILED:
                 entry.failed += 1
-                yield Failure(record.url, record.status_code, record.error or "")
+                yield Failure(
+                    record.url, record.status_code, record.error or "", record.failure_kind
+                )
             elif record.outcome is Outcome.STORED:
                 self.stored_bytes += record.bytes or 0
             else:

@@ -1,15 +1,15 @@
 """Failure classes a person recognises: not found, HTTP 5xx, throttled, timeouts, TLS ...
 
-A failure record's class comes from its message (which starts with the engine's class,
-see `imgflow.engine.messages`) and its HTTP status, so records written by either backend,
-or by an older imgflow, group the same way.
+A failure record's class comes from its kind (`FailureKind`, set where it failed) and its
+HTTP status; a record from an older imgflow, without a kind, is read by its message
+(`kind_of_legacy_message`), so records of either backend and age group the same way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imgflow.engine import messages
+from imgflow.engine.failures import FailureKind, kind_of_legacy_message
 
 
 @dataclass(frozen=True)
@@ -71,53 +71,41 @@ ALL = (
     OTHER,
 )
 
-_TLS_WORDS = ("ssl", "tls", "certificate", "handshake")
 _BY_KIND = {
-    messages.NOT_FOUND: NOT_FOUND,
-    messages.TIMED_OUT: TIMEOUT,
-    messages.DNS_FAILED: DNS,
-    messages.CONNECTION_REFUSED: CONNECTION,
-    messages.CONNECTION_RESET: CONNECTION,
-    messages.CONNECTION_ERROR: CONNECTION,
-    messages.INCOMPLETE: CONNECTION,
-    messages.TOO_LARGE: TOO_LARGE,
-    messages.NOT_AN_IMAGE: NOT_AN_IMAGE,
-    messages.TOO_MANY_REDIRECTS: REDIRECT,
-    messages.BAD_REDIRECT: REDIRECT,
-    messages.REFUSED_TARGET: REFUSED,
-    messages.STORE_FAILED: STORAGE,
-    messages.NO_SPACE: STORAGE,
-    messages.CERTIFICATE_REJECTED: TLS,
-    messages.PROXY_REFUSED: PROXY,
-    messages.PROXY_UNREACHABLE: PROXY,
-    messages.BAD_RESPONSE: BAD_RESPONSE,
+    FailureKind.NOT_FOUND: NOT_FOUND,
+    FailureKind.TIMED_OUT: TIMEOUT,
+    FailureKind.DNS_FAILED: DNS,
+    FailureKind.CONNECTION_REFUSED: CONNECTION,
+    FailureKind.CONNECTION_RESET: CONNECTION,
+    FailureKind.CONNECTION_ERROR: CONNECTION,
+    FailureKind.INCOMPLETE: CONNECTION,
+    FailureKind.TOO_LARGE: TOO_LARGE,
+    FailureKind.NOT_AN_IMAGE: NOT_AN_IMAGE,
+    FailureKind.TOO_MANY_REDIRECTS: REDIRECT,
+    FailureKind.BAD_REDIRECT: REDIRECT,
+    FailureKind.REFUSED_TARGET: REFUSED,
+    FailureKind.STORE_FAILED: STORAGE,
+    FailureKind.NO_SPACE: STORAGE,
+    FailureKind.CERTIFICATE_REJECTED: TLS,
+    FailureKind.TLS_FAILED: TLS,
+    FailureKind.PROXY_REFUSED: PROXY,
+    FailureKind.PROXY_UNREACHABLE: PROXY,
+    FailureKind.BAD_RESPONSE: BAD_RESPONSE,
 }
 
 
-def classify(message: str | None, status: int | None) -> FailureClass:
-    """The class of one failure, from its message and HTTP status."""
-    text = message or ""
-    kind = messages.failure_class(text)
-    if status in (404, 410) or kind == messages.NOT_FOUND:
+def classify(kind: FailureKind | None, message: str | None, status: int | None) -> FailureClass:
+    """The class of one failure, from its kind (else its message) and HTTP status."""
+    if kind is None:
+        kind = kind_of_legacy_message(message or "")
+    if status in (404, 410) or kind is FailureKind.NOT_FOUND:
         return NOT_FOUND
-    if status == 429 or kind == messages.THROTTLED or "Retry-After" in text:
+    if status == 429 or kind is FailureKind.THROTTLED:
         return THROTTLED
-    if kind == messages.HTTP_ERROR or (status is not None and status >= 400):
+    if kind is FailureKind.HTTP_ERROR or (status is not None and status >= 400):
         if status is not None and 500 <= status < 600:
             return HTTP_5XX
         if status is not None and 400 <= status < 500:
             return HTTP_4XX
         return HTTP_OTHER
-    lowered = text.lower()
-    if kind in (messages.CONNECTION_ERROR, messages.CONNECTION_RESET) and any(
-        word in lowered for word in _TLS_WORDS
-    ):
-        return TLS
-    found = _BY_KIND.get(kind)
-    if found is not None:
-        return found
-    if any(word in lowered for word in _TLS_WORDS):
-        return TLS
-    if "no space left" in lowered:
-        return STORAGE
-    return OTHER
+    return _BY_KIND.get(kind, OTHER)

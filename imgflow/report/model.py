@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from imgflow.engine.failures import FailureKind
 from imgflow.engine.records import Summary
 from imgflow.report.classify import FailureClass, classify
 
@@ -19,6 +20,7 @@ class Failure:
     url: str
     status: int | None
     message: str
+    kind: FailureKind | None = None  # None for an old record: its message tells
 
 
 @dataclass
@@ -34,7 +36,7 @@ def group_failures(failures: Iterable[Failure], keep: int = FIRST_FAILURES) -> l
     """Failures grouped by class, largest group first; memory is `keep` per group."""
     groups: dict[str, FailureGroup] = {}
     for failure in failures:
-        kind = classify(failure.message, failure.status)
+        kind = classify(failure.kind, failure.message, failure.status)
         group = groups.get(kind.slug)
         if group is None:
             group = groups[kind.slug] = FailureGroup(kind)

@@ -7,8 +7,9 @@ import asyncio
 import httpx
 import pytest
 
-from imgflow.engine.fetch import Fetched, Fetcher, FetchFailure
+from imgflow.engine.fetch import Fetcher
 from imgflow.engine.guard import TargetRefused, make_guard
+from imgflow.engine.outcome import Fetched, FetchFailure
 from imgflow.engine.settings import FetchConfig
 
 PUBLIC = "93.184.216.34"

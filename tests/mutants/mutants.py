@@ -64,8 +64,8 @@ MUTANTS: list[Mutant] = [
         "batch-loses-a-record",
         "one record per item, even when an item raises (architecture)",
         "imgflow/engine/batch.py",
-        '{exc}")\n        return failed_record(item, message, None, attempts)',
-        '{exc}")\n        raise',
+        "        return failed_record(item, FetchFailure(kind, message, None, attempts))",
+        "        raise",
         ("tests/test_limits.py::test_one_record_per_item_even_when_storing_one_raises",),
     ),
     Mutant(
@@ -230,7 +230,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "retry-after-max-ignored",
         "a Retry-After longer than retry_after_max fails the image (imgflow.yaml.example)",
-        "imgflow/engine/fetch.py",
+        "imgflow/engine/outcome.py",
         "if wait is not None and wait > retry_after_max:",
         "if wait is not None and wait > retry_after_max + 3600:",
         ("tests/test_limits.py::test_a_retry_after_over_the_limit_fails_without_waiting",),
@@ -246,7 +246,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "503-not-retried",
         "a 5xx is retried (imgflow.yaml.example)",
-        "imgflow/engine/fetch.py",
+        "imgflow/engine/outcome.py",
         "RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})",
         "RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 504})",
         ("tests/test_fetch.py::test_a_throttling_host_is_retried_for_its_patience_not_a_count",),
@@ -263,7 +263,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "short-body-accepted",
         "a body shorter than its Content-Length is an error, not an image (architecture)",
-        "imgflow/engine/transport.py",
+        "imgflow/engine/transport/parse.py",
         "        elif self.until_close:\n",
         "        elif self.until_close or self.head_done:\n",
         ("tests/test_framing.py::test_body_cut_short_is_incomplete",),
@@ -271,7 +271,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "parse-errors-ignored",
         "responses are framed strictly; a malformed one fails as a bad response (README)",
-        "imgflow/engine/transport.py",
+        "imgflow/engine/transport/parse.py",
         "            elif self.error is None:\n                self.error = BadResponse(",
         "            elif self.error is None and False:\n                self.error = BadResponse(",
         ("tests/test_framing.py::test_malformed_response_fails_once_as_bad_response",),
@@ -279,7 +279,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "leftover-bytes-reused",
         "a connection with bytes left after a response is never reused (architecture)",
-        "imgflow/engine/transport.py",
+        "imgflow/engine/transport/stream.py",
         "            and not exchange.leftover\n",
         "            and exchange.leftover is not None\n",
         (
@@ -290,7 +290,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "head-waits-for-a-body",
         "a HEAD reply is its head alone, so the connection stays usable (architecture)",
-        "imgflow/engine/transport.py",
+        "imgflow/engine/transport/pool.py",
         'exchange = conn.start(head_only=request.method == "HEAD")',
         "exchange = conn.start(head_only=False)",
         ("tests/test_transport_habits.py::test_a_head_reply_has_no_body",),
@@ -299,7 +299,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "resend-fresh-connections",
         "only a request on a reused keep-alive connection is resent (architecture)",
-        "imgflow/engine/transport.py",
+        "imgflow/engine/transport/pool.py",
         "if not (reused and idempotent and conn.received == before):",
         "if not (idempotent and conn.received == before):",
         ("tests/test_transport_habits.py::test_a_get_on_a_fresh_connection_is_not_resent",),
@@ -307,7 +307,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "resend-after-an-answer",
         "a request the server began answering is never resent (architecture)",
-        "imgflow/engine/transport.py",
+        "imgflow/engine/transport/pool.py",
         "if not (reused and idempotent and conn.received == before):",
         "if not (reused and idempotent):",
         ("tests/test_transport_habits.py::test_a_get_the_server_began_answering_is_not_resent",),
@@ -315,7 +315,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "resend-non-idempotent",
         "a POST is never resent (architecture)",
-        "imgflow/engine/transport.py",
+        "imgflow/engine/transport/pool.py",
         "if not (reused and idempotent and conn.received == before):",
         "if not (reused and conn.received == before):",
         ("tests/test_transport_habits.py::test_a_post_is_never_resent",),
@@ -323,7 +323,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "resend-never",
         "a reused keep-alive connection closed while idle is resent transparently (architecture)",
-        "imgflow/engine/transport.py",
+        "imgflow/engine/transport/pool.py",
         "if not (reused and idempotent and conn.received == before):",
         "if not (reused and idempotent and conn.received == before) or True:",
         (
@@ -358,7 +358,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "connect-not-pinned",
         "the transport connects to the address it checked (DNS rebinding)",
-        "imgflow/engine/transport.py",
+        "imgflow/engine/transport/pool.py",
         "        return addresses[0]\n",
         "        return host\n",
         ("tests/test_address_resolved_once.py",),
@@ -460,6 +460,31 @@ MUTANTS: list[Mutant] = [
         'return f"{HTTP_ERROR} {code} - {reason}: {url}"',
         'return f"{HTTP_ERROR} {code}: {url}"',
         ("tests/test_fetch.py::test_persistent_502_fails_after_retries",),
+    ),
+    # -- failure kinds ---------------------------------------------------------------------------
+    Mutant(
+        "404-kind-wrong",
+        "every failed record carries its failure kind, set where it fails (failureKind)",
+        "imgflow/engine/outcome.py",
+        "return FetchFailure(FailureKind.NOT_FOUND, messages.not_found(url), status, attempts)",
+        "return FetchFailure(FailureKind.HTTP_ERROR, messages.not_found(url), status, attempts)",
+        (f"{FETCH}::test_every_failure_carries_its_kind",),
+    ),
+    Mutant(
+        "cut-body-kind-reset",
+        "a body cut short is an incomplete body, by its type (failureKind incomplete-body)",
+        "imgflow/engine/outcome.py",
+        "        return retry(FailureKind.INCOMPLETE, url, str(exc))",
+        "        return retry(FailureKind.CONNECTION_RESET, url, str(exc))",
+        (f"{FETCH}::test_every_failure_carries_its_kind",),
+    ),
+    Mutant(
+        "record-drops-kind",
+        "a failed record's JSON carries its failureKind",
+        "imgflow/engine/batch.py",
+        "        failure_kind=failure.kind,",
+        "        failure_kind=None,",
+        (f"{FETCH}::test_failed_records_carry_their_kind_in_json",),
     ),
     Mutant(
         "sns-summary-swapped",
@@ -656,7 +681,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "direct-leftover-reused",
         "bytes after a complete large body close its connection (architecture: large bodies)",
-        "imgflow/engine/direct.py",
+        "imgflow/engine/transport/direct.py",
         "    return Rest(leftover=bool(extra), closed=not extra)",
         "    return Rest(leftover=False, closed=False)",
         (f"{DIRECT}::test_bytes_right_after_a_large_body_close_its_connection",),
@@ -664,16 +689,16 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "direct-short-body-stored",
         "a large body cut short is Incomplete body, never stored (architecture: large bodies)",
-        "imgflow/engine/direct.py",
-        "            if n == 0:\n                raise httpx.RemoteProtocolError(",
+        "imgflow/engine/transport/direct.py",
+        "            if n == 0:\n                raise IncompleteBody(",
         "            if n == 0:\n                return Rest(leftover=False, closed=True)\n"
-        "            if n < 0:\n                raise httpx.RemoteProtocolError(",
+        "            if n < 0:\n                raise IncompleteBody(",
         (f"{DIRECT}::test_a_large_body_cut_short_is_incomplete_and_leaves_nothing",),
     ),
     Mutant(
         "direct-no-read-timeout",
         "a large body that stalls times out after fetch.timeout (architecture: large bodies)",
-        "imgflow/engine/transport.py",
+        "imgflow/engine/transport/stream.py",
         "exchange.received, write, self._timeout, stop",
         "exchange.received, write, None, stop",
         (f"{DIRECT}::test_a_large_body_that_stalls_times_out",),
@@ -682,7 +707,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "direct-cancel-reads-on",
         "a cancel stops a large body's thread before its part goes (architecture: large bodies)",
-        "imgflow/engine/transport.py",
+        "imgflow/engine/transport/stream.py",
         "            stop.set()\n            conn.shut()\n",
         "            pass\n",
         (f"{DIRECT}::test_a_cancelled_large_body_stops_its_thread_before_the_part_is_removed",),

@@ -20,6 +20,7 @@ from imgflow.engine import messages
 from imgflow.engine.batch import failed_record, run_batch_blocking
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.guard import make_address_check, make_guard
+from imgflow.engine.outcome import FetchFailure
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 
 MAX_DETAIL = 300
@@ -74,8 +75,9 @@ def lost_records(spec: BatchSpec, detail: str) -> list[ResultRecord]:
     records = []
     for item in spec.items:
         message = messages.failure(messages.BATCH_FAILED, item.url, detail)
-        record = failed_record(item, message, None, 0)
-        records.append(dataclasses.replace(record, failure_kind=FailureKind.BATCH_FAILED))
+        records.append(
+            failed_record(item, FetchFailure(FailureKind.BATCH_FAILED, message, None, 0))
+        )
     return records
 
 

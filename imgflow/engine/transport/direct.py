@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from imgflow.engine.transport.errors import IncompleteBody
+
 BUFFER_BYTES = 256 * 1024
 # How often a wait for bytes looks at the stop flag, in seconds.
 _STOP_POLL = 0.2
@@ -55,7 +57,7 @@ def read_rest(
     exactly `size` more from `sock` into `write`; close `sock` (a duplicate) in any case.
 
     Network failures raise httpx's exceptions (ReadTimeout when no byte comes for
-    `timeout` seconds, ReadError, RemoteProtocolError for an early close); an exception
+    `timeout` seconds, ReadError, IncompleteBody for an early close); an exception
     from `write` (the store) propagates unchanged.
     """
     try:
@@ -76,7 +78,7 @@ def read_rest(
             except OSError as exc:
                 raise httpx.ReadError(exc.strerror or str(exc)) from exc
             if n == 0:
-                raise httpx.RemoteProtocolError(
+                raise IncompleteBody(
                     "peer closed connection without sending complete message body: "
                     f"received {received + got} bytes"
                 )

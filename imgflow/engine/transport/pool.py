@@ -1,0 +1,263 @@
+"""The keep-alive pool: connections per route, opened (through a proxy, with TLS) and
+reused, behind httpx's transport interface."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from imgflow.engine.guard import AddressCheck, TargetRefused
+from imgflow.engine.proxy import Proxy, ProxyRouter
+from imgflow.engine.transport.connection import Connection, next_event
+from imgflow.engine.transport.errors import BadResponse
+from imgflow.engine.transport.parse import Exchange
+from imgflow.engine.transport.stream import Body
+
+# (scheme, host, port, proxy): the key of a pool of interchangeable connections. Plain http
+# through a proxy is keyed by the proxy alone: one connection to it serves every origin.
+Route = tuple[str, str, int, Proxy | None]
+
+
+class FastTransport(httpx.AsyncBaseTransport):
+    """An httpx transport for HTTP/1.1 with a keep-alive pool of `max_connections`.
+
+    With `address_check`, the transport resolves each host it connects to (the origin, or
+    the proxy) itself, refuses the connection when the check refuses any of its addresses
+    (raising ConnectError caused by TargetRefused), and connects to an address it checked,
+    so a DNS answer cannot change between the check and the connection. `proxies` routes
+    requests through forward proxies.
+    """
+
+    def __init__(
+        self,
+        max_connections: int,
+        ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext] | None = None,
+        address_check: AddressCheck | None = None,
+        proxies: ProxyRouter | None = None,
+    ) -> None:
+        self._slots = asyncio.Semaphore(max_connections)
+        self._max_idle = max_connections
+        self._idle: dict[Route, deque[Connection]] = {}
+        self._ssl = ssl_context  # a factory is called at the first https connection
+        self._address_check = address_check
+        self._proxies = proxies if proxies is not None and proxies.active else None
+        self._closed = False
+        self._max_connections = max_connections
+        self._pumps: ThreadPoolExecutor | None = None
+
+    def pumps(self) -> ThreadPoolExecutor:
+        """The threads that read large bodies (`Body.pump`): one per connection at most,
+        so a body never waits for one."""
+        if self._pumps is None:
+            self._pumps = ThreadPoolExecutor(self._max_connections, "imgflow-body")
+        return self._pumps
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            import certifi
+
+            self._ssl = ssl.create_default_context(cafile=certifi.where())
+        elif not isinstance(self._ssl, ssl.SSLContext):
+            self._ssl = self._ssl()
+        return self._ssl
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        scheme = url.scheme
+        if scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
+        port = url.port or (443 if scheme == "https" else 80)
+        proxy = None if self._proxies is None else self._proxies.proxy_for(scheme, url.host, port)
+        if proxy is not None and scheme == "http":
+            route: Route = ("http", proxy.host, proxy.port, proxy)
+        else:
+            route = (scheme, url.host, port, proxy)
+        timeouts: dict[str, Any] = request.extensions.get("timeout", {})
+        head = _serialize(request, await request.aread(), proxy if scheme == "http" else None)
+        await self._slots.acquire()
+        try:
+            return await self._exchange(request, route, head, timeouts)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def _exchange(
+        self, request: httpx.Request, route: Route, head: bytes, timeouts: dict[str, Any]
+    ) -> httpx.Response:
+        idempotent = request.method in ("GET", "HEAD", "OPTIONS")
+        while True:
+            conn = self._idle_connection(route) or await self._connect(
+                route, request.url.host, timeouts
+            )
+            reused = conn.used
+            before = conn.received
+            conn.used = True
+            exchange = conn.start(head_only=request.method == "HEAD")
+            assert conn.transport is not None
+            conn.transport.write(head)
+            try:
+                return await self._response(route, conn, exchange, timeouts)
+            except BadResponse:
+                conn.close()
+                raise
+            except (httpx.RemoteProtocolError, httpx.ReadError):
+                conn.close()
+                # A keep-alive connection the server closed while it sat idle: the request
+                # never reached it, so it is sent again on a fresh connection.
+                if not (reused and idempotent and conn.received == before):
+                    raise
+            except BaseException:
+                # A timeout or cancel while waiting for the head: the connection must not
+                # stay open, or the server still counts a request the client gave up on.
+                conn.close()
+                raise
+
+    def _idle_connection(self, route: Route) -> Connection | None:
+        idle = self._idle.get(route)
+        while idle:
+            conn = idle.pop()
+            if conn.reusable():
+                return conn
+            conn.close()
+        return None
+
+    async def _connect(self, route: Route, host: str, timeouts: dict[str, Any]) -> Connection:
+        scheme, _, port, proxy = route
+        loop = asyncio.get_running_loop()
+        tls = self._ssl_context() if scheme == "https" else None
+        peer_host, peer_port = (proxy.host, proxy.port) if proxy is not None else (host, port)
+        where = f"proxy {proxy.shown}" if proxy is not None else f"{host}:{port}"
+        try:
+            async with asyncio.timeout(timeouts.get("connect")):
+                address = await self._checked_address(peer_host, peer_port)
+                direct_tls = tls if proxy is None else None
+                _, conn = await loop.create_connection(
+                    Connection,
+                    address,
+                    peer_port,
+                    ssl=direct_tls,
+                    server_hostname=host if direct_tls else None,
+                )
+                if proxy is not None and tls is not None:
+                    await self._tunnel(conn, proxy, host, port, timeouts)
+                    transport = await loop.start_tls(
+                        _transport(conn), conn, tls, server_hostname=host
+                    )
+                    if transport is None:  # pragma: no cover - only on a closed transport
+                        raise ConnectionResetError("the tunnel closed during the handshake")
+                    conn.transport = transport
+        except TimeoutError:
+            raise httpx.ConnectTimeout(f"connecting to {where} timed out") from None
+        except OSError as exc:
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+        return conn
+
+    async def _tunnel(
+        self, conn: Connection, proxy: Proxy, host: str, port: int, timeouts: dict[str, Any]
+    ) -> None:
+        """Ask the proxy for a tunnel to host:port (CONNECT); ProxyError when it refuses."""
+        target = f"{_bracketed(host)}:{port}".encode("ascii")
+        lines = [b"CONNECT " + target + b" HTTP/1.1", b"Host: " + target]
+        if proxy.authorization is not None:
+            lines.append(b"Proxy-Authorization: " + proxy.authorization)
+        exchange = conn.start(head_only=True)
+        _transport(conn).write(b"\r\n".join(lines) + b"\r\n\r\n")
+        try:
+            while not exchange.head_done:
+                await next_event(conn, exchange, timeouts.get("read"))
+        except httpx.HTTPError as exc:
+            conn.close()
+            raise httpx.ProxyError(f"CONNECT failed: {exc}") from exc
+        conn.finish(reuse=False)  # its parser is inside the CONNECT reply: never reused
+        if not 200 <= exchange.status < 300 or exchange.leftover:
+            conn.close()
+            reason = exchange.reason.decode("latin-1").strip()
+            raise httpx.ProxyError(f"{exchange.status} {reason}".strip())
+
+    async def _checked_address(self, host: str, port: int) -> str:
+        """The host itself, or (with an address check) the address checked for it."""
+        if self._address_check is None:
+            return host
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+        addresses = [str(info[4][0]) for info in infos]
+        for address in addresses:
+            reason = await self._address_check(address)
+            if reason is not None:
+                refused = TargetRefused(
+                    reason if address == host else f"{host} resolves to {reason}"
+                )
+                raise httpx.ConnectError(str(refused)) from refused
+        return addresses[0]
+
+    async def _response(
+        self, route: Route, conn: Connection, exchange: Exchange, timeouts: dict[str, Any]
+    ) -> httpx.Response:
+        read_timeout = timeouts.get("read")
+        while not exchange.head_done:
+            await next_event(conn, exchange, read_timeout)
+        version = exchange.parser.get_http_version()
+        body = Body(self, route, conn, exchange, read_timeout)
+        return httpx.Response(
+            exchange.status,
+            headers=exchange.headers,
+            stream=body,
+            extensions={
+                "http_version": b"HTTP/" + version.encode("ascii"),
+                "reason_phrase": exchange.reason,
+            },
+        )
+
+    def release(self, route: Route, conn: Connection, reuse: bool) -> None:
+        """Return a connection after its response body was closed."""
+        self._slots.release()
+        if reuse and not self._closed:
+            idle = self._idle.setdefault(route, deque())
+            if len(idle) < self._max_idle:
+                idle.append(conn)
+                return
+        conn.close()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._pumps is not None:
+            self._pumps.shutdown(wait=False)
+        for idle in self._idle.values():
+            while idle:
+                idle.pop().close()
+        self._idle.clear()
+
+
+def _transport(conn: Connection) -> asyncio.Transport:
+    assert conn.transport is not None
+    return conn.transport
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _serialize(request: httpx.Request, body: bytes, proxy: Proxy | None) -> bytes:
+    url = request.url
+    target = url.raw_path or b"/"
+    if proxy is not None:  # absolute form, for a forward proxy
+        host = url.raw_host
+        if b":" in host:
+            host = b"[" + host + b"]"
+        target = url.raw_scheme + b"://" + host + _port(url) + target
+    lines = [request.method.encode() + b" " + target + b" HTTP/1.1"]
+    lines.extend(k + b": " + v for k, v in request.headers.raw)
+    if proxy is not None and proxy.authorization is not None:
+        lines.append(b"Proxy-Authorization: " + proxy.authorization)
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def _port(url: httpx.URL) -> bytes:
+    return b"" if url.port is None else b":" + str(url.port).encode("ascii")
