@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from imgflow.aws.deploy import Step
     from imgflow.aws.deploy.state import DeploymentOutputs
     from imgflow.aws.job import JobStatus
-    from imgflow.jobinput import JobInput
     from imgflow.local.runner import LocalJob, LocalRunResult
+    from imgflow.sources.paths import PathsSource
 
 EXIT_CODES = """Exit codes: 0 every image stored or skipped; 1 an image failed (beyond
 --tolerate-failures) or a backend error; 2 bad usage, config or input (nothing written);
@@ -289,22 +289,21 @@ def run(
         network_flags = bool(
             header or user_agent or proxy or no_proxy or ca_bundle or insecure
         ) or (rate, burst) != (None, None)
-        from imgflow import jobinput
+        from imgflow.sources.job_json import from_job_file
+        from imgflow.sources.paths import from_paths_file
 
         if (paths_file is None) == (job is None):
             raise UsageError("give exactly one of --paths-file or --job")
         if job is not None:
             if base_url is not None:
                 raise UsageError("--base-url goes with --paths-file; the job file has baseUrl")
-            spec = jobinput.from_job_file(job)
+            spec = from_job_file(job)
             if spec.concurrency is not None and concurrency is None:
                 cfg = config_mod.with_overrides(cfg, job={"concurrency": spec.concurrency})
         else:
             assert paths_file is not None
-            spec = jobinput.from_paths_file(base_url, paths_file)
-        from imgflow.hints import doubled_base_path
-
-        hint = doubled_base_path(spec.base_url, spec.paths())
+            spec = from_paths_file(base_url, paths_file)
+        hint = spec.warning()
         if hint is not None:
             _warn(hint)
         try:
@@ -426,7 +425,7 @@ def _aws_target(cfg: Config) -> tuple[Aws, DeploymentOutputs]:
     return from_config(cfg), outputs
 
 
-def _start_aws(cfg: Config, spec: JobInput, via_api: bool, new: bool) -> tuple[Aws, str, str]:
+def _start_aws(cfg: Config, spec: PathsSource, via_api: bool, new: bool) -> tuple[Aws, str, str]:
     """Start the job: (session, bucket, execution ARN)."""
     from imgflow.aws.job import job_body, start_job
 
@@ -452,7 +451,7 @@ def _start_aws(cfg: Config, spec: JobInput, via_api: bool, new: bool) -> tuple[A
 
 
 def _run_aws(
-    cfg: Config, spec: JobInput, output: Output, no_wait: bool, via_api: bool, new: bool
+    cfg: Config, spec: PathsSource, output: Output, no_wait: bool, via_api: bool, new: bool
 ) -> int:
     aws, bucket, execution_arn = _start_aws(cfg, spec, via_api, new)
     return _follow_aws(cfg, aws, bucket, execution_arn, spec.count, output, no_wait)
@@ -517,24 +516,21 @@ def _data_dir(cfg: Config, data_dir: Path | None) -> Path:
 
 def _run_local(
     cfg: Config,
-    spec: JobInput,
+    spec: PathsSource,
     data_dir: Path | None,
     output: Output,
     force: bool,
-    key_base: str | None = None,
     *,
     refresh: bool = False,
 ) -> LocalRunResult:
     from imgflow.local.runner import LocalJob
 
     job = LocalJob(
-        base_url=spec.base_url,
-        paths=spec.paths,
+        source=spec,
         concurrency=cfg.job.concurrency,
         batch_size=cfg.job.batch_size,
         max_batches=cfg.job.max_batches,
         force=force,
-        key_base=key_base,
         refresh=refresh,
     )
     return _run_local_job(cfg, job, _data_dir(cfg, data_dir), output)
@@ -579,7 +575,7 @@ def _say(line: str) -> None:
 def _show_local_run(
     folder: Path, run_id: str, output: Output, duplicates: int, elapsed: float | None
 ) -> str:
-    from imgflow.local.db import Database, sqlite_errors
+    from imgflow.local.index import Database, sqlite_errors
     from imgflow.local.runner import DB_NAME
     from imgflow.render import TABLE_ROWS, results_table, show_table, summary_line, write_json
 
@@ -665,7 +661,7 @@ def status(
 
 
 def _list_runs(folder: Path, output: Output, limit: int) -> None:
-    from imgflow.local.db import Database, sqlite_errors
+    from imgflow.local.index import Database, sqlite_errors
     from imgflow.local.retry import parents
     from imgflow.local.runner import DB_NAME
     from imgflow.render_runs import runs_json, runs_table
@@ -952,9 +948,9 @@ def demo(
     one image fails.
     """
     with _errors():
-        from imgflow import jobinput
         from imgflow.demo import FLAGS_DIR, PATHS_FILE
         from imgflow.demo.server import serve_directory
+        from imgflow.sources.paths import from_paths_file
 
         cfg = config_mod.with_overrides(_load_config(config), job={"concurrency": concurrency})
         try:
@@ -966,13 +962,13 @@ def demo(
                 f"they are still stored under {DEMO_KEY_BASE.split('//')[1]}/"
             )
         with server:
-            spec = jobinput.from_paths_file(server.base_url, str(PATHS_FILE))
+            spec = from_paths_file(server.base_url, str(PATHS_FILE), key_base=DEMO_KEY_BASE)
             err.print(
                 f"serving the sample flags at {server.base_url}; this demo runs:\n"
                 f"  imgflow run --base-url {server.base_url} --paths-file {PATHS_FILE}"
                 f" --concurrency {concurrency}"
             )
-            result = _run_local(cfg, spec, data_dir, output, force, key_base=DEMO_KEY_BASE)
+            result = _run_local(cfg, spec, data_dir, output, force)
         failed = result.summary.failed
         if failed == 1 and result.failures_file is not None:
             err.print(

@@ -12,7 +12,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from imgflow.aws.job_list import ExecutionRow
     from imgflow.engine.records import Summary
-    from imgflow.local.db import RunInfo
+    from imgflow.local.index import RunInfo
 
 COUNTS = ("total", "stored", "skipped", "failed")
 

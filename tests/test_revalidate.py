@@ -30,8 +30,8 @@ from imgflow.engine.fetch import Fetched, Fetcher, NotModified, Validators
 from imgflow.engine.ports import NO_VALIDATORS
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 from imgflow.engine.settings import FetchConfig
-from imgflow.local.db import Database
 from imgflow.local.folder import DB_NAME
+from imgflow.local.index import Database
 from imgflow.local.store import FileStore
 from imgflow.render import summary_line
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imgflow.local.db import sqlite_errors
 from imgflow.local.folder import DataFolder
+from imgflow.local.index import sqlite_errors
 from imgflow.local.safefs import KeyTree, StorageError
 
 _CHUNK = 1 << 20
@@ -115,7 +115,7 @@ def _check(db: Any, tree: KeyTree, data_dir: Path, repair: bool) -> CheckReport:
     report.restamped = len(restamp)
     if repair:
         db.forget(forget)
-        db.conn.executemany("UPDATE images SET mtime_ns = ? WHERE url = ?", restamp)
+        db.restamp(restamp)
     return report
 
 

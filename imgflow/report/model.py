@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from imgflow.engine.failures import FailureKind
 from imgflow.engine.records import Summary
 from imgflow.report.classify import FailureClass, classify
 
@@ -19,6 +20,7 @@ class Failure:
     url: str
     status: int | None
     message: str
+    kind: FailureKind | None = None
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from imgflow.engine.records import ResultRecord, Summary
-from imgflow.local.db import Database
+from imgflow.local.index import Database
 from imgflow.render import write_json
 from imgflow.serve.queue import QUEUED, Job, JobQueue
 from imgflow.serve.worker import Worker

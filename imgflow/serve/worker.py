@@ -21,6 +21,7 @@ from imgflow.errors import ImgflowError
 from imgflow.local.runner import LocalJob, RunInterrupted, run_job
 from imgflow.render import summary_line
 from imgflow.serve.queue import CANCELLED, FAILED, Job, JobQueue
+from imgflow.sources.job_json import from_job
 
 log = logging.getLogger("imgflow.serve")
 
@@ -159,8 +160,7 @@ class Worker:
         try:
             paths = self.queue.paths(job.id)
             local = LocalJob(
-                base_url=job.base_url,
-                paths=lambda: paths,
+                source=from_job(job.base_url, paths, None),
                 concurrency=job.concurrency,
                 batch_size=self.cfg.job.batch_size,
                 max_batches=self.cfg.job.max_batches,

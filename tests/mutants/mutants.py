@@ -55,9 +55,9 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "plan-duplicates-replace",
         "duplicates are fetched once and reported; one record per unique path (README)",
-        "imgflow/local/db.py",
-        '"INSERT OR IGNORE INTO results (run_id, seq, path, url, key, outcome)"',
-        '"INSERT OR REPLACE INTO results (run_id, seq, path, url, key, outcome)"',
+        "imgflow/local/index/results.py",
+        '"INSERT OR IGNORE INTO results (run_id, seq, path, url, key, meta, outcome)"',
+        '"INSERT OR REPLACE INTO results (run_id, seq, path, url, key, meta, outcome)"',
         ("tests/test_local_run.py::test_demo_job_stores_everything_but_the_missing_flag",),
     ),
     Mutant(
@@ -537,7 +537,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "refresh-update-not-indexed",
         "--refresh: a 200 replaces the file and its index row (README)",
-        "imgflow/local/db.py",
+        "imgflow/local/index/images.py",
         "            if r.outcome.wrote\n",
         "            if r.outcome is Outcome.STORED\n",
         (f"{REV}::test_refresh_keeps_what_the_server_confirms_and_replaces_what_changed",),
@@ -629,7 +629,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "wal-switch-not-retried",
         "runs that open a new data folder together all open it (architecture)",
-        "imgflow/local/db.py",
+        "imgflow/local/index/connection.py",
         '        "locked",\n        seconds=BUSY_TIMEOUT_MS',
         '        "never retried",\n        seconds=BUSY_TIMEOUT_MS',
         (f"{REV}::test_a_new_database_opened_at_once_by_several_runs_switches_to_wal_for_each",),
