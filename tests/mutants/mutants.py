@@ -61,6 +61,22 @@ MUTANTS: list[Mutant] = [
         ("tests/test_local_run.py::test_demo_job_stores_everything_but_the_missing_flag",),
     ),
     Mutant(
+        "results-unique-by-path",
+        "one result per URL of a run, whatever its source names it (architecture: Item)",
+        "imgflow/local/index/schema.py",
+        "    UNIQUE (run_id, url)\n",
+        "    UNIQUE (run_id, path)\n",
+        ("tests/test_sources.py::test_planned_items_read_back_whole_and_one_per_url",),
+    ),
+    Mutant(
+        "plan-drops-meta",
+        "an item's metadata goes with it from its source to its result (architecture: Item)",
+        "imgflow/local/index/results.py",
+        "        meta=MappingProxyType(json.loads(meta)) if meta else NO_META,",
+        "        meta=NO_META,",
+        ("tests/test_sources.py::test_planned_items_read_back_whole_and_one_per_url",),
+    ),
+    Mutant(
         "batch-loses-a-record",
         "one record per item, even when an item raises (architecture)",
         "imgflow/engine/batch.py",
