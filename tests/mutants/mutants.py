@@ -56,8 +56,8 @@ MUTANTS: list[Mutant] = [
         "plan-duplicates-replace",
         "duplicates are fetched once and reported; one record per unique path (README)",
         "imgflow/local/index/results.py",
-        '"INSERT OR IGNORE INTO results (run_id, seq, path, url, key, meta, outcome)"',
-        '"INSERT OR REPLACE INTO results (run_id, seq, path, url, key, meta, outcome)"',
+        '"INSERT OR IGNORE INTO results (run_id, seq, path, url, key, outcome)"',
+        '"INSERT OR REPLACE INTO results (run_id, seq, path, url, key, outcome)"',
         ("tests/test_local_run.py::test_demo_job_stores_everything_but_the_missing_flag",),
     ),
     Mutant(

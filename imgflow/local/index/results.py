@@ -17,7 +17,11 @@ _FAILED = Outcome.FAILED.value
 # What a retry runs again: the records that failed and those that never finished.
 RETRIED = (_FAILED, PENDING)
 
-_PlanRow = tuple[str, int, str, str, str, str | None]
+_PlanRow = tuple[str, int, str, str, str]
+_SAVE = (
+    "UPDATE results SET {kind}outcome = ?, status_code = ?, bytes = ?, sha256 = ?,"
+    " content_type = ?, error = ?, attempts = ?, finished_at = ? WHERE run_id = ? AND url = ?"
+)
 
 
 class ResultsTable(Connected):
@@ -36,28 +40,40 @@ class ResultsTable(Connected):
         """Insert every item as pending, once per URL: (unique items, items seen).
 
         Each chunk is its own short transaction, so another run on the same database is
-        never kept waiting for long.
+        never kept waiting for long. Metadata is encoded only for the items that have any
+        (by sequence number), and a chunk without any binds no meta column at all: binding
+        a None costs sqlite3 a failed adaptation per row.
         """
         unique = seen = 0
         buffer: list[_PlanRow] = []
+        metas: dict[int, str] = {}
         for item in items:
             seen += 1
-            meta = json.dumps(dict(item.meta)) if item.meta else None
-            buffer.append((run_id, seen, item.name, item.url, item.key, meta))
+            buffer.append((run_id, seen, item.name, item.url, item.key))
+            if item.meta:
+                metas[seen] = json.dumps(dict(item.meta))
             if len(buffer) >= chunk:
-                unique += self._insert_pending(buffer)
+                unique += self._insert_pending(buffer, metas)
                 buffer.clear()
-        unique += self._insert_pending(buffer)
+                metas.clear()
+        unique += self._insert_pending(buffer, metas)
         return unique, seen
 
-    def _insert_pending(self, rows: Sequence[_PlanRow]) -> int:
+    def _insert_pending(self, rows: Sequence[_PlanRow], metas: dict[int, str]) -> int:
         before = self.conn.total_changes
         with self.transaction():
-            self.conn.executemany(
-                "INSERT OR IGNORE INTO results (run_id, seq, path, url, key, meta, outcome)"
-                f" VALUES (?, ?, ?, ?, ?, ?, '{PENDING}')",
-                rows,
-            )
+            if metas:
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO results (run_id, seq, path, url, key, meta, outcome)"
+                    f" VALUES (?, ?, ?, ?, ?, ?, '{PENDING}')",
+                    [(*row, metas.get(row[1])) for row in rows],
+                )
+            else:
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO results (run_id, seq, path, url, key, outcome)"
+                    f" VALUES (?, ?, ?, ?, ?, '{PENDING}')",
+                    rows,
+                )
         return self.conn.total_changes - before
 
     def pending_batches(self, run_id: str, size: int) -> Iterator[list[Item]]:
@@ -95,28 +111,30 @@ class ResultsTable(Connected):
     def _save_results(
         self, run_id: str, records: Sequence[ResultRecord], times: Sequence[float]
     ) -> None:
-        """Replace the records' pending rows (within the caller's transaction)."""
-        self.conn.executemany(
-            "UPDATE results SET outcome = ?, status_code = ?, bytes = ?, sha256 = ?,"
-            " content_type = ?, error = ?, attempts = ?, finished_at = ?, failure_kind = ?"
-            " WHERE run_id = ? AND url = ?",
-            [
-                (
-                    r.outcome.value,
-                    r.status_code,
-                    r.bytes,
-                    r.sha256,
-                    r.content_type,
-                    r.error,
-                    r.attempts,
-                    at,
-                    r.failure_kind,
-                    run_id,
-                    r.url,
-                )
-                for r, at in zip(records, times, strict=True)
-            ],
-        )
+        """Replace the records' pending rows (within the caller's transaction); only
+        failures set a failure kind, so the others bind no None for it."""
+        done: list[tuple[object, ...]] = []
+        failed: list[tuple[object, ...]] = []
+        for r, at in zip(records, times, strict=True):
+            row = (
+                r.outcome.value,
+                r.status_code,
+                r.bytes,
+                r.sha256,
+                r.content_type,
+                r.error,
+                r.attempts,
+                at,
+                run_id,
+                r.url,
+            )
+            if r.outcome is Outcome.FAILED:
+                failed.append((r.failure_kind, *row))
+            else:
+                done.append(row)
+        self.conn.executemany(_SAVE.format(kind=""), done)
+        if failed:
+            self.conn.executemany(_SAVE.format(kind="failure_kind = ?, "), failed)
 
     def records(self, run_id: str, only_failed: bool = False) -> Iterator[ResultRecord]:
         """The run's records in input order, streamed (pending ones are left out)."""
