@@ -22,6 +22,7 @@ from imgflow.engine.plan import item_for
 from imgflow.engine.records import Outcome
 from imgflow.engine.settings import FetchConfig
 from imgflow.local.runner import LocalJob, run_job
+from imgflow.sources.job_json import from_job
 
 CAP = 4096
 SETTINGS = FetchConfig(
@@ -108,7 +109,7 @@ def test_redirects_are_followed_up_to_the_limit_exactly(
 
 def local_run(server: FaultServer, paths: list[str], tmp_path: Path, **job: int) -> None:
     cfg = config.from_mapping({"local": {"fsync": False}}, env={})
-    run = LocalJob(base_url=validate_base_url(server.base_url), paths=lambda: iter(paths), **job)
+    run = LocalJob(source=from_job(validate_base_url(server.base_url), paths, None), **job)
     result = run_job(run, run_settings(cfg), tmp_path / "data")
     assert result.summary.stored == len(paths)
 

@@ -19,9 +19,10 @@ from imgflow.demo.images import make_gif
 from imgflow.demo.server import StaticServer
 from imgflow.engine.job import validate_base_url
 from imgflow.engine.records import Outcome
-from imgflow.jobinput import from_paths_file
-from imgflow.local.db import Database
+from imgflow.local.index import Database
 from imgflow.local.runner import DB_NAME, LocalJob, LocalRunResult, run_job
+from imgflow.sources.job_json import from_job
+from imgflow.sources.paths import from_paths_file
 
 
 def make_cfg(**fetch: object) -> Config:
@@ -50,8 +51,7 @@ def run_paths(
     force: bool = False,
 ) -> LocalRunResult:
     job = LocalJob(
-        base_url=validate_base_url(base_url),
-        paths=lambda: iter(paths),
+        source=from_job(validate_base_url(base_url), paths, None),
         concurrency=concurrency,
         batch_size=batch_size,
         max_batches=max_batches,
@@ -74,7 +74,7 @@ def test_demo_job_stores_everything_but_the_missing_flag(
     flag_server: StaticServer, tmp_path: Path
 ) -> None:
     spec = from_paths_file(flag_server.base_url, str(PATHS_FILE))
-    job = LocalJob(spec.base_url, spec.paths, concurrency=5, batch_size=10, max_batches=3)
+    job = LocalJob(spec, concurrency=5, batch_size=10, max_batches=3)
     result = run_job(job, run_settings(make_cfg()), tmp_path)
     assert (result.summary.total, result.summary.stored, result.summary.failed) == (102, 101, 1)
     assert result.duplicates == 1 and result.state == "failed"

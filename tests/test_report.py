@@ -18,10 +18,11 @@ from imgflow.engine import messages
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.plan import Item
 from imgflow.engine.records import Outcome, ResultRecord
-from imgflow.local.db import Database
+from imgflow.local.index import Database
 from imgflow.local.runner import DB_NAME
 from imgflow.report import local, render_local, thumbs, write_local
 from imgflow.report.classify import classify
+from imgflow.sources.job_json import from_job
 
 URL = "https://img.example/a/b.jpg"
 
@@ -211,7 +212,7 @@ def fake_run(data_dir: Path, images: int) -> str:
     run_id = f"fake-{images}"
     host = "img.example"
     try:
-        db.create_run(run_id, f"https://{host}/", 8, 500, 4)
+        db.create_run(run_id, from_job(f"https://{host}/", [], None), 8, 500, 4)
         items = (
             Item(
                 path=f"p/{n // 1000:03d}/{n:06d}.jpg",
@@ -279,7 +280,7 @@ def test_a_100000_image_report_is_small_and_made_in_flat_memory(tmp_path: Path) 
 def test_a_run_that_reached_several_hosts_gets_a_host_table(tmp_path: Path) -> None:
     db = Database(tmp_path / DB_NAME)
     try:
-        db.create_run("multi", "https://a.example/", 2, 10, 1)
+        db.create_run("multi", from_job("https://a.example/", [], None), 2, 10, 1)
         urls = ["https://a.example/1.gif", "https://a.example/2.gif", "http://b.example:8080/3.gif"]
         items = [Item(u, u.split("//", 1)[1], path=u.rsplit("/", 1)[1]) for u in urls]
         db.plan("multi", items)

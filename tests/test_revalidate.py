@@ -32,8 +32,8 @@ from imgflow.engine.outcome import Fetched, NotModified
 from imgflow.engine.ports import NO_VALIDATORS, Validators
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 from imgflow.engine.settings import FetchConfig
-from imgflow.local.db import Database
 from imgflow.local.folder import DB_NAME
+from imgflow.local.index import Database
 from imgflow.local.store import FileStore
 
 FAST = FetchConfig(timeout=5.0, connect_timeout=2.0, total_timeout=10.0, retries=1)

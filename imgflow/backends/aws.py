@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from imgflow.aws.job import JobStatus
     from imgflow.config import Config
     from imgflow.documents.listing import Listing
-    from imgflow.jobinput import JobInput
+    from imgflow.sources.base import Source
 
 ARN_PREFIX = "arn:"
 
@@ -74,13 +75,13 @@ class AwsBackend:
             self._target = (from_config(self.cfg), outputs)
         return self._target
 
-    def run(self, spec: JobInput, flags: Flags, listener: Listener) -> RunView | Detached:
+    def run(self, spec: Source, flags: Flags, listener: Listener) -> RunView | Detached:
         """Start an execution (or show the one of the same job) and follow it."""
         from imgflow.aws.job import job_body, start_job
 
         cfg = self.cfg
         aws, outputs = self._deployment()
-        body = job_body(spec.base_url, spec.paths(), cfg.job.concurrency)
+        body = job_body(*_seed_job(spec), cfg.job.concurrency)
         if flags.via_api:
             from imgflow.aws.job_api import start_via_api
 
@@ -197,3 +198,13 @@ class AwsBackend:
             link_seconds=options.link_seconds,
             embed_thumbnails=options.embed_thumbnails,
         )
+
+
+def _seed_job(spec: Source) -> tuple[str, Iterable[str]]:
+    """The seed contract's base URL and resource paths of `spec` (the state machine's
+    input is the original job body)."""
+    from imgflow.sources.paths import PathsSource
+
+    if not isinstance(spec, PathsSource):
+        raise UsageError("the aws backend runs jobs of a base URL and paths")
+    return spec.base_url, spec.paths()

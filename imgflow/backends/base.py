@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from imgflow.config import Config
     from imgflow.documents.listing import Listing
     from imgflow.engine.politeness import Change
-    from imgflow.jobinput import JobInput
+    from imgflow.sources.base import Source
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,6 @@ class Flags:
     no_wait: bool = False
     via_api: bool = False
     new: bool = False
-    key_base: str | None = None  # store under this base URL's keys (the demo)
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ class Backend(Protocol):
 
     name: str
 
-    def run(self, spec: JobInput, flags: Flags, listener: Listener) -> RunView | Detached:
+    def run(self, spec: Source, flags: Flags, listener: Listener) -> RunView | Detached:
         """Run `spec` (checked flags) and follow it to its end, unless --no-wait."""
 
     def status(self, target: str) -> RunView:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from imgflow.documents.listing import Listing
     from imgflow.engine.politeness import OnChange
     from imgflow.engine.records import ResultRecord
-    from imgflow.jobinput import JobInput
     from imgflow.local.runner import LocalJob, LocalRunResult, Progress
     from imgflow.local.settings import RunSettings
+    from imgflow.sources.base import Source
 
 
 def data_folder(cfg: Config, data_dir: Path | None) -> Path:
@@ -33,25 +33,21 @@ def data_folder(cfg: Config, data_dir: Path | None) -> Path:
 
 def make_job(
     cfg: Config,
-    base_url: str,
-    paths: Callable[[], Iterable[str]],
+    source: Source,
     concurrency: int,
     *,
     force: bool = False,
-    key_base: str | None = None,
     refresh: bool = False,
 ) -> LocalJob:
-    """The local runner's job of `paths` under `base_url`, batched as `cfg` says."""
+    """The local runner's job of `source`'s items, batched as `cfg` says."""
     from imgflow.local.runner import LocalJob
 
     return LocalJob(
-        base_url=base_url,
-        paths=paths,
+        source=source,
         concurrency=concurrency,
         batch_size=cfg.job.batch_size,
         max_batches=cfg.job.max_batches,
         force=force,
-        key_base=key_base,
         refresh=refresh,
     )
 
@@ -109,19 +105,11 @@ class LocalBackend:
         if command == "retry" and flags.no_wait:
             raise UsageError("--no-wait goes with --backend aws")
 
-    def run(self, spec: JobInput, flags: Flags, listener: Listener) -> RunView:
+    def run(self, spec: Source, flags: Flags, listener: Listener) -> RunView:
         """Check the network settings, then run the job here."""
         self._check_network(listener)
         cfg = self.cfg
-        job = make_job(
-            cfg,
-            spec.base_url,
-            spec.paths,
-            cfg.job.concurrency,
-            force=flags.force,
-            key_base=flags.key_base,
-            refresh=flags.refresh,
-        )
+        job = make_job(cfg, spec, cfg.job.concurrency, force=flags.force, refresh=flags.refresh)
         return self._execute(job, listener)
 
     def _check_network(self, listener: Listener) -> None:
@@ -164,7 +152,7 @@ class LocalBackend:
     def _view(
         self, run_id: str, elapsed: float | None = None, result: LocalRunResult | None = None
     ) -> RunView:
-        from imgflow.local.db import Database, sqlite_errors
+        from imgflow.local.index import Database, sqlite_errors
         from imgflow.local.runner import DB_NAME
 
         db = Database(self.folder / DB_NAME, readonly=True)
@@ -197,7 +185,7 @@ class LocalBackend:
         )
 
     def _records(self, run_id: str, only_failed: bool) -> Iterator[ResultRecord]:
-        from imgflow.local.db import Database, sqlite_errors
+        from imgflow.local.index import Database, sqlite_errors
         from imgflow.local.runner import DB_NAME
 
         db = Database(self.folder / DB_NAME, readonly=True)
@@ -220,7 +208,7 @@ class LocalBackend:
     def runs(self, limit: int) -> Listing:
         """The recent runs of the data folder; a retry names its parent."""
         from imgflow.documents.listing import local_runs
-        from imgflow.local.db import Database, sqlite_errors
+        from imgflow.local.index import Database, sqlite_errors
         from imgflow.local.retry import parents
         from imgflow.local.runner import DB_NAME
 

@@ -17,7 +17,7 @@ from imgflow.engine.records import Summary
 
 if TYPE_CHECKING:
     from imgflow.aws.job_list import ExecutionRow
-    from imgflow.local.db import RunInfo
+    from imgflow.local.index import RunInfo
 
 COUNTS = ("total", "stored", "skipped", "failed")
 
@@ -57,7 +57,7 @@ def local_runs(runs: Sequence[RunInfo], parents: dict[str, str], title: str) -> 
                 r.id,
                 r.state,
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at)),
-                r.base_url,
+                r.base_url or "",  # a source of full URLs has none
                 parents.get(r.id, ""),
             ),
             r.summary,

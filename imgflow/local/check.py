@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imgflow.local.db import sqlite_errors
 from imgflow.local.folder import DataFolder
+from imgflow.local.index import sqlite_errors
 from imgflow.local.layouts.base import Layout, StoredReader
 from imgflow.local.layouts.files import FilesLayout
 from imgflow.local.safefs import StorageError
@@ -121,7 +121,7 @@ def _check(db: Any, reader: StoredReader, data_dir: Path, repair: bool) -> Check
     report.restamped = len(restamp)
     if repair:
         db.forget(forget)
-        db.conn.executemany("UPDATE images SET mtime_ns = ? WHERE url = ?", restamp)
+        db.restamp(restamp)
     return report
 
 

@@ -1,7 +1,7 @@
 """The data folder: its index, its lock, its temporary folders and its images, link-proof.
 
 ```
-<data-dir>/imgflow.db     the index and every run's results (imgflow/local/db.py)
+<data-dir>/imgflow.db     the index and every run's results (imgflow/local/index/)
 <data-dir>/imgflow.lock   flock'ed by the run storing images (one at a time per folder)
 <data-dir>/tmp/<run-id>/  a run's temporaries; .imgflow-tmp in it is flock'ed while it lives
 <data-dir>/images/<key>   the images
@@ -25,7 +25,7 @@ import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from imgflow.local.db import Database
+from imgflow.local.index import Database
 from imgflow.local.safefs import (
     FolderLock,
     StorageError,

@@ -1,4 +1,4 @@
-"""Retry a local run: a new run of just the paths that failed in it (or never finished).
+"""Retry a local run: a new run of just the items that failed in it (or never finished).
 
 The new run skips what the index holds, so an image stored since is not fetched again. Its
 link to the run it retries is kept in the ``run_parents`` table of the same database
@@ -7,81 +7,65 @@ link to the run it retries is kept in the ``run_parents`` table of the same data
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from imgflow.engine.records import Outcome
+from imgflow.engine.plan import Item
 from imgflow.errors import UsageError
-from imgflow.local.db import PENDING, RUNNING, Database, RunInfo
+from imgflow.local.index import RUNNING, Database, RunInfo
 from imgflow.local.runner import DB_NAME, LocalJob
 
-SCHEMA = "CREATE TABLE IF NOT EXISTS run_parents (run_id TEXT PRIMARY KEY, parent TEXT NOT NULL)"
-_RETRIED = (Outcome.FAILED.value, PENDING)
 
+@dataclass(frozen=True)
+class RetrySource:
+    """The items of a run that failed or never finished, read back from the index as they
+    were planned (URL, key, metadata and name)."""
 
-def _connect(db_path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(db_path, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout=10000")
-    conn.execute(SCHEMA)
-    return conn
+    db_path: Path
+    run_id: str
+    count: int
+    base_url: str | None
+    concurrency: int | None = None
 
+    def items(self) -> Iterator[Item]:
+        """The items to run again, in the order the run had them, streamed."""
+        db = Database(self.db_path, readonly=True)
+        try:
+            yield from db.retry_items(self.run_id)
+        finally:
+            db.close()
 
-def _paths(db_path: Path, run_id: str) -> Iterator[str]:
-    conn = _connect(db_path)
-    try:
-        cursor = conn.execute(
-            "SELECT path FROM results WHERE run_id = ? AND outcome IN (?, ?) ORDER BY seq",
-            (run_id, *_RETRIED),
-        )
-        for (path,) in cursor:
-            yield str(path)
-    finally:
-        conn.close()
+    def describe(self) -> dict[str, Any]:
+        """``{"kind": "retry", "run": <the run retried>}``."""
+        return {"kind": "retry", "run": self.run_id}
 
-
-def count_failed(db_path: Path, run_id: str) -> int:
-    """How many paths of the run failed or never finished."""
-    conn = _connect(db_path)
-    try:
-        row = conn.execute(
-            "SELECT COUNT(*) FROM results WHERE run_id = ? AND outcome IN (?, ?)",
-            (run_id, *_RETRIED),
-        ).fetchone()
-    finally:
-        conn.close()
-    return int(row[0])
+    def cleanup(self) -> None:
+        """Nothing to remove."""
 
 
 def link(db_path: Path, run_id: str, parent: str) -> None:
     """Record that `run_id` retries `parent`."""
-    conn = _connect(db_path)
+    db = Database(db_path)
     try:
-        conn.execute("INSERT OR REPLACE INTO run_parents VALUES (?, ?)", (run_id, parent))
+        db.link(run_id, parent)
     finally:
-        conn.close()
+        db.close()
 
 
 def parents(db_path: Path, run_ids: Iterable[str]) -> dict[str, str]:
     """run id -> the run it retries, for those of `run_ids` that are retries.
 
-    Reads only (the database may be read-only): no table yet means no retries yet.
+    Reads only (the database may be read-only): no database yet means no retries yet.
     """
-    ids = list(run_ids)
-    if not ids or not db_path.exists():
+    if not db_path.exists():
         return {}
-    conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
+    db = Database(db_path, readonly=True)
     try:
-        marks = ",".join("?" * len(ids))
-        rows = conn.execute(
-            f"SELECT run_id, parent FROM run_parents WHERE run_id IN ({marks})", ids
-        ).fetchall()
-    except sqlite3.OperationalError:
-        return {}
+        return db.parents(run_ids)
     finally:
-        conn.close()
-    return {str(r): str(p) for r, p in rows}
+        db.close()
 
 
 @dataclass(frozen=True)
@@ -101,6 +85,7 @@ def plan_retry(data_dir: Path, run_id: str) -> RetryPlan:
     db = Database(db_path)
     try:
         info = db.run_info(run_id)
+        failed = 0 if info is None else db.count_retried(run_id)
     finally:
         db.close()
     if info is None:
@@ -108,10 +93,9 @@ def plan_retry(data_dir: Path, run_id: str) -> RetryPlan:
     if info.state == RUNNING:
         raise UsageError(f"run {run_id} is still running: retry it once it has ended")
     job = LocalJob(
-        base_url=info.base_url,
-        paths=lambda: _paths(db_path, run_id),
+        source=RetrySource(db_path, run_id, failed, info.base_url),
         concurrency=info.concurrency,
         batch_size=info.batch_size,
         max_batches=info.max_batches,
     )
-    return RetryPlan(info, count_failed(db_path, run_id), job)
+    return RetryPlan(info, failed, job)

@@ -9,7 +9,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,18 +17,19 @@ from typing import Protocol
 
 from imgflow.engine.batch import run_batch
 from imgflow.engine.fetch import Fetcher
-from imgflow.engine.plan import Item, item_for
+from imgflow.engine.plan import Item
 from imgflow.engine.politeness import OnChange
 from imgflow.engine.ports import StoredObject
 from imgflow.engine.records import ResultRecord, Summary
 from imgflow.errors import BackendError
-from imgflow.local.db import INTERRUPTED, Database, retried, sqlite_errors
 from imgflow.local.folder import DB_NAME, DataFolder
+from imgflow.local.index import INTERRUPTED, Database, retried, sqlite_errors
 from imgflow.local.layouts.base import RunStore
 from imgflow.local.notifier import run_notify_command, write_failures
 from imgflow.local.safefs import StorageError, explain, remove_tree, subfolder
 from imgflow.local.settings import RunSettings
 from imgflow.local.stopping import Stopper
+from imgflow.sources.base import Source
 
 __all__ = ["DB_NAME", "LocalJob", "LocalRunResult", "RunInterrupted", "new_run_id", "run_job"]
 
@@ -41,15 +42,13 @@ INDEX_FULL_WAIT = 0.05
 
 @dataclass(frozen=True)
 class LocalJob:
-    """A validated job; `paths` yields normalised paths and can be called more than once."""
+    """A validated job: the source of its items and the run's settings."""
 
-    base_url: str
-    paths: Callable[[], Iterable[str]]
+    source: Source
     concurrency: int
     batch_size: int
     max_batches: int
     force: bool = False
-    key_base: str | None = None
     refresh: bool = False  # revalidate stored images instead of skipping them
 
 
@@ -141,9 +140,8 @@ def _run(
     on_throttle: OnChange | None,
     stop: threading.Event | None = None,
 ) -> LocalRunResult:
-    db.create_run(run_id, job.base_url, job.concurrency, job.batch_size, job.max_batches)
-    items = (item_for(job.base_url, p, job.key_base) for p in job.paths())
-    total, duplicates = db.plan(run_id, items)
+    db.create_run(run_id, job.source, job.concurrency, job.batch_size, job.max_batches)
+    total, duplicates = db.plan(run_id, job.source.items())
     if progress is not None:
         progress.planned(run_id, total, duplicates)
     with folder.locked(f"run {run_id}", on_wait):

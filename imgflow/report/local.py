@@ -21,9 +21,10 @@ from urllib.request import pathname2url
 from imgflow.engine.records import Outcome, Summary
 from imgflow.errors import BackendError, UsageError
 from imgflow.local.folder import DataFolder
+from imgflow.local.index import report as data
 from imgflow.local.layouts.base import StoredReader
 from imgflow.local.layouts.files import IMAGES_DIR, FilesLayout
-from imgflow.report import data, thumbs
+from imgflow.report import thumbs
 from imgflow.report.model import Gallery, GalleryItem, Report, group_failures
 from imgflow.report.page import PAGE_SIZE, write_file, write_page
 

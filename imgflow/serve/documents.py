@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from imgflow.documents.run import write_json
 from imgflow.engine.records import ResultRecord, Summary
-from imgflow.local.db import Database
+from imgflow.local.index import Database
 from imgflow.serve.queue import QUEUED, Job, JobQueue
 from imgflow.serve.worker import Worker
 

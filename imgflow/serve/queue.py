@@ -6,7 +6,7 @@ and a restart. States: ``queued`` -> ``running`` -> ``succeeded`` | ``failed``, 
 runs again as ``<id>-<attempt>`` (the index skips what the earlier attempt stored).
 
 This module keeps its own connection and its own table; the local backend's tables are
-read only through `imgflow.local.db`.
+read only through `imgflow.local.index`.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from imgflow.engine.records import Outcome, ResultRecord, Summary
 from imgflow.errors import ImgflowError
 from imgflow.local.runner import RunInterrupted
 from imgflow.serve.queue import CANCELLED, FAILED, Job, JobQueue
+from imgflow.sources.job_json import from_job
 
 log = logging.getLogger("imgflow.serve")
 
@@ -159,7 +160,7 @@ class Worker:
         )
         try:
             paths = self.queue.paths(job.id)
-            local = make_job(self.cfg, job.base_url, lambda: paths, job.concurrency)
+            local = make_job(self.cfg, from_job(job.base_url, paths, None), job.concurrency)
             result = execute(
                 local,
                 self.cfg,

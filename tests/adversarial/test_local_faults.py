@@ -24,6 +24,7 @@ from imgflow.config import Config
 from imgflow.engine.job import validate_base_url
 from imgflow.engine.messages import failure_class
 from imgflow.local.runner import LocalJob, LocalRunResult, run_job
+from imgflow.sources.job_json import from_job
 
 SEED = 20261124
 COUNT = 2000
@@ -45,8 +46,7 @@ def quick_cfg() -> Config:
 
 def run(server: FaultServer, planned: Planned, data_dir: Path) -> LocalRunResult:
     job = LocalJob(
-        base_url=validate_base_url(server.base_url),
-        paths=lambda: iter(planned.paths),
+        source=from_job(validate_base_url(server.base_url), planned.paths, None),
         concurrency=8,
         batch_size=50,
         max_batches=6,

@@ -21,6 +21,7 @@ from imgflow import config
 from imgflow.backends.local import run_settings
 from imgflow.engine.job import validate_base_url
 from imgflow.local.runner import LocalJob, run_job
+from imgflow.sources.job_json import from_job
 
 SETTINGS = [
     # (concurrency, batch_size, max_batches, paths)
@@ -74,8 +75,7 @@ def test_in_flight_never_exceeds_the_caps(
     fetch = dataclasses.replace(FAULT_FETCH, retries=3, transport=transport)
     cfg = dataclasses.replace(cfg, fetch=fetch, local=dataclasses.replace(cfg.local, fsync=False))
     job = LocalJob(
-        base_url=validate_base_url(fault_server.base_url),
-        paths=lambda: iter(paths),
+        source=from_job(validate_base_url(fault_server.base_url), paths, None),
         concurrency=concurrency,
         batch_size=batch_size,
         max_batches=max_batches,

@@ -55,10 +55,26 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "plan-duplicates-replace",
         "duplicates are fetched once and reported; one record per unique path (README)",
-        "imgflow/local/db.py",
+        "imgflow/local/index/results.py",
         '"INSERT OR IGNORE INTO results (run_id, seq, path, url, key, outcome)"',
         '"INSERT OR REPLACE INTO results (run_id, seq, path, url, key, outcome)"',
         ("tests/test_local_run.py::test_demo_job_stores_everything_but_the_missing_flag",),
+    ),
+    Mutant(
+        "results-unique-by-path",
+        "one result per URL of a run, whatever its source names it (architecture: Item)",
+        "imgflow/local/index/schema.py",
+        "    UNIQUE (run_id, url)\n",
+        "    UNIQUE (run_id, path)\n",
+        ("tests/test_sources.py::test_planned_items_read_back_whole_and_one_per_url",),
+    ),
+    Mutant(
+        "plan-drops-meta",
+        "an item's metadata goes with it from its source to its result (architecture: Item)",
+        "imgflow/local/index/results.py",
+        "        meta=MappingProxyType(json.loads(meta)) if meta else NO_META,",
+        "        meta=NO_META,",
+        ("tests/test_sources.py::test_planned_items_read_back_whole_and_one_per_url",),
     ),
     Mutant(
         "batch-loses-a-record",
@@ -640,7 +656,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "refresh-update-not-indexed",
         "--refresh: a 200 replaces the file and its index row (README)",
-        "imgflow/local/db.py",
+        "imgflow/local/index/images.py",
         "            if r.outcome.wrote\n",
         "            if r.outcome is Outcome.STORED\n",
         (f"{REV}::test_refresh_keeps_what_the_server_confirms_and_replaces_what_changed",),
@@ -732,7 +748,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "wal-switch-not-retried",
         "runs that open a new data folder together all open it (architecture)",
-        "imgflow/local/db.py",
+        "imgflow/local/index/connection.py",
         '        "locked",\n        seconds=BUSY_TIMEOUT_MS',
         '        "never retried",\n        seconds=BUSY_TIMEOUT_MS',
         (f"{REV}::test_a_new_database_opened_at_once_by_several_runs_switches_to_wal_for_each",),

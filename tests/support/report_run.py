@@ -13,6 +13,7 @@ from imgflow.config import Config
 from imgflow.demo.images import make_gif, make_png
 from imgflow.engine.job import validate_base_url
 from imgflow.local.runner import LocalJob, LocalRunResult, run_job
+from imgflow.sources.job_json import from_job
 from support.faultserver import FaultServer, Ok, Reset, Stall, Status
 
 FAILING = {
@@ -70,8 +71,7 @@ def quick_config() -> Config:
 
 def _run(server: FaultServer, paths: list[str], data_dir: Path) -> LocalRunResult:
     job = LocalJob(
-        base_url=validate_base_url(server.base_url),
-        paths=lambda: iter(paths),
+        source=from_job(validate_base_url(server.base_url), paths, None),
         concurrency=4,
         batch_size=5,
         max_batches=2,

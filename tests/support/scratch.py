@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from imgflow.local.db import process_alive
+from imgflow.local.index import process_alive
 
 LAMBDA_CODE_PREFIX = "imgflow-lambda-code-"
 

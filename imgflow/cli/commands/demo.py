@@ -31,13 +31,13 @@ def demo(
     one image fails.
     """
     with errors():
-        from imgflow import jobinput
         from imgflow.backends import BACKENDS
         from imgflow.backends.base import Flags, RunView
         from imgflow.cli.follow import follow, shown
         from imgflow.config import with_overrides
         from imgflow.demo import FLAGS_DIR, PATHS_FILE
         from imgflow.demo.server import serve_directory
+        from imgflow.sources.paths import from_paths_file
         from imgflow.ui.console import err, warn
 
         cfg = with_overrides(load_config(config), job={"concurrency": concurrency})
@@ -50,9 +50,9 @@ def demo(
                 f"they are still stored under {DEMO_KEY_BASE.split('//')[1]}/"
             )
         local = BACKENDS["local"](cfg, data_dir)
-        flags = Flags(force=force, key_base=DEMO_KEY_BASE)
+        flags = Flags(force=force)
         with server:
-            spec = jobinput.from_paths_file(server.base_url, str(PATHS_FILE))
+            spec = from_paths_file(server.base_url, str(PATHS_FILE), key_base=DEMO_KEY_BASE)
             err.print(
                 f"serving the sample flags at {server.base_url}; this demo runs:\n"
                 f"  imgflow run --base-url {server.base_url} --paths-file {PATHS_FILE}"

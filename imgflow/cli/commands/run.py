@@ -23,7 +23,7 @@ from imgflow.cli.options import (
 if TYPE_CHECKING:
     from imgflow.backends.base import Flags
     from imgflow.config import Config
-    from imgflow.jobinput import JobInput
+    from imgflow.sources.paths import PathsSource
 
 
 @dataclass(frozen=True)
@@ -89,31 +89,31 @@ class Network:
         return {"rate": rate, "burst": self.burst}
 
 
-def _read_job(base_url: str | None, paths_file: str | None, job: str | None) -> JobInput:
+def _read_job(base_url: str | None, paths_file: str | None, job: str | None) -> PathsSource:
     """The job from --paths-file (+ --base-url) or --job."""
-    from imgflow import jobinput
     from imgflow.errors import UsageError
+    from imgflow.sources.job_json import from_job_file
+    from imgflow.sources.paths import from_paths_file
 
     if (paths_file is None) == (job is None):
         raise UsageError("give exactly one of --paths-file or --job")
     if job is not None:
         if base_url is not None:
             raise UsageError("--base-url goes with --paths-file; the job file has baseUrl")
-        return jobinput.from_job_file(job)
+        return from_job_file(job)
     assert paths_file is not None
-    return jobinput.from_paths_file(base_url, paths_file)
+    return from_paths_file(base_url, paths_file)
 
 
-def _warn_of_doubled_path(spec: JobInput) -> None:
-    from imgflow.hints import doubled_base_path
+def _warn_of_doubled_path(spec: PathsSource) -> None:
     from imgflow.ui.console import warn
 
-    hint = doubled_base_path(spec.base_url, spec.paths())
+    hint = spec.warning()
     if hint is not None:
         warn(hint)
 
 
-def _run_job(cfg: Config, spec: JobInput, flags: Flags, output: Output) -> int:
+def _run_job(cfg: Config, spec: PathsSource, flags: Flags, output: Output) -> int:
     """Run `spec` on the config's backend and show it; the exit code."""
     from imgflow.backends import BACKENDS
     from imgflow.backends.base import ReportOptions, RunView

@@ -1,8 +1,7 @@
-"""Read-only queries of a local run, for the report.
+"""Read-only queries of a local run, for the report (`imgflow/report/local.py`).
 
-Only long-standing columns of `<data-dir>/imgflow.db` are read (runs, results and their
-finished_at times); the connection is opened read-only, so a report never changes the
-index, and rows are streamed so memory stays flat at any run size.
+The connection is opened read-only, so a report never changes the index (a database of an
+older imgflow is read as it is), and rows are streamed so memory stays flat at any run size.
 """
 
 from __future__ import annotations
@@ -16,9 +15,11 @@ from urllib.parse import quote, urlsplit
 
 from imgflow.engine.records import Outcome
 from imgflow.errors import BackendError
+from imgflow.local.index.results import failure_kind
+from imgflow.local.index.runs import PENDING as PENDING  # (the report counts them)
+from imgflow.local.index.schema import column_or, columns
 from imgflow.report.model import Failure, HostCount, Timeline
 
-PENDING = "pending"
 MAX_SLOTS = 60
 
 
@@ -77,7 +78,7 @@ def run_row(conn: sqlite3.Connection, run_id: str) -> RunRow | None:
     return RunRow(
         id=str(row[0]),
         backend=str(row[1]),
-        base_url=str(row[2]),
+        base_url=str(row[2] or ""),  # (a source of full URLs has none)
         state=str(row[3]),
         started_at=float(row[4]),
         finished_at=None if row[5] is None else float(row[5]),
@@ -152,11 +153,18 @@ def hosts(conn: sqlite3.Connection, run_id: str, base_url: str) -> list[HostCoun
 
 def failures(conn: sqlite3.Connection, run_id: str) -> Iterator[Failure]:
     """The run's failures in input order, streamed."""
-    for url, status, error in conn.execute(
-        "SELECT url, status_code, error FROM results WHERE run_id = ? AND outcome = ? ORDER BY seq",
+    kind = column_or("failure_kind", columns(conn, "results"))
+    for url, status, error, recorded in conn.execute(
+        f"SELECT url, status_code, error, {kind} FROM results WHERE run_id = ? AND outcome = ?"
+        " ORDER BY seq",
         (run_id, Outcome.FAILED.value),
     ):
-        yield Failure(str(url), None if status is None else int(status), str(error or ""))
+        yield Failure(
+            str(url),
+            None if status is None else int(status),
+            str(error or ""),
+            failure_kind(recorded, error),
+        )
 
 
 class StoredRow(NamedTuple):

@@ -1,0 +1,116 @@
+"""The SQLite index of the local backend, `<data-dir>/imgflow.db`: its one owner.
+
+Every query of the database lives in this package, one module per job:
+`schema` (tables, versions, migrations), `runs` (runs and retries' parents), `results`
+(a run's plan and records), `images` (the url -> key index), `report` (the report's
+read-only queries) and `connection` (opening, errors, retries). `Database` is a
+connection with all of them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from imgflow.engine.plan import Item
+from imgflow.engine.records import ResultRecord
+from imgflow.local.index.connection import (
+    BUSY_TIMEOUT_MS,
+    connect_readonly,
+    explain,
+    retried,
+    sqlite_errors,
+    use_wal,
+)
+from imgflow.local.index.images import ImagesTable
+from imgflow.local.index.results import ResultsTable
+from imgflow.local.index.runs import (
+    INTERRUPTED,
+    PENDING,
+    RUNNING,
+    RunInfo,
+    RunsTable,
+    process_alive,
+)
+from imgflow.local.index.schema import migrate
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "INTERRUPTED",
+    "PENDING",
+    "RUNNING",
+    "Database",
+    "RunInfo",
+    "explain",
+    "process_alive",
+    "retried",
+    "sqlite_errors",
+]
+
+
+class Database(RunsTable, ResultsTable, ImagesTable):
+    """A connection to `<data-dir>/imgflow.db`, used from one thread."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        with sqlite_errors(path):
+            if readonly:  # (status: reads only, also from a read-only folder)
+                self.conn = connect_readonly(path)
+                try:
+                    self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()
+                    self._prepare()
+                except BaseException:
+                    self.conn.close()
+                    raise
+                return
+            self.conn = sqlite3.connect(path, isolation_level=None)
+            try:
+                self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                use_wal(self.conn)
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+                migrate(self)
+                self._prepare()
+            except BaseException:
+                self.conn.close()
+                raise
+
+    def _prepare(self) -> None:
+        self._prepare_runs()
+        self._prepare_results()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def plan(self, run_id: str, items: Iterable[Item], chunk: int = 5000) -> tuple[int, int]:
+        """Insert every item as pending, once per URL: (unique items, duplicates).
+
+        Each chunk is its own short transaction, so another run on the same database is
+        never kept waiting for long (a run's total is written once the plan is complete).
+        """
+        unique, seen = self._insert_plan(run_id, items, chunk)
+        self.planned(run_id, unique, seen - unique)
+        return unique, seen - unique
+
+    def record(
+        self,
+        run_id: str,
+        records: Sequence[ResultRecord],
+        finished: Sequence[float] | None = None,
+        *,
+        mtimes: Mapping[str, int] | None = None,
+    ) -> None:
+        """In one transaction: index the stored records and save every record's result.
+
+        `finished` holds each record's end time (default: now), for the report's rate chart;
+        `mtimes` gives stored files' modification times by key, checked when a later run
+        skips them. An unchanged (revalidated) image keeps its row, with the validators
+        the server confirmed.
+        """
+        now = time.time()
+        times = finished if finished is not None else [now] * len(records)
+        with self.transaction():
+            self._index(run_id, records, now, mtimes or {})
+            self._save_results(run_id, records, times)

@@ -1,0 +1,84 @@
+"""The ``images`` table: the url -> stored key index (with size, hash, type, validators)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+from imgflow.engine.ports import StoredObject, Validators
+from imgflow.engine.records import Outcome, ResultRecord
+from imgflow.local.index.connection import Connected
+
+# URLs per IN (...) query: well within SQLite's limit of bound parameters.
+_PER_QUERY = 500
+
+
+class ImagesTable(Connected):
+    """Queries of a database's url index."""
+
+    def lookup(self, urls: Sequence[str]) -> dict[str, StoredObject]:
+        """The index rows of any of `urls`."""
+        found: dict[str, StoredObject] = {}
+        for start in range(0, len(urls), _PER_QUERY):
+            part = urls[start : start + _PER_QUERY]
+            marks = ",".join("?" * len(part))
+            for url, key, size, sha, ctype in self.conn.execute(
+                f"SELECT url, key, bytes, sha256, content_type FROM images WHERE url IN ({marks})",
+                part,
+            ):
+                found[url] = StoredObject(key=key, bytes=size, sha256=sha, content_type=ctype)
+        return found
+
+    def stamps(self, urls: Sequence[str]) -> dict[str, tuple[StoredObject, int | None]]:
+        """The index rows of any of `urls` (with their validators), each with its file's
+        recorded mtime (or None)."""
+        found: dict[str, tuple[StoredObject, int | None]] = {}
+        for start in range(0, len(urls), _PER_QUERY):
+            part = urls[start : start + _PER_QUERY]
+            marks = ",".join("?" * len(part))
+            for url, key, size, sha, ctype, mtime, etag, modified in self.conn.execute(
+                "SELECT url, key, bytes, sha256, content_type, mtime_ns, etag, last_modified"
+                f" FROM images WHERE url IN ({marks})",
+                part,
+            ):
+                stored = StoredObject(key, size, sha, ctype, Validators(etag, modified))
+                found[url] = (stored, mtime)
+        return found
+
+    def _index(
+        self,
+        run_id: str,
+        records: Sequence[ResultRecord],
+        now: float,
+        mtimes: Mapping[str, int],
+    ) -> None:
+        """Index the records' written images and refresh the validators of those the server
+        confirmed (within the caller's transaction)."""
+        stored = [
+            (r.url, r.key, r.bytes, r.sha256, r.content_type, run_id, now,
+             mtimes.get(r.key or ""), r.etag, r.last_modified)
+            for r in records
+            if r.outcome.wrote
+        ]  # fmt: skip
+        confirmed = [
+            (r.etag, r.last_modified, r.url) for r in records if r.outcome is Outcome.UNCHANGED
+        ]
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO images (url, key, bytes, sha256, content_type, run_id,"
+            " stored_at, mtime_ns, etag, last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            stored,
+        )
+        self.conn.executemany(
+            "UPDATE images SET etag = ?, last_modified = ? WHERE url = ?", confirmed
+        )
+
+    def index_rows(self) -> Iterator[tuple[str, str, int, str, int | None]]:
+        """Every index row: (url, key, bytes, sha256, mtime_ns), streamed."""
+        yield from self.conn.execute("SELECT url, key, bytes, sha256, mtime_ns FROM images")
+
+    def forget(self, urls: Sequence[str]) -> None:
+        """Drop index rows whose files are gone."""
+        self.conn.executemany("DELETE FROM images WHERE url = ?", [(u,) for u in urls])
+
+    def restamp(self, stamps: Sequence[tuple[int, str]]) -> None:
+        """Record files' modification times: (mtime_ns, url) pairs."""
+        self.conn.executemany("UPDATE images SET mtime_ns = ? WHERE url = ?", stamps)

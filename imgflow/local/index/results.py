@@ -1,0 +1,186 @@
+"""The ``results`` table: a run's plan (``pending`` rows) and its records."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from types import MappingProxyType
+
+from imgflow.engine.failures import FailureKind, kind_of_legacy_message
+from imgflow.engine.plan import NO_META, Item
+from imgflow.engine.records import Outcome, ResultRecord
+from imgflow.local.index.connection import Connected
+from imgflow.local.index.runs import PENDING
+from imgflow.local.index.schema import column_or, columns
+
+_FAILED = Outcome.FAILED.value
+# What a retry runs again: the records that failed and those that never finished.
+RETRIED = (_FAILED, PENDING)
+
+_PlanRow = tuple[str, int, str, str, str]
+_SAVE = (
+    "UPDATE results SET {kind}outcome = ?, status_code = ?, bytes = ?, sha256 = ?,"
+    " content_type = ?, error = ?, attempts = ?, finished_at = ? WHERE run_id = ? AND url = ?"
+)
+
+
+class ResultsTable(Connected):
+    """Queries of the results of a database's runs."""
+
+    _kind_column: str
+    _meta_column: str
+
+    def _prepare_results(self) -> None:
+        """Columns an older database opened read-only lacks read as NULL."""
+        have = columns(self.conn, "results")
+        self._kind_column = column_or("failure_kind", have)
+        self._meta_column = column_or("meta", have)
+
+    def _insert_plan(self, run_id: str, items: Iterable[Item], chunk: int) -> tuple[int, int]:
+        """Insert every item as pending, once per URL: (unique items, items seen).
+
+        Each chunk is its own short transaction, so another run on the same database is
+        never kept waiting for long. Metadata is encoded only for the items that have any
+        (by sequence number), and a chunk without any binds no meta column at all: binding
+        a None costs sqlite3 a failed adaptation per row.
+        """
+        unique = seen = 0
+        buffer: list[_PlanRow] = []
+        metas: dict[int, str] = {}
+        for item in items:
+            seen += 1
+            buffer.append((run_id, seen, item.name, item.url, item.key))
+            if item.meta:
+                metas[seen] = json.dumps(dict(item.meta))
+            if len(buffer) >= chunk:
+                unique += self._insert_pending(buffer, metas)
+                buffer.clear()
+                metas.clear()
+        unique += self._insert_pending(buffer, metas)
+        return unique, seen
+
+    def _insert_pending(self, rows: Sequence[_PlanRow], metas: dict[int, str]) -> int:
+        before = self.conn.total_changes
+        with self.transaction():
+            if metas:
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO results (run_id, seq, path, url, key, meta, outcome)"
+                    f" VALUES (?, ?, ?, ?, ?, ?, '{PENDING}')",
+                    [(*row, metas.get(row[1])) for row in rows],
+                )
+            else:
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO results (run_id, seq, path, url, key, outcome)"
+                    f" VALUES (?, ?, ?, ?, ?, '{PENDING}')",
+                    rows,
+                )
+        return self.conn.total_changes - before
+
+    def pending_batches(self, run_id: str, size: int) -> Iterator[list[Item]]:
+        """The run's pending items in input order, a batch at a time (keyset paging)."""
+        last = 0
+        while True:
+            rows = self.conn.execute(
+                f"SELECT seq, path, url, key, {self._meta_column} FROM results"
+                f" WHERE run_id = ? AND seq > ? AND outcome = '{PENDING}' ORDER BY seq LIMIT ?",
+                (run_id, last, size),
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [_item(*row[1:]) for row in rows]
+
+    def retry_items(self, run_id: str) -> Iterator[Item]:
+        """The run's items that failed or never finished, in input order, streamed."""
+        cursor = self.conn.execute(
+            f"SELECT path, url, key, {self._meta_column} FROM results"
+            " WHERE run_id = ? AND outcome IN (?, ?) ORDER BY seq",
+            (run_id, *RETRIED),
+        )
+        for row in cursor:
+            yield _item(*row)
+
+    def count_retried(self, run_id: str) -> int:
+        """How many items of the run failed or never finished."""
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM results WHERE run_id = ? AND outcome IN (?, ?)",
+            (run_id, *RETRIED),
+        ).fetchone()
+        return int(row[0])
+
+    def _save_results(
+        self, run_id: str, records: Sequence[ResultRecord], times: Sequence[float]
+    ) -> None:
+        """Replace the records' pending rows (within the caller's transaction); only
+        failures set a failure kind, so the others bind no None for it."""
+        done: list[tuple[object, ...]] = []
+        failed: list[tuple[object, ...]] = []
+        for r, at in zip(records, times, strict=True):
+            row = (
+                r.outcome.value,
+                r.status_code,
+                r.bytes,
+                r.sha256,
+                r.content_type,
+                r.error,
+                r.attempts,
+                at,
+                run_id,
+                r.url,
+            )
+            if r.outcome is Outcome.FAILED:
+                failed.append((r.failure_kind, *row))
+            else:
+                done.append(row)
+        self.conn.executemany(_SAVE.format(kind=""), done)
+        if failed:
+            self.conn.executemany(_SAVE.format(kind="failure_kind = ?, "), failed)
+
+    def records(self, run_id: str, only_failed: bool = False) -> Iterator[ResultRecord]:
+        """The run's records in input order, streamed (pending ones are left out)."""
+        which = f"= '{_FAILED}'" if only_failed else f"!= '{PENDING}'"
+        cursor = self.conn.execute(
+            "SELECT url, path, outcome, status_code, key, bytes, sha256, content_type, error,"
+            f" attempts, {self._kind_column} FROM results"
+            f" WHERE run_id = ? AND outcome {which} ORDER BY seq",
+            (run_id,),
+        )
+        for row in cursor:
+            failed = row[2] == _FAILED
+            yield ResultRecord(
+                url=row[0],
+                path=row[1],
+                outcome=Outcome(row[2]),
+                status_code=row[3],
+                key=row[4] if not failed else None,
+                bytes=row[5],
+                sha256=row[6],
+                content_type=row[7],
+                error=row[8],
+                attempts=row[9],
+                failure_kind=failure_kind(row[10], row[8]) if failed else None,
+            )
+
+    def failure_messages(self, run_id: str) -> Iterator[str]:
+        """The run's failure messages in input order."""
+        cursor = self.conn.execute(
+            "SELECT error FROM results WHERE run_id = ? AND outcome = ? ORDER BY seq",
+            (run_id, _FAILED),
+        )
+        for (error,) in cursor:
+            yield str(error)
+
+
+def failure_kind(kind: str | None, message: str | None) -> FailureKind:
+    """A failed row's kind as recorded, else (rows from before kinds) read from its message."""
+    return FailureKind(kind) if kind else kind_of_legacy_message(message or "")
+
+
+def _item(name: str, url: str, key: str, meta: str | None) -> Item:
+    """An item read back: the name is its path, unless it is its URL (no path)."""
+    return Item(
+        url=url,
+        key=key,
+        meta=MappingProxyType(json.loads(meta)) if meta else NO_META,
+        path=name if name != url else "",
+    )

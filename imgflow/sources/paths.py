@@ -1,0 +1,148 @@
+"""The seed job's source: a base URL and resource paths, from a paths file or standard input.
+
+Everything is validated before anything is written: a paths file is read once to check
+every line, and read again (streamed) when the run plans its batches, so a file of a
+million lines never has to fit in memory. Standard input is spooled to a temporary file.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
+
+from imgflow.engine.job import normalize_path, url_for, validate_base_url
+from imgflow.engine.plan import Item, item_for
+from imgflow.errors import JobError
+
+# Only the first paths are looked at, so a warning costs nothing on a huge job.
+LOOK_AT = 1000
+
+
+@dataclass(frozen=True)
+class PathsSource:
+    """A validated base URL and a re-readable supply of normalised paths under it.
+
+    `kind` and `file` say where the paths came from (for the run record); `key_base`, when
+    given, is the base URL stored keys are derived from instead (the demo keeps its keys
+    when its server has to move to another port).
+    """
+
+    base_url: str
+    paths: Callable[[], Iterable[str]]
+    count: int
+    concurrency: int | None = None
+    kind: str = "paths"
+    file: str | None = None
+    key_base: str | None = None
+    spool: Path | None = None
+
+    def items(self) -> Iterator[Item]:
+        """The item of each path, in input order."""
+        base, key_base = self.base_url, self.key_base
+        for path in self.paths():
+            yield item_for(base, path, key_base)
+
+    def describe(self) -> dict[str, Any]:
+        """``{"kind", "baseUrl", "file"}`` (and ``keyBase`` when keys come from another)."""
+        doc: dict[str, Any] = {"kind": self.kind, "baseUrl": self.base_url, "file": self.file}
+        if self.key_base is not None:
+            doc["keyBase"] = self.key_base
+        return doc
+
+    def warning(self) -> str | None:
+        """A warning when the job is valid but probably not what its author meant."""
+        return doubled_base_path(self.base_url, self.paths())
+
+    def cleanup(self) -> None:
+        """Remove the spooled copy of standard input, if any."""
+        if self.spool is not None:
+            self.spool.unlink(missing_ok=True)
+
+
+def from_paths_file(
+    base_url: str | None, paths_file: str, key_base: str | None = None
+) -> PathsSource:
+    """A job from `--base-url` and `--paths-file` ('-' reads standard input)."""
+    if base_url is None:
+        raise JobError("--base-url is required with --paths-file")
+    base = validate_base_url(base_url)
+    spool: Path | None = None
+    if paths_file == "-":
+        spool = _spool(sys.stdin.buffer)
+        file, label = spool, "stdin"
+    else:
+        file, label = Path(paths_file), paths_file
+        if not file.is_file():
+            raise JobError(f"{paths_file}: paths file not found")
+    try:
+        count = sum(1 for _ in _read_paths(file, label))
+    except JobError:
+        if spool is not None:
+            spool.unlink(missing_ok=True)
+        raise
+    if count == 0:
+        if spool is not None:
+            spool.unlink(missing_ok=True)
+        raise JobError(f"{label}: no paths (the file is empty or only comments)")
+    return PathsSource(
+        base,
+        lambda: _read_paths(file, label),
+        count,
+        file=label,
+        key_base=key_base,
+        spool=spool,
+    )
+
+
+def doubled_base_path(base_url: str, paths: Iterable[str]) -> str | None:
+    """A warning when a path repeats the base URL's own path.
+
+    Paths are relative to the base URL, as in the original pipeline (a leading ``/`` is
+    ignored), so with base ``https://h/img`` the path ``/img/x.png`` is fetched from
+    ``https://h/img/img/x.png``: usually a mistake, most often from a file of site-root
+    paths.
+    """
+    prefix = urlsplit(base_url).path.strip("/")
+    if not prefix:
+        return None
+    for path in islice(paths, LOOK_AT):
+        if path == prefix or path.startswith(prefix + "/"):
+            return (
+                f"path {path!r} repeats the base URL's path: paths are relative to the "
+                f"base URL, so it is fetched from {url_for(base_url, path)}; drop "
+                f"'/{prefix}' from the paths (or from --base-url) if that is not meant"
+            )
+    return None
+
+
+def _spool(stream: BinaryIO) -> Path:
+    with tempfile.NamedTemporaryFile(prefix="imgflow-paths-", delete=False) as out:
+        while chunk := stream.read(1 << 20):
+            out.write(chunk)
+        return Path(out.name)
+
+
+def _read_paths(file: Path, label: str) -> Iterator[str]:
+    """Normalised paths, line by line; blank lines and # comments are skipped."""
+    try:
+        handle = file.open("rb")
+    except OSError as exc:
+        raise JobError(f"{label}: cannot read ({exc.strerror})") from None
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise JobError(f"{label} line {number}: not UTF-8 text") from None
+            if number == 1:
+                line = line.removeprefix("\ufeff")
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            yield normalize_path(stripped, f"{label} line {number}")
