@@ -26,6 +26,7 @@ from imgflow.local.folder import DataFolder
 from imgflow.local.layouts.base import Stamp
 from imgflow.local.runner import LocalJob, LocalRunResult, RunInterrupted, run_job
 from imgflow.local.settings import RunSettings
+from imgflow.sources.job_json import from_job
 
 QUICK = FetchConfig(retries=0, timeout=1, total_timeout=2)
 
@@ -145,8 +146,7 @@ def _run(
     progress: _StopAfter | None = None,
 ) -> LocalRunResult:
     job = LocalJob(
-        base_url=validate_base_url(server.base_url),
-        paths=lambda: iter(paths),
+        source=from_job(validate_base_url(server.base_url), paths, None),
         concurrency=2,
         batch_size=2,
         max_batches=2,

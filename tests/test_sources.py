@@ -11,6 +11,7 @@ from typing import Any
 
 from test_local_run import make_cfg
 
+from imgflow.backends.local import run_settings
 from imgflow.demo.server import StaticServer
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.keys import key_for
@@ -55,7 +56,7 @@ def test_a_sources_items_run_with_the_source_in_the_run_and_meta_in_each_result(
     ]
     source: Source = UrlSource(rows)
     job = LocalJob(source, concurrency=2, batch_size=2, max_batches=2)
-    result = run_job(job, make_cfg(), tmp_path)
+    result = run_job(job, run_settings(make_cfg()), tmp_path)
     assert (result.summary.total, result.summary.stored, result.summary.failed) == (3, 2, 1)
     assert result.duplicates == 1
 
