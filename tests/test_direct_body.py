@@ -8,10 +8,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from support.cli_run import start_cli
 from support.faultserver import FaultServer
 from support.nginx import Nginx, Server
 from support.processes import signalled
@@ -295,14 +294,12 @@ def test_ctrl_c_during_large_downloads_from_nginx_ends_the_run_at_once(
         (root / name).write_bytes(BIG[: 2 * MB])
     (tmp_path / "paths.txt").write_text("".join(f"l/{n}\n" for n in names))
     serve = f"location / {{ root {tmp_path / 'www'}; limit_rate 4m; }}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")}
     with Nginx(tmp_path / "nginx", [Server(serve)]) as web:
         base = web.url(0, "")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "imgflow.cli", "run", "--base-url", base,
-             "--paths-file", "paths.txt", "-c", "8", "--max-batches", "2"],
-            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            **signalled(),
+        proc = start_cli(
+            "run", "--base-url", base, "--paths-file", "paths.txt", "-c", "8",
+            "--max-batches", "2",
+            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **signalled(),
         )  # fmt: skip
         tmp = tmp_path / "imgflow-data" / "tmp"
         deadline = time.monotonic() + 60

@@ -6,13 +6,12 @@ import asyncio
 import dataclasses
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from support.cli_run import run_cli
 from support.nginx import Nginx, Server
 from support.processes import free_port
 from support.proxy import Tinyproxy
@@ -222,16 +221,7 @@ def test_address_check_applies_to_the_proxy(world: World) -> None:
 def imgflow(
     args: list[str], cwd: Path, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    names = ("IMGFLOW_", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
-    clean = {k: v for k, v in os.environ.items() if not k.upper().startswith(names)}
-    return subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", *args],
-        cwd=cwd,
-        env={**clean, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(*args, cwd=cwd, env=env, timeout=60)
 
 
 @pytest.fixture

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from support.cli_run import run_cli
 from support.nginx import Nginx, Server
 from support.tls import TestCA
 
@@ -175,15 +174,7 @@ def test_insecure_accepts_any_certificate(site: Site, settings: FetchConfig) -> 
 def imgflow(
     args: list[str], cwd: Path, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("IMGFLOW_", "SSL_CERT"))}
-    return subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", *args],
-        cwd=cwd,
-        env={**clean, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(*args, cwd=cwd, env=env, timeout=60)
 
 
 def run_args(site: Site, server: int = GOOD) -> list[str]:

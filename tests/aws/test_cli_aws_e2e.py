@@ -19,6 +19,7 @@ import pytest
 from lambda_invoke import ISOLATED_PYTHON
 from pipeline_env import FLAGS_DIR, reference_body
 from runtime_python import isolation_missing, runtime_python
+from support.cli_run import run_cli
 
 from imgflow.demo.server import StaticServer, serve_directory
 from infra.statemachine import FAIL_CAUSE
@@ -57,15 +58,12 @@ def moto_endpoint(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[st
 
 def imgflow(args: list[str], cwd: Path, endpoint: str) -> subprocess.CompletedProcess[str]:
     env = {
-        **os.environ,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": endpoint,
     }
-    env.pop("AWS_PROFILE", None)
-    command = [sys.executable, "-m", "imgflow.cli", *args]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return run_cli(*args, cwd=cwd, env=env, drop=("AWS_PROFILE",), timeout=300)
 
 
 @pytest.mark.slow
