@@ -15,13 +15,11 @@ every path in the test's folder, and is stopped when the ``with`` ends.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
-from support.processes import free_port, stop, wait_for_port
+from support.processes import ServerProcess, free_port, listening
 from support.tls import Leaf
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -45,7 +43,7 @@ class Nginx:
         self.log = folder / "error.log"
         self._access = folder / "access.log"
         self._http = http
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._server: ServerProcess | None = None
 
     def url(self, index: int, path: str, host: str = "127.0.0.1") -> str:
         """The URL of `path` on server `index` (https when it has a certificate)."""
@@ -92,28 +90,17 @@ http {{
         (self.folder / "temp").mkdir(parents=True, exist_ok=True)
         conf = self.folder / "nginx.conf"
         conf.write_text(self._config())
-        with self.log.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [NGINX, "-p", str(self.folder), "-c", str(conf)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            for port in self.ports:
-                wait_for_port(port, self._proc, self.log)
-        except BaseException:
-            stop(self._proc)
-            raise
+        self._server = ServerProcess(
+            [NGINX, "-p", str(self.folder), "-c", str(conf)],
+            listening(*self.ports),
+            output=self.log,
+        )
+        self._server.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._proc is not None:
-            stop(self._proc)
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.stop()
 
     def access_log(self) -> list[str]:
         """The access log so far: ``<port> <status> "<request line>"`` per request."""

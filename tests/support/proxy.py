@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
-from types import TracebackType
 
-from support.processes import free_port, stop, wait_for_port
+from support.processes import ServerProcess, free_port, listening
 
 TINYPROXY = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
 _REQUEST = re.compile(r"Request \(file descriptor \d+\): (.+)$")
@@ -30,7 +28,7 @@ class Tinyproxy:
         self.port = free_port()
         self.log = folder / "tinyproxy.log"
         self._auth = auth
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._server: ServerProcess | None = None
 
     @property
     def url(self) -> str:
@@ -56,22 +54,17 @@ class Tinyproxy:
             lines.append(f"BasicAuth {self._auth[0]} {self._auth[1]}")
         conf = self.folder / "tinyproxy.conf"
         conf.write_text("\n".join(lines) + "\n")
-        output = self.folder / "tinyproxy.out"
-        with output.open("ab") as out:
-            self._proc = subprocess.Popen(
-                [TINYPROXY, "-d", "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT
-            )
-        wait_for_port(self.port, self._proc, output)
+        self._server = ServerProcess(
+            [TINYPROXY, "-d", "-c", str(conf)],
+            listening(self.port),
+            output=self.folder / "tinyproxy.out",
+        )
+        self._server.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._proc is not None:
-            stop(self._proc)
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.stop()
 
     def requests(self) -> list[str]:
         """Every request line the proxy logged ("GET http://... HTTP/1.1", "CONNECT ...")."""
