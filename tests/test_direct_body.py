@@ -23,6 +23,7 @@ from support.nginx import Nginx, Server
 from support.processes import signalled
 from support.rawserver import RawServer, ok
 from support.replies import Ok, Trickle
+from support.settings import quick_fetch
 from test_body import CountingStore
 
 from imgflow.demo.images import make_gif
@@ -38,10 +39,9 @@ from imgflow.local.store import FileWriter
 MB = 1024 * 1024
 BIG = make_gif("ad") + bytes(range(256)) * (4 * MB // 256)  # over 4 MB, not all zeros
 OTHER = make_gif("fr")
-SETTINGS = FetchConfig(
-    timeout=2.0, connect_timeout=1.0, total_timeout=20.0, retries=0, backoff_base=0.01,
-    backoff_max=0.02, max_bytes=16 * MB,
-)  # fmt: skip
+SETTINGS = quick_fetch(
+    timeout=2.0, connect_timeout=1.0, total_timeout=20.0, retries=0, max_bytes=16 * MB
+)
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: image/gif\r\nContent-Length: %d\r\n\r\n"
 
 

@@ -15,6 +15,7 @@ from support.cli_run import run_cli
 from support.nginx import Nginx, Server
 from support.processes import free_port
 from support.proxy import Tinyproxy
+from support.settings import quick_fetch
 from support.tls import TestCA
 
 from imgflow.demo.images import make_gif
@@ -25,10 +26,7 @@ from imgflow.engine.settings import FetchConfig
 
 GIF = make_gif("ad")
 BIG = GIF + bytes(range(256)) * (3 * 1024 * 1024 // 256)  # read past the event loop
-SETTINGS = FetchConfig(
-    timeout=5.0, connect_timeout=5.0, total_timeout=10.0, retries=0, backoff_base=0.01,
-    backoff_max=0.02,
-)  # fmt: skip
+SETTINGS = quick_fetch(timeout=5.0, connect_timeout=5.0, total_timeout=10.0, retries=0)
 PLAIN, TLS = 0, 1
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from support.cli_run import run_cli
 from support.nginx import Nginx, Server
+from support.settings import quick_fetch
 from support.tls import TestCA
 
 from imgflow.demo.images import make_gif
@@ -20,10 +21,7 @@ from imgflow.engine.fetch import Fetched, Fetcher, FetchFailure
 from imgflow.engine.settings import FetchConfig
 
 GIF = make_gif("ad")
-SETTINGS = FetchConfig(
-    timeout=5.0, connect_timeout=5.0, total_timeout=10.0, retries=3, backoff_base=0.01,
-    backoff_max=0.02,
-)  # fmt: skip
+SETTINGS = quick_fetch(timeout=5.0, connect_timeout=5.0, total_timeout=10.0, retries=3)
 GOOD, EXPIRED, WRONG_HOST, PLAIN = range(4)
 
 

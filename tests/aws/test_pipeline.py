@@ -27,14 +27,8 @@ from sfn_limits import started_inputs, strict_map
 from imgflow.aws.client import Aws
 from imgflow.aws.runtime import plan as plan_step
 from imgflow.aws.runtime.jobs import failures_key, get_json, manifest_key, result_key
-from imgflow.demo.server import StaticServer, serve_directory
+from imgflow.demo.server import StaticServer
 from infra.statemachine import FAIL_CAUSE, FAIL_ERROR
-
-
-@pytest.fixture(scope="module")
-def flags() -> Iterator[StaticServer]:
-    with serve_directory(FLAGS_DIR) as server:
-        yield server
 
 
 @pytest.fixture

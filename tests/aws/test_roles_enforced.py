@@ -22,7 +22,7 @@ from support.processes import ServerProcess, port_written
 
 from imgflow.aws.client import Aws, connect
 from imgflow.aws.job import start_job
-from imgflow.demo.server import StaticServer, serve_directory
+from imgflow.demo.server import StaticServer
 from infra.statemachine import FAIL_CAUSE
 
 SERVER = Path(__file__).resolve().parents[1] / "support" / "iam_enforced.py"
@@ -53,12 +53,6 @@ def enforcing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
         yield connect(region="us-east-1", endpoint_url=endpoint)
-
-
-@pytest.fixture
-def flags() -> Iterator[StaticServer]:
-    with serve_directory(FLAGS_DIR) as server:
-        yield server
 
 
 def test_the_pipeline_runs_with_each_role_enforced(

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from support.processes import ServerProcess, free_port, listening
+from support.processes import ServedByProcess, ServerProcess, free_port, listening
 from support.tls import Leaf
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -33,7 +33,7 @@ class Server:
     tls: Leaf | None = None
 
 
-class Nginx:
+class Nginx(ServedByProcess):
     """nginx serving `servers`, each on its own free port of 127.0.0.1."""
 
     def __init__(self, folder: Path, servers: Sequence[Server], http: str = "") -> None:
@@ -43,7 +43,6 @@ class Nginx:
         self.log = folder / "error.log"
         self._access = folder / "access.log"
         self._http = http
-        self._server: ServerProcess | None = None
 
     def url(self, index: int, path: str, host: str = "127.0.0.1") -> str:
         """The URL of `path` on server `index` (https when it has a certificate)."""
@@ -86,21 +85,13 @@ http {{
             config = config.replace(f"@PORT{i}@", str(port))
         return config
 
-    def __enter__(self) -> Nginx:
+    def process(self) -> ServerProcess:
+        """nginx in the foreground on its config file."""
         (self.folder / "temp").mkdir(parents=True, exist_ok=True)
         conf = self.folder / "nginx.conf"
         conf.write_text(self._config())
-        self._server = ServerProcess(
-            [NGINX, "-p", str(self.folder), "-c", str(conf)],
-            listening(*self.ports),
-            output=self.log,
-        )
-        self._server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.stop()
+        argv = [NGINX, "-p", str(self.folder), "-c", str(conf)]
+        return ServerProcess(argv, listening(*self.ports), output=self.log)
 
     def access_log(self) -> list[str]:
         """The access log so far: ``<port> <status> "<request line>"`` per request."""

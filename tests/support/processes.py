@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 
 def free_port() -> int:
@@ -140,6 +140,26 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ServedByProcess:
+    """A test server that is one `ServerProcess`: `process()` writes its configuration and
+    says how to start it; the ``with`` block starts it and stops it."""
+
+    _server: ServerProcess | None = None
+
+    def process(self) -> ServerProcess:
+        """The process to start (its configuration written)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._server = self.process()
+        self._server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.stop()
 
 
 def _read(log: Path) -> str:

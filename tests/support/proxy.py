@@ -14,13 +14,13 @@ import re
 import shutil
 from pathlib import Path
 
-from support.processes import ServerProcess, free_port, listening
+from support.processes import ServedByProcess, ServerProcess, free_port, listening
 
 TINYPROXY = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
 _REQUEST = re.compile(r"Request \(file descriptor \d+\): (.+)$")
 
 
-class Tinyproxy:
+class Tinyproxy(ServedByProcess):
     """tinyproxy on a free port of 127.0.0.1, with Basic authentication when `auth`."""
 
     def __init__(self, folder: Path, auth: tuple[str, str] | None = None) -> None:
@@ -28,7 +28,6 @@ class Tinyproxy:
         self.port = free_port()
         self.log = folder / "tinyproxy.log"
         self._auth = auth
-        self._server: ServerProcess | None = None
 
     @property
     def url(self) -> str:
@@ -39,7 +38,8 @@ class Tinyproxy:
         """The proxy's URL with credentials."""
         return f"http://{user}:{password}@127.0.0.1:{self.port}"
 
-    def __enter__(self) -> Tinyproxy:
+    def process(self) -> ServerProcess:
+        """tinyproxy in the foreground on its config file."""
         self.folder.mkdir(parents=True, exist_ok=True)
         lines = [
             f"Port {self.port}",
@@ -54,17 +54,8 @@ class Tinyproxy:
             lines.append(f"BasicAuth {self._auth[0]} {self._auth[1]}")
         conf = self.folder / "tinyproxy.conf"
         conf.write_text("\n".join(lines) + "\n")
-        self._server = ServerProcess(
-            [TINYPROXY, "-d", "-c", str(conf)],
-            listening(self.port),
-            output=self.folder / "tinyproxy.out",
-        )
-        self._server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.stop()
+        argv = [TINYPROXY, "-d", "-c", str(conf)]
+        return ServerProcess(argv, listening(self.port), output=self.folder / "tinyproxy.out")
 
     def requests(self) -> list[str]:
         """Every request line the proxy logged ("GET http://... HTTP/1.1", "CONNECT ...")."""
