@@ -32,10 +32,10 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import NGINX_CONF, free_port, stop, wait_for_port
+from harness.paths import ROOT
+from harness.servers import NGINX_CONF, free_port, stop, wait_for_port
 
-ROOT = Path(__file__).resolve().parents[1]
-# bench.py's nginx, answering every path with the same small GIF.
+# The harness's nginx, answering every path with the same small GIF.
 NGINX_ONE_FILE = NGINX_CONF.replace(
     "root {root};",
     "root {root};\n        location / {{ default_type image/gif; try_files /one.gif =404; }}",

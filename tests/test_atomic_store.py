@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from support.cli_run import run_cli
 from support.faultserver import FaultServer, Trickle
 
 from imgflow.local.store import FileStore
@@ -114,12 +115,10 @@ def imgflow_run(
     server: FaultServer, tmp_path: Path, data: Path
 ) -> subprocess.CompletedProcess[str]:
     """``imgflow run`` of tmp_path/paths.txt into `data` (fsync on, as by default)."""
-    command = [sys.executable, "-m", "imgflow.cli", "run", "--base-url", server.base_url]
-    command += ["--paths-file", str(tmp_path / "paths.txt"), "--data-dir", str(data), "-c", "2"]
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")}
-    return subprocess.run(
-        [*command, "-o", "json"], env=clean, capture_output=True, text=True, timeout=120
-    )
+    return run_cli(
+        "run", "--base-url", server.base_url, "--paths-file", str(tmp_path / "paths.txt"),
+        "--data-dir", str(data), "-c", "2", "-o", "json",
+    )  # fmt: skip
 
 
 def test_a_reader_never_sees_a_partial_file(fault_server: FaultServer, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import brotli
 import pytest
 from support.faultserver import FaultServer, Ok, Short
+from support.settings import quick_fetch
 from test_sniff import BINARIES, SVG_BODY
 
 from imgflow.demo.images import make_gif, make_png
@@ -33,14 +34,8 @@ except ImportError:
     from backports import zstd  # type: ignore[no-redef,unused-ignore]
 
 GIF = make_gif("ad")
-FAST = FetchConfig(
-    timeout=2.0,
-    connect_timeout=1.0,
-    total_timeout=10.0,
-    retries=1,
-    backoff_base=0.01,
-    backoff_max=0.02,
-    max_bytes=8 * 1024 * 1024,
+FAST = quick_fetch(
+    timeout=2.0, connect_timeout=1.0, total_timeout=10.0, retries=1, max_bytes=8 * 1024 * 1024
 )
 
 # Illustrator's SVG export: a prolog of over 1 KB before the first element.

@@ -12,9 +12,7 @@ import contextlib
 import gzip
 import http.server
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 import zlib
@@ -22,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.cli_run import start_cli
 
 from imgflow.demo.images import make_gif
 
@@ -96,15 +95,14 @@ def server() -> Iterator[str]:
 def run_imgflow(base: str, paths: list[str], folder: Path, max_bytes: int) -> tuple[dict, int]:
     """`imgflow run` as a child process: its JSON output and its peak RSS in bytes."""
     (folder / "paths.txt").write_text("\n".join(paths) + "\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")}
-    env |= {
+    env = {
         "IMGFLOW_FETCH_MAX_BYTES": str(max_bytes),
         "IMGFLOW_FETCH_RETRIES": "0",
         "IMGFLOW_FETCH_TOTAL_TIMEOUT": "300",
         "IMGFLOW_LOCAL_FSYNC": "false",
     }
     argv = [
-        sys.executable, "-m", "imgflow.cli", "run",
+        "run",
         "--base-url", base,
         "--paths-file", str(folder / "paths.txt"),
         "--data-dir", str(folder / "data"),
@@ -114,7 +112,7 @@ def run_imgflow(base: str, paths: list[str], folder: Path, max_bytes: int) -> tu
     ]  # fmt: skip
     out = folder / "out.json"
     with out.open("wb") as sink:
-        proc = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.PIPE)
+        proc = start_cli(*argv, env=env, stdout=sink, stderr=subprocess.PIPE)
         peak = _peak_rss_until_exit(proc)
         stderr = proc.stderr.read() if proc.stderr else b""
     assert proc.returncode == 0, stderr.decode(errors="replace")

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from support.cli_run import run_cli, start_cli
 from support.faultserver import Delay, FaultServer, Ok
 from support.processes import signalled
 
@@ -29,17 +28,11 @@ QUICK_ENV = {
 def imgflow(
     *args: str, cwd: Path, stdin: bytes | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")}
-    full_env.update(QUICK_ENV)
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", *args],
+    return run_cli(
+        *args,
         cwd=cwd,
         input=stdin.decode() if stdin is not None else None,
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=120,
+        env=QUICK_ENV | (env or {}),
     )
 
 
@@ -306,30 +299,12 @@ def test_killed_run_is_consistent_and_a_rerun_completes(
     for path in paths:
         fault_server.set("/" + path, Delay(0.02, Ok(gif)))
     write_paths(tmp_path, paths)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")} | QUICK_ENV
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "imgflow.cli",
-            "run",
-            "--base-url",
-            fault_server.base_url,
-            "--paths-file",
-            "paths.txt",
-            "-c",
-            "2",
-            "--batch-size",
-            "10",
-            "--max-batches",
-            "2",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    proc = start_cli(
+        "run", "--base-url", fault_server.base_url, "--paths-file", "paths.txt",
+        "-c", "2", "--batch-size", "10", "--max-batches", "2",
+        cwd=tmp_path, env=QUICK_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         **signalled(),
-    )
+    )  # fmt: skip
     images = tmp_path / "imgflow-data" / "images"
     deadline = time.monotonic() + 30
     while _count_files(images) < 25 and time.monotonic() < deadline:

@@ -17,7 +17,8 @@ from support.rawserver import RawServer
 
 from imgflow.engine import messages
 from imgflow.engine.body import MemorySink
-from imgflow.engine.fetch import Fetched, Fetcher, FetchFailure
+from imgflow.engine.fetch import Fetcher
+from imgflow.engine.outcome import Fetched, FetchFailure
 from imgflow.engine.settings import FetchConfig
 
 try:

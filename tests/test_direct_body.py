@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,11 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from support.cli_run import start_cli
 from support.faultserver import FaultServer
 from support.nginx import Nginx, Server
 from support.processes import signalled
 from support.rawserver import RawServer, ok
 from support.replies import Ok, Trickle
+from support.settings import quick_fetch
 from test_body import CountingStore
 
 from imgflow.demo.images import make_gif
@@ -41,10 +41,9 @@ from imgflow.local.store import FileWriter
 MB = 1024 * 1024
 BIG = make_gif("ad") + bytes(range(256)) * (4 * MB // 256)  # over 4 MB, not all zeros
 OTHER = make_gif("fr")
-SETTINGS = FetchConfig(
-    timeout=2.0, connect_timeout=1.0, total_timeout=20.0, retries=0, backoff_base=0.01,
-    backoff_max=0.02, max_bytes=16 * MB,
-)  # fmt: skip
+SETTINGS = quick_fetch(
+    timeout=2.0, connect_timeout=1.0, total_timeout=20.0, retries=0, max_bytes=16 * MB
+)
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: image/gif\r\nContent-Length: %d\r\n\r\n"
 
 
@@ -297,14 +296,12 @@ def test_ctrl_c_during_large_downloads_from_nginx_ends_the_run_at_once(
         (root / name).write_bytes(BIG[: 2 * MB])
     (tmp_path / "paths.txt").write_text("".join(f"l/{n}\n" for n in names))
     serve = f"location / {{ root {tmp_path / 'www'}; limit_rate 4m; }}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")}
     with Nginx(tmp_path / "nginx", [Server(serve)]) as web:
         base = web.url(0, "")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "imgflow.cli", "run", "--base-url", base,
-             "--paths-file", "paths.txt", "-c", "8", "--max-batches", "2"],
-            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            **signalled(),
+        proc = start_cli(
+            "run", "--base-url", base, "--paths-file", "paths.txt", "-c", "8",
+            "--max-batches", "2",
+            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **signalled(),
         )  # fmt: skip
         tmp = tmp_path / "imgflow-data" / "tmp"
         deadline = time.monotonic() + 60

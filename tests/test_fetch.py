@@ -23,6 +23,7 @@ from support.faultserver import (
     Stall,
     Status,
 )
+from support.settings import quick_fetch
 
 from imgflow.demo.images import make_gif, make_png
 from imgflow.engine import messages
@@ -36,15 +37,7 @@ from imgflow.engine.settings import FetchConfig
 from imgflow.report.classify import classify
 
 GIF = make_gif("ad")
-FAST = FetchConfig(
-    timeout=1.0,
-    connect_timeout=0.5,
-    total_timeout=2.0,
-    retries=2,
-    backoff_base=0.01,
-    backoff_max=0.02,
-    max_bytes=4096,
-)
+FAST = quick_fetch(timeout=1.0, connect_timeout=0.5, total_timeout=2.0, retries=2, max_bytes=4096)
 
 
 @pytest.fixture(params=["imgflow", "httpx"])

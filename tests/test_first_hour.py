@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.cli_run import cli_argv, cli_env, run_cli, start_cli
 from support.faultserver import Delay, FaultServer, Ok
 
 from imgflow import __version__
@@ -36,35 +37,19 @@ QUICK_ENV = {
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
 
 
-def _env(tmp_path: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")}
-    env.update(QUICK_ENV)
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")  # never the developer's own config
-    env.update(extra or {})
-    return env
-
-
 def imgflow(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=_env(cwd, env),
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_cli(*args, cwd=cwd, env=QUICK_ENV | (env or {}), stdin=subprocess.DEVNULL)
 
 
 def in_pty(*args: str, cwd: Path, columns: int = 80, timeout: float = 60) -> tuple[int, str]:
     """Run the CLI with stdout and stderr on a real pseudo-terminal; (exit code, screen text)."""
     leader, follower = pty.openpty()
-    env = _env(cwd, {"COLUMNS": str(columns), "LINES": "40", "TERM": "xterm-256color"})
+    env = cli_env(QUICK_ENV | {"COLUMNS": str(columns), "LINES": "40", "TERM": "xterm-256color"})
     env.pop("NO_COLOR", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "imgflow.cli", *args],
+        cli_argv(*args),
         cwd=cwd,
         stdin=follower,
         stdout=follower,
@@ -121,7 +106,7 @@ def test_version_and_completion(tmp_path: Path) -> None:
     # parent processes, which a suite started as a background job may not have.
     script = subprocess.run(
         [str(Path(sys.executable).with_name("imgflow"))],
-        env=_env(tmp_path, {"_IMGFLOW_COMPLETE": "source_bash"}),
+        env=cli_env(QUICK_ENV | {"_IMGFLOW_COMPLETE": "source_bash"}),
         capture_output=True,
         text=True,
         timeout=60,
@@ -284,10 +269,10 @@ def test_status_shows_live_counts_while_a_run_works(tmp_path: Path) -> None:
         for i in range(200):
             server.set(f"/s/{i}.gif", Delay(0.05, Ok(make_gif(f"s{i}", 2))))
         (tmp_path / "paths.txt").write_text("\n".join(f"s/{i}.gif" for i in range(200)) + "\n")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "imgflow.cli", "run", "--base-url", server.base_url,
-             "--paths-file", "paths.txt", "-c", "1", "--batch-size", "200"],
-            cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.DEVNULL,
+        proc = start_cli(
+            "run", "--base-url", server.base_url, "--paths-file", "paths.txt",
+            "-c", "1", "--batch-size", "200",
+            cwd=tmp_path, env=QUICK_ENV, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         try:

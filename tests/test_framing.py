@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from support.rawserver import RawServer, ok
+from support.settings import quick_fetch
 
 from imgflow.demo.images import make_gif
 from imgflow.engine import messages
@@ -19,10 +20,9 @@ from imgflow.engine.settings import FetchConfig
 
 GIF = make_gif("ad")
 OTHER = make_gif("fr")
-SETTINGS = FetchConfig(
-    timeout=2.0, connect_timeout=1.0, total_timeout=5.0, retries=2, backoff_base=0.01,
-    backoff_max=0.02, max_bytes=1 << 20,
-)  # fmt: skip
+SETTINGS = quick_fetch(
+    timeout=2.0, connect_timeout=1.0, total_timeout=5.0, retries=2, max_bytes=1 << 20
+)
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: image/gif\r\n"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from support.faultserver import Delay, FaultServer, Ok, Redirect, Status
+from support.settings import quick_fetch
 
 from imgflow import config
 from imgflow.backends.local import run_settings
@@ -25,14 +26,8 @@ from imgflow.local.runner import LocalJob, run_job
 from imgflow.sources.job_json import from_job
 
 CAP = 4096
-SETTINGS = FetchConfig(
-    timeout=2.0,
-    connect_timeout=1.0,
-    total_timeout=5.0,
-    retries=0,
-    backoff_base=0.01,
-    backoff_max=0.02,
-    max_bytes=CAP,
+SETTINGS = quick_fetch(
+    timeout=2.0, connect_timeout=1.0, total_timeout=5.0, retries=0, max_bytes=CAP
 )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from support.faultserver import Delay, FaultServer, Ok, Stall
+from support.settings import quick_config as make_cfg
 
 from imgflow import config
 from imgflow.backends.local import run_settings
@@ -23,20 +24,6 @@ from imgflow.local.index import Database
 from imgflow.local.runner import DB_NAME, LocalJob, LocalRunResult, run_job
 from imgflow.sources.job_json import from_job
 from imgflow.sources.paths import from_paths_file
-
-
-def make_cfg(**fetch: object) -> Config:
-    cfg = config.from_mapping({}, env={})
-    quick = dataclasses.replace(
-        cfg.fetch,
-        retries=1,
-        backoff_base=0.01,
-        backoff_max=0.02,
-        timeout=1,
-        total_timeout=2,
-        **fetch,  # type: ignore[arg-type]
-    )
-    return dataclasses.replace(cfg, fetch=quick, local=dataclasses.replace(cfg.local, fsync=False))
 
 
 def run_paths(

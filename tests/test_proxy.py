@@ -6,16 +6,16 @@ import asyncio
 import dataclasses
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from support.cli_run import run_cli
 from support.nginx import Nginx, Server
 from support.processes import free_port
 from support.proxy import Tinyproxy
+from support.settings import quick_fetch
 from support.tls import TestCA
 
 from imgflow.demo.images import make_gif
@@ -28,10 +28,7 @@ from imgflow.engine.settings import FetchConfig
 
 GIF = make_gif("ad")
 BIG = GIF + bytes(range(256)) * (3 * 1024 * 1024 // 256)  # read past the event loop
-SETTINGS = FetchConfig(
-    timeout=5.0, connect_timeout=5.0, total_timeout=10.0, retries=0, backoff_base=0.01,
-    backoff_max=0.02,
-)  # fmt: skip
+SETTINGS = quick_fetch(timeout=5.0, connect_timeout=5.0, total_timeout=10.0, retries=0)
 PLAIN, TLS = 0, 1
 
 
@@ -226,16 +223,7 @@ def test_address_check_applies_to_the_proxy(world: World) -> None:
 def imgflow(
     args: list[str], cwd: Path, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    names = ("IMGFLOW_", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
-    clean = {k: v for k, v in os.environ.items() if not k.upper().startswith(names)}
-    return subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", *args],
-        cwd=cwd,
-        env={**clean, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(*args, cwd=cwd, env=env, timeout=60)
 
 
 @pytest.fixture

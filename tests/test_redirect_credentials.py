@@ -10,7 +10,8 @@ import pytest
 from support.faultserver import FaultServer, Ok, Redirect
 
 from imgflow.demo.images import make_gif
-from imgflow.engine.fetch import Fetched, Fetcher, FetchFailure
+from imgflow.engine.fetch import Fetcher
+from imgflow.engine.outcome import Fetched, FetchFailure
 from imgflow.engine.settings import FetchConfig
 
 GIF = make_gif("ad")

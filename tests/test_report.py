@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
-import sys
 import tracemalloc
 from pathlib import Path
 
 import pytest
+from support.cli_run import run_cli
 from support.faultserver import FaultServer
 from support.report_run import FAILING, make_run
 
@@ -159,9 +159,7 @@ def test_embedded_thumbnails_make_one_file(fault_server: FaultServer, tmp_path: 
 
 
 def _imgflow(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", *args], capture_output=True, text=True, check=False
-    )
+    return run_cli(*args)
 
 
 def test_cli_report_and_run_report(fault_server: FaultServer, tmp_path: Path) -> None:

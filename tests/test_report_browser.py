@@ -6,14 +6,13 @@ Skipped only when no chromium is installed (CI installs Debian's `chromium`).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
 from support.cdp import Browser, Page, find_chromium
+from support.cli_run import run_cli
 from support.faultserver import FaultServer
 from support.report_run import FAILING, ReportRun, make_run
 
@@ -45,22 +44,7 @@ def reported(fault_server: FaultServer, tmp_path: Path) -> tuple[ReportRun, Path
 
 
 def _status_json(data_dir: Path, run_id: str) -> dict[str, object]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "imgflow.cli",
-            "status",
-            run_id,
-            "--data-dir",
-            str(data_dir),
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = run_cli("status", run_id, "--data-dir", str(data_dir), "--output", "json")
     parsed: dict[str, object] = json.loads(done.stdout)
     return parsed
 

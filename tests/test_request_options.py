@@ -4,12 +4,11 @@ the network keys' checks; headers as a real server receives them."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support.cli_run import run_cli
 from support.faultserver import FaultServer, Ok
 
 from imgflow import config
@@ -112,11 +111,7 @@ def test_no_proxy_rules() -> None:
 def imgflow(
     args: list[str], cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")}
-    return subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", *args],
-        cwd=cwd, env={**clean, **(env or {})}, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    return run_cli(*args, cwd=cwd, env=env, timeout=60)
 
 
 @pytest.mark.parametrize(

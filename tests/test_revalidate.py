@@ -13,13 +13,11 @@ import contextlib
 import dataclasses
 import os
 import sqlite3
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
-from support.cli_run import cli_env, imgflow_run, site
+from support.cli_run import FAST_ENV, imgflow_run, run_cli, site
 from support.faultserver import FaultServer, Ok, Status
 from support.invariants import check_index, sha
 from support.nginx import Nginx, Server
@@ -164,10 +162,9 @@ def test_the_summary_line_says_how_many_were_updated_and_unchanged() -> None:
 
 def test_refresh_with_force_is_one_line_and_exit_2(tmp_path: Path) -> None:
     (tmp_path / "paths.txt").write_text("a.gif\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", "run", "--base-url", "http://127.0.0.1:9",
-         "--paths-file", "paths.txt", "--refresh", "--force"],
-        cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=60,
+    done = run_cli(
+        "run", "--base-url", "http://127.0.0.1:9", "--paths-file", "paths.txt",
+        "--refresh", "--force", cwd=tmp_path, env=FAST_ENV, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()

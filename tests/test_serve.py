@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from support.cli_run import run_cli
 from support.faultserver import Delay, FaultServer, Ok, Stall
 from support.processes import signalled
 from support.serveproc import ServeProcess
@@ -257,15 +257,10 @@ def test_a_second_service_on_the_same_data_folder_is_refused(
     serve: ServeProcess, tmp_path: Path
 ) -> None:
     second = ServeProcess(tmp_path, start=False)
-    done = subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", "serve", "--port", str(second.port)],
-        cwd=tmp_path,
-        env=second.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = run_cli(
+        "serve", "--port", str(second.port), cwd=tmp_path, env=second.env, timeout=60,
         **signalled(),
-    )
+    )  # fmt: skip
     assert done.returncode == 2
     assert f"(pid {serve.pid}) already uses the data folder" in done.stderr
     assert "Traceback" not in done.stderr

@@ -10,7 +10,6 @@ import contextlib
 import json
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support.cli_run import run_cli
 from support.faultserver import FaultServer, Stall
 from support.processes import signalled
 from support.serveproc import ServeProcess
@@ -231,14 +231,7 @@ def test_malformed_http_gets_a_json_400(serve: ServeProcess) -> None:
 
 def _serve_once(folder: Path, *args: str, config: str = "") -> subprocess.CompletedProcess[str]:
     (folder / "imgflow.yaml").write_text(config)
-    return subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", "serve", *args],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        **signalled(),
-    )
+    return run_cli("serve", *args, cwd=folder, timeout=60, **signalled())
 
 
 @pytest.mark.parametrize(

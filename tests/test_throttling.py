@@ -11,12 +11,10 @@ import asyncio
 import dataclasses
 import itertools
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support.cli_run import cli_env, imgflow_run, site
+from support.cli_run import FAST_ENV, imgflow_run, run_cli, site
 from support.faultserver import FaultServer, Ok, Status
 from support.nginx import Nginx, Server
 
@@ -271,10 +269,9 @@ def test_a_fixed_rate_keeps_under_an_nginx_limit(tmp_path: Path) -> None:
 )
 def test_bad_politeness_flags_are_one_line(tmp_path: Path, flags: list[str], named: str) -> None:
     (tmp_path / "paths.txt").write_text("a.gif\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", "run", "--base-url", "http://127.0.0.1:9/x",
-         "--paths-file", "paths.txt", *flags],
-        cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=60,
+    done = run_cli(
+        "run", "--base-url", "http://127.0.0.1:9/x", "--paths-file", "paths.txt", *flags,
+        cwd=tmp_path, env=FAST_ENV, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
@@ -285,10 +282,9 @@ def test_bad_politeness_flags_are_one_line(tmp_path: Path, flags: list[str], nam
 def test_bad_throttle_patience_in_the_config_names_the_key(tmp_path: Path) -> None:
     (tmp_path / "imgflow.yaml").write_text("fetch:\n  throttle_patience: -5\n")
     (tmp_path / "paths.txt").write_text("a.gif\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", "run", "--base-url", "http://127.0.0.1:9/x",
-         "--paths-file", "paths.txt"],
-        cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=60,
+    done = run_cli(
+        "run", "--base-url", "http://127.0.0.1:9/x", "--paths-file", "paths.txt",
+        cwd=tmp_path, env=FAST_ENV, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

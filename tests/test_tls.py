@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from support.cli_run import run_cli
 from support.nginx import Nginx, Server
+from support.settings import quick_fetch
 from support.tls import TestCA
 
 from imgflow.demo.images import make_gif
@@ -23,10 +23,7 @@ from imgflow.engine.outcome import Fetched, FetchFailure
 from imgflow.engine.settings import FetchConfig
 
 GIF = make_gif("ad")
-SETTINGS = FetchConfig(
-    timeout=5.0, connect_timeout=5.0, total_timeout=10.0, retries=3, backoff_base=0.01,
-    backoff_max=0.02,
-)  # fmt: skip
+SETTINGS = quick_fetch(timeout=5.0, connect_timeout=5.0, total_timeout=10.0, retries=3)
 GOOD, EXPIRED, WRONG_HOST, PLAIN = range(4)
 
 
@@ -178,15 +175,7 @@ def test_insecure_accepts_any_certificate(site: Site, settings: FetchConfig) -> 
 def imgflow(
     args: list[str], cwd: Path, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("IMGFLOW_", "SSL_CERT"))}
-    return subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", *args],
-        cwd=cwd,
-        env={**clean, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(*args, cwd=cwd, env=env, timeout=60)
 
 
 def run_args(site: Site, server: int = GOOD) -> list[str]:

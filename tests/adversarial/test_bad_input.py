@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.cli_run import cli_argv, cli_env
 from typer.testing import CliRunner
 
 from imgflow.aws.runtime.plan import plan_job
@@ -235,14 +236,13 @@ MEASURE = textwrap.dedent(
 
 def validate_in_process(tmp_path: Path, paths_file: Path) -> tuple[int, int, str, str]:
     """(exit code, peak RSS in KiB, stdout, stderr) of `imgflow run` on `paths_file`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")}
-    argv = [sys.executable, "-m", "imgflow.cli", "run", "--base-url", BASE]
+    argv = cli_argv("run", "--base-url", BASE, "--paths-file", str(paths_file))
     done = subprocess.run(
-        [sys.executable, "-c", MEASURE, *argv, "--paths-file", str(paths_file)],
+        [sys.executable, "-c", MEASURE, *argv],
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        env=env,
+        env=cli_env(),
         timeout=120,
     )
     code, peak, out = [*done.stdout.splitlines(), "", "", ""][:3]

@@ -22,7 +22,6 @@ invariants (``support.invariants.check_local``) holds.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import sqlite3
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.cli_run import cli_argv, cli_env
 from support.faults import image_body
 from support.faultserver import Delay, FaultServer, Ok, Status
 from support.invariants import DB_NAME, check_local, files_on_disk, sha
@@ -84,10 +84,7 @@ def script_job(server: FaultServer, rng: random.Random, trial: int) -> Job:
 
 
 def imgflow_run(server: FaultServer, folder: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "imgflow.cli",
+    return cli_argv(
         "run",
         "--base-url",
         server.base_url,
@@ -103,11 +100,11 @@ def imgflow_run(server: FaultServer, folder: Path) -> list[str]:
         "1",
         "-o",
         "json",
-    ]
+    )
 
 
 def env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")} | ENV
+    return cli_env(ENV)
 
 
 def pending(db: Path) -> int | None:

@@ -23,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from support.cli_run import cli_argv as cli
+from support.cli_run import cli_env
 from support.invariants import files_on_disk, leftover_temporaries
 
 ENV = {
@@ -81,11 +83,7 @@ def server() -> Iterator[Changing]:
 
 
 def env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")} | ENV
-
-
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "imgflow.cli", *args]
+    return cli_env(ENV)
 
 
 def run_args(base: str, listing: Path, data: Path, *extra: str) -> list[str]:

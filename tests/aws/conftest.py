@@ -18,6 +18,7 @@ and ``moto_server`` therefore treat test requests as TLS: see ``requests_use_tls
   definition and a sleep that returns at once.
 - ``deployed``: a full deploy of ``deploy_cfg`` into the mock; yields DeploymentOutputs.
 - ``mutations``: a list that collects every mutating API call made through ``aws``.
+- ``flags``: the bundled flag set over HTTP, one server per test module.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from support.lambda_states import LambdaStates
 from imgflow.aws.client import Aws, connect
 from imgflow.aws.deploy import DeploymentOutputs, DeployResult, deploy
 from imgflow.config import Config, from_mapping
+from imgflow.demo import FLAGS_DIR
+from imgflow.demo.server import StaticServer, serve_directory
 
 MOTO_CONFIG: Any = {
     "stepfunctions": {"execute_state_machine": True},
@@ -119,6 +122,12 @@ def moto_server() -> Iterator[str]:
             yield url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def flags() -> Iterator[StaticServer]:
+    with serve_directory(FLAGS_DIR) as server:
+        yield server
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -21,7 +22,9 @@ from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
 
-def main() -> None:
+def serve(port_file: Path, started: Callable[[], None] = lambda: None) -> None:
+    """Run the server with the `lambda_invoke` patch, call `started` once it listens, write
+    its port to `port_file` (and MOTO_PORT) and serve until killed."""
     sys.setrecursionlimit(20_000)
     default_user_config.update(
         {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
@@ -29,11 +32,12 @@ def main() -> None:
     install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    started()
     _, port = server.get_host_and_port()
     os.environ["MOTO_PORT"] = str(port)
-    Path(sys.argv[1]).write_text(str(port))
+    port_file.write_text(str(port))
     threading.Event().wait()
 
 
 if __name__ == "__main__":
-    main()
+    serve(Path(sys.argv[1]))

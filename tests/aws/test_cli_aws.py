@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from lambda_invoke import patched
 from pipeline_env import (
-    FLAGS_DIR,
     Deployed,
     deploy_pipeline,
     invoke_cli,
@@ -20,14 +19,8 @@ from pipeline_env import (
 from support.flag_site import flag_site, publish
 
 from imgflow.aws.client import Aws
-from imgflow.demo.server import StaticServer, serve_directory
+from imgflow.demo.server import StaticServer
 from infra.statemachine import FAIL_CAUSE
-
-
-@pytest.fixture(scope="module")
-def flags() -> Iterator[StaticServer]:
-    with serve_directory(FLAGS_DIR) as server:
-        yield server
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,8 @@ import pytest
 from lambda_invoke import ISOLATED_PYTHON
 from pipeline_env import FLAGS_DIR, reference_body
 from runtime_python import isolation_missing, runtime_python
+from support.cli_run import run_cli
+from support.processes import ServerProcess, port_written
 
 from imgflow.demo.server import StaticServer, serve_directory
 from infra.statemachine import FAIL_CAUSE
@@ -38,34 +39,19 @@ def moto_endpoint(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[st
     env = dict(os.environ)
     if request.param == "isolated":
         env[ISOLATED_PYTHON] = str(runtime_python())
-    server = subprocess.Popen(
-        [sys.executable, str(HERE / "moto_server.py"), str(port_file)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not port_file.exists() or not port_file.read_text():
-            assert time.monotonic() < deadline, "moto server did not start"
-            time.sleep(0.1)
+    argv = [sys.executable, str(HERE / "moto_server.py"), str(port_file)]
+    with ServerProcess(argv, port_written(port_file), timeout=30, env=env):
         yield f"http://127.0.0.1:{port_file.read_text()}"
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def imgflow(args: list[str], cwd: Path, endpoint: str) -> subprocess.CompletedProcess[str]:
     env = {
-        **os.environ,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": endpoint,
     }
-    env.pop("AWS_PROFILE", None)
-    command = [sys.executable, "-m", "imgflow.cli", *args]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return run_cli(*args, cwd=cwd, env=env, drop=("AWS_PROFILE",), timeout=300)
 
 
 @pytest.mark.slow

@@ -10,19 +10,18 @@ need refused.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from lambda_invoke import patched
 from moto.iam.access_control import IAMPolicy, PermissionResult
-from pipeline_env import FLAGS_DIR, deploy_pipeline, pipeline_config, reference_body
+from pipeline_env import deploy_pipeline, pipeline_config, reference_body
 from support.aws_moto import run_execution, wait_for_execution
 from support.aws_roles import CallLog
 
 from imgflow.aws.client import Aws
 from imgflow.aws.job import start_job
-from imgflow.demo.server import StaticServer, serve_directory
+from imgflow.demo.server import StaticServer
 from infra import iam
 from infra.names import Names
 
@@ -204,12 +203,6 @@ NOT_NEEDED = {
     "statemachine": ("s3:ListBucket", PIPELINE_BUCKET),
     "api": ("states:StopExecution", EXECUTION.replace("demo-", "imgflow-test-")),
 }
-
-
-@pytest.fixture
-def flags() -> Iterator[StaticServer]:
-    with serve_directory(FLAGS_DIR) as server:
-        yield server
 
 
 def test_every_call_each_role_makes_is_allowed_and_nothing_unused(

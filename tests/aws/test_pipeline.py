@@ -34,17 +34,11 @@ from imgflow.aws.runtime.jobs import (
     manifest_key,
     result_key,
 )
-from imgflow.demo.server import StaticServer, serve_directory
+from imgflow.demo.server import StaticServer
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.plan import Item, item_for
 from imgflow.engine.records import ResultRecord
 from infra.statemachine import FAIL_CAUSE, FAIL_ERROR
-
-
-@pytest.fixture(scope="module")
-def flags() -> Iterator[StaticServer]:
-    with serve_directory(FLAGS_DIR) as server:
-        yield server
 
 
 @pytest.fixture

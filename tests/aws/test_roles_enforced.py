@@ -10,9 +10,7 @@ infra/iam.py fails the run.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,10 +18,11 @@ import botocore.exceptions
 import pytest
 from pipeline_env import FLAGS_DIR, deploy_pipeline, pipeline_config, reference_body
 from support.aws_moto import check_stored, job_records, wait_for_execution
+from support.processes import ServerProcess, port_written
 
 from imgflow.aws.client import Aws, connect
 from imgflow.aws.job import start_job
-from imgflow.demo.server import StaticServer, serve_directory
+from imgflow.demo.server import StaticServer
 from infra.statemachine import FAIL_CAUSE
 
 SERVER = Path(__file__).resolve().parents[1] / "support" / "iam_enforced.py"
@@ -37,17 +36,9 @@ ADMIN_POLICY = {
 def enforcing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     """A session of an administrator on a fresh IAM-enforcing moto server."""
     port_file = tmp_path / "port"
-    server = subprocess.Popen(
-        [sys.executable, str(SERVER), str(port_file)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not port_file.exists() or not port_file.read_text():
-            assert time.monotonic() < deadline, "moto server did not start"
-            assert server.poll() is None, "moto server exited"
-            time.sleep(0.1)
+    with ServerProcess(
+        [sys.executable, str(SERVER), str(port_file)], port_written(port_file), timeout=60
+    ):
         endpoint = f"http://127.0.0.1:{port_file.read_text()}"
         for name in ("AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN"):
             monkeypatch.delenv(name, raising=False)
@@ -62,15 +53,6 @@ def enforcing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
         yield connect(region="us-east-1", endpoint_url=endpoint)
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
-@pytest.fixture
-def flags() -> Iterator[StaticServer]:
-    with serve_directory(FLAGS_DIR) as server:
-        yield server
 
 
 def test_the_pipeline_runs_with_each_role_enforced(

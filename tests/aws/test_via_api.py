@@ -21,7 +21,6 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from lambda_invoke import patched
 from pipeline_env import (
-    FLAGS_DIR,
     Deployed,
     deploy_pipeline,
     invoke_cli,
@@ -34,17 +33,11 @@ from imgflow.aws.client import Aws
 from imgflow.aws.deploy import deploy
 from imgflow.aws.job_api import MAX_API_BODY, api_body
 from imgflow.config import with_overrides
-from imgflow.demo.server import StaticServer, serve_directory
+from imgflow.demo.server import StaticServer
 from imgflow.errors import UsageError
 
 # The credentials the CLI signs with in these tests (set in the process's environment).
 TEST_CREDENTIALS = Credentials("AKIAVIAAPITEST000001", "via-api-test-secret", "via-api-token")
-
-
-@pytest.fixture
-def flags() -> Iterator[StaticServer]:
-    with serve_directory(FLAGS_DIR) as server:
-        yield server
 
 
 def write_config(path: Path, deployed: Deployed, state_dir: Path, **extra: Any) -> Path:

@@ -60,7 +60,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from types import TracebackType
 
 from support.replies import (
     Delay,
@@ -266,12 +265,7 @@ class FaultServer:
     def __enter__(self) -> FaultServer:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # --- the loop (server thread) --------------------------------------------------------------

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -138,24 +137,11 @@ def install() -> None:
 
 def main() -> None:
     os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = str(FREE_REQUESTS)
-    sys.setrecursionlimit(20_000)
-    from lambda_invoke import install as run_handlers
     from moto import settings
-    from moto.core.config import default_user_config
-    from moto.server import ThreadedMotoServer
+    from moto_server import serve
 
     settings.INITIAL_NO_AUTH_ACTION_COUNT = FREE_REQUESTS
-    default_user_config.update(
-        {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-    )
-    run_handlers()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    install()
-    _, port = server.get_host_and_port()
-    os.environ["MOTO_PORT"] = str(port)
-    Path(sys.argv[1]).write_text(str(port))
-    threading.Event().wait()
+    serve(Path(sys.argv[1]), started=install)
 
 
 if __name__ == "__main__":

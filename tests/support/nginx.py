@@ -15,13 +15,11 @@ every path in the test's folder, and is stopped when the ``with`` ends.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
-from support.processes import free_port, stop, wait_for_port
+from support.processes import ServedByProcess, ServerProcess, free_port, listening
 from support.tls import Leaf
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -35,7 +33,7 @@ class Server:
     tls: Leaf | None = None
 
 
-class Nginx:
+class Nginx(ServedByProcess):
     """nginx serving `servers`, each on its own free port of 127.0.0.1."""
 
     def __init__(self, folder: Path, servers: Sequence[Server], http: str = "") -> None:
@@ -45,7 +43,6 @@ class Nginx:
         self.log = folder / "error.log"
         self._access = folder / "access.log"
         self._http = http
-        self._proc: subprocess.Popen[bytes] | None = None
 
     def url(self, index: int, path: str, host: str = "127.0.0.1") -> str:
         """The URL of `path` on server `index` (https when it has a certificate)."""
@@ -88,32 +85,13 @@ http {{
             config = config.replace(f"@PORT{i}@", str(port))
         return config
 
-    def __enter__(self) -> Nginx:
+    def process(self) -> ServerProcess:
+        """nginx in the foreground on its config file."""
         (self.folder / "temp").mkdir(parents=True, exist_ok=True)
         conf = self.folder / "nginx.conf"
         conf.write_text(self._config())
-        with self.log.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [NGINX, "-p", str(self.folder), "-c", str(conf)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            for port in self.ports:
-                wait_for_port(port, self._proc, self.log)
-        except BaseException:
-            stop(self._proc)
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._proc is not None:
-            stop(self._proc)
+        argv = [NGINX, "-p", str(self.folder), "-c", str(conf)]
+        return ServerProcess(argv, listening(*self.ports), output=self.log)
 
     def access_log(self) -> list[str]:
         """The access log so far: ``<port> <status> "<request line>"`` per request."""

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
-from types import TracebackType
 
-from support.processes import free_port, stop, wait_for_port
+from support.processes import ServedByProcess, ServerProcess, free_port, listening
 
 TINYPROXY = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
 _REQUEST = re.compile(r"Request \(file descriptor \d+\): (.+)$")
 
 
-class Tinyproxy:
+class Tinyproxy(ServedByProcess):
     """tinyproxy on a free port of 127.0.0.1, with Basic authentication when `auth`."""
 
     def __init__(self, folder: Path, auth: tuple[str, str] | None = None) -> None:
@@ -30,7 +28,6 @@ class Tinyproxy:
         self.port = free_port()
         self.log = folder / "tinyproxy.log"
         self._auth = auth
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -41,7 +38,8 @@ class Tinyproxy:
         """The proxy's URL with credentials."""
         return f"http://{user}:{password}@127.0.0.1:{self.port}"
 
-    def __enter__(self) -> Tinyproxy:
+    def process(self) -> ServerProcess:
+        """tinyproxy in the foreground on its config file."""
         self.folder.mkdir(parents=True, exist_ok=True)
         lines = [
             f"Port {self.port}",
@@ -56,22 +54,8 @@ class Tinyproxy:
             lines.append(f"BasicAuth {self._auth[0]} {self._auth[1]}")
         conf = self.folder / "tinyproxy.conf"
         conf.write_text("\n".join(lines) + "\n")
-        output = self.folder / "tinyproxy.out"
-        with output.open("ab") as out:
-            self._proc = subprocess.Popen(
-                [TINYPROXY, "-d", "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT
-            )
-        wait_for_port(self.port, self._proc, output)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._proc is not None:
-            stop(self._proc)
+        argv = [TINYPROXY, "-d", "-c", str(conf)]
+        return ServerProcess(argv, listening(self.port), output=self.folder / "tinyproxy.out")
 
     def requests(self) -> list[str]:
         """Every request line the proxy logged ("GET http://... HTTP/1.1", "CONNECT ...")."""

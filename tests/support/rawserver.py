@@ -18,7 +18,6 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from types import TracebackType
 
 
 def ok(body: bytes, content_type: str = "image/gif") -> bytes:
@@ -71,12 +70,7 @@ class RawServer:
         self._acceptor.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._closing = True
         with contextlib.suppress(OSError):  # wakes the acceptor (a close alone does not)
             self._sock.shutdown(socket.SHUT_RDWR)

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from imgflow import config
 from imgflow.backends.local import run_settings
-from imgflow.config import Config
 from imgflow.demo.images import make_gif, make_png
 from imgflow.engine.job import validate_base_url
 from imgflow.local.runner import LocalJob, LocalRunResult, run_job
 from imgflow.sources.job_json import from_job
 from support.faultserver import FaultServer, Ok, Reset, Stall, Status
+from support.settings import quick_config
 
 FAILING = {
     "missing/gone.gif": "not-found",
@@ -52,21 +50,6 @@ def images() -> dict[str, tuple[bytes, str]]:
     for n in range(EXTRA_GIFS):
         found[f"flags/f{n:02d}.gif"] = (make_gif(f"flag{n}", 24), "image/gif")
     return found
-
-
-def quick_config() -> Config:
-    cfg = config.from_mapping({}, env={})
-    fetch = dataclasses.replace(
-        cfg.fetch,
-        retries=1,
-        backoff_base=0.01,
-        backoff_max=0.02,
-        timeout=0.5,
-        total_timeout=2,
-        retry_after_max=5,
-        max_bytes=20_000,
-    )
-    return dataclasses.replace(cfg, fetch=fetch, local=dataclasses.replace(cfg.local, fsync=False))
 
 
 def _run(server: FaultServer, paths: list[str], data_dir: Path) -> LocalRunResult:

@@ -5,37 +5,26 @@
         serve.stop(signal.SIGTERM)              # the exit code; the log stays readable
 
 The process runs in `folder` (its data folder is ``folder/imgflow-data``) with an
-imgflow.yaml written from `config`, on a free port of 127.0.0.1. Its stderr is collected by a
-thread (``serve.log``), so a chatty server never blocks on a full pipe.
+imgflow.yaml written from `config`, on a free port of 127.0.0.1, in the environment of
+`support.cli_run` with `env` on top. Its stderr is collected (``serve.log``).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import socket
 import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 import yaml
 
-from support.processes import signalled
+from support.cli_run import cli_argv, cli_env
+from support.processes import ServerProcess, free_port, signalled
 
 TERMINAL = ("succeeded", "failed", "cancelled")
-
-
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ServeProcess:
@@ -55,53 +44,41 @@ class ServeProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = args
         self.token: str | None = None
-        self._lines: list[str] = []
-        self._lock = threading.Lock()
         base: dict[str, Any] = {"local": {"fsync": False}, "fetch": {"retries": 0}}
         for section, values in (config or {}).items():
             base.setdefault(section, {}).update(values)
         (folder / "imgflow.yaml").write_text(yaml.safe_dump(base))
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("IMGFLOW_")}
-        self.env.update(env or {})
-        self.proc: subprocess.Popen[str] | None = None
+        self.env = dict(env or {})
+        self._server: ServerProcess | None = None
         if start:
             self.start()
 
     def start(self, timeout: float = 60) -> None:
         """Start the process and wait for its 'taking jobs at' line."""
-        self._lines = []
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "imgflow.cli", "serve", "--port", str(self.port), *self.args],
+        self._server = ServerProcess(
+            cli_argv("serve", "--port", str(self.port), *self.args),
+            lambda: "taking jobs at" in self.log,
+            timeout=timeout,
             cwd=self.folder,
-            env=self.env,
+            env=cli_env(self.env),
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
             **signalled(),
         )
-        threading.Thread(target=self._collect, args=(self.proc,), daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while "taking jobs at" not in self.log:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.wait(timeout=10)
-                raise AssertionError(f"serve did not start:\n{self.log}")
-            time.sleep(0.05)
+        self._server.start()
         found = re.search(r"token for this start: (\S+)", self.log)
         if found:
             self.token = found.group(1)
 
-    def _collect(self, proc: subprocess.Popen[str]) -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            with self._lock:
-                self._lines.append(line)
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        """The process."""
+        assert self._server is not None
+        return self._server.proc
 
     @property
     def log(self) -> str:
         """Everything the process wrote to stderr so far."""
-        with self._lock:
-            return "".join(self._lines)
+        return self._server.log if self._server is not None else ""
 
     @property
     def pid(self) -> int:
@@ -146,25 +123,13 @@ class ServeProcess:
             time.sleep(0.05)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        """Send `sig` and wait for the exit; the exit code."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(timeout=timeout)
+        """Send `sig` and wait for the exit (a kill after `timeout` s); the exit code."""
+        assert self._server is not None
+        return self._server.stop(sig, timeout)
 
     def __enter__(self) -> ServeProcess:
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.stop(signal.SIGTERM, timeout=30)

@@ -1,8 +1,8 @@
 """Throttle cases of the benchmark: imgflow against nginx's own rate and connection limits.
 
 ``bench/run --cases throttle`` (and ``aws-throttle``: bench/aws_throttle.py). Each case
-runs nginx (bench.py's NGINX_CONF and runner) with a committed snippet from bench/nginx/
-added to its http block, and an access log of ``$msec $request_time $status`` per request:
+runs the harness's nginx (NGINX_CONF) with a committed snippet from bench/nginx/ added to
+its http block, and an access log of ``$msec $request_time $status`` per request:
 
 - limit_req_429, limit_req_503, limit_req_retry_after: ``limit_req`` 5 r/s without burst
   (refused with 429, with nginx's default 503, and 429 plus ``Retry-After: 1``); imgflow
@@ -31,22 +31,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import bench as core
+from harness.corpus import corpus_paths, make_corpus, write_images
+from harness.measure import measure
+from harness.paths import BENCH, MB, ROOT, WORK
+from harness.report import Goal
+from harness.servers import NGINX_CONF, nginx
+from harness.tools import OUT, Tools, imgflow_argv
 
-CONFS = core.BENCH / "nginx"
-# bench.py's nginx, logging each request's end ($msec) and duration for the case's figures.
+CONFS = BENCH / "nginx"
+# The harness's nginx, logging each request's end ($msec) and duration for the case's figures.
 LOG_FORMAT = (
     "    log_format throttle '$msec $request_time $status \"$request\"';\n"
     "    access_log {dir}/access.log throttle;\n"
 )
-assert "    access_log off;\n" in core.NGINX_CONF and "    server {{\n" in core.NGINX_CONF
+assert "    access_log off;\n" in NGINX_CONF and "    server {{\n" in NGINX_CONF
 
 SMALL = 100
 RATE_IMAGES = 200
 LARGE = 16
-LARGE_BYTES = 20 * core.MB
+LARGE_BYTES = 20 * MB
 LIMIT_RATE = 5.0  # requests per second in bench/nginx/limit_req_*.conf
-SEND_RATE = 20 * core.MB  # bytes per second per answer in bench/nginx/limit_conn.conf
+SEND_RATE = 20 * MB  # bytes per second per answer in bench/nginx/limit_conn.conf
 CONNS = 2  # limit_conn in bench/nginx/limit_conn.conf
 FIXED_RATE = 20.0  # imgflow's --rate in the rate_20 case
 BURST = 1  # imgflow's default --burst
@@ -84,7 +89,7 @@ CASES = (
 def template(conf: Path) -> str:
     """NGINX_CONF with the access log on and `conf`'s directives in its http block."""
     snippet = conf.read_text().replace("{", "{{").replace("}", "}}")
-    return core.NGINX_CONF.replace("    access_log off;\n", LOG_FORMAT).replace(
+    return NGINX_CONF.replace("    access_log off;\n", LOG_FORMAT).replace(
         "    server {{\n", f"{snippet}    server {{{{\n"
     )
 
@@ -94,11 +99,11 @@ def template(conf: Path) -> str:
 
 def corpus() -> tuple[Path, list[str], list[str]]:
     """bench/work/corpus-throttle: RATE_IMAGES small images and LARGE of 20 MB (kept)."""
-    root = core.WORK / "corpus-throttle"
-    core.make_corpus(root, RATE_IMAGES)
+    root = WORK / "corpus-throttle"
+    make_corpus(root, RATE_IMAGES)
     large = [(f"big/{i:02d}.jpg", LARGE_BYTES) for i in range(LARGE)]
-    core.write_images(root, f".complete-big-{LARGE}", large, f"{LARGE} images of 20 MB")
-    return root, core.corpus_paths(RATE_IMAGES), [path for path, _ in large]
+    write_images(root, f".complete-big-{LARGE}", large, f"{LARGE} images of 20 MB")
+    return root, corpus_paths(RATE_IMAGES), [path for path, _ in large]
 
 
 @dataclass(frozen=True)
@@ -154,24 +159,24 @@ def probe_retry_after(port: int) -> str | None:
 # -- running a case -------------------------------------------------------------------------
 
 
-def run_case(case: Case, tools: core.Tools, root: Path, paths: list[str]) -> dict[str, Any]:
-    folder = core.WORK / "nginx-throttle" / case.name
+def run_case(case: Case, tools: Tools, root: Path, paths: list[str]) -> dict[str, Any]:
+    folder = WORK / "nginx-throttle" / case.name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    log = core.WORK / "logs" / f"throttle-{case.name}.log"
+    log = WORK / "logs" / f"throttle-{case.name}.log"
     log.unlink(missing_ok=True)
-    out = core.WORK / "out-throttle"
+    out = WORK / "out-throttle"
     shutil.rmtree(out, ignore_errors=True)
     listing = folder / "paths"
     listing.write_text("".join(f"{p}\n" for p in paths))
     doc_file = folder / "imgflow.json"
     row: dict[str, Any] = {"name": case.name, "what": case.what, "images": len(paths)}
-    with core.nginx(root, folder, template(CONFS / case.conf)) as port:
+    with nginx(root, folder, template(CONFS / case.conf)) as port:
         if case.name == "limit_req_retry_after":
             row["probe"] = probe_retry_after(port)
-        argv = core.imgflow_argv(tools, f"http://127.0.0.1:{port}", listing, 8, 1)
-        argv = [a.replace(core.OUT, str(out)) for a in argv] + list(case.flags)
-        result = core.measure(argv, log=log, stdout_to=doc_file, timeout=300)
+        argv = imgflow_argv(tools, f"http://127.0.0.1:{port}", listing, 8, 1)
+        argv = [a.replace(OUT, str(out)) for a in argv] + list(case.flags)
+        result = measure(argv, log=log, stdout_to=doc_file, timeout=300)
     shutil.rmtree(out, ignore_errors=True)
     entries = [e for e in read_log(folder / "access.log") if "/_probe" not in e.request]
     doc = json.loads(doc_file.read_text()) if doc_file.stat().st_size else {}
@@ -217,7 +222,7 @@ def show(row: dict[str, Any]) -> str:
     return text
 
 
-def run(tools: core.Tools, cases: set[str]) -> dict[str, Any]:
+def run(tools: Tools, cases: set[str]) -> dict[str, Any]:
     """The local cases when `cases` has "throttle", the aws one when it has "aws-throttle";
     a case that fails gets a note with its cause."""
     data: dict[str, Any] = {"rows": []}
@@ -246,12 +251,12 @@ def run(tools: core.Tools, cases: set[str]) -> dict[str, Any]:
 
 def aws(python: str) -> dict[str, Any]:
     """bench/aws_throttle.py in imgflow's interpreter (it needs moto): its JSON summary."""
-    summary = core.WORK / "aws_throttle.json"
+    summary = WORK / "aws_throttle.json"
     summary.unlink(missing_ok=True)
     try:
         done = subprocess.run(
-            [python, str(core.BENCH / "aws_throttle.py"), "--json", str(summary)],
-            capture_output=True, text=True, timeout=300, cwd=core.ROOT,
+            [python, str(BENCH / "aws_throttle.py"), "--json", str(summary)],
+            capture_output=True, text=True, timeout=300, cwd=ROOT,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
         return {"note": "failed: bench/aws_throttle.py took over 300 s"}
@@ -265,9 +270,9 @@ def aws(python: str) -> dict[str, Any]:
 # -- report ---------------------------------------------------------------------------------
 
 
-def goals(data: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+def goals(data: dict[str, Any]) -> list[Goal]:
     """(goal, target, measured, met) for the throttle cases that ran."""
-    out: list[tuple[str, str, str, bool | None]] = []
+    out: list[Goal] = []
     for row in data.get("rows", []):
         if "note" in row:
             out.append((f"throttle {row['name']}", "runs", row["note"], False))
@@ -299,7 +304,7 @@ def goals(data: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     return out
 
 
-def markdown(data: dict[str, Any]) -> list[str]:
+def section(data: dict[str, Any]) -> list[str]:
     """The throttle section of the results file."""
     out = [
         "",

@@ -15,104 +15,47 @@ Each case reports imgflow's ratio to its peer in the same run.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import bench as core
-
-# bench.py's nginx, listening with TLS and a session cache.
-TLS_CONF = core.NGINX_CONF.replace(
-    "    server {{\n", "    ssl_session_cache shared:SSL:10m;\n    server {{\n"
-).replace(
-    "listen 127.0.0.1:{port} backlog=4096;",
-    "listen 127.0.0.1:{port} ssl backlog=4096;\n"
-    "        ssl_certificate {dir}/cert.pem;\n"
-    "        ssl_certificate_key {dir}/key.pem;",
-)
-assert "ssl_session_cache" in TLS_CONF and "ssl_certificate_key" in TLS_CONF
-
-
-def _certificate(folder: Path) -> Path:
-    """A self-signed certificate for 127.0.0.1 (its own CA); returns the PEM to trust."""
-    cert = folder / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(folder / "key.pem"), "-out", str(cert), "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert
-
-
-@contextlib.contextmanager
-def tls_nginx(root: Path) -> Iterator[tuple[int, Path]]:
-    """nginx serving `root` over https on a free port: (port, the certificate to trust)."""
-    folder = core.WORK / "nginx-tls"
-    folder.mkdir(parents=True, exist_ok=True)
-    cert = _certificate(folder)
-    with core.nginx(root, folder, TLS_CONF) as port:
-        yield port, cert
-
-
-@contextlib.contextmanager
-def tinyproxy() -> Iterator[str]:
-    """tinyproxy on a free port, in the foreground; yields its URL."""
-    binary = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
-    if not Path(binary).exists():
-        raise FileNotFoundError("tinyproxy is not installed")
-    folder = core.WORK / "tinyproxy"
-    folder.mkdir(parents=True, exist_ok=True)
-    port = core.free_port()
-    conf = folder / "tinyproxy.conf"
-    conf.write_text(
-        f"Port {port}\nListen 127.0.0.1\nTimeout 60\nMaxClients 512\n"
-        f'LogFile "{folder}/tinyproxy.log"\nLogLevel Warning\nAllow 127.0.0.1\n'
-    )
-    log = (core.WORK / "logs" / "tinyproxy.log").open("ab")
-    proc = subprocess.Popen([binary, "-d", "-c", str(conf)], stdout=log, stderr=log)
-    try:
-        core.wait_for_port(port, proc, "tinyproxy")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        core.stop(proc)
-        log.close()
+from harness.corpus import corpus_paths
+from harness.measure import summarise
+from harness.paths import WORK
+from harness.servers import nginx, tinyproxy, tls_nginx
+from harness.tools import OUT, Case, Tools, imgflow_argv, run_case, write_lists
 
 
 def _pair(
-    tools: core.Tools, base: str, files: dict[str, Path], imgflow_extra: list[str],
+    tools: Tools, base: str, files: dict[str, Path], imgflow_extra: list[str],
     curl_extra: list[str],
-) -> list[core.Case]:  # fmt: skip
+) -> list[Case]:  # fmt: skip
     no_fsync = {**os.environ, "IMGFLOW_LOCAL_FSYNC": "false"}
     cases = [
-        core.Case("imgflow -c 16 x 4, fsync off", "imgflow", 64,
-                  [*core.imgflow_argv(tools, base, files["paths"], 16, 4), *imgflow_extra],
+        Case("imgflow -c 16 x 4, fsync off", "imgflow", 64,
+                  [*imgflow_argv(tools, base, files["paths"], 16, 4), *imgflow_extra],
                   env=no_fsync),
     ]  # fmt: skip
     if tools.curl:
-        cases.append(core.Case("curl --parallel-max 64", "curl", 64, [
+        cases.append(Case("curl --parallel-max 64", "curl", 64, [
             tools.curl, "-s", "--parallel", "--parallel-max", "64", "--create-dirs",
-            "-K", str(files["curl"]), "--output-dir", core.OUT, *curl_extra]))  # fmt: skip
+            "-K", str(files["curl"]), "--output-dir", OUT, *curl_extra]))  # fmt: skip
     return cases
 
 
-def _measure(cases: list[core.Case], count: int, repeats: int, label: str) -> dict[str, Any]:
-    log = core.WORK / "logs" / f"{label}.log"
+def _measure(cases: list[Case], count: int, repeats: int, label: str) -> dict[str, Any]:
+    log = WORK / "logs" / f"{label}.log"
     for repeat in range(repeats):
         for case in cases:
-            r = core.run_case(case, count, log)
+            r = run_case(case, count, log)
             print(
                 f"  [{repeat + 1}/{repeats}] {label}: {case.name:<32} {count / r.wall:>8.0f} "
                 f"img/s {1000 * r.cpu / count:>6.3f} ms CPU/img",
                 flush=True,
             )
     rows = [
-        {"name": c.name, "tool": c.tool, "concurrency": c.concurrency}
-        | core.summarise(c.runs, count)
+        {"name": c.name, "tool": c.tool, "concurrency": c.concurrency} | summarise(c.runs, count)
         for c in cases
     ]
     ratio = None
@@ -121,41 +64,41 @@ def _measure(cases: list[core.Case], count: int, repeats: int, label: str) -> di
     return {"rows": rows, "ratio": ratio}
 
 
-def proxied(tools: core.Tools, corpus: Path, count: int, repeats: int) -> dict[str, Any]:
+def proxied(tools: Tools, corpus: Path, count: int, repeats: int) -> dict[str, Any]:
     """imgflow and curl through tinyproxy."""
-    paths = core.corpus_paths(count)
-    with core.nginx(corpus) as port, tinyproxy() as proxy:
+    paths = corpus_paths(count)
+    with nginx(corpus) as port, tinyproxy() as proxy:
         base = f"http://127.0.0.1:{port}"
-        files = core.write_lists(base, paths, core.WORK / f"lists-{count}")
+        files = write_lists(base, paths, WORK / f"lists-{count}")
         cases = _pair(tools, base, files, ["--proxy", proxy], ["--proxy", proxy])
         return _measure(cases, count, repeats, "proxy")
 
 
-def tls(tools: core.Tools, corpus: Path, count: int, repeats: int) -> dict[str, Any]:
+def tls(tools: Tools, corpus: Path, count: int, repeats: int) -> dict[str, Any]:
     """imgflow and curl over https from nginx."""
-    paths = core.corpus_paths(count)
+    paths = corpus_paths(count)
     with tls_nginx(corpus) as (port, cert):
         base = f"https://127.0.0.1:{port}"
-        files = core.write_lists(base, paths, core.WORK / f"lists-tls-{count}")
+        files = write_lists(base, paths, WORK / f"lists-tls-{count}")
         cases = _pair(tools, base, files, ["--ca-bundle", str(cert)], ["--cacert", str(cert)])
         return _measure(cases, count, repeats, "tls")
 
 
-def baseline(tools: core.Tools, corpus: Path, count: int, repeats: int) -> dict[str, Any]:
+def baseline(tools: Tools, corpus: Path, count: int, repeats: int) -> dict[str, Any]:
     """This imgflow against IMGFLOW_BASELINE_PYTHON's, plain http, 64 in flight."""
     other = os.environ.get("IMGFLOW_BASELINE_PYTHON")
     if not other:
         return {"note": "IMGFLOW_BASELINE_PYTHON is not set"}
     old = str(Path(other).parent / "imgflow")
-    paths = core.corpus_paths(count)
+    paths = corpus_paths(count)
     no_fsync = {**os.environ, "IMGFLOW_LOCAL_FSYNC": "false"}
-    with core.nginx(corpus) as port:
+    with nginx(corpus) as port:
         base = f"http://127.0.0.1:{port}"
-        files = core.write_lists(base, paths, core.WORK / f"lists-{count}")
-        argv = core.imgflow_argv(tools, base, files["paths"], 16, 4)
+        files = write_lists(base, paths, WORK / f"lists-{count}")
+        argv = imgflow_argv(tools, base, files["paths"], 16, 4)
         cases = [
-            core.Case("imgflow (this checkout)", "imgflow", 64, argv, env=no_fsync),
-            core.Case("imgflow (baseline)", "imgflow-baseline", 64, [old, *argv[1:]],
+            Case("imgflow (this checkout)", "imgflow", 64, argv, env=no_fsync),
+            Case("imgflow (baseline)", "imgflow-baseline", 64, [old, *argv[1:]],
                       env=no_fsync),
         ]  # fmt: skip
         result = _measure(cases, count, repeats, "baseline")
@@ -164,7 +107,7 @@ def baseline(tools: core.Tools, corpus: Path, count: int, repeats: int) -> dict[
     return result
 
 
-def markdown(data: dict[str, Any]) -> list[str]:
+def section(data: dict[str, Any]) -> list[str]:
     """The wire cases' section of the results file."""
     out: list[str] = []
     titles = {
@@ -197,9 +140,7 @@ def markdown(data: dict[str, Any]) -> list[str]:
     return out
 
 
-def run(
-    cases: set[str], tools: core.Tools, corpus: Path, count: int, repeats: int
-) -> dict[str, Any]:
+def run(cases: set[str], tools: Tools, corpus: Path, count: int, repeats: int) -> dict[str, Any]:
     """The wire cases named in `cases`; a case that cannot run gets a note with the cause."""
     data: dict[str, Any] = {}
     for name, case in (("proxy", proxied), ("tls", tls), ("baseline", baseline)):

@@ -1,0 +1,1 @@
+"""The benchmark's cases, one module per case or group of cases, on bench/harness."""

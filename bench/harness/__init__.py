@@ -1,0 +1,1 @@
+"""The benchmark's harness: its folders, servers, timing, tools and results files."""

@@ -1,0 +1,80 @@
+"""Measuring a child process (wall time, CPU, peak RSS) and summarising runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+IMAGE_SUFFIXES = frozenset({".gif", ".png", ".jpg", ".jpeg"})
+
+
+@dataclass
+class Measure:
+    """One run of one tool."""
+
+    wall: float
+    cpu: float
+    rss_mb: float
+    images: int
+    rc: int
+
+
+def measure(
+    cmd: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 300.0,
+    log: Path | None = None,
+    stdout_to: Path | None = None,
+) -> Measure:
+    """Run `cmd` and return its wall time, CPU (user+sys) and peak RSS (not the image count)."""
+    out = open(stdout_to, "wb") if stdout_to else subprocess.DEVNULL  # noqa: SIM115
+    err = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, start_new_session=True)
+        deadline = start + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+            time.sleep(0.002)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        for handle in (out, err):
+            if not isinstance(handle, int):
+                handle.close()
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measure(wall, cpu, usage.ru_maxrss / 1024, 0, proc.returncode)
+
+
+def count_images(folder: Path) -> int:
+    """Image files anywhere under `folder`."""
+    total = 0
+    for _, _, files in os.walk(folder):
+        total += sum(1 for name in files if os.path.splitext(name)[1] in IMAGE_SUFFIXES)
+    return total
+
+
+def summarise(runs: Sequence[Measure], expected: int) -> dict[str, Any]:
+    """Medians over the runs: images/s by wall time, CPU ms per image, peak RSS."""
+    return {
+        "runs": len(runs),
+        "images": expected,
+        "stored_min": min(r.images for r in runs),
+        "wall_s": statistics.median(r.wall for r in runs),
+        "images_per_s": statistics.median(expected / r.wall for r in runs),
+        "cpu_ms_per_image": statistics.median(1000 * r.cpu / expected for r in runs),
+        "peak_rss_mb": statistics.median(r.rss_mb for r in runs),
+        "all_runs": [asdict(r) for r in runs],
+    }

@@ -1,0 +1,138 @@
+"""The tools under test (imgflow and its peers), a table row of one tool at a concurrency,
+and running rows in interleaved rounds."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.measure import Measure, count_images, measure, summarise
+from harness.paths import WORK
+
+
+@dataclass(frozen=True)
+class Tools:
+    """Where each tool lives (None: not installed)."""
+
+    imgflow: str
+    imgflow_python: str
+    peers_python: str | None
+    img2dataset: str | None
+    curl: str | None
+    wget: str | None
+    aria2c: str | None
+    baseline: str | None = None  # imgflow of IMGFLOW_BASELINE's commit
+    baseline_name: str = ""
+    only: str = ""  # --tools: only these tools in the throughput and large cases
+
+
+def find_tools(args: argparse.Namespace) -> Tools:
+    imgflow_python = args.imgflow_python
+    imgflow = str(Path(imgflow_python).parent / "imgflow")
+    peers = WORK / "venv-peers"
+    i2d = WORK / "venv-i2d"
+    return Tools(
+        imgflow=imgflow,
+        imgflow_python=imgflow_python,
+        peers_python=str(peers / "bin" / "python") if (peers / ".ok").exists() else None,
+        img2dataset=(
+            str(i2d / "bin" / "img2dataset")
+            if (i2d / ".ok").exists() and not args.no_img2dataset
+            else None
+        ),
+        curl=shutil.which("curl"),
+        wget=shutil.which("wget"),
+        aria2c=shutil.which("aria2c"),
+        baseline=(
+            str(Path(args.baseline_python).parent / "imgflow") if args.baseline_python else None
+        ),
+        baseline_name=args.baseline_name,
+        only=args.tools,
+    )
+
+
+OUT = "{out}"
+
+
+@dataclass
+class Case:
+    """One line of the throughput table: a tool at a concurrency; `{out}` in argv is its folder."""
+
+    name: str
+    tool: str
+    concurrency: int
+    argv: list[str]
+    env: dict[str, str] | None = None
+    runs: list[Measure] = field(default_factory=list)
+
+    def build(self, out: Path) -> list[str]:
+        return [arg.replace(OUT, str(out)) for arg in self.argv]
+
+
+def imgflow_argv(
+    tools: Tools, base: str, paths: Path, per_batch: int, batches: int, binary: str = ""
+) -> list[str]:
+    return [
+        binary or tools.imgflow, "run", "--base-url", base, "--paths-file", str(paths),
+        "-c", str(per_batch), "--max-batches", str(batches), "--data-dir", OUT,
+        "--output", "json",
+    ]  # fmt: skip
+
+
+def write_lists(base: str, paths: Sequence[str], folder: Path) -> dict[str, Path]:
+    """The same URL list in each tool's input format."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {name: folder / name for name in ("paths", "urls", "curl", "aria2")}
+    files["paths"].write_text("".join(f"{p}\n" for p in paths))
+    files["urls"].write_text("".join(f"{base}/{p}\n" for p in paths))
+    files["curl"].write_text("".join(f'url = "{base}/{p}"\noutput = "{p}"\n' for p in paths))
+    files["aria2"].write_text("".join(f"{base}/{p}\n  out={p}\n" for p in paths))
+    return files
+
+
+def selected(cases: list[Case], tools: str) -> list[Case]:
+    """The cases of the tools named in `tools` (comma-separated, `imgflow*` for every
+    imgflow row; empty: all)."""
+    names = [t.strip() for t in tools.split(",") if t.strip()]
+
+    def chosen(tool: str) -> bool:
+        return any(tool == n or (n.endswith("*") and tool.startswith(n[:-1])) for n in names)
+
+    return [c for c in cases if not names or chosen(c.tool)]
+
+
+def run_case(case: Case, expected: int, log: Path) -> Measure:
+    out = WORK / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    with log.open("a") as handle:
+        handle.write(f"\n== {case.name}\n")
+    result = measure(case.build(out), env=case.env, log=log, timeout=600)
+    result.images = count_images(out)
+    if result.images != expected:
+        print(f"  note: {case.name} stored {result.images} of {expected} images", flush=True)
+    case.runs.append(result)
+    shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
+def run_rounds(
+    cases: list[Case], count: int, repeats: int, log: Path, show: Callable[[Measure], str]
+) -> list[dict[str, Any]]:
+    """Run every case `repeats` times, interleaved; one summary row per case.
+
+    Every other round runs in reverse order (A B C, C B A, A B C), so no row always runs
+    first or always follows the same neighbour: on a shared machine a run pays for what
+    the one before left behind (dirty pages being written back, a deleted tree)."""
+    for repeat in range(repeats):
+        for case in cases if repeat % 2 == 0 else cases[::-1]:
+            r = run_case(case, count, log)
+            print(f"  [{repeat + 1}/{repeats}] {case.name:<36} {show(r)}", flush=True)
+    return [
+        {"name": c.name, "tool": c.tool, "concurrency": c.concurrency} | summarise(c.runs, count)
+        for c in cases
+    ]
