@@ -1,14 +1,13 @@
 """The local backend: runs in this process, files under the data folder, SQLite index.
 
-`make_job` and `execute` are the one place that builds a LocalJob and calls the local
-runner (the job service's worker runs its jobs through them too).
+`make_job` and `run_settings` are the one place that builds a LocalJob and its settings
+(the job service's worker runs its jobs through them too).
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,9 +18,8 @@ from imgflow.errors import ConfigError, UsageError
 if TYPE_CHECKING:
     from imgflow.config import Config
     from imgflow.documents.listing import Listing
-    from imgflow.engine.politeness import OnChange
     from imgflow.engine.records import ResultRecord
-    from imgflow.local.runner import LocalJob, LocalRunResult, Progress
+    from imgflow.local.runner import LocalJob, LocalRunResult
     from imgflow.local.settings import RunSettings
     from imgflow.sources.base import Source
 
@@ -50,24 +48,6 @@ def make_job(
         force=force,
         refresh=refresh,
     )
-
-
-def execute(
-    job: LocalJob,
-    cfg: Config,
-    folder: Path,
-    *,
-    progress: Progress | None = None,
-    run_id: str | None = None,
-    on_wait: Callable[[str], None] | None = None,
-    on_throttle: OnChange | None = None,
-    stop: threading.Event | None = None,
-) -> LocalRunResult:
-    """Run `job` into `folder` (imgflow.local.runner.run_job)."""
-    from imgflow.local.runner import run_job
-
-    settings = run_settings(cfg)
-    return run_job(job, settings, folder, progress, run_id, on_wait, on_throttle, stop)
 
 
 def run_settings(cfg: Config) -> RunSettings:
@@ -133,9 +113,11 @@ class LocalBackend:
     def _execute(self, job: LocalJob, listener: Listener, run_id: str | None = None) -> RunView:
         watch = listener.watch
         started = time.monotonic()
-        result = execute(
+        from imgflow.local.runner import run_job
+
+        result = run_job(
             job,
-            self.cfg,
+            run_settings(self.cfg),
             self.folder,
             progress=watch,
             run_id=run_id,
