@@ -779,4 +779,12 @@ MUTANTS: list[Mutant] = [
         "            away = False",
         ("tests/test_redirect_credentials.py",),
     ),
+    Mutant(
+        "head-limit-per-read",
+        "a response head over 64 KB fails as Bad response (README)",
+        "imgflow/engine/transport/parse.py",
+        "            if len(data) > room:",
+        "            if len(data) > room + HEAD_LIMIT:",
+        ("tests/test_framing.py::test_one_head_limit_of_64_kb",),
+    ),
 ]
