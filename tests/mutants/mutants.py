@@ -117,6 +117,14 @@ MUTANTS: list[Mutant] = [
         'if segment == "...":',
         ("tests/test_job.py::test_bad_paths_are_named",),
     ),
+    Mutant(
+        "job-path-merges-empty-segments",
+        "a path is requested as written: a//b is not a/b (README)",
+        "imgflow/engine/job.py",
+        '        elif segment != ".":',
+        '        elif segment not in (".", ""):',
+        ("tests/test_job.py::test_paths_are_normalised",),
+    ),
     # -- collision-free keys ----------------------------------------------------------------
     Mutant(
         "key-drops-port",
