@@ -156,6 +156,11 @@ class HostGate:
     def release(self, signal: Signal, retry_after: float | None = None) -> None:
         """Give the slot back with what the request told about the host."""
         self.in_flight = max(0, self.in_flight - 1)
+        self.tell(signal, retry_after)
+
+    def tell(self, signal: Signal, retry_after: float | None = None) -> None:
+        """What a request told about the host, from a redirect to it (which took no slot
+        here), or from `release`."""
         now = self._clock()
         if signal is Signal.OK:
             self._succeeded(now)

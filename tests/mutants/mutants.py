@@ -498,8 +498,8 @@ MUTANTS: list[Mutant] = [
         "cut-body-kind-reset",
         "a body cut short is an incomplete body, by its type (failureKind incomplete-body)",
         "imgflow/engine/outcome.py",
-        "        return retry(FailureKind.INCOMPLETE, url, str(exc))",
-        "        return retry(FailureKind.CONNECTION_RESET, url, str(exc))",
+        "        return retry(FailureKind.INCOMPLETE, url, _at(target, str(exc)))",
+        "        return retry(FailureKind.CONNECTION_RESET, url, _at(target, str(exc)))",
         (f"{FETCH}::test_every_failure_carries_its_kind",),
     ),
     Mutant(
@@ -794,5 +794,14 @@ MUTANTS: list[Mutant] = [
         "            if len(data) > room:",
         "            if len(data) > room + HEAD_LIMIT:",
         ("tests/test_framing.py::test_one_head_limit_of_64_kb",),
+    ),
+    Mutant(
+        "redirect-target-refusal-charges-origin",
+        "politeness is per host: a redirect target's refusal slows that host, not the one"
+        " that redirected (architecture)",
+        "imgflow/engine/fetch.py",
+        "isinstance(result, Retry) and result.host:",
+        "isinstance(result, Retry) and not result.host:",
+        ("tests/test_redirect_target.py",),
     ),
 ]
