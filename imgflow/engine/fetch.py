@@ -246,6 +246,9 @@ class Fetcher:
                 return result
             away = away or _origin(result) != _origin(url)
             current = result
+            host = _host_of(current)
+            if host != _host_of(url):  # its host may be cooling down after a refusal
+                await self.politeness.gate(host).cool_down()
         detail = f"more than {self.settings.max_redirects}"
         return failed(FailureKind.TOO_MANY_REDIRECTS, url, detail, None, attempts)
 

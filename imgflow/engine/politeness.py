@@ -168,6 +168,11 @@ class HostGate:
             self._throttled(now, retry_after)
         self._wake()
 
+    async def cool_down(self) -> None:
+        """Wait out the host's cool-down, taking no slot (a redirect to this host)."""
+        while (left := self.cool_until - self._clock()) > 0:
+            await self._sleep(left)
+
     @property
     def allowed(self) -> int:
         """Requests this host may have in flight now."""
