@@ -223,6 +223,16 @@ def test_a_transfer_coding_other_than_chunked_is_named(
     assert isinstance(good, Fetched) and good.data == OTHER
 
 
+def test_the_identity_transfer_coding_is_no_coding(raw: RawServer) -> None:
+    settings = dataclasses.replace(SETTINGS, transport="imgflow")
+    body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(GIF), GIF)
+    raw.set("/a.gif", HEAD + b"Transfer-Encoding: identity, chunked\r\n\r\n" + body)
+    raw.set("/b.gif", HEAD + b"Transfer-Encoding: identity\r\n\r\n" + OTHER, close=True)
+    first, second = fetch_all(settings, [raw.url("/a.gif"), raw.url("/b.gif")])
+    assert isinstance(first, Fetched) and first.data == GIF, first
+    assert isinstance(second, Fetched) and second.data == OTHER, second
+
+
 def test_httpx_transport_also_refuses_a_transfer_coding(raw: RawServer) -> None:
     settings = dataclasses.replace(SETTINGS, transport="httpx", retries=0)
     body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(GIF), GIF)

@@ -10,6 +10,8 @@ import httpx
 from imgflow.engine.transport.errors import BadResponse, ConnectionClosed, IncompleteBody
 
 HEAD_LIMIT = 64 * 1024
+# Transfer codings that leave the body's bytes as they are (identity: RFC 2616's, retired).
+_NO_CODING = (b"", b"chunked", b"identity")
 
 
 class Exchange:
@@ -80,7 +82,7 @@ class Exchange:
         codings = [part.partition(b";")[0].strip() for part in value.lower().split(b",")]
         # llhttp frames a chunked body only when chunked is the final coding.
         self.framed = self.framed or codings[-1] == b"chunked"
-        other = [coding for coding in codings if coding and coding != b"chunked"]
+        other = [coding for coding in codings if coding not in _NO_CODING]
         if other and self.coding is None:
             self.coding = other[0]
 
