@@ -804,4 +804,20 @@ MUTANTS: list[Mutant] = [
         "isinstance(result, Retry) and not result.host:",
         ("tests/test_redirect_target.py",),
     ),
+    Mutant(
+        "transfer-coding-unnamed",
+        "a transfer coding other than chunked fails as Bad response naming it (README)",
+        "imgflow/engine/transport/parse.py",
+        "        if self.coding is not None:",
+        "        if False:",
+        ("tests/test_framing.py::test_a_transfer_coding_other_than_chunked_is_named",),
+    ),
+    Mutant(
+        "chunk-extension-whitespace-refused",
+        "chunk extensions are accepted with whitespace before their ; (README)",
+        "imgflow/engine/transport/parse.py",
+        "lenient_spaces_after_chunk_size=True",
+        "lenient_spaces_after_chunk_size=False",
+        ("tests/test_framing.py::test_chunk_extension_after_whitespace_is_accepted",),
+    ),
 ]
