@@ -24,6 +24,14 @@ from imgflow.errors import JobError
         ("a%20b.jpg", "a%20b.jpg"),
         ("%7euser/%e4%b8%ad.gif", "~user/%E4%B8%AD.gif"),
         ("a/" + "x" * 300 + ".gif", "a/" + "x" * 300 + ".gif"),
+        # An empty segment is kept (S3 and GCS keys with // are objects of their own);
+        # dot segments are removed as RFC 3986 5.2.4 does, empty segments counting.
+        ("a//b/x.png", "a//b/x.png"),
+        ("a///b.gif", "a///b.gif"),
+        ("a/b//", "a/b//"),
+        ("a/.//b.gif", "a//b.gif"),
+        ("a//../b.gif", "a/b.gif"),
+        ("a//b/../c.gif", "a//c.gif"),
     ],
 )
 def test_paths_are_normalised(raw: str, expected: str) -> None:
@@ -46,6 +54,8 @@ def test_paths_are_normalised(raw: str, expected: str) -> None:
         ("a.gif#frag", "fragment"),
         (".", "names no resource"),
         ("%2e%2E/etc/passwd", "uses .. to leave"),
+        ("a//../../../b.gif", "uses .. to leave"),
+        ("a/..", "names no resource"),
     ],
 )
 def test_bad_paths_are_named(raw: str, problem: str) -> None:

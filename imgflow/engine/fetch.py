@@ -176,6 +176,10 @@ class Fetcher:
                     # This image's repeats say nothing new: a single path that always
                     # answers 503 must not keep slowing down a host that serves the rest.
                     signal = Signal.OTHER
+                if signal is not Signal.OK and isinstance(result, Retry) and result.host:
+                    # A redirect's target failed: its host is told, not the one redirecting.
+                    self.politeness.gate(result.host).tell(signal, wait)
+                    signal, wait = Signal.OTHER, None
             finally:
                 gate.release(signal, wait)
             if not isinstance(result, Retry):
@@ -242,6 +246,9 @@ class Fetcher:
                 return result
             away = away or _origin(result) != _origin(url)
             current = result
+            host = _host_of(current)
+            if host != _host_of(url):  # its host may be cooling down after a refusal
+                await self.politeness.gate(host).cool_down()
         detail = f"more than {self.settings.max_redirects}"
         return failed(FailureKind.TOO_MANY_REDIRECTS, url, detail, None, attempts)
 

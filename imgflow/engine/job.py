@@ -14,7 +14,6 @@ the paths file where there is one).
 from __future__ import annotations
 
 import json
-import posixpath
 import re
 import string
 import sys
@@ -80,7 +79,10 @@ def canonical(text: str) -> str:
 
 
 def normalize_path(raw: str, where: str = "path") -> str:
-    """A resource path made safe to join to the base URL, or JobError naming `where`."""
+    """A resource path made safe to join to the base URL, or JobError naming `where`.
+
+    ``.`` and ``..`` segments are resolved; empty ones are kept (``a//b`` is requested
+    as written and stored under a key of its own, not merged with ``a/b``)."""
     path = raw.strip()
     if not path:
         raise JobError(f"{where}: empty path")
@@ -101,15 +103,12 @@ def normalize_path(raw: str, where: str = "path") -> str:
         raise JobError(f"{where}: {_show(path)} has a % that starts no %XX escape (write %25)")
     path_part, _, query = path.partition("?")
     path_part, query = canonical(path_part), canonical(query)
-    trailing = path_part.endswith("/")
-    normal = posixpath.normpath("/" + path_part.lstrip("/"))
-    if _escapes(path_part):
+    segments = _without_dots(path_part.lstrip("/"))
+    if segments is None:
         raise JobError(f"{where}: {_show(path)} uses .. to leave the base URL")
-    normal = normal.lstrip("/")
-    if not normal or normal == ".":
+    normal = "/".join(segments)
+    if not normal.strip("/"):
         raise JobError(f"{where}: {_show(path)} names no resource")
-    if trailing:
-        normal += "/"
     return normal + "?" + query if query else normal  # an empty query is no query
 
 
@@ -128,16 +127,18 @@ def number_too_long() -> str:
     return f"a number of more than {sys.get_int_max_str_digits()} digits"
 
 
-def _escapes(path: str) -> bool:
-    depth = 0
+def _without_dots(path: str) -> list[str] | None:
+    """`path`'s segments with ``.`` and ``..`` resolved as RFC 3986 5.2.4 does (an empty
+    segment is one: ``a//../b`` is ``a/b``), or None when a ``..`` leaves the base."""
+    kept: list[str] = []
     for segment in path.split("/"):
         if segment == "..":
-            depth -= 1
-            if depth < 0:
-                return True
-        elif segment not in ("", "."):
-            depth += 1
-    return False
+            if not kept:
+                return None
+            kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    return kept
 
 
 def _show(path: str) -> str:

@@ -71,12 +71,16 @@ class FetchFailure:
 
 @dataclass(frozen=True, slots=True)
 class Retry:
-    """A failed attempt that may succeed later, after `delay` seconds (None: back off)."""
+    """A failed attempt that may succeed later, after `delay` seconds (None: back off).
+
+    `host` is the host that failed when that is a redirect's target: what the failure
+    says about load is that host's, not the one that redirected."""
 
     kind: FailureKind
     message: str
     status_code: int | None
     delay: float | None = None
+    host: str | None = None
 
 
 Attempt = Fetched | NotModified | FetchFailure | Retry
@@ -177,48 +181,73 @@ def transport_failure(
     """What a transport's exception means, by its type and its root cause's; most are
     worth another attempt.
 
-    `current` is the URL requested (a redirect's target), `proxy` the proxy it went through.
-    A rejected certificate, a malformed response and a proxy's refusal are permanent.
+    `current` is the URL requested: a redirect's target is named in the message
+    (``Connection refused: <url> (redirected to <target>)``) and a retry carries its host.
+    `proxy` is the proxy it went through. A rejected certificate, a malformed response and
+    a proxy's refusal are permanent.
     """
+    target = current if current is not None and current != url else None
+    result = _transport_failure(url, exc, attempts, current, proxy, target)
+    if target is not None and isinstance(result, Retry):
+        host = urlsplit(target).netloc.lower()
+        return Retry(result.kind, result.message, result.status_code, result.delay, host)
+    return result
+
+
+def _at(target: str | None, detail: str | None = None) -> str | None:
+    """A failure's detail, with the redirect's target it happened at (if any) named first."""
+    if target is None:
+        return detail
+    return f"redirected to {target}" + (f": {detail}" if detail else "")
+
+
+def _transport_failure(
+    url: str,
+    exc: httpx.HTTPError,
+    attempts: int,
+    current: str | None,
+    proxy: Proxy | None,
+    target: str | None,
+) -> FetchFailure | Retry:
     cause = _root_cause(exc)
     if isinstance(cause, TargetRefused):
-        return failed(FailureKind.REFUSED_TARGET, url, str(cause), None, attempts)
+        return failed(FailureKind.REFUSED_TARGET, url, _at(target, str(cause)), None, attempts)
     problem = certificate_problem(cause)
-    if problem is not None:
+    if problem is not None:  # the message names the host whose certificate failed
         host = urlsplit(current or url).hostname or "?"
         message = messages.certificate_rejected(host, problem, url)
         return FetchFailure(FailureKind.CERTIFICATE_REJECTED, message, None, attempts)
     if isinstance(exc, httpx.ProxyError) and proxy is not None:
         detail = f"{proxy.shown} answered {exc}"
-        return failed(FailureKind.PROXY_REFUSED, url, detail, None, attempts)
+        return failed(FailureKind.PROXY_REFUSED, url, _at(target, detail), None, attempts)
     if proxy is not None and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
         reason = str(cause) if isinstance(cause, OSError) else str(exc)
         detail = f"{proxy.shown}: {reason or type(cause).__name__}"
-        return retry(FailureKind.PROXY_UNREACHABLE, url, detail)
+        return retry(FailureKind.PROXY_UNREACHABLE, url, _at(target, detail))
     if isinstance(exc, BadResponse) or type(exc) is httpx.RemoteProtocolError:
-        return failed(FailureKind.BAD_RESPONSE, url, str(exc), None, attempts)
+        return failed(FailureKind.BAD_RESPONSE, url, _at(target, str(exc)), None, attempts)
     if isinstance(exc, httpx.TimeoutException):
         timeout = _TIMEOUTS.get(type(exc), "request")
-        return retry(FailureKind.TIMED_OUT, url, f"{timeout} timeout")
+        return retry(FailureKind.TIMED_OUT, url, _at(target, f"{timeout} timeout"))
     if isinstance(cause, socket.gaierror):
         detail = str(cause.strerror or cause)
         if cause.errno == socket.EAI_AGAIN:
-            return retry(FailureKind.DNS_FAILED, url, detail)
-        return failed(FailureKind.DNS_FAILED, url, detail, None, attempts)
+            return retry(FailureKind.DNS_FAILED, url, _at(target, detail))
+        return failed(FailureKind.DNS_FAILED, url, _at(target, detail), None, attempts)
     if isinstance(cause, ConnectionRefusedError) or _errno(cause) == errno.ECONNREFUSED:
-        return retry(FailureKind.CONNECTION_REFUSED, url)
+        return retry(FailureKind.CONNECTION_REFUSED, url, _at(target))
     if isinstance(exc, IncompleteBody):
-        return retry(FailureKind.INCOMPLETE, url, str(exc))
+        return retry(FailureKind.INCOMPLETE, url, _at(target, str(exc)))
     if isinstance(exc, ConnectionClosed):
-        return retry(FailureKind.CONNECTION_RESET, url, str(exc))
+        return retry(FailureKind.CONNECTION_RESET, url, _at(target, str(exc)))
     if isinstance(cause, ConnectionResetError) or isinstance(exc, httpx.ReadError):
-        return retry(FailureKind.CONNECTION_RESET, url)
+        return retry(FailureKind.CONNECTION_RESET, url, _at(target))
     if isinstance(exc, httpx.TransportError):
-        message = messages.failure(messages.CONNECTION_ERROR, url, str(exc) or None)
+        message = messages.failure(messages.CONNECTION_ERROR, url, _at(target, str(exc) or None))
         tls = isinstance(cause, ssl.SSLError)  # a TLS failure other than the certificate
         return Retry(FailureKind.TLS_FAILED if tls else FailureKind.CONNECTION_ERROR, message, None)
     detail = str(exc) or type(exc).__name__
-    return failed(FailureKind.CONNECTION_ERROR, url, detail, None, attempts)
+    return failed(FailureKind.CONNECTION_ERROR, url, _at(target, detail), None, attempts)
 
 
 def _root_cause(exc: BaseException) -> BaseException:

@@ -156,12 +156,22 @@ class HostGate:
     def release(self, signal: Signal, retry_after: float | None = None) -> None:
         """Give the slot back with what the request told about the host."""
         self.in_flight = max(0, self.in_flight - 1)
+        self.tell(signal, retry_after)
+
+    def tell(self, signal: Signal, retry_after: float | None = None) -> None:
+        """What a request told about the host, from a redirect to it (which took no slot
+        here), or from `release`."""
         now = self._clock()
         if signal is Signal.OK:
             self._succeeded(now)
         elif signal is Signal.THROTTLED or signal is Signal.OVERLOADED:
             self._throttled(now, retry_after)
         self._wake()
+
+    async def cool_down(self) -> None:
+        """Wait out the host's cool-down, taking no slot (a redirect to this host)."""
+        while (left := self.cool_until - self._clock()) > 0:
+            await self._sleep(left)
 
     @property
     def allowed(self) -> int:

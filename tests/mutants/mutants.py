@@ -117,6 +117,14 @@ MUTANTS: list[Mutant] = [
         'if segment == "...":',
         ("tests/test_job.py::test_bad_paths_are_named",),
     ),
+    Mutant(
+        "job-path-merges-empty-segments",
+        "a path is requested as written: a//b is not a/b (README)",
+        "imgflow/engine/job.py",
+        '        elif segment != ".":',
+        '        elif segment not in (".", ""):',
+        ("tests/test_job.py::test_paths_are_normalised",),
+    ),
     # -- collision-free keys ----------------------------------------------------------------
     Mutant(
         "key-drops-port",
@@ -490,8 +498,8 @@ MUTANTS: list[Mutant] = [
         "cut-body-kind-reset",
         "a body cut short is an incomplete body, by its type (failureKind incomplete-body)",
         "imgflow/engine/outcome.py",
-        "        return retry(FailureKind.INCOMPLETE, url, str(exc))",
-        "        return retry(FailureKind.CONNECTION_RESET, url, str(exc))",
+        "        return retry(FailureKind.INCOMPLETE, url, _at(target, str(exc)))",
+        "        return retry(FailureKind.CONNECTION_RESET, url, _at(target, str(exc)))",
         (f"{FETCH}::test_every_failure_carries_its_kind",),
     ),
     Mutant(
@@ -778,5 +786,38 @@ MUTANTS: list[Mutant] = [
         "            away = away or _origin(result) != _origin(url)",
         "            away = False",
         ("tests/test_redirect_credentials.py",),
+    ),
+    Mutant(
+        "head-limit-per-read",
+        "a response head over 64 KB fails as Bad response (README)",
+        "imgflow/engine/transport/parse.py",
+        "            if len(data) > room:",
+        "            if len(data) > room + HEAD_LIMIT:",
+        ("tests/test_framing.py::test_one_head_limit_of_64_kb",),
+    ),
+    Mutant(
+        "redirect-target-refusal-charges-origin",
+        "politeness is per host: a redirect target's refusal slows that host, not the one"
+        " that redirected (architecture)",
+        "imgflow/engine/fetch.py",
+        "isinstance(result, Retry) and result.host:",
+        "isinstance(result, Retry) and not result.host:",
+        ("tests/test_redirect_target.py",),
+    ),
+    Mutant(
+        "transfer-coding-unnamed",
+        "a transfer coding other than chunked fails as Bad response naming it (README)",
+        "imgflow/engine/transport/parse.py",
+        "        if self.coding is not None:",
+        "        if False:",
+        ("tests/test_framing.py::test_a_transfer_coding_other_than_chunked_is_named",),
+    ),
+    Mutant(
+        "chunk-extension-whitespace-refused",
+        "chunk extensions are accepted with whitespace before their ; (README)",
+        "imgflow/engine/transport/parse.py",
+        "lenient_spaces_after_chunk_size=True",
+        "lenient_spaces_after_chunk_size=False",
+        ("tests/test_framing.py::test_chunk_extension_after_whitespace_is_accepted",),
     ),
 ]

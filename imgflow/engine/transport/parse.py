@@ -10,6 +10,8 @@ import httpx
 from imgflow.engine.transport.errors import BadResponse, ConnectionClosed, IncompleteBody
 
 HEAD_LIMIT = 64 * 1024
+# Transfer codings that leave the body's bytes as they are (identity: RFC 2616's, retired).
+_NO_CODING = (b"", b"chunked", b"identity")
 
 
 class Exchange:
@@ -21,6 +23,9 @@ class Exchange:
 
     def __init__(self, head_only: bool) -> None:
         self.parser = httptools.HttpResponseParser(self)
+        # Whitespace before a chunk extension's ";" (RFC 9112 7.1.1's BWS); llhttp then
+        # also takes spaces before the CRLF, and still refuses any other byte after a size.
+        self.parser.set_dangerous_leniencies(lenient_spaces_after_chunk_size=True)
         self.reset(head_only)
 
     def reset(self, head_only: bool) -> None:
@@ -42,6 +47,7 @@ class Exchange:
         self.head_bytes = 0
         self.length: int | None = None  # a Content-Length body's size (no Transfer-Encoding)
         self.chunked = False
+        self.coding: bytes | None = None  # a transfer coding other than chunked
         self.direct = False  # its body's rest was read past the parser (transport/direct.py)
 
     # -- llhttp callbacks -----------------------------------------------------------------
@@ -67,10 +73,18 @@ class Exchange:
                 self.length = int(value) if value.isdigit() else None
             elif lower == b"transfer-encoding":
                 self.chunked = True
-                # llhttp frames a chunked body only when chunked is the final coding.
-                self.framed = self.framed or value.lower().rsplit(b",", 1)[-1].strip() == (
-                    b"chunked"
-                )
+                if value == b"chunked":
+                    self.framed = True
+                else:
+                    self._codings(value)
+
+    def _codings(self, value: bytes) -> None:
+        codings = [part.partition(b";")[0].strip() for part in value.lower().split(b",")]
+        # llhttp frames a chunked body only when chunked is the final coding.
+        self.framed = self.framed or codings[-1] == b"chunked"
+        other = [coding for coding in codings if coding not in _NO_CODING]
+        if other and self.coding is None:
+            self.coding = other[0]
 
     def on_headers_complete(self) -> None:
         if self.complete or self.head_done:
@@ -83,7 +97,12 @@ class Exchange:
             self.framed = False
             self.length = None
             self.chunked = False
+            self.coding = None
             self.reason = b""
+            return
+        if self.coding is not None:  # a body imgflow cannot undo: the response fails
+            coding = self.coding.decode("latin-1")
+            self.error = self.error or BadResponse(f"unsupported transfer coding {coding}")
             return
         self.status = status
         self.head_done = True
@@ -116,7 +135,22 @@ class Exchange:
         if self.error is not None:
             return
         if not self.head_done:
+            room = HEAD_LIMIT - self.head_bytes
+            if len(data) > room:  # the head must end within the room left: feed that first
+                view = memoryview(data)
+                self.head_bytes = HEAD_LIMIT
+                self._parse(view[:room])
+                if not self.head_done:
+                    self.error = self.error or BadResponse(
+                        f"response head over {HEAD_LIMIT // 1024} KB"
+                    )
+                    return
+                self._parse(view[room:])
+                return
             self.head_bytes += len(data)
+        self._parse(data)
+
+    def _parse(self, data: bytes | memoryview) -> None:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -126,8 +160,6 @@ class Exchange:
                 self.leftover = True
             elif self.error is None:
                 self.error = BadResponse(str(exc) or type(exc).__name__)
-        if not self.head_done and self.head_bytes > HEAD_LIMIT and self.error is None:
-            self.error = BadResponse(f"response head over {HEAD_LIMIT // 1024} KB")
 
     def end(self, error: BaseException | None) -> None:
         """The connection ended (EOF or lost)."""
