@@ -62,10 +62,18 @@ def execute(
     on_wait: Callable[[str], None] | None = None,
     on_throttle: OnChange | None = None,
     stop: threading.Event | None = None,
+    on_warn: Callable[[str], None] | None = None,
 ) -> LocalRunResult:
-    """Run `job` into `folder` (imgflow.local.runner.run_job)."""
+    """Run `job` into `folder` (imgflow.local.runner.run_job), with no more requests in
+    flight than the file descriptor limit allows (`on_warn` hears it when that is fewer)."""
+    from imgflow.local.descriptors import fit
     from imgflow.local.runner import run_job
 
+    in_flight, warning = fit(job.concurrency * job.max_batches)
+    if warning:
+        job = replace(job, max_in_flight=in_flight)
+        if on_warn is not None:
+            on_warn(warning)
     settings = run_settings(cfg)
     return run_job(job, settings, folder, progress, run_id, on_wait, on_throttle, stop)
 
@@ -141,6 +149,7 @@ class LocalBackend:
             run_id=run_id,
             on_wait=listener.waiting,
             on_throttle=None if watch is None else watch.throttled,
+            on_warn=listener.warn,
         )
         return self._view(result.run_id, time.monotonic() - started, result)
 

@@ -50,6 +50,9 @@ class LocalJob:
     max_batches: int
     force: bool = False
     refresh: bool = False  # revalidate stored images instead of skipping them
+    # Fewer requests in flight than concurrency x max_batches (the descriptors allow no
+    # more: imgflow/local/descriptors.py); None: no cap.
+    max_in_flight: int | None = None
 
 
 class Progress(Protocol):
@@ -259,6 +262,8 @@ class _Runner:
         try:
             with Stopper(self.store.seal, self.stop_event).watching():
                 in_flight = self.job.concurrency * self.job.max_batches
+                if self.job.max_in_flight is not None:
+                    in_flight = min(in_flight, self.job.max_in_flight)
                 batches = self.db.pending_batches(self.run_id, self.job.batch_size)
                 with ThreadPoolExecutor(max_workers=min(32, in_flight)) as pool:
                     await self._fetch(batches, pool, in_flight)

@@ -19,6 +19,7 @@ import os
 import threading
 from collections.abc import Collection, Iterable
 
+from imgflow.local.descriptors import waiting_for_descriptors
 from imgflow.local.safefs import KeyTree
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -57,7 +58,9 @@ class FileStore:
         with self._lock:
             self._counter += 1
             name = f"{self._counter}.part"
-        return os.open(name, _CREATE, 0o644, dir_fd=self.tmp), name
+        # Out of descriptors for a moment: wait for another request to close its own.
+        opened = waiting_for_descriptors(lambda: os.open(name, _CREATE, 0o644, dir_fd=self.tmp))
+        return opened, name
 
     def _abort(self, fd: int, name: str) -> None:
         os.close(fd)
