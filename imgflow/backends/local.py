@@ -190,6 +190,7 @@ class LocalBackend:
             view,
             throttles=result.throttles,
             failures_file=result.failures_file,
+            failures_problem=result.failures_problem,
             notify_problem=result.notify_problem,
         )
 
