@@ -207,8 +207,10 @@ class LocalBackend:
 
     def _need_runs(self) -> None:
         from imgflow.config import user_config_path
+        from imgflow.local.folder import refuse_linked
         from imgflow.local.runner import DB_NAME
 
+        refuse_linked(self.folder)
         if not (self.folder / DB_NAME).exists():
             raise UsageError(
                 f"no runs yet in {self.folder} (the data folder comes from --data-dir, "
@@ -237,6 +239,7 @@ class LocalBackend:
         from imgflow.local.retry import link, plan_retry
         from imgflow.local.runner import DB_NAME, new_run_id
 
+        self._need_runs()
         plan = plan_retry(self.folder, target)
         if plan.failed == 0:
             listener.note(f"nothing to retry: no image failed in run {target}")
@@ -248,11 +251,16 @@ class LocalBackend:
 
     def report(self, target: str | None, options: ReportOptions) -> Path:
         """Write the page of run `target` (default: the newest)."""
+        from imgflow.local.folder import refuse_linked
         from imgflow.report import resolve_run, write_local
 
+        refuse_linked(self.folder)
+        run_id = resolve_run(self.folder, target)
+        if options.output is None:  # runs/<run-id>/report.html: no link on the way
+            refuse_linked(self.folder, "runs", run_id)
         return write_local(
             self.folder,
-            resolve_run(self.folder, target),
+            run_id,
             options.output,
             thumbnails=options.thumbnails,
             embed_thumbnails=options.embed_thumbnails,

@@ -5,8 +5,12 @@
 <data-dir>/imgflow.lock   flock'ed by the run storing images (one at a time per folder)
 <data-dir>/tmp/<run-id>/  a run's temporaries; .imgflow-tmp in it is flock'ed while it lives
 <data-dir>/images/<key>   the images
-<data-dir>/runs/<run-id>/ failures.json
+<data-dir>/runs/<run-id>/ failures.json, report.html
+<data-dir>/thumbs/        the report's thumbnails
 ```
+
+Every command that opens a data folder (run, retry, status, report, check, serve) opens it
+here, or checks it with `refuse_linked` first: a link at any of these names is refused.
 
 Concurrent runs on one folder: planning (short SQLite transactions) goes on side by side;
 storing images is one run at a time. A run that finds the folder lock taken says which run
@@ -40,7 +44,16 @@ from imgflow.local.safefs import (
 DB_NAME = "imgflow.db"
 LOCK_NAME = "imgflow.lock"
 TMP_MARKER = ".imgflow-tmp"
-_OWN_NAMES = (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", LOCK_NAME, "tmp", "images", "runs")
+_OWN_NAMES = (
+    DB_NAME,
+    DB_NAME + "-wal",
+    DB_NAME + "-shm",
+    LOCK_NAME,
+    "tmp",
+    "images",
+    "runs",
+    "thumbs",
+)
 
 
 class DataFolder:
@@ -136,6 +149,25 @@ class DataFolder:
         self._fds.clear()
         with contextlib.suppress(OSError):
             os.close(self.fd)
+
+
+def refuse_linked(path: Path, *inside: str) -> None:
+    """StorageError when one of the data folder's own names (and each of the folders
+    `inside`, one below the other, such as "runs", run id) is a link; a missing data
+    folder is left to the caller."""
+    if not path.is_dir():
+        return
+    folder = DataFolder(path, create=False)
+    try:
+        fd, label = folder.fd, path
+        for name in inside:
+            label = label / name
+            if not _has(fd, name):
+                return
+            fd = open_folder(fd, name, label, create=False)
+            folder._fds.append(fd)
+    finally:
+        folder.close()
 
 
 def _has(parent: int, name: str) -> bool:
