@@ -7,7 +7,8 @@ the next run fetches those images again; orphans (objects the layout made, witho
 are removed; an object whose bytes are right but whose modification time changed gets its
 new time recorded. Links and other things imgflow never makes are listed, never touched.
 The stored bytes are read through the layout (imgflow/local/layouts/). The check holds the
-folder's lock, so it never sees a run between a file's rename and its index row.
+folder's lock, so it never sees a run between a file's rename and its index row (plain check
+reads a folder on a read-only file system without it: no run can write there).
 """
 
 from __future__ import annotations
@@ -74,9 +75,12 @@ def check(
         raise StorageError(f"{data_dir} has no index (imgflow.db): nothing to check")
     folder = DataFolder(data_dir, create=False)
     try:
-        db = folder.database()
+        db = folder.database(readonly=not repair)
         try:
-            with sqlite_errors(db.path), folder.locked("imgflow check", on_wait):
+            with (
+                sqlite_errors(db.path),
+                folder.locked("imgflow check", on_wait, reading=not repair),
+            ):
                 reader = (layout or FilesLayout()).open_reader(folder)
                 try:
                     return _check(db, reader, data_dir, repair)

@@ -71,9 +71,9 @@ class DataFolder:
             os.close(self.fd)
             raise
 
-    def database(self) -> Database:
-        """The folder's index."""
-        return Database(self.path / DB_NAME)
+    def database(self, *, readonly: bool = False) -> Database:
+        """The folder's index (`readonly`: only read, also on read-only media)."""
+        return Database(self.path / DB_NAME, readonly=readonly)
 
     def folder(self, name: str, *, create: bool = True) -> int:
         """A folder of the data folder (StorageError when it is a link or a file)."""
@@ -82,11 +82,19 @@ class DataFolder:
         return fd
 
     @contextlib.contextmanager
-    def locked(self, who: str, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-        """Hold the folder's lock; when another run holds it, say so and wait."""
+    def locked(
+        self, who: str, on_wait: Callable[[str], None] | None = None, *, reading: bool = False
+    ) -> Iterator[None]:
+        """Hold the folder's lock; when another run holds it, say so and wait.
+
+        A reader (`reading`) of a folder on a read-only file system takes no lock: no run
+        can store images there meanwhile."""
         try:
             lock = FolderLock(self.fd, LOCK_NAME)
         except OSError as exc:
+            if reading and exc.errno == errno.EROFS:
+                yield
+                return
             raise explain(self.path / LOCK_NAME, exc) from None
         try:
             if not lock.try_lock():
