@@ -350,18 +350,26 @@ class _Runner:
                 group.create_task(one(batch))
 
     def known(self, batch: Sequence[Item]) -> dict[str, StoredObject] | None:
-        """Index rows to skip (or revalidate): only those whose file is still there, whole."""
+        """Index rows to skip (or revalidate): only those whose file is still there, whole.
+
+        A file whose time changed but whose bytes did not (a copied folder) is kept, and
+        its row takes the file's new time."""
         if self.job.force:
             return None
         rows = self.db.stamps([item.url for item in batch])
-        intact = {
-            url: row
-            for url, (row, mtime) in rows.items()
-            if self.store.stored(row.key, row.bytes, mtime)
-        }
+        intact: dict[str, StoredObject] = {}
+        restamp: list[tuple[int, str]] = []
+        for url, (row, mtime) in rows.items():
+            found = self.store.intact(row.key, row.bytes, mtime, row.sha256)
+            if found is not None:
+                intact[url] = row
+                if found != mtime:
+                    restamp.append((found, url))
         gone = [u for u in rows if u not in intact]
         if gone:
             self.db.forget(gone)
+        if restamp:
+            self.db.restamp(restamp)
         if self.job.refresh:
             self.revalidating.update(row.key for row in intact.values())
         return intact
