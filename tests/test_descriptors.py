@@ -41,3 +41,14 @@ def test_a_low_descriptor_limit_stores_every_image_and_warns_once(tmp_path: Path
     warned = [line for line in done.stderr.splitlines() if "file descriptors" in line]
     assert len(warned) == 1, done.stderr[-2000:]
     assert "256" in warned[0], done.stderr
+
+
+def test_fit_caps_requests_to_a_limit_that_cannot_be_raised() -> None:
+    probe = (
+        "import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256));"
+        "from imgflow.local.descriptors import fit; print(fit(800)[0]); print(fit(10))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    capped, fits = done.stdout.splitlines()
+    assert 1 <= int(capped) <= (256 - 64) // 2
+    assert fits == "(10, '')"
