@@ -69,13 +69,13 @@ class MemoryStore:
     def open(self, key: str) -> MemoryWriter:
         return MemoryWriter(self, key)
 
-    def stored(self, key: str, size: int, mtime_ns: int | None) -> bool:
+    def intact(self, key: str, size: int, mtime_ns: int | None, sha256: str) -> int | None:
         found = self.layout.objects.get(key)
-        return (
-            found is not None
-            and len(found[0]) == size
-            and (mtime_ns is None or found[1] == mtime_ns)
-        )
+        if found is None or len(found[0]) != size:
+            return None
+        if mtime_ns is None or found[1] == mtime_ns:
+            return found[1]
+        return found[1] if hashlib.sha256(found[0]).hexdigest() == sha256 else None
 
     def written(self, keys: Iterable[str]) -> dict[str, int]:
         return {key: self.unsettled[key] for key in keys if key in self.unsettled}

@@ -46,6 +46,7 @@ class RunView:
     ended: str | None = None
     throttles: Mapping[str, int] = field(default_factory=dict)
     failures_file: Path | None = None
+    failures_problem: str = ""  # why the failures file could not be written
     notify_problem: str = ""
 
 

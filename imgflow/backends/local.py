@@ -1,13 +1,14 @@
 """The local backend: runs in this process, files under the data folder, SQLite index.
 
-`make_job` and `run_settings` are the one place that builds a LocalJob and its settings
-(the job service's worker runs its jobs through them too).
+`make_job` and `execute` are the one place that builds a LocalJob and runs it (the job
+service's worker runs its jobs through them too).
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,8 +19,9 @@ from imgflow.errors import ConfigError, UsageError
 if TYPE_CHECKING:
     from imgflow.config import Config
     from imgflow.documents.listing import Listing
+    from imgflow.engine.politeness import OnChange
     from imgflow.engine.records import ResultRecord
-    from imgflow.local.runner import LocalJob, LocalRunResult
+    from imgflow.local.runner import LocalJob, LocalRunResult, Progress
     from imgflow.local.settings import RunSettings
     from imgflow.sources.base import Source
 
@@ -48,6 +50,32 @@ def make_job(
         force=force,
         refresh=refresh,
     )
+
+
+def execute(
+    job: LocalJob,
+    cfg: Config,
+    folder: Path,
+    *,
+    progress: Progress | None = None,
+    run_id: str | None = None,
+    on_wait: Callable[[str], None] | None = None,
+    on_throttle: OnChange | None = None,
+    stop: threading.Event | None = None,
+    on_warn: Callable[[str], None] | None = None,
+) -> LocalRunResult:
+    """Run `job` into `folder` (imgflow.local.runner.run_job), with no more requests in
+    flight than the file descriptor limit allows (`on_warn` hears it when that is fewer)."""
+    from imgflow.local.descriptors import fit
+    from imgflow.local.runner import run_job
+
+    in_flight, warning = fit(job.concurrency * job.max_batches)
+    if warning:
+        job = replace(job, max_in_flight=in_flight)
+        if on_warn is not None:
+            on_warn(warning)
+    settings = run_settings(cfg)
+    return run_job(job, settings, folder, progress, run_id, on_wait, on_throttle, stop)
 
 
 def run_settings(cfg: Config) -> RunSettings:
@@ -113,16 +141,15 @@ class LocalBackend:
     def _execute(self, job: LocalJob, listener: Listener, run_id: str | None = None) -> RunView:
         watch = listener.watch
         started = time.monotonic()
-        from imgflow.local.runner import run_job
-
-        result = run_job(
+        result = execute(
             job,
-            run_settings(self.cfg),
+            self.cfg,
             self.folder,
             progress=watch,
             run_id=run_id,
             on_wait=listener.waiting,
             on_throttle=None if watch is None else watch.throttled,
+            on_warn=listener.warn,
         )
         return self._view(result.run_id, time.monotonic() - started, result)
 
@@ -163,6 +190,7 @@ class LocalBackend:
             view,
             throttles=result.throttles,
             failures_file=result.failures_file,
+            failures_problem=result.failures_problem,
             notify_problem=result.notify_problem,
         )
 
@@ -179,8 +207,10 @@ class LocalBackend:
 
     def _need_runs(self) -> None:
         from imgflow.config import user_config_path
+        from imgflow.local.folder import refuse_linked
         from imgflow.local.runner import DB_NAME
 
+        refuse_linked(self.folder)
         if not (self.folder / DB_NAME).exists():
             raise UsageError(
                 f"no runs yet in {self.folder} (the data folder comes from --data-dir, "
@@ -209,6 +239,7 @@ class LocalBackend:
         from imgflow.local.retry import link, plan_retry
         from imgflow.local.runner import DB_NAME, new_run_id
 
+        self._need_runs()
         plan = plan_retry(self.folder, target)
         if plan.failed == 0:
             listener.note(f"nothing to retry: no image failed in run {target}")
@@ -220,11 +251,16 @@ class LocalBackend:
 
     def report(self, target: str | None, options: ReportOptions) -> Path:
         """Write the page of run `target` (default: the newest)."""
+        from imgflow.local.folder import refuse_linked
         from imgflow.report import resolve_run, write_local
 
+        refuse_linked(self.folder)
+        run_id = resolve_run(self.folder, target)
+        if options.output is None:  # runs/<run-id>/report.html: no link on the way
+            refuse_linked(self.folder, "runs", run_id)
         return write_local(
             self.folder,
-            resolve_run(self.folder, target),
+            run_id,
             options.output,
             thumbnails=options.thumbnails,
             embed_thumbnails=options.embed_thumbnails,

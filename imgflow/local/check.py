@@ -7,24 +7,23 @@ the next run fetches those images again; orphans (objects the layout made, witho
 are removed; an object whose bytes are right but whose modification time changed gets its
 new time recorded. Links and other things imgflow never makes are listed, never touched.
 The stored bytes are read through the layout (imgflow/local/layouts/). The check holds the
-folder's lock, so it never sees a run between a file's rename and its index row.
+folder's lock, so it never sees a run between a file's rename and its index row (plain check
+reads a folder on a read-only file system without it: no run can write there).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imgflow.local.digest import sha256_of
 from imgflow.local.folder import DataFolder
 from imgflow.local.index import sqlite_errors
 from imgflow.local.layouts.base import Layout, StoredReader
 from imgflow.local.layouts.files import FilesLayout
 from imgflow.local.safefs import StorageError
-
-_CHUNK = 1 << 20
 
 
 @dataclass
@@ -38,7 +37,8 @@ class CheckReport:
     mismatched: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)
-    restamped: int = 0
+    restamped: int = 0  # rows whose file's new time was recorded (--repair)
+    would_restamp: int = 0  # rows a plain check found touched but unchanged
     repaired: bool = False
 
     @property
@@ -57,6 +57,7 @@ class CheckReport:
             "orphans": self.orphans,
             "foreign": self.foreign,
             "restamped": self.restamped,
+            "wouldRestamp": self.would_restamp,
             "repaired": self.repaired,
         }
 
@@ -74,9 +75,12 @@ def check(
         raise StorageError(f"{data_dir} has no index (imgflow.db): nothing to check")
     folder = DataFolder(data_dir, create=False)
     try:
-        db = folder.database()
+        db = folder.database(readonly=not repair)
         try:
-            with sqlite_errors(db.path), folder.locked("imgflow check", on_wait):
+            with (
+                sqlite_errors(db.path),
+                folder.locked("imgflow check", on_wait, reading=not repair),
+            ):
                 reader = (layout or FilesLayout()).open_reader(folder)
                 try:
                     return _check(db, reader, data_dir, repair)
@@ -118,16 +122,15 @@ def _check(db: Any, reader: StoredReader, data_dir: Path, repair: bool) -> Check
                 reader.remove(key)
         else:
             report.foreign.append(key)
-    report.restamped = len(restamp)
     if repair:
+        report.restamped = len(restamp)
         db.forget(forget)
         db.restamp(restamp)
+    else:
+        report.would_restamp = len(restamp)
     return report
 
 
 def _sha256(reader: StoredReader, key: str) -> str:
-    digest = hashlib.sha256()
     with reader.open_stored(key) as stored:
-        while chunk := stored.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return sha256_of(stored)

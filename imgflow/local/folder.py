@@ -5,8 +5,12 @@
 <data-dir>/imgflow.lock   flock'ed by the run storing images (one at a time per folder)
 <data-dir>/tmp/<run-id>/  a run's temporaries; .imgflow-tmp in it is flock'ed while it lives
 <data-dir>/images/<key>   the images
-<data-dir>/runs/<run-id>/ failures.json
+<data-dir>/runs/<run-id>/ failures.json, report.html
+<data-dir>/thumbs/        the report's thumbnails
 ```
+
+Every command that opens a data folder (run, retry, status, report, check, serve) opens it
+here, or checks it with `refuse_linked` first: a link at any of these names is refused.
 
 Concurrent runs on one folder: planning (short SQLite transactions) goes on side by side;
 storing images is one run at a time. A run that finds the folder lock taken says which run
@@ -40,7 +44,16 @@ from imgflow.local.safefs import (
 DB_NAME = "imgflow.db"
 LOCK_NAME = "imgflow.lock"
 TMP_MARKER = ".imgflow-tmp"
-_OWN_NAMES = (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", LOCK_NAME, "tmp", "images", "runs")
+_OWN_NAMES = (
+    DB_NAME,
+    DB_NAME + "-wal",
+    DB_NAME + "-shm",
+    LOCK_NAME,
+    "tmp",
+    "images",
+    "runs",
+    "thumbs",
+)
 
 
 class DataFolder:
@@ -58,9 +71,9 @@ class DataFolder:
             os.close(self.fd)
             raise
 
-    def database(self) -> Database:
-        """The folder's index."""
-        return Database(self.path / DB_NAME)
+    def database(self, *, readonly: bool = False) -> Database:
+        """The folder's index (`readonly`: only read, also on read-only media)."""
+        return Database(self.path / DB_NAME, readonly=readonly)
 
     def folder(self, name: str, *, create: bool = True) -> int:
         """A folder of the data folder (StorageError when it is a link or a file)."""
@@ -69,11 +82,19 @@ class DataFolder:
         return fd
 
     @contextlib.contextmanager
-    def locked(self, who: str, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-        """Hold the folder's lock; when another run holds it, say so and wait."""
+    def locked(
+        self, who: str, on_wait: Callable[[str], None] | None = None, *, reading: bool = False
+    ) -> Iterator[None]:
+        """Hold the folder's lock; when another run holds it, say so and wait.
+
+        A reader (`reading`) of a folder on a read-only file system takes no lock: no run
+        can store images there meanwhile."""
         try:
             lock = FolderLock(self.fd, LOCK_NAME)
         except OSError as exc:
+            if reading and exc.errno == errno.EROFS:
+                yield
+                return
             raise explain(self.path / LOCK_NAME, exc) from None
         try:
             if not lock.try_lock():
@@ -136,6 +157,25 @@ class DataFolder:
         self._fds.clear()
         with contextlib.suppress(OSError):
             os.close(self.fd)
+
+
+def refuse_linked(path: Path, *inside: str) -> None:
+    """StorageError when one of the data folder's own names (and each of the folders
+    `inside`, one below the other, such as "runs", run id) is a link; a missing data
+    folder is left to the caller."""
+    if not path.is_dir():
+        return
+    folder = DataFolder(path, create=False)
+    try:
+        fd, label = folder.fd, path
+        for name in inside:
+            label = label / name
+            if not _has(fd, name):
+                return
+            fd = open_folder(fd, name, label, create=False)
+            folder._fds.append(fd)
+    finally:
+        folder.close()
 
 
 def _has(parent: int, name: str) -> bool:

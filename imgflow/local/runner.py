@@ -25,7 +25,7 @@ from imgflow.errors import BackendError
 from imgflow.local.folder import DB_NAME, DataFolder
 from imgflow.local.index import INTERRUPTED, Database, retried, sqlite_errors
 from imgflow.local.layouts.base import RunStore
-from imgflow.local.notifier import run_notify_command, write_failures
+from imgflow.local.notifier import failures_json, run_notify_command, write_failures
 from imgflow.local.safefs import StorageError, explain, remove_tree, subfolder
 from imgflow.local.settings import RunSettings
 from imgflow.local.stopping import Stopper
@@ -50,6 +50,9 @@ class LocalJob:
     max_batches: int
     force: bool = False
     refresh: bool = False  # revalidate stored images instead of skipping them
+    # Fewer requests in flight than concurrency x max_batches (the descriptors allow no
+    # more: imgflow/local/descriptors.py); None: no cap.
+    max_in_flight: int | None = None
 
 
 class Progress(Protocol):
@@ -74,6 +77,7 @@ class LocalRunResult:
     failures_file: Path | None
     notify_problem: str
     throttles: Mapping[str, int] = field(default_factory=dict)
+    failures_problem: str = ""  # why failures.json could not be written (a full disk)
 
 
 class RunInterrupted(BackendError):
@@ -202,27 +206,52 @@ def _first_storage_error(exc: BaseException) -> StorageError | None:
 def _consolidate(
     db: Database, settings: RunSettings, folder: DataFolder, run_id: str, duplicates: int, tmp: int
 ) -> LocalRunResult:
+    """Finish the run: its state, failures.json and the notify command.
+
+    The run's state and summary never depend on the disk's room for failures.json: when it
+    cannot be written (a full disk), the run says so and the notify command reads the
+    failures from memory instead."""
     summary = db.summary(run_id)
     state = "succeeded" if summary.succeeded(settings.tolerate_failures) else "failed"
     failures_file: Path | None = None
-    problem = ""
+    problem = unwritten = ""
     if summary.failed:
         failures_file = folder.path / "runs" / run_id / "failures.json"
-        runs = folder.folder("runs")
         try:
-            own = subfolder(runs, run_id)
-            try:
-                write_failures(own, failures_file.name, db.failure_messages(run_id), tmp)
-            finally:
-                os.close(own)
-        except OSError as exc:
-            raise explain(failures_file, exc) from None
+            _write_failures(db, folder, run_id, failures_file.name, tmp)
+        except (OSError, StorageError) as exc:
+            reason = explain(failures_file, exc) if isinstance(exc, OSError) else exc
+            unwritten = f"could not write the failures file: {reason}"
+            failures_file = None
         if settings.notify_command:
             problem = run_notify_command(
-                settings.notify_command, failures_file, run_id, shell=settings.notify_shell
+                settings.notify_command,
+                failures_file or failures_json(db.failure_messages(run_id)),
+                run_id,
+                shell=settings.notify_shell,
             )
-    db.finish_run(run_id, state)
-    return LocalRunResult(run_id, folder.path, summary, duplicates, state, failures_file, problem)
+    with sqlite_errors(db.path):
+        retried(
+            lambda: db.finish_run(run_id, state),
+            "full",
+            seconds=INDEX_FULL_SECONDS,
+            pause=INDEX_FULL_WAIT,
+            most=INDEX_FULL_WAIT,
+        )
+    return LocalRunResult(
+        run_id, folder.path, summary, duplicates, state, failures_file, problem, {}, unwritten
+    )
+
+
+def _write_failures(db: Database, folder: DataFolder, run_id: str, name: str, tmp: int) -> None:
+    """`runs/<run-id>/<name>`, written through the run's temporary folder (raises
+    OSError or StorageError; a part file left by a full disk is removed)."""
+    runs = folder.folder("runs")
+    own = subfolder(runs, run_id)
+    try:
+        write_failures(own, name, db.failure_messages(run_id), tmp)
+    finally:
+        os.close(own)
 
 
 class _Runner:
@@ -259,6 +288,8 @@ class _Runner:
         try:
             with Stopper(self.store.seal, self.stop_event).watching():
                 in_flight = self.job.concurrency * self.job.max_batches
+                if self.job.max_in_flight is not None:
+                    in_flight = min(in_flight, self.job.max_in_flight)
                 batches = self.db.pending_batches(self.run_id, self.job.batch_size)
                 with ThreadPoolExecutor(max_workers=min(32, in_flight)) as pool:
                     await self._fetch(batches, pool, in_flight)
@@ -319,18 +350,26 @@ class _Runner:
                 group.create_task(one(batch))
 
     def known(self, batch: Sequence[Item]) -> dict[str, StoredObject] | None:
-        """Index rows to skip (or revalidate): only those whose file is still there, whole."""
+        """Index rows to skip (or revalidate): only those whose file is still there, whole.
+
+        A file whose time changed but whose bytes did not (a copied folder) is kept, and
+        its row takes the file's new time."""
         if self.job.force:
             return None
         rows = self.db.stamps([item.url for item in batch])
-        intact = {
-            url: row
-            for url, (row, mtime) in rows.items()
-            if self.store.stored(row.key, row.bytes, mtime)
-        }
+        intact: dict[str, StoredObject] = {}
+        restamp: list[tuple[int, str]] = []
+        for url, (row, mtime) in rows.items():
+            found = self.store.intact(row.key, row.bytes, mtime, row.sha256)
+            if found is not None:
+                intact[url] = row
+                if found != mtime:
+                    restamp.append((found, url))
         gone = [u for u in rows if u not in intact]
         if gone:
             self.db.forget(gone)
+        if restamp:
+            self.db.restamp(restamp)
         if self.job.refresh:
             self.revalidating.update(row.key for row in intact.values())
         return intact

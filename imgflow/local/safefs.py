@@ -19,9 +19,10 @@ import threading
 from pathlib import Path
 
 from imgflow.errors import BackendError
+from imgflow.local.descriptors import soft_limit
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_CACHED_FOLDERS = 4096
+_CACHED_FOLDERS = 4096  # at most; and no more than an eighth of the descriptor limit
 
 
 class StorageError(BackendError):
@@ -147,6 +148,7 @@ class KeyTree:
         self.root = root
         self._folders: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._most = min(_CACHED_FOLDERS, (soft_limit() or 8 * _CACHED_FOLDERS) // 8)
 
     def parts(self, key: str) -> tuple[str, str]:
         """(folder, leaf) of a key; a key never names `.`, `..` or an empty name."""
@@ -185,7 +187,7 @@ class KeyTree:
             if folder in self._folders:
                 os.close(fd)
                 return self._folders[folder], False
-            if len(self._folders) < _CACHED_FOLDERS:
+            if len(self._folders) < self._most:
                 self._folders[folder] = fd
                 return fd, False
         return fd, True

@@ -19,6 +19,8 @@ import os
 import threading
 from collections.abc import Collection, Iterable
 
+from imgflow.local.descriptors import waiting_for_descriptors
+from imgflow.local.digest import sha256_of
 from imgflow.local.safefs import KeyTree
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -57,7 +59,9 @@ class FileStore:
         with self._lock:
             self._counter += 1
             name = f"{self._counter}.part"
-        return os.open(name, _CREATE, 0o644, dir_fd=self.tmp), name
+        # Out of descriptors for a moment: wait for another request to close its own.
+        opened = waiting_for_descriptors(lambda: os.open(name, _CREATE, 0o644, dir_fd=self.tmp))
+        return opened, name
 
     def _abort(self, fd: int, name: str) -> None:
         os.close(fd)
@@ -111,12 +115,23 @@ class FileStore:
             self.tree.remove(key)
         return keys
 
-    def stored(self, key: str, size: int, mtime_ns: int | None) -> bool:
-        """True when the key's file is a regular file of `size` bytes (and `mtime_ns`)."""
+    def intact(self, key: str, size: int, mtime_ns: int | None, sha256: str) -> int | None:
+        """The key's file's mtime when it is a regular file of `size` bytes whose mtime is
+        `mtime_ns` (or, when it is not, whose bytes have `sha256`); else None.
+
+        An unchanged file costs one lstat; only a file of the right size whose time
+        changed (a copied folder) is read."""
         found = self.tree.lstat(key)
         if found is None or found.st_size != size:
-            return False
-        return mtime_ns is None or found.st_mtime_ns == mtime_ns
+            return None
+        if mtime_ns is None or found.st_mtime_ns == mtime_ns:
+            return found.st_mtime_ns
+        try:
+            with open(self.tree.open_read(key), "rb") as stream:
+                same = sha256_of(stream) == sha256
+        except OSError:
+            return None
+        return found.st_mtime_ns if same else None
 
     def close(self) -> None:
         """Close the folders' descriptors (the folders' owner closes `images` and `tmp`)."""

@@ -27,6 +27,7 @@ import uvicorn
 
 from imgflow.config import Config
 from imgflow.errors import UsageError
+from imgflow.local.folder import refuse_linked
 from imgflow.local.runner import DB_NAME
 from imgflow.serve.app import JobApi, Limits, RenderReport, build_app
 from imgflow.serve.documents import Documents
@@ -102,6 +103,7 @@ class JobService:
             data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"data folder {data_dir}: {exc.strerror}") from None
+        refuse_linked(data_dir)
         self._lock_fd = _lock_folder(data_dir)
         self.sock = _bind(options.host, options.port)
         port = int(self.sock.getsockname()[1])

@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imgflow.backends.local import make_job, run_settings
+from imgflow.backends.local import execute, make_job
 from imgflow.config import Config
 from imgflow.documents.text import summary_line
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 from imgflow.errors import ImgflowError
-from imgflow.local.runner import RunInterrupted, run_job
+from imgflow.local.runner import RunInterrupted
 from imgflow.serve.queue import CANCELLED, FAILED, Job, JobQueue
 from imgflow.sources.job_json import from_job
 
@@ -161,9 +161,9 @@ class Worker:
         try:
             paths = self.queue.paths(job.id)
             local = make_job(self.cfg, from_job(job.base_url, paths, None), job.concurrency)
-            result = run_job(
+            result = execute(
                 local,
-                run_settings(self.cfg),
+                self.cfg,
                 self.data_dir,
                 progress=current.counts,
                 run_id=job.run_id,

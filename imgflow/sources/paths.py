@@ -2,7 +2,9 @@
 
 Everything is validated before anything is written: a paths file is read once to check
 every line, and read again (streamed) when the run plans its batches, so a file of a
-million lines never has to fit in memory. Standard input is spooled to a temporary file.
+million lines never has to fit in memory. Standard input, and any paths file that is not
+a regular file (a named pipe, `<(cmd)`, a character device such as /dev/null), can be read
+only once: it is spooled to a temporary file.
 """
 
 from __future__ import annotations
@@ -78,8 +80,13 @@ def from_paths_file(
         file, label = spool, "stdin"
     else:
         file, label = Path(paths_file), paths_file
-        if not file.is_file():
+        if not file.exists():
             raise JobError(f"{paths_file}: paths file not found")
+        if file.is_dir():
+            raise JobError(f"{paths_file} is a folder, not a paths file")
+        if not file.is_file():  # a pipe or a device: read it once, now
+            spool = _spool_file(file, label)
+            file = spool
     try:
         count = sum(1 for _ in _read_paths(file, label))
     except JobError:
@@ -126,6 +133,14 @@ def _spool(stream: BinaryIO) -> Path:
         while chunk := stream.read(1 << 20):
             out.write(chunk)
         return Path(out.name)
+
+
+def _spool_file(file: Path, label: str) -> Path:
+    try:
+        with file.open("rb") as stream:
+            return _spool(stream)
+    except OSError as exc:
+        raise JobError(f"{label}: cannot read ({exc.strerror})") from None
 
 
 def _read_paths(file: Path, label: str) -> Iterator[str]:

@@ -33,5 +33,7 @@ def show_run(view: RunView, as_json: bool) -> None:
         err.print(throttled, markup=False)
     if view.failures_file is not None:
         err.print(f"failures: {view.failures_file}")
+    if view.failures_problem:
+        warning(view.failures_problem)
     if view.notify_problem:
         warning(view.notify_problem)

@@ -52,10 +52,18 @@ def check(
                 if len(items) > 20:
                     out.print(f"{title}: ... and {len(items) - 20} more", markup=False)
             done = "repaired" if repair else "found"
+            touched = (
+                f"; {report.restamped} restamped (their files' new times recorded)"
+                if report.restamped
+                else f"; {report.would_restamp} would be restamped (same bytes, new file times:"
+                " check --repair records them, a run does too)"
+                if report.would_restamp
+                else ""
+            )
             out.print(
                 f"checked {report.checked} index rows in {report.data_dir}: {report.intact} intact,"
                 f" {len(report.missing)} missing, {len(report.mismatched)} mismatched,"
-                f" {len(report.orphans)} orphan files {done}",
+                f" {len(report.orphans)} orphan files {done}{touched}",
                 markup=False,
             )
     raise typer.Exit(1 if report.problems and not repair else 0)

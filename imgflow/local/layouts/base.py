@@ -36,8 +36,12 @@ class RunStore(ObjectStore, Protocol):
     objects are discarded, so nothing is left stored without its index row.
     """
 
-    def stored(self, key: str, size: int, mtime_ns: int | None) -> bool:
-        """True when `key` holds an object of `size` bytes (and `mtime_ns`, when given)."""
+    def intact(self, key: str, size: int, mtime_ns: int | None, sha256: str) -> int | None:
+        """The modification time of `key`'s object when it is the one indexed, else None.
+
+        Its size must be `size`; when its time is not `mtime_ns` (the folder was copied, the
+        file touched), its bytes are hashed and must have `sha256`: the caller restamps the
+        row with the time returned."""
         ...
 
     def written(self, keys: Iterable[str]) -> dict[str, int]:
