@@ -19,7 +19,7 @@ COUNT = 5
 def _cli(tmp_path: Path, data: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "imgflow.cli", *args, "--data-dir", str(data)],
-        cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=60,
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=60,
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
 

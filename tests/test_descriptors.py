@@ -32,7 +32,7 @@ def test_a_low_descriptor_limit_stores_every_image_and_warns_once(tmp_path: Path
         done = subprocess.run(
             [sys.executable, "-m", "imgflow.cli", "run", "--base-url", web.url(0, "/"),
              "--paths-file", "paths.txt", "-o", "json", "-c", "200"],
-            cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=300,
+            cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300,
             stdin=subprocess.DEVNULL, preexec_fn=_limited(256),
         )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]

@@ -28,7 +28,7 @@ COMMANDS = {
 def _cli(tmp_path: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "imgflow.cli", *args, "--data-dir", str(tmp_path / "data")],
-        cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=timeout,
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=timeout,
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
 

@@ -40,7 +40,7 @@ def _run(
     tmp_path: Path, url: str, data: Path, paths: list[str]
 ) -> subprocess.CompletedProcess[str]:
     (tmp_path / "paths.txt").write_text("".join(f"{p}\n" for p in paths))
-    env = cli_env(tmp_path)
+    env = cli_env()
     env["IMGFLOW_NOTIFY_COMMAND"] = f"sh -c 'cat > {tmp_path / 'notified.json'}'"
     return subprocess.run(
         [sys.executable, "-m", "imgflow.cli", "run", "--base-url", url,
@@ -69,7 +69,7 @@ def _assert_reported(tmp_path: Path, done: subprocess.CompletedProcess[str], dat
     status = subprocess.run(
         [sys.executable, "-m", "imgflow.cli", "status", doc["run"], "--data-dir", str(data),
          "-o", "json"],
-        cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=60,
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert json.loads(status.stdout)["state"] == "failed", status.stdout
     failures = data / "runs" / doc["run"] / "failures.json"

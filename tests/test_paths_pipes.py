@@ -24,7 +24,7 @@ def test_process_substitution_is_read(tmp_path: Path) -> None:
              web.url(0, "/"), "--paths-file", "<(printf '0.gif\\n1.gif\\n2.gif\\n')", "-o", "json"]
         )  # fmt: skip
         done = subprocess.run(
-            ["bash", "-c", command], cwd=tmp_path, env=cli_env(tmp_path), capture_output=True,
+            ["bash", "-c", command], cwd=tmp_path, env=cli_env(), capture_output=True,
             text=True, timeout=120, stdin=subprocess.DEVNULL,
         )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -59,7 +59,7 @@ def test_dev_null_is_an_empty_paths_file(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "imgflow.cli", "run", "--base-url", "http://127.0.0.1:9/",
          "--paths-file", "/dev/null"],
-        cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=60,
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
