@@ -162,3 +162,43 @@ def test_a_key_never_points_outside_the_store(tmp_path: Path, key: str) -> None:
         os.close(images)
         os.close(tmp)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_a_seal_waits_for_renames_in_progress_so_none_is_left_unsettled(tmp_path: Path) -> None:
+    """Renames run side by side, outside the store's lock; a seal (an interrupt) still
+    returns only once the renames already started are done and remembered, so
+    `discard_unsettled` removes every file whose record was lost."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "tmp").mkdir()
+    images = os.open(tmp_path / "images", os.O_RDONLY | os.O_DIRECTORY)
+    tmp = os.open(tmp_path / "tmp", os.O_RDONLY | os.O_DIRECTORY)
+    store = FileStore(images, tmp, fsync=False)
+    renaming, release = threading.Event(), threading.Event()
+    place = store.tree.place
+
+    def slow_place(src_dir: int, src: str, key: str) -> None:
+        renaming.set()
+        release.wait(5)
+        place(src_dir, src, key)
+
+    store.tree.place = slow_place  # type: ignore[method-assign]
+    writer = threading.Thread(target=store.put, args=("a/x.gif", b"GIF89a", "image/gif"))
+    sealer = threading.Thread(target=store.seal)
+    try:
+        writer.start()
+        assert renaming.wait(5)
+        sealer.start()
+        sealer.join(0.2)
+        assert sealer.is_alive(), "the seal returned while a rename was in progress"
+        release.set()
+        sealer.join(5)
+        writer.join(5)
+        assert store.discard_unsettled() == ["a/x.gif"]
+        assert not (tmp_path / "images" / "a" / "x.gif").exists()
+        with pytest.raises(OSError, match="interrupted"):
+            store.put("a/y.gif", b"GIF89a", "image/gif")
+    finally:
+        release.set()
+        store.close()
+        os.close(images)
+        os.close(tmp)

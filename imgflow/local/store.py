@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import threading
 from collections.abc import Collection, Iterable
@@ -35,9 +36,12 @@ class FileStore:
         self.fsync = fsync
         # Without fsync a small write to the page cache costs less than a thread hop.
         self.inline = not fsync
-        self._counter = 0
-        self._lock = threading.Lock()
+        self._names = itertools.count(1)  # next() is atomic under the GIL: no lock
+        # Guards `_sealed`, `_renaming` and `_unsettled`; never held during a system call,
+        # so the commits of many threads rename side by side.
+        self._lock = threading.Condition(threading.Lock())
         self._sealed = False
+        self._renaming = 0  # renames started before a seal and not yet finished
         self._unsettled: dict[str, int] = {}  # key -> modification time of its file
 
     def open(self, key: str) -> FileWriter:
@@ -56,9 +60,7 @@ class FileStore:
             writer.abort()
 
     def _temporary(self) -> tuple[int, str]:
-        with self._lock:
-            self._counter += 1
-            name = f"{self._counter}.part"
+        name = f"{next(self._names)}.part"
         # Out of descriptors for a moment: wait for another request to close its own.
         opened = waiting_for_descriptors(lambda: os.open(name, _CREATE, 0o644, dir_fd=self.tmp))
         return opened, name
@@ -82,8 +84,17 @@ class FileStore:
             with self._lock:
                 if self._sealed:
                     raise OSError(errno.EINTR, "the run was interrupted")
+                self._renaming += 1
+            renamed = False
+            try:
                 self.tree.place(self.tmp, name, key)
-                self._unsettled[key] = info.st_mtime_ns
+                renamed = True
+            finally:
+                with self._lock:
+                    if renamed:
+                        self._unsettled[key] = info.st_mtime_ns
+                    self._renaming -= 1
+                    self._lock.notify_all()
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=self.tmp)
@@ -101,9 +112,11 @@ class FileStore:
                 self._unsettled.pop(key, None)
 
     def seal(self) -> None:
-        """Refuse every rename from now on (an interrupt); renames in progress finish."""
+        """Refuse every rename from now on (an interrupt); renames in progress finish
+        (and are remembered) before this returns."""
         with self._lock:
             self._sealed = True
+            self._lock.wait_for(lambda: not self._renaming)
 
     def discard_unsettled(self, keep: Collection[str] = ()) -> list[str]:
         """Remove the files renamed whose records never reached the runner; their keys.

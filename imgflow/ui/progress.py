@@ -20,6 +20,11 @@ from imgflow.documents.text import human_bytes, plural
 from imgflow.engine.politeness import Change
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 
+# The bar is redrawn 8 times a second: an update between two redraws is never seen, so
+# records move it at most once per tick (and once more at the end, for the exact counts).
+REFRESH_PER_SECOND = 8
+TICK = 1 / REFRESH_PER_SECOND
+
 
 class RunProgress:
     """A live progress bar on stderr: done / total, bytes, rate, failures so far."""
@@ -41,17 +46,20 @@ class RunProgress:
             TextColumn("[yellow]{task.fields[note]}"),
             console=console,
             transient=False,
-            refresh_per_second=8,
+            refresh_per_second=REFRESH_PER_SECOND,
         )
         self._task: TaskID | None = None
         self._done = 0
         self._bytes = 0
+        self._shown = 0.0  # when records last moved the bar
 
     def __enter__(self) -> RunProgress:
         self._progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._show()
         self._progress.stop()
 
     def planned(self, run_id: str, total: int, duplicates: int) -> None:
@@ -81,18 +89,24 @@ class RunProgress:
             self.failed += 1
         elif record.outcome.wrote and record.bytes:
             self._bytes += record.bytes
+        if time.monotonic() - self._shown >= TICK:
+            self._show()
+
+    def _show(self) -> None:
+        """Move the bar to the counts so far."""
+        assert self._task is not None
+        self._shown = time.monotonic()
         rate, size = self._speed()
-        self._progress.update(self._task, advance=1, failed=self.failed, rate=rate, size=size)
+        self._progress.update(
+            self._task, completed=self._done, failed=self.failed, rate=rate, size=size
+        )
 
     def polled(self, run_id: str, state: str, summary: Summary, batches_done: int) -> None:
         """Move the bar to the counts polled."""
         if self._task is None:
             return
         self._done, self.failed = summary.total, summary.failed
-        rate, size = self._speed()
-        self._progress.update(
-            self._task, completed=self._done, failed=self.failed, rate=rate, size=size
-        )
+        self._show()
 
     def _speed(self) -> tuple[str, str]:
         """(images per second, bytes written) so far."""

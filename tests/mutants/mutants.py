@@ -678,6 +678,17 @@ MUTANTS: list[Mutant] = [
         (f"{REV}::test_an_interrupt_keeps_a_new_version_that_replaced_a_stored_file",),
     ),
     Mutant(
+        "seal-skips-renames-in-progress",
+        "no file is left without its index row after an interrupt (architecture: atomic files)",
+        "imgflow/local/store.py",
+        "            self._lock.wait_for(lambda: not self._renaming)",
+        "            pass",
+        (
+            "tests/test_atomic_store.py::"
+            "test_a_seal_waits_for_renames_in_progress_so_none_is_left_unsettled",
+        ),
+    ),
+    Mutant(
         "refusal-burst-steps-backoff",
         "refusals answering requests sent before a cool-down are one signal (architecture)",
         "imgflow/engine/politeness.py",

@@ -14,6 +14,8 @@ from imgflow.local.index.runs import PENDING
 from imgflow.local.index.schema import column_or, columns
 
 _FAILED = Outcome.FAILED.value
+# A row's outcome by its value: a dict lookup, not an Enum call per row read back.
+_OUTCOMES = {outcome.value: outcome for outcome in Outcome}
 # What a retry runs again: the records that failed and those that never finished.
 RETRIED = (_FAILED, PENDING)
 
@@ -150,7 +152,7 @@ class ResultsTable(Connected):
             yield ResultRecord(
                 url=row[0],
                 path=row[1],
-                outcome=Outcome(row[2]),
+                outcome=_OUTCOMES[row[2]],
                 status_code=row[3],
                 key=row[4] if not failed else None,
                 bytes=row[5],
