@@ -4,7 +4,9 @@
       -> Download (Map)    Distributed Map over that manifest (ItemReader s3:getObject),
          |                 one STANDARD child per batch, at most `max_batches` at once:
          |                   Fetch (download Lambda; retried on transient Lambda errors,
-         |                   and once on Lambda.Unknown: a timeout or out of memory)
+         |                   and once on Lambda.Unknown: a timeout or out of memory);
+         |                   a batch that ran short of time returns its unstarted items
+         |                   as "rest": MoreToDo? -> NextPart -> Fetch runs them again
          |                   on any other error: RecordCrash (download Lambda writes the
          |                   batch's records as failed) or, if that fails too, BatchLost
          |                 a failed Map (a child that could not start) is caught: the
@@ -87,8 +89,16 @@ def _batch_processor(download_arn: str) -> dict[str, Any]:
                 Catch=[
                     {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RecordCrash"}
                 ],
-                End=True,
+                Next="MoreToDo",
             ),
+            # The items a batch could not start before its time ran out, in a new invocation.
+            "MoreToDo": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.rest", "IsNull": False, "Next": "NextPart"}],
+                "Default": "BatchDone",
+            },
+            "NextPart": {"Type": "Pass", "InputPath": "$.rest", "Next": "Fetch"},
+            "BatchDone": {"Type": "Succeed"},
             "RecordCrash": _invoke(
                 download_arn,
                 {"batch.$": "$", "crash.$": "$.error"},

@@ -779,4 +779,15 @@ MUTANTS: list[Mutant] = [
         "            away = False",
         ("tests/test_redirect_credentials.py",),
     ),
+    Mutant(
+        "lambda-ignores-time-left",
+        "a download batch stops starting requests before the function's timeout (docs/aws.md)",
+        "imgflow/aws/runtime/download.py",
+        "        may_start=time_watch(settings, clock),",
+        "        may_start=None,",
+        (
+            "tests/aws/test_lambda_timeout.py"
+            "::test_a_slow_batch_stops_in_time_and_its_rest_runs_again",
+        ),
+    ),
 ]
