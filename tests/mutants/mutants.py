@@ -790,4 +790,12 @@ MUTANTS: list[Mutant] = [
             "::test_a_slow_batch_stops_in_time_and_its_rest_runs_again",
         ),
     ),
+    Mutant(
+        "index-key-unbounded",
+        "a URL of any length is indexed: long keys use a digest (docs/aws.md)",
+        "imgflow/aws/runtime/index.py",
+        "    if len(url.encode()) <= MAX_KEY_BYTES:\n        return url",
+        "    if True:\n        return url",
+        ("tests/aws/test_index_keys.py::test_a_url_of_any_length_is_indexed_and_found",),
+    ),
 ]

@@ -66,6 +66,21 @@ def time_watch(settings: LambdaSettings, clock: Clock | None) -> Callable[[], bo
     return lambda: clock.get_remaining_time_in_millis() >= needed
 
 
+def _unindexed(
+    items: Sequence[Item], records: Sequence[ResultRecord], refused: set[str]
+) -> list[ResultRecord]:
+    """`records` with those whose index rows DynamoDB refused failed (only those)."""
+    detail = "DynamoDB refused its index row"
+    kept = []
+    for item, record in zip(items, records, strict=True):
+        if record.url in refused:
+            message = messages.failure(messages.BATCH_FAILED, item.url, detail)
+            failure = FetchFailure(FailureKind.BATCH_FAILED, message, None, record.attempts)
+            record = failed_record(item, failure)
+        kept.append(record)
+    return kept
+
+
 def _not_started(spec: BatchSpec, rest: Sequence[Item], detail: str) -> list[ResultRecord]:
     return lost_records(dataclasses.replace(spec, items=tuple(rest)), detail)
 
@@ -93,7 +108,9 @@ def download_batch(
     done = items[: len(records)]  # records come in item order; the rest never started
     rest = items[len(records) :]
     records = [_with_object_key(record, store) for record in records]
-    index.record(spec.job_id, done, records)
+    refused = index.record(spec.job_id, done, records)
+    if refused:
+        records = _unindexed(done, records, refused)
     next_part = None
     if rest and (not records or spec.part + 1 >= MAX_PARTS):
         why = (
