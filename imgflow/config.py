@@ -92,6 +92,7 @@ class LambdaConfig:
     """Settings shared by imgflow's Lambda functions."""
 
     runtime: str = "python3.12"
+    architecture: Literal["x86_64", "arm64"] = "x86_64"  # arm64: about 20% less per GB-s
     timeout: int = 300
     memory: int = 1024
     plan_memory: int = 512

@@ -34,10 +34,18 @@ FAIL_CAUSE = "One or more resources failed to download"
 FAIL_ERROR = "DownloadsFailed"
 MAP_RESULTS_PREFIX = "jobs/_map-results"
 
-LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
-SNS_PUBLISH = "arn:aws:states:::sns:publish"
-S3_GET_OBJECT = "arn:aws:states:::s3:getObject"
-S3_PUT_OBJECT = "arn:aws:states:::s3:putObject"
+# The service integrations, in the partition of the functions' ARNs (aws, aws-cn,
+# aws-us-gov): "arn:<partition>:states:::<service>:<action>".
+LAMBDA_INVOKE = "lambda:invoke"
+SNS_PUBLISH = "sns:publish"
+S3_GET_OBJECT = "s3:getObject"
+S3_PUT_OBJECT = "s3:putObject"
+
+
+def integration(partition: str, action: str) -> str:
+    """The Resource of a Step Functions service integration in `partition`."""
+    return f"arn:{partition}:states:::{action}"
+
 
 # AWS's "Handle Lambda service exceptions" list: errors of the Lambda service, not of the
 # function, worth a few retries with backoff.
@@ -68,7 +76,7 @@ def _invoke(function_arn: str, payload: dict[str, Any], **extra: Any) -> dict[st
     """A Lambda task whose state output is the function's JSON result."""
     return {
         "Type": "Task",
-        "Resource": LAMBDA_INVOKE,
+        "Resource": integration(function_arn.split(":")[1], LAMBDA_INVOKE),
         "Parameters": {"FunctionName": function_arn, "Payload": payload},
         "ResultSelector": {"result.$": "$.Payload"},
         "OutputPath": "$.result",
@@ -123,6 +131,7 @@ def definition(
     """The state machine definition (a JSON-able dict) for one deployment."""
     if max_batches < 1:
         raise ValueError("max_batches must be at least 1")
+    partition = plan_arn.split(":")[1]
     return {
         "Comment": "imgflow: download a job's images in batches, report every failure",
         "StartAt": "Plan",
@@ -136,13 +145,13 @@ def definition(
                 "Type": "Map",
                 "MaxConcurrency": max_batches,
                 "ItemReader": {
-                    "Resource": S3_GET_OBJECT,
+                    "Resource": integration(partition, S3_GET_OBJECT),
                     "ReaderConfig": {"InputType": "JSON"},
                     "Parameters": {"Bucket.$": "$.bucket", "Key.$": "$.manifestKey"},
                 },
                 "ItemProcessor": _batch_processor(download_arn),
                 "ResultWriter": {
-                    "Resource": S3_PUT_OBJECT,
+                    "Resource": integration(partition, S3_PUT_OBJECT),
                     "Parameters": {"Bucket": bucket, "Prefix": MAP_RESULTS_PREFIX},
                 },
                 "ResultPath": None,
@@ -167,7 +176,7 @@ def definition(
             },
             "Notify": {
                 "Type": "Task",
-                "Resource": SNS_PUBLISH,
+                "Resource": integration(partition, SNS_PUBLISH),
                 "Parameters": {
                     "TopicArn": topic_arn,
                     "Subject": "imgflow: downloads failed",

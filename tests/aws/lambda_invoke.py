@@ -140,7 +140,12 @@ def runtime_libraries() -> Path:
 
 
 def _run_isolated(
-    python: str, root: Path, handler: str, env: dict[str, str], event: bytes, timeout: float
+    python: str,
+    root: Path,
+    handler: str,
+    env: dict[str, str],
+    event: bytes,
+    timeout: float = 300.0,
 ) -> Any:
     """Run `handler` from `root` in a subprocess under Lambda's conditions; its answer
     (Lambda's timeout error once it has run for `timeout` seconds)."""
