@@ -16,6 +16,9 @@
       -> AnyFailed?        Choice on $.allSucceeded
            -> Notify (SNS publish) -> Failed (Fail)
            -> Succeeded
+    Plan or Consolidate failing (an invalid job, out of memory, a timeout) is caught:
+      -> PlanFailed / ConsolidateFailed (Pass: step, job id, error, cause)
+      -> NotifyError (SNS publish of that, as JSON) -> StepFailed (Fail)
 
 Nothing proportional to the number of images passes through state: the plan result, the
 Map items (one batch of items each) and the small counts the Lambdas return. The Map's own
@@ -62,6 +65,8 @@ TRANSIENT_ATTEMPTS = 4
 UNKNOWN_LAMBDA_ERROR = "Lambda.Unknown"
 UNKNOWN_ATTEMPTS = 1
 MAP_ERROR_PATH = "$.mapError"
+STEP_ERROR_PATH = "$.stepError"
+STEP_FAILED_ERROR = "StepFailed"
 
 
 def _retry() -> list[dict[str, Any]]:
@@ -82,6 +87,25 @@ def _invoke(function_arn: str, payload: dict[str, Any], **extra: Any) -> dict[st
         "OutputPath": "$.result",
         "Retry": _retry(),
         **extra,
+    }
+
+
+def _caught(step: str) -> list[dict[str, Any]]:
+    """A Catch of every error of `step`, on to its notice."""
+    return [{"ErrorEquals": ["States.ALL"], "ResultPath": STEP_ERROR_PATH, "Next": f"{step}Failed"}]
+
+
+def _step_failed(step: str) -> dict[str, Any]:
+    """What the notice says of a step that failed."""
+    return {
+        "Type": "Pass",
+        "Parameters": {
+            "step": step,
+            "jobId.$": "$$.Execution.Name",
+            "error.$": f"{STEP_ERROR_PATH}.Error",
+            "cause.$": f"{STEP_ERROR_PATH}.Cause",
+        },
+        "Next": "NotifyError",
     }
 
 
@@ -139,6 +163,7 @@ def definition(
             "Plan": _invoke(
                 plan_arn,
                 {"input.$": "$", "jobId.$": "$$.Execution.Name"},
+                Catch=_caught("Plan"),
                 Next="Download",
             ),
             "Download": {
@@ -166,7 +191,9 @@ def definition(
                 ],
                 "Next": "Consolidate",
             },
-            "Consolidate": _invoke(consolidate_arn, {"plan.$": "$"}, Next="AnyFailed"),
+            "Consolidate": _invoke(
+                consolidate_arn, {"plan.$": "$"}, Catch=_caught("Consolidate"), Next="AnyFailed"
+            ),
             "AnyFailed": {
                 "Type": "Choice",
                 "Choices": [
@@ -187,6 +214,25 @@ def definition(
                 "Next": "Failed",
             },
             "Failed": {"Type": "Fail", "Error": FAIL_ERROR, "Cause": FAIL_CAUSE},
+            "PlanFailed": _step_failed("Plan"),
+            "ConsolidateFailed": _step_failed("Consolidate"),
+            "NotifyError": {
+                "Type": "Task",
+                "Resource": integration(partition, SNS_PUBLISH),
+                "Parameters": {
+                    "TopicArn": topic_arn,
+                    "Subject": "imgflow: job failed",
+                    "Message.$": "States.JsonToString($)",
+                },
+                "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 3}],
+                "ResultPath": None,
+                "Next": "StepFailed",
+            },
+            "StepFailed": {
+                "Type": "Fail",
+                "Error": STEP_FAILED_ERROR,
+                "Cause": "A step of the job failed; the notice names it",
+            },
             "Succeeded": {"Type": "Succeed"},
         },
     }

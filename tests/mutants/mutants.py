@@ -798,4 +798,12 @@ MUTANTS: list[Mutant] = [
         "    if True:\n        return url",
         ("tests/aws/test_index_keys.py::test_a_url_of_any_length_is_indexed_and_found",),
     ),
+    Mutant(
+        "plan-failure-sends-no-notice",
+        "every failed execution ends with the SNS notice, wherever it fails (docs/aws.md)",
+        "infra/statemachine.py",
+        '                Catch=_caught("Plan"),\n',
+        "",
+        ("tests/aws/test_notify_failures.py::test_an_invalid_job_fails_with_a_notice",),
+    ),
 ]
