@@ -83,6 +83,7 @@ class StorageConfig:
     """S3 storage settings of the aws backend."""
 
     glacier_after_days: int | None = 1
+    jobs_expire_days: int | None = 30  # job objects under jobs/ (null: kept forever)
     prefix: str = "images/"
     tls_only: bool = True
 
@@ -307,6 +308,10 @@ def _validate(cfg: Config) -> None:
             "lambda.log_retention_days: CloudWatch Logs accepts "
             + ", ".join(map(str, LOG_RETENTION_DAYS))
             + " days, or null to keep logs forever",
+        ),
+        (
+            cfg.storage.jobs_expire_days is None or cfg.storage.jobs_expire_days >= 1,
+            "storage.jobs_expire_days: must be at least 1, or null",
         ),
         (
             cfg.storage.glacier_after_days is None or cfg.storage.glacier_after_days >= 0,

@@ -92,6 +92,9 @@ def download_policy(names: Names, prefix: str) -> Policy:
             ["s3:PutObject"],
             [f"{names.bucket_arn}/{prefix}*", _jobs_objects(names)],
         ),
+        # A large image whose type changes at the end gets it by an in-place CopyObject,
+        # which reads the source object (s3:GetObject) as well as writing the target.
+        _allow("CopyImages", ["s3:GetObject"], [f"{names.bucket_arn}/{prefix}*"]),
         # A large image streams in as a multipart upload, aborted when the image fails.
         _allow("AbortUploads", ["s3:AbortMultipartUpload"], [f"{names.bucket_arn}/{prefix}*"]),
         _allow("Index", ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"], [names.table_arn]),
