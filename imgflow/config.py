@@ -32,8 +32,8 @@ LOG_RETENTION_DAYS = (
 )  # fmt: skip
 ENV_PREFIX = "IMGFLOW_"
 USER_CONFIG_NAME = "imgflow/imgflow.yaml"
-# IMGFLOW_* variables that are not config keys: what deploy hands the Lambdas, and what
-# notify.command is given.
+# IMGFLOW_* variables that are not config keys: what deploy hands the Lambdas, what
+# notify.command is given, and where deploy's zip builder keeps wheels.
 RUNTIME_ENV = frozenset(
     {
         "IMGFLOW_DEPLOYMENT",
@@ -46,6 +46,7 @@ RUNTIME_ENV = frozenset(
         "IMGFLOW_INLINE_MAX_MESSAGES",
         "IMGFLOW_RUN_ID",
         "IMGFLOW_FAILURES_FILE",
+        "IMGFLOW_WHEEL_CACHE",
     }
 )
 

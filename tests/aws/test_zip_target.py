@@ -63,3 +63,9 @@ def test_the_definition_uses_the_account_partition() -> None:
     text = json.dumps(built)
     assert '"arn:aws:' not in text
     assert '"arn:aws-cn:states:::lambda:invoke"' in text
+
+
+def test_the_wheel_cache_variable_is_not_called_ignored() -> None:
+    from imgflow.config import unknown_env
+
+    assert unknown_env({"IMGFLOW_WHEEL_CACHE": "/tmp/wheels"}) == []
