@@ -50,6 +50,12 @@ def integration(partition: str, action: str) -> str:
     return f"arn:{partition}:states:::{action}"
 
 
+def partition_of(arn: str) -> str:
+    """The partition an ARN names (``arn:<partition>:service:...``); aws when it has none."""
+    parts = arn.split(":")
+    return parts[1] if len(parts) > 5 and parts[0] == "arn" else "aws"
+
+
 # AWS's "Handle Lambda service exceptions" list: errors of the Lambda service, not of the
 # function, worth a few retries with backoff.
 TRANSIENT_LAMBDA_ERRORS = [
@@ -81,7 +87,7 @@ def _invoke(function_arn: str, payload: dict[str, Any], **extra: Any) -> dict[st
     """A Lambda task whose state output is the function's JSON result."""
     return {
         "Type": "Task",
-        "Resource": integration(function_arn.split(":")[1], LAMBDA_INVOKE),
+        "Resource": integration(partition_of(function_arn), LAMBDA_INVOKE),
         "Parameters": {"FunctionName": function_arn, "Payload": payload},
         "ResultSelector": {"result.$": "$.Payload"},
         "OutputPath": "$.result",
@@ -155,7 +161,7 @@ def definition(
     """The state machine definition (a JSON-able dict) for one deployment."""
     if max_batches < 1:
         raise ValueError("max_batches must be at least 1")
-    partition = plan_arn.split(":")[1]
+    partition = partition_of(plan_arn)
     return {
         "Comment": "imgflow: download a job's images in batches, report every failure",
         "StartAt": "Plan",
