@@ -7,9 +7,15 @@ versions, a state machine's executions, a function's log streams), plus the two 
 documents as resource-less: CloudWatch Logs delivery for Step Functions logging and X-Ray's
 trace upload (only when those are turned on).
 
-Every trust policy carries the confused-deputy condition ``aws:SourceAccount`` (the service
-may assume the role only on behalf of this account); the state machine's also names its
-``aws:SourceArn``.
+The Lambda and Step Functions trust policies carry the confused-deputy condition
+``aws:SourceAccount`` (the service may assume the role only on behalf of this account); the
+state machine's also names its ``aws:SourceArn``. The API's role trusts
+apigateway.amazonaws.com without conditions, as AWS documents for an integration's
+credentials role (API Gateway developer guide, "Control access to a REST API with IAM
+permissions": the trust policy the IAM console makes for API Gateway): API Gateway does not
+send ``aws:SourceAccount`` or ``aws:SourceArn`` when it assumes the role, so such a
+condition makes every request answer 500. The role is only as wide as its one permission
+(StartExecution of this state machine).
 """
 
 from __future__ import annotations
@@ -37,18 +43,19 @@ def _allow(sid: str, actions: list[str], resources: list[str], **extra: Any) -> 
 
 def trust_policy(service: str, names: Names) -> Policy:
     """The assume-role policy letting `service` (e.g. lambda.amazonaws.com) use a role, on
-    behalf of this account only (and, for Step Functions, of this state machine only)."""
+    behalf of this account only (and, for Step Functions, of this state machine only);
+    API Gateway's without conditions, which it could not meet."""
+    statement: Statement = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+    }
+    if service == API_SERVICE:  # API Gateway sends neither source key (see above)
+        return _policy(statement)
     condition: dict[str, Any] = {"StringEquals": {"aws:SourceAccount": names.account}}
     if service == STATES_SERVICE:
         condition["ArnLike"] = {"aws:SourceArn": names.state_machine_arn}
-    return _policy(
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": service},
-            "Action": "sts:AssumeRole",
-            "Condition": condition,
-        }
-    )
+    return _policy({**statement, "Condition": condition})
 
 
 def _jobs_objects(names: Names) -> str:
@@ -85,6 +92,9 @@ def download_policy(names: Names, prefix: str) -> Policy:
             ["s3:PutObject"],
             [f"{names.bucket_arn}/{prefix}*", _jobs_objects(names)],
         ),
+        # A large image whose type changes at the end gets it by an in-place CopyObject,
+        # which reads the source object (s3:GetObject) as well as writing the target.
+        _allow("CopyImages", ["s3:GetObject"], [f"{names.bucket_arn}/{prefix}*"]),
         # A large image streams in as a multipart upload, aborted when the image fails.
         _allow("AbortUploads", ["s3:AbortMultipartUpload"], [f"{names.bucket_arn}/{prefix}*"]),
         _allow("Index", ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"], [names.table_arn]),

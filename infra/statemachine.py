@@ -4,7 +4,9 @@
       -> Download (Map)    Distributed Map over that manifest (ItemReader s3:getObject),
          |                 one STANDARD child per batch, at most `max_batches` at once:
          |                   Fetch (download Lambda; retried on transient Lambda errors,
-         |                   and once on Lambda.Unknown: a timeout or out of memory)
+         |                   and once on Lambda.Unknown: a timeout or out of memory);
+         |                   a batch that ran short of time returns its unstarted items
+         |                   as "rest": MoreToDo? -> NextPart -> Fetch runs them again
          |                   on any other error: RecordCrash (download Lambda writes the
          |                   batch's records as failed) or, if that fails too, BatchLost
          |                 a failed Map (a child that could not start) is caught: the
@@ -14,6 +16,9 @@
       -> AnyFailed?        Choice on $.allSucceeded
            -> Notify (SNS publish) -> Failed (Fail)
            -> Succeeded
+    Plan or Consolidate failing (an invalid job, out of memory, a timeout) is caught:
+      -> PlanFailed / ConsolidateFailed (Pass: step, job id, error, cause)
+      -> NotifyError (SNS publish of that, as JSON) -> StepFailed (Fail)
 
 Nothing proportional to the number of images passes through state: the plan result, the
 Map items (one batch of items each) and the small counts the Lambdas return. The Map's own
@@ -32,10 +37,24 @@ FAIL_CAUSE = "One or more resources failed to download"
 FAIL_ERROR = "DownloadsFailed"
 MAP_RESULTS_PREFIX = "jobs/_map-results"
 
-LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
-SNS_PUBLISH = "arn:aws:states:::sns:publish"
-S3_GET_OBJECT = "arn:aws:states:::s3:getObject"
-S3_PUT_OBJECT = "arn:aws:states:::s3:putObject"
+# The service integrations, in the partition of the functions' ARNs (aws, aws-cn,
+# aws-us-gov): "arn:<partition>:states:::<service>:<action>".
+LAMBDA_INVOKE = "lambda:invoke"
+SNS_PUBLISH = "sns:publish"
+S3_GET_OBJECT = "s3:getObject"
+S3_PUT_OBJECT = "s3:putObject"
+
+
+def integration(partition: str, action: str) -> str:
+    """The Resource of a Step Functions service integration in `partition`."""
+    return f"arn:{partition}:states:::{action}"
+
+
+def partition_of(arn: str) -> str:
+    """The partition an ARN names (``arn:<partition>:service:...``); aws when it has none."""
+    parts = arn.split(":")
+    return parts[1] if len(parts) > 5 and parts[0] == "arn" else "aws"
+
 
 # AWS's "Handle Lambda service exceptions" list: errors of the Lambda service, not of the
 # function, worth a few retries with backoff.
@@ -52,6 +71,8 @@ TRANSIENT_ATTEMPTS = 4
 UNKNOWN_LAMBDA_ERROR = "Lambda.Unknown"
 UNKNOWN_ATTEMPTS = 1
 MAP_ERROR_PATH = "$.mapError"
+STEP_ERROR_PATH = "$.stepError"
+STEP_FAILED_ERROR = "StepFailed"
 
 
 def _retry() -> list[dict[str, Any]]:
@@ -66,12 +87,31 @@ def _invoke(function_arn: str, payload: dict[str, Any], **extra: Any) -> dict[st
     """A Lambda task whose state output is the function's JSON result."""
     return {
         "Type": "Task",
-        "Resource": LAMBDA_INVOKE,
+        "Resource": integration(partition_of(function_arn), LAMBDA_INVOKE),
         "Parameters": {"FunctionName": function_arn, "Payload": payload},
         "ResultSelector": {"result.$": "$.Payload"},
         "OutputPath": "$.result",
         "Retry": _retry(),
         **extra,
+    }
+
+
+def _caught(step: str) -> list[dict[str, Any]]:
+    """A Catch of every error of `step`, on to its notice."""
+    return [{"ErrorEquals": ["States.ALL"], "ResultPath": STEP_ERROR_PATH, "Next": f"{step}Failed"}]
+
+
+def _step_failed(step: str) -> dict[str, Any]:
+    """What the notice says of a step that failed."""
+    return {
+        "Type": "Pass",
+        "Parameters": {
+            "step": step,
+            "jobId.$": "$$.Execution.Name",
+            "error.$": f"{STEP_ERROR_PATH}.Error",
+            "cause.$": f"{STEP_ERROR_PATH}.Cause",
+        },
+        "Next": "NotifyError",
     }
 
 
@@ -87,8 +127,16 @@ def _batch_processor(download_arn: str) -> dict[str, Any]:
                 Catch=[
                     {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RecordCrash"}
                 ],
-                End=True,
+                Next="MoreToDo",
             ),
+            # The items a batch could not start before its time ran out, in a new invocation.
+            "MoreToDo": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.rest", "IsNull": False, "Next": "NextPart"}],
+                "Default": "BatchDone",
+            },
+            "NextPart": {"Type": "Pass", "InputPath": "$.rest", "Next": "Fetch"},
+            "BatchDone": {"Type": "Succeed"},
             "RecordCrash": _invoke(
                 download_arn,
                 {"batch.$": "$", "crash.$": "$.error"},
@@ -113,6 +161,7 @@ def definition(
     """The state machine definition (a JSON-able dict) for one deployment."""
     if max_batches < 1:
         raise ValueError("max_batches must be at least 1")
+    partition = partition_of(plan_arn)
     return {
         "Comment": "imgflow: download a job's images in batches, report every failure",
         "StartAt": "Plan",
@@ -120,19 +169,20 @@ def definition(
             "Plan": _invoke(
                 plan_arn,
                 {"input.$": "$", "jobId.$": "$$.Execution.Name"},
+                Catch=_caught("Plan"),
                 Next="Download",
             ),
             "Download": {
                 "Type": "Map",
                 "MaxConcurrency": max_batches,
                 "ItemReader": {
-                    "Resource": S3_GET_OBJECT,
+                    "Resource": integration(partition, S3_GET_OBJECT),
                     "ReaderConfig": {"InputType": "JSON"},
                     "Parameters": {"Bucket.$": "$.bucket", "Key.$": "$.manifestKey"},
                 },
                 "ItemProcessor": _batch_processor(download_arn),
                 "ResultWriter": {
-                    "Resource": S3_PUT_OBJECT,
+                    "Resource": integration(partition, S3_PUT_OBJECT),
                     "Parameters": {"Bucket": bucket, "Prefix": MAP_RESULTS_PREFIX},
                 },
                 "ResultPath": None,
@@ -147,7 +197,9 @@ def definition(
                 ],
                 "Next": "Consolidate",
             },
-            "Consolidate": _invoke(consolidate_arn, {"plan.$": "$"}, Next="AnyFailed"),
+            "Consolidate": _invoke(
+                consolidate_arn, {"plan.$": "$"}, Catch=_caught("Consolidate"), Next="AnyFailed"
+            ),
             "AnyFailed": {
                 "Type": "Choice",
                 "Choices": [
@@ -157,7 +209,7 @@ def definition(
             },
             "Notify": {
                 "Type": "Task",
-                "Resource": SNS_PUBLISH,
+                "Resource": integration(partition, SNS_PUBLISH),
                 "Parameters": {
                     "TopicArn": topic_arn,
                     "Subject": "imgflow: downloads failed",
@@ -168,6 +220,25 @@ def definition(
                 "Next": "Failed",
             },
             "Failed": {"Type": "Fail", "Error": FAIL_ERROR, "Cause": FAIL_CAUSE},
+            "PlanFailed": _step_failed("Plan"),
+            "ConsolidateFailed": _step_failed("Consolidate"),
+            "NotifyError": {
+                "Type": "Task",
+                "Resource": integration(partition, SNS_PUBLISH),
+                "Parameters": {
+                    "TopicArn": topic_arn,
+                    "Subject": "imgflow: job failed",
+                    "Message.$": "States.JsonToString($)",
+                },
+                "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 3}],
+                "ResultPath": None,
+                "Next": "StepFailed",
+            },
+            "StepFailed": {
+                "Type": "Fail",
+                "Error": STEP_FAILED_ERROR,
+                "Cause": "A step of the job failed; the notice names it",
+            },
             "Succeeded": {"Type": "Succeed"},
         },
     }

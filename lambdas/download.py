@@ -16,4 +16,4 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     spec = BatchSpec.from_json(event["batch"])
     if "crash" in event:
         return record_crash(lambda_session(), settings, spec, event["crash"])
-    return download_batch(lambda_session(), settings, spec)
+    return download_batch(lambda_session(), settings, spec, context)  # type: ignore[arg-type]

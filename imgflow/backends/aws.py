@@ -38,7 +38,7 @@ class AwsBackend:
 
     @staticmethod
     def refuse(command: str, flags: Flags) -> None:
-        """The local-only flags, and --new with --via-api."""
+        """The local-only flags (--max-batches too), and --new with --via-api."""
         if command == "run":
             if flags.force or flags.refresh or flags.data_dir is not None or flags.report:
                 raise UsageError(
@@ -50,6 +50,11 @@ class AwsBackend:
                     "--header, --user-agent, --proxy, --no-proxy, --ca-bundle, "
                     "--insecure, --rate and --burst go with the local backend (for aws, "
                     "set fetch.* in imgflow.yaml and deploy)"
+                )
+            if flags.max_batches:
+                raise UsageError(
+                    "--max-batches goes with the local backend (on aws the batches in flight"
+                    " are job.max_batches at deploy: set it in imgflow.yaml and run imgflow deploy)"
                 )
             if flags.new and flags.via_api:
                 raise UsageError(

@@ -69,6 +69,7 @@ class Flags:
     no_wait: bool = False
     via_api: bool = False
     new: bool = False
+    max_batches: bool = False  # --max-batches (aws: fixed in the deployed definition)
 
 
 @dataclass(frozen=True)

@@ -149,8 +149,12 @@ async def run_batch(
     shared: asyncio.Semaphore | None = None,
     on_tail: Callable[[], None] | None = None,
     refresh: bool = False,
+    may_start: Callable[[], bool] | None = None,
 ) -> list[ResultRecord]:
     """One record per item, in item order, with at most `concurrency` fetches in flight.
+
+    `may_start`, when given, is asked before each item is started: once it says no, no
+    further item starts, and the records cover only the items that were (in item order).
 
     `known` items are skipped, or revalidated with `refresh` (see `process_item`).
     `shared`, when given, also limits fetches across every batch that holds it. Twice as
@@ -171,6 +175,8 @@ async def run_batch(
     async def worker() -> None:
         nonlocal unfinished
         for index in queue:
+            if may_start is not None and not may_start():
+                return
             record = await process_item(
                 items[index],
                 fetcher=fetcher,
@@ -200,6 +206,7 @@ def run_batch_blocking(
     guard: Guard | None = None,
     address_check: AddressCheck | None = None,
     known: Mapping[str, StoredObject] | None = None,
+    may_start: Callable[[], bool] | None = None,
 ) -> list[ResultRecord]:
     """`run_batch` with its own event loop, fetcher and store threads (for the Lambda)."""
 
@@ -215,6 +222,7 @@ def run_batch_blocking(
                     concurrency=concurrency,
                     executor=pool,
                     known=known,
+                    may_start=may_start,
                 )
 
     return asyncio.run(main())

@@ -7,6 +7,15 @@ while another invocation may read them) and the handler called in this process. 
 exception becomes Lambda's error payload with ``x-amz-function-error: Unhandled``, which
 Step Functions turns into a task failure named by ``errorType``.
 
+The function's configured ``Timeout`` is enforced as Lambda enforces it: the handler runs
+in its own thread with a context whose ``get_remaining_time_in_millis()`` counts down from
+the timeout, and an invocation still running at the timeout is answered with Lambda's
+error (``errorType`` ``Sandbox.Timedout``, "Task timed out after N.00 seconds",
+``x-amz-function-error: Unhandled``), whatever the handler does later. Lambda freezes the
+sandbox at that moment; here the abandoned thread gets an exception at its next Python
+instruction (`_stop`), so it cannot finish the work it was doing (what a C call in
+progress writes may still land, as a request already sent to S3 does on AWS).
+
 When the handler's package is already imported (the tests share the process with
 imgflow), the shipped file must be byte-identical to the imported one: the zip is still
 what runs. In a moto server process the unpacked zip is added last to sys.path (its compiled
@@ -30,6 +39,7 @@ Handlers then reach moto through AWS_ENDPOINT_URL, so this mode needs a moto ser
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import importlib
 import importlib.metadata
@@ -41,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import traceback
 import zipfile
 from collections.abc import Callable, Iterator
@@ -89,14 +100,18 @@ RUNTIME_DISTRIBUTIONS = (
     "urllib3",
 )
 _BOOT = """
-import json, sys, traceback
-code, libs, handler = sys.argv[1:4]
+import json, sys, time, traceback
+code, libs, handler, timeout = sys.argv[1:5]
+deadline = time.monotonic() + float(timeout)
 sys.path[:0] = [code, libs]
 module_name, func = handler.rsplit(".", 1)
 event = json.load(sys.stdin)
+class Context:
+    def get_remaining_time_in_millis(self):
+        return max(0, int((deadline - time.monotonic()) * 1000))
 try:
     import importlib
-    result = getattr(importlib.import_module(module_name), func)(event, None)
+    result = getattr(importlib.import_module(module_name), func)(event, Context())
     answer = {"ok": result}
 except Exception as exc:
     answer = {"error": {"errorMessage": str(exc), "errorType": type(exc).__name__,
@@ -124,8 +139,16 @@ def runtime_libraries() -> Path:
     return folder
 
 
-def _run_isolated(python: str, root: Path, handler: str, env: dict[str, str], event: bytes) -> Any:
-    """Run `handler` from `root` in a subprocess under Lambda's conditions; its answer."""
+def _run_isolated(
+    python: str,
+    root: Path,
+    handler: str,
+    env: dict[str, str],
+    event: bytes,
+    timeout: float = 300.0,
+) -> Any:
+    """Run `handler` from `root` in a subprocess under Lambda's conditions; its answer
+    (Lambda's timeout error once it has run for `timeout` seconds)."""
     libs = runtime_libraries()
     with tempfile.TemporaryDirectory(prefix="imgflow-lambda-tmp-") as tmp:
         script = (
@@ -149,6 +172,7 @@ def _run_isolated(python: str, root: Path, handler: str, env: dict[str, str], ev
             str(root),
             str(libs),
             handler,
+            str(timeout),
         ]
         full_env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -158,9 +182,12 @@ def _run_isolated(python: str, root: Path, handler: str, env: dict[str, str], ev
             "PYTHONDONTWRITEBYTECODE": "1",
             **env,
         }
-        done = subprocess.run(
-            command, cwd=root, env=full_env, input=event, capture_output=True, timeout=300
-        )
+        try:
+            done = subprocess.run(
+                command, cwd=root, env=full_env, input=event, capture_output=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            return {"error": _timed_out(timeout)}
     marker = b"\n@@imgflow-result@@"
     if marker not in done.stdout:
         detail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
@@ -194,8 +221,62 @@ def _load(root: Path, handler: str) -> Handler:
     return found
 
 
-def _context(fn: Any) -> object:
-    return type("Context", (), {"function_name": fn.function_name, "memory_limit_in_mb": 1024})()
+class TimedOut(BaseException):
+    """Raised in a handler thread that outlived its function's timeout."""
+
+
+class Context:
+    """The parts of Lambda's context object the handlers use."""
+
+    def __init__(self, fn: Any, deadline: float) -> None:
+        self.function_name = fn.function_name
+        self.memory_limit_in_mb = int(getattr(fn, "memory_size", 1024) or 1024)
+        self._deadline = deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before Lambda stops the invocation."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def _stop(thread: threading.Thread) -> None:
+    """Raise TimedOut in `thread` at its next Python instruction."""
+    ident = ctypes.c_ulong(thread.ident or 0)
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ident, ctypes.py_object(TimedOut))
+
+
+def _timed_out(timeout: float) -> dict[str, str]:
+    """Lambda's answer to an invocation that ran for its whole timeout."""
+    return {
+        "errorType": "Sandbox.Timedout",
+        "errorMessage": f"Task timed out after {timeout:.2f} seconds",
+    }
+
+
+def _call_with_timeout(handler: Handler, event: dict[str, Any], fn: Any) -> dict[str, Any]:
+    """``{"ok": result}``, ``{"error": payload}`` or Lambda's timeout error."""
+    timeout = float(fn.timeout)
+    context = Context(fn, time.monotonic() + timeout)
+    answer: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            answer["ok"] = handler(event, context)
+        except TimedOut:
+            pass
+        except Exception as exc:
+            answer["error"] = {
+                "errorMessage": str(exc),
+                "errorType": type(exc).__name__,
+                "stackTrace": traceback.format_exception(exc)[-5:],
+            }
+
+    thread = threading.Thread(target=run, name=f"lambda-{fn.function_name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        _stop(thread)
+        return {"error": _timed_out(timeout)}
+    return answer
 
 
 def _invoke(
@@ -226,24 +307,23 @@ def _invoke(
     if isolated:
         event_bytes = body if isinstance(body, bytes) else (body or "{}").encode()
         answer = _run_isolated(
-            isolated, root, fn.handler, {k: str(v) for k, v in env.items()}, event_bytes or b"{}"
+            isolated,
+            root,
+            fn.handler,
+            {k: str(v) for k, v in env.items()},
+            event_bytes or b"{}",
+            float(fn.timeout),
         )
         if "error" in answer:
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps(answer["error"]).encode()
         return json.dumps(answer["ok"]).encode()
     event = json.loads(body) if body else {}
-    try:
-        result = handler(event, _context(fn))
-    except Exception as exc:
+    outcome = _call_with_timeout(handler, event, fn)
+    if "error" in outcome:
         response_headers["x-amz-function-error"] = "Unhandled"
-        error = {
-            "errorMessage": str(exc),
-            "errorType": type(exc).__name__,
-            "stackTrace": traceback.format_exception(exc)[-5:],
-        }
-        return json.dumps(error).encode()
-    return json.dumps(result).encode()
+        return json.dumps(outcome["error"]).encode()
+    return json.dumps(outcome["ok"]).encode()
 
 
 def _permission_over_tls(self: FakeBucket, action: str, resource: str) -> Any:

@@ -179,3 +179,14 @@ def test_retry_and_new_refuse_what_they_cannot_do(
     assert code == 2 and "--new go with --backend aws" in stderr
     code, _, stderr = invoke("run", "--job", job, "--config", str(config), "--force")
     assert code == 2 and "--new starts a fresh execution" in stderr
+
+
+def test_max_batches_is_refused_on_aws_in_one_line(
+    config_file: tuple[Path, Deployed], flags: StaticServer, tmp_path: Path
+) -> None:
+    # The Map's concurrency is part of the deployed definition (job.max_batches at deploy).
+    config, _ = config_file
+    job = job_file(tmp_path, "success", flags.base_url)
+    code, _, stderr = invoke("run", "--job", job, "--config", str(config), "--max-batches", "2")
+    assert code == 2 and "--max-batches" in stderr and "deploy" in stderr
+    assert len(stderr.strip().splitlines()) == 1

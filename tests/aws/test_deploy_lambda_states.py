@@ -89,7 +89,7 @@ def test_an_update_of_code_and_settings_waits_between_and_after(
     with zipfile.ZipFile(buffer, "a") as archive:
         archive.writestr("imgflow-release.txt", "a new build")
     changed = dataclasses.replace(package, data=buffer.getvalue())
-    monkeypatch.setattr(deploy_package, "lambda_zip", lambda: changed)
+    monkeypatch.setattr(deploy_package, "lambda_zip", lambda *target: changed)
     bigger = with_overrides(deploy_cfg, **{"lambda": {"memory": 2048}})
     result = run_deploy(bigger)
     updated = [s for s in result.plan.steps if s.key == "function:download"]

@@ -872,4 +872,31 @@ MUTANTS: list[Mutant] = [
         "            if False:",
         ("tests/test_readonly_folder.py::test_check_verifies_a_read_only_folder",),
     ),
+    Mutant(
+        "lambda-ignores-time-left",
+        "a download batch stops starting requests before the function's timeout (docs/aws.md)",
+        "imgflow/aws/runtime/download.py",
+        "        may_start=time_watch(settings, clock),",
+        "        may_start=None,",
+        (
+            "tests/aws/test_lambda_timeout.py"
+            "::test_a_slow_batch_stops_in_time_and_its_rest_runs_again",
+        ),
+    ),
+    Mutant(
+        "index-key-unbounded",
+        "a URL of any length is indexed: long keys use a digest (docs/aws.md)",
+        "imgflow/aws/runtime/index.py",
+        "    if len(url.encode()) <= MAX_KEY_BYTES:\n        return url",
+        "    if True:\n        return url",
+        ("tests/aws/test_index_keys.py::test_a_url_of_any_length_is_indexed_and_found",),
+    ),
+    Mutant(
+        "plan-failure-sends-no-notice",
+        "every failed execution ends with the SNS notice, wherever it fails (docs/aws.md)",
+        "infra/statemachine.py",
+        '                Catch=_caught("Plan"),\n',
+        "",
+        ("tests/aws/test_notify_failures.py::test_an_invalid_job_fails_with_a_notice",),
+    ),
 ]

@@ -56,6 +56,7 @@ class Route:
     path: str
     authorization: str
     state_machine_arn: str
+    credentials_arn: str = ""
 
 
 @dataclass
@@ -77,8 +78,41 @@ def deployed_routes(aws: Aws, api_id: str) -> list[Route]:
         assert integration["IntegrationSubtype"] == "StepFunctions-StartExecution"
         assert integration["RequestParameters"]["Input"] == "$request.body"
         arn = integration["RequestParameters"]["StateMachineArn"]
-        routes.append(Route(method, path, item.get("AuthorizationType", "NONE"), arn))
+        auth = item.get("AuthorizationType", "NONE")
+        routes.append(Route(method, path, auth, arn, integration.get("CredentialsArn", "")))
     return routes
+
+
+API_GATEWAY = "apigateway.amazonaws.com"
+
+
+def _condition_holds(operator: str, values: dict[str, Any]) -> bool:
+    """Whether a trust policy condition holds for API Gateway's AssumeRole, which carries
+    no aws:SourceAccount or aws:SourceArn key: on a missing key only ...IfExists operators
+    and ``Null: true`` hold."""
+    if operator.endswith("IfExists"):
+        return True
+    if operator == "Null":
+        return all(str(v).lower() == "true" for v in values.values())
+    return not values
+
+
+def api_gateway_may_assume(policy: dict[str, Any]) -> bool:
+    """Whether API Gateway may assume a role with this trust policy, for an integration."""
+    statements = policy.get("Statement", [])
+    for statement in statements if isinstance(statements, list) else [statements]:
+        services = statement.get("Principal", {}).get("Service", [])
+        services = [services] if isinstance(services, str) else services
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if statement.get("Effect") != "Allow" or API_GATEWAY not in services:
+            continue
+        if "sts:AssumeRole" not in actions:
+            continue
+        conditions = statement.get("Condition", {})
+        if all(_condition_holds(op, values) for op, values in conditions.items()):
+            return True
+    return False
 
 
 def signature_problem(
@@ -166,6 +200,12 @@ class HttpApiDouble:
             problem = signature_problem(method, url, headers, body, self._credentials, self.region)
             if problem is not None:
                 return 403, {"message": problem}
+        if route.credentials_arn:
+            role = self._aws.iam().get_role(RoleName=route.credentials_arn.rsplit("/", 1)[1])
+            trust = role["Role"]["AssumeRolePolicyDocument"]
+            trust = json.loads(trust) if isinstance(trust, str) else trust
+            if not api_gateway_may_assume(trust):  # API Gateway answers 500 and logs it
+                return 500, {"message": "Internal Server Error"}
         self.seen.bodies.append(json.loads(body))
         started = self._aws.stepfunctions().start_execution(
             stateMachineArn=route.state_machine_arn, name=str(uuid.uuid4()), input=body.decode()

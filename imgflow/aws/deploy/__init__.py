@@ -88,7 +88,8 @@ def plan_deploy(
     package: LambdaZip | None = None,
 ) -> Plan:
     """The plan for `ctx`'s deployment, made with describe/get calls only."""
-    package = package or lambda_zip()
+    lam = ctx.cfg.lambda_
+    package = package or lambda_zip(lam.runtime, lam.architecture)
     build = definition or default_definition()
     steps = [
         bucket_step(ctx),

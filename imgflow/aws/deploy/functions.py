@@ -73,7 +73,10 @@ def function_step(ctx: Context, role: str, package: LambdaZip) -> Step:
             actual: dict[str, Any] = dict(found["Configuration"])
             actual.setdefault("Environment", {"Variables": {}})
             changes += [k.lower() for k, v in wanted.items() if actual.get(k) != v]
-            if actual.get("CodeSha256") != package.code_sha256:
+            arch = ctx.cfg.lambda_.architecture
+            if actual.get("CodeSha256") != package.code_sha256 or actual.get(
+                "Architectures", ["x86_64"]
+            ) != [arch]:
                 changes.insert(0, "code")
             if ctx.missing_tags(tags):
                 changes.append("tags")
@@ -86,6 +89,7 @@ def function_step(ctx: Context, role: str, package: LambdaZip) -> Step:
                     Code={"ZipFile": package.data},
                     Tags=ctx.tags,
                     Publish=False,
+                    Architectures=[ctx.cfg.lambda_.architecture],
                     **wanted,
                 ),
                 _role_not_ready,
@@ -95,7 +99,11 @@ def function_step(ctx: Context, role: str, package: LambdaZip) -> Step:
             return
         if "code" in changes:
             wait_for(ctx, UPDATED, name)  # an update a stopped deploy left running
-            lam.update_function_code(FunctionName=name, ZipFile=package.data)
+            lam.update_function_code(
+                FunctionName=name,
+                ZipFile=package.data,
+                Architectures=[ctx.cfg.lambda_.architecture],
+            )
             wait_for(ctx, UPDATED, name)
         if set(changes) - {"code", "tags"}:
             wait_for(ctx, UPDATED, name)
@@ -110,6 +118,7 @@ def function_step(ctx: Context, role: str, package: LambdaZip) -> Step:
     ids = {"name": name, "arn": ctx.names.function_arn(role)}
     settings = (
         str(wanted["Runtime"]),
+        ctx.cfg.lambda_.architecture,
         f"{wanted['Timeout']} s",
         f"{wanted['MemorySize']} MB",
         f"code {package.code_sha256[:8]}",

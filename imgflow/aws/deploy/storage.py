@@ -9,7 +9,7 @@ from imgflow.aws.client import AwsError, aws_errors, optional
 from imgflow.aws.deploy.context import Context, pairs_to_dict, tag_pairs
 from imgflow.aws.deploy.plan import Step, step
 from imgflow.errors import DeployError
-from infra.iam import bucket_policy
+from infra.iam import JOBS_PREFIX, bucket_policy
 
 BUCKET = "s3 bucket"
 TABLE = "dynamodb table"
@@ -25,25 +25,52 @@ ENCRYPTION: dict[str, Any] = {
 }
 
 
+ABORT_UPLOADS_RULE = "imgflow-abort-incomplete-uploads"
+JOBS_RULE = "imgflow-expire-job-objects"
+ABORT_AFTER_DAYS = 1
+
+
 def lifecycle_rules(ctx: Context) -> list[dict[str, Any]]:
-    """The bucket's lifecycle rules: images to Glacier Instant Retrieval after N days."""
-    days = ctx.cfg.storage.glacier_after_days
-    if days is None:
-        return []
-    return [
+    """The bucket's lifecycle rules: multipart uploads a stopped function left behind are
+    aborted after a day; job objects (jobs/) expire after `storage.jobs_expire_days`;
+    images go to Glacier Instant Retrieval after `storage.glacier_after_days`."""
+    rules: list[dict[str, Any]] = [
         {
-            "ID": LIFECYCLE_RULE,
+            "ID": ABORT_UPLOADS_RULE,
             "Status": "Enabled",
-            "Filter": {"Prefix": ctx.cfg.storage.prefix},
-            "Transitions": [{"Days": days, "StorageClass": "GLACIER_IR"}],
+            "Filter": {"Prefix": ""},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_AFTER_DAYS},
         }
     ]
+    expire = ctx.cfg.storage.jobs_expire_days
+    if expire is not None:
+        rules.append(
+            {
+                "ID": JOBS_RULE,
+                "Status": "Enabled",
+                "Filter": {"Prefix": JOBS_PREFIX},
+                "Expiration": {"Days": expire},
+            }
+        )
+    days = ctx.cfg.storage.glacier_after_days
+    if days is not None:
+        rules.append(
+            {
+                "ID": LIFECYCLE_RULE,
+                "Status": "Enabled",
+                "Filter": {"Prefix": ctx.cfg.storage.prefix},
+                "Transitions": [{"Days": days, "StorageClass": "GLACIER_IR"}],
+            }
+        )
+    return rules
 
 
 def _rule_key(rule: Any) -> tuple[Any, ...]:
     transitions = [(t.get("Days"), t.get("StorageClass")) for t in rule.get("Transitions", [])]
     prefix = (rule.get("Filter") or {}).get("Prefix", rule.get("Prefix"))
-    return (rule.get("ID"), rule.get("Status"), prefix, tuple(transitions))
+    abort = (rule.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation")
+    expire = (rule.get("Expiration") or {}).get("Days")
+    return (rule.get("ID"), rule.get("Status"), prefix, tuple(transitions), abort, expire)
 
 
 def _bucket_changes(ctx: Context) -> list[str]:
@@ -127,14 +154,10 @@ def bucket_step(ctx: Context) -> Step:
         elif "TLS-only policy" in todo:
             s3.delete_bucket_policy(Bucket=bucket)
         if "lifecycle" in todo:
-            rules = lifecycle_rules(ctx)
-            if rules:
-                s3.put_bucket_lifecycle_configuration(
-                    Bucket=bucket,
-                    LifecycleConfiguration={"Rules": rules},  # type: ignore[typeddict-item]
-                )
-            else:
-                s3.delete_bucket_lifecycle(Bucket=bucket)
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=bucket,
+                LifecycleConfiguration={"Rules": lifecycle_rules(ctx)},  # type: ignore[typeddict-item]
+            )
 
     days = ctx.cfg.storage.glacier_after_days
     lifecycle = "no lifecycle" if days is None else f"Glacier IR after {days} d"

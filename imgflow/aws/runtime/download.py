@@ -3,13 +3,22 @@
 Returns only counts; the records go to jobs/<job-id>/results/<batch>.json. When the state
 machine catches a crash of this step it calls `record_crash`, which writes the batch's
 records as failed with the error, so no batch goes unreported.
+
+Lambda stops an invocation at the function's timeout (``Sandbox.Timedout``), whatever it is
+doing. The batch therefore watches the time left (`context.get_remaining_time_in_millis()`):
+no request starts unless the longest one the fetch settings allow (`fetch.total_timeout`)
+plus `MARGIN_SECONDS` (storing, the index rows and the results object) still fits. What
+finished is stored, indexed and recorded together; the items not started come back as
+``"rest"`` (null when none), a batch part the state machine runs again in a new invocation (up to
+`MAX_PARTS`; an invocation that could start nothing fails its rest at once, as the
+function's timeout is then too short for even one request).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from imgflow.aws.client import Aws
 from imgflow.aws.runtime.index import DynamoIndex
@@ -21,9 +30,18 @@ from imgflow.engine.batch import failed_record, run_batch_blocking
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.guard import make_address_check, make_guard
 from imgflow.engine.outcome import FetchFailure
+from imgflow.engine.plan import Item
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 
 MAX_DETAIL = 300
+MARGIN_SECONDS = 3.0
+MAX_PARTS = 50
+
+
+class Clock(Protocol):
+    """The part of Lambda's context object the watch reads."""
+
+    def get_remaining_time_in_millis(self) -> int: ...
 
 
 def counts(spec: BatchSpec, records: Sequence[ResultRecord]) -> dict[str, Any]:
@@ -40,8 +58,38 @@ def _with_object_key(record: ResultRecord, store: S3Store) -> ResultRecord:
     return record
 
 
-def download_batch(aws: Aws, settings: LambdaSettings, spec: BatchSpec) -> dict[str, Any]:
-    """Fetch and store one batch; index and record it."""
+def time_watch(settings: LambdaSettings, clock: Clock | None) -> Callable[[], bool] | None:
+    """Whether another request may start: the longest request plus the margin still fits."""
+    if clock is None:
+        return None
+    needed = (settings.fetch.total_timeout + MARGIN_SECONDS) * 1000
+    return lambda: clock.get_remaining_time_in_millis() >= needed
+
+
+def _unindexed(
+    items: Sequence[Item], records: Sequence[ResultRecord], refused: set[str]
+) -> list[ResultRecord]:
+    """`records` with those whose index rows DynamoDB refused failed (only those)."""
+    detail = "DynamoDB refused its index row"
+    kept = []
+    for item, record in zip(items, records, strict=True):
+        if record.url in refused:
+            message = messages.failure(messages.BATCH_FAILED, item.url, detail)
+            failure = FetchFailure(FailureKind.BATCH_FAILED, message, None, record.attempts)
+            record = failed_record(item, failure)
+        kept.append(record)
+    return kept
+
+
+def _not_started(spec: BatchSpec, rest: Sequence[Item], detail: str) -> list[ResultRecord]:
+    return lost_records(dataclasses.replace(spec, items=tuple(rest)), detail)
+
+
+def download_batch(
+    aws: Aws, settings: LambdaSettings, spec: BatchSpec, clock: Clock | None = None
+) -> dict[str, Any]:
+    """Fetch and store one batch (or part) within the invocation's time; index and record
+    what finished; the items not started come back as ``"rest"``."""
     items = spec.items
     store = S3Store(aws.s3(), settings.bucket, settings.prefix)
     index = DynamoIndex(aws.dynamodb(), settings.table, settings.bucket)
@@ -55,11 +103,28 @@ def download_batch(aws: Aws, settings: LambdaSettings, spec: BatchSpec) -> dict[
         guard=make_guard() if guarded else None,
         address_check=make_address_check() if guarded else None,
         known=known,
+        may_start=time_watch(settings, clock),
     )
+    done = items[: len(records)]  # records come in item order; the rest never started
+    rest = items[len(records) :]
     records = [_with_object_key(record, store) for record in records]
-    index.record(spec.job_id, items, records)
-    write_results(aws.s3(), settings.bucket, spec.job_id, spec.batch, records)
-    return counts(spec, records)
+    refused = index.record(spec.job_id, done, records)
+    if refused:
+        records = _unindexed(done, records, refused)
+    next_part = None
+    if rest and (not records or spec.part + 1 >= MAX_PARTS):
+        why = (
+            f"not started: the function's timeout leaves less than {settings.fetch.total_timeout:g}"
+            f" s (fetch.total_timeout) + {MARGIN_SECONDS:g} s for a request"
+            if not records
+            else f"not started: the batch ran out of time {MAX_PARTS} times"
+        )
+        records = [*records, *_not_started(spec, rest, why)]
+    elif rest:
+        next_part = dataclasses.replace(spec, items=tuple(rest), part=spec.part + 1)
+    write_results(aws.s3(), settings.bucket, spec.job_id, spec.batch, records, spec.part)
+    rest_json = None if next_part is None else next_part.to_json()
+    return {**counts(spec, records), "rest": rest_json}
 
 
 def crash_detail(error: Any) -> str:
@@ -84,5 +149,5 @@ def lost_records(spec: BatchSpec, detail: str) -> list[ResultRecord]:
 def record_crash(aws: Aws, settings: LambdaSettings, spec: BatchSpec, error: Any) -> dict[str, Any]:
     """Write the batch's records as failed with the caught error."""
     records = lost_records(spec, crash_detail(error))
-    write_results(aws.s3(), settings.bucket, spec.job_id, spec.batch, records)
+    write_results(aws.s3(), settings.bucket, spec.job_id, spec.batch, records, spec.part)
     return counts(spec, records)

@@ -3,10 +3,18 @@
 BatchWriteItem takes 25 items and BatchGetItem 100 keys per call; either may hand back
 unprocessed items under throttling, which are retried with backoff until done or until
 `max_rounds` is spent (then BackendError: the batch's records are still written to S3).
+
+DynamoDB refuses a partition key value over 2,048 bytes (and an item over 400 KB), and
+inside BatchWriteItem one refused item fails the whole request. A URL whose UTF-8 form is
+longer than `MAX_KEY_BYTES` is keyed by ``sha256:<hex of the URL>`` with the URL itself in
+the ``fullUrl`` attribute (`index_key`; lookups follow the same rule). A chunk DynamoDB
+refuses is written again one row at a time, so a row that cannot be written fails only
+its own item (`record` returns those URLs).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -14,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from imgflow.aws.client import aws_errors
+from imgflow.aws.client import AwsError, aws_errors
 from imgflow.engine.plan import NO_META, Item
 from imgflow.engine.ports import StoredObject, Validators
 from imgflow.engine.records import Outcome, ResultRecord
@@ -26,6 +34,16 @@ if TYPE_CHECKING:
 WRITE_CHUNK = 25
 READ_CHUNK = 100
 MAX_ROUNDS = 8
+MAX_KEY_BYTES = 2048  # DynamoDB's limit for a partition key value
+DIGEST_PREFIX = "sha256:"
+REFUSED = "ValidationException"
+
+
+def index_key(url: str) -> str:
+    """The partition key of `url`'s row: the URL, or its digest when over DynamoDB's limit."""
+    if len(url.encode()) <= MAX_KEY_BYTES:
+        return url
+    return DIGEST_PREFIX + hashlib.sha256(url.encode()).hexdigest()
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -37,7 +55,7 @@ def index_item(
 ) -> dict[str, Any]:
     """The DynamoDB item of a stored record; its item's `meta` as a JSON string, if any."""
     item: dict[str, Any] = {
-        "url": {"S": record.url},
+        "url": {"S": index_key(record.url)},
         "bucket": {"S": bucket},
         "key": {"S": record.key or ""},
         "bytes": {"N": str(record.bytes or 0)},
@@ -45,6 +63,8 @@ def index_item(
         "jobId": {"S": job_id},
         "storedAt": {"S": now},
     }
+    if item["url"]["S"] != record.url:
+        item["fullUrl"] = {"S": record.url}
     if record.content_type:
         item["contentType"] = {"S": record.content_type}
     if record.etag:  # the server's validators, for a revalidation
@@ -93,13 +113,14 @@ class DynamoIndex:
     def lookup(self, urls: Sequence[str]) -> dict[str, StoredObject]:
         """The stored objects the index knows among `urls`."""
         found: dict[str, StoredObject] = {}
-        for chunk in _chunks(sorted(set(urls)), READ_CHUNK):
-            request: Any = {self.table: {"Keys": [{"url": {"S": u}} for u in chunk]}}
+        keys = {index_key(url): url for url in urls}
+        for chunk in _chunks(sorted(keys), READ_CHUNK):
+            request: Any = {self.table: {"Keys": [{"url": {"S": k}} for k in chunk]}}
             for round_ in range(self._max_rounds):
                 with aws_errors("dynamodb:BatchGetItem"):
                     answer = self._db.batch_get_item(RequestItems=request)
                 for item in answer.get("Responses", {}).get(self.table, []):
-                    found[item["url"]["S"]] = stored_object(dict(item))
+                    found[keys[item["url"]["S"]]] = stored_object(dict(item))
                 request = answer.get("UnprocessedKeys") or {}
                 if not request:
                     break
@@ -108,23 +129,47 @@ class DynamoIndex:
                 raise BackendError(f"DynamoDB kept throttling reads of table {self.table}")
         return found
 
-    def record(self, run_id: str, items: Sequence[Item], records: Sequence[ResultRecord]) -> None:
+    def record(
+        self, run_id: str, items: Sequence[Item], records: Sequence[ResultRecord]
+    ) -> set[str]:
         """Write index rows for the stored records, one per item in order (skipped and
-        failed ones are ignored)."""
+        failed ones are ignored); the URLs whose rows DynamoDB refused."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
         rows = {
             r.url: index_item(r, self.bucket, run_id, now, item.meta)
             for item, r in zip(items, records, strict=True)
             if r.outcome is Outcome.STORED
         }
-        for chunk in _chunks(list(rows.values()), WRITE_CHUNK):
-            request: Any = {self.table: [{"PutRequest": {"Item": item}} for item in chunk]}
-            for round_ in range(self._max_rounds):
-                with aws_errors("dynamodb:BatchWriteItem"):
-                    answer = self._db.batch_write_item(RequestItems=request)
-                request = answer.get("UnprocessedItems") or {}
-                if not request:
-                    break
-                self._pause(round_)
-            else:
-                raise BackendError(f"DynamoDB kept throttling writes to table {self.table}")
+        refused: set[str] = set()
+        for chunk in _chunks(list(rows.items()), WRITE_CHUNK):
+            try:
+                self._write([item for _, item in chunk])
+            except AwsError as exc:
+                if exc.code != REFUSED:
+                    raise
+                refused.update(self._write_one_by_one(chunk))
+        return refused
+
+    def _write_one_by_one(self, rows: Sequence[tuple[str, dict[str, Any]]]) -> set[str]:
+        """Write `rows` one request each; the URLs of those DynamoDB refuses."""
+        refused = set()
+        for url, item in rows:
+            try:
+                self._write([item])
+            except AwsError as exc:
+                if exc.code != REFUSED:
+                    raise
+                refused.add(url)
+        return refused
+
+    def _write(self, chunk: Sequence[dict[str, Any]]) -> None:
+        """One BatchWriteItem of at most 25 rows, unprocessed ones retried."""
+        request: Any = {self.table: [{"PutRequest": {"Item": item}} for item in chunk]}
+        for round_ in range(self._max_rounds):
+            with aws_errors("dynamodb:BatchWriteItem"):
+                answer = self._db.batch_write_item(RequestItems=request)
+            request = answer.get("UnprocessedItems") or {}
+            if not request:
+                return
+            self._pause(round_)
+        raise BackendError(f"DynamoDB kept throttling writes to table {self.table}")

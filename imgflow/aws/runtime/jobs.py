@@ -2,7 +2,9 @@
 
     jobs/<job-id>/job.json            the job as uploaded by the CLI (original body format)
     jobs/<job-id>/batches.json        the manifest: a JSON array of batches of items (plan)
-    jobs/<job-id>/results/<n>.json    one batch's result records (the download Lambda)
+    jobs/<job-id>/results/<n>.json    one batch's result records (the download Lambda);
+                                      <n>.<part>.json for the parts of a batch handed back
+                                      unfinished at its time limit and run again
     jobs/<job-id>/failures.json       the JSON array of failure messages (consolidate)
     jobs/<job-id>/summary.json        the run's counts (consolidate)
 
@@ -52,9 +54,10 @@ def results_prefix(job_id: str) -> str:
     return f"{job_prefix(job_id)}results/"
 
 
-def result_key(job_id: str, batch: int) -> str:
-    """The result object of batch number `batch`."""
-    return f"{results_prefix(job_id)}{batch:06d}.json"
+def result_key(job_id: str, batch: int, part: int = 0) -> str:
+    """The result object of batch number `batch` (of its `part`, when it was run again)."""
+    tail = "" if part == 0 else f".{part}"
+    return f"{results_prefix(job_id)}{batch:06d}{tail}.json"
 
 
 def failures_key(job_id: str) -> str:
@@ -96,15 +99,20 @@ class BatchSpec:
     batch: int
     items: tuple[Item, ...]
     concurrency: int
+    # 0 for a manifest item; 1, 2, ... for the rest of a batch that ran out of time.
+    part: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The manifest item."""
-        return {
+        data: dict[str, Any] = {
             "jobId": self.job_id,
             "batch": self.batch,
             "items": [item_json(item) for item in self.items],
             "concurrency": self.concurrency,
         }
+        if self.part:
+            data["part"] = self.part
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BatchSpec:
@@ -114,6 +122,7 @@ class BatchSpec:
             batch=int(data["batch"]),
             items=tuple(item_from_json(item) for item in data["items"]),
             concurrency=int(data["concurrency"]),
+            part=int(data.get("part", 0)),
         )
 
 
@@ -170,10 +179,15 @@ def batch_of(key: str) -> int:
 
 
 def write_results(
-    s3: S3Client, bucket: str, job_id: str, batch: int, records: Sequence[ResultRecord]
+    s3: S3Client,
+    bucket: str,
+    job_id: str,
+    batch: int,
+    records: Sequence[ResultRecord],
+    part: int = 0,
 ) -> None:
-    """Write one batch's result records."""
-    put_json(s3, bucket, result_key(job_id, batch), [r.to_json() for r in records])
+    """Write one batch's (or one part's) result records."""
+    put_json(s3, bucket, result_key(job_id, batch, part), [r.to_json() for r in records])
 
 
 def result_keys(s3: S3Client, bucket: str, job_id: str) -> list[str]:
@@ -211,8 +225,18 @@ def read_results(
 def iter_results(
     s3: S3Client, bucket: str, job_id: str, skip: Iterable[int] = ()
 ) -> Iterator[tuple[int, list[ResultRecord]]]:
-    """(batch number, records) for every result object written so far (except `skip`),
-    in batch order, read by a few threads at once."""
+    """(batch number, records) for every batch with results written so far (except
+    `skip`), in batch order, read by a few threads at once; the parts of a batch that was
+    run again come together as one."""
     done = set(skip)
     keys = [k for k in result_keys(s3, bucket, job_id) if batch_of(k) not in done]
-    yield from read_results(s3, bucket, keys)
+    current: tuple[int, list[ResultRecord]] | None = None
+    for number, records in read_results(s3, bucket, keys):
+        if current is not None and current[0] == number:
+            current[1].extend(records)
+            continue
+        if current is not None:
+            yield current
+        current = (number, records)
+    if current is not None:
+        yield current

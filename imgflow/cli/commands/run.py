@@ -287,6 +287,7 @@ def run(
             no_wait=no_wait,
             via_api=via_api,
             new=new,
+            max_batches=max_batches is not None,
         )
         try:
             code = _run_job(cfg, spec, flags, output)
