@@ -10,6 +10,7 @@ import click
 import typer
 
 from imgflow.cli.commands import check, demo, deploy, report, run, serve, status
+from imgflow.cli.help import plain_metavars
 from imgflow.signals import exit_now, on_signals
 from imgflow.ui.console import error_line, out
 
@@ -23,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -47,15 +49,16 @@ def _main(
     """Download large sets of images from one web host into storage you own."""
 
 
-app.command()(run.run)
-app.command()(status.status)
-app.command()(status.retry)
-app.command("report")(report.report_command)
-app.command()(check.check)
-app.command()(serve.serve)
-app.command()(demo.demo)
-app.command("deploy")(deploy.deploy_command)
-app.command("teardown")(deploy.teardown_command)
+# The short help of each command in `imgflow --help` (one line at 80 columns).
+app.command(short_help="Download every image of a job and store it.")(run.run)
+app.command(short_help="Show a run's results, or list recent runs.")(status.status)
+app.command(short_help="Run again the images that failed or never finished.")(status.retry)
+app.command("report", short_help="Write a run as one HTML page.")(report.report_command)
+app.command(short_help="Verify the local index against the files.")(check.check)
+app.command(short_help="Run the job service (HTTP API) on this machine.")(serve.serve)
+app.command(short_help="Serve the sample flags and download them.")(demo.demo)
+app.command("deploy", short_help="Create or update the AWS pipeline.")(deploy.deploy_command)
+app.command("teardown", short_help="Delete the AWS pipeline.")(deploy.teardown_command)
 
 
 def start() -> None:
@@ -64,8 +67,10 @@ def start() -> None:
     SIGTERM is SIGINT: either one, at any moment, ends the command with one line and exit
     130 (a run saves what it finished first).
     """
+    command = typer.main.get_command(app)
+    plain_metavars(command)
     try:
-        code = app(standalone_mode=False)
+        code = command(standalone_mode=False)
     except (KeyboardInterrupt, click.exceptions.Abort):
         on_signals(exit_now)
         error_line("interrupted")

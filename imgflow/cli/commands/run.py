@@ -139,27 +139,41 @@ def _run_job(cfg: Config, spec: PathsSource, flags: Flags, output: Output) -> in
 
 def run(
     base_url: Annotated[
-        str | None, typer.Option("--base-url", help="Base URL the paths are relative to.")
+        str | None,
+        typer.Option("--base-url", metavar="URL", help="Base URL the paths are relative to."),
     ] = None,
     paths_file: Annotated[
         str | None,
-        typer.Option("--paths-file", help="One path per line ('-' reads stdin; # comments)."),
+        typer.Option(
+            "--paths-file", metavar="FILE", help="One path per line ('-' reads stdin; # comments)."
+        ),
     ] = None,
     job: Annotated[
         str | None,
         typer.Option(
-            "--job", help='JSON body {"baseUrl", "resourcePaths", "lambdaConcur"} (or -).'
+            "--job",
+            metavar="FILE",
+            help='JSON body {"baseUrl", "resourcePaths", "lambdaConcur"} (or -).',
         ),
     ] = None,
     concurrency: Annotated[
         int | None,
-        typer.Option("--concurrency", "-c", min=1, help="Most requests in flight per batch."),
+        typer.Option(
+            "--concurrency",
+            "-c",
+            min=1,
+            help="Most requests in flight per batch (job.concurrency; default 5).",
+        ),
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", min=1, help="Paths per batch.")
+        int | None,
+        typer.Option("--batch-size", min=1, help="Paths per batch (job.batch_size; default 250)."),
     ] = None,
     max_batches: Annotated[
-        int | None, typer.Option("--max-batches", min=1, help="Batches in flight at once.")
+        int | None,
+        typer.Option(
+            "--max-batches", min=1, help="Batches in flight at once (job.max_batches; default 4)."
+        ),
     ] = None,
     tolerate_failures: Annotated[
         float | None,
@@ -167,7 +181,8 @@ def run(
             "--tolerate-failures",
             min=0,
             max=100,
-            help="Exit 0 when at most this percent of images failed.",
+            help="Exit 0 when at most this percent of images failed"
+            " (job.tolerate_failures; default 0).",
         ),
     ] = None,
     force: Annotated[
@@ -204,6 +219,7 @@ def run(
         typer.Option(
             "--header",
             "-H",
+            metavar="'NAME: VALUE'",
             help="Extra request header 'Name: value' (repeatable; replaces a fetch.headers "
             "entry of the same name).",
         ),
@@ -216,6 +232,7 @@ def run(
         str | None,
         typer.Option(
             "--proxy",
+            metavar="URL",
             help="Proxy for every request, http://[user:password@]host:port (fetch.proxy; "
             "default: HTTP_PROXY / HTTPS_PROXY / ALL_PROXY, NO_PROXY bypasses).",
         ),
