@@ -47,6 +47,12 @@ OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table or json
 BackendOpt = Annotated[
     BackendName | None, typer.Option("--backend", help="local (default) or aws.")
 ]
+AllOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all", help="List every image in the table (default: the failures; json lists all)."
+    ),
+]
 LimitOpt = Annotated[
     int, typer.Option("--limit", min=1, help="How many recent runs (or executions) to list.")
 ]

@@ -39,7 +39,10 @@ class Terminal:
     def start(self, argv: list[str]) -> None:
         """Run `argv` in a new session; the pane stays after it ends (remain-on-exit)."""
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
-        command = f"cd {shlex.quote(str(self.cwd))} && env {exports} {shlex.join(argv)}"
+        # (the shell survives a Ctrl-C to print the exit code; the command gets SIGINT)
+        command = (
+            f"trap true INT; cd {shlex.quote(str(self.cwd))} && env {exports} {shlex.join(argv)}"
+        )
         command += "; echo __exit=$?; sleep 600"
         self._tmux(
             "new-session", "-d", "-s", "t", "-x", str(self.width), "-y", str(self.height),

@@ -10,6 +10,7 @@ import typer
 
 from imgflow.cli.exits import errors
 from imgflow.cli.options import (
+    AllOpt,
     BackendOpt,
     ConfigOpt,
     DataDirOpt,
@@ -113,7 +114,7 @@ def _warn_of_doubled_path(spec: PathsSource) -> None:
         warn(hint)
 
 
-def _run_job(cfg: Config, spec: PathsSource, flags: Flags, output: Output) -> int:
+def _run_job(cfg: Config, spec: PathsSource, flags: Flags, output: Output, all_rows: bool) -> int:
     """Run `spec` on the config's backend and show it; the exit code."""
     from imgflow.backends import BACKENDS
     from imgflow.backends.base import ReportOptions, RunView
@@ -130,7 +131,7 @@ def _run_job(cfg: Config, spec: PathsSource, flags: Flags, output: Output) -> in
     kind.refuse("run", flags)
     backend = kind(cfg, flags.data_dir)
     outcome = follow(backend, lambda listener: backend.run(spec, flags, listener))
-    code = shown(outcome, output)
+    code = shown(outcome, output, all_rows)
     if flags.report and isinstance(outcome, RunView):
         written = backend.report(outcome.id, ReportOptions())
         err.print(f"report: {written}", markup=False, soft_wrap=True)
@@ -270,6 +271,7 @@ def run(
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     output: OutputOpt = Output.table,
+    all_rows: AllOpt = False,
 ) -> None:
     """Download every image of a job, store it, index it and report each failure."""
     with errors():
@@ -306,7 +308,7 @@ def run(
             new=new,
         )
         try:
-            code = _run_job(cfg, spec, flags, output)
+            code = _run_job(cfg, spec, flags, output, all_rows)
         finally:
             spec.cleanup()
     raise typer.Exit(code)

@@ -8,6 +8,7 @@ import typer
 
 from imgflow.cli.exits import errors
 from imgflow.cli.options import (
+    AllOpt,
     BackendOpt,
     ConfigOpt,
     DataDirOpt,
@@ -29,6 +30,7 @@ def status(
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     output: OutputOpt = Output.table,
+    all_rows: AllOpt = False,
 ) -> None:
     """Show a past run's per-image results, or list recent runs (executions on aws)."""
     with errors():
@@ -49,9 +51,9 @@ def status(
             if output is Output.json:
                 sys.stdout.write(listing.to_json() + "\n")
             else:
-                out.print(listing_table(listing))
+                out.print(listing_table(listing, out.width))
             return
-        code = shown(chosen.status(run_id), output)
+        code = shown(chosen.status(run_id), output, all_rows)
     raise typer.Exit(code)
 
 
@@ -65,6 +67,7 @@ def retry(
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     output: OutputOpt = Output.table,
+    all_rows: AllOpt = False,
 ) -> None:
     """Run again just the images that failed in a run, skipping any stored since.
 
@@ -81,5 +84,7 @@ def retry(
         flags = Flags(data_dir=data_dir, no_wait=no_wait)
         kind.refuse("retry", flags)
         chosen = kind(cfg, data_dir)
-        code = shown(follow(chosen, lambda listener: chosen.retry(target, flags, listener)), output)
+        code = shown(
+            follow(chosen, lambda listener: chosen.retry(target, flags, listener)), output, all_rows
+        )
     raise typer.Exit(code)
