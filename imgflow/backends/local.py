@@ -83,6 +83,10 @@ def run_settings(cfg: Config) -> RunSettings:
     )
 
 
+class NoRuns(UsageError):
+    """The data folder has no index yet (`status -o json` answers an empty list)."""
+
+
 class LocalBackend:
     """Runs in this process into the data folder."""
 
@@ -219,7 +223,7 @@ class LocalBackend:
         from imgflow.local.runner import DB_NAME
 
         if not (self.folder / DB_NAME).exists():
-            raise UsageError(
+            raise NoRuns(
                 f"no runs yet in {self.folder} (the data folder comes from --data-dir, "
                 f"local.data_dir in ./imgflow.yaml or {user_config_path()})"
             )

@@ -28,7 +28,7 @@ _RESULTS = (
     Column("bytes", keep=1, justify="right"),
 )
 # recent runs: the id, its state and counts stay; the rest goes first at 80 columns
-_KEEP = {"started": 3, "base url": 4, "retry of": 5, "stored": 1, "skipped": 2}
+_KEEP = {"base url": 5, "started": 4, "retry of": 3, "skipped": 2, "stored": 1}
 
 
 def results_table(

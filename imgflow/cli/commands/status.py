@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Annotated
 
 import typer
@@ -34,11 +36,11 @@ def status(
 ) -> None:
     """Show a past run's per-image results, or list recent runs (executions on aws)."""
     with errors():
-        import sys
-
         from imgflow.backends import choose
         from imgflow.backends.base import Flags
+        from imgflow.backends.local import NoRuns
         from imgflow.cli.follow import shown
+        from imgflow.documents.listing import Listing
         from imgflow.ui.console import out
         from imgflow.ui.tables import listing_table
 
@@ -47,7 +49,12 @@ def status(
         kind.refuse("status", Flags(data_dir=data_dir))
         chosen = kind(cfg, data_dir)
         if run_id is None:
-            listing = chosen.runs(limit)
+            try:
+                listing = chosen.runs(limit)
+            except NoRuns:
+                if output is not Output.json:
+                    raise
+                listing = Listing("", "runs", (), ())
             if output is Output.json:
                 sys.stdout.write(listing.to_json() + "\n")
             else:
@@ -78,13 +85,15 @@ def retry(
         from imgflow.backends import choose
         from imgflow.backends.base import Flags
         from imgflow.cli.follow import follow, shown
+        from imgflow.documents.run import nothing_retried
 
         cfg = load_config(config)
         kind = choose(target, backend, cfg.backend)
         flags = Flags(data_dir=data_dir, no_wait=no_wait)
         kind.refuse("retry", flags)
         chosen = kind(cfg, data_dir)
-        code = shown(
-            follow(chosen, lambda listener: chosen.retry(target, flags, listener)), output, all_rows
-        )
+        outcome = follow(chosen, lambda listener: chosen.retry(target, flags, listener))
+        if outcome is None and output is Output.json:
+            sys.stdout.write(json.dumps(nothing_retried(target)) + "\n")
+        code = shown(outcome, output, all_rows)
     raise typer.Exit(code)
