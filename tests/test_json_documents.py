@@ -67,5 +67,9 @@ def test_run_status_retry_documents_and_validators(tmp_path: Path) -> None:
         assert [r["run"] for r in listed["runs"]] == [ran["run"]]
         nothing = imgflow_json(tmp_path, "retry-nothing", "retry", ran["run"])
         assert nothing == {"run": None, "parent": ran["run"], "retried": 0}
+    page = imgflow_json(tmp_path, "report", "report", ran["run"], "--no-thumbnails")
+    assert page["run"] == ran["run"] and Path(page["report"]).is_file()
+    other = imgflow_json(tmp_path, "report", "report", "-f", "page.html", "--no-thumbnails")
+    assert other == {"run": None, "report": str(tmp_path / "page.html")}
     checked = imgflow_json(tmp_path, "check", "check")
     assert (checked["checked"], checked["intact"]) == (1, 1)

@@ -21,6 +21,13 @@ class Output(StrEnum):
     json = "json"
 
 
+class ReportOutput(StrEnum):
+    """What `imgflow report` prints: the file's path, or a JSON document naming it."""
+
+    html = "html"
+    json = "json"
+
+
 class BackendName(StrEnum):
     """Backends (imgflow/backends/)."""
 
