@@ -73,3 +73,17 @@ def test_run_status_retry_documents_and_validators(tmp_path: Path) -> None:
     assert other == {"run": None, "report": str(tmp_path / "page.html")}
     checked = imgflow_json(tmp_path, "check", "check")
     assert (checked["checked"], checked["intact"]) == (1, 1)
+
+
+def test_profile_and_region_on_every_command_that_reaches_aws(tmp_path: Path) -> None:
+    arn = "arn:aws:states:eu-west-1:123456789012:execution:imgflow:x"  # (an ARN is aws's)
+    for command in (["run", "--paths-file", "-", "--backend", "aws"], ["status", arn],
+                    ["retry", arn], ["report", arn]):  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "imgflow.cli", *command, "--profile", "nosuch",
+             "--region", "eu-west-1"],
+            cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=60,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert "No such option" not in done.stderr, (command, done.stderr)
+        assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr

@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from imgflow.cli.exits import errors
-from imgflow.cli.options import ConfigOpt, DataDirOpt, ReportOutput, load_config
+from imgflow.cli.options import (
+    ConfigOpt,
+    DataDirOpt,
+    ProfileOpt,
+    RegionOpt,
+    ReportOutput,
+    aws_config,
+)
 
 
 def report_command(
@@ -45,6 +52,8 @@ def report_command(
     ] = 168,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
     output: Annotated[
         ReportOutput,
         typer.Option(
@@ -64,7 +73,7 @@ def report_command(
         from imgflow.backends.base import Flags, ReportOptions
         from imgflow.ui.console import out
 
-        cfg = load_config(config)
+        cfg = aws_config(config, profile, region)
         kind = choose(run_id, None, "local")  # (an execution is named by its ARN)
         kind.refuse("report", Flags(data_dir=data_dir))
         options = ReportOptions(output_file, thumbnails, embed_thumbnails, link_hours * 3600)

@@ -17,8 +17,10 @@ from imgflow.cli.options import (
     NoWaitOpt,
     Output,
     OutputOpt,
+    ProfileOpt,
+    RegionOpt,
+    aws_config,
     backend_value,
-    load_config,
 )
 
 if TYPE_CHECKING:
@@ -270,6 +272,8 @@ def run(
     ] = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
     output: OutputOpt = Output.table,
     all_rows: AllOpt = False,
 ) -> None:
@@ -281,7 +285,7 @@ def run(
         network = Network(
             header or [], user_agent, proxy, no_proxy, ca_bundle, insecure, rate, burst
         )
-        cfg = load_config(config)
+        cfg = aws_config(config, profile, region)
         cfg = with_overrides(
             cfg,
             backend=backend_value(backend),

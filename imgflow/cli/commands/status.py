@@ -18,7 +18,9 @@ from imgflow.cli.options import (
     NoWaitOpt,
     Output,
     OutputOpt,
-    load_config,
+    ProfileOpt,
+    RegionOpt,
+    aws_config,
 )
 
 
@@ -31,6 +33,8 @@ def status(
     limit: LimitOpt = 20,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
     output: OutputOpt = Output.table,
     all_rows: AllOpt = False,
 ) -> None:
@@ -44,7 +48,7 @@ def status(
         from imgflow.ui.console import out
         from imgflow.ui.tables import listing_table
 
-        cfg = load_config(config)
+        cfg = aws_config(config, profile, region)
         kind = choose(run_id, backend, cfg.backend)
         kind.refuse("status", Flags(data_dir=data_dir))
         chosen = kind(cfg, data_dir)
@@ -73,6 +77,8 @@ def retry(
     no_wait: NoWaitOpt = False,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
     output: OutputOpt = Output.table,
     all_rows: AllOpt = False,
 ) -> None:
@@ -87,7 +93,7 @@ def retry(
         from imgflow.cli.follow import follow, shown
         from imgflow.documents.run import nothing_retried
 
-        cfg = load_config(config)
+        cfg = aws_config(config, profile, region)
         kind = choose(target, backend, cfg.backend)
         flags = Flags(data_dir=data_dir, no_wait=no_wait)
         kind.refuse("retry", flags)
