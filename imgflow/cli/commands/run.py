@@ -116,6 +116,19 @@ def _warn_of_doubled_path(spec: PathsSource) -> None:
         warn(hint)
 
 
+HOST_CONCURRENCY = 64  # more requests at once than a web host is likely to take from one client
+
+
+def _warn_of_crowding(concurrency: int) -> None:
+    if concurrency > HOST_CONCURRENCY:
+        from imgflow.ui.console import warn
+
+        warn(
+            f"-c {concurrency:,}: more than {HOST_CONCURRENCY} requests at once to one host"
+            " are often refused or throttled (imgflow slows down when it is)"
+        )
+
+
 def _run_job(cfg: Config, spec: PathsSource, flags: Flags, output: Output, all_rows: bool) -> int:
     """Run `spec` on the config's backend and show it; the exit code."""
     from imgflow.backends import BACKENDS
@@ -301,6 +314,7 @@ def run(
         if spec.concurrency is not None and concurrency is None:
             cfg = with_overrides(cfg, job={"concurrency": spec.concurrency})
         _warn_of_doubled_path(spec)
+        _warn_of_crowding(cfg.job.concurrency)
         flags = Flags(
             data_dir=data_dir,
             force=force,
