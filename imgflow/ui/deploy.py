@@ -29,11 +29,17 @@ def plan_table(steps: tuple[Step, ...], title: str) -> Table:
     return table
 
 
+def plan_counts(steps: tuple[Step, ...]) -> dict[str, int]:
+    """``{"create": 2, "update": 1, "unchanged": 10}``: the JSON document's summary."""
+    count = {action: sum(1 for s in steps if s.action == action) for action in ACTION_STYLES}
+    return {"create": count["create"], "update": count["update"], "unchanged": count["no change"]}
+
+
 def plan_summary(steps: tuple[Step, ...]) -> str:
     """'2 to create, 1 to update, 10 unchanged'."""
-    count = {action: sum(1 for s in steps if s.action == action) for action in ACTION_STYLES}
+    count = plan_counts(steps)
     return (
-        f"{count['create']} to create, {count['update']} to update, {count['no change']} unchanged"
+        f"{count['create']} to create, {count['update']} to update, {count['unchanged']} unchanged"
     )
 
 
@@ -69,7 +75,7 @@ def deploy_json(result: DeployResult) -> dict[str, Any]:
     document: dict[str, Any] = camel_keys(
         {
             "dry_run": result.dry_run,
-            "summary": plan_summary(result.plan.steps),
+            "summary": plan_counts(result.plan.steps),  # (an object, as every summary)
             **result.plan.to_json(),
             "outputs": result.outputs.to_json(),
         }
