@@ -6,13 +6,11 @@ import os
 import sys
 from typing import Annotated, NoReturn
 
-import click
 import typer
 
 from imgflow.cli.commands import check, demo, deploy, report, run, serve, status
 from imgflow.cli.help import plain_metavars
 from imgflow.signals import exit_now, on_signals
-from imgflow.ui.console import error_line, out
 
 EXIT_CODES = """Exit codes: 0 every image stored or skipped; 1 an image failed (beyond
 --tolerate-failures) or a backend error; 2 bad usage, config or input (nothing written);
@@ -32,6 +30,7 @@ app = typer.Typer(
 def _version(value: bool) -> None:
     if value:
         from imgflow import __version__
+        from imgflow.ui.console import out
 
         out.print(f"imgflow {__version__}", markup=False)
         raise typer.Exit(0)
@@ -71,7 +70,9 @@ def start() -> None:
     plain_metavars(command)
     try:
         code = command(standalone_mode=False)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
+        from imgflow.ui.console import error_line
+
         on_signals(exit_now)
         error_line("interrupted")
         sys.exit(130)
@@ -79,6 +80,8 @@ def start() -> None:
         message = getattr(exc, "format_message", None)
         if message is None or not isinstance(getattr(exc, "exit_code", None), int):
             raise
+        from imgflow.ui.console import error_line
+
         text = " ".join(str(message()).split())
         if text:  # (no arguments at all: the help was printed instead)
             error_line(text)

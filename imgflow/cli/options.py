@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from imgflow.ui.console import warn
-
 if TYPE_CHECKING:
     from imgflow.config import Config
 
@@ -80,6 +78,7 @@ RegionOpt = Annotated[
 def load_config(path: Path | None) -> Config:
     """The config (`path`, else ./imgflow.yaml), warning of unknown IMGFLOW_* variables."""
     from imgflow import config
+    from imgflow.ui.console import warn
 
     cfg = config.load(path)
     for warning in config.unknown_env():
