@@ -56,3 +56,26 @@ def test_a_concurrency_no_host_takes_is_warned_of(tmp_path: Path) -> None:
         tmp_path, "run", "--base-url", "http://127.0.0.1:9", "--paths-file", "paths.txt", "-c", "8"
     )
     assert "warning: -c" not in quiet.stderr
+
+
+def test_deploy_dry_run_without_credentials_shows_the_plan(tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    for name in list(env):
+        if name.startswith("AWS_"):
+            del env[name]
+    env.update({"AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"})
+    done = subprocess.run(
+        [sys.executable, "-m", "imgflow.cli", "deploy", "--dry-run", "--region", "eu-west-1"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for kind, name in [
+        ("s3 bucket", "imgflow-images-"),
+        ("dynamodb table", "imgflow-index"),
+        ("lambda function", "imgflow-download"),
+        ("state machine", "imgflow-pipeline"),
+        ("http api", "imgflow-api"),
+    ]:
+        assert any(kind in line and name in line for line in done.stdout.splitlines()), done.stdout
+    assert "no AWS credentials" in done.stderr and "docs/aws.md" in done.stderr, done.stderr

@@ -97,3 +97,29 @@ def teardown_table(result: TeardownResult) -> Table:
     if not result.deleted and not result.kept:
         table.caption = "nothing to delete"
     return table
+
+
+def offline_plan(deployment: str) -> Table:
+    """Every resource a first deploy of `deployment` creates, by kind and name, made from
+    the config alone (no account: the bucket's digest needs one)."""
+    from infra.names import FUNCTION_ROLES, ROLE_PURPOSES, Names
+
+    names = Names(deployment, "<account>", "<region>")
+    rows = [
+        ("s3 bucket", f"{deployment}-images-<digest of account and region>"),
+        ("dynamodb table", names.table),
+        ("sns topic", names.topic),
+        *(("iam role", names.role(purpose)) for purpose in ROLE_PURPOSES),
+        *(("log group", f"/aws/lambda/{names.function(r)}") for r in FUNCTION_ROLES),
+        *(("lambda function", names.function(role)) for role in FUNCTION_ROLES),
+        ("log group", f"/aws/vendedlogs/states/{names.state_machine}"),
+        ("state machine", names.state_machine),
+        ("http api", names.api),
+    ]
+    table = Table(title="plan of a first deploy (dry run, no account)", title_justify="left")
+    table.add_column("action")
+    table.add_column("resource")
+    table.add_column("name", overflow="fold")
+    for kind, name in rows:
+        table.add_row("create", kind, name, style=ACTION_STYLES["create"])
+    return table
