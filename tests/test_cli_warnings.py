@@ -79,3 +79,29 @@ def test_deploy_dry_run_without_credentials_shows_the_plan(tmp_path: Path) -> No
     ]:
         assert any(kind in line and name in line for line in done.stdout.splitlines()), done.stdout
     assert "no AWS credentials" in done.stderr and "docs/aws.md" in done.stderr, done.stderr
+
+
+def test_check_repair_removes_only_files_imgflow_wrote(tmp_path: Path) -> None:
+    import sqlite3
+
+    from support.faultserver import FaultServer, Ok
+
+    from imgflow.demo.images import make_gif
+
+    with FaultServer() as server:
+        server.set("/a.gif", Ok(make_gif("a", 4)))
+        server.set("/b.gif", Ok(make_gif("b", 4)))
+        (tmp_path / "paths.txt").write_text("a.gif\nb.gif\n")
+        ran = imgflow(tmp_path, "run", "--base-url", server.base_url, "--paths-file", "paths.txt")
+        assert ran.returncode == 0, ran.stderr
+    images = tmp_path / "imgflow-data" / "images"
+    (host,) = list(images.iterdir())
+    mine = host / "mine.gif"  # a file the user copied in
+    mine.write_bytes(make_gif("m", 4))
+    with sqlite3.connect(tmp_path / "imgflow-data" / "imgflow.db") as conn:
+        conn.execute("DELETE FROM images WHERE url LIKE '%/b.gif'")  # imgflow's orphan
+    done = imgflow(tmp_path, "check", "--repair")
+    assert done.returncode == 0, done.stderr
+    assert mine.is_file(), done.stdout
+    assert not (host / "b.gif").exists(), done.stdout
+    assert f"not imgflow's (left alone): {host.name}/mine.gif" in done.stdout, done.stdout

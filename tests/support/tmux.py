@@ -12,6 +12,7 @@ one that wrapped; `wrapped()` lists them.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import time
@@ -63,11 +64,11 @@ class Terminal:
         return lines
 
     def wait_for(self, needle: str, timeout: float = 30) -> list[str]:
-        """The screen once `needle` is on it."""
+        """The screen once `needle` (a regular expression) matches a line of it."""
         deadline = time.monotonic() + timeout
         while True:
             lines = self.screen()
-            if any(needle in line for line in lines):
+            if any(re.search(needle, line) for line in lines):
                 return lines
             if time.monotonic() > deadline:
                 raise AssertionError(f"{needle!r} not on screen:\n" + "\n".join(lines))

@@ -103,6 +103,22 @@ class ResultsTable(Connected):
         for row in cursor:
             yield _item(*row)
 
+    def written_keys(self, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` some run stored or updated (files imgflow wrote)."""
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            found.update(
+                row[0]
+                for row in self.conn.execute(
+                    f"SELECT DISTINCT key FROM results WHERE key IN ({marks})"
+                    " AND outcome IN ('stored', 'updated')",
+                    chunk,
+                )
+            )
+        return found
+
     def count_retried(self, run_id: str) -> int:
         """How many items of the run failed or never finished."""
         row = self.conn.execute(
