@@ -258,6 +258,11 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str, env: Mapping[str, st
     for name in data:
         if name not in fields:
             where = f"{prefix}{name}"
+            import difflib
+
+            close = difflib.get_close_matches(str(name), list(fields), n=1, cutoff=0.6)
+            if close:
+                raise ConfigError(f"{where}: unknown key; did you mean {close[0]}?")
             known = ", ".join(sorted(fields))
             raise ConfigError(f"{where}: unknown key (known keys here: {known})")
     kwargs: dict[str, Any] = {}

@@ -111,11 +111,14 @@ def test_table_output_and_status_list(flag_server: StaticServer, tmp_path: Path)
         "run", "--base-url", flag_server.base_url, "--paths-file", str(paths), cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
-    assert "ad/ad.gif" in done.stdout and "4 images: 4 stored, 0 skipped, 0 failed" in done.stdout
+    assert "ad/ad.gif" not in done.stdout  # stored images are a count, not rows
+    assert "4 images: 4 stored, 0 skipped, 0 failed" in done.stdout
     listed = imgflow("status", "--output", "json", cwd=tmp_path)
     assert listed.returncode == 0
     runs = json.loads(listed.stdout)["runs"]
     assert len(runs) == 1 and runs[0]["state"] == "succeeded"
+    every = imgflow("status", runs[0]["run"], "--all", cwd=tmp_path)
+    assert "ad/ad.gif" in every.stdout and "ag/ag.gif" in every.stdout
 
 
 def test_paths_from_stdin_and_job_json(flag_server: StaticServer, tmp_path: Path) -> None:
@@ -357,5 +360,6 @@ def test_a_large_run_lists_only_its_failures_in_the_table(
     )
     assert done.returncode == 1, done.stderr
     assert "t/599.gif" in done.stdout and "t/598.gif" in done.stdout
-    assert "t/0.gif" not in done.stdout and "only failures are listed" in done.stdout
+    assert "t/0.gif" not in done.stdout
+    assert "598 stored or skipped images not listed (--all lists them)" in done.stdout
     assert "600 images: 598 stored, 0 skipped, 2 failed" in done.stdout

@@ -199,17 +199,19 @@ def test_queued_runs_are_listed_and_cancelled(
         assert [r["run"] for r in everything] == [third, second, first]
 
         cancelled = client.delete(f"/runs/{second}")
-        assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+        assert cancelled.status_code == 200 and cancelled.json()["state"] == "interrupted"
         stopped = client.delete(f"/runs/{first}")
         assert stopped.status_code == 200, stopped.text
-        assert stopped.json()["state"] == "cancelled"
+        assert stopped.json()["state"] == "interrupted"  # the word `imgflow status` says
+        shown = run_cli("status", first, "-o", "json", cwd=serve.folder, timeout=60)
+        assert json.loads(shown.stdout)["state"] == "interrupted", shown.stderr
         again = client.delete(f"/runs/{first}")
         assert again.status_code == 200  # cancelling twice is harmless
     serve.wait_for(third, ("running",))
     with serve.client() as client:
-        assert client.delete(f"/runs/{third}").json()["state"] == "cancelled"
+        assert client.delete(f"/runs/{third}").json()["state"] == "interrupted"
         assert client.get("/runs", params={"state": "queued"}).json() == {"runs": []}
-    assert f"run {first} cancelled" in serve.log
+    assert f"run {first} interrupted" in serve.log
 
 
 def test_counts_are_live_while_a_run_runs(serve: ServeProcess, slow_server: FaultServer) -> None:

@@ -168,7 +168,7 @@ def test_a_full_queue_is_503_with_retry_after(serve: ServeProcess, stuck: FaultS
         assert int(answer.headers["retry-after"]) > 0
         assert len(client.get("/runs", params={"state": "queued"}).json()["runs"]) == 2
         for run_id in (*queued, running):
-            assert client.delete(f"/runs/{run_id}").json()["state"] == "cancelled"
+            assert client.delete(f"/runs/{run_id}").json()["state"] == "interrupted"
 
 
 def test_json_nested_too_deep_is_400(serve: ServeProcess) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imgflow.backends.base import Detached, Flags, Listener, ReportOptions, RunView
-from imgflow.errors import ConfigError, UsageError
+from imgflow.errors import ConfigError, ImgflowError, UsageError
 
 if TYPE_CHECKING:
     from imgflow.config import Config
@@ -91,6 +91,10 @@ def run_settings(cfg: Config) -> RunSettings:
     )
 
 
+class NoRuns(UsageError):
+    """The data folder has no index yet (`status -o json` answers an empty list)."""
+
+
 class LocalBackend:
     """Runs in this process into the data folder."""
 
@@ -139,19 +143,38 @@ class LocalBackend:
             )
 
     def _execute(self, job: LocalJob, listener: Listener, run_id: str | None = None) -> RunView:
+        from imgflow.local.runner import RunInterrupted, new_run_id
+
         watch = listener.watch
         started = time.monotonic()
-        result = execute(
-            job,
-            self.cfg,
-            self.folder,
-            progress=watch,
-            run_id=run_id,
-            on_wait=listener.waiting,
-            on_throttle=None if watch is None else watch.throttled,
-            on_warn=listener.warn,
-        )
+        run_id = run_id or new_run_id()
+        try:
+            result = execute(
+                job,
+                self.cfg,
+                self.folder,
+                progress=watch,
+                run_id=run_id,
+                on_wait=listener.waiting,
+                on_throttle=None if watch is None else watch.throttled,
+                on_warn=listener.warn,
+            )
+        except RunInterrupted as exc:
+            raise RunInterrupted(self._interrupted(run_id) or str(exc)) from None
         return self._view(result.run_id, time.monotonic() - started, result)
+
+    def _interrupted(self, run_id: str) -> str | None:
+        """``run <id> interrupted at <done>/<total> images``, then the command that
+        continues it (two lines of at most 80 characters); None if the run is not saved."""
+        try:
+            summary = self._view(run_id).summary
+        except ImgflowError:
+            return None
+        done = summary.stored + summary.skipped + summary.failed
+        return (
+            f"run {run_id} interrupted at {done:,}/{summary.total:,} images\n"
+            f"continue with: imgflow retry {run_id}"
+        )
 
     def status(self, target: str) -> RunView:
         """A run of the data folder."""
@@ -212,7 +235,7 @@ class LocalBackend:
 
         refuse_linked(self.folder)
         if not (self.folder / DB_NAME).exists():
-            raise UsageError(
+            raise NoRuns(
                 f"no runs yet in {self.folder} (the data folder comes from --data-dir, "
                 f"local.data_dir in ./imgflow.yaml or {user_config_path()})"
             )
@@ -236,6 +259,7 @@ class LocalBackend:
 
     def retry(self, target: str, flags: Flags, listener: Listener) -> RunView | Detached | None:
         """A new run of the failed images of run `target`, linked to it."""
+        from imgflow.documents.text import plural
         from imgflow.local.retry import link, plan_retry
         from imgflow.local.runner import DB_NAME, new_run_id
 
@@ -246,7 +270,10 @@ class LocalBackend:
             return None
         new_id = new_run_id()
         link(self.folder / DB_NAME, new_id, target)
-        listener.note(f"retrying {plan.failed} failed images of run {target}: run {new_id}")
+        failed = min(plan.parent.summary.failed, plan.failed)
+        parts = [plural(failed, "failed image"), plural(plan.failed - failed, "unfinished image")]
+        what = " and ".join(part for part in parts if not part.startswith("0 "))
+        listener.note(f"retrying {what} of run {target}: run {new_id}")
         return self._execute(plan.job, listener, new_id)
 
     def report(self, target: str | None, options: ReportOptions) -> Path:

@@ -6,12 +6,11 @@ import os
 import sys
 from typing import Annotated, NoReturn
 
-import click
 import typer
 
 from imgflow.cli.commands import check, demo, deploy, report, run, serve, status
+from imgflow.cli.help import plain_metavars
 from imgflow.signals import exit_now, on_signals
-from imgflow.ui.console import error_line, out
 
 EXIT_CODES = """Exit codes: 0 every image stored or skipped; 1 an image failed (beyond
 --tolerate-failures) or a backend error; 2 bad usage, config or input (nothing written);
@@ -23,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -30,6 +30,7 @@ app = typer.Typer(
 def _version(value: bool) -> None:
     if value:
         from imgflow import __version__
+        from imgflow.ui.console import out
 
         out.print(f"imgflow {__version__}", markup=False)
         raise typer.Exit(0)
@@ -47,15 +48,16 @@ def _main(
     """Download large sets of images from one web host into storage you own."""
 
 
-app.command()(run.run)
-app.command()(status.status)
-app.command()(status.retry)
-app.command("report")(report.report_command)
-app.command()(check.check)
-app.command()(serve.serve)
-app.command()(demo.demo)
-app.command("deploy")(deploy.deploy_command)
-app.command("teardown")(deploy.teardown_command)
+# The short help of each command in `imgflow --help` (one line at 80 columns).
+app.command(short_help="Download every image of a job and store it.")(run.run)
+app.command(short_help="Show a run's results, or list recent runs.")(status.status)
+app.command(short_help="Run again the images that failed or never finished.")(status.retry)
+app.command("report", short_help="Write a run as one HTML page.")(report.report_command)
+app.command(short_help="Verify the local index against the files.")(check.check)
+app.command(short_help="Run the job service (HTTP API) on this machine.")(serve.serve)
+app.command(short_help="Serve the sample flags and download them.")(demo.demo)
+app.command("deploy", short_help="Create or update the AWS pipeline.")(deploy.deploy_command)
+app.command("teardown", short_help="Delete the AWS pipeline.")(deploy.teardown_command)
 
 
 def start() -> None:
@@ -64,9 +66,13 @@ def start() -> None:
     SIGTERM is SIGINT: either one, at any moment, ends the command with one line and exit
     130 (a run saves what it finished first).
     """
+    command = typer.main.get_command(app)
+    plain_metavars(command)
     try:
-        code = app(standalone_mode=False)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+        code = command(standalone_mode=False)
+    except (KeyboardInterrupt, typer.Abort):
+        from imgflow.ui.console import error_line
+
         on_signals(exit_now)
         error_line("interrupted")
         sys.exit(130)
@@ -74,6 +80,8 @@ def start() -> None:
         message = getattr(exc, "format_message", None)
         if message is None or not isinstance(getattr(exc, "exit_code", None), int):
             raise
+        from imgflow.ui.console import error_line
+
         text = " ".join(str(message()).split())
         if text:  # (no arguments at all: the help was printed instead)
             error_line(text)

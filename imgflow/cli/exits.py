@@ -11,11 +11,12 @@ import typer
 
 from imgflow.errors import ImgflowError
 from imgflow.signals import exit_now, on_signals, unwind
-from imgflow.ui.console import error_line
 
 
 def fail(message: str, code: int) -> NoReturn:
     """End the command with ``imgflow: error: <message>`` and `code`."""
+    from imgflow.ui.console import error_line
+
     error_line(message)
     raise typer.Exit(code)
 

@@ -21,12 +21,12 @@ def follow(backend: Backend, act: Callable[[Listener], Outcome]) -> Outcome:
         return act(Listener(note, warning, say, progress))
 
 
-def shown(outcome: Outcome, output: Output) -> int:
+def shown(outcome: Outcome, output: Output, all_rows: bool = False) -> int:
     """Show what a run came to; its exit code (0 when nothing ran or it was not followed)."""
     if outcome is None:
         return 0
     if isinstance(outcome, Detached):
         out.print(outcome.id)
         return 0
-    show_run(outcome, output is Output.json)
+    show_run(outcome, output is Output.json, all_rows)
     return 0 if outcome.ok else 1

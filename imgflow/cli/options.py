@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from imgflow.ui.console import warn
-
 if TYPE_CHECKING:
     from imgflow.config import Config
 
@@ -18,6 +16,13 @@ class Output(StrEnum):
     """Output formats."""
 
     table = "table"
+    json = "json"
+
+
+class ReportOutput(StrEnum):
+    """What `imgflow report` prints: the file's path, or a JSON document naming it."""
+
+    html = "html"
     json = "json"
 
 
@@ -47,6 +52,12 @@ OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table or json
 BackendOpt = Annotated[
     BackendName | None, typer.Option("--backend", help="local (default) or aws.")
 ]
+AllOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all", help="List every image in the table (default: the failures; json lists all)."
+    ),
+]
 LimitOpt = Annotated[
     int, typer.Option("--limit", min=1, help="How many recent runs (or executions) to list.")
 ]
@@ -67,6 +78,7 @@ RegionOpt = Annotated[
 def load_config(path: Path | None) -> Config:
     """The config (`path`, else ./imgflow.yaml), warning of unknown IMGFLOW_* variables."""
     from imgflow import config
+    from imgflow.ui.console import warn
 
     cfg = config.load(path)
     for warning in config.unknown_env():

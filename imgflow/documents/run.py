@@ -29,6 +29,11 @@ def write_json(
     out.write("]}\n")
 
 
+def nothing_retried(target: str) -> dict[str, Any]:
+    """`retry -o json`'s document when no image of `target` failed or was left unfinished."""
+    return {"run": None, "parent": target, "retried": 0}
+
+
 def json_document(
     run_id: str, backend: str, summary: Summary, records: Iterable[ResultRecord]
 ) -> dict[str, Any]:

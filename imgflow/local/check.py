@@ -113,10 +113,11 @@ def _check(db: Any, reader: StoredReader, data_dir: Path, repair: bool) -> Check
             report.intact += 1
             if mtime != found.mtime_ns:
                 restamp.append((found.mtime_ns, url))
-    for key, is_file in list(reader.iter_stored()):
-        if key in keys:
-            continue
-        if is_file:
+    unknown = [(key, is_file) for key, is_file in reader.iter_stored() if key not in keys]
+    # an orphan is a file some run wrote; any other file is the user's, listed, never removed
+    written = db.written_keys([key for key, is_file in unknown if is_file])
+    for key, _ in unknown:
+        if key in written:
             report.orphans.append(key)
             if repair:
                 reader.remove(key)

@@ -35,7 +35,7 @@ from imgflow.serve.documents import Documents
 from imgflow.serve.errors import Refusal, error_body, refusal_response
 from imgflow.serve.guard import Access, Guard
 from imgflow.serve.limits import json_depth, read_body
-from imgflow.serve.queue import CANCELLED, QUEUED, RUNNING, STATES, Job, JobQueue, QueueFull
+from imgflow.serve.queue import INTERRUPTED, QUEUED, RUNNING, STATES, Job, JobQueue, QueueFull
 from imgflow.serve.worker import Worker
 
 # A local run's HTML report page: (data folder, run id) -> the page (imgflow.report).
@@ -218,10 +218,10 @@ class JobApi:
             while job.state == RUNNING and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
                 job = await self._job(request)
-        elif job.state != CANCELLED:
+        elif job.state != INTERRUPTED:
             raise Refusal(409, f"run {job.id} already ended ({job.state}); nothing to cancel")
         head = await run_in_threadpool(self.documents.head, job)
-        return JSONResponse(head, status_code=200 if job.state == CANCELLED else 202)
+        return JSONResponse(head, status_code=200 if job.state == INTERRUPTED else 202)
 
     async def _job(self, request: Request) -> Job:
         run_id = str(request.path_params["run_id"])

@@ -2,8 +2,10 @@
 
 A job is stored before the service answers 202, so accepted work survives SIGTERM, a crash
 and a restart. States: ``queued`` -> ``running`` -> ``succeeded`` | ``failed``, or
-``cancelled``. A job's first local run has the job's id; a job resumed after a restart
-runs again as ``<id>-<attempt>`` (the index skips what the earlier attempt stored).
+``interrupted`` (by DELETE, as `imgflow status` says of its local run; a queue written
+before says ``cancelled`` and is renamed when opened). A job's first local run has the
+job's id; a job resumed after a restart runs again as ``<id>-<attempt>`` (the index skips
+what the earlier attempt stored).
 
 This module keeps its own connection and its own table; the local backend's tables are
 read only through `imgflow.local.index`.
@@ -24,9 +26,9 @@ QUEUED = "queued"
 RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
-CANCELLED = "cancelled"
-STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
-FINAL = (SUCCEEDED, FAILED, CANCELLED)
+INTERRUPTED = "interrupted"  # (a job stopped by DELETE: the word the CLI says of its run)
+STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, INTERRUPTED)
+FINAL = (SUCCEEDED, FAILED, INTERRUPTED)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS serve_jobs (
@@ -45,6 +47,7 @@ CREATE TABLE IF NOT EXISTS serve_jobs (
     finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS serve_jobs_by_state ON serve_jobs (state);
+UPDATE serve_jobs SET state = 'interrupted' WHERE state = 'cancelled';
 """
 
 _COLUMNS = (
@@ -192,7 +195,7 @@ class JobQueue:
         return None if row is None else self.get(str(row[0]))
 
     def finish(self, job_id: str, state: str, error: str | None = None) -> None:
-        """Record a running job's end: succeeded, failed (with `error`) or cancelled."""
+        """Record a running job's end: succeeded, failed (with `error`) or interrupted."""
         with self._lock:
             self._conn.execute(
                 "UPDATE serve_jobs SET state = ?, error = ?, finished_at = ? WHERE id = ?",
@@ -212,7 +215,7 @@ class JobQueue:
         with self._lock:
             cursor = self._conn.execute(
                 "UPDATE serve_jobs SET state = ?, finished_at = ? WHERE id = ? AND state = ?",
-                (CANCELLED, time.time(), job_id, QUEUED),
+                (INTERRUPTED, time.time(), job_id, QUEUED),
             )
         return cursor.rowcount == 1
 

@@ -21,7 +21,7 @@ from imgflow.documents.text import summary_line
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 from imgflow.errors import ImgflowError
 from imgflow.local.runner import RunInterrupted
-from imgflow.serve.queue import CANCELLED, FAILED, Job, JobQueue
+from imgflow.serve.queue import FAILED, INTERRUPTED, Job, JobQueue
 from imgflow.sources.job_json import from_job
 
 log = logging.getLogger("imgflow.serve")
@@ -173,8 +173,8 @@ class Worker:
             elapsed = time.monotonic() - started
             done = summary_line(current.counts.summary(), elapsed=elapsed)
             if current.cancelled:
-                self.queue.finish(job.id, CANCELLED)
-                log.info("run %s cancelled; finished images are kept (%s)", job.id, done)
+                self.queue.finish(job.id, INTERRUPTED)
+                log.info("run %s interrupted; finished images are kept (%s)", job.id, done)
             else:
                 self.queue.requeue(job.id)
                 log.info(

@@ -80,10 +80,10 @@ def from_paths_file(
         file, label = spool, "stdin"
     else:
         file, label = Path(paths_file), paths_file
+        if file.is_dir():
+            raise JobError(f"{paths_file}: is a folder, not a paths file")
         if not file.exists():
             raise JobError(f"{paths_file}: paths file not found")
-        if file.is_dir():
-            raise JobError(f"{paths_file} is a folder, not a paths file")
         if not file.is_file():  # a pipe or a device: read it once, now
             spool = _spool_file(file, label)
             file = spool
@@ -160,4 +160,9 @@ def _read_paths(file: Path, label: str) -> Iterator[str]:
             stripped = line.strip()
             if not stripped or stripped.startswith("#"):
                 continue
+            if "\t" in stripped:
+                raise JobError(
+                    f"{label} line {number}: a tab: one path per line"
+                    " (a table of URLs is not supported yet)"
+                )
             yield normalize_path(stripped, f"{label} line {number}")

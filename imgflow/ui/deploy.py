@@ -29,11 +29,17 @@ def plan_table(steps: tuple[Step, ...], title: str) -> Table:
     return table
 
 
+def plan_counts(steps: tuple[Step, ...]) -> dict[str, int]:
+    """``{"create": 2, "update": 1, "unchanged": 10}``: the JSON document's summary."""
+    count = {action: sum(1 for s in steps if s.action == action) for action in ACTION_STYLES}
+    return {"create": count["create"], "update": count["update"], "unchanged": count["no change"]}
+
+
 def plan_summary(steps: tuple[Step, ...]) -> str:
     """'2 to create, 1 to update, 10 unchanged'."""
-    count = {action: sum(1 for s in steps if s.action == action) for action in ACTION_STYLES}
+    count = plan_counts(steps)
     return (
-        f"{count['create']} to create, {count['update']} to update, {count['no change']} unchanged"
+        f"{count['create']} to create, {count['update']} to update, {count['unchanged']} unchanged"
     )
 
 
@@ -69,7 +75,7 @@ def deploy_json(result: DeployResult) -> dict[str, Any]:
     document: dict[str, Any] = camel_keys(
         {
             "dry_run": result.dry_run,
-            "summary": plan_summary(result.plan.steps),
+            "summary": plan_counts(result.plan.steps),  # (an object, as every summary)
             **result.plan.to_json(),
             "outputs": result.outputs.to_json(),
         }
@@ -90,4 +96,30 @@ def teardown_table(result: TeardownResult) -> Table:
         table.add_row("kept", kind, name, reason, style="yellow")
     if not result.deleted and not result.kept:
         table.caption = "nothing to delete"
+    return table
+
+
+def offline_plan(deployment: str) -> Table:
+    """Every resource a first deploy of `deployment` creates, by kind and name, made from
+    the config alone (no account: the bucket's digest needs one)."""
+    from infra.names import FUNCTION_ROLES, ROLE_PURPOSES, Names
+
+    names = Names(deployment, "<account>", "<region>")
+    rows = [
+        ("s3 bucket", f"{deployment}-images-<digest of account and region>"),
+        ("dynamodb table", names.table),
+        ("sns topic", names.topic),
+        *(("iam role", names.role(purpose)) for purpose in ROLE_PURPOSES),
+        *(("log group", f"/aws/lambda/{names.function(r)}") for r in FUNCTION_ROLES),
+        *(("lambda function", names.function(role)) for role in FUNCTION_ROLES),
+        ("log group", f"/aws/vendedlogs/states/{names.state_machine}"),
+        ("state machine", names.state_machine),
+        ("http api", names.api),
+    ]
+    table = Table(title="plan of a first deploy (dry run, no account)", title_justify="left")
+    table.add_column("action")
+    table.add_column("resource")
+    table.add_column("name", overflow="fold")
+    for kind, name in rows:
+        table.add_row("create", kind, name, style=ACTION_STYLES["create"])
     return table

@@ -10,6 +10,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
@@ -25,25 +26,39 @@ from imgflow.engine.records import Outcome, ResultRecord, Summary
 REFRESH_PER_SECOND = 8
 TICK = 1 / REFRESH_PER_SECOND
 
+WIDE = 120  # from this width on, the line also shows the bytes written and the time spent
+
+
+def _columns(width: int, *middle: ProgressColumn | str) -> list[ProgressColumn | str]:
+    """A bar as wide as the terminal leaves, done/total, `middle`, the failures and ETA.
+
+    At 80 columns the line holds the worst case (1,000,000 images, 99,999 img/s, 99,999
+    failed, ETA 99:59:59) without cutting a value: the run id is on its own line above.
+    """
+    wide = width >= WIDE
+    bar = max(8, min(40, width - (110 if wide else 70)))
+    columns: list[ProgressColumn | str] = [
+        BarColumn(bar_width=bar),
+        MofNCompleteColumn(),
+        *middle,
+        TextColumn("[red]{task.fields[failed]} failed"),
+    ]
+    if wide:
+        columns.append(TimeElapsedColumn())
+    return [*columns, TextColumn("ETA"), TimeRemainingColumn()]
+
 
 class RunProgress:
-    """A live progress bar on stderr: done / total, bytes, rate, failures so far."""
+    """A live progress line on stderr: done / total, rate, failures so far, ETA (and, on a
+    wide terminal, bytes and time spent); the run id once above it."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self.failed = 0
         self.started = time.monotonic()
+        size = [TextColumn("{task.fields[size]}")] if console.width >= WIDE else []
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TextColumn("{task.fields[size]}"),
-            TextColumn("[red]{task.fields[failed]} failed"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TextColumn("[yellow]{task.fields[note]}"),
+            *_columns(console.width, TextColumn("{task.fields[rate]}"), *size),
             console=console,
             transient=False,
             refresh_per_second=REFRESH_PER_SECOND,
@@ -65,9 +80,8 @@ class RunProgress:
     def planned(self, run_id: str, total: int, duplicates: int) -> None:
         """Start the bar once the job is planned."""
         note = f" ({plural(duplicates, 'duplicate')})" if duplicates else ""
-        self._task = self._progress.add_task(
-            f"run {run_id}{note}", total=total, failed=0, rate="", size="", note="", start=True
-        )
+        self.console.print(f"run {run_id}{note}", markup=False)
+        self._task = self._progress.add_task("", total=total, failed=0, rate="", size="")
         self.started = time.monotonic()
 
     def throttled(self, change: Change) -> None:
@@ -78,7 +92,7 @@ class RunProgress:
         if change.rate is not None:
             note += f", {change.rate:.2g} req/s"
         note += f", waiting {change.wait:.0f} s"
-        self._progress.update(self._task, note=note)
+        self._progress.console.print(note, style="yellow", markup=False)
 
     def record(self, record: ResultRecord) -> None:
         """Advance the bar by one finished path."""
@@ -119,19 +133,14 @@ class AwsProgress:
 
     def __init__(self, console: Console) -> None:
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[batches]}"),
-            TextColumn("[red]{task.fields[failed]} failed"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            TextColumn("{task.description}"),
+            *_columns(console.width - 10, TextColumn("{task.fields[batches]}")),
             console=console,
             refresh_per_second=4,
         )
         self._task: TaskID | None = None
         self._failed = 0
+        self._named = False
 
     def __enter__(self) -> AwsProgress:
         self._progress.start()
@@ -151,9 +160,12 @@ class AwsProgress:
         if self._task is None:
             return
         self._failed = summary.failed
+        if not self._named:
+            self._progress.console.print(f"execution {run_id}", markup=False)
+            self._named = True
         self._progress.update(
             self._task,
-            description=f"{run_id[:16]} {state}",
+            description=state,
             completed=summary.total,
             batches=plural(batches_done, "batch", "batches"),
             failed=summary.failed,

@@ -1,14 +1,16 @@
-"""Tables: a run's per-image results and listings of recent runs."""
+"""Tables: a run's per-image results and listings of recent runs, fitted to the terminal."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from rich.table import Table
+from rich.text import Text
 
 from imgflow.documents.listing import COUNTS, Listing
 from imgflow.documents.text import plural
 from imgflow.engine.records import Outcome, ResultRecord, Summary
+from imgflow.ui.fit import Cell, Column, fitted
 
 TABLE_ROWS = 500
 _STYLE = {
@@ -18,60 +20,74 @@ _STYLE = {
     Outcome.UNCHANGED: "cyan",
     Outcome.FAILED: "red",
 }
+_RESULTS = (
+    Column("url", shrink=True, overflow="fold"),
+    Column("outcome", keep=2),
+    Column("status", justify="right"),
+    Column("key / error", shrink=True, overflow="fold"),  # (failures only: "error")
+    Column("bytes", keep=1, justify="right"),
+)
+# recent runs: the id, its state and counts stay; the rest goes first at 80 columns
+_KEEP = {"base url": 5, "started": 4, "retry of": 3, "skipped": 2, "stored": 1}
 
 
-def show_table(summary: Summary) -> bool:
-    """A per-image table is worth printing: a small run, or a large one with failures.
-
-    Past TABLE_ROWS rows the table lists only failures, so a large run without any is
-    the summary line alone.
-    """
-    return summary.total <= TABLE_ROWS or summary.failed > 0
-
-
-def results_table(records: Iterable[ResultRecord], total: int, title: str | None = None) -> Table:
-    """The per-image table. Past TABLE_ROWS rows only failures are listed."""
-    table = Table(title=title, show_lines=False, expand=False)
-    table.add_column("url", overflow="fold")
-    table.add_column("outcome")
-    table.add_column("status", justify="right")
-    table.add_column("key / error", overflow="fold")
-    table.add_column("bytes", justify="right")
-    only_failures = total > TABLE_ROWS
-    shown = 0
+def results_table(
+    records: Iterable[ResultRecord],
+    width: int,
+    title: str | None = None,
+    caption: str = "",
+    failures_only: bool = False,
+) -> Table:
+    """The per-image table of `records` (at most TABLE_ROWS of them); of failures only,
+    without the outcome and bytes columns."""
+    rows: list[list[Cell]] = []
     for record in records:
-        if only_failures and record.outcome is not Outcome.FAILED:
-            continue
-        if shown >= TABLE_ROWS:
+        if len(rows) >= TABLE_ROWS:
+            caption = f"only the first {TABLE_ROWS} rows; --output json lists every record"
             break
-        shown += 1
-        style = _STYLE[record.outcome]
-        table.add_row(
-            record.url,
-            f"[{style}]{record.outcome.value}[/]",
-            "" if record.status_code is None else str(record.status_code),
-            record.error if record.outcome is Outcome.FAILED else (record.key or ""),
-            "" if record.bytes is None else f"{record.bytes:,}",
+        rows.append(
+            [
+                record.url,
+                Text(record.outcome.value, style=_STYLE[record.outcome]),
+                "" if record.status_code is None else str(record.status_code),
+                (record.error if record.outcome is Outcome.FAILED else record.key) or "",
+                "" if record.bytes is None else f"{record.bytes:,}",
+            ]
         )
-    if only_failures:
-        table.caption = (
-            f"{plural(total, 'image')}: only failures are listed here (at most {TABLE_ROWS}); "
-            "use --output json for every record"
+    if failures_only:
+        kept = (0, 2, 3)
+        return fitted(
+            [_RESULTS[i] for i in kept],
+            [[row[i] for i in kept] for row in rows],
+            width,
+            title,
+            caption or None,
         )
-    return table
+    return fitted(_RESULTS, rows, width, title, caption or None)
 
 
-def listing_table(listing: Listing) -> Table:
+def omitted(summary: Summary) -> str:
+    """What the failures-only table leaves out, and how to list it."""
+    shown = summary.total - summary.failed
+    return f"{plural(shown, 'stored or skipped image')} not listed (--all lists them)"
+
+
+def listing_table(listing: Listing, width: int) -> Table:
     """Recent runs as a table, newest first, their counts once known."""
-    table = Table(title=listing.title)
-    for column in (*listing.columns, *COUNTS):
-        table.add_column(column)
-    for row in listing.rows:
-        table.add_row(*row.cells, *_counts(row.summary))
-    return table
+    columns = [
+        Column(
+            name,
+            keep=_KEEP.get(name, 0),
+            shrink=name == "base url",
+            justify="right" if name in COUNTS else "left",
+        )
+        for name in (*listing.columns, *COUNTS)
+    ]
+    rows = [[*row.cells, *_counts(row.summary)] for row in listing.rows]
+    return fitted(columns, rows, width, listing.title)
 
 
 def _counts(summary: Summary | None) -> list[str]:
     if summary is None:
         return ["", "", "", ""]
-    return [str(summary.total), str(summary.stored), str(summary.skipped), str(summary.failed)]
+    return [f"{n:,}" for n in (summary.total, summary.stored, summary.skipped, summary.failed)]

@@ -61,7 +61,7 @@ CLI_CASES: list[tuple[str, str | None, list[str], bytes | None, dict[str, str], 
     ("line-number-counts-blanks", None, [], b"a.gif\n\n# c\n//x/y", {}, "line 4:"),
     ("latin-1", None, [], b"ok.gif\nx.gif\ncaf\xe9.gif", {}, "line 3: not UTF-8"),
     ("utf-16", None, [], "a.gif\n".encode("utf-16"), {}, "line 1: not UTF-8"),
-    ("paths-dir", None, ["--paths-file", "."], None, {}, "paths file not found"),
+    ("paths-dir", None, ["--paths-file", "."], None, {}, "is a folder, not a paths file"),
     ("whitespace-only", None, [], b"   \n\t\n", {}, "no paths"),
 ]
 

@@ -38,7 +38,7 @@ def test_deploy_twice_then_teardown(project: Path) -> None:
     second = imgflow(project, "deploy", "--output", "json")
     assert second.returncode == 0, second.stderr
     report = json.loads(second.stdout)
-    assert report["summary"] == "0 to create, 0 to update, 17 unchanged"
+    assert report["summary"] == {"create": 0, "update": 0, "unchanged": 17}
     assert {s["action"] for s in report["steps"]} == {"no change"}
     assert report["outputs"]["apiUrl"].endswith("/jobs")
     assert second.stderr == ""

@@ -899,4 +899,29 @@ MUTANTS: list[Mutant] = [
         "",
         ("tests/aws/test_notify_failures.py::test_an_invalid_job_fails_with_a_notice",),
     ),
+    # -- the terminal: whole run ids, the next command, one JSON document ----------------------
+    Mutant(
+        "tables-cut-kept-columns",
+        "run ids and counts are never cut: other columns shrink or drop first (README)",
+        "imgflow/ui/fit.py",
+        "    while least() > width and any(columns[i].keep for i in shown):",
+        "    while False:",
+        ("tests/test_terminal.py::test_live_line_final_table_and_status_fit",),
+    ),
+    Mutant(
+        "interrupt-without-next-command",
+        "after Ctrl-C, done/total and the command that continues are printed (README)",
+        "imgflow/backends/local.py",
+        "            raise RunInterrupted(self._interrupted(run_id) or str(exc)) from None",
+        "            raise",
+        ("tests/test_terminal.py::test_the_interrupt_says_how_far_and_how_to_continue",),
+    ),
+    Mutant(
+        "validators-not-read-back",
+        "etag and lastModified in --output json come from the index (README)",
+        "imgflow/local/index/results.py",
+        "                etag=row[11],",
+        "                etag=None,",
+        ("tests/test_json_documents.py::test_run_status_retry_documents_and_validators",),
+    ),
 ]

@@ -33,6 +33,7 @@ def check(
         import sys
 
         from imgflow.backends.local import data_folder
+        from imgflow.documents.text import plural
         from imgflow.local.check import check as check_folder
         from imgflow.ui.console import out, say
 
@@ -61,9 +62,10 @@ def check(
                 else ""
             )
             out.print(
-                f"checked {report.checked} index rows in {report.data_dir}: {report.intact} intact,"
-                f" {len(report.missing)} missing, {len(report.mismatched)} mismatched,"
-                f" {len(report.orphans)} orphan files {done}{touched}",
+                f"checked {plural(report.checked, 'index row')} in {report.data_dir}:"
+                f" {report.intact:,} intact, {len(report.missing):,} missing,"
+                f" {len(report.mismatched):,} mismatched,"
+                f" {plural(len(report.orphans), 'orphan file')} {done}{touched}",
                 markup=False,
             )
     raise typer.Exit(1 if report.problems and not repair else 0)

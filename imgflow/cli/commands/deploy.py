@@ -40,6 +40,7 @@ def deploy_command(
     with errors():
         import json
 
+        from imgflow.aws.client import AwsError
         from imgflow.aws.deploy import Step, deploy
         from imgflow.ui.console import err, out
         from imgflow.ui.deploy import (
@@ -56,7 +57,20 @@ def deploy_command(
             if step.mutates:
                 err.print(step_line(step), markup=False)
 
-        result = deploy(cfg, dry_run=dry_run, on_step=progress)
+        try:
+            result = deploy(cfg, dry_run=dry_run, on_step=progress)
+        except AwsError as exc:
+            if not (dry_run and exc.code == "NoCredentials"):
+                raise
+            from imgflow.ui.deploy import offline_plan
+
+            out.print(offline_plan(cfg.deployment))
+            err.print(
+                "imgflow: no AWS credentials: this is every resource a first deploy creates\n"
+                "without an account: see 'The whole aws path on one machine' in docs/aws.md",
+                markup=False,
+            )
+            raise typer.Exit(0) from None
         for warning in result.plan.warnings:
             err.print(f"[bold yellow]warning:[/] {warning}")
         command = _api_command(cfg, result.outputs)

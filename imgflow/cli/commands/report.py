@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from imgflow.cli.exits import errors
-from imgflow.cli.options import ConfigOpt, DataDirOpt, load_config
+from imgflow.cli.options import (
+    ConfigOpt,
+    DataDirOpt,
+    ProfileOpt,
+    RegionOpt,
+    ReportOutput,
+    aws_config,
+)
 
 
 def report_command(
@@ -18,8 +25,8 @@ def report_command(
     output_file: Annotated[
         Path | None,
         typer.Option(
-            "--output",
-            "-o",
+            "--file",
+            "-f",
             help="HTML file to write (default: <data-dir>/runs/<run>/report.html).",
         ),
     ] = None,
@@ -45,6 +52,16 @@ def report_command(
     ] = 168,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    output: Annotated[
+        ReportOutput,
+        typer.Option(
+            "--output",
+            "-o",
+            help='html: print the file written; json: {"run", "report"} (the file).',
+        ),
+    ] = ReportOutput.html,
 ) -> None:
     """Write a run as one self-contained HTML page: counts, rate, failures, a gallery.
 
@@ -56,12 +73,19 @@ def report_command(
         from imgflow.backends.base import Flags, ReportOptions
         from imgflow.ui.console import out
 
-        cfg = load_config(config)
+        cfg = aws_config(config, profile, region)
         kind = choose(run_id, None, "local")  # (an execution is named by its ARN)
         kind.refuse("report", Flags(data_dir=data_dir))
         options = ReportOptions(output_file, thumbnails, embed_thumbnails, link_hours * 3600)
         written = kind(cfg, data_dir).report(run_id, options)
-        out.print(str(written), markup=False)
+        if output is ReportOutput.json:
+            import json
+            import sys
+
+            # ("run" is null when the newest run was written: it was not named)
+            sys.stdout.write(json.dumps({"run": run_id, "report": str(written)}) + "\n")
+        else:
+            out.print(str(written), markup=False)
         if open_page:
             import webbrowser
 

@@ -10,14 +10,17 @@ import typer
 
 from imgflow.cli.exits import errors
 from imgflow.cli.options import (
+    AllOpt,
     BackendOpt,
     ConfigOpt,
     DataDirOpt,
     NoWaitOpt,
     Output,
     OutputOpt,
+    ProfileOpt,
+    RegionOpt,
+    aws_config,
     backend_value,
-    load_config,
 )
 
 if TYPE_CHECKING:
@@ -113,7 +116,20 @@ def _warn_of_doubled_path(spec: PathsSource) -> None:
         warn(hint)
 
 
-def _run_job(cfg: Config, spec: PathsSource, flags: Flags, output: Output) -> int:
+HOST_CONCURRENCY = 64  # more requests at once than a web host is likely to take from one client
+
+
+def _warn_of_crowding(concurrency: int) -> None:
+    if concurrency > HOST_CONCURRENCY:
+        from imgflow.ui.console import warn
+
+        warn(
+            f"-c {concurrency:,}: more than {HOST_CONCURRENCY} requests at once to one host"
+            " are often refused or throttled (imgflow slows down when it is)"
+        )
+
+
+def _run_job(cfg: Config, spec: PathsSource, flags: Flags, output: Output, all_rows: bool) -> int:
     """Run `spec` on the config's backend and show it; the exit code."""
     from imgflow.backends import BACKENDS
     from imgflow.backends.base import ReportOptions, RunView
@@ -130,7 +146,7 @@ def _run_job(cfg: Config, spec: PathsSource, flags: Flags, output: Output) -> in
     kind.refuse("run", flags)
     backend = kind(cfg, flags.data_dir)
     outcome = follow(backend, lambda listener: backend.run(spec, flags, listener))
-    code = shown(outcome, output)
+    code = shown(outcome, output, all_rows)
     if flags.report and isinstance(outcome, RunView):
         written = backend.report(outcome.id, ReportOptions())
         err.print(f"report: {written}", markup=False, soft_wrap=True)
@@ -139,27 +155,41 @@ def _run_job(cfg: Config, spec: PathsSource, flags: Flags, output: Output) -> in
 
 def run(
     base_url: Annotated[
-        str | None, typer.Option("--base-url", help="Base URL the paths are relative to.")
+        str | None,
+        typer.Option("--base-url", metavar="URL", help="Base URL the paths are relative to."),
     ] = None,
     paths_file: Annotated[
         str | None,
-        typer.Option("--paths-file", help="One path per line ('-' reads stdin; # comments)."),
+        typer.Option(
+            "--paths-file", metavar="FILE", help="One path per line ('-' reads stdin; # comments)."
+        ),
     ] = None,
     job: Annotated[
         str | None,
         typer.Option(
-            "--job", help='JSON body {"baseUrl", "resourcePaths", "lambdaConcur"} (or -).'
+            "--job",
+            metavar="FILE",
+            help='JSON body {"baseUrl", "resourcePaths", "lambdaConcur"} (or -).',
         ),
     ] = None,
     concurrency: Annotated[
         int | None,
-        typer.Option("--concurrency", "-c", min=1, help="Most requests in flight per batch."),
+        typer.Option(
+            "--concurrency",
+            "-c",
+            min=1,
+            help="Most requests in flight per batch (job.concurrency; default 5).",
+        ),
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", min=1, help="Paths per batch.")
+        int | None,
+        typer.Option("--batch-size", min=1, help="Paths per batch (job.batch_size; default 250)."),
     ] = None,
     max_batches: Annotated[
-        int | None, typer.Option("--max-batches", min=1, help="Batches in flight at once.")
+        int | None,
+        typer.Option(
+            "--max-batches", min=1, help="Batches in flight at once (job.max_batches; default 4)."
+        ),
     ] = None,
     tolerate_failures: Annotated[
         float | None,
@@ -167,7 +197,8 @@ def run(
             "--tolerate-failures",
             min=0,
             max=100,
-            help="Exit 0 when at most this percent of images failed.",
+            help="Exit 0 when at most this percent of images failed"
+            " (job.tolerate_failures; default 0).",
         ),
     ] = None,
     force: Annotated[
@@ -204,6 +235,7 @@ def run(
         typer.Option(
             "--header",
             "-H",
+            metavar="'NAME: VALUE'",
             help="Extra request header 'Name: value' (repeatable; replaces a fetch.headers "
             "entry of the same name).",
         ),
@@ -216,6 +248,7 @@ def run(
         str | None,
         typer.Option(
             "--proxy",
+            metavar="URL",
             help="Proxy for every request, http://[user:password@]host:port (fetch.proxy; "
             "default: HTTP_PROXY / HTTPS_PROXY / ALL_PROXY, NO_PROXY bypasses).",
         ),
@@ -252,7 +285,10 @@ def run(
     ] = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
     output: OutputOpt = Output.table,
+    all_rows: AllOpt = False,
 ) -> None:
     """Download every image of a job, store it, index it and report each failure."""
     with errors():
@@ -262,7 +298,7 @@ def run(
         network = Network(
             header or [], user_agent, proxy, no_proxy, ca_bundle, insecure, rate, burst
         )
-        cfg = load_config(config)
+        cfg = aws_config(config, profile, region)
         cfg = with_overrides(
             cfg,
             backend=backend_value(backend),
@@ -278,6 +314,7 @@ def run(
         if spec.concurrency is not None and concurrency is None:
             cfg = with_overrides(cfg, job={"concurrency": spec.concurrency})
         _warn_of_doubled_path(spec)
+        _warn_of_crowding(cfg.job.concurrency)
         flags = Flags(
             data_dir=data_dir,
             force=force,
@@ -290,7 +327,7 @@ def run(
             max_batches=max_batches is not None,
         )
         try:
-            code = _run_job(cfg, spec, flags, output)
+            code = _run_job(cfg, spec, flags, output, all_rows)
         finally:
             spec.cleanup()
     raise typer.Exit(code)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Annotated
 
 import typer
 
 from imgflow.cli.exits import errors
 from imgflow.cli.options import (
+    AllOpt,
     BackendOpt,
     ConfigOpt,
     DataDirOpt,
@@ -15,7 +18,9 @@ from imgflow.cli.options import (
     NoWaitOpt,
     Output,
     OutputOpt,
-    load_config,
+    ProfileOpt,
+    RegionOpt,
+    aws_config,
 )
 
 
@@ -28,30 +33,38 @@ def status(
     limit: LimitOpt = 20,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
     output: OutputOpt = Output.table,
+    all_rows: AllOpt = False,
 ) -> None:
     """Show a past run's per-image results, or list recent runs (executions on aws)."""
     with errors():
-        import sys
-
         from imgflow.backends import choose
         from imgflow.backends.base import Flags
+        from imgflow.backends.local import NoRuns
         from imgflow.cli.follow import shown
+        from imgflow.documents.listing import Listing
         from imgflow.ui.console import out
         from imgflow.ui.tables import listing_table
 
-        cfg = load_config(config)
+        cfg = aws_config(config, profile, region)
         kind = choose(run_id, backend, cfg.backend)
         kind.refuse("status", Flags(data_dir=data_dir))
         chosen = kind(cfg, data_dir)
         if run_id is None:
-            listing = chosen.runs(limit)
+            try:
+                listing = chosen.runs(limit)
+            except NoRuns:
+                if output is not Output.json:
+                    raise
+                listing = Listing("", "runs", (), ())
             if output is Output.json:
                 sys.stdout.write(listing.to_json() + "\n")
             else:
-                out.print(listing_table(listing))
+                out.print(listing_table(listing, out.width))
             return
-        code = shown(chosen.status(run_id), output)
+        code = shown(chosen.status(run_id), output, all_rows)
     raise typer.Exit(code)
 
 
@@ -64,7 +77,10 @@ def retry(
     no_wait: NoWaitOpt = False,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
     output: OutputOpt = Output.table,
+    all_rows: AllOpt = False,
 ) -> None:
     """Run again just the images that failed in a run, skipping any stored since.
 
@@ -75,11 +91,15 @@ def retry(
         from imgflow.backends import choose
         from imgflow.backends.base import Flags
         from imgflow.cli.follow import follow, shown
+        from imgflow.documents.run import nothing_retried
 
-        cfg = load_config(config)
+        cfg = aws_config(config, profile, region)
         kind = choose(target, backend, cfg.backend)
         flags = Flags(data_dir=data_dir, no_wait=no_wait)
         kind.refuse("retry", flags)
         chosen = kind(cfg, data_dir)
-        code = shown(follow(chosen, lambda listener: chosen.retry(target, flags, listener)), output)
+        outcome = follow(chosen, lambda listener: chosen.retry(target, flags, listener))
+        if outcome is None and output is Output.json:
+            sys.stdout.write(json.dumps(nothing_retried(target)) + "\n")
+        code = shown(outcome, output, all_rows)
     raise typer.Exit(code)

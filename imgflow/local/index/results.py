@@ -31,12 +31,15 @@ class ResultsTable(Connected):
 
     _kind_column: str
     _meta_column: str
+    _etag_columns: str
 
     def _prepare_results(self) -> None:
         """Columns an older database opened read-only lacks read as NULL."""
         have = columns(self.conn, "results")
         self._kind_column = column_or("failure_kind", have)
         self._meta_column = column_or("meta", have)
+        images = columns(self.conn, "images")
+        self._etag_columns = "i.etag, i.last_modified" if "etag" in images else "NULL, NULL"
 
     def _insert_plan(self, run_id: str, items: Iterable[Item], chunk: int) -> tuple[int, int]:
         """Insert every item as pending, once per URL: (unique items, items seen).
@@ -102,6 +105,22 @@ class ResultsTable(Connected):
         for row in cursor:
             yield _item(*row)
 
+    def written_keys(self, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` some run stored or updated (files imgflow wrote)."""
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            found.update(
+                row[0]
+                for row in self.conn.execute(
+                    f"SELECT DISTINCT key FROM results WHERE key IN ({marks})"
+                    " AND outcome IN ('stored', 'updated')",
+                    chunk,
+                )
+            )
+        return found
+
     def count_retried(self, run_id: str) -> int:
         """How many items of the run failed or never finished."""
         row = self.conn.execute(
@@ -141,11 +160,14 @@ class ResultsTable(Connected):
     def records(self, run_id: str, only_failed: bool = False) -> Iterator[ResultRecord]:
         """The run's records in input order, streamed (pending ones are left out)."""
         which = f"= '{_FAILED}'" if only_failed else f"!= '{PENDING}'"
+        kind = "NULL" if self._kind_column == "NULL" else "r." + self._kind_column
+        # the server's validators of an image the run wrote or kept, from the images table
         cursor = self.conn.execute(
-            "SELECT url, path, outcome, status_code, key, bytes, sha256, content_type, error,"
-            f" attempts, {self._kind_column} FROM results"
-            f" WHERE run_id = ? AND outcome {which} ORDER BY seq",
-            (run_id,),
+            "SELECT r.url, r.path, r.outcome, r.status_code, r.key, r.bytes, r.sha256,"
+            f" r.content_type, r.error, r.attempts, {kind}, {self._etag_columns}"
+            " FROM results r LEFT JOIN images i ON i.url = r.url AND r.outcome != ?"
+            f" WHERE r.run_id = ? AND r.outcome {which} ORDER BY r.seq",
+            (_FAILED, run_id),
         )
         for row in cursor:
             failed = row[2] == _FAILED
@@ -161,6 +183,8 @@ class ResultsTable(Connected):
                 error=row[8],
                 attempts=row[9],
                 failure_kind=failure_kind(row[10], row[8]) if failed else None,
+                etag=row[11],
+                last_modified=row[12],
             )
 
     def failure_messages(self, run_id: str) -> Iterator[str]:
