@@ -4,18 +4,13 @@ as the paths file, a mistyped config key, a concurrency no single host takes."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
-from support.cli_run import cli_env
+from support.cli_run import FAST_ENV, run_cli
 
 
 def imgflow(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", *args],
-        cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=60,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    return run_cli(*args, cwd=tmp_path, env=FAST_ENV, timeout=60, stdin=subprocess.DEVNULL)
 
 
 def test_a_folder_as_the_paths_file_is_named_a_folder(tmp_path: Path) -> None:
@@ -59,15 +54,10 @@ def test_a_concurrency_no_host_takes_is_warned_of(tmp_path: Path) -> None:
 
 
 def test_deploy_dry_run_without_credentials_shows_the_plan(tmp_path: Path) -> None:
-    env = cli_env(tmp_path)
-    for name in list(env):
-        if name.startswith("AWS_"):
-            del env[name]
-    env.update({"AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"})
-    done = subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", "deploy", "--dry-run", "--region", "eu-west-1"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
-        stdin=subprocess.DEVNULL,
+    no_files = {"AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+    done = run_cli(
+        "deploy", "--dry-run", "--region", "eu-west-1", cwd=tmp_path,
+        env={**FAST_ENV, **no_files}, drop=("AWS_",), timeout=60, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     for kind, name in [

@@ -7,21 +7,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-from support.cli_run import cli_env, site
+from support.cli_run import run_cli, site
 from support.nginx import Nginx, Server
 
 COUNT = 5
 
 
 def _cli(tmp_path: Path, data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", *args, "--data-dir", str(data)],
-        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=60,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    return run_cli(
+        *args, "--data-dir", str(data), cwd=tmp_path, timeout=60, stdin=subprocess.DEVNULL
+    )
 
 
 def _copied(tmp_path: Path, web: Nginx) -> Path:

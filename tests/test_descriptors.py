@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support.cli_run import cli_env, site
+from support.cli_run import run_cli, site
 from support.nginx import Nginx, Server
 
 
@@ -29,11 +29,10 @@ def test_a_low_descriptor_limit_stores_every_image_and_warns_once(tmp_path: Path
     root = site(tmp_path, count)
     (tmp_path / "paths.txt").write_text("".join(f"{i}.gif\n" for i in range(count)))
     with Nginx(tmp_path / "nginx", [Server(f"location / {{ root {root}; }}")]) as web:
-        done = subprocess.run(
-            [sys.executable, "-m", "imgflow.cli", "run", "--base-url", web.url(0, "/"),
-             "--paths-file", "paths.txt", "-o", "json", "-c", "200"],
-            cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300,
-            stdin=subprocess.DEVNULL, preexec_fn=_limited(256),
+        done = run_cli(
+            "run", "--base-url", web.url(0, "/"), "--paths-file", "paths.txt", "-o", "json",
+            "-c", "200", cwd=tmp_path, timeout=300, stdin=subprocess.DEVNULL,
+            preexec_fn=_limited(256),
         )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     doc = json.loads(done.stdout)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support.cli_run import cli_env, site
+from support.cli_run import run_cli, site
 from support.nginx import Nginx, Server
 
 COMMANDS = {
@@ -26,10 +25,9 @@ COMMANDS = {
 
 
 def _cli(tmp_path: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", *args, "--data-dir", str(tmp_path / "data")],
-        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=timeout,
-        stdin=subprocess.DEVNULL,
+    return run_cli(
+        *args, "--data-dir", str(tmp_path / "data"),
+        cwd=tmp_path, timeout=timeout, stdin=subprocess.DEVNULL,
     )  # fmt: skip
 
 

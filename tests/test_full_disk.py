@@ -9,12 +9,11 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.cli_run import cli_env, site
+from support.cli_run import run_cli, site
 from support.nginx import Nginx, Server
 
 
@@ -40,13 +39,11 @@ def _run(
     tmp_path: Path, url: str, data: Path, paths: list[str]
 ) -> subprocess.CompletedProcess[str]:
     (tmp_path / "paths.txt").write_text("".join(f"{p}\n" for p in paths))
-    env = cli_env()
-    env["IMGFLOW_NOTIFY_COMMAND"] = f"sh -c 'cat > {tmp_path / 'notified.json'}'"
-    return subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", "run", "--base-url", url,
-         "--paths-file", "paths.txt", "-o", "json", "-c", "4", "--data-dir", str(data)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-        stdin=subprocess.DEVNULL,
+    notify = f"sh -c 'cat > {tmp_path / 'notified.json'}'"
+    return run_cli(
+        "run", "--base-url", url, "--paths-file", "paths.txt", "-o", "json", "-c", "4",
+        "--data-dir", str(data), cwd=tmp_path, env={"IMGFLOW_NOTIFY_COMMAND": notify},
+        timeout=300, stdin=subprocess.DEVNULL,
     )  # fmt: skip
 
 
@@ -66,11 +63,9 @@ def _assert_reported(tmp_path: Path, done: subprocess.CompletedProcess[str], dat
     failed = doc["summary"]["failed"]
     assert failed > 0, doc["summary"]
     assert doc["state"] == "failed", doc["state"]
-    status = subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", "status", doc["run"], "--data-dir", str(data),
-         "-o", "json"],
-        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    status = run_cli(
+        "status", doc["run"], "--data-dir", str(data), "-o", "json", cwd=tmp_path, timeout=60
+    )
     assert json.loads(status.stdout)["state"] == "failed", status.stdout
     failures = data / "runs" / doc["run"] / "failures.json"
     if failures.exists():  # space allowed it

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
-from support.cli_run import cli_env
+from support.cli_run import FAST_ENV, run_cli
 from support.faultserver import FaultServer, Ok
 
 from imgflow.demo.images import make_gif
@@ -24,11 +23,9 @@ MODIFIED = "Tue, 03 Nov 2026 10:00:00 GMT"
 
 def imgflow_json(tmp_path: Path, schema: str, *args: str, code: int = 0) -> Any:
     """`imgflow <args> -o json`: its one document, checked against `schema`."""
-    done = subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", *args, "-o", "json"],
-        cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=120,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    done = run_cli(
+        *args, "-o", "json", cwd=tmp_path, env=FAST_ENV, timeout=120, stdin=subprocess.DEVNULL
+    )
     assert done.returncode == code, done.stderr
     document = json.loads(done.stdout)
     validator = jsonschema.Draft202012Validator(_schema(f"{schema}.json"), registry=_registry())
@@ -79,11 +76,9 @@ def test_profile_and_region_on_every_command_that_reaches_aws(tmp_path: Path) ->
     arn = "arn:aws:states:eu-west-1:123456789012:execution:imgflow:x"  # (an ARN is aws's)
     for command in (["run", "--paths-file", "-", "--backend", "aws"], ["status", arn],
                     ["retry", arn], ["report", arn]):  # fmt: skip
-        done = subprocess.run(
-            [sys.executable, "-m", "imgflow.cli", *command, "--profile", "nosuch",
-             "--region", "eu-west-1"],
-            cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=60,
-            stdin=subprocess.DEVNULL,
+        done = run_cli(
+            *command, "--profile", "nosuch", "--region", "eu-west-1",
+            cwd=tmp_path, env=FAST_ENV, timeout=60, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         assert "No such option" not in done.stderr, (command, done.stderr)
         assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr

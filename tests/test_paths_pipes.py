@@ -6,11 +6,10 @@ import json
 import os
 import shlex
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
-from support.cli_run import cli_env, site
+from support.cli_run import cli_argv, cli_env, run_cli, site
 from support.nginx import Nginx, Server
 
 from imgflow.sources.paths import from_paths_file
@@ -20,8 +19,8 @@ def test_process_substitution_is_read(tmp_path: Path) -> None:
     root = site(tmp_path, 3)
     with Nginx(tmp_path / "nginx", [Server(f"location / {{ root {root}; }}")]) as web:
         command = " ".join(
-            [shlex.quote(sys.executable), "-m", "imgflow.cli", "run", "--base-url",
-             web.url(0, "/"), "--paths-file", "<(printf '0.gif\\n1.gif\\n2.gif\\n')", "-o", "json"]
+            [shlex.join(cli_argv("run", "--base-url", web.url(0, "/"))),
+             "--paths-file", "<(printf '0.gif\\n1.gif\\n2.gif\\n')", "-o", "json"]
         )  # fmt: skip
         done = subprocess.run(
             ["bash", "-c", command], cwd=tmp_path, env=cli_env(), capture_output=True,
@@ -56,10 +55,9 @@ def test_a_named_pipe_is_read_once_and_replayed(tmp_path: Path) -> None:
 
 
 def test_dev_null_is_an_empty_paths_file(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", "run", "--base-url", "http://127.0.0.1:9/",
-         "--paths-file", "/dev/null"],
-        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=60,
+    done = run_cli(
+        "run", "--base-url", "http://127.0.0.1:9/", "--paths-file", "/dev/null",
+        cwd=tmp_path, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

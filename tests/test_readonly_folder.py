@@ -6,21 +6,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.cli_run import cli_env, site
+from support.cli_run import run_cli, site
 from support.nginx import Nginx, Server
 
 
 def _cli(tmp_path: Path, data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "imgflow.cli", *args, "--data-dir", str(data)],
-        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=60,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    return run_cli(
+        *args, "--data-dir", str(data), cwd=tmp_path, timeout=60, stdin=subprocess.DEVNULL
+    )
 
 
 @pytest.fixture

@@ -4,11 +4,10 @@ done/total are whole, option names are never cut, the next command is printed.""
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
-from support.cli_run import cli_env
+from support.cli_run import FAST_ENV, cli_argv, cli_env
 from support.faultserver import Delay, FaultServer, Ok
 from support.tmux import Terminal, term_env
 
@@ -17,13 +16,11 @@ from imgflow.demo.images import make_gif
 SIZES = [(80, 24), (200, 50)]
 RUN_ID = re.compile(r"\b\d{8}-\d{6}-[0-9a-f]{6}\b")
 COMMANDS = ["run", "status", "retry", "report", "check", "serve", "demo", "deploy", "teardown"]
-IMGFLOW = [sys.executable, "-m", "imgflow.cli"]
 
 
 def _terminal(tmp_path: Path, width: int, height: int) -> Terminal:
-    env = term_env(cli_env(tmp_path))
-    env.update({"IMGFLOW_FETCH_RETRIES": "0", "IMGFLOW_FETCH_TIMEOUT": "5"})
-    return Terminal(width, height, tmp_path, env)
+    env = cli_env({**FAST_ENV, "IMGFLOW_FETCH_RETRIES": "0", "IMGFLOW_FETCH_TIMEOUT": "5"})
+    return Terminal(width, height, tmp_path, term_env(env))
 
 
 def _no_wraps(term: Terminal) -> None:
@@ -49,7 +46,7 @@ def _slow_site(server: FaultServer, count: int, delay: float, missing: int = 0) 
 
 def _run_argv(server: FaultServer, tmp_path: Path, paths: list[str], *flags: str) -> list[str]:
     (tmp_path / "paths.txt").write_text("\n".join(paths) + "\n")
-    return [*IMGFLOW, "run", "--base-url", server.base_url, "--paths-file", "paths.txt", *flags]
+    return cli_argv("run", "--base-url", server.base_url, "--paths-file", "paths.txt", *flags)
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
@@ -73,7 +70,7 @@ def test_live_line_final_table_and_status_fit(tmp_path: Path, width: int, height
         _whole(lines, r"40 stored or skipped images not listed \(--all lists them\)")
 
     with _terminal(tmp_path, width, height) as term:
-        term.start([*IMGFLOW, "status"])
+        term.start(cli_argv("status"))
         assert term.exit_code(30) == 0
         _no_wraps(term)
         _whole(term.screen(), run_id[0] + r" .* 43 .* 3 ")
@@ -98,7 +95,7 @@ def test_the_interrupt_says_how_far_and_how_to_continue(
             _whole(lines, rf"^continue with: imgflow retry {run_id[0]}$")
 
         with _terminal(tmp_path, width, height) as term:
-            term.start([*IMGFLOW, "retry", run_id[0]])
+            term.start(cli_argv("retry", run_id[0]))
             assert term.exit_code(90) == 0
             _whole(term.screen(), rf"retrying \d+ unfinished images of run {run_id[0]}")
 
@@ -118,7 +115,7 @@ def test_help_fits_and_names_every_option(
     chosen = group if command is None else group.commands[command]  # type: ignore[attr-defined]
     names = [name for p in chosen.params for name in getattr(p, "opts", []) if name.startswith("-")]
     with _terminal(tmp_path, width, height) as term:
-        term.start([*IMGFLOW, *([command] if command else []), "--help"])
+        term.start(cli_argv(*([command] if command else []), "--help"))
         assert term.exit_code(30) == 0
         _no_wraps(term)
         text = "\n".join(term.screen())
