@@ -71,7 +71,7 @@ def _assert_reported(tmp_path: Path, done: subprocess.CompletedProcess[str], dat
     if failures.exists():  # space allowed it
         assert len(json.loads(failures.read_text())) == failed
     else:
-        said = [line for line in done.stderr.splitlines() if "failures" in line]
+        said = [line for line in done.stderr.splitlines() if "failures file" in line]
         assert len(said) == 1 and "could not write" in said[0], done.stderr[-2000:]
     assert len(json.loads((tmp_path / "notified.json").read_text())) == failed
 

@@ -65,7 +65,7 @@ def test_report_of_a_read_only_folder_is_written_elsewhere(
 ) -> None:
     _, view, run_id = read_only
     page = tmp_path / "page.html"
-    done = _cli(tmp_path, view, "report", run_id, "--no-thumbnails", "-o", str(page))
+    done = _cli(tmp_path, view, "report", run_id, "--no-thumbnails", "-f", str(page))
     assert done.returncode == 0, done.stderr
     assert page.is_file()
 
