@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -14,25 +13,15 @@ from pathlib import Path
 
 import pytest
 from support.cli_run import run_cli, site
+from support.mounts import tmpfs
 from support.nginx import Nginx, Server
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
     """A tmpfs mounted with the options `request.param`; skipped when not root."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", request.param, "tmpfs", str(disk)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", request.param) as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def _run(

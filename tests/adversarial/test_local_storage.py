@@ -26,6 +26,7 @@ import pytest
 from support.cli_run import cli_argv as cli
 from support.cli_run import cli_env
 from support.invariants import files_on_disk, leftover_temporaries
+from support.mounts import tmpfs
 
 ENV = {
     "IMGFLOW_FETCH_RETRIES": "0",
@@ -324,19 +325,8 @@ def test_storage_damage_is_one_line_naming_the_file(
 
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    if not IS_ROOT:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    mount = tmp_path / "mnt"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "mnt", "size=2m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_read_only_data_folder_is_one_line(

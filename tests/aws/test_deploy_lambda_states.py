@@ -11,6 +11,7 @@ import dataclasses
 import io
 import zipfile
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import botocore.exceptions
 import pytest
@@ -22,18 +23,26 @@ from imgflow.aws.deploy import DeployResult
 from imgflow.aws.zips import lambda_zip
 from imgflow.config import Config, with_overrides
 
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+
 ROLES = ("plan", "download", "consolidate")
 
 
-def test_the_double_refuses_what_lambda_refuses_while_pending(
-    aws: Aws,
-    lambda_states: LambdaStates,
-    run_deploy: Callable[..., DeployResult],
-    deploy_cfg: Config,
-) -> None:
+@pytest.fixture
+def deployed(
+    aws: Aws, run_deploy: Callable[..., DeployResult], deploy_cfg: Config
+) -> tuple[LambdaClient, str]:
+    """A first deploy done: the Lambda client and the deployment's name."""
     run_deploy(deploy_cfg)
-    lam = aws.lambda_()
-    name = f"{deploy_cfg.deployment}-plan"
+    return aws.lambda_(), deploy_cfg.deployment
+
+
+def test_the_double_refuses_what_lambda_refuses_while_pending(
+    deployed: tuple[LambdaClient, str], lambda_states: LambdaStates
+) -> None:
+    lam, deployment = deployed
+    name = f"{deployment}-plan"
     config = lam.get_function_configuration(FunctionName=name)
     lam.create_function(
         FunctionName=f"{name}-2",
@@ -63,15 +72,11 @@ def _zip_bytes(extra: str = "") -> bytes:
 
 
 def test_functions_are_active_and_invocable_when_a_first_deploy_returns(
-    aws: Aws,
-    lambda_states: LambdaStates,
-    run_deploy: Callable[..., DeployResult],
-    deploy_cfg: Config,
+    deployed: tuple[LambdaClient, str], lambda_states: LambdaStates
 ) -> None:
-    run_deploy(deploy_cfg)
-    lam = aws.lambda_()
+    lam, deployment = deployed
     for role in ROLES:
-        lam.invoke(FunctionName=f"{deploy_cfg.deployment}-{role}", Payload=b"{}")
+        lam.invoke(FunctionName=f"{deployment}-{role}", Payload=b"{}")
     assert lambda_states.refused == {}
     assert lambda_states.waiter_sleeps >= len(ROLES)  # deploy did wait
 
