@@ -179,7 +179,9 @@ def test_a_run_stores_skips_and_checks_through_the_layout_only(
 
     layout.objects[f"{host}/orphan.gif"] = (b"GIF89a", 1)
     report = check(tmp_path, layout=layout)
-    assert (report.checked, report.intact, report.orphans) == (5, 5, [f"{host}/orphan.gif"])
+    # no run wrote it: the user's, listed as foreign (never removed)
+    found = (report.checked, report.intact, report.orphans, report.foreign)
+    assert found == (5, 5, [], [f"{host}/orphan.gif"])
     digest = hashlib.sha256(layout.objects[f"{host}/a.gif"][0]).hexdigest()
     assert digest == hashlib.sha256(make_gif("a.gif")).hexdigest()
 

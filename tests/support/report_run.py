@@ -59,7 +59,8 @@ def _run(server: FaultServer, paths: list[str], data_dir: Path) -> LocalRunResul
         batch_size=5,
         max_batches=2,
     )
-    return run_job(job, run_settings(quick_config()), data_dir)
+    cfg = quick_config(timeout=0.5, retry_after_max=5, max_bytes=20_000)
+    return run_job(job, run_settings(cfg), data_dir)
 
 
 @dataclass(frozen=True)
