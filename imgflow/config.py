@@ -67,6 +67,7 @@ class LocalConfig:
 
     data_dir: str = "imgflow-data"
     fsync: bool = True
+    workers: int | Literal["auto"] = 1  # processes fetching and storing (imgflow/local/workers)
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,10 @@ def _validate(cfg: Config) -> None:
         (cfg.fetch.throttle_patience >= 0, "fetch.throttle_patience: must be 0 or more seconds"),
         (bool(cfg.fetch.allowed_types), "fetch.allowed_types: must list at least one type"),
         (bool(cfg.local.data_dir), "local.data_dir: must not be empty"),
+        (
+            cfg.local.workers == "auto" or 1 <= cfg.local.workers <= 64,
+            "local.workers: must be 1 to 64, or auto",
+        ),
         (cfg.lambda_.timeout >= 1, "lambda.timeout: must be at least 1 second"),
         (cfg.lambda_.timeout <= 900, "lambda.timeout: Lambda allows at most 900 seconds"),
         (128 <= cfg.lambda_.memory <= 10240, "lambda.memory: must be 128 to 10240 MB"),

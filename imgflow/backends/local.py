@@ -41,6 +41,7 @@ def make_job(
 ) -> LocalJob:
     """The local runner's job of `source`'s items, batched as `cfg` says."""
     from imgflow.local.runner import LocalJob
+    from imgflow.local.workers import worker_count
 
     return LocalJob(
         source=source,
@@ -49,6 +50,7 @@ def make_job(
         max_batches=cfg.job.max_batches,
         force=force,
         refresh=refresh,
+        workers=worker_count(cfg.local.workers),
     )
 
 
@@ -75,7 +77,7 @@ def execute(
         if on_warn is not None:
             on_warn(warning)
     settings = run_settings(cfg)
-    return run_job(job, settings, folder, progress, run_id, on_wait, on_throttle, stop)
+    return run_job(job, settings, folder, progress, run_id, on_wait, on_throttle, stop, on_warn)
 
 
 def run_settings(cfg: Config) -> RunSettings:

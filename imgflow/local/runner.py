@@ -53,6 +53,7 @@ class LocalJob:
     # Fewer requests in flight than concurrency x max_batches (the descriptors allow no
     # more: imgflow/local/descriptors.py); None: no cap.
     max_in_flight: int | None = None
+    workers: int = 1  # processes that fetch and store (imgflow/local/workers/)
 
 
 class Progress(Protocol):
@@ -100,6 +101,7 @@ def run_job(
     on_wait: Callable[[str], None] | None = None,
     on_throttle: OnChange | None = None,
     stop: threading.Event | None = None,
+    on_warn: Callable[[str], None] | None = None,
 ) -> LocalRunResult:
     """Run `job` into `data_dir` (stored by `settings.layout`); raises RunInterrupted after
     saving on SIGINT/SIGTERM.
@@ -126,6 +128,7 @@ def run_job(
                     on_wait,
                     on_throttle,
                     stop,
+                    on_warn,
                 )
         finally:
             db.close()
@@ -143,6 +146,7 @@ def _run(
     on_wait: Callable[[str], None] | None,
     on_throttle: OnChange | None,
     stop: threading.Event | None = None,
+    on_warn: Callable[[str], None] | None = None,
 ) -> LocalRunResult:
     db.create_run(run_id, job.source, job.concurrency, job.batch_size, job.max_batches)
     total, duplicates = db.plan(run_id, job.source.items())
@@ -157,6 +161,7 @@ def _run(
             runner = _Runner(job, settings, db, store, run_id, progress)
             runner.on_throttle = on_throttle
             runner.stop_event = stop
+            runner.data_dir, runner.on_warn = folder.path, on_warn
             _store_all(runner, db, store, run_id)
             result = _consolidate(db, settings, folder, run_id, duplicates, tmp)
             return replace(result, throttles=runner.throttles)
@@ -282,10 +287,15 @@ class _Runner:
         # even when its record is lost to an interrupt (the old file is gone already; the
         # stale row's size and mtime make the next run fetch it again).
         self.revalidating: set[str] = set()
+        self.data_dir = Path()
+        self.on_warn: Callable[[str], None] | None = None
+        self.mtimes: dict[str, int] = {}  # of files stored by worker processes
 
     async def main(self) -> None:
         """Run every pending batch; a signal or `stop_event` seals the store and cancels."""
         try:
+            if self.job.workers > 1 and await self._on_workers():
+                return
             with Stopper(self.store.seal, self.stop_event).watching():
                 in_flight = self.job.concurrency * self.job.max_batches
                 if self.job.max_in_flight is not None:
@@ -294,6 +304,49 @@ class _Runner:
                 with ThreadPoolExecutor(max_workers=min(32, in_flight)) as pool:
                     await self._fetch(batches, pool, in_flight)
         finally:
+            self.flush()
+
+    async def _on_workers(self) -> bool:
+        """Run the batches on worker processes; False when none could start."""
+        from imgflow.local.workers.coordinator import Coordinator
+        from imgflow.local.workers.worker import WorkerStart
+
+        in_flight = self.job.concurrency * self.job.max_batches
+        if self.job.max_in_flight is not None:
+            in_flight = min(in_flight, self.job.max_in_flight)
+        start = WorkerStart(
+            self.settings,
+            self.data_dir,
+            self.run_id,
+            self.job.concurrency,
+            self.job.max_batches,
+            in_flight,
+            self.job.refresh,
+        )
+        coordinator = Coordinator(
+            self,
+            self.db.pending_batches(self.run_id, self.job.batch_size),
+            start,
+            self.job.workers,
+            on_change=self.on_throttle,
+            on_seal=self.store.seal,
+            stop_event=self.stop_event,
+            on_warn=self.on_warn,
+        )
+        try:
+            return await coordinator.run_all()
+        finally:
+            self.throttles = coordinator.throttles()
+
+    def take(self, record: ResultRecord, finished: float, mtime: int | None) -> None:
+        """A worker process's record, with the time of the file it stored."""
+        if mtime is not None and record.key:
+            self.mtimes[record.key] = mtime
+        self.buffer.append(record)
+        self.finished.append(finished)
+        if self.progress is not None:
+            self.progress.record(record)
+        if time.monotonic() - self.flushed >= FLUSH_SECONDS:
             self.flush()
 
     async def _fetch(self, batches: Iterator[list[Item]], pool: Executor, in_flight: int) -> None:
@@ -391,6 +444,8 @@ class _Runner:
             records, self.buffer = self.buffer, []
             keys = [r.key for r in records if r.outcome.wrote and r.key]
             mtimes = self.store.written(keys)
+            if self.mtimes:
+                mtimes.update((k, self.mtimes.pop(k)) for k in keys if k in self.mtimes)
             finished, self.finished = self.finished, []
             with sqlite_errors(self.db.path):
                 # A disk full only for a moment (an image's part file that failed with

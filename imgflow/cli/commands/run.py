@@ -153,6 +153,21 @@ def _run_job(cfg: Config, spec: PathsSource, flags: Flags, output: Output, all_r
     return code
 
 
+def _workers(value: str | None) -> int | str | None:
+    """--workers as local.workers: a number of processes, or auto."""
+    if value is None:
+        return None
+    from imgflow.local.workers import worker_count
+
+    try:
+        worker_count(value)
+    except ValueError as exc:
+        from imgflow.errors import UsageError
+
+        raise UsageError(f"--workers: {exc}") from None
+    return "auto" if value == "auto" else int(value)
+
+
 def run(
     base_url: Annotated[
         str | None,
@@ -283,6 +298,15 @@ def run(
             "--burst", min=1, help="Most requests a --rate lets go at once (fetch.burst, 1)."
         ),
     ] = None,
+    workers: Annotated[
+        str | None,
+        typer.Option(
+            "--workers",
+            metavar="N|auto",
+            help="local: processes that fetch and store, sharing each host's limits"
+            " (local.workers; default 1; auto: one per core, at most 8).",
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     profile: ProfileOpt = None,
@@ -309,6 +333,7 @@ def run(
                 "tolerate_failures": tolerate_failures,
             },
             fetch=network.overrides(cfg),
+            local={"workers": _workers(workers)},
         )
         spec = _read_job(base_url, paths_file, job)
         if spec.concurrency is not None and concurrency is None:

@@ -1,0 +1,344 @@
+"""The coordinator of a run on several worker processes (it runs in the run's process).
+
+It owns what must be counted once for the whole run:
+
+- **the index**: it is its one writer; workers send records, it saves them (the runner's
+  buffer and flush, as for a run in one process);
+- **the claims**: batches are handed out one claim at a time (a worker asks when it has
+  room for a batch), so a slow worker never holds the end of a run; a worker that ends
+  without finishing its claims (killed, crashed) has the items it sent no record for put
+  back in the queue and a new worker started in its place;
+- **politeness**: every host's `HostGate` (imgflow/engine/politeness.py, unchanged) and the
+  run's cap on requests in flight live here; a worker's `RemoteGate` asks for a permit
+  before each request and gives it back with what the answer said. One gate per host for
+  the whole run, so its slots, tokens and cool-downs are the same counts as in one process.
+
+A stop (a signal, the stop event) tells every worker to stop, waits a few seconds for their
+last records, then kills what is left: no worker outlives the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from imgflow.engine.plan import Item
+from imgflow.engine.politeness import HostGate, OnChange, Politeness, Signal
+from imgflow.engine.ports import StoredObject
+from imgflow.engine.records import ResultRecord
+from imgflow.engine.settings import FetchConfig
+from imgflow.errors import BackendError
+from imgflow.local.stopping import Stopper
+from imgflow.local.workers.wire import receive, send
+from imgflow.local.workers.worker import WorkerStart
+
+STOP_GRACE = 3.0  # seconds workers have to send their last records after a stop
+
+
+class Run(Protocol):
+    """What the coordinator needs of the run it serves (the local runner)."""
+
+    def known(self, batch: Sequence[Item]) -> dict[str, StoredObject] | None:
+        """Index rows of the batch's items to skip or revalidate."""
+        ...
+
+    def take(self, record: ResultRecord, finished: float, mtime: int | None) -> None:
+        """A worker's record (saved with the next flush)."""
+        ...
+
+
+def politeness(settings: FetchConfig, ceiling: int, on_change: OnChange | None) -> Politeness:
+    """The run's gates, made as a fetcher in one process makes its own."""
+    return Politeness(
+        functools.partial(
+            HostGate,
+            ceiling=ceiling,
+            rate=settings.rate,
+            burst=settings.burst,
+            backoff_base=max(settings.backoff_base, 0.05),
+            backoff_max=max(settings.backoff_max, 0.1),
+            adaptive_rate=settings.adaptive_rate,
+        ),
+        on_change,
+    )
+
+
+@dataclass(eq=False)
+class _Peer:
+    """One worker process, as the coordinator knows it."""
+
+    proc: subprocess.Popen[bytes]
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    claims: dict[int, dict[str, Item]] = field(default_factory=dict)  # not yet recorded
+    held: list[str] = field(default_factory=list)  # hosts of permits granted, not returned
+    asks: set[asyncio.Task[None]] = field(default_factory=set)
+    finished: bool = False  # told there is no more work
+    task: asyncio.Task[None] | None = None
+
+
+class Coordinator:
+    """Runs a run's batches on `count` worker processes; see the module's description."""
+
+    def __init__(
+        self,
+        run: Run,
+        batches: Iterator[list[Item]],
+        start: WorkerStart,
+        count: int,
+        *,
+        on_change: OnChange | None = None,
+        on_seal: Callable[[], None] = lambda: None,
+        stop_event: threading.Event | None = None,
+        on_warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.run = run
+        self.batches = batches
+        self.start = start
+        self.count = count
+        self.politeness = politeness(start.settings.fetch, start.in_flight, on_change)
+        self.on_seal = on_seal
+        self.stop_event = stop_event
+        self.on_warn = on_warn
+        self.ready: deque[list[Item]] = deque()
+        self.peers: list[_Peer] = []
+        self.parked: list[_Peer] = []
+        self.stopping = False
+        self.restarts = 2 * count
+        self._ids = itertools.count()
+        self._total: asyncio.Semaphore | None = None
+
+    async def run_all(self) -> bool:
+        """Run every batch; False (nothing run) when not even one worker could start."""
+        self._total = asyncio.Semaphore(self.start.in_flight)
+        problem = ""
+        for _ in range(self.count):
+            try:
+                await self._spawn()
+            except OSError as exc:
+                problem = os.strerror(exc.errno) if exc.errno else str(exc)
+                break
+        if problem:
+            self._warn(
+                f"could start only {len(self.peers)} of {self.count} workers ({problem})"
+                + ("; running in one process" if not self.peers else "")
+            )
+        if not self.peers:
+            return False
+        try:
+            with Stopper(self.on_seal, self.stop_event).watching():
+                try:
+                    await self._until_done()
+                except asyncio.CancelledError:
+                    await self._stop_all()
+                    raise
+        finally:
+            self._reap()
+        return True
+
+    def throttles(self) -> dict[str, int]:
+        """How often each host throttled the run."""
+        return self.politeness.throttles()
+
+    # -- workers -----------------------------------------------------------------------
+
+    async def _spawn(self) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "imgflow.local.workers.worker",
+                    str(theirs.fileno()),
+                    str(os.getpid()),
+                ],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                process_group=0,  # a Ctrl-C at the terminal is the coordinator's to handle
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        reader, writer = await asyncio.open_connection(sock=ours)
+        peer = _Peer(proc, reader, writer)
+        send(writer, "start", self.start)
+        peer.task = asyncio.create_task(self._serve(peer))
+        self.peers.append(peer)
+
+    async def _until_done(self) -> None:
+        while live := [p.task for p in self.peers if p.task is not None and not p.task.done()]:
+            await asyncio.wait(live, return_when=asyncio.FIRST_COMPLETED)
+        for peer in self.peers:
+            if peer.task is not None:
+                peer.task.result()  # an index error stops the run
+        if self.ready or self._outstanding():
+            raise BackendError("the run's workers keep ending before their work is done")
+
+    async def _stop_all(self) -> None:
+        """Tell every worker to stop; wait a little for their last records."""
+        self.stopping = True
+        live = [p.task for p in self.peers if p.task is not None and not p.task.done()]
+        for peer in self.peers:
+            send(peer.writer, "stop")
+        if live:
+            await asyncio.wait(live, timeout=STOP_GRACE)
+
+    def _reap(self) -> None:
+        """No worker outlives the run: kill those still there, wait for every one."""
+        for peer in self.peers:
+            if peer.task is not None:
+                peer.task.cancel()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                peer.proc.wait(timeout=STOP_GRACE if not self.stopping else 0.5)
+            if peer.proc.poll() is None:
+                peer.proc.kill()
+                peer.proc.wait()
+            peer.writer.close()
+
+    def _warn(self, message: str) -> None:
+        if self.on_warn is not None:
+            self.on_warn(message)
+
+    # -- one worker's messages -----------------------------------------------------------
+
+    async def _serve(self, peer: _Peer) -> None:
+        try:
+            while (message := await receive(peer.reader)) is not None:
+                kind = message[0]
+                if kind == "record":
+                    self._recorded(peer, message[1], message[2], message[3], message[4])
+                elif kind == "acquire" or kind == "cool":
+                    ask = asyncio.create_task(self._answer(peer, kind, message[1], message[2]))
+                    peer.asks.add(ask)
+                    ask.add_done_callback(peer.asks.discard)
+                elif kind == "release":
+                    self._release(peer, message[1], Signal(message[2]), message[3])
+                elif kind == "tell":
+                    self.politeness.gate(message[1]).tell(Signal(message[2]), message[3])
+                elif kind == "claim":
+                    self._claim(peer)
+        finally:
+            await self._ended(peer)
+
+    async def _answer(self, peer: _Peer, kind: str, rid: int, host: str) -> None:
+        """A permit for one request to `host` (the run's cap, then the host's gate), or
+        the end of its cool-down."""
+        gate = self.politeness.gate(host)
+        if kind == "cool":
+            await gate.cool_down()
+            send(peer.writer, "cooled", rid, gate.cool_until)
+            return
+        total = self._total
+        assert total is not None
+        await total.acquire()
+        try:
+            await gate.acquire()
+        except BaseException:
+            total.release()
+            raise
+        peer.held.append(host)
+        send(peer.writer, "granted", rid, gate.cool_until)
+
+    def _release(self, peer: _Peer, host: str, signal: Signal, retry_after: float | None) -> None:
+        if host in peer.held:
+            peer.held.remove(host)
+            self.politeness.gate(host).release(signal, retry_after)
+            assert self._total is not None
+            self._total.release()
+
+    def _recorded(
+        self, peer: _Peer, batch: int, record: ResultRecord, finished: float, mtime: int | None
+    ) -> None:
+        left = peer.claims.get(batch)
+        if left is None or left.pop(record.url, None) is None:
+            return  # not an item of this worker's claims
+        self.run.take(record, finished, mtime)
+        if not left:
+            del peer.claims[batch]
+            self._unpark()
+
+    async def _ended(self, peer: _Peer) -> None:
+        """A worker is gone: its permits go back, its unrecorded items back in the queue."""
+        for ask in list(peer.asks):
+            ask.cancel()
+        for host in peer.held:
+            self.politeness.gate(host).release(Signal.OTHER)
+            assert self._total is not None
+            self._total.release()
+        peer.held.clear()
+        if peer in self.parked:
+            self.parked.remove(peer)
+        left = [item for claim in peer.claims.values() for item in claim.values()]
+        peer.claims.clear()
+        if self.stopping or peer.finished:
+            return
+        if left:
+            self.ready.append(left)
+        pid = peer.proc.pid
+        if self.restarts > 0:
+            self.restarts -= 1
+            self._warn(f"worker {pid} ended; its {len(left)} unfinished images run again")
+            try:
+                await self._spawn()
+            except OSError:
+                pass
+        self._unpark()
+
+    # -- claims ----------------------------------------------------------------------------
+
+    def _take(self) -> list[Item] | None:
+        """The next batch to hand out: one put back, else the next pending one."""
+        if not self.ready:
+            batch = next(self.batches, None)
+            if batch is None:
+                return None
+            self.ready.append(batch)
+        return self.ready.popleft()
+
+    def _outstanding(self) -> bool:
+        return any(peer.claims for peer in self.peers)
+
+    def _claim(self, peer: _Peer) -> None:
+        batch = self._take()
+        if batch is not None:
+            self._hand(peer, batch)
+        elif self._outstanding():
+            self.parked.append(peer)  # another worker may yet end and leave items
+        else:
+            self._no_more(peer)
+
+    def _hand(self, peer: _Peer, batch: list[Item]) -> None:
+        claim = next(self._ids)
+        peer.claims[claim] = {item.url: item for item in batch}
+        items = [(item.url, item.key, dict(item.meta), item.path) for item in batch]
+        send(peer.writer, "batch", claim, items, self.run.known(batch))
+
+    def _no_more(self, peer: _Peer) -> None:
+        peer.finished = True
+        send(peer.writer, "batch", None, None, None)
+
+    def _unpark(self) -> None:
+        while self.parked:
+            batch = self._take()
+            if batch is not None:
+                self._hand(self.parked.pop(0), batch)
+            elif not self._outstanding():
+                for peer in self.parked:
+                    self._no_more(peer)
+                self.parked.clear()
+            else:
+                return

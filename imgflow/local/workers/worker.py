@@ -1,0 +1,182 @@
+"""One worker process: claims batches from the coordinator, fetches and stores them through
+the run's Layout, and sends each item's record back.
+
+Started by the coordinator as ``python -m imgflow.local.workers.worker FD PARENT`` with
+its end of a socket pair at FD. It ends when the coordinator says stop, when the
+coordinator is gone (the socket's end; and the kernel kills it if its parent dies:
+PR_SET_PDEATHSIG), or on SIGTERM; then it seals its store, removes the files whose
+records it could not send, and exits. SIGINT is the coordinator's to handle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import functools
+import os
+import signal
+import socket
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imgflow.engine.batch import run_batch
+from imgflow.engine.fetch import Fetcher
+from imgflow.engine.plan import Item
+from imgflow.engine.politeness import Politeness
+from imgflow.engine.ports import StoredObject
+from imgflow.engine.records import ResultRecord
+from imgflow.local.folder import DataFolder
+from imgflow.local.layouts.base import RunStore
+from imgflow.local.safefs import subfolder
+from imgflow.local.settings import RunSettings
+from imgflow.local.workers.permits import Link, RemoteGate
+from imgflow.local.workers.wire import receive
+
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class WorkerStart:
+    """What the coordinator tells a new worker."""
+
+    settings: RunSettings
+    data_dir: Path
+    run_id: str
+    concurrency: int
+    max_batches: int
+    in_flight: int
+    refresh: bool
+
+
+class _Worker:
+    def __init__(self, link: Link, start: WorkerStart, store: RunStore) -> None:
+        self.link = link
+        self.start = start
+        self.store = store
+        self.revalidating: set[str] = set()
+
+    async def run(self) -> None:
+        start = self.start
+        politeness = Politeness(functools.partial(RemoteGate, link=self.link))
+        with ThreadPoolExecutor(max_workers=min(32, start.in_flight)) as pool:
+            async with Fetcher(
+                start.settings.fetch, max_connections=start.in_flight, politeness=politeness
+            ) as fetcher:
+                open_batches = asyncio.Semaphore(start.max_batches)
+                shared = asyncio.Semaphore(start.in_flight)
+
+                async def one(batch_id: int, items: list[Item], known: Any) -> None:
+                    opened = True
+
+                    def started() -> None:
+                        nonlocal opened
+                        if opened:
+                            opened = False
+                            open_batches.release()
+
+                    def on_record(record: ResultRecord) -> None:
+                        self.sent(batch_id, record)
+
+                    try:
+                        await run_batch(
+                            items,
+                            fetcher=fetcher,
+                            store=self.store,
+                            concurrency=start.concurrency,
+                            executor=pool,
+                            known=known,
+                            on_record=on_record,
+                            shared=shared,
+                            on_tail=started,
+                            refresh=start.refresh,
+                        )
+                    finally:
+                        started()
+
+                async with asyncio.TaskGroup() as group:
+                    while True:
+                        await open_batches.acquire()
+                        claim = await self.link.claim()
+                        if claim is None:
+                            break
+                        batch_id, items, known = claim
+                        if start.refresh and known:
+                            self.revalidating.update(row.key for row in known.values())
+                        group.create_task(one(batch_id, items, known))
+
+    def sent(self, batch_id: int, record: ResultRecord) -> None:
+        """Send a record with its file's time; the file is then the coordinator's to index."""
+        key = record.key if record.outcome.wrote and record.key else None
+        mtime = self.store.written([key]).get(key) if key else None
+        self.link.send("record", batch_id, record, time.time(), mtime)
+        if key:
+            self.store.settle([key])
+
+
+def _die_with_parent(parent: int) -> None:
+    """Be killed when the coordinator's process dies (Linux); exit if it already has."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        sys.exit(1)
+
+
+async def _main(fd: int) -> None:
+    reader, writer = await asyncio.open_connection(sock=socket.socket(fileno=fd))
+    link = Link(reader, writer)
+    first = await receive(reader)
+    if first is None or first[0] != "start":
+        return
+    start: WorkerStart = first[1]
+    folder = DataFolder(start.data_dir, create=False)
+    try:
+        tmp = subfolder(folder.folder("tmp", create=False), start.run_id, create=False)
+        store = start.settings.layout.open_run(folder, tmp, fsync=start.settings.fsync)
+        worker = _Worker(link, start, store)
+        task = asyncio.current_task()
+        assert task is not None
+        pump = asyncio.create_task(link.pump())
+        loop = asyncio.get_running_loop()
+        ended = asyncio.create_task(link.ended.wait())
+        ended.add_done_callback(lambda _: task.cancel())
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            await worker.run()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            ended.cancel()
+            store.seal()
+            store.discard_unsettled(keep=worker.revalidating)
+            store.close()
+            os.close(tmp)
+            if not link.gone:
+                with contextlib.suppress(ConnectionError):
+                    await writer.drain()
+            writer.close()
+            pump.cancel()
+    finally:
+        folder.close()
+
+
+def main(argv: list[str]) -> int:
+    """Run one worker on the socket at descriptor argv[1] for the process argv[2]."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    fd, parent = int(argv[1]), int(argv[2])
+    _die_with_parent(parent)
+    try:
+        asyncio.run(_main(fd))
+    except Exception as exc:  # one line for the run's terminal, never a traceback
+        print(f"imgflow worker {os.getpid()}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
