@@ -292,10 +292,8 @@ class Coordinator:
         if self.restarts > 0:
             self.restarts -= 1
             self._warn(f"worker {pid} ended; its {len(left)} unfinished images run again")
-            try:
+            with contextlib.suppress(OSError):
                 await self._spawn()
-            except OSError:
-                pass
         self._unpark()
 
     # -- claims ----------------------------------------------------------------------------

@@ -28,7 +28,6 @@ from imgflow.engine.batch import run_batch
 from imgflow.engine.fetch import Fetcher
 from imgflow.engine.plan import Item
 from imgflow.engine.politeness import Politeness
-from imgflow.engine.ports import StoredObject
 from imgflow.engine.records import ResultRecord
 from imgflow.local.folder import DataFolder
 from imgflow.local.layouts.base import RunStore
