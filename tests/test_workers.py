@@ -1,0 +1,313 @@
+"""`imgflow run --workers N`: several processes, one run, each host's limits shared exactly.
+
+The CLI runs as a real process against the fault server, which counts its own peak in
+flight and stamps each request's arrival: the assertions are on the server's numbers.
+The workers are found as the run's child processes (/proc/<pid>/task/*/children).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from support.cli_run import FAST_ENV, cli_argv, cli_env, run_cli
+from support.faultserver import FaultServer
+from support.processes import signalled
+from support.replies import Delay, Ok, Status
+
+from imgflow.demo.images import make_gif
+
+GIF = make_gif("w", 4)
+DB = "imgflow.db"
+
+
+def serve(server: FaultServer, count: int, delay: float = 0.0, prefix: str = "/w") -> list[str]:
+    """`count` images under `prefix`, each answered after `delay` seconds; their paths."""
+    for i in range(count):
+        server.set(f"{prefix}/{i}.gif", Delay(delay, Ok(GIF)) if delay else Ok(GIF))
+    return [f"{i}.gif" for i in range(count)]
+
+
+def argv(server: FaultServer, tmp_path: Path, paths: list[str], *flags: str) -> list[str]:
+    listing = tmp_path / "paths.txt"
+    listing.write_text("\n".join(paths) + "\n")
+    data = tmp_path / "data"
+    return cli_argv(
+        "run", "--base-url", server.url("/w"), "--paths-file", str(listing),
+        "--data-dir", str(data), "-o", "json", *flags,
+    )  # fmt: skip
+
+
+def run(server: FaultServer, tmp_path: Path, paths: list[str], *flags: str) -> dict[str, object]:
+    done = subprocess.run(
+        argv(server, tmp_path, paths, *flags),
+        env=cli_env(FAST_ENV), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    doc: dict[str, object] = json.loads(done.stdout)
+    doc["stderr"] = done.stderr
+    return doc
+
+
+def children(pid: int) -> set[int]:
+    """The process's children, as the kernel lists them."""
+    found: set[int] = set()
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as listing:
+                found.update(int(c) for c in listing.read().split())
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return found
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` is a process that has not ended (a zombie has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def wait_for(check: object, timeout: float = 20.0) -> bool:
+    assert callable(check)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def workers_of(proc: subprocess.Popen[bytes], count: int) -> set[int]:
+    """The run's `count` worker processes, once they are all there."""
+    assert wait_for(lambda: len(children(proc.pid)) >= count), children(proc.pid)
+    return children(proc.pid)
+
+
+def stored_rows(data: Path) -> dict[str, str]:
+    with sqlite3.connect(data / DB) as conn:
+        return dict(conn.execute("SELECT url, key FROM images").fetchall())
+
+
+def check(data: Path) -> tuple[int, dict[str, object]]:
+    done = run_cli("check", "--data-dir", str(data), "-o", "json", env=FAST_ENV, timeout=60)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def arrivals(server: FaultServer) -> list[float]:
+    return sorted(r.time for r in server.requests)
+
+
+# -- politeness across workers ---------------------------------------------------------------
+
+
+def test_four_workers_never_have_more_than_the_hosts_cap_in_flight(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    paths = serve(fault_server, 60, delay=0.15)
+    doc = run(
+        fault_server, tmp_path, paths,
+        "-c", "4", "--max-batches", "1", "--workers", "4", "--batch-size", "5",
+    )  # fmt: skip
+    assert doc["summary"] == {"total": 60, "stored": 60, "skipped": 0, "failed": 0}, doc
+    assert fault_server.max_in_flight <= 4
+    assert fault_server.max_in_flight >= 3  # the cap was reached: the test is not idle
+    assert len(fault_server.requests) == 60
+
+
+def test_a_rate_is_the_whole_runs_not_each_workers(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    """--rate 20 with 2 workers: no 21 requests within a second, by the server's clock."""
+    paths = serve(fault_server, 60)
+    doc = run(
+        fault_server, tmp_path, paths,
+        "-c", "8", "--rate", "20", "--workers", "2", "--batch-size", "5",
+    )  # fmt: skip
+    assert doc["summary"] == {"total": 60, "stored": 60, "skipped": 0, "failed": 0}, doc
+    times = arrivals(fault_server)
+    assert len(times) == 60
+    spans = [times[i + 20] - times[i] for i in range(len(times) - 20)]
+    assert min(spans) >= 0.95, min(spans)  # 21 requests take a second at 20/s
+    assert (len(times) - 1) / (times[-1] - times[0]) <= 20.5
+
+
+def test_a_429s_cool_down_holds_every_worker(fault_server: FaultServer, tmp_path: Path) -> None:
+    """One 429 with Retry-After: 1 quiets the host for a second, whichever worker sent it."""
+    paths = serve(fault_server, 60, delay=0.05)
+    fault_server.set("/w/0.gif", Status(429, retry_after=1), Ok(GIF))
+    doc = run(
+        fault_server, tmp_path, paths,
+        "-c", "2", "--max-batches", "2", "--workers", "2", "--batch-size", "5",
+    )  # fmt: skip
+    assert doc["summary"] == {"total": 60, "stored": 60, "skipped": 0, "failed": 0}, doc
+    requests = fault_server.requests
+    refused = next(r.time for r in requests if r.path == "/w/0.gif")
+    # requests already granted when the 429 came back may still arrive just after it
+    quiet = [r.time - refused for r in requests if 0.1 < r.time - refused < 0.9]
+    assert quiet == [], quiet
+    assert fault_server.count("/w/0.gif") == 2
+
+
+# -- signals and faults ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_ends_every_worker_and_the_run_with_130(
+    fault_server: FaultServer, tmp_path: Path, sig: signal.Signals
+) -> None:
+    paths = serve(fault_server, 300, delay=0.3)
+    proc = subprocess.Popen(
+        argv(fault_server, tmp_path, paths, "-c", "4", "--workers", "2", "--batch-size", "10"),
+        env=cli_env(FAST_ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE, **signalled(),
+    )  # fmt: skip
+    try:
+        workers = workers_of(proc, 2)
+        assert fault_server.wait_for_requests(10, timeout=20)
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)  # what a terminal's Ctrl-C does: the whole foreground group
+        else:
+            proc.send_signal(sig)
+        started = time.monotonic()
+        _out, err = proc.communicate(timeout=15)
+        took = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err.decode()
+    assert took < 6, took
+    assert b"Traceback" not in err
+    assert wait_for(lambda: not any(alive(pid) for pid in workers), 5), workers
+    data = tmp_path / "data"
+    assert not list((data / "tmp").iterdir())  # no part file left
+    code, report = check(data)
+    assert code == 0, report  # every file has its row, whole, and no other file
+    assert not report["orphans"] and not report["foreign"]
+    rerun = run(fault_server, tmp_path, paths, "-c", "16", "--workers", "2")
+    summary = rerun["summary"]
+    assert isinstance(summary, dict)
+    assert summary["stored"] + summary["skipped"] == 300 and summary["failed"] == 0
+
+
+def test_a_killed_worker_has_its_images_run_again_and_the_run_finishes(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    """kill -9 of a worker halfway through its batch: its unfinished items go to the other
+    one; images it finished are not fetched again (only those in flight at the kill)."""
+    paths = serve(fault_server, 100, delay=0.1)
+    proc = subprocess.Popen(
+        argv(fault_server, tmp_path, paths,
+             "-c", "4", "--max-batches", "1", "--workers", "2", "--batch-size", "50"),
+        env=cli_env(FAST_ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE, **signalled(),
+    )  # fmt: skip
+    try:
+        victim = min(workers_of(proc, 2))
+        assert fault_server.wait_for_requests(30, timeout=30)
+        os.kill(victim, signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err.decode()
+    assert b"Traceback" not in err
+    doc = json.loads(out)
+    assert doc["summary"] == {"total": 100, "stored": 100, "skipped": 0, "failed": 0}
+    counts = [fault_server.count(f"/w/{p}") for p in paths]
+    assert min(counts) == 1
+    assert sum(counts) - len(paths) <= 4, counts  # at most the requests in flight at the kill
+    assert len(stored_rows(tmp_path / "data")) == 100
+    assert check(tmp_path / "data")[0] == 0
+
+
+def test_kill_9_of_the_main_process_ends_the_workers_and_a_rerun_completes(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    paths = serve(fault_server, 200, delay=0.1)
+    proc = subprocess.Popen(
+        argv(fault_server, tmp_path, paths, "-c", "4", "--workers", "2", "--batch-size", "10"),
+        env=cli_env(FAST_ENV), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        **signalled(),
+    )  # fmt: skip
+    try:
+        workers = workers_of(proc, 2)
+        assert fault_server.wait_for_requests(40, timeout=30)
+        proc.kill()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert wait_for(lambda: not any(alive(pid) for pid in workers), 5), workers
+    data = tmp_path / "data"
+    rows = stored_rows(data)
+    for key in rows.values():  # every row has its whole file
+        assert (data / "images" / key).read_bytes() == GIF
+    doc = run(fault_server, tmp_path, paths, "-c", "8", "--workers", "2")
+    summary = doc["summary"]
+    assert isinstance(summary, dict)
+    assert summary["stored"] + summary["skipped"] == 200 and summary["failed"] == 0
+    code, report = check(data)
+    assert code == 0 and report["intact"] == 200, report
+
+
+def test_four_runs_with_workers_at_once_on_one_data_folder(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    paths = serve(fault_server, 120, delay=0.01)
+    procs = []
+    for n in range(4):
+        folder = tmp_path / f"r{n}"
+        folder.mkdir()
+        args = argv(fault_server, folder, paths[n * 10 :] + paths[: n * 10], "--force",
+                    "-c", "4", "--workers", "2", "--batch-size", "20",
+                    "--data-dir", str(tmp_path / "data"))  # fmt: skip
+        procs.append(
+            subprocess.Popen(
+                args, env=cli_env(FAST_ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+        )
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err.decode()
+        assert b"Traceback" not in err and b"locked" not in err
+        assert json.loads(out)["summary"]["stored"] == 120
+    code, report = check(tmp_path / "data")
+    assert code == 0, report
+    assert report["intact"] == 120 and not report["orphans"]
+
+
+# -- bad input, and no processes -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "65", "many"])
+def test_a_bad_worker_count_is_one_line_and_exit_2(tmp_path: Path, value: str) -> None:
+    done = run_cli(
+        "run", "--base-url", "http://127.0.0.1:9/", "--paths-file", "-", "--workers", value,
+        "--data-dir", str(tmp_path / "data"), input="a.gif\n", env=FAST_ENV,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--workers" in lines[0] and "1 to 64, or auto" in lines[0], lines
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_bad_worker_count_in_the_config_names_the_key(tmp_path: Path) -> None:
+    done = run_cli(
+        "run", "--base-url", "http://127.0.0.1:9/", "--paths-file", "-",
+        "--data-dir", str(tmp_path / "data"), input="a.gif\n",
+        env={**FAST_ENV, "IMGFLOW_LOCAL_WORKERS": "0"},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == "imgflow: error: local.workers: must be 1 to 64, or auto"
