@@ -75,13 +75,25 @@ def politeness(settings: FetchConfig, ceiling: int, on_change: OnChange | None) 
 
 
 @dataclass(eq=False)
+class _Claim:
+    """A batch handed to one worker, and the items it sent records for."""
+
+    items: list[Item]
+    done: set[str] = field(default_factory=set)
+
+    def left(self) -> list[Item]:
+        """The items with no record yet: what goes back to the queue if the worker ends."""
+        return [item for item in self.items if item.url not in self.done]
+
+
+@dataclass(eq=False)
 class _Peer:
     """One worker process, as the coordinator knows it."""
 
     proc: subprocess.Popen[bytes]
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    claims: dict[int, dict[str, Item]] = field(default_factory=dict)  # not yet recorded
+    claims: dict[int, _Claim] = field(default_factory=dict)  # batches not yet recorded
     held: list[str] = field(default_factory=list)  # hosts of permits granted, not returned
     asks: set[asyncio.Task[None]] = field(default_factory=set)
     finished: bool = False  # told there is no more work
@@ -263,11 +275,12 @@ class Coordinator:
     def _recorded(
         self, peer: _Peer, batch: int, record: ResultRecord, finished: float, mtime: int | None
     ) -> None:
-        left = peer.claims.get(batch)
-        if left is None or left.pop(record.url, None) is None:
-            return  # not an item of this worker's claims
+        claim = peer.claims.get(batch)
+        if claim is None or record.url in claim.done:
+            return  # not an item of this worker's claims, or recorded already
+        claim.done.add(record.url)
         self.run.take(record, finished, mtime)
-        if not left:
+        if len(claim.done) >= len(claim.items):
             del peer.claims[batch]
             self._unpark()
 
@@ -282,7 +295,7 @@ class Coordinator:
         peer.held.clear()
         if peer in self.parked:
             self.parked.remove(peer)
-        left = [item for claim in peer.claims.values() for item in claim.values()]
+        left = [item for claim in peer.claims.values() for item in claim.left()]
         peer.claims.clear()
         if self.stopping or peer.finished:
             return
@@ -321,7 +334,7 @@ class Coordinator:
 
     def _hand(self, peer: _Peer, batch: list[Item]) -> None:
         claim = next(self._ids)
-        peer.claims[claim] = {item.url: item for item in batch}
+        peer.claims[claim] = _Claim(batch)
         items = [(item.url, item.key, dict(item.meta), item.path) for item in batch]
         send(peer.writer, "batch", claim, items, self.run.known(batch))
 

@@ -135,7 +135,11 @@ async def _main(fd: int) -> None:
     start: WorkerStart = first[1]
     folder = DataFolder(start.data_dir, create=False)
     try:
-        tmp = subfolder(folder.folder("tmp", create=False), start.run_id, create=False)
+        run_tmp = subfolder(folder.folder("tmp", create=False), start.run_id, create=False)
+        try:  # a folder of its own: part files are named by a counter of each process
+            tmp = subfolder(run_tmp, f"worker-{os.getpid()}")
+        finally:
+            os.close(run_tmp)
         store = start.settings.layout.open_run(folder, tmp, fsync=start.settings.fsync)
         worker = _Worker(link, start, store)
         task = asyncio.current_task()
