@@ -297,23 +297,26 @@ class _Runner:
             if self.job.workers > 1 and await self._on_workers():
                 return
             with Stopper(self.store.seal, self.stop_event).watching():
-                in_flight = self.job.concurrency * self.job.max_batches
-                if self.job.max_in_flight is not None:
-                    in_flight = min(in_flight, self.job.max_in_flight)
+                in_flight = self.in_flight()
                 batches = self.db.pending_batches(self.run_id, self.job.batch_size)
                 with ThreadPoolExecutor(max_workers=min(32, in_flight)) as pool:
                     await self._fetch(batches, pool, in_flight)
         finally:
             self.flush()
 
+    def in_flight(self) -> int:
+        """The run's cap on requests in flight (one process or many)."""
+        in_flight = self.job.concurrency * self.job.max_batches
+        if self.job.max_in_flight is not None:
+            in_flight = min(in_flight, self.job.max_in_flight)
+        return in_flight
+
     async def _on_workers(self) -> bool:
         """Run the batches on worker processes; False when none could start."""
         from imgflow.local.workers.coordinator import Coordinator
         from imgflow.local.workers.worker import WorkerStart
 
-        in_flight = self.job.concurrency * self.job.max_batches
-        if self.job.max_in_flight is not None:
-            in_flight = min(in_flight, self.job.max_in_flight)
+        in_flight = self.in_flight()
         start = WorkerStart(
             self.settings,
             self.data_dir,

@@ -924,4 +924,32 @@ MUTANTS: list[Mutant] = [
         "                etag=None,",
         ("tests/test_json_documents.py::test_run_status_retry_documents_and_validators",),
     ),
+    # -- --workers: one run on several processes ----------------------------------------------
+    Mutant(
+        "worker-takes-permits-locally",
+        "each host's --concurrency holds across every worker (architecture: workers)",
+        "imgflow/local/workers/worker.py",
+        "                start.settings.fetch, max_connections=start.in_flight, politeness=politeness",
+        "                start.settings.fetch, max_connections=start.in_flight, politeness=None",
+        ("tests/test_workers.py::test_four_workers_never_have_more_than_the_hosts_cap_in_flight",),
+    ),
+    Mutant(
+        "claim-requeues-finished-items",
+        "a dead worker's unfinished items run again, finished ones never (architecture: workers)",
+        "imgflow/local/workers/coordinator.py",
+        "        return [item for item in self.items if item.url not in self.done]",
+        "        return list(self.items)",
+        (
+            "tests/test_workers.py::"
+            "test_a_killed_worker_has_its_images_run_again_and_the_run_finishes",
+        ),
+    ),
+    Mutant(
+        "coordinator-rate-per-worker",
+        "--rate is the whole run's, not each worker's (architecture: workers)",
+        "imgflow/local/workers/coordinator.py",
+        "        gate = self.politeness.gate(host)\n        if kind == \"cool\":",
+        "        gate = self.politeness.gate(f\"{host}#{id(peer)}\")\n        if kind == \"cool\":",
+        ("tests/test_workers.py::test_a_rate_is_the_whole_runs_not_each_workers",),
+    ),
 ]
