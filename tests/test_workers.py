@@ -7,6 +7,7 @@ The workers are found as the run's child processes (/proc/<pid>/task/*/children)
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -311,3 +312,73 @@ def test_a_bad_worker_count_in_the_config_names_the_key(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == "imgflow: error: local.workers: must be 1 to 64, or auto"
+
+
+def test_no_process_can_start_so_the_run_warns_and_uses_one(
+    fault_server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fork failure (EAGAIN: a limit on processes) is a warning, never a traceback."""
+    from imgflow.backends.local import run_settings
+    from imgflow.config import Config
+    from imgflow.engine.job import validate_base_url
+    from imgflow.local.runner import LocalJob, run_job
+    from imgflow.local.workers import coordinator
+    from imgflow.sources.job_json import from_job
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
+    monkeypatch.setattr(coordinator.subprocess, "Popen", refuse)
+    paths = serve(fault_server, 20)
+    source = from_job(validate_base_url(fault_server.url("/w")), paths, None)
+    job = LocalJob(source, concurrency=4, batch_size=5, max_batches=2, workers=4)
+    warnings: list[str] = []
+    result = run_job(job, run_settings(Config()), tmp_path / "data", on_warn=warnings.append)
+    assert result.summary.stored == 20 and result.state == "succeeded"
+    assert warnings == [
+        "could start only 0 of 4 workers (Resource temporarily unavailable); running in one process"
+    ]
+
+
+def test_refresh_with_workers_keeps_the_confirmed_and_replaces_the_changed(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    paths = [f"{i}.gif" for i in range(20)]
+    for i in range(20):
+        fault_server.set(f"/w/{i}.gif", Ok(GIF, headers={"ETag": f'"v{i}"'}))
+    run(fault_server, tmp_path, paths, "--workers", "2", "--batch-size", "5")
+    changed = make_gif("changed", 4)
+    for i in range(20):
+        reply = Status(304) if i % 2 else Ok(changed, headers={"ETag": f'"w{i}"'})
+        fault_server.set(f"/w/{i}.gif", reply)
+    doc = run(fault_server, tmp_path, paths, "--refresh", "--workers", "2", "--batch-size", "5")
+    summary = doc["summary"]
+    assert isinstance(summary, dict)
+    assert (summary["updated"], summary["unchanged"], summary["failed"]) == (10, 10, 0), doc
+    later = fault_server.requests[20:]
+    assert len(later) == 20 and all(r.headers.get("if-none-match") for r in later)
+    data = tmp_path / "data"
+    for url, key in stored_rows(data).items():
+        i = int(url.rsplit("/", 1)[1].split(".")[0])
+        assert (data / "images" / key).read_bytes() == (GIF if i % 2 else changed)
+    assert check(data)[0] == 0
+
+
+def test_retry_runs_the_failures_on_workers(fault_server: FaultServer, tmp_path: Path) -> None:
+    paths = serve(fault_server, 30)
+    for i in range(0, 30, 3):
+        fault_server.set(f"/w/{i}.gif", Status(404))
+    done = subprocess.run(
+        argv(fault_server, tmp_path, paths, "--workers", "2", "--batch-size", "5"),
+        env=cli_env(FAST_ENV), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    run_id = json.loads(done.stdout)["run"]
+    serve(fault_server, 30)
+    again = run_cli(
+        "retry", run_id, "--data-dir", str(tmp_path / "data"), "-o", "json",
+        env={**FAST_ENV, "IMGFLOW_LOCAL_WORKERS": "2"}, timeout=120,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["summary"]["stored"] == 10
+    assert len(stored_rows(tmp_path / "data")) == 30

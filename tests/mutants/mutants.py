@@ -929,8 +929,8 @@ MUTANTS: list[Mutant] = [
         "worker-takes-permits-locally",
         "each host's --concurrency holds across every worker (architecture: workers)",
         "imgflow/local/workers/worker.py",
-        "                start.settings.fetch, max_connections=start.in_flight, politeness=politeness",
-        "                start.settings.fetch, max_connections=start.in_flight, politeness=None",
+        "max_connections=start.in_flight, politeness=politeness",
+        "max_connections=start.in_flight, politeness=None",
         ("tests/test_workers.py::test_four_workers_never_have_more_than_the_hosts_cap_in_flight",),
     ),
     Mutant(
@@ -948,8 +948,8 @@ MUTANTS: list[Mutant] = [
         "coordinator-rate-per-worker",
         "--rate is the whole run's, not each worker's (architecture: workers)",
         "imgflow/local/workers/coordinator.py",
-        "        gate = self.politeness.gate(host)\n        if kind == \"cool\":",
-        "        gate = self.politeness.gate(f\"{host}#{id(peer)}\")\n        if kind == \"cool\":",
+        '        gate = self.politeness.gate(host)\n        if kind == "cool":',
+        '        gate = self.politeness.gate(f"{host}#{id(peer)}")\n        if kind == "cool":',
         ("tests/test_workers.py::test_a_rate_is_the_whole_runs_not_each_workers",),
     ),
 ]

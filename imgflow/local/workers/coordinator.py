@@ -134,6 +134,22 @@ class Coordinator:
     async def run_all(self) -> bool:
         """Run every batch; False (nothing run) when not even one worker could start."""
         self._total = asyncio.Semaphore(self.start.in_flight)
+        try:
+            if not await self._spawn_all():
+                return False
+            with Stopper(self.on_seal, self.stop_event).watching():
+                try:
+                    await self._until_done()
+                except asyncio.CancelledError:
+                    await self._stop_all()
+                    raise
+        finally:
+            self._reap()
+        return True
+
+    async def _spawn_all(self) -> bool:
+        """Start the workers; a machine that starts fewer (a limit on processes) is a
+        warning. False when none started."""
         problem = ""
         for _ in range(self.count):
             try:
@@ -146,18 +162,7 @@ class Coordinator:
                 f"could start only {len(self.peers)} of {self.count} workers ({problem})"
                 + ("; running in one process" if not self.peers else "")
             )
-        if not self.peers:
-            return False
-        try:
-            with Stopper(self.on_seal, self.stop_event).watching():
-                try:
-                    await self._until_done()
-                except asyncio.CancelledError:
-                    await self._stop_all()
-                    raise
-        finally:
-            self._reap()
-        return True
+        return bool(self.peers)
 
     def throttles(self) -> dict[str, int]:
         """How often each host throttled the run."""

@@ -147,7 +147,7 @@ async def _main(fd: int) -> None:
         pump = asyncio.create_task(link.pump())
         loop = asyncio.get_running_loop()
         ended = asyncio.create_task(link.ended.wait())
-        ended.add_done_callback(lambda _: task.cancel())
+        ended.add_done_callback(lambda waited: waited.cancelled() or task.cancel())
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
         try:
             await worker.run()
