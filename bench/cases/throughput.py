@@ -31,6 +31,12 @@ def throughput_cases(tools: Tools, base: str, files: dict[str, Path]) -> list[Ca
         Case("imgflow -c 16 x 4, fsync off", "imgflow-nofsync", 64,
              imgflow_argv(tools, base, paths, 16, 4), env=no_fsync)
     )  # fmt: skip
+    # The same on worker processes (--workers: one run, each host's limits shared).
+    for workers in ("2", "auto"):
+        cases.append(
+            Case(f"imgflow -c 16 x 4, --workers {workers}", f"imgflow-w{workers}", 64,
+                 [*imgflow_argv(tools, base, paths, 16, 4), "--workers", workers])
+        )  # fmt: skip
     # The same with httpx's own transport (fetch.transport: httpx), for comparison.
     cases.append(
         Case("imgflow -c 16 x 4, fsync off, httpx transport", "imgflow-httpx", 64,
