@@ -40,7 +40,7 @@ from imgflow.engine.records import ResultRecord
 from imgflow.engine.settings import FetchConfig
 from imgflow.errors import BackendError
 from imgflow.local.stopping import Stopper
-from imgflow.local.workers.wire import receive, send
+from imgflow.local.workers.wire import Outbox, messages
 from imgflow.local.workers.worker import WorkerStart
 
 STOP_GRACE = 3.0  # seconds workers have to send their last records after a stop
@@ -92,7 +92,7 @@ class _Peer:
 
     proc: subprocess.Popen[bytes]
     reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
+    outbox: Outbox
     claims: dict[int, _Claim] = field(default_factory=dict)  # batches not yet recorded
     held: list[str] = field(default_factory=list)  # hosts of permits granted, not returned
     asks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -191,8 +191,8 @@ class Coordinator:
         finally:
             theirs.close()
         reader, writer = await asyncio.open_connection(sock=ours)
-        peer = _Peer(proc, reader, writer)
-        send(writer, "start", self.start)
+        peer = _Peer(proc, reader, Outbox(writer))
+        peer.outbox.send("start", self.start)
         peer.task = asyncio.create_task(self._serve(peer))
         self.peers.append(peer)
 
@@ -210,7 +210,7 @@ class Coordinator:
         self.stopping = True
         live = [p.task for p in self.peers if p.task is not None and not p.task.done()]
         for peer in self.peers:
-            send(peer.writer, "stop")
+            peer.outbox.send("stop")
         if live:
             await asyncio.wait(live, timeout=STOP_GRACE)
 
@@ -224,7 +224,7 @@ class Coordinator:
             if peer.proc.poll() is None:
                 peer.proc.kill()
                 peer.proc.wait()
-            peer.writer.close()
+            peer.outbox.writer.close()
 
     def _warn(self, message: str) -> None:
         if self.on_warn is not None:
@@ -234,7 +234,7 @@ class Coordinator:
 
     async def _serve(self, peer: _Peer) -> None:
         try:
-            while (message := await receive(peer.reader)) is not None:
+            async for message in messages(peer.reader):
                 kind = message[0]
                 if kind == "record":
                     self._recorded(peer, message[1], message[2], message[3], message[4])
@@ -257,7 +257,7 @@ class Coordinator:
         gate = self.politeness.gate(host)
         if kind == "cool":
             await gate.cool_down()
-            send(peer.writer, "cooled", rid, gate.cool_until)
+            peer.outbox.send("cooled", rid, gate.cool_until)
             return
         total = self._total
         assert total is not None
@@ -268,7 +268,7 @@ class Coordinator:
             total.release()
             raise
         peer.held.append(host)
-        send(peer.writer, "granted", rid, gate.cool_until)
+        peer.outbox.send("granted", rid, gate.cool_until)
 
     def _release(self, peer: _Peer, host: str, signal: Signal, retry_after: float | None) -> None:
         if host in peer.held:
@@ -341,11 +341,11 @@ class Coordinator:
         claim = next(self._ids)
         peer.claims[claim] = _Claim(batch)
         items = [(item.url, item.key, dict(item.meta), item.path) for item in batch]
-        send(peer.writer, "batch", claim, items, self.run.known(batch))
+        peer.outbox.send("batch", claim, items, self.run.known(batch))
 
     def _no_more(self, peer: _Peer) -> None:
         peer.finished = True
-        send(peer.writer, "batch", None, None, None)
+        peer.outbox.send("batch", None, None, None)
 
     def _unpark(self) -> None:
         while self.parked:

@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import AsyncIterator
 from typing import Any
 
 from imgflow.engine.plan import Item
 from imgflow.engine.politeness import HostGate, OnChange, Signal
-from imgflow.local.workers.wire import receive, send
+from imgflow.local.workers.wire import Outbox
 
 
 class Link:
     """The worker's end of its socket to the coordinator: permits, claims, records."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self, incoming: AsyncIterator[tuple[Any, ...]], outbox: Outbox) -> None:
+        self.incoming = incoming
+        self.outbox = outbox
         self._ids = itertools.count()
         self._waiting: dict[int, tuple[asyncio.Future[float], str]] = {}
         self._claims: asyncio.Queue[tuple[Any, ...] | None] = asyncio.Queue()
@@ -32,22 +33,21 @@ class Link:
         self.gone = False
 
     def send(self, *message: Any) -> None:
-        send(self.writer, *message)
+        self.outbox.send(*message)
 
     async def pump(self) -> None:
         """Hand each message from the coordinator to whoever waits for it, until it ends."""
-        while True:
-            message = await receive(self.reader)
-            if message is None:
-                self.gone = True
-                break
+        stopped = False
+        async for message in self.incoming:
             kind = message[0]
             if kind == "granted" or kind == "cooled":
                 self._answered(message[1], message[2], kind == "granted")
             elif kind == "batch":
                 self._claims.put_nowait(message)
             elif kind == "stop":
+                stopped = True
                 break
+        self.gone = not stopped
         self.ended.set()
         self._claims.put_nowait(None)
         for future, _host in self._waiting.values():

@@ -34,7 +34,7 @@ from imgflow.local.layouts.base import RunStore
 from imgflow.local.safefs import subfolder
 from imgflow.local.settings import RunSettings
 from imgflow.local.workers.permits import Link, RemoteGate
-from imgflow.local.workers.wire import receive
+from imgflow.local.workers.wire import Outbox, messages
 
 PR_SET_PDEATHSIG = 1
 
@@ -128,8 +128,9 @@ def _die_with_parent(parent: int) -> None:
 
 async def _main(fd: int) -> None:
     reader, writer = await asyncio.open_connection(sock=socket.socket(fileno=fd))
-    link = Link(reader, writer)
-    first = await receive(reader)
+    incoming = messages(reader)
+    link = Link(incoming, Outbox(writer))
+    first = await anext(incoming, None)
     if first is None or first[0] != "start":
         return
     start: WorkerStart = first[1]
@@ -159,10 +160,7 @@ async def _main(fd: int) -> None:
             store.discard_unsettled(keep=worker.revalidating)
             store.close()
             os.close(tmp)
-            if not link.gone:
-                with contextlib.suppress(ConnectionError):
-                    await writer.drain()
-            writer.close()
+            await link.outbox.close(drain=not link.gone)
             pump.cancel()
     finally:
         folder.close()
