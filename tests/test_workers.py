@@ -17,10 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
-from support.cli_run import FAST_ENV, cli_argv, cli_env, run_cli
+from support.cli_run import FAST_ENV, cli_argv, cli_env, imgflow_run, run_cli, site
 from support.faultserver import FaultServer
+from support.nginx import Nginx, Server
 from support.processes import signalled
 from support.replies import Delay, Ok, Status
+from support.serveproc import ServeProcess
 
 from imgflow.demo.images import make_gif
 
@@ -112,13 +114,14 @@ def arrivals(server: FaultServer) -> list[float]:
 # -- politeness across workers ---------------------------------------------------------------
 
 
-def test_four_workers_never_have_more_than_the_hosts_cap_in_flight(
-    fault_server: FaultServer, tmp_path: Path
+@pytest.mark.parametrize("workers", ["2", "4"])
+def test_workers_never_have_more_than_the_hosts_cap_in_flight(
+    fault_server: FaultServer, tmp_path: Path, workers: str
 ) -> None:
     paths = serve(fault_server, 60, delay=0.15)
     doc = run(
         fault_server, tmp_path, paths,
-        "-c", "4", "--max-batches", "1", "--workers", "4", "--batch-size", "5",
+        "-c", "4", "--max-batches", "1", "--workers", workers, "--batch-size", "5",
     )  # fmt: skip
     assert doc["summary"] == {"total": 60, "stored": 60, "skipped": 0, "failed": 0}, doc
     assert fault_server.max_in_flight <= 4
@@ -158,6 +161,33 @@ def test_a_429s_cool_down_holds_every_worker(fault_server: FaultServer, tmp_path
     quiet = [r.time - refused for r in requests if 0.1 < r.time - refused < 0.9]
     assert quiet == [], quiet
     assert fault_server.count("/w/0.gif") == 2
+
+
+def test_a_rate_under_nginxs_limit_is_never_refused_with_workers(tmp_path: Path) -> None:
+    """--rate 8 on 2 workers against nginx's limit_req of 10 r/s: nginx refuses nothing."""
+    root = site(tmp_path, 24)
+    http = "limit_req_zone $binary_remote_addr zone=one:1m rate=10r/s;"
+    body = f"location / {{ root {root}; limit_req zone=one; limit_req_status 429; }}"
+    with Nginx(tmp_path, [Server(body)], http=http) as web:
+        doc = imgflow_run(
+            tmp_path, web.url(0, ""), [f"{i}.gif" for i in range(24)],
+            "-c", "8", "--rate", "8", "--workers", "2", "--batch-size", "4",
+        )  # fmt: skip
+        log = web.access_log()
+    assert doc["summary"] == {"total": 24, "stored": 24, "skipped": 0, "failed": 0}, doc
+    assert [line.split()[1] for line in log] == ["200"] * 24
+
+
+def test_a_service_job_runs_on_workers(tmp_path: Path, fault_server: FaultServer) -> None:
+    paths = serve(fault_server, 30)
+    with ServeProcess(tmp_path, config={"local": {"workers": 2}}) as service:
+        run_id = service.post_job(
+            {"baseUrl": fault_server.url("/w"), "resourcePaths": paths, "lambdaConcur": 4}
+        )
+        document = service.wait_for(run_id)
+    assert document["state"] == "succeeded", document
+    assert document["summary"]["stored"] == 30
+    assert len(fault_server.requests) == 30
 
 
 # -- signals and faults ----------------------------------------------------------------------

@@ -931,7 +931,7 @@ MUTANTS: list[Mutant] = [
         "imgflow/local/workers/worker.py",
         "max_connections=start.in_flight, politeness=politeness",
         "max_connections=start.in_flight, politeness=None",
-        ("tests/test_workers.py::test_four_workers_never_have_more_than_the_hosts_cap_in_flight",),
+        ("tests/test_workers.py::test_workers_never_have_more_than_the_hosts_cap_in_flight",),
     ),
     Mutant(
         "claim-requeues-finished-items",
