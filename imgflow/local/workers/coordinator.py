@@ -134,6 +134,10 @@ class Coordinator:
     async def run_all(self) -> bool:
         """Run every batch; False (nothing run) when not even one worker could start."""
         self._total = asyncio.Semaphore(self.start.in_flight)
+        first = next(self.batches, None)
+        if first is None:
+            return True  # nothing pending: no process to start
+        self.ready.append(first)
         try:
             if not await self._spawn_all():
                 return False
