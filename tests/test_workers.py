@@ -413,3 +413,13 @@ def test_retry_runs_the_failures_on_workers(fault_server: FaultServer, tmp_path:
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["summary"]["stored"] == 10
     assert len(stored_rows(tmp_path / "data")) == 30
+
+
+def test_worker_counts() -> None:
+    from imgflow.local.workers import AUTO_MOST, auto_workers, worker_count
+
+    assert worker_count("auto") == auto_workers() == min(AUTO_MOST, len(os.sched_getaffinity(0)))
+    assert worker_count(" 3 ") == 3 and worker_count(64) == 64
+    for bad in (0, -1, 65, "x", "1.5"):
+        with pytest.raises(ValueError, match="must be 1 to 64, or auto"):
+            worker_count(bad)
