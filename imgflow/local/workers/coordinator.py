@@ -220,11 +220,17 @@ class Coordinator:
 
     def _reap(self) -> None:
         """No worker outlives the run: kill those still there, wait for every one."""
+        grace = STOP_GRACE if not self.stopping else 0.5
+        self.stopping = True  # (an error on the way out: no worker is started again)
+        for peer in self.peers:
+            if peer.proc.poll() is None:
+                peer.outbox.send("stop")
+                peer.outbox.flush()
         for peer in self.peers:
             if peer.task is not None:
                 peer.task.cancel()
             with contextlib.suppress(subprocess.TimeoutExpired):
-                peer.proc.wait(timeout=STOP_GRACE if not self.stopping else 0.5)
+                peer.proc.wait(timeout=grace)
             if peer.proc.poll() is None:
                 peer.proc.kill()
                 peer.proc.wait()
