@@ -42,6 +42,7 @@ from imgflow.aws.runtime.jobs import (
     result_keys,
     summary_key,
 )
+from imgflow.engine.plan import Item
 from imgflow.engine.records import ResultRecord, Summary
 from imgflow.errors import UsageError
 
@@ -104,6 +105,12 @@ class JobStatus:
 def job_body(base_url: str, paths: Iterable[str], concurrency: int) -> dict[str, Any]:
     """The original job body."""
     return {"baseUrl": base_url, "resourcePaths": list(paths), "lambdaConcur": concurrency}
+
+
+def urls_job_body(items: Iterable[Item], concurrency: int) -> dict[str, Any]:
+    """A job body of full URLs (``urls``: each a string, or ``{"url", **meta}``)."""
+    entries = [{**item.meta, "url": item.url} if item.meta else item.url for item in items]
+    return {"urls": entries, "lambdaConcur": concurrency}
 
 
 def job_id_for(body: dict[str, Any], batch_size: int) -> str:
