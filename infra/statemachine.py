@@ -32,7 +32,8 @@ output goes to S3 through ResultWriter and is dropped from state (ResultPath nul
 
 The execution input is either the original body ``{"baseUrl", "resourcePaths",
 "lambdaConcur"}`` or ``{"urls", "lambdaConcur"}`` (the HTTP API) or
-``{"manifest": {"bucket", "key"}}`` naming a job object in S3 (the CLI). Either may carry ``"batchSize"``. The job id is the execution name.
+``{"manifest": {"bucket", "key"}}`` naming a job object in S3 (the CLI). Either may carry
+``"batchSize"``. The job id is the execution name.
 """
 
 from __future__ import annotations

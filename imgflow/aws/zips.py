@@ -4,11 +4,12 @@ One zip serves all three functions (``lambdas.plan.handler``, ``lambdas.download
 ``lambdas.consolidate.handler``). It holds the ``lambdas`` package, the parts of imgflow a
 handler may import (``imgflow/__init__.py``, ``errors.py``, ``engine/``, ``aws/__init__.py``,
 ``aws/client.py``, ``aws/runtime/``, the job body's parser in ``sources/``) and the
-packages listed in imgflow.aws.zip_packages, unpacked from wheels built for the function's runtime (``python3.12``) and architecture
-(manylinux x86_64 or aarch64): ``pip download --only-binary=:all: --no-deps --platform ...
---python-version 3.12``, kept in a cache folder (``$IMGFLOW_WHEEL_CACHE``, else
-``$XDG_CACHE_HOME/imgflow/wheels`` or ``~/.cache/imgflow/wheels``), so repeated builds fetch
-nothing and give the same bytes. Never typer, rich, yaml, boto3 or botocore: the Lambda
+packages listed in imgflow.aws.zip_packages, unpacked from wheels built for the function's
+runtime (``python3.12``) and architecture (manylinux x86_64 or aarch64): ``pip download
+--only-binary=:all: --no-deps --platform ... --python-version 3.12``, kept in a cache folder
+(``$IMGFLOW_WHEEL_CACHE``, else ``$XDG_CACHE_HOME/imgflow/wheels`` or
+``~/.cache/imgflow/wheels``), so repeated builds fetch nothing and give the same bytes.
+Never typer, rich, yaml, boto3 or botocore: the Lambda
 runtime provides boto3.
 
 Entries are sorted, dated 1980-01-01 with fixed permissions, and caches and wheel metadata
