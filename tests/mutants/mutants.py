@@ -31,6 +31,7 @@ GUARD = "tests/aws/test_guard.py"
 IAM = "tests/aws/test_iam_policies.py"
 REV = "tests/test_revalidate.py"
 DIRECT = "tests/test_direct_body.py"
+URL_LANES = "tests/aws/test_url_lanes.py"
 
 MUTANTS: list[Mutant] = [
     # -- atomicity: a file appears at its final name only when complete ----------------------
@@ -571,6 +572,39 @@ MUTANTS: list[Mutant] = [
         "if batch and (len(batch) >= size or used + cost > limit):",
         "if batch and len(batch) >= size:",
         ("tests/aws/test_plan_batches.py::test_batches_split_by_bytes_when_paths_are_long",),
+    ),
+    # -- a urls job on aws: one host per batch, a host's batches chained in one lane -----------
+    Mutant(
+        "url-lanes-mix-hosts",
+        "a urls job's batches hold one host each, the hosts' lanes side by side (architecture)",
+        "imgflow/aws/runtime/plan.py",
+        "hosts.setdefault(host_of(item.url), []).append(item)",
+        'hosts.setdefault("", []).append(item)',
+        (URL_LANES,),
+    ),
+    Mutant(
+        "url-lanes-unchained",
+        "a host's batches run one after the other: its cap holds across Lambdas (architecture)",
+        "imgflow/aws/runtime/plan.py",
+        "planned.append([dataclasses.replace(spec, last=last) for spec in lane])",
+        "planned.extend([dataclasses.replace(spec, last=spec.batch)] for spec in lane)",
+        (URL_LANES,),
+    ),
+    Mutant(
+        "url-lane-stops-after-first-batch",
+        "a lane runs every batch of its host (architecture)",
+        "infra/statemachine.py",
+        '                    {**_present("$.next"), "Next": "NextBatch"},\n',
+        "",
+        (URL_LANES,),
+    ),
+    Mutant(
+        "url-meta-not-in-results",
+        "an item's metadata is in its result record on aws (architecture)",
+        "imgflow/aws/runtime/jobs.py",
+        '        data["meta"] = dict(meta)',
+        "        pass",
+        (URL_LANES,),
     ),
     # -- IAM least privilege --------------------------------------------------------------------
     Mutant(
