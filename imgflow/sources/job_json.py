@@ -199,12 +199,14 @@ def full_url_item(raw: str, where: str, meta: Mapping[str, Any] = NO_META) -> It
         url = url.partition("#")[0]
         parts = urlsplit(url)
     origin = f"{parts.scheme}://{parts.netloc}"
+    rest = parts.path + (f"?{parts.query}" if parts.query else "")
     try:
         base = validate_base_url(origin)
         rest = parts.path + (f"?{parts.query}" if parts.query else "")
         path = normalize_path(rest, where)
     except JobError as exc:
-        detail = str(exc).split(": ", 1)[-1]
+        detail = str(exc).split(": ", 1)[-1]  # without its "where"; naming the URL, not its path
+        detail = detail.replace(_show(rest.strip()), _show(url), 1)
         raise JobError(f"{where}: {detail}") from None
     url = item_for(base, path).url
     return Item(url=url, key=key_for(url), meta=meta)
