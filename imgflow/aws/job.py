@@ -45,6 +45,7 @@ from imgflow.aws.runtime.jobs import (
 from imgflow.engine.plan import Item
 from imgflow.engine.records import ResultRecord, Summary
 from imgflow.errors import UsageError
+from imgflow.sources.job_json import url_entry
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -109,8 +110,7 @@ def job_body(base_url: str, paths: Iterable[str], concurrency: int) -> dict[str,
 
 def urls_job_body(items: Iterable[Item], concurrency: int) -> dict[str, Any]:
     """A job body of full URLs (``urls``: each a string, or ``{"url", **meta}``)."""
-    entries = [{**item.meta, "url": item.url} if item.meta else item.url for item in items]
-    return {"urls": entries, "lambdaConcur": concurrency}
+    return {"urls": [url_entry(item) for item in items], "lambdaConcur": concurrency}
 
 
 def job_id_for(body: dict[str, Any], batch_size: int) -> str:

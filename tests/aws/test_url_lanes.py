@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,11 +18,14 @@ import pytest
 from lambda_invoke import patched
 from pipeline_env import FLAGS_DIR, Deployed, deploy_pipeline, pipeline_config
 from sfn_limits import strict_map
+from support.aws_moto import wait_for_execution
 from support.faultserver import FaultServer
-from support.replies import Delay, Ok
+from support.replies import Delay, Ok, Status
 from test_pipeline import run
 
 from imgflow.aws.client import Aws
+from imgflow.aws.job import start_job
+from imgflow.aws.job_retry import failed_paths, start_retry
 from imgflow.aws.runtime.jobs import (
     batch_key,
     failures_key,
@@ -31,6 +35,8 @@ from imgflow.aws.runtime.jobs import (
     result_key,
     summary_key,
 )
+from imgflow.backends.aws import job_body_of
+from imgflow.sources.job_json import UrlsSource, full_url_item
 
 HOSTS = 3
 PER_HOST = 12
@@ -124,3 +130,30 @@ def _host(url: str) -> str:
 
 def _meta(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if k != "url"}
+
+
+def test_the_cli_path_uploads_a_urls_job_and_its_retry_runs_only_the_failed_items(
+    aws: Aws, pipeline: Deployed
+) -> None:
+    with FaultServer() as a, FaultServer() as b:
+        a.set("/a.gif", Ok(GIF))
+        b.set("/b.gif", Status(404), Ok(GIF))  # missing at first, there for the retry
+        source = UrlsSource(
+            (
+                full_url_item(a.url("/a.gif"), "a", MappingProxyType({"caption": "A"})),
+                full_url_item(b.url("/b.gif"), "b", MappingProxyType({"caption": "B", "n": 2})),
+            )
+        )
+        bucket, machine = pipeline.bucket, pipeline.state_machine_arn
+        started = start_job(aws, bucket, machine, job_body_of(source, 2), 10)
+        assert wait_for_execution(aws, started.execution_arn)["status"] == "FAILED"
+        failed = failed_paths(aws, bucket, started.execution_arn)
+        assert failed.base_url is None and failed.items == [source.entries[1]]
+        retry = start_retry(aws, bucket, machine, failed, 10)
+        assert wait_for_execution(aws, retry.execution_arn)["status"] == "SUCCEEDED"
+        assert (a.count("/a.gif"), b.count("/b.gif")) == (1, 2)
+    rows = aws.dynamodb().scan(TableName=pipeline.table)["Items"]
+    metas = {row["url"]["S"]: json.loads(row["meta"]["S"]) for row in rows}
+    assert metas == {a.url("/a.gif"): {"caption": "A"}, b.url("/b.gif"): {"caption": "B", "n": 2}}
+    [record] = get_json(aws.s3(), bucket, result_key(retry.job_id, 0))
+    assert (record["outcome"], record["meta"]) == ("stored", {"caption": "B", "n": 2})

@@ -44,7 +44,7 @@ from imgflow.aws.runtime.jobs import (
     write_results,
 )
 from imgflow.engine.failures import FailureKind
-from imgflow.engine.job import parse_job_json, validate_concurrency
+from imgflow.engine.job import validate_concurrency
 from imgflow.engine.plan import Item, item_for
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.errors import JobError
@@ -72,12 +72,6 @@ def job_text(s3: S3Client, request: dict[str, Any]) -> tuple[str, str]:
         raise JobError("job: manifest must name a bucket and a key")
     bucket, key = str(manifest["bucket"]), str(manifest["key"])
     return get_text(s3, bucket, key), f"s3://{bucket}/{key}"
-
-
-def job_base_url(s3: S3Client, request: dict[str, Any]) -> str:
-    """The validated base URL of an execution input's job."""
-    base_url, _, _ = parse_job_json(*job_text(s3, request))
-    return base_url
 
 
 def host_of(url: str) -> str:
