@@ -606,6 +606,22 @@ MUTANTS: list[Mutant] = [
         "        pass",
         (URL_LANES,),
     ),
+    Mutant(
+        "url-rejected-entries-unreported",
+        "a bad urls entry fails on its own, named by its index (architecture)",
+        "imgflow/aws/runtime/plan.py",
+        "    if rejected:  # a last batch, run by no lane: its results are written now",
+        "    if False:",
+        ("tests/aws/test_plan_batches.py::test_a_urls_job_is_planned_in_lanes_of_one_host_each",),
+    ),
+    Mutant(
+        "serve-urls-bad-entry-dropped",
+        "imgflow serve refuses a urls body with a bad entry, naming its index (architecture)",
+        "imgflow/serve/app.py",
+        "            if source.rejected:",
+        "            if False:",
+        ("tests/test_serve.py::test_bad_bodies_get_400_with_one_line_and_store_nothing",),
+    ),
     # -- IAM least privilege --------------------------------------------------------------------
     Mutant(
         "iam-plan-cannot-read-jobs",
