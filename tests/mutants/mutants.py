@@ -622,6 +622,14 @@ MUTANTS: list[Mutant] = [
         "            if False:",
         ("tests/test_serve.py::test_bad_bodies_get_400_with_one_line_and_store_nothing",),
     ),
+    Mutant(
+        "iam-download-cannot-read-lane-batches",
+        "a urls job's lanes run under the download role's policy (docs/aws.md)",
+        "infra/iam.py",
+        '_allow("ReadLaneBatches", ["s3:GetObject"], [f"{_jobs_objects(names)}/batches/*"]),',
+        '_allow("ReadLaneBatches", ["s3:GetObject"], [f"{names.bucket_arn}/{prefix}*"]),',
+        ("tests/aws/test_roles_enforced.py::test_the_pipeline_runs_with_each_role_enforced",),
+    ),
     # -- IAM least privilege --------------------------------------------------------------------
     Mutant(
         "iam-plan-cannot-read-jobs",
