@@ -21,7 +21,7 @@ from sfn_limits import strict_map
 from support.aws_moto import wait_for_execution
 from support.faultserver import FaultServer
 from support.replies import Delay, Ok, Status
-from test_pipeline import run
+from test_pipeline import crash_batch, run
 
 from imgflow.aws.client import Aws
 from imgflow.aws.job import start_job
@@ -157,3 +157,22 @@ def test_the_cli_path_uploads_a_urls_job_and_its_retry_runs_only_the_failed_item
     assert metas == {a.url("/a.gif"): {"caption": "A"}, b.url("/b.gif"): {"caption": "B", "n": 2}}
     [record] = get_json(aws.s3(), bucket, result_key(retry.job_id, 0))
     assert (record["outcome"], record["meta"]) == ("stored", {"caption": "B", "n": 2})
+
+
+def test_a_crashed_batch_of_a_lane_is_recorded_and_the_lane_goes_on(
+    aws: Aws, pipeline: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crash_batch(monkeypatch, 1, recording_too=False)
+    with FaultServer(fallback=Ok(GIF)) as site:
+        urls = [site.url(f"/{n}.gif") for n in range(6)]
+        execution = run(aws, pipeline, {"urls": urls, "batchSize": 2}, "lane-crash")
+    assert execution["status"] == "FAILED", execution
+    records = {
+        n: get_json(aws.s3(), pipeline.bucket, result_key("lane-crash", n)) for n in range(3)
+    }
+    assert [[r["outcome"] for r in records[n]] for n in range(3)] == [
+        ["stored", "stored"],
+        ["failed", "failed"],
+        ["stored", "stored"],  # the batch after the crash still ran, in the same lane
+    ]
+    assert {r["failureKind"] for r in records[1]} == {"batch-failed"}

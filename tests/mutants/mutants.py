@@ -599,6 +599,14 @@ MUTANTS: list[Mutant] = [
         (URL_LANES,),
     ),
     Mutant(
+        "url-lane-stops-at-a-crash",
+        "a crashed batch is recorded failed and its lane's later batches still run (architecture)",
+        "imgflow/aws/runtime/download.py",
+        'return {**counts(spec, records), "next": spec.next_ref()}',
+        'return {**counts(spec, records), "next": None}',
+        (URL_LANES + "::test_a_crashed_batch_of_a_lane_is_recorded_and_the_lane_goes_on",),
+    ),
+    Mutant(
         "url-meta-not-in-results",
         "an item's metadata is in its result record on aws (architecture)",
         "imgflow/aws/runtime/jobs.py",
