@@ -7,6 +7,7 @@ in test_serve_durable.py, the OpenAPI fuzz in test_serve_fuzz.py.
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -203,6 +204,14 @@ def test_a_job_of_urls_from_several_hosts_runs_beside_the_original_body(
     assert stored == {
         flag_server.url("ad/ad.gif"): f"{flag_server.base_url.split('://')[1]}/ad/ad.gif",
         slow_server.url("/a/b.gif"): f"{slow_host}/a/b.gif",
+    }
+    [db_path] = serve.folder.rglob("imgflow.db")
+    with sqlite3.connect(db_path) as conn:
+        metas = dict(
+            conn.execute("SELECT url, meta FROM results WHERE run_id = ?", (document["localRun"],))
+        )
+    assert {url: json.loads(meta) for url, meta in metas.items() if meta} == {
+        slow_server.url("/a/b.gif"): {"caption": "slow", "n": 2}
     }
     # the original body still runs as before, in the same service
     again = serve.post_job({"baseUrl": flag_server.base_url, "resourcePaths": ["ad/ad.gif"]})

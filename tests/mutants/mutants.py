@@ -638,6 +638,17 @@ MUTANTS: list[Mutant] = [
         '_allow("ReadLaneBatches", ["s3:GetObject"], [f"{names.bucket_arn}/{prefix}*"]),',
         ("tests/aws/test_roles_enforced.py::test_the_pipeline_runs_with_each_role_enforced",),
     ),
+    Mutant(
+        "serve-urls-meta-dropped",
+        "imgflow serve keeps a urls entry's metadata with its image (README)",
+        "imgflow/serve/queue.py",
+        "json.dumps([url_entry(item) for item in urls]",
+        "json.dumps([item.url for item in urls]",
+        (
+            "tests/test_serve.py::"
+            "test_a_job_of_urls_from_several_hosts_runs_beside_the_original_body",
+        ),
+    ),
     # -- IAM least privilege --------------------------------------------------------------------
     Mutant(
         "iam-plan-cannot-read-jobs",
