@@ -156,3 +156,14 @@ def test_a_urls_job_is_planned_in_lanes_of_one_host_each(aws: Aws) -> None:
     assert record["outcome"] == "failed" and record["error"].startswith("job urls[20]: only http")
     assert manifest[3].next_ref() == {"jobId": "job", "batch": 4, "last": 5}
     assert manifest[5].next_ref() is None
+
+
+def test_the_rest_of_a_lanes_batch_keeps_its_lane() -> None:
+    """A lane's batch that ran out of time comes back as a part with the lane's last batch,
+    so the lane goes on to its next batch once the part is done."""
+    spec = BatchSpec("job", 4, tuple(items(["a.gif", "b.gif"])), 2, last=6)
+    rest = BatchSpec.from_json(json.loads(json.dumps(spec.to_json())))
+    part = BatchSpec.from_json({**rest.to_json(), "part": 1, "items": rest.to_json()["items"][1:]})
+    assert (part.part, part.last, part.items) == (1, 6, spec.items[1:])
+    assert part.next_ref() == {"jobId": "job", "batch": 5, "last": 6}
+    assert BatchSpec("job", 0, (), 2).next_ref() is None  # a seed job's batch: no lane
