@@ -95,6 +95,8 @@ def download_policy(names: Names, prefix: str) -> Policy:
         # A large image whose type changes at the end gets it by an in-place CopyObject,
         # which reads the source object (s3:GetObject) as well as writing the target.
         _allow("CopyImages", ["s3:GetObject"], [f"{names.bucket_arn}/{prefix}*"]),
+        # A lane of a urls job reads each of its batches (jobs/<job-id>/batches/<n>.json).
+        _allow("ReadLaneBatches", ["s3:GetObject"], [f"{_jobs_objects(names)}/batches/*"]),
         # A large image streams in as a multipart upload, aborted when the image fails.
         _allow("AbortUploads", ["s3:AbortMultipartUpload"], [f"{names.bucket_arn}/{prefix}*"]),
         _allow("Index", ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"], [names.table_arn]),

@@ -1,14 +1,20 @@
 """The state machine that runs a job on AWS, as an Amazon States Language document.
 
     Plan (Lambda)          validate the job, write the batches to jobs/<job-id>/batches.json
-      -> Download (Map)    Distributed Map over that manifest (ItemReader s3:getObject),
-         |                 one STANDARD child per batch, at most `max_batches` at once:
+      -> Download (Map)    Distributed Map over the plan's mapKey (ItemReader s3:getObject):
+         |                 the batches (a seed job) or the lanes (a urls job: one per host,
+         |                 jobs/<job-id>/lanes.json), one STANDARD child per item, at most
+         |                 `max_batches` at once:
          |                   Fetch (download Lambda; retried on transient Lambda errors,
          |                   and once on Lambda.Unknown: a timeout or out of memory);
          |                   a batch that ran short of time returns its unstarted items
-         |                   as "rest": MoreToDo? -> NextPart -> Fetch runs them again
+         |                   as "rest": MoreToDo? -> NextPart -> Fetch runs them again;
+         |                   a lane's batch, once done, returns its lane's next batch as
+         |                   "next": MoreToDo? -> NextBatch -> Fetch (so one host's
+         |                   batches run one after the other, never side by side)
          |                   on any other error: RecordCrash (download Lambda writes the
-         |                   batch's records as failed) or, if that fails too, BatchLost
+         |                   batch's records as failed; the lane goes on: AfterCrash?) or,
+         |                   if that fails too, BatchLost (the lane's later batches too)
          |                 a failed Map (a child that could not start) is caught: the
          |                 error goes to $.mapError and Consolidate still runs
       -> Consolidate       read jobs/<job-id>/results/*.json, write the failures file;
@@ -25,8 +31,9 @@ Map items (one batch of items each) and the small counts the Lambdas return. The
 output goes to S3 through ResultWriter and is dropped from state (ResultPath null).
 
 The execution input is either the original body ``{"baseUrl", "resourcePaths",
-"lambdaConcur"}`` (the HTTP API) or ``{"manifest": {"bucket", "key"}}`` naming a job
-object in S3 (the CLI). Either may carry ``"batchSize"``. The job id is the execution name.
+"lambdaConcur"}`` or ``{"urls", "lambdaConcur"}`` (the HTTP API) or
+``{"manifest": {"bucket", "key"}}`` naming a job object in S3 (the CLI). Either may carry
+``"batchSize"``. The job id is the execution name.
 """
 
 from __future__ import annotations
@@ -115,8 +122,13 @@ def _step_failed(step: str) -> dict[str, Any]:
     }
 
 
+def _present(path: str) -> dict[str, Any]:
+    """A Choice rule: `path` is there and not null (a missing path is no runtime error)."""
+    return {"And": [{"Variable": path, "IsPresent": True}, {"Variable": path, "IsNull": False}]}
+
+
 def _batch_processor(download_arn: str) -> dict[str, Any]:
-    """The child workflow run once per batch."""
+    """The child workflow run once per batch (a seed job) or per lane (a urls job)."""
     return {
         "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
         "StartAt": "Fetch",
@@ -130,19 +142,29 @@ def _batch_processor(download_arn: str) -> dict[str, Any]:
                 Next="MoreToDo",
             ),
             # The items a batch could not start before its time ran out, in a new invocation.
+            # Then the lane's next batch (a urls job), in this same child: one at a time.
             "MoreToDo": {
                 "Type": "Choice",
-                "Choices": [{"Variable": "$.rest", "IsNull": False, "Next": "NextPart"}],
+                "Choices": [
+                    {"Variable": "$.rest", "IsNull": False, "Next": "NextPart"},
+                    {**_present("$.next"), "Next": "NextBatch"},
+                ],
                 "Default": "BatchDone",
             },
             "NextPart": {"Type": "Pass", "InputPath": "$.rest", "Next": "Fetch"},
+            "NextBatch": {"Type": "Pass", "InputPath": "$.next", "Next": "Fetch"},
             "BatchDone": {"Type": "Succeed"},
             "RecordCrash": _invoke(
                 download_arn,
                 {"batch.$": "$", "crash.$": "$.error"},
                 Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "BatchLost"}],
-                End=True,
+                Next="AfterCrash",
             ),
+            "AfterCrash": {
+                "Type": "Choice",
+                "Choices": [{**_present("$.next"), "Next": "NextBatch"}],
+                "Default": "BatchDone",
+            },
             # Consolidate reports a batch without a results object as failed.
             "BatchLost": {"Type": "Pass", "Result": {"lost": True}, "End": True},
         },
@@ -178,7 +200,7 @@ def definition(
                 "ItemReader": {
                     "Resource": integration(partition, S3_GET_OBJECT),
                     "ReaderConfig": {"InputType": "JSON"},
-                    "Parameters": {"Bucket.$": "$.bucket", "Key.$": "$.manifestKey"},
+                    "Parameters": {"Bucket.$": "$.bucket", "Key.$": "$.mapKey"},
                 },
                 "ItemProcessor": _batch_processor(download_arn),
                 "ResultWriter": {

@@ -6,14 +6,16 @@ from typing import Any
 
 from imgflow.aws.client import lambda_session
 from imgflow.aws.runtime.download import download_batch, record_crash
-from imgflow.aws.runtime.jobs import BatchSpec
+from imgflow.aws.runtime.jobs import load_batch
 from imgflow.aws.runtime.settings import LambdaSettings
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    """``{"batch": <manifest item>}`` -> counts; with ``"crash"``, record the batch failed."""
+    """``{"batch": <manifest item or lane reference>}`` -> counts; with ``"crash"``, record
+    the batch failed."""
     settings = LambdaSettings.from_env()
-    spec = BatchSpec.from_json(event["batch"])
+    aws = lambda_session()
+    spec = load_batch(aws.s3(), settings.bucket, event["batch"])
     if "crash" in event:
-        return record_crash(lambda_session(), settings, spec, event["crash"])
-    return download_batch(lambda_session(), settings, spec, context)  # type: ignore[arg-type]
+        return record_crash(aws, settings, spec, event["crash"])
+    return download_batch(aws, settings, spec, context)  # type: ignore[arg-type]

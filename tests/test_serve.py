@@ -7,6 +7,7 @@ in test_serve_durable.py, the OpenAPI fuzz in test_serve_fuzz.py.
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -155,6 +156,18 @@ def test_lambda_concur_as_a_string_of_digits(
             + b'"}',
             "whole number",
         ),
+        (b"{}", "expected baseUrl with resourcePaths, or urls"),
+        (b'{"lambdaConcur": 2}', "expected baseUrl with resourcePaths, or urls"),
+        (b'{"baseUrl": "http://h", "resourcePaths": ["a"], "urls": ["http://h/a"]}', "not both"),
+        (b'{"urls": ["http://h/a"], "resourcePaths": ["a"]}', "not both"),
+        (b'{"urls": []}', "urls is empty"),
+        (b'{"urls": "http://h/a"}', "urls must be a list"),
+        (b'{"urls": ["http://h/a", "ftp://h/b"]}', "urls[1]: only http:// and https://"),
+        (b'{"urls": ["a.gif"]}', "urls[0]: 'a.gif' is not a full URL"),
+        (b'{"urls": [{"caption": "x"}]}', "urls[0]: an object without a url field"),
+        (b'{"urls": ["http://h/", "", 3]}', "urls[0]: 'http://h/' names no resource (and 2 more"),
+        (b'{"urls": ["http://h/a"], "lambdaConcur": 0}', "at least 1"),
+        (b'{"urls": ["http://h/a"], "extra": 1}', "unknown field 'extra'"),
     ],
 )
 def test_bad_bodies_get_400_with_one_line_and_store_nothing(
@@ -166,6 +179,43 @@ def test_bad_bodies_get_400_with_one_line_and_store_nothing(
         error = answer.json()["error"]
         assert problem in error and "\n" not in error
         assert client.get("/runs").json() == {"runs": []}
+
+
+def test_a_job_of_urls_from_several_hosts_runs_beside_the_original_body(
+    serve: ServeProcess, flag_server: StaticServer, slow_server: FaultServer
+) -> None:
+    urls = [
+        flag_server.url("ad/ad.gif"),
+        {"url": slow_server.url("/a/b.gif"), "caption": "slow", "n": 2},
+        flag_server.url("zz/zz.gif"),
+        flag_server.url("ad/ad.gif"),  # a duplicate
+    ]
+    run_id = serve.post_job({"urls": urls, "lambdaConcur": 1})
+    document = serve.wait_for(run_id)
+    assert document["state"] == "failed"
+    assert document["summary"] == {"total": 3, "stored": 2, "skipped": 0, "failed": 1}
+    assert (document["baseUrl"], document["lambdaConcur"], document["duplicates"]) == (None, 1, 1)
+    with serve.client() as client:
+        failures = client.get(f"/runs/{run_id}/failures").json()
+        full = client.get(f"/runs/{run_id}").json()
+    assert failures == [f"Could not find: {flag_server.url('zz/zz.gif')}"]
+    stored = {r["url"]: r["key"] for r in full["results"] if r["outcome"] == "stored"}
+    slow_host = slow_server.base_url.split("://")[1]
+    assert stored == {
+        flag_server.url("ad/ad.gif"): f"{flag_server.base_url.split('://')[1]}/ad/ad.gif",
+        slow_server.url("/a/b.gif"): f"{slow_host}/a/b.gif",
+    }
+    [db_path] = serve.folder.rglob("imgflow.db")
+    with sqlite3.connect(db_path) as conn:
+        metas = dict(
+            conn.execute("SELECT url, meta FROM results WHERE run_id = ?", (document["localRun"],))
+        )
+    assert {url: json.loads(meta) for url, meta in metas.items() if meta} == {
+        slow_server.url("/a/b.gif"): {"caption": "slow", "n": 2}
+    }
+    # the original body still runs as before, in the same service
+    again = serve.post_job({"baseUrl": flag_server.base_url, "resourcePaths": ["ad/ad.gif"]})
+    assert serve.wait_for(again)["summary"]["skipped"] == 1  # the same key as from its URL
 
 
 def test_wrong_methods_and_paths_get_json_errors(shared: ServeProcess) -> None:

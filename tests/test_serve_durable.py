@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 from support.faultserver import Delay, FaultServer, Ok
@@ -13,7 +15,9 @@ from support.serveproc import ServeProcess
 
 from imgflow.demo.images import make_gif
 from imgflow.demo.server import StaticServer
+from imgflow.serve.queue import JobQueue
 from imgflow.serve.worker import FAULT_ENV
+from imgflow.sources.job_json import full_url_item
 
 GIF = make_gif("durable")
 
@@ -108,3 +112,48 @@ def test_a_job_that_raises_is_marked_failed_and_the_next_one_runs(
         assert f"run {broken} failed: RuntimeError" in serve.log
         assert "Traceback" in serve.log  # an unexpected error is logged with its traceback
         assert serve.stop() == 0
+
+
+def test_a_queue_written_before_urls_jobs_gains_the_column_and_keeps_its_jobs(
+    tmp_path: Path,
+) -> None:
+    """A serve_jobs table from before (no urls column) is opened, its queued job runs as
+    paths, and a job of URLs is stored with its entries (metadata included)."""
+    path = tmp_path / "imgflow.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(OLD_SCHEMA)
+        conn.execute(
+            "INSERT INTO serve_jobs (id, state, base_url, concurrency, total, duplicates, paths,"
+            " submitted_at) VALUES ('old', 'queued', 'http://h', 2, 1, 0, 'a.gif', 1.0)"
+        )
+    queue = JobQueue(path)
+    try:
+        old = queue.get("old")
+        assert old is not None and (old.base_url, queue.urls("old")) == ("http://h", None)
+        assert queue.paths("old") == ["a.gif"]
+        items = [
+            full_url_item("http://a.example/x.gif", "u", MappingProxyType({"caption": "x"})),
+            full_url_item("http://b.example/y.gif", "u"),
+            full_url_item("http://a.example/x.gif", "u"),
+        ]
+        job = queue.add(None, [], 3, 10, items)
+        stored = queue.get(job.id)
+        assert stored is not None and stored.base_url is None
+        assert (stored.total, stored.duplicates) == (2, 1)
+        assert queue.urls(job.id) == [
+            {"caption": "x", "url": "http://a.example/x.gif"},
+            "http://b.example/y.gif",
+            "http://a.example/x.gif",
+        ]
+    finally:
+        queue.close()
+
+
+OLD_SCHEMA = """
+CREATE TABLE serve_jobs (
+    id TEXT PRIMARY KEY, state TEXT NOT NULL, base_url TEXT NOT NULL,
+    concurrency INTEGER NOT NULL, total INTEGER NOT NULL, duplicates INTEGER NOT NULL,
+    paths TEXT NOT NULL, run_id TEXT, attempts INTEGER NOT NULL DEFAULT 0, error TEXT,
+    submitted_at REAL NOT NULL, started_at REAL, finished_at REAL
+);
+"""

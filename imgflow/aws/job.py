@@ -42,8 +42,10 @@ from imgflow.aws.runtime.jobs import (
     result_keys,
     summary_key,
 )
+from imgflow.engine.plan import Item
 from imgflow.engine.records import ResultRecord, Summary
 from imgflow.errors import UsageError
+from imgflow.sources.job_json import url_entry
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -104,6 +106,11 @@ class JobStatus:
 def job_body(base_url: str, paths: Iterable[str], concurrency: int) -> dict[str, Any]:
     """The original job body."""
     return {"baseUrl": base_url, "resourcePaths": list(paths), "lambdaConcur": concurrency}
+
+
+def urls_job_body(items: Iterable[Item], concurrency: int) -> dict[str, Any]:
+    """A job body of full URLs (``urls``: each a string, or ``{"url", **meta}``)."""
+    return {"urls": [url_entry(item) for item in items], "lambdaConcur": concurrency}
 
 
 def job_id_for(body: dict[str, Any], batch_size: int) -> str:

@@ -6,6 +6,9 @@ failed, or when its batch wrote no record for it (a lost batch, a Map that faile
 new execution's download step skips what the index holds, so an image stored since (by
 another run) is not fetched again. The retry is linked to its parent by its execution
 input and its name (see imgflow.aws.job).
+
+A job of full URLs (``urls``) is retried as one: its failed items, with their metadata, in a
+new ``urls`` body (entries the plan step rejected are not URLs, and are left out).
 """
 
 from __future__ import annotations
@@ -15,11 +18,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from imgflow.aws.client import Aws, NotFoundError, aws_errors
-from imgflow.aws.job import RUNNING, Started, execution_arn_for, job_body, start_job
+from imgflow.aws.job import (
+    RUNNING,
+    Started,
+    execution_arn_for,
+    job_body,
+    start_job,
+    urls_job_body,
+)
 from imgflow.aws.runtime.jobs import BatchSpec, get_json, iter_results, manifest_key
-from imgflow.aws.runtime.plan import job_base_url
+from imgflow.aws.runtime.plan import job_text
+from imgflow.engine.plan import Item
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.errors import UsageError
+from imgflow.sources.job_json import UrlsSource, parse_job_text
 
 
 @dataclass(frozen=True)
@@ -27,9 +39,14 @@ class FailedPaths:
     """What a retry of one execution needs to know."""
 
     name: str
-    base_url: str
+    base_url: str | None  # None for a job of full URLs
     concurrency: int
-    paths: list[str]
+    items: list[Item]
+
+    @property
+    def paths(self) -> list[str]:
+        """The failed items' names: resource paths (or, for a job of URLs, the URLs)."""
+        return [item.name for item in self.items]
 
 
 def execution_arn_of(state_machine_arn: str, target: str) -> str:
@@ -47,14 +64,15 @@ def _describe(aws: Aws, execution_arn: str) -> dict[str, object]:
         raise UsageError(f"no such execution: {execution_arn}") from None
 
 
-def _failed_in(spec: BatchSpec, records: list[ResultRecord] | None) -> Iterator[str]:
-    paths = [item.path for item in spec.items]
+def _failed_in(spec: BatchSpec, records: list[ResultRecord] | None) -> Iterator[Item]:
+    """The items of `spec` that failed or have no record (a record's path is its item's
+    name: the resource path, or the URL of an item of a urls job)."""
     if records is None:
-        yield from paths
+        yield from spec.items
         return
     recorded = {r.path for r in records}
     failed = {r.path for r in records if r.outcome is Outcome.FAILED}
-    yield from (p for p in paths if p in failed or p not in recorded)
+    yield from (i for i in spec.items if i.name in failed or i.name not in recorded)
 
 
 def failed_paths(aws: Aws, bucket: str, execution_arn: str) -> FailedPaths:
@@ -72,22 +90,27 @@ def failed_paths(aws: Aws, bucket: str, execution_arn: str) -> FailedPaths:
             f"execution {name} ended before its job was planned ({cause}): nothing to retry"
         ) from None
     specs = [BatchSpec.from_json(entry) for entry in manifest]
-    paths: list[str] = []
+    items: list[Item] = []
     found = iter_results(s3, bucket, name)  # in batch order, streamed
     current = next(found, None)
     for spec in specs:
         while current is not None and current[0] < spec.batch:
             current = next(found, None)
         records = current[1] if current is not None and current[0] == spec.batch else None
-        paths.extend(_failed_in(spec, records))
-    base_url = job_base_url(s3, json.loads(str(execution["input"])))
+        items.extend(_failed_in(spec, records))
+    source = parse_job_text(*job_text(s3, json.loads(str(execution["input"]))))
     concurrency = specs[0].concurrency if specs else 1
-    return FailedPaths(name, base_url, concurrency, paths)
+    if isinstance(source, UrlsSource):  # a rejected entry (no key) is not a URL to retry
+        return FailedPaths(name, None, concurrency, [i for i in items if i.key])
+    return FailedPaths(name, source.base_url, concurrency, items)
 
 
 def start_retry(
     aws: Aws, bucket: str, state_machine_arn: str, failed: FailedPaths, batch_size: int
 ) -> Started:
     """Start the retry of `failed.name` over its failed paths."""
-    body = job_body(failed.base_url, failed.paths, failed.concurrency)
+    if failed.base_url is None:
+        body = urls_job_body(failed.items, failed.concurrency)
+    else:
+        body = job_body(failed.base_url, failed.paths, failed.concurrency)
     return start_job(aws, bucket, state_machine_arn, body, batch_size, parent=failed.name)

@@ -3,12 +3,13 @@
 One zip serves all three functions (``lambdas.plan.handler``, ``lambdas.download.handler``,
 ``lambdas.consolidate.handler``). It holds the ``lambdas`` package, the parts of imgflow a
 handler may import (``imgflow/__init__.py``, ``errors.py``, ``engine/``, ``aws/__init__.py``,
-``aws/client.py``, ``aws/runtime/``) and the packages listed in imgflow.aws.zip_packages,
-unpacked from wheels built for the function's runtime (``python3.12``) and architecture
-(manylinux x86_64 or aarch64): ``pip download --only-binary=:all: --no-deps --platform ...
---python-version 3.12``, kept in a cache folder (``$IMGFLOW_WHEEL_CACHE``, else
-``$XDG_CACHE_HOME/imgflow/wheels`` or ``~/.cache/imgflow/wheels``), so repeated builds fetch
-nothing and give the same bytes. Never typer, rich, yaml, boto3 or botocore: the Lambda
+``aws/client.py``, ``aws/runtime/``, the job body's parser in ``sources/``) and the
+packages listed in imgflow.aws.zip_packages, unpacked from wheels built for the function's
+runtime (``python3.12``) and architecture (manylinux x86_64 or aarch64): ``pip download
+--only-binary=:all: --no-deps --platform ... --python-version 3.12``, kept in a cache folder
+(``$IMGFLOW_WHEEL_CACHE``, else ``$XDG_CACHE_HOME/imgflow/wheels`` or
+``~/.cache/imgflow/wheels``), so repeated builds fetch nothing and give the same bytes.
+Never typer, rich, yaml, boto3 or botocore: the Lambda
 runtime provides boto3.
 
 Entries are sorted, dated 1980-01-01 with fixed permissions, and caches and wheel metadata
@@ -42,7 +43,16 @@ from imgflow.errors import DeployError
 MAX_ZIPPED_BYTES = 50 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
 
-IMGFLOW_FILES = ("imgflow/__init__.py", "imgflow/errors.py", "imgflow/aws/__init__.py")
+IMGFLOW_FILES = (
+    "imgflow/__init__.py",
+    "imgflow/errors.py",
+    "imgflow/aws/__init__.py",
+    # The job body's parser (baseUrl + resourcePaths, or urls), for the plan step.
+    "imgflow/sources/__init__.py",
+    "imgflow/sources/base.py",
+    "imgflow/sources/paths.py",
+    "imgflow/sources/job_json.py",
+)
 IMGFLOW_GLOBS = ("imgflow/engine/**/*", "imgflow/aws/client.py", "imgflow/aws/runtime/**/*")
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _FILE_MODE = 0o100644 << 16

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from imgflow.backends.base import Detached, Flags, Listener, ReportOptions, RunView
 from imgflow.errors import UsageError
@@ -82,11 +81,11 @@ class AwsBackend:
 
     def run(self, spec: Source, flags: Flags, listener: Listener) -> RunView | Detached:
         """Start an execution (or show the one of the same job) and follow it."""
-        from imgflow.aws.job import job_body, start_job
+        from imgflow.aws.job import start_job
 
         cfg = self.cfg
         aws, outputs = self._deployment()
-        body = job_body(*_seed_job(spec), cfg.job.concurrency)
+        body = job_body_of(spec, cfg.job.concurrency)
         if flags.via_api:
             from imgflow.aws.job_api import start_via_api
 
@@ -205,11 +204,15 @@ class AwsBackend:
         )
 
 
-def _seed_job(spec: Source) -> tuple[str, Iterable[str]]:
-    """The seed contract's base URL and resource paths of `spec` (the state machine's
-    input is the original job body)."""
+def job_body_of(spec: Source, concurrency: int) -> dict[str, Any]:
+    """The state machine's input for `spec`: the original job body (base URL and resource
+    paths) for a source of paths under a base URL; else ``{"urls", "lambdaConcur"}``, each
+    item's full URL with its metadata (the plan step runs it in lanes, one per host)."""
+    from imgflow.aws.job import job_body, urls_job_body
     from imgflow.sources.paths import PathsSource
 
-    if not isinstance(spec, PathsSource):
-        raise UsageError("the aws backend runs jobs of a base URL and paths")
-    return spec.base_url, spec.paths()
+    if isinstance(spec, PathsSource):
+        return job_body(spec.base_url, spec.paths(), concurrency)
+    if spec.base_url is not None:
+        raise UsageError("the aws backend runs jobs of a base URL and paths, or of full URLs")
+    return urls_job_body(spec.items(), concurrency)

@@ -1,7 +1,9 @@
 """The HTTP API of `imgflow serve`, on Starlette. Described in `imgflow.serve.openapi`.
 
-- ``POST <api.route>`` (default ``/jobs``): the original pipeline's body; the job is stored
-  in the data folder's imgflow.db, then ``202 {"run", "state"}`` with ``Location``.
+- ``POST <api.route>`` (default ``/jobs``): the original pipeline's body (or ``urls``, full
+  URLs from many hosts, each a string or ``{"url", <metadata>}``, instead of ``baseUrl`` and
+  ``resourcePaths``); the job is stored in the data folder's imgflow.db, then
+  ``202 {"run", "state"}`` with ``Location``.
 - ``GET /runs[?state=&limit=]``, ``GET /runs/<id>[?results=false]``,
   ``GET /runs/<id>/failures``, ``DELETE /runs/<id>``, ``GET /openapi.json``.
 
@@ -29,7 +31,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imgflow.config import Config
-from imgflow.engine.job import job_from_document, number_too_long
+from imgflow.engine.job import number_too_long
+from imgflow.engine.plan import Item
 from imgflow.errors import ImgflowError, JobError
 from imgflow.serve.documents import Documents
 from imgflow.serve.errors import Refusal, error_body, refusal_response
@@ -37,6 +40,7 @@ from imgflow.serve.guard import Access, Guard
 from imgflow.serve.limits import json_depth, read_body
 from imgflow.serve.queue import INTERRUPTED, QUEUED, RUNNING, STATES, Job, JobQueue, QueueFull
 from imgflow.serve.worker import Worker
+from imgflow.sources.job_json import UrlsSource, parse_job_document
 
 # A local run's HTML report page: (data folder, run id) -> the page (imgflow.report).
 RenderReport = Callable[[Path, str], str]
@@ -48,6 +52,16 @@ MAX_LIST = 1000
 RETRY_AFTER = 5
 CANCEL_WAIT = 5.0
 PARSING_AT_ONCE = 2
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A valid job body: paths under a base URL, or (base_url None) a list of URLs."""
+
+    base_url: str | None
+    paths: list[str]
+    urls: tuple[Item, ...]
+    concurrency: int
 
 
 @dataclass(frozen=True)
@@ -106,10 +120,15 @@ class JobApi:
             raise self._queue_full()
         async with self._parsing:
             body = await read_body(request, self.limits.max_body_bytes)
-            base, paths, concurrency = await run_in_threadpool(self._parse, body)
+            sub = await run_in_threadpool(self._parse, body)
             try:
                 job = await run_in_threadpool(
-                    self.queue.add, base, paths, concurrency, self.limits.max_queued
+                    self.queue.add,
+                    sub.base_url,
+                    sub.paths,
+                    sub.concurrency,
+                    self.limits.max_queued,
+                    sub.urls,
                 )
             except QueueFull:
                 raise self._queue_full() from None
@@ -119,14 +138,17 @@ class JobApi:
                     503, f"the job database is busy ({exc}); retry later", _retry_after()
                 ) from None
         self.worker.wake()
-        log.info("run %s queued: %d paths from %s", job.id, len(paths), base)
+        if sub.base_url is None:
+            log.info("run %s queued: %d URLs", job.id, len(sub.urls))
+        else:
+            log.info("run %s queued: %d paths from %s", job.id, len(sub.paths), sub.base_url)
         return JSONResponse(
             {"run": job.id, "state": job.state},
             status_code=202,
             headers={"Location": f"/runs/{job.id}"},
         )
 
-    def _parse(self, body: bytes) -> tuple[str, list[str], int]:
+    def _parse(self, body: bytes) -> Submission:
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -148,14 +170,22 @@ class JobApi:
         if json_depth(document) > depth:
             raise too_deep
         try:
-            base, paths, concurrency = job_from_document(document, "request body")
+            source = parse_job_document(document, "request body")
         except JobError as exc:
             raise Refusal(400, str(exc)) from None
+        concurrency = source.concurrency
         if concurrency is not None and concurrency > MAX_CONCURRENCY:
             raise Refusal(
                 400, f"request body: lambdaConcur: at most {MAX_CONCURRENCY}, got {concurrency}"
             )
-        return base, paths, concurrency or self.cfg.job.concurrency
+        concurrency = concurrency or self.cfg.job.concurrency
+        if isinstance(source, UrlsSource):
+            if source.rejected:  # the local runner has no record for an item never fetched
+                first, more = source.rejected[0], len(source.rejected) - 1
+                also = f" (and {more} more bad entr{'y' if more == 1 else 'ies'})" if more else ""
+                raise Refusal(400, first.message + also)
+            return Submission(None, [], source.entries, concurrency)
+        return Submission(source.base_url, list(source.paths()), (), concurrency)
 
     def _queue_full(self) -> Refusal:
         return Refusal(

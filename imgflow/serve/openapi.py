@@ -50,6 +50,13 @@ _AUTH = {
     "401": _error("No or wrong bearer token."),
 }
 
+_URL = {
+    "type": "string",
+    "pattern": "^\\s*[Hh][Tt][Tt][Pp][Ss]?://[^/?#\\s]+/",
+    "maxLength": 2048,
+    "description": "A full http:// or https:// URL with a host and a path.",
+}
+
 _SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -59,9 +66,16 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Job": {
         "type": "object",
-        "description": "The original pipeline's job body.",
-        "required": ["baseUrl", "resourcePaths"],
+        "description": "The original pipeline's job body (baseUrl with resourcePaths), or a"
+        " list of full URLs from any number of hosts (urls) instead: one or the other.",
         "additionalProperties": False,
+        "oneOf": [
+            {"required": ["baseUrl", "resourcePaths"], "not": {"required": ["urls"]}},
+            {
+                "required": ["urls"],
+                "not": {"anyOf": [{"required": ["baseUrl"]}, {"required": ["resourcePaths"]}]},
+            },
+        ],
         "properties": {
             "baseUrl": {
                 "type": "string",
@@ -75,9 +89,17 @@ _SCHEMAS: dict[str, Any] = {
                 "items": {"type": "string"},
                 "description": "Paths relative to baseUrl (no .., no full URLs).",
             },
+            "urls": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"oneOf": [_URL, _ref("UrlEntry")]},
+                "description": "Full http(s) URLs, from any hosts (instead of baseUrl and"
+                " resourcePaths); --concurrency (lambdaConcur) then holds per host. A bad"
+                " entry is refused with its index (urls[3]: ...).",
+            },
             "lambdaConcur": {
-                "description": "Requests in flight per batch: an integer or a string of "
-                "digits (default: job.concurrency).",
+                "description": "Requests in flight per batch (per host with urls): an integer"
+                " or a string of digits (default: job.concurrency).",
                 "oneOf": [
                     {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY},
                     {"type": "string", "pattern": "^\\s*[0-9]+\\s*$"},
@@ -85,6 +107,12 @@ _SCHEMAS: dict[str, Any] = {
                 ],
             },
         },
+    },
+    "UrlEntry": {
+        "type": "object",
+        "description": "A URL with its metadata: every other field is kept with the image.",
+        "required": ["url"],
+        "properties": {"url": _URL},
     },
     "Accepted": {
         "type": "object",
@@ -123,7 +151,7 @@ _SCHEMAS: dict[str, Any] = {
             "backend": {"const": "local"},
             "summary": _ref("Summary"),
             "state": {"enum": list(STATES)},
-            "baseUrl": {"type": "string"},
+            "baseUrl": _nullable("string", description="null for a job of urls"),
             "lambdaConcur": {"type": "integer", "minimum": 1},
             "duplicates": {"type": "integer", "minimum": 0},
             "submittedAt": {"type": "string", "format": "date-time"},

@@ -7,20 +7,27 @@ before says ``cancelled`` and is renamed when opened). A job's first local run h
 job's id; a job resumed after a restart runs again as ``<id>-<attempt>`` (the index skips
 what the earlier attempt stored).
 
+A job of full URLs (a body's ``urls``) keeps them, as a JSON array of ``urls`` entries, in
+column ``urls`` (added to a table written before), with an empty ``base_url`` and ``paths``.
+
 This module keeps its own connection and its own table; the local backend's tables are
 read only through `imgflow.local.index`.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from imgflow.engine.plan import Item
 from imgflow.local.runner import new_run_id
+from imgflow.sources.job_json import url_entry
 
 QUEUED = "queued"
 RUNNING = "running"
@@ -58,11 +65,11 @@ _COLUMNS = (
 
 @dataclass(frozen=True)
 class Job:
-    """One row of serve_jobs (without its paths)."""
+    """One row of serve_jobs (without its paths); `base_url` is None for a job of URLs."""
 
     id: str
     state: str
-    base_url: str
+    base_url: str | None
     concurrency: int
     total: int
     duplicates: int
@@ -88,22 +95,38 @@ class JobQueue:
         self._conn.execute("PRAGMA synchronous=FULL")  # a 202 must survive a power cut
         self._conn.execute("PRAGMA busy_timeout=10000")
         self._conn.executescript(SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(serve_jobs)")}
+        if "urls" not in columns:
+            self._conn.execute("ALTER TABLE serve_jobs ADD COLUMN urls TEXT")
 
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
             self._conn.close()
 
-    def add(self, base_url: str, paths: Sequence[str], concurrency: int, max_queued: int) -> Job:
-        """Store a queued job (durably: committed before this returns); QueueFull when full."""
-        unique = len(dict.fromkeys(paths))
+    def add(
+        self,
+        base_url: str | None,
+        paths: Sequence[str],
+        concurrency: int,
+        max_queued: int,
+        urls: Sequence[Item] = (),
+    ) -> Job:
+        """Store a queued job (durably: committed before this returns); QueueFull when full.
+
+        A job of full URLs gives `urls` (its items) and no base URL or paths."""
+        names = [item.url for item in urls] if base_url is None else paths
+        unique = len(dict.fromkeys(names))
+        stored_urls: str | None = None
+        if base_url is None:
+            stored_urls = json.dumps([url_entry(item) for item in urls], separators=(",", ":"))
         job = Job(
             id=new_run_id(),
             state=QUEUED,
             base_url=base_url,
             concurrency=concurrency,
             total=unique,
-            duplicates=len(paths) - unique,
+            duplicates=len(names) - unique,
             run_id=None,
             attempts=0,
             error=None,
@@ -121,16 +144,17 @@ class JobQueue:
                     raise QueueFull
                 self._conn.execute(
                     "INSERT INTO serve_jobs (id, state, base_url, concurrency, total, duplicates,"
-                    " paths, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " paths, submitted_at, urls) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         job.id,
                         job.state,
-                        job.base_url,
+                        job.base_url or "",
                         job.concurrency,
                         job.total,
                         job.duplicates,
                         "\n".join(paths),
                         job.submitted_at,
+                        stored_urls,
                     ),
                 )
                 self._conn.execute("COMMIT")
@@ -170,6 +194,17 @@ class JobQueue:
                 "SELECT paths FROM serve_jobs WHERE id = ?", (job_id,)
             ).fetchone()
         return str(row[0]).split("\n") if row else []
+
+    def urls(self, job_id: str) -> list[Any] | None:
+        """The ``urls`` entries of a job of full URLs; None for a job of paths."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT urls FROM serve_jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        entries: list[Any] = json.loads(str(row[0]))
+        return entries
 
     def claim(self) -> Job | None:
         """The next queued job, now marked running with a fresh attempt; None when idle."""
@@ -240,7 +275,7 @@ def _job(row: tuple[object, ...]) -> Job:
     return Job(
         id=str(jid),
         state=str(state),
-        base_url=str(base),
+        base_url=str(base) or None,
         concurrency=int(str(conc)),
         total=int(str(total)),
         duplicates=int(str(dups)),

@@ -22,7 +22,8 @@ from imgflow.engine.records import Outcome, ResultRecord, Summary
 from imgflow.errors import ImgflowError
 from imgflow.local.runner import RunInterrupted
 from imgflow.serve.queue import FAILED, INTERRUPTED, Job, JobQueue
-from imgflow.sources.job_json import from_job
+from imgflow.sources.base import Source
+from imgflow.sources.job_json import from_job, urls_from_document
 
 log = logging.getLogger("imgflow.serve")
 
@@ -140,7 +141,7 @@ class Worker:
                 log.exception("run %s: could not record its end", job.id)
 
     def _run(self, job: Job) -> None:
-        fault = bool(os.environ.get(FAULT_ENV)) and os.environ[FAULT_ENV] in job.base_url
+        fault = bool(os.environ.get(FAULT_ENV)) and os.environ[FAULT_ENV] in (job.base_url or "")
         current = _Current(job.id, LiveCounts(job.total, fault))
         with self._lock:
             self._current = current
@@ -156,11 +157,10 @@ class Worker:
             job.attempts,
             job.run_id,
             job.total,
-            job.base_url,
+            job.base_url or "a list of URLs",
         )
         try:
-            paths = self.queue.paths(job.id)
-            local = make_job(self.cfg, from_job(job.base_url, paths, None), job.concurrency)
+            local = make_job(self.cfg, self._source(job), job.concurrency)
             result = execute(
                 local,
                 self.cfg,
@@ -193,6 +193,13 @@ class Worker:
         finally:
             with self._lock:
                 self._current = None
+
+    def _source(self, job: Job) -> Source:
+        """The job's items: its paths under its base URL, or its list of URLs."""
+        if job.base_url is not None:
+            return from_job(job.base_url, self.queue.paths(job.id), None)
+        entries = self.queue.urls(job.id) or []
+        return urls_from_document({"urls": entries}, f"run {job.id}")
 
 
 def _one_line(exc: Exception) -> str:

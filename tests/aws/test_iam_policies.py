@@ -87,6 +87,8 @@ def test_download_role_writes_its_bucket_and_table_only() -> None:
     policy = iam.download_policy(NAMES, PREFIX)
     assert _allowed(policy, "s3:PutObject", f"{BUCKET}/images/example.com/a.jpg")
     assert _allowed(policy, "s3:PutObject", f"{BUCKET}/jobs/run-1/results/0.json")
+    assert _allowed(policy, "s3:GetObject", f"{BUCKET}/jobs/run-1/batches/000001.json")
+    assert not _allowed(policy, "s3:GetObject", f"{BUCKET}/jobs/run-1/job.json")
     assert not _allowed(policy, "s3:PutObject", f"{OTHER_BUCKET}/images/a.jpg")
     assert not _allowed(policy, "s3:PutObject", f"{BUCKET}/elsewhere/a.jpg")
     assert not _allowed(policy, "s3:DeleteObject", f"{BUCKET}/images/a.jpg")
@@ -194,7 +196,12 @@ PIPELINE_TOPIC = "arn:aws:sns:us-east-1:123456789012:imgflow-test-failures"
 # What each role's code (or Step Functions acting for it) calls in a run with failures.
 EXPECTED_ACTIONS = {
     "plan": {"s3:GetObject", "s3:PutObject"},
-    "download": {"s3:PutObject", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"},
+    "download": {
+        "s3:GetObject",  # a urls job's batches
+        "s3:PutObject",
+        "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",
+    },
     "consolidate": {"s3:GetObject", "s3:PutObject", "s3:ListBucket"},
     "statemachine": {"lambda:InvokeFunction", "s3:GetObject", "s3:PutObject", "sns:Publish"},
 }
@@ -217,6 +224,8 @@ def test_every_call_each_role_makes_is_allowed_and_nothing_unused(
         run_execution(aws, deployed.state_machine_arn, body, "via-body")
         started = start_job(aws, deployed.bucket, deployed.state_machine_arn, body, 2)
         wait_for_execution(aws, started.execution_arn)
+        urls = {"urls": [f"{flags.base_url}/ad/ad.gif", {"url": f"{flags.base_url}/zz/zz.gif"}]}
+        run_execution(aws, deployed.state_machine_arn, urls, "via-urls")
     calls = log.by_role()
     assert {role: {a for a, _ in pairs} for role, pairs in calls.items()} == EXPECTED_ACTIONS
     resources = {arn for pairs in calls.values() for _, arn in pairs}

@@ -127,3 +127,43 @@ def test_a_failed_map_goes_on_to_consolidate() -> None:
     [catch] = download["Catch"]
     assert catch["ErrorEquals"] == ["States.ALL"] and catch["Next"] == "Consolidate"
     assert catch["ResultPath"] == "$.mapError"
+
+
+def test_a_urls_job_is_planned_in_lanes_of_one_host_each(aws: Aws) -> None:
+    """Batches of one host each; a lane per host (scheme, host, port), in first-seen order,
+    numbered consecutively; each batch also an object of its own, naming its lane's last."""
+    s3 = aws.s3()
+    s3.create_bucket(Bucket="plan-test")
+    hosts = ["http://a.example", "http://a.example:8080", "https://a.example", "http://b.example"]
+    urls = [f"{host}/{n}.gif" for n in range(5) for host in hosts]
+    body = {"urls": [*urls, "mailto:x@y", urls[0]], "lambdaConcur": 3, "batchSize": 2}
+    plan = plan_job(s3, "plan-test", "job", body)
+    assert (plan["expected"], plan["duplicates"], plan["rejected"]) == (21, 1, 1)
+    assert (plan["lanes"], plan["batches"], plan["concurrency"]) == (4, 13, 3)
+    manifest = [BatchSpec.from_json(b) for b in jobs.get_json(s3, "plan-test", plan["manifestKey"])]
+    lanes = jobs.get_json(s3, "plan-test", plan["mapKey"])
+    assert lanes == [{"jobId": "job", "batch": first, "last": first + 2} for first in (0, 3, 6, 9)]
+    for lane, host in zip(lanes, hosts, strict=True):
+        batches = manifest[lane["batch"] : lane["last"] + 1]
+        assert {i.url.rsplit("/", 1)[0] for b in batches for i in b.items} == {host}
+        assert [len(b.items) for b in batches] == [2, 2, 1]
+        assert all(b.last == lane["last"] and b.concurrency == 3 for b in batches)
+        for b in batches:
+            assert jobs.load_batch(s3, "plan-test", {"jobId": "job", "batch": b.batch}) == b
+    [bad] = manifest[12].items
+    assert (bad.url, bad.path, bad.key) == ("mailto:x@y", "urls[20]", "")
+    [record] = jobs.get_json(s3, "plan-test", jobs.result_key("job", 12))
+    assert record["outcome"] == "failed" and record["error"].startswith("job urls[20]: only http")
+    assert manifest[3].next_ref() == {"jobId": "job", "batch": 4, "last": 5}
+    assert manifest[5].next_ref() is None
+
+
+def test_the_rest_of_a_lanes_batch_keeps_its_lane() -> None:
+    """A lane's batch that ran out of time comes back as a part with the lane's last batch,
+    so the lane goes on to its next batch once the part is done."""
+    spec = BatchSpec("job", 4, tuple(items(["a.gif", "b.gif"])), 2, last=6)
+    rest = BatchSpec.from_json(json.loads(json.dumps(spec.to_json())))
+    part = BatchSpec.from_json({**rest.to_json(), "part": 1, "items": rest.to_json()["items"][1:]})
+    assert (part.part, part.last, part.items) == (1, 6, spec.items[1:])
+    assert part.next_ref() == {"jobId": "job", "batch": 5, "last": 6}
+    assert BatchSpec("job", 0, (), 2).next_ref() is None  # a seed job's batch: no lane

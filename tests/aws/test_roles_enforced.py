@@ -85,6 +85,11 @@ def test_the_pipeline_runs_with_each_role_enforced(
         [r for r in records if r["outcome"] != "failed"],
         bodies,
     )
+    # a job of full URLs: its lane reads each batch object (the download role's GetObject)
+    urls = [f"{flags.base_url}/{p}" for p in ("ad/ad.gif", "ae/ae.gif", "af/af.gif")]
+    lanes = start_job(aws, deployed.bucket, deployed.state_machine_arn, {"urls": urls}, 2)
+    execution = wait_for_execution(aws, lanes.execution_arn, timeout=120)
+    assert execution["status"] == "SUCCEEDED", execution
 
 
 def _as_nobody(aws: Aws) -> None:

@@ -27,6 +27,7 @@ from pipeline_env import (
     pipeline_config,
     reference_body,
 )
+from support.aws_moto import wait_for_execution
 from support.http_api import HttpApiDouble
 
 from imgflow.aws.client import Aws
@@ -194,4 +195,25 @@ def test_the_curl_command_deploy_prints_is_accepted_by_the_api(
     assert ran.returncode == 0, ran.stderr
     assert "executionArn" in json.loads(ran.stdout)
     assert api.seen.requests == [("POST", "/jobs", 200)]
+    assert api.seen.bodies == [body]
+
+
+def test_a_body_of_full_urls_goes_through_the_api_and_runs(
+    aws: Aws, deployed_api: tuple[Path, Deployed, HttpApiDouble], flags: StaticServer
+) -> None:
+    """The HTTP API takes ``urls`` (strings or objects with metadata) beside the original
+    body; the execution plans them in lanes and runs them."""
+    _, deployed, api = deployed_api
+    url = str(deployed.outputs.api_url)
+    body = {"urls": [f"{flags.base_url}/ad/ad.gif", {"url": f"{flags.base_url}/ae/ae.gif", "n": 1}]}
+    data = json.dumps(body).encode()
+    answer = httpx.post(url, content=data, headers=signed(url, data, "us-east-1"))
+    assert answer.status_code == 200, answer.text
+    execution = wait_for_execution(aws, answer.json()["executionArn"])
+    assert execution["status"] == "SUCCEEDED", execution
+    rows = aws.dynamodb().scan(TableName=deployed.table)["Items"]
+    assert {r["url"]["S"]: r.get("meta", {}).get("S") for r in rows} == {
+        f"{flags.base_url}/ad/ad.gif": None,
+        f"{flags.base_url}/ae/ae.gif": '{"n":1}',
+    }
     assert api.seen.bodies == [body]

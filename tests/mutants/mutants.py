@@ -31,6 +31,7 @@ GUARD = "tests/aws/test_guard.py"
 IAM = "tests/aws/test_iam_policies.py"
 REV = "tests/test_revalidate.py"
 DIRECT = "tests/test_direct_body.py"
+URL_LANES = "tests/aws/test_url_lanes.py"
 
 MUTANTS: list[Mutant] = [
     # -- atomicity: a file appears at its final name only when complete ----------------------
@@ -571,6 +572,82 @@ MUTANTS: list[Mutant] = [
         "if batch and (len(batch) >= size or used + cost > limit):",
         "if batch and len(batch) >= size:",
         ("tests/aws/test_plan_batches.py::test_batches_split_by_bytes_when_paths_are_long",),
+    ),
+    # -- a urls job on aws: one host per batch, a host's batches chained in one lane -----------
+    Mutant(
+        "url-lanes-mix-hosts",
+        "a urls job's batches hold one host each, the hosts' lanes side by side (architecture)",
+        "imgflow/aws/runtime/plan.py",
+        "hosts.setdefault(host_of(item.url), []).append(item)",
+        'hosts.setdefault("", []).append(item)',
+        (URL_LANES,),
+    ),
+    Mutant(
+        "url-lanes-unchained",
+        "a host's batches run one after the other: its cap holds across Lambdas (architecture)",
+        "imgflow/aws/runtime/plan.py",
+        "planned.append([dataclasses.replace(spec, last=last) for spec in lane])",
+        "planned.extend([dataclasses.replace(spec, last=spec.batch)] for spec in lane)",
+        (URL_LANES,),
+    ),
+    Mutant(
+        "url-lane-stops-after-first-batch",
+        "a lane runs every batch of its host (architecture)",
+        "infra/statemachine.py",
+        '                    {**_present("$.next"), "Next": "NextBatch"},\n',
+        "",
+        (URL_LANES,),
+    ),
+    Mutant(
+        "url-lane-stops-at-a-crash",
+        "a crashed batch is recorded failed and its lane's later batches still run (architecture)",
+        "imgflow/aws/runtime/download.py",
+        'return {**counts(spec, records), "next": spec.next_ref()}',
+        'return {**counts(spec, records), "next": None}',
+        (URL_LANES + "::test_a_crashed_batch_of_a_lane_is_recorded_and_the_lane_goes_on",),
+    ),
+    Mutant(
+        "url-meta-not-in-results",
+        "an item's metadata is in its result record on aws (architecture)",
+        "imgflow/aws/runtime/jobs.py",
+        '        data["meta"] = dict(meta)',
+        "        pass",
+        (URL_LANES,),
+    ),
+    Mutant(
+        "url-rejected-entries-unreported",
+        "a bad urls entry fails on its own, named by its index (architecture)",
+        "imgflow/aws/runtime/plan.py",
+        "    if rejected:  # a last batch, run by no lane: its results are written now",
+        "    if False:",
+        ("tests/aws/test_plan_batches.py::test_a_urls_job_is_planned_in_lanes_of_one_host_each",),
+    ),
+    Mutant(
+        "serve-urls-bad-entry-dropped",
+        "imgflow serve refuses a urls body with a bad entry, naming its index (architecture)",
+        "imgflow/serve/app.py",
+        "            if source.rejected:",
+        "            if False:",
+        ("tests/test_serve.py::test_bad_bodies_get_400_with_one_line_and_store_nothing",),
+    ),
+    Mutant(
+        "iam-download-cannot-read-lane-batches",
+        "a urls job's lanes run under the download role's policy (docs/aws.md)",
+        "infra/iam.py",
+        '_allow("ReadLaneBatches", ["s3:GetObject"], [f"{_jobs_objects(names)}/batches/*"]),',
+        '_allow("ReadLaneBatches", ["s3:GetObject"], [f"{names.bucket_arn}/{prefix}*"]),',
+        ("tests/aws/test_roles_enforced.py::test_the_pipeline_runs_with_each_role_enforced",),
+    ),
+    Mutant(
+        "serve-urls-meta-dropped",
+        "imgflow serve keeps a urls entry's metadata with its image (README)",
+        "imgflow/serve/queue.py",
+        "json.dumps([url_entry(item) for item in urls]",
+        "json.dumps([item.url for item in urls]",
+        (
+            "tests/test_serve.py::"
+            "test_a_job_of_urls_from_several_hosts_runs_beside_the_original_body",
+        ),
     ),
     # -- IAM least privilege --------------------------------------------------------------------
     Mutant(

@@ -12,6 +12,11 @@ finished is stored, indexed and recorded together; the items not started come ba
 ``"rest"`` (null when none), a batch part the state machine runs again in a new invocation (up to
 `MAX_PARTS`; an invocation that could start nothing fails its rest at once, as the
 function's timeout is then too short for even one request).
+
+A batch of a lane (a urls job: `plan.plan_lanes`) also hands back ``"next"``: the reference
+of its lane's next batch, once the batch is done (null after the lane's last batch, and
+for a batch of the seed job). The state machine runs it next, in the same child, so one
+host's batches never run side by side. Each record carries its item's metadata.
 """
 
 from __future__ import annotations
@@ -122,9 +127,10 @@ def download_batch(
         records = [*records, *_not_started(spec, rest, why)]
     elif rest:
         next_part = dataclasses.replace(spec, items=tuple(rest), part=spec.part + 1)
-    write_results(aws.s3(), settings.bucket, spec.job_id, spec.batch, records, spec.part)
+    write_results(aws.s3(), settings.bucket, spec.job_id, spec.batch, records, spec.part, items)
     rest_json = None if next_part is None else next_part.to_json()
-    return {**counts(spec, records), "rest": rest_json}
+    next_batch = spec.next_ref() if next_part is None else None
+    return {**counts(spec, records), "rest": rest_json, "next": next_batch}
 
 
 def crash_detail(error: Any) -> str:
@@ -147,7 +153,8 @@ def lost_records(spec: BatchSpec, detail: str) -> list[ResultRecord]:
 
 
 def record_crash(aws: Aws, settings: LambdaSettings, spec: BatchSpec, error: Any) -> dict[str, Any]:
-    """Write the batch's records as failed with the caught error."""
+    """Write the batch's records as failed with the caught error; its lane goes on."""
     records = lost_records(spec, crash_detail(error))
-    write_results(aws.s3(), settings.bucket, spec.job_id, spec.batch, records, spec.part)
-    return counts(spec, records)
+    s3 = aws.s3()
+    write_results(s3, settings.bucket, spec.job_id, spec.batch, records, spec.part, spec.items)
+    return {**counts(spec, records), "next": spec.next_ref()}

@@ -2,6 +2,9 @@
 
     jobs/<job-id>/job.json            the job as uploaded by the CLI (original body format)
     jobs/<job-id>/batches.json        the manifest: a JSON array of batches of items (plan)
+    jobs/<job-id>/lanes.json          a urls job's Map items: one lane (a host's batches,
+                                      run one after the other) per host
+    jobs/<job-id>/batches/<n>.json    a urls job's batch n, read by the lane that runs it
     jobs/<job-id>/results/<n>.json    one batch's result records (the download Lambda);
                                       <n>.<part>.json for the parts of a batch handed back
                                       unfinished at its time limit and run again
@@ -16,7 +19,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -47,6 +50,16 @@ def job_key(job_id: str) -> str:
 def manifest_key(job_id: str) -> str:
     """The batch manifest the Distributed Map reads."""
     return f"{job_prefix(job_id)}batches.json"
+
+
+def lanes_key(job_id: str) -> str:
+    """The lanes a urls job's Distributed Map reads."""
+    return f"{job_prefix(job_id)}lanes.json"
+
+
+def batch_key(job_id: str, batch: int) -> str:
+    """Batch `batch` of a urls job, an object of its own (a lane reads it when its turn comes)."""
+    return f"{job_prefix(job_id)}batches/{batch:06d}.json"
 
 
 def results_prefix(job_id: str) -> str:
@@ -101,6 +114,15 @@ class BatchSpec:
     concurrency: int
     # 0 for a manifest item; 1, 2, ... for the rest of a batch that ran out of time.
     part: int = 0
+    # In a lane (a urls job): the lane's last batch number; the batches after this one,
+    # up to it, run after it. None for a batch of its own.
+    last: int | None = None
+
+    def next_ref(self) -> dict[str, Any] | None:
+        """The reference of the lane's next batch, None after the lane's last one."""
+        if self.last is None or self.batch >= self.last:
+            return None
+        return LaneRef(self.job_id, self.batch + 1, self.last).to_json()
 
     def to_json(self) -> dict[str, Any]:
         """The manifest item."""
@@ -112,6 +134,8 @@ class BatchSpec:
         }
         if self.part:
             data["part"] = self.part
+        if self.last is not None:
+            data["last"] = self.last
         return data
 
     @classmethod
@@ -123,7 +147,35 @@ class BatchSpec:
             items=tuple(item_from_json(item) for item in data["items"]),
             concurrency=int(data["concurrency"]),
             part=int(data.get("part", 0)),
+            last=None if data.get("last") is None else int(data["last"]),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class LaneRef:
+    """A Map item of a urls job: one host's batches `batch`..`last`, run in turn.
+
+    It also stands for one batch of the lane (the first not yet run): the download step
+    reads that batch's object (`load_batch`) and hands back the reference of the next.
+    """
+
+    job_id: str
+    batch: int
+    last: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The Map item (no ``items``: `load_batch` reads them)."""
+        return {"jobId": self.job_id, "batch": self.batch, "last": self.last}
+
+
+def load_batch(s3: S3Client, bucket: str, data: dict[str, Any]) -> BatchSpec:
+    """The batch a Map item or a lane reference names: inline (with ``items``), or read
+    from jobs/<job-id>/batches/<n>.json."""
+    if "items" in data:
+        return BatchSpec.from_json(data)
+    return BatchSpec.from_json(
+        get_json(s3, bucket, batch_key(str(data["jobId"]), int(data["batch"])))
+    )
 
 
 def put_json(s3: S3Client, bucket: str, key: str, data: Any) -> None:
@@ -185,9 +237,21 @@ def write_results(
     batch: int,
     records: Sequence[ResultRecord],
     part: int = 0,
+    items: Iterable[Item] = (),
 ) -> None:
-    """Write one batch's (or one part's) result records."""
-    put_json(s3, bucket, result_key(job_id, batch, part), [r.to_json() for r in records])
+    """Write one batch's (or one part's) result records; a record whose URL is an item's
+    of `items` with metadata carries it (``"meta"``)."""
+    metas = {item.url: item.meta for item in items if item.meta}
+    rows = [record_json(r, metas.get(r.url)) for r in records]
+    put_json(s3, bucket, result_key(job_id, batch, part), rows)
+
+
+def record_json(record: ResultRecord, meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A result record as a results object holds it, with its item's metadata, if any."""
+    data = record.to_json()
+    if meta:
+        data["meta"] = dict(meta)
+    return data
 
 
 def result_keys(s3: S3Client, bucket: str, job_id: str) -> list[str]:
