@@ -917,6 +917,14 @@ MUTANTS: list[Mutant] = [
         ("tests/test_terminal.py::test_the_interrupt_says_how_far_and_how_to_continue",),
     ),
     Mutant(
+        "completion-offers-given-options",
+        "tab completion answers as Typer would, from a table (README, architecture)",
+        "imgflow/cli/complete.py",
+        "        if not hidden and (multiple or index not in given)",
+        "        if not hidden",
+        ("tests/test_completion.py::test_the_answers_are_typers",),
+    ),
+    Mutant(
         "validators-not-read-back",
         "etag and lastModified in --output json come from the index (README)",
         "imgflow/local/index/results.py",
