@@ -143,6 +143,21 @@ def test_retry_new_and_the_executions_listing(
         f"{server.base_url}/ag/ag.gif",
     ]
 
+    # The first execution, shown again (status, or the same job run again), is the job as
+    # it is now: each image's latest outcome, the retry's state.
+    for again in (("status", first["executionArn"]), ("run", "--job", str(job))):
+        code, stdout, stderr = invoke(*again, *common)
+        assert code == 0, (again, stderr)
+        latest = json.loads(stdout)
+        assert (latest["run"], latest["state"]) == (first["run"], "succeeded")
+        assert latest["summary"] == {"total": 4, "stored": 4, "skipped": 0, "failed": 0}
+        assert sorted(r["url"] for r in latest["results"]) == sorted(
+            f"{server.base_url}/{path}" for path in paths
+        )
+        assert latest["retries"] == [retry["run"]]
+    code, stdout, _ = invoke("status", first["run"], "--config", str(config))
+    assert code == 0 and f"with retries: {retry['run']}" in stdout
+
     # Retrying by name finds nothing left to do; nothing is started.
     code, _, stderr = invoke("retry", retry["run"], "--config", str(config))
     assert code == 0 and "nothing to retry" in stderr

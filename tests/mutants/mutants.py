@@ -925,6 +925,15 @@ MUTANTS: list[Mutant] = [
         ("tests/test_completion.py::test_the_answers_are_typers",),
     ),
     Mutant(
+        "status-ignores-retries",
+        "status after a retry shows the latest outcome per image (docs/aws.md)",
+        "imgflow/aws/job_latest.py",
+        "            yield newer.pop(record.url, record)",
+        "            yield record",
+        ("tests/aws/test_cli_aws.py::test_retry_new_and_the_executions_listing",),
+        timeout=400.0,
+    ),
+    Mutant(
         "validators-not-read-back",
         "etag and lastModified in --output json come from the index (README)",
         "imgflow/local/index/results.py",
