@@ -934,6 +934,17 @@ MUTANTS: list[Mutant] = [
         timeout=400.0,
     ),
     Mutant(
+        "throttles-without-refusal-rate",
+        "a throttled run says how often it was refused per image (README)",
+        "imgflow/documents/text.py",
+        "    rate = f\" for {plural(images, 'image')} ({refused / images:.0%})\" if images else \"\"",
+        "    rate = \"\"",
+        (
+            "tests/test_throttling.py::"
+            "test_a_429_storm_without_retry_after_ends_with_every_image_stored",
+        ),
+    ),
+    Mutant(
         "validators-not-read-back",
         "etag and lastModified in --output json come from the index (README)",
         "imgflow/local/index/results.py",
