@@ -937,8 +937,8 @@ MUTANTS: list[Mutant] = [
         "throttles-without-refusal-rate",
         "a throttled run says how often it was refused per image (README)",
         "imgflow/documents/text.py",
-        "    rate = f\" for {plural(images, 'image')} ({refused / images:.0%})\" if images else \"\"",
-        "    rate = \"\"",
+        '    rate = f" for {plural(images, \'image\')} ({refused / images:.0%})" if images else ""',
+        '    rate = ""',
         (
             "tests/test_throttling.py::"
             "test_a_429_storm_without_retry_after_ends_with_every_image_stored",
