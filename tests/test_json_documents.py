@@ -84,3 +84,8 @@ def test_profile_and_region_on_every_command_that_reaches_aws(tmp_path: Path) ->
         )  # fmt: skip
         assert "No such option" not in done.stderr, (command, done.stderr)
         assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_demo_document(tmp_path: Path) -> None:
+    demo = imgflow_json(tmp_path, "run", "demo", "--data-dir", str(tmp_path / "data"))
+    assert (demo["summary"]["failed"], demo["state"]) == (1, "failed")  # zz.gif, on purpose
