@@ -26,7 +26,10 @@ def main() -> None:
     if "_IMGFLOW_COMPLETE" in os.environ:  # a tab: answered without loading the app
         from imgflow.cli.complete import answer
 
-        answered = answer(os.environ)
+        try:
+            answered = answer(os.environ)
+        except Exception:  # (never a traceback at a tab: Typer answers instead)
+            answered = None
         if answered is not None:
             text, code = answered
             if text is not None:
