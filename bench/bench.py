@@ -114,8 +114,9 @@ def main() -> None:
         print(f"scale: {big:,} images", flush=True)
         data["scale"] = scale.run(tools, corpus, big, repeats)
     if "startup" in cases:
-        data["startup"] = startup.run(tools, 7)
-        print(f"start-up: imgflow --help {data['startup']['help_s']:.3f} s", flush=True)
+        data["startup"] = startup.run(tools, 20)
+        st = data["startup"]
+        print(f"start-up: --help {st['help_s']:.3f} s, tab {st['complete_s']:.3f} s", flush=True)
     if "aws" in cases:
         print("aws cost: bench/aws_cost.py (imgflow and the original design, on moto)", flush=True)
         data["aws_cost"] = aws.run(tools.imgflow_python)

@@ -9,15 +9,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 from support.cli_run import FAST_ENV, run_cli
 from support.faultserver import FaultServer, Ok
+from support.json_schemas import validate
 
 from imgflow.demo.images import make_gif
 
-SCHEMAS = Path(__file__).parent / "schemas"
 MODIFIED = "Tue, 03 Nov 2026 10:00:00 GMT"
 
 
@@ -27,26 +24,31 @@ def imgflow_json(tmp_path: Path, schema: str, *args: str, code: int = 0) -> Any:
         *args, "-o", "json", cwd=tmp_path, env=FAST_ENV, timeout=120, stdin=subprocess.DEVNULL
     )
     assert done.returncode == code, done.stderr
-    document = json.loads(done.stdout)
-    validator = jsonschema.Draft202012Validator(_schema(f"{schema}.json"), registry=_registry())
-    validator.validate(document)
-    return document
-
-
-def _schema(name: str) -> Any:
-    return json.loads((SCHEMAS / name).read_text())
-
-
-def _registry() -> Registry[Any]:
-    """tests/schemas/, each schema by its file name (for "$ref": "common.json#...")."""
-    return Registry().with_resources(
-        (path.name, Resource.from_contents(_schema(path.name), DRAFT202012))
-        for path in SCHEMAS.glob("*.json")
-    )
+    return validate(json.loads(done.stdout), schema)
 
 
 def test_empty_answers_are_documents_too(tmp_path: Path) -> None:
     assert imgflow_json(tmp_path, "status-list", "status") == {"runs": []}
+    # No index yet: nothing to check, a report of zero rows (and, as a table, one line).
+    checked = imgflow_json(tmp_path, "check", "check")
+    assert (checked["checked"], checked["missing"], checked["orphans"]) == (0, [], [])
+    table = run_cli("check", cwd=tmp_path, env=FAST_ENV, stdin=subprocess.DEVNULL)
+    assert (table.returncode, table.stderr) == (0, ""), table.stderr
+    assert table.stdout.startswith("nothing to check: ") and "no index" in table.stdout
+    assert not (tmp_path / "imgflow-data" / "imgflow.db").exists()
+
+
+def test_deploy_dry_run_without_an_account_is_a_document(tmp_path: Path) -> None:
+    no_files = {"AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+    done = run_cli(
+        "deploy", "--dry-run", "--region", "eu-west-1", "-o", "json", cwd=tmp_path,
+        env={**FAST_ENV, **no_files}, drop=("AWS_",), timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    plan = validate(json.loads(done.stdout), "deploy")
+    assert plan["outputs"] is None and plan["dryRun"] is True
+    assert plan["summary"]["create"] == len(plan["steps"]) > 10
+    assert "no AWS credentials" in done.stderr
 
 
 def test_run_status_retry_documents_and_validators(tmp_path: Path) -> None:
@@ -82,3 +84,8 @@ def test_profile_and_region_on_every_command_that_reaches_aws(tmp_path: Path) ->
         )  # fmt: skip
         assert "No such option" not in done.stderr, (command, done.stderr)
         assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_demo_document(tmp_path: Path) -> None:
+    demo = imgflow_json(tmp_path, "run", "demo", "--data-dir", str(tmp_path / "data"))
+    assert (demo["summary"]["failed"], demo["state"]) == (1, "failed")  # zz.gif, on purpose

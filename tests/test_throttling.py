@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import itertools
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -191,6 +192,11 @@ def test_a_429_storm_without_retry_after_ends_with_every_image_stored(
     doc = imgflow_run(tmp_path, fault_server.url("/s"), [f"{i}.gif" for i in range(40)], "-c", "8")
     assert doc["summary"] == {"total": 40, "stored": 40, "skipped": 0, "failed": 0}
     assert "throttled by 127.0.0.1:" in str(doc["stderr"])
+    # How often the host refused, per image (what a lower -c would lessen).
+    found = re.search(r"127\.0\.0\.1:\d+ (\d+) times for 40 images \((\d+)%\)", str(doc["stderr"]))
+    assert found is not None, doc["stderr"]
+    assert int(found[2]) == round(100 * int(found[1]) / 40) and int(found[1]) >= 1
+    assert "a lower -c or --rate is refused less" in str(doc["stderr"])
 
 
 # -- real nginx ------------------------------------------------------------------------------

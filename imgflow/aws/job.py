@@ -10,6 +10,7 @@
     JobWatch(aws, bucket, execution_arn).poll() the same, for a caller that polls: each poll
                                                 reads only the result objects that are new
     wait_for_job(aws, bucket, arn, on_update)   poll until the execution ends
+    (job_latest.with_retries: an ended execution with its retries' newer records)
 
 Polling stays cheap at any job size: a poll is one DescribeExecution, a listing of the
 results folder (one call per 1,000 batches) and one GetObject per result object not seen
@@ -91,6 +92,7 @@ class JobStatus:
     summary: Summary
     batches_done: int
     final: dict[str, Any] = field(default_factory=dict)
+    retries: tuple[str, ...] = ()  # the retries whose newer records it shows (job_latest.py)
 
     @property
     def running(self) -> bool:

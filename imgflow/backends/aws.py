@@ -108,9 +108,14 @@ class AwsBackend:
                 f"this job was submitted before: showing execution {started.execution_arn}"
                 " (--new starts a new execution; imgflow retry runs just its failed images)"
             )
-        return self._follow(started.execution_arn, spec.count, flags, listener)
+        return self._follow(
+            started.execution_arn, spec.count, flags, listener, latest=started.existing
+        )
 
-    def _follow(self, arn: str, count: int, flags: Flags, listener: Listener) -> RunView | Detached:
+    def _follow(
+        self, arn: str, count: int, flags: Flags, listener: Listener, latest: bool = False
+    ) -> RunView | Detached:
+        """Wait for the execution; `latest`: show it with its retries' newer records."""
         from imgflow.aws.job import wait_for_job
 
         if flags.no_wait:
@@ -128,6 +133,10 @@ class AwsBackend:
                 arn,
                 lambda s: watch.polled(s.job_id, s.status.lower(), s.summary, s.batches_done),
             )
+        if latest:
+            from imgflow.aws.job_latest import with_retries
+
+            status = with_retries(aws, outputs.bucket, outputs.state_machine_arn, status)
         return self._view(status, time.monotonic() - began)
 
     def _view(self, status: JobStatus, elapsed: float | None) -> RunView:
@@ -137,6 +146,9 @@ class AwsBackend:
         downloads_failed = bool(status.final) and status.summary.failed > 0
         tolerated = downloads_failed and status.summary.succeeded(self.cfg.job.tolerate_failures)
         records = status.records
+        notes: tuple[str, ...] = (f"execution: {status.execution_arn}",)
+        if status.retries:
+            notes += (f"latest outcome of each image, with retries: {', '.join(status.retries)}",)
         return RunView(
             id=status.job_id,
             backend=self.name,
@@ -147,19 +159,27 @@ class AwsBackend:
             records=lambda only_failed: iter(records),
             ok=status.running or status.status == "SUCCEEDED" or tolerated,
             elapsed=elapsed,
-            extra={"executionArn": status.execution_arn, "cause": status.cause},
-            notes=(f"execution: {status.execution_arn}",),
+            extra={
+                "executionArn": status.execution_arn,
+                "cause": status.cause,
+                "retries": list(status.retries),
+            },
+            notes=notes,
             ended=ended,
         )
 
     def status(self, target: str) -> RunView:
-        """An execution, by ARN or name."""
+        """An execution, by ARN or name, with the newer records of its retries."""
         from imgflow.aws.job import job_status
+        from imgflow.aws.job_latest import with_retries
         from imgflow.aws.job_retry import execution_arn_of
 
         aws, outputs = self._deployment()
         arn = execution_arn_of(outputs.state_machine_arn, target)
-        return self._view(job_status(aws, outputs.bucket, arn), None)
+        status = job_status(aws, outputs.bucket, arn)
+        return self._view(
+            with_retries(aws, outputs.bucket, outputs.state_machine_arn, status), None
+        )
 
     def runs(self, limit: int) -> Listing:
         """The recent executions of the deployment."""

@@ -2,6 +2,7 @@
 
 app.py        the Typer app and its commands, in help order; the entry point's body
 exits.py      the only place that turns errors into messages and exit codes
+complete.py   tab completion from complete_table.py (complete_gen.py writes it from the app)
 options.py    the options several commands share, the config they load
 follow.py     a run followed on stderr (live progress on a terminal), then shown
 commands/     one module per command (status and retry share one, deploy and teardown)
@@ -16,9 +17,25 @@ def main() -> None:
     From here on a signal is one line and exit 130, also while Typer, rich and the
     command's modules are still being imported.
     """
+    import os
+    import sys
+
     from imgflow.signals import exit_now, on_signals
 
     on_signals(exit_now)
+    if "_IMGFLOW_COMPLETE" in os.environ:  # a tab: answered without loading the app
+        from imgflow.cli.complete import answer
+
+        try:
+            answered = answer(os.environ)
+        except Exception:  # (never a traceback at a tab: Typer answers instead)
+            answered = None
+        if answered is not None:
+            text, code = answered
+            if text is not None:
+                sys.stdout.write(text + "\n")
+                sys.stdout.flush()
+            os._exit(code)
     from imgflow.cli.app import start
 
     start()

@@ -32,12 +32,18 @@ def summary_line(summary: Summary, duplicates: int = 0, elapsed: float | None = 
     return text
 
 
-def throttle_line(throttles: Mapping[str, int]) -> str | None:
-    """``throttled by img.example.com 12 times`` for the hosts that throttled a run."""
+def throttle_line(throttles: Mapping[str, int], images: int = 0) -> str | None:
+    """``throttled by img.example.com 12 times for 400 images (3%), and slowed down`` for
+    the hosts that throttled a run (the refusals per image), then what makes them fewer."""
     if not throttles:
         return None
     parts = [f"{host} {plural(count, 'time')}" for host, count in sorted(throttles.items())]
-    return "throttled by " + ", ".join(parts) + " (and slowed down for it)"
+    refused = sum(throttles.values())
+    rate = f" for {plural(images, 'image')} ({refused / images:.0%})" if images else ""
+    return (
+        "throttled by " + ", ".join(parts) + rate + ", and slowed down\n"
+        "(a lower -c or --rate is refused less)"
+    )
 
 
 def human_bytes(size: int) -> str:

@@ -118,9 +118,8 @@ def local_report(
     pending = n.get(data.PENDING, 0)
     notes: list[str] = []
     if pending:
-        notes.append(
-            f"This run has not finished ({row.state}): {pending:,} paths have no result yet."
-        )
+        have = "1 path has" if pending == 1 else f"{pending:,} paths have"
+        notes.append(f"This run has not finished ({row.state}): {have} no result yet.")
     pillow = thumbs.pillow_available()
     gallery_notes: list[str] = []
     if not pillow:

@@ -99,13 +99,13 @@ def teardown_table(result: TeardownResult) -> Table:
     return table
 
 
-def offline_plan(deployment: str) -> Table:
-    """Every resource a first deploy of `deployment` creates, by kind and name, made from
-    the config alone (no account: the bucket's digest needs one)."""
+def offline_rows(deployment: str) -> list[tuple[str, str]]:
+    """Every resource a first deploy of `deployment` creates, (kind, name), made from the
+    config alone (no account: the bucket's digest needs one)."""
     from infra.names import FUNCTION_ROLES, ROLE_PURPOSES, Names
 
     names = Names(deployment, "<account>", "<region>")
-    rows = [
+    return [
         ("s3 bucket", f"{deployment}-images-<digest of account and region>"),
         ("dynamodb table", names.table),
         ("sns topic", names.topic),
@@ -116,10 +116,31 @@ def offline_plan(deployment: str) -> Table:
         ("state machine", names.state_machine),
         ("http api", names.api),
     ]
+
+
+def offline_plan(deployment: str) -> Table:
+    """The plan of a first deploy without an account, as a table."""
     table = Table(title="plan of a first deploy (dry run, no account)", title_justify="left")
     table.add_column("action")
     table.add_column("resource")
     table.add_column("name", overflow="fold")
-    for kind, name in rows:
+    for kind, name in offline_rows(deployment):
         table.add_row("create", kind, name, style=ACTION_STYLES["create"])
     return table
+
+
+def offline_json(deployment: str) -> dict[str, Any]:
+    """`imgflow deploy --dry-run --output json` without an account: the same keys as a
+    deploy's document; the outputs are unknown (null) until there is an account."""
+    rows = offline_rows(deployment)
+    return {
+        "dryRun": True,
+        "summary": {"create": len(rows), "update": 0, "unchanged": 0},
+        "steps": [
+            {"resource": kind, "name": name, "action": "create", "changes": []}
+            for kind, name in rows
+        ],
+        "outputs": None,
+        "warnings": ["no AWS credentials: the plan of a first deploy, from the config alone"],
+        "apiCommand": None,
+    }

@@ -38,7 +38,7 @@ def show_run(view: RunView, as_json: bool, all_rows: bool = False) -> None:
             out.print(note, markup=False)
     if view.ended is not None:
         err.print(view.ended)
-    throttled = throttle_line(view.throttles)
+    throttled = throttle_line(view.throttles, view.summary.total)
     if throttled is not None:
         err.print(throttled, markup=False)
     if view.failures_file is not None:

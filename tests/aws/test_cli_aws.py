@@ -17,6 +17,7 @@ from pipeline_env import (
     reference_body,
 )
 from support.flag_site import flag_site, publish
+from support.json_schemas import validate
 
 from imgflow.aws.client import Aws
 from imgflow.demo.server import StaticServer
@@ -134,7 +135,7 @@ def test_retry_new_and_the_executions_listing(
     publish(root, "ag/ag.gif")
     code, stdout, stderr = invoke("retry", first["executionArn"], *common)
     assert code == 0, stderr
-    retry = json.loads(stdout)
+    retry = validate(json.loads(stdout), "run")
     assert f"retrying 2 failed images of {first['run']}" in stderr
     assert retry["run"].startswith(first["run"] + "--retry-")
     assert retry["summary"] == {"total": 2, "stored": 2, "skipped": 0, "failed": 0}
@@ -142,6 +143,21 @@ def test_retry_new_and_the_executions_listing(
         f"{server.base_url}/af/af.gif",
         f"{server.base_url}/ag/ag.gif",
     ]
+
+    # The first execution, shown again (status, or the same job run again), is the job as
+    # it is now: each image's latest outcome, the retry's state.
+    for again in (("status", first["executionArn"]), ("run", "--job", str(job))):
+        code, stdout, stderr = invoke(*again, *common)
+        assert code == 0, (again, stderr)
+        latest = validate(json.loads(stdout), "run")
+        assert (latest["run"], latest["state"]) == (first["run"], "succeeded")
+        assert latest["summary"] == {"total": 4, "stored": 4, "skipped": 0, "failed": 0}
+        assert sorted(r["url"] for r in latest["results"]) == sorted(
+            f"{server.base_url}/{path}" for path in paths
+        )
+        assert latest["retries"] == [retry["run"]]
+    code, stdout, _ = invoke("status", first["run"], "--config", str(config))
+    assert code == 0 and f"with retries: {retry['run']}" in stdout
 
     # Retrying by name finds nothing left to do; nothing is started.
     code, _, stderr = invoke("retry", retry["run"], "--config", str(config))
@@ -156,7 +172,7 @@ def test_retry_new_and_the_executions_listing(
 
     code, stdout, stderr = invoke("status", *common)
     assert code == 0, stderr
-    listed = json.loads(stdout)["executions"]
+    listed = validate(json.loads(stdout), "status-executions")["executions"]
     assert [e["name"] for e in listed] == [fresh["run"], retry["run"], first["run"]]
     assert [e["parent"] for e in listed] == [None, first["run"], None]
     assert [e["state"] for e in listed] == ["succeeded", "succeeded", "failed"]

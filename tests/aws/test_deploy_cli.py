@@ -11,6 +11,7 @@ import pytest
 from moto.awslambda.exceptions import InvalidParameterValueException
 from moto.awslambda.models import LambdaBackend
 from support.cli_run import run_cli
+from support.json_schemas import validate
 
 
 def imgflow(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -37,7 +38,7 @@ def test_deploy_twice_then_teardown(project: Path) -> None:
 
     second = imgflow(project, "deploy", "--output", "json")
     assert second.returncode == 0, second.stderr
-    report = json.loads(second.stdout)
+    report = validate(json.loads(second.stdout), "deploy")
     assert report["summary"] == {"create": 0, "update": 0, "unchanged": 17}
     assert {s["action"] for s in report["steps"]} == {"no change"}
     assert report["outputs"]["apiUrl"].endswith("/jobs")
@@ -48,9 +49,12 @@ def test_deploy_twice_then_teardown(project: Path) -> None:
 
     down = imgflow(project, "teardown", "--output", "json")
     assert down.returncode == 0, down.stderr
-    assert len(json.loads(down.stdout)["deleted"]) == 17
+    assert len(validate(json.loads(down.stdout), "teardown")["deleted"]) == 17
     again = imgflow(project, "teardown")
     assert again.returncode == 0 and "nothing to delete" in again.stdout
+    nothing = imgflow(project, "teardown", "-o", "json")
+    assert nothing.returncode == 0, nothing.stderr
+    assert validate(json.loads(nothing.stdout), "teardown") == {"deleted": [], "kept": []}
 
 
 def test_user_errors_are_one_line(project: Path) -> None:

@@ -994,6 +994,34 @@ MUTANTS: list[Mutant] = [
         ("tests/test_terminal.py::test_the_interrupt_says_how_far_and_how_to_continue",),
     ),
     Mutant(
+        "completion-offers-given-options",
+        "tab completion answers as Typer would, from a table (README, architecture)",
+        "imgflow/cli/complete.py",
+        "        if not hidden and (multiple or index not in given)",
+        "        if not hidden",
+        ("tests/test_completion.py::test_the_answers_are_typers",),
+    ),
+    Mutant(
+        "status-ignores-retries",
+        "status after a retry shows the latest outcome per image (docs/aws.md)",
+        "imgflow/aws/job_latest.py",
+        "            yield newer.pop(record.url, record)",
+        "            yield record",
+        ("tests/aws/test_cli_aws.py::test_retry_new_and_the_executions_listing",),
+        timeout=400.0,
+    ),
+    Mutant(
+        "throttles-without-refusal-rate",
+        "a throttled run says how often it was refused per image (README)",
+        "imgflow/documents/text.py",
+        '    rate = f" for {plural(images, \'image\')} ({refused / images:.0%})" if images else ""',
+        '    rate = ""',
+        (
+            "tests/test_throttling.py::"
+            "test_a_429_storm_without_retry_after_ends_with_every_image_stored",
+        ),
+    ),
+    Mutant(
         "validators-not-read-back",
         "etag and lastModified in --output json come from the index (README)",
         "imgflow/local/index/results.py",

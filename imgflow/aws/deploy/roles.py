@@ -59,7 +59,9 @@ def role_step(ctx: Context, purpose: str, service: str, policy: Policy) -> Step:
             iam.tag_role(RoleName=name, Tags=tag_pairs(ctx.tags))
 
     ids = {"name": name, "arn": ctx.names.role_arn(purpose)}
-    settings = (f"trusts {service.split('.')[0]}", f"{len(policy['Statement'])} statements")
+    count = len(policy["Statement"])
+    statements = f"{count} statement" + ("" if count == 1 else "s")
+    settings = (f"trusts {service.split('.')[0]}", statements)
     exists = found is not None
     return step(key, ROLE, name, changes, apply, exists=exists, ids=ids, settings=settings)
 

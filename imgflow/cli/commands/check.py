@@ -26,7 +26,8 @@ def check(
     """Verify the local index against the files: presence, size and sha256 of each image.
 
     Lists index rows without their file, files unlike their row and files without a row.
-    Exits 1 when it found problems it did not repair.
+    Exits 1 when it found problems it did not repair. A folder without an index yet has
+    nothing to check (exit 0; -o json prints a report of zero rows).
     """
     with errors():
         import json
@@ -34,11 +35,21 @@ def check(
 
         from imgflow.backends.local import data_folder
         from imgflow.documents.text import plural
+        from imgflow.local.check import CheckReport
         from imgflow.local.check import check as check_folder
+        from imgflow.local.folder import DB_NAME
         from imgflow.ui.console import out, say
 
         cfg = load_config(config)
-        report = check_folder(data_folder(cfg, data_dir), repair=repair, on_wait=say)
+        folder = data_folder(cfg, data_dir)
+        if not (folder / DB_NAME).exists():
+            # No run has written here yet: an answer (zero rows), not an error.
+            if output is Output.json:
+                sys.stdout.write(json.dumps(CheckReport(folder, repaired=repair).to_json()) + "\n")
+            else:
+                out.print(f"nothing to check: {folder} has no index ({DB_NAME}) yet", markup=False)
+            raise typer.Exit(0)
+        report = check_folder(folder, repair=repair, on_wait=say)
         if output is Output.json:
             sys.stdout.write(json.dumps(report.to_json()) + "\n")
         else:

@@ -62,9 +62,12 @@ def deploy_command(
         except AwsError as exc:
             if not (dry_run and exc.code == "NoCredentials"):
                 raise
-            from imgflow.ui.deploy import offline_plan
+            from imgflow.ui.deploy import offline_json, offline_plan
 
-            out.print(offline_plan(cfg.deployment))
+            if output is Output.json:
+                out.print_json(json.dumps(offline_json(cfg.deployment)))
+            else:
+                out.print(offline_plan(cfg.deployment))
             err.print(
                 "imgflow: no AWS credentials: this is every resource a first deploy creates\n"
                 "without an account: see 'The whole aws path on one machine' in docs/aws.md",

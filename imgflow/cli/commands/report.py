@@ -35,7 +35,7 @@ def report_command(
         bool,
         typer.Option(
             "--thumbnails/--no-thumbnails",
-            help="Make missing thumbnails with Pillow (pip install 'imgflow\\[report]').",
+            help="Make missing thumbnails with Pillow (the report extra: pip install Pillow).",
         ),
     ] = True,
     embed_thumbnails: Annotated[
