@@ -69,6 +69,17 @@ class LocalConfig:
     fsync: bool = True
 
 
+LAYOUTS = ("files", "webdataset", "parquet")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """How a local run lays out what it stores (imgflow/local/layouts/)."""
+
+    layout: str = "files"  # files | webdataset | parquet
+    shard_size: int = 10_000  # samples per shard (webdataset, parquet)
+
+
 @dataclass(frozen=True)
 class NotifyConfig:
     """Where failure notices go."""
@@ -149,6 +160,7 @@ class Config:
     job: JobDefaults = field(default_factory=JobDefaults)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     local: LocalConfig = field(default_factory=LocalConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     aws: AwsConfig = field(default_factory=AwsConfig)
@@ -306,6 +318,11 @@ def _validate(cfg: Config) -> None:
         (cfg.fetch.throttle_patience >= 0, "fetch.throttle_patience: must be 0 or more seconds"),
         (bool(cfg.fetch.allowed_types), "fetch.allowed_types: must list at least one type"),
         (bool(cfg.local.data_dir), "local.data_dir: must not be empty"),
+        (
+            cfg.output.layout in LAYOUTS,
+            f"output.layout: expected one of {', '.join(LAYOUTS)}, got {cfg.output.layout!r}",
+        ),
+        (cfg.output.shard_size >= 1, "output.shard_size: must be at least 1"),
         (cfg.lambda_.timeout >= 1, "lambda.timeout: must be at least 1 second"),
         (cfg.lambda_.timeout <= 900, "lambda.timeout: Lambda allows at most 900 seconds"),
         (128 <= cfg.lambda_.memory <= 10240, "lambda.memory: must be 128 to 10240 MB"),

@@ -14,11 +14,13 @@ from imgflow.cli.options import (
     BackendOpt,
     ConfigOpt,
     DataDirOpt,
+    LayoutOpt,
     NoWaitOpt,
     Output,
     OutputOpt,
     ProfileOpt,
     RegionOpt,
+    ShardSizeOpt,
     aws_config,
     backend_value,
 )
@@ -283,6 +285,8 @@ def run(
             "--burst", min=1, help="Most requests a --rate lets go at once (fetch.burst, 1)."
         ),
     ] = None,
+    layout: LayoutOpt = None,
+    shard_size: ShardSizeOpt = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     profile: ProfileOpt = None,
@@ -309,6 +313,7 @@ def run(
                 "tolerate_failures": tolerate_failures,
             },
             fetch=network.overrides(cfg),
+            output={"layout": layout, "shard_size": shard_size},
         )
         spec = _read_job(base_url, paths_file, job)
         if spec.concurrency is not None and concurrency is None:

@@ -1,0 +1,111 @@
+"""The webdataset layout: shards `<data-dir>/shards/<NNNNN>.tar` read by WebDataset.
+
+Each sample is three members side by side, named by the sample's key (the digest of its
+URL, imgflow/local/layouts/shards.py): `<key>.<ext>` (the image's bytes as fetched, the
+extension from its sniffed type), `<key>.json` (url, key, bytes, sha256, content type,
+width, height, ETag, Last-Modified, caption and the item's metadata) and, when the item
+has a caption, `<key>.txt`. Written with tarfile (ustar) into the shard's temporary file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+from typing import BinaryIO
+
+from imgflow.local.layouts.shards import (
+    DEFAULT_SHARD_SIZE,
+    Sample,
+    ShardContents,
+    ShardLayout,
+    extension,
+)
+
+
+class TarWriter:
+    """One tar shard being appended to."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.tar = tarfile.open(  # noqa: SIM115 (closed by close())
+            fileobj=stream, mode="w", format=tarfile.USTAR_FORMAT
+        )
+
+    def _member(self, name: str, size: int, data: BinaryIO) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = size
+        info.mtime = int(time.time())
+        info.mode = 0o644
+        self.tar.addfile(info, data)
+
+    def add(self, sample: Sample, stream: BinaryIO) -> str:
+        """The sample's image, `.json` and (with a caption) `.txt` members."""
+        key = sample.skey
+        image = f"{key}.{extension(sample.content_type, sample.key)}"
+        self._member(image, sample.size, stream)
+        meta = json.dumps(sample.row(), sort_keys=True).encode()
+        self._member(f"{key}.json", len(meta), io.BytesIO(meta))
+        caption = sample.caption
+        if caption is not None:
+            text = caption.encode()
+            self._member(f"{key}.txt", len(text), io.BytesIO(text))
+        return image
+
+    def flush(self) -> None:
+        """Nothing held: members go straight to the file."""
+
+    def close(self) -> None:
+        """The tar's end blocks (the file stays open)."""
+        self.tar.close()
+
+
+class WebDatasetFormat:
+    """WebDataset tar shards."""
+
+    suffix = ".tar"
+    sidecar = True
+
+    def start(self, stream: BinaryIO) -> TarWriter:
+        return TarWriter(stream)
+
+    def locate(self, stream: BinaryIO) -> ShardContents:
+        """The samples of a tar, by the `.json` member of each (raises when unreadable)."""
+        members: dict[str, tarfile.TarInfo] = {}
+        samples: dict[str, tuple[str, int, str]] = {}
+        with tarfile.open(fileobj=stream, mode="r:") as tar:
+            for info in tar:
+                members[info.name] = info
+            for name, info in members.items():
+                if not name.endswith(".json"):
+                    continue
+                read = tar.extractfile(info)
+                if read is None:
+                    continue
+                row = json.loads(read.read())
+                stem = name[: -len(".json")]
+                image = next(
+                    (m for m in members if m.startswith(stem + ".") and m not in _TEXT(stem)),
+                    None,
+                )
+                if image is not None:
+                    samples[str(row["key"])] = (image, members[image].size, str(row["sha256"]))
+
+        def read_member(member: str) -> bytes:
+            info = members[member]
+            stream.seek(info.offset_data)
+            data = stream.read(info.size)
+            if len(data) != info.size:
+                raise OSError(f"member {member} is cut short")
+            return data
+
+        return ShardContents(samples, read_member)
+
+
+def _TEXT(stem: str) -> tuple[str, str]:
+    return (f"{stem}.json", f"{stem}.txt")
+
+
+def webdataset_layout(shard_size: int = DEFAULT_SHARD_SIZE) -> ShardLayout:
+    """The webdataset layout, `shard_size` samples a shard."""
+    return ShardLayout(WebDatasetFormat(), shard_size)
