@@ -131,7 +131,9 @@ def test_a_shard_is_fsynced_before_it_is_renamed(
     monkeypatch.setattr(os, "rename", rename)
     _run(_items(fault_server, ["a.gif", "b.gif"]), tmp_path, webdataset_layout(10))
     renamed = events.index(("rename", "00000.tar"))
-    synced = [i for i, (kind, what) in enumerate(events) if kind == "fsync" and ".tar" in str(what)]
+    synced = [
+        i for i, (kind, what) in enumerate(events) if kind == "fsync" and str(what).endswith(".tar")
+    ]
     assert synced and synced[0] < renamed, events
 
 
