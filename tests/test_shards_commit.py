@@ -238,3 +238,32 @@ def test_sample_keys_are_stable_and_have_no_dot() -> None:
     assert "." not in sample_key("http://a/b.gif")
     assert shards_module.extension("image/jpeg", "x/y.png") == "jpg"
     assert shards_module.extension(None, "x/y.png") == "png"
+
+
+def test_the_report_makes_thumbnails_from_shards(fault_server: FaultServer, tmp_path: Path) -> None:
+    from imgflow.report import local, write_local
+
+    items = _items(fault_server, [f"{i}.gif" for i in range(5)])
+    result = _run(items, tmp_path, webdataset_layout(2), fsync=False)
+    assert local.make_thumbnails(tmp_path, result.run_id) == 5
+    page = write_local(tmp_path, result.run_id, tmp_path / "r.html", embed_thumbnails=True)
+    assert page.read_text().count('"data:image/webp;base64,') == 5
+
+
+def test_an_image_over_max_bytes_fails_and_never_enters_a_shard(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    items = _items(fault_server, ["a.gif", "b.gif"])
+    big = make_gif("big", 40, target_bytes=50_000)
+    fault_server.set("/big.gif", Ok(big))
+    url = f"{fault_server.base_url}/big.gif"
+    items.append(Item(url=url, key=key_for(url)))
+    job = LocalJob(source=_Items(items), concurrency=2, batch_size=4, max_batches=1)
+    small = FetchConfig(retries=0, timeout=2, total_timeout=4, max_bytes=20_000)
+    result = run_job(
+        job, RunSettings(fetch=small, fsync=False, layout=webdataset_layout()), tmp_path
+    )
+    assert (result.summary.stored, result.summary.failed) == (2, 1)
+    names = _tar_names(tmp_path / "shards" / "00000.tar")
+    assert not [n for n in names if n.startswith(sample_key(url))]
+    assert len([n for n in names if n.endswith(".json")]) == 2

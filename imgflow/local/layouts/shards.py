@@ -783,8 +783,14 @@ class ShardReader:
         self._contents: dict[str, ShardContents] = {}
         self._streams: list[BinaryIO] = []
         self._foreign: list[str] = []
+        # The report makes thumbnails in a few threads: shards are read one at a time.
+        self._lock = threading.RLock()
 
     def _load(self) -> dict[str, tuple[str, str, int, str]]:
+        with self._lock:
+            return self._load_all()
+
+    def _load_all(self) -> dict[str, tuple[str, str, int, str]]:
         if self._samples is not None:
             return self._samples
         samples: dict[str, tuple[str, str, int, str]] = {}
@@ -830,10 +836,11 @@ class ShardReader:
         found = self._load().get(key)
         if found is None:
             raise OSError(errno.ENOENT, f"no sample {key} in the shards")
-        contents = self._open(found[0])
-        if contents is None:
-            raise OSError(errno.EIO, f"shard {found[0]} cannot be read")
-        return io.BytesIO(contents.read(found[1]))
+        with self._lock:
+            contents = self._open(found[0])
+            if contents is None:
+                raise OSError(errno.EIO, f"shard {found[0]} cannot be read")
+            return io.BytesIO(contents.read(found[1]))
 
     def iter_stored(self) -> Iterator[tuple[str, bool]]:
         for key in list(self._load()):
