@@ -75,28 +75,57 @@ def read_rows(stream: BinaryIO) -> Iterator[dict[str, Any]]:
     yield from table.to_pylist()
 
 
+# A row group is written once this many image bytes are held (or at each flush).
+GROUP_BYTES = 4 << 20
+
+
 class ParquetWriter:
     """One Parquet shard: rows held until the next flush, written as a row group."""
 
     def __init__(self, stream: BinaryIO) -> None:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        self.writer = pq.ParquetWriter(stream, _schema(True))
+        schema = _schema(True)
+        plain = [f.name for f in schema if f.name != "image"]
+        # The image column is neither dictionary-encoded nor given min/max statistics,
+        # which would hold (and copy into the footer) whole images.
+        # Images (already compressed formats) are stored as they are.
+        compression = dict.fromkeys(plain, "snappy") | {"image": "none"}
+        self.writer = pq.ParquetWriter(
+            stream,
+            schema,
+            use_dictionary=plain,
+            write_statistics=plain,
+            compression=compression,
+        )
         self.rows: list[dict[str, Any]] = []
+        self.held = 0
+        self.pool = pa.system_memory_pool()  # freed at once, not kept by an arena
+        pa.set_memory_pool(self.pool)
 
     def add(self, sample: Sample, stream: BinaryIO) -> str:
         row = sample.row()
         row["member"] = sample.skey
         row["image"] = stream.read()
         self.rows.append(row)
+        self.held += len(row["image"])
+        if self.held >= GROUP_BYTES:
+            self.flush()
         return sample.skey
 
     def flush(self) -> None:
+        self.held = 0
         if self.rows:
             import pyarrow as pa
 
             rows, self.rows = self.rows, []
-            self.writer.write_table(pa.table(_columns(rows, True), schema=_schema(True)))
+            columns = _columns(rows, True)
+            del rows
+            arrays = [
+                pa.array(columns.pop(f.name), f.type, memory_pool=self.pool) for f in _schema(True)
+            ]
+            self.writer.write_table(pa.Table.from_arrays(arrays, schema=_schema(True)))
 
     def close(self) -> None:
         self.flush()
