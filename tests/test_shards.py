@@ -357,3 +357,40 @@ def test_a_linked_shards_folder_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().count("\n") == 0 and "symbolic link" in done.stderr
     assert sorted(os.listdir(data)) == ["shards"] and os.listdir(elsewhere) == []
+
+
+def test_a_shards_file_in_place_of_the_folder_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "shards").write_text("not a folder")
+    _paths(tmp_path, ["a.gif"])
+    done = run_cli(
+        "run", "--base-url", "http://127.0.0.1:9/", "--paths-file", "paths.txt",
+        "--data-dir", "data", "--layout", "parquet", cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "shards" in done.stderr, done.stderr
+    assert sorted(os.listdir(data)) == ["shards"]
+
+
+def test_without_pyarrow_a_tar_has_a_jsonl_table_and_reruns_skip(tmp_path: Path) -> None:
+    fake = tmp_path / "nopyarrow" / "pyarrow"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('no pyarrow here')\n")
+    no_pyarrow = {"PYTHONPATH": str(fake.parent)}
+    root = site(tmp_path, 5)
+    _paths(tmp_path, [f"{i}.gif" for i in range(5)])
+    data = tmp_path / "data"
+    with _site_nginx(tmp_path, root) as web:
+        first = _run(tmp_path, web.url(0, "/"), "--layout", "webdataset", env=no_pyarrow)
+        assert first["summary"]["stored"] == 5
+        assert sorted(os.listdir(data / "shards")) == [
+            "00000.jsonl",
+            "00000.tar",
+            "00000_stats.json",
+        ]
+        rows = [json.loads(line) for line in (data / "shards" / "00000.jsonl").open()]
+        assert sorted(row["url"] for row in rows) == sorted(_tar_samples(data))
+        before = len(web.access_log())
+        again = _run(tmp_path, web.url(0, "/"), "--layout", "webdataset", env=no_pyarrow)
+        assert again["summary"]["skipped"] == 5 and len(web.access_log()) == before
