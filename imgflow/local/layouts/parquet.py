@@ -75,8 +75,9 @@ def read_rows(stream: BinaryIO) -> Iterator[dict[str, Any]]:
     yield from table.to_pylist()
 
 
-# A row group is written once this many image bytes are held (or at each flush).
-GROUP_BYTES = 4 << 20
+# A row group is written once this many image bytes are held (or at each flush of the
+# run's records): a large image is a row group of its own.
+GROUP_BYTES = 2 << 20
 
 
 class ParquetWriter:
