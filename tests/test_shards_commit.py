@@ -267,3 +267,20 @@ def test_an_image_over_max_bytes_fails_and_never_enters_a_shard(
     names = _tar_names(tmp_path / "shards" / "00000.tar")
     assert not [n for n in names if n.startswith(sample_key(url))]
     assert len([n for n in names if n.endswith(".json")]) == 2
+
+
+def test_images_stored_as_files_are_kept_when_the_layout_changes(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    from imgflow.local.layouts.files import FilesLayout
+
+    items = _items(fault_server, ["a.gif", "b.gif"])
+    job = LocalJob(source=_Items(items), concurrency=2, batch_size=4, max_batches=1)
+    files = run_job(job, RunSettings(fetch=QUICK, fsync=False, layout=FilesLayout()), tmp_path)
+    assert files.summary.stored == 2
+    more = _items(fault_server, ["a.gif", "b.gif", "c.gif"])
+    sharded = _run(more, tmp_path, webdataset_layout(10), fsync=False)
+    assert (sharded.summary.stored, sharded.summary.skipped) == (1, 2)
+    assert len(_tar_names(tmp_path / "shards" / "00000.tar")) == 3  # c.gif (a caption)
+    report = check(tmp_path)
+    assert (report.checked, report.intact, report.problems) == (3, 3, 0)

@@ -48,7 +48,9 @@ from imgflow.errors import UsageError
 from imgflow.local.folder import DataFolder
 from imgflow.local.index import Database, retried, sqlite_errors
 from imgflow.local.layouts.base import Stamp
+from imgflow.local.layouts.files import IMAGES_DIR
 from imgflow.local.safefs import StorageError, explain
+from imgflow.local.store import FileStore
 
 SHARDS_DIR = "shards"
 DEFAULT_SHARD_SIZE = 10_000
@@ -332,6 +334,7 @@ class ShardStore:
         self._counts: Counter[str] = Counter()
         self._started = time.time()
         self._known: dict[str, tuple[str, int, str]] | None = None
+        self._images: FileStore | bool | None = None  # False: no images folder
         self.db: Database | None = None
         self.run_id = ""
 
@@ -377,14 +380,32 @@ class ShardStore:
 
     def intact(self, key: str, size: int, mtime_ns: int | None, sha256: str) -> int | None:
         """The shard's time when `key`'s sample is in a committed shard with this size and
-        sha256 (as its shard's table says); else None."""
+        sha256 (as its shard's table says); else, for a row of the files layout (an image
+        stored by a run of that layout), what the files layout says; else None."""
         if self._known is None:
             self._known = _known_samples(self.shards)
         found = self._known.get(key)
+        if found is None and self._files() is not None:
+            return self._files_intact(key, size, mtime_ns, sha256)
         if found is None or found[1] != size or found[2] != sha256:
             return None
         info = _lstat(self.shards, found[0])
         return None if info is None else info.st_mtime_ns
+
+    def _files(self) -> FileStore | None:
+        """The files layout's images of this folder, when there are any."""
+        if self._images is None:
+            try:
+                images = self.folder.folder(IMAGES_DIR, create=False)
+            except StorageError:
+                self._images = False
+            else:
+                self._images = FileStore(images, self.tmp, fsync=False)
+        return self._images if isinstance(self._images, FileStore) else None
+
+    def _files_intact(self, key: str, size: int, mtime_ns: int | None, sha256: str) -> int | None:
+        files = self._files()
+        return None if files is None else files.intact(key, size, mtime_ns, sha256)
 
     def written(self, keys: Iterable[str]) -> dict[str, int]:
         """Nothing: a shard's samples are indexed when it is committed."""
@@ -415,6 +436,8 @@ class ShardStore:
     def close(self) -> None:
         """Drop what was never committed (the folders' owner closes their descriptors)."""
         self.discard_unsettled()
+        if isinstance(self._images, FileStore):
+            self._images.close()
 
     def record(
         self,
