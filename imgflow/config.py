@@ -70,6 +70,17 @@ class LocalConfig:
     workers: int | Literal["auto"] = 1  # processes fetching and storing (imgflow/local/workers)
 
 
+LAYOUTS = ("files", "webdataset", "parquet")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """How a local run lays out what it stores (imgflow/local/layouts/)."""
+
+    layout: str = "files"  # files | webdataset | parquet
+    shard_size: int = 10_000  # samples per shard (webdataset, parquet)
+
+
 @dataclass(frozen=True)
 class NotifyConfig:
     """Where failure notices go."""
@@ -150,6 +161,7 @@ class Config:
     job: JobDefaults = field(default_factory=JobDefaults)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     local: LocalConfig = field(default_factory=LocalConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     aws: AwsConfig = field(default_factory=AwsConfig)
@@ -311,6 +323,11 @@ def _validate(cfg: Config) -> None:
             cfg.local.workers == "auto" or 1 <= cfg.local.workers <= 64,
             "local.workers: must be 1 to 64, or auto",
         ),
+        (
+            cfg.output.layout in LAYOUTS,
+            f"output.layout: expected one of {', '.join(LAYOUTS)}, got {cfg.output.layout!r}",
+        ),
+        (cfg.output.shard_size >= 1, "output.shard_size: must be at least 1"),
         (cfg.lambda_.timeout >= 1, "lambda.timeout: must be at least 1 second"),
         (cfg.lambda_.timeout <= 900, "lambda.timeout: Lambda allows at most 900 seconds"),
         (128 <= cfg.lambda_.memory <= 10240, "lambda.memory: must be 128 to 10240 MB"),

@@ -43,6 +43,12 @@ def throughput_cases(tools: Tools, base: str, files: dict[str, Path]) -> list[Ca
              imgflow_argv(tools, base, paths, 16, 4),
              env={**no_fsync, "IMGFLOW_FETCH_TRANSPORT": "httpx"})
     )  # fmt: skip
+    # Shard layouts (issue 25): the same 64 in flight, images gathered into shards.
+    for layout in ("webdataset", "parquet"):
+        cases.append(
+            Case(f"imgflow -c 16 x 4, --layout {layout}", f"imgflow-{layout}", 64,
+                 [*imgflow_argv(tools, base, paths, 16, 4), "--layout", layout])
+        )  # fmt: skip
     cases += baseline_cases(tools, base, paths, no_fsync)
     for n in (16, 64):
         if tools.curl:
@@ -65,6 +71,12 @@ def throughput_cases(tools: Tools, base: str, files: dict[str, Path]) -> list[Ca
         cases.append(Case("img2dataset 2 procs x 16 threads", "img2dataset", 32, [
             tools.img2dataset, "--url_list", str(files["urls"]), "--input_format", "txt",
             "--output_folder", OUT, "--output_format", "files", "--resize_mode", "no",
+            "--processes_count", "2", "--thread_count", "16",
+            "--number_sample_per_shard", "1000", "--enable_wandb", "False",
+            "--retries", "0", "--timeout", "20"]))  # fmt: skip
+        cases.append(Case("img2dataset 2 procs x 16 threads, webdataset", "img2dataset-wds", 32, [
+            tools.img2dataset, "--url_list", str(files["urls"]), "--input_format", "txt",
+            "--output_folder", OUT, "--output_format", "webdataset", "--resize_mode", "no",
             "--processes_count", "2", "--thread_count", "16",
             "--number_sample_per_shard", "1000", "--enable_wandb", "False",
             "--retries", "0", "--timeout", "20"]))  # fmt: skip

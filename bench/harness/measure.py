@@ -59,11 +59,40 @@ def measure(
 
 
 def count_images(folder: Path) -> int:
-    """Image files anywhere under `folder`."""
+    """Image files anywhere under `folder`, and images inside tar shards (imgflow's
+    webdataset layout, img2dataset's webdataset output) and Parquet shards with an
+    `image` column (imgflow's parquet layout)."""
     total = 0
-    for _, _, files in os.walk(folder):
+    for top, _, files in os.walk(folder):
         total += sum(1 for name in files if os.path.splitext(name)[1] in IMAGE_SUFFIXES)
+        for name in files:
+            if name.endswith(".tar"):
+                total += _tar_images(Path(top) / name)
+            elif name.endswith(".parquet"):
+                total += _parquet_images(Path(top) / name)
     return total
+
+
+def _tar_images(path: Path) -> int:
+    import tarfile
+
+    try:
+        with tarfile.open(path) as tar:
+            return sum(1 for n in tar.getnames() if os.path.splitext(n)[1] in IMAGE_SUFFIXES)
+    except (OSError, tarfile.TarError):
+        return 0
+
+
+def _parquet_images(path: Path) -> int:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        return 0
+    try:
+        found = pq.ParquetFile(path)
+    except Exception:
+        return 0
+    return found.metadata.num_rows if "image" in found.schema_arrow.names else 0
 
 
 def summarise(runs: Sequence[Measure], expected: int) -> dict[str, Any]:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from imgflow.documents.listing import Listing
     from imgflow.engine.politeness import OnChange
     from imgflow.engine.records import ResultRecord
+    from imgflow.local.layouts.base import Layout
     from imgflow.local.runner import LocalJob, LocalRunResult, Progress
     from imgflow.local.settings import RunSettings
     from imgflow.sources.base import Source
@@ -90,7 +91,23 @@ def run_settings(cfg: Config) -> RunSettings:
         tolerate_failures=cfg.job.tolerate_failures,
         notify_command=cfg.notify.command,
         notify_shell=cfg.notify.shell,
+        layout=layout_of(cfg),
     )
+
+
+def layout_of(cfg: Config) -> Layout:
+    """The layout `output.layout` names (ConfigError: parquet without pyarrow)."""
+    from imgflow.local.layouts.files import FilesLayout
+
+    if cfg.output.layout == "webdataset":
+        from imgflow.local.layouts.webdataset import webdataset_layout
+
+        return webdataset_layout(cfg.output.shard_size)
+    if cfg.output.layout == "parquet":
+        from imgflow.local.layouts.parquet import parquet_layout
+
+        return parquet_layout(cfg.output.shard_size)
+    return FilesLayout()
 
 
 class NoRuns(UsageError):

@@ -64,6 +64,21 @@ LimitOpt = Annotated[
 NoWaitOpt = Annotated[
     bool, typer.Option("--no-wait", help="aws: print the execution ARN and return.")
 ]
+LayoutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--layout",
+        metavar="files|webdataset|parquet",
+        help="How images are stored: one file each, or WebDataset / Parquet shards"
+        " (output.layout; default files).",
+    ),
+]
+ShardSizeOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--shard-size", metavar="N", help="Samples per shard (output.shard_size; default 10000)."
+    ),
+]
 ProfileOpt = Annotated[
     str | None, typer.Option("--profile", help="AWS profile (default: aws.profile, AWS_PROFILE).")
 ]

@@ -1,7 +1,8 @@
 """`imgflow check [--repair]`: the index against what is stored, byte for byte.
 
 Every index row's object must be stored (in the files layout: a regular file under
-`images/`), with the row's size and sha256; every stored object must have a row. With
+`images/`; in a shard layout: a sample of a shard under `shards/`), with the row's size
+and sha256; every stored object must have a row. With
 `repair`, rows whose object is gone or wrong are forgotten (and wrong objects removed), so
 the next run fetches those images again; orphans (objects the layout made, without a row)
 are removed; an object whose bytes are right but whose modification time changed gets its
@@ -22,7 +23,7 @@ from imgflow.local.digest import sha256_of
 from imgflow.local.folder import DataFolder
 from imgflow.local.index import sqlite_errors
 from imgflow.local.layouts.base import Layout, StoredReader
-from imgflow.local.layouts.files import FilesLayout
+from imgflow.local.layouts.stored import stored_reader
 from imgflow.local.safefs import StorageError
 
 
@@ -70,7 +71,7 @@ def check(
     layout: Layout | None = None,
 ) -> CheckReport:
     """Verify (and with `repair`, mend) the data folder's index against what `layout`
-    (the files layout unless given) stores."""
+    (unless given: its files and its shards, imgflow/local/layouts/stored.py) stores."""
     if not (data_dir / "imgflow.db").is_file():
         raise StorageError(f"{data_dir} has no index (imgflow.db): nothing to check")
     folder = DataFolder(data_dir, create=False)
@@ -81,7 +82,7 @@ def check(
                 sqlite_errors(db.path),
                 folder.locked("imgflow check", on_wait, reading=not repair),
             ):
-                reader = (layout or FilesLayout()).open_reader(folder)
+                reader = stored_reader(folder) if layout is None else layout.open_reader(folder)
                 try:
                     return _check(db, reader, data_dir, repair)
                 finally:

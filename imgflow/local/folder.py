@@ -4,7 +4,8 @@
 <data-dir>/imgflow.db     the index and every run's results (imgflow/local/index/)
 <data-dir>/imgflow.lock   flock'ed by the run storing images (one at a time per folder)
 <data-dir>/tmp/<run-id>/  a run's temporaries; .imgflow-tmp in it is flock'ed while it lives
-<data-dir>/images/<key>   the images
+<data-dir>/images/<key>   the images (the files layout)
+<data-dir>/shards/        the shards of a shard layout (imgflow/local/layouts/shards.py)
 <data-dir>/runs/<run-id>/ failures.json, report.html
 <data-dir>/thumbs/        the report's thumbnails
 ```

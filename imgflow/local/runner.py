@@ -25,6 +25,7 @@ from imgflow.errors import BackendError
 from imgflow.local.folder import DB_NAME, DataFolder
 from imgflow.local.index import INTERRUPTED, Database, retried, sqlite_errors
 from imgflow.local.layouts.base import RunStore
+from imgflow.local.layouts.shards import ShardLayout, ShardStore
 from imgflow.local.notifier import failures_json, run_notify_command, write_failures
 from imgflow.local.safefs import StorageError, explain, remove_tree, subfolder
 from imgflow.local.settings import RunSettings
@@ -115,6 +116,8 @@ def run_job(
     """
     folder = DataFolder(data_dir)
     try:
+        if isinstance(settings.layout, ShardLayout):
+            settings.layout.prepare(folder)  # a linked or read-only shards/: nothing written
         db = folder.database()
         try:
             with sqlite_errors(db.path):
@@ -158,6 +161,8 @@ def _run(
         tmp, marker = folder.run_tmp(tmp_root, run_id)
         store = settings.layout.open_run(folder, tmp, fsync=settings.fsync)
         try:
+            if isinstance(store, ShardStore):
+                store.bind(db, run_id)
             runner = _Runner(job, settings, db, store, run_id, progress)
             runner.on_throttle = on_throttle
             runner.stop_event = stop
@@ -179,7 +184,7 @@ def _store_all(runner: _Runner, db: Database, store: RunStore, run_id: str) -> N
     except (KeyboardInterrupt, asyncio.CancelledError):
         store.seal()
         with contextlib.suppress(sqlite3.Error):
-            runner.flush()
+            runner.flush(final=True)  # a shard layout commits its partial shard
         store.discard_unsettled(keep=runner.revalidating)
         db.finish_run(run_id, INTERRUPTED)
         raise RunInterrupted(
@@ -290,11 +295,19 @@ class _Runner:
         self.data_dir = Path()
         self.on_warn: Callable[[str], None] | None = None
         self.mtimes: dict[str, int] = {}  # of files stored by worker processes
+        # A shard layout writes each sample's metadata (a caption) into its shard.
+        self.shards = store if isinstance(store, ShardStore) else None
+        self.metas: dict[str, Mapping[str, object]] = {}
 
     async def main(self) -> None:
         """Run every pending batch; a signal or `stop_event` seals the store and cancels."""
         try:
-            if self.job.workers > 1 and await self._on_workers():
+            if self.job.workers > 1 and self.shards is not None:
+                # A shard is appended to by the process that records its samples; the
+                # workers' staged images live in their own processes, so shards run on one.
+                if self.on_warn is not None:
+                    self.on_warn("--workers: a shard layout runs on one process for now")
+            elif self.job.workers > 1 and await self._on_workers():
                 return
             with Stopper(self.store.seal, self.stop_event).watching():
                 in_flight = self.in_flight()
@@ -302,7 +315,7 @@ class _Runner:
                 with ThreadPoolExecutor(max_workers=min(32, in_flight)) as pool:
                     await self._fetch(batches, pool, in_flight)
         finally:
-            self.flush()
+            self.flush(final=True)
 
     def in_flight(self) -> int:
         """The run's cap on requests in flight (one process or many)."""
@@ -383,6 +396,8 @@ class _Runner:
                     opened = False
                     open_batches.release()
 
+            if self.shards is not None:
+                self.metas.update((item.url, item.meta) for item in batch if item.meta)
             try:
                 await run_batch(
                     batch,
@@ -440,9 +455,18 @@ class _Runner:
         if time.monotonic() - self.flushed >= FLUSH_SECONDS:
             self.flush()
 
-    def flush(self) -> None:
-        """Save the buffered records; the stored files' entries are settled once saved."""
+    def flush(self, *, final: bool = False) -> None:
+        """Save the buffered records; the stored files' entries are settled once saved.
+
+        A shard layout saves them itself, a shard's with its commit (`final`: the last
+        shard is committed, however full)."""
         self.flushed = time.monotonic()
+        if self.shards is not None:
+            records, self.buffer = self.buffer, []
+            finished, self.finished = self.finished, []
+            metas = {r.url: self.metas.pop(r.url) for r in records if r.url in self.metas}
+            self.shards.record(records, finished, metas, final=final)
+            return
         if self.buffer:
             records, self.buffer = self.buffer, []
             keys = [r.key for r in records if r.outcome.wrote and r.key]

@@ -23,7 +23,8 @@ from imgflow.errors import BackendError, UsageError
 from imgflow.local.folder import DataFolder
 from imgflow.local.index import report as data
 from imgflow.local.layouts.base import StoredReader
-from imgflow.local.layouts.files import IMAGES_DIR, FilesLayout
+from imgflow.local.layouts.files import IMAGES_DIR
+from imgflow.local.layouts.stored import stored_reader
 from imgflow.report import thumbs
 from imgflow.report.model import Gallery, GalleryItem, Report, group_failures
 from imgflow.report.page import PAGE_SIZE, write_file, write_page
@@ -92,7 +93,7 @@ def _stored(data_dir: Path) -> Iterator[StoredReader]:
     """The data folder's stored images, read through its layout."""
     folder = DataFolder(data_dir, create=False)
     try:
-        reader = FilesLayout().open_reader(folder)
+        reader = stored_reader(folder)
         try:
             yield reader
         finally:

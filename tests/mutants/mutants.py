@@ -32,6 +32,7 @@ IAM = "tests/aws/test_iam_policies.py"
 REV = "tests/test_revalidate.py"
 DIRECT = "tests/test_direct_body.py"
 URL_LANES = "tests/aws/test_url_lanes.py"
+SHARDS_COMMIT = "tests/test_shards_commit.py"
 
 MUTANTS: list[Mutant] = [
     # -- atomicity: a file appears at its final name only when complete ----------------------
@@ -1056,5 +1057,49 @@ MUTANTS: list[Mutant] = [
         '        gate = self.politeness.gate(host)\n        if kind == "cool":',
         '        gate = self.politeness.gate(f"{host}#{id(peer)}")\n        if kind == "cool":',
         ("tests/test_workers.py::test_a_rate_is_the_whole_runs_not_each_workers",),
+    ),
+    # -- shard layouts: a shard at a final name is whole and indexed; a URL in one shard ------
+    Mutant(
+        "shard-renamed-before-fsync",
+        "a shard is written under a temporary name, fsynced, then renamed (architecture)",
+        "imgflow/local/layouts/shards.py",
+        "                os.fsync(shard.stream.fileno())",
+        "                pass",
+        (f"{SHARDS_COMMIT}::test_a_shard_is_fsynced_before_it_is_renamed",),
+    ),
+    Mutant(
+        "shard-renamed-without-its-rows",
+        "a shard's samples are indexed in the same step as its rename (architecture)",
+        "imgflow/local/layouts/shards.py",
+        "            for name in published:  # never a shard at a final name without its rows",
+        "            for name in []:",
+        (f"{SHARDS_COMMIT}::test_a_commit_that_fails_after_the_rename_leaves_no_shard_and_no_row",),
+    ),
+    Mutant(
+        "shard-rows-without-their-place",
+        "the index records each sample's shard and member (README)",
+        "imgflow/local/index/__init__.py",
+        "            self._index(run_id, records, now, mtimes, places)",
+        "            self._index(run_id, records, now, mtimes)",
+        (
+            f"{SHARDS_COMMIT}::test_a_commit_that_fails_after_the_rename_leaves_no_shard_and_no_row",
+            "tests/test_shards.py::test_webdataset_shards_read_back_with_tarfile_and_webdataset",
+        ),
+    ),
+    Mutant(
+        "shard-samples-never-intact",
+        "a sample is never in two shards: a rerun skips what a shard holds (README)",
+        "imgflow/local/layouts/shards.py",
+        "        if found is None or found[1] != size or found[2] != sha256:",
+        "        if True:",
+        (f"{SHARDS_COMMIT}::test_every_url_once_across_shards_when_runs_repeat",),
+    ),
+    Mutant(
+        "shard-unlisted-kept",
+        "a shard renamed but never committed is removed by the next run (architecture)",
+        "imgflow/local/layouts/shards.py",
+        "            if name not in listed and _stats_run(self.shards, name) in runs:",
+        "            if False and _stats_run(self.shards, name) in runs:",
+        (f"{SHARDS_COMMIT}::test_a_shard_renamed_but_never_committed_is_removed_by_the_next_run",),
     ),
 ]

@@ -14,11 +14,13 @@ from imgflow.cli.options import (
     BackendOpt,
     ConfigOpt,
     DataDirOpt,
+    LayoutOpt,
     NoWaitOpt,
     Output,
     OutputOpt,
     ProfileOpt,
     RegionOpt,
+    ShardSizeOpt,
     aws_config,
     backend_value,
 )
@@ -307,6 +309,8 @@ def run(
             " (local.workers; default 1; auto: one per core, at most 8).",
         ),
     ] = None,
+    layout: LayoutOpt = None,
+    shard_size: ShardSizeOpt = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     profile: ProfileOpt = None,
@@ -334,6 +338,7 @@ def run(
             },
             fetch=network.overrides(cfg),
             local={"workers": _workers(workers)},
+            output={"layout": layout, "shard_size": shard_size},
         )
         spec = _read_job(base_url, paths_file, job)
         if spec.concurrency is not None and concurrency is None:

@@ -14,12 +14,14 @@ from imgflow.cli.options import (
     BackendOpt,
     ConfigOpt,
     DataDirOpt,
+    LayoutOpt,
     LimitOpt,
     NoWaitOpt,
     Output,
     OutputOpt,
     ProfileOpt,
     RegionOpt,
+    ShardSizeOpt,
     aws_config,
 )
 
@@ -75,6 +77,8 @@ def retry(
     ],
     backend: BackendOpt = None,
     no_wait: NoWaitOpt = False,
+    layout: LayoutOpt = None,
+    shard_size: ShardSizeOpt = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     profile: ProfileOpt = None,
@@ -91,9 +95,11 @@ def retry(
         from imgflow.backends import choose
         from imgflow.backends.base import Flags
         from imgflow.cli.follow import follow, shown
+        from imgflow.config import with_overrides
         from imgflow.documents.run import nothing_retried
 
         cfg = aws_config(config, profile, region)
+        cfg = with_overrides(cfg, output={"layout": layout, "shard_size": shard_size})
         kind = choose(target, backend, cfg.backend)
         flags = Flags(data_dir=data_dir, no_wait=no_wait)
         kind.refuse("retry", flags)

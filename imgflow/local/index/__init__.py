@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from imgflow.engine.plan import Item
@@ -114,3 +114,29 @@ class Database(RunsTable, ResultsTable, ImagesTable):
         with self.transaction():
             self._index(run_id, records, now, mtimes or {})
             self._save_results(run_id, records, times)
+
+    def record_shard(
+        self,
+        run_id: str,
+        records: Sequence[ResultRecord],
+        finished: Sequence[float],
+        *,
+        shard: str,
+        size: int,
+        mtimes: Mapping[str, int],
+        places: Mapping[str, tuple[str, str]],
+        publish: Callable[[], None],
+    ) -> None:
+        """In one transaction: index the shard's samples, save their records, list the
+        shard, and `publish` it (rename it to its final name) before the commit, so a
+        shard's rows are never committed without it. `publish` raising rolls it all back."""
+        now = time.time()
+        with self.transaction("BEGIN IMMEDIATE"):
+            self._index(run_id, records, now, mtimes, places)
+            self._save_results(run_id, records, finished)
+            self.conn.execute(
+                "INSERT OR REPLACE INTO shards (name, run_id, samples, bytes, committed_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (shard, run_id, len(records), size, now),
+            )
+            publish()

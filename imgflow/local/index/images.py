@@ -50,12 +50,16 @@ class ImagesTable(Connected):
         records: Sequence[ResultRecord],
         now: float,
         mtimes: Mapping[str, int],
+        places: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         """Index the records' written images and refresh the validators of those the server
-        confirmed (within the caller's transaction)."""
+        confirmed (within the caller's transaction). `places` gives the shard and member
+        of each key a shard layout stored (NULL in the files layout)."""
+        where = places or {}
         stored = [
             (r.url, r.key, r.bytes, r.sha256, r.content_type, run_id, now,
-             mtimes.get(r.key or ""), r.etag, r.last_modified)
+             mtimes.get(r.key or ""), r.etag, r.last_modified,
+             *where.get(r.key or "", (None, None)))
             for r in records
             if r.outcome.wrote
         ]  # fmt: skip
@@ -64,7 +68,8 @@ class ImagesTable(Connected):
         ]
         self.conn.executemany(
             "INSERT OR REPLACE INTO images (url, key, bytes, sha256, content_type, run_id,"
-            " stored_at, mtime_ns, etag, last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " stored_at, mtime_ns, etag, last_modified, shard, member)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             stored,
         )
         self.conn.executemany(
@@ -82,3 +87,15 @@ class ImagesTable(Connected):
     def restamp(self, stamps: Sequence[tuple[int, str]]) -> None:
         """Record files' modification times: (mtime_ns, url) pairs."""
         self.conn.executemany("UPDATE images SET mtime_ns = ? WHERE url = ?", stamps)
+
+    def shard_names(self) -> set[str]:
+        """The shard files committed to this folder (imgflow/local/layouts/shards.py)."""
+        return {row[0] for row in self.conn.execute("SELECT name FROM shards")}
+
+    def places(self) -> Iterator[tuple[str, str, str | None, str | None]]:
+        """Every index row's (url, key, shard, member), streamed."""
+        yield from self.conn.execute("SELECT url, key, shard, member FROM images")
+
+    def run_ids(self) -> set[str]:
+        """The ids of the folder's runs."""
+        return {row[0] for row in self.conn.execute("SELECT id FROM runs")}

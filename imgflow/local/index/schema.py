@@ -9,7 +9,10 @@
   metadata (``meta``, JSON, NULL when empty); rows start ``pending`` when the run is
   planned and are updated batch by batch (``failure_kind`` with each failure), so a run
   killed at any point can be reported, and nothing planned is ever silently dropped;
-- ``run_parents``: run id -> the run it retries.
+- ``run_parents``: run id -> the run it retries;
+- ``shards``: the shard files a shard layout committed (imgflow/local/layouts/shards.py),
+  each written in the same transaction as the index rows of its samples (``images.shard``
+  and ``images.member`` say where a sample is; NULL in the files layout).
 
 The schema's version is the database's ``user_version``: a new database is made at
 `VERSION`; an older one is brought there step by step, all steps in one write
@@ -23,7 +26,7 @@ from collections.abc import Callable
 
 from imgflow.local.index.connection import Connected
 
-VERSION = 1
+VERSION = 2
 
 _IMAGES = """CREATE TABLE images (
     url TEXT PRIMARY KEY,
@@ -35,7 +38,9 @@ _IMAGES = """CREATE TABLE images (
     stored_at REAL NOT NULL,
     mtime_ns INTEGER,
     etag TEXT,
-    last_modified TEXT
+    last_modified TEXT,
+    shard TEXT,
+    member TEXT
 )"""
 _RUNS = """CREATE TABLE {name} (
     id TEXT PRIMARY KEY,
@@ -77,6 +82,13 @@ _RESULTS = """CREATE TABLE {name} (
     UNIQUE (run_id, url)
 )"""
 _RUN_PARENTS = "CREATE TABLE run_parents (run_id TEXT PRIMARY KEY, parent TEXT NOT NULL)"
+_SHARDS = """CREATE TABLE IF NOT EXISTS shards (
+    name TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    samples INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    committed_at REAL NOT NULL
+)"""
 
 
 def columns(conn: sqlite3.Connection, table: str) -> set[str]:
@@ -117,6 +129,7 @@ def _create(conn: sqlite3.Connection) -> None:
         _RUNS.format(name="runs"),
         _RESULTS.format(name="results"),
         _RUN_PARENTS,
+        _SHARDS,
     ):
         conn.execute(statement)
 
@@ -131,6 +144,16 @@ def _to_1(conn: sqlite3.Connection) -> None:
     conn.execute(_RUN_PARENTS.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
     _rebuild(conn, "runs", _RUNS, {"updated": "0", "unchanged": "0"})
     _rebuild(conn, "results", _RESULTS, {})
+
+
+def _shards(conn: sqlite3.Connection) -> None:
+    """Shard layouts: ``images`` gains ``shard`` and ``member``, and the ``shards`` table is
+    made. Every part only if missing, so this step may run before or after other steps."""
+    have = columns(conn, "images")
+    for column in ("shard", "member"):
+        if column not in have:
+            conn.execute(f"ALTER TABLE images ADD COLUMN {column} TEXT")
+    conn.execute(_SHARDS)
 
 
 def _rebuild(conn: sqlite3.Connection, table: str, create: str, defaults: dict[str, str]) -> None:
@@ -150,4 +173,4 @@ def _ordered(conn: sqlite3.Connection, table: str) -> list[str]:
 
 
 # _STEPS[n] brings a database at version n to n + 1.
-_STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_1,)
+_STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_1, _shards)

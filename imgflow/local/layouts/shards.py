@@ -1,0 +1,883 @@
+"""The shard layouts' common part: samples gathered into shards committed whole.
+
+`<data-dir>/shards/<NNNNN>.<suffix>` (a WebDataset tar, imgflow/local/layouts/webdataset.py,
+or a Parquet file, parquet.py), numbered on from what the folder and the index hold, with
+`<NNNNN>_stats.json` (counts by outcome and failure kind, bytes, time) and, for a tar, its
+metadata table beside it.
+
+How a shard is written (`ShardStore`):
+
+- a fetched image is staged when the engine commits it (its bytes in memory, or in a part
+  file in the run's tmp folder when large); nothing is in a shard yet;
+- when its record reaches the runner (`record`), the sample is appended to the open
+  shard, a temporary file in the run's tmp folder (so the shard's bytes are on disk, not
+  in memory); a sample whose record is lost (an interrupt) never enters a shard;
+- a shard with `shard_size` samples, or the last one of a run (also an interrupted run),
+  is committed: finished, fsynced, its sidecars written, then in one index transaction
+  the rows of its samples (`images.shard`, `images.member`) and its `shards` row are
+  written and the files renamed to their final names before the commit
+  (`Database.record_shard`). A shard at a final name is whole; a killed run leaves only
+  temporary files, swept with its tmp folder, and its uncommitted samples are fetched
+  again by the next run. A kill between the rename and the commit leaves a shard the
+  index does not list: the next run removes it before storing (`bind`).
+- A sample's key is the digest of its URL, so it is the same in every shard; a refreshed
+  image goes into a new shard and its row moves there (the old shard keeps the old
+  version, superseded: readers take a key's newest shard).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import io
+import json
+import os
+import re
+import stat
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Protocol
+
+from imgflow.engine.outcome import store_failure
+from imgflow.engine.records import Outcome, ResultRecord
+from imgflow.errors import UsageError
+from imgflow.local.folder import DataFolder
+from imgflow.local.index import Database, retried, sqlite_errors
+from imgflow.local.layouts.base import Stamp
+from imgflow.local.layouts.files import IMAGES_DIR
+from imgflow.local.safefs import StorageError, explain
+from imgflow.local.store import FileStore
+
+SHARDS_DIR = "shards"
+DEFAULT_SHARD_SIZE = 10_000
+# A staged image larger than this goes to a part file in the run's tmp folder.
+SPILL_BYTES = 1 << 20
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_SHARD_NAME = re.compile(r"^(\d{5,})\.(tar|parquet)$")
+_EXTENSIONS = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/webp": "webp",
+    "image/bmp": "bmp",
+    "image/tiff": "tiff",
+    "image/svg+xml": "svg",
+    "image/avif": "avif",
+    "image/x-icon": "ico",
+    "image/vnd.microsoft.icon": "ico",
+}
+_Timed = tuple[ResultRecord, float]  # a record and when it finished
+FULL_SECONDS = 0.5
+FULL_WAIT = 0.05
+
+
+def sample_key(url: str) -> str:
+    """A sample's key: the digest of its (canonical) URL, stable across runs and shards."""
+    return hashlib.sha256(url.encode()).hexdigest()[:32]
+
+
+def extension(content_type: str | None, key: str) -> str:
+    """The image member's extension: from the sniffed type, else the key's, else `bin`."""
+    found = _EXTENSIONS.get((content_type or "").split(";")[0].strip().lower())
+    if found:
+        return found
+    tail = key.rsplit("/", 1)[-1]
+    suffix = tail.rsplit(".", 1)[-1].lower() if "." in tail else ""
+    return suffix if suffix.isalnum() and len(suffix) <= 5 else "bin"
+
+
+def shard_number(name: str) -> int | None:
+    """The number of a shard file's name (`00012.tar` -> 12); None for any other name."""
+    found = _SHARD_NAME.match(name)
+    return int(found.group(1)) if found else None
+
+
+@dataclass
+class Sample:
+    """One image with what a shard says of it."""
+
+    url: str
+    key: str
+    data: bytes | None  # the bytes, or None when they are in `part`
+    part: str | None  # a part file's name in the run's tmp folder
+    size: int
+    sha256: str
+    content_type: str | None
+    etag: str | None
+    last_modified: str | None
+    meta: Mapping[str, Any]
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def skey(self) -> str:
+        return sample_key(self.url)
+
+    @property
+    def caption(self) -> str | None:
+        caption = self.meta.get("caption")
+        return None if caption is None else str(caption)
+
+    def row(self) -> dict[str, Any]:
+        """The metadata columns (the `.json` member, a metadata table's row)."""
+        return {
+            "url": self.url,
+            "key": self.key,
+            "sample_key": self.skey,
+            "bytes": self.size,
+            "sha256": self.sha256,
+            "content_type": self.content_type,
+            "width": self.width,
+            "height": self.height,
+            "etag": self.etag,
+            "last_modified": self.last_modified,
+            "caption": self.caption,
+            "meta": dict(self.meta),
+        }
+
+
+class ShardWriter(Protocol):
+    """One shard being written into a temporary file."""
+
+    def add(self, sample: Sample, stream: BinaryIO) -> str:
+        """Append the sample (its image read from `stream`); its member name."""
+        ...
+
+    def flush(self) -> None:
+        """Write out what is held (a Parquet row group)."""
+        ...
+
+    def close(self) -> None:
+        """Finish the format (a tar's end blocks, a Parquet footer); the file stays open."""
+        ...
+
+
+class ShardFormat(Protocol):
+    """A shard file format."""
+
+    suffix: str  # ".tar", ".parquet"
+    sidecar: bool  # a metadata table is written beside the shard
+
+    def start(self, stream: BinaryIO) -> ShardWriter:
+        """A writer of a new shard into `stream`."""
+        ...
+
+    def locate(self, stream: BinaryIO) -> ShardContents:
+        """What a committed shard holds (raises on a shard that cannot be read)."""
+        ...
+
+
+@dataclass
+class ShardContents:
+    """A readable shard: key -> (member, size, sha256), and how to read a member's bytes."""
+
+    samples: dict[str, tuple[str, int, str]]
+    read: Callable[[str], bytes]
+
+
+def dimensions(data: bytes) -> tuple[int | None, int | None]:
+    """Width and height when imagesize knows the format (else None, None)."""
+    try:
+        import imagesize
+    except ImportError:
+        return None, None
+    try:
+        width, height = imagesize.get(io.BytesIO(data))
+    except Exception:  # a format imagesize does not know
+        return None, None
+    return (int(width), int(height)) if width > 0 and height > 0 else (None, None)
+
+
+def have_pyarrow() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class ShardLayout:
+    """A layout of shards of one format, `shard_size` samples each."""
+
+    def __init__(self, fmt: ShardFormat, shard_size: int = DEFAULT_SHARD_SIZE) -> None:
+        self.fmt = fmt
+        self.shard_size = shard_size
+
+    def prepare(self, folder: DataFolder) -> None:
+        """Refuse a `shards` folder that is a link or cannot be written (UsageError),
+        before the run writes anything."""
+        path = folder.path / SHARDS_DIR
+        if path.is_symlink():
+            raise UsageError(
+                f"{path} is a symbolic link: imgflow writes shards only into a real folder"
+            )
+        try:
+            fd = folder.folder(SHARDS_DIR)
+        except StorageError as exc:
+            raise UsageError(str(exc)) from None
+        if not os.access(".", os.W_OK, dir_fd=fd):
+            raise UsageError(f"{path} is not writable: fix its permissions")
+
+    def open_run(self, folder: DataFolder, tmp: int, *, fsync: bool) -> ShardStore:
+        """The run's store: shards written in `tmp`, renamed into `shards`."""
+        return ShardStore(self, folder, folder.folder(SHARDS_DIR), tmp, fsync=fsync)
+
+    def open_reader(self, folder: DataFolder) -> ShardReader:
+        """A reader of every shard in `shards` (of any format)."""
+        return ShardReader(folder)
+
+
+@dataclass
+class _Open:
+    """The shard being written: its temporary file, its writer, its samples' rows."""
+
+    name: str  # the temporary's name in tmp
+    stream: BinaryIO
+    writer: ShardWriter
+    records: list[ResultRecord] = field(default_factory=list)
+    finished: list[float] = field(default_factory=list)
+    members: dict[str, str] = field(default_factory=dict)  # key -> member
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    size: int = 0
+
+
+class _Staging:
+    """An image being written: in memory, spilled to a part file when large."""
+
+    def __init__(self, store: ShardStore, key: str) -> None:
+        self.store = store
+        self.key = key
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.fd: int | None = None
+        self.part: str | None = None
+        self.done = False
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        if self.done:
+            raise OSError("write after commit or abort")
+        self.size += len(chunk)
+        if self.fd is None:
+            self.chunks.append(bytes(chunk))
+            if self.size <= SPILL_BYTES:
+                return
+            self.part = f"{next(self.store._names)}.part"
+            self.fd = os.open(self.part, _CREATE, 0o644, dir_fd=self.store.tmp)
+            chunks, self.chunks = self.chunks, []
+            for piece in chunks:
+                _write_all(self.fd, piece)
+            return
+        _write_all(self.fd, chunk)
+
+    def commit(self, content_type: str | None) -> None:
+        if self.done:
+            raise OSError("commit after commit or abort")
+        self.done = True
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        data = None if self.part is not None else b"".join(self.chunks)
+        self.chunks = []
+        self.store._stage(self.key, data, self.part, self.size)
+
+    def abort(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.chunks = []
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if self.part is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.part, dir_fd=self.store.tmp)
+
+
+def _write_all(fd: int, chunk: bytes | memoryview) -> None:
+    view = memoryview(chunk)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+@dataclass
+class _Staged:
+    data: bytes | None
+    part: str | None
+    size: int
+
+
+class ShardStore:
+    """A run's store of samples gathered into shards (see the module's text)."""
+
+    inline = True  # staging is a copy in memory (or a page-cache write of a large image)
+
+    def __init__(
+        self, layout: ShardLayout, folder: DataFolder, shards: int, tmp: int, *, fsync: bool
+    ) -> None:
+        self.fmt = layout.fmt
+        self.shard_size = layout.shard_size
+        self.folder = folder
+        self.shards = shards
+        self.tmp = tmp
+        self.fsync = fsync
+        self._names = _counter()
+        self._lock = threading.Lock()
+        self._sealed = False
+        self._staged: dict[str, _Staged] = {}
+        self._open: _Open | None = None
+        self._next = 0
+        self._counts: Counter[str] = Counter()
+        self._started = time.time()
+        self._known: dict[str, tuple[str, int, str]] | None = None
+        self._images: FileStore | bool | None = None  # False: no images folder
+        self.db: Database | None = None
+        self.run_id = ""
+
+    # the engine's ObjectStore port
+
+    def open(self, key: str) -> _Staging:
+        """A writer whose commit stages the image for the next shard."""
+        return _Staging(self, key)
+
+    def put(self, key: str, data: bytes, content_type: str | None) -> None:
+        """Stage `data` for the next shard."""
+        self._stage(key, bytes(data), None, len(data))
+
+    def _stage(self, key: str, data: bytes | None, part: str | None, size: int) -> None:
+        with self._lock:
+            if self._sealed:
+                if part is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(part, dir_fd=self.tmp)
+                raise OSError(errno.EINTR, "the run was interrupted")
+            old = self._staged.pop(key, None)
+            self._staged[key] = _Staged(data, part, size)
+        if old is not None and old.part is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(old.part, dir_fd=self.tmp)
+
+    # the runner's side
+
+    def bind(self, db: Database, run_id: str) -> None:
+        """Start storing for `run_id`: remove shards the index never committed (a kill
+        between a shard's rename and its commit), number on from what is there."""
+        self.db = db
+        self.run_id = run_id
+        listed = db.shard_names()
+        runs = db.run_ids()
+        numbers = [n for n in (shard_number(name) for name in listed) if n is not None]
+        for number, name in _shard_files(self.shards):
+            if name not in listed and _stats_run(self.shards, name) in runs:
+                _remove_shard(self.shards, name)
+                continue
+            numbers.append(number)
+        self._next = max(numbers, default=-1) + 1
+
+    def intact(self, key: str, size: int, mtime_ns: int | None, sha256: str) -> int | None:
+        """The shard's time when `key`'s sample is in a committed shard with this size and
+        sha256 (as its shard's table says); else, for a row of the files layout (an image
+        stored by a run of that layout), what the files layout says; else None."""
+        if self._known is None:
+            self._known = _known_samples(self.shards)
+        found = self._known.get(key)
+        if found is None and self._files() is not None:
+            return self._files_intact(key, size, mtime_ns, sha256)
+        if found is None or found[1] != size or found[2] != sha256:
+            return None
+        info = _lstat(self.shards, found[0])
+        return None if info is None else info.st_mtime_ns
+
+    def _files(self) -> FileStore | None:
+        """The files layout's images of this folder, when there are any."""
+        if self._images is None:
+            try:
+                images = self.folder.folder(IMAGES_DIR, create=False)
+            except StorageError:
+                self._images = False
+            else:
+                self._images = FileStore(images, self.tmp, fsync=False)
+        return self._images if isinstance(self._images, FileStore) else None
+
+    def _files_intact(self, key: str, size: int, mtime_ns: int | None, sha256: str) -> int | None:
+        files = self._files()
+        return None if files is None else files.intact(key, size, mtime_ns, sha256)
+
+    def written(self, keys: Iterable[str]) -> dict[str, int]:
+        """Nothing: a shard's samples are indexed when it is committed."""
+        return {}
+
+    def settle(self, keys: Iterable[str]) -> None:
+        """Nothing: a committed shard's samples are settled by its commit."""
+
+    def seal(self) -> None:
+        """Stage nothing more (an interrupt); what is staged may still be committed."""
+        with self._lock:
+            self._sealed = True
+
+    def discard_unsettled(self, keep: Collection[str] = ()) -> list[str]:
+        """Drop the staged images and the uncommitted shard (only temporary files)."""
+        with self._lock:
+            staged, self._staged = self._staged, {}
+        for entry in staged.values():
+            if entry.part is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.part, dir_fd=self.tmp)
+        keys = list(staged)
+        if self._open is not None:
+            keys += list(self._open.members)
+            self._drop_open()
+        return keys
+
+    def close(self) -> None:
+        """Drop what was never committed (the folders' owner closes their descriptors)."""
+        self.discard_unsettled()
+        if isinstance(self._images, FileStore):
+            self._images.close()
+
+    def record(
+        self,
+        records: Sequence[ResultRecord],
+        finished: Sequence[float],
+        metas: Mapping[str, Mapping[str, Any]],
+        *,
+        final: bool = False,
+    ) -> None:
+        """Save `records`: the written ones' samples go into the open shard (committed
+        with their rows when full, or `final`), the others are saved now."""
+        db = self.db
+        assert db is not None, "bind() first"
+        now: list[_Timed] = []
+        for record, at in zip(records, finished, strict=True):
+            self._count(record)
+            with self._lock:
+                staged = self._staged.pop(record.key, None) if record.key else None
+            if staged is None or not record.outcome.wrote:
+                now.append((record, at))
+                continue
+            failed = self._append(record, at, staged, metas.get(record.url, {}))
+            if failed:
+                now.extend(failed)
+            elif self._open is not None and len(self._open.records) >= self.shard_size:
+                now.extend(self._commit())
+        if self._open is not None:
+            now.extend(self._flush_open())
+        if final and self._open is not None and self._open.records:
+            now.extend(self._commit())
+        if now:
+            plain = [r for r, _ in now]
+            times = [t for _, t in now]
+            with sqlite_errors(db.path):
+                retried(
+                    lambda: db.record(self.run_id, plain, times),
+                    "full",
+                    seconds=FULL_SECONDS,
+                    pause=FULL_WAIT,
+                    most=FULL_WAIT,
+                )
+
+    def _count(self, record: ResultRecord) -> None:
+        self._counts[record.outcome.value] += 1
+        if record.failure_kind is not None:
+            self._counts["failure:" + str(record.failure_kind.value)] += 1
+
+    def _append(
+        self, record: ResultRecord, at: float, staged: _Staged, meta: Mapping[str, Any]
+    ) -> list[_Timed]:
+        """Append the sample to the open shard; on a full disk, its record as a failure
+        and the open shard abandoned (its samples fail too, see `_fail_open`)."""
+        try:
+            shard = self._open or self._start()
+            with _opened(self.tmp, staged) as stream:
+                head = staged.data[:65536] if staged.data is not None else stream.read(65536)
+                stream.seek(0)
+                width, height = dimensions(head)
+                sample = Sample(
+                    url=record.url,
+                    key=record.key or "",
+                    data=staged.data,
+                    part=staged.part,
+                    size=staged.size,
+                    sha256=record.sha256 or "",
+                    content_type=record.content_type,
+                    etag=record.etag,
+                    last_modified=record.last_modified,
+                    meta=meta,
+                    width=width,
+                    height=height,
+                )
+                member = shard.writer.add(sample, stream)
+        except OSError as exc:
+            failed = [(self._failed(record, exc), at)]
+            return failed + (self._fail_open(exc) if self._open is not None else [])
+        finally:
+            if staged.part is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(staged.part, dir_fd=self.tmp)
+        shard.records.append(record)
+        shard.finished.append(at)
+        shard.members[record.key or ""] = member
+        row = sample.row()
+        row["member"] = member
+        shard.rows.append(row)
+        shard.size += staged.size
+        return []
+
+    def _failed(self, record: ResultRecord, exc: OSError) -> ResultRecord:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise explain(self.folder.path / "tmp" / self.run_id, exc) from None
+        failure = store_failure(record.url, exc, record.status_code, record.attempts)
+        return ResultRecord(
+            url=record.url,
+            path=record.path,
+            outcome=Outcome.FAILED,
+            status_code=failure.status_code,
+            error=failure.message,
+            attempts=record.attempts,
+            failure_kind=failure.kind,
+        )
+
+    def _start(self) -> _Open:
+        name = f"shard-{next(self._names)}{self.fmt.suffix}"
+        fd = os.open(name, _CREATE, 0o644, dir_fd=self.tmp)
+        stream = open(fd, "w+b")  # noqa: SIM115 (closed by _drop_open or _commit)
+        self._open = _Open(name, stream, self.fmt.start(stream))
+        return self._open
+
+    def _flush_open(self) -> list[_Timed]:
+        shard = self._open
+        assert shard is not None
+        try:
+            shard.writer.flush()
+        except OSError as exc:
+            return self._fail_open(exc)
+        return []
+
+    def _fail_open(self, exc: OSError) -> list[_Timed]:
+        """The open shard could not be written (a full disk): its samples fail."""
+        shard = self._open
+        assert shard is not None
+        failed = [
+            (self._failed(record, exc), at)
+            for record, at in zip(shard.records, shard.finished, strict=True)
+        ]
+        self._drop_open()
+        return failed
+
+    def _drop_open(self) -> None:
+        shard, self._open = self._open, None
+        if shard is None:
+            return
+        with contextlib.suppress(Exception):
+            shard.stream.close()
+        with contextlib.suppress(OSError):
+            os.unlink(shard.name, dir_fd=self.tmp)
+
+    def _commit(self) -> list[_Timed]:
+        """Commit the open shard: finish, fsync, sidecars, then index + rename in one
+        transaction. Records that must be saved as failures instead (a full disk)."""
+        shard = self._open
+        assert shard is not None and self.db is not None
+        number = self._next
+        final = f"{number:05d}{self.fmt.suffix}"
+        sidecars: list[tuple[str, str]] = []
+        try:
+            shard.writer.close()
+            shard.stream.flush()
+            if self.fsync:
+                os.fsync(shard.stream.fileno())
+            mtime = os.fstat(shard.stream.fileno()).st_mtime_ns
+            sidecars = self._sidecars(shard, f"{number:05d}")
+        except OSError as exc:
+            self._drop_sidecars(sidecars)
+            return self._fail_open(exc)
+        mtimes = dict.fromkeys(shard.members, mtime)
+        places = {key: (final, member) for key, member in shard.members.items()}
+        published: list[str] = []
+
+        def publish() -> None:
+            # sidecars first: a shard at its final name always has them beside it
+            for temporary, name in [*sidecars, (shard.name, final)]:
+                os.rename(temporary, name, src_dir_fd=self.tmp, dst_dir_fd=self.shards)
+                published.append(name)
+            if self.fsync:
+                os.fsync(self.shards)
+
+        db = self.db
+        try:
+            with sqlite_errors(db.path):
+                retried(
+                    lambda: db.record_shard(
+                        self.run_id,
+                        shard.records,
+                        shard.finished,
+                        shard=final,
+                        size=shard.size,
+                        mtimes=mtimes,
+                        places=places,
+                        publish=publish,
+                    ),
+                    "full",
+                    seconds=FULL_SECONDS,
+                    pause=FULL_WAIT,
+                    most=FULL_WAIT,
+                )
+        except BaseException as exc:
+            for name in published:  # never a shard at a final name without its rows
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=self.shards)
+            self._drop_sidecars(sidecars)
+            if isinstance(exc, OSError):
+                return self._fail_open(exc)
+            self._drop_open()
+            raise
+        self._next = number + 1
+        self._counts.clear()
+        self._started = time.time()
+        with contextlib.suppress(Exception):
+            shard.stream.close()
+        self._open = None
+        if self._known is not None:
+            for row in shard.rows:
+                self._known[row["key"]] = (final, row["bytes"], row["sha256"])
+        return []
+
+    def _sidecars(self, shard: _Open, stem: str) -> list[tuple[str, str]]:
+        """The metadata table (a tar's) and the stats file, written in tmp:
+        (temporary, final) names."""
+        made: list[tuple[str, str]] = []
+        if self.fmt.sidecar:
+            if have_pyarrow():
+                from imgflow.local.layouts.parquet import write_table
+
+                name = f"{shard.name}.meta.parquet"
+                with self._temporary(name) as out:
+                    write_table(shard.rows, out)
+                made.append((name, f"{stem}.parquet"))
+            else:
+                name = f"{shard.name}.meta.jsonl"
+                with self._temporary(name) as out:
+                    for row in shard.rows:
+                        out.write(json.dumps(row, sort_keys=True).encode() + b"\n")
+                made.append((name, f"{stem}.jsonl"))
+        stats = {
+            "shard": f"{stem}{self.fmt.suffix}",
+            "run_id": self.run_id,
+            "samples": len(shard.records),
+            "bytes": shard.size,
+            "counts": dict(sorted(self._counts.items())),
+            "start_time": self._started,
+            "end_time": time.time(),
+            "duration": time.time() - self._started,
+        }
+        name = f"{shard.name}.stats.json"
+        with self._temporary(name) as out:
+            out.write(json.dumps(stats, indent=1, sort_keys=True).encode())
+        made.append((name, f"{stem}_stats.json"))
+        return made
+
+    @contextlib.contextmanager
+    def _temporary(self, name: str) -> Iterator[BinaryIO]:
+        fd = os.open(name, _CREATE, 0o644, dir_fd=self.tmp)
+        with open(fd, "wb") as out:
+            yield out
+            out.flush()
+            if self.fsync:
+                os.fsync(out.fileno())
+
+    def _drop_sidecars(self, sidecars: Sequence[tuple[str, str]]) -> None:
+        for temporary, _ in sidecars:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=self.tmp)
+
+
+def _counter() -> Iterator[int]:
+    import itertools
+
+    return itertools.count(1)
+
+
+@contextlib.contextmanager
+def _opened(tmp: int, staged: _Staged) -> Iterator[BinaryIO]:
+    if staged.part is None:
+        yield io.BytesIO(staged.data or b"")
+        return
+    with open(os.open(staged.part, _READ, dir_fd=tmp), "rb") as stream:
+        yield stream
+
+
+def _lstat(folder: int, name: str) -> os.stat_result | None:
+    try:
+        info = os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except OSError:
+        return None
+    return info if stat.S_ISREG(info.st_mode) else None
+
+
+def _stats_run(shards: int, name: str) -> str | None:
+    """The run that wrote a shard, as its stats file says (None when unreadable)."""
+    stem = name.split(".", 1)[0]
+    try:
+        with open(os.open(f"{stem}_stats.json", _READ, dir_fd=shards), "rb") as stream:
+            run = json.load(stream).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return run if isinstance(run, str) else None
+
+
+def _remove_shard(shards: int, name: str) -> None:
+    stem = name.split(".", 1)[0]
+    for each in (name, f"{stem}.jsonl", f"{stem}.parquet", f"{stem}_stats.json"):
+        with contextlib.suppress(OSError):
+            os.unlink(each, dir_fd=shards)
+
+
+def _shard_files(shards: int) -> list[tuple[int, str]]:
+    """The shard files of the folder by number (a tar's `.parquet` table is not one)."""
+    names = set(os.listdir(shards))
+    found = []
+    for name in names:
+        number = shard_number(name)
+        if number is None:
+            continue
+        if name.endswith(".parquet") and f"{name[:-8]}.tar" in names:
+            continue  # the metadata table beside a tar
+        found.append((number, name))
+    return sorted(found)
+
+
+def _format_of(name: str) -> ShardFormat:
+    if name.endswith(".tar"):
+        from imgflow.local.layouts.webdataset import WebDatasetFormat
+
+        return WebDatasetFormat()
+    from imgflow.local.layouts.parquet import ParquetFormat
+
+    return ParquetFormat()
+
+
+def _known_samples(shards: int) -> dict[str, tuple[str, int, str]]:
+    """key -> (shard, bytes, sha256) from the shards' tables, the newest shard winning."""
+    known: dict[str, tuple[str, int, str]] = {}
+    for _, name in _shard_files(shards):
+        with contextlib.suppress(Exception):
+            for row in _table_rows(shards, name):
+                known[str(row["key"])] = (name, int(row["bytes"]), str(row["sha256"]))
+    return known
+
+
+def _table_rows(shards: int, name: str) -> Iterator[Mapping[str, Any]]:
+    """A shard's metadata rows: its table beside it (a tar's), or the shard itself."""
+    stem = name.split(".", 1)[0]
+    if name.endswith(".tar"):
+        if _lstat(shards, f"{stem}.jsonl") is not None:
+            with open(os.open(f"{stem}.jsonl", _READ, dir_fd=shards), "rb") as stream:
+                for line in stream:
+                    yield json.loads(line)
+            return
+        name = f"{stem}.parquet"
+    from imgflow.local.layouts.parquet import read_rows
+
+    with open(os.open(name, _READ, dir_fd=shards), "rb") as stream:
+        yield from read_rows(stream)
+
+
+class ShardReader:
+    """The samples of every shard in `shards`, for `imgflow check` and the report.
+
+    A key's sample is read from the newest shard holding it (an older one was refreshed);
+    a shard that cannot be read holds nothing (its rows are missing); names in `shards`
+    that are not shards or their tables are listed as foreign (`shards/<name>`)."""
+
+    def __init__(self, folder: DataFolder) -> None:
+        self.folder = folder
+        self.shards: int | None
+        try:
+            self.shards = folder.folder(SHARDS_DIR, create=False)
+        except StorageError:
+            if (folder.path / SHARDS_DIR).is_symlink():
+                raise
+            self.shards = None
+        self._samples: dict[str, tuple[str, str, int, str]] | None = None
+        self._contents: dict[str, ShardContents] = {}
+        self._streams: list[BinaryIO] = []
+        self._foreign: list[str] = []
+        # The report makes thumbnails in a few threads: shards are read one at a time.
+        self._lock = threading.RLock()
+
+    def _load(self) -> dict[str, tuple[str, str, int, str]]:
+        with self._lock:
+            return self._load_all()
+
+    def _load_all(self) -> dict[str, tuple[str, str, int, str]]:
+        if self._samples is not None:
+            return self._samples
+        samples: dict[str, tuple[str, str, int, str]] = {}
+        if self.shards is not None:
+            tables: set[str] = set()
+            for _, name in _shard_files(self.shards):
+                stem = name.split(".", 1)[0]
+                tables.update({f"{stem}_stats.json", name})
+                if name.endswith(".tar"):
+                    tables.update({f"{stem}.jsonl", f"{stem}.parquet"})
+                contents = self._open(name)
+                if contents is None:
+                    continue
+                for key, (member, size, digest) in contents.samples.items():
+                    samples[key] = (name, member, size, digest)
+            self._foreign = [
+                f"{SHARDS_DIR}/{name}"
+                for name in sorted(os.listdir(self.shards))
+                if name not in tables
+            ]
+        self._samples = samples
+        return samples
+
+    def _open(self, name: str) -> ShardContents | None:
+        if name not in self._contents:
+            assert self.shards is not None
+            try:
+                stream = open(os.open(name, _READ, dir_fd=self.shards), "rb")  # noqa: SIM115
+                self._streams.append(stream)
+                self._contents[name] = _format_of(name).locate(stream)
+            except Exception:  # a truncated or damaged shard: nothing readable in it
+                return None
+        return self._contents[name]
+
+    def stat(self, key: str) -> Stamp | None:
+        found = self._load().get(key)
+        if found is None or self.shards is None:
+            return None
+        info = _lstat(self.shards, found[0])
+        return None if info is None else Stamp(found[2], info.st_mtime_ns)
+
+    def open_stored(self, key: str) -> BinaryIO:
+        found = self._load().get(key)
+        if found is None:
+            raise OSError(errno.ENOENT, f"no sample {key} in the shards")
+        with self._lock:
+            contents = self._open(found[0])
+            if contents is None:
+                raise OSError(errno.EIO, f"shard {found[0]} cannot be read")
+            return io.BytesIO(contents.read(found[1]))
+
+    def iter_stored(self) -> Iterator[tuple[str, bool]]:
+        for key in list(self._load()):
+            yield key, True
+        for name in self._foreign:
+            yield name, False
+
+    def remove(self, key: str) -> None:
+        """Nothing: a shard is never rewritten; a sample forgotten by `check --repair` is
+        fetched again into a new shard, which supersedes it."""
+
+    def close(self) -> None:
+        self._contents.clear()
+        for stream in self._streams:
+            with contextlib.suppress(OSError):
+                stream.close()
+        self._streams.clear()
