@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from imgflow.engine.dns import Resolver
 from imgflow.engine.guard import AddressCheck, TargetRefused
 from imgflow.engine.proxy import Proxy, ProxyRouter
 from imgflow.engine.transport.connection import Connection, next_event
@@ -32,7 +33,8 @@ class FastTransport(httpx.AsyncBaseTransport):
     the proxy) itself, refuses the connection when the check refuses any of its addresses
     (raising ConnectError caused by TargetRefused), and connects to an address it checked,
     so a DNS answer cannot change between the check and the connection. `proxies` routes
-    requests through forward proxies.
+    requests through forward proxies. Names are resolved through `resolver` (one lookup
+    per host per run, off the event loop: imgflow.engine.dns); a new one by default.
     """
 
     def __init__(
@@ -41,7 +43,9 @@ class FastTransport(httpx.AsyncBaseTransport):
         ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext] | None = None,
         address_check: AddressCheck | None = None,
         proxies: ProxyRouter | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
+        self.resolver = resolver or Resolver()
         self._slots = asyncio.Semaphore(max_connections)
         self._max_idle = max_connections
         self._idle: dict[Route, deque[Connection]] = {}
@@ -136,14 +140,10 @@ class FastTransport(httpx.AsyncBaseTransport):
         where = f"proxy {proxy.shown}" if proxy is not None else f"{host}:{port}"
         try:
             async with asyncio.timeout(timeouts.get("connect")):
-                address = await self._checked_address(peer_host, peer_port)
+                addresses = await self._checked_addresses(peer_host, peer_port)
                 direct_tls = tls if proxy is None else None
-                _, conn = await loop.create_connection(
-                    Connection,
-                    address,
-                    peer_port,
-                    ssl=direct_tls,
-                    server_hostname=host if direct_tls else None,
+                conn = await _first_connection(
+                    addresses, peer_port, direct_tls, host if direct_tls else None
                 )
                 if proxy is not None and tls is not None:
                     await self._tunnel(conn, proxy, host, port, timeouts)
@@ -181,13 +181,12 @@ class FastTransport(httpx.AsyncBaseTransport):
             reason = exchange.reason.decode("latin-1").strip()
             raise httpx.ProxyError(f"{exchange.status} {reason}".strip())
 
-    async def _checked_address(self, host: str, port: int) -> str:
-        """The host itself, or (with an address check) the address checked for it."""
+    async def _checked_addresses(self, host: str, port: int) -> list[str]:
+        """The host's addresses (resolved once per run), or with an address check the one
+        address checked for it (every address it resolves to is checked)."""
+        addresses = await self.resolver.resolve(host, port)
         if self._address_check is None:
-            return host
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
-        addresses = [str(info[4][0]) for info in infos]
+            return addresses
         for address in addresses:
             reason = await self._address_check(address)
             if reason is not None:
@@ -195,7 +194,7 @@ class FastTransport(httpx.AsyncBaseTransport):
                     reason if address == host else f"{host} resolves to {reason}"
                 )
                 raise httpx.ConnectError(str(refused)) from refused
-        return addresses[0]
+        return addresses[:1]
 
     async def _response(
         self, route: Route, conn: Connection, exchange: Exchange, timeouts: dict[str, Any]
@@ -233,6 +232,25 @@ class FastTransport(httpx.AsyncBaseTransport):
             while idle:
                 idle.pop().close()
         self._idle.clear()
+
+
+async def _first_connection(
+    addresses: list[str], port: int, tls: ssl.SSLContext | None, server_hostname: str | None
+) -> Connection:
+    """A connection to the first of `addresses` that accepts one, in order (as
+    create_connection tries a name's addresses); the last one's error otherwise."""
+    loop = asyncio.get_running_loop()
+    for i, address in enumerate(addresses):
+        try:
+            _, conn = await loop.create_connection(
+                Connection, address, port, ssl=tls, server_hostname=server_hostname
+            )
+        except OSError:
+            if i == len(addresses) - 1:
+                raise
+            continue
+        return conn
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
 
 def _transport(conn: Connection) -> asyncio.Transport:
