@@ -1,0 +1,160 @@
+"""Scheduling per host: items of many hosts, each host's queue on its own.
+
+A run of full URLs (a table from many sites) is not cut into batches of one host's paths:
+`run_hosts` keeps one queue per host (scheme, host and port) and one lane of workers per
+host with items queued, so a host that is slow, throttling (429 + Retry-After) or paused
+never holds another host's items up.
+
+Two limits hold every request:
+
+- **per host**: the host's gate (`HostGate`, made with `ceiling=concurrency` and the run's
+  rate) lets at most `concurrency` requests of the host go at once, at `--rate`, and holds
+  them through its cool-down;
+- **in all**: `CappedGate` takes one of `max_in_flight` slots shared by every host, but only
+  once the host's gate has let the request go. A host waiting for its cool-down, its rate's
+  next token or its own slots holds none of the shared slots.
+
+The reader stays ahead of the fetches by at most `lookahead` items (memory stays flat
+whatever the table's size). The circuit breaker (`imgflow.engine.breaker`) hears every
+record; a paused host's queued and later items fail at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Executor
+from urllib.parse import urlsplit
+
+from imgflow.engine.batch import OnRecord, failed_record, process_item
+from imgflow.engine.breaker import Breaker
+from imgflow.engine.fetch import Fetcher
+from imgflow.engine.plan import Item
+from imgflow.engine.politeness import HostGate, Signal
+from imgflow.engine.ports import ObjectStore, StoredObject
+from imgflow.engine.records import ResultRecord
+
+Known = Callable[[list[Item]], Mapping[str, StoredObject] | None]
+
+
+class CappedGate(HostGate):
+    """A host's gate that also takes a slot of `cap`, shared by every host, once the host
+    lets the request go (and gives it back first on release)."""
+
+    def __init__(self, host: str, ceiling: int, *, cap: asyncio.Semaphore, **kwargs: object):
+        super().__init__(host, ceiling, **kwargs)  # type: ignore[arg-type]
+        self.cap = cap
+
+    async def acquire(self) -> None:
+        await super().acquire()
+        try:
+            await self.cap.acquire()
+        except BaseException:
+            super().release(Signal.OTHER)
+            raise
+
+    def release(self, signal: Signal, retry_after: float | None = None) -> None:
+        self.cap.release()
+        super().release(signal, retry_after)
+
+
+def host_key(url: str) -> str:
+    """The host an item is scheduled by: ``scheme://host[:port]`` (lower case)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+class _Queued:
+    __slots__ = ("item", "stored")
+
+    def __init__(self, item: Item, stored: StoredObject | None) -> None:
+        self.item = item
+        self.stored = stored
+
+
+async def run_hosts(
+    pages: Iterable[list[Item]],
+    *,
+    fetcher: Fetcher,
+    store: ObjectStore,
+    concurrency: int,
+    breaker: Breaker,
+    lookahead: int,
+    executor: Executor | None = None,
+    known: Known | None = None,
+    on_record: OnRecord | None = None,
+    on_page: Callable[[], None] | None = None,
+    refresh: bool = False,
+) -> None:
+    """Fetch and store every item of `pages`, each host's items in their own queue.
+
+    `fetcher`'s gates set the limits (see the module's description): make its politeness
+    with `CappedGate` (`imgflow.engine.fetch.gates`). Each host has up to twice
+    `concurrency` workers, so its fetch slots stay busy while its images are stored. Every
+    record goes to `on_record` as it finishes; `known(page)` gives a page's stored items
+    (skipped, or revalidated with `refresh`). `on_page` is called after each page is queued.
+    """
+    queues: dict[str, deque[_Queued]] = {}
+    workers: dict[str, int] = {}
+    queued = 0
+    room = asyncio.Event()
+    room.set()
+    lane_size = 2 * concurrency
+
+    def finish(record: ResultRecord) -> None:
+        if on_record is not None:
+            on_record(record)
+
+    async def worker(host: str, queue: deque[_Queued]) -> None:
+        nonlocal queued
+        try:
+            while queue:
+                entry = queue.popleft()
+                queued -= 1
+                if queued < lookahead:
+                    room.set()
+                item = entry.item
+                pause = breaker.paused(host)
+                if pause is not None:
+                    finish(failed_record(item, breaker.skip(pause, item.url)))
+                    continue
+                record = await process_item(
+                    item,
+                    fetcher=fetcher,
+                    store=store,
+                    executor=executor,
+                    known=None if entry.stored is None else {item.url: entry.stored},
+                    refresh=refresh,
+                )
+                breaker.record(host, record.failure_kind)
+                finish(record)
+        finally:
+            workers[host] -= 1
+            if not workers[host] and not queue:
+                del workers[host]
+                queues.pop(host, None)
+
+    async with asyncio.TaskGroup() as group:
+        for page in pages:
+            stored = known(page) if known is not None else None
+            for item in page:
+                host = host_key(item.url)
+                pause = breaker.paused(host)
+                if pause is not None:
+                    finish(failed_record(item, breaker.skip(pause, item.url)))
+                    continue
+                queue = queues.get(host)
+                if queue is None:
+                    queue = queues[host] = deque()
+                queue.append(_Queued(item, None if stored is None else stored.get(item.url)))
+                queued += 1
+                running = workers.get(host, 0)
+                if running < lane_size and running < len(queue):
+                    workers[host] = running + 1
+                    group.create_task(worker(host, queue))
+            if on_page is not None:
+                on_page()
+            while queued >= lookahead:
+                room.clear()
+                await room.wait()
