@@ -10,9 +10,10 @@ Two limits hold every request:
 - **per host**: the host's gate (`HostGate`, made with `ceiling=concurrency` and the run's
   rate) lets at most `concurrency` requests of the host go at once, at `--rate`, and holds
   them through its cool-down;
-- **in all**: `CappedGate` takes one of `max_in_flight` slots shared by every host, but only
-  once the host's gate has let the request go. A host waiting for its cool-down, its rate's
-  next token or its own slots holds none of the shared slots.
+- **in all**: the fetcher's connection pool (`max_connections=max_in_flight`) sends at most
+  that many requests at once, whatever their host, and a request takes its slot there only
+  once its host's gate has let it go: a host waiting for its cool-down, its rate's next
+  token or its own slots holds none of the shared slots.
 
 The reader stays ahead of the fetches by at most `lookahead` items (memory stays flat
 whatever the table's size). The circuit breaker (`imgflow.engine.breaker`) hears every
@@ -31,32 +32,10 @@ from imgflow.engine.batch import OnRecord, failed_record, process_item
 from imgflow.engine.breaker import Breaker
 from imgflow.engine.fetch import Fetcher
 from imgflow.engine.plan import Item
-from imgflow.engine.politeness import HostGate, Signal
 from imgflow.engine.ports import ObjectStore, StoredObject
 from imgflow.engine.records import ResultRecord
 
 Known = Callable[[list[Item]], Mapping[str, StoredObject] | None]
-
-
-class CappedGate(HostGate):
-    """A host's gate that also takes a slot of `cap`, shared by every host, once the host
-    lets the request go (and gives it back first on release)."""
-
-    def __init__(self, host: str, ceiling: int, *, cap: asyncio.Semaphore, **kwargs: object):
-        super().__init__(host, ceiling, **kwargs)  # type: ignore[arg-type]
-        self.cap = cap
-
-    async def acquire(self) -> None:
-        await super().acquire()
-        try:
-            await self.cap.acquire()
-        except BaseException:
-            super().release(Signal.OTHER)
-            raise
-
-    def release(self, signal: Signal, retry_after: float | None = None) -> None:
-        self.cap.release()
-        super().release(signal, retry_after)
 
 
 def host_key(url: str) -> str:
@@ -89,8 +68,8 @@ async def run_hosts(
 ) -> None:
     """Fetch and store every item of `pages`, each host's items in their own queue.
 
-    `fetcher`'s gates set the limits (see the module's description): make its politeness
-    with `CappedGate` (`imgflow.engine.fetch.gates`). Each host has up to twice
+    `fetcher` sets the limits (see the module's description): its gates' ceiling is the
+    per-host cap (`imgflow.engine.fetch.gates`), its pool the cap in all. Each host has up to twice
     `concurrency` workers, so its fetch slots stay busy while its images are stored. Every
     record goes to `on_record` as it finishes; `known(page)` gives a page's stored items
     (skipped, or revalidated with `refresh`). `on_page` is called after each page is queued.

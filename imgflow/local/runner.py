@@ -18,7 +18,7 @@ from typing import Protocol
 from imgflow.engine.batch import run_batch
 from imgflow.engine.breaker import BREAKER_THRESHOLD, Breaker
 from imgflow.engine.fetch import Fetcher, gates
-from imgflow.engine.hosts import CappedGate, run_hosts
+from imgflow.engine.hosts import run_hosts
 from imgflow.engine.plan import Item
 from imgflow.engine.politeness import OnChange, Politeness
 from imgflow.engine.ports import StoredObject
@@ -331,13 +331,10 @@ class _Runner:
             finally:
                 self.throttles = fetcher.politeness.throttles()
 
-    async def _by_host(
-        self, pages: Iterator[list[Item]], pool: Executor, in_flight: int
-    ) -> None:
+    async def _by_host(self, pages: Iterator[list[Item]], pool: Executor, in_flight: int) -> None:
         """Run the items of many hosts, each host's queue on its own (engine/hosts.py)."""
-        cap = asyncio.Semaphore(in_flight)
-        make = gates(self.settings.fetch, self.job.concurrency, gate=CappedGate, cap=cap)
-        politeness = Politeness(make, self.on_throttle)
+        # Each host's gate lets `concurrency` requests go at once; the pool, `in_flight`.
+        politeness = Politeness(gates(self.settings.fetch, self.job.concurrency), self.on_throttle)
         async with Fetcher(
             self.settings.fetch, max_connections=in_flight, politeness=politeness
         ) as fetcher:
