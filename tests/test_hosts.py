@@ -7,6 +7,7 @@ times); the assertions are on those counts, never on how fast a run was.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 import socket
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.cli_run import run_cli
 from support.faultserver import Delay, FaultServer, Ok, Status
 from support.settings import quick_config
 
@@ -246,3 +248,52 @@ def test_a_paused_unresolved_host_is_one_line_and_counted_once(
     assert all("did not resolve 2 times in a row" in line for line in lines[:-1])
     skipped = sum(r.failure_kind is FailureKind.HOST_PAUSED for r in recorder.records)
     assert 3 * 7 <= skipped <= 3 * 8  # (a second worker's image may be under way)
+
+
+def test_the_local_backend_shows_a_line_per_paused_host(
+    servers: list[FaultServer], tmp_path: Path
+) -> None:
+    from imgflow.backends.base import Flags, Listener, RunView
+    from imgflow.backends.local import LocalBackend
+
+    cfg = quick_config(retries=0)
+    cfg = dataclasses.replace(cfg, job=dataclasses.replace(cfg.job, host_failures=2))
+    dead = f"http://127.0.0.1:{closed_port()}"
+    urls = [f"{dead}/x{i}.gif" for i in range(6)] + [servers[0].url("/ok.gif")]
+    heard: list[str] = []
+    listener = Listener(note=heard.append, warn=heard.append, waiting=heard.append)
+    view = LocalBackend(cfg, tmp_path).run(Urls(urls), Flags(), listener)
+    assert isinstance(view, RunView)
+    assert view.summary.stored == 1 and view.summary.failed == 6
+    [line] = view.notes
+    assert line.startswith(f"host {dead} paused: refused connections 2 times in a row (")
+
+
+def test_max_in_flight_zero_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "paths.txt").write_text("a.gif\n")
+    base = ["run", "--base-url", "http://127.0.0.1:9", "--paths-file", "paths.txt"]
+    done = run_cli(*base, "--max-in-flight", "0", cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    [line] = done.stderr.strip().splitlines()
+    assert "--max-in-flight" in line
+    (tmp_path / "imgflow.yaml").write_text("job:\n  max_in_flight: 0\n")
+    done = run_cli(*base, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "imgflow: error: job.max_in_flight: must be at least 1"
+    assert not (tmp_path / "imgflow-data").exists()
+
+
+def test_a_run_under_one_base_url_keeps_its_caps(fault_server: FaultServer, tmp_path: Path) -> None:
+    """The seed contract's runs are not scheduled per host: --max-in-flight leaves them at
+    concurrency x max-batches, as before."""
+    names = [f"p{i}.gif" for i in range(8)]
+    for name in names:
+        fault_server.set(f"/{name}", Delay(0.3, Ok(GIF)))
+    (tmp_path / "paths.txt").write_text("\n".join(names) + "\n")
+    done = run_cli(
+        "run", "--base-url", fault_server.base_url, "--paths-file", "paths.txt",
+        "-c", "2", "--batch-size", "2", "--max-batches", "2", "--max-in-flight", "1",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert fault_server.max_in_flight == 4
