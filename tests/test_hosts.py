@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 import random
 import socket
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,3 +298,24 @@ def test_a_run_under_one_base_url_keeps_its_caps(fault_server: FaultServer, tmp_
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert fault_server.max_in_flight == 4
+
+
+def test_a_host_whose_lookup_is_slow_holds_no_slot_of_the_others(
+    servers: list[FaultServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow_name, fast = servers[0], servers[1]
+    real = socket.getaddrinfo
+
+    def slow_lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow-dns.test":
+            time.sleep(1.5)  # (in the loop's thread pool)
+            return real("127.0.0.1", *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_lookup)
+    named = slow_name.base_url.replace("127.0.0.1", "slow-dns.test")
+    urls = [f"{named}/s{i}.gif" for i in range(4)] + [fast.url(f"/f{i}.gif") for i in range(12)]
+    result, _ = run_urls(urls, tmp_path, concurrency=2, total=2)
+    assert result.summary.stored == 16
+    # the two slots in all were not held by the lookup: the fast host was served meanwhile
+    assert max(r.time for r in fast.requests) < min(r.time for r in slow_name.requests)

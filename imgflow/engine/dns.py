@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import socket
 import time
 from collections.abc import Callable
@@ -41,7 +42,14 @@ class Resolver:
         """The addresses of `host` (itself for an IP literal); socket.gaierror when the
         name does not resolve (the same error for every caller within the TTL)."""
         name = host.strip("[]")
+        entry = self._entries.get(name)
+        if entry is not None and _answered(entry.lookup):
+            if self._clock() < entry.expires:  # (the common case: known, and fresh)
+                return list(entry.lookup.result())
         if _is_literal(name):
+            known: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+            known.set_result([name])
+            self._entries[name] = _Entry(math.inf, known)
             return [name]
         while True:
             entry = self._entries.get(name)
@@ -95,3 +103,8 @@ def _copy(failure: BaseException) -> socket.gaierror:
     if isinstance(failure, socket.gaierror):
         return socket.gaierror(failure.errno, failure.strerror)
     return _gaierror(failure)
+
+
+def _answered(lookup: asyncio.Future[list[str]]) -> bool:
+    """A lookup done with addresses (not failed, not cancelled)."""
+    return lookup.done() and not lookup.cancelled() and lookup.exception() is None

@@ -85,6 +85,10 @@ class FastTransport(httpx.AsyncBaseTransport):
             route = (scheme, url.host, port, proxy)
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
         head = _serialize(request, await request.aread(), proxy if scheme == "http" else None)
+        if not self._idle.get(route):
+            # A new connection is needed: its name is resolved before a slot is taken, so a
+            # host whose lookup is slow holds none of the slots the other hosts need.
+            await self._resolve_early(route, timeouts)
         await self._slots.acquire()
         try:
             return await self._exchange(request, route, head, timeouts)
@@ -158,6 +162,20 @@ class FastTransport(httpx.AsyncBaseTransport):
         except OSError as exc:
             raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
         return conn
+
+    async def _resolve_early(self, route: Route, timeouts: dict[str, Any]) -> None:
+        """Resolve the route's peer (the origin, or the proxy) into the resolver's cache,
+        failing as `_connect` would."""
+        _, host, port, proxy = route
+        peer, peer_port = (proxy.host, proxy.port) if proxy is not None else (host, port)
+        try:
+            async with asyncio.timeout(timeouts.get("connect")):
+                await self.resolver.resolve(peer, peer_port)
+        except TimeoutError:
+            where = f"proxy {proxy.shown}" if proxy is not None else f"{host}:{port}"
+            raise httpx.ConnectTimeout(f"connecting to {where} timed out") from None
+        except OSError as exc:
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
 
     async def _tunnel(
         self, conn: Connection, proxy: Proxy, host: str, port: int, timeouts: dict[str, Any]
