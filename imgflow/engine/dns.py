@@ -43,9 +43,9 @@ class Resolver:
         name does not resolve (the same error for every caller within the TTL)."""
         name = host.strip("[]")
         entry = self._entries.get(name)
-        if entry is not None and _answered(entry.lookup):
-            if self._clock() < entry.expires:  # (the common case: known, and fresh)
-                return list(entry.lookup.result())
+        # The common case first: a name (or literal) known, and fresh.
+        if entry is not None and _answered(entry.lookup) and self._clock() < entry.expires:
+            return list(entry.lookup.result())
         if _is_literal(name):
             known: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
             known.set_result([name])
