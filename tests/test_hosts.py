@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 import random
 import socket
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from imgflow.engine.failures import FailureKind
 from imgflow.engine.keys import key_for
 from imgflow.engine.plan import Item
 from imgflow.engine.records import Outcome, ResultRecord
-from imgflow.local.runner import LocalJob, LocalRunResult, run_job
+from imgflow.local.runner import LocalJob, LocalRunResult, RunInterrupted, run_job
 
 GIF = make_gif("h")
 
@@ -319,3 +320,39 @@ def test_a_host_whose_lookup_is_slow_holds_no_slot_of_the_others(
     assert result.summary.stored == 16
     # the two slots in all were not held by the lookup: the fast host was served meanwhile
     assert max(r.time for r in fast.requests) < min(r.time for r in slow_name.requests)
+
+
+class StopAfter(Recorder):
+    """Sets `stop` once `count` records have arrived."""
+
+    def __init__(self, stop: threading.Event, count: int) -> None:
+        super().__init__()
+        self.stop, self.count = stop, count
+
+    def record(self, record: ResultRecord) -> None:
+        super().record(record)
+        if len(self.records) >= self.count:
+            self.stop.set()
+
+
+def test_an_interrupted_run_of_many_hosts_keeps_what_it_stored_and_a_rerun_skips_it(
+    servers: list[FaultServer], tmp_path: Path
+) -> None:
+    fast, slow = servers[0], servers[1]
+    for i in range(6):
+        slow.set(f"/s{i}.gif", Delay(0.5, Ok(GIF)))
+    urls = shuffled(
+        [fast.url(f"/f{i}.gif") for i in range(10)], [slow.url(f"/s{i}.gif") for i in range(6)]
+    )
+    job = LocalJob(source=Urls(urls), concurrency=2, batch_size=50, max_batches=4)
+    stop = threading.Event()
+    settings = run_settings(quick_config(retries=1))
+    with pytest.raises(RunInterrupted):
+        run_job(job, settings, tmp_path, StopAfter(stop, 10), stop=stop)
+    stored = {
+        p.relative_to(tmp_path / "images").as_posix() for p in (tmp_path / "images").rglob("*.gif")
+    }
+    assert 10 <= len(stored) < 16
+    again, _ = run_urls(urls, tmp_path, concurrency=2)
+    assert (again.summary.skipped, again.summary.stored) == (len(stored), 16 - len(stored))
+    assert fast.count("/f0.gif") == 1

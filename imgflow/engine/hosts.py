@@ -63,7 +63,6 @@ async def run_hosts(
     executor: Executor | None = None,
     known: Known | None = None,
     on_record: OnRecord | None = None,
-    on_page: Callable[[], None] | None = None,
     refresh: bool = False,
 ) -> None:
     """Fetch and store every item of `pages`, each host's items in their own queue.
@@ -72,7 +71,7 @@ async def run_hosts(
     per-host cap (`imgflow.engine.fetch.gates`), its pool the cap in all. Each host has up to twice
     `concurrency` workers, so its fetch slots stay busy while its images are stored. Every
     record goes to `on_record` as it finishes; `known(page)` gives a page's stored items
-    (skipped, or revalidated with `refresh`). `on_page` is called after each page is queued.
+    (skipped, or revalidated with `refresh`).
     """
     queues: dict[str, deque[_Queued]] = {}
     workers: dict[str, int] = {}
@@ -132,8 +131,6 @@ async def run_hosts(
                 if running < lane_size and running < len(queue):
                     workers[host] = running + 1
                     group.create_task(worker(host, queue))
-            if on_page is not None:
-                on_page()
             while queued >= lookahead:
                 room.clear()
                 await room.wait()
