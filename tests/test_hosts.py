@@ -162,14 +162,14 @@ def test_the_rate_holds_per_host_and_hosts_go_side_by_side(
     servers: list[FaultServer], tmp_path: Path
 ) -> None:
     hosts = servers[:3]
-    urls = shuffled(*[[s.url(f"/r{i}.gif") for i in range(8)] for s in hosts])
-    cfg = quick_config(retries=1, rate=8.0, adaptive_rate=False)
+    urls = shuffled(*[[s.url(f"/r{i}.gif") for i in range(6)] for s in hosts])
+    cfg = quick_config(retries=1, rate=5.0, adaptive_rate=False)
     result, _ = run_urls(urls, tmp_path, concurrency=4, cfg=cfg)
-    assert result.summary.stored == 24
+    assert result.summary.stored == 18
     for server in hosts:
         times = sorted(r.time for r in server.requests)
         gaps = [b - a for a, b in itertools.pairwise(times)]
-        assert min(gaps) >= 0.1, gaps  # 1/8 s apart, less the timers' slack
+        assert min(gaps) >= 0.12, gaps  # 1/5 s apart, less the server's own slack
     # the three hosts were served at the same time, not one after another
     firsts = [min(r.time for r in s.requests) for s in hosts]
     lasts = [max(r.time for r in s.requests) for s in hosts]
