@@ -42,10 +42,16 @@ class Resolver:
         """The addresses of `host` (itself for an IP literal); socket.gaierror when the
         name does not resolve (the same error for every caller within the TTL)."""
         name = host.strip("[]")
-        entry = self._entries.get(name)
-        # The common case first: a name (or literal) known, and fresh.
-        if entry is not None and _answered(entry.lookup) and self._clock() < entry.expires:
-            return list(entry.lookup.result())
+        if self.fresh(name):  # the common case: a name (or literal) known, and fresh
+            return list(self._entries[name].lookup.result())
+        return await self._resolve(name, port)
+
+    def fresh(self, host: str) -> bool:
+        """Whether `host`'s addresses are known and fresh (resolving it would not wait)."""
+        entry = self._entries.get(host.strip("[]"))
+        return entry is not None and _answered(entry.lookup) and self._clock() < entry.expires
+
+    async def _resolve(self, name: str, port: int) -> list[str]:
         if _is_literal(name):
             known: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
             known.set_result([name])

@@ -88,7 +88,9 @@ class FastTransport(httpx.AsyncBaseTransport):
         if not self._idle.get(route):
             # A new connection is needed: its name is resolved before a slot is taken, so a
             # host whose lookup is slow holds none of the slots the other hosts need.
-            await self._resolve_early(route, timeouts)
+            peer = route[1] if proxy is None else proxy.host
+            if not self.resolver.fresh(peer):
+                await self._resolve_early(route, timeouts)
         await self._slots.acquire()
         try:
             return await self._exchange(request, route, head, timeouts)
