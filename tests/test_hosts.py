@@ -7,6 +7,7 @@ times); the assertions are on those counts, never on how fast a run was.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import random
@@ -356,3 +357,26 @@ def test_an_interrupted_run_of_many_hosts_keeps_what_it_stored_and_a_rerun_skips
     again, _ = run_urls(urls, tmp_path, concurrency=2)
     assert (again.summary.skipped, again.summary.stored) == (len(stored), 16 - len(stored))
     assert fast.count("/f0.gif") == 1
+
+
+def test_idle_connections_of_every_host_stay_within_the_pool(servers: list[FaultServer]) -> None:
+    """A run of many hosts keeps no idle connection to each: the oldest is closed."""
+    from imgflow.engine.fetch import Fetcher
+    from imgflow.engine.outcome import Fetched
+    from imgflow.engine.settings import FetchConfig
+    from imgflow.engine.transport import FastTransport
+
+    async def main() -> list[object]:
+        async with Fetcher(FetchConfig(retries=0), max_connections=2) as fetcher:
+            results: list[object] = []
+            for server in servers:
+                results.append(await fetcher.fetch(server.url("/a.gif")))
+            transport = fetcher._fast
+            assert isinstance(transport, FastTransport)
+            assert sum(len(idle) for idle in transport._idle.values()) == 2
+            results.append(await fetcher.fetch(servers[-1].url("/b.gif")))  # reused
+            return results
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, Fetched) for r in results)
+    assert [s.connections for s in servers] == [1, 1, 1, 1]

@@ -422,6 +422,14 @@ MUTANTS: list[Mutant] = [
         (HOSTS + "::test_a_host_whose_lookup_is_slow_holds_no_slot_of_the_others",),
     ),
     Mutant(
+        "idle-connections-per-host-unbounded",
+        "idle connections of every host together stay within the pool (architecture)",
+        "imgflow/engine/transport/pool.py",
+        "                if self._idle_total >= self._max_idle:\n",
+        "                if False:\n",
+        (HOSTS + "::test_idle_connections_of_every_host_stay_within_the_pool",),
+    ),
+    Mutant(
         "breaker-one-late",
         "a host is paused after job.host_failures connection failures in a row (architecture)",
         "imgflow/engine/breaker.py",

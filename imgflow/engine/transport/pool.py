@@ -49,6 +49,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         self._slots = asyncio.Semaphore(max_connections)
         self._max_idle = max_connections
         self._idle: dict[Route, deque[Connection]] = {}
+        self._idle_total = 0  # idle connections of every route: at most _max_idle
         self._ssl = ssl_context  # a factory is called at the first https connection
         self._address_check = address_check
         self._proxies = proxies if proxies is not None and proxies.active else None
@@ -133,6 +134,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         idle = self._idle.get(route)
         while idle:
             conn = idle.pop()
+            self._idle_total -= 1
             if conn.reusable():
                 return conn
             conn.close()
@@ -240,9 +242,30 @@ class FastTransport(httpx.AsyncBaseTransport):
         if reuse and not self._closed:
             idle = self._idle.setdefault(route, deque())
             if len(idle) < self._max_idle:
+                if self._idle_total >= self._max_idle:
+                    self._evict(route)
                 idle.append(conn)
+                self._idle_total += 1
                 return
         conn.close()
+
+    def _evict(self, keep: Route) -> None:
+        """Close the oldest idle connection of another route than `keep`: idle connections
+        of every host together stay within the pool's size (a run of many hosts would
+        otherwise keep one open to each, and run out of file descriptors)."""
+        empty: list[Route] = []
+        for route, idle in self._idle.items():
+            if route == keep:
+                continue
+            if not idle:
+                empty.append(route)
+            else:
+                idle.popleft().close()
+                self._idle_total -= 1
+                break
+        for route in empty:
+            if not self._idle[route]:
+                del self._idle[route]
 
     async def aclose(self) -> None:
         self._closed = True
@@ -252,6 +275,7 @@ class FastTransport(httpx.AsyncBaseTransport):
             while idle:
                 idle.pop().close()
         self._idle.clear()
+        self._idle_total = 0
 
 
 async def _first_connection(
