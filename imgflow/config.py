@@ -59,6 +59,10 @@ class JobDefaults:
     batch_size: int = 250
     max_batches: int = 4
     tolerate_failures: float = 0.0
+    # Full URLs from many hosts (scheduled per host): requests in flight across all hosts,
+    # and the connection failures in a row (DNS, refused) that pause a host.
+    max_in_flight: int = 64
+    host_failures: int = 5
 
 
 @dataclass(frozen=True)
@@ -303,6 +307,8 @@ def _validate(cfg: Config) -> None:
         (cfg.job.concurrency >= 1, "job.concurrency: must be at least 1"),
         (cfg.job.batch_size >= 1, "job.batch_size: must be at least 1"),
         (cfg.job.max_batches >= 1, "job.max_batches: must be at least 1"),
+        (cfg.job.max_in_flight >= 1, "job.max_in_flight: must be at least 1"),
+        (cfg.job.host_failures >= 1, "job.host_failures: must be at least 1"),
         (0 <= cfg.job.tolerate_failures <= 100, "job.tolerate_failures: must be 0 to 100"),
         (cfg.fetch.timeout > 0, "fetch.timeout: must be greater than 0"),
         (cfg.fetch.connect_timeout > 0, "fetch.connect_timeout: must be greater than 0"),

@@ -49,6 +49,8 @@ def make_job(
         concurrency=concurrency,
         batch_size=cfg.job.batch_size,
         max_batches=cfg.job.max_batches,
+        total_in_flight=cfg.job.max_in_flight,
+        breaker=cfg.job.host_failures,
         force=force,
         refresh=refresh,
         workers=worker_count(cfg.local.workers),
@@ -72,7 +74,7 @@ def execute(
     from imgflow.local.descriptors import fit
     from imgflow.local.runner import run_job
 
-    in_flight, warning = fit(job.concurrency * job.max_batches)
+    in_flight, warning = fit(job.wanted_in_flight)
     if warning:
         job = replace(job, max_in_flight=in_flight)
         if on_warn is not None:
@@ -231,6 +233,7 @@ class LocalBackend:
         return replace(
             view,
             throttles=result.throttles,
+            notes=result.host_lines,
             failures_file=result.failures_file,
             failures_problem=result.failures_problem,
             notify_problem=result.notify_problem,

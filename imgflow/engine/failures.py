@@ -39,6 +39,7 @@ class FailureKind(StrEnum):
     CERTIFICATE_REJECTED = "certificate-rejected"
     TLS_FAILED = "tls-failed"  # a TLS failure other than the certificate ("Connection error")
     THROTTLED = "throttled"
+    HOST_PAUSED = "host-paused"  # its host failed to connect too often in a row
     OTHER = "other"
 
     @property
@@ -71,6 +72,7 @@ _LABELS: dict[FailureKind, str] = {
     FailureKind.CERTIFICATE_REJECTED: messages.CERTIFICATE_REJECTED,
     FailureKind.TLS_FAILED: messages.CONNECTION_ERROR,
     FailureKind.THROTTLED: messages.THROTTLED,
+    FailureKind.HOST_PAUSED: messages.HOST_PAUSED,
 }
 # A class's own kind (TLS_FAILED shares "Connection error" with CONNECTION_ERROR).
 _BY_LABEL = {label: kind for kind, label in _LABELS.items() if kind is not FailureKind.TLS_FAILED}

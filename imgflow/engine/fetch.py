@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -54,6 +55,28 @@ Guard = Callable[[str], Awaitable[None]]
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
+def gates(
+    settings: FetchConfig,
+    ceiling: int,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    gate: Callable[..., HostGate] = HostGate,
+    **extra: Any,
+) -> Callable[..., HostGate]:
+    """How a fetcher makes a host's gate (`gate`, with `extra` arguments) from its settings:
+    at most `ceiling` requests in flight to the host."""
+    return functools.partial(
+        gate,
+        ceiling=ceiling,
+        rate=settings.rate,
+        burst=settings.burst,
+        backoff_base=max(settings.backoff_base, 0.05),
+        backoff_max=max(settings.backoff_max, 0.1),
+        adaptive_rate=settings.adaptive_rate,
+        sleep=sleep,
+        **extra,
+    )
+
+
 class Fetcher:
     """Fetches images with one shared connection pool; use as an async context manager."""
 
@@ -76,18 +99,7 @@ class Fetcher:
         self.settings = settings
         self._guard = guard
         self._sleep = sleep
-        self.politeness = politeness or Politeness(
-            functools.partial(
-                HostGate,
-                ceiling=max_connections,
-                rate=settings.rate,
-                burst=settings.burst,
-                backoff_base=max(settings.backoff_base, 0.05),
-                backoff_max=max(settings.backoff_max, 0.1),
-                adaptive_rate=settings.adaptive_rate,
-                sleep=sleep,
-            )
-        )
+        self.politeness = politeness or Politeness(gates(settings, max_connections, sleep))
         self._proxies = router(settings, env)
         self._guarded_proxies: dict[Proxy, str | None] = {}
         limits = httpx.Limits(

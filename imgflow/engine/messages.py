@@ -30,6 +30,7 @@ PROXY_REFUSED = "Proxy refused"
 PROXY_UNREACHABLE = "Proxy unreachable"
 CERTIFICATE_REJECTED = "Certificate rejected"
 THROTTLED = "Throttled"
+HOST_PAUSED = "Host paused"
 
 CLASSES = (
     NOT_FOUND,
@@ -54,6 +55,7 @@ CLASSES = (
     PROXY_UNREACHABLE,
     CERTIFICATE_REJECTED,
     THROTTLED,
+    HOST_PAUSED,
 )
 
 

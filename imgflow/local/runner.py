@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Protocol
 
 from imgflow.engine.batch import run_batch
-from imgflow.engine.fetch import Fetcher
+from imgflow.engine.breaker import BREAKER_THRESHOLD, Breaker
+from imgflow.engine.fetch import Fetcher, gates
+from imgflow.engine.hosts import run_hosts
 from imgflow.engine.plan import Item
-from imgflow.engine.politeness import OnChange
+from imgflow.engine.politeness import OnChange, Politeness
 from imgflow.engine.ports import StoredObject
 from imgflow.engine.records import ResultRecord, Summary
 from imgflow.errors import BackendError
@@ -39,6 +41,8 @@ FLUSH_SECONDS = 1.0
 # fails the run: a part file that hit ENOSPC is being removed meanwhile.
 INDEX_FULL_SECONDS = 0.5
 INDEX_FULL_WAIT = 0.05
+# Items of a per-host run read ahead of the fetches, at most (memory stays flat).
+LOOKAHEAD = 10_000
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,23 @@ class LocalJob:
     # more: imgflow/local/descriptors.py); None: no cap.
     max_in_flight: int | None = None
     workers: int = 1  # processes that fetch and store (imgflow/local/workers/)
+    # A source of full URLs (no base URL) is scheduled per host (imgflow.engine.hosts):
+    # `concurrency` and the rate per host, at most `total_in_flight` requests in all, and
+    # a host paused after `breaker` connection failures in a row.
+    total_in_flight: int = 64
+    breaker: int = BREAKER_THRESHOLD
+
+    @property
+    def per_host(self) -> bool:
+        """Whether the items are scheduled per host (they are full URLs, from any host)."""
+        return self.source.base_url is None
+
+    @property
+    def wanted_in_flight(self) -> int:
+        """Requests in flight the job asks for (before the descriptors' cap)."""
+        if self.per_host:
+            return self.total_in_flight
+        return self.concurrency * self.max_batches
 
 
 class Progress(Protocol):
@@ -80,6 +101,7 @@ class LocalRunResult:
     notify_problem: str
     throttles: Mapping[str, int] = field(default_factory=dict)
     failures_problem: str = ""  # why failures.json could not be written (a full disk)
+    host_lines: tuple[str, ...] = ()  # paused hosts, DNS failures per host (a per-host run)
 
 
 class RunInterrupted(BackendError):
@@ -169,7 +191,8 @@ def _run(
             runner.data_dir, runner.on_warn = folder.path, on_warn
             _store_all(runner, db, store, run_id)
             result = _consolidate(db, settings, folder, run_id, duplicates, tmp)
-            return replace(result, throttles=runner.throttles)
+            lines = tuple(runner.breaker.lines())
+            return replace(result, throttles=runner.throttles, host_lines=lines)
         finally:
             store.close()
             remove_tree(tmp_root, run_id)
@@ -288,6 +311,7 @@ class _Runner:
         self.flushed = time.monotonic()
         self.on_throttle: OnChange | None = None
         self.throttles: dict[str, int] = {}
+        self.breaker = Breaker(job.breaker)
         # Keys of stored images being revalidated: a new version that replaced one is kept
         # even when its record is lost to an interrupt (the old file is gone already; the
         # stale row's size and mtime make the next run fetch it again).
@@ -313,13 +337,16 @@ class _Runner:
                 in_flight = self.in_flight()
                 batches = self.db.pending_batches(self.run_id, self.job.batch_size)
                 with ThreadPoolExecutor(max_workers=min(32, in_flight)) as pool:
-                    await self._fetch(batches, pool, in_flight)
+                    if self.job.per_host:
+                        await self._by_host(batches, pool, in_flight)
+                    else:
+                        await self._fetch(batches, pool, in_flight)
         finally:
             self.flush(final=True)
 
     def in_flight(self) -> int:
         """The run's cap on requests in flight (one process or many)."""
-        in_flight = self.job.concurrency * self.job.max_batches
+        in_flight = self.job.wanted_in_flight
         if self.job.max_in_flight is not None:
             in_flight = min(in_flight, self.job.max_in_flight)
         return in_flight
@@ -372,6 +399,29 @@ class _Runner:
                 await self._batches(batches, fetcher, pool, in_flight)
             finally:
                 self.throttles = fetcher.politeness.throttles()
+
+    async def _by_host(self, pages: Iterator[list[Item]], pool: Executor, in_flight: int) -> None:
+        """Run the items of many hosts, each host's queue on its own (engine/hosts.py)."""
+        # Each host's gate lets `concurrency` requests go at once; the pool, `in_flight`.
+        politeness = Politeness(gates(self.settings.fetch, self.job.concurrency), self.on_throttle)
+        async with Fetcher(
+            self.settings.fetch, max_connections=in_flight, politeness=politeness
+        ) as fetcher:
+            try:
+                await run_hosts(
+                    pages,
+                    fetcher=fetcher,
+                    store=self.store,
+                    concurrency=self.job.concurrency,
+                    breaker=self.breaker,
+                    lookahead=max(LOOKAHEAD, self.job.batch_size * self.job.max_batches),
+                    executor=pool,
+                    known=self.known,
+                    on_record=self.on_record,
+                    refresh=self.job.refresh,
+                )
+            finally:
+                self.throttles = politeness.throttles()
 
     async def _batches(
         self, batches: Iterator[list[Item]], fetcher: Fetcher, pool: Executor, in_flight: int

@@ -33,6 +33,7 @@ REV = "tests/test_revalidate.py"
 DIRECT = "tests/test_direct_body.py"
 URL_LANES = "tests/aws/test_url_lanes.py"
 SHARDS_COMMIT = "tests/test_shards_commit.py"
+HOSTS = "tests/test_hosts.py"
 
 MUTANTS: list[Mutant] = [
     # -- atomicity: a file appears at its final name only when complete ----------------------
@@ -168,8 +169,8 @@ MUTANTS: list[Mutant] = [
         "total-cap-plus-one",
         "at most concurrency x max-batches requests in flight (README)",
         "imgflow/local/runner.py",
-        "in_flight = self.job.concurrency * self.job.max_batches",
-        "in_flight = self.job.concurrency * self.job.max_batches + 1",
+        "        return self.concurrency * self.max_batches\n",
+        "        return self.concurrency * self.max_batches + 1\n",
         ("tests/test_limits.py::test_the_next_batch_borrows_no_slot_beyond_the_total_cap",),
     ),
     Mutant(
@@ -385,9 +386,66 @@ MUTANTS: list[Mutant] = [
         "connect-not-pinned",
         "the transport connects to the address it checked (DNS rebinding)",
         "imgflow/engine/transport/pool.py",
-        "        return addresses[0]\n",
-        "        return host\n",
+        "        return addresses[:1]\n",
+        "        return [host]\n",
         ("tests/test_address_resolved_once.py",),
+    ),
+    # -- many hosts: each host's queue on its own, caps per host and in all ------------------
+    Mutant(
+        "host-cap-is-the-total",
+        "--concurrency holds per host for full URLs from many hosts (architecture)",
+        "imgflow/local/runner.py",
+        "Politeness(gates(self.settings.fetch, self.job.concurrency), self.on_throttle)",
+        "Politeness(gates(self.settings.fetch, in_flight), self.on_throttle)",
+        (HOSTS + "::test_a_slow_and_a_throttling_host_hold_no_other_host_up",),
+    ),
+    Mutant(
+        "hosts-share-one-fifo-queue",
+        "a slow or throttled host's queue never holds another host up (architecture)",
+        "imgflow/engine/hosts.py",
+        "                host = host_key(item.url)\n",
+        '                host = "all"\n',
+        (HOSTS + "::test_a_slow_and_a_throttling_host_hold_no_other_host_up",),
+    ),
+    Mutant(
+        "no-total-cap-across-hosts",
+        "--max-in-flight caps requests in flight across all hosts (architecture)",
+        "imgflow/local/runner.py",
+        "            self.settings.fetch, max_connections=in_flight, politeness=politeness\n",
+        "            self.settings.fetch, max_connections=4 * in_flight, politeness=politeness\n",
+        (HOSTS + "::test_max_in_flight_holds_across_all_hosts",),
+    ),
+    Mutant(
+        "lookup-holds-a-slot",
+        "a host's slow DNS lookup holds none of the requests in flight of others (architecture)",
+        "imgflow/engine/transport/pool.py",
+        "        if not self._idle.get(route):\n",
+        "        if False:\n",
+        (HOSTS + "::test_a_host_whose_lookup_is_slow_holds_no_slot_of_the_others",),
+    ),
+    Mutant(
+        "idle-connections-per-host-unbounded",
+        "idle connections of every host together stay within the pool (architecture)",
+        "imgflow/engine/transport/pool.py",
+        "                if self._idle_total >= self._max_idle:\n",
+        "                if False:\n",
+        (HOSTS + "::test_idle_connections_of_every_host_stay_within_the_pool",),
+    ),
+    Mutant(
+        "breaker-one-late",
+        "a host is paused after job.host_failures connection failures in a row (architecture)",
+        "imgflow/engine/breaker.py",
+        "        if count >= self.threshold:",
+        "        if count > self.threshold:",
+        (HOSTS + "::test_a_host_refusing_connections_is_paused_after_n_failures",),
+    ),
+    Mutant(
+        "dns-asked-per-request",
+        "one DNS lookup per host per run (architecture)",
+        "imgflow/engine/dns.py",
+        "            if entry is None or self._clock() >= entry.expires:",
+        "            if True:",
+        (HOSTS + "::test_a_name_that_does_not_resolve_is_looked_up_once",),
     ),
     # -- exit codes ---------------------------------------------------------------------------
     Mutant(

@@ -221,6 +221,12 @@ class FaultServer:
         with self._changed:
             return self._max_in_flight
 
+    def spans(self) -> list[tuple[float, float]]:
+        """When each request was in flight: (start, end) in monotonic time (end is inf
+        while it still is), so the spans of several servers can be counted together."""
+        with self._changed:
+            return [(span.start, span.end) for span in self._spans]
+
     def max_in_flight_under(self, prefix: str) -> int:
         """The most requests for paths starting with ``prefix`` ever handled at once."""
         with self._changed:

@@ -208,6 +208,15 @@ def run(
             "--max-batches", min=1, help="Batches in flight at once (job.max_batches; default 4)."
         ),
     ] = None,
+    max_in_flight: Annotated[
+        int | None,
+        typer.Option(
+            "--max-in-flight",
+            min=1,
+            help="Most requests in flight across all hosts, for full URLs from many hosts"
+            " (job.max_in_flight; default 64).",
+        ),
+    ] = None,
     tolerate_failures: Annotated[
         float | None,
         typer.Option(
@@ -334,6 +343,7 @@ def run(
                 "concurrency": concurrency,
                 "batch_size": batch_size,
                 "max_batches": max_batches,
+                "max_in_flight": max_in_flight,
                 "tolerate_failures": tolerate_failures,
             },
             fetch=network.overrides(cfg),

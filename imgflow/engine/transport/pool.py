@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from imgflow.engine.dns import Resolver
 from imgflow.engine.guard import AddressCheck, TargetRefused
 from imgflow.engine.proxy import Proxy, ProxyRouter
 from imgflow.engine.transport.connection import Connection, next_event
@@ -32,7 +33,8 @@ class FastTransport(httpx.AsyncBaseTransport):
     the proxy) itself, refuses the connection when the check refuses any of its addresses
     (raising ConnectError caused by TargetRefused), and connects to an address it checked,
     so a DNS answer cannot change between the check and the connection. `proxies` routes
-    requests through forward proxies.
+    requests through forward proxies. Names are resolved through `resolver` (one lookup
+    per host per run, off the event loop: imgflow.engine.dns); a new one by default.
     """
 
     def __init__(
@@ -41,10 +43,13 @@ class FastTransport(httpx.AsyncBaseTransport):
         ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext] | None = None,
         address_check: AddressCheck | None = None,
         proxies: ProxyRouter | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
+        self.resolver = resolver or Resolver()
         self._slots = asyncio.Semaphore(max_connections)
         self._max_idle = max_connections
         self._idle: dict[Route, deque[Connection]] = {}
+        self._idle_total = 0  # idle connections of every route: at most _max_idle
         self._ssl = ssl_context  # a factory is called at the first https connection
         self._address_check = address_check
         self._proxies = proxies if proxies is not None and proxies.active else None
@@ -81,6 +86,12 @@ class FastTransport(httpx.AsyncBaseTransport):
             route = (scheme, url.host, port, proxy)
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
         head = _serialize(request, await request.aread(), proxy if scheme == "http" else None)
+        if not self._idle.get(route):
+            # A new connection is needed: its name is resolved before a slot is taken, so a
+            # host whose lookup is slow holds none of the slots the other hosts need.
+            peer = route[1] if proxy is None else proxy.host
+            if not self.resolver.fresh(peer):
+                await self._resolve_early(route, timeouts)
         await self._slots.acquire()
         try:
             return await self._exchange(request, route, head, timeouts)
@@ -123,6 +134,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         idle = self._idle.get(route)
         while idle:
             conn = idle.pop()
+            self._idle_total -= 1
             if conn.reusable():
                 return conn
             conn.close()
@@ -136,14 +148,10 @@ class FastTransport(httpx.AsyncBaseTransport):
         where = f"proxy {proxy.shown}" if proxy is not None else f"{host}:{port}"
         try:
             async with asyncio.timeout(timeouts.get("connect")):
-                address = await self._checked_address(peer_host, peer_port)
+                addresses = await self._checked_addresses(peer_host, peer_port)
                 direct_tls = tls if proxy is None else None
-                _, conn = await loop.create_connection(
-                    Connection,
-                    address,
-                    peer_port,
-                    ssl=direct_tls,
-                    server_hostname=host if direct_tls else None,
+                conn = await _first_connection(
+                    addresses, peer_port, direct_tls, host if direct_tls else None
                 )
                 if proxy is not None and tls is not None:
                     await self._tunnel(conn, proxy, host, port, timeouts)
@@ -158,6 +166,20 @@ class FastTransport(httpx.AsyncBaseTransport):
         except OSError as exc:
             raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
         return conn
+
+    async def _resolve_early(self, route: Route, timeouts: dict[str, Any]) -> None:
+        """Resolve the route's peer (the origin, or the proxy) into the resolver's cache,
+        failing as `_connect` would."""
+        _, host, port, proxy = route
+        peer, peer_port = (proxy.host, proxy.port) if proxy is not None else (host, port)
+        try:
+            async with asyncio.timeout(timeouts.get("connect")):
+                await self.resolver.resolve(peer, peer_port)
+        except TimeoutError:
+            where = f"proxy {proxy.shown}" if proxy is not None else f"{host}:{port}"
+            raise httpx.ConnectTimeout(f"connecting to {where} timed out") from None
+        except OSError as exc:
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
 
     async def _tunnel(
         self, conn: Connection, proxy: Proxy, host: str, port: int, timeouts: dict[str, Any]
@@ -181,13 +203,12 @@ class FastTransport(httpx.AsyncBaseTransport):
             reason = exchange.reason.decode("latin-1").strip()
             raise httpx.ProxyError(f"{exchange.status} {reason}".strip())
 
-    async def _checked_address(self, host: str, port: int) -> str:
-        """The host itself, or (with an address check) the address checked for it."""
+    async def _checked_addresses(self, host: str, port: int) -> list[str]:
+        """The host's addresses (resolved once per run), or with an address check the one
+        address checked for it (every address it resolves to is checked)."""
+        addresses = await self.resolver.resolve(host, port)
         if self._address_check is None:
-            return host
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
-        addresses = [str(info[4][0]) for info in infos]
+            return addresses
         for address in addresses:
             reason = await self._address_check(address)
             if reason is not None:
@@ -195,7 +216,7 @@ class FastTransport(httpx.AsyncBaseTransport):
                     reason if address == host else f"{host} resolves to {reason}"
                 )
                 raise httpx.ConnectError(str(refused)) from refused
-        return addresses[0]
+        return addresses[:1]
 
     async def _response(
         self, route: Route, conn: Connection, exchange: Exchange, timeouts: dict[str, Any]
@@ -221,9 +242,30 @@ class FastTransport(httpx.AsyncBaseTransport):
         if reuse and not self._closed:
             idle = self._idle.setdefault(route, deque())
             if len(idle) < self._max_idle:
+                if self._idle_total >= self._max_idle:
+                    self._evict(route)
                 idle.append(conn)
+                self._idle_total += 1
                 return
         conn.close()
+
+    def _evict(self, keep: Route) -> None:
+        """Close the oldest idle connection of another route than `keep`: idle connections
+        of every host together stay within the pool's size (a run of many hosts would
+        otherwise keep one open to each, and run out of file descriptors)."""
+        empty: list[Route] = []
+        for route, idle in self._idle.items():
+            if route == keep:
+                continue
+            if not idle:
+                empty.append(route)
+            else:
+                idle.popleft().close()
+                self._idle_total -= 1
+                break
+        for route in empty:
+            if not self._idle[route]:
+                del self._idle[route]
 
     async def aclose(self) -> None:
         self._closed = True
@@ -233,6 +275,26 @@ class FastTransport(httpx.AsyncBaseTransport):
             while idle:
                 idle.pop().close()
         self._idle.clear()
+        self._idle_total = 0
+
+
+async def _first_connection(
+    addresses: list[str], port: int, tls: ssl.SSLContext | None, server_hostname: str | None
+) -> Connection:
+    """A connection to the first of `addresses` that accepts one, in order (as
+    create_connection tries a name's addresses); the last one's error otherwise."""
+    loop = asyncio.get_running_loop()
+    for i, address in enumerate(addresses):
+        try:
+            _, conn = await loop.create_connection(
+                Connection, address, port, ssl=tls, server_hostname=server_hostname
+            )
+        except OSError:
+            if i == len(addresses) - 1:
+                raise
+            continue
+        return conn
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
 
 def _transport(conn: Connection) -> asyncio.Transport:
