@@ -400,8 +400,19 @@ class _Runner:
             finally:
                 self.throttles = fetcher.politeness.throttles()
 
+    def note_metas(self, items: Sequence[Item]) -> None:
+        """Keep the items' metadata until their records reach a shard (a shard layout)."""
+        if self.shards is not None:
+            self.metas.update((item.url, item.meta) for item in items if item.meta)
+
+    def _noting_metas(self, pages: Iterator[list[Item]]) -> Iterator[list[Item]]:
+        for page in pages:
+            self.note_metas(page)
+            yield page
+
     async def _by_host(self, pages: Iterator[list[Item]], pool: Executor, in_flight: int) -> None:
         """Run the items of many hosts, each host's queue on its own (engine/hosts.py)."""
+        pages = self._noting_metas(pages)
         # Each host's gate lets `concurrency` requests go at once; the pool, `in_flight`.
         politeness = Politeness(gates(self.settings.fetch, self.job.concurrency), self.on_throttle)
         async with Fetcher(
@@ -446,8 +457,7 @@ class _Runner:
                     opened = False
                     open_batches.release()
 
-            if self.shards is not None:
-                self.metas.update((item.url, item.meta) for item in batch if item.meta)
+            self.note_metas(batch)
             try:
                 await run_batch(
                     batch,
