@@ -10,6 +10,7 @@ bodies and retries.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import random
 import time
@@ -24,8 +25,10 @@ from imgflow.engine.body import MemorySink, Refused, Sink, StoreError, read_body
 from imgflow.engine.decode import ACCEPT_ENCODING, DecodeError, decoder_for, is_identity
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.guard import AddressCheck
+from imgflow.engine.opt_out import opted_out
 from imgflow.engine.outcome import (
     Attempt,
+    Excluded,
     Fetched,
     FetchFailure,
     NotModified,
@@ -42,12 +45,14 @@ from imgflow.engine.politeness import HostGate, Politeness, Signal
 from imgflow.engine.ports import NO_VALIDATORS, Validators
 from imgflow.engine.proxy import Proxy, router
 from imgflow.engine.request_headers import parse_headers
+from imgflow.engine.robots import Robots
 from imgflow.engine.routed import RoutedTransport
 from imgflow.engine.settings import FetchConfig
 from imgflow.engine.sniff import media_type, type_allowed
 from imgflow.engine.tls import check as check_tls
 from imgflow.engine.tls import ssl_context
 from imgflow.engine.transport import FastTransport, direct_body
+from imgflow.engine.user_agent import default_user_agent
 
 Guard = Callable[[str], Awaitable[None]]
 
@@ -107,7 +112,7 @@ class Fetcher:
                 tls = ssl_context(settings, env)
                 transport = RoutedTransport(max_connections, tls, self._proxies)
         headers = [
-            ("User-Agent", settings.user_agent),
+            ("User-Agent", settings.user_agent or default_user_agent(settings.contact)),
             ("Accept", "image/*,*/*;q=0.5"),
             ("Accept-Encoding", ACCEPT_ENCODING),
         ]
@@ -126,6 +131,18 @@ class Fetcher:
             transport=transport,
             trust_env=False,
         )
+        # robots.txt through this same client (proxies, TLS, guard, the host's gate).
+        self.robots = (
+            Robots(
+                self._send,
+                self.politeness,
+                timeout=settings.timeout,
+                max_crawl_delay=settings.max_crawl_delay,
+                guard=guard,
+            )
+            if settings.robots
+            else None
+        )
 
     async def __aenter__(self) -> Fetcher:
         await self._client.__aenter__()
@@ -137,6 +154,8 @@ class Fetcher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self.robots is not None:
+            self.robots.close()
         await self._client.__aexit__(exc_type, exc, tb)
 
     async def fetch(
@@ -155,7 +174,15 @@ class Fetcher:
         Each attempt passes the host's politeness gate. Throttling answers (429, 503) are
         retried for up to `throttle_patience` seconds, paced by the gate's shared
         cool-down; other transient failures at most `retries` times.
+
+        Unless robots.txt is off, the URL's origin's robots.txt is read first (once per
+        run): a disallowed image is never requested and comes back `Excluded`, as does
+        one whose response carries an opt-out header (its body left unread).
         """
+        if self.robots is not None:
+            excluded = await self.robots.check(url)
+            if excluded is not None:
+                return excluded
         gate = self.politeness.gate(_host_of(url))
         attempts = 0
         retried = 0
@@ -246,6 +273,13 @@ class Fetcher:
                 return result
             away = away or _origin(result) != _origin(url)
             current = result
+            if self.robots is not None:  # each hop of a redirect obeys its robots.txt
+                shown = f"{url} (redirected to {current})"
+                disallowed = await self.robots.check(current, shown)
+                if isinstance(disallowed, Excluded):
+                    return Excluded(disallowed.message, attempts)
+                if disallowed is not None:
+                    return dataclasses.replace(disallowed, attempts=attempts)
             host = _host_of(current)
             if host != _host_of(url):  # its host may be cooling down after a refusal
                 await self.politeness.gate(host).cool_down()
@@ -288,6 +322,9 @@ class Fetcher:
                 return NotModified(_validators(response, validators), attempts)
             if status != 200:
                 return status_failure(url, response, attempts, self.settings.retry_after_max)
+            why = opted_out(response.headers, self.settings.opt_out)
+            if why is not None:  # the body is left unread: the connection is closed
+                return Excluded(f"Opted out ({why}): {url}", attempts, status)
             return await self._read_image(url, response, attempts, open_sink)
         finally:
             await response.aclose()
