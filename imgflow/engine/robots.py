@@ -98,9 +98,7 @@ class Robots:
         self._guard = guard
         self._loads: dict[str, asyncio.Task[Rules]] = {}
 
-    async def check(
-        self, url: str, shown: str | None = None
-    ) -> Excluded | FetchFailure | None:
+    async def check(self, url: str, shown: str | None = None) -> Excluded | FetchFailure | None:
         """Why `url` may not be requested, or None (its origin's robots.txt read first)."""
         return (await self.rules(url)).excluded(url, shown)
 
@@ -141,7 +139,7 @@ class Robots:
             if self._guard is not None:
                 try:
                     await self._guard(url)
-                except Exception:  # noqa: BLE001 - refused by imgflow's own policy
+                except Exception:  # refused by imgflow's own policy (the address guard)
                     return ALLOW_ALL  # not the site's answer: as if it had none
             gate = self._politeness.gate(urlsplit(url).netloc.lower())
             await gate.acquire()
@@ -183,11 +181,8 @@ class Robots:
 
 async def _read_capped(response: httpx.Response) -> bytes:
     """At most MAX_BYTES of the body: the rest is never read."""
-    chunks: AsyncIterator[bytes]
-    if response.is_stream_consumed:
-        chunks = _whole(response.content)
-    else:
-        chunks = response.aiter_raw()
+    consumed = response.is_stream_consumed  # (a transport that returns whole responses)
+    chunks = _whole(response.content) if consumed else response.aiter_raw()
     body = bytearray()
     async for chunk in chunks:
         body += chunk

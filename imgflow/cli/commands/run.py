@@ -283,6 +283,14 @@ def run(
             "--burst", min=1, help="Most requests a --rate lets go at once (fetch.burst, 1)."
         ),
     ] = None,
+    ignore_robots: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-robots",
+            help="Do not read robots.txt (sites you own or may crawl; logged, and opt-out"
+            " headers still apply: etiquette.opt_out).",
+        ),
+    ] = False,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     profile: ProfileOpt = None,
@@ -293,7 +301,9 @@ def run(
     """Download every image of a job, store it, index it and report each failure."""
     with errors():
         from imgflow.backends.base import Flags
+        from imgflow.cli.etiquette import IGNORED_ROBOTS, announce
         from imgflow.config import with_overrides
+        from imgflow.errors import UsageError
 
         network = Network(
             header or [], user_agent, proxy, no_proxy, ca_bundle, insecure, rate, burst
@@ -309,7 +319,14 @@ def run(
                 "tolerate_failures": tolerate_failures,
             },
             fetch=network.overrides(cfg),
+            etiquette={"robots": False if ignore_robots else None},
         )
+        if ignore_robots and cfg.backend == "aws":
+            raise UsageError(
+                "--ignore-robots goes with --backend local (aws: etiquette.robots: false, then"
+                " deploy)"
+            )
+        announce(cfg, ignore_robots)
         spec = _read_job(base_url, paths_file, job)
         if spec.concurrency is not None and concurrency is None:
             cfg = with_overrides(cfg, job={"concurrency": spec.concurrency})
@@ -330,4 +347,8 @@ def run(
             code = _run_job(cfg, spec, flags, output, all_rows)
         finally:
             spec.cleanup()
+        if ignore_robots:
+            from imgflow.ui.console import err
+
+            err.print(IGNORED_ROBOTS, markup=False, soft_wrap=True)
     raise typer.Exit(code)
