@@ -139,6 +139,8 @@ class Fetcher:
                 timeout=settings.timeout,
                 max_crawl_delay=settings.max_crawl_delay,
                 guard=guard,
+                retries=settings.retries,
+                backoff=self._backoff,
             )
             if settings.robots
             else None

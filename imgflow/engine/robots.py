@@ -8,9 +8,9 @@ like any request. What its answer means, per the RFC:
   imgflow's product token applies, else ``*``; Allow/Disallow by the longest match,
   ``*`` and ``$``. A file that is binary or HTML has no rules, so allows all.
 - redirects are followed, up to `MAX_REDIRECTS`; more make it unavailable (allow all).
-- 4xx (but 429): unavailable, everything is allowed.
-- 429, 5xx, no answer (refused, reset, timed out): unreachable, the whole origin is
-  disallowed for this run. Its images are not requested and fail (kind of the robots.txt
+- 4xx: unavailable, everything is allowed (a 429 also tells the host's gate to cool down).
+- 5xx, no answer (refused, reset, timed out): asked again up to `retries` times with
+  backoff, then unreachable: the whole origin is disallowed for this run. Its images are not requested and fail (kind of the robots.txt
   failure), so `imgflow retry` or a later run asks again; a disallowed image is excluded.
 
 ``Crawl-delay`` becomes the host's least spacing between requests (the slower of it and
@@ -90,12 +90,17 @@ class Robots:
         timeout: float,
         max_crawl_delay: float,
         guard: Guard | None = None,
+        retries: int = 0,
+        backoff: Callable[[int], float] = lambda n: 0.0,
     ) -> None:
+        """`backoff(n)`: the seconds to wait before the n-th new try of an unreachable one."""
         self._send = send
         self._politeness = politeness
         self._timeout = timeout
         self._max_delay = max_crawl_delay
         self._guard = guard
+        self._retries = retries
+        self._backoff = backoff
         self._loads: dict[str, asyncio.Task[Rules]] = {}
 
     async def check(self, url: str, shown: str | None = None) -> Excluded | FetchFailure | None:
@@ -116,6 +121,18 @@ class Robots:
             task.cancel()
 
     async def _load(self, origin: str) -> Rules:
+        tries = 0
+        while True:
+            rules = await self._try(origin)
+            if rules.disallow_all is None or tries >= self._retries:
+                break
+            tries += 1
+            await asyncio.sleep(self._backoff(tries))
+        if rules.crawl_delay:
+            self._space(origin, rules.crawl_delay)
+        return rules
+
+    async def _try(self, origin: str) -> Rules:
         try:
             async with asyncio.timeout(self._timeout):
                 rules = await self._read(origin)
@@ -129,8 +146,6 @@ class Robots:
                 kind = transport_failure(f"{origin}/robots.txt", exc, 0).kind
             why = f"{origin}/robots.txt unreachable: {detail}"
             rules = Rules(disallow_all=why, kind=kind)
-        if rules.crawl_delay:
-            self._space(origin, rules.crawl_delay)
         return rules
 
     async def _read(self, origin: str) -> Rules:
@@ -143,10 +158,13 @@ class Robots:
                     return ALLOW_ALL  # not the site's answer: as if it had none
             gate = self._politeness.gate(urlsplit(url).netloc.lower())
             await gate.acquire()
+            signal = Signal.OTHER
             try:
                 response = await self._send(url, HEADERS)
                 try:
                     status = response.status_code
+                    if status in (429, 503):  # the host asks to slow down: its gate hears it
+                        signal = Signal.THROTTLED
                     if status in REDIRECTS and "location" in response.headers:
                         url = urljoin(url, response.headers["location"])
                         continue
@@ -154,15 +172,14 @@ class Robots:
                         body = await _read_capped(response)
                         parser = parse(body)
                         return Rules(parser, crawl_delay=parser.crawl_delay(PRODUCT))
-                    if 400 <= status < 500 and status != 429:
+                    if 400 <= status < 500:
                         return ALLOW_ALL
                     why = f"{url} answered {status}"
-                    kind = FailureKind.THROTTLED if status == 429 else FailureKind.HTTP_ERROR
-                    return Rules(disallow_all=why, kind=kind, status_code=status)
+                    return Rules(disallow_all=why, kind=FailureKind.HTTP_ERROR, status_code=status)
                 finally:
                     await response.aclose()
             finally:
-                gate.release(Signal.OTHER)
+                gate.release(signal)
         return ALLOW_ALL  # more than MAX_REDIRECTS: unavailable
 
     def _space(self, origin: str, delay: float) -> None:
