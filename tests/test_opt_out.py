@@ -23,7 +23,9 @@ BIG = 32 * 1024 * 1024  # more than the socket buffers hold: a send cut short sh
 
 
 def reply(header: str, size: int = BIG) -> bytes:
-    head = f"HTTP/1.1 200 OK\r\nContent-Type: image/gif\r\n{header}\r\nContent-Length: {size}\r\n\r\n"
+    head = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: image/gif\r\n{header}\r\nContent-Length: {size}\r\n\r\n"
+    )
     return head.encode() + GIF + bytes(size - len(GIF))
 
 

@@ -7,6 +7,7 @@ assert what the server saw, not what imgflow says it did.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -166,8 +167,10 @@ def test_binary_or_html_robots_has_no_rules(body: bytes, ctype: str) -> None:
 def redirects(server: RawServer, hops: int) -> None:
     """/robots.txt redirects `hops` times; the last hop's file disallows /a.gif."""
     names = ["/robots.txt"] + [f"/r{i}.txt" for i in range(1, hops + 1)]
-    for here, there in zip(names, names[1:], strict=False):
-        server.set(here, f"HTTP/1.1 301 Moved\r\nLocation: {there}\r\nContent-Length: 0\r\n\r\n".encode())
+    for here, there in itertools.pairwise(names):
+        server.set(
+            here, f"HTTP/1.1 301 Moved\r\nLocation: {there}\r\nContent-Length: 0\r\n\r\n".encode()
+        )
     server.set(names[-1], robots("User-agent: *\nDisallow: /a.gif\n"))
 
 
@@ -197,14 +200,16 @@ def test_crawl_delay_spaces_requests_by_the_servers_clock() -> None:
         results = fetch_all(server, paths, concurrency=3)
     assert all(isinstance(r, Fetched) for r in results.values())
     times = [t for (_, path), t in zip(server.requests, server.times, strict=True) if path in paths]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(gaps) == 2 and min(gaps) >= 0.99, gaps
 
 
 def test_a_redirect_to_a_disallowed_path_is_not_followed() -> None:
     with RawServer() as server:
         server.set("/robots.txt", robots("User-agent: *\nDisallow: /private/\n"))
-        server.set("/a.gif", b"HTTP/1.1 302 Found\r\nLocation: /private/a.gif\r\nContent-Length: 0\r\n\r\n")
+        server.set(
+            "/a.gif", b"HTTP/1.1 302 Found\r\nLocation: /private/a.gif\r\nContent-Length: 0\r\n\r\n"
+        )
         images(server, "/private/a.gif")
         results = fetch_all(server, ["/a.gif"])
     assert isinstance(results["/a.gif"], Excluded)
@@ -236,6 +241,10 @@ def test_robots_is_on_by_default_and_exclusions_are_counted_apart(tmp_path: Path
     assert not list((tmp_path / "imgflow-data").rglob("b.gif"))
     status = run_cli("status", "-o", "json", cwd=tmp_path, env=FAST_ENV)
     assert '"excluded": 1' in status.stdout, status.stdout
+    report = run_cli("report", "--no-thumbnails", "-o", "json", cwd=tmp_path, env=FAST_ENV)
+    page = Path(json.loads(report.stdout)["report"]).read_text()
+    assert 'id="excluded"' in page and "Disallowed by robots.txt" in page
+    assert page.count("no/b.gif") >= 1 and "Failures (0)" in page
 
 
 def test_ignore_robots_fetches_disallowed_paths_and_is_said(tmp_path: Path) -> None:
@@ -254,7 +263,12 @@ def test_the_user_agent_names_imgflow_and_the_contact(tmp_path: Path) -> None:
         images(server, "/a.gif")
         done = cli_run(tmp_path, server, ["a.gif"], config=config)
     assert done.returncode == 0, done.stderr
-    agents = {line for h in server.heads for line in h.decode().splitlines() if line.lower().startswith("user-agent:")}
+    agents = {
+        line
+        for h in server.heads
+        for line in h.decode().splitlines()
+        if line.lower().startswith("user-agent:")
+    }
     assert len(agents) == 1
     agent = agents.pop()
     assert "imgflow/" in agent and "(+https://example.org/crawl)" in agent

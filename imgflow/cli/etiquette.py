@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from imgflow.config import Config
 
-IGNORED_ROBOTS = "robots.txt was not read this run (--ignore-robots); opt-out headers still apply"
+IGNORED_ROBOTS = (
+    "robots.txt was not read this run (--ignore-robots: only for sites you own or may"
+    " crawl); opt-out headers still apply"
+)
 
 
 class _Warnings(logging.Handler):
@@ -20,15 +23,21 @@ class _Warnings(logging.Handler):
         warning(record.getMessage())
 
 
-def announce(cfg: Config, ignore_robots: bool) -> None:
-    """Warn, once at the start of a run: no contact, a browser's User-Agent, robots off."""
-    from imgflow.engine.user_agent import poses_as_browser
-    from imgflow.ui.console import warning
-
+def listen_to_engine() -> None:
+    """Show the engine's etiquette warnings (a Crawl-delay capped) as they happen."""
     log = logging.getLogger("imgflow.etiquette")
     if not any(isinstance(h, _Warnings) for h in log.handlers):
         log.addHandler(_Warnings())
         log.propagate = False
+
+
+def announce(cfg: Config, ignore_robots: bool) -> None:
+    """Once per run, after its summary: no contact set, a User-Agent posing as a browser,
+    robots.txt ignored (so a run's bad input is still one line, and no warning precedes
+    it)."""
+    from imgflow.engine.user_agent import poses_as_browser
+    from imgflow.ui.console import warning
+
     user_agent = cfg.fetch.user_agent
     if not user_agent and cfg.etiquette.contact is None:
         warning(

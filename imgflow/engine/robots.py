@@ -10,8 +10,9 @@ like any request. What its answer means, per the RFC:
 - redirects are followed, up to `MAX_REDIRECTS`; more make it unavailable (allow all).
 - 4xx: unavailable, everything is allowed (a 429 also tells the host's gate to cool down).
 - 5xx, no answer (refused, reset, timed out): asked again up to `retries` times with
-  backoff, then unreachable: the whole origin is disallowed for this run. Its images are not requested and fail (kind of the robots.txt
-  failure), so `imgflow retry` or a later run asks again; a disallowed image is excluded.
+  backoff, then unreachable: the whole origin is disallowed for this run. Its images are
+  not requested and fail (the robots.txt failure's kind), so `imgflow retry` or a later
+  run asks again; an image the rules disallow is excluded (never retried).
 
 ``Crawl-delay`` becomes the host's least spacing between requests (the slower of it and
 ``--rate`` wins), capped at `FetchConfig.max_crawl_delay` with a warning.

@@ -950,9 +950,6 @@ MUTANTS: list[Mutant] = [
         "imgflow/config.py",
         "    robots: bool = True  # read and obey robots.txt (--ignore-robots turns it off)",
         "    robots: bool = False",
-        (
-            "tests/test_robots.py::"
-            "test_robots_is_on_by_default_and_exclusions_are_counted_apart",
-        ),
+        ("tests/test_robots.py::test_robots_is_on_by_default_and_exclusions_are_counted_apart",),
     ),
 ]

@@ -301,7 +301,7 @@ def run(
     """Download every image of a job, store it, index it and report each failure."""
     with errors():
         from imgflow.backends.base import Flags
-        from imgflow.cli.etiquette import IGNORED_ROBOTS, announce
+        from imgflow.cli.etiquette import announce, listen_to_engine
         from imgflow.config import with_overrides
         from imgflow.errors import UsageError
 
@@ -326,7 +326,7 @@ def run(
                 "--ignore-robots goes with --backend local (aws: etiquette.robots: false, then"
                 " deploy)"
             )
-        announce(cfg, ignore_robots)
+        listen_to_engine()
         spec = _read_job(base_url, paths_file, job)
         if spec.concurrency is not None and concurrency is None:
             cfg = with_overrides(cfg, job={"concurrency": spec.concurrency})
@@ -347,8 +347,5 @@ def run(
             code = _run_job(cfg, spec, flags, output, all_rows)
         finally:
             spec.cleanup()
-        if ignore_robots:
-            from imgflow.ui.console import err
-
-            err.print(IGNORED_ROBOTS, markup=False, soft_wrap=True)
+        announce(cfg, ignore_robots)  # after the run: bad input stays one line
     raise typer.Exit(code)
