@@ -245,6 +245,8 @@ def test_robots_is_on_by_default_and_exclusions_are_counted_apart(tmp_path: Path
     page = Path(json.loads(report.stdout)["report"]).read_text()
     assert 'id="excluded"' in page and "Disallowed by robots.txt" in page
     assert page.count("no/b.gif") >= 1 and "Failures (0)" in page
+    again = run_cli("retry", str(doc["run"]), "-o", "json", cwd=tmp_path, env=FAST_ENV)
+    assert json.loads(again.stdout)["retried"] == 0, again.stdout  # never retried
 
 
 def test_ignore_robots_fetches_disallowed_paths_and_is_said(tmp_path: Path) -> None:
@@ -292,3 +294,18 @@ def test_a_bad_contact_is_one_line_and_exit_2(tmp_path: Path, contact: str) -> N
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "etiquette.contact" in lines[0], done.stderr
     assert not (tmp_path / "imgflow-data").exists()
+
+
+def test_a_long_crawl_delay_is_capped_with_a_warning(tmp_path: Path) -> None:
+    config = "etiquette:\n  max_crawl_delay: 0.5\n"
+    with RawServer() as server:
+        server.set("/robots.txt", robots("User-agent: *\nCrawl-delay: 60\n"))
+        images(server, "/a.gif", "/b.gif", "/c.gif")
+        done = cli_run(tmp_path, server, ["a.gif", "b.gif", "c.gif"], config=config)
+    assert done.returncode == 0, done.stderr
+    assert "Crawl-delay of 60s" in done.stderr and "etiquette.max_crawl_delay" in done.stderr
+    times = [
+        t for (_, p), t in zip(server.requests, server.times, strict=True) if p != "/robots.txt"
+    ]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(gaps) == 2 and min(gaps) >= 0.49 and max(gaps) < 5, gaps

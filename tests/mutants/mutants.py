@@ -952,4 +952,20 @@ MUTANTS: list[Mutant] = [
         "    robots: bool = False",
         ("tests/test_robots.py::test_robots_is_on_by_default_and_exclusions_are_counted_apart",),
     ),
+    Mutant(
+        "crawl-delay-ignored",
+        "robots.txt's Crawl-delay spaces a host's requests (README)",
+        "imgflow/engine/robots.py",
+        "        if rules.crawl_delay:",
+        "        if False:",
+        ("tests/test_robots.py::test_crawl_delay_spaces_requests_by_the_servers_clock",),
+    ),
+    Mutant(
+        "excluded-retried",
+        "an excluded image is never retried by `imgflow retry` (README)",
+        "imgflow/local/index/results.py",
+        "RETRIED = (_FAILED, PENDING)",
+        'RETRIED = (_FAILED, "excluded")',
+        ("tests/test_robots.py::test_robots_is_on_by_default_and_exclusions_are_counted_apart",),
+    ),
 ]
