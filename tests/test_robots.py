@@ -219,12 +219,20 @@ def test_a_redirect_to_a_disallowed_path_is_not_followed() -> None:
 # -- end to end: the CLI as a real process -------------------------------------------------
 
 
-def cli_run(tmp_path: Path, server: RawServer, paths: list[str], *flags: str, config: str = ""):  # type: ignore[no-untyped-def]
+def cli_run(  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    server: RawServer,
+    paths: list[str],
+    *flags: str,
+    config: str = "",
+    env: dict[str, str] | None = None,
+):
     (tmp_path / "paths.txt").write_text("\n".join(paths) + "\n")
     (tmp_path / "imgflow.yaml").write_text(config)
     return run_cli(
         "run", "--base-url", server.url("/"), "--paths-file", "paths.txt", "-o", "json",
-        "--config", "imgflow.yaml", *flags, cwd=tmp_path, env=FAST_ENV,
+        "--config", "imgflow.yaml", *flags, cwd=tmp_path, env={**FAST_ENV, **(env or {})},
+        drop=("IMGFLOW_ETIQUETTE_CONTACT",),  # (the file's etiquette, or none, applies)
     )  # fmt: skip
 
 

@@ -182,7 +182,7 @@ class Fetcher:
         one whose response carries an opt-out header (its body left unread).
         """
         if self.robots is not None:
-            excluded = await self.robots.check(url)
+            excluded = await self._robots_verdict(url)
             if excluded is not None:
                 return excluded
         gate = self.politeness.gate(_host_of(url))
@@ -234,6 +234,20 @@ class Fetcher:
                 return FetchFailure(result.kind, result.message, result.status_code, attempts)
             delay = self._backoff(retried) if result.delay is None else result.delay
             await self._sleep(delay)
+
+    async def _robots_verdict(self, url: str) -> Excluded | FetchFailure | None:
+        """Why robots.txt keeps `url` from being requested, or None. When it could not be
+        read at all (no answer), the image fails as its own request would have (a refused
+        connection, a rejected certificate, an unreachable proxy), and is not requested."""
+        assert self.robots is not None
+        rules = await self.robots.rules(url)
+        verdict = rules.excluded(url)
+        if isinstance(verdict, FetchFailure) and rules.error is not None:
+            proxy = self._proxies.proxy_for_url(url) if self._proxies.active else None
+            mapped = transport_failure(url, rules.error, 0, None, proxy)
+            message = f"{mapped.message} (robots.txt unreachable: not requested)"
+            return FetchFailure(mapped.kind, message, None, 0)
+        return verdict
 
     def _backoff(self, attempts: int) -> float:
         ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempts - 1))

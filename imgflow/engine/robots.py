@@ -54,6 +54,7 @@ class Rules:
     crawl_delay: float | None = None
     kind: FailureKind = FailureKind.HTTP_ERROR  # of an unreachable robots.txt
     status_code: int | None = None
+    error: httpx.HTTPError | None = None  # what reading it raised (no answer at all)
 
     def excluded(self, url: str, shown: str | None = None) -> Excluded | FetchFailure | None:
         """Why `url` may not be requested (named as `shown`), or None when it may."""
@@ -143,10 +144,11 @@ class Robots:
         except Exception as exc:  # refused, reset, a bad response: unreachable
             detail = str(exc) or type(exc).__name__
             kind = FailureKind.CONNECTION_ERROR
-            if isinstance(exc, httpx.HTTPError):
-                kind = transport_failure(f"{origin}/robots.txt", exc, 0).kind
+            error = exc if isinstance(exc, httpx.HTTPError) else None
+            if error is not None:
+                kind = transport_failure(f"{origin}/robots.txt", error, 0).kind
             why = f"{origin}/robots.txt unreachable: {detail}"
-            rules = Rules(disallow_all=why, kind=kind)
+            rules = Rules(disallow_all=why, kind=kind, error=error)
         return rules
 
     async def _read(self, origin: str) -> Rules:
