@@ -290,10 +290,17 @@ class Fetcher:
             away = away or _origin(result) != _origin(url)
             current = result
             if self.robots is not None:  # each hop of a redirect obeys its robots.txt
-                shown = f"{url} (redirected to {current})"
-                disallowed = await self.robots.check(current, shown)
+                rules = await self.robots.rules(current)
+                disallowed = rules.excluded(current, f"{url} (redirected to {current})")
                 if isinstance(disallowed, Excluded):
                     return Excluded(disallowed.message, attempts)
+                if disallowed is not None and rules.error is not None:
+                    # No answer from the target's host: as its own request would have
+                    # failed (and is retried, and charged to that host), unrequested.
+                    target_proxy = (
+                        self._proxies.proxy_for_url(current) if self._proxies.active else None
+                    )
+                    return transport_failure(url, rules.error, attempts, current, target_proxy)
                 if disallowed is not None:
                     return dataclasses.replace(disallowed, attempts=attempts)
             host = _host_of(current)
