@@ -21,7 +21,8 @@ import yaml
 
 from imgflow.engine.proxy import ProxySettingError, parse_no_proxy, parse_proxy
 from imgflow.engine.request_headers import HeaderError, parse_header
-from imgflow.engine.settings import FetchConfig
+from imgflow.engine.settings import DEFAULT_OPT_OUT, FetchConfig
+from imgflow.engine.user_agent import valid_contact
 from imgflow.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "imgflow.yaml"
@@ -157,6 +158,16 @@ class AwsConfig:
 
 
 @dataclass(frozen=True)
+class EtiquetteConfig:
+    """Crawl etiquette: robots.txt, the sites' opt-out headers, who to contact."""
+
+    contact: str | None = None  # a URL or e-mail address, named in the User-Agent
+    robots: bool = True  # read and obey robots.txt (--ignore-robots turns it off)
+    opt_out: tuple[str, ...] = DEFAULT_OPT_OUT  # X-Robots-Tag directives, tdm-reservation
+    max_crawl_delay: float = 30.0  # seconds: the longest Crawl-delay obeyed
+
+
+@dataclass(frozen=True)
 class Config:
     """All of imgflow's settings."""
 
@@ -172,6 +183,7 @@ class Config:
     lambda_: LambdaConfig = field(default_factory=LambdaConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    etiquette: EtiquetteConfig = field(default_factory=EtiquetteConfig)
     source: str | None = None
 
 
@@ -185,7 +197,11 @@ def _yaml_name(attr: str) -> str:
 
 
 def _fields(cls: type) -> dict[str, dataclasses.Field[Any]]:
-    return {_yaml_name(f.name): f for f in dataclasses.fields(cls) if f.name not in _NOT_IN_FILE}
+    return {
+        _yaml_name(f.name): f
+        for f in dataclasses.fields(cls)
+        if f.name not in _NOT_IN_FILE and not f.metadata.get("etiquette")
+    }
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -368,6 +384,30 @@ def _validate(cfg: Config) -> None:
         if not ok:
             raise ConfigError(message)
     _validate_network(cfg.fetch)
+    _validate_etiquette(cfg.etiquette)
+
+
+def _validate_etiquette(etiquette: EtiquetteConfig) -> None:
+    contact = etiquette.contact
+    if contact is not None and not valid_contact(contact):
+        raise ConfigError(
+            f"etiquette.contact: {contact!r} is neither an http(s) URL nor an e-mail address"
+        )
+    if not etiquette.max_crawl_delay > 0:
+        raise ConfigError("etiquette.max_crawl_delay: must be greater than 0 seconds")
+
+
+def _with_etiquette(cfg: Config) -> Config:
+    """`cfg` with its etiquette section handed to the engine's fetch settings."""
+    etiquette = cfg.etiquette
+    fetch = dataclasses.replace(
+        cfg.fetch,
+        robots=etiquette.robots,
+        opt_out=tuple(o.strip().lower() for o in etiquette.opt_out),
+        max_crawl_delay=etiquette.max_crawl_delay,
+        contact=etiquette.contact,
+    )
+    return dataclasses.replace(cfg, fetch=fetch)
 
 
 def _validate_network(fetch: FetchConfig) -> None:
@@ -436,7 +476,7 @@ def from_mapping(
     cfg: Config = _build(Config, data, "", env)
     cfg = dataclasses.replace(cfg, source=source)
     _validate(cfg)
-    return cfg
+    return _with_etiquette(cfg)
 
 
 def _headers_as_list(data: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -565,4 +605,4 @@ def with_overrides(
         current = getattr(cfg, attr)
         cfg = dataclasses.replace(cfg, **{attr: dataclasses.replace(current, **given)})
     _validate(cfg)
-    return cfg
+    return _with_etiquette(cfg)

@@ -115,8 +115,8 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
 def _keys(cls: type, prefix: str = "") -> list[str]:
     found = []
     for f in dataclasses.fields(cls):
-        if f.name == "source":
-            continue
+        if f.name == "source" or f.metadata.get("etiquette"):
+            continue  # (fetch's etiquette fields are set from the etiquette section)
         name = prefix + ("lambda" if f.name == "lambda_" else f.name)
         if dataclasses.is_dataclass(f.default_factory):  # type: ignore[arg-type]
             found += _keys(f.default_factory, name + ".")  # type: ignore[arg-type]

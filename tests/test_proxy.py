@@ -81,7 +81,8 @@ def fetch(
 
 
 def relayed(proxy: Tinyproxy, before: int) -> list[str]:
-    return proxy.requests()[before:]
+    """The image requests relayed since `before` (a run's robots.txt request left out)."""
+    return [line for line in proxy.requests()[before:] if "/robots.txt " not in line]
 
 
 def dead_proxy() -> str:

@@ -45,7 +45,8 @@ def _outcomes(doc: dict[str, object]) -> dict[str, str]:
 
 
 def _statuses(web: Nginx, since: int) -> list[str]:
-    return [line.split()[1] for line in web.access_log()[since:]]
+    """The image requests' statuses since `since` (robots.txt requests left out)."""
+    return [line.split()[1] for line in web.access_log()[since:] if "/robots.txt" not in line]
 
 
 def _index(data: Path) -> dict[str, tuple[str, str | None, str | None]]:

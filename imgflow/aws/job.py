@@ -244,7 +244,13 @@ class JobWatch:
         keys = tuple(result_keys(self._aws.s3(), self._bucket, job_id))
         final = {} if execution["status"] == RUNNING else _final(self._aws, self._bucket, job_id)
         if final:
-            summary = Summary(final["total"], final["stored"], final["skipped"], final["failed"])
+            summary = Summary(
+                final["total"],
+                final["stored"],
+                final["skipped"],
+                final["failed"],
+                excluded=final.get("excluded", 0),
+            )
         else:
             summary = self._count_new(keys)
         return JobStatus(

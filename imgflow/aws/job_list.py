@@ -48,7 +48,11 @@ def _summary(aws: Aws, bucket: str, name: str) -> Summary | None:
     except NotFoundError:
         return None
     return Summary(
-        int(data["total"]), int(data["stored"]), int(data["skipped"]), int(data["failed"])
+        int(data["total"]),
+        int(data["stored"]),
+        int(data["skipped"]),
+        int(data["failed"]),
+        excluded=int(data.get("excluded", 0)),
     )
 
 

@@ -20,4 +20,5 @@ PACKAGES: tuple[str, ...] = (
     "truststore==0.10.5",  # fetch.trust_store: system
     "brotli==1.2.1",  # compiled: Content-Encoding br (engine/decode.py)
     "backports.zstd==1.8.0",  # compiled: Content-Encoding zstd (engine/decode.py)
+    "protego==0.7.0",  # robots.txt (engine/robots.py)
 )

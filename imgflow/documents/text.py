@@ -25,6 +25,8 @@ def summary_line(summary: Summary, duplicates: int = 0, elapsed: float | None = 
     if summary.unchanged:
         skipped += f" ({summary.unchanged:,} unchanged)"
     text = f"{plural(summary.total, 'image')}: {stored}, {skipped}, {summary.failed:,} failed"
+    if summary.excluded:
+        text += f", {summary.excluded:,} excluded (robots.txt or opt-out headers)"
     if duplicates:
         text += f" ({plural(duplicates, 'duplicate path')} fetched once)"
     if elapsed is not None:

@@ -12,7 +12,14 @@ from imgflow.engine.body import StoreError, StoreSink
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.fetch import Fetcher, Guard
 from imgflow.engine.guard import AddressCheck
-from imgflow.engine.outcome import Fetched, FetchFailure, NotModified, no_space, store_failure
+from imgflow.engine.outcome import (
+    Excluded,
+    Fetched,
+    FetchFailure,
+    NotModified,
+    no_space,
+    store_failure,
+)
 from imgflow.engine.plan import Item
 from imgflow.engine.ports import NO_VALIDATORS, ObjectStore, StoredObject
 from imgflow.engine.records import Outcome, ResultRecord
@@ -58,6 +65,18 @@ def failed_record(item: Item, failure: FetchFailure) -> ResultRecord:
         error=failure.message,
         attempts=failure.attempts,
         failure_kind=failure.kind,
+    )
+
+
+def excluded_record(item: Item, excluded: Excluded) -> ResultRecord:
+    """The record of an item its site asked not to fetch or keep: nothing was stored."""
+    return ResultRecord(
+        url=item.url,
+        path=item.name,
+        outcome=Outcome.EXCLUDED,
+        status_code=excluded.status_code,
+        error=excluded.message,
+        attempts=excluded.attempts,
     )
 
 
@@ -124,6 +143,8 @@ async def process_item(
         if isinstance(result, NotModified):
             assert stored is not None  # only a conditional request gets one
             return unchanged_record(item, stored, result)
+        if isinstance(result, Excluded):
+            return excluded_record(item, result)
         if not isinstance(result, Fetched):
             return failed_record(item, result)
         outcome = Outcome.STORED if stored is None else Outcome.UPDATED

@@ -10,6 +10,7 @@ bodies and retries.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import random
 import time
@@ -25,8 +26,10 @@ from imgflow.engine.body import MemorySink, Refused, Sink, StoreError, read_body
 from imgflow.engine.decode import ACCEPT_ENCODING, DecodeError, decoder_for, is_identity
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.guard import AddressCheck
+from imgflow.engine.opt_out import opted_out
 from imgflow.engine.outcome import (
     Attempt,
+    Excluded,
     Fetched,
     FetchFailure,
     NotModified,
@@ -43,12 +46,14 @@ from imgflow.engine.politeness import HostGate, Politeness, Signal
 from imgflow.engine.ports import NO_VALIDATORS, Validators
 from imgflow.engine.proxy import Proxy, router
 from imgflow.engine.request_headers import parse_headers
+from imgflow.engine.robots import Robots
 from imgflow.engine.routed import RoutedTransport
 from imgflow.engine.settings import FetchConfig
 from imgflow.engine.sniff import media_type, type_allowed
 from imgflow.engine.tls import check as check_tls
 from imgflow.engine.tls import ssl_context
 from imgflow.engine.transport import FastTransport, direct_body
+from imgflow.engine.user_agent import default_user_agent
 
 Guard = Callable[[str], Awaitable[None]]
 
@@ -119,7 +124,7 @@ class Fetcher:
                 tls = ssl_context(settings, env)
                 transport = RoutedTransport(max_connections, tls, self._proxies)
         headers = [
-            ("User-Agent", settings.user_agent),
+            ("User-Agent", settings.user_agent or default_user_agent(settings.contact)),
             ("Accept", "image/*,*/*;q=0.5"),
             ("Accept-Encoding", ACCEPT_ENCODING),
         ]
@@ -138,6 +143,20 @@ class Fetcher:
             transport=transport,
             trust_env=False,
         )
+        # robots.txt through this same client (proxies, TLS, guard, the host's gate).
+        self.robots = (
+            Robots(
+                self._send,
+                self.politeness,
+                timeout=settings.timeout,
+                max_crawl_delay=settings.max_crawl_delay,
+                guard=guard,
+                retries=settings.retries,
+                backoff=self._backoff,
+            )
+            if settings.robots
+            else None
+        )
 
     async def __aenter__(self) -> Fetcher:
         await self._client.__aenter__()
@@ -149,6 +168,8 @@ class Fetcher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self.robots is not None:
+            self.robots.close()
         await self._client.__aexit__(exc_type, exc, tb)
 
     async def fetch(
@@ -167,7 +188,15 @@ class Fetcher:
         Each attempt passes the host's politeness gate. Throttling answers (429, 503) are
         retried for up to `throttle_patience` seconds, paced by the gate's shared
         cool-down; other transient failures at most `retries` times.
+
+        Unless robots.txt is off, the URL's origin's robots.txt is read first (once per
+        run): a disallowed image is never requested and comes back `Excluded`, as does
+        one whose response carries an opt-out header (its body left unread).
         """
+        if self.robots is not None:
+            excluded = await self._robots_verdict(url)
+            if excluded is not None:
+                return excluded
         gate = self.politeness.gate(_host_of(url))
         attempts = 0
         retried = 0
@@ -218,6 +247,20 @@ class Fetcher:
             delay = self._backoff(retried) if result.delay is None else result.delay
             await self._sleep(delay)
 
+    async def _robots_verdict(self, url: str) -> Excluded | FetchFailure | None:
+        """Why robots.txt keeps `url` from being requested, or None. When it could not be
+        read at all (no answer), the image fails as its own request would have (a refused
+        connection, a rejected certificate, an unreachable proxy), and is not requested."""
+        assert self.robots is not None
+        rules = await self.robots.rules(url)
+        verdict = rules.excluded(url)
+        if isinstance(verdict, FetchFailure) and rules.error is not None:
+            proxy = self._proxies.proxy_for_url(url) if self._proxies.active else None
+            mapped = transport_failure(url, rules.error, 0, None, proxy)
+            message = f"{mapped.message} (robots.txt unreachable: not requested)"
+            return FetchFailure(mapped.kind, message, None, 0)
+        return verdict
+
     def _backoff(self, attempts: int) -> float:
         ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempts - 1))
         return random.uniform(ceiling / 2, ceiling)
@@ -258,6 +301,20 @@ class Fetcher:
                 return result
             away = away or _origin(result) != _origin(url)
             current = result
+            if self.robots is not None:  # each hop of a redirect obeys its robots.txt
+                rules = await self.robots.rules(current)
+                disallowed = rules.excluded(current, f"{url} (redirected to {current})")
+                if isinstance(disallowed, Excluded):
+                    return Excluded(disallowed.message, attempts)
+                if disallowed is not None and rules.error is not None:
+                    # No answer from the target's host: as its own request would have
+                    # failed (and is retried, and charged to that host), unrequested.
+                    target_proxy = (
+                        self._proxies.proxy_for_url(current) if self._proxies.active else None
+                    )
+                    return transport_failure(url, rules.error, attempts, current, target_proxy)
+                if disallowed is not None:
+                    return dataclasses.replace(disallowed, attempts=attempts)
             host = _host_of(current)
             if host != _host_of(url):  # its host may be cooling down after a refusal
                 await self.politeness.gate(host).cool_down()
@@ -300,6 +357,9 @@ class Fetcher:
                 return NotModified(_validators(response, validators), attempts)
             if status != 200:
                 return status_failure(url, response, attempts, self.settings.retry_after_max)
+            why = opted_out(response.headers, self.settings.opt_out)
+            if why is not None:  # the body is left unread: the connection is closed
+                return Excluded(f"Opted out ({why}): {url}", attempts, status)
             return await self._read_image(url, response, attempts, open_sink)
         finally:
             await response.aclose()

@@ -70,6 +70,16 @@ class FetchFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class Excluded:
+    """The site asked not to have this image fetched or kept (robots.txt, an opt-out
+    header): not a failure, never retried. `message` names the reason and the URL."""
+
+    message: str
+    attempts: int
+    status_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Retry:
     """A failed attempt that may succeed later, after `delay` seconds (None: back off).
 
@@ -83,8 +93,8 @@ class Retry:
     host: str | None = None
 
 
-Attempt = Fetched | NotModified | FetchFailure | Retry
-Result = Fetched | NotModified | FetchFailure
+Attempt = Fetched | NotModified | FetchFailure | Excluded | Retry
+Result = Fetched | NotModified | FetchFailure | Excluded
 
 
 def failed(

@@ -173,6 +173,15 @@ class HostGate:
         while (left := self.cool_until - self._clock()) > 0:
             await self._sleep(left)
 
+    def space(self, seconds: float) -> None:
+        """Start requests at least `seconds` apart (robots.txt's Crawl-delay): the rate
+        and its ceiling become at most 1/seconds, with a burst of one."""
+        most = 1.0 / seconds
+        self.max_rate = most if self.max_rate is None else min(self.max_rate, most)
+        self.rate = most if self.rate is None else min(self.rate, most)
+        self.burst = 1
+        self._tokens = min(self._tokens, 1.0)
+
     @property
     def allowed(self) -> int:
         """Requests this host may have in flight now."""

@@ -20,6 +20,9 @@ class Outcome(StrEnum):
     UPDATED = "updated"
     # ...or it confirmed the stored version (304 Not Modified): the file is kept as it is.
     UNCHANGED = "unchanged"
+    # The site asked not to be fetched (robots.txt) or kept (an opt-out header): counted
+    # apart from failures, never retried.
+    EXCLUDED = "excluded"
 
     @property
     def counted_as(self) -> Outcome:
@@ -111,7 +114,7 @@ class Summary:
     """Counts over a run's records.
 
     `stored` includes the `updated` images and `skipped` the `unchanged` ones (a
-    revalidation's outcomes), so total = stored + skipped + failed always.
+    revalidation's outcomes), so total = stored + skipped + failed + excluded always.
     """
 
     total: int = 0
@@ -120,6 +123,7 @@ class Summary:
     failed: int = 0
     updated: int = 0
     unchanged: int = 0
+    excluded: int = 0  # kept out by the site's robots.txt or opt-out headers
 
     def add(self, outcome: Outcome) -> Summary:
         """This summary with one more record of `outcome`."""
@@ -131,6 +135,7 @@ class Summary:
             failed=self.failed + (counted is Outcome.FAILED),
             updated=self.updated + (outcome is Outcome.UPDATED),
             unchanged=self.unchanged + (outcome is Outcome.UNCHANGED),
+            excluded=self.excluded + (outcome is Outcome.EXCLUDED),
         )
 
     @classmethod
@@ -142,7 +147,9 @@ class Summary:
         stored = get(Outcome.STORED.value, 0) + updated
         skipped = get(Outcome.SKIPPED.value, 0) + unchanged
         failed = get(Outcome.FAILED.value, 0)
-        return cls(stored + skipped + failed, stored, skipped, failed, updated, unchanged)
+        excluded = get(Outcome.EXCLUDED.value, 0)
+        total = stored + skipped + failed + excluded
+        return cls(total, stored, skipped, failed, updated, unchanged, excluded)
 
     def __add__(self, other: Summary) -> Summary:
         return Summary(
@@ -152,6 +159,7 @@ class Summary:
             self.failed + other.failed,
             self.updated + other.updated,
             self.unchanged + other.unchanged,
+            self.excluded + other.excluded,
         )
 
     def failed_percent(self) -> float:
@@ -166,7 +174,8 @@ class Summary:
 
     def to_json(self) -> dict[str, int]:
         """The summary object of `--output json` (`updated` and `unchanged` after a
-        revalidation only: other runs keep the four counts they always had)."""
+        revalidation only, `excluded` when the sites kept any image out: other runs keep
+        the four counts they always had)."""
         data = {
             "total": self.total,
             "stored": self.stored,
@@ -175,4 +184,6 @@ class Summary:
         }
         if self.updated or self.unchanged:
             data.update(updated=self.updated, unchanged=self.unchanged)
+        if self.excluded:
+            data["excluded"] = self.excluded
         return data

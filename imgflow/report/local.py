@@ -26,7 +26,13 @@ from imgflow.local.layouts.base import StoredReader
 from imgflow.local.layouts.files import IMAGES_DIR
 from imgflow.local.layouts.stored import stored_reader
 from imgflow.report import thumbs
-from imgflow.report.model import Gallery, GalleryItem, Report, group_failures
+from imgflow.report.model import (
+    Gallery,
+    GalleryItem,
+    Report,
+    group_exclusions,
+    group_failures,
+)
 from imgflow.report.page import PAGE_SIZE, write_file, write_page
 
 DB_NAME = "imgflow.db"
@@ -162,6 +168,7 @@ def local_report(
         retry_command=f"imgflow retry {run_id}",
         gallery=gallery,
         notes=tuple(notes),
+        excluded=group_exclusions(data.exclusions(conn, run_id)),
     )
 
 

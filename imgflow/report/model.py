@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.records import Summary
@@ -44,6 +45,33 @@ def group_failures(failures: Iterable[Failure], keep: int = FIRST_FAILURES) -> l
         if len(group.first) < keep:
             group.first.append(failure)
     return sorted(groups.values(), key=lambda g: -g.count)
+
+
+@dataclass
+class ExclusionGroup:
+    """Images one host kept out for one reason (robots.txt, an opt-out header)."""
+
+    host: str
+    reason: str  # "Disallowed by robots.txt", "Opted out (X-Robots-Tag: noai)"
+    count: int = 0
+    first: list[str] = field(default_factory=list)  # the first few URLs
+
+
+def group_exclusions(
+    rows: Iterable[tuple[str, str]], keep: int = FIRST_FAILURES
+) -> list[ExclusionGroup]:
+    """(url, message) of excluded records grouped by host and reason, largest first."""
+    groups: dict[tuple[str, str], ExclusionGroup] = {}
+    for url, message in rows:
+        host = urlsplit(url).netloc.lower()
+        reason = message.split(f": {url}", 1)[0] if f": {url}" in message else message
+        group = groups.get((host, reason))
+        if group is None:
+            group = groups[host, reason] = ExclusionGroup(host, reason)
+        group.count += 1
+        if len(group.first) < keep:
+            group.first.append(url)
+    return sorted(groups.values(), key=lambda g: (-g.count, g.host, g.reason))
 
 
 @dataclass
@@ -114,3 +142,4 @@ class Report:
     retry_command: str
     gallery: Gallery
     notes: tuple[str, ...] = ()
+    excluded: list[ExclusionGroup] = field(default_factory=list)  # robots.txt, opt-outs

@@ -96,6 +96,7 @@ def write_page(report: Report, out: TextIO, page_size: int = PAGE_SIZE) -> None:
     out.write('<main id="main">')
     _summary(report, out)
     _failures(report, out)
+    _excluded(report, out)
     _gallery(report, out, page_size)
     out.write("</main>")
     out.write(
@@ -116,7 +117,12 @@ def _header(report: Report, out: TextIO) -> None:
         f"started {_utc(report.started_at)} · finished {_utc(report.finished_at)}</p>"
         '<nav class="sections" aria-label="Sections"><a href="#summary">Summary</a>'
         f'<a href="#failures">Failures ({report.summary.failed:,})</a>'
-        f'<a href="#gallery">Gallery ({report.gallery.count:,})</a></nav>'
+        + (
+            f'<a href="#excluded">Excluded ({report.summary.excluded:,})</a>'
+            if report.summary.excluded
+            else ""
+        )
+        + f'<a href="#gallery">Gallery ({report.gallery.count:,})</a></nav>'
     )
     for note in report.notes:
         out.write(f'<p class="note">{escape(note)}</p>')
@@ -205,6 +211,30 @@ def _failures(report: Report, out: TextIO) -> None:
         _group(group, out)
     _failures_as_text(report.failures, out)
     out.write("</section>")
+
+
+def _excluded(report: Report, out: TextIO) -> None:
+    """The images the sites kept out (robots.txt, opt-out headers), by host and reason."""
+    if not report.summary.excluded:
+        return
+    out.write(
+        '<section id="excluded" aria-labelledby="excluded-h">'
+        f'<h2 id="excluded-h">Excluded ({report.summary.excluded:,})</h2>'
+        '<p class="hint">The sites asked not to have these images fetched (robots.txt) or'
+        " kept (an opt-out header): not failures, and never retried.</p>"
+        '<div class="table-wrap"><table><caption class="visually-hidden">Excluded images by'
+        ' host and reason</caption><thead><tr><th scope="col">Host</th>'
+        '<th scope="col">Reason</th><th scope="col" class="num">Images</th>'
+        '<th scope="col">First URLs</th></tr></thead><tbody>'
+    )
+    for group in report.excluded:
+        urls = "<br>".join(escape(url) for url in group.first[:5])
+        out.write(
+            f'<tr><th scope="row">{escape(group.host)}</th><td class="msg">'
+            f'{escape(group.reason)}</td><td class="num">{group.count:,}</td>'
+            f'<td class="url">{urls}</td></tr>'
+        )
+    out.write("</tbody></table></div></section>")
 
 
 def _group(group: FailureGroup, out: TextIO) -> None:

@@ -40,7 +40,7 @@ class LiveCounts:
         self._fault = fault
         self.total = total
         self.duplicates = 0
-        self.stored = self.skipped = self.failed = 0
+        self.stored = self.skipped = self.failed = self.excluded = 0
 
     def planned(self, run_id: str, total: int, duplicates: int) -> None:
         """The run is planned."""
@@ -54,12 +54,14 @@ class LiveCounts:
             self.stored += 1
         elif record.outcome is Outcome.SKIPPED:
             self.skipped += 1
+        elif record.outcome is Outcome.EXCLUDED:  # kept out by its site: not a failure
+            self.excluded += 1
         else:
             self.failed += 1
 
     def summary(self) -> Summary:
         """The counts so far."""
-        return Summary(self.total, self.stored, self.skipped, self.failed)
+        return Summary(self.total, self.stored, self.skipped, self.failed, excluded=self.excluded)
 
 
 @dataclass

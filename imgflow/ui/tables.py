@@ -73,21 +73,27 @@ def omitted(summary: Summary) -> str:
 
 
 def listing_table(listing: Listing, width: int) -> Table:
-    """Recent runs as a table, newest first, their counts once known."""
+    """Recent runs as a table, newest first, their counts once known (an ``excluded``
+    column when a listed run had images its sites kept out)."""
+    excluded = any(row.summary is not None and row.summary.excluded for row in listing.rows)
+    counts = (*COUNTS, "excluded") if excluded else COUNTS
     columns = [
         Column(
             name,
             keep=_KEEP.get(name, 0),
             shrink=name == "base url",
-            justify="right" if name in COUNTS else "left",
+            justify="right" if name in counts else "left",
         )
-        for name in (*listing.columns, *COUNTS)
+        for name in (*listing.columns, *counts)
     ]
-    rows = [[*row.cells, *_counts(row.summary)] for row in listing.rows]
+    rows = [[*row.cells, *_counts(row.summary, excluded)] for row in listing.rows]
     return fitted(columns, rows, width, listing.title)
 
 
-def _counts(summary: Summary | None) -> list[str]:
+def _counts(summary: Summary | None, excluded: bool = False) -> list[str]:
     if summary is None:
-        return ["", "", "", ""]
-    return [f"{n:,}" for n in (summary.total, summary.stored, summary.skipped, summary.failed)]
+        return [""] * (5 if excluded else 4)
+    numbers = [summary.total, summary.stored, summary.skipped, summary.failed]
+    if excluded:
+        numbers.append(summary.excluded)
+    return [f"{n:,}" for n in numbers]

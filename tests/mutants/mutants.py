@@ -1160,4 +1160,48 @@ MUTANTS: list[Mutant] = [
         "            if False and _stats_run(self.shards, name) in runs:",
         (f"{SHARDS_COMMIT}::test_a_shard_renamed_but_never_committed_is_removed_by_the_next_run",),
     ),
+    # -- crawl etiquette: robots.txt, opt-out headers, on by default ------------------------
+    Mutant(
+        "robots-check-skipped",
+        "a path robots.txt disallows is never requested (README, architecture)",
+        "imgflow/engine/robots.py",
+        "        if self.parser is not None and not self.parser.can_fetch(url, PRODUCT):",
+        "        if False:",
+        (
+            "tests/test_robots.py::"
+            "test_robots_is_read_first_and_once_and_a_disallowed_path_is_never_requested",
+        ),
+    ),
+    Mutant(
+        "opt-out-header-ignored",
+        "an image with an opt-out header is not stored, its body not read (README)",
+        "imgflow/engine/fetch.py",
+        "            if why is not None:  # the body is left unread: the connection is closed",
+        "            if False:",
+        ("tests/test_opt_out.py::test_an_opt_out_header_keeps_the_image_out_and_its_body_unread",),
+    ),
+    Mutant(
+        "robots-off-by-default",
+        "robots.txt is read and obeyed by default (imgflow.yaml.example: etiquette.robots)",
+        "imgflow/config.py",
+        "    robots: bool = True  # read and obey robots.txt (--ignore-robots turns it off)",
+        "    robots: bool = False",
+        ("tests/test_robots.py::test_robots_is_on_by_default_and_exclusions_are_counted_apart",),
+    ),
+    Mutant(
+        "crawl-delay-ignored",
+        "robots.txt's Crawl-delay spaces a host's requests (README)",
+        "imgflow/engine/robots.py",
+        "        if rules.crawl_delay:",
+        "        if False:",
+        ("tests/test_robots.py::test_crawl_delay_spaces_requests_by_the_servers_clock",),
+    ),
+    Mutant(
+        "excluded-retried",
+        "an excluded image is never retried by `imgflow retry` (README)",
+        "imgflow/local/index/results.py",
+        "RETRIED = (_FAILED, PENDING)",
+        'RETRIED = (_FAILED, "excluded")',
+        ("tests/test_robots.py::test_robots_is_on_by_default_and_exclusions_are_counted_apart",),
+    ),
 ]

@@ -40,6 +40,7 @@ CLEARED = frozenset(
         "CURL_CA_BUNDLE",
     }
 )
+CONTACT = "https://imgflow.test/crawl"  # etiquette.contact of the tests' CLI runs
 FAST_ENV = {
     "IMGFLOW_LOCAL_FSYNC": "false",
     "IMGFLOW_FETCH_BACKOFF_BASE": "0.1",
@@ -69,6 +70,9 @@ def cli_env(env: Mapping[str, str] | None = None, drop: tuple[str, ...] = ()) ->
         if not k.startswith(("IMGFLOW_", *drop)) and k.upper() not in CLEARED
     }
     clean["XDG_CONFIG_HOME"] = str(empty_config_home())
+    # A user who set etiquette.contact (no warning each run), unless `drop` names it.
+    if not "IMGFLOW_ETIQUETTE_CONTACT".startswith(drop):
+        clean["IMGFLOW_ETIQUETTE_CONTACT"] = CONTACT
     clean.update(env or {})
     return clean
 

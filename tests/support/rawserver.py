@@ -48,6 +48,9 @@ class RawServer:
         self._replies: dict[str, RawReply] = {}
         self._lock = threading.Lock()
         self.requests: list[tuple[int, str]] = []
+        self.heads: list[bytes] = []  # each request's head, in the order of `requests`
+        self.times: list[float] = []  # when each request's head arrived (time.monotonic)
+        self.sent: list[str] = []  # paths whose reply was sent to its end
         self.connections = 0
         self._threads: list[threading.Thread] = []
         self._clients: list[socket.socket] = []
@@ -114,10 +117,14 @@ class RawServer:
                     path = "/" + path.split("://", 1)[1].partition("/")[2]
                 with self._lock:
                     self.requests.append((number, path))
+                    self.heads.append(head)
+                    self.times.append(time.monotonic())
                     reply = self._replies.get(path) or RawReply(
                         b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
                     )
                 client.sendall(reply.data)
+                with self._lock:
+                    self.sent.append(path)
                 if reply.late:
                     time.sleep(reply.late_delay)
                     client.sendall(reply.late)

@@ -320,6 +320,14 @@ def run(
     ] = None,
     layout: LayoutOpt = None,
     shard_size: ShardSizeOpt = None,
+    ignore_robots: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-robots",
+            help="Do not read robots.txt (sites you own or may crawl; logged, and opt-out"
+            " headers still apply: etiquette.opt_out).",
+        ),
+    ] = False,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     profile: ProfileOpt = None,
@@ -330,7 +338,9 @@ def run(
     """Download every image of a job, store it, index it and report each failure."""
     with errors():
         from imgflow.backends.base import Flags
+        from imgflow.cli.etiquette import announce, listen_to_engine
         from imgflow.config import with_overrides
+        from imgflow.errors import UsageError
 
         network = Network(
             header or [], user_agent, proxy, no_proxy, ca_bundle, insecure, rate, burst
@@ -349,7 +359,14 @@ def run(
             fetch=network.overrides(cfg),
             local={"workers": _workers(workers)},
             output={"layout": layout, "shard_size": shard_size},
+            etiquette={"robots": False if ignore_robots else None},
         )
+        if ignore_robots and cfg.backend == "aws":
+            raise UsageError(
+                "--ignore-robots goes with --backend local (aws: etiquette.robots: false, then"
+                " deploy)"
+            )
+        listen_to_engine()
         spec = _read_job(base_url, paths_file, job)
         if spec.concurrency is not None and concurrency is None:
             cfg = with_overrides(cfg, job={"concurrency": spec.concurrency})
@@ -370,4 +387,5 @@ def run(
             code = _run_job(cfg, spec, flags, output, all_rows)
         finally:
             spec.cleanup()
+        announce(cfg, ignore_robots)  # after the run: bad input stays one line
     raise typer.Exit(code)

@@ -167,6 +167,15 @@ def failures(conn: sqlite3.Connection, run_id: str) -> Iterator[Failure]:
         )
 
 
+def exclusions(conn: sqlite3.Connection, run_id: str) -> Iterator[tuple[str, str]]:
+    """(url, reason) of the run's images their sites kept out, in input order, streamed."""
+    for url, error in conn.execute(
+        "SELECT url, error FROM results WHERE run_id = ? AND outcome = ? ORDER BY seq",
+        (run_id, Outcome.EXCLUDED.value),
+    ):
+        yield str(url), str(error or "")
+
+
 class StoredRow(NamedTuple):
     """A stored (or skipped: stored before) image of the run, with its thumbnail if made."""
 
@@ -188,8 +197,8 @@ def stored(conn: sqlite3.Connection, run_id: str) -> Iterator[StoredRow]:
         )
     else:
         sql = "SELECT r.key, r.bytes, r.sha256, NULL, NULL, NULL, NULL FROM results r"
-    sql += " WHERE r.run_id = ? AND r.outcome != ? AND r.outcome != ? ORDER BY r.seq"
+    sql += " WHERE r.run_id = ? AND r.outcome NOT IN (?, ?, ?) ORDER BY r.seq"
     for key, size, sha, thumb, width, height, made in conn.execute(
-        sql, (run_id, Outcome.FAILED.value, PENDING)
+        sql, (run_id, Outcome.FAILED.value, PENDING, Outcome.EXCLUDED.value)
     ):
         yield StoredRow(key, size or 0, sha, thumb if made else None, width or 0, height or 0)

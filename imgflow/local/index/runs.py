@@ -120,6 +120,13 @@ class RunsTable(Connected):
         # Pending records count in the total only.
         return dataclasses.replace(summary, total=sum(counts.values()))
 
+    def _excluded(self, run_id: str) -> int:
+        """How many of the run's images their sites kept out (not a column of runs)."""
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM results WHERE run_id = ? AND outcome = 'excluded'", (run_id,)
+        ).fetchone()
+        return int(row[0])
+
     def run_info(self, run_id: str) -> RunInfo | None:
         """The run's row, or None."""
         row = self.conn.execute(self._runs_select + " WHERE id = ?", (run_id,)).fetchone()
@@ -158,8 +165,11 @@ class RunsTable(Connected):
         summary = (
             self.summary(str(rid))
             if finished is None
-            else Summary(
-                *(int(str(n)) for n in (total, stored, skipped, failed, updated, unchanged))
+            else dataclasses.replace(
+                Summary(
+                    *(int(str(n)) for n in (total, stored, skipped, failed, updated, unchanged))
+                ),
+                excluded=self._excluded(str(rid)),
             )
         )
         return RunInfo(

@@ -1,0 +1,215 @@
+"""robots.txt (RFC 9309): read once per origin before its first image, and obeyed.
+
+Each origin's (scheme, host, port) robots.txt is fetched through the fetcher's own client,
+so proxies, TLS trust and the address guard apply, and passes the host's politeness gate
+like any request. What its answer means, per the RFC:
+
+- 2xx: the first `MAX_BYTES` are parsed (protego, Scrapy's parser); the group for
+  imgflow's product token applies, else ``*``; Allow/Disallow by the longest match,
+  ``*`` and ``$``. A file that is binary or HTML has no rules, so allows all.
+- redirects are followed, up to `MAX_REDIRECTS`; more make it unavailable (allow all).
+- 4xx: unavailable, everything is allowed (a 429 also tells the host's gate to cool down).
+- 5xx, no answer (refused, reset, timed out): asked again up to `retries` times with
+  backoff, then unreachable: the whole origin is disallowed for this run. Its images are
+  not requested and fail (the robots.txt failure's kind), so `imgflow retry` or a later
+  run asks again; an image the rules disallow is excluded (never retried).
+
+``Crawl-delay`` becomes the host's least spacing between requests (the slower of it and
+``--rate`` wins), capped at `FetchConfig.max_crawl_delay` with a warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+from protego import Protego
+
+from imgflow.engine.failures import FailureKind
+from imgflow.engine.outcome import Excluded, FetchFailure, transport_failure
+from imgflow.engine.politeness import Politeness, Signal
+from imgflow.engine.user_agent import PRODUCT
+
+MAX_BYTES = 500 * 1024
+MAX_REDIRECTS = 5
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+HEADERS = [("Accept", "text/plain, */*;q=0.5"), ("Accept-Encoding", "identity")]
+
+log = logging.getLogger("imgflow.etiquette")
+
+Send = Callable[[str, list[tuple[str, str]]], Awaitable[httpx.Response]]
+Guard = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What one origin's robots.txt allows: parsed rules, or all, or nothing (`why`)."""
+
+    parser: Protego | None = None
+    disallow_all: str | None = None  # why the whole origin is disallowed (unreachable)
+    crawl_delay: float | None = None
+    kind: FailureKind = FailureKind.HTTP_ERROR  # of an unreachable robots.txt
+    status_code: int | None = None
+    error: httpx.HTTPError | None = None  # what reading it raised (no answer at all)
+
+    def excluded(self, url: str, shown: str | None = None) -> Excluded | FetchFailure | None:
+        """Why `url` may not be requested (named as `shown`), or None when it may."""
+        shown = shown or url
+        if self.disallow_all is not None:
+            message = f"Disallowed by robots.txt ({self.disallow_all}): {shown}"
+            return FetchFailure(self.kind, message, self.status_code, 0)
+        if self.parser is not None and not self.parser.can_fetch(url, PRODUCT):
+            return Excluded(f"Disallowed by robots.txt: {shown}", 0)
+        return None
+
+
+ALLOW_ALL = Rules()
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of `url`, lowercased: what one robots.txt covers."""
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+def parse(body: bytes) -> Protego:
+    """The rules of a robots.txt body (bytes that are not UTF-8 are replaced)."""
+    return Protego.parse(body.decode("utf-8", errors="replace"))
+
+
+class Robots:
+    """The robots.txt rules of every origin a fetcher talks to, each read once."""
+
+    def __init__(
+        self,
+        send: Send,
+        politeness: Politeness,
+        *,
+        timeout: float,
+        max_crawl_delay: float,
+        guard: Guard | None = None,
+        retries: int = 0,
+        backoff: Callable[[int], float] = lambda n: 0.0,
+    ) -> None:
+        """`backoff(n)`: the seconds to wait before the n-th new try of an unreachable one."""
+        self._send = send
+        self._politeness = politeness
+        self._timeout = timeout
+        self._max_delay = max_crawl_delay
+        self._guard = guard
+        self._retries = retries
+        self._backoff = backoff
+        self._loads: dict[str, asyncio.Task[Rules]] = {}
+
+    async def check(self, url: str, shown: str | None = None) -> Excluded | FetchFailure | None:
+        """Why `url` may not be requested, or None (its origin's robots.txt read first)."""
+        return (await self.rules(url)).excluded(url, shown)
+
+    async def rules(self, url: str) -> Rules:
+        """The rules for `url`'s origin, read on the first call (others wait for it)."""
+        origin = origin_of(url)
+        task = self._loads.get(origin)
+        if task is None:
+            task = self._loads[origin] = asyncio.ensure_future(self._load(origin))
+        return await asyncio.shield(task)
+
+    def close(self) -> None:
+        """Cancel reads still under way (the run is over)."""
+        for task in self._loads.values():
+            task.cancel()
+
+    async def _load(self, origin: str) -> Rules:
+        tries = 0
+        while True:
+            rules = await self._try(origin)
+            if rules.disallow_all is None or tries >= self._retries:
+                break
+            tries += 1
+            await asyncio.sleep(self._backoff(tries))
+        if rules.crawl_delay:
+            self._space(origin, rules.crawl_delay)
+        return rules
+
+    async def _try(self, origin: str) -> Rules:
+        try:
+            async with asyncio.timeout(self._timeout):
+                rules = await self._read(origin)
+        except TimeoutError:
+            why = f"{origin}/robots.txt: no answer in {self._timeout:g}s"
+            rules = Rules(disallow_all=why, kind=FailureKind.TIMED_OUT)
+        except Exception as exc:  # refused, reset, a bad response: unreachable
+            detail = str(exc) or type(exc).__name__
+            kind = FailureKind.CONNECTION_ERROR
+            error = exc if isinstance(exc, httpx.HTTPError) else None
+            if error is not None:
+                kind = transport_failure(f"{origin}/robots.txt", error, 0).kind
+            why = f"{origin}/robots.txt unreachable: {detail}"
+            rules = Rules(disallow_all=why, kind=kind, error=error)
+        return rules
+
+    async def _read(self, origin: str) -> Rules:
+        url = f"{origin}/robots.txt"
+        for _ in range(MAX_REDIRECTS + 1):
+            if self._guard is not None:
+                try:
+                    await self._guard(url)
+                except Exception:  # refused by imgflow's own policy (the address guard)
+                    return ALLOW_ALL  # not the site's answer: as if it had none
+            gate = self._politeness.gate(urlsplit(url).netloc.lower())
+            await gate.acquire()
+            signal = Signal.OTHER
+            try:
+                response = await self._send(url, HEADERS)
+                try:
+                    status = response.status_code
+                    if status in (429, 503):  # the host asks to slow down: its gate hears it
+                        signal = Signal.THROTTLED
+                    if status in REDIRECTS and "location" in response.headers:
+                        url = urljoin(url, response.headers["location"])
+                        continue
+                    if 200 <= status < 300:
+                        body = await _read_capped(response)
+                        parser = parse(body)
+                        return Rules(parser, crawl_delay=parser.crawl_delay(PRODUCT))
+                    if 400 <= status < 500:
+                        return ALLOW_ALL
+                    why = f"{url} answered {status}"
+                    return Rules(disallow_all=why, kind=FailureKind.HTTP_ERROR, status_code=status)
+                finally:
+                    await response.aclose()
+            finally:
+                gate.release(signal)
+        return ALLOW_ALL  # more than MAX_REDIRECTS: unavailable
+
+    def _space(self, origin: str, delay: float) -> None:
+        if delay > self._max_delay:
+            log.warning(
+                "%s/robots.txt asks for a Crawl-delay of %gs; imgflow waits at most %gs"
+                " between its requests (etiquette.max_crawl_delay)",
+                origin,
+                delay,
+                self._max_delay,
+            )
+            delay = self._max_delay
+        if delay > 0:
+            self._politeness.gate(urlsplit(origin).netloc).space(delay)
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    """At most MAX_BYTES of the body: the rest is never read."""
+    consumed = response.is_stream_consumed  # (a transport that returns whole responses)
+    chunks = _whole(response.content) if consumed else response.aiter_raw()
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) >= MAX_BYTES:
+            break
+    return bytes(body[:MAX_BYTES])
+
+
+async def _whole(content: bytes) -> AsyncIterator[bytes]:
+    yield content
