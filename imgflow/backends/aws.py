@@ -95,7 +95,7 @@ class AwsBackend:
             # api_url is the route's full URL, as deploy recorded it.
             sign = cfg.api.auth == "iam"
             arn = start_via_api(aws, outputs.api_url, body, sign=sign)
-            return self._follow(arn, spec.count, flags, listener)
+            return self._follow(arn, spec.count or 0, flags, listener)
         started = start_job(
             aws,
             outputs.bucket,
@@ -109,7 +109,7 @@ class AwsBackend:
                 f"this job was submitted before: showing execution {started.execution_arn}"
                 " (--new starts a new execution; imgflow retry runs just its failed images)"
             )
-        return self._follow(started.execution_arn, spec.count, flags, listener)
+        return self._follow(started.execution_arn, spec.count or 0, flags, listener)
 
     def _follow(self, arn: str, count: int, flags: Flags, listener: Listener) -> RunView | Detached:
         from imgflow.aws.job import wait_for_job

@@ -39,6 +39,7 @@ class FailureKind(StrEnum):
     CERTIFICATE_REJECTED = "certificate-rejected"
     TLS_FAILED = "tls-failed"  # a TLS failure other than the certificate ("Connection error")
     THROTTLED = "throttled"
+    INVALID_URL = "invalid-url"  # a table's row whose URL cannot be fetched (never sent)
     OTHER = "other"
 
     @property

@@ -9,7 +9,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,6 +38,8 @@ FLUSH_SECONDS = 1.0
 # fails the run: a part file that hit ENOSPC is being removed meanwhile.
 INDEX_FULL_SECONDS = 0.5
 INDEX_FULL_WAIT = 0.05
+# How often the fetching side looks for rows a planner thread has added meanwhile.
+PLAN_POLL = 0.02
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,9 @@ class LocalJob:
 class Progress(Protocol):
     """What a run reports while it works."""
 
-    def planned(self, run_id: str, total: int, duplicates: int) -> None:
-        """The job is planned: `total` unique paths."""
+    def planned(self, run_id: str, total: int | None, duplicates: int) -> None:
+        """The job is planned: `total` unique paths (None: still counting, while a source
+        of unknown size is planned as the run goes; called again with the total)."""
 
     def record(self, record: ResultRecord) -> None:
         """One path is done."""
@@ -78,6 +81,54 @@ class LocalRunResult:
     notify_problem: str
     throttles: Mapping[str, int] = field(default_factory=dict)
     failures_problem: str = ""  # why failures.json could not be written (a full disk)
+
+
+class Planner:
+    """Plans a source's items into the index in a thread of its own (its own connection),
+    chunk by chunk, so the run fetches the first items while the rest is still read."""
+
+    def __init__(self, path: Path, run_id: str, items: Iterable[Item]) -> None:
+        self.done = threading.Event()
+        self.duplicates = 0
+        self._halt = threading.Event()
+        self._total = 0
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._plan, args=(path, run_id, items), name="imgflow-plan", daemon=True
+        )
+        self._thread.start()
+
+    def _plan(self, path: Path, run_id: str, items: Iterable[Item]) -> None:
+        try:
+            db = Database(path)
+            try:
+                with sqlite_errors(db.path):
+                    self._total, self.duplicates = db.plan(run_id, self._until_halted(items))
+            finally:
+                db.close()
+        except BaseException as exc:  # handed to the fetching side, raised there
+            self._error = exc
+        finally:
+            self.done.set()
+
+    def _until_halted(self, items: Iterable[Item]) -> Iterator[Item]:
+        halt = self._halt
+        for item in items:
+            if halt.is_set():
+                return
+            yield item
+
+    def result(self) -> int:
+        """The planned total (unique items), or the error that stopped the planning."""
+        self.done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._total
+
+    def stop(self) -> None:
+        """Stop reading (a run that ends early) and wait for the thread."""
+        self._halt.set()
+        self._thread.join()
 
 
 class RunInterrupted(BackendError):
@@ -145,25 +196,41 @@ def _run(
     stop: threading.Event | None = None,
 ) -> LocalRunResult:
     db.create_run(run_id, job.source, job.concurrency, job.batch_size, job.max_batches)
-    total, duplicates = db.plan(run_id, job.source.items())
-    if progress is not None:
-        progress.planned(run_id, total, duplicates)
-    with folder.locked(f"run {run_id}", on_wait):
-        tmp_root = folder.folder("tmp")
-        folder.sweep_tmp(tmp_root)
-        tmp, marker = folder.run_tmp(tmp_root, run_id)
-        store = settings.layout.open_run(folder, tmp, fsync=settings.fsync)
-        try:
-            runner = _Runner(job, settings, db, store, run_id, progress)
-            runner.on_throttle = on_throttle
-            runner.stop_event = stop
-            _store_all(runner, db, store, run_id)
-            result = _consolidate(db, settings, folder, run_id, duplicates, tmp)
-            return replace(result, throttles=runner.throttles)
-        finally:
-            store.close()
-            remove_tree(tmp_root, run_id)
-            marker.close()
+    planner: Planner | None = None
+    duplicates = 0
+    if job.source.count is None:
+        # A source of unknown size (a large table, a stream) is planned in a thread while
+        # the run fetches what is planned already: the first request goes out at once.
+        planner = Planner(db.path, run_id, job.source.items())
+        if progress is not None:
+            progress.planned(run_id, None, 0)
+    else:
+        total, duplicates = db.plan(run_id, job.source.items())
+        if progress is not None:
+            progress.planned(run_id, total, duplicates)
+    try:
+        with folder.locked(f"run {run_id}", on_wait):
+            tmp_root = folder.folder("tmp")
+            folder.sweep_tmp(tmp_root)
+            tmp, marker = folder.run_tmp(tmp_root, run_id)
+            store = settings.layout.open_run(folder, tmp, fsync=settings.fsync)
+            try:
+                runner = _Runner(job, settings, db, store, run_id, progress)
+                runner.on_throttle = on_throttle
+                runner.stop_event = stop
+                runner.planner = planner
+                _store_all(runner, db, store, run_id)
+                if planner is not None:
+                    duplicates = planner.duplicates
+                result = _consolidate(db, settings, folder, run_id, duplicates, tmp)
+                return replace(result, throttles=runner.throttles)
+            finally:
+                store.close()
+                remove_tree(tmp_root, run_id)
+                marker.close()
+    finally:
+        if planner is not None:
+            planner.stop()
 
 
 def _store_all(runner: _Runner, db: Database, store: RunStore, run_id: str) -> None:
@@ -267,6 +334,7 @@ class _Runner:
         progress: Progress | None,
     ) -> None:
         self.job = job
+        self.planner: Planner | None = None
         self.settings = settings
         self.db = db
         self.store = store
@@ -290,13 +358,37 @@ class _Runner:
                 in_flight = self.job.concurrency * self.job.max_batches
                 if self.job.max_in_flight is not None:
                     in_flight = min(in_flight, self.job.max_in_flight)
-                batches = self.db.pending_batches(self.run_id, self.job.batch_size)
+                batches = self._pending()
                 with ThreadPoolExecutor(max_workers=min(32, in_flight)) as pool:
                     await self._fetch(batches, pool, in_flight)
         finally:
             self.flush()
 
-    async def _fetch(self, batches: Iterator[list[Item]], pool: Executor, in_flight: int) -> None:
+    async def _pending(self) -> AsyncIterator[list[Item]]:
+        """The pending batches in input order; while a planner is still adding items, an
+        empty page waits for more (a batch may then be short)."""
+        planner, size = self.planner, self.job.batch_size
+        if planner is None:
+            for batch in self.db.pending_batches(self.run_id, size):
+                yield batch
+            return
+        last = 0
+        while True:
+            done = planner.done.is_set()
+            last, batch = self.db.pending_page(self.run_id, last, size)
+            if batch:
+                yield batch
+            elif done:
+                total = planner.result()
+                if self.progress is not None:
+                    self.progress.planned(self.run_id, total, planner.duplicates)
+                return
+            else:
+                await asyncio.sleep(PLAN_POLL)
+
+    async def _fetch(
+        self, batches: AsyncIterator[list[Item]], pool: Executor, in_flight: int
+    ) -> None:
         async with Fetcher(self.settings.fetch, max_connections=in_flight) as fetcher:
             fetcher.politeness.on_change = self.on_throttle
             try:
@@ -305,7 +397,11 @@ class _Runner:
                 self.throttles = fetcher.politeness.throttles()
 
     async def _batches(
-        self, batches: Iterator[list[Item]], fetcher: Fetcher, pool: Executor, in_flight: int
+        self,
+        batches: AsyncIterator[list[Item]],
+        fetcher: Fetcher,
+        pool: Executor,
+        in_flight: int,
     ) -> None:
         """Run the batches, at most max_batches with items not yet started.
 
@@ -345,7 +441,7 @@ class _Runner:
                 started()
 
         async with asyncio.TaskGroup() as group:
-            for batch in batches:
+            async for batch in batches:
                 await open_batches.acquire()
                 group.create_task(one(batch))
 

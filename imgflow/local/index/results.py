@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from types import MappingProxyType
 
@@ -52,21 +53,37 @@ class ResultsTable(Connected):
         unique = seen = 0
         buffer: list[_PlanRow] = []
         metas: dict[int, str] = {}
+        problems: dict[int, str] = {}
         for item in items:
             seen += 1
             buffer.append((run_id, seen, item.name, item.url, item.key))
             if item.meta:
                 metas[seen] = json.dumps(dict(item.meta))
+            if item.problem:
+                problems[seen] = item.problem
             if len(buffer) >= chunk:
-                unique += self._insert_pending(buffer, metas)
+                unique += self._insert_pending(buffer, metas, problems)
                 buffer.clear()
                 metas.clear()
-        unique += self._insert_pending(buffer, metas)
+                problems.clear()
+        unique += self._insert_pending(buffer, metas, problems)
         return unique, seen
 
-    def _insert_pending(self, rows: Sequence[_PlanRow], metas: dict[int, str]) -> int:
+    def _insert_pending(
+        self, rows: Sequence[_PlanRow], metas: dict[int, str], problems: dict[int, str]
+    ) -> int:
+        """Insert one chunk: items with a problem are failed at once (never fetched)."""
         before = self.conn.total_changes
         with self.transaction():
+            if problems:
+                failed = [row for row in rows if row[1] in problems]
+                rows = [row for row in rows if row[1] not in problems]
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO results (run_id, seq, path, url, key, meta, outcome,"
+                    f" error, failure_kind, finished_at) VALUES (?, ?, ?, ?, ?, ?, '{_FAILED}',"
+                    f" ?, '{FailureKind.INVALID_URL.value}', ?)",
+                    [(*row, metas.get(row[1]), problems[row[1]], time.time()) for row in failed],
+                )
             if metas:
                 self.conn.executemany(
                     "INSERT OR IGNORE INTO results (run_id, seq, path, url, key, meta, outcome)"
@@ -85,15 +102,21 @@ class ResultsTable(Connected):
         """The run's pending items in input order, a batch at a time (keyset paging)."""
         last = 0
         while True:
-            rows = self.conn.execute(
-                f"SELECT seq, path, url, key, {self._meta_column} FROM results"
-                f" WHERE run_id = ? AND seq > ? AND outcome = '{PENDING}' ORDER BY seq LIMIT ?",
-                (run_id, last, size),
-            ).fetchall()
-            if not rows:
+            last, batch = self.pending_page(run_id, last, size)
+            if not batch:
                 return
-            last = rows[-1][0]
-            yield [_item(*row[1:]) for row in rows]
+            yield batch
+
+    def pending_page(self, run_id: str, after: int, size: int) -> tuple[int, list[Item]]:
+        """Up to `size` pending items after sequence number `after`, and the last one's."""
+        rows = self.conn.execute(
+            f"SELECT seq, path, url, key, {self._meta_column} FROM results"
+            f" WHERE run_id = ? AND seq > ? AND outcome = '{PENDING}' ORDER BY seq LIMIT ?",
+            (run_id, after, size),
+        ).fetchall()
+        if not rows:
+            return after, []
+        return rows[-1][0], [_item(*row[1:]) for row in rows]
 
     def retry_items(self, run_id: str) -> Iterator[Item]:
         """The run's items that failed or never finished, in input order, streamed."""
