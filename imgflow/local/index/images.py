@@ -55,7 +55,7 @@ class ImagesTable(Connected):
         confirmed (within the caller's transaction)."""
         stored = [
             (r.url, r.key, r.bytes, r.sha256, r.content_type, run_id, now,
-             mtimes.get(r.key or ""), r.etag, r.last_modified)
+             mtimes.get(r.key or ""), r.etag, r.last_modified, r.width, r.height)
             for r in records
             if r.outcome.wrote
         ]  # fmt: skip
@@ -64,7 +64,8 @@ class ImagesTable(Connected):
         ]
         self.conn.executemany(
             "INSERT OR REPLACE INTO images (url, key, bytes, sha256, content_type, run_id,"
-            " stored_at, mtime_ns, etag, last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " stored_at, mtime_ns, etag, last_modified, width, height)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             stored,
         )
         self.conn.executemany(

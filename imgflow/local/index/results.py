@@ -33,6 +33,7 @@ class ResultsTable(Connected):
     _kind_column: str
     _meta_column: str
     _etag_columns: str
+    _size_columns: str
 
     def _prepare_results(self) -> None:
         """Columns an older database opened read-only lacks read as NULL."""
@@ -41,6 +42,7 @@ class ResultsTable(Connected):
         self._meta_column = column_or("meta", have)
         images = columns(self.conn, "images")
         self._etag_columns = "i.etag, i.last_modified" if "etag" in images else "NULL, NULL"
+        self._size_columns = "i.width, i.height" if "width" in images else "NULL, NULL"
 
     def _insert_plan(self, run_id: str, items: Iterable[Item], chunk: int) -> tuple[int, int]:
         """Insert every item as pending, once per URL: (unique items, items seen).
@@ -184,10 +186,12 @@ class ResultsTable(Connected):
         """The run's records in input order, streamed (pending ones are left out)."""
         which = f"= '{_FAILED}'" if only_failed else f"!= '{PENDING}'"
         kind = "NULL" if self._kind_column == "NULL" else "r." + self._kind_column
+        meta = "NULL" if self._meta_column == "NULL" else "r." + self._meta_column
         # the server's validators of an image the run wrote or kept, from the images table
         cursor = self.conn.execute(
             "SELECT r.url, r.path, r.outcome, r.status_code, r.key, r.bytes, r.sha256,"
-            f" r.content_type, r.error, r.attempts, {kind}, {self._etag_columns}"
+            f" r.content_type, r.error, r.attempts, {kind}, {self._etag_columns},"
+            f" {self._size_columns}, {meta}"
             " FROM results r LEFT JOIN images i ON i.url = r.url AND r.outcome != ?"
             f" WHERE r.run_id = ? AND r.outcome {which} ORDER BY r.seq",
             (_FAILED, run_id),
@@ -208,6 +212,9 @@ class ResultsTable(Connected):
                 failure_kind=failure_kind(row[10], row[8]) if failed else None,
                 etag=row[11],
                 last_modified=row[12],
+                width=row[13],
+                height=row[14],
+                meta=json.loads(row[15]) if row[15] else None,
             )
 
     def failure_messages(self, run_id: str) -> Iterator[str]:
