@@ -201,6 +201,21 @@ def _shadow_pyarrow(tmp_path: Path) -> dict[str, str]:
     return {**FAST_ENV, "PYTHONPATH": str(shadow.parent)}
 
 
+BAD_FILE_IDS = [
+    "no-url-column",
+    "no-header",
+    "jsonl-no-field",
+    "not-gzip",
+    "truncated-gzip",
+    "bad-parquet",
+    "no-caption-column",
+    "with-base-url",
+    "with-paths-file",
+    "empty",
+    "bad-format",
+]
+
+
 @pytest.mark.parametrize(
     ("name", "content", "flags", "expected"),
     [
@@ -216,11 +231,7 @@ def _shadow_pyarrow(tmp_path: Path) -> dict[str, str]:
         ("t.txt", b"# nothing\n", (), "t.txt: no URLs"),
         ("t.txt", b"http://h/a.gif\n", ("--input-format", "xml"), "--input-format: expected"),
     ],
-    ids=[
-        "no-url-column", "no-header", "jsonl-no-field", "not-gzip", "truncated-gzip",
-        "bad-parquet", "no-caption-column", "with-base-url", "with-paths-file", "empty",
-        "bad-format",
-    ],  # fmt: skip
+    ids=BAD_FILE_IDS,
 )
 def test_a_bad_file_is_one_line_exit_2_and_nothing_written(
     tmp_path: Path, name: str, content: bytes, flags: tuple[str, ...], expected: str

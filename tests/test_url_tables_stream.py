@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -42,7 +43,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Counting
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         with self.server.lock:
             if self.server.first is None:
                 self.server.first = time.monotonic()
@@ -94,10 +95,11 @@ def test_a_million_row_table_streams_in_flat_memory(tmp_path: Path, counting: _C
             out.write(f"http://127.0.0.1:{port}/img/{n % 1000}/{n}.gif,image {n},{n}\n")
     data = tmp_path / "data"
     started = time.monotonic()
-    proc = start_cli(
-        "run", "--urls-file", str(table), "--data-dir", str(data), "-c", "4",
-        cwd=tmp_path, env=FAST_ENV, stdout=open(os.devnull, "w"), stderr=open(tmp_path / "err", "w"),
-    )  # fmt: skip
+    with (tmp_path / "err").open("w") as err:
+        proc = start_cli(
+            "run", "--urls-file", str(table), "--data-dir", str(data), "-c", "4",
+            cwd=tmp_path, env=FAST_ENV, stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
     try:
         deadline = started + 600
         while counting.first is None and time.monotonic() < deadline and proc.poll() is None:
