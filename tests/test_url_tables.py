@@ -268,3 +268,28 @@ def test_urls_from_stdin_are_streamed(tmp_path: Path, server: StaticServer) -> N
     doc = json.loads(done.stdout)
     assert [r["meta"]["score"] for r in doc["results"]] == [1, 2, 3]
     assert doc["summary"]["stored"] == 3
+
+
+def test_bad_rows_are_not_retried(tmp_path: Path, server: StaticServer) -> None:
+    long_url = server.url("x" * 3000 + ".gif")
+    (tmp_path / "urls.txt").write_text(f"{server.url('zz.gif')}\n{long_url}\n")
+    run = json.loads(_run(tmp_path, "--urls-file", "urls.txt").stdout)
+    assert [r["failureKind"] for r in run["results"]] == ["not-found", "invalid-url"]
+    retried = run_cli("retry", run["run"], "-o", "json", cwd=tmp_path, env=FAST_ENV)
+    doc = json.loads(retried.stdout)
+    assert [r["url"] for r in doc["results"]] == [server.url("zz.gif")], doc
+
+
+def test_a_large_table_is_streamed_and_its_bad_end_stops_the_run(
+    tmp_path: Path, server: StaticServer
+) -> None:
+    caption = "c" * 4000
+    rows = "".join(f"{server.url('a.gif')},{caption} {n}\n" for n in range(2200))
+    table = tmp_path / "urls.csv"
+    table.write_bytes(b"url,caption\n" + rows.encode() + b"\xff\xfe,broken\n")
+    assert table.stat().st_size > 8 << 20  # over CHECKED_BYTES: streamed, not read first
+    done = _run(tmp_path, "--urls-file", "urls.csv")
+    assert done.returncode == 2, done.stderr
+    assert "urls.csv after line" in done.stderr and "not UTF-8 text" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stderr

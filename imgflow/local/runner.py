@@ -21,7 +21,7 @@ from imgflow.engine.plan import Item
 from imgflow.engine.politeness import OnChange
 from imgflow.engine.ports import StoredObject
 from imgflow.engine.records import ResultRecord, Summary
-from imgflow.errors import BackendError
+from imgflow.errors import BackendError, JobError
 from imgflow.local.folder import DB_NAME, DataFolder
 from imgflow.local.index import INTERRUPTED, Database, retried, sqlite_errors
 from imgflow.local.layouts.base import RunStore
@@ -209,28 +209,61 @@ def _run(
         if progress is not None:
             progress.planned(run_id, total, duplicates)
     try:
-        with folder.locked(f"run {run_id}", on_wait):
-            tmp_root = folder.folder("tmp")
-            folder.sweep_tmp(tmp_root)
-            tmp, marker = folder.run_tmp(tmp_root, run_id)
-            store = settings.layout.open_run(folder, tmp, fsync=settings.fsync)
-            try:
-                runner = _Runner(job, settings, db, store, run_id, progress)
-                runner.on_throttle = on_throttle
-                runner.stop_event = stop
-                runner.planner = planner
-                _store_all(runner, db, store, run_id)
-                if planner is not None:
-                    duplicates = planner.duplicates
-                result = _consolidate(db, settings, folder, run_id, duplicates, tmp)
-                return replace(result, throttles=runner.throttles)
-            finally:
-                store.close()
-                remove_tree(tmp_root, run_id)
-                marker.close()
+        return _fetch_all(
+            job,
+            settings,
+            folder,
+            db,
+            run_id,
+            progress,
+            on_wait,
+            on_throttle,
+            stop,
+            planner,
+            duplicates,
+        )
+    except JobError:  # the rest of a table streamed while fetching proved unreadable
+        with contextlib.suppress(sqlite3.Error):
+            db.finish_run(run_id, INTERRUPTED)
+        raise
     finally:
         if planner is not None:
             planner.stop()
+
+
+def _fetch_all(
+    job: LocalJob,
+    settings: RunSettings,
+    folder: DataFolder,
+    db: Database,
+    run_id: str,
+    progress: Progress | None,
+    on_wait: Callable[[str], None] | None,
+    on_throttle: OnChange | None,
+    stop: threading.Event | None,
+    planner: Planner | None,
+    duplicates: int,
+) -> LocalRunResult:
+    """Fetch, store and index every planned item (while `planner` plans the rest)."""
+    with folder.locked(f"run {run_id}", on_wait):
+        tmp_root = folder.folder("tmp")
+        folder.sweep_tmp(tmp_root)
+        tmp, marker = folder.run_tmp(tmp_root, run_id)
+        store = settings.layout.open_run(folder, tmp, fsync=settings.fsync)
+        try:
+            runner = _Runner(job, settings, db, store, run_id, progress)
+            runner.on_throttle = on_throttle
+            runner.stop_event = stop
+            runner.planner = planner
+            _store_all(runner, db, store, run_id)
+            if planner is not None:
+                duplicates = planner.duplicates
+            result = _consolidate(db, settings, folder, run_id, duplicates, tmp)
+            return replace(result, throttles=runner.throttles)
+        finally:
+            store.close()
+            remove_tree(tmp_root, run_id)
+            marker.close()
 
 
 def _store_all(runner: _Runner, db: Database, store: RunStore, run_id: str) -> None:
@@ -252,10 +285,25 @@ def _store_all(runner: _Runner, db: Database, store: RunStore, run_id: str) -> N
         store.discard_unsettled(keep=runner.revalidating)
         problem = _first_storage_error(exc)
         if problem is None:
+            unreadable = _first_job_error(exc)  # the rest of a streamed table
+            if unreadable is not None:
+                raise unreadable from None
             raise
         with contextlib.suppress(sqlite3.Error):
             db.finish_run(run_id, INTERRUPTED)
         raise problem from None
+
+
+def _first_job_error(exc: BaseException) -> JobError | None:
+    """The JobError (a streamed table's unreadable rest) that stopped a run, if one did."""
+    if isinstance(exc, JobError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _first_job_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def _first_storage_error(exc: BaseException) -> StorageError | None:

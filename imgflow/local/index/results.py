@@ -121,10 +121,11 @@ class ResultsTable(Connected):
         return rows[-1][0], [_item(*row[1:]) for row in rows]
 
     def retry_items(self, run_id: str) -> Iterator[Item]:
-        """The run's items that failed or never finished, in input order, streamed."""
+        """The run's items that failed or never finished, in input order, streamed (a
+        table's bad rows, which have no key, are never retried: they would fail again)."""
         cursor = self.conn.execute(
             f"SELECT path, url, key, {self._meta_column} FROM results"
-            " WHERE run_id = ? AND outcome IN (?, ?) ORDER BY seq",
+            " WHERE run_id = ? AND outcome IN (?, ?) AND key != '' ORDER BY seq",
             (run_id, *RETRIED),
         )
         for row in cursor:
@@ -149,7 +150,7 @@ class ResultsTable(Connected):
     def count_retried(self, run_id: str) -> int:
         """How many items of the run failed or never finished."""
         row = self.conn.execute(
-            "SELECT COUNT(*) FROM results WHERE run_id = ? AND outcome IN (?, ?)",
+            "SELECT COUNT(*) FROM results WHERE run_id = ? AND outcome IN (?, ?) AND key != ''",
             (run_id, *RETRIED),
         ).fetchone()
         return int(row[0])
