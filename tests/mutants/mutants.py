@@ -955,8 +955,8 @@ MUTANTS: list[Mutant] = [
         "table-dimensions-not-recorded",
         "every stored image's width and height are recorded in the index (README)",
         "imgflow/local/index/images.py",
-        "mtimes.get(r.key or \"\"), r.etag, r.last_modified, r.width, r.height)",
-        "mtimes.get(r.key or \"\"), r.etag, r.last_modified, None, None)",
+        'mtimes.get(r.key or ""), r.etag, r.last_modified, r.width, r.height)',
+        'mtimes.get(r.key or ""), r.etag, r.last_modified, None, None)',
         (f"{TABLES}::test_a_url_from_a_table_and_from_a_base_url_is_one_stored_image",),
     ),
     Mutant(
