@@ -152,7 +152,8 @@ def test_export_writes_csv_and_parquet_and_one_run(tmp_path: Path, server: Stati
 def test_a_url_from_a_table_and_from_a_base_url_is_one_stored_image(
     tmp_path: Path, server: StaticServer
 ) -> None:
-    (tmp_path / "urls.txt").write_text(server.url("d%20e.gif") + "#frag\n")
+    # another spelling of the same URL: a dot segment, an escaped unreserved letter, a fragment
+    (tmp_path / "urls.txt").write_text(server.url("sub/../d%20%65.gif") + "#frag\n")
     table = json.loads(_run(tmp_path, "--urls-file", "urls.txt").stdout)
     assert table["results"][0]["outcome"] == "stored", table
     (tmp_path / "paths.txt").write_text("d e.gif\n")
