@@ -294,3 +294,18 @@ def test_a_large_table_is_streamed_and_its_bad_end_stops_the_run(
     assert "urls.csv after line" in done.stderr and "not UTF-8 text" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_json_lines_row_that_is_not_an_object_fails_alone(
+    tmp_path: Path, server: StaticServer
+) -> None:
+    lines = [json.dumps({"url": server.url("a.gif")}), "{not json", "[1, 2]", json.dumps({})]
+    (tmp_path / "urls.jsonl").write_text("\n".join(lines) + "\n")
+    doc = json.loads(_run(tmp_path, "--urls-file", "urls.jsonl").stdout)
+    assert [r["error"] for r in doc["results"]] == [
+        None,
+        "urls.jsonl line 2: not JSON (Expecting property name enclosed in double quotes)",
+        "urls.jsonl line 3: not a JSON object",
+        "urls.jsonl line 4: empty URL",
+    ]
+    assert [r.get("meta") for r in doc["results"]] == [None, None, None, None]

@@ -86,6 +86,7 @@ def _planned(db: Path) -> int:
     return int(row[0]) if row else 0
 
 
+@pytest.mark.slow
 def test_a_million_row_table_streams_in_flat_memory(tmp_path: Path, counting: _Counting) -> None:
     port = counting.server_address[1]
     table = tmp_path / "urls.csv"

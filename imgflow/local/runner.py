@@ -40,6 +40,7 @@ INDEX_FULL_SECONDS = 0.5
 INDEX_FULL_WAIT = 0.05
 # How often the fetching side looks for rows a planner thread has added meanwhile.
 PLAN_POLL = 0.02
+STOP_WAIT = 2.0  # how long an ending run waits for its planner thread to stop
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,10 @@ class Planner:
         return self._total
 
     def stop(self) -> None:
-        """Stop reading (a run that ends early) and wait for the thread."""
+        """Stop reading (a run that ends early) and wait a moment for the thread (one
+        blocked on a pipe's next line is a daemon: it ends with the process)."""
         self._halt.set()
-        self._thread.join()
+        self._thread.join(STOP_WAIT)
 
 
 class RunInterrupted(BackendError):

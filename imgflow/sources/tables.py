@@ -33,6 +33,9 @@ _EXTENSIONS = {
 PARQUET_HINT = "pip install 'imgflow[parquet]'"
 PARQUET_BATCH = 8192
 Row = tuple[int, dict[str, Any]]
+# A row that could not be read as one (a JSON Lines line that is not an object) maps this
+# name to its problem: the caller fails that row alone.
+UNREADABLE = "\x00unreadable"
 
 
 def format_of(name: str, given: str | None) -> str:
@@ -173,10 +176,13 @@ def _jsonl(text: io.TextIOWrapper, label: str, column: str) -> tuple[list[str], 
                 continue
             try:
                 parsed = json.loads(line)
-            except json.JSONDecodeError:
-                parsed = None
-            # a line that is not an object is a bad row: no URL
-            yield line_number, parsed if isinstance(parsed, dict) else {}
+            except json.JSONDecodeError as exc:
+                yield line_number, {UNREADABLE: f"not JSON ({exc.msg})"}
+                continue
+            yield (
+                line_number,
+                parsed if isinstance(parsed, dict) else {UNREADABLE: "not a JSON object"},
+            )
 
     return list(first), guarded(rows(), label)
 

@@ -30,7 +30,7 @@ from imgflow.engine.job import normalize_path, url_for, validate_base_url
 from imgflow.engine.keys import key_for
 from imgflow.engine.plan import Item
 from imgflow.errors import JobError
-from imgflow.sources.tables import Row, format_of, gzipped, open_rows, unpacked
+from imgflow.sources.tables import UNREADABLE, Row, format_of, gzipped, open_rows, unpacked
 
 KIND = "urls"
 MAX_URL_CHARS = 2048
@@ -65,6 +65,8 @@ class UrlsSource:
         meta = _meta(row, self.url_column, self.caption_column)
         where = f"{self.label} {'row' if self.kind == 'parquet' else 'line'} {line}"
         try:
+            if UNREADABLE in row:
+                raise JobError(f"{where}: {row[UNREADABLE]}")
             url = full_url(raw, where)
         except JobError as exc:
             text = raw if isinstance(raw, str) else ""
@@ -203,7 +205,7 @@ def _meta(row: Mapping[str, Any], url_column: str, caption: str | None) -> dict[
     """Every column but the URL's, as JSON values (the caption as ``caption``)."""
     meta: dict[str, Any] = {}
     for name, value in row.items():
-        if name == url_column:
+        if name in (url_column, UNREADABLE):
             continue
         meta[CAPTION if name == caption else name] = _json_value(value)
     return meta
