@@ -24,6 +24,7 @@ from imgflow.engine.records import ResultRecord, Summary
 from imgflow.errors import BackendError, JobError
 from imgflow.local.folder import DB_NAME, DataFolder
 from imgflow.local.index import INTERRUPTED, Database, retried, sqlite_errors
+from imgflow.local.index.results import FIRST_CHUNK
 from imgflow.local.layouts.base import RunStore
 from imgflow.local.notifier import failures_json, run_notify_command, write_failures
 from imgflow.local.safefs import StorageError, explain, remove_tree, subfolder
@@ -41,6 +42,9 @@ INDEX_FULL_WAIT = 0.05
 # How often the fetching side looks for rows a planner thread has added meanwhile.
 PLAN_POLL = 0.02
 STOP_WAIT = 2.0  # how long an ending run waits for its planner thread to stop
+# The planner pauses after its first chunk until the first image is done (at most this
+# long), so the run's start is not slowed by reading the rest (they share one GIL).
+FIRST_WAIT = 1.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class Planner:
 
     def __init__(self, path: Path, run_id: str, items: Iterable[Item]) -> None:
         self.done = threading.Event()
+        self.fetching = threading.Event()  # set by the run once its first image is done
         self.duplicates = 0
         self._halt = threading.Event()
         self._total = 0
@@ -114,7 +119,9 @@ class Planner:
 
     def _until_halted(self, items: Iterable[Item]) -> Iterator[Item]:
         halt = self._halt
-        for item in items:
+        for n, item in enumerate(items):
+            if n == FIRST_CHUNK:  # the first chunk is in the index: let the run start
+                self.fetching.wait(FIRST_WAIT)
             if halt.is_set():
                 return
             yield item
@@ -521,6 +528,8 @@ class _Runner:
         return intact
 
     def on_record(self, record: ResultRecord) -> None:
+        if self.planner is not None and not self.planner.fetching.is_set():
+            self.planner.fetching.set()
         self.buffer.append(record)
         self.finished.append(time.time())
         if self.progress is not None:

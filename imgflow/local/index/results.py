@@ -21,6 +21,8 @@ _OUTCOMES = {outcome.value: outcome for outcome in Outcome}
 RETRIED = (_FAILED, PENDING)
 
 _PlanRow = tuple[str, int, str, str, str]
+# The plan's first chunk is small: a run planned while it fetches starts on it at once.
+FIRST_CHUNK = 250
 _SAVE = (
     "UPDATE results SET {kind}outcome = ?, status_code = ?, bytes = ?, sha256 = ?,"
     " content_type = ?, error = ?, attempts = ?, finished_at = ? WHERE run_id = ? AND url = ?"
@@ -56,6 +58,7 @@ class ResultsTable(Connected):
         buffer: list[_PlanRow] = []
         metas: dict[int, str] = {}
         problems: dict[int, str] = {}
+        size = min(chunk, FIRST_CHUNK)  # the first items are there to fetch at once
         for item in items:
             seen += 1
             buffer.append((run_id, seen, item.name, item.url, item.key))
@@ -63,11 +66,12 @@ class ResultsTable(Connected):
                 metas[seen] = json.dumps(dict(item.meta))
             if item.problem:
                 problems[seen] = item.problem
-            if len(buffer) >= chunk:
+            if len(buffer) >= size:
                 unique += self._insert_pending(buffer, metas, problems)
                 buffer.clear()
                 metas.clear()
                 problems.clear()
+                size = chunk
         unique += self._insert_pending(buffer, metas, problems)
         return unique, seen
 
