@@ -309,3 +309,17 @@ def test_a_json_lines_row_that_is_not_an_object_fails_alone(
         "urls.jsonl line 4: empty URL",
     ]
     assert [r.get("meta") for r in doc["results"]] == [None, None, None, None]
+
+
+def test_named_columns_and_a_clashing_metadata_name(tmp_path: Path, server: StaticServer) -> None:
+    (tmp_path / "t.csv").write_text(f"link,title,key\n{server.url('a.gif')},Andorra,k1\n")
+    done = _run(tmp_path, "--urls-file", "t.csv", "--url-column", "link", "--caption-column",
+                "title")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["results"][0]["meta"] == {"caption": "Andorra", "key": "k1"}
+    (row,) = _export(tmp_path, "jsonl")
+    assert (row["caption"], row["meta.key"], row["key"]) == ("Andorra", "k1", "127.0.0.1:"
+                                                             f"{server.port}/a.gif")  # fmt: skip
+    again = _run(tmp_path, "--urls-file", "t.csv", "--url-column", "link")
+    assert json.loads(again.stdout)["results"][0]["outcome"] == "skipped"
+    assert json.loads(again.stdout)["results"][0]["meta"] == {"title": "Andorra", "key": "k1"}
