@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from imgflow.engine.batch import run_batch
+from imgflow.engine.failures import FailureKind
 from imgflow.engine.fetch import Fetcher
 from imgflow.engine.plan import Item
 from imgflow.engine.politeness import OnChange
@@ -217,6 +218,7 @@ def _run(
         total, duplicates = db.plan(run_id, job.source.items())
         if progress is not None:
             progress.planned(run_id, total, duplicates)
+            _planned_failures(db, run_id, progress)
     try:
         return _fetch_all(
             job,
@@ -273,6 +275,13 @@ def _fetch_all(
             store.close()
             remove_tree(tmp_root, run_id)
             marker.close()
+
+
+def _planned_failures(db: Database, run_id: str, progress: Progress) -> None:
+    """Tell `progress` of the items that failed when planned (a table's bad rows)."""
+    for record in db.records(run_id, only_failed=True):
+        if record.failure_kind is FailureKind.INVALID_URL:  # (not a fetch's failure)
+            progress.record(record)
 
 
 def _store_all(runner: _Runner, db: Database, store: RunStore, run_id: str) -> None:
@@ -439,6 +448,7 @@ class _Runner:
                 total = planner.result()
                 if self.progress is not None:
                     self.progress.planned(self.run_id, total, planner.duplicates)
+                    _planned_failures(self.db, self.run_id, self.progress)
                 return
             else:
                 await asyncio.sleep(PLAN_POLL)
