@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Any
 
-from cases import aws, large, latency, scale, startup, throttle, throughput, wire
+from cases import aws, hosts, large, latency, scale, startup, throttle, throughput, wire
 from harness.corpus import make_corpus, make_large_corpus
 from harness.paths import WORK
 from harness.report import Goal, goals_table, header, machine, save
@@ -39,13 +39,14 @@ def goals(data: dict[str, Any]) -> list[Goal]:
         *(throttle.goals(data["throttle"]) if data.get("throttle") else []),
         *startup.goals(data),
         *aws.goals(data),
+        *hosts.goals(data),
     ]
 
 
 def markdown(data: dict[str, Any]) -> str:
     """The results file: every case that ran, in a fixed order, then the goals."""
     out = header(data)
-    for case in (throughput, large, latency, scale, startup, aws):
+    for case in (throughput, large, latency, scale, startup, aws, hosts):
         out += case.section(data)
     if data.get("wire"):
         out += wire.section(data["wire"])
@@ -127,6 +128,11 @@ def main() -> None:
             print(f"    {line}", flush=True)
     if wire_cases:
         data["wire"] = wire.run(wire_cases, tools, corpus, small, repeats)
+    if "hosts" in cases:  # cases/hosts.py, only when named
+        per_host = hosts.PER_HOST_QUICK if args.quick else hosts.PER_HOST
+        make_corpus(corpus, per_host)
+        print(f"many hosts: {hosts.HOSTS} x {per_host:,} images, one table", flush=True)
+        data["hosts"] = hosts.run(tools, corpus, per_host, repeats)
     if cases & {"throttle", "aws-throttle"}:  # cases/throttle.py, one run per case
         print("throttle: imgflow against nginx's limit_req and limit_conn", flush=True)
         data["throttle"] = throttle.run(tools, cases)

@@ -80,7 +80,10 @@ def test_run_json_and_exit_codes(flag_server: StaticServer, tmp_path: Path) -> N
         "etag",
         "lastModified",
         "failureKind",
+        "width",  # read from the stored image's header
+        "height",
     }
+    assert (record["width"], record["height"]) == (16, 16)
     assert record["outcome"] == "stored" and record["path"] == "ad/ad.gif"
     failed = doc["results"][-1]
     assert failed["error"] == f"Could not find: {flag_server.url('zz/zz.gif')}"

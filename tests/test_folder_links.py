@@ -20,6 +20,7 @@ COMMANDS = {
     "report": ["report", "--no-thumbnails"],
     "report-run": ["report", "@RUN@", "--no-thumbnails"],
     "check": ["check"],
+    "export": ["export"],
     "serve": ["serve", "--port", "0", "--no-auth"],
 }
 

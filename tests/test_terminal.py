@@ -15,7 +15,9 @@ from imgflow.demo.images import make_gif
 
 SIZES = [(80, 24), (200, 50)]
 RUN_ID = re.compile(r"\b\d{8}-\d{6}-[0-9a-f]{6}\b")
-COMMANDS = ["run", "status", "retry", "report", "check", "serve", "demo", "deploy", "teardown"]
+COMMANDS = [
+    "run", "status", "retry", "report", "check", "export", "serve", "demo", "deploy", "teardown",
+]  # fmt: skip
 
 
 def _terminal(tmp_path: Path, width: int, height: int) -> Terminal:

@@ -94,7 +94,7 @@ class AwsBackend:
             # api_url is the route's full URL, as deploy recorded it.
             sign = cfg.api.auth == "iam"
             arn = start_via_api(aws, outputs.api_url, body, sign=sign)
-            return self._follow(arn, spec.count, flags, listener)
+            return self._follow(arn, spec.count or 0, flags, listener)
         started = start_job(
             aws,
             outputs.bucket,
@@ -109,7 +109,7 @@ class AwsBackend:
                 " (--new starts a new execution; imgflow retry runs just its failed images)"
             )
         return self._follow(
-            started.execution_arn, spec.count, flags, listener, latest=started.existing
+            started.execution_arn, spec.count or 0, flags, listener, latest=started.existing
         )
 
     def _follow(

@@ -85,7 +85,7 @@ class ReportOptions:
 class Watch(Protocol):
     """A run's live progress (on a terminal)."""
 
-    def planned(self, run_id: str, total: int, duplicates: int) -> None:
+    def planned(self, run_id: str, total: int | None, duplicates: int) -> None:
         """The job is planned: `total` unique paths."""
 
     def record(self, record: ResultRecord) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from imgflow.cli.commands import check, demo, deploy, report, run, serve, status
+from imgflow.cli.commands import check, demo, deploy, export, report, run, serve, status
 from imgflow.cli.help import plain_metavars
 from imgflow.signals import exit_now, on_signals
 
@@ -54,6 +54,9 @@ app.command(short_help="Show a run's results, or list recent runs.")(status.stat
 app.command(short_help="Run again the images that failed or never finished.")(status.retry)
 app.command("report", short_help="Write a run as one HTML page.")(report.report_command)
 app.command(short_help="Verify the local index against the files.")(check.check)
+app.command("export", short_help="Write the index as a CSV, JSONL or Parquet table.")(
+    export.export_command
+)
 app.command(short_help="Run the job service (HTTP API) on this machine.")(serve.serve)
 app.command(short_help="Serve the sample flags and download them.")(demo.demo)
 app.command("deploy", short_help="Create or update the AWS pipeline.")(deploy.deploy_command)

@@ -100,6 +100,8 @@ async def _commit(item: Item, fetched: Fetched, outcome: Outcome, key: str) -> R
         attempts=fetched.attempts,
         etag=fetched.validators.etag,
         last_modified=fetched.validators.last_modified,
+        width=fetched.size[0] if fetched.size else None,
+        height=fetched.size[1] if fetched.size else None,
     )
 
 

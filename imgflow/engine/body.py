@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ DECODE_BYTES = 64 * 1024
 FLUSH_BYTES = 128 * 1024
 # A body with at least this much still to come, once checked, is read in a worker thread.
 DIRECT_BYTES = 256 * 1024
+# The first bytes of a body kept for its dimensions (a JPEG's size follows its EXIF).
+HEAD_BYTES = 64 * 1024
 
 
 class StoreError(Exception):
@@ -206,6 +209,7 @@ async def read_body(
     max_bytes: int,
     check: bool,
     direct: DirectBody | None = None,
+    head: bytearray | None = None,
 ) -> str | Refused | None:
     """Decode `chunks` into `sink`; the sniffed image type (None unless `check`) or Refused.
 
@@ -213,9 +217,11 @@ async def read_body(
     asks for at most the remaining cap plus one byte. With `check`, the first bytes must
     look like an image before any byte reaches the sink. A zero-byte body is refused.
     `direct` (an undecoded body) lets the sink take a large body's rest in a worker thread
-    once the content check has passed and the rest fits the cap.
+    once the content check has passed and the rest fits the cap. `head`, when given, is
+    filled with the body's first `HEAD_BYTES` decoded bytes (for `dimensions`).
     """
     reader = _Reader(sink, max_bytes, check, direct)
+    reader.head = head
     try:
         async for raw in chunks:
             out = decoder.decode(raw, reader.step())
@@ -247,12 +253,15 @@ class _Reader:
         self._head: list[bytes] | None = [] if check else None
         self._held = 0
         self.kind: str | None = None
+        self.head: bytearray | None = None
 
     def step(self) -> int:
         """The most decoded bytes to ask for next: a chunk, or one over the cap."""
         return min(DECODE_BYTES, self._max - self.size + 1)
 
     async def take(self, piece: bytes) -> Refused | None:
+        if self.head is not None and len(self.head) < HEAD_BYTES:
+            self.head += piece[: HEAD_BYTES - len(self.head)]
         self.size += len(piece)
         if self.size > self._max:
             return Refused(FailureKind.TOO_LARGE, f"over {self._max} bytes")
@@ -291,3 +300,14 @@ class _Reader:
         if self._head is not None and (refused := await self._decide()) is not None:
             return refused
         return self.kind
+
+
+def dimensions(head: bytes | bytearray) -> tuple[int, int] | None:
+    """(width, height) read from an image's first bytes (its header, never decoded), or
+    None when they do not say (an unknown format, a header past `HEAD_BYTES`)."""
+    try:
+        import imagesize
+    except ImportError:  # (a Lambda zip built before imagesize was a dependency)
+        return None
+    width, height = imagesize.get(io.BytesIO(head), exif_rotation=False)
+    return (width, height) if width > 0 and height > 0 else None

@@ -40,6 +40,7 @@ class FailureKind(StrEnum):
     TLS_FAILED = "tls-failed"  # a TLS failure other than the certificate ("Connection error")
     THROTTLED = "throttled"
     HOST_PAUSED = "host-paused"  # its host failed to connect too often in a row
+    INVALID_URL = "invalid-url"  # a table's row whose URL cannot be fetched (never sent)
     OTHER = "other"
 
     @property

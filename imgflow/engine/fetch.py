@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from imgflow.engine import messages
-from imgflow.engine.body import MemorySink, Refused, Sink, StoreError, read_body
+from imgflow.engine.body import MemorySink, Refused, Sink, StoreError, dimensions, read_body
 from imgflow.engine.decode import ACCEPT_ENCODING, DecodeError, decoder_for, is_identity
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.guard import AddressCheck
@@ -414,6 +414,7 @@ class Fetcher:
             # responses does this (httpx.MockTransport with Response(content=...)).
             chunks, decoder = _whole(response.content), decoder_for(())
         sink = open_sink()
+        head = bytearray()
         try:
             read = await read_body(
                 chunks,
@@ -422,6 +423,7 @@ class Fetcher:
                 max_bytes=settings.max_bytes,
                 check=settings.sniff,
                 direct=direct,
+                head=head,
             )
         except BaseException:
             await sink.abort()
@@ -430,7 +432,8 @@ class Fetcher:
             await sink.abort()
             return failed(read.kind, url, read.detail, 200, attempts)
         kind = read or media_type(declared)
-        return Fetched(sink, 200, kind or None, attempts, _validators(response))
+        validators = _validators(response)
+        return Fetched(sink, 200, kind or None, attempts, validators, dimensions(head))
 
 
 # Headers a user may give (-H, fetch.headers) that identify them: as curl and httpx do, they

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 from concurrent.futures import Executor
 from urllib.parse import urlsplit
 
@@ -53,7 +53,7 @@ class _Queued:
 
 
 async def run_hosts(
-    pages: Iterable[list[Item]],
+    pages: AsyncIterable[list[Item]],
     *,
     fetcher: Fetcher,
     store: ObjectStore,
@@ -114,7 +114,7 @@ async def run_hosts(
                 queues.pop(host, None)
 
     async with asyncio.TaskGroup() as group:
-        for page in pages:
+        async for page in pages:
             stored = known(page) if known is not None else None
             for item in page:
                 host = host_key(item.url)

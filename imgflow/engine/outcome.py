@@ -38,6 +38,7 @@ class Fetched:
     content_type: str | None
     attempts: int
     validators: Validators = NO_VALIDATORS
+    size: tuple[int, int] | None = None  # (width, height) from the image's header
 
     @property
     def data(self) -> bytes:

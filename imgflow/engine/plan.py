@@ -20,12 +20,15 @@ class Item:
     `path` is the seed job's resource path (what `resourcePaths` held); a source of full
     URLs leaves it empty, and `name` is then the URL. `meta` holds what the source knows of
     the item besides its URL (a table's caption and other columns): JSON values only.
+    `problem`, when set, is why the item cannot be fetched (a table's bad row, with its
+    line number): it is recorded as failed when planned, never fetched.
     """
 
     url: str
     key: str
     meta: Mapping[str, Any] = field(default_factory=lambda: NO_META)
     path: str = ""
+    problem: str = ""
 
     @property
     def name(self) -> str:

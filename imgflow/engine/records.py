@@ -60,6 +60,9 @@ class ResultRecord:
     etag: str | None = None
     last_modified: str | None = None
     failure_kind: FailureKind | None = None  # set on every failed record
+    width: int | None = None  # read from a stored image's header (None: not known)
+    height: int | None = None
+    meta: Mapping[str, Any] | None = None  # the source's metadata (a table's columns)
 
     def to_json(self) -> dict[str, Any]:
         """The record in the JSON shape shared by `--output json` and the AWS result files."""
@@ -77,7 +80,18 @@ class ResultRecord:
             "etag": self.etag,
             "lastModified": self.last_modified,
             "failureKind": self.failure_kind.value if self.failure_kind else None,
+            **self._extras(),
         }
+
+    def _extras(self) -> dict[str, Any]:
+        """What only some records have: dimensions, metadata (absent rather than null,
+        so records of paths keep the original's shape)."""
+        extras: dict[str, Any] = {}
+        if self.width is not None:
+            extras["width"], extras["height"] = self.width, self.height
+        if self.meta:
+            extras["meta"] = dict(self.meta)
+        return extras
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ResultRecord:
@@ -96,6 +110,9 @@ class ResultRecord:
             etag=data.get("etag"),
             last_modified=data.get("lastModified"),
             failure_kind=_kind(data),
+            width=data.get("width"),
+            height=data.get("height"),
+            meta=data.get("meta"),
         )
 
 

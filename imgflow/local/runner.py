@@ -9,7 +9,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,15 +17,17 @@ from typing import Protocol
 
 from imgflow.engine.batch import run_batch
 from imgflow.engine.breaker import BREAKER_THRESHOLD, Breaker
+from imgflow.engine.failures import FailureKind
 from imgflow.engine.fetch import Fetcher, gates
 from imgflow.engine.hosts import run_hosts
 from imgflow.engine.plan import Item
 from imgflow.engine.politeness import OnChange, Politeness
 from imgflow.engine.ports import StoredObject
 from imgflow.engine.records import ResultRecord, Summary
-from imgflow.errors import BackendError
+from imgflow.errors import BackendError, JobError
 from imgflow.local.folder import DB_NAME, DataFolder
 from imgflow.local.index import INTERRUPTED, Database, retried, sqlite_errors
+from imgflow.local.index.results import FIRST_CHUNK
 from imgflow.local.layouts.base import RunStore
 from imgflow.local.layouts.shards import ShardLayout, ShardStore
 from imgflow.local.notifier import failures_json, run_notify_command, write_failures
@@ -43,6 +45,12 @@ INDEX_FULL_SECONDS = 0.5
 INDEX_FULL_WAIT = 0.05
 # Items of a per-host run read ahead of the fetches, at most (memory stays flat).
 LOOKAHEAD = 10_000
+# How often the fetching side looks for rows a planner thread has added meanwhile.
+PLAN_POLL = 0.02
+STOP_WAIT = 2.0  # how long an ending run waits for its planner thread to stop
+# The planner pauses after its first chunk until the first image is done (at most this
+# long), so the run's start is not slowed by reading the rest (they share one GIL).
+FIRST_WAIT = 1.0
 
 
 @dataclass(frozen=True)
@@ -81,8 +89,9 @@ class LocalJob:
 class Progress(Protocol):
     """What a run reports while it works."""
 
-    def planned(self, run_id: str, total: int, duplicates: int) -> None:
-        """The job is planned: `total` unique paths."""
+    def planned(self, run_id: str, total: int | None, duplicates: int) -> None:
+        """The job is planned: `total` unique paths (None: still counting, while a source
+        of unknown size is planned as the run goes; called again with the total)."""
 
     def record(self, record: ResultRecord) -> None:
         """One path is done."""
@@ -102,6 +111,58 @@ class LocalRunResult:
     throttles: Mapping[str, int] = field(default_factory=dict)
     failures_problem: str = ""  # why failures.json could not be written (a full disk)
     host_lines: tuple[str, ...] = ()  # paused hosts, DNS failures per host (a per-host run)
+
+
+class Planner:
+    """Plans a source's items into the index in a thread of its own (its own connection),
+    chunk by chunk, so the run fetches the first items while the rest is still read."""
+
+    def __init__(self, path: Path, run_id: str, items: Iterable[Item]) -> None:
+        self.done = threading.Event()
+        self.fetching = threading.Event()  # set by the run once its first image is done
+        self.duplicates = 0
+        self._halt = threading.Event()
+        self._total = 0
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._plan, args=(path, run_id, items), name="imgflow-plan", daemon=True
+        )
+        self._thread.start()
+
+    def _plan(self, path: Path, run_id: str, items: Iterable[Item]) -> None:
+        try:
+            db = Database(path)
+            try:
+                with sqlite_errors(db.path):
+                    self._total, self.duplicates = db.plan(run_id, self._until_halted(items))
+            finally:
+                db.close()
+        except BaseException as exc:  # handed to the fetching side, raised there
+            self._error = exc
+        finally:
+            self.done.set()
+
+    def _until_halted(self, items: Iterable[Item]) -> Iterator[Item]:
+        halt = self._halt
+        for n, item in enumerate(items):
+            if n == FIRST_CHUNK:  # the first chunk is in the index: let the run start
+                self.fetching.wait(FIRST_WAIT)
+            if halt.is_set():
+                return
+            yield item
+
+    def result(self) -> int:
+        """The planned total (unique items), or the error that stopped the planning."""
+        self.done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._total
+
+    def stop(self) -> None:
+        """Stop reading (a run that ends early) and wait a moment for the thread (one
+        blocked on a pipe's next line is a daemon: it ends with the process)."""
+        self._halt.set()
+        self._thread.join(STOP_WAIT)
 
 
 class RunInterrupted(BackendError):
@@ -174,9 +235,58 @@ def _run(
     on_warn: Callable[[str], None] | None = None,
 ) -> LocalRunResult:
     db.create_run(run_id, job.source, job.concurrency, job.batch_size, job.max_batches)
-    total, duplicates = db.plan(run_id, job.source.items())
-    if progress is not None:
-        progress.planned(run_id, total, duplicates)
+    planner: Planner | None = None
+    duplicates = 0
+    if job.source.count is None:
+        # A source of unknown size (a large table, a stream) is planned in a thread while
+        # the run fetches what is planned already: the first request goes out at once.
+        planner = Planner(db.path, run_id, job.source.items())
+        if progress is not None:
+            progress.planned(run_id, None, 0)
+    else:
+        total, duplicates = db.plan(run_id, job.source.items())
+        if progress is not None:
+            progress.planned(run_id, total, duplicates)
+            _planned_failures(db, run_id, progress)
+    try:
+        return _fetch_all(
+            job,
+            settings,
+            folder,
+            db,
+            run_id,
+            progress,
+            on_wait,
+            on_throttle,
+            stop,
+            planner,
+            duplicates,
+            on_warn,
+        )
+    except JobError:  # the rest of a table streamed while fetching proved unreadable
+        with contextlib.suppress(sqlite3.Error):
+            db.finish_run(run_id, INTERRUPTED)
+        raise
+    finally:
+        if planner is not None:
+            planner.stop()
+
+
+def _fetch_all(
+    job: LocalJob,
+    settings: RunSettings,
+    folder: DataFolder,
+    db: Database,
+    run_id: str,
+    progress: Progress | None,
+    on_wait: Callable[[str], None] | None,
+    on_throttle: OnChange | None,
+    stop: threading.Event | None,
+    planner: Planner | None,
+    duplicates: int,
+    on_warn: Callable[[str], None] | None = None,
+) -> LocalRunResult:
+    """Fetch, store and index every planned item (while `planner` plans the rest)."""
     with folder.locked(f"run {run_id}", on_wait):
         tmp_root = folder.folder("tmp")
         folder.sweep_tmp(tmp_root)
@@ -189,7 +299,10 @@ def _run(
             runner.on_throttle = on_throttle
             runner.stop_event = stop
             runner.data_dir, runner.on_warn = folder.path, on_warn
+            runner.planner = planner
             _store_all(runner, db, store, run_id)
+            if planner is not None:
+                duplicates = planner.duplicates
             result = _consolidate(db, settings, folder, run_id, duplicates, tmp)
             lines = tuple(runner.breaker.lines())
             return replace(result, throttles=runner.throttles, host_lines=lines)
@@ -197,6 +310,13 @@ def _run(
             store.close()
             remove_tree(tmp_root, run_id)
             marker.close()
+
+
+def _planned_failures(db: Database, run_id: str, progress: Progress) -> None:
+    """Tell `progress` of the items that failed when planned (a table's bad rows)."""
+    for record in db.records(run_id, only_failed=True):
+        if record.failure_kind is FailureKind.INVALID_URL:  # (not a fetch's failure)
+            progress.record(record)
 
 
 def _store_all(runner: _Runner, db: Database, store: RunStore, run_id: str) -> None:
@@ -218,10 +338,25 @@ def _store_all(runner: _Runner, db: Database, store: RunStore, run_id: str) -> N
         store.discard_unsettled(keep=runner.revalidating)
         problem = _first_storage_error(exc)
         if problem is None:
+            unreadable = _first_job_error(exc)  # the rest of a streamed table
+            if unreadable is not None:
+                raise unreadable from None
             raise
         with contextlib.suppress(sqlite3.Error):
             db.finish_run(run_id, INTERRUPTED)
         raise problem from None
+
+
+def _first_job_error(exc: BaseException) -> JobError | None:
+    """The JobError (a streamed table's unreadable rest) that stopped a run, if one did."""
+    if isinstance(exc, JobError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _first_job_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def _first_storage_error(exc: BaseException) -> StorageError | None:
@@ -300,6 +435,7 @@ class _Runner:
         progress: Progress | None,
     ) -> None:
         self.job = job
+        self.planner: Planner | None = None
         self.settings = settings
         self.db = db
         self.store = store
@@ -335,7 +471,7 @@ class _Runner:
                 return
             with Stopper(self.store.seal, self.stop_event).watching():
                 in_flight = self.in_flight()
-                batches = self.db.pending_batches(self.run_id, self.job.batch_size)
+                batches = self._pending()
                 with ThreadPoolExecutor(max_workers=min(32, in_flight)) as pool:
                     if self.job.per_host:
                         await self._by_host(batches, pool, in_flight)
@@ -392,7 +528,32 @@ class _Runner:
         if time.monotonic() - self.flushed >= FLUSH_SECONDS:
             self.flush()
 
-    async def _fetch(self, batches: Iterator[list[Item]], pool: Executor, in_flight: int) -> None:
+    async def _pending(self) -> AsyncIterator[list[Item]]:
+        """The pending batches in input order; while a planner is still adding items, an
+        empty page waits for more (a batch may then be short)."""
+        planner, size = self.planner, self.job.batch_size
+        if planner is None:
+            for batch in self.db.pending_batches(self.run_id, size):
+                yield batch
+            return
+        last = 0
+        while True:
+            done = planner.done.is_set()
+            last, batch = self.db.pending_page(self.run_id, last, size)
+            if batch:
+                yield batch
+            elif done:
+                total = planner.result()
+                if self.progress is not None:
+                    self.progress.planned(self.run_id, total, planner.duplicates)
+                    _planned_failures(self.db, self.run_id, self.progress)
+                return
+            else:
+                await asyncio.sleep(PLAN_POLL)
+
+    async def _fetch(
+        self, batches: AsyncIterator[list[Item]], pool: Executor, in_flight: int
+    ) -> None:
         async with Fetcher(self.settings.fetch, max_connections=in_flight) as fetcher:
             fetcher.politeness.on_change = self.on_throttle
             try:
@@ -405,12 +566,14 @@ class _Runner:
         if self.shards is not None:
             self.metas.update((item.url, item.meta) for item in items if item.meta)
 
-    def _noting_metas(self, pages: Iterator[list[Item]]) -> Iterator[list[Item]]:
-        for page in pages:
+    async def _noting_metas(self, pages: AsyncIterator[list[Item]]) -> AsyncIterator[list[Item]]:
+        async for page in pages:
             self.note_metas(page)
             yield page
 
-    async def _by_host(self, pages: Iterator[list[Item]], pool: Executor, in_flight: int) -> None:
+    async def _by_host(
+        self, pages: AsyncIterator[list[Item]], pool: Executor, in_flight: int
+    ) -> None:
         """Run the items of many hosts, each host's queue on its own (engine/hosts.py)."""
         pages = self._noting_metas(pages)
         # Each host's gate lets `concurrency` requests go at once; the pool, `in_flight`.
@@ -435,7 +598,11 @@ class _Runner:
                 self.throttles = politeness.throttles()
 
     async def _batches(
-        self, batches: Iterator[list[Item]], fetcher: Fetcher, pool: Executor, in_flight: int
+        self,
+        batches: AsyncIterator[list[Item]],
+        fetcher: Fetcher,
+        pool: Executor,
+        in_flight: int,
     ) -> None:
         """Run the batches, at most max_batches with items not yet started.
 
@@ -476,7 +643,7 @@ class _Runner:
                 started()
 
         async with asyncio.TaskGroup() as group:
-            for batch in batches:
+            async for batch in batches:
                 await open_batches.acquire()
                 group.create_task(one(batch))
 
@@ -506,6 +673,8 @@ class _Runner:
         return intact
 
     def on_record(self, record: ResultRecord) -> None:
+        if self.planner is not None and not self.planner.fetching.is_set():
+            self.planner.fetching.set()
         self.buffer.append(record)
         self.finished.append(time.time())
         if self.progress is not None:

@@ -140,7 +140,7 @@ def local_report(
                 yield from _embedded(rows, reader)
             return
         for r in rows:
-            yield GalleryItem(r.key, r.bytes, r.width, r.height, r.thumb)
+            yield GalleryItem(r.key, r.bytes, r.width, r.height, r.thumb, caption=r.caption)
 
     gallery = Gallery(
         count=summary.stored + summary.skipped,
@@ -177,7 +177,8 @@ def _embedded(rows: Iterator[data.StoredRow], reader: StoredReader) -> Iterator[
 
     def embed(row: data.StoredRow) -> GalleryItem:
         made = thumbs.stored_thumbnail(reader.open_stored, row.key, thumbs.EMBED_SIZE, 70)
-        return GalleryItem(row.key, row.bytes, made.width, made.height, thumbs.data_uri(made))
+        uri = thumbs.data_uri(made)
+        return GalleryItem(row.key, row.bytes, made.width, made.height, uri, caption=row.caption)
 
     yield from thumbs.in_threads(embed, rows)
 

@@ -106,6 +106,7 @@ class GalleryItem(NamedTuple):
     height: int = 0
     thumb: int | str | None = None
     url: str | None = None
+    caption: str | None = None  # the source's caption (a URL table's column)
 
 
 @dataclass(frozen=True)

@@ -300,15 +300,17 @@ def _shared_prefix(a: str, b: str) -> int:
 
 
 def _row(item: GalleryItem, previous: str) -> str:
-    """One gallery item as ``[shared, suffix, bytes, width, height, thumb(, url)]``: the
-    key is front-coded against the previous item's key."""
+    """One gallery item as ``[shared, suffix, bytes, width, height, thumb(, url(,
+    caption))]``: the key is front-coded against the previous item's key."""
     key = item.key
     shared = _shared_prefix(previous, key)
     thumb = item.thumb
     thumb_text = str(thumb) if isinstance(thumb, int) else _string(thumb) if thumb else "0"
     row = f"[{shared},{_string(key[shared:])},{item.bytes},{item.width},{item.height},{thumb_text}"
-    if item.url is not None:
-        row += "," + _string(item.url)
+    if item.url is not None or item.caption is not None:
+        row += "," + (_string(item.url) if item.url is not None else "null")
+    if item.caption is not None:
+        row += "," + _string(item.caption)
     return row + "]"
 
 

@@ -181,6 +181,9 @@ _SCHEMAS: dict[str, Any] = {
             "etag": _nullable("string"),
             "lastModified": _nullable("string"),
             "failureKind": {"enum": [*(k.value for k in FailureKind), None]},
+            "width": {"type": "integer", "minimum": 1, "description": "From the header."},
+            "height": {"type": "integer", "minimum": 1},
+            "meta": {"type": "object", "description": "The source's metadata, if any."},
         },
     },
     "Run": {

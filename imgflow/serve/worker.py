@@ -42,11 +42,13 @@ class LiveCounts:
         self.duplicates = 0
         self.stored = self.skipped = self.failed = self.excluded = 0
 
-    def planned(self, run_id: str, total: int, duplicates: int) -> None:
+    def planned(self, run_id: str, total: int | None, duplicates: int) -> None:
         """The run is planned."""
         if self._fault:
             raise RuntimeError(f"unexpected failure (injected by {FAULT_ENV})")
-        self.total, self.duplicates = total, duplicates
+        if total is not None:  # (a job's source is always counted)
+            self.total = total
+        self.duplicates = duplicates
 
     def record(self, record: ResultRecord) -> None:
         """One path is done."""

@@ -12,8 +12,9 @@ class Source(Protocol):
     """A validated, re-readable supply of items."""
 
     @property
-    def count(self) -> int:
-        """How many items `items()` yields (duplicates included)."""
+    def count(self) -> int | None:
+        """How many items `items()` yields (duplicates included); None when unknown
+        before reading them all (a large table, a stream: planned as the run goes)."""
 
     @property
     def concurrency(self) -> int | None:

@@ -77,8 +77,12 @@ class RunProgress:
             self._show()
         self._progress.stop()
 
-    def planned(self, run_id: str, total: int, duplicates: int) -> None:
-        """Start the bar once the job is planned."""
+    def planned(self, run_id: str, total: int | None, duplicates: int) -> None:
+        """Start the bar once the job is planned; a total of None shows as counting until
+        it is known (a second call gives it)."""
+        if self._task is not None:  # the count of a source planned as the run went
+            self._progress.update(self._task, total=total)
+            return
         note = f" ({plural(duplicates, 'duplicate')})" if duplicates else ""
         self.console.print(f"run {run_id}{note}", markup=False)
         self._task = self._progress.add_task("", total=total, failed=0, rate="", size="")
@@ -149,7 +153,7 @@ class AwsProgress:
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
 
-    def planned(self, run_id: str, total: int, duplicates: int) -> None:
+    def planned(self, run_id: str, total: int | None, duplicates: int) -> None:
         """Start the bar once the execution has started."""
         self._task = self._progress.add_task(
             "starting", total=total, batches=plural(0, "batch", "batches"), failed=0

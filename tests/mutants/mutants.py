@@ -34,6 +34,7 @@ DIRECT = "tests/test_direct_body.py"
 URL_LANES = "tests/aws/test_url_lanes.py"
 SHARDS_COMMIT = "tests/test_shards_commit.py"
 HOSTS = "tests/test_hosts.py"
+TABLES = "tests/test_url_tables.py"
 
 MUTANTS: list[Mutant] = [
     # -- atomicity: a file appears at its final name only when complete ----------------------
@@ -1203,5 +1204,48 @@ MUTANTS: list[Mutant] = [
         "RETRIED = (_FAILED, PENDING)",
         'RETRIED = (_FAILED, "excluded")',
         ("tests/test_robots.py::test_robots_is_on_by_default_and_exclusions_are_counted_apart",),
+    ),
+    # -- URL tables: metadata, line numbers, keys, streamed planning ---------------------------
+    Mutant(
+        "table-metadata-dropped",
+        "a URL table's caption and other columns are kept as each image's metadata, in"
+        " --output json and in export (README)",
+        "imgflow/local/index/results.py",
+        "            if item.meta:\n                metas[seen] = json.dumps(dict(item.meta))",
+        "            if False:\n                metas[seen] = json.dumps(dict(item.meta))",
+        (f"{TABLES}::test_a_table_and_its_metadata_round_trip_through_export",),
+    ),
+    Mutant(
+        "table-bad-row-line-off-by-one",
+        "a bad row of a URL table fails with its line number (README)",
+        "imgflow/sources/tables.py",
+        "            yield reader.line_num + 1, row",
+        "            yield reader.line_num, row",
+        (f"{TABLES}::test_bad_rows_fail_with_their_line_number_and_the_others_run",),
+    ),
+    Mutant(
+        "table-url-not-normalised",
+        "a URL from a table and the same URL from base URL + path are one stored image (README)",
+        "imgflow/sources/urls.py",
+        "    return url_for(base, normalize_path(rest, where))",
+        "    return text",
+        (f"{TABLES}::test_a_url_from_a_table_and_from_a_base_url_is_one_stored_image",),
+    ),
+    Mutant(
+        "table-dimensions-not-recorded",
+        "every stored image's width and height are recorded in the index (README)",
+        "imgflow/local/index/images.py",
+        'mtimes.get(r.key or ""), r.etag, r.last_modified, r.width, r.height,',
+        'mtimes.get(r.key or ""), r.etag, r.last_modified, None, None,',
+        (f"{TABLES}::test_a_url_from_a_table_and_from_a_base_url_is_one_stored_image",),
+    ),
+    Mutant(
+        "table-planned-before-fetching",
+        "a URL table's first request goes out within 2 s whatever its size (README)",
+        "imgflow/local/runner.py",
+        "    if job.source.count is None:",
+        "    if False:",
+        ("tests/test_url_tables_stream.py",),
+        timeout=900,
     ),
 ]

@@ -28,7 +28,7 @@ from imgflow.cli.options import (
 if TYPE_CHECKING:
     from imgflow.backends.base import Flags
     from imgflow.config import Config
-    from imgflow.sources.paths import PathsSource
+    from imgflow.sources.base import Source
 
 
 @dataclass(frozen=True)
@@ -94,14 +94,45 @@ class Network:
         return {"rate": rate, "burst": self.burst}
 
 
-def _read_job(base_url: str | None, paths_file: str | None, job: str | None) -> PathsSource:
+@dataclass(frozen=True)
+class Table:
+    """run's URL table flags: --urls-file and how to read it."""
+
+    urls_file: str | None
+    input_format: str | None
+    url_column: str | None
+    caption_column: str | None
+
+    def source(self, base_url: str | None, paths_file: str | None, job: str | None) -> Source:
+        """The source of --urls-file, refused with --base-url, --paths-file or --job."""
+        from imgflow.errors import UsageError
+        from imgflow.sources.urls import from_urls_file
+
+        if self.urls_file is None:
+            for flag, value in (
+                ("--input-format", self.input_format),
+                ("--url-column", self.url_column),
+                ("--caption-column", self.caption_column),
+            ):
+                if value is not None:
+                    raise UsageError(f"{flag} goes with --urls-file")
+            return _read_job(base_url, paths_file, job)
+        for flag, value in (("--base-url", base_url), ("--paths-file", paths_file), ("--job", job)):
+            if value is not None:
+                raise UsageError(f"--urls-file takes full URLs: {flag} does not go with it")
+        return from_urls_file(
+            self.urls_file, self.input_format, self.url_column or "url", self.caption_column
+        )
+
+
+def _read_job(base_url: str | None, paths_file: str | None, job: str | None) -> Source:
     """The job from --paths-file (+ --base-url) or --job."""
     from imgflow.errors import UsageError
     from imgflow.sources.job_json import from_job_file
     from imgflow.sources.paths import from_paths_file
 
     if (paths_file is None) == (job is None):
-        raise UsageError("give exactly one of --paths-file or --job")
+        raise UsageError("give exactly one of --paths-file, --job or --urls-file")
     if job is not None:
         if base_url is not None:
             raise UsageError("--base-url goes with --paths-file; the job file has baseUrl")
@@ -110,9 +141,12 @@ def _read_job(base_url: str | None, paths_file: str | None, job: str | None) -> 
     return from_paths_file(base_url, paths_file)
 
 
-def _warn_of_doubled_path(spec: PathsSource) -> None:
+def _warn_of_doubled_path(spec: Source) -> None:
+    from imgflow.sources.paths import PathsSource
     from imgflow.ui.console import warn
 
+    if not isinstance(spec, PathsSource):
+        return
     hint = spec.warning()
     if hint is not None:
         warn(hint)
@@ -131,7 +165,7 @@ def _warn_of_crowding(concurrency: int) -> None:
         )
 
 
-def _run_job(cfg: Config, spec: PathsSource, flags: Flags, output: Output, all_rows: bool) -> int:
+def _run_job(cfg: Config, spec: Source, flags: Flags, output: Output, all_rows: bool) -> int:
     """Run `spec` on the config's backend and show it; the exit code."""
     from imgflow.backends import BACKENDS
     from imgflow.backends.base import ReportOptions, RunView
@@ -187,6 +221,36 @@ def run(
             "--job",
             metavar="FILE",
             help='JSON body {"baseUrl", "resourcePaths", "lambdaConcur"} (or -).',
+        ),
+    ] = None,
+    urls_file: Annotated[
+        str | None,
+        typer.Option(
+            "--urls-file",
+            metavar="FILE",
+            help="Full http(s) URLs: one a line, or a CSV/TSV/JSONL/Parquet table"
+            " (.gz too; '-' reads stdin).",
+        ),
+    ] = None,
+    input_format: Annotated[
+        str | None,
+        typer.Option(
+            "--input-format",
+            metavar="txt|csv|tsv|jsonl|parquet",
+            help="The --urls-file's format (default: from its extension).",
+        ),
+    ] = None,
+    url_column: Annotated[
+        str | None,
+        typer.Option("--url-column", metavar="NAME", help="The table's URL column (url)."),
+    ] = None,
+    caption_column: Annotated[
+        str | None,
+        typer.Option(
+            "--caption-column",
+            metavar="NAME",
+            help="The table's caption column (caption, when there is one); other columns"
+            " are kept as each image's metadata.",
         ),
     ] = None,
     concurrency: Annotated[
@@ -367,7 +431,8 @@ def run(
                 " deploy)"
             )
         listen_to_engine()
-        spec = _read_job(base_url, paths_file, job)
+        table = Table(urls_file, input_format, url_column, caption_column)
+        spec = table.source(base_url, paths_file, job)
         if spec.concurrency is not None and concurrency is None:
             cfg = with_overrides(cfg, job={"concurrency": spec.concurrency})
         _warn_of_doubled_path(spec)

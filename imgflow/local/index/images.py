@@ -58,7 +58,7 @@ class ImagesTable(Connected):
         where = places or {}
         stored = [
             (r.url, r.key, r.bytes, r.sha256, r.content_type, run_id, now,
-             mtimes.get(r.key or ""), r.etag, r.last_modified,
+             mtimes.get(r.key or ""), r.etag, r.last_modified, r.width, r.height,
              *where.get(r.key or "", (None, None)))
             for r in records
             if r.outcome.wrote
@@ -68,8 +68,8 @@ class ImagesTable(Connected):
         ]
         self.conn.executemany(
             "INSERT OR REPLACE INTO images (url, key, bytes, sha256, content_type, run_id,"
-            " stored_at, mtime_ns, etag, last_modified, shard, member)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " stored_at, mtime_ns, etag, last_modified, width, height, shard, member)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             stored,
         )
         self.conn.executemany(

@@ -6,6 +6,7 @@ older imgflow is read as it is), and rows are streamed so memory stays flat at a
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -185,20 +186,33 @@ class StoredRow(NamedTuple):
     thumb: int | None
     width: int
     height: int
+    caption: str | None = None  # the source's caption (a URL table's), if any
 
 
 def stored(conn: sqlite3.Connection, run_id: str) -> Iterator[StoredRow]:
     """The run's images in storage (stored or skipped), in input order, streamed."""
     attached = any(row[1] == "thumbs" for row in conn.execute("PRAGMA database_list"))
+    meta = "r.meta" if "meta" in columns(conn, "results") else "NULL"
     if attached:
         sql = (
-            "SELECT r.key, r.bytes, r.sha256, t.id, t.width, t.height, t.made FROM results r"
-            " LEFT JOIN thumbs.thumbs t ON t.sha256 = r.sha256"
+            "SELECT r.key, r.bytes, r.sha256, t.id, t.width, t.height, t.made,"
+            f" {meta} FROM results r LEFT JOIN thumbs.thumbs t ON t.sha256 = r.sha256"
         )
     else:
-        sql = "SELECT r.key, r.bytes, r.sha256, NULL, NULL, NULL, NULL FROM results r"
+        sql = f"SELECT r.key, r.bytes, r.sha256, NULL, NULL, NULL, NULL, {meta} FROM results r"
     sql += " WHERE r.run_id = ? AND r.outcome NOT IN (?, ?, ?) ORDER BY r.seq"
-    for key, size, sha, thumb, width, height, made in conn.execute(
+    for key, size, sha, thumb, width, height, made, item_meta in conn.execute(
         sql, (run_id, Outcome.FAILED.value, PENDING, Outcome.EXCLUDED.value)
     ):
-        yield StoredRow(key, size or 0, sha, thumb if made else None, width or 0, height or 0)
+        yield StoredRow(
+            key, size or 0, sha, thumb if made else None, width or 0, height or 0,
+            _caption(item_meta),
+        )  # fmt: skip
+
+
+def _caption(meta: str | None) -> str | None:
+    """The caption in an item's metadata (JSON), if it has one."""
+    if not meta:
+        return None
+    caption = json.loads(meta).get("caption")
+    return None if caption is None else str(caption)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from types import MappingProxyType
 
@@ -20,6 +21,8 @@ _OUTCOMES = {outcome.value: outcome for outcome in Outcome}
 RETRIED = (_FAILED, PENDING)
 
 _PlanRow = tuple[str, int, str, str, str]
+# The plan's first chunk is small: a run planned while it fetches starts on it at once.
+FIRST_CHUNK = 250
 _SAVE = (
     "UPDATE results SET {kind}outcome = ?, status_code = ?, bytes = ?, sha256 = ?,"
     " content_type = ?, error = ?, attempts = ?, finished_at = ? WHERE run_id = ? AND url = ?"
@@ -32,6 +35,7 @@ class ResultsTable(Connected):
     _kind_column: str
     _meta_column: str
     _etag_columns: str
+    _size_columns: str
 
     def _prepare_results(self) -> None:
         """Columns an older database opened read-only lacks read as NULL."""
@@ -40,6 +44,7 @@ class ResultsTable(Connected):
         self._meta_column = column_or("meta", have)
         images = columns(self.conn, "images")
         self._etag_columns = "i.etag, i.last_modified" if "etag" in images else "NULL, NULL"
+        self._size_columns = "i.width, i.height" if "width" in images else "NULL, NULL"
 
     def _insert_plan(self, run_id: str, items: Iterable[Item], chunk: int) -> tuple[int, int]:
         """Insert every item as pending, once per URL: (unique items, items seen).
@@ -52,21 +57,39 @@ class ResultsTable(Connected):
         unique = seen = 0
         buffer: list[_PlanRow] = []
         metas: dict[int, str] = {}
+        problems: dict[int, str] = {}
+        size = min(chunk, FIRST_CHUNK)  # the first items are there to fetch at once
         for item in items:
             seen += 1
             buffer.append((run_id, seen, item.name, item.url, item.key))
             if item.meta:
                 metas[seen] = json.dumps(dict(item.meta))
-            if len(buffer) >= chunk:
-                unique += self._insert_pending(buffer, metas)
+            if item.problem:
+                problems[seen] = item.problem
+            if len(buffer) >= size:
+                unique += self._insert_pending(buffer, metas, problems)
                 buffer.clear()
                 metas.clear()
-        unique += self._insert_pending(buffer, metas)
+                problems.clear()
+                size = chunk
+        unique += self._insert_pending(buffer, metas, problems)
         return unique, seen
 
-    def _insert_pending(self, rows: Sequence[_PlanRow], metas: dict[int, str]) -> int:
+    def _insert_pending(
+        self, rows: Sequence[_PlanRow], metas: dict[int, str], problems: dict[int, str]
+    ) -> int:
+        """Insert one chunk: items with a problem are failed at once (never fetched)."""
         before = self.conn.total_changes
         with self.transaction():
+            if problems:
+                failed = [row for row in rows if row[1] in problems]
+                rows = [row for row in rows if row[1] not in problems]
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO results (run_id, seq, path, url, key, meta, outcome,"
+                    f" error, failure_kind, finished_at) VALUES (?, ?, ?, ?, ?, ?, '{_FAILED}',"
+                    f" ?, '{FailureKind.INVALID_URL.value}', ?)",
+                    [(*row, metas.get(row[1]), problems[row[1]], time.time()) for row in failed],
+                )
             if metas:
                 self.conn.executemany(
                     "INSERT OR IGNORE INTO results (run_id, seq, path, url, key, meta, outcome)"
@@ -85,21 +108,28 @@ class ResultsTable(Connected):
         """The run's pending items in input order, a batch at a time (keyset paging)."""
         last = 0
         while True:
-            rows = self.conn.execute(
-                f"SELECT seq, path, url, key, {self._meta_column} FROM results"
-                f" WHERE run_id = ? AND seq > ? AND outcome = '{PENDING}' ORDER BY seq LIMIT ?",
-                (run_id, last, size),
-            ).fetchall()
-            if not rows:
+            last, batch = self.pending_page(run_id, last, size)
+            if not batch:
                 return
-            last = rows[-1][0]
-            yield [_item(*row[1:]) for row in rows]
+            yield batch
+
+    def pending_page(self, run_id: str, after: int, size: int) -> tuple[int, list[Item]]:
+        """Up to `size` pending items after sequence number `after`, and the last one's."""
+        rows = self.conn.execute(
+            f"SELECT seq, path, url, key, {self._meta_column} FROM results"
+            f" WHERE run_id = ? AND seq > ? AND outcome = '{PENDING}' ORDER BY seq LIMIT ?",
+            (run_id, after, size),
+        ).fetchall()
+        if not rows:
+            return after, []
+        return rows[-1][0], [_item(*row[1:]) for row in rows]
 
     def retry_items(self, run_id: str) -> Iterator[Item]:
-        """The run's items that failed or never finished, in input order, streamed."""
+        """The run's items that failed or never finished, in input order, streamed (a
+        table's bad rows, which have no key, are never retried: they would fail again)."""
         cursor = self.conn.execute(
             f"SELECT path, url, key, {self._meta_column} FROM results"
-            " WHERE run_id = ? AND outcome IN (?, ?) ORDER BY seq",
+            " WHERE run_id = ? AND outcome IN (?, ?) AND key != '' ORDER BY seq",
             (run_id, *RETRIED),
         )
         for row in cursor:
@@ -124,7 +154,7 @@ class ResultsTable(Connected):
     def count_retried(self, run_id: str) -> int:
         """How many items of the run failed or never finished."""
         row = self.conn.execute(
-            "SELECT COUNT(*) FROM results WHERE run_id = ? AND outcome IN (?, ?)",
+            "SELECT COUNT(*) FROM results WHERE run_id = ? AND outcome IN (?, ?) AND key != ''",
             (run_id, *RETRIED),
         ).fetchone()
         return int(row[0])
@@ -161,10 +191,12 @@ class ResultsTable(Connected):
         """The run's records in input order, streamed (pending ones are left out)."""
         which = f"= '{_FAILED}'" if only_failed else f"!= '{PENDING}'"
         kind = "NULL" if self._kind_column == "NULL" else "r." + self._kind_column
+        meta = "NULL" if self._meta_column == "NULL" else "r." + self._meta_column
         # the server's validators of an image the run wrote or kept, from the images table
         cursor = self.conn.execute(
             "SELECT r.url, r.path, r.outcome, r.status_code, r.key, r.bytes, r.sha256,"
-            f" r.content_type, r.error, r.attempts, {kind}, {self._etag_columns}"
+            f" r.content_type, r.error, r.attempts, {kind}, {self._etag_columns},"
+            f" {self._size_columns}, {meta}"
             " FROM results r LEFT JOIN images i ON i.url = r.url AND r.outcome != ?"
             f" WHERE r.run_id = ? AND r.outcome {which} ORDER BY r.seq",
             (_FAILED, run_id),
@@ -185,6 +217,9 @@ class ResultsTable(Connected):
                 failure_kind=failure_kind(row[10], row[8]) if failed else None,
                 etag=row[11],
                 last_modified=row[12],
+                width=row[13],
+                height=row[14],
+                meta=json.loads(row[15]) if row[15] else None,
             )
 
     def failure_messages(self, run_id: str) -> Iterator[str]:

@@ -2,6 +2,7 @@
 
 - ``images``: url -> key, bytes, sha256, content type, run id, time, the file's
   modification time (``mtime_ns``), so a rerun notices a file changed behind its back,
+  its ``width`` and ``height`` (read from its header; NULL when it does not say),
   and the server's ``etag`` and ``last_modified``, for a revalidation (``--refresh``);
 - ``runs``: one row per run, with its source (``source``: the Source's description as
   JSON; ``base_url`` only for a source under one), settings, state and counts;
@@ -26,7 +27,7 @@ from collections.abc import Callable
 
 from imgflow.local.index.connection import Connected
 
-VERSION = 2
+VERSION = 3
 
 _IMAGES = """CREATE TABLE images (
     url TEXT PRIMARY KEY,
@@ -40,7 +41,9 @@ _IMAGES = """CREATE TABLE images (
     etag TEXT,
     last_modified TEXT,
     shard TEXT,
-    member TEXT
+    member TEXT,
+    width INTEGER,
+    height INTEGER
 )"""
 _RUNS = """CREATE TABLE {name} (
     id TEXT PRIMARY KEY,
@@ -172,5 +175,19 @@ def _ordered(conn: sqlite3.Connection, table: str) -> list[str]:
     return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
 
 
+def add_columns(conn: sqlite3.Connection, table: str, wanted: dict[str, str]) -> None:
+    """Add those of `wanted` (name -> type) that `table` lacks: a step written this way
+    can run in any order with other steps, and again."""
+    have = columns(conn, table)
+    for column, kind in wanted.items():
+        if column not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+def _image_sizes(conn: sqlite3.Connection) -> None:
+    """images gain ``width`` and ``height`` (read from each stored image's header)."""
+    add_columns(conn, "images", {"width": "INTEGER", "height": "INTEGER"})
+
+
 # _STEPS[n] brings a database at version n to n + 1.
-_STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_1, _shards)
+_STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_1, _shards, _image_sizes)

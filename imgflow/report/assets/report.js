@@ -1,5 +1,6 @@
 // The gallery: pages of tiles built from the embedded JSON, so the page never holds
-// every image at once. Items are [shared, suffix, bytes, width, height, thumb, url?]:
+// every image at once. Items are [shared, suffix, bytes, width, height, thumb, url?,
+// caption?]:
 // a key is the previous key's first `shared` characters plus `suffix`.
 (() => {
   "use strict";
@@ -27,7 +28,7 @@
     : data.thumbBase + Math.floor(thumb / 1000) + "/" + thumb + "." + data.thumbExt;
 
   function tile(index) {
-    const [, , bytes, width, height, thumb, url] = items[index];
+    const [, , bytes, width, height, thumb, url, caption] = items[index];
     const key = keys[index];
     const li = document.createElement("li");
     const link = document.createElement("a");
@@ -36,7 +37,7 @@
     const img = document.createElement("img");
     img.loading = "lazy";
     img.decoding = "async";
-    img.alt = key;
+    img.alt = caption || key;
     img.src = thumb ? thumbUrl(thumb) : link.href;
     const meta = document.createElement("span");
     meta.className = "meta";
@@ -59,6 +60,12 @@
     }
     img.addEventListener("error", () => li.classList.add("broken"), { once: true });
     meta.append(name, facts);
+    if (caption) {  // a URL table's caption column
+      const words = document.createElement("span");
+      words.className = "caption";
+      words.textContent = caption;
+      meta.append(words);
+    }
     link.append(img, meta);
     li.append(link);
     return li;

@@ -1,0 +1,129 @@
+"""The index as a table, for `imgflow export`: one row per result of every run (or one).
+
+Columns: the fixed `COLUMNS`, then the metadata's columns (a table's caption and other
+columns), each named as in the input unless that clashes with a fixed column (then
+``meta.<name>``). Rows are streamed from SQLite in input order; the metadata's names are
+found first by SQLite itself (``json_each``), so nothing grows with the number of rows.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imgflow.local.index.runs import PENDING
+from imgflow.local.index.schema import columns
+
+COLUMNS = (
+    "url",
+    "key",
+    "path",
+    "bytes",
+    "sha256",
+    "content_type",
+    "width",
+    "height",
+    "run",
+    "time",
+    "outcome",
+    "failure_kind",
+    "error",
+)
+_FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ExportTable:
+    """The columns of an export and its rows (streamed once)."""
+
+    columns: tuple[str, ...]
+    meta_names: dict[str, str]  # metadata name -> its column
+    rows: Iterator[dict[str, Any]]
+
+
+def export_table(conn: sqlite3.Connection, images: Path, run_id: str | None) -> ExportTable:
+    """The results of run `run_id` (every run when None); `images` is the folder stored
+    keys are under (a row's ``path``)."""
+    where, args = ("WHERE r.run_id = ? AND", (run_id,)) if run_id else ("WHERE", ())
+    names = _meta_names(conn, run_id)
+    meta_columns = {name: f"meta.{name}" if name in COLUMNS else name for name in names}
+    image_columns = columns(conn, "images")
+    size = "i.width, i.height" if "width" in image_columns else "NULL, NULL"
+    has_meta = "meta" in columns(conn, "results")
+    kind = "r.failure_kind" if "failure_kind" in columns(conn, "results") else "NULL"
+    cursor = conn.execute(
+        f"SELECT r.url, r.key, r.bytes, r.sha256, r.content_type, {size}, r.run_id,"
+        f" r.finished_at, r.outcome, {kind}, r.error, {'r.meta' if has_meta else 'NULL'}"
+        " FROM results r LEFT JOIN images i ON i.url = r.url AND r.outcome != ?"
+        f" {where} r.outcome != ? ORDER BY r.run_id, r.seq",
+        (_FAILED, *args, PENDING),
+    )
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for (
+            url,
+            key,
+            size_,
+            sha,
+            ctype,
+            width,
+            height,
+            run,
+            at,
+            outcome,
+            fkind,
+            error,
+            meta,
+        ) in cursor:
+            failed = outcome == _FAILED
+            row: dict[str, Any] = {
+                "url": url,
+                "key": None if failed else key,
+                "path": None if failed else str(images / key),
+                "bytes": size_,
+                "sha256": sha,
+                "content_type": ctype,
+                "width": width,
+                "height": height,
+                "run": run,
+                "time": _iso(at),
+                "outcome": outcome,
+                "failure_kind": fkind if failed else None,
+                "error": error,
+            }
+            values = json.loads(meta) if meta else {}
+            for name, column in meta_columns.items():
+                row[column] = values.get(name)
+            yield row
+
+    return ExportTable((*COLUMNS, *meta_columns.values()), meta_columns, rows())
+
+
+def run_exists(conn: sqlite3.Connection, run_id: str) -> bool:
+    """Whether the index has run `run_id`."""
+    return conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
+
+
+def _meta_names(conn: sqlite3.Connection, run_id: str | None) -> list[str]:
+    """The metadata's names, in the order first met (by SQLite; the rows stay on disk)."""
+    if "meta" not in columns(conn, "results"):
+        return []
+    where = "AND r.run_id = ?" if run_id else ""
+    cursor = conn.execute(
+        "SELECT j.key, MIN(r.run_id || printf('%020d', r.seq)) AS first"
+        " FROM results r, json_each(r.meta) j"
+        f" WHERE r.meta IS NOT NULL {where} GROUP BY j.key ORDER BY first, MIN(j.id)",
+        (run_id,) if run_id else (),
+    )
+    return [str(name) for name, _ in cursor]
+
+
+def _iso(at: float | None) -> str | None:
+    if at is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))

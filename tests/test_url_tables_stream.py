@@ -1,0 +1,127 @@
+"""A 1,000,000-row URL table is read in flat memory, and the first request goes out within
+2 s of the start: the table is planned while the run fetches (imgflow/local/runner.py).
+
+The CLI runs as a real process; a loopback server notes when the first request came; the
+run is stopped once the whole table is planned, and the process's peak RSS is read from
+the kernel (wait4).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from support.cli_run import FAST_ENV, start_cli
+
+from imgflow.demo.images import make_gif
+
+ROWS = 1_000_000
+FIRST_REQUEST_SECONDS = 2.0
+PEAK_RSS_MB = 200
+GIF = make_gif("s", 4)
+
+
+class _Counting(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.first: float | None = None
+        self.requests = 0
+        self.lock = threading.Lock()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Counting
+
+    def do_GET(self) -> None:
+        with self.server.lock:
+            if self.server.first is None:
+                self.server.first = time.monotonic()
+            self.server.requests += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "image/gif")
+        self.send_header("Content-Length", str(len(GIF)))
+        self.end_headers()
+        self.wfile.write(GIF)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def counting() -> Iterator[_Counting]:
+    server = _Counting()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _planned(db: Path) -> int:
+    """The run's planned total (0 until the whole table is planned)."""
+    if not db.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            row = conn.execute("SELECT total FROM runs").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return 0
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.slow
+def test_a_million_row_table_streams_in_flat_memory(tmp_path: Path, counting: _Counting) -> None:
+    port = counting.server_address[1]
+    table = tmp_path / "urls.csv"
+    with table.open("w") as out:
+        out.write("url,caption,n\n")
+        for n in range(ROWS):
+            out.write(f"http://127.0.0.1:{port}/img/{n % 1000}/{n}.gif,image {n},{n}\n")
+    data = tmp_path / "data"
+    started = time.monotonic()
+    with (tmp_path / "err").open("w") as err:
+        proc = start_cli(
+            "run", "--urls-file", str(table), "--data-dir", str(data), "-c", "4",
+            cwd=tmp_path, env=FAST_ENV, stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+    try:
+        deadline = started + 600
+        while counting.first is None and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        assert counting.first is not None, (tmp_path / "err").read_text()
+        first = counting.first - started
+        while _planned(data / "imgflow.db") == 0 and time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "err").read_text()
+            time.sleep(0.5)
+        planned = _planned(data / "imgflow.db")
+        proc.send_signal(signal.SIGINT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait()
+    peak_mb = usage.ru_maxrss / 1024
+    print(f"first request after {first:.2f} s; peak RSS {peak_mb:.0f} MB; "
+          f"{counting.requests} requests while {ROWS:,} rows were planned")  # fmt: skip
+    assert planned == ROWS
+    assert first < FIRST_REQUEST_SECONDS, f"first request after {first:.2f} s"
+    assert peak_mb < PEAK_RSS_MB, f"peak RSS {peak_mb:.0f} MB"
+    assert proc.returncode == 130
