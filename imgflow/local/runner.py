@@ -492,6 +492,11 @@ class _Runner:
         from imgflow.local.workers.coordinator import Coordinator
         from imgflow.local.workers.worker import WorkerStart
 
+        if self.planner is not None:
+            # The workers claim batches from the whole plan: a table planned while fetching
+            # is planned to its end first (its first request waits for that on --workers).
+            total = await asyncio.to_thread(self.planner.result)
+            self._planned(total, self.planner.duplicates)
         in_flight = self.in_flight()
         start = WorkerStart(
             self.settings,
@@ -528,6 +533,12 @@ class _Runner:
         if time.monotonic() - self.flushed >= FLUSH_SECONDS:
             self.flush()
 
+    def _planned(self, total: int, duplicates: int) -> None:
+        """The planner has planned every item: the progress learns the total."""
+        if self.progress is not None:
+            self.progress.planned(self.run_id, total, duplicates)
+            _planned_failures(self.db, self.run_id, self.progress)
+
     async def _pending(self) -> AsyncIterator[list[Item]]:
         """The pending batches in input order; while a planner is still adding items, an
         empty page waits for more (a batch may then be short)."""
@@ -543,10 +554,7 @@ class _Runner:
             if batch:
                 yield batch
             elif done:
-                total = planner.result()
-                if self.progress is not None:
-                    self.progress.planned(self.run_id, total, planner.duplicates)
-                    _planned_failures(self.db, self.run_id, self.progress)
+                self._planned(planner.result(), planner.duplicates)
                 return
             else:
                 await asyncio.sleep(PLAN_POLL)
