@@ -83,7 +83,10 @@ def test_each_hosts_cap_holds_across_concurrent_batches_and_meta_is_recorded(
 
     # the per-host cap, by each server's own count, while the lanes ran side by side
     for site in sites:
-        assert len(site.requests) == PER_HOST
+        images = [r for r in site.requests if r.path != "/robots.txt"]
+        assert len(images) == PER_HOST
+        # robots.txt is read by each batch of the host (once a batch on aws, before its images)
+        assert len(site.requests) - len(images) <= PER_HOST // BATCH
         assert site.max_in_flight <= CAP, (site.base_url, site.max_in_flight)
     assert max(site.max_in_flight for site in sites) == CAP  # the cap was used
     spans = [(site.requests[0].time, site.requests[-1].time) for site in sites]
