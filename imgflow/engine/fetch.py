@@ -46,7 +46,7 @@ from imgflow.engine.politeness import HostGate, Politeness, Signal
 from imgflow.engine.ports import NO_VALIDATORS, Validators
 from imgflow.engine.proxy import Proxy, router
 from imgflow.engine.request_headers import parse_headers
-from imgflow.engine.robots import Robots
+from imgflow.engine.robots import Robots, RobotsCache
 from imgflow.engine.routed import RoutedTransport
 from imgflow.engine.settings import FetchConfig
 from imgflow.engine.sniff import media_type, type_allowed
@@ -96,8 +96,10 @@ class Fetcher:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         env: Mapping[str, str] | None = None,
         politeness: Politeness | None = None,
+        robots_cache: RobotsCache | None = None,
     ) -> None:
-        """`guard` checks every URL (redirects included) and the proxy of each;
+        """`robots_cache` keeps robots.txt answers across runs (engine/robots.py);
+        `guard` checks every URL (redirects included) and the proxy of each;
         `address_check` every address connected to (imgflow's transport only). Proxies and
         TLS trust follow `settings` and the environment (`env`, default os.environ);
         a setting that is not usable raises ValueError naming it."""
@@ -153,6 +155,7 @@ class Fetcher:
                 guard=guard,
                 retries=settings.retries,
                 backoff=self._backoff,
+                cache=robots_cache,
             )
             if settings.robots
             else None

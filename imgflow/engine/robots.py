@@ -14,6 +14,11 @@ like any request. What its answer means, per the RFC:
   not requested and fail (the robots.txt failure's kind), so `imgflow retry` or a later
   run asks again; an image the rules disallow is excluded (never retried).
 
+A run may keep what it read (a `RobotsCache`, the local index's ``robots`` table): an
+answer that was read (2xx, or a 4xx: allow all) is reused by any run that starts within
+`MAX_AGE` (24 hours) of its fetch; after that it is read again. An unreachable one (5xx,
+no answer) is never kept, so the next run asks again, as the RFC says.
+
 ``Crawl-delay`` becomes the host's least spacing between requests (the slower of it and
 ``--rate`` wins), capped at `FetchConfig.max_crawl_delay` with a warning.
 """
@@ -22,8 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -36,6 +43,7 @@ from imgflow.engine.user_agent import PRODUCT
 
 MAX_BYTES = 500 * 1024
 MAX_REDIRECTS = 5
+MAX_AGE = 24 * 3600.0  # seconds a robots.txt read is reused, across runs
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 HEADERS = [("Accept", "text/plain, */*;q=0.5"), ("Accept-Encoding", "identity")]
 
@@ -70,6 +78,63 @@ class Rules:
 ALLOW_ALL = Rules()
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A robots.txt answer kept for later runs: its status, body (2xx) and when it came."""
+
+    status: int
+    body: bytes
+    fetched_at: float
+
+    def fresh(self, now: float) -> bool:
+        """Whether a run may still use it (read less than MAX_AGE ago)."""
+        return 0 <= now - self.fetched_at < MAX_AGE
+
+    def rules(self) -> Rules:
+        """The rules it stands for (a 4xx: allow all)."""
+        if 200 <= self.status < 300:
+            parser = parse(self.body)
+            return Rules(parser, crawl_delay=parser.crawl_delay(PRODUCT))
+        return ALLOW_ALL
+
+
+class RobotsCache(Protocol):
+    """Where robots.txt answers outlive a run (the local index); None on aws."""
+
+    def get(self, origin: str) -> Stored | None:
+        """The answer kept for `origin`, if any (maybe stale: the reader checks)."""
+        ...
+
+    def put(self, origin: str, stored: Stored) -> None:
+        """Keep `origin`'s answer (replacing an older one)."""
+        ...
+
+
+class MemoryCache:
+    """Answers in memory, loaded from a store at the start; `take_new` hands the owner
+    those read since, to save from its own thread (the index's one writer)."""
+
+    def __init__(self, entries: Mapping[str, Stored] | None = None) -> None:
+        self._entries = dict(entries or {})
+        self._new: dict[str, Stored] = {}
+
+    def get(self, origin: str) -> Stored | None:
+        return self._entries.get(origin)
+
+    def put(self, origin: str, stored: Stored) -> None:
+        self._entries[origin] = stored
+        self._new[origin] = stored
+
+    def entries(self) -> dict[str, Stored]:
+        """Every answer it holds (to hand to a worker process)."""
+        return dict(self._entries)
+
+    def take_new(self) -> dict[str, Stored]:
+        """The answers read since the last call (and forget them as new)."""
+        new, self._new = self._new, {}
+        return new
+
+
 def origin_of(url: str) -> str:
     """``scheme://host[:port]`` of `url`, lowercased: what one robots.txt covers."""
     parts = urlsplit(url)
@@ -94,8 +159,11 @@ class Robots:
         guard: Guard | None = None,
         retries: int = 0,
         backoff: Callable[[int], float] = lambda n: 0.0,
+        cache: RobotsCache | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """`backoff(n)`: the seconds to wait before the n-th new try of an unreachable one."""
+        """`backoff(n)`: the seconds to wait before the n-th new try of an unreachable one;
+        `cache`: answers kept across runs (read when fresh, given each new one)."""
         self._send = send
         self._politeness = politeness
         self._timeout = timeout
@@ -104,6 +172,8 @@ class Robots:
         self._retries = retries
         self._backoff = backoff
         self._loads: dict[str, asyncio.Task[Rules]] = {}
+        self._cache = cache
+        self._clock = clock
 
     async def check(self, url: str, shown: str | None = None) -> Excluded | FetchFailure | None:
         """Why `url` may not be requested, or None (its origin's robots.txt read first)."""
@@ -123,6 +193,16 @@ class Robots:
             task.cancel()
 
     async def _load(self, origin: str) -> Rules:
+        kept = self._cache.get(origin) if self._cache is not None else None
+        if kept is not None and kept.fresh(self._clock()):
+            rules = kept.rules()
+        else:
+            rules = await self._fetch(origin)
+        if rules.crawl_delay:
+            self._space(origin, rules.crawl_delay)
+        return rules
+
+    async def _fetch(self, origin: str) -> Rules:
         tries = 0
         while True:
             rules = await self._try(origin)
@@ -130,9 +210,12 @@ class Robots:
                 break
             tries += 1
             await asyncio.sleep(self._backoff(tries))
-        if rules.crawl_delay:
-            self._space(origin, rules.crawl_delay)
         return rules
+
+    def _keep(self, origin: str, status: int, body: bytes = b"") -> None:
+        """An answer that was read (2xx, 4xx): kept for later runs."""
+        if self._cache is not None:
+            self._cache.put(origin, Stored(status, body, self._clock()))
 
     async def _try(self, origin: str) -> Rules:
         try:
@@ -152,13 +235,20 @@ class Robots:
         return rules
 
     async def _read(self, origin: str) -> Rules:
+        rules, kept = await self._answer(origin)
+        if kept is not None:
+            self._keep(origin, *kept)
+        return rules
+
+    async def _answer(self, origin: str) -> tuple[Rules, tuple[int, bytes] | None]:
+        """The rules, and the (status, body) to keep when the answer was read."""
         url = f"{origin}/robots.txt"
         for _ in range(MAX_REDIRECTS + 1):
             if self._guard is not None:
                 try:
                     await self._guard(url)
                 except Exception:  # refused by imgflow's own policy (the address guard)
-                    return ALLOW_ALL  # not the site's answer: as if it had none
+                    return ALLOW_ALL, None  # not the site's answer: as if it had none
             gate = self._politeness.gate(urlsplit(url).netloc.lower())
             await gate.acquire()
             signal = Signal.OTHER
@@ -174,16 +264,19 @@ class Robots:
                     if 200 <= status < 300:
                         body = await _read_capped(response)
                         parser = parse(body)
-                        return Rules(parser, crawl_delay=parser.crawl_delay(PRODUCT))
+                        rules = Rules(parser, crawl_delay=parser.crawl_delay(PRODUCT))
+                        return rules, (status, body)
                     if 400 <= status < 500:
-                        return ALLOW_ALL
+                        # (a 429 allows all this run, but is not kept: it asks to wait)
+                        return ALLOW_ALL, None if status == 429 else (status, b"")
                     why = f"{url} answered {status}"
-                    return Rules(disallow_all=why, kind=FailureKind.HTTP_ERROR, status_code=status)
+                    kind = FailureKind.HTTP_ERROR
+                    return Rules(disallow_all=why, kind=kind, status_code=status), None
                 finally:
                     await response.aclose()
             finally:
                 gate.release(signal)
-        return ALLOW_ALL  # more than MAX_REDIRECTS: unavailable
+        return ALLOW_ALL, None  # more than MAX_REDIRECTS: unavailable (not kept)
 
     def _space(self, origin: str, delay: float) -> None:
         if delay > self._max_delay:

@@ -458,6 +458,8 @@ class _Runner:
         # A shard layout writes each sample's metadata (a caption) into its shard.
         self.shards = store if isinstance(store, ShardStore) else None
         self.metas: dict[str, Mapping[str, object]] = {}
+        # robots.txt answers of earlier runs (24 hours), and those read now, saved by flush.
+        self.robots = db.robots_cache() if settings.fetch.robots else None
 
     async def main(self) -> None:
         """Run every pending batch; a signal or `stop_event` seals the store and cancels."""
@@ -506,6 +508,7 @@ class _Runner:
             self.job.max_batches,
             in_flight,
             self.job.refresh,
+            self.robots.entries() if self.robots is not None else None,
         )
         coordinator = Coordinator(
             self,
@@ -562,7 +565,9 @@ class _Runner:
     async def _fetch(
         self, batches: AsyncIterator[list[Item]], pool: Executor, in_flight: int
     ) -> None:
-        async with Fetcher(self.settings.fetch, max_connections=in_flight) as fetcher:
+        async with Fetcher(
+            self.settings.fetch, max_connections=in_flight, robots_cache=self.robots
+        ) as fetcher:
             fetcher.politeness.on_change = self.on_throttle
             try:
                 await self._batches(batches, fetcher, pool, in_flight)
@@ -587,7 +592,10 @@ class _Runner:
         # Each host's gate lets `concurrency` requests go at once; the pool, `in_flight`.
         politeness = Politeness(gates(self.settings.fetch, self.job.concurrency), self.on_throttle)
         async with Fetcher(
-            self.settings.fetch, max_connections=in_flight, politeness=politeness
+            self.settings.fetch,
+            max_connections=in_flight,
+            politeness=politeness,
+            robots_cache=self.robots,
         ) as fetcher:
             try:
                 await run_hosts(
@@ -698,6 +706,11 @@ class _Runner:
         A shard layout saves them itself, a shard's with its commit (`final`: the last
         shard is committed, however full)."""
         self.flushed = time.monotonic()
+        if self.robots is not None:
+            read = self.robots.take_new()
+            if read:
+                with sqlite_errors(self.db.path):
+                    self.db.save_robots(read)
         if self.shards is not None:
             records, self.buffer = self.buffer, []
             finished, self.finished = self.finished, []

@@ -2,7 +2,8 @@
 
 Every query of the database lives in this package, one module per job:
 `schema` (tables, versions, migrations), `runs` (runs and retries' parents), `results`
-(a run's plan and records), `images` (the url -> key index), `report` (the report's
+(a run's plan and records), `images` (the url -> key index), `robots` (robots.txt
+answers kept for 24 hours), `report` (the report's
 read-only queries) and `connection` (opening, errors, retries). `Database` is a
 connection with all of them.
 """
@@ -26,6 +27,7 @@ from imgflow.local.index.connection import (
 )
 from imgflow.local.index.images import ImagesTable
 from imgflow.local.index.results import ResultsTable
+from imgflow.local.index.robots import RobotsTable
 from imgflow.local.index.runs import (
     INTERRUPTED,
     PENDING,
@@ -50,7 +52,7 @@ __all__ = [
 ]
 
 
-class Database(RunsTable, ResultsTable, ImagesTable):
+class Database(RunsTable, ResultsTable, ImagesTable, RobotsTable):
     """A connection to `<data-dir>/imgflow.db`, used from one thread."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:

@@ -13,7 +13,9 @@
 - ``run_parents``: run id -> the run it retries;
 - ``shards``: the shard files a shard layout committed (imgflow/local/layouts/shards.py),
   each written in the same transaction as the index rows of its samples (``images.shard``
-  and ``images.member`` say where a sample is; NULL in the files layout).
+  and ``images.member`` say where a sample is; NULL in the files layout);
+- ``robots``: origin -> the robots.txt answer last read from it (status, body, time),
+  reused by runs for 24 hours (imgflow/engine/robots.py, local/index/robots.py).
 
 The schema's version is the database's ``user_version``: a new database is made at
 `VERSION`; an older one is brought there step by step, all steps in one write
@@ -27,7 +29,7 @@ from collections.abc import Callable
 
 from imgflow.local.index.connection import Connected
 
-VERSION = 3
+VERSION = 4
 
 _IMAGES = """CREATE TABLE images (
     url TEXT PRIMARY KEY,
@@ -93,6 +95,13 @@ _SHARDS = """CREATE TABLE IF NOT EXISTS shards (
     committed_at REAL NOT NULL
 )"""
 
+_ROBOTS = """CREATE TABLE IF NOT EXISTS robots (
+    origin TEXT PRIMARY KEY,
+    status INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    fetched_at REAL NOT NULL
+)"""
+
 
 def columns(conn: sqlite3.Connection, table: str) -> set[str]:
     """The names of `table`'s columns (none when there is no such table)."""
@@ -133,6 +142,7 @@ def _create(conn: sqlite3.Connection) -> None:
         _RESULTS.format(name="results"),
         _RUN_PARENTS,
         _SHARDS,
+        _ROBOTS,
     ):
         conn.execute(statement)
 
@@ -189,5 +199,15 @@ def _image_sizes(conn: sqlite3.Connection) -> None:
     add_columns(conn, "images", {"width": "INTEGER", "height": "INTEGER"})
 
 
+def _robots(conn: sqlite3.Connection) -> None:
+    """The ``robots`` table: robots.txt answers kept across runs (for 24 hours)."""
+    conn.execute(_ROBOTS)
+
+
 # _STEPS[n] brings a database at version n to n + 1.
-_STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_1, _shards, _image_sizes)
+_STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _to_1,
+    _shards,
+    _image_sizes,
+    _robots,
+)

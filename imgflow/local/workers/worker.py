@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from imgflow.engine.fetch import Fetcher
 from imgflow.engine.plan import Item
 from imgflow.engine.politeness import Politeness
 from imgflow.engine.records import ResultRecord
+from imgflow.engine.robots import MemoryCache, Stored
 from imgflow.local.folder import DataFolder
 from imgflow.local.layouts.base import RunStore
 from imgflow.local.safefs import subfolder
@@ -50,6 +52,9 @@ class WorkerStart:
     max_batches: int
     in_flight: int
     refresh: bool
+    # robots.txt answers of earlier runs (the coordinator's, from the index): read again
+    # by no worker; those a worker reads stay in its process for this run.
+    robots: Mapping[str, Stored] | None = None
 
 
 class _Worker:
@@ -64,7 +69,10 @@ class _Worker:
         politeness = Politeness(functools.partial(RemoteGate, link=self.link))
         with ThreadPoolExecutor(max_workers=min(32, start.in_flight)) as pool:
             async with Fetcher(
-                start.settings.fetch, max_connections=start.in_flight, politeness=politeness
+                start.settings.fetch,
+                max_connections=start.in_flight,
+                politeness=politeness,
+                robots_cache=MemoryCache(start.robots),
             ) as fetcher:
                 open_batches = asyncio.Semaphore(start.max_batches)
                 shared = asyncio.Semaphore(start.in_flight)
