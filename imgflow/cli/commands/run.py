@@ -167,6 +167,8 @@ def _warn_of_crowding(concurrency: int) -> None:
 
 def _run_job(cfg: Config, spec: Source, flags: Flags, output: Output, all_rows: bool) -> int:
     """Run `spec` on the config's backend and show it; the exit code."""
+    from dataclasses import replace
+
     from imgflow.backends import BACKENDS
     from imgflow.backends.base import ReportOptions, RunView
     from imgflow.cli.follow import follow, shown
@@ -182,6 +184,9 @@ def _run_job(cfg: Config, spec: Source, flags: Flags, output: Output, all_rows: 
     kind.refuse("run", flags)
     backend = kind(cfg, flags.data_dir)
     outcome = follow(backend, lambda listener: backend.run(spec, flags, listener))
+    if isinstance(outcome, RunView):  # the JSON document says whether robots.txt was read
+        robots = "obeyed" if cfg.etiquette.robots else "ignored"
+        outcome = replace(outcome, extra={**outcome.extra, "robots": robots})
     code = shown(outcome, output, all_rows)
     if flags.report and isinstance(outcome, RunView):
         written = backend.report(outcome.id, ReportOptions())
