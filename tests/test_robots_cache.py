@@ -162,3 +162,19 @@ def test_the_index_loads_only_answers_younger_than_a_day(tmp_path: Path) -> None
     cache = db.robots_cache(now)
     db.close()
     assert set(cache.entries()) == {"http://young"}
+
+
+def test_a_version_3_index_gains_the_robots_table(tmp_path: Path) -> None:
+    Database(tmp_path / "new.db").close()
+    with sqlite3.connect(tmp_path / "new.db") as conn:
+        made = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'robots'").fetchone()
+    Database(tmp_path / "old.db").close()
+    with sqlite3.connect(tmp_path / "old.db") as conn:  # as imgflow made it at version 3
+        conn.execute("DROP TABLE robots")
+        conn.execute("PRAGMA user_version = 3")
+    db = Database(tmp_path / "old.db")
+    db.save_robots({"http://h": Stored(404, b"", time.time())})
+    assert set(db.robots_cache().entries()) == {"http://h"}
+    sql = db.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'robots'").fetchone()
+    assert sql == made and db.conn.execute("PRAGMA user_version").fetchone()[0] == 4
+    db.close()

@@ -412,8 +412,8 @@ MUTANTS: list[Mutant] = [
         "no-total-cap-across-hosts",
         "--max-in-flight caps requests in flight across all hosts (architecture)",
         "imgflow/local/runner.py",
-        "            self.settings.fetch, max_connections=in_flight, politeness=politeness\n",
-        "            self.settings.fetch, max_connections=4 * in_flight, politeness=politeness\n",
+        "            max_connections=in_flight,\n            politeness=politeness,\n",
+        "            max_connections=4 * in_flight,\n            politeness=politeness,\n",
         (HOSTS + "::test_max_in_flight_holds_across_all_hosts",),
     ),
     Mutant(
@@ -1094,8 +1094,8 @@ MUTANTS: list[Mutant] = [
         "worker-takes-permits-locally",
         "each host's --concurrency holds across every worker (architecture: workers)",
         "imgflow/local/workers/worker.py",
-        "max_connections=start.in_flight, politeness=politeness",
-        "max_connections=start.in_flight, politeness=None",
+        "                politeness=politeness,\n",
+        "                politeness=None,\n",
         ("tests/test_workers.py::test_workers_never_have_more_than_the_hosts_cap_in_flight",),
     ),
     Mutant(
@@ -1204,6 +1204,42 @@ MUTANTS: list[Mutant] = [
         "RETRIED = (_FAILED, PENDING)",
         'RETRIED = (_FAILED, "excluded")',
         ("tests/test_robots.py::test_robots_is_on_by_default_and_exclusions_are_counted_apart",),
+    ),
+    Mutant(
+        "robots-cache-never-expires",
+        "a robots.txt answer is reused for at most 24 hours across runs (README)",
+        "imgflow/engine/robots.py",
+        "        return 0 <= now - self.fetched_at < MAX_AGE",
+        "        return 0 <= now - self.fetched_at",
+        (
+            "tests/test_robots_cache.py::"
+            "test_the_engine_uses_a_fresh_kept_answer_and_reads_a_stale_one",
+        ),
+    ),
+    Mutant(
+        "robots-index-loads-stale",
+        "the index hands a run only robots.txt answers younger than 24 hours",
+        "imgflow/local/index/robots.py",
+        '"SELECT origin, status, body, fetched_at FROM robots WHERE fetched_at > ?",',
+        '"SELECT origin, status, body, fetched_at FROM robots WHERE fetched_at > ? - 1e9",',
+        ("tests/test_robots_cache.py::test_the_index_loads_only_answers_younger_than_a_day",),
+    ),
+    Mutant(
+        "robots-cache-unused",
+        "a run within 24 hours of another's robots.txt read does not request it again",
+        "imgflow/engine/robots.py",
+        "        if kept is not None and kept.fresh(self._clock()):",
+        "        if False:",
+        ("tests/test_robots_cache.py::test_a_second_run_within_a_day_does_not_read_robots_again",),
+    ),
+    Mutant(
+        "robots-5xx-kept",
+        "a 5xx robots.txt is never kept across runs (RFC 9309: retried later)",
+        "imgflow/engine/robots.py",
+        "                    return Rules(disallow_all=why, kind=kind, status_code=status), None",
+        "                    return Rules(disallow_all=why, kind=kind, status_code=status), (200,"
+        " b'')",
+        ("tests/test_robots_cache.py::test_a_5xx_is_never_kept",),
     ),
     # -- URL tables: metadata, line numbers, keys, streamed planning ---------------------------
     Mutant(
