@@ -178,3 +178,16 @@ def test_a_version_3_index_gains_the_robots_table(tmp_path: Path) -> None:
     sql = db.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'robots'").fetchone()
     assert sql == made and db.conn.execute("PRAGMA user_version").fetchone()[0] == 4
     db.close()
+
+
+def test_worker_processes_use_the_answers_of_earlier_runs(tmp_path: Path) -> None:
+    with RawServer() as server:
+        server.set("/robots.txt", robots(RULES))
+        for i in range(5):
+            server.set(f"/{i}.gif", ok(GIF))
+        cli_run(tmp_path, server, "0.gif")
+        paths = [f"{i}.gif" for i in range(1, 5)]
+        second = cli_run(tmp_path, server, *paths, flags=("--workers", "2"))
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["summary"]["stored"] == 4
+    assert robots_reads(server) == 1

@@ -1233,6 +1233,14 @@ MUTANTS: list[Mutant] = [
         ("tests/test_robots_cache.py::test_a_second_run_within_a_day_does_not_read_robots_again",),
     ),
     Mutant(
+        "robots-not-preloaded-in-workers",
+        "worker processes use the robots.txt answers earlier runs kept (architecture)",
+        "imgflow/local/workers/worker.py",
+        "robots_cache=MemoryCache(start.robots),",
+        "robots_cache=MemoryCache(),",
+        ("tests/test_robots_cache.py::test_worker_processes_use_the_answers_of_earlier_runs",),
+    ),
+    Mutant(
         "robots-5xx-kept",
         "a 5xx robots.txt is never kept across runs (RFC 9309: retried later)",
         "imgflow/engine/robots.py",
