@@ -191,3 +191,17 @@ def test_worker_processes_use_the_answers_of_earlier_runs(tmp_path: Path) -> Non
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout)["summary"]["stored"] == 4
     assert robots_reads(server) == 1
+
+
+def test_answers_read_by_workers_are_kept_too(tmp_path: Path) -> None:
+    with RawServer() as server:
+        server.set("/robots.txt", robots(RULES))
+        for i in range(5):
+            server.set(f"/{i}.gif", ok(GIF))
+        first = cli_run(tmp_path, server, *[f"{i}.gif" for i in range(4)], flags=("--workers", "2"))
+        tried = robots_reads(server)  # (once per worker that fetched)
+        second = cli_run(tmp_path, server, "4.gif")
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert tried >= 1 and robots_reads(server) == tried
+    assert kept(tmp_path) == [(server.url("/").rstrip("/"), 200)]

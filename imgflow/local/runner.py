@@ -24,6 +24,7 @@ from imgflow.engine.plan import Item
 from imgflow.engine.politeness import OnChange, Politeness
 from imgflow.engine.ports import StoredObject
 from imgflow.engine.records import ResultRecord, Summary
+from imgflow.engine.robots import Stored
 from imgflow.errors import BackendError, JobError
 from imgflow.local.folder import DB_NAME, DataFolder
 from imgflow.local.index import INTERRUPTED, Database, retried, sqlite_errors
@@ -535,6 +536,12 @@ class _Runner:
             self.progress.record(record)
         if time.monotonic() - self.flushed >= FLUSH_SECONDS:
             self.flush()
+
+    def kept_robots(self, read: Mapping[str, Stored]) -> None:
+        """robots.txt answers a worker process read: saved with the next flush."""
+        if self.robots is not None:
+            for origin, stored in read.items():
+                self.robots.put(origin, stored)
 
     def _planned(self, total: int, duplicates: int) -> None:
         """The planner has planned every item: the progress learns the total."""

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -37,6 +37,7 @@ from imgflow.engine.plan import Item
 from imgflow.engine.politeness import HostGate, OnChange, Politeness, Signal
 from imgflow.engine.ports import StoredObject
 from imgflow.engine.records import ResultRecord
+from imgflow.engine.robots import Stored
 from imgflow.engine.settings import FetchConfig
 from imgflow.errors import BackendError
 from imgflow.local.stopping import Stopper
@@ -55,6 +56,10 @@ class Run(Protocol):
 
     def take(self, record: ResultRecord, finished: float, mtime: int | None) -> None:
         """A worker's record (saved with the next flush)."""
+        ...
+
+    def kept_robots(self, read: Mapping[str, Stored]) -> None:
+        """robots.txt answers a worker read (saved with the next flush)."""
         ...
 
 
@@ -258,6 +263,8 @@ class Coordinator:
                     self.politeness.gate(message[1]).tell(Signal(message[2]), message[3])
                 elif kind == "claim":
                     self._claim(peer)
+                elif kind == "robots":
+                    self.run.kept_robots(message[1])
         finally:
             await self._ended(peer)
 

@@ -53,7 +53,7 @@ class WorkerStart:
     in_flight: int
     refresh: bool
     # robots.txt answers of earlier runs (the coordinator's, from the index): read again
-    # by no worker; those a worker reads stay in its process for this run.
+    # by no worker; those a worker reads go to the coordinator (saved to the index).
     robots: Mapping[str, Stored] | None = None
 
 
@@ -63,6 +63,7 @@ class _Worker:
         self.start = start
         self.store = store
         self.revalidating: set[str] = set()
+        self.robots = MemoryCache(start.robots)
 
     async def run(self) -> None:
         start = self.start
@@ -72,7 +73,7 @@ class _Worker:
                 start.settings.fetch,
                 max_connections=start.in_flight,
                 politeness=politeness,
-                robots_cache=MemoryCache(start.robots),
+                robots_cache=self.robots,
             ) as fetcher:
                 open_batches = asyncio.Semaphore(start.max_batches)
                 shared = asyncio.Semaphore(start.in_flight)
@@ -120,6 +121,9 @@ class _Worker:
         """Send a record with its file's time; the file is then the coordinator's to index."""
         key = record.key if record.outcome.wrote and record.key else None
         mtime = self.store.written([key]).get(key) if key else None
+        read = self.robots.take_new()  # robots.txt answers read since: kept by the index
+        if read:
+            self.link.send("robots", read)
         self.link.send("record", batch_id, record, time.time(), mtime)
         if key:
             self.store.settle([key])
