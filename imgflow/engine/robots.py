@@ -90,15 +90,22 @@ class Robots:
         politeness: Politeness,
         *,
         timeout: float,
+        total_timeout: float | None = None,
         max_crawl_delay: float,
         guard: Guard | None = None,
         retries: int = 0,
         backoff: Callable[[int], float] = lambda n: 0.0,
     ) -> None:
-        """`backoff(n)`: the seconds to wait before the n-th new try of an unreachable one."""
+        """`timeout`: the longest wait for an answer (a read); `total_timeout`: for a whole
+        read of robots.txt (`timeout` when not given). Each is what an image request gets:
+        the name's lookup and the connection are the client's connect timeout's, and waiting
+        for the host's gate is no part of either (as an image's attempt, which starts once
+        its gate lets it go). `backoff(n)`: the seconds to wait before the n-th new try of an
+        unreachable one."""
         self._send = send
         self._politeness = politeness
         self._timeout = timeout
+        self._total = timeout if total_timeout is None else total_timeout
         self._max_delay = max_crawl_delay
         self._guard = guard
         self._retries = retries
@@ -136,10 +143,12 @@ class Robots:
 
     async def _try(self, origin: str) -> Rules:
         try:
-            async with asyncio.timeout(self._timeout):
-                rules = await self._read(origin)
-        except TimeoutError:
+            rules = await self._read(origin)
+        except httpx.ReadTimeout:
             why = f"{origin}/robots.txt: no answer in {self._timeout:g}s"
+            rules = Rules(disallow_all=why, kind=FailureKind.TIMED_OUT)
+        except TimeoutError:
+            why = f"{origin}/robots.txt: not read in full within {self._total:g}s"
             rules = Rules(disallow_all=why, kind=FailureKind.TIMED_OUT)
         except Exception as exc:  # refused, reset, a bad response: unreachable
             detail = str(exc) or type(exc).__name__
@@ -153,6 +162,8 @@ class Robots:
 
     async def _read(self, origin: str) -> Rules:
         url = f"{origin}/robots.txt"
+        loop = asyncio.get_running_loop()
+        left = self._total  # of the whole read, its redirects' included (TimeoutError)
         for _ in range(MAX_REDIRECTS + 1):
             if self._guard is not None:
                 try:
@@ -160,10 +171,12 @@ class Robots:
                 except Exception:  # refused by imgflow's own policy (the address guard)
                     return ALLOW_ALL  # not the site's answer: as if it had none
             gate = self._politeness.gate(urlsplit(url).netloc.lower())
-            await gate.acquire()
+            await gate.acquire()  # (its wait counts against no timeout)
             signal = Signal.OTHER
+            started = loop.time()
             try:
-                response = await self._send(url, HEADERS)
+                async with asyncio.timeout(left):
+                    response = await self._send(url, HEADERS)
                 try:
                     status = response.status_code
                     if status in (429, 503):  # the host asks to slow down: its gate hears it
@@ -172,7 +185,8 @@ class Robots:
                         url = urljoin(url, response.headers["location"])
                         continue
                     if 200 <= status < 300:
-                        body = await _read_capped(response)
+                        async with asyncio.timeout(left - (loop.time() - started)):
+                            body = await _read_capped(response)
                         parser = parse(body)
                         return Rules(parser, crawl_delay=parser.crawl_delay(PRODUCT))
                     if 400 <= status < 500:
@@ -182,6 +196,7 @@ class Robots:
                 finally:
                     await response.aclose()
             finally:
+                left -= loop.time() - started
                 gate.release(signal)
         return ALLOW_ALL  # more than MAX_REDIRECTS: unavailable
 
