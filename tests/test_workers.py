@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from support.cli_run import FAST_ENV, cli_argv, cli_env, imgflow_run, run_cli, site
-from support.faultserver import FaultServer
+from support.faultserver import FaultServer, Request
 from support.nginx import Nginx, Server
 from support.processes import signalled
 from support.replies import Delay, Ok, Status
@@ -108,7 +108,27 @@ def check(data: Path) -> tuple[int, dict[str, object]]:
 
 
 def arrivals(server: FaultServer) -> list[float]:
+    """When every request arrived, robots.txt's included (the host's limits hold them too)."""
     return sorted(r.time for r in server.requests)
+
+
+ROBOTS = "/robots.txt"
+
+
+def image_requests(server: FaultServer) -> list[Request]:
+    """The server's requests for images: robots.txt's left out."""
+    return [r for r in server.requests if r.path != ROBOTS]
+
+
+def robots_reads(server: FaultServer, workers: int) -> int:
+    """How many times robots.txt was read, checked: at least once, at most once per worker.
+
+    A known limit: each worker process reads robots.txt itself (the coordinator does not
+    pass the rules on), so a run with N workers reads it up to N times, each read a request
+    through the host's shared gate (its cap and rate count it)."""
+    reads = server.count(ROBOTS)
+    assert 1 <= reads <= workers, reads
+    return reads
 
 
 # -- politeness across workers ---------------------------------------------------------------
@@ -124,9 +144,11 @@ def test_workers_never_have_more_than_the_hosts_cap_in_flight(
         "-c", "4", "--max-batches", "1", "--workers", workers, "--batch-size", "5",
     )  # fmt: skip
     assert doc["summary"] == {"total": 60, "stored": 60, "skipped": 0, "failed": 0}, doc
+    # every request counts, each worker's robots.txt read included
     assert fault_server.max_in_flight <= 4
     assert fault_server.max_in_flight >= 3  # the cap was reached: the test is not idle
-    assert len(fault_server.requests) == 60
+    assert sorted(r.path for r in image_requests(fault_server)) == sorted(f"/w/{p}" for p in paths)
+    robots_reads(fault_server, int(workers))
 
 
 def test_a_rate_is_the_whole_runs_not_each_workers(
@@ -139,8 +161,9 @@ def test_a_rate_is_the_whole_runs_not_each_workers(
         "-c", "8", "--rate", "20", "--workers", "2", "--batch-size", "5",
     )  # fmt: skip
     assert doc["summary"] == {"total": 60, "stored": 60, "skipped": 0, "failed": 0}, doc
-    times = arrivals(fault_server)
-    assert len(times) == 60
+    times = arrivals(fault_server)  # robots.txt's reads too: the rate holds them as well
+    assert len(image_requests(fault_server)) == 60
+    assert len(times) == 60 + robots_reads(fault_server, 2)
     spans = [times[i + 20] - times[i] for i in range(len(times) - 20)]
     assert min(spans) >= 0.9, min(spans)  # 21 requests take a second at 20/s (less jitter)
     assert (len(times) - 1) / (times[-1] - times[0]) <= 20.5
@@ -175,7 +198,11 @@ def test_a_rate_under_nginxs_limit_is_never_refused_with_workers(tmp_path: Path)
         )  # fmt: skip
         log = web.access_log()
     assert doc["summary"] == {"total": 24, "stored": 24, "skipped": 0, "failed": 0}, doc
-    assert [line.split()[1] for line in log] == ["200"] * 24
+    # <port> <status> "GET <path> HTTP/1.1"; robots.txt (one read per worker at most, each
+    # under the same --rate) is not in the site: 404, not a refusal
+    robots = [line for line in log if line.split()[3] == "/robots.txt"]
+    assert 1 <= len(robots) <= 2 and all(line.split()[1] == "404" for line in robots), log
+    assert [line.split()[1] for line in log if line not in robots] == ["200"] * 24
 
 
 def test_a_service_job_runs_on_workers(tmp_path: Path, fault_server: FaultServer) -> None:
@@ -187,7 +214,8 @@ def test_a_service_job_runs_on_workers(tmp_path: Path, fault_server: FaultServer
         document = service.wait_for(run_id)
     assert document["state"] == "succeeded", document
     assert document["summary"]["stored"] == 30
-    assert len(fault_server.requests) == 30
+    assert sorted(r.path for r in image_requests(fault_server)) == sorted(f"/w/{p}" for p in paths)
+    robots_reads(fault_server, 2)
 
 
 # -- signals and faults ----------------------------------------------------------------------
@@ -386,7 +414,7 @@ def test_refresh_with_workers_keeps_the_confirmed_and_replaces_the_changed(
     summary = doc["summary"]
     assert isinstance(summary, dict)
     assert (summary["updated"], summary["unchanged"], summary["failed"]) == (10, 10, 0), doc
-    later = fault_server.requests[20:]
+    later = image_requests(fault_server)[20:]  # (each run reads robots.txt too)
     assert len(later) == 20 and all(r.headers.get("if-none-match") for r in later)
     data = tmp_path / "data"
     for url, key in stored_rows(data).items():

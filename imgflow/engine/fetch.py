@@ -151,6 +151,7 @@ class Fetcher:
                 self._send,
                 self.politeness,
                 timeout=settings.timeout,
+                total_timeout=settings.total_timeout,
                 max_crawl_delay=settings.max_crawl_delay,
                 guard=guard,
                 retries=settings.retries,

@@ -155,6 +155,7 @@ class Robots:
         politeness: Politeness,
         *,
         timeout: float,
+        total_timeout: float | None = None,
         max_crawl_delay: float,
         guard: Guard | None = None,
         retries: int = 0,
@@ -162,11 +163,17 @@ class Robots:
         cache: RobotsCache | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`backoff(n)`: the seconds to wait before the n-th new try of an unreachable one;
-        `cache`: answers kept across runs (read when fresh, given each new one)."""
+        """`timeout`: the longest wait for an answer (a read); `total_timeout`: for a whole
+        read of robots.txt (`timeout` when not given). Each is what an image request gets:
+        the name's lookup and the connection are the client's connect timeout's, and waiting
+        for the host's gate is no part of either (as an image's attempt, which starts once
+        its gate lets it go). `backoff(n)`: the seconds to wait before the n-th new try of an
+        unreachable one; `cache`: answers kept across runs (read when fresh, given each new
+        one)."""
         self._send = send
         self._politeness = politeness
         self._timeout = timeout
+        self._total = timeout if total_timeout is None else total_timeout
         self._max_delay = max_crawl_delay
         self._guard = guard
         self._retries = retries
@@ -219,10 +226,12 @@ class Robots:
 
     async def _try(self, origin: str) -> Rules:
         try:
-            async with asyncio.timeout(self._timeout):
-                rules = await self._read(origin)
-        except TimeoutError:
+            rules = await self._read(origin)
+        except httpx.ReadTimeout:
             why = f"{origin}/robots.txt: no answer in {self._timeout:g}s"
+            rules = Rules(disallow_all=why, kind=FailureKind.TIMED_OUT)
+        except TimeoutError:
+            why = f"{origin}/robots.txt: not read in full within {self._total:g}s"
             rules = Rules(disallow_all=why, kind=FailureKind.TIMED_OUT)
         except Exception as exc:  # refused, reset, a bad response: unreachable
             detail = str(exc) or type(exc).__name__
@@ -243,6 +252,8 @@ class Robots:
     async def _answer(self, origin: str) -> tuple[Rules, tuple[int, bytes] | None]:
         """The rules, and the (status, body) to keep when the answer was read."""
         url = f"{origin}/robots.txt"
+        loop = asyncio.get_running_loop()
+        left = self._total  # of the whole read, its redirects' included (TimeoutError)
         for _ in range(MAX_REDIRECTS + 1):
             if self._guard is not None:
                 try:
@@ -250,10 +261,12 @@ class Robots:
                 except Exception:  # refused by imgflow's own policy (the address guard)
                     return ALLOW_ALL, None  # not the site's answer: as if it had none
             gate = self._politeness.gate(urlsplit(url).netloc.lower())
-            await gate.acquire()
+            await gate.acquire()  # (its wait counts against no timeout)
             signal = Signal.OTHER
+            started = loop.time()
             try:
-                response = await self._send(url, HEADERS)
+                async with asyncio.timeout(left):
+                    response = await self._send(url, HEADERS)
                 try:
                     status = response.status_code
                     if status in (429, 503):  # the host asks to slow down: its gate hears it
@@ -262,7 +275,8 @@ class Robots:
                         url = urljoin(url, response.headers["location"])
                         continue
                     if 200 <= status < 300:
-                        body = await _read_capped(response)
+                        async with asyncio.timeout(left - (loop.time() - started)):
+                            body = await _read_capped(response)
                         parser = parse(body)
                         rules = Rules(parser, crawl_delay=parser.crawl_delay(PRODUCT))
                         return rules, (status, body)
@@ -275,6 +289,7 @@ class Robots:
                 finally:
                     await response.aclose()
             finally:
+                left -= loop.time() - started
                 gate.release(signal)
         return ALLOW_ALL, None  # more than MAX_REDIRECTS: unavailable (not kept)
 
