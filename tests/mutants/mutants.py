@@ -1249,6 +1249,14 @@ MUTANTS: list[Mutant] = [
         ("tests/test_robots_cache.py::test_answers_read_by_workers_are_kept_too",),
     ),
     Mutant(
+        "robots-ignored-not-in-json",
+        "run -o json says when --ignore-robots was used (README)",
+        "imgflow/cli/commands/run.py",
+        '        robots = "obeyed" if cfg.etiquette.robots else "ignored"',
+        '        robots = "obeyed"',
+        ("tests/test_robots_cache.py::test_ignore_robots_is_in_the_json_document",),
+    ),
+    Mutant(
         "robots-5xx-kept",
         "a 5xx robots.txt is never kept across runs (RFC 9309: retried later)",
         "imgflow/engine/robots.py",
