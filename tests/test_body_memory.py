@@ -54,6 +54,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
     bomb = b""
 
     def do_GET(self) -> None:
+        if self.path == "/robots.txt":  # the site has none: all allowed
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path.startswith("/big/"):
             self.send_response(200)
             self.send_header("Content-Type", "image/gif")
