@@ -8,19 +8,18 @@ The bounds are generous
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import http.server
 import json
 import subprocess
 import threading
-import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.cli_run import start_cli
+from support.processes import peak_rss_until_exit
 
 from imgflow.demo.images import make_gif
 
@@ -118,28 +117,10 @@ def run_imgflow(base: str, paths: list[str], folder: Path, max_bytes: int) -> tu
     out = folder / "out.json"
     with out.open("wb") as sink:
         proc = start_cli(*argv, env=env, stdout=sink, stderr=subprocess.PIPE)
-        peak = _peak_rss_until_exit(proc)
+        peak = peak_rss_until_exit(proc)
         stderr = proc.stderr.read() if proc.stderr else b""
     assert proc.returncode == 0, stderr.decode(errors="replace")
     return json.loads(out.read_text()), peak
-
-
-def _peak_rss_until_exit(proc: subprocess.Popen[bytes]) -> int:
-    """The child's own peak RSS (VmHWM), read from /proc while it runs.
-
-    Not ru_maxrss from wait4: on Linux a child's ru_maxrss starts from the high-water mark
-    of the process that forked it, so a test worker grown to 1 GB would be measured, not
-    imgflow. VmHWM belongs to the child's own address space and only grows.
-    """
-    status = Path(f"/proc/{proc.pid}/status")
-    peak = 0
-    while proc.poll() is None:
-        with contextlib.suppress(OSError):
-            for line in status.read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]) * 1024)
-        time.sleep(0.02)
-    return peak
 
 
 def test_images_larger_than_memory_stream_to_disk(server: str, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ process group is involved in any delivery) and SIGINT's default handling back.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -176,3 +177,21 @@ def _default_sigint() -> None:
 def signalled() -> dict[str, Any]:
     """Keyword arguments for ``subprocess.Popen`` of a child the test will signal."""
     return {"start_new_session": True, "preexec_fn": _default_sigint}
+
+
+def peak_rss_until_exit(proc: subprocess.Popen[Any]) -> int:
+    """The child's own peak RSS (VmHWM), read from /proc while it runs.
+
+    Not ru_maxrss from wait4: on Linux a child's ru_maxrss starts from the high-water mark
+    of the process that forked it, so a test worker grown to 1 GB would be measured, not
+    imgflow. VmHWM belongs to the child's own address space and only grows.
+    """
+    status = Path(f"/proc/{proc.pid}/status")
+    peak = 0
+    while proc.poll() is None:
+        with contextlib.suppress(OSError):
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) * 1024)
+        time.sleep(0.02)
+    return peak
