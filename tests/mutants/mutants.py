@@ -1233,6 +1233,18 @@ MUTANTS: list[Mutant] = [
         ("tests/test_robots_cache.py::test_a_second_run_within_a_day_does_not_read_robots_again",),
     ),
     Mutant(
+        "aws-robots-cache-unused",
+        "on aws a job reads each host's robots.txt once; its later batches obey it with no"
+        " request (architecture)",
+        "imgflow/aws/runtime/download.py",
+        "        robots_cache=S3RobotsCache(aws.s3(), settings.bucket, spec.job_id),",
+        "        robots_cache=None,",
+        (
+            "tests/aws/test_robots_per_job.py::"
+            "test_a_hosts_batches_read_robots_once_per_job_and_all_obey_it",
+        ),
+    ),
+    Mutant(
         "robots-not-preloaded-in-workers",
         "worker processes use the robots.txt answers earlier runs kept (architecture)",
         "imgflow/local/workers/worker.py",
