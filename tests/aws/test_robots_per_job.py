@@ -73,7 +73,13 @@ def test_a_hosts_batches_read_robots_once_per_job_and_all_obey_it(
     assert sorted(p for p in paths if p != "/robots.txt") == sorted(
         _path(n) for n in range(PER_HOST) if n not in DISALLOWED
     )
-    records = [r for _, batch in read_results(aws.s3(), pipeline.bucket, result_keys(aws.s3(), pipeline.bucket, "once")) for r in batch]
+    records = [
+        r
+        for _, batch in read_results(
+            aws.s3(), pipeline.bucket, result_keys(aws.s3(), pipeline.bucket, "once")
+        )
+        for r in batch
+    ]
     excluded = {r.url.rsplit("/", 1)[1] for r in records if r.outcome is Outcome.EXCLUDED}
     assert excluded == {f"{n}.gif" for n in DISALLOWED}
     assert all(r.outcome is Outcome.STORED for r in records if r.outcome is not Outcome.EXCLUDED)
@@ -96,7 +102,13 @@ def test_a_robots_txt_that_answers_500_is_not_kept_and_each_batch_asks_again(
     # each of the 4 batches asked again (each with its own retries)
     assert paths.count("/robots.txt") >= PER_HOST // BATCH
     assert _robots_objects(aws, pipeline, "unkept") == []
-    records = [r for _, batch in read_results(aws.s3(), pipeline.bucket, result_keys(aws.s3(), pipeline.bucket, "unkept")) for r in batch]
+    records = [
+        r
+        for _, batch in read_results(
+            aws.s3(), pipeline.bucket, result_keys(aws.s3(), pipeline.bucket, "unkept")
+        )
+        for r in batch
+    ]
     assert len(records) == PER_HOST and all(r.outcome is Outcome.FAILED for r in records)
 
 

@@ -78,7 +78,9 @@ class S3RobotsCache:
         try:
             data = json.loads(body)
         except ValueError:
-            log.warning("s3://%s/%s is not a robots.txt answer; reading it again", self._bucket, key)
+            log.warning(
+                "s3://%s/%s is not a robots.txt answer; reading it again", self._bucket, key
+            )
             return None
         return stored_from_json(origin, data)
 
