@@ -711,6 +711,14 @@ MUTANTS: list[Mutant] = [
     ),
     # -- IAM least privilege --------------------------------------------------------------------
     Mutant(
+        "iam-download-reads-all-job-objects",
+        "the download role reads only the job's robots.txt answers and lane batches (architecture)",
+        "infra/iam.py",
+        '_allow("ReadRobots", ["s3:GetObject"], [f"{_jobs_objects(names)}/robots/*"]),',
+        '_allow("ReadRobots", ["s3:GetObject"], [_jobs_objects(names)]),',
+        (f"{IAM}::test_download_role_writes_its_bucket_and_table_only",),
+    ),
+    Mutant(
         "iam-plan-cannot-read-jobs",
         "the Lambdas can read their job objects (least privilege, but enough)",
         "infra/iam.py",
