@@ -2,7 +2,8 @@
 the job's S3 robots cache (runtime/robots_cache.py), and every later batch of the host obeys
 it with no request. A job of one host's full URLs runs as one lane of 4 batches, one after
 the other, on moto's Step Functions interpreter with our handlers; the host's own server logs
-every request. A 500 robots.txt is never kept: each batch asks again."""
+every request; so does a seed job's 4 batches run one at a time (job.max_batches 1). A 500
+robots.txt is never kept: each batch asks again."""
 
 from __future__ import annotations
 
@@ -37,6 +38,13 @@ DISALLOWED = {1, 5, 10}  # one image in each of three batches is under /no/
 def pipeline(aws: Aws, tmp_path: Path) -> Iterator[Deployed]:
     with patched(), strict_map():
         yield deploy_pipeline(aws, pipeline_config(tmp_path / "deployed", max_batches=6))
+
+
+@pytest.fixture
+def one_at_a_time(aws: Aws, tmp_path: Path) -> Iterator[Deployed]:
+    """A deployment whose Map runs one download Lambda at a time (a seed job's batches)."""
+    with patched(), strict_map():
+        yield deploy_pipeline(aws, pipeline_config(tmp_path / "deployed", max_batches=1))
 
 
 def _path(n: int) -> str:
@@ -127,3 +135,27 @@ def test_the_cache_keeps_an_answer_per_job_and_origin(aws: Aws) -> None:
     moved = json.dumps({"origin": "http://c.test", "status": 404, "body": "", "fetchedAt": 1})
     s3.put_object(Bucket="robots", Key=robots_key("job-1", "http://d.test"), Body=moved)
     assert one.get("http://d.test") is None
+
+
+def test_a_seed_jobs_batches_run_in_turn_read_robots_once(
+    aws: Aws, one_at_a_time: Deployed
+) -> None:
+    with FaultServer() as site:
+        site.set("/robots.txt", Ok(ROBOTS))
+        for n in range(PER_HOST):
+            site.set(_path(n), Ok(GIF))
+        paths_in_job = [_path(n).lstrip("/") for n in range(PER_HOST)]
+        body = {
+            "baseUrl": site.url("").rstrip("/"),
+            "resourcePaths": paths_in_job,
+            "lambdaConcur": 2,
+            "batchSize": BATCH,
+        }
+        execution = run(aws, one_at_a_time, body, "seed")
+        paths = [r.path for r in site.requests]
+    assert execution["status"] == "SUCCEEDED", execution
+    manifest = get_json(aws.s3(), one_at_a_time.bucket, manifest_key("seed"))
+    assert len(manifest) == PER_HOST // BATCH
+    assert paths.count("/robots.txt") == 1 and paths[0] == "/robots.txt", paths
+    assert not [p for p in paths if p.startswith("/no/")], paths
+    assert len(paths) == 1 + PER_HOST - len(DISALLOWED)
