@@ -97,6 +97,9 @@ def download_policy(names: Names, prefix: str) -> Policy:
         _allow("CopyImages", ["s3:GetObject"], [f"{names.bucket_arn}/{prefix}*"]),
         # A lane of a urls job reads each of its batches (jobs/<job-id>/batches/<n>.json).
         _allow("ReadLaneBatches", ["s3:GetObject"], [f"{_jobs_objects(names)}/batches/*"]),
+        # Each host's robots.txt answer, kept once per job (jobs/<job-id>/robots/<hash>.json,
+        # written under WriteObjects) for the job's later batches.
+        _allow("ReadRobots", ["s3:GetObject"], [f"{_jobs_objects(names)}/robots/*"]),
         # A large image streams in as a multipart upload, aborted when the image fails.
         _allow("AbortUploads", ["s3:AbortMultipartUpload"], [f"{names.bucket_arn}/{prefix}*"]),
         _allow("Index", ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"], [names.table_arn]),

@@ -23,6 +23,7 @@ from imgflow.engine.outcome import (
 from imgflow.engine.plan import Item
 from imgflow.engine.ports import NO_VALIDATORS, ObjectStore, StoredObject
 from imgflow.engine.records import Outcome, ResultRecord
+from imgflow.engine.robots import RobotsCache
 from imgflow.engine.settings import FetchConfig
 
 OnRecord = Callable[[ResultRecord], None]
@@ -230,13 +231,19 @@ def run_batch_blocking(
     address_check: AddressCheck | None = None,
     known: Mapping[str, StoredObject] | None = None,
     may_start: Callable[[], bool] | None = None,
+    robots_cache: RobotsCache | None = None,
 ) -> list[ResultRecord]:
-    """`run_batch` with its own event loop, fetcher and store threads (for the Lambda)."""
+    """`run_batch` with its own event loop, fetcher and store threads (for the Lambda);
+    `robots_cache`: robots.txt answers kept beyond this batch (the job's, on aws)."""
 
     async def main() -> list[ResultRecord]:
         with ThreadPoolExecutor(max_workers=min(32, concurrency)) as pool:
             async with Fetcher(
-                settings, max_connections=concurrency, guard=guard, address_check=address_check
+                settings,
+                max_connections=concurrency,
+                guard=guard,
+                address_check=address_check,
+                robots_cache=robots_cache,
             ) as fetcher:
                 return await run_batch(
                     items,

@@ -2,8 +2,8 @@
 
 The settings the Lambda is deployed with (infra/lambda_env.py) carry etiquette's robots,
 opt-out list and contact; a batch run with them (the Lambda's own entry point, into S3 on
-moto) reads the host's robots.txt first (once per batch), never requests a disallowed path
-and stores nothing of an opted-out image.
+moto) reads the host's robots.txt first (once; test_robots_per_job.py: once per job),
+never requests a disallowed path and stores nothing of an opted-out image.
 """
 
 from __future__ import annotations

@@ -89,6 +89,11 @@ def test_download_role_writes_its_bucket_and_table_only() -> None:
     assert _allowed(policy, "s3:PutObject", f"{BUCKET}/jobs/run-1/results/0.json")
     assert _allowed(policy, "s3:GetObject", f"{BUCKET}/jobs/run-1/batches/000001.json")
     assert not _allowed(policy, "s3:GetObject", f"{BUCKET}/jobs/run-1/job.json")
+    # each host's robots.txt answer, kept for the job's later batches
+    assert _allowed(policy, "s3:GetObject", f"{BUCKET}/jobs/run-1/robots/ab12.json")
+    assert _allowed(policy, "s3:PutObject", f"{BUCKET}/jobs/run-1/robots/ab12.json")
+    assert not _allowed(policy, "s3:GetObject", f"{BUCKET}/jobs/run-1/results/0.json")
+    assert not _allowed(policy, "s3:ListBucket", BUCKET)
     assert not _allowed(policy, "s3:PutObject", f"{OTHER_BUCKET}/images/a.jpg")
     assert not _allowed(policy, "s3:PutObject", f"{BUCKET}/elsewhere/a.jpg")
     assert not _allowed(policy, "s3:DeleteObject", f"{BUCKET}/images/a.jpg")

@@ -22,7 +22,9 @@ from support.processes import ServerProcess, port_written
 
 from imgflow.aws.client import Aws, connect
 from imgflow.aws.job import start_job
+from imgflow.aws.runtime.robots_cache import S3RobotsCache
 from imgflow.demo.server import StaticServer
+from imgflow.engine.robots import Stored
 from infra.statemachine import FAIL_CAUSE
 
 SERVER = Path(__file__).resolve().parents[1] / "support" / "iam_enforced.py"
@@ -134,3 +136,17 @@ def test_a_policy_is_refused_what_it_does_not_grant(enforcing: Aws, tmp_path: Pa
     # moto answers in XML, which botocore's JSON parser reports as the bare status code
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert "is not authorized to perform: dynamodb:GetItem" in str(refused.value)
+    # the job's robots cache: its objects are read and written, other job objects not read
+    s3 = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=aws.endpoint_url,
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+    )
+    cache = S3RobotsCache(s3, deployed.bucket, "job-1")
+    assert cache.get("http://a.test") is None  # none yet (AccessDenied: no ListBucket)
+    cache.put("http://a.test", Stored(404, b"", 1.0))
+    assert cache.get("http://a.test") == Stored(404, b"", 1.0)
+    with pytest.raises(botocore.exceptions.ClientError):
+        s3.get_object(Bucket=deployed.bucket, Key="jobs/job-1/job.json")

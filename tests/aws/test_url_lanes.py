@@ -85,8 +85,10 @@ def test_each_hosts_cap_holds_across_concurrent_batches_and_meta_is_recorded(
     for site in sites:
         images = [r for r in site.requests if r.path != "/robots.txt"]
         assert len(images) == PER_HOST
-        # robots.txt is read by each batch of the host (once a batch on aws, before its images)
-        assert len(site.requests) - len(images) <= PER_HOST // BATCH
+        # robots.txt is read once per host per job: its lane's first batch reads it, the
+        # later ones use the job's kept answer (aws/runtime/robots_cache.py)
+        assert len(site.requests) - len(images) == 1
+        assert site.requests[0].path == "/robots.txt"
         assert site.max_in_flight <= CAP, (site.base_url, site.max_in_flight)
     assert max(site.max_in_flight for site in sites) == CAP  # the cap was used
     spans = [(site.requests[0].time, site.requests[-1].time) for site in sites]

@@ -711,6 +711,14 @@ MUTANTS: list[Mutant] = [
     ),
     # -- IAM least privilege --------------------------------------------------------------------
     Mutant(
+        "iam-download-reads-all-job-objects",
+        "the download role reads only the job's robots.txt answers and lane batches (architecture)",
+        "infra/iam.py",
+        '_allow("ReadRobots", ["s3:GetObject"], [f"{_jobs_objects(names)}/robots/*"]),',
+        '_allow("ReadRobots", ["s3:GetObject"], [_jobs_objects(names)]),',
+        (f"{IAM}::test_download_role_writes_its_bucket_and_table_only",),
+    ),
+    Mutant(
         "iam-plan-cannot-read-jobs",
         "the Lambdas can read their job objects (least privilege, but enough)",
         "infra/iam.py",
@@ -1231,6 +1239,18 @@ MUTANTS: list[Mutant] = [
         "        if kept is not None and kept.fresh(self._clock()):",
         "        if False:",
         ("tests/test_robots_cache.py::test_a_second_run_within_a_day_does_not_read_robots_again",),
+    ),
+    Mutant(
+        "aws-robots-cache-unused",
+        "on aws a job reads each host's robots.txt once; its later batches obey it with no"
+        " request (architecture)",
+        "imgflow/aws/runtime/download.py",
+        "        robots_cache=S3RobotsCache(aws.s3(), settings.bucket, spec.job_id),",
+        "        robots_cache=None,",
+        (
+            "tests/aws/test_robots_per_job.py::"
+            "test_a_hosts_batches_read_robots_once_per_job_and_all_obey_it",
+        ),
     ),
     Mutant(
         "robots-not-preloaded-in-workers",

@@ -17,6 +17,9 @@ A batch of a lane (a urls job: `plan.plan_lanes`) also hands back ``"next"``: th
 of its lane's next batch, once the batch is done (null after the lane's last batch, and
 for a batch of the seed job). The state machine runs it next, in the same child, so one
 host's batches never run side by side. Each record carries its item's metadata.
+
+robots.txt is read once per host per job: the batch's engine keeps each answer it reads in
+the job's S3 robots cache (runtime/robots_cache.py), where the job's later batches find it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any, Protocol
 from imgflow.aws.client import Aws
 from imgflow.aws.runtime.index import DynamoIndex
 from imgflow.aws.runtime.jobs import BatchSpec, write_results
+from imgflow.aws.runtime.robots_cache import S3RobotsCache
 from imgflow.aws.runtime.settings import LambdaSettings
 from imgflow.aws.runtime.store import S3Store
 from imgflow.engine import messages
@@ -109,6 +113,7 @@ def download_batch(
         address_check=make_address_check() if guarded else None,
         known=known,
         may_start=time_watch(settings, clock),
+        robots_cache=S3RobotsCache(aws.s3(), settings.bucket, spec.job_id),
     )
     done = items[: len(records)]  # records come in item order; the rest never started
     rest = items[len(records) :]

@@ -8,6 +8,8 @@
     jobs/<job-id>/results/<n>.json    one batch's result records (the download Lambda);
                                       <n>.<part>.json for the parts of a batch handed back
                                       unfinished at its time limit and run again
+    jobs/<job-id>/robots/<sha>.json   a host's robots.txt answer, read by the job's first batch
+                                      of the host for its later ones (runtime/robots_cache.py)
     jobs/<job-id>/failures.json       the JSON array of failure messages (consolidate)
     jobs/<job-id>/summary.json        the run's counts (consolidate)
 
