@@ -139,10 +139,11 @@ def test_four_workers_read_robots_txt_once_and_never_ask_for_a_disallowed_path(
     private = [f"private/{i}.gif" for i in range(8)]
     serve(fault_server, 8, prefix="/w/private")
     robots = b"User-agent: *\nDisallow: /w/private/\n"
-    fault_server.set(ROBOTS, Delay(0.3, Ok(robots, content_type="text/plain")))
+    # (read slowly: every worker has a batch, and asks, while the first reads it)
+    fault_server.set(ROBOTS, Delay(1.5, Ok(robots, content_type="text/plain")))
     doc = run(
         fault_server, tmp_path, allowed + private,
-        "-c", "8", "--workers", "4", "--batch-size", "4",
+        "-c", "2", "--workers", "4", "--batch-size", "8", "--max-batches", "1",
     )  # fmt: skip
     summary = doc["summary"]
     assert isinstance(summary, dict)
