@@ -25,6 +25,8 @@ from support.replies import Delay, Ok, Status
 from support.serveproc import ServeProcess
 
 from imgflow.demo.images import make_gif
+from imgflow.engine.robots import Stored
+from imgflow.local.workers.coordinator import Coordinator
 
 GIF = make_gif("w", 4)
 DB = "imgflow.db"
@@ -156,6 +158,63 @@ def test_four_workers_read_robots_txt_once_and_never_ask_for_a_disallowed_path(
     assert sorted(r.path for r in image_requests(fault_server)) == sorted(
         f"/w/{p}" for p in allowed
     )
+
+
+class _Sent:
+    """A worker's end as the coordinator's robots.txt cache sees it: what it was sent."""
+
+    def __init__(self) -> None:
+        self.outbox = self
+        self.sent: list[tuple[object, ...]] = []
+
+    def send(self, *message: object) -> None:
+        self.sent.append(message)
+
+
+class _Kept:
+    def __init__(self) -> None:
+        self.kept: list[str] = []
+
+    def kept_robots(self, read: dict[str, Stored]) -> None:
+        self.kept.extend(read)
+
+
+def robots_cache(entries: dict[str, Stored]) -> tuple[Coordinator, _Kept]:
+    """A coordinator's robots.txt cache alone (no process, no socket)."""
+    coordinator = Coordinator.__new__(Coordinator)
+    run = _Kept()
+    coordinator.run = run  # type: ignore[assignment]
+    coordinator.robots, coordinator.leases, coordinator.robots_waiting = dict(entries), {}, {}
+    return coordinator, run
+
+
+def test_the_coordinators_robots_leases_pass_on_after_a_failure_or_a_death() -> None:
+    """One lease per origin: a kept fresh answer is handed out; the first asker of an
+    unknown one reads it, the others wait; a read without an answer (5xx) or the reader's
+    death passes the lease on; an answer put is given to every waiter."""
+    o, other = "http://a:1", "http://b:2"
+    fresh, stale = Stored(200, b"", time.time()), Stored(200, b"", time.time() - 2 * 86400)
+    c, run = robots_cache({o: stale, "http://c:3": fresh})
+    w1, w2, w3 = _Sent(), _Sent(), _Sent()
+    c._robots_ask(w1, 0, "http://c:3")  # type: ignore[arg-type]
+    assert w1.sent == [("robots-answer", 0, "http://c:3", fresh)]
+    c._robots_ask(w1, 1, o)  # type: ignore[arg-type]  # stale: read again
+    c._robots_ask(w2, 2, o)  # type: ignore[arg-type]
+    c._robots_ask(w3, 3, o)  # type: ignore[arg-type]
+    c._robots_ask(w2, 4, other)  # type: ignore[arg-type]
+    assert w1.sent[-1] == ("robots-answer", 1, o, None) and w3.sent == []
+    assert w2.sent == [("robots-answer", 4, other, None)]
+    c._robots_done(w2, o)  # type: ignore[arg-type]  # not its lease: nothing changes
+    assert w2.sent == [("robots-answer", 4, other, None)] and w3.sent == []
+    c._robots_done(w1, o)  # type: ignore[arg-type]  # a 5xx: nothing kept, w2 reads it
+    assert w2.sent[-1] == ("robots-answer", 2, o, None) and w3.sent == []
+    c._robots_gone(w2)  # type: ignore[arg-type]  # dies reading both: w3 reads o
+    assert w3.sent == [("robots-answer", 3, o, None)] and c.leases == {o: w3}
+    c._robots_ask(w1, 5, o)  # type: ignore[arg-type]
+    c._robots_read({o: fresh})
+    assert w1.sent[-1] == ("robots-answer", 5, o, fresh) and run.kept == [o]
+    c._robots_done(w3, o)  # type: ignore[arg-type]
+    assert c.leases == {} and c.robots_waiting == {}
 
 
 # -- politeness across workers ---------------------------------------------------------------
