@@ -1260,6 +1260,17 @@ MUTANTS: list[Mutant] = [
         ),
     ),
     Mutant(
+        "robots-lease-not-passed-on-after-a-failed-read",
+        "a robots.txt read that kept nothing (5xx) lets the next waiting worker read it",
+        "imgflow/local/workers/coordinator.py",
+        "            del self.leases[origin]\n            self._robots_next(origin)\n",
+        "            self._robots_next(origin)\n",
+        (
+            "tests/test_workers.py::"
+            "test_the_coordinators_robots_leases_pass_on_after_a_failure_or_a_death",
+        ),
+    ),
+    Mutant(
         "robots-lease-kept-by-a-dead-worker",
         "a worker that dies reading robots.txt does not hold the others (architecture)",
         "imgflow/local/workers/coordinator.py",
