@@ -25,6 +25,8 @@ from support.replies import Delay, Ok, Status
 from support.serveproc import ServeProcess
 
 from imgflow.demo.images import make_gif
+from imgflow.engine.robots import Stored
+from imgflow.local.workers.coordinator import Coordinator
 
 GIF = make_gif("w", 4)
 DB = "imgflow.db"
@@ -121,14 +123,98 @@ def image_requests(server: FaultServer) -> list[Request]:
 
 
 def robots_reads(server: FaultServer, workers: int) -> int:
-    """How many times robots.txt was read, checked: at least once, at most once per worker.
-
-    A known limit: each worker process reads robots.txt itself (the coordinator does not
-    pass the rules on), so a run with N workers reads it up to N times, each read a request
-    through the host's shared gate (its cap and rate count it)."""
+    """How many times robots.txt was read, checked: exactly once for the whole run, however
+    many workers (the coordinator is the run's one robots.txt cache: the first worker to
+    ask reads it, the others wait for its answer). The read is a request through the
+    host's shared gate (its cap and rate count it)."""
     reads = server.count(ROBOTS)
-    assert 1 <= reads <= workers, reads
+    assert reads == 1, (reads, workers)
     return reads
+
+
+def test_four_workers_read_robots_txt_once_and_never_ask_for_a_disallowed_path(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    """A real robots.txt disallowing /w/private/: one read for the run, whatever worker
+    asks first; no worker requests a disallowed image (each is excluded)."""
+    allowed = serve(fault_server, 40, delay=0.05)
+    private = [f"private/{i}.gif" for i in range(8)]
+    serve(fault_server, 8, prefix="/w/private")
+    robots = b"User-agent: *\nDisallow: /w/private/\n"
+    # (read slowly: every worker has a batch, and asks, while the first reads it)
+    fault_server.set(ROBOTS, Delay(1.5, Ok(robots, content_type="text/plain")))
+    doc = run(
+        fault_server, tmp_path, allowed + private,
+        "-c", "2", "--workers", "4", "--batch-size", "8", "--max-batches", "1",
+    )  # fmt: skip
+    summary = doc["summary"]
+    assert isinstance(summary, dict)
+    assert summary["stored"] == 40, doc
+    assert summary.get("excluded") == 8, doc
+    assert fault_server.count(ROBOTS) == 1, [r.path for r in fault_server.requests]
+    asked = [r.path for r in fault_server.requests]
+    assert not [p for p in asked if p.startswith("/w/private/")], asked
+    assert asked[0] == ROBOTS  # before any image of its host
+    assert sorted(r.path for r in image_requests(fault_server)) == sorted(
+        f"/w/{p}" for p in allowed
+    )
+
+
+class _Sent:
+    """A worker's end as the coordinator's robots.txt cache sees it: what it was sent."""
+
+    def __init__(self) -> None:
+        self.outbox = self
+        self.sent: list[tuple[object, ...]] = []
+
+    def send(self, *message: object) -> None:
+        self.sent.append(message)
+
+
+class _Kept:
+    def __init__(self) -> None:
+        self.kept: list[str] = []
+
+    def kept_robots(self, read: dict[str, Stored]) -> None:
+        self.kept.extend(read)
+
+
+def robots_cache(entries: dict[str, Stored]) -> tuple[Coordinator, _Kept]:
+    """A coordinator's robots.txt cache alone (no process, no socket)."""
+    coordinator = Coordinator.__new__(Coordinator)
+    run = _Kept()
+    coordinator.run = run  # type: ignore[assignment]
+    coordinator.robots, coordinator.leases, coordinator.robots_waiting = dict(entries), {}, {}
+    return coordinator, run
+
+
+def test_the_coordinators_robots_leases_pass_on_after_a_failure_or_a_death() -> None:
+    """One lease per origin: a kept fresh answer is handed out; the first asker of an
+    unknown one reads it, the others wait; a read without an answer (5xx) or the reader's
+    death passes the lease on; an answer put is given to every waiter."""
+    o, other = "http://a:1", "http://b:2"
+    fresh, stale = Stored(200, b"", time.time()), Stored(200, b"", time.time() - 2 * 86400)
+    c, run = robots_cache({o: stale, "http://c:3": fresh})
+    w1, w2, w3 = _Sent(), _Sent(), _Sent()
+    c._robots_ask(w1, 0, "http://c:3")  # type: ignore[arg-type]
+    assert w1.sent == [("robots-answer", 0, "http://c:3", fresh)]
+    c._robots_ask(w1, 1, o)  # type: ignore[arg-type]  # stale: read again
+    c._robots_ask(w2, 2, o)  # type: ignore[arg-type]
+    c._robots_ask(w3, 3, o)  # type: ignore[arg-type]
+    c._robots_ask(w2, 4, other)  # type: ignore[arg-type]
+    assert w1.sent[-1] == ("robots-answer", 1, o, None) and w3.sent == []
+    assert w2.sent == [("robots-answer", 4, other, None)]
+    c._robots_done(w2, o)  # type: ignore[arg-type]  # not its lease: nothing changes
+    assert w2.sent == [("robots-answer", 4, other, None)] and w3.sent == []
+    c._robots_done(w1, o)  # type: ignore[arg-type]  # a 5xx: nothing kept, w2 reads it
+    assert w2.sent[-1] == ("robots-answer", 2, o, None) and w3.sent == []
+    c._robots_gone(w2)  # type: ignore[arg-type]  # dies reading both: w3 reads o
+    assert w3.sent == [("robots-answer", 3, o, None)] and c.leases == {o: w3}
+    c._robots_ask(w1, 5, o)  # type: ignore[arg-type]
+    c._robots_read({o: fresh})
+    assert w1.sent[-1] == ("robots-answer", 5, o, fresh) and run.kept == [o]
+    c._robots_done(w3, o)  # type: ignore[arg-type]
+    assert c.leases == {} and c.robots_waiting == {}
 
 
 # -- politeness across workers ---------------------------------------------------------------
@@ -198,10 +284,10 @@ def test_a_rate_under_nginxs_limit_is_never_refused_with_workers(tmp_path: Path)
         )  # fmt: skip
         log = web.access_log()
     assert doc["summary"] == {"total": 24, "stored": 24, "skipped": 0, "failed": 0}, doc
-    # <port> <status> "GET <path> HTTP/1.1"; robots.txt (one read per worker at most, each
-    # under the same --rate) is not in the site: 404, not a refusal
+    # <port> <status> "GET <path> HTTP/1.1"; robots.txt (read once for the run, under the
+    # same --rate) is not in the site: 404, not a refusal
     robots = [line for line in log if line.split()[3] == "/robots.txt"]
-    assert 1 <= len(robots) <= 2 and all(line.split()[1] == "404" for line in robots), log
+    assert len(robots) == 1 and all(line.split()[1] == "404" for line in robots), log
     assert [line.split()[1] for line in log if line not in robots] == ["200"] * 24
 
 
@@ -289,6 +375,37 @@ def test_a_killed_worker_has_its_images_run_again_and_the_run_finishes(
     assert sum(counts) - len(paths) <= 8, counts
     assert len(stored_rows(tmp_path / "data")) == 100
     assert check(tmp_path / "data")[0] == 0
+
+
+def test_workers_killed_while_reading_robots_txt_do_not_hold_the_run(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    """kill -9 of every worker while robots.txt is being read (one holds the coordinator's
+    lease to read it, the other waits): the lease goes back, a new worker reads it once
+    more, and the run finishes."""
+    paths = serve(fault_server, 20)
+    robots = Ok(b"User-agent: *\nDisallow: /w/private/\n", content_type="text/plain")
+    fault_server.set(ROBOTS, Delay(4, robots), robots)
+    proc = subprocess.Popen(
+        argv(fault_server, tmp_path, paths, "-c", "4", "--workers", "2", "--batch-size", "5"),
+        env=cli_env(FAST_ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE, **signalled(),
+    )  # fmt: skip
+    try:
+        first = workers_of(proc, 2)
+        assert wait_for(lambda: fault_server.count(ROBOTS) >= 1)
+        time.sleep(0.3)  # (the other worker asks too, and waits)
+        for pid in first:
+            os.kill(pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err.decode()
+    doc = json.loads(out)
+    assert doc["summary"] == {"total": 20, "stored": 20, "skipped": 0, "failed": 0}, doc
+    assert fault_server.count(ROBOTS) == 2  # the dead one's read, and one after it
+    assert sorted(r.path for r in image_requests(fault_server)) == sorted(f"/w/{p}" for p in paths)
 
 
 def test_kill_9_of_the_main_process_ends_the_workers_and_a_rerun_completes(

@@ -14,6 +14,9 @@ like any request. What its answer means, per the RFC:
   not requested and fail (the robots.txt failure's kind), so `imgflow retry` or a later
   run asks again; an image the rules disallow is excluded (never retried).
 
+Engines in several processes of one run share one reader per origin (a `SharedCache`,
+the coordinator of ``--workers``): the first to ask reads it, the others wait for its answer.
+
 A run may keep what it read (a `RobotsCache`, the local index's ``robots`` table): an
 answer that was read (2xx, or a 4xx: allow all) is reused by any run that starts within
 `MAX_AGE` (24 hours) of its fetch; after that it is read again. An unreachable one (5xx,
@@ -30,7 +33,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -107,6 +110,21 @@ class RobotsCache(Protocol):
 
     def put(self, origin: str, stored: Stored) -> None:
         """Keep `origin`'s answer (replacing an older one)."""
+        ...
+
+
+@runtime_checkable
+class SharedCache(RobotsCache, Protocol):
+    """A cache several engines share (the workers' coordinator): `lease` waits for an
+    origin's answer, or returns None when this engine is to read it; the reader then
+    `put`s what it read (when kept) and always `settle`s, so another may read it."""
+
+    async def lease(self, origin: str) -> Stored | None:
+        """The answer kept for `origin`, or None: this caller reads it (then `settle`)."""
+        ...
+
+    def settle(self, origin: str) -> None:
+        """This caller's read of `origin` is over (kept or not)."""
         ...
 
 
@@ -200,11 +218,19 @@ class Robots:
             task.cancel()
 
     async def _load(self, origin: str) -> Rules:
-        kept = self._cache.get(origin) if self._cache is not None else None
-        if kept is not None and kept.fresh(self._clock()):
-            rules = kept.rules()
+        shared = self._cache if isinstance(self._cache, SharedCache) else None
+        if shared is not None:
+            kept = await shared.lease(origin)
         else:
-            rules = await self._fetch(origin)
+            kept = self._cache.get(origin) if self._cache is not None else None
+        try:
+            if kept is not None and kept.fresh(self._clock()):
+                rules = kept.rules()
+            else:
+                rules = await self._fetch(origin)
+        finally:
+            if shared is not None and kept is None:
+                shared.settle(origin)
         if rules.crawl_delay:
             self._space(origin, rules.crawl_delay)
         return rules

@@ -1255,18 +1255,52 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "robots-not-preloaded-in-workers",
         "worker processes use the robots.txt answers earlier runs kept (architecture)",
-        "imgflow/local/workers/worker.py",
-        "        self.robots = MemoryCache(start.robots)\n",
-        "        self.robots = MemoryCache()\n",
+        "imgflow/local/workers/coordinator.py",
+        "        self.robots: dict[str, Stored] = dict(start.robots or {})",
+        "        self.robots: dict[str, Stored] = {}",
         ("tests/test_robots_cache.py::test_worker_processes_use_the_answers_of_earlier_runs",),
     ),
     Mutant(
         "robots-of-workers-not-saved",
         "robots.txt answers worker processes read are kept in the index too (architecture)",
         "imgflow/local/workers/coordinator.py",
-        "                    self.run.kept_robots(message[1])",
-        "                    pass",
+        "        self.run.kept_robots(read)",
+        "        pass",
         ("tests/test_robots_cache.py::test_answers_read_by_workers_are_kept_too",),
+    ),
+    Mutant(
+        "worker-reads-robots-itself",
+        "with --workers, robots.txt is read once per host per run, not once per worker",
+        "imgflow/local/workers/permits.py",
+        "        return await self.link.robots(origin)",
+        "        return None",
+        (
+            "tests/test_workers.py::"
+            "test_four_workers_read_robots_txt_once_and_never_ask_for_a_disallowed_path",
+        ),
+    ),
+    Mutant(
+        "robots-lease-not-passed-on-after-a-failed-read",
+        "a robots.txt read that kept nothing (5xx) lets the next waiting worker read it",
+        "imgflow/local/workers/coordinator.py",
+        "            del self.leases[origin]\n            self._robots_next(origin)\n",
+        "            self._robots_next(origin)\n",
+        (
+            "tests/test_workers.py::"
+            "test_the_coordinators_robots_leases_pass_on_after_a_failure_or_a_death",
+        ),
+    ),
+    Mutant(
+        "robots-lease-kept-by-a-dead-worker",
+        "a worker that dies reading robots.txt does not hold the others (architecture)",
+        "imgflow/local/workers/coordinator.py",
+        "        self._robots_gone(peer)\n",
+        "",
+        (
+            "tests/test_workers.py::"
+            "test_workers_killed_while_reading_robots_txt_do_not_hold_the_run",
+        ),
+        timeout=120.0,
     ),
     Mutant(
         "robots-ignored-not-in-json",

@@ -11,7 +11,11 @@ It owns what must be counted once for the whole run:
 - **politeness**: every host's `HostGate` (imgflow/engine/politeness.py, unchanged) and the
   run's cap on requests in flight live here; a worker's `RemoteGate` asks for a permit
   before each request and gives it back with what the answer said. One gate per host for
-  the whole run, so its slots, tokens and cool-downs are the same counts as in one process.
+  the whole run, so its slots, tokens and cool-downs are the same counts as in one process;
+- **robots.txt**: the run's one cache of answers (the index's fresh ones, then those read).
+  A worker's `RemoteRobots` asks for an origin's answer; the first asker gets a lease to
+  read it, the others wait until it puts the answer (all get it) or settles without one
+  (a 5xx, unreachable: not kept) or dies: then the next waiter gets the lease.
 
 A stop (a signal, the stop event) tells every worker to stop, waits a few seconds for their
 last records, then kills what is left: no worker outlives the run.
@@ -28,6 +32,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -135,6 +140,9 @@ class Coordinator:
         self.restarts = 2 * count
         self._ids = itertools.count()
         self._total: asyncio.Semaphore | None = None
+        self.robots: dict[str, Stored] = dict(start.robots or {})
+        self.leases: dict[str, _Peer] = {}  # origin: the worker reading its robots.txt
+        self.robots_waiting: dict[str, deque[tuple[_Peer, int]]] = {}
 
     async def run_all(self) -> bool:
         """Run every batch; False (nothing run) when not even one worker could start."""
@@ -263,8 +271,12 @@ class Coordinator:
                     self.politeness.gate(message[1]).tell(Signal(message[2]), message[3])
                 elif kind == "claim":
                     self._claim(peer)
+                elif kind == "robots-ask":
+                    self._robots_ask(peer, message[1], message[2])
                 elif kind == "robots":
-                    self.run.kept_robots(message[1])
+                    self._robots_read(message[1])
+                elif kind == "robots-done":
+                    self._robots_done(peer, message[1])
         finally:
             await self._ended(peer)
 
@@ -286,6 +298,57 @@ class Coordinator:
             raise
         peer.held.append(host)
         peer.outbox.send("granted", rid, gate.cool_until)
+
+    # -- robots.txt ----------------------------------------------------------------------
+
+    def _fresh(self, origin: str) -> Stored | None:
+        stored = self.robots.get(origin)
+        return stored if stored is not None and stored.fresh(time.time()) else None
+
+    def _robots_ask(self, peer: _Peer, rid: int, origin: str) -> None:
+        """An origin's answer, or a lease to read it; or wait for the one who reads it."""
+        stored = self._fresh(origin)
+        if stored is None and origin in self.leases:
+            self.robots_waiting.setdefault(origin, deque()).append((peer, rid))
+            return
+        if stored is None:
+            self.leases[origin] = peer
+        peer.outbox.send("robots-answer", rid, origin, stored)
+
+    def _robots_read(self, read: Mapping[str, Stored]) -> None:
+        """Answers a worker read: kept for the run (and the index), given to its waiters."""
+        self.run.kept_robots(read)
+        self.robots.update(read)
+        for origin in read:
+            self._robots_next(origin)
+
+    def _robots_done(self, peer: _Peer, origin: str) -> None:
+        if self.leases.get(origin) is peer:
+            del self.leases[origin]
+            self._robots_next(origin)
+
+    def _robots_next(self, origin: str) -> None:
+        """Answer an origin's waiters when it has an answer; else lease the next one."""
+        waiting = self.robots_waiting.get(origin)
+        stored = self._fresh(origin)
+        while waiting and (stored is not None or origin not in self.leases):
+            peer, rid = waiting.popleft()
+            if stored is None:
+                self.leases[origin] = peer
+            peer.outbox.send("robots-answer", rid, origin, stored)
+        if not waiting:
+            self.robots_waiting.pop(origin, None)
+
+    def _robots_gone(self, peer: _Peer) -> None:
+        """A worker is gone: its waits end, and its leases go to the next waiters."""
+        for origin, waiting in list(self.robots_waiting.items()):
+            self.robots_waiting[origin] = deque(w for w in waiting if w[0] is not peer)
+        for origin, holder in list(self.leases.items()):
+            if holder is peer:
+                del self.leases[origin]
+                self._robots_next(origin)
+        for origin in [o for o, w in self.robots_waiting.items() if not w]:
+            del self.robots_waiting[origin]
 
     def _release(self, peer: _Peer, host: str, signal: Signal, retry_after: float | None) -> None:
         if host in peer.held:
@@ -315,6 +378,7 @@ class Coordinator:
             assert self._total is not None
             self._total.release()
         peer.held.clear()
+        self._robots_gone(peer)
         if peer in self.parked:
             self.parked.remove(peer)
         left = [item for claim in peer.claims.values() for item in claim.left()]

@@ -17,6 +17,7 @@ from typing import Any
 
 from imgflow.engine.plan import Item
 from imgflow.engine.politeness import HostGate, OnChange, Signal
+from imgflow.engine.robots import Stored
 from imgflow.local.workers.wire import Outbox
 
 
@@ -28,6 +29,7 @@ class Link:
         self.outbox = outbox
         self._ids = itertools.count()
         self._waiting: dict[int, tuple[asyncio.Future[float], str]] = {}
+        self._robots: dict[int, asyncio.Future[Stored | None]] = {}
         self._claims: asyncio.Queue[tuple[Any, ...] | None] = asyncio.Queue()
         self.ended = asyncio.Event()  # the coordinator said stop, or is gone
         self.gone = False
@@ -42,6 +44,8 @@ class Link:
             kind = message[0]
             if kind == "granted" or kind == "cooled":
                 self._answered(message[1], message[2], kind == "granted")
+            elif kind == "robots-answer":
+                self._robots_answered(message[1], message[2], message[3])
             elif kind == "batch":
                 self._claims.put_nowait(message)
             elif kind == "stop":
@@ -53,6 +57,9 @@ class Link:
         for future, _host in self._waiting.values():
             if not future.done():
                 future.cancel()
+        for waiting in self._robots.values():
+            if not waiting.done():
+                waiting.cancel()
 
     def _answered(self, rid: int, cool_until: float, granted: bool) -> None:
         future, host = self._waiting.pop(rid, (None, ""))
@@ -60,6 +67,23 @@ class Link:
             future.set_result(cool_until)
         elif granted:  # its request was cancelled while it waited: the permit goes back
             self.send("release", host, Signal.OTHER.value, None)
+
+    def _robots_answered(self, rid: int, origin: str, stored: Stored | None) -> None:
+        future = self._robots.pop(rid, None)
+        if future is not None and not future.done():
+            future.set_result(stored)
+        elif stored is None:  # a lease for an ask that was cancelled: given back
+            self.send("robots-done", origin)
+
+    async def robots(self, origin: str) -> Stored | None:
+        """The run's robots.txt answer for `origin`, or None: a lease to read it."""
+        rid = next(self._ids)
+        future: asyncio.Future[Stored | None] = asyncio.get_running_loop().create_future()
+        self._robots[rid] = future
+        self.send("robots-ask", rid, origin)
+        if self.ended.is_set():
+            future.cancel()
+        return await future
 
     async def ask(self, kind: str, host: str) -> float:
         """Ask for a permit (`acquire`) or the end of a cool-down (`cool`) at `host`;
@@ -111,3 +135,23 @@ class RemoteGate(HostGate):
     async def cool_down(self) -> None:
         """Wait out the host's cool-down, as the coordinator counts it."""
         self.cool_until = await self.link.ask("cool", self.host)
+
+
+class RemoteRobots:
+    """The engine's robots.txt cache (a `SharedCache`) that is the coordinator's: one
+    worker of the run reads an origin's robots.txt, the others wait for its answer."""
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+
+    def get(self, origin: str) -> Stored | None:
+        return None  # (asked of the coordinator by `lease`)
+
+    async def lease(self, origin: str) -> Stored | None:
+        return await self.link.robots(origin)
+
+    def put(self, origin: str, stored: Stored) -> None:
+        self.link.send("robots", {origin: stored})
+
+    def settle(self, origin: str) -> None:
+        self.link.send("robots-done", origin)

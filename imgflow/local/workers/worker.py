@@ -30,12 +30,12 @@ from imgflow.engine.fetch import Fetcher
 from imgflow.engine.plan import Item
 from imgflow.engine.politeness import Politeness
 from imgflow.engine.records import ResultRecord
-from imgflow.engine.robots import MemoryCache, Stored
+from imgflow.engine.robots import Stored
 from imgflow.local.folder import DataFolder
 from imgflow.local.layouts.base import RunStore
 from imgflow.local.safefs import subfolder
 from imgflow.local.settings import RunSettings
-from imgflow.local.workers.permits import Link, RemoteGate
+from imgflow.local.workers.permits import Link, RemoteGate, RemoteRobots
 from imgflow.local.workers.wire import Outbox, messages
 
 PR_SET_PDEATHSIG = 1
@@ -52,8 +52,8 @@ class WorkerStart:
     max_batches: int
     in_flight: int
     refresh: bool
-    # robots.txt answers of earlier runs (the coordinator's, from the index): read again
-    # by no worker; those a worker reads go to the coordinator (saved to the index).
+    # robots.txt answers of earlier runs (from the index): the coordinator's cache for the
+    # run, which every worker asks (RemoteRobots); those a worker reads go back to it.
     robots: Mapping[str, Stored] | None = None
 
 
@@ -63,7 +63,7 @@ class _Worker:
         self.start = start
         self.store = store
         self.revalidating: set[str] = set()
-        self.robots = MemoryCache(start.robots)
+        self.robots = RemoteRobots(link)
 
     async def run(self) -> None:
         start = self.start
@@ -121,9 +121,6 @@ class _Worker:
         """Send a record with its file's time; the file is then the coordinator's to index."""
         key = record.key if record.outcome.wrote and record.key else None
         mtime = self.store.written([key]).get(key) if key else None
-        read = self.robots.take_new()  # robots.txt answers read since: kept by the index
-        if read:
-            self.link.send("robots", read)
         self.link.send("record", batch_id, record, time.time(), mtime)
         if key:
             self.store.settle([key])
