@@ -7,7 +7,8 @@ links are real HTTP URLs a headless Chromium loads (that part skips without chro
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -39,12 +40,16 @@ def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     server.start()
     try:
         host, port = server.get_host_and_port()
+        # moto's backends live in this process: begin from none (another test's bucket)
+        urllib.request.urlopen(
+            urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST")
+        ).close()
         yield connect(profile=None, region="us-east-1", endpoint_url=f"http://{host}:{port}")
     finally:
         server.stop()
 
 
-def _execution(aws: Aws) -> str:
+def _execution(aws: Aws, excluded: Sequence[ResultRecord] = ()) -> str:
     """A finished job as the pipeline leaves it: images, result objects, summary."""
     s3 = aws.s3()
     s3.create_bucket(Bucket=BUCKET)
@@ -72,13 +77,22 @@ def _execution(aws: Aws) -> str:
     ]
     write_results(s3, BUCKET, JOB, 0, stored[:8])
     write_results(s3, BUCKET, JOB, 1, stored[8:] + failed)
-    total = len(stored) + len(failed)
+    if excluded:
+        write_results(s3, BUCKET, JOB, 2, list(excluded))
+    total = len(stored) + len(failed) + len(excluded)
     put_json(s3, BUCKET, job_key(JOB), {"baseUrl": f"https://{HOST}/", "resourcePaths": []})
     put_json(
         s3,
         BUCKET,
         summary_key(JOB),
-        {"total": total, "stored": len(stored) - 1, "skipped": 1, "failed": 2, "duplicates": 0},
+        {
+            "total": total,
+            "stored": len(stored) - 1,
+            "skipped": 1,
+            "failed": 2,
+            "excluded": len(excluded),
+            "duplicates": 0,
+        },
     )
     sfn = aws.stepfunctions()
     machine = sfn.create_state_machine(
@@ -128,3 +142,36 @@ def test_an_execution_report_links_presigned_urls_and_states_their_expiry(
         assert hosts == {"127.0.0.1"}
         assert tab.console_errors == []
         tab.screenshot(tmp_path / "aws-report.png", full_page=True)
+
+
+def test_an_execution_report_groups_what_the_sites_kept_out_by_host_and_reason(
+    s3_server: Aws, tmp_path: Path
+) -> None:
+    kept_out = [
+        ResultRecord(
+            f"https://{HOST}/no/{n}.gif",
+            f"no/{n}.gif",
+            Outcome.EXCLUDED,
+            error=f"Disallowed by robots.txt: https://{HOST}/no/{n}.gif",
+        )
+        for n in range(3)
+    ] + [
+        ResultRecord(
+            f"https://{HOST}/ai.gif",
+            "ai.gif",
+            Outcome.EXCLUDED,
+            200,
+            error=f"Opted out (X-Robots-Tag: noai): https://{HOST}/ai.gif",
+        )
+    ]
+    arn = _execution(s3_server, kept_out)
+    text = write_aws(s3_server, BUCKET, PREFIX, arn, tmp_path / "r.html").read_text()
+    section = text.split('<section id="excluded"', 1)[1].split("</section>", 1)[0]
+    assert "Excluded (4)" in section
+    assert 'Disallowed by robots.txt</td><td class="num">3</td>' in section
+    assert 'Opted out (X-Robots-Tag: noai)</td><td class="num">1</td>' in section
+    assert f"https://{HOST}/no/0.gif" in section and HOST in section
+    # kept out is neither stored nor failed: no failure group, no gallery item
+    assert 'data-class="not-found" data-count="1"' in text
+    items = json.loads(text.split('id="gallery-data">', 1)[1].split("</script>", 1)[0])["items"]
+    assert len(items) == 15

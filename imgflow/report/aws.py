@@ -22,7 +22,15 @@ from imgflow.aws.runtime.jobs import get_json, job_key
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.errors import BackendError, UsageError
 from imgflow.report import thumbs
-from imgflow.report.model import Failure, Gallery, GalleryItem, HostCount, Report, group_failures
+from imgflow.report.model import (
+    Failure,
+    Gallery,
+    GalleryItem,
+    HostCount,
+    Report,
+    group_exclusions,
+    group_failures,
+)
 from imgflow.report.page import PAGE_SIZE, human_seconds, write_file
 
 if TYPE_CHECKING:
@@ -51,7 +59,7 @@ class _Tally:
                 )
             elif record.outcome is Outcome.STORED:
                 self.stored_bytes += record.bytes or 0
-            else:
+            elif record.outcome is not Outcome.EXCLUDED:
                 self.skipped_bytes += record.bytes or 0
 
     def busiest(self) -> list[HostCount]:
@@ -86,6 +94,13 @@ def aws_report(
         base_url = ""
     tally = _Tally()
     groups = group_failures(tally.failures(status.records))
+    excluded = (  # one more read of the result objects, only when the sites kept some out
+        group_exclusions(
+            (r.url, r.error or "") for r in status.records if r.outcome is Outcome.EXCLUDED
+        )
+        if status.summary.excluded
+        else []
+    )
     s3 = aws.s3()
 
     def sign(key: str) -> str:
@@ -148,6 +163,7 @@ def aws_report(
         timeline=None,
         hosts=tally.busiest(),
         failures=groups,
+        excluded=excluded,
         retry_command=f"imgflow retry {execution_arn}",
         gallery=gallery,
         notes=run_notes,

@@ -1303,6 +1303,17 @@ MUTANTS: list[Mutant] = [
         timeout=120.0,
     ),
     Mutant(
+        "aws-report-without-exclusions",
+        "the report groups excluded images by host and reason, on aws too (README)",
+        "imgflow/report/aws.py",
+        "        if status.summary.excluded\n",
+        "        if False\n",
+        (
+            "tests/test_report_aws.py::"
+            "test_an_execution_report_groups_what_the_sites_kept_out_by_host_and_reason",
+        ),
+    ),
+    Mutant(
         "robots-ignored-not-in-json",
         "run -o json says when --ignore-robots was used (README)",
         "imgflow/cli/commands/run.py",
