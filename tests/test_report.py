@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 from support.cli_run import run_cli
-from support.faultserver import FaultServer
-from support.report_run import FAILING, make_run
+from support.faultserver import FaultServer, Ok
+from support.report_run import FAILING, make_run, run_paths
 
+from imgflow.demo.images import make_gif
 from imgflow.engine import messages
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.plan import Item
@@ -305,3 +306,10 @@ def test_a_run_that_reached_several_hosts_gets_a_host_table(tmp_path: Path) -> N
     )
     assert rows == [("a.example", "2", "1"), ("b.example:8080", "1", "1")]
     assert render_local(tmp_path, "multi").count('class="hosts"') == 1
+
+
+def test_a_gallery_of_one_image_says_image(fault_server: FaultServer, tmp_path: Path) -> None:
+    fault_server.set("/one.gif", Ok(make_gif("one", 4)))
+    run = run_paths(fault_server, ["one.gif"], tmp_path / "data")
+    page = render_local(tmp_path / "data", run.run_id)
+    assert "Gallery (1 image in storage)" in page

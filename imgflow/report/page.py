@@ -316,9 +316,10 @@ def _row(item: GalleryItem, previous: str) -> str:
 
 def _gallery(report: Report, out: TextIO, page_size: int) -> None:
     gallery = report.gallery
+    images = "image" if gallery.count == 1 else "images"
     out.write(
         '<section id="gallery" aria-labelledby="gallery-h">'
-        f'<h2 id="gallery-h">Gallery ({gallery.count:,} images in storage)</h2>'
+        f'<h2 id="gallery-h">Gallery ({gallery.count:,} {images} in storage)</h2>'
     )
     if gallery.count == 0:
         out.write('<p class="muted">No image of this run is in storage.</p>')

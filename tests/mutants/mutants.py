@@ -1303,6 +1303,14 @@ MUTANTS: list[Mutant] = [
         timeout=120.0,
     ),
     Mutant(
+        "gallery-one-images",
+        "counts read right for one: the gallery of one image says image (README)",
+        "imgflow/report/page.py",
+        '    images = "image" if gallery.count == 1 else "images"',
+        '    images = "images"',
+        ("tests/test_report.py::test_a_gallery_of_one_image_says_image",),
+    ),
+    Mutant(
         "aws-report-without-exclusions",
         "the report groups excluded images by host and reason, on aws too (README)",
         "imgflow/report/aws.py",

@@ -52,7 +52,8 @@ def images() -> dict[str, tuple[bytes, str]]:
     return found
 
 
-def _run(server: FaultServer, paths: list[str], data_dir: Path) -> LocalRunResult:
+def run_paths(server: FaultServer, paths: list[str], data_dir: Path) -> LocalRunResult:
+    """A local run of `paths` on `server`, with the report tests' quick settings."""
     job = LocalJob(
         source=from_job(validate_base_url(server.base_url), paths, None),
         concurrency=4,
@@ -83,6 +84,6 @@ def make_run(server: FaultServer, data_dir: Path) -> ReportRun:
     server.set("/huge/big.png", Ok(make_png("big", 16, target_bytes=40_000), "image/png"))
     server.set("/stuck/stall.gif", Stall(seconds=3))
     server.set("/cut/reset.gif", Reset())
-    _run(server, ["photos/first.gif", "photos/second.png"], data_dir)
+    run_paths(server, ["photos/first.gif", "photos/second.png"], data_dir)
     paths = [*bodies, *FAILING, "photos/sunset.jpg"]
-    return ReportRun(_run(server, paths, data_dir), bodies)
+    return ReportRun(run_paths(server, paths, data_dir), bodies)
