@@ -182,7 +182,13 @@ def test_throttled_s3_and_dynamodb_are_retried_and_nothing_is_lost(
     throttle_errors = [k for k in injected if k.endswith("Exception")]
     assert len(throttle_errors) == 2, injected  # both codes were seen
     # Every throttled object put was retried until it went through.
-    retried = [a for what, a in throttler.attempts.items() if what.startswith("put ")]
+    # (robots.txt's kept answer is left out: the concurrent first batches of a host may each
+    # put it, the race docs/architecture.md accepts, so its key counts several puts.)
+    retried = [
+        a
+        for what, a in throttler.attempts.items()
+        if what.startswith("put ") and "/robots/" not in what
+    ]
     assert retried and all(a == throttler.put_failures + 1 for a in retried)
 
     records = job_records(session, pipeline.bucket, "throttled", 6)
