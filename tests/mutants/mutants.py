@@ -417,14 +417,6 @@ MUTANTS: list[Mutant] = [
         (HOSTS + "::test_max_in_flight_holds_across_all_hosts",),
     ),
     Mutant(
-        "lookup-holds-a-slot",
-        "a host's slow DNS lookup holds none of the requests in flight of others (architecture)",
-        "imgflow/engine/transport/pool.py",
-        "        if not self._idle.get(route):\n",
-        "        if False:\n",
-        (HOSTS + "::test_a_host_whose_lookup_is_slow_holds_no_slot_of_the_others",),
-    ),
-    Mutant(
         "idle-connections-per-host-unbounded",
         "idle connections of every host together stay within the pool (architecture)",
         "imgflow/engine/transport/pool.py",
