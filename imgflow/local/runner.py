@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from imgflow.engine.batch import run_batch
 from imgflow.engine.breaker import BREAKER_THRESHOLD, Breaker
@@ -337,9 +337,9 @@ def _store_all(runner: _Runner, db: Database, store: RunStore, run_id: str) -> N
     except BaseException as exc:
         store.seal()
         store.discard_unsettled(keep=runner.revalidating)
-        problem = _first_storage_error(exc)
+        problem = _first_error(exc, StorageError)
         if problem is None:
-            unreadable = _first_job_error(exc)  # the rest of a streamed table
+            unreadable = _first_error(exc, JobError)  # the rest of a streamed table
             if unreadable is not None:
                 raise unreadable from None
             raise
@@ -348,25 +348,16 @@ def _store_all(runner: _Runner, db: Database, store: RunStore, run_id: str) -> N
         raise problem from None
 
 
-def _first_job_error(exc: BaseException) -> JobError | None:
-    """The JobError (a streamed table's unreadable rest) that stopped a run, if one did."""
-    if isinstance(exc, JobError):
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _first_error(exc: BaseException, kind: type[_E]) -> _E | None:
+    """The first `kind` error that stopped a run (inside exception groups too), if one did."""
+    if isinstance(exc, kind):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
-            found = _first_job_error(inner)
-            if found is not None:
-                return found
-    return None
-
-
-def _first_storage_error(exc: BaseException) -> StorageError | None:
-    """The StorageError (or SQLite error, explained) that stopped a run, if one did."""
-    if isinstance(exc, StorageError):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _first_storage_error(inner)
+            found = _first_error(inner, kind)
             if found is not None:
                 return found
     return None
