@@ -91,6 +91,9 @@ class Watch(Protocol):
     def record(self, record: ResultRecord) -> None:
         """One path is done."""
 
+    def reading(self, count: int) -> None:
+        """The input is still read as the run goes: `count` items so far."""
+
     def throttled(self, change: Change) -> None:
         """A host asked to slow down, and this is what was done."""
 

@@ -188,12 +188,15 @@ class LocalBackend:
         """``run <id> interrupted at <done>/<total> images``, then the command that
         continues it (two lines of at most 80 characters); None if the run is not saved."""
         try:
-            summary = self._view(run_id).summary
+            view = self._view(run_id)
         except ImgflowError:
             return None
+        summary = view.summary
         done = summary.stored + summary.skipped + summary.failed
+        # A run stopped while its input was read has no total yet (its retry reads the rest).
+        total = f"{summary.total:,}" if view.extra.get("planned", True) else "?"
         return (
-            f"run {run_id} interrupted at {done:,}/{summary.total:,} images\n"
+            f"run {run_id} interrupted at {done:,}/{total} images\n"
             f"continue with: imgflow retry {run_id}"
         )
 
@@ -228,6 +231,9 @@ class LocalBackend:
             ok=info.state == "succeeded",
             elapsed=elapsed,
         )
+        if not info.planned:  # stopped while its input was read: the total is not known
+            unplanned = {"planned": False, "summary": {**summary.to_json(), "total": None}}
+            view = replace(view, extra={**view.extra, **unplanned})
         if result is None:
             return view
         return replace(
@@ -287,13 +293,20 @@ class LocalBackend:
 
         self._need_runs()
         plan = plan_retry(self.folder, target)
-        if plan.failed == 0:
+        if plan.failed == 0 and plan.unread is None:
             listener.note(f"nothing to retry: no image failed in run {target}")
             return None
+        if plan.lost is not None:
+            listener.warn(
+                f"run {target} was stopped while {plan.lost} was read, which cannot be read"
+                " again: only the images it planned are retried (run the command again)"
+            )
         new_id = new_run_id()
         link(self.folder / DB_NAME, new_id, target)
         failed = min(plan.parent.summary.failed, plan.failed)
         parts = [plural(failed, "failed image"), plural(plan.failed - failed, "unfinished image")]
+        if plan.unread is not None:  # never read: unfinished too
+            parts.append(f"the unfinished images of {plan.unread} it never read")
         what = " and ".join(part for part in parts if not part.startswith("0 "))
         listener.note(f"retrying {what} of run {target}: run {new_id}")
         return self._execute(plan.job, listener, new_id)

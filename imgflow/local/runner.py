@@ -97,6 +97,9 @@ class Progress(Protocol):
     def record(self, record: ResultRecord) -> None:
         """One path is done."""
 
+    def reading(self, count: int) -> None:
+        """While the total is not known yet: `count` items of the source read so far."""
+
 
 @dataclass(frozen=True)
 class LocalRunResult:
@@ -116,12 +119,18 @@ class LocalRunResult:
 
 class Planner:
     """Plans a source's items into the index in a thread of its own (its own connection),
-    chunk by chunk, so the run fetches the first items while the rest is still read."""
+    chunk by chunk, so the run fetches the first items while the rest is still read.
+
+    `read` counts the items read so far (for the progress line). A planner stopped before
+    the end of its items leaves the run unplanned (no total): a retry reads the source
+    again for the items it never planned."""
 
     def __init__(self, path: Path, run_id: str, items: Iterable[Item]) -> None:
         self.done = threading.Event()
         self.fetching = threading.Event()  # set by the run once its first image is done
         self.duplicates = 0
+        self.read = 0
+        self._cut = False  # stopped before the end of the items
         self._halt = threading.Event()
         self._total = 0
         self._error: BaseException | None = None
@@ -135,7 +144,9 @@ class Planner:
             db = Database(path)
             try:
                 with sqlite_errors(db.path):
-                    self._total, self.duplicates = db.plan(run_id, self._until_halted(items))
+                    self._total, self.duplicates = db.plan(
+                        run_id, self._until_halted(items), whole=lambda: not self._cut
+                    )
             finally:
                 db.close()
         except BaseException as exc:  # handed to the fetching side, raised there
@@ -149,7 +160,9 @@ class Planner:
             if n == FIRST_CHUNK:  # the first chunk is in the index: let the run start
                 self.fetching.wait(FIRST_WAIT)
             if halt.is_set():
+                self._cut = True
                 return
+            self.read = n + 1
             yield item
 
     def result(self) -> int:
@@ -551,6 +564,8 @@ class _Runner:
         last = 0
         while True:
             done = planner.done.is_set()
+            if self.progress is not None and not done:
+                self.progress.reading(planner.read)
             last, batch = self.db.pending_page(self.run_id, last, size)
             if batch:
                 yield batch

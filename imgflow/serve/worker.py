@@ -50,6 +50,9 @@ class LiveCounts:
             self.total = total
         self.duplicates = duplicates
 
+    def reading(self, count: int) -> None:
+        """(A job's source is always counted before it runs.)"""
+
     def record(self, record: ResultRecord) -> None:
         """One path is done."""
         if record.outcome is Outcome.STORED:

@@ -1,17 +1,20 @@
 """The seed job's source: a base URL and resource paths, from a paths file or standard input.
 
-Everything is validated before anything is written: a paths file is read once to check
-every line, and read again (streamed) when the run plans its batches, so a file of a
-million lines never has to fit in memory. Standard input, and any paths file that is not
-a regular file (a named pipe, `<(cmd)`, a character device such as /dev/null), can be read
-only once: it is spooled to a temporary file.
+A paths file up to `COUNTED_BYTES` is validated whole before anything is written (read
+once to check every line, and again, streamed, when the run plans its batches). A larger
+one is checked at its head only and streamed once while the run fetches (its count is
+None: the runner's Planner plans it in a thread, as a large table of URLs), so the first
+request of a million-line file goes out at once; a bad line further down stops the run
+with one line. Standard input, and any paths file that is not a regular file (a named
+pipe, `<(cmd)`, a character device such as /dev/null), can be read only once: it is
+spooled to a temporary file and counted.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -22,8 +25,11 @@ from imgflow.engine.job import normalize_path, url_for, validate_base_url
 from imgflow.engine.plan import Item, item_for
 from imgflow.errors import JobError
 
+KIND = "paths"
 # Only the first paths are looked at, so a warning costs nothing on a huge job.
 LOOK_AT = 1000
+# A regular paths file larger than this (about 40,000 paths) is planned while the run goes.
+COUNTED_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -37,9 +43,9 @@ class PathsSource:
 
     base_url: str
     paths: Callable[[], Iterable[str]]
-    count: int
+    count: int | None  # None: a large file, planned (and counted) while the run goes
     concurrency: int | None = None
-    kind: str = "paths"
+    kind: str = KIND
     file: str | None = None
     key_base: str | None = None
     spool: Path | None = None
@@ -51,10 +57,13 @@ class PathsSource:
             yield item_for(base, path, key_base)
 
     def describe(self) -> dict[str, Any]:
-        """``{"kind", "baseUrl", "file"}`` (and ``keyBase`` when keys come from another)."""
+        """``{"kind", "baseUrl", "file"}`` (and ``keyBase`` when keys come from another;
+        ``path``, the file's absolute path, when it can be read again by a retry)."""
         doc: dict[str, Any] = {"kind": self.kind, "baseUrl": self.base_url, "file": self.file}
         if self.key_base is not None:
             doc["keyBase"] = self.key_base
+        if self.kind == KIND and self.spool is None and self.file is not None:
+            doc["path"] = str(Path(self.file).absolute())
         return doc
 
     def warning(self) -> str | None:
@@ -88,15 +97,11 @@ def from_paths_file(
             spool = _spool_file(file, label)
             file = spool
     try:
-        count = sum(1 for _ in _read_paths(file, label))
+        count = _count(file, label, spool is None and file.stat().st_size > COUNTED_BYTES)
     except JobError:
         if spool is not None:
             spool.unlink(missing_ok=True)
         raise
-    if count == 0:
-        if spool is not None:
-            spool.unlink(missing_ok=True)
-        raise JobError(f"{label}: no paths (the file is empty or only comments)")
     return PathsSource(
         base,
         lambda: _read_paths(file, label),
@@ -105,6 +110,19 @@ def from_paths_file(
         key_base=key_base,
         spool=spool,
     )
+
+
+def _count(file: Path, label: str, streamed: bool) -> int | None:
+    """How many paths `file` holds, every line checked; None for a file `streamed` while
+    the run goes (only its head is checked now: at least one path, no bad line)."""
+    paths = _read_paths(file, label)
+    try:
+        count = sum(1 for _ in islice(paths, LOOK_AT if streamed else None))
+    finally:
+        paths.close()
+    if count == 0:
+        raise JobError(f"{label}: no paths (the file is empty or only comments)")
+    return None if streamed and count == LOOK_AT else count
 
 
 def doubled_base_path(base_url: str, paths: Iterable[str]) -> str | None:
@@ -143,7 +161,7 @@ def _spool_file(file: Path, label: str) -> Path:
         raise JobError(f"{label}: cannot read ({exc.strerror})") from None
 
 
-def _read_paths(file: Path, label: str) -> Iterator[str]:
+def _read_paths(file: Path, label: str) -> Generator[str, None, None]:
     """Normalised paths, line by line; blank lines and # comments are skipped."""
     try:
         handle = file.open("rb")

@@ -88,13 +88,15 @@ class UrlsSource:
             yield from rows
 
     def describe(self) -> dict[str, Any]:
-        """``{"kind": "urls", "file", "format", "urlColumn", "captionColumn"}``."""
+        """``{"kind": "urls", "file", "format", "urlColumn", "captionColumn"}`` (and
+        ``path``, the file's absolute path, when a retry can read it again)."""
         return {
             "kind": KIND,
             "file": self.label,
             "format": self.kind,
             "urlColumn": self.url_column,
             "captionColumn": self.caption_column,
+            **({"path": str(self._path.absolute())} if self._path is not None else {}),
         }
 
     def cleanup(self) -> None:

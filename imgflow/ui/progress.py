@@ -6,11 +6,13 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
+from rich.text import Text
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
     ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
@@ -29,6 +31,17 @@ TICK = 1 / REFRESH_PER_SECOND
 WIDE = 120  # from this width on, the line also shows the bytes written and the time spent
 
 
+class _DoneOfTotal(MofNCompleteColumn):
+    """done/total; while the input is still read (no total yet), done/<read so far>+, the
+    count growing as the input is read (a large paths file, a table, a stream)."""
+
+    def render(self, task: Task) -> Text:
+        read = task.fields.get("read")
+        if task.total is None and read:
+            return Text(f"{int(task.completed)}{self.separator}{read}+", style="progress.download")
+        return super().render(task)
+
+
 def _columns(width: int, *middle: ProgressColumn | str) -> list[ProgressColumn | str]:
     """A bar as wide as the terminal leaves, done/total, `middle`, the failures and ETA.
 
@@ -39,7 +52,7 @@ def _columns(width: int, *middle: ProgressColumn | str) -> list[ProgressColumn |
     bar = max(8, min(40, width - (110 if wide else 70)))
     columns: list[ProgressColumn | str] = [
         BarColumn(bar_width=bar),
-        MofNCompleteColumn(),
+        _DoneOfTotal(),
         *middle,
         TextColumn("[red]{task.fields[failed]} failed"),
     ]
@@ -84,9 +97,18 @@ class RunProgress:
             self._progress.update(self._task, total=total)
             return
         note = f" ({plural(duplicates, 'duplicate')})" if duplicates else ""
+        if total is None:
+            note = " (input still being read: total so far shown as N+)"
         self.console.print(f"run {run_id}{note}", markup=False)
-        self._task = self._progress.add_task("", total=total, failed=0, rate="", size="")
+        self._task = self._progress.add_task(
+            "", total=total, failed=0, rate="", size="", read=0
+        )
         self.started = time.monotonic()
+
+    def reading(self, count: int) -> None:
+        """The input is still read: `count` items so far (the total's place shows it)."""
+        if self._task is not None:
+            self._progress.update(self._task, read=count)
 
     def throttled(self, change: Change) -> None:
         """Show that a host asked imgflow to slow down, and what imgflow did."""
@@ -184,6 +206,9 @@ class AwsProgress:
 
     def throttled(self, change: Change) -> None:
         """(The execution's Lambdas slow down on their own; the bar has no note.)"""
+
+    def reading(self, count: int) -> None:
+        """(An execution's input is planned before it starts.)"""
 
 
 LIVE: dict[str, type[RunProgress] | type[AwsProgress]] = {"local": RunProgress, "aws": AwsProgress}

@@ -86,14 +86,23 @@ class Database(RunsTable, ResultsTable, ImagesTable, RobotsTable):
         """Close the connection."""
         self.conn.close()
 
-    def plan(self, run_id: str, items: Iterable[Item], chunk: int = 5000) -> tuple[int, int]:
+    def plan(
+        self,
+        run_id: str,
+        items: Iterable[Item],
+        chunk: int = 5000,
+        whole: Callable[[], bool] = lambda: True,
+    ) -> tuple[int, int]:
         """Insert every item as pending, once per URL: (unique items, duplicates).
 
         Each chunk is its own short transaction, so another run on the same database is
-        never kept waiting for long (a run's total is written once the plan is complete).
+        never kept waiting for long. The run's total is written, and the run marked
+        planned, once the plan is complete: only if `whole()` says `items` were not cut
+        short (a run stopped while its input was read stays unplanned).
         """
         unique, seen = self._insert_plan(run_id, items, chunk)
-        self.planned(run_id, unique, seen - unique)
+        if whole():
+            self.planned(run_id, unique, seen - unique)
         return unique, seen - unique
 
     def record(

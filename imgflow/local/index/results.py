@@ -135,6 +135,17 @@ class ResultsTable(Connected):
         for row in cursor:
             yield _item(*row)
 
+    def planned_urls(self, run_id: str, urls: Sequence[str]) -> set[str]:
+        """Those of `urls` the run has planned (at most 500 at a time are asked)."""
+        marks = ", ".join("?" * len(urls))
+        return {
+            row[0]
+            for row in self.conn.execute(
+                f"SELECT url FROM results WHERE run_id = ? AND url IN ({marks})",
+                (run_id, *urls),
+            )
+        }
+
     def written_keys(self, keys: Sequence[str]) -> set[str]:
         """Those of `keys` some run stored or updated (files imgflow wrote)."""
         found: set[str] = set()

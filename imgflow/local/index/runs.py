@@ -38,6 +38,9 @@ class RunInfo:
     duplicates: int
     summary: Summary
     source: Mapping[str, Any] | None = None
+    # False while (or when, once stopped) some of the source's items were never planned:
+    # `total` and `summary.total` then count only those read so far.
+    planned: bool = True
 
 
 class RunsTable(Connected):
@@ -57,6 +60,7 @@ class RunsTable(Connected):
                     column_or("updated", have, "0"),
                     column_or("unchanged", have, "0"),
                     column_or("source", have),
+                    column_or("unplanned", have, "0"),
                 )
             )
             + " FROM runs"
@@ -65,10 +69,11 @@ class RunsTable(Connected):
     def create_run(
         self, run_id: str, source: Source, concurrency: int, batch_size: int, max_batches: int
     ) -> None:
-        """Record a new run of `source` as running (planning comes next)."""
+        """Record a new run of `source` as running and unplanned (planning comes next)."""
         self.conn.execute(
             "INSERT INTO runs (id, backend, base_url, source, concurrency, batch_size,"
-            " max_batches, started_at, state, pid) VALUES (?, 'local', ?, ?, ?, ?, ?, ?, ?, ?)",
+            " max_batches, started_at, state, pid, unplanned)"
+            " VALUES (?, 'local', ?, ?, ?, ?, ?, ?, ?, ?, 1)",
             (
                 run_id,
                 source.base_url,
@@ -83,9 +88,9 @@ class RunsTable(Connected):
         )
 
     def planned(self, run_id: str, total: int, duplicates: int) -> None:
-        """Record the run's plan: `total` unique items and `duplicates` left out."""
+        """Record the run's whole plan: `total` unique items and `duplicates` left out."""
         self.conn.execute(
-            "UPDATE runs SET total = ?, duplicates = ? WHERE id = ?",
+            "UPDATE runs SET total = ?, duplicates = ?, unplanned = 0 WHERE id = ?",
             (total, duplicates, run_id),
         )
 
@@ -159,12 +164,13 @@ class RunsTable(Connected):
             updated,
             unchanged,
             source,
+            unplanned,
         ) = row
         if state == RUNNING and not process_alive(pid):
             state = INTERRUPTED
         summary = (
-            self.summary(str(rid))
-            if finished is None
+            self.summary(str(rid))  # (unplanned: the total so far, not the runs row's 0)
+            if finished is None or unplanned
             else dataclasses.replace(
                 Summary(
                     *(int(str(n)) for n in (total, stored, skipped, failed, updated, unchanged))
@@ -186,6 +192,7 @@ class RunsTable(Connected):
             duplicates=int(str(dups)),
             summary=summary,
             source=None if source is None else json.loads(str(source)),
+            planned=not unplanned,
         )
 
     def link(self, run_id: str, parent: str) -> None:

@@ -6,6 +6,8 @@
   and the server's ``etag`` and ``last_modified``, for a revalidation (``--refresh``);
 - ``runs``: one row per run, with its source (``source``: the Source's description as
   JSON; ``base_url`` only for a source under one), settings, state and counts;
+  ``unplanned`` is 1 until every item of the source is in ``results`` (a run stopped while
+  its input was still read: a retry reads the source again for the items never planned);
 - ``results``: one row per unique URL of a run, with the item's name (``path``) and
   metadata (``meta``, JSON, NULL when empty); rows start ``pending`` when the run is
   planned and are updated batch by batch (``failure_kind`` with each failure), so a run
@@ -29,7 +31,7 @@ from collections.abc import Callable
 
 from imgflow.local.index.connection import Connected
 
-VERSION = 4
+VERSION = 5
 
 _IMAGES = """CREATE TABLE images (
     url TEXT PRIMARY KEY,
@@ -65,7 +67,8 @@ _RUNS = """CREATE TABLE {name} (
     skipped INTEGER NOT NULL DEFAULT 0,
     failed INTEGER NOT NULL DEFAULT 0,
     updated INTEGER NOT NULL DEFAULT 0,
-    unchanged INTEGER NOT NULL DEFAULT 0
+    unchanged INTEGER NOT NULL DEFAULT 0,
+    unplanned INTEGER NOT NULL DEFAULT 0
 )"""
 _RESULTS = """CREATE TABLE {name} (
     run_id TEXT NOT NULL,
@@ -204,10 +207,16 @@ def _robots(conn: sqlite3.Connection) -> None:
     conn.execute(_ROBOTS)
 
 
+def _unplanned(conn: sqlite3.Connection) -> None:
+    """runs gain ``unplanned`` (1 while a run's input is not all planned; older runs: 0)."""
+    add_columns(conn, "runs", {"unplanned": "INTEGER NOT NULL DEFAULT 0"})
+
+
 # _STEPS[n] brings a database at version n to n + 1.
 _STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _to_1,
     _shards,
     _image_sizes,
     _robots,
+    _unplanned,
 )
