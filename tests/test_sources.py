@@ -127,6 +127,7 @@ def test_a_paths_source_describes_itself_and_keeps_another_key_base(tmp_path: Pa
         "baseUrl": "http://127.0.0.1:40123/img",
         "file": str(paths),
         "keyBase": "http://127.0.0.1:8765",
+        "path": str(paths),  # where a retry reads it again
     }
     items = list(source.items())
     assert items == list(source.items())  # read again, the same

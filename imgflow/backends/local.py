@@ -305,10 +305,15 @@ class LocalBackend:
         link(self.folder / DB_NAME, new_id, target)
         failed = min(plan.parent.summary.failed, plan.failed)
         parts = [plural(failed, "failed image"), plural(plan.failed - failed, "unfinished image")]
-        if plan.unread is not None:  # never read: unfinished too
-            parts.append(f"the unfinished images of {plan.unread} it never read")
         what = " and ".join(part for part in parts if not part.startswith("0 "))
-        listener.note(f"retrying {what} of run {target}: run {new_id}")
+        if plan.unread is None:
+            listener.note(f"retrying {what} of run {target}: run {new_id}")
+        else:  # the images the run never read are unfinished too, never failed
+            what = f"{what} of run {target}, then" if what else f"run {target}'s"
+            listener.note(
+                f"retrying {what} unfinished images never read"
+                f" (reading {plan.unread} again): run {new_id}"
+            )
         return self._execute(plan.job, listener, new_id)
 
     def report(self, target: str | None, options: ReportOptions) -> Path:

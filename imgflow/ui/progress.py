@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
-from rich.text import Text
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,6 +17,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from imgflow.documents.text import human_bytes, plural
 from imgflow.engine.politeness import Change
@@ -100,9 +100,7 @@ class RunProgress:
         if total is None:
             note = " (input still being read: total so far shown as N+)"
         self.console.print(f"run {run_id}{note}", markup=False)
-        self._task = self._progress.add_task(
-            "", total=total, failed=0, rate="", size="", read=0
-        )
+        self._task = self._progress.add_task("", total=total, failed=0, rate="", size="", read=0)
         self.started = time.monotonic()
 
     def reading(self, count: int) -> None:
