@@ -50,7 +50,7 @@ def test_a_large_paths_file_is_counted_as_it_is_planned(tmp_path: Path) -> None:
     # stops the reading with one line naming it.
     (tmp_path / "bad.txt").write_text(large.read_text() + "a\tb\n")
     bad = from_paths_file(BASE, str(tmp_path / "bad.txt"))
-    with pytest.raises(JobError, match="bad.txt line 6002: a tab"):
+    with pytest.raises(JobError, match=r"bad\.txt line 6002: a tab"):
         list(bad.items())
 
 
