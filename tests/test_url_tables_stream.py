@@ -12,64 +12,24 @@ from __future__ import annotations
 import signal
 import sqlite3
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from support.cli_run import FAST_ENV, start_cli
+from support.counting import Counting, counting_server
 from support.processes import peak_rss_until_exit
-
-from imgflow.demo.images import make_gif
 
 ROWS = 1_000_000
 FIRST_REQUEST_SECONDS = 2.0
 PEAK_RSS_MB = 200
-GIF = make_gif("s", 4)
-
-
-class _Counting(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.first: float | None = None
-        self.requests = 0
-        self.lock = threading.Lock()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Counting
-
-    def do_GET(self) -> None:
-        with self.server.lock:
-            if self.server.first is None:
-                self.server.first = time.monotonic()
-            self.server.requests += 1
-        self.send_response(200)
-        self.send_header("Content-Type", "image/gif")
-        self.send_header("Content-Length", str(len(GIF)))
-        self.end_headers()
-        self.wfile.write(GIF)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
-def counting() -> Iterator[_Counting]:
-    server = _Counting()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+def counting() -> Iterator[Counting]:
+    with counting_server() as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def _planned(db: Path) -> int:
@@ -88,7 +48,7 @@ def _planned(db: Path) -> int:
 
 
 @pytest.mark.slow
-def test_a_million_row_table_streams_in_flat_memory(tmp_path: Path, counting: _Counting) -> None:
+def test_a_million_row_table_streams_in_flat_memory(tmp_path: Path, counting: Counting) -> None:
     port = counting.server_address[1]
     table = tmp_path / "urls.csv"
     with table.open("w") as out:
