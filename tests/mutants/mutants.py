@@ -35,6 +35,7 @@ URL_LANES = "tests/aws/test_url_lanes.py"
 SHARDS_COMMIT = "tests/test_shards_commit.py"
 HOSTS = "tests/test_hosts.py"
 TABLES = "tests/test_url_tables.py"
+PATHS_STREAM = "tests/test_paths_stream.py"
 
 MUTANTS: list[Mutant] = [
     # -- atomicity: a file appears at its final name only when complete ----------------------
@@ -1372,5 +1373,37 @@ MUTANTS: list[Mutant] = [
         "    if False:",
         ("tests/test_url_tables_stream.py",),
         timeout=900,
+    ),
+    # -- paths files: streamed planning, a run stopped while its input was read -----------
+    Mutant(
+        "paths-planned-before-fetching",
+        "the first request of a 1,000,000-line paths file goes out within 2 s: a large paths"
+        " file is planned while the run fetches (README, docs/architecture.md)",
+        "imgflow/sources/paths.py",
+        "_count(file, label, spool is None and file.stat().st_size > COUNTED_BYTES)",
+        "_count(file, label, False)",
+        (f"{PATHS_STREAM}::test_a_large_paths_file_is_counted_as_it_is_planned",),
+    ),
+    Mutant(
+        "interrupted-plan-recorded-as-partial-job",
+        "a run interrupted while its input was still read records the whole job or nothing:"
+        " it stays unplanned and its retry covers every path (README, docs/architecture.md)",
+        "imgflow/local/index/__init__.py",
+        "        if whole():\n            self.planned(",
+        "        if True:\n            self.planned(",
+        (
+            f"{PATHS_STREAM}::test_a_run_stopped_while_its_paths_were_read_is_unplanned_and_retried_whole",
+        ),
+    ),
+    Mutant(
+        "retry-forgets-the-unread-input",
+        "the retry of a run stopped while its input was read reads the input again for the"
+        " items never planned (README)",
+        "imgflow/local/retry.py",
+        "            rest = reopen(described)",
+        "            rest = None",
+        (
+            f"{PATHS_STREAM}::test_a_run_stopped_while_its_paths_were_read_is_unplanned_and_retried_whole",
+        ),
     ),
 ]
