@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from support.cli_run import FAST_ENV, run_cli, start_cli
 from support.counting import Counting, counting_server
+from support.json_schemas import validate
 from support.processes import peak_rss_until_exit
 
 LINES = 1_000_000
@@ -91,9 +92,12 @@ def test_a_million_line_paths_file_starts_at_once_and_a_ctrl_c_while_reading_is_
 
         status = run_cli("status", run_id, "--data-dir", "data", "-o", "json", cwd=tmp_path)
         assert status.returncode == 1, status.stderr  # (the run did not succeed)
-        doc = json.loads(status.stdout)  # one document
+        doc = validate(json.loads(status.stdout), "run")  # one document
         assert doc["state"] == "interrupted" and doc["planned"] is False
         assert doc["summary"]["total"] is None and doc["summary"]["failed"] == 0
+        listed = run_cli("status", "--data-dir", "data", "-o", "json", cwd=tmp_path)
+        (row,) = validate(json.loads(listed.stdout), "status-list")["runs"]
+        assert row["planned"] is False and row["summary"]["total"] is None
 
         with (tmp_path / "out").open("w") as out, (tmp_path / "err2").open("w") as err:
             proc = start_cli(
@@ -105,7 +109,7 @@ def test_a_million_line_paths_file_starts_at_once_and_a_ctrl_c_while_reading_is_
         assert proc.returncode == 0, said
         requested = dict(server.paths)
     assert "unfinished" in said and "failed" not in said, said
-    retry = json.loads((tmp_path / "out").read_text())
+    retry = validate(json.loads((tmp_path / "out").read_text()), "run")
     assert retry["state"] == "succeeded" and retry["summary"]["failed"] == 0
     # Every path is covered exactly once: by the run or by its retry, never by both.
     before, after = _urls(db, run_id), _urls(db, retry["run"])

@@ -29,6 +29,7 @@ class ListedRun:
     cells: tuple[str, ...]
     summary: Summary | None  # None while an execution runs
     document: dict[str, Any]
+    planned: bool = True  # False: stopped (or still) reading its input, the total unknown
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,10 @@ def local_runs(runs: Sequence[RunInfo], parents: dict[str, str], title: str) -> 
                 "baseUrl": r.base_url,
                 "startedAt": _utc(r.started_at),
                 "parent": parents.get(r.id),
-                "summary": r.summary.to_json(),
+                "summary": r.summary.to_json() | ({} if r.planned else {"total": None}),
+                **({} if r.planned else {"planned": False}),
             },
+            r.planned,
         )
         for r in runs
     ]

@@ -86,14 +86,15 @@ def listing_table(listing: Listing, width: int) -> Table:
         )
         for name in (*listing.columns, *counts)
     ]
-    rows = [[*row.cells, *_counts(row.summary, excluded)] for row in listing.rows]
+    rows = [[*row.cells, *_counts(row.summary, excluded, row.planned)] for row in listing.rows]
     return fitted(columns, rows, width, listing.title)
 
 
-def _counts(summary: Summary | None, excluded: bool = False) -> list[str]:
+def _counts(summary: Summary | None, excluded: bool = False, planned: bool = True) -> list[str]:
     if summary is None:
         return [""] * (5 if excluded else 4)
     numbers = [summary.total, summary.stored, summary.skipped, summary.failed]
     if excluded:
         numbers.append(summary.excluded)
-    return [f"{n:,}" for n in numbers]
+    cells = [f"{n:,}" for n in numbers]
+    return cells if planned else ["?", *cells[1:]]  # (a total not known yet)
