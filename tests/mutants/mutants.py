@@ -1122,8 +1122,8 @@ MUTANTS: list[Mutant] = [
         "shard-renamed-before-fsync",
         "a shard is written under a temporary name, fsynced, then renamed (architecture)",
         "imgflow/local/layouts/shards.py",
-        "                os.fsync(shard.stream.fileno())",
-        "                pass",
+        "            os.fsync(shard.stream.fileno())",
+        "            pass",
         (f"{SHARDS_COMMIT}::test_a_shard_is_fsynced_before_it_is_renamed",),
     ),
     Mutant(
