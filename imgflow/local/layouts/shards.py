@@ -49,7 +49,7 @@ from imgflow.local.folder import DataFolder
 from imgflow.local.index import Database, retried, sqlite_errors
 from imgflow.local.layouts.base import Stamp
 from imgflow.local.layouts.files import IMAGES_DIR
-from imgflow.local.safefs import StorageError, explain
+from imgflow.local.safefs import StorageError, explain, subfolder
 from imgflow.local.store import FileStore
 
 SHARDS_DIR = "shards"
@@ -713,6 +713,20 @@ class ShardStore:
             for row in written.rows:
                 self._known[row["key"]] = (final, row["bytes"], row["sha256"])
         return []
+
+    def commit_from(self, folder: str, written: WrittenShard) -> None:
+        """Commit a shard a worker process wrote in its `folder` of this run's tmp folder;
+        its samples' records are saved as failures if it cannot be (a full disk)."""
+        try:
+            source = subfolder(self.tmp, folder, create=False)
+        except OSError as exc:
+            raise explain(self.folder.path / "tmp" / self.run_id / folder, exc) from None
+        try:
+            failed = self.publish(written, source)
+        finally:
+            os.close(source)
+        if failed:
+            self.save(failed)
 
     def _drop_written(
         self,

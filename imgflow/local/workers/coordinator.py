@@ -45,6 +45,7 @@ from imgflow.engine.records import ResultRecord
 from imgflow.engine.robots import Stored
 from imgflow.engine.settings import FetchConfig
 from imgflow.errors import BackendError
+from imgflow.local.layouts.shards import WrittenShard
 from imgflow.local.stopping import Stopper
 from imgflow.local.workers.wire import Outbox, messages
 from imgflow.local.workers.worker import WorkerStart
@@ -65,6 +66,14 @@ class Run(Protocol):
 
     def kept_robots(self, read: Mapping[str, Stored]) -> None:
         """robots.txt answers a worker read (saved with the next flush)."""
+        ...
+
+    def seen(self, record: ResultRecord) -> None:
+        """A worker stored a sample in its open shard (the progress hears of it)."""
+        ...
+
+    def commit_shard(self, folder: str, written: WrittenShard) -> None:
+        """Commit a shard a worker wrote whole in its `folder` of the run's tmp folder."""
         ...
 
 
@@ -261,6 +270,10 @@ class Coordinator:
                 kind = message[0]
                 if kind == "record":
                     self._recorded(peer, message[1], message[2], message[3], message[4])
+                elif kind == "seen":
+                    self.run.seen(message[1])
+                elif kind == "shard":
+                    self._shard(peer, message[1], message[2], message[3])
                 elif kind == "acquire" or kind == "cool":
                     ask = asyncio.create_task(self._answer(peer, kind, message[1], message[2]))
                     peer.asks.add(ask)
@@ -369,6 +382,22 @@ class Coordinator:
             del peer.claims[batch]
             self._unpark()
 
+    def _shard(
+        self, peer: _Peer, folder: str, written: WrittenShard, batches: Sequence[int]
+    ) -> None:
+        """A worker's shard, written whole: committed here, the run's one index writer
+        (its number, its rows, its rename in one transaction); its samples' claims are
+        then done. A worker killed before sending it has these items run again."""
+        self.run.commit_shard(folder, written)
+        for batch, record in zip(batches, written.records, strict=True):
+            claim = peer.claims.get(batch)
+            if claim is None:
+                continue
+            claim.done.add(record.url)
+            if len(claim.done) >= len(claim.items):
+                del peer.claims[batch]
+        self._unpark()
+
     async def _ended(self, peer: _Peer) -> None:
         """A worker is gone: its permits go back, its unrecorded items back in the queue."""
         for ask in list(peer.asks):
@@ -383,7 +412,7 @@ class Coordinator:
             self.parked.remove(peer)
         left = [item for claim in peer.claims.values() for item in claim.left()]
         peer.claims.clear()
-        if self.stopping or peer.finished:
+        if self.stopping or (peer.finished and not left):
             return
         if left:
             self.ready.append(left)
@@ -413,9 +442,9 @@ class Coordinator:
         batch = self._take()
         if batch is not None:
             self._hand(peer, batch)
-        elif self._outstanding():
+        elif self._outstanding() and not peer.claims:
             self.parked.append(peer)  # another worker may yet end and leave items
-        else:
+        else:  # (a worker holding claims, a shard's samples: it commits them and ends)
             self._no_more(peer)
 
     def _hand(self, peer: _Peer, batch: list[Item]) -> None:
