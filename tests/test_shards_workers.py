@@ -6,6 +6,8 @@ Ctrl-C commits each worker's partial shard."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import signal
@@ -13,14 +15,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 from support.cli_run import FAST_ENV, cli_argv, cli_env, run_cli, site
 from support.faultserver import FaultServer
 from support.processes import signalled
 from test_shards import _check, _index, _paths, _samples, _site_nginx
 from test_workers import GIF, alive, serve, wait_for, workers_of
-
-LAYOUTS = ["webdataset", "parquet"]
 
 
 def _shard_names(data: Path, layout: str) -> list[str]:
@@ -50,11 +49,10 @@ def _one_shard_each(data: Path, layout: str, urls: list[str]) -> dict[str, Any]:
     return samples
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
-def test_two_workers_write_shards_and_every_url_is_in_exactly_one(
-    tmp_path: Path, layout: str
+def test_two_workers_write_parquet_shards_and_every_url_is_in_exactly_one(
+    tmp_path: Path,
 ) -> None:
-    count = 40
+    count, layout = 40, "parquet"
     root = site(tmp_path, count)
     _paths(tmp_path, [f"{i}.gif" for i in range(count)])
     data = tmp_path / "data"
@@ -70,13 +68,6 @@ def test_two_workers_write_shards_and_every_url_is_in_exactly_one(
     assert "one process" not in done.stderr and "Traceback" not in done.stderr
     assert json.loads(done.stdout)["summary"]["stored"] == count
     _one_shard_each(data, layout, urls)
-    if layout == "webdataset":
-        import webdataset as wds
-
-        tars = [str(data / "shards" / n) for n in _shard_names(data, layout)]
-        read = list(wds.WebDataset(tars, shardshuffle=False, empty_check=False))
-        assert sorted(json.loads(s["json"])["url"] for s in read) == sorted(urls)
-    assert _check(tmp_path)["intact"] == count
     assert not list((data / "tmp").iterdir())
 
 
@@ -104,15 +95,18 @@ def _start(server: FaultServer, tmp_path: Path, layout: str, count: int, *flags:
     return proc, [server.url(f"/w/{p}") for p in paths]
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
 def test_a_killed_worker_leaves_no_shard_and_its_samples_run_again(
-    fault_server: FaultServer, tmp_path: Path, layout: str
+    fault_server: FaultServer, tmp_path: Path
 ) -> None:
     """kill -9 of a worker with a shard half written in its tmp folder: no shard of its at
     a final name but those committed whole; its uncommitted samples are fetched again by
-    the other workers, and the run ends with every URL in exactly one shard."""
+    the other workers, and the run ends with every URL in exactly one shard (tarfile and
+    the webdataset package read them)."""
+    import webdataset as wds
+
+    layout = "webdataset"
     proc, urls = _start(
-        fault_server, tmp_path, layout, 80, "--shard-size", "15", "--batch-size", "5"
+        fault_server, tmp_path, layout, 60, "--shard-size", "15", "--batch-size", "5"
     )
     try:
         victim = min(workers_of(proc, 2))
@@ -126,10 +120,13 @@ def test_a_killed_worker_leaves_no_shard_and_its_samples_run_again(
             proc.wait()
     assert proc.returncode == 0, err.decode()
     assert b"Traceback" not in err
-    assert json.loads(out)["summary"]["stored"] == 80
+    assert json.loads(out)["summary"]["stored"] == 60
     data = tmp_path / "data"
     _one_shard_each(data, layout, urls)
-    assert _check(tmp_path)["intact"] == 80
+    tars = [str(data / "shards" / n) for n in _shard_names(data, layout)]
+    read = list(wds.WebDataset(tars, shardshuffle=False, empty_check=False))
+    assert sorted(json.loads(s["json"])["url"] for s in read) == sorted(urls)
+    assert _check(tmp_path)["intact"] == 60
     assert not list((data / "tmp").iterdir())
 
 
@@ -158,6 +155,7 @@ def test_ctrl_c_commits_each_workers_partial_shard_and_a_rerun_completes(
     samples = _samples(data, "parquet")
     assert len(samples) >= 2 and set(samples) == set(_index(data))
     assert all(row["image"] == GIF for [row] in samples.values())
+    serve(fault_server, 200)  # (the rerun's answers come at once)
     rerun = subprocess.run(
         cli_argv(
             "run", "--base-url", fault_server.url("/w"), "--paths-file",
@@ -170,3 +168,67 @@ def test_ctrl_c_commits_each_workers_partial_shard_and_a_rerun_completes(
     summary = json.loads(rerun.stdout)["summary"]
     assert summary["skipped"] == len(samples) and summary["stored"] == 200 - len(samples)
     _one_shard_each(data, "parquet", urls)
+
+
+def _committed(main: Any, folder: str, written: Any) -> list[Any]:
+    main.commit_from(folder, written)
+    return []
+
+
+def test_shards_two_workers_wrote_get_one_number_each_from_the_committer(
+    tmp_path: Path,
+) -> None:
+    """In process: two workers' stores write shards in folders of their own; the run's
+    store (the coordinator's) numbers and commits each one: 00000, 00001, 00002, never
+    one number twice, each shard's rows naming it."""
+    import pyarrow.parquet as pq
+    from test_shards_commit import _Items
+
+    from imgflow.engine.keys import key_for
+    from imgflow.engine.plan import Item
+    from imgflow.engine.records import Outcome, ResultRecord
+    from imgflow.local.folder import DataFolder
+    from imgflow.local.layouts.parquet import parquet_layout
+    from imgflow.local.layouts.shards import ShardStore
+    from imgflow.local.safefs import subfolder
+
+    urls = [f"http://127.0.0.1:9/{i}.gif" for i in range(6)]
+    items = [Item(url=u, key=key_for(u)) for u in urls]
+    folder = DataFolder(tmp_path / "data")
+    db = folder.database()
+    try:
+        db.create_run("r1", _Items(items), 4, 4, 1)
+        db.plan("r1", iter(items))
+        run_tmp = subfolder(folder.folder("tmp"), "r1")
+        layout = parquet_layout(shard_size=2)
+        main = layout.open_run(folder, run_tmp, fsync=False)
+        main.bind(db, "r1")
+        workers: list[ShardStore] = []
+        for name in ("worker-1", "worker-2"):
+            store = layout.open_run(folder, subfolder(run_tmp, name), fsync=False)
+            store.run_id = "r1"
+            store.commit_to = functools.partial(_committed, main, name)
+            store.save_to = main.save
+            workers.append(store)
+        for i, item in enumerate(items):  # (worker 1 has 4 samples, worker 2 has 2)
+            store = workers[0 if i % 3 else 1]
+            store.put(item.key, GIF, "image/gif")
+            digest = hashlib.sha256(GIF).hexdigest()
+            record = ResultRecord(
+                url=item.url, path=item.key, outcome=Outcome.STORED, status_code=200,
+                key=item.key, bytes=len(GIF), sha256=digest, content_type="image/gif",
+            )  # fmt: skip
+            store.record([record], [0.0], {})
+        for store in workers:
+            store.record([], [], {}, final=True)
+        shards = tmp_path / "data" / "shards"
+        names = sorted(p.name for p in shards.glob("*.parquet"))
+        assert names == ["00000.parquet", "00001.parquet", "00002.parquet"]
+        read = [row["url"] for n in names for row in pq.read_table(shards / n).to_pylist()]
+        assert sorted(read) == sorted(urls)
+        assert {url: row[0] for url, row in _index(tmp_path / "data").items()} == {
+            row["url"]: n for n in names for row in pq.read_table(shards / n).to_pylist()
+        }
+    finally:
+        db.close()
+        folder.close()
