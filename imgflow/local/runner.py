@@ -481,11 +481,6 @@ class _Runner:
         from imgflow.local.workers.coordinator import Coordinator
         from imgflow.local.workers.worker import WorkerStart
 
-        if self.planner is not None:
-            # The workers claim batches from the whole plan: a table planned while fetching
-            # is planned to its end first (its first request waits for that on --workers).
-            total = await asyncio.to_thread(self.planner.result)
-            self._planned(total, self.planner.duplicates)
         in_flight = self.in_flight()
         start = WorkerStart(
             self.settings,
@@ -499,7 +494,7 @@ class _Runner:
         )
         coordinator = Coordinator(
             self,
-            self.db.pending_batches(self.run_id, self.job.batch_size),
+            self._pending(),  # (a table still being planned: its batches as they come)
             start,
             self.job.workers,
             on_change=self.on_throttle,
@@ -524,6 +519,8 @@ class _Runner:
 
     def seen(self, record: ResultRecord) -> None:
         """A record the progress hears of (a worker's sample is indexed with its shard)."""
+        if self.planner is not None and not self.planner.fetching.is_set():
+            self.planner.fetching.set()
         if self.progress is not None:
             self.progress.record(record)
 

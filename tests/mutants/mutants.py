@@ -1184,6 +1184,18 @@ MUTANTS: list[Mutant] = [
             "test_ctrl_c_commits_each_workers_partial_shard_and_a_rerun_completes",
         ),
     ),
+    Mutant(
+        "workers-end-before-the-plan-does",
+        "workers claim a streamed table's batches while it is planned, and wait for more"
+        " (architecture: workers)",
+        "imgflow/local/workers/coordinator.py",
+        "        elif not self.fed or (self._outstanding() and not peer.claims):",
+        "        elif self._outstanding() and not peer.claims:",
+        (
+            "tests/test_workers.py::"
+            "test_workers_claim_a_streamed_tables_batches_while_it_is_still_planned",
+        ),
+    ),
     # -- crawl etiquette: robots.txt, opt-out headers, on by default ------------------------
     Mutant(
         "robots-check-skipped",

@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -51,6 +51,7 @@ from imgflow.local.workers.wire import Outbox, messages
 from imgflow.local.workers.worker import WorkerStart
 
 STOP_GRACE = 3.0  # seconds workers have to send their last records after a stop
+READ_AHEAD = 2  # batches read from the source ahead of the claims, per worker
 
 
 class Run(Protocol):
@@ -125,7 +126,7 @@ class Coordinator:
     def __init__(
         self,
         run: Run,
-        batches: Iterator[list[Item]],
+        batches: AsyncIterator[list[Item]],
         start: WorkerStart,
         count: int,
         *,
@@ -143,6 +144,8 @@ class Coordinator:
         self.stop_event = stop_event
         self.on_warn = on_warn
         self.ready: deque[list[Item]] = deque()
+        self.fed = False  # every batch of the source is in `ready` (or handed out)
+        self._hungry = asyncio.Event()  # `ready` is short: the feeder reads on
         self.peers: list[_Peer] = []
         self.parked: list[_Peer] = []
         self.stopping = False
@@ -156,22 +159,38 @@ class Coordinator:
     async def run_all(self) -> bool:
         """Run every batch; False (nothing run) when not even one worker could start."""
         self._total = asyncio.Semaphore(self.start.in_flight)
-        first = next(self.batches, None)
+        first = await anext(self.batches, None)
         if first is None:
             return True  # nothing pending: no process to start
         self.ready.append(first)
+        feeder: asyncio.Task[None] | None = None
         try:
             if not await self._spawn_all():
                 return False
+            feeder = asyncio.create_task(self._feed())
             with Stopper(self.on_seal, self.stop_event).watching():
                 try:
-                    await self._until_done()
+                    await self._until_done(feeder)
                 except asyncio.CancelledError:
                     await self._stop_all()
                     raise
         finally:
+            if feeder is not None:
+                feeder.cancel()
             self._reap()
         return True
+
+    async def _feed(self) -> None:
+        """Queue the source's batches a few ahead of the claims: those of a table still
+        being planned as they are planned, so workers claim while the plan goes on."""
+        async for batch in self.batches:
+            self.ready.append(batch)
+            self._unpark()
+            while len(self.ready) >= READ_AHEAD * self.count:
+                self._hungry.clear()
+                await self._hungry.wait()
+        self.fed = True
+        self._unpark()
 
     async def _spawn_all(self) -> bool:
         """Start the workers; a machine that starts fewer (a limit on processes) is a
@@ -222,9 +241,12 @@ class Coordinator:
         peer.task = asyncio.create_task(self._serve(peer))
         self.peers.append(peer)
 
-    async def _until_done(self) -> None:
+    async def _until_done(self, feeder: asyncio.Task[None]) -> None:
         while live := [p.task for p in self.peers if p.task is not None and not p.task.done()]:
-            await asyncio.wait(live, return_when=asyncio.FIRST_COMPLETED)
+            waited = live if feeder.done() else [*live, feeder]
+            await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
+            if feeder.done():
+                feeder.result()  # the rest of a streamed table is unreadable: the run ends
         for peer in self.peers:
             if peer.task is not None:
                 peer.task.result()  # an index error stops the run
@@ -427,12 +449,10 @@ class Coordinator:
     # -- claims ----------------------------------------------------------------------------
 
     def _take(self) -> list[Item] | None:
-        """The next batch to hand out: one put back, else the next pending one."""
+        """The next batch to hand out (one put back, or the source's next), if any yet."""
         if not self.ready:
-            batch = next(self.batches, None)
-            if batch is None:
-                return None
-            self.ready.append(batch)
+            return None
+        self._hungry.set()
         return self.ready.popleft()
 
     def _outstanding(self) -> bool:
@@ -442,8 +462,9 @@ class Coordinator:
         batch = self._take()
         if batch is not None:
             self._hand(peer, batch)
-        elif self._outstanding() and not peer.claims:
-            self.parked.append(peer)  # another worker may yet end and leave items
+        elif not self.fed or (self._outstanding() and not peer.claims):
+            # more may be planned yet, or another worker may yet end and leave items
+            self.parked.append(peer)
         else:  # (a worker holding claims, a shard's samples: it commits them and ends)
             self._no_more(peer)
 
@@ -458,13 +479,13 @@ class Coordinator:
         peer.outbox.send("batch", None, None, None)
 
     def _unpark(self) -> None:
-        while self.parked:
+        while self.parked and self.ready:
             batch = self._take()
-            if batch is not None:
-                self._hand(self.parked.pop(0), batch)
-            elif not self._outstanding():
-                for peer in self.parked:
-                    self._no_more(peer)
-                self.parked.clear()
-            else:
-                return
+            assert batch is not None
+            self._hand(self.parked.pop(0), batch)
+        if self.fed and not self.ready:
+            # no more work: a worker holding claims (a shard's samples) commits them
+            # and ends; the others wait while claims are open, then end too
+            for peer in [p for p in self.parked if p.claims or not self._outstanding()]:
+                self.parked.remove(peer)
+                self._no_more(peer)
