@@ -42,8 +42,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
+from imgflow.engine.batch import failed_record
 from imgflow.engine.outcome import store_failure
-from imgflow.engine.records import Outcome, ResultRecord
+from imgflow.engine.plan import Item
+from imgflow.engine.records import ResultRecord
 from imgflow.errors import UsageError
 from imgflow.local.folder import DataFolder
 from imgflow.local.index import Database, retried, sqlite_errors
@@ -542,15 +544,7 @@ class ShardStore:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise explain(self.folder.path / "tmp" / self.run_id, exc) from None
         failure = store_failure(record.url, exc, record.status_code, record.attempts)
-        return ResultRecord(
-            url=record.url,
-            path=record.path,
-            outcome=Outcome.FAILED,
-            status_code=failure.status_code,
-            error=failure.message,
-            attempts=record.attempts,
-            failure_kind=failure.kind,
-        )
+        return failed_record(Item(record.url, record.key or "", path=record.path), failure)
 
     def _start(self) -> _Open:
         name = f"shard-{next(self._names)}{self.fmt.suffix}"
