@@ -415,20 +415,3 @@ def test_without_pyarrow_a_tar_has_a_jsonl_table_and_reruns_skip(tmp_path: Path)
         before = _image_requests(web)
         again = _run(tmp_path, web.url(0, "/"), "--layout", "webdataset", env=no_pyarrow)
         assert again["summary"]["skipped"] == 5 and _image_requests(web) == before
-
-
-def test_a_shard_layout_with_workers_runs_on_one_process_and_says_so(tmp_path: Path) -> None:
-    root = site(tmp_path, COUNT)
-    _paths(tmp_path, [f"{i}.gif" for i in range(COUNT)])
-    with _site_nginx(tmp_path, root) as web:
-        done = run_cli(
-            "run", "--base-url", web.url(0, "/"), "--paths-file", "paths.txt", "-o", "json",
-            "--data-dir", "data", "--layout", "webdataset", "--workers", "2",
-            cwd=tmp_path, env=FAST_ENV, timeout=300, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert "--workers: a shard layout runs on one process for now" in done.stderr
-    assert json.loads(done.stdout)["summary"]["stored"] == COUNT
-    assert sorted(_tar_samples(tmp_path / "data")) == sorted(
-        web.url(0, f"/{i}.gif") for i in range(COUNT)
-    )

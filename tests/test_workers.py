@@ -540,6 +540,35 @@ def test_refresh_with_workers_keeps_the_confirmed_and_replaces_the_changed(
     assert check(data)[0] == 0
 
 
+def test_workers_claim_a_streamed_tables_batches_while_it_is_still_planned(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    """URLs from a pipe that stays open: the workers fetch the first ones while the rest
+    is still to come (the plan is not over), then every URL is stored once."""
+    paths = serve(fault_server, 300)
+    urls = [fault_server.url(f"/w/{p}") for p in paths]
+    proc = subprocess.Popen(
+        cli_argv("run", "--urls-file", "-", "--data-dir", str(tmp_path / "data"), "-o", "json",
+                 "--workers", "2", "-c", "4", "--batch-size", "10"),
+        env=cli_env(FAST_ENV), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, **signalled(),
+    )  # fmt: skip
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write("".join(f"{u}\n" for u in urls[:260]).encode())  # a first chunk
+        proc.stdin.flush()
+        assert fault_server.wait_for_requests(20, timeout=30), proc.poll()
+        rest = "".join(f"{u}\n" for u in urls[260:]).encode()
+        out, err = proc.communicate(rest, timeout=60)  # (then the pipe ends)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err.decode()
+    assert json.loads(out)["summary"] == {"total": 300, "stored": 300, "skipped": 0, "failed": 0}
+    assert sorted(r.path for r in image_requests(fault_server)) == sorted(f"/w/{p}" for p in paths)
+
+
 def test_retry_runs_the_failures_on_workers(fault_server: FaultServer, tmp_path: Path) -> None:
     paths = serve(fault_server, 30)
     for i in range(0, 30, 3):

@@ -49,6 +49,11 @@ def throughput_cases(tools: Tools, base: str, files: dict[str, Path]) -> list[Ca
             Case(f"imgflow -c 16 x 4, --layout {layout}", f"imgflow-{layout}", 64,
                  [*imgflow_argv(tools, base, paths, 16, 4), "--layout", layout])
         )  # fmt: skip
+    cases.append(  # each worker writes shards of its own (issue 26)
+        Case("imgflow -c 16 x 4, --layout webdataset, --workers 2", "imgflow-webdataset-w2", 64,
+             [*imgflow_argv(tools, base, paths, 16, 4), "--layout", "webdataset",
+              "--workers", "2"])
+    )  # fmt: skip
     cases += baseline_cases(tools, base, paths, no_fsync)
     for n in (16, 64):
         if tools.curl:

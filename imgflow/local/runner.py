@@ -30,7 +30,7 @@ from imgflow.local.folder import DB_NAME, DataFolder
 from imgflow.local.index import INTERRUPTED, Database, retried, sqlite_errors
 from imgflow.local.index.results import FIRST_CHUNK
 from imgflow.local.layouts.base import RunStore
-from imgflow.local.layouts.shards import ShardLayout, ShardStore
+from imgflow.local.layouts.shards import ShardLayout, ShardStore, WrittenShard
 from imgflow.local.notifier import failures_json, run_notify_command, write_failures
 from imgflow.local.safefs import StorageError, explain, remove_tree, subfolder
 from imgflow.local.settings import RunSettings
@@ -469,12 +469,7 @@ class _Runner:
     async def main(self) -> None:
         """Run every pending batch; a signal or `stop_event` seals the store and cancels."""
         try:
-            if self.job.workers > 1 and self.shards is not None:
-                # A shard is appended to by the process that records its samples; the
-                # workers' staged images live in their own processes, so shards run on one.
-                if self.on_warn is not None:
-                    self.on_warn("--workers: a shard layout runs on one process for now")
-            elif self.job.workers > 1 and await self._on_workers():
+            if self.job.workers > 1 and await self._on_workers():
                 return
             with Stopper(self.store.seal, self.stop_event).watching():
                 in_flight = self.in_flight()
@@ -499,11 +494,6 @@ class _Runner:
         from imgflow.local.workers.coordinator import Coordinator
         from imgflow.local.workers.worker import WorkerStart
 
-        if self.planner is not None:
-            # The workers claim batches from the whole plan: a table planned while fetching
-            # is planned to its end first (its first request waits for that on --workers).
-            total = await asyncio.to_thread(self.planner.result)
-            self._planned(total, self.planner.duplicates)
         in_flight = self.in_flight()
         start = WorkerStart(
             self.settings,
@@ -517,7 +507,7 @@ class _Runner:
         )
         coordinator = Coordinator(
             self,
-            self.db.pending_batches(self.run_id, self.job.batch_size),
+            self._pending(),  # (a table still being planned: its batches as they come)
             start,
             self.job.workers,
             on_change=self.on_throttle,
@@ -536,10 +526,21 @@ class _Runner:
             self.mtimes[record.key] = mtime
         self.buffer.append(record)
         self.finished.append(finished)
-        if self.progress is not None:
-            self.progress.record(record)
+        self.seen(record)
         if time.monotonic() - self.flushed >= FLUSH_SECONDS:
             self.flush()
+
+    def seen(self, record: ResultRecord) -> None:
+        """A record the progress hears of (a worker's sample is indexed with its shard)."""
+        if self.planner is not None and not self.planner.fetching.is_set():
+            self.planner.fetching.set()
+        if self.progress is not None:
+            self.progress.record(record)
+
+    def commit_shard(self, folder: str, written: WrittenShard) -> None:
+        """A shard a worker process wrote whole in its `folder` of the run's tmp folder."""
+        assert self.shards is not None
+        self.shards.commit_from(folder, written)
 
     def kept_robots(self, read: Mapping[str, Stored]) -> None:
         """robots.txt answers a worker process read: saved with the next flush."""

@@ -1123,8 +1123,8 @@ MUTANTS: list[Mutant] = [
         "shard-renamed-before-fsync",
         "a shard is written under a temporary name, fsynced, then renamed (architecture)",
         "imgflow/local/layouts/shards.py",
-        "                os.fsync(shard.stream.fileno())",
-        "                pass",
+        "            os.fsync(shard.stream.fileno())",
+        "            pass",
         (f"{SHARDS_COMMIT}::test_a_shard_is_fsynced_before_it_is_renamed",),
     ),
     Mutant(
@@ -1161,6 +1161,41 @@ MUTANTS: list[Mutant] = [
         "            if name not in listed and _stats_run(self.shards, name) in runs:",
         "            if False and _stats_run(self.shards, name) in runs:",
         (f"{SHARDS_COMMIT}::test_a_shard_renamed_but_never_committed_is_removed_by_the_next_run",),
+    ),
+    Mutant(
+        "two-workers-share-a-shard-number",
+        "with --workers a shard is written by one worker, numbered once by the index's"
+        " writer (architecture: workers)",
+        "imgflow/local/layouts/shards.py",
+        "        self._next = number + 1",
+        "        self._next = number",
+        (
+            "tests/test_shards_workers.py::"
+            "test_shards_two_workers_wrote_get_one_number_each_from_the_committer",
+        ),
+    ),
+    Mutant(
+        "worker-partial-shard-dropped",
+        "a worker's last (or interrupted) partial shard is committed (architecture: workers)",
+        "imgflow/local/workers/worker.py",
+        "                worker.flush(final=True)  # a shard layout's last shard, however full",
+        "                pass",
+        (
+            "tests/test_shards_workers.py::"
+            "test_ctrl_c_commits_each_workers_partial_shard_and_a_rerun_completes",
+        ),
+    ),
+    Mutant(
+        "workers-end-before-the-plan-does",
+        "workers claim a streamed table's batches while it is planned, and wait for more"
+        " (architecture: workers)",
+        "imgflow/local/workers/coordinator.py",
+        "        elif not self.fed or (self._outstanding() and not peer.claims):",
+        "        elif self._outstanding() and not peer.claims:",
+        (
+            "tests/test_workers.py::"
+            "test_workers_claim_a_streamed_tables_batches_while_it_is_still_planned",
+        ),
     ),
     # -- crawl etiquette: robots.txt, opt-out headers, on by default ------------------------
     Mutant(

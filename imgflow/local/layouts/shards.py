@@ -42,14 +42,16 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
+from imgflow.engine.batch import failed_record
 from imgflow.engine.outcome import store_failure
-from imgflow.engine.records import Outcome, ResultRecord
+from imgflow.engine.plan import Item
+from imgflow.engine.records import ResultRecord
 from imgflow.errors import UsageError
 from imgflow.local.folder import DataFolder
 from imgflow.local.index import Database, retried, sqlite_errors
 from imgflow.local.layouts.base import Stamp
 from imgflow.local.layouts.files import IMAGES_DIR
-from imgflow.local.safefs import StorageError, explain
+from imgflow.local.safefs import StorageError, explain, subfolder
 from imgflow.local.store import FileStore
 
 SHARDS_DIR = "shards"
@@ -246,6 +248,23 @@ class _Open:
     size: int = 0
 
 
+@dataclass
+class WrittenShard:
+    """A shard written whole and fsynced in a tmp folder, not yet committed: what its
+    commit needs (`ShardStore.publish`). Picklable: a worker process sends it to the
+    coordinator, which commits it."""
+
+    name: str  # its temporary name in the tmp folder
+    table: tuple[str, str] | None  # a tar's metadata table: temporary name, final suffix
+    records: list[ResultRecord]
+    finished: list[float]
+    members: dict[str, str]  # key -> member
+    rows: list[dict[str, Any]]
+    size: int
+    mtime: int
+    stats: dict[str, Any]  # its stats file's fields but its final name
+
+
 class _Staging:
     """An image being written: in memory, spilled to a part file when large."""
 
@@ -337,6 +356,11 @@ class ShardStore:
         self._images: FileStore | bool | None = None  # False: no images folder
         self.db: Database | None = None
         self.run_id = ""
+        # Where a finished shard goes to be committed (None: `publish`, this process is
+        # the index's writer; a worker process sends it to its coordinator) and where
+        # records with no shard go (None: `save`).
+        self.commit_to: Callable[[WrittenShard], list[_Timed]] | None = None
+        self.save_to: Callable[[Sequence[_Timed]], None] | None = None
 
     # the engine's ObjectStore port
 
@@ -449,8 +473,6 @@ class ShardStore:
     ) -> None:
         """Save `records`: the written ones' samples go into the open shard (committed
         with their rows when full, or `final`), the others are saved now."""
-        db = self.db
-        assert db is not None, "bind() first"
         now: list[_Timed] = []
         for record, at in zip(records, finished, strict=True):
             self._count(record)
@@ -469,16 +491,7 @@ class ShardStore:
         if final and self._open is not None and self._open.records:
             now.extend(self._commit())
         if now:
-            plain = [r for r, _ in now]
-            times = [t for _, t in now]
-            with sqlite_errors(db.path):
-                retried(
-                    lambda: db.record(self.run_id, plain, times),
-                    "full",
-                    seconds=FULL_SECONDS,
-                    pause=FULL_WAIT,
-                    most=FULL_WAIT,
-                )
+            self.save(now)
 
     def _count(self, record: ResultRecord) -> None:
         self._counts[record.outcome.value] += 1
@@ -531,15 +544,7 @@ class ShardStore:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise explain(self.folder.path / "tmp" / self.run_id, exc) from None
         failure = store_failure(record.url, exc, record.status_code, record.attempts)
-        return ResultRecord(
-            url=record.url,
-            path=record.path,
-            outcome=Outcome.FAILED,
-            status_code=failure.status_code,
-            error=failure.message,
-            attempts=record.attempts,
-            failure_kind=failure.kind,
-        )
+        return failed_record(Item(record.url, record.key or "", path=record.path), failure)
 
     def _start(self) -> _Open:
         name = f"shard-{next(self._names)}{self.fmt.suffix}"
@@ -578,48 +583,111 @@ class ShardStore:
             os.unlink(shard.name, dir_fd=self.tmp)
 
     def _commit(self) -> list[_Timed]:
-        """Commit the open shard: finish, fsync, sidecars, then index + rename in one
-        transaction. Records that must be saved as failures instead (a full disk)."""
+        """Finish the open shard in tmp (fsynced, its table beside it) and hand it to
+        `commit_to` (`publish` here; a worker process's coordinator with --workers).
+        Records that must be saved as failures instead (a full disk)."""
         shard = self._open
-        assert shard is not None and self.db is not None
-        number = self._next
-        final = f"{number:05d}{self.fmt.suffix}"
-        sidecars: list[tuple[str, str]] = []
+        assert shard is not None
         try:
-            shard.writer.close()
-            shard.stream.flush()
-            if self.fsync:
-                os.fsync(shard.stream.fileno())
-            mtime = os.fstat(shard.stream.fileno()).st_mtime_ns
-            sidecars = self._sidecars(shard, f"{number:05d}")
+            written = self._finish(shard)
         except OSError as exc:
-            self._drop_sidecars(sidecars)
             return self._fail_open(exc)
-        mtimes = dict.fromkeys(shard.members, mtime)
-        places = {key: (final, member) for key, member in shard.members.items()}
+        self._open = None
+        self._counts.clear()
+        self._started = time.time()
+        if self.commit_to is not None:
+            return self.commit_to(written)
+        return self.publish(written, self.tmp)
+
+    def _finish(self, shard: _Open) -> WrittenShard:
+        """The shard's format finished, fsynced, its metadata table written beside it
+        (a tar's), all in tmp; its stream closed. Raises OSError."""
+        shard.writer.close()
+        shard.stream.flush()
+        if self.fsync:
+            os.fsync(shard.stream.fileno())
+        mtime = os.fstat(shard.stream.fileno()).st_mtime_ns
+        table = self._table(shard)
+        with contextlib.suppress(Exception):
+            shard.stream.close()
+        now = time.time()
+        stats = {
+            "run_id": self.run_id,
+            "samples": len(shard.records),
+            "bytes": shard.size,
+            "counts": dict(sorted(self._counts.items())),
+            "start_time": self._started,
+            "end_time": now,
+            "duration": now - self._started,
+        }
+        return WrittenShard(
+            shard.name, table, shard.records, shard.finished, shard.members, shard.rows,
+            shard.size, mtime, stats,
+        )  # fmt: skip
+
+    def _table(self, shard: _Open) -> tuple[str, str] | None:
+        """A tar's metadata table written in tmp: (its temporary name, its final suffix)."""
+        if not self.fmt.sidecar:
+            return None
+        if have_pyarrow():
+            from imgflow.local.layouts.parquet import write_table
+
+            name = f"{shard.name}.meta.parquet"
+            with self._temporary(self.tmp, name) as out:
+                write_table(shard.rows, out)
+            return name, ".parquet"
+        name = f"{shard.name}.meta.jsonl"
+        with self._temporary(self.tmp, name) as out:
+            for row in shard.rows:
+                out.write(json.dumps(row, sort_keys=True).encode() + b"\n")
+        return name, ".jsonl"
+
+    def publish(self, written: WrittenShard, source: int) -> list[_Timed]:
+        """Commit a shard written whole in the folder `source` (this run's tmp, or a worker
+        process's in it): the next number, its stats file, then its rows and `shards` row
+        with the renames into `shards/` in one index transaction. Only this store numbers
+        shards (the run's one index writer), so no two shards share a number. Records that
+        must be saved as failures instead (a full disk)."""
+        db = self.db
+        assert db is not None, "bind() first"
+        number = self._next
+        stem = f"{number:05d}"
+        final = f"{stem}{self.fmt.suffix}"
+        moves: list[tuple[str, str]] = []
+        if written.table is not None:
+            moves.append((written.table[0], f"{stem}{written.table[1]}"))
+        stats = f"{written.name}.stats.json"
+        try:
+            with self._temporary(source, stats) as out:
+                body = {**written.stats, "shard": final}
+                out.write(json.dumps(body, indent=1, sort_keys=True).encode())
+        except OSError as exc:
+            return self._drop_written(written, source, exc, [*moves, (stats, "")])
+        # the tables first: a shard at its final name always has them beside it
+        moves += [(stats, f"{stem}_stats.json"), (written.name, final)]
+        mtimes = dict.fromkeys(written.members, written.mtime)
+        places = {key: (final, member) for key, member in written.members.items()}
         published: list[str] = []
 
-        def publish() -> None:
-            # sidecars first: a shard at its final name always has them beside it
-            for temporary, name in [*sidecars, (shard.name, final)]:
-                os.rename(temporary, name, src_dir_fd=self.tmp, dst_dir_fd=self.shards)
+        def rename() -> None:
+            for temporary, name in moves:
+                os.rename(temporary, name, src_dir_fd=source, dst_dir_fd=self.shards)
                 published.append(name)
             if self.fsync:
                 os.fsync(self.shards)
 
-        db = self.db
         try:
             with sqlite_errors(db.path):
                 retried(
                     lambda: db.record_shard(
                         self.run_id,
-                        shard.records,
-                        shard.finished,
+                        written.records,
+                        written.finished,
                         shard=final,
-                        size=shard.size,
+                        size=written.size,
                         mtimes=mtimes,
                         places=places,
-                        publish=publish,
+                        publish=rename,
                     ),
                     "full",
                     seconds=FULL_SECONDS,
@@ -630,69 +698,75 @@ class ShardStore:
             for name in published:  # never a shard at a final name without its rows
                 with contextlib.suppress(OSError):
                     os.unlink(name, dir_fd=self.shards)
-            self._drop_sidecars(sidecars)
+            failed = self._drop_written(written, source, exc, moves)
             if isinstance(exc, OSError):
-                return self._fail_open(exc)
-            self._drop_open()
+                return failed
             raise
         self._next = number + 1
-        self._counts.clear()
-        self._started = time.time()
-        with contextlib.suppress(Exception):
-            shard.stream.close()
-        self._open = None
         if self._known is not None:
-            for row in shard.rows:
+            for row in written.rows:
                 self._known[row["key"]] = (final, row["bytes"], row["sha256"])
         return []
 
-    def _sidecars(self, shard: _Open, stem: str) -> list[tuple[str, str]]:
-        """The metadata table (a tar's) and the stats file, written in tmp:
-        (temporary, final) names."""
-        made: list[tuple[str, str]] = []
-        if self.fmt.sidecar:
-            if have_pyarrow():
-                from imgflow.local.layouts.parquet import write_table
+    def commit_from(self, folder: str, written: WrittenShard) -> None:
+        """Commit a shard a worker process wrote in its `folder` of this run's tmp folder;
+        its samples' records are saved as failures if it cannot be (a full disk)."""
+        try:
+            source = subfolder(self.tmp, folder, create=False)
+        except OSError as exc:
+            raise explain(self.folder.path / "tmp" / self.run_id / folder, exc) from None
+        try:
+            failed = self.publish(written, source)
+        finally:
+            os.close(source)
+        if failed:
+            self.save(failed)
 
-                name = f"{shard.name}.meta.parquet"
-                with self._temporary(name) as out:
-                    write_table(shard.rows, out)
-                made.append((name, f"{stem}.parquet"))
-            else:
-                name = f"{shard.name}.meta.jsonl"
-                with self._temporary(name) as out:
-                    for row in shard.rows:
-                        out.write(json.dumps(row, sort_keys=True).encode() + b"\n")
-                made.append((name, f"{stem}.jsonl"))
-        stats = {
-            "shard": f"{stem}{self.fmt.suffix}",
-            "run_id": self.run_id,
-            "samples": len(shard.records),
-            "bytes": shard.size,
-            "counts": dict(sorted(self._counts.items())),
-            "start_time": self._started,
-            "end_time": time.time(),
-            "duration": time.time() - self._started,
-        }
-        name = f"{shard.name}.stats.json"
-        with self._temporary(name) as out:
-            out.write(json.dumps(stats, indent=1, sort_keys=True).encode())
-        made.append((name, f"{stem}_stats.json"))
-        return made
+    def _drop_written(
+        self,
+        written: WrittenShard,
+        source: int,
+        exc: BaseException,
+        temporaries: Sequence[tuple[str, str]],
+    ) -> list[_Timed]:
+        """A shard that could not be committed: its temporaries removed; on an OSError
+        (a full disk) its samples' records as failures."""
+        for temporary in {written.name, *(t for t, _ in temporaries)}:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=source)
+        if not isinstance(exc, OSError):
+            return []
+        return [
+            (self._failed(record, exc), at)
+            for record, at in zip(written.records, written.finished, strict=True)
+        ]
+
+    def save(self, timed: Sequence[_Timed]) -> None:
+        """Save records with no shard (failures, skips) in the index."""
+        if self.save_to is not None:
+            self.save_to(timed)
+            return
+        db = self.db
+        assert db is not None, "bind() first"
+        plain = [r for r, _ in timed]
+        times = [t for _, t in timed]
+        with sqlite_errors(db.path):
+            retried(
+                lambda: db.record(self.run_id, plain, times),
+                "full",
+                seconds=FULL_SECONDS,
+                pause=FULL_WAIT,
+                most=FULL_WAIT,
+            )
 
     @contextlib.contextmanager
-    def _temporary(self, name: str) -> Iterator[BinaryIO]:
-        fd = os.open(name, _CREATE, 0o644, dir_fd=self.tmp)
+    def _temporary(self, folder: int, name: str) -> Iterator[BinaryIO]:
+        fd = os.open(name, _CREATE, 0o644, dir_fd=folder)
         with open(fd, "wb") as out:
             yield out
             out.flush()
             if self.fsync:
                 os.fsync(out.fileno())
-
-    def _drop_sidecars(self, sidecars: Sequence[tuple[str, str]]) -> None:
-        for temporary, _ in sidecars:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary, dir_fd=self.tmp)
 
 
 def _counter() -> Iterator[int]:

@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -45,11 +45,13 @@ from imgflow.engine.records import ResultRecord
 from imgflow.engine.robots import Stored
 from imgflow.engine.settings import FetchConfig
 from imgflow.errors import BackendError
+from imgflow.local.layouts.shards import WrittenShard
 from imgflow.local.stopping import Stopper
 from imgflow.local.workers.wire import Outbox, messages
 from imgflow.local.workers.worker import WorkerStart
 
 STOP_GRACE = 3.0  # seconds workers have to send their last records after a stop
+READ_AHEAD = 2  # batches read from the source ahead of the claims, per worker
 
 
 class Run(Protocol):
@@ -65,6 +67,14 @@ class Run(Protocol):
 
     def kept_robots(self, read: Mapping[str, Stored]) -> None:
         """robots.txt answers a worker read (saved with the next flush)."""
+        ...
+
+    def seen(self, record: ResultRecord) -> None:
+        """A worker stored a sample in its open shard (the progress hears of it)."""
+        ...
+
+    def commit_shard(self, folder: str, written: WrittenShard) -> None:
+        """Commit a shard a worker wrote whole in its `folder` of the run's tmp folder."""
         ...
 
 
@@ -116,7 +126,7 @@ class Coordinator:
     def __init__(
         self,
         run: Run,
-        batches: Iterator[list[Item]],
+        batches: AsyncIterator[list[Item]],
         start: WorkerStart,
         count: int,
         *,
@@ -134,6 +144,8 @@ class Coordinator:
         self.stop_event = stop_event
         self.on_warn = on_warn
         self.ready: deque[list[Item]] = deque()
+        self.fed = False  # every batch of the source is in `ready` (or handed out)
+        self._hungry = asyncio.Event()  # `ready` is short: the feeder reads on
         self.peers: list[_Peer] = []
         self.parked: list[_Peer] = []
         self.stopping = False
@@ -147,22 +159,38 @@ class Coordinator:
     async def run_all(self) -> bool:
         """Run every batch; False (nothing run) when not even one worker could start."""
         self._total = asyncio.Semaphore(self.start.in_flight)
-        first = next(self.batches, None)
+        first = await anext(self.batches, None)
         if first is None:
             return True  # nothing pending: no process to start
         self.ready.append(first)
+        feeder: asyncio.Task[None] | None = None
         try:
             if not await self._spawn_all():
                 return False
+            feeder = asyncio.create_task(self._feed())
             with Stopper(self.on_seal, self.stop_event).watching():
                 try:
-                    await self._until_done()
+                    await self._until_done(feeder)
                 except asyncio.CancelledError:
                     await self._stop_all()
                     raise
         finally:
+            if feeder is not None:
+                feeder.cancel()
             self._reap()
         return True
+
+    async def _feed(self) -> None:
+        """Queue the source's batches a few ahead of the claims: those of a table still
+        being planned as they are planned, so workers claim while the plan goes on."""
+        async for batch in self.batches:
+            self.ready.append(batch)
+            self._unpark()
+            while len(self.ready) >= READ_AHEAD * self.count:
+                self._hungry.clear()
+                await self._hungry.wait()
+        self.fed = True
+        self._unpark()
 
     async def _spawn_all(self) -> bool:
         """Start the workers; a machine that starts fewer (a limit on processes) is a
@@ -213,9 +241,12 @@ class Coordinator:
         peer.task = asyncio.create_task(self._serve(peer))
         self.peers.append(peer)
 
-    async def _until_done(self) -> None:
+    async def _until_done(self, feeder: asyncio.Task[None]) -> None:
         while live := [p.task for p in self.peers if p.task is not None and not p.task.done()]:
-            await asyncio.wait(live, return_when=asyncio.FIRST_COMPLETED)
+            waited = live if feeder.done() else [*live, feeder]
+            await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
+            if feeder.done():
+                feeder.result()  # the rest of a streamed table is unreadable: the run ends
         for peer in self.peers:
             if peer.task is not None:
                 peer.task.result()  # an index error stops the run
@@ -261,6 +292,10 @@ class Coordinator:
                 kind = message[0]
                 if kind == "record":
                     self._recorded(peer, message[1], message[2], message[3], message[4])
+                elif kind == "seen":
+                    self.run.seen(message[1])
+                elif kind == "shard":
+                    self._shard(peer, message[1], message[2], message[3])
                 elif kind == "acquire" or kind == "cool":
                     ask = asyncio.create_task(self._answer(peer, kind, message[1], message[2]))
                     peer.asks.add(ask)
@@ -369,6 +404,22 @@ class Coordinator:
             del peer.claims[batch]
             self._unpark()
 
+    def _shard(
+        self, peer: _Peer, folder: str, written: WrittenShard, batches: Sequence[int]
+    ) -> None:
+        """A worker's shard, written whole: committed here, the run's one index writer
+        (its number, its rows, its rename in one transaction); its samples' claims are
+        then done. A worker killed before sending it has these items run again."""
+        self.run.commit_shard(folder, written)
+        for batch, record in zip(batches, written.records, strict=True):
+            claim = peer.claims.get(batch)
+            if claim is None:
+                continue
+            claim.done.add(record.url)
+            if len(claim.done) >= len(claim.items):
+                del peer.claims[batch]
+        self._unpark()
+
     async def _ended(self, peer: _Peer) -> None:
         """A worker is gone: its permits go back, its unrecorded items back in the queue."""
         for ask in list(peer.asks):
@@ -383,7 +434,7 @@ class Coordinator:
             self.parked.remove(peer)
         left = [item for claim in peer.claims.values() for item in claim.left()]
         peer.claims.clear()
-        if self.stopping or peer.finished:
+        if self.stopping or (peer.finished and not left):
             return
         if left:
             self.ready.append(left)
@@ -398,12 +449,10 @@ class Coordinator:
     # -- claims ----------------------------------------------------------------------------
 
     def _take(self) -> list[Item] | None:
-        """The next batch to hand out: one put back, else the next pending one."""
+        """The next batch to hand out (one put back, or the source's next), if any yet."""
         if not self.ready:
-            batch = next(self.batches, None)
-            if batch is None:
-                return None
-            self.ready.append(batch)
+            return None
+        self._hungry.set()
         return self.ready.popleft()
 
     def _outstanding(self) -> bool:
@@ -413,9 +462,10 @@ class Coordinator:
         batch = self._take()
         if batch is not None:
             self._hand(peer, batch)
-        elif self._outstanding():
-            self.parked.append(peer)  # another worker may yet end and leave items
-        else:
+        elif not self.fed or (self._outstanding() and not peer.claims):
+            # more may be planned yet, or another worker may yet end and leave items
+            self.parked.append(peer)
+        else:  # (a worker holding claims, a shard's samples: it commits them and ends)
             self._no_more(peer)
 
     def _hand(self, peer: _Peer, batch: list[Item]) -> None:
@@ -429,13 +479,13 @@ class Coordinator:
         peer.outbox.send("batch", None, None, None)
 
     def _unpark(self) -> None:
-        while self.parked:
+        while self.parked and self.ready:
             batch = self._take()
-            if batch is not None:
-                self._hand(self.parked.pop(0), batch)
-            elif not self._outstanding():
-                for peer in self.parked:
-                    self._no_more(peer)
-                self.parked.clear()
-            else:
-                return
+            assert batch is not None
+            self._hand(self.parked.pop(0), batch)
+        if self.fed and not self.ready:
+            # no more work: a worker holding claims (a shard's samples) commits them
+            # and ends; the others wait while claims are open, then end too
+            for peer in [p for p in self.parked if p.claims or not self._outstanding()]:
+                self.parked.remove(peer)
+                self._no_more(peer)

@@ -19,7 +19,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ from imgflow.engine.records import ResultRecord
 from imgflow.engine.robots import Stored
 from imgflow.local.folder import DataFolder
 from imgflow.local.layouts.base import RunStore
+from imgflow.local.layouts.shards import ShardStore, WrittenShard
 from imgflow.local.safefs import subfolder
 from imgflow.local.settings import RunSettings
 from imgflow.local.workers.permits import Link, RemoteGate, RemoteRobots
@@ -57,13 +58,28 @@ class WorkerStart:
     robots: Mapping[str, Stored] | None = None
 
 
+FLUSH_SECONDS = 0.5  # a shard layout's records reach the open shard at least this often
+
+
 class _Worker:
-    def __init__(self, link: Link, start: WorkerStart, store: RunStore) -> None:
+    def __init__(self, link: Link, start: WorkerStart, store: RunStore, folder: str) -> None:
         self.link = link
         self.start = start
         self.store = store
         self.revalidating: set[str] = set()
         self.robots = RemoteRobots(link)
+        # A shard layout: this worker appends its samples to shards of its own in its tmp
+        # folder (`folder`, in the run's); the coordinator commits each one it sends.
+        self.shards = store if isinstance(store, ShardStore) else None
+        self.folder = folder
+        self.buffer: list[tuple[ResultRecord, float]] = []
+        self.batch_of: dict[str, int] = {}  # url -> its claim, until its record is sent
+        self.metas: dict[str, Mapping[str, Any]] = {}
+        self.flushed = time.monotonic()
+        if self.shards is not None:
+            self.shards.run_id = start.run_id
+            self.shards.commit_to = self.send_shard
+            self.shards.save_to = self.send_plain
 
     async def run(self) -> None:
         start = self.start
@@ -88,7 +104,10 @@ class _Worker:
                             open_batches.release()
 
                     def on_record(record: ResultRecord) -> None:
-                        self.sent(batch_id, record)
+                        if self.shards is not None:
+                            self.staged(batch_id, record)
+                        else:
+                            self.sent(batch_id, record)
 
                     try:
                         await run_batch(
@@ -103,6 +122,7 @@ class _Worker:
                             on_tail=started,
                             refresh=start.refresh,
                         )
+                        self.flush()
                     finally:
                         started()
 
@@ -113,9 +133,42 @@ class _Worker:
                         if claim is None:
                             break
                         batch_id, items, known = claim
+                        if self.shards is not None:
+                            self.metas.update((i.url, i.meta) for i in items if i.meta)
                         if start.refresh and known:
                             self.revalidating.update(row.key for row in known.values())
                         group.create_task(one(batch_id, items, known))
+
+    def staged(self, batch_id: int, record: ResultRecord) -> None:
+        """A shard layout's record: kept for the open shard (the progress hears of it now;
+        the coordinator indexes it with its shard's commit)."""
+        self.batch_of[record.url] = batch_id
+        self.buffer.append((record, time.time()))
+        if record.outcome.wrote:
+            self.link.send("seen", record)
+        if time.monotonic() - self.flushed >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self, *, final: bool = False) -> None:
+        """Append the kept records' samples to the open shard (a full one, or the last one
+        when `final`, is sent to be committed); the others go to the coordinator."""
+        self.flushed = time.monotonic()
+        if self.shards is None:
+            return
+        timed, self.buffer = self.buffer, []
+        metas = {r.url: self.metas.pop(r.url) for r, _ in timed if r.url in self.metas}
+        self.shards.record([r for r, _ in timed], [t for _, t in timed], metas, final=final)
+
+    def send_shard(self, written: WrittenShard) -> list[tuple[ResultRecord, float]]:
+        """A shard written whole in this worker's folder: the coordinator commits it."""
+        batches = [self.batch_of.pop(record.url, -1) for record in written.records]
+        self.link.send("shard", self.folder, written, batches)
+        return []
+
+    def send_plain(self, timed: Sequence[tuple[ResultRecord, float]]) -> None:
+        """Records with no sample (failures, skips): the coordinator indexes them."""
+        for record, finished in timed:
+            self.link.send("record", self.batch_of.pop(record.url, -1), record, finished, None)
 
     def sent(self, batch_id: int, record: ResultRecord) -> None:
         """Send a record with its file's time; the file is then the coordinator's to index."""
@@ -146,12 +199,13 @@ async def _main(fd: int) -> None:
     folder = DataFolder(start.data_dir, create=False)
     try:
         run_tmp = subfolder(folder.folder("tmp", create=False), start.run_id, create=False)
+        own = f"worker-{os.getpid()}"
         try:  # a folder of its own: part files are named by a counter of each process
-            tmp = subfolder(run_tmp, f"worker-{os.getpid()}")
+            tmp = subfolder(run_tmp, own)
         finally:
             os.close(run_tmp)
         store = start.settings.layout.open_run(folder, tmp, fsync=start.settings.fsync)
-        worker = _Worker(link, start, store)
+        worker = _Worker(link, start, store, own)
         task = asyncio.current_task()
         assert task is not None
         pump = asyncio.create_task(link.pump())
@@ -166,7 +220,10 @@ async def _main(fd: int) -> None:
         finally:
             ended.cancel()
             store.seal()
-            store.discard_unsettled(keep=worker.revalidating)
+            try:
+                worker.flush(final=True)  # a shard layout's last shard, however full
+            finally:
+                store.discard_unsettled(keep=worker.revalidating)
             store.close()
             os.close(tmp)
             await link.outbox.close(drain=not link.gone)
