@@ -607,6 +607,17 @@ MUTANTS: list[Mutant] = [
         timeout=300.0,
     ),
     Mutant(
+        "lambda-timeout-not-retried",
+        "a batch that timed out (Sandbox.Timedout, as Lambda answers) is retried once",
+        "infra/statemachine.py",
+        '"ErrorEquals": [TIMEOUT_LAMBDA_ERROR, UNKNOWN_LAMBDA_ERROR],',
+        '"ErrorEquals": [UNKNOWN_LAMBDA_ERROR],',
+        (
+            "tests/aws/test_plan_batches.py::"
+            "test_every_lambda_task_retries_unknown_once_and_service_errors_more",
+        ),
+    ),
+    Mutant(
         "lambda-unknown-retried-like-transient",
         "a batch that timed out (Lambda.Unknown) is retried at most once (docs/aws.md)",
         "infra/statemachine.py",
