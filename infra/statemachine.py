@@ -33,7 +33,8 @@ output goes to S3 through ResultWriter and is dropped from state (ResultPath nul
 
 The execution input is either the original body ``{"baseUrl", "resourcePaths",
 "lambdaConcur"}`` or ``{"urls", "lambdaConcur"}`` (the HTTP API) or
-``{"manifest": {"bucket", "key"}}`` naming a job object in S3 (the CLI). Either may carry
+``{"manifest": {"bucket", "key"}}`` or ``{"manifest": "s3://<bucket>/<key>"}`` naming a job
+object under the bucket's jobs/ (the CLI; a large job through the API). Either may carry
 ``"batchSize"``. The job id is the execution name.
 """
 

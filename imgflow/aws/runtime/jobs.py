@@ -1,6 +1,7 @@
 """Where a job's objects live in the bucket, and reading and writing them as JSON.
 
-    jobs/<job-id>/job.json            the job as uploaded by the CLI (original body format)
+    jobs/<job-id>/job.json            the job as uploaded by the CLI (original body format,
+                                      one entry per line: job_lines.py)
     jobs/<job-id>/batches.json        the manifest: a JSON array of batches of items (plan)
     jobs/<job-id>/lanes.json          a urls job's Map items: one lane (a host's batches,
                                       run one after the other) per host
