@@ -6,7 +6,8 @@
          |                 jobs/<job-id>/lanes.json), one STANDARD child per item, at most
          |                 `max_batches` at once:
          |                   Fetch (download Lambda; retried on transient Lambda errors,
-         |                   and once on Lambda.Unknown: a timeout or out of memory);
+         |                   and once on Sandbox.Timedout or Lambda.Unknown: a
+         |                   timeout or out of memory);
          |                   a batch that ran short of time returns its unstarted items
          |                   as "rest": MoreToDo? -> NextPart -> Fetch runs them again;
          |                   a lane's batch, once done, returns its lane's next batch as
@@ -32,7 +33,8 @@ output goes to S3 through ResultWriter and is dropped from state (ResultPath nul
 
 The execution input is either the original body ``{"baseUrl", "resourcePaths",
 "lambdaConcur"}`` or ``{"urls", "lambdaConcur"}`` (the HTTP API) or
-``{"manifest": {"bucket", "key"}}`` naming a job object in S3 (the CLI). Either may carry
+``{"manifest": {"bucket", "key"}}`` or ``{"manifest": "s3://<bucket>/<key>"}`` naming a job
+object under the bucket's jobs/ (the CLI; a large job through the API). Either may carry
 ``"batchSize"``. The job id is the execution name.
 """
 
@@ -73,9 +75,12 @@ TRANSIENT_LAMBDA_ERRORS = [
     "Lambda.TooManyRequestsException",
 ]
 TRANSIENT_ATTEMPTS = 4
-# Lambda.Unknown also covers a function that timed out or ran out of memory: retrying a
-# batch that took its whole timeout repeats requests to the same site, so only once.
+# A function that ran for its whole timeout answers Sandbox.Timedout (the errorType Lambda
+# reports, which a Lambda task raises as its error name); Lambda.Unknown covers other
+# unhandled ends (out of memory). Retrying a batch that took its whole timeout repeats
+# requests to the same site, so only once.
 UNKNOWN_LAMBDA_ERROR = "Lambda.Unknown"
+TIMEOUT_LAMBDA_ERROR = "Sandbox.Timedout"
 UNKNOWN_ATTEMPTS = 1
 MAP_ERROR_PATH = "$.mapError"
 STEP_ERROR_PATH = "$.stepError"
@@ -86,7 +91,11 @@ def _retry() -> list[dict[str, Any]]:
     backoff = {"IntervalSeconds": 2, "BackoffRate": 2.0, "JitterStrategy": "FULL"}
     return [
         {"ErrorEquals": TRANSIENT_LAMBDA_ERRORS, "MaxAttempts": TRANSIENT_ATTEMPTS, **backoff},
-        {"ErrorEquals": [UNKNOWN_LAMBDA_ERROR], "MaxAttempts": UNKNOWN_ATTEMPTS, **backoff},
+        {
+            "ErrorEquals": [TIMEOUT_LAMBDA_ERROR, UNKNOWN_LAMBDA_ERROR],
+            "MaxAttempts": UNKNOWN_ATTEMPTS,
+            **backoff,
+        },
     ]
 
 

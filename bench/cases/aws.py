@@ -1,5 +1,6 @@
 """The AWS cost case: bench/aws_cost.py on moto, for imgflow's state machine and the original
-design."""
+design; and bench/aws_scale.py: the plan and consolidate handlers at 1,000,000 and
+10,000,000 paths (peak memory, time), called directly."""
 
 from __future__ import annotations
 
@@ -12,6 +13,26 @@ from harness.paths import BENCH, ROOT, WORK
 from harness.report import Goal
 
 GOALS = {"aws_transitions_per_1000": 15, "aws_invocations_per_1000": 10}
+SCALE_SIZES = "1000000,10000000"
+SCALE_TIMEOUT = 3600
+
+
+def run_scale(python: str, sizes: str = SCALE_SIZES) -> dict[str, Any]:
+    """bench/aws_scale.py: each handler's peak RSS and time at each size."""
+    out = WORK / "aws_scale.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)
+    try:
+        done = subprocess.run(
+            [python, str(BENCH / "aws_scale.py"), "--sizes", sizes, "--json", str(out)],
+            capture_output=True, text=True, timeout=SCALE_TIMEOUT, cwd=ROOT,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"status": f"timeout (over {SCALE_TIMEOUT} s)"}
+    if done.returncode != 0 or not out.exists():
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"status": f"failed (exit {done.returncode}): {tail}"}
+    return {"status": "ok", "output": done.stdout.strip(), "rows": json.loads(out.read_text())}
 
 
 def run(python: str) -> dict[str, Any]:
@@ -46,6 +67,7 @@ def run(python: str) -> dict[str, Any]:
     }
     if done.returncode == 0 and summary_file.exists():
         result["summary"] = json.loads(summary_file.read_text())
+    result["scale"] = run_scale(python)
     return result
 
 
@@ -59,6 +81,12 @@ def section(data: dict[str, Any]) -> list[str]:
         out.append(f"{aws.get('status', 'pending')}: {aws.get('note', '')}")
     if aws.get("stderr_tail") and not str(aws.get("status")).startswith("ok"):
         out += ["", "Its last lines on stderr:", "", "```", *aws["stderr_tail"], "```"]
+    scale = aws.get("scale", {})
+    out += ["", "## AWS plan and consolidate at scale (bench/aws_scale.py)", ""]
+    if scale.get("output"):
+        out += ["```", scale["output"], "```"]
+    else:
+        out.append(str(scale.get("status", "pending")))
     return out
 
 

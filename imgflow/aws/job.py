@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from imgflow.aws.client import Aws, AwsError, NotFoundError, aws_errors
+from imgflow.aws.runtime.job_lines import put_job
 from imgflow.aws.runtime.jobs import (
     get_json,
     job_key,
-    put_json,
     read_results,
     result_keys,
     summary_key,
@@ -171,7 +171,7 @@ def start_job(
     if parent is None and not fresh and _exists(aws, arn):
         return Started(arn, job_id, existing=True)
     key = job_key(job_id)
-    put_json(aws.s3(), bucket, key, body)
+    put_job(aws.s3(), bucket, key, body)  # one entry per line: the plan step streams it
     execution_input: dict[str, Any] = {
         "manifest": {"bucket": bucket, "key": key},
         "batchSize": batch_size,

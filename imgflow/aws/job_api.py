@@ -3,16 +3,24 @@
 The API's route passes the body unchanged to StepFunctions-StartExecution, so this is what
 the original pipeline's curl scripts did; with ``api.auth: iam`` the request is signed with
 SigV4 (botocore's signer, through imgflow.aws.client).
+
+A job over the 256 KB an execution input may hold is uploaded first, one entry per line,
+to jobs/api-<digest>/job.json in the deployment's bucket, and the API gets a reference to
+it instead, ``{"manifest": "s3://<bucket>/jobs/api-<digest>/job.json"}``: the plan step
+reads either form (runtime/plan.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 import httpx
 
 from imgflow.aws.client import Aws
+from imgflow.aws.runtime.job_lines import put_job
+from imgflow.aws.runtime.jobs import job_key
 from imgflow.errors import BackendError, UsageError
 
 # The execution input travels through Step Functions state, which holds at most 256 KB.
@@ -30,11 +38,28 @@ def api_body(body: dict[str, Any]) -> bytes:
     return data
 
 
+def uploaded_body(aws: Aws, bucket: str, body: dict[str, Any]) -> dict[str, Any]:
+    """`body` when it fits an execution input, else a reference to it uploaded to S3."""
+    data = json.dumps(body, separators=(",", ":")).encode()
+    if len(data) <= MAX_API_BODY:
+        return body
+    key = job_key("api-" + hashlib.sha256(data).hexdigest()[:32])
+    put_job(aws.s3(), bucket, key, body)
+    return {"manifest": f"s3://{bucket}/{key}"}
+
+
 def start_via_api(
-    aws: Aws, url: str, body: dict[str, Any], *, sign: bool, timeout: float = 30.0
+    aws: Aws,
+    url: str,
+    body: dict[str, Any],
+    *,
+    sign: bool,
+    timeout: float = 30.0,
+    bucket: str | None = None,
 ) -> str:
-    """POST the original body to the API route; the ARN of the execution it started."""
-    data = api_body(body)
+    """POST the original body to the API route (a large one uploaded to `bucket` and sent
+    as a reference); the ARN of the execution it started."""
+    data = api_body(body if bucket is None else uploaded_body(aws, bucket, body))
     headers = {"Content-Type": "application/json"}
     if sign:
         headers = aws.signed_headers("POST", url, data, headers, "execute-api")

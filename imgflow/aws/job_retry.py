@@ -27,11 +27,10 @@ from imgflow.aws.job import (
     urls_job_body,
 )
 from imgflow.aws.runtime.jobs import BatchSpec, get_json, iter_results, manifest_key
-from imgflow.aws.runtime.plan import job_text
+from imgflow.aws.runtime.plan import base_url_of
 from imgflow.engine.plan import Item
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.errors import UsageError
-from imgflow.sources.job_json import UrlsSource, parse_job_text
 
 
 @dataclass(frozen=True)
@@ -98,11 +97,11 @@ def failed_paths(aws: Aws, bucket: str, execution_arn: str) -> FailedPaths:
             current = next(found, None)
         records = current[1] if current is not None and current[0] == spec.batch else None
         items.extend(_failed_in(spec, records))
-    source = parse_job_text(*job_text(s3, json.loads(str(execution["input"]))))
+    base_url = base_url_of(s3, bucket, json.loads(str(execution["input"])))
     concurrency = specs[0].concurrency if specs else 1
-    if isinstance(source, UrlsSource):  # a rejected entry (no key) is not a URL to retry
+    if base_url is None:  # a rejected entry (no key) is not a URL to retry
         return FailedPaths(name, None, concurrency, [i for i in items if i.key])
-    return FailedPaths(name, source.base_url, concurrency, items)
+    return FailedPaths(name, base_url, concurrency, items)
 
 
 def start_retry(

@@ -93,7 +93,7 @@ class AwsBackend:
                 raise UsageError(f"deployment {cfg.deployment!r} has no HTTP API")
             # api_url is the route's full URL, as deploy recorded it.
             sign = cfg.api.auth == "iam"
-            arn = start_via_api(aws, outputs.api_url, body, sign=sign)
+            arn = start_via_api(aws, outputs.api_url, body, sign=sign, bucket=outputs.bucket)
             return self._follow(arn, spec.count or 0, flags, listener)
         started = start_job(
             aws,

@@ -212,6 +212,11 @@ def full_url_item(raw: str, where: str, meta: Mapping[str, Any] = NO_META) -> It
     return Item(url=url, key=key_for(url), meta=meta)
 
 
+def job_concurrency(value: Any, label: str) -> int | None:
+    """A body's lambdaConcur (a whole number, or its digits as a string), or None."""
+    return _concurrency(value, label)
+
+
 def _concurrency(value: Any, label: str) -> int | None:
     if isinstance(value, str) and _DIGITS.fullmatch(value):
         try:

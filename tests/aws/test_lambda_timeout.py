@@ -106,3 +106,30 @@ def test_a_slow_batch_stops_in_time_and_its_rest_runs_again(
     fetched = sorted(r.path for r in slow_site.requests if r.path != "/robots.txt")
     assert fetched == sorted(f"/{p}" for p in PATHS)
     assert invocation_counts()["imgflow-slow-download"] >= 2
+
+
+def test_a_batch_that_times_out_is_retried_once_then_recorded_failed(
+    aws: Aws, pipeline: Deployed, slow_site: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A download invocation stopped at its timeout answers Sandbox.Timedout (the double, as
+    Lambda): the Fetch task retries it once, as the definition says, then records the crash."""
+    import lambdas.download as handler_module
+
+    def hangs(*args: Any) -> Any:
+        time.sleep(5)  # the double stops it after the 1 s timeout
+
+    monkeypatch.setattr(handler_module, "download_batch", hangs)
+    aws.lambda_().update_function_configuration(FunctionName="imgflow-slow-download", Timeout=1)
+    body = {"baseUrl": slow_site.base_url, "resourcePaths": PATHS[:2], "lambdaConcur": 1}
+    sfn = aws.stepfunctions()
+    arn = sfn.start_execution(
+        stateMachineArn=pipeline.state_machine_arn, name="hangs", input=json.dumps(body)
+    )["executionArn"]
+    deadline = time.monotonic() + 60
+    while (execution := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "execution still running"
+        time.sleep(0.1)
+    assert execution["status"] == "FAILED"
+    assert invocation_counts()["imgflow-slow-download"] == 3  # Fetch twice, RecordCrash once
+    failures = aws.s3().get_object(Bucket=pipeline.bucket, Key="jobs/hangs/failures.json")
+    assert "Sandbox.Timedout" in failures["Body"].read().decode()

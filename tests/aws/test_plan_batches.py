@@ -117,9 +117,9 @@ def test_every_lambda_task_retries_unknown_once_and_service_errors_more() -> Non
     assert len(tasks) == 4
     for task in tasks:
         by_error = {e: r["MaxAttempts"] for r in task["Retry"] for e in r["ErrorEquals"]}
-        assert by_error["Lambda.Unknown"] == 1
+        assert by_error["Lambda.Unknown"] == by_error["Sandbox.Timedout"] == 1
         assert by_error["Lambda.ClientExecutionTimeoutException"] == 4
-        assert set(by_error) == {*TRANSIENT_LAMBDA_ERRORS, "Lambda.Unknown"}
+        assert set(by_error) == {*TRANSIENT_LAMBDA_ERRORS, "Sandbox.Timedout", "Lambda.Unknown"}
 
 
 def test_a_failed_map_goes_on_to_consolidate() -> None:

@@ -32,7 +32,8 @@ from support.http_api import HttpApiDouble
 
 from imgflow.aws.client import Aws
 from imgflow.aws.deploy import deploy
-from imgflow.aws.job_api import MAX_API_BODY, api_body
+from imgflow.aws.job_api import MAX_API_BODY, api_body, start_via_api
+from imgflow.aws.runtime.jobs import get_json
 from imgflow.config import with_overrides
 from imgflow.demo.server import StaticServer
 from imgflow.errors import UsageError
@@ -160,6 +161,29 @@ def test_a_body_too_large_for_execution_input_is_refused() -> None:
     paths = [f"{i:06d}/{i:06d}.gif" for i in range(MAX_API_BODY // 20)]
     with pytest.raises(UsageError, match="run without --via-api"):
         api_body({"baseUrl": "https://h", "resourcePaths": paths, "lambdaConcur": 2})
+
+
+def test_a_job_over_the_input_limit_goes_as_a_reference_to_its_upload(
+    aws: Aws, deployed_api: tuple[Path, Deployed, HttpApiDouble], flags: StaticServer
+) -> None:
+    """Over 256 KB of JSON, the CLI uploads the job and sends {"manifest": "s3://..."};
+    the API starts it and the plan step streams the upload."""
+    _, deployed, api = deployed_api
+    segment = "s" * 240
+    paths = [f"long{n:04d}/{segment}/{segment}/{segment}/{segment}.gif" for n in range(270)]
+    body = {"baseUrl": flags.base_url, "resourcePaths": paths, "lambdaConcur": 4}
+    assert len(json.dumps(body)) > MAX_API_BODY
+    url = str(deployed.outputs.api_url)
+    arn = start_via_api(aws, url, body, sign=True, bucket=deployed.bucket)
+    (sent,) = api.seen.bodies
+    assert set(sent) == {"manifest"} and sent["manifest"].startswith(
+        f"s3://{deployed.bucket}/jobs/"
+    )
+    execution = wait_for_execution(aws, arn, timeout=240)
+    assert execution["status"] == "FAILED"  # none of the paths is on the server
+    name = execution["name"]
+    summary = get_json(aws.s3(), deployed.bucket, f"jobs/{name}/summary.json")
+    assert (summary["total"], summary["failed"]) == (270, 270)
 
 
 def test_the_curl_command_deploy_prints_is_accepted_by_the_api(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.metadata
 import io
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -222,3 +223,28 @@ def test_a_module_missing_from_the_zip_fails(package: zips.LambdaZip, tmp_path: 
     answer = lambda_invoke._run_isolated(python, root, "lambdas.download.handler", {}, b"{}")
     assert answer["error"]["errorType"] == "ModuleNotFoundError"
     assert "httpx" in answer["error"]["errorMessage"]
+
+
+@needs_isolation
+def test_a_zip_for_the_tests_interpreter_loads_its_compiled_packages(tmp_path: Path) -> None:
+    """lambda.runtime set to the Python that runs the tests: the zip carries that Python's
+    compiled wheels, and the handlers load them from the unzipped zip alone."""
+    version = sys.version_info[:2]
+    package = zips.lambda_zip("python{}.{}".format(*version))
+    tag = "cpython-{}{}-x86_64-linux-gnu.so".format(*version)
+    shared = [n for n in package.entries if n.endswith(".so")]
+    assert shared and all(tag in n or n.endswith(".abi3.so") for n in shared), shared
+    root = _unzip(package, tmp_path / "task")
+    (root / "lambdas" / "probe.py").write_text(PROBE + HANDLERS_PROBE)
+    answer = lambda_invoke._run_isolated(sys.executable, root, "lambdas.probe.loads", {}, b"{}")
+    assert answer == {"ok": {"version": list(version), "handlers": 3}}, answer
+
+
+# One invocation (each costs an interpreter start): the compiled packages and the handlers.
+HANDLERS_PROBE = """
+def loads(event, context):
+    import sys, httptools.parser.parser, brotli, backports.zstd
+    import lambdas.plan, lambdas.download, lambdas.consolidate
+    handlers = [lambdas.plan.handler, lambdas.download.handler, lambdas.consolidate.handler]
+    return {"version": list(sys.version_info[:2]), "handlers": len(handlers)}
+"""

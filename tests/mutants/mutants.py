@@ -577,8 +577,8 @@ MUTANTS: list[Mutant] = [
         "sns-inline-off-by-one",
         "up to inline_max_messages failures, the message is the original array (yaml.example)",
         "imgflow/aws/runtime/consolidate.py",
-        "if len(failures) <= inline_max:",
-        "if len(failures) < inline_max:",
+        "if len(failures) <= inline_max and summary.failed <= inline_max:",
+        "if len(failures) < inline_max and summary.failed < inline_max:",
         ("tests/aws/test_pipeline.py::test_more_failures_than_inline_max_send_the_summary",),
         timeout=300.0,
     ),
@@ -606,6 +606,17 @@ MUTANTS: list[Mutant] = [
             "test_a_batch_is_fetched_under_its_items_keys_and_indexes_their_meta",
         ),
         timeout=300.0,
+    ),
+    Mutant(
+        "lambda-timeout-not-retried",
+        "a batch that timed out (Sandbox.Timedout, as Lambda answers) is retried once",
+        "infra/statemachine.py",
+        '"ErrorEquals": [TIMEOUT_LAMBDA_ERROR, UNKNOWN_LAMBDA_ERROR],',
+        '"ErrorEquals": [UNKNOWN_LAMBDA_ERROR],',
+        (
+            "tests/aws/test_plan_batches.py::"
+            "test_every_lambda_task_retries_unknown_once_and_service_errors_more",
+        ),
     ),
     Mutant(
         "lambda-unknown-retried-like-transient",
@@ -1439,6 +1450,46 @@ MUTANTS: list[Mutant] = [
         "            rest = None",
         (
             f"{PATHS_STREAM}::test_a_run_stopped_while_its_paths_were_read_is_unplanned_and_retried_whole",
+        ),
+    ),
+    Mutant(
+        "unique-paths-partitioned-by-position",
+        "a repeated path of a large job is dropped (every copy goes to the same partition)",
+        "imgflow/aws/runtime/unique.py",
+        "files[zlib.crc32(path.encode()) % self._partitions]",
+        "files[position % self._partitions]",
+        (
+            "tests/aws/test_plan_scale.py::test_unique_paths_through_disk_keep_first_occurrences_in_order",
+        ),
+    ),
+    Mutant(
+        "plan-reads-any-manifest",
+        "the plan step reads a manifest only under the deployment's jobs/ (docs/aws.md)",
+        "imgflow/aws/runtime/plan.py",
+        "    if named != bucket or not key.startswith(JOBS_PREFIX):",
+        "    if False:",
+        (
+            "tests/aws/test_plan_scale.py::test_a_manifest_elsewhere_than_the_deployments_jobs_is_refused",
+        ),
+    ),
+    Mutant(
+        "consolidate-keeps-every-failure",
+        "consolidate's memory does not grow with the number of failures (docs/aws.md)",
+        "imgflow/aws/runtime/consolidate.py",
+        "                if len(self.first) < self._keep:",
+        "                if True:",
+        (
+            "tests/aws/test_plan_scale.py::test_consolidate_memory_is_flat_in_the_number_of_failures",
+        ),
+    ),
+    Mutant(
+        "job-stream-ignores-truncation",
+        "a job object cut short is refused, not planned in part",
+        "imgflow/aws/runtime/job_lines.py",
+        '    raise JobError(f"{label}: ends before its list is closed")',
+        "    return",
+        (
+            "tests/aws/test_plan_scale.py::test_the_job_object_is_valid_json_and_streams_back_entry_by_entry",
         ),
     ),
 ]

@@ -1,6 +1,7 @@
 """Where a job's objects live in the bucket, and reading and writing them as JSON.
 
-    jobs/<job-id>/job.json            the job as uploaded by the CLI (original body format)
+    jobs/<job-id>/job.json            the job as uploaded by the CLI (original body format,
+                                      one entry per line: job_lines.py)
     jobs/<job-id>/batches.json        the manifest: a JSON array of batches of items (plan)
     jobs/<job-id>/lanes.json          a urls job's Map items: one lane (a host's batches,
                                       run one after the other) per host
@@ -188,19 +189,20 @@ def put_json(s3: S3Client, bucket: str, key: str, data: Any) -> None:
 
 
 def put_json_array(s3: S3Client, bucket: str, key: str, rows: Iterable[Any]) -> int:
-    """Write `rows` as one JSON array; how many there were.
+    """Write `rows` as one JSON array, a row per line (`iter_json_array` streams it back);
+    how many there were.
 
     The array is spooled through a temporary file (on disk past SPOOL_BYTES) and sent with
     one PutObject, so memory stays flat however many rows there are.
     """
     count = 0
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
-        spool.write(b"[")
+        spool.write(b"[\n")
         for row in rows:
-            spool.write(b"," if count else b"")
+            spool.write(b",\n" if count else b"")
             spool.write(json.dumps(row, separators=(",", ":")).encode())
             count += 1
-        spool.write(b"]")
+        spool.write(b"\n]")
         spool.seek(0)
         with aws_errors("s3:PutObject"):
             s3.put_object(Bucket=bucket, Key=key, Body=spool, ContentType="application/json")
@@ -216,6 +218,20 @@ def get_text(s3: S3Client, bucket: str, key: str) -> str:
 def get_json(s3: S3Client, bucket: str, key: str) -> Any:
     """A JSON object."""
     return json.loads(get_text(s3, bucket, key))
+
+
+def iter_json_array(s3: S3Client, bucket: str, key: str) -> Iterator[Any]:
+    """The rows of a JSON array object, read as they arrive when `put_json_array` wrote it
+    (a row per line), else parsed whole."""
+    with aws_errors("s3:GetObject"):
+        lines = s3.get_object(Bucket=bucket, Key=key)["Body"].iter_lines(chunk_size=1 << 20)
+    first = next(lines, b"")
+    if first != b"[":
+        yield from json.loads(first + b"".join(lines))
+        return
+    for line in lines:
+        if line and line != b"]":
+            yield json.loads(line.removesuffix(b","))
 
 
 def list_keys(s3: S3Client, bucket: str, prefix: str) -> Iterator[str]:

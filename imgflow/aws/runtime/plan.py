@@ -31,11 +31,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from imgflow.aws.runtime.job_lines import JobStream, open_job
 from imgflow.aws.runtime.jobs import (
+    JOBS_PREFIX,
     BatchSpec,
     LaneRef,
     batch_key,
-    get_text,
     item_json,
     lanes_key,
     manifest_key,
@@ -43,12 +44,22 @@ from imgflow.aws.runtime.jobs import (
     put_json_array,
     write_results,
 )
+from imgflow.aws.runtime.unique import UniquePaths
 from imgflow.engine.failures import FailureKind
-from imgflow.engine.job import validate_concurrency
+from imgflow.engine.job import normalize_path, validate_base_url, validate_concurrency
 from imgflow.engine.plan import Item, item_for
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.errors import JobError
-from imgflow.sources.job_json import Rejected, UrlsSource, parse_job_text
+from imgflow.sources.job_json import (
+    URLS_FIELD,
+    Rejected,
+    UrlsSource,
+    job_concurrency,
+    parse_job_document,
+    parse_job_text,
+    urls_from_document,
+)
+from imgflow.sources.paths import PathsSource
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -60,18 +71,44 @@ MAX_BATCH_SIZE = 5000
 # 256 KiB, leaving room for the error a caught crash adds to the child's state.
 MAX_CHILD_INPUT_BYTES = 200_000
 WRITE_THREADS = 16  # PutObjects of a lane job's batch objects at once
+# A job object past this many bytes is deduplicated through disk, one partition per this
+# many bytes (unique.py): a partition's paths are what the plan holds in memory at once.
+PARTITION_BYTES = 4 * 1024 * 1024
 
 
-def job_text(s3: S3Client, request: dict[str, Any]) -> tuple[str, str]:
-    """(job body text, where it came from) of an execution input."""
+def manifest_location(manifest: Any, bucket: str) -> tuple[str, str]:
+    """(bucket, key) of a manifest reference: ``{"bucket", "key"}`` or ``"s3://bucket/key"``
+    (the HTTP API's form); only the deployment's own bucket."""
+    if isinstance(manifest, str) and manifest.startswith("s3://"):
+        named, _, key = manifest.removeprefix("s3://").partition("/")
+    elif isinstance(manifest, dict) and {"bucket", "key"} <= set(manifest):
+        named, key = str(manifest["bucket"]), str(manifest["key"])
+    else:
+        raise JobError("job: manifest must be s3://<bucket>/<key> or name a bucket and a key")
+    if named != bucket or not key.startswith(JOBS_PREFIX):
+        raise JobError(
+            f"job: manifest must be an object under s3://{bucket}/{JOBS_PREFIX} "
+            f"(the deployment's bucket), got s3://{named}/{key}"
+        )
+    return named, key
+
+
+def open_request(
+    s3: S3Client, bucket: str, request: dict[str, Any]
+) -> JobStream | PathsSource | UrlsSource:
+    """The job of an execution input: streamed from a manifest written in lines, or parsed."""
     manifest = request.get("manifest")
     if manifest is None:
         body = {k: v for k, v in request.items() if k not in ("batchSize", "parent")}
-        return json.dumps(body), "job"
-    if not isinstance(manifest, dict) or not {"bucket", "key"} <= set(manifest):
-        raise JobError("job: manifest must name a bucket and a key")
-    bucket, key = str(manifest["bucket"]), str(manifest["key"])
-    return get_text(s3, bucket, key), f"s3://{bucket}/{key}"
+        return parse_job_document(body, "job")
+    named, key = manifest_location(manifest, bucket)
+    label = f"s3://{named}/{key}"
+    opened = open_job(s3, named, key, label)
+    if isinstance(opened, str):
+        return parse_job_text(opened, label)
+    if opened.field == URLS_FIELD:  # planned in lanes, whole (see the module's docstring)
+        return urls_from_document({**opened.header, URLS_FIELD: list(opened.entries)}, label)
+    return opened
 
 
 def host_of(url: str) -> str:
@@ -121,35 +158,76 @@ def split_batches(
         yield BatchSpec(job_id, number, tuple(batch), concurrency)
 
 
+def base_url_of(s3: S3Client, bucket: str, request: dict[str, Any]) -> str | None:
+    """The base URL of an execution input's job (None for a job of full URLs); a streamed
+    job's entries are not read."""
+    opened = open_request(s3, bucket, request)
+    if isinstance(opened, JobStream):
+        return stream_header(opened.header, "job")[0]
+    return opened.base_url
+
+
+def partitions_for(size: int) -> int:
+    """How many partitions deduplicating a job object of `size` bytes takes (unique.py)."""
+    return max(1, -(-size // PARTITION_BYTES))
+
+
 def plan_job(s3: S3Client, bucket: str, job_id: str, request: dict[str, Any]) -> dict[str, Any]:
     """Write jobs/<job_id>/batches.json; return what the Map and consolidate need.
 
-    The items are made and written batch by batch, never held all at once.
+    A job uploaded in lines is read as it arrives; its paths are deduplicated through disk
+    (unique.py) and its items made and written batch by batch: memory stays flat in the
+    number of paths.
     """
     size = batch_size_of(request)
-    text, label = job_text(s3, request)
-    source = parse_job_text(text, label)
-    if isinstance(source, UrlsSource):
-        return plan_lanes(s3, bucket, job_id, source, size, request.get("parent"))
-    base_url, paths, concurrency = source.base_url, list(source.paths()), source.concurrency
-    unique = dict.fromkeys(paths)
+    opened = open_request(s3, bucket, request)
+    if isinstance(opened, UrlsSource):
+        return plan_lanes(s3, bucket, job_id, opened, size, request.get("parent"))
+    if isinstance(opened, JobStream):
+        label = f"job {job_id}"
+        base_url, concurrency = stream_header(opened.header, label)
+        unique = UniquePaths(stream_paths(opened.entries, label), partitions_for(opened.size))
+    else:
+        base_url, concurrency = str(opened.base_url), opened.concurrency
+        unique = UniquePaths(opened.paths())
     concurrency = concurrency or DEFAULT_CONCURRENCY
     items = (item_for(base_url, path) for path in unique)
     specs = split_batches(job_id, items, concurrency, size)
     key = manifest_key(job_id)
     batches = put_json_array(s3, bucket, key, (spec.to_json() for spec in specs))
+    if not unique.unique:
+        raise JobError(f"job {job_id}: resourcePaths is empty")
     return {
         "jobId": job_id,
         "bucket": bucket,
         "manifestKey": key,
         "mapKey": key,
-        "expected": len(unique),
-        "duplicates": len(paths) - len(unique),
+        "expected": unique.unique,
+        "duplicates": unique.total - unique.unique,
         "batches": batches,
         "batchSize": size,
         "concurrency": concurrency,
         "parent": request.get("parent"),
     }
+
+
+def stream_header(header: dict[str, Any], label: str) -> tuple[str, int | None]:
+    """(base URL, lambdaConcur) of a streamed job's header, checked as the body's are."""
+    unknown = sorted(set(header) - {"baseUrl", "lambdaConcur"})
+    if unknown:
+        raise JobError(f"{label}: unknown field {unknown[0]!r}")
+    base = header.get("baseUrl")
+    if not isinstance(base, str):
+        raise JobError(f"{label}: baseUrl must be a string")
+    return validate_base_url(base), job_concurrency(header.get("lambdaConcur"), label)
+
+
+def stream_paths(entries: Iterable[Any], label: str) -> Iterator[str]:
+    """The normalised paths of a streamed job, each checked as the body's are."""
+    for index, path in enumerate(entries):
+        if not isinstance(path, str):
+            raise JobError(f"{label}: resourcePaths[{index}] must be a string, got {path!r}")
+        yield normalize_path(path, f"{label} resourcePaths[{index}]")
 
 
 def lanes(job_id: str, items: Iterable[Item], concurrency: int, size: int) -> list[list[BatchSpec]]:
