@@ -35,6 +35,7 @@ URL_LANES = "tests/aws/test_url_lanes.py"
 SHARDS_COMMIT = "tests/test_shards_commit.py"
 HOSTS = "tests/test_hosts.py"
 TABLES = "tests/test_url_tables.py"
+AWS_SHARDS = "tests/aws/test_shards_aws.py"
 
 MUTANTS: list[Mutant] = [
     # -- atomicity: a file appears at its final name only when complete ----------------------
@@ -728,9 +729,18 @@ MUTANTS: list[Mutant] = [
         "iam-download-writes-anywhere",
         "the download role writes images under its prefix only (least privilege)",
         "infra/iam.py",
-        '[f"{names.bucket_arn}/{prefix}*", _jobs_objects(names)],',
-        '[f"{names.bucket_arn}/*", _jobs_objects(names)],',
+        '    uploads = [f"{names.bucket_arn}/{prefix}*"]',
+        '    uploads = [f"{names.bucket_arn}/*"]',
         ("tests/aws/test_iam_policies.py::test_download_role_writes_its_bucket_and_table_only",),
+    ),
+    Mutant(
+        "iam-shards-always-writable",
+        "the download role writes shards/ only when deployed with a shard layout (least"
+        " privilege)",
+        "infra/iam.py",
+        "    if shards:\n        uploads.append",
+        "    if True:\n        uploads.append",
+        (f"{IAM}::test_the_download_role_writes_shards_only_with_a_shard_layout",),
     ),
     Mutant(
         "iam-publish-wildcard",
@@ -1372,5 +1382,30 @@ MUTANTS: list[Mutant] = [
         "    if False:",
         ("tests/test_url_tables_stream.py",),
         timeout=900,
+    ),
+    # -- aws shards: a shard per download batch, committed whole, never doubled -------------
+    Mutant(
+        "aws-shard-upload-not-aborted",
+        "a batch's shard is one S3 upload, aborted on failure: nothing left (architecture)",
+        "imgflow/aws/runtime/download.py",
+        "        except BaseException:\n            shard.abort()\n            raise",
+        "        except BaseException:\n            raise",
+        (f"{AWS_SHARDS}::test_a_batch_that_fails_leaves_no_shard_and_no_pending_upload",),
+    ),
+    Mutant(
+        "aws-retried-batch-new-shard-name",
+        "a batch that is retried never leaves two shards with the same samples (architecture)",
+        "imgflow/aws/runtime/shards.py",
+        '    return f"{SHARDS_PREFIX}{job_id}/{batch:05d}{tail}"',
+        '    return f"{SHARDS_PREFIX}{job_id}/{batch:05d}{tail}-{time.monotonic_ns()}"',
+        (f"{AWS_SHARDS}::test_a_retried_batch_leaves_one_shard_holding_every_sample",),
+    ),
+    Mutant(
+        "aws-retry-skips-own-shard",
+        "a retried batch's shard holds every sample its index rows point at (architecture)",
+        "imgflow/aws/runtime/download.py",
+        "        known = {url: obj for url, obj in known.items() if obj.key != shard.key}",
+        "        known = dict(known)",
+        (f"{AWS_SHARDS}::test_a_retried_batch_leaves_one_shard_holding_every_sample",),
     ),
 ]
