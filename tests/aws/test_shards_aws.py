@@ -12,7 +12,7 @@ import io
 import json
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +23,23 @@ from moto.iam.access_control import IAMPolicy, PermissionResult
 from pipeline_env import Deployed, deploy_pipeline, pipeline_config, reference_body
 from support.aws_moto import run_execution
 from support.aws_roles import CallLog
+from support.cli_run import FAST_ENV, run_cli
 
 from imgflow.aws.client import Aws
+from imgflow.aws.deploy import deploy
 from imgflow.aws.runtime import download as download_module
 from imgflow.aws.runtime.download import download_batch
 from imgflow.aws.runtime.jobs import BatchSpec, get_json, result_key
 from imgflow.aws.runtime.settings import LambdaSettings
 from imgflow.aws.runtime.shards import BatchShard, shard_stem
 from imgflow.aws.runtime.store import MIN_PART_SIZE
+from imgflow.config import Config
 from imgflow.demo.server import StaticServer, serve_directory
 from imgflow.engine.plan import Item, item_for
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.engine.samples import sample_key
 from imgflow.engine.settings import FetchConfig
+from imgflow.errors import UsageError
 
 BUCKET = "imgflow-shards-test"
 TABLE = "imgflow-shards-index"
@@ -280,3 +284,26 @@ def check_sharded_job(aws: Aws, deployed: Deployed, execution: dict[str, Any]) -
     assert sorted(i["url"]["S"] for i in items) == sorted(seen)
     for item in items:
         assert members[item["member"]["S"]] == item["key"]["S"]
+
+
+def test_deploy_refuses_the_parquet_layout_in_one_line_and_makes_nothing(
+    aws: Aws, make_cfg: Callable[..., Config], mutations: list[str]
+) -> None:
+    with pytest.raises(UsageError) as refused:
+        deploy(make_cfg(output={"layout": "parquet"}), aws)
+    assert str(refused.value) == (
+        "output.layout: parquet goes with the local backend (on aws: files or webdataset)"
+    )
+    assert mutations == []
+
+
+def test_run_refuses_a_layout_flag_with_the_aws_backend(tmp_path: Path) -> None:
+    done = run_cli(
+        "run", "--backend", "aws", "--layout", "webdataset",
+        "--base-url", "http://127.0.0.1:9", "--paths-file", "-",
+        input="a.gif\n", cwd=tmp_path, env=FAST_ENV,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert "--layout and --shard-size go with --backend local" in line
+    assert "Traceback" not in done.stderr
