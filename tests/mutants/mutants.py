@@ -1408,4 +1408,13 @@ MUTANTS: list[Mutant] = [
         "        known = dict(known)",
         (f"{AWS_SHARDS}::test_a_retried_batch_leaves_one_shard_holding_every_sample",),
     ),
+    Mutant(
+        "report-shard-sample-links-images",
+        "the report's gallery links only to files that exist: a shard's sample links nowhere"
+        " (architecture)",
+        "imgflow/report/local.py",
+        '    return None if is_file is None or is_file(key) else ""',
+        "    return None",
+        ("tests/test_report.py::test_a_sharded_run_links_no_image_to_a_file_that_is_not_there",),
+    ),
 ]
