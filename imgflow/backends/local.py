@@ -290,6 +290,11 @@ class LocalBackend:
         if plan.failed == 0:
             listener.note(f"nothing to retry: no image failed in run {target}")
             return None
+        if plan.layout is not None and plan.layout != self.cfg.output.layout:
+            from imgflow.config import with_overrides
+
+            self.cfg = with_overrides(self.cfg, output={"layout": plan.layout})
+            listener.note(f"run {target} stored its images as {plan.layout}: so does its retry")
         new_id = new_run_id()
         link(self.folder / DB_NAME, new_id, target)
         failed = min(plan.parent.summary.failed, plan.failed)

@@ -7,12 +7,14 @@ link to the run it retries is kept in the ``run_parents`` table of the same data
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from imgflow.engine.plan import Item
+from imgflow.engine.records import Outcome
 from imgflow.errors import UsageError
 from imgflow.local.index import RUNNING, Database, RunInfo
 from imgflow.local.runner import DB_NAME, LocalJob
@@ -70,11 +72,25 @@ def parents(db_path: Path, run_ids: Iterable[str]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class RetryPlan:
-    """The run to retry and the job that retries it."""
+    """The run to retry and the job that retries it (in the run's `layout`, when known)."""
 
     parent: RunInfo
     failed: int
     job: LocalJob
+    layout: str | None = None
+
+
+def run_layout(conn: sqlite3.Connection, run_id: str) -> str | None:
+    """The layout a run stored its images in, as the index shows it: its shards' format,
+    files when it stored images and no shard, None when it stored nothing."""
+    shard = conn.execute("SELECT name FROM shards WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()
+    if shard is not None:
+        return "webdataset" if str(shard[0]).endswith(".tar") else "parquet"
+    wrote = (Outcome.STORED.value, Outcome.UPDATED.value)
+    stored = conn.execute(
+        "SELECT 1 FROM results WHERE run_id = ? AND outcome IN (?, ?) LIMIT 1", (run_id, *wrote)
+    ).fetchone()
+    return "files" if stored is not None else None
 
 
 def plan_retry(data_dir: Path, run_id: str) -> RetryPlan:
@@ -86,6 +102,7 @@ def plan_retry(data_dir: Path, run_id: str) -> RetryPlan:
     try:
         info = db.run_info(run_id)
         failed = 0 if info is None else db.count_retried(run_id)
+        layout = None if info is None else run_layout(db.conn, run_id)
     finally:
         db.close()
     if info is None:
@@ -98,4 +115,4 @@ def plan_retry(data_dir: Path, run_id: str) -> RetryPlan:
         batch_size=info.batch_size,
         max_batches=info.max_batches,
     )
-    return RetryPlan(info, failed, job)
+    return RetryPlan(info, failed, job, layout)

@@ -1417,4 +1417,12 @@ MUTANTS: list[Mutant] = [
         "    return None",
         ("tests/test_report.py::test_a_sharded_run_links_no_image_to_a_file_that_is_not_there",),
     ),
+    Mutant(
+        "retry-ignores-run-layout",
+        "imgflow retry stores in the layout of the run it retries (README)",
+        "imgflow/backends/local.py",
+        "        if plan.layout is not None and plan.layout != self.cfg.output.layout:",
+        "        if False:",
+        ("tests/test_retry_layout.py",),
+    ),
 ]
