@@ -735,8 +735,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "iam-shards-always-writable",
-        "the download role writes shards/ only when deployed with a shard layout (least"
-        " privilege)",
+        "the download role writes shards/ only when deployed with a shard layout (least privilege)",
         "infra/iam.py",
         "    if shards:\n        uploads.append",
         "    if True:\n        uploads.append",
