@@ -1424,4 +1424,16 @@ MUTANTS: list[Mutant] = [
         "        if False:",
         ("tests/test_retry_layout.py",),
     ),
+    Mutant(
+        "report-aws-shard-sample-linked",
+        "an aws report links only objects that exist: a shard's sample links nowhere"
+        " (architecture)",
+        "imgflow/report/aws.py",
+        "            if record.key.startswith(SHARDS_PREFIX):",
+        "            if False:",
+        (
+            "tests/test_report_aws.py::"
+            "test_an_image_in_a_shard_links_nowhere_and_an_object_key_is_not_prefixed_twice",
+        ),
+    ),
 ]
