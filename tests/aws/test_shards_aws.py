@@ -114,7 +114,7 @@ def rows(aws: Aws) -> dict[str, dict[str, Any]]:
 
 
 def test_a_batch_goes_into_one_shard_and_its_rows_point_at_shard_and_member(
-    aws: Aws, settings: LambdaSettings, flags: StaticServer
+    aws: Aws, settings: LambdaSettings, flags: StaticServer, tmp_path: Path
 ) -> None:
     first = item_for(flags.base_url, "ad/ad.gif")
     items = [
@@ -141,6 +141,13 @@ def test_a_batch_goes_into_one_shard_and_its_rows_point_at_shard_and_member(
         assert index[item.url]["key"]["S"] == f"{stem}.tar"
         assert index[item.url]["member"]["S"] == f"{sample_key(item.url)}.gif"
     assert samples[first.url][0]["caption"] == "Andorra"
+    import webdataset as wds
+
+    local = tmp_path / "00007.tar"
+    local.write_bytes(aws.s3().get_object(Bucket=BUCKET, Key=f"{stem}.tar")["Body"].read())
+    read = list(wds.WebDataset(str(local), shardshuffle=False, empty_check=False))
+    assert sorted(json.loads(s["json"])["url"] for s in read) == sorted(samples)
+    assert [s["txt"] for s in read if "txt" in s] == [b"Andorra"]
     assert samples[first.url][0]["meta"] == {"caption": "Andorra"}
     records = [
         ResultRecord.from_json(r) for r in get_json(aws.s3(), BUCKET, result_key("job-1", 7))
