@@ -104,6 +104,8 @@ def download_policy(names: Names, prefix: str, *, shards: bool = False) -> Polic
         _allow("ReadRobots", ["s3:GetObject"], [f"{_jobs_objects(names)}/robots/*"]),
         # A large image (or a shard) streams in as a multipart upload, aborted on failure.
         _allow("AbortUploads", ["s3:AbortMultipartUpload"], uploads),
+        # A retried batch copies what its first attempt indexed from the shard it replaces.
+        *([_allow("ReadShards", ["s3:GetObject"], uploads[1:])] if shards else []),
         _allow("Index", ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"], [names.table_arn]),
         _logs(names, "download"),
     )

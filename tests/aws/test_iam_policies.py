@@ -113,7 +113,9 @@ def test_the_download_role_writes_shards_only_with_a_shard_layout() -> None:
         assert not _allowed(files, action, shard)
         assert _allowed(sharded, action, shard)
         assert not _allowed(sharded, action, f"{OTHER_BUCKET}/shards/run-1/00000.tar")
-    assert not _allowed(sharded, "s3:GetObject", shard)
+    assert not _allowed(files, "s3:GetObject", shard)
+    assert _allowed(sharded, "s3:GetObject", shard)  # a retried batch reads its old shard
+    assert not _allowed(sharded, "s3:GetObject", f"{BUCKET}/jobs/run-1/job.json")
     assert not _allowed(sharded, "s3:DeleteObject", shard)
     assert not _allowed(sharded, "s3:PutObject", f"{BUCKET}/elsewhere/a.tar")
 

@@ -159,18 +159,23 @@ def test_a_batch_goes_into_one_shard_and_its_rows_point_at_shard_and_member(
     assert stats["successes"] == 5 and stats["failure_kinds"] == {"not-found": 1}
 
 
+@pytest.mark.parametrize("old_shard", ["readable", "gone"])
 def test_a_retried_batch_leaves_one_shard_holding_every_sample(
-    aws: Aws, settings: LambdaSettings, flags: StaticServer
+    aws: Aws, settings: LambdaSettings, flags: StaticServer, old_shard: str
 ) -> None:
     """The first attempt got as far as some index rows (then the invocation died): the
-    retry replaces its shard and fetches again the images the index placed in it."""
+    retry replaces its shard, copying from it the samples the index places there (or,
+    when it cannot be read, fetching them again)."""
     items = tuple(item_for(flags.base_url, f"{c}/{c}.gif") for c in FLAGS)
     spec = BatchSpec("job-2", 3, items, 4)
     download_batch(aws, settings, spec)
     for item in items[:2]:  # rows the first attempt never wrote
         aws.dynamodb().delete_item(TableName=TABLE, Key={"url": {"S": item.url}})
+    if old_shard == "gone":
+        aws.s3().delete_object(Bucket=BUCKET, Key="shards/job-2/00003.tar")
     counts = download_batch(aws, settings, spec)
-    assert counts["failed"] == 0
+    carried = 3 if old_shard == "readable" else 0
+    assert (counts["stored"], counts["skipped"], counts["failed"]) == (5 - carried, carried, 0)
     [shard] = [k for k in keys(aws, "shards/job-2/") if k.endswith(".tar")]
     samples = read_shard(aws, shard)
     assert sorted(samples) == sorted(item.url for item in items)  # every URL exactly once

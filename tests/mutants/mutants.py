@@ -1403,8 +1403,8 @@ MUTANTS: list[Mutant] = [
         "aws-retry-skips-own-shard",
         "a retried batch's shard holds every sample its index rows point at (architecture)",
         "imgflow/aws/runtime/download.py",
-        "        known = {url: obj for url, obj in known.items() if obj.key != shard.key}",
-        "        known = dict(known)",
+        "        carried = shard.carry(own) if own else set()",
+        "        carried = set(own)",
         (f"{AWS_SHARDS}::test_a_retried_batch_leaves_one_shard_holding_every_sample",),
     ),
     Mutant(

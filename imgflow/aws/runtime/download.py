@@ -26,7 +26,8 @@ With `output.layout: webdataset` (IMGFLOW_LAYOUT) the batch's images go into one
 written (each row's key is the shard, its member the image's); a failure of the shard
 fails the batch's stored images ("Store failed"), with no rows. An image the index
 places in this very shard (a first attempt of this batch that got as far as its rows) is
-fetched again, so the shard that replaces that attempt's holds it too.
+copied from that shard into the one replacing it (skipped, not fetched), or fetched again
+when that shard cannot be read, so the new shard holds it too.
 """
 
 from __future__ import annotations
@@ -174,7 +175,9 @@ def download_batch(
         started = time.monotonic()
         stem = shard_stem(spec.job_id, spec.batch, spec.part)
         shard = BatchShard(aws.s3(), settings.bucket, stem, items)
-        known = {url: obj for url, obj in known.items() if obj.key != shard.key}
+        own = [url for url, obj in known.items() if obj.key == shard.key]
+        carried = shard.carry(own) if own else set()
+        known = {url: obj for url, obj in known.items() if obj.key != shard.key or url in carried}
         try:
             records = _fetch(aws, settings, spec, shard, known, clock)
         except BaseException:

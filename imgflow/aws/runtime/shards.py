@@ -16,24 +16,27 @@ shard's upload, one thread sending the parts as they fill (S3ObjectWriter: a mul
 upload, parts of at least 5 MiB but the last; a shard under one part is one PutObject).
 `finish` completes it: the shard appears at its key whole, or not at all (the upload is
 aborted, as `abort` does on any failure of the batch). The index rows are written after,
-pointing at the shard and the member (imgflow/aws/runtime/download.py).
+pointing at the shard and the member (imgflow/aws/runtime/download.py). A retried batch
+whose first attempt got as far as some index rows first copies those samples from the
+shard it is replacing (`carry`), so every row keeps pointing at a member that is there.
 """
 
 from __future__ import annotations
 
 import json
+import tarfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from imgflow.aws.client import aws_errors
+from imgflow.aws.client import AwsError, aws_errors
 from imgflow.aws.runtime.store import MIN_PART_SIZE, S3ObjectWriter
 from imgflow.engine.plan import NO_META, Item
 from imgflow.engine.records import ResultRecord
-from imgflow.engine.samples import extension, sample_row
+from imgflow.engine.samples import extension, sample_key, sample_row
 from imgflow.engine.tar import end, member
 
 if TYPE_CHECKING:
@@ -139,6 +142,35 @@ class BatchShard:
         self._send(chunk)
         self.members[record.url] = image
         self.rows.append(row)
+
+    def carry(self, urls: Collection[str]) -> set[str]:
+        """Copy the samples of `urls` from the shard already at this key (a first attempt of
+        this batch, whose index rows point there) into this one, without fetching them
+        again: the URLs carried; none when that shard cannot be read whole."""
+        wanted = {sample_key(url): url for url in urls}
+        found: dict[str, list[tuple[str, bytes]]] = {}
+        try:
+            with aws_errors("s3:GetObject"):
+                body = self._s3.get_object(Bucket=self.bucket, Key=self.key)["Body"]
+            with tarfile.open(fileobj=body, mode="r|") as tar:
+                for info in tar:
+                    stem = info.name.split(".", 1)[0]
+                    read = tar.extractfile(info) if stem in wanted else None
+                    if read is not None:
+                        found.setdefault(stem, []).append((info.name, read.read()))
+        except (AwsError, tarfile.TarError, OSError):
+            return set()
+        carried = set()
+        for stem, members in found.items():
+            rows = [json.loads(data) for name, data in members if name == f"{stem}.json"]
+            images = [name for name, _ in members if not name.endswith((".json", ".txt"))]
+            if not rows or not images:
+                continue
+            self._send(b"".join(member(name, data, self._mtime) for name, data in members))
+            self.members[wanted[stem]] = images[0]
+            self.rows.append(rows[0])
+            carried.add(wanted[stem])
+        return carried
 
     def finish(self) -> dict[str, str]:
         """Complete the shard (nothing when no image was stored): it appears whole at its
