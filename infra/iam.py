@@ -28,6 +28,7 @@ Policy = dict[str, Any]
 Statement = dict[str, Any]
 
 JOBS_PREFIX = "jobs/"
+SHARDS_PREFIX = "shards/"  # the aws shards (imgflow/aws/runtime/shards.py)
 LAMBDA_SERVICE = "lambda.amazonaws.com"
 STATES_SERVICE = "states.amazonaws.com"
 API_SERVICE = "apigateway.amazonaws.com"
@@ -83,15 +84,16 @@ def plan_policy(names: Names) -> Policy:
     )
 
 
-def download_policy(names: Names, prefix: str) -> Policy:
+def download_policy(names: Names, prefix: str, *, shards: bool = False) -> Policy:
     """The download Lambda: store images and results; look up and write index rows in batches
-    (BatchGetItem for skip-if-stored, BatchWriteItem for the rows; nothing else)."""
+    (BatchGetItem for skip-if-stored, BatchWriteItem for the rows; nothing else). With
+    `shards` (output.layout: webdataset) it also writes a shard per batch under shards/
+    (PutObject covers its multipart upload's create, parts and completion)."""
+    uploads = [f"{names.bucket_arn}/{prefix}*"]
+    if shards:
+        uploads.append(f"{names.bucket_arn}/{SHARDS_PREFIX}*")
     return _policy(
-        _allow(
-            "WriteObjects",
-            ["s3:PutObject"],
-            [f"{names.bucket_arn}/{prefix}*", _jobs_objects(names)],
-        ),
+        _allow("WriteObjects", ["s3:PutObject"], [*uploads, _jobs_objects(names)]),
         # A large image whose type changes at the end gets it by an in-place CopyObject,
         # which reads the source object (s3:GetObject) as well as writing the target.
         _allow("CopyImages", ["s3:GetObject"], [f"{names.bucket_arn}/{prefix}*"]),
@@ -100,8 +102,10 @@ def download_policy(names: Names, prefix: str) -> Policy:
         # Each host's robots.txt answer, kept once per job (jobs/<job-id>/robots/<hash>.json,
         # written under WriteObjects) for the job's later batches.
         _allow("ReadRobots", ["s3:GetObject"], [f"{_jobs_objects(names)}/robots/*"]),
-        # A large image streams in as a multipart upload, aborted when the image fails.
-        _allow("AbortUploads", ["s3:AbortMultipartUpload"], [f"{names.bucket_arn}/{prefix}*"]),
+        # A large image (or a shard) streams in as a multipart upload, aborted on failure.
+        _allow("AbortUploads", ["s3:AbortMultipartUpload"], uploads),
+        # A retried batch copies what its first attempt indexed from the shard it replaces.
+        *([_allow("ReadShards", ["s3:GetObject"], uploads[1:])] if shards else []),
         _allow("Index", ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"], [names.table_arn]),
         _logs(names, "download"),
     )
@@ -179,12 +183,12 @@ def api_policy(names: Names) -> Policy:
 
 
 def role_policies(
-    names: Names, prefix: str, *, logging: bool = True, xray: bool = False
+    names: Names, prefix: str, *, logging: bool = True, xray: bool = False, shards: bool = False
 ) -> dict[str, tuple[str, Policy]]:
     """Role purpose -> (trusted service, inline policy) for every role of the deployment."""
     return {
         "plan": (LAMBDA_SERVICE, plan_policy(names)),
-        "download": (LAMBDA_SERVICE, download_policy(names, prefix)),
+        "download": (LAMBDA_SERVICE, download_policy(names, prefix, shards=shards)),
         "consolidate": (LAMBDA_SERVICE, consolidate_policy(names)),
         "statemachine": (
             STATES_SERVICE,

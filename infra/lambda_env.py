@@ -20,6 +20,7 @@ def environment(cfg: Config, bucket: str, table: str, topic_arn: str) -> dict[st
         "IMGFLOW_FETCH_SETTINGS": json.dumps(lambda_fetch_settings(cfg), sort_keys=True),
         "IMGFLOW_ALLOW_PRIVATE_TARGETS": "true" if cfg.aws.allow_private_targets else "false",
         "IMGFLOW_INLINE_MAX_MESSAGES": str(cfg.notify.inline_max_messages),
+        "IMGFLOW_LAYOUT": cfg.output.layout,
     }
 
 

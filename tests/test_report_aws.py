@@ -175,3 +175,37 @@ def test_an_execution_report_groups_what_the_sites_kept_out_by_host_and_reason(
     assert 'data-class="not-found" data-count="1"' in text
     items = json.loads(text.split('id="gallery-data">', 1)[1].split("</script>", 1)[0])["items"]
     assert len(items) == 15
+
+
+def test_an_image_in_a_shard_links_nowhere_and_an_object_key_is_not_prefixed_twice(
+    s3_server: Aws, tmp_path: Path
+) -> None:
+    """A webdataset job's records name their batch's shard: no object of the image's own to
+    link. A record naming its object's full key (as the download step writes) links it."""
+    s3 = s3_server.s3()
+    s3.create_bucket(Bucket=BUCKET)
+    body = b"GIF89a" + b"\0" * 10
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}{HOST}/own.gif", Body=body)
+    records = [
+        ResultRecord(f"https://{HOST}/own.gif", "own.gif", Outcome.STORED, 200,
+                     f"{PREFIX}{HOST}/own.gif", len(body), "0" * 64),
+        ResultRecord(f"https://{HOST}/in.gif", "in.gif", Outcome.STORED, 200,
+                     f"shards/{JOB}/00000.tar", 10, "1" * 64),
+    ]  # fmt: skip
+    write_results(s3, BUCKET, JOB, 0, records)
+    put_json(s3, BUCKET, job_key(JOB), {"baseUrl": f"https://{HOST}/", "resourcePaths": []})
+    counts = {"total": 2, "stored": 2, "skipped": 0, "failed": 0, "excluded": 0}
+    put_json(s3, BUCKET, summary_key(JOB), {**counts, "duplicates": 0})
+    sfn = s3_server.stepfunctions()
+    machine = sfn.create_state_machine(
+        name="report",
+        definition=json.dumps({"StartAt": "W", "States": {"W": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/report",
+    )
+    arn = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name=JOB)["executionArn"]
+    page = write_aws(s3_server, BUCKET, PREFIX, arn, tmp_path / "r.html", link_seconds=60)
+    text = page.read_text()
+    items = json.loads(text.split('id="gallery-data">', 1)[1].split("</script>", 1)[0])["items"]
+    own, shard = items
+    assert urlsplit(own[6]).path == f"/{BUCKET}/{PREFIX}{HOST}/own.gif"
+    assert shard[6] == ""

@@ -301,6 +301,11 @@ class LocalBackend:
                 f"run {target} was stopped while {plan.lost} was read, which cannot be read"
                 " again: only the images it planned are retried (run the command again)"
             )
+        if plan.layout is not None and plan.layout != self.cfg.output.layout:
+            from imgflow.config import with_overrides
+
+            self.cfg = with_overrides(self.cfg, output={"layout": plan.layout})
+            listener.note(f"run {target} stored its images as {plan.layout}: so does its retry")
         new_id = new_run_id()
         link(self.folder / DB_NAME, new_id, target)
         failed = min(plan.parent.summary.failed, plan.failed)

@@ -232,6 +232,7 @@ def run_batch_blocking(
     known: Mapping[str, StoredObject] | None = None,
     may_start: Callable[[], bool] | None = None,
     robots_cache: RobotsCache | None = None,
+    on_record: OnRecord | None = None,
 ) -> list[ResultRecord]:
     """`run_batch` with its own event loop, fetcher and store threads (for the Lambda);
     `robots_cache`: robots.txt answers kept beyond this batch (the job's, on aws)."""
@@ -253,6 +254,7 @@ def run_batch_blocking(
                     executor=pool,
                     known=known,
                     may_start=may_start,
+                    on_record=on_record,
                 )
 
     return asyncio.run(main())

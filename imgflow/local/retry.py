@@ -13,6 +13,7 @@ None).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from imgflow.engine.plan import Item
+from imgflow.engine.records import Outcome
 from imgflow.errors import UsageError
 from imgflow.local.index import RUNNING, Database, RunInfo
 from imgflow.local.runner import DB_NAME, LocalJob
@@ -98,13 +100,28 @@ class RetryPlan:
 
     `failed` counts the run's planned items to run again (failed or unfinished); for a run
     stopped while its input was read, `unread` names the input read again for the items
-    never planned, or `lost` the one that cannot be (standard input)."""
+    never planned, or `lost` the one that cannot be (standard input); `layout` is the one
+    the run stored its images in, when known."""
 
     parent: RunInfo
     failed: int
     job: LocalJob
     unread: str | None = None
     lost: str | None = None
+    layout: str | None = None
+
+
+def run_layout(conn: sqlite3.Connection, run_id: str) -> str | None:
+    """The layout a run stored its images in, as the index shows it: its shards' format,
+    files when it stored images and no shard, None when it stored nothing."""
+    shard = conn.execute("SELECT name FROM shards WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()
+    if shard is not None:
+        return "webdataset" if str(shard[0]).endswith(".tar") else "parquet"
+    wrote = (Outcome.STORED.value, Outcome.UPDATED.value)
+    stored = conn.execute(
+        "SELECT 1 FROM results WHERE run_id = ? AND outcome IN (?, ?) LIMIT 1", (run_id, *wrote)
+    ).fetchone()
+    return "files" if stored is not None else None
 
 
 def plan_retry(data_dir: Path, run_id: str) -> RetryPlan:
@@ -130,7 +147,15 @@ def plan_retry(data_dir: Path, run_id: str) -> RetryPlan:
             lost = label
         else:
             unread = label
-    return RetryPlan(info, failed, job, unread, lost)
+    return RetryPlan(info, failed, job, unread, lost, _layout(db_path, run_id))
+
+
+def _layout(db_path: Path, run_id: str) -> str | None:
+    db = Database(db_path)
+    try:
+        return run_layout(db.conn, run_id)
+    finally:
+        db.close()
 
 
 def _run(db_path: Path, run_id: str) -> tuple[RunInfo, int]:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from imgflow.aws.client import Aws, aws_errors
 from imgflow.aws.job import job_status
 from imgflow.aws.runtime.jobs import get_json, job_key
+from imgflow.aws.runtime.shards import SHARDS_PREFIX
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.errors import BackendError, UsageError
 from imgflow.report import thumbs
@@ -115,7 +116,10 @@ def aws_report(
 
         def item(record: ResultRecord) -> GalleryItem:
             assert record.key is not None
-            key = prefix + record.key
+            if record.key.startswith(SHARDS_PREFIX):  # in a batch's shard: no object to link
+                return GalleryItem(record.key, record.bytes or 0, url="")
+            # the download step records the object's key; older records, the key under prefix
+            key = record.key if record.key.startswith(prefix) else prefix + record.key
             if not embed:
                 return GalleryItem(record.key, record.bytes or 0, url=sign(key))
             made = _thumbnail(s3, bucket, key)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from imgflow.local.folder import DataFolder
 from imgflow.local.index import report as data
 from imgflow.local.layouts.base import StoredReader
 from imgflow.local.layouts.files import IMAGES_DIR
+from imgflow.local.layouts.shards import SHARDS_DIR
 from imgflow.local.layouts.stored import stored_reader
 from imgflow.report import thumbs
 from imgflow.report.model import (
@@ -38,6 +40,10 @@ from imgflow.report.page import PAGE_SIZE, write_file, write_page
 DB_NAME = "imgflow.db"
 REPORT_NAME = "report.html"
 
+SHARDED = (
+    "Images in shards (--layout webdataset or parquet) have no file of their own: their"
+    " tiles show the thumbnail and link nowhere."
+)
 PILLOW_MISSING = (
     "Thumbnails need Pillow (pip install 'imgflow[report]'): the gallery shows the "
     "original images, scaled by the browser, so a page of them loads more slowly."
@@ -47,6 +53,27 @@ PILLOW_MISSING = (
 def default_output(data_dir: Path, run_id: str) -> Path:
     """Where a local run's report goes unless told otherwise."""
     return data_dir / "runs" / run_id / REPORT_NAME
+
+
+def file_check(data_dir: Path) -> Callable[[str], bool] | None:
+    """Whether a key's image is a file under `images/`, when the folder also holds shards
+    (a shard's sample has no file of its own to link to); None: every image is a file."""
+    if not (data_dir / SHARDS_DIR).is_dir():
+        return None
+    images = data_dir / IMAGES_DIR
+
+    def is_file(key: str) -> bool:
+        try:
+            return stat.S_ISREG(os.lstat(images / key).st_mode)
+        except (OSError, ValueError):
+            return False
+
+    return is_file
+
+
+def _link(is_file: Callable[[str], bool] | None, key: str) -> str | None:
+    """A gallery item's link: None for the gallery's base + the key, "" for none."""
+    return None if is_file is None or is_file(key) else ""
 
 
 def _link_base(target: Path, report_dir: Path) -> str:
@@ -133,14 +160,19 @@ def local_report(
         gallery_notes.append(PILLOW_MISSING)
     ext = thumbs.thumb_format()[0] if pillow else "webp"
 
+    is_file = file_check(data_dir)
+    if is_file is not None:
+        gallery_notes.append(SHARDED)
+
     def items() -> Iterator[GalleryItem]:
         rows = data.stored(conn, run_id)
         if embed_thumbnails and pillow:
             with _stored(data_dir) as reader:
-                yield from _embedded(rows, reader)
+                yield from _embedded(rows, reader, is_file)
             return
         for r in rows:
-            yield GalleryItem(r.key, r.bytes, r.width, r.height, r.thumb, caption=r.caption)
+            link = _link(is_file, r.key)
+            yield GalleryItem(r.key, r.bytes, r.width, r.height, r.thumb, link, r.caption)
 
     gallery = Gallery(
         count=summary.stored + summary.skipped,
@@ -172,13 +204,18 @@ def local_report(
     )
 
 
-def _embedded(rows: Iterator[data.StoredRow], reader: StoredReader) -> Iterator[GalleryItem]:
+def _embedded(
+    rows: Iterator[data.StoredRow],
+    reader: StoredReader,
+    is_file: Callable[[str], bool] | None,
+) -> Iterator[GalleryItem]:
     """Gallery items with their thumbnails made now and embedded, a few threads at once."""
 
     def embed(row: data.StoredRow) -> GalleryItem:
         made = thumbs.stored_thumbnail(reader.open_stored, row.key, thumbs.EMBED_SIZE, 70)
         uri = thumbs.data_uri(made)
-        return GalleryItem(row.key, row.bytes, made.width, made.height, uri, caption=row.caption)
+        link = _link(is_file, row.key)
+        return GalleryItem(row.key, row.bytes, made.width, made.height, uri, link, row.caption)
 
     yield from thumbs.in_threads(embed, rows)
 

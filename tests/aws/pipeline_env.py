@@ -38,7 +38,9 @@ class Deployed:
     queue_url: str
 
 
-def pipeline_config(state_dir: Path, deployment: str = "imgflow-test", **job: Any) -> Config:
+def pipeline_config(
+    state_dir: Path, deployment: str = "imgflow-test", layout: str = "files", **job: Any
+) -> Config:
     """A config allowed to fetch from 127.0.0.1, its deploy state kept in `state_dir`."""
     return from_mapping(
         {
@@ -49,6 +51,7 @@ def pipeline_config(state_dir: Path, deployment: str = "imgflow-test", **job: An
                 "allow_private_targets": True,
             },
             "job": job,
+            "output": {"layout": layout},
         },
         env={},
     )

@@ -69,6 +69,7 @@ def test_functions_have_runtime_timeout_memory_env_and_tags(
         assert env["IMGFLOW_DEPLOYMENT"] == deploy_cfg.deployment
         assert json.loads(env["IMGFLOW_FETCH_SETTINGS"])["timeout"] == 10.0
         assert env["IMGFLOW_ALLOW_PRIVATE_TARGETS"] == "false"
+        assert env["IMGFLOW_LAYOUT"] == "files"  # output.layout (webdataset: a shard a batch)
         assert found["Tags"][TAG_KEY] == deploy_cfg.deployment
 
 

@@ -105,6 +105,21 @@ def test_download_role_writes_its_bucket_and_table_only() -> None:
     assert not _allowed(policy, "sns:Publish", TOPIC)
 
 
+def test_the_download_role_writes_shards_only_with_a_shard_layout() -> None:
+    shard = f"{BUCKET}/shards/run-1/00000.tar"
+    files = iam.download_policy(NAMES, PREFIX)
+    sharded = iam.download_policy(NAMES, PREFIX, shards=True)
+    for action in ("s3:PutObject", "s3:AbortMultipartUpload"):
+        assert not _allowed(files, action, shard)
+        assert _allowed(sharded, action, shard)
+        assert not _allowed(sharded, action, f"{OTHER_BUCKET}/shards/run-1/00000.tar")
+    assert not _allowed(files, "s3:GetObject", shard)
+    assert _allowed(sharded, "s3:GetObject", shard)  # a retried batch reads its old shard
+    assert not _allowed(sharded, "s3:GetObject", f"{BUCKET}/jobs/run-1/job.json")
+    assert not _allowed(sharded, "s3:DeleteObject", shard)
+    assert not _allowed(sharded, "s3:PutObject", f"{BUCKET}/elsewhere/a.tar")
+
+
 def test_api_role_starts_its_state_machine_only() -> None:
     policy = iam.api_policy(NAMES)
     assert _allowed(policy, "states:StartExecution", STATE_MACHINE)

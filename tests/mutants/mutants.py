@@ -36,6 +36,9 @@ SHARDS_COMMIT = "tests/test_shards_commit.py"
 HOSTS = "tests/test_hosts.py"
 TABLES = "tests/test_url_tables.py"
 PATHS_STREAM = "tests/test_paths_stream.py"
+        ),
+    ),
+AWS_SHARDS = "tests/aws/test_shards_aws.py"
 
 MUTANTS: list[Mutant] = [
     # -- atomicity: a file appears at its final name only when complete ----------------------
@@ -740,9 +743,17 @@ MUTANTS: list[Mutant] = [
         "iam-download-writes-anywhere",
         "the download role writes images under its prefix only (least privilege)",
         "infra/iam.py",
-        '[f"{names.bucket_arn}/{prefix}*", _jobs_objects(names)],',
-        '[f"{names.bucket_arn}/*", _jobs_objects(names)],',
+        '    uploads = [f"{names.bucket_arn}/{prefix}*"]',
+        '    uploads = [f"{names.bucket_arn}/*"]',
         ("tests/aws/test_iam_policies.py::test_download_role_writes_its_bucket_and_table_only",),
+    ),
+    Mutant(
+        "iam-shards-always-writable",
+        "the download role writes shards/ only when deployed with a shard layout (least privilege)",
+        "infra/iam.py",
+        "    if shards:\n        uploads.append",
+        "    if True:\n        uploads.append",
+        (f"{IAM}::test_the_download_role_writes_shards_only_with_a_shard_layout",),
     ),
     Mutant(
         "iam-publish-wildcard",
@@ -1490,6 +1501,60 @@ MUTANTS: list[Mutant] = [
         "    return",
         (
             "tests/aws/test_plan_scale.py::test_the_job_object_is_valid_json_and_streams_back_entry_by_entry",
+        ),
+    ),
+    # -- aws shards: a shard per download batch, committed whole, never doubled -------------
+    Mutant(
+        "aws-shard-upload-not-aborted",
+        "a batch's shard is one S3 upload, aborted on failure: nothing left (architecture)",
+        "imgflow/aws/runtime/download.py",
+        "        except BaseException:\n            shard.abort()\n            raise",
+        "        except BaseException:\n            raise",
+        (f"{AWS_SHARDS}::test_a_batch_that_fails_leaves_no_shard_and_no_pending_upload",),
+    ),
+    Mutant(
+        "aws-retried-batch-new-shard-name",
+        "a batch that is retried never leaves two shards with the same samples (architecture)",
+        "imgflow/aws/runtime/shards.py",
+        '    return f"{SHARDS_PREFIX}{job_id}/{batch:05d}{tail}"',
+        '    return f"{SHARDS_PREFIX}{job_id}/{batch:05d}{tail}-{time.monotonic_ns()}"',
+        (f"{AWS_SHARDS}::test_a_retried_batch_leaves_one_shard_holding_every_sample",),
+    ),
+    Mutant(
+        "aws-retry-skips-own-shard",
+        "a retried batch's shard holds every sample its index rows point at (architecture)",
+        "imgflow/aws/runtime/download.py",
+        "        carried = shard.carry(own) if own else set()",
+        "        carried = set(own)",
+        (f"{AWS_SHARDS}::test_a_retried_batch_leaves_one_shard_holding_every_sample",),
+    ),
+    Mutant(
+        "report-shard-sample-links-images",
+        "the report's gallery links only to files that exist: a shard's sample links nowhere"
+        " (architecture)",
+        "imgflow/report/local.py",
+        '    return None if is_file is None or is_file(key) else ""',
+        "    return None",
+        ("tests/test_report.py::test_a_sharded_run_links_no_image_to_a_file_that_is_not_there",),
+    ),
+    Mutant(
+        "retry-ignores-run-layout",
+        "imgflow retry stores in the layout of the run it retries (README)",
+        "imgflow/backends/local.py",
+        "        if plan.layout is not None and plan.layout != self.cfg.output.layout:",
+        "        if False:",
+        ("tests/test_retry_layout.py",),
+    ),
+    Mutant(
+        "report-aws-shard-sample-linked",
+        "an aws report links only objects that exist: a shard's sample links nowhere"
+        " (architecture)",
+        "imgflow/report/aws.py",
+        "            if record.key.startswith(SHARDS_PREFIX):",
+        "            if False:",
+        (
+            "tests/test_report_aws.py::"
+            "test_an_image_in_a_shard_links_nowhere_and_an_object_key_is_not_prefixed_twice",
         ),
     ),
 ]

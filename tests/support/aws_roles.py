@@ -66,9 +66,14 @@ def role_of(access_key: str) -> str | None:
         return _roles_by_key.get(access_key)
 
 
+MULTIPART_WRITES = {"CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
+
+
 def _s3(operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:
     bucket = f"arn:aws:s3:::{params.get('Bucket', '')}"
     actions = {"ListObjectsV2": "s3:ListBucket", "ListObjects": "s3:ListBucket"}
+    if operation in MULTIPART_WRITES:  # authorized as s3:PutObject on the key
+        return [("s3:PutObject", f"{bucket}/{params.get('Key', '')}")]
     if operation in actions:
         return [(actions[operation], bucket)]
     action = "s3:GetObject" if operation == "HeadObject" else f"s3:{operation}"

@@ -33,7 +33,9 @@ from imgflow.aws.deploy.plan import Plan, Step
 from imgflow.aws.deploy.roles import role_steps
 from imgflow.aws.deploy.state import DeploymentOutputs, load_outputs, load_state
 from imgflow.aws.deploy.storage import bucket_step, table_step
+from imgflow.aws.runtime.settings import AWS_LAYOUTS
 from imgflow.aws.zips import LambdaZip, lambda_zip
+from imgflow.errors import UsageError
 from infra.names import Names
 
 if TYPE_CHECKING:
@@ -115,6 +117,11 @@ def deploy(
     on_step: StepHook | None = None,
 ) -> DeployResult:
     """Plan and (unless `dry_run`) apply the deployment of `cfg`; idempotent."""
+    if cfg.output.layout not in AWS_LAYOUTS:
+        raise UsageError(
+            f"output.layout: {cfg.output.layout} goes with the local backend"
+            f" (on aws: {' or '.join(AWS_LAYOUTS)})"
+        )
     ctx = context(cfg, aws, sleep)
     plan = plan_deploy(ctx, definition)
     if dry_run:

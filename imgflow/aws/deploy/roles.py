@@ -73,5 +73,6 @@ def role_steps(ctx: Context) -> list[Step]:
         ctx.cfg.storage.prefix,
         logging=ctx.cfg.aws.sfn_log_level != "OFF",
         xray=ctx.cfg.aws.xray,
+        shards=ctx.cfg.output.layout != "files",
     )
     return [role_step(ctx, purpose, svc, policy) for purpose, (svc, policy) in policies.items()]

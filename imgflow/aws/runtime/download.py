@@ -20,12 +20,21 @@ host's batches never run side by side. Each record carries its item's metadata.
 
 robots.txt is read once per host per job: the batch's engine keeps each answer it reads in
 the job's S3 robots cache (runtime/robots_cache.py), where the job's later batches find it.
+
+With `output.layout: webdataset` (IMGFLOW_LAYOUT) the batch's images go into one shard,
+`shards/<job-id>/<NNNNN>.tar` (runtime/shards.py), completed before the index rows are
+written (each row's key is the shard, its member the image's); a failure of the shard
+fails the batch's stored images ("Store failed"), with no rows. An image the index
+places in this very shard (a first attempt of this batch that got as far as its rows) is
+copied from that shard into the one replacing it (skipped, not fetched), or fetched again
+when that shard cannot be read, so the new shard holds it too.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from imgflow.aws.client import Aws
@@ -33,13 +42,15 @@ from imgflow.aws.runtime.index import DynamoIndex
 from imgflow.aws.runtime.jobs import BatchSpec, write_results
 from imgflow.aws.runtime.robots_cache import S3RobotsCache
 from imgflow.aws.runtime.settings import LambdaSettings
+from imgflow.aws.runtime.shards import BatchShard, shard_stem
 from imgflow.aws.runtime.store import S3Store
 from imgflow.engine import messages
 from imgflow.engine.batch import failed_record, run_batch_blocking
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.guard import make_address_check, make_guard
-from imgflow.engine.outcome import FetchFailure
+from imgflow.engine.outcome import FetchFailure, store_failure
 from imgflow.engine.plan import Item
+from imgflow.engine.ports import StoredObject
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 
 MAX_DETAIL = 300
@@ -94,18 +105,51 @@ def _not_started(spec: BatchSpec, rest: Sequence[Item], detail: str) -> list[Res
     return lost_records(dataclasses.replace(spec, items=tuple(rest)), detail)
 
 
-def download_batch(
-    aws: Aws, settings: LambdaSettings, spec: BatchSpec, clock: Clock | None = None
-) -> dict[str, Any]:
-    """Fetch and store one batch (or part) within the invocation's time; index and record
-    what finished; the items not started come back as ``"rest"``."""
-    items = spec.items
-    store = S3Store(aws.s3(), settings.bucket, settings.prefix)
-    index = DynamoIndex(aws.dynamodb(), settings.table, settings.bucket)
-    known = index.lookup([item.url for item in items])
+def _in_shard(record: ResultRecord, shard: BatchShard, members: Mapping[str, str]) -> ResultRecord:
+    """A stored record once its shard is complete: its key the shard's; failed when its
+    image did not go in."""
+    if not record.outcome.wrote:
+        return record
+    if record.url in members:
+        return dataclasses.replace(record, key=shard.key)
+    return _store_failed(record, OSError(f"its image did not go into shard {shard.key}"))
+
+
+def _store_failed(record: ResultRecord, error: OSError) -> ResultRecord:
+    """A stored record failed after all: "Store failed" with `error`."""
+    item = Item(record.url, record.key or "", path=record.path)
+    return failed_record(
+        item, store_failure(record.url, error, record.status_code, record.attempts)
+    )
+
+
+def _sharded(
+    shard: BatchShard, records: Sequence[ResultRecord], started: float
+) -> tuple[list[ResultRecord], dict[str, str]]:
+    """Complete the batch's shard and its sidecars: the records (their stored ones now in
+    the shard, or failed with the shard) and the member of each URL."""
+    try:
+        members = shard.finish()
+    except OSError as exc:
+        error = OSError(f"shard {shard.key}: {exc}")
+        return [_store_failed(r, error) if r.outcome.wrote else r for r in records], {}
+    kept = [_in_shard(record, shard, members) for record in records]
+    if members:
+        shard.write_sidecars(kept, time.monotonic() - started)
+    return kept, members
+
+
+def _fetch(
+    aws: Aws,
+    settings: LambdaSettings,
+    spec: BatchSpec,
+    store: S3Store | BatchShard,
+    known: Mapping[str, StoredObject],
+    clock: Clock | None,
+) -> list[ResultRecord]:
     guarded = not settings.allow_private_targets
-    records = run_batch_blocking(
-        items,
+    return run_batch_blocking(
+        spec.items,
         settings=settings.fetch,
         store=store,
         concurrency=spec.concurrency,
@@ -114,11 +158,39 @@ def download_batch(
         known=known,
         may_start=time_watch(settings, clock),
         robots_cache=S3RobotsCache(aws.s3(), settings.bucket, spec.job_id),
+        on_record=store.add if isinstance(store, BatchShard) else None,
     )
+
+
+def download_batch(
+    aws: Aws, settings: LambdaSettings, spec: BatchSpec, clock: Clock | None = None
+) -> dict[str, Any]:
+    """Fetch and store one batch (or part) within the invocation's time; index and record
+    what finished; the items not started come back as ``"rest"``."""
+    items = spec.items
+    index = DynamoIndex(aws.dynamodb(), settings.table, settings.bucket)
+    known = index.lookup([item.url for item in items])
+    members: dict[str, str] = {}
+    if settings.layout == "webdataset":
+        started = time.monotonic()
+        stem = shard_stem(spec.job_id, spec.batch, spec.part)
+        shard = BatchShard(aws.s3(), settings.bucket, stem, items)
+        own = [url for url, obj in known.items() if obj.key == shard.key]
+        carried = shard.carry(own) if own else set()
+        known = {url: obj for url, obj in known.items() if obj.key != shard.key or url in carried}
+        try:
+            records = _fetch(aws, settings, spec, shard, known, clock)
+        except BaseException:
+            shard.abort()
+            raise
+        records, members = _sharded(shard, records, started)
+    else:
+        store = S3Store(aws.s3(), settings.bucket, settings.prefix)
+        records = _fetch(aws, settings, spec, store, known, clock)
+        records = [_with_object_key(record, store) for record in records]
     done = items[: len(records)]  # records come in item order; the rest never started
     rest = items[len(records) :]
-    records = [_with_object_key(record, store) for record in records]
-    refused = index.record(spec.job_id, done, records)
+    refused = index.record(spec.job_id, done, records, members)
     if refused:
         records = _unindexed(done, records, refused)
     next_part = None

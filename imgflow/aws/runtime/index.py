@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from imgflow.aws.client import AwsError, aws_errors
@@ -51,9 +52,15 @@ def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
 
 
 def index_item(
-    record: ResultRecord, bucket: str, job_id: str, now: str, meta: Mapping[str, Any] = NO_META
+    record: ResultRecord,
+    bucket: str,
+    job_id: str,
+    now: str,
+    meta: Mapping[str, Any] = NO_META,
+    member: str | None = None,
 ) -> dict[str, Any]:
-    """The DynamoDB item of a stored record; its item's `meta` as a JSON string, if any."""
+    """The DynamoDB item of a stored record; its item's `meta` as a JSON string, if any;
+    in a shard (`key` the shard's object), the `member` holding the image."""
     item: dict[str, Any] = {
         "url": {"S": index_key(record.url)},
         "bucket": {"S": bucket},
@@ -71,6 +78,8 @@ def index_item(
         item["etag"] = {"S": record.etag}
     if record.last_modified:
         item["lastModified"] = {"S": record.last_modified}
+    if member is not None:
+        item["member"] = {"S": member}
     if meta:
         item["meta"] = {"S": json.dumps(dict(meta), separators=(",", ":"))}
     return item
@@ -130,13 +139,18 @@ class DynamoIndex:
         return found
 
     def record(
-        self, run_id: str, items: Sequence[Item], records: Sequence[ResultRecord]
+        self,
+        run_id: str,
+        items: Sequence[Item],
+        records: Sequence[ResultRecord],
+        members: Mapping[str, str] = MappingProxyType({}),
     ) -> set[str]:
         """Write index rows for the stored records, one per item in order (skipped and
-        failed ones are ignored); the URLs whose rows DynamoDB refused."""
+        failed ones are ignored; `members`: a shard's member of each URL in one); the URLs
+        whose rows DynamoDB refused."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
         rows = {
-            r.url: index_item(r, self.bucket, run_id, now, item.meta)
+            r.url: index_item(r, self.bucket, run_id, now, item.meta, members.get(r.url))
             for item, r in zip(items, records, strict=True)
             if r.outcome is Outcome.STORED
         }

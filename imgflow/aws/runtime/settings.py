@@ -11,6 +11,7 @@ from imgflow.engine.settings import FetchConfig
 from imgflow.errors import ConfigError
 
 DEFAULT_INLINE_MAX_MESSAGES = 50
+AWS_LAYOUTS = ("files", "webdataset")  # output.layout on aws (parquet: local only)
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class LambdaSettings:
     fetch: FetchConfig
     allow_private_targets: bool
     inline_max_messages: int
+    layout: str = "files"  # files: an object per image; webdataset: a shard per batch
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LambdaSettings:
@@ -37,6 +39,9 @@ class LambdaSettings:
             return value
 
         fetch = env.get("IMGFLOW_FETCH_SETTINGS")
+        layout = env.get("IMGFLOW_LAYOUT") or "files"
+        if layout not in AWS_LAYOUTS:
+            raise ConfigError(f"IMGFLOW_LAYOUT: expected one of {', '.join(AWS_LAYOUTS)}")
         return cls(
             bucket=need("IMGFLOW_BUCKET"),
             table=need("IMGFLOW_TABLE"),
@@ -47,4 +52,5 @@ class LambdaSettings:
             inline_max_messages=int(
                 env.get("IMGFLOW_INLINE_MAX_MESSAGES") or DEFAULT_INLINE_MAX_MESSAGES
             ),
+            layout=layout,
         )

@@ -40,7 +40,15 @@ class S3ObjectWriter:
     is there (rare: the engine accepts only bodies whose bytes show an image).
     """
 
-    def __init__(self, s3: S3Client, bucket: str, key: str, threshold: int, part_size: int) -> None:
+    def __init__(
+        self,
+        s3: S3Client,
+        bucket: str,
+        key: str,
+        threshold: int,
+        part_size: int,
+        content_type: str | None = None,
+    ) -> None:
         self._s3 = s3
         self._bucket = bucket
         self._key = key
@@ -48,6 +56,7 @@ class S3ObjectWriter:
         self._part_size = part_size
         self._buffer = bytearray()
         self._upload_id: str | None = None
+        self._fixed_type = content_type  # known from the start (a shard), else sniffed
         self._upload_type = DEFAULT_CONTENT_TYPE
         self._parts: list[CompletedPartTypeDef] = []
         self._closed = False
@@ -57,7 +66,9 @@ class S3ObjectWriter:
             raise ValueError(f"writer for {self._key} is already committed or aborted")
 
     def _start(self) -> None:
-        self._upload_type = sniff(bytes(self._buffer[:SNIFF_BYTES])) or DEFAULT_CONTENT_TYPE
+        self._upload_type = (
+            self._fixed_type or sniff(bytes(self._buffer[:SNIFF_BYTES])) or DEFAULT_CONTENT_TYPE
+        )
         with aws_errors("s3:CreateMultipartUpload"):
             answer = self._s3.create_multipart_upload(
                 Bucket=self._bucket, Key=self._key, ContentType=self._upload_type

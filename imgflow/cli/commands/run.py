@@ -435,6 +435,11 @@ def run(
                 "--ignore-robots goes with --backend local (aws: etiquette.robots: false, then"
                 " deploy)"
             )
+        if (layout or shard_size) and cfg.backend == "aws":
+            raise UsageError(
+                "--layout and --shard-size go with --backend local (aws: output.layout in"
+                " imgflow.yaml, then deploy; a shard per batch)"
+            )
         listen_to_engine()
         table = Table(urls_file, input_format, url_column, caption_column)
         spec = table.source(base_url, paths_file, job)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import io
 import json
 import os
@@ -46,6 +45,8 @@ from imgflow.engine.batch import failed_record
 from imgflow.engine.outcome import store_failure
 from imgflow.engine.plan import Item
 from imgflow.engine.records import ResultRecord
+from imgflow.engine.samples import extension as extension  # re-exported
+from imgflow.engine.samples import sample_key, sample_row
 from imgflow.errors import UsageError
 from imgflow.local.folder import DataFolder
 from imgflow.local.index import Database, retried, sqlite_errors
@@ -61,36 +62,9 @@ SPILL_BYTES = 1 << 20
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _SHARD_NAME = re.compile(r"^(\d{5,})\.(tar|parquet)$")
-_EXTENSIONS = {
-    "image/jpeg": "jpg",
-    "image/png": "png",
-    "image/gif": "gif",
-    "image/webp": "webp",
-    "image/bmp": "bmp",
-    "image/tiff": "tiff",
-    "image/svg+xml": "svg",
-    "image/avif": "avif",
-    "image/x-icon": "ico",
-    "image/vnd.microsoft.icon": "ico",
-}
 _Timed = tuple[ResultRecord, float]  # a record and when it finished
 FULL_SECONDS = 0.5
 FULL_WAIT = 0.05
-
-
-def sample_key(url: str) -> str:
-    """A sample's key: the digest of its (canonical) URL, stable across runs and shards."""
-    return hashlib.sha256(url.encode()).hexdigest()[:32]
-
-
-def extension(content_type: str | None, key: str) -> str:
-    """The image member's extension: from the sniffed type, else the key's, else `bin`."""
-    found = _EXTENSIONS.get((content_type or "").split(";")[0].strip().lower())
-    if found:
-        return found
-    tail = key.rsplit("/", 1)[-1]
-    suffix = tail.rsplit(".", 1)[-1].lower() if "." in tail else ""
-    return suffix if suffix.isalnum() and len(suffix) <= 5 else "bin"
 
 
 def shard_number(name: str) -> int | None:
@@ -127,20 +101,18 @@ class Sample:
 
     def row(self) -> dict[str, Any]:
         """The metadata columns (the `.json` member, a metadata table's row)."""
-        return {
-            "url": self.url,
-            "key": self.key,
-            "sample_key": self.skey,
-            "bytes": self.size,
-            "sha256": self.sha256,
-            "content_type": self.content_type,
-            "width": self.width,
-            "height": self.height,
-            "etag": self.etag,
-            "last_modified": self.last_modified,
-            "caption": self.caption,
-            "meta": dict(self.meta),
-        }
+        return sample_row(
+            self.url,
+            self.key,
+            size=self.size,
+            sha256=self.sha256,
+            content_type=self.content_type,
+            width=self.width,
+            height=self.height,
+            etag=self.etag,
+            last_modified=self.last_modified,
+            meta=self.meta,
+        )
 
 
 class ShardWriter(Protocol):

@@ -15,6 +15,7 @@ import tarfile
 import time
 from typing import BinaryIO
 
+from imgflow.engine.tar import BLOCK, end, padding, ustar_header
 from imgflow.local.layouts.shards import (
     DEFAULT_SHARD_SIZE,
     Sample,
@@ -22,39 +23,6 @@ from imgflow.local.layouts.shards import (
     ShardLayout,
     extension,
 )
-
-BLOCK = 512
-RECORD = 20 * BLOCK  # what tar pads an archive to
-
-
-def ustar_header(name: str, size: int, mtime: int) -> bytes:
-    """A ustar member header of a regular file (what tarfile writes, built in one step:
-    tarfile's own costs about 30 us a member). `name` fits in 100 bytes."""
-    raw = name.encode()
-    if len(raw) > 100:
-        raise ValueError(f"member name too long for ustar: {name}")
-    head = b"".join(
-        (
-            raw.ljust(100, b"\0"),
-            b"0000644\0",
-            b"0000000\0",
-            b"0000000\0",
-            b"%011o\0" % size,
-            b"%011o\0" % mtime,
-            b"        ",  # the checksum, counted as spaces
-            b"0",
-            b"\0" * 100,
-            b"ustar\x0000",
-            b"\0" * 32,
-            b"\0" * 32,
-            b"0000000\0",
-            b"0000000\0",
-            b"\0" * 155,
-            b"\0" * 12,
-        )
-    )
-    checksum = b"%06o\0 " % sum(head)
-    return head[:148] + checksum + head[156:]
 
 
 class TarWriter:
@@ -78,10 +46,9 @@ class TarWriter:
                     raise OSError(f"{name}: its bytes end after {copied} of {size}")
                 write(piece)
                 copied += len(piece)
-        pad = -size % BLOCK
-        if pad:
-            write(b"\0" * pad)
-        self.offset += BLOCK + size + pad
+        pad = padding(size)
+        write(pad)
+        self.offset += BLOCK + size + len(pad)
 
     def add(self, sample: Sample, stream: BinaryIO) -> str:
         """The sample's image, `.json` and (with a caption) `.txt` members."""
@@ -101,8 +68,7 @@ class TarWriter:
 
     def close(self) -> None:
         """The tar's end: two zero blocks, padded to a whole record (the file stays open)."""
-        end = self.offset + 2 * BLOCK
-        self.stream.write(b"\0" * (2 * BLOCK + -end % RECORD))
+        self.stream.write(end(self.offset))
 
 
 class WebDatasetFormat:

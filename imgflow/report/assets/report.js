@@ -1,6 +1,6 @@
 // The gallery: pages of tiles built from the embedded JSON, so the page never holds
 // every image at once. Items are [shared, suffix, bytes, width, height, thumb, url?,
-// caption?]:
+// caption?] (url "": no link, the image is in a shard):
 // a key is the previous key's first `shared` characters plus `suffix`.
 (() => {
   "use strict";
@@ -31,14 +31,17 @@
     const [, , bytes, width, height, thumb, url, caption] = items[index];
     const key = keys[index];
     const li = document.createElement("li");
-    const link = document.createElement("a");
+    const linked = url !== "";  // "": a sample in a shard, no file of its own
+    const link = document.createElement(linked ? "a" : "span");
     link.className = "tile";
-    link.href = url || data.base + quote(key);
+    const href = linked ? url || data.base + quote(key) : "";
+    if (linked) link.href = href;
     const img = document.createElement("img");
     img.loading = "lazy";
     img.decoding = "async";
     img.alt = caption || key;
-    img.src = thumb ? thumbUrl(thumb) : link.href;
+    if (thumb || linked) img.src = thumb ? thumbUrl(thumb) : href;
+    else li.classList.add("broken");
     const meta = document.createElement("span");
     meta.className = "meta";
     const name = document.createElement("span");
