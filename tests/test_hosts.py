@@ -15,7 +15,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,46 +22,16 @@ import pytest
 from support.cli_run import run_cli
 from support.faultserver import Delay, FaultServer, Ok, Status
 from support.settings import quick_config
+from support.sources import Urls
 
 from imgflow.backends.local import run_settings
 from imgflow.config import Config
 from imgflow.demo.images import make_gif
 from imgflow.engine.failures import FailureKind
-from imgflow.engine.keys import key_for
-from imgflow.engine.plan import Item
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.local.runner import LocalJob, LocalRunResult, RunInterrupted, run_job
 
 GIF = make_gif("h")
-
-
-@dataclass(frozen=True)
-class Urls:
-    """A source of full URLs (what a URL table gives the runner)."""
-
-    urls: Sequence[str]
-
-    @property
-    def count(self) -> int:
-        return len(self.urls)
-
-    @property
-    def concurrency(self) -> int | None:
-        return None
-
-    @property
-    def base_url(self) -> str | None:
-        return None
-
-    def items(self) -> Iterator[Item]:
-        for url in self.urls:
-            yield Item(url=url, key=key_for(url))
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "urls", "count": len(self.urls)}
-
-    def cleanup(self) -> None:
-        pass
 
 
 class Recorder:

@@ -676,11 +676,14 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "serve-urls-bad-entry-dropped",
-        "imgflow serve refuses a urls body with a bad entry, naming its index (architecture)",
-        "imgflow/serve/app.py",
-        "            if source.rejected:",
-        "            if False:",
-        ("tests/test_serve.py::test_bad_bodies_get_400_with_one_line_and_store_nothing",),
+        "imgflow serve fails a bad urls entry alone, named by its index (architecture)",
+        "imgflow/sources/job_json.py",
+        " for e in self._in_order()]",
+        " for e in self.entries]",
+        (
+            "tests/test_serve.py::"
+            "test_a_job_of_urls_from_several_hosts_runs_beside_the_original_body",
+        ),
     ),
     Mutant(
         "iam-download-cannot-read-lane-batches",
@@ -693,9 +696,9 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "serve-urls-meta-dropped",
         "imgflow serve keeps a urls entry's metadata with its image (README)",
-        "imgflow/serve/queue.py",
-        "json.dumps([url_entry(item) for item in urls]",
-        "json.dumps([item.url for item in urls]",
+        "imgflow/sources/job_json.py",
+        "else url_entry(e) for e in",
+        "else e.url for e in",
         (
             "tests/test_serve.py::"
             "test_a_job_of_urls_from_several_hosts_runs_beside_the_original_body",
@@ -1351,7 +1354,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "table-url-not-normalised",
         "a URL from a table and the same URL from base URL + path are one stored image (README)",
-        "imgflow/sources/urls.py",
+        "imgflow/engine/job.py",
         "    return url_for(base, normalize_path(rest, where))",
         "    return text",
         (f"{TABLES}::test_a_url_from_a_table_and_from_a_base_url_is_one_stored_image",),

@@ -176,7 +176,7 @@ def rejected_records(rejected: Sequence[Rejected]) -> list[ResultRecord]:
             path=f"urls[{entry.index}]",
             outcome=Outcome.FAILED,
             error=entry.message,
-            failure_kind=FailureKind.OTHER,
+            failure_kind=FailureKind.INVALID_URL,
         )
         for entry in rejected
     ]
