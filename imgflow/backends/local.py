@@ -227,13 +227,14 @@ class LocalBackend:
             records=lambda only_failed: self._records(run_id, only_failed),
             ok=info.state == "succeeded",
             elapsed=elapsed,
+            extra={"hostNotes": list(info.host_notes)} if info.host_notes else {},
+            notes=info.host_notes,
         )
         if result is None:
             return view
         return replace(
             view,
             throttles=result.throttles,
-            notes=result.host_lines,
             failures_file=result.failures_file,
             failures_problem=result.failures_problem,
             notify_problem=result.notify_problem,

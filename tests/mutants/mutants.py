@@ -440,6 +440,14 @@ MUTANTS: list[Mutant] = [
         "            if True:",
         (HOSTS + "::test_a_name_that_does_not_resolve_is_looked_up_once",),
     ),
+    Mutant(
+        "host-lines-not-kept",
+        "the paused hosts' and DNS lines are in run -o json and in status (architecture)",
+        "imgflow/local/index/runs.py",
+        '                    column_or("host_notes", have),\n',
+        '                    "NULL",\n',
+        (HOSTS + "::test_the_host_lines_are_in_the_json_document_and_in_status",),
+    ),
     # -- exit codes ---------------------------------------------------------------------------
     Mutant(
         "usage-exit-1",

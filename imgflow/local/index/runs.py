@@ -7,7 +7,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ class RunInfo:
     duplicates: int
     summary: Summary
     source: Mapping[str, Any] | None = None
+    host_notes: tuple[str, ...] = ()  # paused hosts, DNS failures (a per-host run)
 
 
 class RunsTable(Connected):
@@ -57,6 +58,7 @@ class RunsTable(Connected):
                     column_or("updated", have, "0"),
                     column_or("unchanged", have, "0"),
                     column_or("source", have),
+                    column_or("host_notes", have),
                 )
             )
             + " FROM runs"
@@ -88,6 +90,13 @@ class RunsTable(Connected):
             "UPDATE runs SET total = ?, duplicates = ? WHERE id = ?",
             (total, duplicates, run_id),
         )
+
+    def note_hosts(self, run_id: str, lines: Sequence[str]) -> None:
+        """Keep the run's summary lines of paused hosts and DNS failures (`imgflow status`)."""
+        if lines:
+            self.conn.execute(
+                "UPDATE runs SET host_notes = ? WHERE id = ?", (json.dumps(list(lines)), run_id)
+            )
 
     def finish_run(self, run_id: str, state: str) -> Summary:
         """Count the run's outcomes and record its final state."""
@@ -159,6 +168,7 @@ class RunsTable(Connected):
             updated,
             unchanged,
             source,
+            notes,
         ) = row
         if state == RUNNING and not process_alive(pid):
             state = INTERRUPTED
@@ -186,6 +196,7 @@ class RunsTable(Connected):
             duplicates=int(str(dups)),
             summary=summary,
             source=None if source is None else json.loads(str(source)),
+            host_notes=() if notes is None else tuple(json.loads(str(notes))),
         )
 
     def link(self, run_id: str, parent: str) -> None:

@@ -5,7 +5,8 @@
   its ``width`` and ``height`` (read from its header; NULL when it does not say),
   and the server's ``etag`` and ``last_modified``, for a revalidation (``--refresh``);
 - ``runs``: one row per run, with its source (``source``: the Source's description as
-  JSON; ``base_url`` only for a source under one), settings, state and counts;
+  JSON; ``base_url`` only for a source under one), settings, state and counts, and
+  ``host_notes`` (a per-host run's summary lines of paused hosts and DNS failures, JSON);
 - ``results``: one row per unique URL of a run, with the item's name (``path``) and
   metadata (``meta``, JSON, NULL when empty); rows start ``pending`` when the run is
   planned and are updated batch by batch (``failure_kind`` with each failure), so a run
@@ -29,7 +30,7 @@ from collections.abc import Callable
 
 from imgflow.local.index.connection import Connected
 
-VERSION = 4
+VERSION = 5
 
 _IMAGES = """CREATE TABLE images (
     url TEXT PRIMARY KEY,
@@ -65,7 +66,8 @@ _RUNS = """CREATE TABLE {name} (
     skipped INTEGER NOT NULL DEFAULT 0,
     failed INTEGER NOT NULL DEFAULT 0,
     updated INTEGER NOT NULL DEFAULT 0,
-    unchanged INTEGER NOT NULL DEFAULT 0
+    unchanged INTEGER NOT NULL DEFAULT 0,
+    host_notes TEXT
 )"""
 _RESULTS = """CREATE TABLE {name} (
     run_id TEXT NOT NULL,
@@ -204,10 +206,16 @@ def _robots(conn: sqlite3.Connection) -> None:
     conn.execute(_ROBOTS)
 
 
+def _host_notes(conn: sqlite3.Connection) -> None:
+    """runs gain ``host_notes``: the lines of paused hosts and DNS failures."""
+    add_columns(conn, "runs", {"host_notes": "TEXT"})
+
+
 # _STEPS[n] brings a database at version n to n + 1.
 _STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _to_1,
     _shards,
     _image_sizes,
     _robots,
+    _host_notes,
 )
