@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import json
 import random
 import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,46 +23,16 @@ import pytest
 from support.cli_run import run_cli
 from support.faultserver import Delay, FaultServer, Ok, Status
 from support.settings import quick_config
+from support.sources import Urls
 
 from imgflow.backends.local import run_settings
 from imgflow.config import Config
 from imgflow.demo.images import make_gif
 from imgflow.engine.failures import FailureKind
-from imgflow.engine.keys import key_for
-from imgflow.engine.plan import Item
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.local.runner import LocalJob, LocalRunResult, RunInterrupted, run_job
 
 GIF = make_gif("h")
-
-
-@dataclass(frozen=True)
-class Urls:
-    """A source of full URLs (what a URL table gives the runner)."""
-
-    urls: Sequence[str]
-
-    @property
-    def count(self) -> int:
-        return len(self.urls)
-
-    @property
-    def concurrency(self) -> int | None:
-        return None
-
-    @property
-    def base_url(self) -> str | None:
-        return None
-
-    def items(self) -> Iterator[Item]:
-        for url in self.urls:
-            yield Item(url=url, key=key_for(url))
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "urls", "count": len(self.urls)}
-
-    def cleanup(self) -> None:
-        pass
 
 
 class Recorder:
@@ -384,3 +354,31 @@ def test_idle_connections_of_every_host_stay_within_the_pool(servers: list[Fault
     results = asyncio.run(main())
     assert all(isinstance(r, Fetched) for r in results)
     assert [s.connections for s in servers] == [1, 1, 1, 1]
+
+
+def test_the_host_lines_are_in_the_json_document_and_in_status(
+    servers: list[FaultServer], tmp_path: Path
+) -> None:
+    """`run -o json` carries the paused hosts' and DNS lines (`hostNotes`), and `status`
+    shows them again from the index."""
+    from support.cli_run import FAST_ENV
+    from support.json_schemas import validate
+
+    dead = f"http://127.0.0.1:{closed_port()}"
+    gone = "http://images.imgflow-test.invalid"
+    urls = [f"{dead}/x{i}.gif" for i in range(4)] + [f"{gone}/n{i}.gif" for i in range(3)]
+    (tmp_path / "urls.txt").write_text("\n".join([*urls, servers[0].url("/ok.gif")]) + "\n")
+    env = {**FAST_ENV, "IMGFLOW_JOB_HOST_FAILURES": "2", "IMGFLOW_FETCH_RETRIES": "0"}
+    args = ("-c", "1", "-o", "json")
+    done = run_cli("run", "--urls-file", "urls.txt", *args, cwd=tmp_path, env=env)
+    assert done.returncode == 1, done.stderr
+    document = validate(json.loads(done.stdout), "run")
+    notes = document["hostNotes"]
+    assert notes[-1] == "DNS lookup failed for 1 host (3 images)"
+    assert [line.split(" (")[0] for line in notes[:-1]] == sorted(
+        [f"host {dead} paused: refused connections 2 times in a row",
+         f"host {gone} paused: did not resolve 2 times in a row"]
+    )  # fmt: skip
+    status = run_cli("status", document["run"], cwd=tmp_path, env=env)
+    assert status.returncode == 1
+    assert status.stdout.splitlines()[-len(notes) :] == notes

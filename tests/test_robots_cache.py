@@ -22,6 +22,7 @@ from imgflow.engine.fetch import Fetcher
 from imgflow.engine.outcome import Excluded, Fetched
 from imgflow.engine.robots import MAX_AGE, MemoryCache, Stored
 from imgflow.local.index import Database
+from imgflow.local.index.schema import VERSION
 
 GIF = make_gif("robots-cache")
 RULES = "User-agent: *\nDisallow: /no/\n"
@@ -176,7 +177,7 @@ def test_a_version_3_index_gains_the_robots_table(tmp_path: Path) -> None:
     db.save_robots({"http://h": Stored(404, b"", time.time())})
     assert set(db.robots_cache().entries()) == {"http://h"}
     sql = db.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'robots'").fetchone()
-    assert sql == made and db.conn.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert sql == made and db.conn.execute("PRAGMA user_version").fetchone()[0] == VERSION
     db.close()
 
 

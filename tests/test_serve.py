@@ -162,10 +162,6 @@ def test_lambda_concur_as_a_string_of_digits(
         (b'{"urls": ["http://h/a"], "resourcePaths": ["a"]}', "not both"),
         (b'{"urls": []}', "urls is empty"),
         (b'{"urls": "http://h/a"}', "urls must be a list"),
-        (b'{"urls": ["http://h/a", "ftp://h/b"]}', "urls[1]: only http:// and https://"),
-        (b'{"urls": ["a.gif"]}', "urls[0]: 'a.gif' is not a full URL"),
-        (b'{"urls": [{"caption": "x"}]}', "urls[0]: an object without a url field"),
-        (b'{"urls": ["http://h/", "", 3]}', "urls[0]: 'http://h/' names no resource (and 2 more"),
         (b'{"urls": ["http://h/a"], "lambdaConcur": 0}', "at least 1"),
         (b'{"urls": ["http://h/a"], "extra": 1}', "unknown field 'extra'"),
     ],
@@ -189,16 +185,27 @@ def test_a_job_of_urls_from_several_hosts_runs_beside_the_original_body(
         {"url": slow_server.url("/a/b.gif"), "caption": "slow", "n": 2},
         flag_server.url("zz/zz.gif"),
         flag_server.url("ad/ad.gif"),  # a duplicate
+        "ftp://h/b.gif",  # bad entries fail alone, as on aws; the others run
+        {"caption": "x"},
+        3,
     ]
     run_id = serve.post_job({"urls": urls, "lambdaConcur": 1})
     document = serve.wait_for(run_id)
     assert document["state"] == "failed"
-    assert document["summary"] == {"total": 3, "stored": 2, "skipped": 0, "failed": 1}
+    assert document["summary"] == {"total": 6, "stored": 2, "skipped": 0, "failed": 4}
     assert (document["baseUrl"], document["lambdaConcur"], document["duplicates"]) == (None, 1, 1)
     with serve.client() as client:
         failures = client.get(f"/runs/{run_id}/failures").json()
         full = client.get(f"/runs/{run_id}").json()
-    assert failures == [f"Could not find: {flag_server.url('zz/zz.gif')}"]
+    bad = {
+        "urls[4]": "job urls[4]: only http:// and https:// URLs are supported, got 'ftp://h/b.gif'",
+        "urls[5]": "job urls[5]: an object without a url field",
+        "urls[6]": "job urls[6]: expected a URL string, got 3",
+    }
+    assert failures == [f"Could not find: {flag_server.url('zz/zz.gif')}", *bad.values()]
+    rejected = [r for r in full["results"] if r["failureKind"] == "invalid-url"]
+    assert {r["path"]: r["error"] for r in rejected} == bad
+    assert all(r["outcome"] == "failed" and r["attempts"] == 0 for r in rejected)
     stored = {r["url"]: r["key"] for r in full["results"] if r["outcome"] == "stored"}
     slow_host = slow_server.base_url.split("://")[1]
     assert stored == {

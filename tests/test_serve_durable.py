@@ -17,7 +17,7 @@ from imgflow.demo.images import make_gif
 from imgflow.demo.server import StaticServer
 from imgflow.serve.queue import JobQueue
 from imgflow.serve.worker import FAULT_ENV
-from imgflow.sources.job_json import full_url_item
+from imgflow.sources.job_json import UrlsSource, full_url_item
 
 GIF = make_gif("durable")
 
@@ -136,7 +136,7 @@ def test_a_queue_written_before_urls_jobs_gains_the_column_and_keeps_its_jobs(
             full_url_item("http://b.example/y.gif", "u"),
             full_url_item("http://a.example/x.gif", "u"),
         ]
-        job = queue.add(None, [], 3, 10, items)
+        job = queue.add(None, [], 3, 10, UrlsSource(tuple(items)))
         stored = queue.get(job.id)
         assert stored is not None and stored.base_url is None
         assert (stored.total, stored.duplicates) == (2, 1)

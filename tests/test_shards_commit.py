@@ -11,13 +11,13 @@ import json
 import os
 import sqlite3
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import pytest
 from support.faultserver import FaultServer, Ok
+from support.sources import Urls
 
 from imgflow.demo.images import make_gif
 from imgflow.engine.keys import key_for
@@ -37,34 +37,6 @@ from imgflow.local.settings import RunSettings
 QUICK = FetchConfig(retries=0, timeout=2, total_timeout=4)
 
 
-class _Items:
-    """A source of full URLs with metadata (a caption for some)."""
-
-    def __init__(self, items: list[Item]) -> None:
-        self._items = items
-
-    @property
-    def count(self) -> int:
-        return len(self._items)
-
-    @property
-    def concurrency(self) -> int | None:
-        return None
-
-    @property
-    def base_url(self) -> str | None:
-        return None
-
-    def items(self) -> Iterator[Item]:
-        return iter(self._items)
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "test"}
-
-    def cleanup(self) -> None:
-        pass
-
-
 def _items(server: FaultServer, names: list[str], captions: bool = True) -> list[Item]:
     items = []
     for i, name in enumerate(names):
@@ -76,7 +48,7 @@ def _items(server: FaultServer, names: list[str], captions: bool = True) -> list
 
 
 def _run(items: list[Item], data: Path, layout: ShardLayout, fsync: bool = True) -> LocalRunResult:
-    job = LocalJob(source=_Items(items), concurrency=4, batch_size=4, max_batches=2)
+    job = LocalJob(source=Urls(items), concurrency=4, batch_size=4, max_batches=2)
     return run_job(job, RunSettings(fetch=QUICK, fsync=fsync, layout=layout), data)
 
 
@@ -258,7 +230,7 @@ def test_an_image_over_max_bytes_fails_and_never_enters_a_shard(
     fault_server.set("/big.gif", Ok(big))
     url = f"{fault_server.base_url}/big.gif"
     items.append(Item(url=url, key=key_for(url)))
-    job = LocalJob(source=_Items(items), concurrency=2, batch_size=4, max_batches=1)
+    job = LocalJob(source=Urls(items), concurrency=2, batch_size=4, max_batches=1)
     small = FetchConfig(retries=0, timeout=2, total_timeout=4, max_bytes=20_000)
     result = run_job(
         job, RunSettings(fetch=small, fsync=False, layout=webdataset_layout()), tmp_path
@@ -275,7 +247,7 @@ def test_images_stored_as_files_are_kept_when_the_layout_changes(
     from imgflow.local.layouts.files import FilesLayout
 
     items = _items(fault_server, ["a.gif", "b.gif"])
-    job = LocalJob(source=_Items(items), concurrency=2, batch_size=4, max_batches=1)
+    job = LocalJob(source=Urls(items), concurrency=2, batch_size=4, max_batches=1)
     files = run_job(job, RunSettings(fetch=QUICK, fsync=False, layout=FilesLayout()), tmp_path)
     assert files.summary.stored == 2
     more = _items(fault_server, ["a.gif", "b.gif", "c.gif"])

@@ -230,6 +230,8 @@ class LocalBackend:
             records=lambda only_failed: self._records(run_id, only_failed),
             ok=info.state == "succeeded",
             elapsed=elapsed,
+            extra={"hostNotes": list(info.host_notes)} if info.host_notes else {},
+            notes=info.host_notes,
         )
         if not info.planned:  # stopped while its input was read: the total is not known
             unplanned = {"planned": False, "summary": {**summary.to_json(), "total": None}}
@@ -239,7 +241,6 @@ class LocalBackend:
         return replace(
             view,
             throttles=result.throttles,
-            notes=result.host_lines,
             failures_file=result.failures_file,
             failures_problem=result.failures_problem,
             notify_problem=result.notify_problem,

@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 from imgflow.errors import JobError
 
 MAX_PATH_CHARS = 1024
+MAX_URL_CHARS = 2048
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -150,6 +151,33 @@ def url_for(base_url: str, path: str) -> str:
     return f"{base_url}/{quote(path, safe=_SAFE)}"
 
 
+def full_url(raw: object, where: str) -> str:
+    """`raw` as a full http(s) URL (a table's row, a ``urls`` entry), its path normalised
+    as a job's path is, or JobError naming `where`."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise JobError(f"{where}: empty URL")
+    text = raw.strip()
+    if len(text) > MAX_URL_CHARS:
+        raise JobError(f"{where}: URL is {len(text)} characters long (at most {MAX_URL_CHARS})")
+    text = text.partition("#")[0]
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        raise JobError(f"{where}: not a valid URL: {text[:80]!r}") from None
+    if parts.scheme and parts.scheme.lower() not in ("http", "https"):
+        raise JobError(f"{where}: only http:// and https:// URLs are supported, got {text[:80]!r}")
+    if not parts.scheme or not parts.netloc:
+        raise JobError(f"{where}: {text[:80]!r} is not a full URL (give http:// or https://)")
+    try:
+        base = validate_base_url(f"{parts.scheme}://{parts.netloc}")
+    except JobError as exc:
+        raise JobError(f"{where}: {str(exc).removeprefix('base URL: ')}") from None
+    rest = text[len(parts.scheme) + 3 + len(parts.netloc) :]
+    if not rest.strip("/") or rest.startswith("?"):
+        raise JobError(f"{where}: {text[:80]!r} names no image (no path)")
+    return url_for(base, normalize_path(rest, where))
+
+
 def validate_concurrency(value: Any, name: str = "concurrency") -> int:
     """A concurrency of at least 1."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -159,15 +187,19 @@ def validate_concurrency(value: Any, name: str = "concurrency") -> int:
     return value
 
 
-def parse_job_json(text: str, source: str) -> tuple[str, list[str], int | None]:
-    """(base URL, normalised paths, lambdaConcur) from an original-format job body."""
+def load_json(text: str, source: str) -> Any:
+    """A job body's JSON text parsed, or JobError naming `source`."""
     try:
-        body = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise JobError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except ValueError:  # an integer over Python's digit limit
         raise JobError(f"{source}: not a job: {number_too_long()}") from None
-    return job_from_document(body, source)
+
+
+def parse_job_json(text: str, source: str) -> tuple[str, list[str], int | None]:
+    """(base URL, normalised paths, lambdaConcur) from an original-format job body."""
+    return job_from_document(load_json(text, source), source)
 
 
 def job_from_document(body: Any, source: str) -> tuple[str, list[str], int | None]:
@@ -193,13 +225,16 @@ def job_from_document(body: Any, source: str) -> tuple[str, list[str], int | Non
         normal.append(normalize_path(p, f"{source} resourcePaths[{i}]"))
     if not normal:
         raise JobError(f"{source}: resourcePaths is empty")
-    concur = body.get("lambdaConcur")
-    if isinstance(concur, str) and _DIGITS.fullmatch(concur):
+    return base, normal, lambda_concur(body.get("lambdaConcur"), source)
+
+
+def lambda_concur(value: Any, source: str) -> int | None:
+    """A body's ``lambdaConcur``: None when absent, else a whole number of at least 1 (a
+    string of digits too: the original handler took ``int(lambdaConcur)``)."""
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
         try:
-            concur = int(concur)  # the original handler took int(lambdaConcur)
+            value = int(value)
         except ValueError:  # over Python's digit limit
             detail = f"expected a whole number, got {number_too_long()}"
             raise JobError(f"{source}: lambdaConcur: {detail}") from None
-    if concur is not None:
-        concur = validate_concurrency(concur, f"{source}: lambdaConcur")
-    return base, normal, concur
+    return None if value is None else validate_concurrency(value, f"{source}: lambdaConcur")

@@ -317,8 +317,10 @@ def _fetch_all(
             _store_all(runner, db, store, run_id)
             if planner is not None:
                 duplicates = planner.duplicates
-            result = _consolidate(db, settings, folder, run_id, duplicates, tmp)
             lines = tuple(runner.breaker.lines())
+            with sqlite_errors(db.path):
+                db.note_hosts(run_id, lines)  # (for `imgflow status`)
+            result = _consolidate(db, settings, folder, run_id, duplicates, tmp)
             return replace(result, throttles=runner.throttles, host_lines=lines)
         finally:
             store.close()

@@ -32,7 +32,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imgflow.config import Config
 from imgflow.engine.job import number_too_long
-from imgflow.engine.plan import Item
 from imgflow.errors import ImgflowError, JobError
 from imgflow.serve.documents import Documents
 from imgflow.serve.errors import Refusal, error_body, refusal_response
@@ -60,7 +59,7 @@ class Submission:
 
     base_url: str | None
     paths: list[str]
-    urls: tuple[Item, ...]
+    urls: UrlsSource | None
     concurrency: int
 
 
@@ -138,8 +137,8 @@ class JobApi:
                     503, f"the job database is busy ({exc}); retry later", _retry_after()
                 ) from None
         self.worker.wake()
-        if sub.base_url is None:
-            log.info("run %s queued: %d URLs", job.id, len(sub.urls))
+        if sub.urls is not None:
+            log.info("run %s queued: %d URLs", job.id, sub.urls.count)
         else:
             log.info("run %s queued: %d paths from %s", job.id, len(sub.paths), sub.base_url)
         return JSONResponse(
@@ -179,13 +178,9 @@ class JobApi:
                 400, f"request body: lambdaConcur: at most {MAX_CONCURRENCY}, got {concurrency}"
             )
         concurrency = concurrency or self.cfg.job.concurrency
-        if isinstance(source, UrlsSource):
-            if source.rejected:  # the local runner has no record for an item never fetched
-                first, more = source.rejected[0], len(source.rejected) - 1
-                also = f" (and {more} more bad entr{'y' if more == 1 else 'ies'})" if more else ""
-                raise Refusal(400, first.message + also)
-            return Submission(None, [], source.entries, concurrency)
-        return Submission(source.base_url, list(source.paths()), (), concurrency)
+        if isinstance(source, UrlsSource):  # a bad entry fails alone when the job runs
+            return Submission(None, [], source, concurrency)
+        return Submission(source.base_url, list(source.paths()), None, concurrency)
 
     def _queue_full(self) -> Refusal:
         return Refusal(

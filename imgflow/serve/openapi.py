@@ -92,10 +92,14 @@ _SCHEMAS: dict[str, Any] = {
             "urls": {
                 "type": "array",
                 "minItems": 1,
-                "items": {"oneOf": [_URL, _ref("UrlEntry")]},
+                "items": {
+                    "description": "A full http(s) URL (a string with a host and a path), or"
+                    " a UrlEntry. Any other entry does not refuse the job: it fails alone"
+                    " (outcome failed, failureKind invalid-url, named by its index: urls[3])"
+                    " and the others run."
+                },
                 "description": "Full http(s) URLs, from any hosts (instead of baseUrl and"
-                " resourcePaths); --concurrency (lambdaConcur) then holds per host. A bad"
-                " entry is refused with its index (urls[3]: ...).",
+                " resourcePaths); --concurrency (lambdaConcur) then holds per host.",
             },
             "lambdaConcur": {
                 "description": "Requests in flight per batch (per host with urls): an integer"

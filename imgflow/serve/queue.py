@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imgflow.engine.plan import Item
 from imgflow.local.runner import new_run_id
-from imgflow.sources.job_json import url_entry
+from imgflow.sources.job_json import UrlsSource
 
 QUEUED = "queued"
 RUNNING = "running"
@@ -110,16 +109,17 @@ class JobQueue:
         paths: Sequence[str],
         concurrency: int,
         max_queued: int,
-        urls: Sequence[Item] = (),
+        urls: UrlsSource | None = None,
     ) -> Job:
         """Store a queued job (durably: committed before this returns); QueueFull when full.
 
-        A job of full URLs gives `urls` (its items) and no base URL or paths."""
-        names = [item.url for item in urls] if base_url is None else paths
+        A job of full URLs gives `urls` (its entries, rejected ones included: they fail
+        when it runs) and no base URL or paths."""
+        names = paths if urls is None else [item.url for item in urls.items()]
         unique = len(dict.fromkeys(names))
         stored_urls: str | None = None
-        if base_url is None:
-            stored_urls = json.dumps([url_entry(item) for item in urls], separators=(",", ":"))
+        if urls is not None:
+            stored_urls = json.dumps(urls.stored(), separators=(",", ":"))
         job = Job(
             id=new_run_id(),
             state=QUEUED,

@@ -206,7 +206,7 @@ class Worker:
         if job.base_url is not None:
             return from_job(job.base_url, self.queue.paths(job.id), None)
         entries = self.queue.urls(job.id) or []
-        return urls_from_document({"urls": entries}, f"run {job.id}")
+        return urls_from_document({"urls": entries}, "job")  # (a bad entry: "job urls[3]: ...")
 
 
 def _one_line(exc: Exception) -> str:

@@ -14,33 +14,28 @@ parser of both forms (`imgflow serve` and the aws plan step use it too).
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
 from imgflow.engine.job import (
+    full_url,
     job_from_document,
-    normalize_path,
-    number_too_long,
+    lambda_concur,
+    load_json,
     parse_job_json,
-    validate_base_url,
-    validate_concurrency,
 )
 from imgflow.engine.keys import key_for
-from imgflow.engine.plan import NO_META, Item, item_for
+from imgflow.engine.plan import NO_META, Item
 from imgflow.errors import JobError
 from imgflow.sources.paths import PathsSource
 
 KIND = "job"
 URLS_KIND = "urls"
 URLS_FIELD = "urls"
-MAX_URL_CHARS = 2048
-_DIGITS = re.compile(r"\s*[0-9]+\s*")
 _URL_FIELDS = frozenset({URLS_FIELD, "lambdaConcur"})
 
 
@@ -51,6 +46,13 @@ class Rejected:
     index: int
     given: str
     message: str
+    entry: Any = None  # the entry as given (what `imgflow serve` keeps for its run)
+
+    def item(self) -> Item:
+        """The entry as an item that is never fetched: planned as failed (``invalid-url``),
+        named by its index, as a table's bad row is by its line."""
+        where = f"{URLS_FIELD}[{self.index}]"
+        return Item(url=self.given.strip() or where, key="", path=where, problem=self.message)
 
 
 @dataclass(frozen=True)
@@ -65,12 +67,24 @@ class UrlsSource:
 
     @property
     def count(self) -> int:
-        """How many items run (rejected entries are not items)."""
-        return len(self.entries)
+        """How many entries the list had (a rejected one is an item that fails)."""
+        return len(self.entries) + len(self.rejected)
 
     def items(self) -> Iterator[Item]:
-        """The items in the order given."""
-        return iter(self.entries)
+        """Every entry's item in the order given, a rejected entry's failing unfetched."""
+        for entry in self._in_order():
+            yield entry.item() if isinstance(entry, Rejected) else entry
+
+    def stored(self) -> list[Any]:
+        """The ``urls`` entries to keep and parse again, in order: each item's entry, a
+        rejected entry as it was given (so it is rejected again, with the same message)."""
+        return [e.entry if isinstance(e, Rejected) else url_entry(e) for e in self._in_order()]
+
+    def _in_order(self) -> Iterator[Item | Rejected]:
+        bad = {entry.index: entry for entry in self.rejected}
+        good = iter(self.entries)
+        for index in range(self.count):
+            yield bad.get(index) or next(good)
 
     def describe(self) -> dict[str, Any]:
         """``{"kind": "urls", "file", "rejected"}``."""
@@ -115,13 +129,7 @@ def _read_text(job_file: str, label: str) -> str:
 
 def parse_job_text(text: str, label: str) -> PathsSource | UrlsSource:
     """The source of a job body's JSON text."""
-    try:
-        body = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise JobError(f"{label}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    except ValueError:  # an integer over Python's digit limit
-        raise JobError(f"{label}: not a job: {number_too_long()}") from None
-    return parse_job_document(body, label)
+    return parse_job_document(load_json(text, label), label)
 
 
 def parse_job_document(body: Any, label: str) -> PathsSource | UrlsSource:
@@ -160,8 +168,8 @@ def urls_from_document(body: dict[str, Any], label: str) -> UrlsSource:
         try:
             items.append(url_item(entry, where))
         except JobError as exc:
-            rejected.append(Rejected(index, _given(entry), str(exc)))
-    concurrency = _concurrency(body.get("lambdaConcur"), label)
+            rejected.append(Rejected(index, _given(entry), str(exc), entry))
+    concurrency = lambda_concur(body.get("lambdaConcur"), label)
     return UrlsSource(tuple(items), tuple(rejected), concurrency, label)
 
 
@@ -180,57 +188,13 @@ def url_item(entry: Any, where: str) -> Item:
 
 
 def full_url_item(raw: str, where: str, meta: Mapping[str, Any] = NO_META) -> Item:
-    """The item of a full http(s) URL: its canonical URL and the key `key_for` gives it
-    (the same as the same URL under a base URL), with an empty resource path."""
-    url = raw.strip()
-    if not url:
-        raise JobError(f"{where}: empty URL")
-    if len(url) > MAX_URL_CHARS:
-        raise JobError(f"{where}: URL is {len(url)} characters long (at most {MAX_URL_CHARS})")
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        raise JobError(f"{where}: not a valid URL: {_show(url)}") from None
-    if not parts.scheme:
-        raise JobError(f"{where}: {_show(url)} is not a full URL (no http:// or https://)")
-    if parts.scheme.lower() not in ("http", "https"):
-        raise JobError(f"{where}: only http:// and https:// URLs are supported, got {_show(url)}")
-    if parts.fragment:
-        url = url.partition("#")[0]
-        parts = urlsplit(url)
-    origin = f"{parts.scheme}://{parts.netloc}"
-    rest = parts.path + (f"?{parts.query}" if parts.query else "")
-    try:
-        base = validate_base_url(origin)
-        rest = parts.path + (f"?{parts.query}" if parts.query else "")
-        path = normalize_path(rest, where)
-    except JobError as exc:
-        detail = str(exc).split(": ", 1)[-1]  # without its "where"; naming the URL, not its path
-        detail = detail.replace(_show(rest.strip()), _show(url), 1)
-        raise JobError(f"{where}: {detail}") from None
-    url = item_for(base, path).url
+    """The item of a full http(s) URL: its canonical URL (`engine.job.full_url`, the rule a
+    table's rows follow) and the key `key_for` gives it, the same as the same URL's under
+    a base URL."""
+    url = full_url(raw, where)
     return Item(url=url, key=key_for(url), meta=meta)
-
-
-def job_concurrency(value: Any, label: str) -> int | None:
-    """A body's lambdaConcur (a whole number, or its digits as a string), or None."""
-    return _concurrency(value, label)
-
-
-def _concurrency(value: Any, label: str) -> int | None:
-    if isinstance(value, str) and _DIGITS.fullmatch(value):
-        try:
-            value = int(value)  # the original handler took int(lambdaConcur)
-        except ValueError:  # over Python's digit limit
-            detail = f"expected a whole number, got {number_too_long()}"
-            raise JobError(f"{label}: lambdaConcur: {detail}") from None
-    return None if value is None else validate_concurrency(value, f"{label}: lambdaConcur")
 
 
 def _given(entry: Any) -> str:
     text = entry if isinstance(entry, str) else json.dumps(entry, default=str)
     return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _show(url: str) -> str:
-    return repr(url if len(url) <= 80 else url[:77] + "...")

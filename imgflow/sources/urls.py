@@ -24,16 +24,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit
 
-from imgflow.engine.job import normalize_path, url_for, validate_base_url
+from imgflow.engine.job import full_url
 from imgflow.engine.keys import key_for
 from imgflow.engine.plan import Item
 from imgflow.errors import JobError
 from imgflow.sources.tables import UNREADABLE, Row, format_of, gzipped, open_rows, unpacked
 
 KIND = "urls"
-MAX_URL_CHARS = 2048
 CHECKED_BYTES = 8 << 20
 CAPTION = "caption"
 
@@ -107,32 +105,6 @@ class UrlsSource:
         if self._stream is not None and self._stream is not sys.stdin.buffer:
             self._stream.close()
         self._stream = None
-
-
-def full_url(raw: object, where: str) -> str:
-    """`raw` as a full http(s) URL, its path normalised as a job's path is, or JobError."""
-    if not isinstance(raw, str) or not raw.strip():
-        raise JobError(f"{where}: empty URL")
-    text = raw.strip()
-    if len(text) > MAX_URL_CHARS:
-        raise JobError(f"{where}: URL is {len(text)} characters long (at most {MAX_URL_CHARS})")
-    text = text.partition("#")[0]
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        raise JobError(f"{where}: not a valid URL: {text[:80]!r}") from None
-    if not parts.scheme or not parts.netloc:
-        raise JobError(f"{where}: {text[:80]!r} is not a full URL (give http:// or https://)")
-    if parts.scheme.lower() not in ("http", "https"):
-        raise JobError(f"{where}: only http:// and https:// URLs are supported, got {text[:80]!r}")
-    try:
-        base = validate_base_url(f"{parts.scheme}://{parts.netloc}")
-    except JobError as exc:
-        raise JobError(f"{where}: {str(exc).removeprefix('base URL: ')}") from None
-    rest = text[len(parts.scheme) + 3 + len(parts.netloc) :]
-    if not rest.strip("/") or rest.startswith("?"):
-        raise JobError(f"{where}: {text[:80]!r} names no image (no path)")
-    return url_for(base, normalize_path(rest, where))
 
 
 def from_urls_file(

@@ -36,8 +36,6 @@ SHARDS_COMMIT = "tests/test_shards_commit.py"
 HOSTS = "tests/test_hosts.py"
 TABLES = "tests/test_url_tables.py"
 PATHS_STREAM = "tests/test_paths_stream.py"
-        ),
-    ),
 AWS_SHARDS = "tests/aws/test_shards_aws.py"
 
 MUTANTS: list[Mutant] = [
@@ -444,6 +442,14 @@ MUTANTS: list[Mutant] = [
         "            if True:",
         (HOSTS + "::test_a_name_that_does_not_resolve_is_looked_up_once",),
     ),
+    Mutant(
+        "host-lines-not-kept",
+        "the paused hosts' and DNS lines are in run -o json and in status (architecture)",
+        "imgflow/local/index/runs.py",
+        '                    column_or("host_notes", have),\n',
+        '                    "NULL",\n',
+        (HOSTS + "::test_the_host_lines_are_in_the_json_document_and_in_status",),
+    ),
     # -- exit codes ---------------------------------------------------------------------------
     Mutant(
         "usage-exit-1",
@@ -691,11 +697,14 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "serve-urls-bad-entry-dropped",
-        "imgflow serve refuses a urls body with a bad entry, naming its index (architecture)",
-        "imgflow/serve/app.py",
-        "            if source.rejected:",
-        "            if False:",
-        ("tests/test_serve.py::test_bad_bodies_get_400_with_one_line_and_store_nothing",),
+        "imgflow serve fails a bad urls entry alone, named by its index (architecture)",
+        "imgflow/sources/job_json.py",
+        " for e in self._in_order()]",
+        " for e in self.entries]",
+        (
+            "tests/test_serve.py::"
+            "test_a_job_of_urls_from_several_hosts_runs_beside_the_original_body",
+        ),
     ),
     Mutant(
         "iam-download-cannot-read-lane-batches",
@@ -708,9 +717,9 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "serve-urls-meta-dropped",
         "imgflow serve keeps a urls entry's metadata with its image (README)",
-        "imgflow/serve/queue.py",
-        "json.dumps([url_entry(item) for item in urls]",
-        "json.dumps([item.url for item in urls]",
+        "imgflow/sources/job_json.py",
+        "else url_entry(e) for e in",
+        "else e.url for e in",
         (
             "tests/test_serve.py::"
             "test_a_job_of_urls_from_several_hosts_runs_beside_the_original_body",
@@ -1409,7 +1418,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "table-url-not-normalised",
         "a URL from a table and the same URL from base URL + path are one stored image (README)",
-        "imgflow/sources/urls.py",
+        "imgflow/engine/job.py",
         "    return url_for(base, normalize_path(rest, where))",
         "    return text",
         (f"{TABLES}::test_a_url_from_a_table_and_from_a_base_url_is_one_stored_image",),

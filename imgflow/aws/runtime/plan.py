@@ -46,7 +46,12 @@ from imgflow.aws.runtime.jobs import (
 )
 from imgflow.aws.runtime.unique import UniquePaths
 from imgflow.engine.failures import FailureKind
-from imgflow.engine.job import normalize_path, validate_base_url, validate_concurrency
+from imgflow.engine.job import (
+    lambda_concur,
+    normalize_path,
+    validate_base_url,
+    validate_concurrency,
+)
 from imgflow.engine.plan import Item, item_for
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.errors import JobError
@@ -54,7 +59,6 @@ from imgflow.sources.job_json import (
     URLS_FIELD,
     Rejected,
     UrlsSource,
-    job_concurrency,
     parse_job_document,
     parse_job_text,
     urls_from_document,
@@ -219,7 +223,7 @@ def stream_header(header: dict[str, Any], label: str) -> tuple[str, int | None]:
     base = header.get("baseUrl")
     if not isinstance(base, str):
         raise JobError(f"{label}: baseUrl must be a string")
-    return validate_base_url(base), job_concurrency(header.get("lambdaConcur"), label)
+    return validate_base_url(base), lambda_concur(header.get("lambdaConcur"), label)
 
 
 def stream_paths(entries: Iterable[Any], label: str) -> Iterator[str]:
@@ -254,7 +258,7 @@ def rejected_records(rejected: Sequence[Rejected]) -> list[ResultRecord]:
             path=f"urls[{entry.index}]",
             outcome=Outcome.FAILED,
             error=entry.message,
-            failure_kind=FailureKind.OTHER,
+            failure_kind=FailureKind.INVALID_URL,
         )
         for entry in rejected
     ]

@@ -7,7 +7,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ class RunInfo:
     # False while (or when, once stopped) some of the source's items were never planned:
     # `total` and `summary.total` then count only those read so far.
     planned: bool = True
+    host_notes: tuple[str, ...] = ()  # paused hosts, DNS failures (a per-host run)
 
 
 class RunsTable(Connected):
@@ -61,6 +62,7 @@ class RunsTable(Connected):
                     column_or("unchanged", have, "0"),
                     column_or("source", have),
                     column_or("unplanned", have, "0"),
+                    column_or("host_notes", have),
                 )
             )
             + " FROM runs"
@@ -93,6 +95,13 @@ class RunsTable(Connected):
             "UPDATE runs SET total = ?, duplicates = ?, unplanned = 0 WHERE id = ?",
             (total, duplicates, run_id),
         )
+
+    def note_hosts(self, run_id: str, lines: Sequence[str]) -> None:
+        """Keep the run's summary lines of paused hosts and DNS failures (`imgflow status`)."""
+        if lines:
+            self.conn.execute(
+                "UPDATE runs SET host_notes = ? WHERE id = ?", (json.dumps(list(lines)), run_id)
+            )
 
     def finish_run(self, run_id: str, state: str) -> Summary:
         """Count the run's outcomes and record its final state."""
@@ -165,6 +174,7 @@ class RunsTable(Connected):
             unchanged,
             source,
             unplanned,
+            notes,
         ) = row
         if state == RUNNING and not process_alive(pid):
             state = INTERRUPTED
@@ -193,6 +203,7 @@ class RunsTable(Connected):
             summary=summary,
             source=None if source is None else json.loads(str(source)),
             planned=not unplanned,
+            host_notes=() if notes is None else tuple(json.loads(str(notes))),
         )
 
     def link(self, run_id: str, parent: str) -> None:

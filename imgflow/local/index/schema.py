@@ -8,6 +8,7 @@
   JSON; ``base_url`` only for a source under one), settings, state and counts;
   ``unplanned`` is 1 until every item of the source is in ``results`` (a run stopped while
   its input was still read: a retry reads the source again for the items never planned);
+  ``host_notes`` (a per-host run's summary lines of paused hosts and DNS failures, JSON);
 - ``results``: one row per unique URL of a run, with the item's name (``path``) and
   metadata (``meta``, JSON, NULL when empty); rows start ``pending`` when the run is
   planned and are updated batch by batch (``failure_kind`` with each failure), so a run
@@ -31,7 +32,7 @@ from collections.abc import Callable
 
 from imgflow.local.index.connection import Connected
 
-VERSION = 5
+VERSION = 6
 
 _IMAGES = """CREATE TABLE images (
     url TEXT PRIMARY KEY,
@@ -68,7 +69,8 @@ _RUNS = """CREATE TABLE {name} (
     failed INTEGER NOT NULL DEFAULT 0,
     updated INTEGER NOT NULL DEFAULT 0,
     unchanged INTEGER NOT NULL DEFAULT 0,
-    unplanned INTEGER NOT NULL DEFAULT 0
+    unplanned INTEGER NOT NULL DEFAULT 0,
+    host_notes TEXT
 )"""
 _RESULTS = """CREATE TABLE {name} (
     run_id TEXT NOT NULL,
@@ -212,6 +214,11 @@ def _unplanned(conn: sqlite3.Connection) -> None:
     add_columns(conn, "runs", {"unplanned": "INTEGER NOT NULL DEFAULT 0"})
 
 
+def _host_notes(conn: sqlite3.Connection) -> None:
+    """runs gain ``host_notes``: the lines of paused hosts and DNS failures."""
+    add_columns(conn, "runs", {"host_notes": "TEXT"})
+
+
 # _STEPS[n] brings a database at version n to n + 1.
 _STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _to_1,
@@ -219,4 +226,5 @@ _STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _image_sizes,
     _robots,
     _unplanned,
+    _host_notes,
 )
