@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,7 @@ class JobStream:
     field: str
     entries: Iterator[Any]
     size: int  # the object's length in bytes
+    close: Callable[[], None]  # drops the rest of the object (a reader of the header only)
 
 
 def job_lines(body: dict[str, Any]) -> Iterator[bytes]:
@@ -101,7 +102,7 @@ def open_job(s3: S3Client, bucket: str, key: str, label: str) -> JobStream | str
         raise JobError(f"{label}: not valid JSON (the line before {field})") from None
     if not isinstance(header, dict):
         raise JobError(f"{label}: expected a JSON object")
-    return JobStream(header, field, _entries(lines, label), size)
+    return JobStream(header, field, _entries(lines, label), size, found["Body"].close)
 
 
 def _entries(lines: Iterator[bytes], label: str) -> Iterator[Any]:

@@ -88,7 +88,7 @@ def manifest_location(manifest: Any, bucket: str) -> tuple[str, str]:
     elif isinstance(manifest, dict) and {"bucket", "key"} <= set(manifest):
         named, key = str(manifest["bucket"]), str(manifest["key"])
     else:
-        raise JobError("job: manifest must be s3://<bucket>/<key> or name a bucket and a key")
+        raise JobError("job: manifest must name a bucket and a key, or be s3://<bucket>/<key>")
     if named != bucket or not key.startswith(JOBS_PREFIX):
         raise JobError(
             f"job: manifest must be an object under s3://{bucket}/{JOBS_PREFIX} "
@@ -167,6 +167,7 @@ def base_url_of(s3: S3Client, bucket: str, request: dict[str, Any]) -> str | Non
     job's entries are not read."""
     opened = open_request(s3, bucket, request)
     if isinstance(opened, JobStream):
+        opened.close()
         return stream_header(opened.header, "job")[0]
     return opened.base_url
 
