@@ -543,8 +543,9 @@ def test_refresh_with_workers_keeps_the_confirmed_and_replaces_the_changed(
 def test_workers_claim_a_streamed_tables_batches_while_it_is_still_planned(
     fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    """URLs from a pipe that stays open: the workers fetch the first ones while the rest
-    is still to come (the plan is not over), then every URL is stored once."""
+    """URLs from a pipe that stays open: the workers fetch the first chunk while the rest
+    is still to come (the plan is not over), wait with nothing left to claim, then take
+    the rest when it comes: every URL is stored once."""
     paths = serve(fault_server, 300)
     urls = [fault_server.url(f"/w/{p}") for p in paths]
     proc = subprocess.Popen(
@@ -555,10 +556,13 @@ def test_workers_claim_a_streamed_tables_batches_while_it_is_still_planned(
     )  # fmt: skip
     assert proc.stdin is not None
     try:
-        proc.stdin.write("".join(f"{u}\n" for u in urls[:260]).encode())  # a first chunk
+        first = 250  # the plan's first chunk (FIRST_CHUNK)
+        proc.stdin.write("".join(f"{u}\n" for u in urls[:first]).encode())
         proc.stdin.flush()
-        assert fault_server.wait_for_requests(20, timeout=30), proc.poll()
-        rest = "".join(f"{u}\n" for u in urls[260:]).encode()
+        assert wait_for(lambda: len(image_requests(fault_server)) >= first, 30), proc.poll()
+        time.sleep(0.3)  # (the workers ask for more: none is planned yet)
+        assert proc.poll() is None
+        rest = "".join(f"{u}\n" for u in urls[first:]).encode()
         out, err = proc.communicate(rest, timeout=60)  # (then the pipe ends)
     finally:
         if proc.poll() is None:

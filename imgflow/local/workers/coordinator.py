@@ -250,7 +250,7 @@ class Coordinator:
         for peer in self.peers:
             if peer.task is not None:
                 peer.task.result()  # an index error stops the run
-        if self.ready or self._outstanding():
+        if self.ready or self._outstanding() or not self.fed:
             raise BackendError("the run's workers keep ending before their work is done")
 
     async def _stop_all(self) -> None:
