@@ -22,13 +22,14 @@ from support.sources import Urls
 from imgflow.demo.images import make_gif
 from imgflow.engine.keys import key_for
 from imgflow.engine.plan import Item
+from imgflow.engine.samples import sample_key
 from imgflow.engine.settings import FetchConfig
 from imgflow.local.check import check
 from imgflow.local.index import Database
 from imgflow.local.index import schema as index_schema
 from imgflow.local.layouts import shards as shards_module
 from imgflow.local.layouts.parquet import parquet_layout
-from imgflow.local.layouts.shards import ShardLayout, sample_key
+from imgflow.local.layouts.shards import ShardLayout
 from imgflow.local.layouts.webdataset import webdataset_layout
 from imgflow.local.runner import LocalJob, LocalRunResult, run_job
 from imgflow.local.safefs import StorageError

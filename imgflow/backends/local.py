@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from imgflow.documents.listing import Listing
     from imgflow.engine.politeness import OnChange
     from imgflow.engine.records import ResultRecord
+    from imgflow.local.job import LocalJob, LocalRunResult, Progress
     from imgflow.local.layouts.base import Layout
-    from imgflow.local.runner import LocalJob, LocalRunResult, Progress
     from imgflow.local.settings import RunSettings
     from imgflow.sources.base import Source
 
@@ -41,7 +41,7 @@ def make_job(
     refresh: bool = False,
 ) -> LocalJob:
     """The local runner's job of `source`'s items, batched as `cfg` says."""
-    from imgflow.local.runner import LocalJob
+    from imgflow.local.job import LocalJob
     from imgflow.local.workers import worker_count
 
     return LocalJob(
@@ -164,7 +164,7 @@ class LocalBackend:
             )
 
     def _execute(self, job: LocalJob, listener: Listener, run_id: str | None = None) -> RunView:
-        from imgflow.local.runner import RunInterrupted, new_run_id
+        from imgflow.local.job import RunInterrupted, new_run_id
 
         watch = listener.watch
         started = time.monotonic()

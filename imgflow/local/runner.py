@@ -4,190 +4,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from imgflow.engine.batch import run_batch
-from imgflow.engine.breaker import BREAKER_THRESHOLD, Breaker
+from imgflow.engine.breaker import Breaker
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.fetch import Fetcher, gates
 from imgflow.engine.hosts import run_hosts
 from imgflow.engine.plan import Item
 from imgflow.engine.politeness import OnChange, Politeness
 from imgflow.engine.ports import StoredObject
-from imgflow.engine.records import ResultRecord, Summary
+from imgflow.engine.records import ResultRecord
 from imgflow.engine.robots import Stored
-from imgflow.errors import BackendError, JobError
+from imgflow.errors import JobError
+from imgflow.local.consolidate import INDEX_FULL_SECONDS, INDEX_FULL_WAIT, consolidate
 from imgflow.local.folder import DB_NAME, DataFolder
 from imgflow.local.index import INTERRUPTED, Database, retried, sqlite_errors
-from imgflow.local.index.results import FIRST_CHUNK
+from imgflow.local.job import LocalJob, LocalRunResult, Progress, RunInterrupted, new_run_id
 from imgflow.local.layouts.base import RunStore
 from imgflow.local.layouts.shards import ShardLayout, ShardStore, WrittenShard
-from imgflow.local.notifier import failures_json, run_notify_command, write_failures
-from imgflow.local.safefs import StorageError, explain, remove_tree, subfolder
+from imgflow.local.planner import Planner
+from imgflow.local.safefs import StorageError, remove_tree
 from imgflow.local.settings import RunSettings
 from imgflow.local.stopping import Stopper
-from imgflow.sources.base import Source
 
 __all__ = ["DB_NAME", "LocalJob", "LocalRunResult", "RunInterrupted", "new_run_id", "run_job"]
 
 FLUSH_SECONDS = 1.0
-# A record flush that finds the disk full retries this long, this far apart, before it
-# fails the run: a part file that hit ENOSPC is being removed meanwhile.
-INDEX_FULL_SECONDS = 0.5
-INDEX_FULL_WAIT = 0.05
 # Items of a per-host run read ahead of the fetches, at most (memory stays flat).
 LOOKAHEAD = 10_000
 # How often the fetching side looks for rows a planner thread has added meanwhile.
 PLAN_POLL = 0.02
-STOP_WAIT = 2.0  # how long an ending run waits for its planner thread to stop
-# The planner pauses after its first chunk until the first image is done (at most this
-# long), so the run's start is not slowed by reading the rest (they share one GIL).
-FIRST_WAIT = 1.0
-
-
-@dataclass(frozen=True)
-class LocalJob:
-    """A validated job: the source of its items and the run's settings."""
-
-    source: Source
-    concurrency: int
-    batch_size: int
-    max_batches: int
-    force: bool = False
-    refresh: bool = False  # revalidate stored images instead of skipping them
-    # Fewer requests in flight than concurrency x max_batches (the descriptors allow no
-    # more: imgflow/local/descriptors.py); None: no cap.
-    max_in_flight: int | None = None
-    workers: int = 1  # processes that fetch and store (imgflow/local/workers/)
-    # A source of full URLs (no base URL) is scheduled per host (imgflow.engine.hosts):
-    # `concurrency` and the rate per host, at most `total_in_flight` requests in all, and
-    # a host paused after `breaker` connection failures in a row.
-    total_in_flight: int = 64
-    breaker: int = BREAKER_THRESHOLD
-
-    @property
-    def per_host(self) -> bool:
-        """Whether the items are scheduled per host (they are full URLs, from any host)."""
-        return self.source.base_url is None
-
-    @property
-    def wanted_in_flight(self) -> int:
-        """Requests in flight the job asks for (before the descriptors' cap)."""
-        if self.per_host:
-            return self.total_in_flight
-        return self.concurrency * self.max_batches
-
-
-class Progress(Protocol):
-    """What a run reports while it works."""
-
-    def planned(self, run_id: str, total: int | None, duplicates: int) -> None:
-        """The job is planned: `total` unique paths (None: still counting, while a source
-        of unknown size is planned as the run goes; called again with the total)."""
-
-    def record(self, record: ResultRecord) -> None:
-        """One path is done."""
-
-    def reading(self, count: int) -> None:
-        """While the total is not known yet: `count` items of the source read so far."""
-
-
-@dataclass(frozen=True)
-class LocalRunResult:
-    """What a finished (or interrupted) local run reports."""
-
-    run_id: str
-    data_dir: Path
-    summary: Summary
-    duplicates: int
-    state: str
-    failures_file: Path | None
-    notify_problem: str
-    throttles: Mapping[str, int] = field(default_factory=dict)
-    failures_problem: str = ""  # why failures.json could not be written (a full disk)
-    host_lines: tuple[str, ...] = ()  # paused hosts, DNS failures per host (a per-host run)
-
-
-class Planner:
-    """Plans a source's items into the index in a thread of its own (its own connection),
-    chunk by chunk, so the run fetches the first items while the rest is still read.
-
-    `read` counts the items read so far (for the progress line). A planner stopped before
-    the end of its items leaves the run unplanned (no total): a retry reads the source
-    again for the items it never planned."""
-
-    def __init__(self, path: Path, run_id: str, items: Iterable[Item]) -> None:
-        self.done = threading.Event()
-        self.fetching = threading.Event()  # set by the run once its first image is done
-        self.duplicates = 0
-        self.read = 0
-        self._cut = False  # stopped before the end of the items
-        self._halt = threading.Event()
-        self._total = 0
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._plan, args=(path, run_id, items), name="imgflow-plan", daemon=True
-        )
-        self._thread.start()
-
-    def _plan(self, path: Path, run_id: str, items: Iterable[Item]) -> None:
-        try:
-            db = Database(path)
-            try:
-                with sqlite_errors(db.path):
-                    self._total, self.duplicates = db.plan(
-                        run_id, self._until_halted(items), whole=lambda: not self._cut
-                    )
-            finally:
-                db.close()
-        except BaseException as exc:  # handed to the fetching side, raised there
-            self._error = exc
-        finally:
-            self.done.set()
-
-    def _until_halted(self, items: Iterable[Item]) -> Iterator[Item]:
-        halt = self._halt
-        for n, item in enumerate(items):
-            if n == FIRST_CHUNK:  # the first chunk is in the index: let the run start
-                self.fetching.wait(FIRST_WAIT)
-            if halt.is_set():
-                self._cut = True
-                return
-            self.read = n + 1
-            yield item
-
-    def result(self) -> int:
-        """The planned total (unique items), or the error that stopped the planning."""
-        self.done.wait()
-        if self._error is not None:
-            raise self._error
-        return self._total
-
-    def stop(self) -> None:
-        """Stop reading (a run that ends early) and wait a moment for the thread (one
-        blocked on a pipe's next line is a daemon: it ends with the process)."""
-        self._halt.set()
-        self._thread.join(STOP_WAIT)
-
-
-class RunInterrupted(BackendError):
-    """The run was stopped by a signal; what was done so far is saved."""
-
-    exit_code = 130
-
-
-def new_run_id() -> str:
-    """A sortable, unique run id such as ``20261124-190512-3fa9c1``."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
 def run_job(
@@ -320,7 +174,7 @@ def _fetch_all(
             lines = tuple(runner.breaker.lines())
             with sqlite_errors(db.path):
                 db.note_hosts(run_id, lines)  # (for `imgflow status`)
-            result = _consolidate(db, settings, folder, run_id, duplicates, tmp)
+            result = consolidate(db, settings, folder, run_id, duplicates, tmp)
             return replace(result, throttles=runner.throttles, host_lines=lines)
         finally:
             store.close()
@@ -376,57 +230,6 @@ def _first_error(exc: BaseException, kind: type[_E]) -> _E | None:
             if found is not None:
                 return found
     return None
-
-
-def _consolidate(
-    db: Database, settings: RunSettings, folder: DataFolder, run_id: str, duplicates: int, tmp: int
-) -> LocalRunResult:
-    """Finish the run: its state, failures.json and the notify command.
-
-    The run's state and summary never depend on the disk's room for failures.json: when it
-    cannot be written (a full disk), the run says so and the notify command reads the
-    failures from memory instead."""
-    summary = db.summary(run_id)
-    state = "succeeded" if summary.succeeded(settings.tolerate_failures) else "failed"
-    failures_file: Path | None = None
-    problem = unwritten = ""
-    if summary.failed:
-        failures_file = folder.path / "runs" / run_id / "failures.json"
-        try:
-            _write_failures(db, folder, run_id, failures_file.name, tmp)
-        except (OSError, StorageError) as exc:
-            reason = explain(failures_file, exc) if isinstance(exc, OSError) else exc
-            unwritten = f"could not write the failures file: {reason}"
-            failures_file = None
-        if settings.notify_command:
-            problem = run_notify_command(
-                settings.notify_command,
-                failures_file or failures_json(db.failure_messages(run_id)),
-                run_id,
-                shell=settings.notify_shell,
-            )
-    with sqlite_errors(db.path):
-        retried(
-            lambda: db.finish_run(run_id, state),
-            "full",
-            seconds=INDEX_FULL_SECONDS,
-            pause=INDEX_FULL_WAIT,
-            most=INDEX_FULL_WAIT,
-        )
-    return LocalRunResult(
-        run_id, folder.path, summary, duplicates, state, failures_file, problem, {}, unwritten
-    )
-
-
-def _write_failures(db: Database, folder: DataFolder, run_id: str, name: str, tmp: int) -> None:
-    """`runs/<run-id>/<name>`, written through the run's temporary folder (raises
-    OSError or StorageError; a part file left by a full disk is removed)."""
-    runs = folder.folder("runs")
-    own = subfolder(runs, run_id)
-    try:
-        write_failures(own, name, db.failure_messages(run_id), tmp)
-    finally:
-        os.close(own)
 
 
 class _Runner:

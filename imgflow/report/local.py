@@ -25,7 +25,7 @@ from imgflow.local.folder import DataFolder
 from imgflow.local.index import report as data
 from imgflow.local.layouts.base import StoredReader
 from imgflow.local.layouts.files import IMAGES_DIR
-from imgflow.local.layouts.shards import SHARDS_DIR
+from imgflow.local.layouts.shard_format import SHARDS_DIR
 from imgflow.local.layouts.stored import stored_reader
 from imgflow.report import thumbs
 from imgflow.report.model import (

@@ -171,7 +171,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "total-cap-plus-one",
         "at most concurrency x max-batches requests in flight (README)",
-        "imgflow/local/runner.py",
+        "imgflow/local/job.py",
         "        return self.concurrency * self.max_batches\n",
         "        return self.concurrency * self.max_batches + 1\n",
         ("tests/test_limits.py::test_the_next_batch_borrows_no_slot_beyond_the_total_cap",),
@@ -526,7 +526,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "interrupt-exit-1",
         "exit 130 when interrupted (README)",
-        "imgflow/local/runner.py",
+        "imgflow/local/job.py",
         "    exit_code = 130",
         "    exit_code = 1",
         ("tests/test_cli.py::test_killed_run_is_consistent_and_a_rerun_completes",),
@@ -1012,7 +1012,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "full-disk-loses-report",
         "a run's summary comes out whatever the disk; failures.json when space allows (README)",
-        "imgflow/local/runner.py",
+        "imgflow/local/consolidate.py",
         "        except (OSError, StorageError) as exc:",
         "        except StorageError as exc:",
         ("tests/test_full_disk.py::test_a_disk_without_a_block_left_at_the_end_still_reports",),
@@ -1189,8 +1189,8 @@ MUTANTS: list[Mutant] = [
         "shard-unlisted-kept",
         "a shard renamed but never committed is removed by the next run (architecture)",
         "imgflow/local/layouts/shards.py",
-        "            if name not in listed and _stats_run(self.shards, name) in runs:",
-        "            if False and _stats_run(self.shards, name) in runs:",
+        "            if name not in listed and stats_run(self.shards, name) in runs:",
+        "            if False and stats_run(self.shards, name) in runs:",
         (f"{SHARDS_COMMIT}::test_a_shard_renamed_but_never_committed_is_removed_by_the_next_run",),
     ),
     Mutant(

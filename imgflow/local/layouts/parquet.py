@@ -14,12 +14,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from imgflow.errors import ConfigError
-from imgflow.local.layouts.shards import (
-    DEFAULT_SHARD_SIZE,
-    Sample,
-    ShardContents,
-    ShardLayout,
-)
+from imgflow.local.layouts.shard_format import Sample, ShardContents
+from imgflow.local.layouts.shards import DEFAULT_SHARD_SIZE, ShardLayout
 
 
 def _schema(image: bool) -> Any:

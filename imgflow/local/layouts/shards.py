@@ -29,150 +29,49 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import io
 import json
 import os
-import re
-import stat
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
 from imgflow.engine.batch import failed_record
 from imgflow.engine.outcome import store_failure
 from imgflow.engine.plan import Item
 from imgflow.engine.records import ResultRecord
 from imgflow.engine.samples import extension as extension  # re-exported
-from imgflow.engine.samples import sample_key, sample_row
 from imgflow.errors import UsageError
 from imgflow.local.folder import DataFolder
 from imgflow.local.index import Database, retried, sqlite_errors
-from imgflow.local.layouts.base import Stamp
 from imgflow.local.layouts.files import IMAGES_DIR
+from imgflow.local.layouts.shard_folder import (
+    known_samples,
+    lstat,
+    remove_shard,
+    shard_files,
+    stats_run,
+)
+from imgflow.local.layouts.shard_format import (
+    SHARDS_DIR,
+    Sample,
+    ShardFormat,
+    ShardWriter,
+    dimensions,
+    have_pyarrow,
+    shard_number,
+)
+from imgflow.local.layouts.shard_reader import ShardReader
+from imgflow.local.layouts.shard_staging import CREATE, Staged, Staging, counter, opened
 from imgflow.local.safefs import StorageError, explain, subfolder
 from imgflow.local.store import FileStore
 
-SHARDS_DIR = "shards"
 DEFAULT_SHARD_SIZE = 10_000
-# A staged image larger than this goes to a part file in the run's tmp folder.
-SPILL_BYTES = 1 << 20
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-_SHARD_NAME = re.compile(r"^(\d{5,})\.(tar|parquet)$")
 _Timed = tuple[ResultRecord, float]  # a record and when it finished
 FULL_SECONDS = 0.5
 FULL_WAIT = 0.05
-
-
-def shard_number(name: str) -> int | None:
-    """The number of a shard file's name (`00012.tar` -> 12); None for any other name."""
-    found = _SHARD_NAME.match(name)
-    return int(found.group(1)) if found else None
-
-
-@dataclass
-class Sample:
-    """One image with what a shard says of it."""
-
-    url: str
-    key: str
-    data: bytes | None  # the bytes, or None when they are in `part`
-    part: str | None  # a part file's name in the run's tmp folder
-    size: int
-    sha256: str
-    content_type: str | None
-    etag: str | None
-    last_modified: str | None
-    meta: Mapping[str, Any]
-    width: int | None = None
-    height: int | None = None
-
-    @property
-    def skey(self) -> str:
-        return sample_key(self.url)
-
-    @property
-    def caption(self) -> str | None:
-        caption = self.meta.get("caption")
-        return None if caption is None else str(caption)
-
-    def row(self) -> dict[str, Any]:
-        """The metadata columns (the `.json` member, a metadata table's row)."""
-        return sample_row(
-            self.url,
-            self.key,
-            size=self.size,
-            sha256=self.sha256,
-            content_type=self.content_type,
-            width=self.width,
-            height=self.height,
-            etag=self.etag,
-            last_modified=self.last_modified,
-            meta=self.meta,
-        )
-
-
-class ShardWriter(Protocol):
-    """One shard being written into a temporary file."""
-
-    def add(self, sample: Sample, stream: BinaryIO) -> str:
-        """Append the sample (its image read from `stream`); its member name."""
-        ...
-
-    def flush(self) -> None:
-        """Write out what is held (a Parquet row group)."""
-        ...
-
-    def close(self) -> None:
-        """Finish the format (a tar's end blocks, a Parquet footer); the file stays open."""
-        ...
-
-
-class ShardFormat(Protocol):
-    """A shard file format."""
-
-    suffix: str  # ".tar", ".parquet"
-    sidecar: bool  # a metadata table is written beside the shard
-
-    def start(self, stream: BinaryIO) -> ShardWriter:
-        """A writer of a new shard into `stream`."""
-        ...
-
-    def locate(self, stream: BinaryIO) -> ShardContents:
-        """What a committed shard holds (raises on a shard that cannot be read)."""
-        ...
-
-
-@dataclass
-class ShardContents:
-    """A readable shard: key -> (member, size, sha256), and how to read a member's bytes."""
-
-    samples: dict[str, tuple[str, int, str]]
-    read: Callable[[str], bytes]
-
-
-def dimensions(data: bytes) -> tuple[int | None, int | None]:
-    """Width and height when imagesize knows the format (else None, None)."""
-    try:
-        import imagesize
-    except ImportError:
-        return None, None
-    try:
-        width, height = imagesize.get(io.BytesIO(data))
-    except Exception:  # a format imagesize does not know
-        return None, None
-    return (int(width), int(height)) if width > 0 and height > 0 else (None, None)
-
-
-def have_pyarrow() -> bool:
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 class ShardLayout:
@@ -237,71 +136,6 @@ class WrittenShard:
     stats: dict[str, Any]  # its stats file's fields but its final name
 
 
-class _Staging:
-    """An image being written: in memory, spilled to a part file when large."""
-
-    def __init__(self, store: ShardStore, key: str) -> None:
-        self.store = store
-        self.key = key
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.fd: int | None = None
-        self.part: str | None = None
-        self.done = False
-
-    def write(self, chunk: bytes | memoryview) -> None:
-        if self.done:
-            raise OSError("write after commit or abort")
-        self.size += len(chunk)
-        if self.fd is None:
-            self.chunks.append(bytes(chunk))
-            if self.size <= SPILL_BYTES:
-                return
-            self.part = f"{next(self.store._names)}.part"
-            self.fd = os.open(self.part, _CREATE, 0o644, dir_fd=self.store.tmp)
-            chunks, self.chunks = self.chunks, []
-            for piece in chunks:
-                _write_all(self.fd, piece)
-            return
-        _write_all(self.fd, chunk)
-
-    def commit(self, content_type: str | None) -> None:
-        if self.done:
-            raise OSError("commit after commit or abort")
-        self.done = True
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-        data = None if self.part is not None else b"".join(self.chunks)
-        self.chunks = []
-        self.store._stage(self.key, data, self.part, self.size)
-
-    def abort(self) -> None:
-        if self.done:
-            return
-        self.done = True
-        self.chunks = []
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-        if self.part is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self.part, dir_fd=self.store.tmp)
-
-
-def _write_all(fd: int, chunk: bytes | memoryview) -> None:
-    view = memoryview(chunk)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-@dataclass
-class _Staged:
-    data: bytes | None
-    part: str | None
-    size: int
-
-
 class ShardStore:
     """A run's store of samples gathered into shards (see the module's text)."""
 
@@ -316,10 +150,10 @@ class ShardStore:
         self.shards = shards
         self.tmp = tmp
         self.fsync = fsync
-        self._names = _counter()
+        self._names = counter()
         self._lock = threading.Lock()
         self._sealed = False
-        self._staged: dict[str, _Staged] = {}
+        self._staged: dict[str, Staged] = {}
         self._open: _Open | None = None
         self._next = 0
         self._counts: Counter[str] = Counter()
@@ -336,9 +170,9 @@ class ShardStore:
 
     # the engine's ObjectStore port
 
-    def open(self, key: str) -> _Staging:
+    def open(self, key: str) -> Staging:
         """A writer whose commit stages the image for the next shard."""
-        return _Staging(self, key)
+        return Staging(key, self.tmp, self._names, self._stage)
 
     def put(self, key: str, data: bytes, content_type: str | None) -> None:
         """Stage `data` for the next shard."""
@@ -352,7 +186,7 @@ class ShardStore:
                         os.unlink(part, dir_fd=self.tmp)
                 raise OSError(errno.EINTR, "the run was interrupted")
             old = self._staged.pop(key, None)
-            self._staged[key] = _Staged(data, part, size)
+            self._staged[key] = Staged(data, part, size)
         if old is not None and old.part is not None:
             with contextlib.suppress(OSError):
                 os.unlink(old.part, dir_fd=self.tmp)
@@ -367,9 +201,9 @@ class ShardStore:
         listed = db.shard_names()
         runs = db.run_ids()
         numbers = [n for n in (shard_number(name) for name in listed) if n is not None]
-        for number, name in _shard_files(self.shards):
-            if name not in listed and _stats_run(self.shards, name) in runs:
-                _remove_shard(self.shards, name)
+        for number, name in shard_files(self.shards):
+            if name not in listed and stats_run(self.shards, name) in runs:
+                remove_shard(self.shards, name)
                 continue
             numbers.append(number)
         self._next = max(numbers, default=-1) + 1
@@ -379,13 +213,13 @@ class ShardStore:
         sha256 (as its shard's table says); else, for a row of the files layout (an image
         stored by a run of that layout), what the files layout says; else None."""
         if self._known is None:
-            self._known = _known_samples(self.shards)
+            self._known = known_samples(self.shards)
         found = self._known.get(key)
         if found is None and self._files() is not None:
             return self._files_intact(key, size, mtime_ns, sha256)
         if found is None or found[1] != size or found[2] != sha256:
             return None
-        info = _lstat(self.shards, found[0])
+        info = lstat(self.shards, found[0])
         return None if info is None else info.st_mtime_ns
 
     def _files(self) -> FileStore | None:
@@ -471,13 +305,13 @@ class ShardStore:
             self._counts["failure:" + str(record.failure_kind.value)] += 1
 
     def _append(
-        self, record: ResultRecord, at: float, staged: _Staged, meta: Mapping[str, Any]
+        self, record: ResultRecord, at: float, staged: Staged, meta: Mapping[str, Any]
     ) -> list[_Timed]:
         """Append the sample to the open shard; on a full disk, its record as a failure
         and the open shard abandoned (its samples fail too, see `_fail_open`)."""
         try:
             shard = self._open or self._start()
-            with _opened(self.tmp, staged) as stream:
+            with opened(self.tmp, staged) as stream:
                 head = staged.data[:65536] if staged.data is not None else stream.read(65536)
                 stream.seek(0)
                 width, height = dimensions(head)
@@ -520,7 +354,7 @@ class ShardStore:
 
     def _start(self) -> _Open:
         name = f"shard-{next(self._names)}{self.fmt.suffix}"
-        fd = os.open(name, _CREATE, 0o644, dir_fd=self.tmp)
+        fd = os.open(name, CREATE, 0o644, dir_fd=self.tmp)
         stream = open(fd, "w+b")  # noqa: SIM115 (closed by _drop_open or _commit)
         self._open = _Open(name, stream, self.fmt.start(stream))
         return self._open
@@ -733,197 +567,9 @@ class ShardStore:
 
     @contextlib.contextmanager
     def _temporary(self, folder: int, name: str) -> Iterator[BinaryIO]:
-        fd = os.open(name, _CREATE, 0o644, dir_fd=folder)
+        fd = os.open(name, CREATE, 0o644, dir_fd=folder)
         with open(fd, "wb") as out:
             yield out
             out.flush()
             if self.fsync:
                 os.fsync(out.fileno())
-
-
-def _counter() -> Iterator[int]:
-    import itertools
-
-    return itertools.count(1)
-
-
-@contextlib.contextmanager
-def _opened(tmp: int, staged: _Staged) -> Iterator[BinaryIO]:
-    if staged.part is None:
-        yield io.BytesIO(staged.data or b"")
-        return
-    with open(os.open(staged.part, _READ, dir_fd=tmp), "rb") as stream:
-        yield stream
-
-
-def _lstat(folder: int, name: str) -> os.stat_result | None:
-    try:
-        info = os.stat(name, dir_fd=folder, follow_symlinks=False)
-    except OSError:
-        return None
-    return info if stat.S_ISREG(info.st_mode) else None
-
-
-def _stats_run(shards: int, name: str) -> str | None:
-    """The run that wrote a shard, as its stats file says (None when unreadable)."""
-    stem = name.split(".", 1)[0]
-    try:
-        with open(os.open(f"{stem}_stats.json", _READ, dir_fd=shards), "rb") as stream:
-            run = json.load(stream).get("run_id")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return run if isinstance(run, str) else None
-
-
-def _remove_shard(shards: int, name: str) -> None:
-    stem = name.split(".", 1)[0]
-    for each in (name, f"{stem}.jsonl", f"{stem}.parquet", f"{stem}_stats.json"):
-        with contextlib.suppress(OSError):
-            os.unlink(each, dir_fd=shards)
-
-
-def _shard_files(shards: int) -> list[tuple[int, str]]:
-    """The shard files of the folder by number (a tar's `.parquet` table is not one)."""
-    names = set(os.listdir(shards))
-    found = []
-    for name in names:
-        number = shard_number(name)
-        if number is None:
-            continue
-        if name.endswith(".parquet") and f"{name[:-8]}.tar" in names:
-            continue  # the metadata table beside a tar
-        found.append((number, name))
-    return sorted(found)
-
-
-def _format_of(name: str) -> ShardFormat:
-    if name.endswith(".tar"):
-        from imgflow.local.layouts.webdataset import WebDatasetFormat
-
-        return WebDatasetFormat()
-    from imgflow.local.layouts.parquet import ParquetFormat
-
-    return ParquetFormat()
-
-
-def _known_samples(shards: int) -> dict[str, tuple[str, int, str]]:
-    """key -> (shard, bytes, sha256) from the shards' tables, the newest shard winning."""
-    known: dict[str, tuple[str, int, str]] = {}
-    for _, name in _shard_files(shards):
-        with contextlib.suppress(Exception):
-            for row in _table_rows(shards, name):
-                known[str(row["key"])] = (name, int(row["bytes"]), str(row["sha256"]))
-    return known
-
-
-def _table_rows(shards: int, name: str) -> Iterator[Mapping[str, Any]]:
-    """A shard's metadata rows: its table beside it (a tar's), or the shard itself."""
-    stem = name.split(".", 1)[0]
-    if name.endswith(".tar"):
-        if _lstat(shards, f"{stem}.jsonl") is not None:
-            with open(os.open(f"{stem}.jsonl", _READ, dir_fd=shards), "rb") as stream:
-                for line in stream:
-                    yield json.loads(line)
-            return
-        name = f"{stem}.parquet"
-    from imgflow.local.layouts.parquet import read_rows
-
-    with open(os.open(name, _READ, dir_fd=shards), "rb") as stream:
-        yield from read_rows(stream)
-
-
-class ShardReader:
-    """The samples of every shard in `shards`, for `imgflow check` and the report.
-
-    A key's sample is read from the newest shard holding it (an older one was refreshed);
-    a shard that cannot be read holds nothing (its rows are missing); names in `shards`
-    that are not shards or their tables are listed as foreign (`shards/<name>`)."""
-
-    def __init__(self, folder: DataFolder) -> None:
-        self.folder = folder
-        self.shards: int | None
-        try:
-            self.shards = folder.folder(SHARDS_DIR, create=False)
-        except StorageError:
-            if (folder.path / SHARDS_DIR).is_symlink():
-                raise
-            self.shards = None
-        self._samples: dict[str, tuple[str, str, int, str]] | None = None
-        self._contents: dict[str, ShardContents] = {}
-        self._streams: list[BinaryIO] = []
-        self._foreign: list[str] = []
-        # The report makes thumbnails in a few threads: shards are read one at a time.
-        self._lock = threading.RLock()
-
-    def _load(self) -> dict[str, tuple[str, str, int, str]]:
-        with self._lock:
-            return self._load_all()
-
-    def _load_all(self) -> dict[str, tuple[str, str, int, str]]:
-        if self._samples is not None:
-            return self._samples
-        samples: dict[str, tuple[str, str, int, str]] = {}
-        if self.shards is not None:
-            tables: set[str] = set()
-            for _, name in _shard_files(self.shards):
-                stem = name.split(".", 1)[0]
-                tables.update({f"{stem}_stats.json", name})
-                if name.endswith(".tar"):
-                    tables.update({f"{stem}.jsonl", f"{stem}.parquet"})
-                contents = self._open(name)
-                if contents is None:
-                    continue
-                for key, (member, size, digest) in contents.samples.items():
-                    samples[key] = (name, member, size, digest)
-            self._foreign = [
-                f"{SHARDS_DIR}/{name}"
-                for name in sorted(os.listdir(self.shards))
-                if name not in tables
-            ]
-        self._samples = samples
-        return samples
-
-    def _open(self, name: str) -> ShardContents | None:
-        if name not in self._contents:
-            assert self.shards is not None
-            try:
-                stream = open(os.open(name, _READ, dir_fd=self.shards), "rb")  # noqa: SIM115
-                self._streams.append(stream)
-                self._contents[name] = _format_of(name).locate(stream)
-            except Exception:  # a truncated or damaged shard: nothing readable in it
-                return None
-        return self._contents[name]
-
-    def stat(self, key: str) -> Stamp | None:
-        found = self._load().get(key)
-        if found is None or self.shards is None:
-            return None
-        info = _lstat(self.shards, found[0])
-        return None if info is None else Stamp(found[2], info.st_mtime_ns)
-
-    def open_stored(self, key: str) -> BinaryIO:
-        found = self._load().get(key)
-        if found is None:
-            raise OSError(errno.ENOENT, f"no sample {key} in the shards")
-        with self._lock:
-            contents = self._open(found[0])
-            if contents is None:
-                raise OSError(errno.EIO, f"shard {found[0]} cannot be read")
-            return io.BytesIO(contents.read(found[1]))
-
-    def iter_stored(self) -> Iterator[tuple[str, bool]]:
-        for key in list(self._load()):
-            yield key, True
-        for name in self._foreign:
-            yield name, False
-
-    def remove(self, key: str) -> None:
-        """Nothing: a shard is never rewritten; a sample forgotten by `check --repair` is
-        fetched again into a new shard, which supersedes it."""
-
-    def close(self) -> None:
-        self._contents.clear()
-        for stream in self._streams:
-            with contextlib.suppress(OSError):
-                stream.close()
-        self._streams.clear()

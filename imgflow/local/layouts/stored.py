@@ -12,7 +12,7 @@ from typing import BinaryIO
 from imgflow.local.folder import DataFolder
 from imgflow.local.layouts.base import Stamp, StoredReader
 from imgflow.local.layouts.files import FilesLayout
-from imgflow.local.layouts.shards import ShardReader
+from imgflow.local.layouts.shard_reader import ShardReader
 
 
 class BothReader:

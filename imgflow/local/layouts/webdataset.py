@@ -15,14 +15,10 @@ import tarfile
 import time
 from typing import BinaryIO
 
+from imgflow.engine.samples import extension
 from imgflow.engine.tar import BLOCK, end, padding, ustar_header
-from imgflow.local.layouts.shards import (
-    DEFAULT_SHARD_SIZE,
-    Sample,
-    ShardContents,
-    ShardLayout,
-    extension,
-)
+from imgflow.local.layouts.shard_format import Sample, ShardContents
+from imgflow.local.layouts.shards import DEFAULT_SHARD_SIZE, ShardLayout
 
 
 class TarWriter:
