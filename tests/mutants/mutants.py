@@ -504,7 +504,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "user-agent-unchecked",
         "a User-Agent is one line, from fetch.user_agent or --user-agent (imgflow.yaml.example)",
-        "imgflow/config.py",
+        "imgflow/network_checks.py",
         'if any(c in value for c in "\\r\\n\\0"):',
         "if False:",
         (

@@ -58,14 +58,14 @@ class Network:
 
     def overrides(self, cfg: Config) -> dict[str, object]:
         """fetch.* overrides, each checked and named by its flag."""
-        from imgflow import config
+        from imgflow import network_checks
         from imgflow.errors import UsageError
 
         values: dict[str, object] = {"user_agent": self.user_agent}
         if self.user_agent is not None:
-            config.check_user_agent(self.user_agent, "--user-agent")
+            network_checks.check_user_agent(self.user_agent, "--user-agent")
         if self.headers:
-            names = {config.header_name(text, "--header") for text in self.headers}
+            names = {network_checks.header_name(text, "--header") for text in self.headers}
             kept = [
                 h for h in cfg.fetch.headers if h.partition(":")[0].strip().lower() not in names
             ]
@@ -73,12 +73,12 @@ class Network:
         if self.proxy is not None and self.no_proxy:
             raise UsageError("--proxy and --no-proxy do not go together")
         if self.proxy is not None:
-            config.check_proxy(self.proxy, "--proxy")
+            network_checks.check_proxy(self.proxy, "--proxy")
             values["proxy"] = self.proxy
         if self.no_proxy:
             values["no_proxy"] = "*"
         if self.ca_bundle is not None:
-            config.check_ca_bundle(self.ca_bundle, "--ca-bundle")
+            network_checks.check_ca_bundle(self.ca_bundle, "--ca-bundle")
             values["ca_bundle"] = str(self.ca_bundle.expanduser().absolute())
         if self.insecure:
             values["insecure"] = True
