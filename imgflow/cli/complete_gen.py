@@ -9,6 +9,7 @@ Typer's completion reads them as rich markup and drops them.)
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,8 @@ from __future__ import annotations
 
 Option = tuple[tuple[str, ...], str, bool, bool, bool, tuple[str, ...]]
 
+# One entry a line (ruff format would spread each over several).
+# fmt: off
 '''
 
 
@@ -95,13 +98,16 @@ def render() -> str:
     group, completer = _completer()
     items = completer.get_completions([], "")
     commands = [(item.value, _shown(item.help or "")) for item in items]
-    lines = [HEADER]
-    lines.append(f"COMMANDS: tuple[tuple[str, str], ...] = {tuple(commands)!r}\n")
-    lines.append(f"ROOT: tuple[Option, ...] = {tuple(_options(group, completer, []))!r}\n")
     options = {
         name: tuple(_options(group.commands[name], completer, [name])) for name, _ in commands
     }
-    lines.append(f"OPTIONS: dict[str, tuple[Option, ...]] = {options!r}\n")
+    lines = [HEADER]
+    lines.append(_block("COMMANDS: tuple[tuple[str, str], ...] = (", commands, ")", 1))
+    lines.append(_block("ROOT: tuple[Option, ...] = (", _options(group, completer, []), ")", 1))
+    lines.append("OPTIONS: dict[str, tuple[Option, ...]] = {")
+    for name, entries in options.items():
+        lines.append(_block(f"    {_literal(name)}: (", entries, "    ),", 2))
+    lines.append("}\n")
     formatted = subprocess.run(
         [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(TABLE), "-"],
         input="\n".join(lines),
@@ -110,6 +116,22 @@ def render() -> str:
         check=True,
     )
     return formatted.stdout
+
+
+def _block(opening: str, entries: Any, closing: str, depth: int) -> str:
+    """`entries` one a line between `opening` and `closing`, indented `depth` levels."""
+    pad = "    " * depth
+    return "\n".join([opening, *(f"{pad}{_literal(entry)}," for entry in entries), closing])
+
+
+def _literal(value: Any) -> str:
+    """A string, bool or tuple of them as Python source (double quotes, as ruff writes)."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, tuple):
+        inner = ", ".join(_literal(item) for item in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    return repr(value)
 
 
 def main() -> None:
