@@ -55,7 +55,11 @@ MUTANTS: list[Mutant] = [
         "imgflow/local/folder.py",
         "            if stale:\n                remove_tree(tmp, name)",
         "            if False:\n                remove_tree(tmp, name)",
-        ("tests/adversarial/test_local_storage.py",),
+        (
+            "tests/adversarial/test_local_storage.py::"
+            "test_a_live_runs_tmp_folder_is_never_swept_whatever_its_pid",
+            "tests/adversarial/test_local_storage.py",
+        ),
     ),
     # -- one record per path ----------------------------------------------------------------
     Mutant(
@@ -519,8 +523,8 @@ MUTANTS: list[Mutant] = [
         "return tolerate_percent > 0 and self.failed_percent() <= tolerate_percent",
         "return tolerate_percent >= 0 and self.failed_percent() <= tolerate_percent + 100",
         (
-            "tests/test_local_run.py::test_tolerated_failures_succeed",
             "tests/test_local_run.py::test_demo_job_stores_everything_but_the_missing_flag",
+            "tests/test_local_run.py::test_tolerated_failures_succeed",
         ),
     ),
     Mutant(
@@ -787,7 +791,11 @@ MUTANTS: list[Mutant] = [
         "imgflow/aws/deploy/functions.py",
         "            wait_for(ctx, ACTIVE, name)\n            return",
         "            return",
-        ("tests/aws/test_deploy_lambda_states.py",),
+        (
+            "tests/aws/test_deploy_lambda_states.py::"
+            "test_functions_are_active_and_invocable_when_a_first_deploy_returns",
+            "tests/aws/test_deploy_lambda_states.py",
+        ),
     ),
     Mutant(
         "teardown-drops-bucket",
@@ -1110,6 +1118,8 @@ MUTANTS: list[Mutant] = [
         '    rate = ""',
         (
             "tests/test_throttling.py::"
+            "test_the_throttle_line_gives_the_refusals_per_image_and_what_lessens_them",
+            "tests/test_throttling.py::"
             "test_a_429_storm_without_retry_after_ends_with_every_image_stored",
         ),
     ),
@@ -1173,8 +1183,8 @@ MUTANTS: list[Mutant] = [
         "            self._index(run_id, records, now, mtimes, places)",
         "            self._index(run_id, records, now, mtimes)",
         (
-            f"{SHARDS_COMMIT}::test_a_commit_that_fails_after_the_rename_leaves_no_shard_and_no_row",
             "tests/test_shards.py::test_webdataset_shards_read_back_with_tarfile_and_webdataset",
+            f"{SHARDS_COMMIT}::test_a_commit_that_fails_after_the_rename_leaves_no_shard_and_no_row",
         ),
     ),
     Mutant(
