@@ -417,3 +417,30 @@ def test_a_slow_hosts_backlog_past_the_lookahead_holds_no_other_host_up(
         slow_before = [r for r in slow.requests if r.time <= served[-1]]
     # the slow host had served a few of its 12,000 when the fast one was done
     assert len(slow_before) <= 6, len(slow_before)
+
+
+def test_a_hosts_spilled_items_come_back_in_order_with_their_metadata(tmp_path: Path) -> None:
+    from types import MappingProxyType
+
+    from imgflow.engine.plan import Item
+    from imgflow.engine.spill import Spill
+
+    items = [
+        Item(url=f"http://h/{i}.gif", key=f"h/{i}.gif", meta=MappingProxyType({"n": i}))
+        if i % 2
+        else Item(url=f"http://h/{i}.gif", key=f"h/{i}.gif")
+        for i in range(10)
+    ]
+    spill = Spill(str(tmp_path))
+    try:
+        for item in items[:6]:
+            spill.put(item)
+        assert spill.take(4) == items[:4]
+        for item in items[6:]:
+            spill.put(item)
+        assert (spill.take(100), spill.count) == (items[4:], 0)
+        spill.put(items[0])  # the file starts again once emptied
+        assert spill.take(1) == items[:1]
+        assert list(tmp_path.iterdir()) == []  # an unnamed file: nothing left behind
+    finally:
+        spill.close()
