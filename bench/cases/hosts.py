@@ -4,14 +4,17 @@ caption column) against `aria2c -i` (`--max-connection-per-server`), `wget -i` a
 img2dataset on the same table (its natural input: `--input_format csv --url_col url
 --caption_col caption`): images/s, CPU per image and peak RSS.
 
-Each host's own peak in flight is not measured here: nginx keeps no per-server counter
-(the tests check imgflow's per-host caps with servers that count their own).
+Each host's own peak in flight is counted from its server block's access log (one per
+port: the end time and duration of every request, `$msec $request_time`, 1 ms resolution),
+emptied before each run of a tool and read after it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +33,43 @@ GOALS = {"vs_img2dataset": 2.0, "vs_aria2c": 1.0}
 # formatted twice: here (the port), then by nginx() (the root)
 _SERVER = (
     "    server {{{{\n        listen 127.0.0.1:{port} backlog=4096;\n"
+    "        access_log {{dir}}/access-{port}.log timing;\n"
     "        root {{root}};\n    }}}}\n"
 )
+_TIMING = "    log_format timing '$msec $request_time';\n"
 
 
 def _template(ports: list[int]) -> str:
-    """NGINX_CONF with one server block per extra port (the first is nginx()'s own)."""
+    """NGINX_CONF with one server block per extra port (the first is nginx()'s own), each
+    with its access log of request times."""
     extra = "".join(_SERVER.format(port=port) for port in ports)
-    return NGINX_CONF.replace("    server {{\n", extra + "    server {{\n", 1)
+    conf = NGINX_CONF.replace("    access_log off;\n", "    access_log off;\n" + _TIMING, 1)
+    main_log = "        access_log {dir}/access-main.log timing;\n"
+    conf = conf.replace("        root {root};\n", main_log + "        root {root};\n", 1)
+    return conf.replace("    server {{\n", extra + "    server {{\n", 1)
+
+
+def peak_in_flight(log: Path) -> int:
+    """The most requests one server had in flight at once, from its access log."""
+    events: list[tuple[float, int]] = []
+    for line in log.read_text().splitlines():
+        end, took = (float(v) for v in line.split())
+        events += [(end - took, 1), (end, -1)]
+    most = current = 0
+    for _, step in sorted(events):  # (an end sorts before a start at the same ms)
+        current += step
+        most = max(most, current)
+    return most
+
+
+@contextlib.contextmanager
+def _counting(folder: Path, peaks: dict[str, list[int]], name: str) -> Iterator[None]:
+    """Empty the servers' access logs, then keep each server's peak of this run."""
+    logs = sorted(folder.glob("access-*.log"))
+    for log in logs:
+        log.write_bytes(b"")  # (nginx appends: its next line lands at the start)
+    yield
+    peaks[name] = [peak_in_flight(log) for log in logs]
 
 
 def _table(ports: list[int], paths: list[str], folder: Path) -> dict[str, Path]:
@@ -90,7 +122,9 @@ def run(tools: Tools, corpus: Path, per_host: int, repeats: int) -> dict[str, An
     count = HOSTS * per_host
     extra = [free_port() for _ in range(HOSTS - 1)]
     log = WORK / "logs" / "hosts.log"
-    with nginx(corpus, WORK / "nginx-hosts", _template(extra)) as port:
+    folder = WORK / "nginx-hosts"
+    peaks: dict[str, list[int]] = {}  # each server's peak in flight, of a tool's last run
+    with nginx(corpus, folder, _template(extra)) as port:
         files = _table([port, *extra], paths, WORK / f"lists-hosts-{per_host}")
         rows = run_rounds(
             cases(tools, files),
@@ -101,7 +135,10 @@ def run(tools: Tools, corpus: Path, per_host: int, repeats: int) -> dict[str, An
                 f"{count / r.wall:>8.0f} img/s {1000 * r.cpu / count:>6.3f} ms CPU/img "
                 f"{r.rss_mb:>6.1f} MB"
             ),
+            around=lambda case: _counting(folder, peaks, case.name),
         )
+    for row in rows:
+        row["server_peaks"] = peaks.get(row["name"], [])
     return {"hosts": HOSTS, "images": count, "rows": rows}
 
 
@@ -114,14 +151,16 @@ def section(data: dict[str, Any]) -> list[str]:
         "",
         f"## Many hosts: {h['hosts']} hosts, {h['images']:,} images in one shuffled table",
         "",
-        "| tool | in flight | images/s | CPU ms/image | peak RSS MB | stored |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| tool | in flight | images/s | CPU ms/image | peak RSS MB | stored |"
+        " peak in flight per server (min-max) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in h["rows"]:
+        peaks = r.get("server_peaks") or [0]
         out.append(
             f"| {r['name']} | {r['concurrency']} | {r['images_per_s']:,.0f} | "
             f"{r['cpu_ms_per_image']:.3f} | {r['peak_rss_mb']:.1f} | "
-            f"{r['stored_min']}/{r['images']} |"
+            f"{r['stored_min']}/{r['images']} | {min(peaks)}-{max(peaks)} |"
         )
     return out
 
