@@ -4,9 +4,9 @@ caption column) against `aria2c -i` (`--max-connection-per-server`), `wget -i` a
 img2dataset on the same table (its natural input: `--input_format csv --url_col url
 --caption_col caption`): images/s, CPU per image and peak RSS.
 
-Each host's own peak in flight is counted from its server block's access log (one per
-port: the end time and duration of every request, `$msec $request_time`, 1 ms resolution),
-emptied before each run of a tool and read after it.
+Each host's peak of open connections (an upper bound on its requests in flight: nginx
+answers these small files within its log's 1 ms resolution, so its access log cannot tell
+requests in flight apart) is sampled with `ss` every 20 ms during each tool's run.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import random
+import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,43 +35,51 @@ GOALS = {"vs_img2dataset": 2.0, "vs_aria2c": 1.0}
 # formatted twice: here (the port), then by nginx() (the root)
 _SERVER = (
     "    server {{{{\n        listen 127.0.0.1:{port} backlog=4096;\n"
-    "        access_log {{dir}}/access-{port}.log timing;\n"
     "        root {{root}};\n    }}}}\n"
 )
-_TIMING = "    log_format timing '$msec $request_time';\n"
+SAMPLE = 0.02  # seconds between two samples of the open connections
 
 
 def _template(ports: list[int]) -> str:
-    """NGINX_CONF with one server block per extra port (the first is nginx()'s own), each
-    with its access log of request times."""
+    """NGINX_CONF with one server block per extra port (the first is nginx()'s own)."""
     extra = "".join(_SERVER.format(port=port) for port in ports)
-    conf = NGINX_CONF.replace("    access_log off;\n", "    access_log off;\n" + _TIMING, 1)
-    main_log = "        access_log {dir}/access-main.log timing;\n"
-    conf = conf.replace("        root {root};\n", main_log + "        root {root};\n", 1)
-    return conf.replace("    server {{\n", extra + "    server {{\n", 1)
+    return NGINX_CONF.replace("    server {{\n", extra + "    server {{\n", 1)
 
 
-def peak_in_flight(log: Path) -> int:
-    """The most requests one server had in flight at once, from its access log."""
-    events: list[tuple[float, int]] = []
-    for line in log.read_text().splitlines():
-        end, took = (float(v) for v in line.split())
-        events += [(end - took, 1), (end, -1)]
-    most = current = 0
-    for _, step in sorted(events):  # (an end sorts before a start at the same ms)
-        current += step
-        most = max(most, current)
-    return most
+def open_connections(ports: set[int]) -> dict[int, int]:
+    """How many established connections each of `ports` (a server's) has now (`ss`)."""
+    done = subprocess.run(
+        ["ss", "-Htn", "state", "established"], capture_output=True, text=True, check=False
+    )
+    counts = dict.fromkeys(ports, 0)
+    for line in done.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 3:
+            port = int(fields[2].rsplit(":", 1)[1])  # (the local address: the server's side)
+            if port in counts:
+                counts[port] += 1
+    return counts
 
 
 @contextlib.contextmanager
-def _counting(folder: Path, peaks: dict[str, list[int]], name: str) -> Iterator[None]:
-    """Empty the servers' access logs, then keep each server's peak of this run."""
-    logs = sorted(folder.glob("access-*.log"))
-    for log in logs:
-        log.write_bytes(b"")  # (nginx appends: its next line lands at the start)
-    yield
-    peaks[name] = [peak_in_flight(log) for log in logs]
+def _counting(ports: list[int], peaks: dict[str, list[int]], name: str) -> Iterator[None]:
+    """Sample every server's open connections while a tool runs; keep each one's peak."""
+    most = dict.fromkeys(ports, 0)
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(SAMPLE):
+            for port, count in open_connections(set(ports)).items():
+                most[port] = max(most[port], count)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sampler.join()
+        peaks[name] = [most[port] for port in ports]
 
 
 def _table(ports: list[int], paths: list[str], folder: Path) -> dict[str, Path]:
@@ -122,9 +132,8 @@ def run(tools: Tools, corpus: Path, per_host: int, repeats: int) -> dict[str, An
     count = HOSTS * per_host
     extra = [free_port() for _ in range(HOSTS - 1)]
     log = WORK / "logs" / "hosts.log"
-    folder = WORK / "nginx-hosts"
-    peaks: dict[str, list[int]] = {}  # each server's peak in flight, of a tool's last run
-    with nginx(corpus, folder, _template(extra)) as port:
+    peaks: dict[str, list[int]] = {}  # each server's peak of connections, a tool's last run
+    with nginx(corpus, WORK / "nginx-hosts", _template(extra)) as port:
         files = _table([port, *extra], paths, WORK / f"lists-hosts-{per_host}")
         rows = run_rounds(
             cases(tools, files),
@@ -135,7 +144,7 @@ def run(tools: Tools, corpus: Path, per_host: int, repeats: int) -> dict[str, An
                 f"{count / r.wall:>8.0f} img/s {1000 * r.cpu / count:>6.3f} ms CPU/img "
                 f"{r.rss_mb:>6.1f} MB"
             ),
-            around=lambda case: _counting(folder, peaks, case.name),
+            around=lambda case: _counting([port, *extra], peaks, case.name),
         )
     for row in rows:
         row["server_peaks"] = peaks.get(row["name"], [])
@@ -152,7 +161,7 @@ def section(data: dict[str, Any]) -> list[str]:
         f"## Many hosts: {h['hosts']} hosts, {h['images']:,} images in one shuffled table",
         "",
         "| tool | in flight | images/s | CPU ms/image | peak RSS MB | stored |"
-        " peak in flight per server (min-max) |",
+        " peak connections per server (min-max) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in h["rows"]:
