@@ -423,6 +423,14 @@ MUTANTS: list[Mutant] = [
         (HOSTS + "::test_max_in_flight_holds_across_all_hosts",),
     ),
     Mutant(
+        "lookup-holds-a-slot",
+        "a host's slow DNS lookup holds none of the requests in flight of others (architecture)",
+        "imgflow/engine/transport/pool.py",
+        "        if not self._idle.get(route):\n",
+        "        if False:\n",
+        (HOSTS + "::test_a_host_whose_lookup_is_slow_holds_no_slot_of_the_others",),
+    ),
+    Mutant(
         "idle-connections-per-host-unbounded",
         "idle connections of every host together stay within the pool (architecture)",
         "imgflow/engine/transport/pool.py",
@@ -445,6 +453,14 @@ MUTANTS: list[Mutant] = [
         "            if entry is None or self._clock() >= entry.expires:",
         "            if True:",
         (HOSTS + "::test_a_name_that_does_not_resolve_is_looked_up_once",),
+    ),
+    Mutant(
+        "slow-host-backlog-fills-the-lookahead",
+        "a slow host's backlog never stops the reader from reaching other hosts (architecture)",
+        "imgflow/engine/hosts.py",
+        "                    if spill is not None:  # its share is held: the rest waits on disk\n",
+        "                    if False:\n",
+        (HOSTS + "::test_a_slow_hosts_backlog_past_the_lookahead_holds_no_other_host_up",),
     ),
     Mutant(
         "host-lines-not-kept",
