@@ -1458,6 +1458,23 @@ MUTANTS: list[Mutant] = [
         (f"{TABLES}::test_a_url_from_a_table_and_from_a_base_url_is_one_stored_image",),
     ),
     Mutant(
+        "jpeg-dimensions-swapped",
+        "a JPEG's width and height are read from its frame header as imagesize reads them"
+        " (architecture: where a small image's time goes)",
+        "imgflow/engine/body.py",
+        "            height, width = _BIG_16.unpack_from(head, position + 3)",
+        "            width, height = _BIG_16.unpack_from(head, position + 3)",
+        ("tests/test_dimensions.py::test_width_and_height_are_what_imagesize_reads",),
+    ),
+    Mutant(
+        "robots-last-origin-for-any-url",
+        "the last origin's robots.txt rules are reused only for a URL under that origin",
+        "imgflow/engine/robots.py",
+        "        return rules if prefix and url.startswith(prefix) else None",
+        "        return rules if prefix else None",
+        ("tests/test_robots.py::test_robots_txt_of_two_origins_each_rule_their_own_urls",),
+    ),
+    Mutant(
         "table-planned-before-fetching",
         "a URL table's first request goes out within 2 s whatever its size (README)",
         "imgflow/local/runner.py",
