@@ -1,7 +1,7 @@
 """Where a run's CPU goes, by stage of a small image's path: a py-spy profile, summed.
 
     py-spy record -r 500 -f raw -o prof.txt -- imgflow run ... --output json
-    python bench/stages.py prof.txt [--images 5000] [--cpu-ms 1.35]
+    python bench/stages.py prof.txt [--images 5000] [--cpu-ms 1.35] [--per-image-only]
 
 Each sample is given to the stage of its innermost frame that belongs to one (imgflow's
 store and file-system frames by the text of the source line they are at: fsync, rename,
@@ -21,9 +21,10 @@ from pathlib import Path
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*):(?P<line>\d+)\)$")
 
 # (stage, file suffix, function or None for any); first match from the innermost frame.
+STARTUP = "start-up (imports)"
 RULES: list[tuple[str, str, str | None]] = [
-    ("start-up (imports)", "importlib._bootstrap>", None),
-    ("start-up (imports)", "importlib._bootstrap_external>", None),
+    (STARTUP, "importlib._bootstrap>", None),
+    (STARTUP, "importlib._bootstrap_external>", None),
     ("sniff", "imgflow/engine/sniff.py", None),
     ("progress", "imgflow/ui/progress.py", None),
     ("index row", "imgflow/local/index/results.py", None),
@@ -33,6 +34,13 @@ RULES: list[tuple[str, str, str | None]] = [
     ("plan", "imgflow/sources/", None),
     ("plan", "imgflow/local/index/", None),
     ("politeness gate", "imgflow/engine/politeness.py", None),
+    ("robots.txt, opt-out headers", "imgflow/engine/robots.py", None),
+    ("robots.txt, opt-out headers", "imgflow/engine/opt_out.py", None),
+    ("robots.txt, opt-out headers", "protego", None),
+    ("dimensions", "imagesize/", None),
+    ("dimensions", "imgflow/engine/body.py", "dimensions"),
+    ("dimensions", "imgflow/engine/body.py", "_jpeg"),
+    ("dimensions", "imgflow/engine/body.py", "_other"),
     ("connection", "imgflow/engine/transport/pool.py", "_connect"),
     ("parse", "imgflow/engine/transport/parse.py", None),
     ("parse", "imgflow/engine/transport/connection.py", "data_received"),
@@ -92,12 +100,15 @@ def stage_of(frames: list[str]) -> str | None:
     return "other"
 
 
+# Where the profiled imgflow's sources are (--source: a baseline's, for a before/after pair).
+SOURCE = Path(__file__).resolve().parent.parent
+
+
 def _find(path: str) -> str:
     """A profiled file's path on this machine (py-spy shows some relative to sys.path)."""
-    if Path(path).exists():
+    if Path(path).exists() and "imgflow/" not in path:
         return path
-    here = Path(__file__).resolve().parent.parent / path[path.index("imgflow/") :]
-    return str(here)
+    return str(SOURCE / path[path.index("imgflow/") :])
 
 
 def main() -> None:
@@ -105,12 +116,27 @@ def main() -> None:
     parser.add_argument("profile", type=Path)
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--cpu-ms", type=float, default=None)
+    parser.add_argument(
+        "--per-image-only",
+        action="store_true",
+        help="leave start-up out (py-spy slows imports far more than the rest, so its share"
+        " of samples overstates it; time it apart: `/usr/bin/time imgflow run` of one image)",
+    )
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=None,
+        help="the checkout whose imgflow was profiled (default: this one); e.g."
+        " bench/work/baseline-src for a profile of the baseline",
+    )
     args = parser.parse_args()
+    global SOURCE
+    SOURCE = args.source.resolve() if args.source else SOURCE
     totals: collections.Counter[str] = collections.Counter()
     for line in args.profile.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         stage = stage_of(stack.split(";")) if stack and count.isdigit() else None
-        if stage is not None:
+        if stage is not None and not (args.per_image_only and stage == STARTUP):
             totals[stage] += int(count)
     every = sum(totals.values())
     if not every:

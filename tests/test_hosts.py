@@ -289,8 +289,7 @@ def test_a_host_whose_lookup_is_slow_holds_no_slot_of_the_others(
     urls = [f"{named}/s{i}.gif" for i in range(4)] + [fast.url(f"/f{i}.gif") for i in range(12)]
     # robots.txt off: its one read would go first alone and leave the slow host one
     # lookup at a time, hiding a lookup that holds a slot
-    cfg = quick_config(retries=1)
-    cfg = dataclasses.replace(cfg, etiquette=dataclasses.replace(cfg.etiquette, robots=False))
+    cfg = quick_config(retries=1, robots=False)
     result, _ = run_urls(urls, tmp_path, concurrency=2, total=2, cfg=cfg)
     assert result.summary.stored == 16
     # the two slots in all were not held by the lookup: the fast host was served meanwhile
@@ -382,3 +381,66 @@ def test_the_host_lines_are_in_the_json_document_and_in_status(
     status = run_cli("status", document["run"], cwd=tmp_path, env=env)
     assert status.returncode == 1
     assert status.stdout.splitlines()[-len(notes) :] == notes
+
+
+class StopWhen(Recorder):
+    """Sets `stop` once every image of `fast` is done, or `most` of the others."""
+
+    def __init__(self, stop: threading.Event, fast: str, count: int, most: int) -> None:
+        super().__init__()
+        self.stop, self.fast, self.count, self.most = stop, fast, count, most
+
+    def record(self, record: ResultRecord) -> None:
+        super().record(record)
+        fast = sum(r.url.startswith(self.fast) for r in self.records)
+        if fast >= self.count or len(self.records) - fast >= self.most:
+            self.stop.set()
+
+
+def test_a_slow_hosts_backlog_past_the_lookahead_holds_no_other_host_up(
+    servers: list[FaultServer], tmp_path: Path
+) -> None:
+    """12,000 rows of a slow host (more than the reader's lookahead of 10,000), then a
+    fast host's: the fast host's images are all served while the slow one has done few."""
+    fast = servers[0]
+    with FaultServer(fallback=Delay(2.0, Ok(GIF))) as slow:
+        urls = [slow.url(f"/s{i}.gif") for i in range(12_000)]
+        urls += [fast.url(f"/f{i}.gif") for i in range(40)]
+        job = LocalJob(source=Urls(urls), concurrency=2, batch_size=50, max_batches=4)
+        cfg = quick_config(retries=1, robots=False, timeout=5, total_timeout=10)
+        stop = threading.Event()
+        recorder = StopWhen(stop, fast.base_url, 40, most=3)  # (3 of the slow: 4 s)
+        with pytest.raises(RunInterrupted):
+            run_job(job, run_settings(cfg), tmp_path, recorder, stop=stop)
+        served = sorted(r.time for r in fast.requests)
+        assert len({r.path for r in fast.requests}) == 40, len(served)
+        slow_before = [r for r in slow.requests if r.time <= served[-1]]
+    # the slow host had served a few of its 12,000 when the fast one was done
+    assert len(slow_before) <= 6, len(slow_before)
+
+
+def test_a_hosts_spilled_items_come_back_in_order_with_their_metadata(tmp_path: Path) -> None:
+    from types import MappingProxyType
+
+    from imgflow.engine.plan import Item
+    from imgflow.engine.spill import Spill
+
+    items = [
+        Item(url=f"http://h/{i}.gif", key=f"h/{i}.gif", meta=MappingProxyType({"n": i}))
+        if i % 2
+        else Item(url=f"http://h/{i}.gif", key=f"h/{i}.gif")
+        for i in range(10)
+    ]
+    spill = Spill(str(tmp_path))
+    try:
+        for item in items[:6]:
+            spill.put(item)
+        assert spill.take(4) == items[:4]
+        for item in items[6:]:
+            spill.put(item)
+        assert (spill.take(100), spill.count) == (items[4:], 0)
+        spill.put(items[0])  # the file starts again once emptied
+        assert spill.take(1) == items[:1]
+        assert list(tmp_path.iterdir()) == []  # an unnamed file: nothing left behind
+    finally:
+        spill.close()

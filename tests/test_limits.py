@@ -196,17 +196,19 @@ def test_one_record_per_item_even_when_storing_one_raises(fault_server: FaultSer
 
 
 def test_a_retry_after_over_the_limit_fails_without_waiting(fault_server: FaultServer) -> None:
-    fault_server.set("/later.gif", Status(503, retry_after=61), Ok(body(64)))
+    # A limit of 2 s and a Retry-After of 3 s (one over it, as 61 is over the default 60):
+    # a run that waited it out anyway would fail this test in 3 s, not a minute.
+    fault_server.set("/later.gif", Status(503, retry_after=3), Ok(body(64)))
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    settings = dataclasses.replace(SETTINGS, retries=2, retry_after_max=60)
+    settings = dataclasses.replace(SETTINGS, retries=2, retry_after_max=2)
     result = fetch(fault_server.url("/later.gif"), settings, sleep=sleep)
     assert isinstance(result, FetchFailure) and slept == []
     url = fault_server.url("/later.gif")
-    over = "(Retry-After 61s is over the 60s limit)"
+    over = "(Retry-After 3s is over the 2s limit)"
     assert result.message == f"{messages.http_error(503, url)} {over}"
     assert fault_server.count("/later.gif") == 1
 

@@ -106,6 +106,31 @@ def test_robots_is_read_first_and_once_and_a_disallowed_path_is_never_requested(
     assert excluded.message == f"Disallowed by robots.txt: {server.url('/private/a.gif')}"
 
 
+def test_robots_txt_of_two_origins_each_rule_their_own_urls() -> None:
+    # The rules of the origin asked last are reused without a parse: only for its URLs.
+    async def go(first: RawServer, second: RawServer) -> list[Result]:
+        async with Fetcher(ON, max_connections=4, env={}) as fetcher:
+            return [
+                await fetcher.fetch(url)
+                for url in (
+                    first.url("/a.gif"),
+                    second.url("/private/a.gif"),
+                    first.url("/private/a.gif"),
+                    second.url("/a.gif"),
+                )
+            ]
+
+    with RawServer() as first, RawServer() as second:
+        first.set("/robots.txt", robots("User-agent: *\nDisallow: /private/\n"))
+        second.set("/robots.txt", robots("User-agent: *\nDisallow: /a.gif\n"))
+        for server in (first, second):
+            images(server, "/a.gif", "/private/a.gif")
+        results = asyncio.run(go(first, second))
+    assert [type(r) for r in results] == [Fetched, Fetched, Excluded, Excluded]
+    assert seen(first) == ["/robots.txt", "/a.gif"]
+    assert seen(second) == ["/robots.txt", "/private/a.gif"]
+
+
 def test_a_404_allows_all() -> None:
     with RawServer() as server:  # unknown paths answer 404
         images(server, "/private/a.gif")

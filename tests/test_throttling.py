@@ -20,6 +20,7 @@ from support.faultserver import FaultServer, Ok, Status
 from support.nginx import Nginx, Server
 
 from imgflow.demo.images import make_gif
+from imgflow.documents.text import throttle_line
 from imgflow.engine.fetch import Fetcher
 from imgflow.engine.outcome import Fetched
 from imgflow.engine.politeness import HostGate, Signal
@@ -197,6 +198,21 @@ def test_a_429_storm_without_retry_after_ends_with_every_image_stored(
     assert found is not None, doc["stderr"]
     assert int(found[2]) == round(100 * int(found[1]) / 40) and int(found[1]) >= 1
     assert "a lower -c or --rate is refused less" in str(doc["stderr"])
+
+
+def test_the_throttle_line_gives_the_refusals_per_image_and_what_lessens_them() -> None:
+    """The words the storm test above reads from a real run, on their own (a quick check
+    of the per-image share when only the line changes)."""
+    line = throttle_line({"b.example": 2, "a.example": 10}, 400)
+    assert line == (
+        "throttled by a.example 10 times, b.example 2 times for 400 images (3%), and slowed"
+        " down\n(a lower -c or --rate is refused less)"
+    )
+    assert throttle_line({"a.example": 1}, 1) == (
+        "throttled by a.example 1 time for 1 image (100%), and slowed down\n"
+        "(a lower -c or --rate is refused less)"
+    )
+    assert throttle_line({}, 40) is None
 
 
 # -- real nginx ------------------------------------------------------------------------------

@@ -396,6 +396,8 @@ def test_workers_killed_while_reading_robots_txt_do_not_hold_the_run(
         time.sleep(0.3)  # (the other worker asks too, and waits)
         for pid in first:
             os.kill(pid, signal.SIGKILL)
+        # A lease kept by the dead reader would hold every worker: fail in 20 s, not 60.
+        assert wait_for(lambda: fault_server.count(ROBOTS) >= 2), "robots.txt not read again"
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

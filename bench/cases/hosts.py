@@ -4,14 +4,19 @@ caption column) against `aria2c -i` (`--max-connection-per-server`), `wget -i` a
 img2dataset on the same table (its natural input: `--input_format csv --url_col url
 --caption_col caption`): images/s, CPU per image and peak RSS.
 
-Each host's own peak in flight is not measured here: nginx keeps no per-server counter
-(the tests check imgflow's per-host caps with servers that count their own).
+Each host's peak of open connections (an upper bound on its requests in flight: nginx
+answers these small files within its log's 1 ms resolution, so its access log cannot tell
+requests in flight apart) is sampled with `ss` every 20 ms during each tool's run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import random
+import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +37,49 @@ _SERVER = (
     "    server {{{{\n        listen 127.0.0.1:{port} backlog=4096;\n"
     "        root {{root}};\n    }}}}\n"
 )
+SAMPLE = 0.02  # seconds between two samples of the open connections
 
 
 def _template(ports: list[int]) -> str:
     """NGINX_CONF with one server block per extra port (the first is nginx()'s own)."""
     extra = "".join(_SERVER.format(port=port) for port in ports)
     return NGINX_CONF.replace("    server {{\n", extra + "    server {{\n", 1)
+
+
+def open_connections(ports: set[int]) -> dict[int, int]:
+    """How many established connections each of `ports` (a server's) has now (`ss`)."""
+    done = subprocess.run(
+        ["ss", "-Htn", "state", "established"], capture_output=True, text=True, check=False
+    )
+    counts = dict.fromkeys(ports, 0)
+    for line in done.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 3:
+            port = int(fields[2].rsplit(":", 1)[1])  # (the local address: the server's side)
+            if port in counts:
+                counts[port] += 1
+    return counts
+
+
+@contextlib.contextmanager
+def _counting(ports: list[int], peaks: dict[str, list[int]], name: str) -> Iterator[None]:
+    """Sample every server's open connections while a tool runs; keep each one's peak."""
+    most = dict.fromkeys(ports, 0)
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(SAMPLE):
+            for port, count in open_connections(set(ports)).items():
+                most[port] = max(most[port], count)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sampler.join()
+        peaks[name] = [most[port] for port in ports]
 
 
 def _table(ports: list[int], paths: list[str], folder: Path) -> dict[str, Path]:
@@ -90,6 +132,7 @@ def run(tools: Tools, corpus: Path, per_host: int, repeats: int) -> dict[str, An
     count = HOSTS * per_host
     extra = [free_port() for _ in range(HOSTS - 1)]
     log = WORK / "logs" / "hosts.log"
+    peaks: dict[str, list[int]] = {}  # each server's peak of connections, a tool's last run
     with nginx(corpus, WORK / "nginx-hosts", _template(extra)) as port:
         files = _table([port, *extra], paths, WORK / f"lists-hosts-{per_host}")
         rows = run_rounds(
@@ -101,7 +144,10 @@ def run(tools: Tools, corpus: Path, per_host: int, repeats: int) -> dict[str, An
                 f"{count / r.wall:>8.0f} img/s {1000 * r.cpu / count:>6.3f} ms CPU/img "
                 f"{r.rss_mb:>6.1f} MB"
             ),
+            around=lambda case: _counting([port, *extra], peaks, case.name),
         )
+    for row in rows:
+        row["server_peaks"] = peaks.get(row["name"], [])
     return {"hosts": HOSTS, "images": count, "rows": rows}
 
 
@@ -114,14 +160,16 @@ def section(data: dict[str, Any]) -> list[str]:
         "",
         f"## Many hosts: {h['hosts']} hosts, {h['images']:,} images in one shuffled table",
         "",
-        "| tool | in flight | images/s | CPU ms/image | peak RSS MB | stored |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| tool | in flight | images/s | CPU ms/image | peak RSS MB | stored |"
+        " peak connections per server (min-max) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in h["rows"]:
+        peaks = r.get("server_peaks") or [0]
         out.append(
             f"| {r['name']} | {r['concurrency']} | {r['images_per_s']:,.0f} | "
             f"{r['cpu_ms_per_image']:.3f} | {r['peak_rss_mb']:.1f} | "
-            f"{r['stored_min']}/{r['images']} |"
+            f"{r['stored_min']}/{r['images']} | {min(peaks)}-{max(peaks)} |"
         )
     return out
 

@@ -4,8 +4,10 @@ and running rows in interleaved rounds."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,16 +123,23 @@ def run_case(case: Case, expected: int, log: Path) -> Measure:
 
 
 def run_rounds(
-    cases: list[Case], count: int, repeats: int, log: Path, show: Callable[[Measure], str]
+    cases: list[Case],
+    count: int,
+    repeats: int,
+    log: Path,
+    show: Callable[[Measure], str],
+    around: Callable[[Case], AbstractContextManager[object]] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every case `repeats` times, interleaved; one summary row per case.
 
     Every other round runs in reverse order (A B C, C B A, A B C), so no row always runs
     first or always follows the same neighbour: on a shared machine a run pays for what
-    the one before left behind (dirty pages being written back, a deleted tree)."""
+    the one before left behind (dirty pages being written back, a deleted tree).
+    `around(case)`, when given, is entered around each run of a case (a server's counters)."""
     for repeat in range(repeats):
         for case in cases if repeat % 2 == 0 else cases[::-1]:
-            r = run_case(case, count, log)
+            with around(case) if around is not None else contextlib.nullcontext():
+                r = run_case(case, count, log)
             print(f"  [{repeat + 1}/{repeats}] {case.name:<36} {show(r)}", flush=True)
     return [
         {"name": c.name, "tool": c.tool, "concurrency": c.concurrency} | summarise(c.runs, count)

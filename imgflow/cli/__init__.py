@@ -36,6 +36,10 @@ def main() -> None:
                 sys.stdout.write(text + "\n")
                 sys.stdout.flush()
             os._exit(code)
+    # httpx imports its own command line (click, rich's syntax and progress, pygments'
+    # lexers) when they are installed, as they are beside Typer: about 25 ms of every
+    # command's start. None here makes that import fail, and httpx leaves it out.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     from imgflow.cli.app import start
 
     start()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import struct
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -209,7 +210,7 @@ async def read_body(
     max_bytes: int,
     check: bool,
     direct: DirectBody | None = None,
-    head: bytearray | None = None,
+    head: list[bytes] | None = None,
 ) -> str | Refused | None:
     """Decode `chunks` into `sink`; the sniffed image type (None unless `check`) or Refused.
 
@@ -217,8 +218,8 @@ async def read_body(
     asks for at most the remaining cap plus one byte. With `check`, the first bytes must
     look like an image before any byte reaches the sink. A zero-byte body is refused.
     `direct` (an undecoded body) lets the sink take a large body's rest in a worker thread
-    once the content check has passed and the rest fits the cap. `head`, when given, is
-    filled with the body's first `HEAD_BYTES` decoded bytes (for `dimensions`).
+    once the content check has passed and the rest fits the cap. `head`, when given, gets
+    the body's first `HEAD_BYTES` decoded bytes, as pieces (for `dimensions`).
     """
     reader = _Reader(sink, max_bytes, check, direct)
     reader.head = head
@@ -253,15 +254,20 @@ class _Reader:
         self._head: list[bytes] | None = [] if check else None
         self._held = 0
         self.kind: str | None = None
-        self.head: bytearray | None = None
+        self.head: list[bytes] | None = None
+        self._head_size = 0
 
     def step(self) -> int:
         """The most decoded bytes to ask for next: a chunk, or one over the cap."""
         return min(DECODE_BYTES, self._max - self.size + 1)
 
     async def take(self, piece: bytes) -> Refused | None:
-        if self.head is not None and len(self.head) < HEAD_BYTES:
-            self.head += piece[: HEAD_BYTES - len(self.head)]
+        if self.head is not None and self._head_size < HEAD_BYTES:
+            # Kept as they come (no copy): a small image is one piece.
+            room = HEAD_BYTES - self._head_size
+            kept = piece[:room] if len(piece) > room else piece
+            self.head.append(kept)
+            self._head_size += len(kept)
         self.size += len(piece)
         if self.size > self._max:
             return Refused(FailureKind.TOO_LARGE, f"over {self._max} bytes")
@@ -302,12 +308,73 @@ class _Reader:
         return self.kind
 
 
+_PNG = b"\x89PNG\r\n\x1a\n"
+_BIG_32 = struct.Struct(">LL")
+_GIF_16 = struct.Struct("<hh")
+_BIG_16 = struct.Struct(">HH")
+_JPEG_NOT_SOF = (0xC4, 0xC8, 0xCC)  # in the SOF range, but tables, not a frame header
+
+
 def dimensions(head: bytes | bytearray) -> tuple[int, int] | None:
     """(width, height) read from an image's first bytes (its header, never decoded), or
-    None when they do not say (an unknown format, a header past `HEAD_BYTES`)."""
+    None when they do not say (an unknown format, a header past `HEAD_BYTES`).
+
+    PNG, GIF and JPEG (nearly every image) are read here as imagesize reads them, without
+    its general reader's cost per image (about 20 us on the loop); others go to imagesize.
+    """
+    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+        width, height = _GIF_16.unpack_from(head, 6)  # signed, as imagesize reads them
+    elif head[:8] == _PNG and head[12:16] == b"IHDR" and len(head) >= 26:
+        width, height = _BIG_32.unpack_from(head, 16)
+    elif head[:2] == b"\xff\xd8" and (jpeg := _jpeg(head)) is not None:
+        width, height = jpeg
+    else:
+        width, height = _other(head)
+    return (width, height) if width > 0 and height > 0 else None
+
+
+def _jpeg(head: bytes | bytearray) -> tuple[int, int] | None:
+    """A JPEG's size from its first frame header (SOFn), its markers walked as imagesize
+    walks them: (-1, -1) when the image has none before its scan; None when `head` ends
+    first (imagesize then says)."""
+    end = len(head)
+    position = 2
+    while position < end:
+        start = head.find(b"\xff", position)
+        if start == -1:
+            return None
+        cursor = start + 1
+        while cursor < end and head[cursor] == 0xFF:  # fill bytes
+            cursor += 1
+        if cursor >= end:
+            return None
+        marker = head[cursor]
+        position = cursor + 1
+        if marker in (0xD9, 0xDA):  # the end, or the scan: no frame header before it
+            return -1, -1
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            continue
+        if position + 2 > end:
+            return None
+        length = int.from_bytes(head[position : position + 2], "big")
+        if length < 2:
+            return -1, -1
+        if 0xC0 <= marker <= 0xCF and marker not in _JPEG_NOT_SOF:
+            if length < 8:
+                return -1, -1
+            if position + 8 > end:
+                return None
+            height, width = _BIG_16.unpack_from(head, position + 3)
+            return width, height
+        position += length
+    return None
+
+
+def _other(head: bytes | bytearray) -> tuple[int, int]:
+    """imagesize's reading of any format; (-1, -1) when it cannot tell."""
     try:
         import imagesize
     except ImportError:  # (a Lambda zip built before imagesize was a dependency)
-        return None
-    width, height = imagesize.get(io.BytesIO(head), exif_rotation=False)
-    return (width, height) if width > 0 and height > 0 else None
+        return -1, -1
+    size: tuple[int, int] = imagesize.get(io.BytesIO(head), exif_rotation=False)
+    return size

@@ -26,7 +26,7 @@ from imgflow.engine.body import MemorySink, Refused, Sink, StoreError, dimension
 from imgflow.engine.decode import ACCEPT_ENCODING, DecodeError, decoder_for, is_identity
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.guard import AddressCheck
-from imgflow.engine.opt_out import opted_out
+from imgflow.engine.opt_out import opted_out, wanted_set
 from imgflow.engine.outcome import (
     Attempt,
     Excluded,
@@ -46,7 +46,7 @@ from imgflow.engine.politeness import HostGate, Politeness, Signal
 from imgflow.engine.ports import NO_VALIDATORS, Validators
 from imgflow.engine.proxy import Proxy, router
 from imgflow.engine.request_headers import parse_headers
-from imgflow.engine.robots import Robots, RobotsCache
+from imgflow.engine.robots import Robots, RobotsCache, Rules
 from imgflow.engine.routed import RoutedTransport
 from imgflow.engine.settings import FetchConfig
 from imgflow.engine.sniff import media_type, type_allowed
@@ -104,6 +104,7 @@ class Fetcher:
         TLS trust follow `settings` and the environment (`env`, default os.environ);
         a setting that is not usable raises ValueError naming it."""
         self.settings = settings
+        self._opt_out = wanted_set(settings.opt_out)
         self._guard = guard
         self._sleep = sleep
         self.politeness = politeness or Politeness(gates(settings, max_connections, sleep))
@@ -198,7 +199,10 @@ class Fetcher:
         one whose response carries an opt-out header (its body left unread).
         """
         if self.robots is not None:
-            excluded = await self._robots_verdict(url)
+            rules = self.robots.known(url)
+            if rules is None:
+                rules = await self.robots.rules(url)
+            excluded = self._robots_verdict(url, rules)
             if excluded is not None:
                 return excluded
         gate = self.politeness.gate(_host_of(url))
@@ -251,12 +255,10 @@ class Fetcher:
             delay = self._backoff(retried) if result.delay is None else result.delay
             await self._sleep(delay)
 
-    async def _robots_verdict(self, url: str) -> Excluded | FetchFailure | None:
+    def _robots_verdict(self, url: str, rules: Rules) -> Excluded | FetchFailure | None:
         """Why robots.txt keeps `url` from being requested, or None. When it could not be
         read at all (no answer), the image fails as its own request would have (a refused
         connection, a rejected certificate, an unreachable proxy), and is not requested."""
-        assert self.robots is not None
-        rules = await self.robots.rules(url)
         verdict = rules.excluded(url)
         if isinstance(verdict, FetchFailure) and rules.error is not None:
             proxy = self._proxies.proxy_for_url(url) if self._proxies.active else None
@@ -361,7 +363,7 @@ class Fetcher:
                 return NotModified(_validators(response, validators), attempts)
             if status != 200:
                 return status_failure(url, response, attempts, self.settings.retry_after_max)
-            why = opted_out(response.headers, self.settings.opt_out)
+            why = opted_out(response.headers, self._opt_out)
             if why is not None:  # the body is left unread: the connection is closed
                 return Excluded(f"Opted out ({why}): {url}", attempts, status)
             return await self._read_image(url, response, attempts, open_sink)
@@ -418,7 +420,7 @@ class Fetcher:
             # responses does this (httpx.MockTransport with Response(content=...)).
             chunks, decoder = _whole(response.content), decoder_for(())
         sink = open_sink()
-        head = bytearray()
+        head: list[bytes] = []
         try:
             read = await read_body(
                 chunks,
@@ -437,7 +439,7 @@ class Fetcher:
             return failed(read.kind, url, read.detail, 200, attempts)
         kind = read or media_type(declared)
         validators = _validators(response)
-        return Fetched(sink, 200, kind or None, attempts, validators, dimensions(head))
+        return Fetched(sink, 200, kind or None, attempts, validators, dimensions(b"".join(head)))
 
 
 # Headers a user may give (-H, fetch.headers) that identify them: as curl and httpx do, they

@@ -23,9 +23,15 @@ _SPLIT = re.compile(r"[\s,]+")
 _IMPLIED = {"none": ("noindex", "nofollow"), "all": ()}
 
 
+def wanted_set(wanted: Iterable[str]) -> frozenset[str]:
+    """The opt-out settings as `opted_out` compares them (made once per fetcher)."""
+    return frozenset(w.strip().lower() for w in wanted)
+
+
 def opted_out(headers: httpx.Headers, wanted: Iterable[str]) -> str | None:
     """The header that opts the image out (``X-Robots-Tag: noai``), or None."""
-    wanted = {w.strip().lower() for w in wanted}
+    if not isinstance(wanted, frozenset):
+        wanted = wanted_set(wanted)
     if not wanted:
         return None
     if TDM in wanted:

@@ -197,6 +197,9 @@ class Robots:
         self._retries = retries
         self._backoff = backoff
         self._loads: dict[str, asyncio.Task[Rules]] = {}
+        # The last origin whose rules are in, as `origin/`: a URL under it (every image of a
+        # run under one base URL) needs no parse of its own.
+        self._last: tuple[str, Rules] = ("", ALLOW_ALL)
         self._cache = cache
         self._clock = clock
 
@@ -206,11 +209,22 @@ class Robots:
 
     async def rules(self, url: str) -> Rules:
         """The rules for `url`'s origin, read on the first call (others wait for it)."""
+        known = self.known(url)
+        if known is not None:
+            return known
         origin = origin_of(url)
         task = self._loads.get(origin)
         if task is None:
             task = self._loads[origin] = asyncio.ensure_future(self._load(origin))
-        return await asyncio.shield(task)
+        rules = await asyncio.shield(task)
+        self._last = (f"{origin}/", rules)
+        return rules
+
+    def known(self, url: str) -> Rules | None:
+        """The rules for `url` when they are in and its origin is the last one asked about
+        (no await, no parse: every image of a run under one base URL); else None."""
+        prefix, rules = self._last
+        return rules if prefix and url.startswith(prefix) else None
 
     def close(self) -> None:
         """Cancel reads still under way (the run is over)."""

@@ -167,6 +167,7 @@ def _fetch_all(
             runner.on_throttle = on_throttle
             runner.stop_event = stop
             runner.data_dir, runner.on_warn = folder.path, on_warn
+            runner.spill_dir = str(folder.path / "tmp" / run_id)
             runner.planner = planner
             _store_all(runner, db, store, run_id)
             if planner is not None:
@@ -263,6 +264,7 @@ class _Runner:
         # stale row's size and mtime make the next run fetch it again).
         self.revalidating: set[str] = set()
         self.data_dir = Path()
+        self.spill_dir: str | None = None  # a per-host run's items past a host's share
         self.on_warn: Callable[[str], None] | None = None
         self.mtimes: dict[str, int] = {}  # of files stored by worker processes
         # A shard layout writes each sample's metadata (a caption) into its shard.
@@ -428,6 +430,7 @@ class _Runner:
                     known=self.known,
                     on_record=self.on_record,
                     refresh=self.job.refresh,
+                    spill_dir=self.spill_dir,
                 )
             finally:
                 self.throttles = politeness.throttles()

@@ -55,7 +55,11 @@ MUTANTS: list[Mutant] = [
         "imgflow/local/folder.py",
         "            if stale:\n                remove_tree(tmp, name)",
         "            if False:\n                remove_tree(tmp, name)",
-        ("tests/adversarial/test_local_storage.py",),
+        (
+            "tests/adversarial/test_local_storage.py::"
+            "test_a_live_runs_tmp_folder_is_never_swept_whatever_its_pid",
+            "tests/adversarial/test_local_storage.py",
+        ),
     ),
     # -- one record per path ----------------------------------------------------------------
     Mutant(
@@ -419,6 +423,14 @@ MUTANTS: list[Mutant] = [
         (HOSTS + "::test_max_in_flight_holds_across_all_hosts",),
     ),
     Mutant(
+        "lookup-holds-a-slot",
+        "a host's slow DNS lookup holds none of the requests in flight of others (architecture)",
+        "imgflow/engine/transport/pool.py",
+        "        if not self._idle.get(route):\n",
+        "        if False:\n",
+        (HOSTS + "::test_a_host_whose_lookup_is_slow_holds_no_slot_of_the_others",),
+    ),
+    Mutant(
         "idle-connections-per-host-unbounded",
         "idle connections of every host together stay within the pool (architecture)",
         "imgflow/engine/transport/pool.py",
@@ -441,6 +453,14 @@ MUTANTS: list[Mutant] = [
         "            if entry is None or self._clock() >= entry.expires:",
         "            if True:",
         (HOSTS + "::test_a_name_that_does_not_resolve_is_looked_up_once",),
+    ),
+    Mutant(
+        "slow-host-backlog-fills-the-lookahead",
+        "a slow host's backlog never stops the reader from reaching other hosts (architecture)",
+        "imgflow/engine/hosts.py",
+        "                    if spill is not None:  # its share is held: the rest waits on disk\n",
+        "                    if False:\n",
+        (HOSTS + "::test_a_slow_hosts_backlog_past_the_lookahead_holds_no_other_host_up",),
     ),
     Mutant(
         "host-lines-not-kept",
@@ -519,8 +539,8 @@ MUTANTS: list[Mutant] = [
         "return tolerate_percent > 0 and self.failed_percent() <= tolerate_percent",
         "return tolerate_percent >= 0 and self.failed_percent() <= tolerate_percent + 100",
         (
-            "tests/test_local_run.py::test_tolerated_failures_succeed",
             "tests/test_local_run.py::test_demo_job_stores_everything_but_the_missing_flag",
+            "tests/test_local_run.py::test_tolerated_failures_succeed",
         ),
     ),
     Mutant(
@@ -787,7 +807,11 @@ MUTANTS: list[Mutant] = [
         "imgflow/aws/deploy/functions.py",
         "            wait_for(ctx, ACTIVE, name)\n            return",
         "            return",
-        ("tests/aws/test_deploy_lambda_states.py",),
+        (
+            "tests/aws/test_deploy_lambda_states.py::"
+            "test_functions_are_active_and_invocable_when_a_first_deploy_returns",
+            "tests/aws/test_deploy_lambda_states.py",
+        ),
     ),
     Mutant(
         "teardown-drops-bucket",
@@ -1110,6 +1134,8 @@ MUTANTS: list[Mutant] = [
         '    rate = ""',
         (
             "tests/test_throttling.py::"
+            "test_the_throttle_line_gives_the_refusals_per_image_and_what_lessens_them",
+            "tests/test_throttling.py::"
             "test_a_429_storm_without_retry_after_ends_with_every_image_stored",
         ),
     ),
@@ -1173,8 +1199,8 @@ MUTANTS: list[Mutant] = [
         "            self._index(run_id, records, now, mtimes, places)",
         "            self._index(run_id, records, now, mtimes)",
         (
-            f"{SHARDS_COMMIT}::test_a_commit_that_fails_after_the_rename_leaves_no_shard_and_no_row",
             "tests/test_shards.py::test_webdataset_shards_read_back_with_tarfile_and_webdataset",
+            f"{SHARDS_COMMIT}::test_a_commit_that_fails_after_the_rename_leaves_no_shard_and_no_row",
         ),
     ),
     Mutant(
@@ -1430,6 +1456,23 @@ MUTANTS: list[Mutant] = [
         'mtimes.get(r.key or ""), r.etag, r.last_modified, r.width, r.height,',
         'mtimes.get(r.key or ""), r.etag, r.last_modified, None, None,',
         (f"{TABLES}::test_a_url_from_a_table_and_from_a_base_url_is_one_stored_image",),
+    ),
+    Mutant(
+        "jpeg-dimensions-swapped",
+        "a JPEG's width and height are read from its frame header as imagesize reads them"
+        " (architecture: where a small image's time goes)",
+        "imgflow/engine/body.py",
+        "            height, width = _BIG_16.unpack_from(head, position + 3)",
+        "            width, height = _BIG_16.unpack_from(head, position + 3)",
+        ("tests/test_dimensions.py::test_width_and_height_are_what_imagesize_reads",),
+    ),
+    Mutant(
+        "robots-last-origin-for-any-url",
+        "the last origin's robots.txt rules are reused only for a URL under that origin",
+        "imgflow/engine/robots.py",
+        "        return rules if prefix and url.startswith(prefix) else None",
+        "        return rules if prefix else None",
+        ("tests/test_robots.py::test_robots_txt_of_two_origins_each_rule_their_own_urls",),
     ),
     Mutant(
         "table-planned-before-fetching",
