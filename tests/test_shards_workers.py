@@ -174,7 +174,7 @@ def test_shards_two_workers_wrote_get_one_number_each_from_the_committer(
     store (the coordinator's) numbers and commits each one: 00000, 00001, 00002, never
     one number twice, each shard's rows naming it."""
     import pyarrow.parquet as pq
-    from test_shards_commit import _Items
+    from support.sources import Urls
 
     from imgflow.engine.keys import key_for
     from imgflow.engine.plan import Item
@@ -189,7 +189,7 @@ def test_shards_two_workers_wrote_get_one_number_each_from_the_committer(
     folder = DataFolder(tmp_path / "data")
     db = folder.database()
     try:
-        db.create_run("r1", _Items(items), 4, 4, 1)
+        db.create_run("r1", Urls(items), 4, 4, 1)
         db.plan("r1", iter(items))
         run_tmp = subfolder(folder.folder("tmp"), "r1")
         layout = parquet_layout(shard_size=2)

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-from support.cli_run import FAST_ENV, cli_argv, cli_env, imgflow_run, run_cli, site
+from support.cli_run import FAST_ENV, cli_argv, cli_env, run_cli
 from support.faultserver import FaultServer, Request
-from support.nginx import Nginx, Server
+from support.nginx_limits import limit_req_zone, run_limited
 from support.processes import reaped, signalled
 from support.replies import Delay, Ok, Status
 from support.serveproc import ServeProcess
@@ -284,15 +284,10 @@ def test_a_429s_cool_down_holds_every_worker(fault_server: FaultServer, tmp_path
 
 def test_a_rate_under_nginxs_limit_is_never_refused_with_workers(tmp_path: Path) -> None:
     """--rate 8 on 2 workers against nginx's limit_req of 10 r/s: nginx refuses nothing."""
-    root = site(tmp_path, 24)
-    http = "limit_req_zone $binary_remote_addr zone=one:1m rate=10r/s;"
-    body = f"location / {{ root {root}; limit_req zone=one; limit_req_status 429; }}"
-    with Nginx(tmp_path, [Server(body)], http=http) as web:
-        doc = imgflow_run(
-            tmp_path, web.url(0, ""), [f"{i}.gif" for i in range(24)],
-            "-c", "8", "--rate", "8", "--workers", "2", "--batch-size", "4",
-        )  # fmt: skip
-        log = web.access_log()
+    doc, log = run_limited(
+        tmp_path, 24, limit_req_zone(10), "limit_req zone=one; limit_req_status 429;",
+        "-c", "8", "--rate", "8", "--workers", "2", "--batch-size", "4",
+    )  # fmt: skip
     assert doc["summary"] == {"total": 24, "stored": 24, "skipped": 0, "failed": 0}, doc
     # <port> <status> "GET <path> HTTP/1.1"; robots.txt (read once for the run, under the
     # same --rate) is not in the site: 404, not a refusal
