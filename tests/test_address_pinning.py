@@ -32,6 +32,14 @@ def answering(address: str) -> Any:
     return fake
 
 
+def rebound_to_loopback(
+    fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch, path: str
+) -> str:
+    """`path` on the fault server, named as rebind.test, a name that now answers 127.0.0.1."""
+    monkeypatch.setattr(socket, "getaddrinfo", answering("127.0.0.1"))
+    return fault_server.url(path).replace("127.0.0.1", "rebind.test")
+
+
 def fetch(url: str, *, pin: bool, allow_loopback: bool = False) -> Fetched | FetchFailure:
     async def public_first(host: str) -> list[str]:
         return [PUBLIC]  # what the name answered when the URL was checked
@@ -57,8 +65,7 @@ def test_a_name_that_rebinds_to_loopback_is_refused_at_connect(
     fault_server: FaultServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fault_server.set("/secret.gif", Ok(make_gif("s")))
-    monkeypatch.setattr(socket, "getaddrinfo", answering("127.0.0.1"))
-    url = fault_server.url("/secret.gif").replace("127.0.0.1", "rebind.test")
+    url = rebound_to_loopback(fault_server, monkeypatch, "/secret.gif")
     result = fetch(url, pin=True)
     assert isinstance(result, FetchFailure)
     assert result.message.startswith(messages.REFUSED_TARGET)
@@ -71,8 +78,7 @@ def test_without_pinning_the_rebound_name_gets_through(
 ) -> None:
     """The gap the address check closes: the URL check alone saw a public answer."""
     fault_server.set("/secret.gif", Ok(make_gif("s")))
-    monkeypatch.setattr(socket, "getaddrinfo", answering("127.0.0.1"))
-    url = fault_server.url("/secret.gif").replace("127.0.0.1", "rebind.test")
+    url = rebound_to_loopback(fault_server, monkeypatch, "/secret.gif")
     assert isinstance(fetch(url, pin=False), Fetched)
 
 
@@ -81,8 +87,7 @@ def test_the_checked_address_is_the_one_connected_to(
 ) -> None:
     gif = make_gif("ok")
     fault_server.set("/ok.gif", Ok(gif))
-    monkeypatch.setattr(socket, "getaddrinfo", answering("127.0.0.1"))
-    url = fault_server.url("/ok.gif").replace("127.0.0.1", "rebind.test")
+    url = rebound_to_loopback(fault_server, monkeypatch, "/ok.gif")
     result = fetch(url, pin=True, allow_loopback=True)
     assert isinstance(result, Fetched) and result.data == gif
     [request] = fault_server.requests

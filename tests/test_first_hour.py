@@ -146,10 +146,8 @@ def test_user_level_config_sets_the_data_folder_once(
     project = tmp_path / "project"
     project.mkdir()
     (project / "paths.txt").write_text("ad/ad.gif\n")
-    done = imgflow(
-        "run", "--base-url", flag_server.base_url, "--paths-file", "paths.txt", cwd=project,
-        env=xdg,
-    )  # fmt: skip
+    run = ("run", "--base-url", flag_server.base_url, "--paths-file", "paths.txt")
+    done = imgflow(*run, cwd=project, env=xdg)
     assert done.returncode == 0, done.stderr
     assert (shared / "imgflow.db").exists()
     elsewhere = tmp_path / "elsewhere"
@@ -159,10 +157,7 @@ def test_user_level_config_sets_the_data_folder_once(
     assert str(shared) in listed.stdout
     # the project's own file still wins over the user-level one
     (project / "imgflow.yaml").write_text("local:\n  data_dir: mine\n")
-    again = imgflow(
-        "run", "--base-url", flag_server.base_url, "--paths-file", "paths.txt", cwd=project,
-        env=xdg,
-    )  # fmt: skip
+    again = imgflow(*run, cwd=project, env=xdg)
     assert again.returncode == 0, again.stderr
     assert (project / "mine" / "imgflow.db").exists()
 

@@ -154,14 +154,22 @@ def test_read_until_close_body_is_whole(raw: RawServer, settings: FetchConfig) -
     assert isinstance(result, Fetched) and result.data == GIF
 
 
-def test_chunked_body_with_extensions_and_trailers(raw: RawServer, settings: FetchConfig) -> None:
+def _gif_in_two_chunks_then_other(
+    raw: RawServer, settings: FetchConfig, template: bytes
+) -> list[Fetched | FetchFailure]:
+    """/a.gif sends GIF chunked in two halves through `template` (size, data, size, data);
+    /b.gif sends OTHER after it: both fetched."""
     half = len(GIF) // 2
-    body = b"%x;name=v\r\n%s\r\n%x\r\n%s\r\n0\r\nX-Trailer: 1\r\n\r\n" % (
-        half, GIF[:half], len(GIF) - half, GIF[half:],
-    )  # fmt: skip
+    body = template % (half, GIF[:half], len(GIF) - half, GIF[half:])
     raw.set("/a.gif", HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + body)
     raw.set("/b.gif", ok(OTHER))
-    first, second = fetch_all(settings, [raw.url("/a.gif"), raw.url("/b.gif")])
+    return fetch_all(settings, [raw.url("/a.gif"), raw.url("/b.gif")])
+
+
+def test_chunked_body_with_extensions_and_trailers(raw: RawServer, settings: FetchConfig) -> None:
+    first, second = _gif_in_two_chunks_then_other(
+        raw, settings, b"%x;name=v\r\n%s\r\n%x\r\n%s\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    )
     assert isinstance(first, Fetched) and first.data == GIF
     assert isinstance(second, Fetched) and second.data == OTHER
 
@@ -178,13 +186,9 @@ def test_chunk_extension_after_whitespace_is_accepted(
     raw: RawServer, settings: FetchConfig
 ) -> None:
     """RFC 9112 7.1.1: ``chunk-ext = *( BWS ";" BWS chunk-ext-name ... )``."""
-    half = len(GIF) // 2
-    body = b"%x ;ext=1\r\n%s\r\n%x\t;a=b\r\n%s\r\n0\r\n\r\n" % (
-        half, GIF[:half], len(GIF) - half, GIF[half:],
-    )  # fmt: skip
-    raw.set("/a.gif", HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + body)
-    raw.set("/b.gif", ok(OTHER))
-    first, second = fetch_all(settings, [raw.url("/a.gif"), raw.url("/b.gif")])
+    first, second = _gif_in_two_chunks_then_other(
+        raw, settings, b"%x ;ext=1\r\n%s\r\n%x\t;a=b\r\n%s\r\n0\r\n\r\n"
+    )
     if settings.transport == "httpx" and not isinstance(first, Fetched):
         pytest.xfail("h11 allows no whitespace between a chunk size and its extension")
     assert isinstance(first, Fetched) and first.data == GIF, first

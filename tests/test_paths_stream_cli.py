@@ -25,7 +25,7 @@ import pytest
 from support.cli_run import FAST_ENV, run_cli, start_cli
 from support.counting import Counting, counting_server
 from support.json_schemas import validate
-from support.processes import peak_rss_until_exit
+from support.processes import peak_rss_until_exit, reaped
 
 LINES = 1_000_000
 REPEATED = [f"a/{n}.gif" for n in range(200)]
@@ -50,17 +50,13 @@ def _first_run(tmp_path: Path, server: Counting) -> tuple[float, int, str]:
             "--data-dir", "data", "-c", "4",
             cwd=tmp_path, env=FAST_ENV, stdout=subprocess.DEVNULL, stderr=err,
         )  # fmt: skip
-    try:
+    with reaped(proc):
         deadline = started + 60
         while server.requests < 20 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.01)
         assert server.first is not None, (tmp_path / "err").read_text()
         proc.send_signal(signal.SIGINT)
         peak = peak_rss_until_exit(proc)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130, (tmp_path / "err").read_text()
     return server.first - started, peak, (tmp_path / "err").read_text()
 

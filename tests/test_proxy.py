@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from support.cli_run import run_cli
-from support.nginx import Nginx, Server
+from support.nginx import Nginx, Server, serving_images
 from support.processes import free_port
 from support.proxy import Tinyproxy
 from support.settings import quick_fetch
@@ -50,12 +50,7 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("proxy")
     ca = TestCA(folder / "ca")
-    root = folder / "www"
-    (root / "img").mkdir(parents=True)
-    for name in ("a.gif", "b.gif", "c.gif"):
-        (root / "img" / name).write_bytes(GIF)
-    (root / "img" / "big.gif").write_bytes(BIG)
-    serve = f"location / {{ root {root}; }}"
+    serve = serving_images(folder, {"a.gif": GIF, "b.gif": GIF, "c.gif": GIF, "big.gif": BIG})
     servers = [Server(serve), Server(serve, tls=ca.leaf("localhost", "127.0.0.1"))]
     with (
         Nginx(folder / "nginx", servers) as web,

@@ -320,28 +320,14 @@ def test_a_sharded_run_links_no_image_to_a_file_that_is_not_there(
 ) -> None:
     """Images in shards have no file under images/: their tiles link nowhere ("" in the
     gallery data), and the page says why; an image stored as a file keeps its link."""
-    from dataclasses import replace
-
-    from support.settings import quick_config
-
-    from imgflow.backends.local import run_settings
-    from imgflow.engine.job import validate_base_url
-    from imgflow.local.layouts.webdataset import webdataset_layout
-    from imgflow.local.runner import LocalJob, run_job
+    from support.sharded_run import webdataset_run
 
     data_dir = tmp_path / "data"
     fault_server.set("/file.gif", Ok(make_gif("file", 4)))
     run_paths(fault_server, ["file.gif"], data_dir)  # a files run first, in the same folder
     for name in ("a", "b"):
         fault_server.set(f"/{name}.gif", Ok(make_gif(name, 4)))
-    job = LocalJob(
-        source=from_job(validate_base_url(fault_server.base_url), ["a.gif", "b.gif"], None),
-        concurrency=2,
-        batch_size=5,
-        max_batches=1,
-    )
-    settings = replace(run_settings(quick_config(timeout=0.5)), layout=webdataset_layout(10))
-    sharded = run_job(job, settings, data_dir)
+    sharded = webdataset_run(fault_server.base_url, ["a.gif", "b.gif"], data_dir)
     assert sharded.summary.stored == 2
     page = render_local(data_dir, sharded.run_id)
     assert local.SHARDED in page

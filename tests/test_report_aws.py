@@ -49,6 +49,19 @@ def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         server.stop()
 
 
+def _start_job(aws: Aws) -> str:
+    """Starts an execution named JOB of a one-state machine; returns its ARN."""
+    sfn = aws.stepfunctions()
+    machine = sfn.create_state_machine(
+        name="report",
+        definition=json.dumps({"StartAt": "W", "States": {"W": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/report",
+    )
+    return str(
+        sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name=JOB)["executionArn"]
+    )
+
+
 def _execution(aws: Aws, excluded: Sequence[ResultRecord] = ()) -> str:
     """A finished job as the pipeline leaves it: images, result objects, summary."""
     s3 = aws.s3()
@@ -95,12 +108,7 @@ def _execution(aws: Aws, excluded: Sequence[ResultRecord] = ()) -> str:
         },
     )
     sfn = aws.stepfunctions()
-    machine = sfn.create_state_machine(
-        name="report",
-        definition=json.dumps({"StartAt": "W", "States": {"W": {"Type": "Pass", "End": True}}}),
-        roleArn="arn:aws:iam::123456789012:role/report",
-    )
-    arn = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name=JOB)["executionArn"]
+    arn = _start_job(aws)
     if sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
         sfn.stop_execution(executionArn=arn)
     return arn
@@ -196,13 +204,7 @@ def test_an_image_in_a_shard_links_nowhere_and_an_object_key_is_not_prefixed_twi
     put_json(s3, BUCKET, job_key(JOB), {"baseUrl": f"https://{HOST}/", "resourcePaths": []})
     counts = {"total": 2, "stored": 2, "skipped": 0, "failed": 0, "excluded": 0}
     put_json(s3, BUCKET, summary_key(JOB), {**counts, "duplicates": 0})
-    sfn = s3_server.stepfunctions()
-    machine = sfn.create_state_machine(
-        name="report",
-        definition=json.dumps({"StartAt": "W", "States": {"W": {"Type": "Pass", "End": True}}}),
-        roleArn="arn:aws:iam::123456789012:role/report",
-    )
-    arn = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name=JOB)["executionArn"]
+    arn = _start_job(s3_server)
     page = write_aws(s3_server, BUCKET, PREFIX, arn, tmp_path / "r.html", link_seconds=60)
     text = page.read_text()
     items = json.loads(text.split('id="gallery-data">', 1)[1].split("</script>", 1)[0])["items"]

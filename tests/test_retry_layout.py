@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 from support.cli_run import FAST_ENV, run_cli
 from support.faultserver import FaultServer, Ok, Status
-from support.settings import quick_config
+from support.sharded_run import webdataset_run
 
-from imgflow.backends.local import run_settings
 from imgflow.demo.images import make_gif
-from imgflow.engine.job import validate_base_url
-from imgflow.local.layouts.webdataset import webdataset_layout
-from imgflow.local.runner import LocalJob, run_job
-from imgflow.sources.job_json import from_job
 
 
 def test_a_retry_of_a_webdataset_run_writes_a_shard(
@@ -24,14 +18,7 @@ def test_a_retry_of_a_webdataset_run_writes_a_shard(
     data = tmp_path / "data"
     fault_server.set("/a.gif", Ok(make_gif("a", 4)))
     fault_server.set("/late.gif", Status(404))
-    job = LocalJob(
-        source=from_job(validate_base_url(fault_server.base_url), ["a.gif", "late.gif"], None),
-        concurrency=2,
-        batch_size=5,
-        max_batches=1,
-    )
-    settings = replace(run_settings(quick_config(timeout=0.5)), layout=webdataset_layout(10))
-    first = run_job(job, settings, data)
+    first = webdataset_run(fault_server.base_url, ["a.gif", "late.gif"], data)
     assert (first.summary.stored, first.summary.failed) == (1, 1)
     fault_server.set("/late.gif", Ok(make_gif("late", 4)))
     done = run_cli(

@@ -29,15 +29,9 @@ def test_retry_runs_only_the_failed_paths_and_links_the_parent(
     root, server = site
     paths = write_paths(tmp_path, PRESENT[:2] + LATE[:1] + PRESENT[2:] + LATE[1:])
     first = imgflow(
-        "run",
-        "--base-url",
-        server.base_url,
-        "--paths-file",
-        str(paths),
-        "-o",
-        "json",
+        "run", "--base-url", server.base_url, "--paths-file", str(paths), "-o", "json",
         cwd=tmp_path,
-    )
+    )  # fmt: skip
     assert first.returncode == 1, first.stderr
     parent = json.loads(first.stdout)["run"]
     for path in LATE:

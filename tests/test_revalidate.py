@@ -14,6 +14,7 @@ import dataclasses
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,17 @@ def _index(data: Path) -> dict[str, tuple[str, str | None, str | None]]:
     with sqlite3.connect(data / DB_NAME) as conn:
         rows = conn.execute("SELECT url, sha256, etag, last_modified FROM images").fetchall()
     return {str(url).rsplit("/", 1)[1]: (str(s), e, m) for url, s, e, m in rows}
+
+
+@contextlib.contextmanager
+def _stored_then_served(tmp_path: Path, count: int, path: str) -> Iterator[tuple[Nginx, Path, str]]:
+    """The first `count` of PATHS served by nginx from `tmp_path/site` and stored by a first
+    run: the server, the site folder and the key `path` was stored under."""
+    root = site(tmp_path, count)
+    with Nginx(tmp_path / "nginx", [Server(f"location / {{ root {root}; }}")]) as web:
+        first = imgflow_run(tmp_path, web.url(0, ""), PATHS[:count])
+        keys = {r["path"]: r["key"] for r in first["results"]}  # type: ignore[attr-defined]
+        yield web, root, str(keys[path])
 
 
 def _stat(data: Path, key: str) -> tuple[int, int]:
@@ -116,15 +128,11 @@ def test_refresh_keeps_what_the_server_confirms_and_replaces_what_changed(tmp_pa
 def test_refresh_of_an_image_gone_from_the_server_fails_it_and_keeps_the_stored_file(
     tmp_path: Path,
 ) -> None:
-    root = site(tmp_path, 3)
     data = tmp_path / "imgflow-data"
-    paths = PATHS[:3]
-    with Nginx(tmp_path / "nginx", [Server(f"location / {{ root {root}; }}")]) as web:
-        first = imgflow_run(tmp_path, web.url(0, ""), paths)
-        key = {r["path"]: r["key"] for r in first["results"]}["2.gif"]  # type: ignore[attr-defined]
+    with _stored_then_served(tmp_path, 3, "2.gif") as (web, root, key):
         kept = (data / "images" / key).read_bytes()
         (root / "2.gif").unlink()
-        refreshed = imgflow_run(tmp_path, web.url(0, ""), paths, "--refresh")
+        refreshed = imgflow_run(tmp_path, web.url(0, ""), PATHS[:3], "--refresh")
     assert refreshed["exit"] == 1
     assert _outcomes(refreshed) == {"0.gif": "unchanged", "1.gif": "unchanged", "2.gif": "failed"}
     assert (data / "images" / key).read_bytes() == kept
@@ -135,15 +143,11 @@ def test_refresh_of_an_image_gone_from_the_server_fails_it_and_keeps_the_stored_
 def test_a_file_changed_on_disk_is_downloaded_again_by_refresh_not_revalidated(
     tmp_path: Path,
 ) -> None:
-    root = site(tmp_path, 2)
     data = tmp_path / "imgflow-data"
-    paths = PATHS[:2]
-    with Nginx(tmp_path / "nginx", [Server(f"location / {{ root {root}; }}")]) as web:
-        first = imgflow_run(tmp_path, web.url(0, ""), paths)
-        key = {r["path"]: r["key"] for r in first["results"]}["0.gif"]  # type: ignore[attr-defined]
+    with _stored_then_served(tmp_path, 2, "0.gif") as (web, root, key):
         (data / "images" / key).write_bytes(b"GIF89a damaged")
         seen = len(web.access_log())
-        refreshed = imgflow_run(tmp_path, web.url(0, ""), paths, "--refresh")
+        refreshed = imgflow_run(tmp_path, web.url(0, ""), PATHS[:2], "--refresh")
         # The damaged copy cannot be confirmed by a 304: it is fetched whole.
         assert sorted(_statuses(web, seen)) == ["200", "304"]
     assert _outcomes(refreshed) == {"0.gif": "stored", "1.gif": "unchanged"}

@@ -30,6 +30,17 @@ def _paths(tmp_path: Path, paths: list[str]) -> None:
     (tmp_path / "paths.txt").write_text("".join(f"{p}\n" for p in paths))
 
 
+def _refused_run(
+    tmp_path: Path, layout: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A run of one path to a closed port with ``--layout layout``, for the refusals."""
+    _paths(tmp_path, ["a.gif"])
+    return run_cli(
+        "run", "--base-url", "http://127.0.0.1:9/", "--paths-file", "paths.txt",
+        "--data-dir", "data", "--layout", layout, cwd=tmp_path, env=env, timeout=60,
+    )  # fmt: skip
+
+
 def _run(tmp_path: Path, url: str, *flags: str, env: dict[str, str] | None = None) -> Any:
     done = run_cli(
         "run", "--base-url", url, "--paths-file", "paths.txt", "-o", "json",
@@ -353,12 +364,7 @@ def test_parquet_without_pyarrow_is_one_line_and_exit_2(tmp_path: Path) -> None:
     fake = tmp_path / "nopyarrow" / "pyarrow"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ImportError('no pyarrow here')\n")
-    _paths(tmp_path, ["a.gif"])
-    done = run_cli(
-        "run", "--base-url", "http://127.0.0.1:9/", "--paths-file", "paths.txt",
-        "--data-dir", "data", "--layout", "parquet",
-        cwd=tmp_path, env={"PYTHONPATH": str(fake.parent)}, timeout=60,
-    )  # fmt: skip
+    done = _refused_run(tmp_path, "parquet", env={"PYTHONPATH": str(fake.parent)})
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().count("\n") == 0 and "pyarrow" in done.stderr, done.stderr
     assert not (tmp_path / "data" / "imgflow.db").exists()
@@ -370,11 +376,7 @@ def test_a_linked_shards_folder_is_one_line_and_exit_2(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (data / "shards").symlink_to(elsewhere)
-    _paths(tmp_path, ["a.gif"])
-    done = run_cli(
-        "run", "--base-url", "http://127.0.0.1:9/", "--paths-file", "paths.txt",
-        "--data-dir", "data", "--layout", "webdataset", cwd=tmp_path, timeout=60,
-    )  # fmt: skip
+    done = _refused_run(tmp_path, "webdataset")
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().count("\n") == 0 and "symbolic link" in done.stderr
     assert sorted(os.listdir(data)) == ["shards"] and os.listdir(elsewhere) == []
@@ -384,11 +386,7 @@ def test_a_shards_file_in_place_of_the_folder_is_one_line_and_exit_2(tmp_path: P
     data = tmp_path / "data"
     data.mkdir()
     (data / "shards").write_text("not a folder")
-    _paths(tmp_path, ["a.gif"])
-    done = run_cli(
-        "run", "--base-url", "http://127.0.0.1:9/", "--paths-file", "paths.txt",
-        "--data-dir", "data", "--layout", "parquet", cwd=tmp_path, timeout=60,
-    )  # fmt: skip
+    done = _refused_run(tmp_path, "parquet")
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().count("\n") == 0 and "shards" in done.stderr, done.stderr
     assert sorted(os.listdir(data)) == ["shards"]

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from support.faultserver import FaultServer, Ok
+from support.shard_files import shard_urls
 from support.sources import Urls
 
 from imgflow.demo.images import make_gif
@@ -165,14 +166,7 @@ def test_every_url_once_across_shards_when_runs_repeat(
     _run(items[:4], tmp_path, webdataset_layout(3))
     _run(items, tmp_path, webdataset_layout(3))
     _run(items, tmp_path, webdataset_layout(3))
-    urls = []
-    for tar_path in sorted((tmp_path / "shards").glob("*.tar")):
-        with tarfile.open(tar_path) as tar:
-            for info in tar:
-                if info.name.endswith(".json"):
-                    read = tar.extractfile(info)
-                    assert read is not None
-                    urls.append(json.loads(read.read())["url"])
+    urls = shard_urls(tmp_path / "shards")
     assert sorted(urls) == sorted(item.url for item in items)
 
 

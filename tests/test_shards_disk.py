@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from support.cli_run import run_cli, site
 from support.mounts import tmpfs
 from support.nginx import Nginx, Server
+from support.shard_files import shard_urls
 
 COUNT = 40
 
@@ -46,15 +46,7 @@ def test_a_full_disk_during_shard_writes(tmp_path: Path, small_disk: Path) -> No
         assert failed and all(r["failureKind"] == "no-space" for r in failed), failed[:3]
         stored = {r["url"] for r in doc["results"] if r["outcome"] == "stored"}
         assert stored
-        in_shards = set()
-        for shard in sorted((data / "shards").glob("*.tar")):
-            with tarfile.open(shard) as tar:
-                for info in tar:
-                    if info.name.endswith(".json"):
-                        read = tar.extractfile(info)
-                        assert read is not None
-                        in_shards.add(json.loads(read.read())["url"])
-        assert in_shards == stored
+        assert set(shard_urls(data / "shards")) == stored
         assert os.listdir(data / "tmp") == []
         check = run_cli("check", "--data-dir", str(data), "-o", "json", cwd=tmp_path)
         report = json.loads(check.stdout)

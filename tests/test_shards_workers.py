@@ -17,7 +17,7 @@ from typing import Any
 
 from support.cli_run import FAST_ENV, cli_argv, cli_env, run_cli, site
 from support.faultserver import FaultServer
-from support.processes import signalled
+from support.processes import reaped, signalled
 from test_shards import _check, _index, _paths, _samples, _site_nginx
 from test_workers import GIF, alive, serve, wait_for, workers_of
 
@@ -108,16 +108,12 @@ def test_a_killed_worker_leaves_no_shard_and_its_samples_run_again(
     proc, urls = _start(
         fault_server, tmp_path, layout, 60, "--shard-size", "15", "--batch-size", "5"
     )
-    try:
+    with reaped(proc):
         victim = min(workers_of(proc, 2))
         assert fault_server.wait_for_requests(30, timeout=30)
         assert wait_for(lambda: _writing(tmp_path / "data", victim))
         os.kill(victim, signal.SIGKILL)
         out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 0, err.decode()
     assert b"Traceback" not in err
     assert json.loads(out)["summary"]["stored"] == 60
@@ -136,15 +132,11 @@ def test_ctrl_c_commits_each_workers_partial_shard_and_a_rerun_completes(
     proc, urls = _start(
         fault_server, tmp_path, "parquet", 200, "--shard-size", "1000", "--batch-size", "5"
     )
-    try:
+    with reaped(proc):
         workers = workers_of(proc, 2)
         assert wait_for(lambda: all(_writing(tmp_path / "data", pid) for pid in workers))
         os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the foreground group
         _out, err = proc.communicate(timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130, err.decode()
     assert b"Traceback" not in err
     assert wait_for(lambda: not any(alive(pid) for pid in workers), 5), workers

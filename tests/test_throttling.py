@@ -15,9 +15,9 @@ import re
 from pathlib import Path
 
 import pytest
-from support.cli_run import FAST_ENV, imgflow_run, run_cli, site
+from support.cli_run import FAST_ENV, imgflow_run, run_cli
 from support.faultserver import FaultServer, Ok, Status
-from support.nginx import Nginx, Server
+from support.nginx_limits import limit_req_zone, run_limited
 
 from imgflow.demo.images import make_gif
 from imgflow.documents.text import throttle_line
@@ -224,12 +224,8 @@ def test_the_throttle_line_gives_the_refusals_per_image_and_what_lessens_them() 
     ids=["429", "503-default"],
 )
 def test_nginx_limit_req_every_image_stored(tmp_path: Path, status_line: str, code: int) -> None:
-    root = site(tmp_path, 30)
-    http = "limit_req_zone $binary_remote_addr zone=one:1m rate=5r/s;"
-    body = f"location / {{ root {root}; limit_req zone=one; {status_line} }}"
-    with Nginx(tmp_path, [Server(body)], http=http) as web:
-        doc = imgflow_run(tmp_path, web.url(0, ""), [f"{i}.gif" for i in range(30)], "-c", "8")
-        log = web.access_log()
+    limits = f"limit_req zone=one; {status_line}"
+    doc, log = run_limited(tmp_path, 30, limit_req_zone(5), limits, "-c", "8")
     assert doc["summary"] == {"total": 30, "stored": 30, "skipped": 0, "failed": 0}, doc
     statuses = [line.split()[1] for line in log]
     assert statuses.count("200") == 30
@@ -244,38 +240,26 @@ def test_against_nginx_limit_req_the_gate_settles_instead_of_collecting_refusals
     learnt the refused rate and took tokens when they were there, runs collected more than
     one refusal per image (119 for 100 in the bench)."""
     count = 40
-    root = site(tmp_path, count)
-    http = "limit_req_zone $binary_remote_addr zone=one:1m rate=5r/s;"
-    body = f"location / {{ root {root}; limit_req zone=one; limit_req_status 429; }}"
-    with Nginx(tmp_path, [Server(body)], http=http) as web:
-        doc = imgflow_run(tmp_path, web.url(0, ""), [f"{i}.gif" for i in range(count)], "-c", "8")
-        statuses = [line.split()[1] for line in web.access_log()]
+    limits = "limit_req zone=one; limit_req_status 429;"
+    doc, log = run_limited(tmp_path, count, limit_req_zone(5), limits, "-c", "8")
+    statuses = [line.split()[1] for line in log]
     assert doc["summary"] == {"total": count, "stored": count, "skipped": 0, "failed": 0}, doc
     assert statuses.count("200") == count
     assert statuses.count("429") <= count // 2, statuses.count("429")
 
 
 def test_nginx_limit_conn_every_large_image_stored(tmp_path: Path) -> None:
-    root = site(tmp_path, 8, size=2 * 1024 * 1024)
     http = "limit_conn_zone $binary_remote_addr zone=conns:1m;"
-    body = f"location / {{ root {root}; limit_conn conns 2; limit_rate 8m; }}"
-    with Nginx(tmp_path, [Server(body)], http=http) as web:
-        doc = imgflow_run(tmp_path, web.url(0, ""), [f"{i}.gif" for i in range(8)], "-c", "8")
-        log = web.access_log()
+    limits = "limit_conn conns 2; limit_rate 8m;"
+    doc, log = run_limited(tmp_path, 8, http, limits, "-c", "8", size=2 * 1024 * 1024)
     assert doc["summary"] == {"total": 8, "stored": 8, "skipped": 0, "failed": 0}, doc
     assert [line.split()[1] for line in log].count("503") >= 1  # the limit was met
 
 
 def test_a_fixed_rate_keeps_under_an_nginx_limit(tmp_path: Path) -> None:
     """--rate 4 against a 10 r/s limit: nginx never has to refuse anything."""
-    root = site(tmp_path, 16)
-    http = "limit_req_zone $binary_remote_addr zone=one:1m rate=10r/s;"
-    body = f"location / {{ root {root}; limit_req zone=one; limit_req_status 429; }}"
-    with Nginx(tmp_path, [Server(body)], http=http) as web:
-        doc = imgflow_run(
-            tmp_path, web.url(0, ""), [f"{i}.gif" for i in range(16)], "-c", "8", "--rate", "4"
-        )
-        log = web.access_log()
+    limits = "limit_req zone=one; limit_req_status 429;"
+    doc, log = run_limited(tmp_path, 16, limit_req_zone(10), limits, "-c", "8", "--rate", "4")
     assert doc["summary"] == {"total": 16, "stored": 16, "skipped": 0, "failed": 0}, doc
     images = [line for line in log if "/robots.txt" not in line]  # (its 404 allows all)
     assert [line.split()[1] for line in images] == ["200"] * 16

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from support.cli_run import run_cli
-from support.nginx import Nginx, Server
+from support.nginx import Nginx, Server, serving_images
 from support.settings import quick_fetch
 from support.tls import TestCA
 
@@ -48,10 +48,7 @@ class Site:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("tls")
     ca = TestCA(folder / "ca")
-    root = folder / "www"
-    (root / "img").mkdir(parents=True)
-    (root / "img" / "a.gif").write_bytes(GIF)
-    serve = f"location / {{ root {root}; }}"
+    serve = serving_images(folder, {"a.gif": GIF})
     servers = [
         Server(serve, tls=ca.leaf("localhost", "127.0.0.1")),
         Server(serve, tls=ca.leaf("localhost", "127.0.0.1", expired=True)),

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from support.cli_run import FAST_ENV, start_cli
 from support.counting import Counting, counting_server
-from support.processes import peak_rss_until_exit
+from support.processes import peak_rss_until_exit, reaped
 
 ROWS = 1_000_000
 FIRST_REQUEST_SECONDS = 2.0
@@ -62,7 +62,7 @@ def test_a_million_row_table_streams_in_flat_memory(tmp_path: Path, counting: Co
             "run", "--urls-file", str(table), "--data-dir", str(data), "-c", "4",
             cwd=tmp_path, env=FAST_ENV, stdout=subprocess.DEVNULL, stderr=err,
         )  # fmt: skip
-    try:
+    with reaped(proc):
         deadline = started + 600
         # No need to wait past the promise: a first request later than 2 s fails anyway.
         first_by = started + FIRST_REQUEST_SECONDS
@@ -78,10 +78,6 @@ def test_a_million_row_table_streams_in_flat_memory(tmp_path: Path, counting: Co
         planned = _planned(data / "imgflow.db")
         proc.send_signal(signal.SIGINT)
         peak = peak_rss_until_exit(proc)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            proc.wait()
     peak_mb = peak / 2**20
     print(f"first request after {first:.2f} s; peak RSS {peak_mb:.0f} MB; "
           f"{counting.requests} requests while {ROWS:,} rows were planned")  # fmt: skip

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-from support.cli_run import FAST_ENV, cli_argv, cli_env, imgflow_run, run_cli, site
+from support.cli_run import FAST_ENV, cli_argv, cli_env, run_cli
 from support.faultserver import FaultServer, Request
-from support.nginx import Nginx, Server
-from support.processes import signalled
+from support.nginx_limits import limit_req_zone, run_limited
+from support.processes import reaped, signalled
 from support.replies import Delay, Ok, Status
 from support.serveproc import ServeProcess
 
@@ -46,6 +46,16 @@ def argv(server: FaultServer, tmp_path: Path, paths: list[str], *flags: str) -> 
     return cli_argv(
         "run", "--base-url", server.url("/w"), "--paths-file", str(listing),
         "--data-dir", str(data), "-o", "json", *flags,
+    )  # fmt: skip
+
+
+def start(
+    server: FaultServer, tmp_path: Path, paths: list[str], *flags: str
+) -> subprocess.Popen[bytes]:
+    """The run of `argv`, started in its own session (the test signals it), output piped."""
+    return subprocess.Popen(
+        argv(server, tmp_path, paths, *flags),
+        env=cli_env(FAST_ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE, **signalled(),
     )  # fmt: skip
 
 
@@ -274,15 +284,10 @@ def test_a_429s_cool_down_holds_every_worker(fault_server: FaultServer, tmp_path
 
 def test_a_rate_under_nginxs_limit_is_never_refused_with_workers(tmp_path: Path) -> None:
     """--rate 8 on 2 workers against nginx's limit_req of 10 r/s: nginx refuses nothing."""
-    root = site(tmp_path, 24)
-    http = "limit_req_zone $binary_remote_addr zone=one:1m rate=10r/s;"
-    body = f"location / {{ root {root}; limit_req zone=one; limit_req_status 429; }}"
-    with Nginx(tmp_path, [Server(body)], http=http) as web:
-        doc = imgflow_run(
-            tmp_path, web.url(0, ""), [f"{i}.gif" for i in range(24)],
-            "-c", "8", "--rate", "8", "--workers", "2", "--batch-size", "4",
-        )  # fmt: skip
-        log = web.access_log()
+    doc, log = run_limited(
+        tmp_path, 24, limit_req_zone(10), "limit_req zone=one; limit_req_status 429;",
+        "-c", "8", "--rate", "8", "--workers", "2", "--batch-size", "4",
+    )  # fmt: skip
     assert doc["summary"] == {"total": 24, "stored": 24, "skipped": 0, "failed": 0}, doc
     # <port> <status> "GET <path> HTTP/1.1"; robots.txt (read once for the run, under the
     # same --rate) is not in the site: 404, not a refusal
@@ -312,11 +317,8 @@ def test_a_signal_ends_every_worker_and_the_run_with_130(
     fault_server: FaultServer, tmp_path: Path, sig: signal.Signals
 ) -> None:
     paths = serve(fault_server, 300, delay=0.3)
-    proc = subprocess.Popen(
-        argv(fault_server, tmp_path, paths, "-c", "4", "--workers", "2", "--batch-size", "10"),
-        env=cli_env(FAST_ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE, **signalled(),
-    )  # fmt: skip
-    try:
+    proc = start(fault_server, tmp_path, paths, "-c", "4", "--workers", "2", "--batch-size", "10")
+    with reaped(proc):
         workers = workers_of(proc, 2)
         assert fault_server.wait_for_requests(10, timeout=20)
         if sig == signal.SIGINT:
@@ -326,10 +328,6 @@ def test_a_signal_ends_every_worker_and_the_run_with_130(
         started = time.monotonic()
         _out, err = proc.communicate(timeout=15)
         took = time.monotonic() - started
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130, err.decode()
     assert took < 6, took
     assert b"Traceback" not in err
@@ -351,20 +349,15 @@ def test_a_killed_worker_has_its_images_run_again_and_the_run_finishes(
     """kill -9 of a worker halfway through its batch: its unfinished items go to the other
     one; images it finished are not fetched again (only those in flight at the kill)."""
     paths = serve(fault_server, 100, delay=0.1)
-    proc = subprocess.Popen(
-        argv(fault_server, tmp_path, paths,
-             "-c", "4", "--max-batches", "1", "--workers", "2", "--batch-size", "50"),
-        env=cli_env(FAST_ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE, **signalled(),
+    proc = start(
+        fault_server, tmp_path, paths,
+        "-c", "4", "--max-batches", "1", "--workers", "2", "--batch-size", "50",
     )  # fmt: skip
-    try:
+    with reaped(proc):
         victim = min(workers_of(proc, 2))
         assert fault_server.wait_for_requests(30, timeout=30)
         os.kill(victim, signal.SIGKILL)
         out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 0, err.decode()
     assert b"Traceback" not in err
     doc = json.loads(out)
@@ -386,11 +379,8 @@ def test_workers_killed_while_reading_robots_txt_do_not_hold_the_run(
     paths = serve(fault_server, 20)
     robots = Ok(b"User-agent: *\nDisallow: /w/private/\n", content_type="text/plain")
     fault_server.set(ROBOTS, Delay(4, robots), robots)
-    proc = subprocess.Popen(
-        argv(fault_server, tmp_path, paths, "-c", "4", "--workers", "2", "--batch-size", "5"),
-        env=cli_env(FAST_ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE, **signalled(),
-    )  # fmt: skip
-    try:
+    proc = start(fault_server, tmp_path, paths, "-c", "4", "--workers", "2", "--batch-size", "5")
+    with reaped(proc):
         first = workers_of(proc, 2)
         assert wait_for(lambda: fault_server.count(ROBOTS) >= 1)
         time.sleep(0.3)  # (the other worker asks too, and waits)
@@ -399,10 +389,6 @@ def test_workers_killed_while_reading_robots_txt_do_not_hold_the_run(
         # A lease kept by the dead reader would hold every worker: fail in 20 s, not 60.
         assert wait_for(lambda: fault_server.count(ROBOTS) >= 2), "robots.txt not read again"
         out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 0, err.decode()
     doc = json.loads(out)
     assert doc["summary"] == {"total": 20, "stored": 20, "skipped": 0, "failed": 0}, doc
@@ -419,15 +405,11 @@ def test_kill_9_of_the_main_process_ends_the_workers_and_a_rerun_completes(
         env=cli_env(FAST_ENV), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         **signalled(),
     )  # fmt: skip
-    try:
+    with reaped(proc):
         workers = workers_of(proc, 2)
         assert fault_server.wait_for_requests(40, timeout=30)
         proc.kill()
         proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert wait_for(lambda: not any(alive(pid) for pid in workers), 5), workers
     data = tmp_path / "data"
     rows = stored_rows(data)
@@ -557,7 +539,7 @@ def test_workers_claim_a_streamed_tables_batches_while_it_is_still_planned(
         stderr=subprocess.PIPE, **signalled(),
     )  # fmt: skip
     assert proc.stdin is not None
-    try:
+    with reaped(proc):
         first = 250  # the plan's first chunk (FIRST_CHUNK)
         proc.stdin.write("".join(f"{u}\n" for u in urls[:first]).encode())
         proc.stdin.flush()
@@ -566,10 +548,6 @@ def test_workers_claim_a_streamed_tables_batches_while_it_is_still_planned(
         assert proc.poll() is None
         rest = "".join(f"{u}\n" for u in urls[first:]).encode()
         out, err = proc.communicate(rest, timeout=60)  # (then the pipe ends)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 0, err.decode()
     assert json.loads(out)["summary"] == {"total": 300, "stored": 300, "skipped": 0, "failed": 0}
     assert sorted(r.path for r in image_requests(fault_server)) == sorted(f"/w/{p}" for p in paths)

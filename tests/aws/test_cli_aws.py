@@ -49,6 +49,15 @@ def job_file(tmp_path: Path, name: str, base_url: str) -> str:
     return str(path)
 
 
+def run_job_file(
+    config_file: tuple[Path, Deployed], tmp_path: Path, name: str, base_url: str, *flags: str
+) -> tuple[int, str, str]:
+    """`imgflow run --job` of the reference job `name` with the deployment's config."""
+    config, _ = config_file
+    job = job_file(tmp_path, name, base_url)
+    return invoke("run", "--job", job, "--config", str(config), *flags)
+
+
 def test_run_and_status_of_a_failing_job(
     config_file: tuple[Path, Deployed], flags: StaticServer, tmp_path: Path
 ) -> None:
@@ -201,8 +210,8 @@ def test_max_batches_is_refused_on_aws_in_one_line(
     config_file: tuple[Path, Deployed], flags: StaticServer, tmp_path: Path
 ) -> None:
     # The Map's concurrency is part of the deployed definition (job.max_batches at deploy).
-    config, _ = config_file
-    job = job_file(tmp_path, "success", flags.base_url)
-    code, _, stderr = invoke("run", "--job", job, "--config", str(config), "--max-batches", "2")
+    code, _, stderr = run_job_file(
+        config_file, tmp_path, "success", flags.base_url, "--max-batches", "2"
+    )
     assert code == 2 and "--max-batches" in stderr and "deploy" in stderr
     assert len(stderr.strip().splitlines()) == 1

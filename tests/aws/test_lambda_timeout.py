@@ -84,18 +84,26 @@ def _objects(aws: Aws, bucket: str) -> set[str]:
     return {o["Key"] for page in pages for o in page.get("Contents", [])}
 
 
+def _run_to_end(
+    aws: Aws, pipeline: Deployed, name: str, body: dict[str, Any], seconds: float
+) -> dict[str, Any]:
+    """Starts the execution ``name`` with ``body`` and waits (at most ``seconds``) for its end."""
+    sfn = aws.stepfunctions()
+    arn = sfn.start_execution(
+        stateMachineArn=pipeline.state_machine_arn, name=name, input=json.dumps(body)
+    )["executionArn"]
+    deadline = time.monotonic() + seconds
+    while (execution := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "execution still running"
+        time.sleep(0.1)
+    return dict(execution)
+
+
 def test_a_slow_batch_stops_in_time_and_its_rest_runs_again(
     aws: Aws, pipeline: Deployed, slow_site: FaultServer
 ) -> None:
     body = {"baseUrl": slow_site.base_url, "resourcePaths": PATHS, "lambdaConcur": 1}
-    sfn = aws.stepfunctions()
-    arn = sfn.start_execution(
-        stateMachineArn=pipeline.state_machine_arn, name="slow", input=json.dumps(body)
-    )["executionArn"]
-    deadline = time.monotonic() + 90
-    while (execution := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
-        assert time.monotonic() < deadline, "execution still running"
-        time.sleep(0.1)
+    execution = _run_to_end(aws, pipeline, "slow", body, seconds=90)
     stored = _objects(aws, pipeline.bucket)
     rows = aws.dynamodb().scan(TableName=pipeline.table)["Items"]
     # No image without its index row, whatever happened to the invocations.
@@ -121,14 +129,7 @@ def test_a_batch_that_times_out_is_retried_once_then_recorded_failed(
     monkeypatch.setattr(handler_module, "download_batch", hangs)
     aws.lambda_().update_function_configuration(FunctionName="imgflow-slow-download", Timeout=1)
     body = {"baseUrl": slow_site.base_url, "resourcePaths": PATHS[:2], "lambdaConcur": 1}
-    sfn = aws.stepfunctions()
-    arn = sfn.start_execution(
-        stateMachineArn=pipeline.state_machine_arn, name="hangs", input=json.dumps(body)
-    )["executionArn"]
-    deadline = time.monotonic() + 60
-    while (execution := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
-        assert time.monotonic() < deadline, "execution still running"
-        time.sleep(0.1)
+    execution = _run_to_end(aws, pipeline, "hangs", body, seconds=60)
     assert execution["status"] == "FAILED"
     assert invocation_counts()["imgflow-slow-download"] == 3  # Fetch twice, RecordCrash once
     failures = aws.s3().get_object(Bucket=pipeline.bucket, Key="jobs/hangs/failures.json")

@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import botocore.exceptions
 import pytest
@@ -94,6 +95,19 @@ def test_the_pipeline_runs_with_each_role_enforced(
     assert execution["status"] == "SUCCEEDED", execution
 
 
+def _client_with(aws: Aws, service: str, key: dict[str, Any]) -> Any:
+    """A boto3 client of `service` on the moto server, signed with the access `key`."""
+    import boto3
+
+    return boto3.client(
+        service,
+        region_name="us-east-1",
+        endpoint_url=aws.endpoint_url,
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+    )
+
+
 def _as_nobody(aws: Aws) -> None:
     """A call signed by a key no IAM user has is refused once enforcement is on."""
     import boto3
@@ -111,8 +125,6 @@ def test_a_policy_is_refused_what_it_does_not_grant(enforcing: Aws, tmp_path: Pa
     """The download role's deployed policy, given to a user: the index lookups it needs are
     allowed, a GetItem it does not need is refused. (moto cannot assume a service role for
     a user, so the policy is copied rather than the role assumed.)"""
-    import boto3
-
     aws = enforcing
     deployed = deploy_pipeline(aws, pipeline_config(tmp_path / "deployed"))
     iam = aws.iam()
@@ -122,13 +134,7 @@ def test_a_policy_is_refused_what_it_does_not_grant(enforcing: Aws, tmp_path: Pa
     iam.create_user(UserName="as-download")
     iam.put_user_policy(UserName="as-download", PolicyName="download", PolicyDocument=document)
     key = iam.create_access_key(UserName="as-download")["AccessKey"]
-    as_download = boto3.client(
-        "dynamodb",
-        region_name="us-east-1",
-        endpoint_url=aws.endpoint_url,
-        aws_access_key_id=key["AccessKeyId"],
-        aws_secret_access_key=key["SecretAccessKey"],
-    )
+    as_download = _client_with(aws, "dynamodb", key)
     item = {"url": {"S": "https://example.com/a.gif"}}
     as_download.batch_get_item(RequestItems={deployed.table: {"Keys": [item]}})
     with pytest.raises(botocore.exceptions.ClientError) as refused:
@@ -137,13 +143,7 @@ def test_a_policy_is_refused_what_it_does_not_grant(enforcing: Aws, tmp_path: Pa
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert "is not authorized to perform: dynamodb:GetItem" in str(refused.value)
     # the job's robots cache: its objects are read and written, other job objects not read
-    s3 = boto3.client(
-        "s3",
-        region_name="us-east-1",
-        endpoint_url=aws.endpoint_url,
-        aws_access_key_id=key["AccessKeyId"],
-        aws_secret_access_key=key["SecretAccessKey"],
-    )
+    s3 = _client_with(aws, "s3", key)
     cache = S3RobotsCache(s3, deployed.bucket, "job-1")
     assert cache.get("http://a.test") is None  # none yet (AccessDenied: no ListBucket)
     cache.put("http://a.test", Stored(404, b"", 1.0))

@@ -17,19 +17,8 @@ from enum import StrEnum
 
 from imgflow.engine import messages
 from imgflow.engine.settings import FetchConfig
-from support.faultserver import (
-    Drip,
-    FaultServer,
-    HttpDate,
-    Ok,
-    PerMethod,
-    Redirect,
-    Reply,
-    Reset,
-    Short,
-    Stall,
-    Status,
-)
+from support.faultserver import FaultServer, Reply
+from support.replies import Drip, HttpDate, Ok, PerMethod, Redirect, Reset, Short, Stall, Status
 
 # The fault server shares a process (and the GIL) with the client under test, on a machine
 # that may be busy with other tests: the read timeout leaves it a full second to answer, so

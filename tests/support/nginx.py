@@ -15,7 +15,7 @@ every path in the test's folder, and is stopped when the ``with`` ends.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,3 +99,13 @@ http {{
             return self._access.read_text().splitlines()
         except FileNotFoundError:
             return []
+
+
+def serving_images(folder: Path, images: Mapping[str, bytes]) -> str:
+    """Writes `images` (name: bytes) to `folder/www/img/` and returns the ``location / { }``
+    block that serves `folder/www`."""
+    root = folder / "www"
+    (root / "img").mkdir(parents=True)
+    for name, data in images.items():
+        (root / "img" / name).write_bytes(data)
+    return f"location / {{ root {root}; }}"

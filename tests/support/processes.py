@@ -14,7 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -177,6 +177,17 @@ def _default_sigint() -> None:
 def signalled() -> dict[str, Any]:
     """Keyword arguments for ``subprocess.Popen`` of a child the test will signal."""
     return {"start_new_session": True, "preexec_fn": _default_sigint}
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen[Any]) -> Iterator[subprocess.Popen[Any]]:
+    """Kills and waits for `proc` on the way out if it is still running (a failed test)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def peak_rss_until_exit(proc: subprocess.Popen[Any]) -> int:
