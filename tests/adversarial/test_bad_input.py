@@ -265,4 +265,7 @@ def test_a_million_line_file_streams_and_names_its_last_line(tmp_path: Path) -> 
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "line 1000001: '../escape.gif' uses .." in lines[0]
     assert big_peak - small_peak < 30 * 1024, (small_peak, big_peak)  # KiB: the file is 30+ MB
-    assert not (tmp_path / "imgflow-data").exists()
+    # A file this large is streamed while the run fetches (its first request goes out at
+    # once), so its bad last line stops a run that has started: nothing is left half-written.
+    data = tmp_path / "imgflow-data"
+    assert not data.exists() or not any((data / "tmp").iterdir())
