@@ -33,6 +33,7 @@ from imgflow.engine.records import Outcome, ResultRecord, Summary
 from imgflow.engine.settings import FetchConfig
 from imgflow.local.folder import DB_NAME
 from imgflow.local.index import Database
+from imgflow.local.index.connection import use_wal
 from imgflow.local.store import FileStore
 
 FAST = FetchConfig(timeout=5.0, connect_timeout=2.0, total_timeout=10.0, retries=1)
@@ -298,6 +299,30 @@ def test_databases_opened_at_once_by_several_runs_all_open(tmp_path: Path) -> No
     for attempt in range(8):
         errors = open_together(tmp_path / f"{attempt}.db", 4)
         assert errors == []
+
+
+class _LockedTwice:
+    """A connection whose switch to WAL is refused twice as SQLite refuses it to an open
+    that holds a read lock (at once, "database is locked"), then goes through."""
+
+    def __init__(self) -> None:
+        self.tries = 0
+
+    def execute(self, sql: str) -> _LockedTwice:
+        assert sql == "PRAGMA journal_mode=WAL"
+        self.tries += 1
+        if self.tries <= 2:
+            raise sqlite3.OperationalError("database is locked")
+        return self
+
+    def fetchone(self) -> tuple[str]:
+        return ("wal",)
+
+
+def test_a_switch_to_wal_refused_as_locked_is_tried_again() -> None:
+    conn = _LockedTwice()
+    use_wal(conn)  # type: ignore[arg-type]
+    assert conn.tries == 3
 
 
 def test_a_new_database_opened_at_once_by_several_runs_switches_to_wal_for_each(

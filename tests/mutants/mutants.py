@@ -615,9 +615,9 @@ MUTANTS: list[Mutant] = [
         "download-rederives-keys",
         "a batch's items are fetched and stored as the plan made them (docs/aws.md)",
         "imgflow/aws/runtime/download.py",
-        "    items = spec.items\n",
-        '    items = tuple(dataclasses.replace(i, key=i.url.split("://")[1])'
-        " for i in spec.items)\n",
+        "    return run_batch_blocking(\n        spec.items,\n",
+        "    return run_batch_blocking(\n"
+        '        tuple(dataclasses.replace(i, key=i.url.split("://")[1]) for i in spec.items),\n',
         (
             "tests/aws/test_pipeline.py::"
             "test_a_batch_is_fetched_under_its_items_keys_and_indexes_their_meta",
@@ -963,7 +963,10 @@ MUTANTS: list[Mutant] = [
         "imgflow/local/index/connection.py",
         '        "locked",\n        seconds=BUSY_TIMEOUT_MS',
         '        "never retried",\n        seconds=BUSY_TIMEOUT_MS',
-        (f"{REV}::test_a_new_database_opened_at_once_by_several_runs_switches_to_wal_for_each",),
+        (
+            f"{REV}::test_a_switch_to_wal_refused_as_locked_is_tried_again",
+            f"{REV}::test_a_new_database_opened_at_once_by_several_runs_switches_to_wal_for_each",
+        ),
     ),
     # -- a compressed body is stored only when its stream ended ------------------------------
     Mutant(
