@@ -129,7 +129,7 @@ def plan_retry(data_dir: Path, run_id: str) -> RetryPlan:
     db_path = data_dir / DB_NAME
     if not db_path.exists():
         raise UsageError(f"no runs yet in {data_dir}")
-    info, failed = _run(db_path, run_id)
+    info, failed, layout = _run(db_path, run_id)
     if info.state == RUNNING:
         raise UsageError(f"run {run_id} is still running: retry it once it has ended")
     source = _source(db_path, info, failed)
@@ -147,28 +147,22 @@ def plan_retry(data_dir: Path, run_id: str) -> RetryPlan:
             lost = label
         else:
             unread = label
-    return RetryPlan(info, failed, job, unread, lost, _layout(db_path, run_id))
+    return RetryPlan(info, failed, job, unread, lost, layout)
 
 
-def _layout(db_path: Path, run_id: str) -> str | None:
-    db = Database(db_path)
-    try:
-        return run_layout(db.conn, run_id)
-    finally:
-        db.close()
-
-
-def _run(db_path: Path, run_id: str) -> tuple[RunInfo, int]:
-    """The run's row and how many of its planned items to run again."""
+def _run(db_path: Path, run_id: str) -> tuple[RunInfo, int, str | None]:
+    """The run's row, how many of its planned items to run again and its layout (one
+    open of the index)."""
     db = Database(db_path)
     try:
         info = db.run_info(run_id)
         failed = 0 if info is None else db.count_retried(run_id)
+        layout = None if info is None else run_layout(db.conn, run_id)
     finally:
         db.close()
     if info is None:
         raise UsageError(f"run {run_id!r} not found in {db_path}")
-    return info, failed
+    return info, failed, layout
 
 
 def _source(db_path: Path, info: RunInfo, failed: int) -> RetrySource:
@@ -177,7 +171,7 @@ def _source(db_path: Path, info: RunInfo, failed: int) -> RetrySource:
     if not info.planned:
         described = info.source or {}
         if described.get("kind") == KIND and isinstance(described.get("run"), str):
-            parent, parent_failed = _run(db_path, described["run"])  # a retry cut short
+            parent, parent_failed, _ = _run(db_path, described["run"])  # a retry cut short
             rest = _source(db_path, parent, parent_failed)
         else:
             rest = reopen(described)
