@@ -71,11 +71,14 @@ def main() -> None:
         "'imgflow*,curl,aiohttp' (imgflow* is every imgflow row, the baseline's too)",
     )
     parser.add_argument("--no-save", action="store_true", help="print only; write no results")
+    parser.add_argument(
+        "--repeats", type=int, help="runs per tool (default 3, or 1 with --quick), at full size"
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.perf_counter()
     cases = set(args.cases.split(","))
-    repeats = 1 if args.quick else 3
+    repeats = args.repeats or (1 if args.quick else 3)
     tools = find_tools(args)
     (WORK / "logs").mkdir(parents=True, exist_ok=True)
     corpus = WORK / "corpus"
