@@ -105,6 +105,10 @@ def cases(tools: Tools, files: dict[str, Path]) -> list[Case]:
         Case(f"imgflow --urls-file, -c {CAP}", "imgflow", 64, [
             tools.imgflow, "run", "--urls-file", str(files["csv"]), "-c", str(CAP),
             "--max-batches", "16", "--data-dir", OUT, "--output", "json"]),
+        # both cores, as img2dataset's two processes use them (the caps held across both)
+        Case(f"imgflow --urls-file, -c {CAP}, --workers 2", "imgflow", 64, [
+            tools.imgflow, "run", "--urls-file", str(files["csv"]), "-c", str(CAP),
+            "--max-batches", "16", "--workers", "2", "--data-dir", OUT, "--output", "json"]),
     ]  # fmt: skip
     if tools.aria2c:
         out.append(Case(f"aria2c -i -j 64 -x {CAP}", "aria2c", 64, [
@@ -175,11 +179,12 @@ def section(data: dict[str, Any]) -> list[str]:
 
 
 def goals(data: dict[str, Any]) -> list[Goal]:
-    """imgflow's images/s against img2dataset's (2x) and aria2c's (1x)."""
+    """imgflow's best row's images/s against img2dataset's (2x) and aria2c's (1x)."""
     if "hosts" not in data:
         return []
-    rows = {r["tool"]: r for r in data["hosts"]["rows"]}
-    mine = rows.get("imgflow")
+    rows = {r["tool"]: r for r in data["hosts"]["rows"] if r["tool"] != "imgflow"}
+    ours = [r for r in data["hosts"]["rows"] if r["tool"] == "imgflow"]
+    mine = max(ours, key=lambda r: r["images_per_s"]) if ours else None  # its best row
     out: list[Goal] = []
     for tool, key in (("img2dataset", "vs_img2dataset"), ("aria2c", "vs_aria2c")):
         if mine and tool in rows and rows[tool]["images_per_s"]:
