@@ -332,8 +332,9 @@ def test_an_interrupted_run_of_many_hosts_keeps_what_it_stored_and_a_rerun_skips
     assert fast.count("/f0.gif") == 1
 
 
-def test_idle_connections_of_every_host_stay_within_the_pool(servers: list[FaultServer]) -> None:
-    """A run of many hosts keeps no idle connection to each: the oldest is closed."""
+def _fetch_in_turn(servers: list[FaultServer], order: Sequence[int]) -> list[object]:
+    """Fetch /a.gif from `servers[i]` for each i of `order`, one at a time, through one
+    fetcher of 2 connections; the idle connections it holds at the end, per server."""
     from imgflow.engine.fetch import Fetcher
     from imgflow.engine.outcome import Fetched
     from imgflow.engine.settings import FetchConfig
@@ -341,17 +342,37 @@ def test_idle_connections_of_every_host_stay_within_the_pool(servers: list[Fault
 
     async def main() -> list[object]:
         async with Fetcher(FetchConfig(retries=0), max_connections=2) as fetcher:
-            results: list[object] = []
-            for server in servers:
-                results.append(await fetcher.fetch(server.url("/a.gif")))
+            for n in order:
+                assert isinstance(await fetcher.fetch(servers[n].url("/a.gif")), Fetched)
             transport = fetcher._fast
             assert isinstance(transport, FastTransport)
-            assert sum(len(idle) for idle in transport._idle.values()) == 2
-            results.append(await fetcher.fetch(servers[-1].url("/b.gif")))  # reused
-            return results
+            idle = transport._idle
+            return [len(idle.get(("http", "127.0.0.1", s.port, None), ())) for s in servers]
 
-    results = asyncio.run(main())
-    assert all(isinstance(r, Fetched) for r in results)
+    return asyncio.run(main())
+
+
+def test_idle_connections_of_every_host_stay_within_the_pool(
+    servers: list[FaultServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run of many hosts keeps no idle connection to each beyond the pool's budget: the
+    one idle the longest is closed, whichever its host (not the first host's)."""
+    monkeypatch.setattr("imgflow.engine.transport.pool.IDLE_CONNECTIONS", 2)
+    # 0 and 1 are kept; 0 is used again, so 1 is now idle the longest; 2 and 3 push out
+    # 1 then 0; the last fetch from 3 reuses its connection
+    idle = _fetch_in_turn(servers, [0, 1, 0, 2, 3, 3])
+    assert idle == [0, 0, 1, 1]
+    assert [s.connections for s in servers] == [1, 1, 1, 1]
+
+
+def test_hosts_beyond_the_requests_in_flight_keep_their_connections(
+    servers: list[FaultServer],
+) -> None:
+    """More hosts than requests in flight (4 hosts, 2 connections): each host keeps its
+    own idle connection, so fetching from them in turn opens one connection to each, not
+    one per request (a pool of only 2 idle reconnected every host every round)."""
+    idle = _fetch_in_turn(servers, [0, 1, 2, 3] * 3)
+    assert idle == [1, 1, 1, 1]
     assert [s.connections for s in servers] == [1, 1, 1, 1]
 
 

@@ -4,9 +4,10 @@ reused, behind httpx's transport interface."""
 from __future__ import annotations
 
 import asyncio
+import resource
 import socket
 import ssl
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,6 +25,20 @@ from imgflow.engine.transport.stream import Body
 # (scheme, host, port, proxy): the key of a pool of interchangeable connections. Plain http
 # through a proxy is keyed by the proxy alone: one connection to it serves every origin.
 Route = tuple[str, str, int, Proxy | None]
+
+# Idle keep-alive connections kept, of every host together: enough for each host of a table
+# to keep its own (hosts x per-host concurrency is often more than the requests in flight,
+# and a pool of only that many closed a busy host's connection to make room for another's,
+# so hosts were reconnected again and again), bounded so a run of many hosts does not run
+# out of file descriptors (a quarter of the process's limit).
+IDLE_CONNECTIONS = 256
+
+
+def idle_budget(max_connections: int) -> int:
+    """How many idle connections a pool of `max_connections` keeps open."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = soft // 4 if soft != resource.RLIM_INFINITY else IDLE_CONNECTIONS
+    return max(max_connections, min(IDLE_CONNECTIONS, limit))
 
 
 class FastTransport(httpx.AsyncBaseTransport):
@@ -47,9 +62,10 @@ class FastTransport(httpx.AsyncBaseTransport):
     ) -> None:
         self.resolver = resolver or Resolver()
         self._slots = asyncio.Semaphore(max_connections)
-        self._max_idle = max_connections
+        self._max_idle = idle_budget(max_connections)
         self._idle: dict[Route, deque[Connection]] = {}
         self._idle_total = 0  # idle connections of every route: at most _max_idle
+        self._idle_since: OrderedDict[Connection, Route] = OrderedDict()  # oldest first
         self._ssl = ssl_context  # a factory is called at the first https connection
         self._address_check = address_check
         self._proxies = proxies if proxies is not None and proxies.active else None
@@ -135,6 +151,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         while idle:
             conn = idle.pop()
             self._idle_total -= 1
+            del self._idle_since[conn]
             if conn.reusable():
                 return conn
             conn.close()
@@ -240,32 +257,25 @@ class FastTransport(httpx.AsyncBaseTransport):
         """Return a connection after its response body was closed."""
         self._slots.release()
         if reuse and not self._closed:
-            idle = self._idle.setdefault(route, deque())
-            if len(idle) < self._max_idle:
-                if self._idle_total >= self._max_idle:
-                    self._evict(route)
-                idle.append(conn)
-                self._idle_total += 1
-                return
+            if self._idle_total >= self._max_idle:
+                self._evict()
+            self._idle.setdefault(route, deque()).append(conn)
+            self._idle_total += 1
+            self._idle_since[conn] = route
+            return
         conn.close()
 
-    def _evict(self, keep: Route) -> None:
-        """Close the oldest idle connection of another route than `keep`: idle connections
-        of every host together stay within the pool's size (a run of many hosts would
-        otherwise keep one open to each, and run out of file descriptors)."""
-        empty: list[Route] = []
-        for route, idle in self._idle.items():
-            if route == keep:
-                continue
-            if not idle:
-                empty.append(route)
-            else:
-                idle.popleft().close()
-                self._idle_total -= 1
-                break
-        for route in empty:
-            if not self._idle[route]:
-                del self._idle[route]
+    def _evict(self) -> None:
+        """Close the connection idle the longest, whichever its host: idle connections of
+        every host together stay within the pool's budget, and the one closed is of a
+        host that has gone quiet, not of one still being fetched from."""
+        conn, route = self._idle_since.popitem(last=False)
+        idle = self._idle[route]
+        idle.remove(conn)  # (its leftmost: a route's idle ones are in the same order)
+        self._idle_total -= 1
+        if not idle:
+            del self._idle[route]
+        conn.close()
 
     async def aclose(self) -> None:
         self._closed = True
@@ -275,6 +285,7 @@ class FastTransport(httpx.AsyncBaseTransport):
             while idle:
                 idle.pop().close()
         self._idle.clear()
+        self._idle_since.clear()
         self._idle_total = 0
 
 
