@@ -12,38 +12,14 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imgflow.documents.export import COLUMNS, ExportTable, meta_columns
 from imgflow.local.index.runs import PENDING
 from imgflow.local.index.schema import columns
 
-COLUMNS = (
-    "url",
-    "key",
-    "path",
-    "bytes",
-    "sha256",
-    "content_type",
-    "width",
-    "height",
-    "run",
-    "time",
-    "outcome",
-    "failure_kind",
-    "error",
-)
 _FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class ExportTable:
-    """The columns of an export and its rows (streamed once)."""
-
-    columns: tuple[str, ...]
-    meta_names: dict[str, str]  # metadata name -> its column
-    rows: Iterator[dict[str, Any]]
 
 
 def export_table(conn: sqlite3.Connection, images: Path, run_id: str | None) -> ExportTable:
@@ -51,7 +27,7 @@ def export_table(conn: sqlite3.Connection, images: Path, run_id: str | None) -> 
     keys are under (a row's ``path``)."""
     where, args = ("WHERE r.run_id = ? AND", (run_id,)) if run_id else ("WHERE", ())
     names = _meta_names(conn, run_id)
-    meta_columns = {name: f"meta.{name}" if name in COLUMNS else name for name in names}
+    metas = meta_columns(names)
     image_columns = columns(conn, "images")
     size = "i.width, i.height" if "width" in image_columns else "NULL, NULL"
     has_meta = "meta" in columns(conn, "results")
@@ -97,11 +73,11 @@ def export_table(conn: sqlite3.Connection, images: Path, run_id: str | None) -> 
                 "error": error,
             }
             values = json.loads(meta) if meta else {}
-            for name, column in meta_columns.items():
+            for name, column in metas.items():
                 row[column] = values.get(name)
             yield row
 
-    return ExportTable((*COLUMNS, *meta_columns.values()), meta_columns, rows())
+    return ExportTable((*COLUMNS, *metas.values()), metas, rows())
 
 
 def run_exists(conn: sqlite3.Connection, run_id: str) -> bool:
