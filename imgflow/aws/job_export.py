@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+PAGE = 1000  # keys a listing call returns (S3's most)
 
 
 def job_ids(s3: S3Client, bucket: str, run: str | None) -> list[str]:
@@ -99,7 +100,9 @@ def _result_keys(s3: S3Client, bucket: str, job: str, written: deque[datetime]) 
     """The job's result keys, page by page; each one's LastModified appended to `written`."""
     paginator = s3.get_paginator("list_objects_v2")
     with aws_errors("s3:ListObjectsV2"):
-        for page in paginator.paginate(Bucket=bucket, Prefix=results_prefix(job)):
+        for page in paginator.paginate(
+            Bucket=bucket, Prefix=results_prefix(job), PaginationConfig={"PageSize": PAGE}
+        ):
             for obj in page.get("Contents", []):
                 written.append(obj["LastModified"])
                 yield obj["Key"]
@@ -109,6 +112,8 @@ def _job_folders(s3: S3Client, bucket: str) -> Iterator[str]:
     """Every job id with a folder under jobs/."""
     paginator = s3.get_paginator("list_objects_v2")
     with aws_errors("s3:ListObjectsV2"):
-        for page in paginator.paginate(Bucket=bucket, Prefix=JOBS_PREFIX, Delimiter="/"):
+        for page in paginator.paginate(
+            Bucket=bucket, Prefix=JOBS_PREFIX, Delimiter="/", PaginationConfig={"PageSize": PAGE}
+        ):
             for folder in page.get("CommonPrefixes", []):
                 yield folder["Prefix"][len(JOBS_PREFIX) :].rstrip("/")

@@ -7,6 +7,7 @@ one line, exit 2, nothing written."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import re
 from collections.abc import Iterator
@@ -21,8 +22,12 @@ from support.faultserver import FaultServer
 from support.replies import Ok, Status
 from test_pipeline import run
 
+from imgflow.aws import job_export
 from imgflow.aws.client import Aws
-from imgflow.documents.export import COLUMNS
+from imgflow.aws.runtime.jobs import write_results
+from imgflow.documents.export import COLUMNS, write_table
+from imgflow.engine.plan import Item
+from imgflow.engine.records import Outcome, ResultRecord
 
 GIF = (FLAGS_DIR / "ad" / "ad.gif").read_bytes()
 JOB = "export-job"
@@ -133,3 +138,29 @@ def test_a_urls_jobs_results_export_as_the_local_table_with_their_metadata(
         code == 2 and stderr.strip() == f"imgflow: error: job 'nope' not found in bucket {bucket}"
     )
     assert not missing.exists() and not list(tmp_path.glob(".missing*"))
+
+
+def test_every_jobs_records_with_their_metadata_columns_in_pages(
+    aws: Aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # result objects as the download Lambda writes them, two jobs, listed a page at a time
+    s3 = aws.s3()
+    s3.create_bucket(Bucket="images")
+    one = ResultRecord("http://a/1.gif", "1.gif", Outcome.STORED, 200, "images/a/1.gif", 65)
+    two = ResultRecord("http://a/2.gif", "2.gif", Outcome.FAILED, 404, error="Could not find")
+    meta = {"caption": "one", "n": 1}
+    write_results(s3, "images", "job-a", 0, [one], items=[Item(one.url, "k", meta)])
+    write_results(s3, "images", "job-a", 1, [two])
+    write_results(s3, "images", "job-b", 0, [dataclasses.replace(one, meta={"lang": "fr"})])
+    monkeypatch.setattr(job_export, "PAGE", 1)  # one key a page: the listing is paged
+    out = tmp_path / "all.jsonl"
+    table = job_export.export_table(s3, "images", job_export.job_ids(s3, "images", None))
+    assert write_table(table, "jsonl", out) == 3
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["run"], r["url"], r["caption"], r["n"], r["lang"]) for r in rows] == [
+        ("job-a", one.url, "one", 1, None),
+        ("job-a", two.url, None, None, None),
+        ("job-b", one.url, None, None, "fr"),
+    ]
+    assert rows[0]["path"] == "s3://images/images/a/1.gif" and rows[1]["path"] is None
+    assert job_export.job_ids(s3, "images", "arn:aws:states:x:1:execution:m:job-b") == ["job-b"]
