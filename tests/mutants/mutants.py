@@ -1437,6 +1437,17 @@ MUTANTS: list[Mutant] = [
         (f"{TABLES}::test_a_table_and_its_metadata_round_trip_through_export",),
     ),
     Mutant(
+        "aws-export-meta-column-dropped",
+        "export on aws writes the metadata's columns as the local export does (README)",
+        "imgflow/aws/job_export.py",
+        "    metas = meta_columns(list(names))",
+        "    metas = meta_columns(list(names)[:-1])",
+        (
+            "tests/aws/test_export_aws.py::"
+            "test_every_jobs_records_with_their_metadata_columns_in_pages",
+        ),
+    ),
+    Mutant(
         "table-bad-row-line-off-by-one",
         "a bad row of a URL table fails with its line number (README)",
         "imgflow/sources/tables.py",
