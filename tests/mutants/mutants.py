@@ -37,6 +37,7 @@ HOSTS = "tests/test_hosts.py"
 TABLES = "tests/test_url_tables.py"
 PATHS_STREAM = "tests/test_paths_stream.py"
 AWS_SHARDS = "tests/aws/test_shards_aws.py"
+SERVE_NOTES = "tests/test_serve_host_notes.py"
 
 MUTANTS: list[Mutant] = [
     # -- atomicity: a file appears at its final name only when complete ----------------------
@@ -1446,6 +1447,23 @@ MUTANTS: list[Mutant] = [
             "tests/aws/test_export_aws.py::"
             "test_every_jobs_records_with_their_metadata_columns_in_pages",
         ),
+    ),
+    Mutant(
+        "serve-host-notes-dropped",
+        "serve's run documents carry a finished run's per-host lines, as status -o json"
+        " does (architecture)",
+        "imgflow/serve/documents.py",
+        '            head["hostNotes"] = list(notes)',
+        "            pass",
+        (f"{SERVE_NOTES}::test_a_urls_jobs_document_carries_its_host_notes",),
+    ),
+    Mutant(
+        "serve-finished-counts-not-from-the-index",
+        "a finished serve job's document has its run's counts (README: GET /runs/<id>)",
+        "imgflow/serve/documents.py",
+        "                return info.summary, info.duplicates, info.host_notes",
+        "                return Summary(total=job.total), info.duplicates, info.host_notes",
+        (f"{SERVE_NOTES}::test_a_urls_jobs_document_carries_its_host_notes",),
     ),
     Mutant(
         "table-bad-row-line-off-by-one",
