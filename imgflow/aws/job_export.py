@@ -7,7 +7,8 @@ memory holds a few objects, never a whole job. The metadata's names (a urls job'
 and other columns) must be known before the first row (a CSV header, a Parquet schema), so
 the objects are read twice: once for the names (kept in first-met order), once for the rows.
 A row's ``path`` is the object's S3 URI, ``run`` its job id, ``time`` when its batch's
-result object was written.
+result object was written. A webdataset job's rows (``output.layout: webdataset``: a stored
+record's key is its batch's shard) also have ``shard`` (the shard's S3 URI) and ``member``.
 """
 
 from __future__ import annotations
@@ -19,14 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 from imgflow.aws.client import aws_errors
 from imgflow.aws.runtime.jobs import JOBS_PREFIX, job_prefix, read_results, results_prefix
+from imgflow.aws.runtime.shards import SHARDS_PREFIX
 from imgflow.documents.export import COLUMNS, ExportTable, meta_columns
 from imgflow.engine.records import Outcome, ResultRecord
+from imgflow.engine.samples import extension, sample_key
 from imgflow.errors import UsageError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+SHARD_COLUMNS = ("shard", "member")  # after the fixed columns, for a webdataset job
 PAGE = 1000  # keys a listing call returns (S3's most)
 
 
@@ -46,20 +50,41 @@ def job_ids(s3: S3Client, bucket: str, run: str | None) -> list[str]:
 def export_table(s3: S3Client, bucket: str, jobs: Sequence[str]) -> ExportTable:
     """The rows of every record of `jobs`' result objects, streamed."""
     names: dict[str, None] = {}
+    sharded = False
     for _, _, record in _records(s3, bucket, jobs):
+        sharded = sharded or _in_shard(record)
         for name in record.meta or ():
             names.setdefault(name)
     metas = meta_columns(list(names))
+    fixed = (*COLUMNS, *SHARD_COLUMNS) if sharded else COLUMNS
 
     def rows() -> Iterator[dict[str, Any]]:
         for job, at, record in _records(s3, bucket, jobs):
             row = _row(bucket, job, at, record)
+            if sharded:
+                row.update(_place(bucket, record))
             meta = record.meta or {}
             for name, column in metas.items():
                 row[column] = meta.get(name)
             yield row
 
-    return ExportTable((*COLUMNS, *metas.values()), metas, rows())
+    return ExportTable((*fixed, *metas.values()), metas, rows())
+
+
+def _in_shard(record: ResultRecord) -> bool:
+    return record.outcome is not Outcome.FAILED and (record.key or "").startswith(SHARDS_PREFIX)
+
+
+def _place(bucket: str, record: ResultRecord) -> dict[str, str | None]:
+    """A webdataset job's image: its shard's S3 URI and its member, named as the shard
+    writer names it (runtime/shards.py: the sample key, the content type's extension)."""
+    if not _in_shard(record):
+        return {"shard": None, "member": None}
+    stem = sample_key(record.url)
+    return {
+        "shard": f"s3://{bucket}/{record.key}",
+        "member": f"{stem}.{extension(record.content_type, record.path)}",
+    }
 
 
 def _row(bucket: str, job: str, at: datetime, record: ResultRecord) -> dict[str, Any]:

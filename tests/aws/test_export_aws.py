@@ -28,6 +28,7 @@ from imgflow.aws.runtime.jobs import write_results
 from imgflow.documents.export import COLUMNS, write_table
 from imgflow.engine.plan import Item
 from imgflow.engine.records import Outcome, ResultRecord
+from imgflow.engine.samples import sample_key
 
 GIF = (FLAGS_DIR / "ad" / "ad.gif").read_bytes()
 JOB = "export-job"
@@ -164,3 +165,24 @@ def test_every_jobs_records_with_their_metadata_columns_in_pages(
     ]
     assert rows[0]["path"] == "s3://images/images/a/1.gif" and rows[1]["path"] is None
     assert job_export.job_ids(s3, "images", "arn:aws:states:x:1:execution:m:job-b") == ["job-b"]
+
+
+def test_a_webdataset_jobs_rows_name_their_shard_and_member(aws: Aws, tmp_path: Path) -> None:
+    s3 = aws.s3()
+    s3.create_bucket(Bucket="images")
+    shard = "shards/job-w/00000.tar"  # a stored record's key in a webdataset job
+    url = "http://a/p/1.gif"
+    stored = ResultRecord(url, url, Outcome.STORED, 200, shard, 65, content_type="image/gif")
+    failed = ResultRecord("http://a/2.gif", "2.gif", Outcome.FAILED, 404, error="Could not find")
+    write_results(s3, "images", "job-w", 0, [stored, failed])
+    out = tmp_path / "w.csv"
+    table = job_export.export_table(s3, "images", ["job-w"])
+    assert write_table(table, "csv", out) == 2
+    with out.open(newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert list(rows[0]) == [*COLUMNS, "shard", "member"]
+    assert (rows[0]["shard"], rows[0]["member"]) == (
+        f"s3://images/{shard}",
+        f"{sample_key(url)}.gif",  # as the shard writer names it (aws/runtime/shards.py)
+    )
+    assert (rows[1]["shard"], rows[1]["member"]) == ("", "")
