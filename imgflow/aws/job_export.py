@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from imgflow.aws.client import aws_errors
 from imgflow.aws.runtime.jobs import JOBS_PREFIX, job_prefix, read_results, results_prefix
 from imgflow.aws.runtime.shards import SHARDS_PREFIX
-from imgflow.documents.export import COLUMNS, ExportTable, meta_columns
+from imgflow.documents.export import COLUMNS, SHARD_COLUMNS, ExportTable, meta_columns
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.engine.samples import extension, sample_key
 from imgflow.errors import UsageError
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-SHARD_COLUMNS = ("shard", "member")  # after the fixed columns, for a webdataset job
 PAGE = 1000  # keys a listing call returns (S3's most)
 
 

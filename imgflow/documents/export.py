@@ -35,6 +35,7 @@ COLUMNS = (
     "failure_kind",
     "error",
 )
+SHARD_COLUMNS = ("shard", "member")  # after COLUMNS, when a shard layout stored images
 FORMATS = ("csv", "jsonl", "parquet")
 PARQUET_ROWS = 10_000
 PARQUET_HINT = "pip install 'imgflow[parquet]'"

@@ -13,6 +13,7 @@ from imgflow.errors import UsageError
 from imgflow.local.folder import DB_NAME, refuse_linked
 from imgflow.local.index import Database, sqlite_errors
 from imgflow.local.index.export import export_table, run_exists
+from imgflow.local.layouts.shard_format import SHARDS_DIR
 
 
 def export(data_dir: Path, fmt: str, output: Path | None, run_id: str | None) -> int:
@@ -28,6 +29,10 @@ def export(data_dir: Path, fmt: str, output: Path | None, run_id: str | None) ->
         with sqlite_errors(db.path):
             if run_id is not None and not run_exists(db.conn, run_id):
                 raise UsageError(f"run {run_id!r} not found in {path}")
-            return write_table(export_table(db.conn, data_dir / "images", run_id), fmt, output)
+            return write_table(
+                export_table(db.conn, data_dir / "images", data_dir / SHARDS_DIR, run_id),
+                fmt,
+                output,
+            )
     finally:
         db.close()
