@@ -1449,6 +1449,22 @@ MUTANTS: list[Mutant] = [
         ),
     ),
     Mutant(
+        "export-shard-member-dropped",
+        "export names a shard layout's shard and member for every stored image (README)",
+        "imgflow/local/index/export.py",
+        '                row["member"] = None if failed or not shard else member',
+        '                row["member"] = None',
+        ("tests/test_export_shards.py::test_a_webdataset_runs_rows_name_their_shard_and_member",),
+    ),
+    Mutant(
+        "aws-export-member-misnamed",
+        "export on aws names a webdataset job's member as its shard holds it (README)",
+        "imgflow/aws/job_export.py",
+        '        "member": f"{stem}.{extension(record.content_type, record.path)}",',
+        '        "member": stem,',
+        ("tests/aws/test_export_aws.py::test_a_webdataset_jobs_rows_name_their_shard_and_member",),
+    ),
+    Mutant(
         "serve-host-notes-dropped",
         "serve's run documents carry a finished run's per-host lines, as status -o json"
         " does (architecture)",
