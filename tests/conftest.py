@@ -62,6 +62,9 @@ SLOW_FIRST: tuple[str, ...] = (
     "tests/aws/test_deploy_cli.py::test_deploy_twice_then_teardown",
     "tests/test_shards_disk.py::test_a_full_disk_during_shard_writes",
     "tests/test_workers.py::test_a_signal_ends_every_worker_and_the_run_with_130",
+    "tests/aws/test_export_aws.py::test_a_urls_jobs_results_export_as_the_local_table_with",
+    "tests/test_serve_host_notes.py::test_a_urls_jobs_document_carries_its_host_notes",
+    "tests/test_export_shards.py::test_a_webdataset_runs_rows_name_their_shard_and_member",
 )
 
 

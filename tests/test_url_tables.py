@@ -146,7 +146,7 @@ def test_export_writes_csv_and_parquet_and_one_run(tmp_path: Path, server: Stati
     missing = run_cli("export", "--run", "nope", cwd=tmp_path, env=FAST_ENV)
     assert missing.returncode == 2 and "'nope' not found" in missing.stderr
     aws = run_cli("export", "--backend", "aws", cwd=tmp_path, env=FAST_ENV)
-    assert aws.returncode == 2 and "local-only" in aws.stderr
+    assert aws.returncode == 2 and "run imgflow deploy first" in aws.stderr
 
 
 def test_a_url_from_a_table_and_from_a_base_url_is_one_stored_image(

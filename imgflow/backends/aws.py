@@ -223,6 +223,17 @@ class AwsBackend:
             embed_thumbnails=options.embed_thumbnails,
         )
 
+    def export(self, fmt: str, output: Path | None, run: str | None) -> int:
+        """Write the records of job `run` (every job in the bucket when None) as a table."""
+        from imgflow.aws.job_export import export_table, job_ids
+        from imgflow.documents.export import check_format, write_table
+
+        check_format(fmt, output)
+        aws, outputs = self._deployment()
+        s3 = aws.s3()
+        table = export_table(s3, outputs.bucket, job_ids(s3, outputs.bucket, run))
+        return write_table(table, fmt, output)
+
 
 def job_body_of(spec: Source, concurrency: int) -> dict[str, Any]:
     """The state machine's input for `spec`: the original job body (base URL and resource

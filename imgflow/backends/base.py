@@ -131,6 +131,10 @@ class Backend(Protocol):
     def report(self, target: str | None, options: ReportOptions) -> Path:
         """Write `target`'s report page (default: the newest run); the file written."""
 
+    def export(self, fmt: str, output: Path | None, run: str | None) -> int:
+        """Write the results of run `run` (every run when None) as a table in `fmt` to
+        `output` (standard output when None); the number of rows written."""
+
 
 class BackendType(Protocol):
     """A backend class: which targets it owns, which flags it refuses, and how it opens."""

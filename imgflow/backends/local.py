@@ -322,6 +322,12 @@ class LocalBackend:
             )
         return self._execute(plan.job, listener, new_id)
 
+    def export(self, fmt: str, output: Path | None, run: str | None) -> int:
+        """Write the index (one run's results, or every run's) as a table."""
+        from imgflow.local.export import export
+
+        return export(self.folder, fmt, output, run)
+
     def report(self, target: str | None, options: ReportOptions) -> Path:
         """Write the page of run `target` (default: the newest)."""
         from imgflow.local.folder import refuse_linked

@@ -2,8 +2,9 @@
 
 A run's document has the shape of ``imgflow status <id> --output json`` (``run``,
 ``backend``, ``summary``, ``results``) plus the job's fields (``state``, ``baseUrl``,
-``lambdaConcur``, times, ``attempts``, ``localRun``, ``error``). While a job runs here, its
-summary holds live counts.
+``lambdaConcur``, times, ``attempts``, ``localRun``, ``error``, and ``hostNotes`` when its run
+paused a host or failed to resolve some: the lines of ``imgflow status``). While a job runs
+here, its summary holds live counts.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ class Documents:
 
     def head(self, job: Job) -> dict[str, Any]:
         """The run's document without its results."""
-        summary, duplicates = self._counts(job)
-        return {
+        summary, duplicates, notes = self._counts(job)
+        head: dict[str, Any] = {
             "run": job.id,
             "backend": "local",
             "summary": summary.to_json(),
@@ -63,16 +64,20 @@ class Documents:
             "localRun": job.run_id,
             "error": job.error,
         }
+        if notes:  # a paused host, hosts that did not resolve: as in `imgflow status -o json`
+            head["hostNotes"] = list(notes)
+        return head
 
-    def _counts(self, job: Job) -> tuple[Summary, int]:
+    def _counts(self, job: Job) -> tuple[Summary, int, tuple[str, ...]]:
+        """The job's counts, its duplicates and its run's per-host lines (once it ended)."""
         live = self.worker.live(job.id)
         if live is not None:
-            return live
+            return (*live, ())
         if job.run_id is not None and job.state != QUEUED:
             info = self._db().run_info(job.run_id)
             if info is not None:
-                return info.summary, info.duplicates
-        return Summary(total=job.total), job.duplicates
+                return info.summary, info.duplicates, info.host_notes
+        return Summary(total=job.total), job.duplicates, ()
 
     def spool(self, job: Job) -> IO[str]:
         """The whole document, results streamed from the index into a spooled file.

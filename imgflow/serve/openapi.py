@@ -166,6 +166,12 @@ _SCHEMAS: dict[str, Any] = {
                 "string", description="The local run of the latest attempt (imgflow status)."
             ),
             "error": _nullable("string"),
+            "hostNotes": {
+                "type": "array",
+                "items": {"type": "string"},
+                "minItems": 1,
+                "description": "A finished run's per-host lines: a paused host, DNS failures.",
+            },
         },
     },
     "Record": {

@@ -37,6 +37,7 @@ HOSTS = "tests/test_hosts.py"
 TABLES = "tests/test_url_tables.py"
 PATHS_STREAM = "tests/test_paths_stream.py"
 AWS_SHARDS = "tests/aws/test_shards_aws.py"
+SERVE_NOTES = "tests/test_serve_host_notes.py"
 
 MUTANTS: list[Mutant] = [
     # -- atomicity: a file appears at its final name only when complete ----------------------
@@ -1451,6 +1452,50 @@ MUTANTS: list[Mutant] = [
         "            if item.meta:\n                metas[seen] = json.dumps(dict(item.meta))",
         "            if False:\n                metas[seen] = json.dumps(dict(item.meta))",
         (f"{TABLES}::test_a_table_and_its_metadata_round_trip_through_export",),
+    ),
+    Mutant(
+        "aws-export-meta-column-dropped",
+        "export on aws writes the metadata's columns as the local export does (README)",
+        "imgflow/aws/job_export.py",
+        "    metas = meta_columns(list(names))",
+        "    metas = meta_columns(list(names)[:-1])",
+        (
+            "tests/aws/test_export_aws.py::"
+            "test_every_jobs_records_with_their_metadata_columns_in_pages",
+        ),
+    ),
+    Mutant(
+        "export-shard-member-dropped",
+        "export names a shard layout's shard and member for every stored image (README)",
+        "imgflow/local/index/export.py",
+        '                row["member"] = None if failed or not shard else member',
+        '                row["member"] = None',
+        ("tests/test_export_shards.py::test_a_webdataset_runs_rows_name_their_shard_and_member",),
+    ),
+    Mutant(
+        "aws-export-member-misnamed",
+        "export on aws names a webdataset job's member as its shard holds it (README)",
+        "imgflow/aws/job_export.py",
+        '        "member": f"{stem}.{extension(record.content_type, record.path)}",',
+        '        "member": stem,',
+        ("tests/aws/test_export_aws.py::test_a_webdataset_jobs_rows_name_their_shard_and_member",),
+    ),
+    Mutant(
+        "serve-host-notes-dropped",
+        "serve's run documents carry a finished run's per-host lines, as status -o json"
+        " does (architecture)",
+        "imgflow/serve/documents.py",
+        '            head["hostNotes"] = list(notes)',
+        "            pass",
+        (f"{SERVE_NOTES}::test_a_urls_jobs_document_carries_its_host_notes",),
+    ),
+    Mutant(
+        "serve-finished-counts-not-from-the-index",
+        "a finished serve job's document has its run's counts (README: GET /runs/<id>)",
+        "imgflow/serve/documents.py",
+        "                return info.summary, info.duplicates, info.host_notes",
+        "                return Summary(total=job.total), info.duplicates, info.host_notes",
+        (f"{SERVE_NOTES}::test_a_urls_jobs_document_carries_its_host_notes",),
     ),
     Mutant(
         "table-bad-row-line-off-by-one",

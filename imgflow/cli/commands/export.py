@@ -32,15 +32,15 @@ def export_command(
     """Write the index as a table: url, key, path, bytes, sha256, content type, width,
     height, run, time, outcome, failure kind, error and each metadata column.
 
-    One row per result of every run in the data folder (or of --run RUN). Join it back to
-    your own table by url.
+    One row per result of every run in the data folder (or of --run RUN). On aws, from the
+    result objects of job --run (a job id or execution ARN), or of every job in the bucket.
+    Join it back to your own table by url.
     """
     with errors():
-        from imgflow.backends.local import data_folder
-        from imgflow.errors import UsageError
-        from imgflow.local.export import export
+        from imgflow.backends import choose
+        from imgflow.backends.base import Flags
 
         cfg = load_config(config)
-        if (backend_value(backend) or cfg.backend) != "local":
-            raise UsageError("export is local-only for now: give --backend local")
-        export(data_folder(cfg, data_dir), fmt, output, run)
+        kind = choose(run, backend_value(backend), cfg.backend)  # (an execution ARN: aws)
+        kind.refuse("export", Flags(data_dir=data_dir))
+        kind(cfg, data_dir).export(fmt, output, run)

@@ -4,6 +4,8 @@ Columns: the fixed `COLUMNS`, then the metadata's columns (a table's caption and
 columns), each named as in the input unless that clashes with a fixed column (then
 ``meta.<name>``). Rows are streamed from SQLite in input order; the metadata's names are
 found first by SQLite itself (``json_each``), so nothing grows with the number of rows.
+When a shard layout stored any of them, ``shard`` (the shard file) and ``member`` follow
+the fixed columns, and a sample's ``path`` is empty (no file of its own).
 """
 
 from __future__ import annotations
@@ -12,52 +14,32 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imgflow.documents.export import COLUMNS, SHARD_COLUMNS, ExportTable, meta_columns
 from imgflow.local.index.runs import PENDING
 from imgflow.local.index.schema import columns
 
-COLUMNS = (
-    "url",
-    "key",
-    "path",
-    "bytes",
-    "sha256",
-    "content_type",
-    "width",
-    "height",
-    "run",
-    "time",
-    "outcome",
-    "failure_kind",
-    "error",
-)
 _FAILED = "failed"
 
 
-@dataclass(frozen=True)
-class ExportTable:
-    """The columns of an export and its rows (streamed once)."""
-
-    columns: tuple[str, ...]
-    meta_names: dict[str, str]  # metadata name -> its column
-    rows: Iterator[dict[str, Any]]
-
-
-def export_table(conn: sqlite3.Connection, images: Path, run_id: str | None) -> ExportTable:
+def export_table(
+    conn: sqlite3.Connection, images: Path, shards: Path, run_id: str | None
+) -> ExportTable:
     """The results of run `run_id` (every run when None); `images` is the folder stored
-    keys are under (a row's ``path``)."""
+    keys are under (a row's ``path``), `shards` the folder of a shard layout's shards."""
     where, args = ("WHERE r.run_id = ? AND", (run_id,)) if run_id else ("WHERE", ())
     names = _meta_names(conn, run_id)
-    meta_columns = {name: f"meta.{name}" if name in COLUMNS else name for name in names}
+    metas = meta_columns(names)
     image_columns = columns(conn, "images")
     size = "i.width, i.height" if "width" in image_columns else "NULL, NULL"
+    place = "i.shard, i.member" if "shard" in image_columns else "NULL, NULL"
+    sharded = place != "NULL, NULL" and _sharded(conn, run_id)
     has_meta = "meta" in columns(conn, "results")
     kind = "r.failure_kind" if "failure_kind" in columns(conn, "results") else "NULL"
     cursor = conn.execute(
-        f"SELECT r.url, r.key, r.bytes, r.sha256, r.content_type, {size}, r.run_id,"
+        f"SELECT r.url, r.key, r.bytes, r.sha256, r.content_type, {size}, {place}, r.run_id,"
         f" r.finished_at, r.outcome, {kind}, r.error, {'r.meta' if has_meta else 'NULL'}"
         " FROM results r LEFT JOIN images i ON i.url = r.url AND r.outcome != ?"
         f" {where} r.outcome != ? ORDER BY r.run_id, r.seq",
@@ -73,6 +55,8 @@ def export_table(conn: sqlite3.Connection, images: Path, run_id: str | None) -> 
             ctype,
             width,
             height,
+            shard,
+            member,
             run,
             at,
             outcome,
@@ -84,7 +68,7 @@ def export_table(conn: sqlite3.Connection, images: Path, run_id: str | None) -> 
             row: dict[str, Any] = {
                 "url": url,
                 "key": None if failed else key,
-                "path": None if failed else str(images / key),
+                "path": None if failed or shard else str(images / key),
                 "bytes": size_,
                 "sha256": sha,
                 "content_type": ctype,
@@ -96,12 +80,27 @@ def export_table(conn: sqlite3.Connection, images: Path, run_id: str | None) -> 
                 "failure_kind": fkind if failed else None,
                 "error": error,
             }
+            if sharded:  # a shard layout's image: the shard file and its member
+                row["shard"] = None if failed or not shard else str(shards / shard)
+                row["member"] = None if failed or not shard else member
             values = json.loads(meta) if meta else {}
-            for name, column in meta_columns.items():
+            for name, column in metas.items():
                 row[column] = values.get(name)
             yield row
 
-    return ExportTable((*COLUMNS, *meta_columns.values()), meta_columns, rows())
+    fixed = (*COLUMNS, *SHARD_COLUMNS) if sharded else COLUMNS
+    return ExportTable((*fixed, *metas.values()), metas, rows())
+
+
+def _sharded(conn: sqlite3.Connection, run_id: str | None) -> bool:
+    """Whether any image of the export is in a shard (a shard layout's run)."""
+    where = "AND r.run_id = ?" if run_id else ""
+    found = conn.execute(
+        "SELECT 1 FROM results r JOIN images i ON i.url = r.url"
+        f" WHERE i.shard IS NOT NULL {where} LIMIT 1",
+        (run_id,) if run_id else (),
+    ).fetchone()
+    return found is not None
 
 
 def run_exists(conn: sqlite3.Connection, run_id: str) -> bool:
