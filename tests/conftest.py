@@ -62,6 +62,7 @@ SLOW_FIRST: tuple[str, ...] = (
     "tests/aws/test_deploy_cli.py::test_deploy_twice_then_teardown",
     "tests/test_shards_disk.py::test_a_full_disk_during_shard_writes",
     "tests/test_workers.py::test_a_signal_ends_every_worker_and_the_run_with_130",
+    "tests/test_shards_rewrite.py::test_kill_9_during_a_rewrite_then_a_rerun_has_every_url_in_one_shard",
 )
 
 

@@ -9,14 +9,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sqlite3
+import subprocess
 import tarfile
+import time
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.cli_run import FAST_ENV, run_cli, site, start_cli
 from support.faultserver import FaultServer, Ok, Status
+from support.nginx import Nginx, Server
 from support.sources import Urls
 
 from imgflow.demo.images import make_gif
@@ -201,3 +206,47 @@ def _meta(tar: tarfile.TarFile, image: tarfile.TarInfo) -> str:
     read = tar.extractfile(image.name.rsplit(".", 1)[0] + ".json")
     assert read is not None
     return str(read.read())
+
+
+def test_kill_9_during_a_rewrite_then_a_rerun_has_every_url_in_one_shard(tmp_path: Path) -> None:
+    """The CLI as a real process, killed with SIGKILL the moment a rewrite's temporaries
+    appear (fsync on, so the rewrite lasts); every shard stays readable, every index row
+    points at its sample, and the next run finishes the rewrite."""
+    count = 6
+    root = site(tmp_path, count, size=100_000)
+    (tmp_path / "paths.txt").write_text("".join(f"{i}.gif\n" for i in range(count)))
+    data, shards = tmp_path / "data", tmp_path / "data" / "shards"
+    flags = ("--layout", "webdataset", "--shard-size", "3")
+    web = Nginx(tmp_path / "nginx", [Server(f"location / {{ root {root}; }}")])
+    with web:
+        base = web.url(0, "/")
+        run = ("run", "--base-url", base, "--paths-file", "paths.txt", "--data-dir", "data")
+        assert run_cli(*run, *flags, cwd=tmp_path, env=FAST_ENV).returncode == 0
+        caught = 0
+        for attempt in range(5):
+            image = root / "1.gif"  # a sample of 00000.tar changes
+            image.write_bytes(make_gif(f"changed{attempt}", 4, target_bytes=100_000))
+            later = time.time() + 10 * (attempt + 1)
+            os.utime(image, (later, later))
+            proc = start_cli(
+                *run, *flags, "--refresh", cwd=tmp_path,
+                env={**FAST_ENV, "IMGFLOW_LOCAL_FSYNC": "true"},
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            while proc.poll() is None:
+                if any(n.startswith(shard_rewrite.TEMPORARY) for n in os.listdir(shards)):
+                    proc.send_signal(signal.SIGKILL)
+                    caught += 1
+                    break
+            proc.wait(timeout=60)
+            samples = read_shards(data)  # every shard at a final name whole and readable
+            assert sorted(samples) == [f"{base}{i}.gif" for i in range(count)]
+            places = index_places(data)
+            assert all(places[u] in found for u, found in samples.items())
+            if caught:
+                break
+        assert caught, "no rewrite was seen in 5 refreshes"
+        done = run_cli(*run, *flags, cwd=tmp_path, env=FAST_ENV)
+        assert done.returncode == 0, done.stderr
+    assert_once(data, [f"{base}{i}.gif" for i in range(count)])
+    assert check(data).problems == 0
