@@ -1224,6 +1224,18 @@ MUTANTS: list[Mutant] = [
         (f"{SHARDS_COMMIT}::test_a_shard_renamed_but_never_committed_is_removed_by_the_next_run",),
     ),
     Mutant(
+        "aws-shard-offset-at-the-header",
+        "the aws report's thumbnails of shard samples are read with one ranged GET each, at"
+        " the offset the shard's rows record (architecture)",
+        "imgflow/aws/runtime/shards.py",
+        "        at = self._offset + BLOCK  # the image's bytes, after its one header block",
+        "        at = self._offset",
+        (
+            f"{AWS_SHARDS}::"
+            "test_the_aws_report_embeds_thumbnails_read_from_shards_with_ranged_gets",
+        ),
+    ),
+    Mutant(
         "shard-superseded-sample-not-recounted",
         "a sample is never in two shards, also after --refresh or retry: the shards its"
         " samples leave are marked in its commit and rewritten without them (architecture)",
