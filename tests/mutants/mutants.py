@@ -1230,10 +1230,7 @@ MUTANTS: list[Mutant] = [
         "imgflow/aws/runtime/shards.py",
         "        at = self._offset + BLOCK  # the image's bytes, after its one header block",
         "        at = self._offset",
-        (
-            f"{AWS_SHARDS}::"
-            "test_the_aws_report_embeds_thumbnails_read_from_shards_with_ranged_gets",
-        ),
+        (f"{AWS_SHARDS}::test_the_aws_report_embeds_thumbnails_read_from_shards_with_ranged_gets",),
     ),
     Mutant(
         "shard-superseded-sample-not-recounted",
