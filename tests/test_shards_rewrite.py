@@ -250,3 +250,26 @@ def test_kill_9_during_a_rewrite_then_a_rerun_has_every_url_in_one_shard(tmp_pat
         assert done.returncode == 0, done.stderr
     assert_once(data, [f"{base}{i}.gif" for i in range(count)])
     assert check(data).problems == 0
+
+
+def test_a_sample_a_run_finds_not_intact_is_cut_from_its_old_shard(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    """A shard's table that disagrees with the index row (here: its sha256 changed) makes
+    the run forget the row and fetch the image again; the old shard is rewritten without
+    it, so the URL is in one shard."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = [f"{i}.gif" for i in range(3)]
+    items = _serve(fault_server, names)
+    _run(items, tmp_path, webdataset_layout(10))
+    table_path = tmp_path / "shards" / "00000.parquet"
+    table = pq.read_table(table_path)
+    digests = table.column("sha256").to_pylist()
+    digests[0] = "0" * 64
+    index = table.schema.get_field_index("sha256")
+    pq.write_table(table.set_column(index, "sha256", pa.array(digests)), table_path)
+    summary = _run(items, tmp_path, webdataset_layout(10))
+    assert (summary.stored, summary.skipped) == (1, 2)
+    assert_once(tmp_path, [i.url for i in items])

@@ -1242,6 +1242,15 @@ MUTANTS: list[Mutant] = [
         (f"{SHARDS_REWRITE}::test_a_refresh_cuts_superseded_samples_and_removes_an_emptied_shard",),
     ),
     Mutant(
+        "shard-forgotten-sample-left-in-its-old-shard",
+        "a sample is never in two shards: one a run found not intact (its row forgotten) is"
+        " cut from its old shard when fetched again (architecture)",
+        "imgflow/local/layouts/shards.py",
+        "        if self._known is not None:  # also where a row this run forgot (not intact) was",
+        "        if False:",
+        (f"{SHARDS_REWRITE}::test_a_sample_a_run_finds_not_intact_is_cut_from_its_old_shard",),
+    ),
+    Mutant(
         "shard-rewrite-keeps-the-superseded-sample",
         "a shard's rewrite holds only the samples the index places in it (architecture)",
         "imgflow/local/layouts/webdataset.py",

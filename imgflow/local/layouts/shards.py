@@ -468,7 +468,10 @@ class ShardStore:
         # the shards these samples leave (a refresh, a retry): recounted in the commit,
         # then rewritten without them (imgflow/local/layouts/shard_rewrite.py)
         with sqlite_errors(db.path):
-            left = sorted(db.shards_holding([r.url for r in written.records]) - {final})
+            holding = db.shards_holding([r.url for r in written.records])
+        if self._known is not None:  # also where a row this run forgot (not intact) was
+            holding.update(self._known[k][0] for k in written.members if k in self._known)
+        left = sorted(holding - {final})
 
         def rename() -> None:
             db.recount_shards(left)
