@@ -65,6 +65,7 @@ SLOW_FIRST: tuple[str, ...] = (
     "tests/aws/test_export_aws.py::test_a_urls_jobs_results_export_as_the_local_table_with",
     "tests/test_serve_host_notes.py::test_a_urls_jobs_document_carries_its_host_notes",
     "tests/test_export_shards.py::test_a_webdataset_runs_rows_name_their_shard_and_member",
+    "tests/test_shards_rewrite.py::test_kill_9_during_a_rewrite_then_a_rerun_has_every_url_in_one_shard",
 )
 
 

@@ -239,6 +239,11 @@ def test_kill_9_at_random_moments_then_a_rerun_has_every_url_in_exactly_one_shar
             samples = _samples(data, layout)  # every final shard whole and readable
             assert all(len(found) == 1 for found in samples.values())
             committed = dict(_index(data))
+            # a kill between a shard's rename and its commit leaves it unlisted (the next
+            # run removes it); the listed ones hold exactly the committed rows
+            with sqlite3.connect(data / "imgflow.db") as conn:
+                listed = {row[0] for row in conn.execute("SELECT name FROM shards")}
+            samples = {u: m for u, m in samples.items() if m[0]["shard"] in listed}
             assert {u: m[0]["shard"] for u, m in samples.items()} == {
                 u: committed[u][0] for u in samples
             }
@@ -334,8 +339,8 @@ def test_retry_and_refresh_on_shards(tmp_path: Path) -> None:
         shard, _, digest = _index(data)[one]
         assert shard == "00002.tar" and digest == hashlib.sha256(new).hexdigest()
     samples = _tar_samples(data)
-    assert [m["shard"] for m in samples[one]] == ["00000.tar", "00002.tar"]  # superseded
-    assert all(len(v) == 1 for u, v in samples.items() if u != one)
+    assert [m["shard"] for m in samples[one]] == ["00002.tar"]  # cut from 00000.tar
+    assert all(len(v) == 1 for v in samples.values())
     report = _check(tmp_path)
     assert (report["intact"], report["exit"]) == (5, 0)
 

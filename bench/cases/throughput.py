@@ -133,6 +133,12 @@ def section(data: dict[str, Any]) -> list[str]:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for r in data.get("throughput", []):
+        if r.get("failed"):  # a row whose tool did not store every image is no result
+            out.append(
+                f"| {r['name']} | {r['concurrency']} | failed: {'; '.join(r['failed'])} | | | "
+                f"{r['stored_min']}/{r['images']} |"
+            )
+            continue
         out.append(
             f"| {r['name']} | {r['concurrency']} | {r['images_per_s']:,.0f} | "
             f"{r['cpu_ms_per_image']:.3f} | {r['peak_rss_mb']:.1f} | "
@@ -146,7 +152,11 @@ def section(data: dict[str, Any]) -> list[str]:
 def cpu_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     """imgflow's rows (fsync on and off), and the scale case's when it ran."""
     by_name = {r["name"]: r for r in data.get("throughput", [])}
-    rows = [r for r in by_name.values() if r["tool"] in ("imgflow", "imgflow-nofsync")]
+    rows = [
+        r
+        for r in by_name.values()
+        if r["tool"] in ("imgflow", "imgflow-nofsync") and not r.get("failed")
+    ]
     if "scale" in data:
         rows.append(data["scale"] | {"name": f"{data['scale']['images']:,} images"})
     return rows
@@ -158,7 +168,7 @@ def goals(data: dict[str, Any]) -> list[Goal]:
 
     def rate(tool: str, concurrency: int) -> float | None:
         for r in data.get("throughput", []):
-            if r["tool"] == tool and r["concurrency"] == concurrency:
+            if r["tool"] == tool and r["concurrency"] == concurrency and not r.get("failed"):
                 return float(r["images_per_s"])
         return None
 

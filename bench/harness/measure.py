@@ -24,6 +24,7 @@ class Measure:
     rss_mb: float
     images: int
     rc: int
+    cause: str = ""  # why the run failed (a non-zero exit, images not stored); "" when it did not
 
 
 def measure(
@@ -95,9 +96,21 @@ def _parquet_images(path: Path) -> int:
     return found.metadata.num_rows if "image" in found.schema_arrow.names else 0
 
 
+def failure(result: Measure, expected: int, said: str) -> str:
+    """Why a run does not count ("" when it does): a non-zero exit or an image not stored,
+    with the last line the tool said on stderr (`said`)."""
+    if result.rc == 0 and result.images == expected:
+        return ""
+    cause = f"exit {result.rc}, stored {result.images} of {expected}"
+    last = [line for line in said.splitlines() if line.strip()][-1:]
+    return f"{cause}: {last[0].strip()[:200]}" if last else cause
+
+
 def summarise(runs: Sequence[Measure], expected: int) -> dict[str, Any]:
-    """Medians over the runs: images/s by wall time, CPU ms per image, peak RSS."""
+    """Medians over the runs: images/s by wall time, CPU ms per image, peak RSS; `failed`
+    holds the causes of runs that did not store every image (such a row is no result)."""
     return {
+        "failed": sorted({r.cause for r in runs if r.cause}),
         "runs": len(runs),
         "images": expected,
         "stored_min": min(r.images for r in runs),

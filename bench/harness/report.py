@@ -72,8 +72,11 @@ def goals_table(goals: list[Goal]) -> list[str]:
 
 
 def row_at_64(rows: list[dict[str, Any]], tool: str) -> dict[str, Any] | None:
-    """The row of `tool` at 64 in flight."""
-    return next((r for r in rows if r["tool"] == tool and r["concurrency"] == 64), None)
+    """The row of `tool` at 64 in flight (None when it failed: not every image stored)."""
+    return next(
+        (r for r in rows if r["tool"] == tool and r["concurrency"] == 64 and not r.get("failed")),
+        None,
+    )
 
 
 def save(data: dict[str, Any], text: str) -> Path:

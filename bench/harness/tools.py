@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.measure import Measure, count_images, measure, summarise
+from harness.measure import Measure, count_images, failure, measure, summarise
 from harness.paths import WORK
 
 
@@ -113,10 +113,15 @@ def run_case(case: Case, expected: int, log: Path) -> Measure:
     out.mkdir(parents=True)
     with log.open("a") as handle:
         handle.write(f"\n== {case.name}\n")
+    start = log.stat().st_size
     result = measure(case.build(out), env=case.env, log=log, timeout=600)
     result.images = count_images(out)
-    if result.images != expected:
-        print(f"  note: {case.name} stored {result.images} of {expected} images", flush=True)
+    with log.open("rb") as handle:
+        handle.seek(start)
+        said = handle.read().decode(errors="replace")
+    result.cause = failure(result, expected, said)
+    if result.cause:
+        print(f"  FAILED: {case.name}: {result.cause}", flush=True)
     case.runs.append(result)
     shutil.rmtree(out, ignore_errors=True)
     return result
@@ -140,7 +145,8 @@ def run_rounds(
         for case in cases if repeat % 2 == 0 else cases[::-1]:
             with around(case) if around is not None else contextlib.nullcontext():
                 r = run_case(case, count, log)
-            print(f"  [{repeat + 1}/{repeats}] {case.name:<36} {show(r)}", flush=True)
+            shown = f"FAILED ({r.cause})" if r.cause else show(r)
+            print(f"  [{repeat + 1}/{repeats}] {case.name:<36} {shown}", flush=True)
     return [
         {"name": c.name, "tool": c.tool, "concurrency": c.concurrency} | summarise(c.runs, count)
         for c in cases

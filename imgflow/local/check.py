@@ -3,8 +3,9 @@
 Every index row's object must be stored (in the files layout: a regular file under
 `images/`; in a shard layout: a sample of a shard under `shards/`), with the row's size
 and sha256; every stored object must have a row. With
-`repair`, rows whose object is gone or wrong are forgotten (and wrong objects removed), so
-the next run fetches those images again; orphans (objects the layout made, without a row)
+`repair`, rows whose object is gone or wrong are forgotten (and wrong objects removed: a
+shard is rewritten without the sample, imgflow/local/layouts/shard_rewrite.py), so the next
+run fetches those images again; orphans (objects the layout made, without a row)
 are removed; an object whose bytes are right but whose modification time changed gets its
 new time recorded. Links and other things imgflow never makes are listed, never touched.
 The stored bytes are read through the layout (imgflow/local/layouts/). The check holds the
@@ -23,6 +24,8 @@ from imgflow.local.digest import sha256_of
 from imgflow.local.folder import DataFolder
 from imgflow.local.index import sqlite_errors
 from imgflow.local.layouts.base import Layout, StoredReader
+from imgflow.local.layouts.shard_format import SHARDS_DIR
+from imgflow.local.layouts.shard_rewrite import mend_shards
 from imgflow.local.layouts.stored import stored_reader
 from imgflow.local.safefs import StorageError
 
@@ -84,9 +87,12 @@ def check(
             ):
                 reader = stored_reader(folder) if layout is None else layout.open_reader(folder)
                 try:
-                    return _check(db, reader, data_dir, repair)
+                    report = _check(db, reader, data_dir, repair)
                 finally:
                     reader.close()
+                if repair:
+                    _mend_shards(folder, db)
+                return report
         finally:
             db.close()
     finally:
@@ -126,11 +132,23 @@ def _check(db: Any, reader: StoredReader, data_dir: Path, repair: bool) -> Check
             report.foreign.append(key)
     if repair:
         report.restamped = len(restamp)
-        db.forget(forget)
-        db.restamp(restamp)
+        with db.transaction():
+            db.forget(forget)
+            db.restamp(restamp)
+            db.recount_shards()  # a shard that lost a sample is marked to be rewritten
     else:
         report.would_restamp = len(restamp)
     return report
+
+
+def _mend_shards(folder: DataFolder, db: Any) -> None:
+    """Rewrite the shards that lost samples (a bad one, an orphan) without them, so the
+    next run's fetch of a forgotten image never leaves it in two shards."""
+    try:
+        shards = folder.folder(SHARDS_DIR, create=False)
+    except StorageError:
+        return
+    mend_shards(shards, db, fsync=True)
 
 
 def _sha256(reader: StoredReader, key: str) -> str:

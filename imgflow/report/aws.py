@@ -4,7 +4,9 @@ The records are read from `jobs/<job-id>/results/` twice, streamed: once for the
 and failures, once for the gallery, so memory stays flat. Each stored image gets a GET
 URL presigned for `link_seconds` (at most 7 days, SigV4's limit; sooner if the
 credentials are temporary), stated on the page; with `embed_thumbnails` each image is also
-read once to embed its thumbnail, so the thumbnails outlive the links.
+read once to embed its thumbnail, so the thumbnails outlive the links. A sample in a
+batch's WebDataset shard has no object to link: its thumbnail is embedded from its bytes,
+read with one ranged GET of the shard (imgflow/report/shard_images.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from imgflow.report.model import (
     group_failures,
 )
 from imgflow.report.page import PAGE_SIZE, human_seconds, write_file
+from imgflow.report.shard_images import ShardImages
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -73,6 +76,18 @@ def _thumbnail(s3: S3Client, bucket: str, key: str) -> thumbs.Thumbnail:
     return thumbs.make_thumbnail(io.BytesIO(body), thumbs.EMBED_SIZE, 70)
 
 
+def _shard_item(shards: ShardImages, record: ResultRecord, pillow: bool) -> GalleryItem:
+    """A sample in a batch's shard: unlinked (no object of its own), its thumbnail embedded
+    from its bytes, read with one ranged GET of the shard (with Pillow)."""
+    assert record.key is not None
+    size = record.bytes or 0
+    data = shards.read(record.key, record.url) if pillow else None
+    if data is None:
+        return GalleryItem(record.key, size, url="")
+    made = thumbs.make_thumbnail(io.BytesIO(data), thumbs.EMBED_SIZE, 70)
+    return GalleryItem(record.key, size, made.width, made.height, thumbs.data_uri(made), "")
+
+
 def aws_report(
     aws: Aws,
     bucket: str,
@@ -110,6 +125,7 @@ def aws_report(
     expires = time.time() + link_seconds
     pillow = thumbs.pillow_available()
     embed = embed_thumbnails and pillow
+    shards = ShardImages(s3, bucket)
 
     def items() -> Iterator[GalleryItem]:
         kept = (r for r in status.records if r.outcome is not Outcome.FAILED and r.key is not None)
@@ -117,7 +133,7 @@ def aws_report(
         def item(record: ResultRecord) -> GalleryItem:
             assert record.key is not None
             if record.key.startswith(SHARDS_PREFIX):  # in a batch's shard: no object to link
-                return GalleryItem(record.key, record.bytes or 0, url="")
+                return _shard_item(shards, record, pillow)
             # the download step records the object's key; older records, the key under prefix
             key = record.key if record.key.startswith(prefix) else prefix + record.key
             if not embed:

@@ -29,7 +29,7 @@ from imgflow.aws.client import Aws
 from imgflow.aws.deploy import deploy
 from imgflow.aws.runtime import download as download_module
 from imgflow.aws.runtime.download import download_batch
-from imgflow.aws.runtime.jobs import BatchSpec, get_json, result_key
+from imgflow.aws.runtime.jobs import BatchSpec, get_json, job_key, put_json, result_key, summary_key
 from imgflow.aws.runtime.settings import LambdaSettings
 from imgflow.aws.runtime.shards import BatchShard, shard_stem
 from imgflow.aws.runtime.store import MIN_PART_SIZE
@@ -40,6 +40,8 @@ from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.engine.samples import sample_key
 from imgflow.engine.settings import FetchConfig
 from imgflow.errors import UsageError
+from imgflow.report.aws import write_aws
+from imgflow.report.shard_images import ShardImages
 
 BUCKET = "imgflow-shards-test"
 TABLE = "imgflow-shards-index"
@@ -181,6 +183,8 @@ def test_a_retried_batch_leaves_one_shard_holding_every_sample(
     assert sorted(samples) == sorted(item.url for item in items)  # every URL exactly once
     for url, row in rows(aws).items():
         assert row["key"]["S"] == shard and row["member"]["S"].startswith(sample_key(url))
+    images = ShardImages(aws.s3(), BUCKET)  # carried samples' offsets are right too
+    assert all(images.read(shard, url) == samples[url][1] for url in samples)
 
 
 def test_the_double_refuses_what_s3_refuses(aws: Aws, settings: LambdaSettings) -> None:
@@ -319,3 +323,51 @@ def test_run_refuses_a_layout_flag_with_the_aws_backend(tmp_path: Path) -> None:
     [line] = done.stderr.strip().splitlines()
     assert "--layout and --shard-size go with --backend local" in line
     assert "Traceback" not in done.stderr
+
+
+class _Gets:
+    """An S3 client that notes every GetObject's key and range."""
+
+    def __init__(self, s3: Any) -> None:
+        self._s3 = s3
+        self.gets: list[tuple[str, str | None]] = []
+
+    def get_object(self, **kwargs: Any) -> Any:
+        self.gets.append((kwargs["Key"], kwargs.get("Range")))
+        return self._s3.get_object(**kwargs)
+
+
+def test_the_aws_report_embeds_thumbnails_read_from_shards_with_ranged_gets(
+    aws: Aws, settings: LambdaSettings, flags: StaticServer, tmp_path: Path
+) -> None:
+    """The shard's rows beside it give each image's offset; a thumbnail is one ranged GET
+    of its bytes (never the whole shard), and the report embeds one for every sample."""
+    items = tuple(item_for(flags.base_url, f"{c}/{c}.gif") for c in FLAGS)
+    assert download_batch(aws, settings, BatchSpec("job-r", 0, items, 4))["stored"] == 5
+    shard = f"{shard_stem('job-r', 0)}.tar"
+    flags_dir = Path(__file__).resolve().parents[2] / "imgflow" / "demo" / "flags"
+    gets = _Gets(aws.s3())
+    images = ShardImages(gets, BUCKET)  # type: ignore[arg-type]
+    for item in items:
+        assert images.read(shard, item.url) == (flags_dir / item.path).read_bytes()
+    assert gets.gets[0] == (f"{shard_stem('job-r', 0)}.jsonl", None)  # the rows, read once
+    ranges = gets.gets[1:]
+    assert len(ranges) == 5 and all(key == shard and r for key, r in ranges)
+    assert images.read(shard, "http://elsewhere/x.gif") is None
+
+    s3 = aws.s3()
+    put_json(s3, BUCKET, job_key("job-r"), {"baseUrl": flags.base_url, "resourcePaths": []})
+    summary = {"total": 5, "stored": 5, "skipped": 0, "failed": 0, "excluded": 0}
+    put_json(s3, BUCKET, summary_key("job-r"), {**summary, "duplicates": 0})
+    sfn = aws.stepfunctions()
+    machine = sfn.create_state_machine(
+        name="report",
+        definition=json.dumps({"StartAt": "W", "States": {"W": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/report",
+    )
+    arn = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name="job-r")
+    page = write_aws(aws, BUCKET, "images/", arn["executionArn"], tmp_path / "r.html")
+    text = page.read_text()
+    data = json.loads(text.split('id="gallery-data">', 1)[1].split("</script>", 1)[0])
+    assert len(data["items"]) == 5
+    assert text.count('"data:image/webp;base64,') == 5

@@ -33,6 +33,7 @@ REV = "tests/test_revalidate.py"
 DIRECT = "tests/test_direct_body.py"
 URL_LANES = "tests/aws/test_url_lanes.py"
 SHARDS_COMMIT = "tests/test_shards_commit.py"
+SHARDS_REWRITE = "tests/test_shards_rewrite.py"
 HOSTS = "tests/test_hosts.py"
 TABLES = "tests/test_url_tables.py"
 PATHS_STREAM = "tests/test_paths_stream.py"
@@ -1234,10 +1235,72 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "shard-unlisted-kept",
         "a shard renamed but never committed is removed by the next run (architecture)",
-        "imgflow/local/layouts/shards.py",
-        "            if name not in listed and stats_run(self.shards, name) in runs:",
-        "            if False and stats_run(self.shards, name) in runs:",
+        "imgflow/local/layouts/shard_rewrite.py",
+        "            if stats_run(shards, name) in runs:",
+        "            if False:",
         (f"{SHARDS_COMMIT}::test_a_shard_renamed_but_never_committed_is_removed_by_the_next_run",),
+    ),
+    Mutant(
+        "aws-shard-offset-at-the-header",
+        "the aws report's thumbnails of shard samples are read with one ranged GET each, at"
+        " the offset the shard's rows record (architecture)",
+        "imgflow/aws/runtime/shards.py",
+        "        at = self._offset + BLOCK  # the image's bytes, after its one header block",
+        "        at = self._offset",
+        (f"{AWS_SHARDS}::test_the_aws_report_embeds_thumbnails_read_from_shards_with_ranged_gets",),
+    ),
+    Mutant(
+        "shard-superseded-sample-not-recounted",
+        "a sample is never in two shards, also after --refresh or retry: the shards its"
+        " samples leave are marked in its commit and rewritten without them (architecture)",
+        "imgflow/local/layouts/shards.py",
+        "            db.recount_shards(left)",
+        "            db.recount_shards([])",
+        (f"{SHARDS_REWRITE}::test_a_refresh_cuts_superseded_samples_and_removes_an_emptied_shard",),
+    ),
+    Mutant(
+        "shard-forgotten-sample-left-in-its-old-shard",
+        "a sample is never in two shards: one a run found not intact (its row forgotten) is"
+        " cut from its old shard when fetched again (architecture)",
+        "imgflow/local/layouts/shards.py",
+        "        if self._known is not None:  # also where a row this run forgot (not intact) was",
+        "        if False:",
+        (f"{SHARDS_REWRITE}::test_a_sample_a_run_finds_not_intact_is_cut_from_its_old_shard",),
+    ),
+    Mutant(
+        "shard-rewrite-keeps-the-superseded-sample",
+        "a shard's rewrite holds only the samples the index places in it (architecture)",
+        "imgflow/local/layouts/webdataset.py",
+        "                if stem in stems:",
+        "                if True:",
+        (
+            f"{SHARDS_REWRITE}::"
+            "test_a_refresh_cuts_superseded_samples_and_removes_an_emptied_shard[webdataset]",
+        ),
+    ),
+    Mutant(
+        "shard-rewrite-mark-cleared-first",
+        "a rewrite cut short by a kill is finished by the next run: the stats file, its mark,"
+        " is renamed last (architecture)",
+        "imgflow/local/layouts/shard_rewrite.py",
+        "        moves.append((TEMPORARY + stats_name, stats_name))  # the mark cleared last",
+        "        moves.insert(0, (TEMPORARY + stats_name, stats_name))",
+        (
+            f"{SHARDS_REWRITE}::"
+            "test_a_rewrite_cut_short_at_any_rename_is_finished_by_the_next_run[webdataset-1-2]",
+        ),
+    ),
+    Mutant(
+        "check-repair-leaves-the-bad-sample-in-its-shard",
+        "check --repair cuts a bad sample from its shard, so the next run's fetch of it is"
+        " its one sample (architecture)",
+        "imgflow/local/check.py",
+        "            db.recount_shards()  # a shard that lost a sample is marked to be rewritten",
+        "            pass",
+        (
+            f"{SHARDS_REWRITE}::"
+            "test_check_repair_cuts_a_tampered_sample_and_the_next_run_fetches_it_again",
+        ),
     ),
     Mutant(
         "two-workers-share-a-shard-number",

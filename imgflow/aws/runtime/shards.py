@@ -1,7 +1,10 @@
 """A download batch's WebDataset shard in S3 (`output.layout: webdataset` on aws).
 
     shards/<job-id>/<NNNNN>.tar          the batch's samples, one object
-    shards/<job-id>/<NNNNN>.jsonl        beside it: its metadata rows, one a sample
+    shards/<job-id>/<NNNNN>.jsonl        beside it: its metadata rows, one a sample, with
+                                         the image's `member` and the byte `offset` of its
+                                         data in the tar (a ranged GET reads one image:
+                                         the report's thumbnails, imgflow/report/shard_images.py)
     shards/<job-id>/<NNNNN>_stats.json   counts by outcome and failure kind, bytes, seconds
 
 (`<NNNNN>.<part>` for a part of a batch run again at its time limit.) The name comes from
@@ -37,7 +40,7 @@ from imgflow.aws.runtime.store import MIN_PART_SIZE, S3ObjectWriter
 from imgflow.engine.plan import NO_META, Item
 from imgflow.engine.records import ResultRecord
 from imgflow.engine.samples import extension, sample_key, sample_row
-from imgflow.engine.tar import end, member
+from imgflow.engine.tar import BLOCK, end, member
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -135,13 +138,14 @@ class BatchShard:
         )
         stem = row["sample_key"]
         image = f"{stem}.{extension(record.content_type, record.key)}"
+        at = self._offset + BLOCK  # the image's bytes, after its one header block
         chunk = member(image, data, self._mtime)
         chunk += member(f"{stem}.json", json.dumps(row, sort_keys=True).encode(), self._mtime)
         if row["caption"] is not None:
             chunk += member(f"{stem}.txt", row["caption"].encode(), self._mtime)
         self._send(chunk)
         self.members[record.url] = image
-        self.rows.append(row)
+        self.rows.append({**row, "member": image, "offset": at})
 
     def carry(self, urls: Collection[str]) -> set[str]:
         """Copy the samples of `urls` from the shard already at this key (a first attempt of
@@ -166,9 +170,14 @@ class BatchShard:
             images = [name for name, _ in members if not name.endswith((".json", ".txt"))]
             if not rows or not images:
                 continue
+            at, offset = 0, self._offset
+            for name, data in members:
+                if name == images[0]:
+                    at = offset + BLOCK
+                offset += len(member(name, data, self._mtime))
             self._send(b"".join(member(name, data, self._mtime) for name, data in members))
             self.members[wanted[stem]] = images[0]
-            self.rows.append(rows[0])
+            self.rows.append({**rows[0], "member": images[0], "offset": at})
             carried.add(wanted[stem])
         return carried
 

@@ -92,6 +92,62 @@ class ImagesTable(Connected):
         """The shard files committed to this folder (imgflow/local/layouts/shards.py)."""
         return {row[0] for row in self.conn.execute("SELECT name FROM shards")}
 
+    def shards_holding(self, urls: Sequence[str]) -> set[str]:
+        """The shards the index places these URLs' samples in (before they move)."""
+        found: set[str] = set()
+        for start in range(0, len(urls), 500):
+            part = urls[start : start + 500]
+            marks = ",".join("?" * len(part))
+            found.update(
+                row[0]
+                for row in self.conn.execute(
+                    f"SELECT DISTINCT shard FROM images WHERE url IN ({marks})"
+                    " AND shard IS NOT NULL",
+                    part,
+                )
+            )
+        return found
+
+    def recount_shards(self, names: Sequence[str] | None = None) -> None:
+        """Within the caller's transaction: the `samples` and `bytes` of each shard (of
+        `names`, or every one) from the rows still placed in it; a shard left with none
+        is no longer listed. A shard whose count changed is rewritten without the samples
+        that left it (imgflow/local/layouts/shard_rewrite.py)."""
+        if names is None:
+            rows = self.conn.execute(
+                "SELECT shard, count(*), coalesce(sum(bytes), 0) FROM images"
+                " WHERE shard IS NOT NULL GROUP BY shard"
+            ).fetchall()
+            listed = list(self.shard_counts())
+        else:
+            listed = list(names)
+            rows = [
+                (name, *self.conn.execute(
+                    "SELECT count(*), coalesce(sum(bytes), 0) FROM images WHERE shard = ?",
+                    (name,),
+                ).fetchone())
+                for name in listed
+            ]  # fmt: skip
+        counts = {name: (count, size) for name, count, size in rows if count}
+        for name in listed:
+            if name in counts:
+                count, size = counts[name]
+                self.conn.execute(
+                    "UPDATE shards SET samples = ?, bytes = ? WHERE name = ?", (count, size, name)
+                )
+            else:
+                self.conn.execute("DELETE FROM shards WHERE name = ?", (name,))
+
+    def shard_counts(self) -> dict[str, tuple[int, int]]:
+        """Each committed shard's (samples, bytes)."""
+        rows = self.conn.execute("SELECT name, samples, bytes FROM shards")
+        return {name: (samples, size) for name, samples, size in rows}
+
+    def shard_members(self, name: str) -> set[str]:
+        """The members of a shard the index places samples at."""
+        rows = self.conn.execute("SELECT member FROM images WHERE shard = ?", (name,))
+        return {row[0] for row in rows}
+
     def places(self) -> Iterator[tuple[str, str, str | None, str | None]]:
         """Every index row's (url, key, shard, member), streamed."""
         yield from self.conn.execute("SELECT url, key, shard, member FROM images")

@@ -10,7 +10,7 @@ temporary file as the run goes, not into memory. Needs pyarrow (`imgflow[parquet
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from imgflow.errors import ConfigError
@@ -62,13 +62,19 @@ def write_table(rows: Sequence[Mapping[str, Any]], out: BinaryIO) -> None:
     pq.write_table(table, out)
 
 
-def read_rows(stream: BinaryIO) -> Iterator[dict[str, Any]]:
-    """A Parquet file's metadata rows (the image column left unread)."""
+def read_rows(stream: BinaryIO, *, full: bool = False) -> Iterator[dict[str, Any]]:
+    """A Parquet file's metadata rows (the image column left unread): every other column
+    with `full` (`meta` decoded), else those a skip needs."""
     import pyarrow.parquet as pq
 
     names = ["key", "bytes", "sha256", "member", "sample_key"]
+    if full:
+        names = [f.name for f in _schema(False)]
     table = pq.read_table(stream, columns=names)
-    yield from table.to_pylist()
+    for row in table.to_pylist():
+        if full and row["meta"]:
+            row["meta"] = json.loads(row["meta"])
+        yield row
 
 
 # A row group is written once this many image bytes are held (or at each flush of the
@@ -164,6 +170,26 @@ class ParquetFormat:
             return bytes(data or b"")
 
         return ShardContents(samples, read_member)
+
+    def copy(self, source: BinaryIO, out: BinaryIO, keep: Collection[str]) -> int:
+        """The rows whose member is in `keep`, a row group at a time (a shard's bytes never
+        all in memory), with the writer's settings."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        wanted = pa.array(sorted(keep), pa.string())
+        reader = pq.ParquetFile(source)
+        writer = ParquetWriter(out)
+        count = 0
+        for group in range(reader.num_row_groups):
+            table = reader.read_row_group(group)
+            table = table.filter(pc.is_in(table.column("member"), value_set=wanted))
+            if table.num_rows:
+                writer.writer.write_table(table.cast(_schema(True)))
+                count += table.num_rows
+        writer.close()
+        return count
 
 
 def require_pyarrow() -> None:

@@ -66,8 +66,9 @@ def known_samples(shards: int) -> dict[str, tuple[str, int, str]]:
     return known
 
 
-def table_rows(shards: int, name: str) -> Iterator[Mapping[str, Any]]:
-    """A shard's metadata rows: its table beside it (a tar's), or the shard itself."""
+def table_rows(shards: int, name: str, *, full: bool = False) -> Iterator[Mapping[str, Any]]:
+    """A shard's metadata rows: its table beside it (a tar's), or the shard itself (every
+    column but the image with `full`, else those a skip needs)."""
     stem = name.split(".", 1)[0]
     if name.endswith(".tar"):
         if lstat(shards, f"{stem}.jsonl") is not None:
@@ -79,4 +80,4 @@ def table_rows(shards: int, name: str) -> Iterator[Mapping[str, Any]]:
     from imgflow.local.layouts.parquet import read_rows
 
     with open(os.open(name, READ, dir_fd=shards), "rb") as stream:
-        yield from read_rows(stream)
+        yield from read_rows(stream, full=full)

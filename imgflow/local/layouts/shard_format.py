@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
@@ -91,6 +91,11 @@ class ShardFormat(Protocol):
 
     def locate(self, stream: BinaryIO) -> ShardContents:
         """What a committed shard holds (raises on a shard that cannot be read)."""
+        ...
+
+    def copy(self, source: BinaryIO, out: BinaryIO, keep: Collection[str]) -> int:
+        """Write into `out` a shard of the samples of `source` whose members are in `keep`
+        (the rewrite of a shard without superseded samples); how many it holds."""
         ...
 
 

@@ -103,8 +103,8 @@ class ShardReader:
             yield name, False
 
     def remove(self, key: str) -> None:
-        """Nothing: a shard is never rewritten; a sample forgotten by `check --repair` is
-        fetched again into a new shard, which supersedes it."""
+        """Nothing here: `check --repair` forgets the sample's row, and its shard is then
+        rewritten without it (imgflow/local/layouts/shard_rewrite.py)."""
 
     def close(self) -> None:
         self._contents.clear()

@@ -21,8 +21,8 @@ How a shard is written (`ShardStore`):
   again by the next run. A kill between the rename and the commit leaves a shard the
   index does not list: the next run removes it before storing (`bind`).
 - A sample's key is the digest of its URL, so it is the same in every shard; a refreshed
-  image goes into a new shard and its row moves there (the old shard keeps the old
-  version, superseded: readers take a key's newest shard).
+  image goes into a new shard and its row moves there; the old shard is rewritten without
+  the old version (imgflow/local/layouts/shard_rewrite.py), so a sample is in one shard.
 """
 
 from __future__ import annotations
@@ -47,13 +47,7 @@ from imgflow.errors import UsageError
 from imgflow.local.folder import DataFolder
 from imgflow.local.index import Database, retried, sqlite_errors
 from imgflow.local.layouts.files import IMAGES_DIR
-from imgflow.local.layouts.shard_folder import (
-    known_samples,
-    lstat,
-    remove_shard,
-    shard_files,
-    stats_run,
-)
+from imgflow.local.layouts.shard_folder import known_samples, lstat
 from imgflow.local.layouts.shard_format import (
     SHARDS_DIR,
     Sample,
@@ -64,6 +58,7 @@ from imgflow.local.layouts.shard_format import (
     shard_number,
 )
 from imgflow.local.layouts.shard_reader import ShardReader
+from imgflow.local.layouts.shard_rewrite import mend_shards
 from imgflow.local.layouts.shard_staging import CREATE, Staged, Staging, counter, opened
 from imgflow.local.safefs import StorageError, explain, subfolder
 from imgflow.local.store import FileStore
@@ -199,13 +194,9 @@ class ShardStore:
         self.db = db
         self.run_id = run_id
         listed = db.shard_names()
-        runs = db.run_ids()
         numbers = [n for n in (shard_number(name) for name in listed) if n is not None]
-        for number, name in shard_files(self.shards):
-            if name not in listed and stats_run(self.shards, name) in runs:
-                remove_shard(self.shards, name)
-                continue
-            numbers.append(number)
+        left = mend_shards(self.shards, db, fsync=self.fsync)
+        numbers += [n for n in (shard_number(name) for name in left) if n is not None]
         self._next = max(numbers, default=-1) + 1
 
     def intact(self, key: str, size: int, mtime_ns: int | None, sha256: str) -> int | None:
@@ -474,8 +465,16 @@ class ShardStore:
         mtimes = dict.fromkeys(written.members, written.mtime)
         places = {key: (final, member) for key, member in written.members.items()}
         published: list[str] = []
+        # the shards these samples leave (a refresh, a retry): recounted in the commit,
+        # then rewritten without them (imgflow/local/layouts/shard_rewrite.py)
+        with sqlite_errors(db.path):
+            holding = db.shards_holding([r.url for r in written.records])
+        if self._known is not None:  # also where a row this run forgot (not intact) was
+            holding.update(self._known[k][0] for k in written.members if k in self._known)
+        left = sorted(holding - {final})
 
         def rename() -> None:
+            db.recount_shards(left)
             for temporary, name in moves:
                 os.rename(temporary, name, src_dir_fd=source, dst_dir_fd=self.shards)
                 published.append(name)
@@ -509,6 +508,9 @@ class ShardStore:
                 return failed
             raise
         self._next = number + 1
+        if left:
+            with contextlib.suppress(OSError):  # else the next run mends them
+                mend_shards(self.shards, db, fsync=self.fsync, only=left)
         if self._known is not None:
             for row in written.rows:
                 self._known[row["key"]] = (final, row["bytes"], row["sha256"])

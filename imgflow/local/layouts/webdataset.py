@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import tarfile
 import time
+from collections.abc import Collection
 from typing import BinaryIO
 
 from imgflow.engine.samples import extension
@@ -107,6 +108,31 @@ class WebDatasetFormat:
             return data
 
         return ShardContents(samples, read_member)
+
+    def copy(self, source: BinaryIO, out: BinaryIO, keep: Collection[str]) -> int:
+        """The members of the samples whose image member is in `keep`, copied as they are
+        (headers and padded data), then the tar's end."""
+        stems = {member.split(".", 1)[0] for member in keep}
+        offset = 0
+        kept: set[str] = set()
+        spans: list[tuple[int, int]] = []
+        with tarfile.open(fileobj=source, mode="r:") as tar:
+            for info in tar:
+                stem = info.name.split(".", 1)[0]
+                if stem in stems:
+                    kept.add(stem)
+                    spans.append((info.offset, info.offset_data + info.size))
+        for start, stop in spans:
+            source.seek(start)
+            length = stop - start
+            data = source.read(length)
+            if len(data) != length:
+                raise OSError(f"a member at {start} is cut short")
+            pad = padding(length)
+            out.write(data + pad)
+            offset += length + len(pad)
+        out.write(end(offset))
+        return len(kept)
 
 
 def _TEXT(stem: str) -> tuple[str, str]:
