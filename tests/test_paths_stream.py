@@ -16,10 +16,10 @@ from rich.text import Text
 
 from imgflow.engine.plan import Item
 from imgflow.errors import JobError
+from imgflow.local.folder import DB_NAME
 from imgflow.local.index import INTERRUPTED, Database
 from imgflow.local.planner import Planner
 from imgflow.local.retry import plan_retry
-from imgflow.local.runner import DB_NAME
 from imgflow.sources.paths import COUNTED_BYTES, from_paths_file
 from imgflow.ui.progress import RunProgress
 

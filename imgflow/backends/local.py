@@ -68,9 +68,11 @@ def execute(
     on_throttle: OnChange | None = None,
     stop: threading.Event | None = None,
     on_warn: Callable[[str], None] | None = None,
+    layout: str | None = None,
 ) -> LocalRunResult:
     """Run `job` into `folder` (imgflow.local.runner.run_job), with no more requests in
-    flight than the file descriptor limit allows (`on_warn` hears it when that is fewer)."""
+    flight than the file descriptor limit allows (`on_warn` hears it when that is fewer);
+    `layout` names the storage layout when it is not `output.layout` (a retry's)."""
     from imgflow.local.descriptors import fit
     from imgflow.local.runner import run_job
 
@@ -79,12 +81,13 @@ def execute(
         job = replace(job, max_in_flight=in_flight)
         if on_warn is not None:
             on_warn(warning)
-    settings = run_settings(cfg)
+    settings = run_settings(cfg, layout)
     return run_job(job, settings, folder, progress, run_id, on_wait, on_throttle, stop, on_warn)
 
 
-def run_settings(cfg: Config) -> RunSettings:
-    """What a local run reads of `cfg`: fetching, fsync, tolerated failures, the notify hook."""
+def run_settings(cfg: Config, layout: str | None = None) -> RunSettings:
+    """What a local run reads of `cfg`: fetching, fsync, tolerated failures, the notify hook;
+    its layout is `layout` when given, else `output.layout`."""
     from imgflow.local.settings import RunSettings
 
     return RunSettings(
@@ -93,19 +96,21 @@ def run_settings(cfg: Config) -> RunSettings:
         tolerate_failures=cfg.job.tolerate_failures,
         notify_command=cfg.notify.command,
         notify_shell=cfg.notify.shell,
-        layout=layout_of(cfg),
+        layout=layout_of(cfg, layout),
     )
 
 
-def layout_of(cfg: Config) -> Layout:
-    """The layout `output.layout` names (ConfigError: parquet without pyarrow)."""
+def layout_of(cfg: Config, name: str | None = None) -> Layout:
+    """The layout `name` (default: `output.layout`) names, shards of `output.shard_size`
+    (ConfigError: parquet without pyarrow)."""
     from imgflow.local.layouts.files import FilesLayout
 
-    if cfg.output.layout == "webdataset":
+    name = name or cfg.output.layout
+    if name == "webdataset":
         from imgflow.local.layouts.webdataset import webdataset_layout
 
         return webdataset_layout(cfg.output.shard_size)
-    if cfg.output.layout == "parquet":
+    if name == "parquet":
         from imgflow.local.layouts.parquet import parquet_layout
 
         return parquet_layout(cfg.output.shard_size)
@@ -163,7 +168,13 @@ class LocalBackend:
                 "fetch.insecure): anyone on the path can read and change the images"
             )
 
-    def _execute(self, job: LocalJob, listener: Listener, run_id: str | None = None) -> RunView:
+    def _execute(
+        self,
+        job: LocalJob,
+        listener: Listener,
+        run_id: str | None = None,
+        layout: str | None = None,
+    ) -> RunView:
         from imgflow.local.job import RunInterrupted, new_run_id
 
         watch = listener.watch
@@ -179,6 +190,7 @@ class LocalBackend:
                 on_wait=listener.waiting,
                 on_throttle=None if watch is None else watch.throttled,
                 on_warn=listener.warn,
+                layout=layout,
             )
         except RunInterrupted as exc:
             raise RunInterrupted(self._interrupted(run_id) or str(exc)) from None
@@ -208,8 +220,8 @@ class LocalBackend:
     def _view(
         self, run_id: str, elapsed: float | None = None, result: LocalRunResult | None = None
     ) -> RunView:
+        from imgflow.local.folder import DB_NAME
         from imgflow.local.index import Database, sqlite_errors
-        from imgflow.local.runner import DB_NAME
 
         db = Database(self.folder / DB_NAME, readonly=True)
         try:
@@ -247,8 +259,8 @@ class LocalBackend:
         )
 
     def _records(self, run_id: str, only_failed: bool) -> Iterator[ResultRecord]:
+        from imgflow.local.folder import DB_NAME
         from imgflow.local.index import Database, sqlite_errors
-        from imgflow.local.runner import DB_NAME
 
         db = Database(self.folder / DB_NAME, readonly=True)
         try:
@@ -259,8 +271,7 @@ class LocalBackend:
 
     def _need_runs(self) -> None:
         from imgflow.config import user_config_path
-        from imgflow.local.folder import refuse_linked
-        from imgflow.local.runner import DB_NAME
+        from imgflow.local.folder import DB_NAME, refuse_linked
 
         refuse_linked(self.folder)
         if not (self.folder / DB_NAME).exists():
@@ -272,9 +283,9 @@ class LocalBackend:
     def runs(self, limit: int) -> Listing:
         """The recent runs of the data folder; a retry names its parent."""
         from imgflow.documents.listing import local_runs
+        from imgflow.local.folder import DB_NAME
         from imgflow.local.index import Database, sqlite_errors
         from imgflow.local.retry import parents
-        from imgflow.local.runner import DB_NAME
 
         self._need_runs()
         db = Database(self.folder / DB_NAME, readonly=True)
@@ -289,8 +300,9 @@ class LocalBackend:
     def retry(self, target: str, flags: Flags, listener: Listener) -> RunView | Detached | None:
         """A new run of the failed images of run `target`, linked to it."""
         from imgflow.documents.text import plural
+        from imgflow.local.folder import DB_NAME
+        from imgflow.local.job import new_run_id
         from imgflow.local.retry import link, plan_retry
-        from imgflow.local.runner import DB_NAME, new_run_id
 
         self._need_runs()
         plan = plan_retry(self.folder, target)
@@ -303,9 +315,6 @@ class LocalBackend:
                 " again: only the images it planned are retried (run the command again)"
             )
         if plan.layout is not None and plan.layout != self.cfg.output.layout:
-            from imgflow.config import with_overrides
-
-            self.cfg = with_overrides(self.cfg, output={"layout": plan.layout})
             listener.note(f"run {target} stored its images as {plan.layout}: so does its retry")
         new_id = new_run_id()
         link(self.folder / DB_NAME, new_id, target)
@@ -320,7 +329,7 @@ class LocalBackend:
                 f"retrying {what} unfinished images never read"
                 f" (reading {plan.unread} again): run {new_id}"
             )
-        return self._execute(plan.job, listener, new_id)
+        return self._execute(plan.job, listener, new_id, plan.layout)
 
     def report(self, target: str | None, options: ReportOptions) -> Path:
         """Write the page of run `target` (default: the newest)."""

@@ -1601,6 +1601,18 @@ MUTANTS: list[Mutant] = [
         ("tests/test_retry_layout.py",),
     ),
     Mutant(
+        "retry-layout-sticks-to-the-backend",
+        "a retry's layout is its own run's: the backend is not changed by a retry (architecture)",
+        "imgflow/backends/local.py",
+        "        return self._execute(plan.job, listener, new_id, plan.layout)",
+        "        if plan.layout is not None:\n"
+        "            self.cfg = replace(\n"
+        "                self.cfg, output=replace(self.cfg.output, layout=plan.layout)\n"
+        "            )\n"
+        "        return self._execute(plan.job, listener, new_id, plan.layout)",
+        ("tests/test_retry_layout.py::test_one_backend_gives_each_retry_its_own_runs_layout",),
+    ),
+    Mutant(
         "report-aws-shard-sample-linked",
         "an aws report links only objects that exist: a shard's sample links nowhere"
         " (architecture)",
