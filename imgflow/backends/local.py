@@ -88,10 +88,11 @@ def execute(
 def run_settings(cfg: Config, layout: str | None = None) -> RunSettings:
     """What a local run reads of `cfg`: fetching, fsync, tolerated failures, the notify hook;
     its layout is `layout` when given, else `output.layout`."""
+    from imgflow.config import engine_fetch
     from imgflow.local.settings import RunSettings
 
     return RunSettings(
-        fetch=cfg.fetch,
+        fetch=engine_fetch(cfg),
         fsync=cfg.local.fsync,
         tolerate_failures=cfg.job.tolerate_failures,
         notify_command=cfg.notify.command,

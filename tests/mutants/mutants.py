@@ -1601,6 +1601,29 @@ MUTANTS: list[Mutant] = [
         ("tests/test_retry_layout.py",),
     ),
     Mutant(
+        "run-settings-keep-a-stale-etiquette",
+        "a run's engine settings are derived from the config's etiquette where they are"
+        " built: a config changed after load reaches the requests (architecture)",
+        "imgflow/backends/local.py",
+        "        fetch=engine_fetch(cfg),",
+        "        fetch=cfg.fetch,",
+        (
+            "tests/test_etiquette_settings.py::"
+            "test_etiquette_replaced_after_load_reaches_the_requests",
+        ),
+    ),
+    Mutant(
+        "config-etiquette-robots-not-handed-on",
+        "etiquette.robots: false is obeyed (imgflow.yaml.example)",
+        "imgflow/config.py",
+        "        robots=etiquette.robots,",
+        "        robots=cfg.fetch.robots or True,",
+        (
+            "tests/test_etiquette_settings.py::"
+            "test_etiquette_replaced_after_load_reaches_the_requests",
+        ),
+    ),
+    Mutant(
         "retry-layout-sticks-to-the-backend",
         "a retry's layout is its own run's: the backend is not changed by a retry (architecture)",
         "imgflow/backends/local.py",
