@@ -62,6 +62,8 @@ SLOW_FIRST: tuple[str, ...] = (
     "tests/aws/test_deploy_cli.py::test_deploy_twice_then_teardown",
     "tests/test_shards_disk.py::test_a_full_disk_during_shard_writes",
     "tests/test_workers.py::test_a_signal_ends_every_worker_and_the_run_with_130",
+    "tests/test_terminal.py::"
+    "test_a_streamed_input_counts_with_separators_and_ends_without_its_reading_note",
 )
 
 

@@ -107,5 +107,5 @@ def test_the_live_line_counts_an_input_still_read() -> None:
         progress.planned("r1", 412_345, 0)
     text = Text.from_ansi(console.file.getvalue()).plain  # type: ignore[attr-defined]
     assert "run r1 (input still being read" in text
-    assert "0/412000+" in shown  # done / read so far, while the total is not known
-    assert "0/412345" in text  # then the total
+    assert "0/412,000+" in shown  # done / read so far, while the total is not known
+    assert "0/412,345" in text  # then the total
