@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from imgflow.backends.base import Detached, Flags, Listener, ReportOptions, RunView
 from imgflow.errors import ConfigError, ImgflowError, UsageError
+from imgflow.local.job import RunInterrupted
 
 if TYPE_CHECKING:
     from imgflow.config import Config
@@ -118,6 +119,15 @@ def layout_of(cfg: Config, name: str | None = None) -> Layout:
     return FilesLayout()
 
 
+class RunStopped(RunInterrupted):
+    """A run stopped by a signal once saved: `view` is the run so far (`-o json` prints
+    it, with the message)."""
+
+    def __init__(self, message: str, view: RunView) -> None:
+        super().__init__(message)
+        self.view = view
+
+
 class NoRuns(UsageError):
     """The data folder has no index yet (`status -o json` answers an empty list)."""
 
@@ -176,7 +186,7 @@ class LocalBackend:
         run_id: str | None = None,
         layout: str | None = None,
     ) -> RunView:
-        from imgflow.local.job import RunInterrupted, new_run_id
+        from imgflow.local.job import new_run_id
 
         watch = listener.watch
         started = time.monotonic()
@@ -194,17 +204,22 @@ class LocalBackend:
                 layout=layout,
             )
         except RunInterrupted as exc:
-            raise RunInterrupted(self._interrupted(run_id) or str(exc)) from None
+            raise self._interrupted(run_id, str(exc)) from None
         return self._view(result.run_id, time.monotonic() - started, result)
 
-    def _interrupted(self, run_id: str) -> str | None:
-        """``run <id> interrupted at <done>/<total> images``, then the command that
-        continues it (two lines of at most 80 characters); None if the run is not saved."""
+    def _interrupted(self, run_id: str, message: str) -> RunInterrupted:
+        """What a run stopped by a signal says: `message` when it is not saved; else
+        ``run <id> interrupted at <done>/<total> images`` and the command that continues
+        it (two lines of at most 80 characters), with the run so far (RunStopped)."""
         try:
             view = self._view(run_id)
         except ImgflowError:
-            return None
-        summary = view.summary
+            return RunInterrupted(message)
+        return RunStopped(self._stopped_at(view), view)
+
+    @staticmethod
+    def _stopped_at(view: RunView) -> str:
+        run_id, summary = view.id, view.summary
         done = summary.stored + summary.skipped + summary.failed
         # A run stopped while its input was read has no total yet (its retry reads the rest).
         total = f"{summary.total:,}" if view.extra.get("planned", True) else "?"

@@ -1108,9 +1108,20 @@ MUTANTS: list[Mutant] = [
         "interrupt-without-next-command",
         "after Ctrl-C, done/total and the command that continues are printed (README)",
         "imgflow/backends/local.py",
-        "            raise RunInterrupted(self._interrupted(run_id) or str(exc)) from None",
+        "            raise self._interrupted(run_id, str(exc)) from None",
         "            raise",
         ("tests/test_terminal.py::test_the_interrupt_says_how_far_and_how_to_continue",),
+    ),
+    Mutant(
+        "interrupted-json-run-prints-nothing",
+        "run -o json stopped by a signal prints the run so far, saying where it stopped (README)",
+        "imgflow/cli/commands/run.py",
+        "        if output is Output.json:\n            extra =",
+        "        if False:\n            extra =",
+        (
+            "tests/test_interrupted_json.py::"
+            "test_an_interrupted_json_run_prints_its_document_so_far",
+        ),
     ),
     Mutant(
         "completion-offers-given-options",
@@ -1413,8 +1424,8 @@ MUTANTS: list[Mutant] = [
         "robots-ignored-not-in-json",
         "run -o json says when --ignore-robots was used (README)",
         "imgflow/cli/commands/run.py",
-        '        robots = "obeyed" if cfg.etiquette.robots else "ignored"',
-        '        robots = "obeyed"',
+        '    robots = "obeyed" if cfg.etiquette.robots else "ignored"',
+        '    robots = "obeyed"',
         ("tests/test_robots_cache.py::test_ignore_robots_is_in_the_json_document",),
     ),
     Mutant(
