@@ -13,9 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imgflow.backends.base import Detached, Flags, Listener, ReportOptions, RunView
+from imgflow.backends.base import Detached, Flags, Listener, ReportOptions, RunStopped, RunView
 from imgflow.errors import ConfigError, ImgflowError, UsageError
-from imgflow.local.job import RunInterrupted
 
 if TYPE_CHECKING:
     from imgflow.config import Config
@@ -119,15 +118,6 @@ def layout_of(cfg: Config, name: str | None = None) -> Layout:
     return FilesLayout()
 
 
-class RunStopped(RunInterrupted):
-    """A run stopped by a signal once saved: `view` is the run so far (`-o json` prints
-    it, with the message)."""
-
-    def __init__(self, message: str, view: RunView) -> None:
-        super().__init__(message)
-        self.view = view
-
-
 class NoRuns(UsageError):
     """The data folder has no index yet (`status -o json` answers an empty list)."""
 
@@ -186,7 +176,7 @@ class LocalBackend:
         run_id: str | None = None,
         layout: str | None = None,
     ) -> RunView:
-        from imgflow.local.job import new_run_id
+        from imgflow.local.job import RunInterrupted, new_run_id
 
         watch = listener.watch
         started = time.monotonic()
@@ -207,13 +197,15 @@ class LocalBackend:
             raise self._interrupted(run_id, str(exc)) from None
         return self._view(result.run_id, time.monotonic() - started, result)
 
-    def _interrupted(self, run_id: str, message: str) -> RunInterrupted:
+    def _interrupted(self, run_id: str, message: str) -> ImgflowError:
         """What a run stopped by a signal says: `message` when it is not saved; else
         ``run <id> interrupted at <done>/<total> images`` and the command that continues
         it (two lines of at most 80 characters), with the run so far (RunStopped)."""
         try:
             view = self._view(run_id)
         except ImgflowError:
+            from imgflow.local.job import RunInterrupted
+
             return RunInterrupted(message)
         return RunStopped(self._stopped_at(view), view)
 

@@ -170,8 +170,7 @@ def _run_job(cfg: Config, spec: Source, flags: Flags, output: Output, all_rows: 
     from dataclasses import replace
 
     from imgflow.backends import BACKENDS
-    from imgflow.backends.base import ReportOptions, RunView
-    from imgflow.backends.local import RunStopped
+    from imgflow.backends.base import ReportOptions, RunStopped, RunView
     from imgflow.cli.follow import follow, shown
     from imgflow.errors import UsageError
     from imgflow.ui.console import err
