@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from imgflow.engine.records import ResultRecord, Summary
-from imgflow.errors import BackendError
+from imgflow.errors import Interrupted
 
 if TYPE_CHECKING:
     from imgflow.config import Config
@@ -51,11 +51,9 @@ class RunView:
     notify_problem: str = ""
 
 
-class RunStopped(BackendError):
+class RunStopped(Interrupted):
     """A run stopped by a signal once it was saved: the message says where it stopped and
     the command that continues it; `view` is the run so far (`run -o json` prints it)."""
-
-    exit_code = 130
 
     def __init__(self, message: str, view: RunView) -> None:
         super().__init__(message)

@@ -546,7 +546,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "interrupt-exit-1",
         "exit 130 when interrupted (README)",
-        "imgflow/local/job.py",
+        "imgflow/errors.py",
         "    exit_code = 130",
         "    exit_code = 1",
         ("tests/test_cli.py::test_killed_run_is_consistent_and_a_rerun_completes",),
