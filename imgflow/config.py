@@ -396,17 +396,20 @@ def _validate_etiquette(etiquette: EtiquetteConfig) -> None:
         raise ConfigError("etiquette.max_crawl_delay: must be greater than 0 seconds")
 
 
-def _with_etiquette(cfg: Config) -> Config:
-    """`cfg` with its etiquette section handed to the engine's fetch settings."""
+def engine_fetch(cfg: Config) -> FetchConfig:
+    """The engine's fetch settings: `fetch` with the `etiquette` section handed in.
+
+    Derived where a run's settings are built (the local run settings, the Lambda
+    environment), never kept in the Config: a Config changed after it was loaded (a CLI
+    override, a `dataclasses.replace`) hands on the etiquette it holds."""
     etiquette = cfg.etiquette
-    fetch = dataclasses.replace(
+    return dataclasses.replace(
         cfg.fetch,
         robots=etiquette.robots,
         opt_out=tuple(o.strip().lower() for o in etiquette.opt_out),
         max_crawl_delay=etiquette.max_crawl_delay,
         contact=etiquette.contact,
     )
-    return dataclasses.replace(cfg, fetch=fetch)
 
 
 def _valid_name(name: str) -> bool:
@@ -434,7 +437,7 @@ def from_mapping(
     cfg: Config = _build(Config, data, "", env)
     cfg = dataclasses.replace(cfg, source=source)
     _validate(cfg)
-    return _with_etiquette(cfg)
+    return cfg
 
 
 def _headers_as_list(data: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -563,4 +566,4 @@ def with_overrides(
         current = getattr(cfg, attr)
         cfg = dataclasses.replace(cfg, **{attr: dataclasses.replace(current, **given)})
     _validate(cfg)
-    return _with_etiquette(cfg)
+    return cfg

@@ -37,5 +37,11 @@ class BackendError(ImgflowError):
     """A backend failed to do its work."""
 
 
+class Interrupted(BackendError):
+    """Stopped by a signal (exit 130); what was done so far is saved."""
+
+    exit_code = 130
+
+
 class DeployError(BackendError):
     """Provisioning failed; the message names the resource and the AWS error code."""

@@ -31,7 +31,9 @@ def lambda_fetch_settings(cfg: Config) -> dict[str, object]:
     with its own politeness gate, so each gets fetch.rate / max_batches: together they
     stay within the rate the user set for the host.
     """
-    settings = cfg.fetch.to_json()
+    from imgflow.config import engine_fetch
+
+    settings = engine_fetch(cfg).to_json()
     if cfg.fetch.rate is not None:
         settings["rate"] = cfg.fetch.rate / cfg.job.max_batches
     return settings

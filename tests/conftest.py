@@ -66,6 +66,8 @@ SLOW_FIRST: tuple[str, ...] = (
     "tests/test_serve_host_notes.py::test_a_urls_jobs_document_carries_its_host_notes",
     "tests/test_export_shards.py::test_a_webdataset_runs_rows_name_their_shard_and_member",
     "tests/test_shards_rewrite.py::test_kill_9_during_a_rewrite_then_a_rerun_has_every_url_in_one_shard",
+    "tests/test_terminal.py::"
+    "test_a_streamed_input_counts_with_separators_and_ends_without_its_reading_note",
 )
 
 

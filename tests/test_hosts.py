@@ -30,7 +30,8 @@ from imgflow.config import Config
 from imgflow.demo.images import make_gif
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.records import Outcome, ResultRecord
-from imgflow.local.runner import LocalJob, LocalRunResult, RunInterrupted, run_job
+from imgflow.local.job import LocalJob, LocalRunResult, RunInterrupted
+from imgflow.local.runner import run_job
 
 GIF = make_gif("h")
 

@@ -13,10 +13,10 @@ from imgflow.engine.keys import key_for
 from imgflow.engine.messages import not_found
 from imgflow.engine.plan import Item
 from imgflow.engine.records import Outcome, Summary
+from imgflow.local.folder import DB_NAME
 from imgflow.local.index import Database
 from imgflow.local.index.schema import VERSION
 from imgflow.local.retry import parents, plan_retry
-from imgflow.local.runner import DB_NAME
 
 # The tables as imgflow made them before versions (imgflow/local/db.py at c58b85d), with
 # the columns it added on open and retry's table of parents.

@@ -23,8 +23,9 @@ from imgflow.engine.records import ResultRecord
 from imgflow.engine.settings import FetchConfig
 from imgflow.local.check import check
 from imgflow.local.folder import DataFolder
+from imgflow.local.job import LocalJob, LocalRunResult, RunInterrupted
 from imgflow.local.layouts.base import Stamp
-from imgflow.local.runner import LocalJob, LocalRunResult, RunInterrupted, run_job
+from imgflow.local.runner import run_job
 from imgflow.local.settings import RunSettings
 from imgflow.sources.job_json import from_job
 

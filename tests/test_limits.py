@@ -22,7 +22,8 @@ from imgflow.engine.outcome import Fetched, FetchFailure
 from imgflow.engine.plan import item_for
 from imgflow.engine.records import Outcome
 from imgflow.engine.settings import FetchConfig
-from imgflow.local.runner import LocalJob, run_job
+from imgflow.local.job import LocalJob
+from imgflow.local.runner import run_job
 from imgflow.sources.job_json import from_job
 
 CAP = 4096

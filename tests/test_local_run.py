@@ -20,8 +20,10 @@ from imgflow.demo.images import make_gif
 from imgflow.demo.server import StaticServer
 from imgflow.engine.job import validate_base_url
 from imgflow.engine.records import Outcome
+from imgflow.local.folder import DB_NAME
 from imgflow.local.index import Database
-from imgflow.local.runner import DB_NAME, LocalJob, LocalRunResult, run_job
+from imgflow.local.job import LocalJob, LocalRunResult
+from imgflow.local.runner import run_job
 from imgflow.sources.job_json import from_job
 from imgflow.sources.paths import from_paths_file
 

@@ -16,10 +16,10 @@ from rich.text import Text
 
 from imgflow.engine.plan import Item
 from imgflow.errors import JobError
+from imgflow.local.folder import DB_NAME
 from imgflow.local.index import INTERRUPTED, Database
 from imgflow.local.planner import Planner
 from imgflow.local.retry import plan_retry
-from imgflow.local.runner import DB_NAME
 from imgflow.sources.paths import COUNTED_BYTES, from_paths_file
 from imgflow.ui.progress import RunProgress
 
@@ -107,5 +107,5 @@ def test_the_live_line_counts_an_input_still_read() -> None:
         progress.planned("r1", 412_345, 0)
     text = Text.from_ansi(console.file.getvalue()).plain  # type: ignore[attr-defined]
     assert "run r1 (input still being read" in text
-    assert "0/412000+" in shown  # done / read so far, while the total is not known
-    assert "0/412345" in text  # then the total
+    assert "0/412,000+" in shown  # done / read so far, while the total is not known
+    assert "0/412,345" in text  # then the total

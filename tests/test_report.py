@@ -19,8 +19,8 @@ from imgflow.engine import messages
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.plan import Item
 from imgflow.engine.records import Outcome, ResultRecord
+from imgflow.local.folder import DB_NAME
 from imgflow.local.index import Database
-from imgflow.local.runner import DB_NAME
 from imgflow.report import local, render_local, thumbs, write_local
 from imgflow.report.classify import classify
 from imgflow.sources.job_json import from_job

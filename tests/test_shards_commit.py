@@ -28,11 +28,12 @@ from imgflow.engine.settings import FetchConfig
 from imgflow.local.check import check
 from imgflow.local.index import Database
 from imgflow.local.index import schema as index_schema
+from imgflow.local.job import LocalJob, LocalRunResult
 from imgflow.local.layouts import shards as shards_module
 from imgflow.local.layouts.parquet import parquet_layout
 from imgflow.local.layouts.shards import ShardLayout
 from imgflow.local.layouts.webdataset import webdataset_layout
-from imgflow.local.runner import LocalJob, LocalRunResult, run_job
+from imgflow.local.runner import run_job
 from imgflow.local.safefs import StorageError
 from imgflow.local.settings import RunSettings
 

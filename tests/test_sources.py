@@ -18,8 +18,10 @@ from imgflow.engine.keys import key_for
 from imgflow.engine.messages import not_found
 from imgflow.engine.plan import Item
 from imgflow.engine.records import Outcome, ResultRecord
+from imgflow.local.folder import DB_NAME
 from imgflow.local.index import Database
-from imgflow.local.runner import DB_NAME, LocalJob, run_job
+from imgflow.local.job import LocalJob
+from imgflow.local.runner import run_job
 from imgflow.sources.base import Source
 from imgflow.sources.job_json import from_job
 from imgflow.sources.paths import from_paths_file

@@ -4,6 +4,7 @@ done/total are whole, option names are never cut, the next command is printed.""
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,30 @@ def test_live_line_final_table_and_status_fit(tmp_path: Path, width: int, height
         assert term.exit_code(30) == 0
         _no_wraps(term)
         _whole(term.screen(), run_id[0] + r" .* 43 .* 3 ")
+
+
+def test_a_streamed_input_counts_with_separators_and_ends_without_its_reading_note(
+    tmp_path: Path,
+) -> None:
+    """A piped URL list: while it is read the line shows ``done/<read so far>+`` (thousands
+    separated) under a header that says so; the last frame has the total, no ``+``, and the
+    header no longer says the input is still read."""
+    with FaultServer() as server, _terminal(tmp_path, 80, 24) as term:
+        urls = [server.url("/" + path) for path in _slow_site(server, 12, 0.1)]
+        (tmp_path / "urls.txt").write_text("\n".join(urls * 100) + "\n")  # 1,200 lines
+        (tmp_path / "last.txt").write_text(urls[0] + "\n")
+        run = shlex.join(cli_argv("run", "--urls-file", "-", "-c", "2"))
+        # (the input's last line comes once the test has seen the first 1,200 counted)
+        wait = "until [ -e go ]; do sleep 0.05; done"
+        term.start(["sh", "-c", f"(cat urls.txt; {wait}; cat last.txt) | {run}"])
+        live = term.wait_for(r" \d+/1,200\+ ", timeout=30)
+        assert any("(input still being read" in line for line in live), live
+        (tmp_path / "go").touch()
+        assert term.exit_code(60) == 0
+        _no_wraps(term)
+        lines = term.screen()
+        assert not [line for line in lines if "still being read" in line or "+ " in line], lines
+        _whole(lines, r" 12/12 .* 0 failed ETA")
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)

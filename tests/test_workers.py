@@ -481,7 +481,8 @@ def test_no_process_can_start_so_the_run_warns_and_uses_one(
     from imgflow.backends.local import run_settings
     from imgflow.config import Config
     from imgflow.engine.job import validate_base_url
-    from imgflow.local.runner import LocalJob, run_job
+    from imgflow.local.job import LocalJob
+    from imgflow.local.runner import run_job
     from imgflow.local.workers import coordinator
     from imgflow.sources.job_json import from_job
 

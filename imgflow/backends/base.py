@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from imgflow.engine.records import ResultRecord, Summary
+from imgflow.errors import Interrupted
 
 if TYPE_CHECKING:
     from imgflow.config import Config
@@ -48,6 +49,15 @@ class RunView:
     failures_file: Path | None = None
     failures_problem: str = ""  # why the failures file could not be written
     notify_problem: str = ""
+
+
+class RunStopped(Interrupted):
+    """A run stopped by a signal once it was saved: the message says where it stopped and
+    the command that continues it; `view` is the run so far (`run -o json` prints it)."""
+
+    def __init__(self, message: str, view: RunView) -> None:
+        super().__init__(message)
+        self.view = view
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imgflow.backends.base import Detached, Flags, Listener, ReportOptions, RunView
+from imgflow.backends.base import Detached, Flags, Listener, ReportOptions, RunStopped, RunView
 from imgflow.errors import ConfigError, ImgflowError, UsageError
 
 if TYPE_CHECKING:
@@ -68,9 +68,11 @@ def execute(
     on_throttle: OnChange | None = None,
     stop: threading.Event | None = None,
     on_warn: Callable[[str], None] | None = None,
+    layout: str | None = None,
 ) -> LocalRunResult:
     """Run `job` into `folder` (imgflow.local.runner.run_job), with no more requests in
-    flight than the file descriptor limit allows (`on_warn` hears it when that is fewer)."""
+    flight than the file descriptor limit allows (`on_warn` hears it when that is fewer);
+    `layout` names the storage layout when it is not `output.layout` (a retry's)."""
     from imgflow.local.descriptors import fit
     from imgflow.local.runner import run_job
 
@@ -79,33 +81,37 @@ def execute(
         job = replace(job, max_in_flight=in_flight)
         if on_warn is not None:
             on_warn(warning)
-    settings = run_settings(cfg)
+    settings = run_settings(cfg, layout)
     return run_job(job, settings, folder, progress, run_id, on_wait, on_throttle, stop, on_warn)
 
 
-def run_settings(cfg: Config) -> RunSettings:
-    """What a local run reads of `cfg`: fetching, fsync, tolerated failures, the notify hook."""
+def run_settings(cfg: Config, layout: str | None = None) -> RunSettings:
+    """What a local run reads of `cfg`: fetching, fsync, tolerated failures, the notify hook;
+    its layout is `layout` when given, else `output.layout`."""
+    from imgflow.config import engine_fetch
     from imgflow.local.settings import RunSettings
 
     return RunSettings(
-        fetch=cfg.fetch,
+        fetch=engine_fetch(cfg),
         fsync=cfg.local.fsync,
         tolerate_failures=cfg.job.tolerate_failures,
         notify_command=cfg.notify.command,
         notify_shell=cfg.notify.shell,
-        layout=layout_of(cfg),
+        layout=layout_of(cfg, layout),
     )
 
 
-def layout_of(cfg: Config) -> Layout:
-    """The layout `output.layout` names (ConfigError: parquet without pyarrow)."""
+def layout_of(cfg: Config, name: str | None = None) -> Layout:
+    """The layout `name` (default: `output.layout`) names, shards of `output.shard_size`
+    (ConfigError: parquet without pyarrow)."""
     from imgflow.local.layouts.files import FilesLayout
 
-    if cfg.output.layout == "webdataset":
+    name = name or cfg.output.layout
+    if name == "webdataset":
         from imgflow.local.layouts.webdataset import webdataset_layout
 
         return webdataset_layout(cfg.output.shard_size)
-    if cfg.output.layout == "parquet":
+    if name == "parquet":
         from imgflow.local.layouts.parquet import parquet_layout
 
         return parquet_layout(cfg.output.shard_size)
@@ -163,7 +169,13 @@ class LocalBackend:
                 "fetch.insecure): anyone on the path can read and change the images"
             )
 
-    def _execute(self, job: LocalJob, listener: Listener, run_id: str | None = None) -> RunView:
+    def _execute(
+        self,
+        job: LocalJob,
+        listener: Listener,
+        run_id: str | None = None,
+        layout: str | None = None,
+    ) -> RunView:
         from imgflow.local.job import RunInterrupted, new_run_id
 
         watch = listener.watch
@@ -179,19 +191,27 @@ class LocalBackend:
                 on_wait=listener.waiting,
                 on_throttle=None if watch is None else watch.throttled,
                 on_warn=listener.warn,
+                layout=layout,
             )
         except RunInterrupted as exc:
-            raise RunInterrupted(self._interrupted(run_id) or str(exc)) from None
+            raise self._interrupted(run_id, str(exc)) from None
         return self._view(result.run_id, time.monotonic() - started, result)
 
-    def _interrupted(self, run_id: str) -> str | None:
-        """``run <id> interrupted at <done>/<total> images``, then the command that
-        continues it (two lines of at most 80 characters); None if the run is not saved."""
+    def _interrupted(self, run_id: str, message: str) -> ImgflowError:
+        """What a run stopped by a signal says: `message` when it is not saved; else
+        ``run <id> interrupted at <done>/<total> images`` and the command that continues
+        it (two lines of at most 80 characters), with the run so far (RunStopped)."""
         try:
             view = self._view(run_id)
         except ImgflowError:
-            return None
-        summary = view.summary
+            from imgflow.local.job import RunInterrupted
+
+            return RunInterrupted(message)
+        return RunStopped(self._stopped_at(view), view)
+
+    @staticmethod
+    def _stopped_at(view: RunView) -> str:
+        run_id, summary = view.id, view.summary
         done = summary.stored + summary.skipped + summary.failed
         # A run stopped while its input was read has no total yet (its retry reads the rest).
         total = f"{summary.total:,}" if view.extra.get("planned", True) else "?"
@@ -208,8 +228,8 @@ class LocalBackend:
     def _view(
         self, run_id: str, elapsed: float | None = None, result: LocalRunResult | None = None
     ) -> RunView:
+        from imgflow.local.folder import DB_NAME
         from imgflow.local.index import Database, sqlite_errors
-        from imgflow.local.runner import DB_NAME
 
         db = Database(self.folder / DB_NAME, readonly=True)
         try:
@@ -247,8 +267,8 @@ class LocalBackend:
         )
 
     def _records(self, run_id: str, only_failed: bool) -> Iterator[ResultRecord]:
+        from imgflow.local.folder import DB_NAME
         from imgflow.local.index import Database, sqlite_errors
-        from imgflow.local.runner import DB_NAME
 
         db = Database(self.folder / DB_NAME, readonly=True)
         try:
@@ -259,8 +279,7 @@ class LocalBackend:
 
     def _need_runs(self) -> None:
         from imgflow.config import user_config_path
-        from imgflow.local.folder import refuse_linked
-        from imgflow.local.runner import DB_NAME
+        from imgflow.local.folder import DB_NAME, refuse_linked
 
         refuse_linked(self.folder)
         if not (self.folder / DB_NAME).exists():
@@ -272,9 +291,9 @@ class LocalBackend:
     def runs(self, limit: int) -> Listing:
         """The recent runs of the data folder; a retry names its parent."""
         from imgflow.documents.listing import local_runs
+        from imgflow.local.folder import DB_NAME
         from imgflow.local.index import Database, sqlite_errors
         from imgflow.local.retry import parents
-        from imgflow.local.runner import DB_NAME
 
         self._need_runs()
         db = Database(self.folder / DB_NAME, readonly=True)
@@ -289,8 +308,9 @@ class LocalBackend:
     def retry(self, target: str, flags: Flags, listener: Listener) -> RunView | Detached | None:
         """A new run of the failed images of run `target`, linked to it."""
         from imgflow.documents.text import plural
+        from imgflow.local.folder import DB_NAME
+        from imgflow.local.job import new_run_id
         from imgflow.local.retry import link, plan_retry
-        from imgflow.local.runner import DB_NAME, new_run_id
 
         self._need_runs()
         plan = plan_retry(self.folder, target)
@@ -303,9 +323,6 @@ class LocalBackend:
                 " again: only the images it planned are retried (run the command again)"
             )
         if plan.layout is not None and plan.layout != self.cfg.output.layout:
-            from imgflow.config import with_overrides
-
-            self.cfg = with_overrides(self.cfg, output={"layout": plan.layout})
             listener.note(f"run {target} stored its images as {plan.layout}: so does its retry")
         new_id = new_run_id()
         link(self.folder / DB_NAME, new_id, target)
@@ -320,7 +337,7 @@ class LocalBackend:
                 f"retrying {what} unfinished images never read"
                 f" (reading {plan.unread} again): run {new_id}"
             )
-        return self._execute(plan.job, listener, new_id)
+        return self._execute(plan.job, listener, new_id, plan.layout)
 
     def export(self, fmt: str, output: Path | None, run: str | None) -> int:
         """Write the index (one run's results, or every run's) as a table."""

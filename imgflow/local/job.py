@@ -12,7 +12,7 @@ from typing import Protocol
 
 from imgflow.engine.breaker import BREAKER_THRESHOLD
 from imgflow.engine.records import ResultRecord, Summary
-from imgflow.errors import BackendError
+from imgflow.errors import Interrupted
 from imgflow.sources.base import Source
 
 
@@ -79,10 +79,8 @@ class LocalRunResult:
     host_lines: tuple[str, ...] = ()  # paused hosts, DNS failures per host (a per-host run)
 
 
-class RunInterrupted(BackendError):
+class RunInterrupted(Interrupted):
     """The run was stopped by a signal; what was done so far is saved."""
-
-    exit_code = 130
 
 
 def new_run_id() -> str:

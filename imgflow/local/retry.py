@@ -23,8 +23,9 @@ from typing import Any
 from imgflow.engine.plan import Item
 from imgflow.engine.records import Outcome
 from imgflow.errors import UsageError
+from imgflow.local.folder import DB_NAME
 from imgflow.local.index import RUNNING, Database, RunInfo
-from imgflow.local.runner import DB_NAME, LocalJob
+from imgflow.local.job import LocalJob
 from imgflow.sources.base import Source
 from imgflow.sources.reopen import reopen
 

@@ -25,7 +25,7 @@ from imgflow.engine.records import ResultRecord
 from imgflow.engine.robots import Stored
 from imgflow.errors import JobError
 from imgflow.local.consolidate import INDEX_FULL_SECONDS, INDEX_FULL_WAIT, consolidate
-from imgflow.local.folder import DB_NAME, DataFolder
+from imgflow.local.folder import DataFolder
 from imgflow.local.index import INTERRUPTED, Database, retried, sqlite_errors
 from imgflow.local.job import LocalJob, LocalRunResult, Progress, RunInterrupted, new_run_id
 from imgflow.local.layouts.base import RunStore
@@ -34,8 +34,6 @@ from imgflow.local.planner import Planner
 from imgflow.local.safefs import StorageError, remove_tree
 from imgflow.local.settings import RunSettings
 from imgflow.local.stopping import Stopper
-
-__all__ = ["DB_NAME", "LocalJob", "LocalRunResult", "RunInterrupted", "new_run_id", "run_job"]
 
 FLUSH_SECONDS = 1.0
 # Items of a per-host run read ahead of the fetches, at most (memory stays flat).

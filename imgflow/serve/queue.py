@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imgflow.local.runner import new_run_id
+from imgflow.local.job import new_run_id
 from imgflow.sources.job_json import UrlsSource
 
 QUEUED = "queued"

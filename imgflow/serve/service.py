@@ -27,8 +27,7 @@ import uvicorn
 
 from imgflow.config import Config
 from imgflow.errors import UsageError
-from imgflow.local.folder import refuse_linked
-from imgflow.local.runner import DB_NAME
+from imgflow.local.folder import DB_NAME, refuse_linked
 from imgflow.serve.app import JobApi, Limits, RenderReport, build_app
 from imgflow.serve.documents import Documents
 from imgflow.serve.guard import Access

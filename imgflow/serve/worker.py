@@ -20,7 +20,7 @@ from imgflow.config import Config
 from imgflow.documents.text import summary_line
 from imgflow.engine.records import Outcome, ResultRecord, Summary
 from imgflow.errors import ImgflowError
-from imgflow.local.runner import RunInterrupted
+from imgflow.local.job import RunInterrupted
 from imgflow.serve.queue import FAILED, INTERRUPTED, Job, JobQueue
 from imgflow.sources.base import Source
 from imgflow.sources.job_json import from_job, urls_from_document

@@ -4,8 +4,9 @@ execution's, fed with each poll. Both are a backend's Watch."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -32,14 +33,30 @@ WIDE = 120  # from this width on, the line also shows the bytes written and the 
 
 
 class _DoneOfTotal(MofNCompleteColumn):
-    """done/total; while the input is still read (no total yet), done/<read so far>+, the
+    """done/total with thousands separators (``12,345/1,000,000``, done padded to the
+    total's width); while the input is still read (no total yet), done/<read so far>+, the
     count growing as the input is read (a large paths file, a table, a stream)."""
 
     def render(self, task: Task) -> Text:
         read = task.fields.get("read")
-        if task.total is None and read:
-            return Text(f"{int(task.completed)}{self.separator}{read}+", style="progress.download")
-        return super().render(task)
+        total = f"{read:,}+" if read else "?"
+        if task.total is not None:
+            total = f"{int(task.total):,}"
+        done = f"{int(task.completed):>{len(total.rstrip('+'))},}"
+        return Text(f"{done}{self.separator}{total}", style="progress.download")
+
+
+class _Headed(Progress):
+    """A Progress whose live region starts with a header line (empty: none), so the header
+    can change while the run goes: a run whose input is still read says so until its total
+    is known, and no longer on its last frame."""
+
+    header = ""
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        if self.header:
+            yield Text(self.header)
+        yield from super().get_renderables()
 
 
 def _columns(width: int, *middle: ProgressColumn | str) -> list[ProgressColumn | str]:
@@ -70,7 +87,7 @@ class RunProgress:
         self.failed = 0
         self.started = time.monotonic()
         size = [TextColumn("{task.fields[size]}")] if console.width >= WIDE else []
-        self._progress = Progress(
+        self._progress = _Headed(
             *_columns(console.width, TextColumn("{task.fields[rate]}"), *size),
             console=console,
             transient=False,
@@ -93,13 +110,16 @@ class RunProgress:
     def planned(self, run_id: str, total: int | None, duplicates: int) -> None:
         """Start the bar once the job is planned; a total of None shows as counting until
         it is known (a second call gives it)."""
-        if self._task is not None:  # the count of a source planned as the run went
-            self._progress.update(self._task, total=total)
-            return
         note = f" ({plural(duplicates, 'duplicate')})" if duplicates else ""
-        if total is None:
-            note = " (input still being read: total so far shown as N+)"
-        self.console.print(f"run {run_id}{note}", markup=False)
+        if self._task is not None:  # the count of a source planned as the run went
+            self._progress.header = f"run {run_id}{note}"
+            self._progress.update(self._task, total=total, read=0)
+            return
+        if total is None:  # the header stays in the live region until the total is known
+            reading = "(input still being read: total so far shown as N+)"
+            self._progress.header = f"run {run_id} {reading}"
+        else:
+            self.console.print(f"run {run_id}{note}", markup=False)
         self._task = self._progress.add_task("", total=total, failed=0, rate="", size="", read=0)
         self.started = time.monotonic()
 

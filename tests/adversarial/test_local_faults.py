@@ -23,7 +23,8 @@ from imgflow.backends.local import run_settings
 from imgflow.config import Config
 from imgflow.engine.job import validate_base_url
 from imgflow.engine.messages import failure_class
-from imgflow.local.runner import LocalJob, LocalRunResult, run_job
+from imgflow.local.job import LocalJob, LocalRunResult
+from imgflow.local.runner import run_job
 from imgflow.sources.job_json import from_job
 
 SEED = 20261124

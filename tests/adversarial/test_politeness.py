@@ -20,7 +20,8 @@ from support.faultserver import Delay, FaultServer, Ok, Redirect, Reset, Stall, 
 from imgflow import config
 from imgflow.backends.local import run_settings
 from imgflow.engine.job import validate_base_url
-from imgflow.local.runner import LocalJob, run_job
+from imgflow.local.job import LocalJob
+from imgflow.local.runner import run_job
 from imgflow.sources.job_json import from_job
 
 SETTINGS = [

@@ -564,7 +564,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "interrupt-exit-1",
         "exit 130 when interrupted (README)",
-        "imgflow/local/job.py",
+        "imgflow/errors.py",
         "    exit_code = 130",
         "    exit_code = 1",
         ("tests/test_cli.py::test_killed_run_is_consistent_and_a_rerun_completes",),
@@ -1126,9 +1126,20 @@ MUTANTS: list[Mutant] = [
         "interrupt-without-next-command",
         "after Ctrl-C, done/total and the command that continues are printed (README)",
         "imgflow/backends/local.py",
-        "            raise RunInterrupted(self._interrupted(run_id) or str(exc)) from None",
+        "            raise self._interrupted(run_id, str(exc)) from None",
         "            raise",
         ("tests/test_terminal.py::test_the_interrupt_says_how_far_and_how_to_continue",),
+    ),
+    Mutant(
+        "interrupted-json-run-prints-nothing",
+        "run -o json stopped by a signal prints the run so far, saying where it stopped (README)",
+        "imgflow/cli/commands/run.py",
+        "        if output is Output.json:\n            extra =",
+        "        if False:\n            extra =",
+        (
+            "tests/test_interrupted_json.py::"
+            "test_an_interrupted_json_run_prints_its_document_so_far",
+        ),
     ),
     Mutant(
         "completion-offers-given-options",
@@ -1493,8 +1504,8 @@ MUTANTS: list[Mutant] = [
         "robots-ignored-not-in-json",
         "run -o json says when --ignore-robots was used (README)",
         "imgflow/cli/commands/run.py",
-        '        robots = "obeyed" if cfg.etiquette.robots else "ignored"',
-        '        robots = "obeyed"',
+        '    robots = "obeyed" if cfg.etiquette.robots else "ignored"',
+        '    robots = "obeyed"',
         ("tests/test_robots_cache.py::test_ignore_robots_is_in_the_json_document",),
     ),
     Mutant(
@@ -1723,6 +1734,41 @@ MUTANTS: list[Mutant] = [
         "        if plan.layout is not None and plan.layout != self.cfg.output.layout:",
         "        if False:",
         ("tests/test_retry_layout.py",),
+    ),
+    Mutant(
+        "run-settings-keep-a-stale-etiquette",
+        "a run's engine settings are derived from the config's etiquette where they are"
+        " built: a config changed after load reaches the requests (architecture)",
+        "imgflow/backends/local.py",
+        "        fetch=engine_fetch(cfg),",
+        "        fetch=cfg.fetch,",
+        (
+            "tests/test_etiquette_settings.py::"
+            "test_etiquette_replaced_after_load_reaches_the_requests",
+        ),
+    ),
+    Mutant(
+        "config-etiquette-robots-not-handed-on",
+        "etiquette.robots: false is obeyed (imgflow.yaml.example)",
+        "imgflow/config.py",
+        "        robots=etiquette.robots,",
+        "        robots=cfg.fetch.robots or True,",
+        (
+            "tests/test_etiquette_settings.py::"
+            "test_etiquette_replaced_after_load_reaches_the_requests",
+        ),
+    ),
+    Mutant(
+        "retry-layout-sticks-to-the-backend",
+        "a retry's layout is its own run's: the backend is not changed by a retry (architecture)",
+        "imgflow/backends/local.py",
+        "        return self._execute(plan.job, listener, new_id, plan.layout)",
+        "        if plan.layout is not None:\n"
+        "            self.cfg = replace(\n"
+        "                self.cfg, output=replace(self.cfg.output, layout=plan.layout)\n"
+        "            )\n"
+        "        return self._execute(plan.job, listener, new_id, plan.layout)",
+        ("tests/test_retry_layout.py::test_one_backend_gives_each_retry_its_own_runs_layout",),
     ),
     Mutant(
         "report-aws-shard-sample-linked",

@@ -9,7 +9,8 @@ from pathlib import Path
 from imgflow.backends.local import run_settings
 from imgflow.demo.images import make_gif, make_png
 from imgflow.engine.job import validate_base_url
-from imgflow.local.runner import LocalJob, LocalRunResult, run_job
+from imgflow.local.job import LocalJob, LocalRunResult
+from imgflow.local.runner import run_job
 from imgflow.sources.job_json import from_job
 from support.faultserver import FaultServer, Ok, Reset, Stall, Status
 from support.settings import quick_config

@@ -23,8 +23,16 @@ def quick_fetch(**values: Any) -> FetchConfig:
 
 def quick_config(**fetch: Any) -> Config:
     """The default Config (no file, no environment) with fsync off, one retry, backoffs of 10
-    and 20 ms, timeouts of 1 s (2 s in all), and `fetch` on top."""
+    and 20 ms, timeouts of 1 s (2 s in all), and `fetch` on top (the engine's etiquette
+    settings, such as ``robots=False``, go to the `etiquette` section they come from)."""
     cfg = config.from_mapping({}, env={})
+    names = {f.name for f in dataclasses.fields(config.EtiquetteConfig)}
+    etiquette = {k: v for k, v in fetch.items() if k in names}
     values = QUICK_BACKOFF | {"retries": 1, "timeout": 1, "total_timeout": 2} | fetch
-    quick = dataclasses.replace(cfg.fetch, **values)
-    return dataclasses.replace(cfg, fetch=quick, local=dataclasses.replace(cfg.local, fsync=False))
+    quick = dataclasses.replace(cfg.fetch, **{k: v for k, v in values.items() if k not in names})
+    return dataclasses.replace(
+        cfg,
+        fetch=quick,
+        local=dataclasses.replace(cfg.local, fsync=False),
+        etiquette=dataclasses.replace(cfg.etiquette, **etiquette),
+    )

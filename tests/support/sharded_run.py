@@ -7,8 +7,9 @@ from pathlib import Path
 
 from imgflow.backends.local import run_settings
 from imgflow.engine.job import validate_base_url
+from imgflow.local.job import LocalJob, LocalRunResult
 from imgflow.local.layouts.webdataset import webdataset_layout
-from imgflow.local.runner import LocalJob, LocalRunResult, run_job
+from imgflow.local.runner import run_job
 from imgflow.sources.job_json import from_job
 from support.settings import quick_config
 

@@ -170,10 +170,11 @@ def _run_job(cfg: Config, spec: Source, flags: Flags, output: Output, all_rows: 
     from dataclasses import replace
 
     from imgflow.backends import BACKENDS
-    from imgflow.backends.base import ReportOptions, RunView
+    from imgflow.backends.base import ReportOptions, RunStopped, RunView
     from imgflow.cli.follow import follow, shown
     from imgflow.errors import UsageError
     from imgflow.ui.console import err
+    from imgflow.ui.run import show_run
 
     if flags.refresh and flags.force:
         raise UsageError(
@@ -183,9 +184,15 @@ def _run_job(cfg: Config, spec: Source, flags: Flags, output: Output, all_rows: 
     kind = BACKENDS[cfg.backend]
     kind.refuse("run", flags)
     backend = kind(cfg, flags.data_dir)
-    outcome = follow(backend, lambda listener: backend.run(spec, flags, listener))
+    robots = "obeyed" if cfg.etiquette.robots else "ignored"
+    try:
+        outcome = follow(backend, lambda listener: backend.run(spec, flags, listener))
+    except RunStopped as exc:  # -o json: the run so far, saying where it stopped; exit 130
+        if output is Output.json:
+            extra = {**exc.view.extra, "robots": robots, "interrupted": str(exc)}
+            show_run(replace(exc.view, extra=extra), as_json=True)
+        raise
     if isinstance(outcome, RunView):  # the JSON document says whether robots.txt was read
-        robots = "obeyed" if cfg.etiquette.robots else "ignored"
         outcome = replace(outcome, extra={**outcome.extra, "robots": robots})
     code = shown(outcome, output, all_rows)
     if flags.report and isinstance(outcome, RunView):
