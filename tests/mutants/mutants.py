@@ -1294,8 +1294,8 @@ MUTANTS: list[Mutant] = [
         "a rewrite cut short by a kill is finished by the next run: the stats file, its mark,"
         " is renamed last (architecture)",
         "imgflow/local/layouts/shard_rewrite.py",
-        "        moves.append((TEMPORARY + stats_name, stats_name))  # the mark cleared last",
-        "        moves.insert(0, (TEMPORARY + stats_name, stats_name))",
+        "        moves.append((partial_name(stats_name), stats_name))  # the mark cleared last",
+        "        moves.insert(0, (partial_name(stats_name), stats_name))",
         (
             f"{SHARDS_REWRITE}::"
             "test_a_rewrite_cut_short_at_any_rename_is_finished_by_the_next_run[webdataset-1-2]",

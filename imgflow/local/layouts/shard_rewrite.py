@@ -44,6 +44,12 @@ from imgflow.local.layouts.shard_format import format_of
 from imgflow.local.layouts.shard_staging import CREATE
 
 TEMPORARY = ".rewrite-"
+PARTIAL = ".partial"  # so no glob of a shard's own suffix (`*.tar`) picks a temporary up
+
+
+def partial_name(name: str) -> str:
+    """Where a rewrite writes `name`'s new copy, in the same folder."""
+    return f"{TEMPORARY}{name}{PARTIAL}"
 
 
 def mend_shards(
@@ -101,29 +107,29 @@ def rewrite_shard(
     try:
         with open(os.open(name, READ, dir_fd=shards), "rb") as source:
             info = os.fstat(source.fileno())
-            with _temporary(shards, TEMPORARY + name, fsync) as out:
+            with _temporary(shards, partial_name(name), fsync) as out:
                 fmt.copy(source, out, keep)
-        os.utime(TEMPORARY + name, ns=(info.st_atime_ns, info.st_mtime_ns), dir_fd=shards)
+        os.utime(partial_name(name), ns=(info.st_atime_ns, info.st_mtime_ns), dir_fd=shards)
         table = _table(shards, name)
         if table is not None:
             rows = [row for row in table_rows(shards, name, full=True) if row["member"] in keep]
-            with _temporary(shards, TEMPORARY + table, fsync) as out:
+            with _temporary(shards, partial_name(table), fsync) as out:
                 _write_rows(table, rows, out)
-            moves.append((TEMPORARY + table, table))
-        moves.append((TEMPORARY + name, name))
+            moves.append((partial_name(table), table))
+        moves.append((partial_name(name), name))
         stats = {**_stats(shards, name), "samples": count[0], "bytes": count[1]}
         stats_name = f"{stem}_stats.json"
-        with _temporary(shards, TEMPORARY + stats_name, fsync) as out:
+        with _temporary(shards, partial_name(stats_name), fsync) as out:
             out.write(json.dumps(stats, indent=1, sort_keys=True).encode())
-        moves.append((TEMPORARY + stats_name, stats_name))  # the mark cleared last
+        moves.append((partial_name(stats_name), stats_name))  # the mark cleared last
         for temporary, final in moves:
             os.rename(temporary, final, src_dir_fd=shards, dst_dir_fd=shards)
         if fsync:
             os.fsync(shards)
     finally:
-        for temporary in (TEMPORARY + name, *(t for t, _ in moves)):
+        for left in (partial_name(name), *(t for t, _ in moves)):
             with contextlib.suppress(OSError):
-                os.unlink(temporary, dir_fd=shards)
+                os.unlink(left, dir_fd=shards)
 
 
 def _table(shards: int, name: str) -> str | None:
