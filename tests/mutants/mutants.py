@@ -1558,6 +1558,15 @@ MUTANTS: list[Mutant] = [
             "tests/aws/test_plan_scale.py::test_the_job_object_is_valid_json_and_streams_back_entry_by_entry",
         ),
     ),
+    # -- aws4: --workers refused on aws, plan ephemeral storage, 413, streamed url lanes -----
+    Mutant(
+        "aws-workers-silently-ignored",
+        "run --workers with the aws backend is refused in one line (README)",
+        "imgflow/cli/commands/run.py",
+        '        if workers not in (None, "1") and cfg.backend == "aws":',
+        "        if False:",
+        ("tests/aws/test_aws_workers_flag.py",),
+    ),
     # -- aws shards: a shard per download batch, committed whole, never doubled -------------
     Mutant(
         "aws-shard-upload-not-aborted",
