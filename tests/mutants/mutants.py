@@ -1567,6 +1567,25 @@ MUTANTS: list[Mutant] = [
         "        if False:",
         ("tests/aws/test_aws_workers_flag.py",),
     ),
+    Mutant(
+        "aws-plan-tmp-default",
+        "the plan function gets lambda.plan_ephemeral_mb of /tmp at deploy (docs/aws.md)",
+        "imgflow/aws/deploy/functions.py",
+        '{"EphemeralStorage": {"Size": lam.plan_ephemeral_mb}} if role == "plan" else {}',
+        "{}",
+        ("tests/aws/test_plan_ephemeral.py::test_only_the_plan_function_asks_for_more_tmp",),
+    ),
+    Mutant(
+        "aws-plan-tmp-range-unchecked",
+        "lambda.plan_ephemeral_mb outside 512-10240 MB is refused in one line"
+        " (imgflow.yaml.example)",
+        "imgflow/config.py",
+        "            512 <= cfg.lambda_.plan_ephemeral_mb <= 10240,",
+        "            True,",
+        (
+            "tests/aws/test_plan_ephemeral.py::test_plan_tmp_outside_lambdas_range_is_refused_in_one_line",
+        ),
+    ),
     # -- aws shards: a shard per download batch, committed whole, never doubled -------------
     Mutant(
         "aws-shard-upload-not-aborted",
