@@ -1522,7 +1522,7 @@ MUTANTS: list[Mutant] = [
         "unique-paths-partitioned-by-position",
         "a repeated path of a large job is dropped (every copy goes to the same partition)",
         "imgflow/aws/runtime/unique.py",
-        "files[zlib.crc32(path.encode()) % self._partitions]",
+        "files[zlib.crc32(same.encode()) % self._partitions]",
         "files[position % self._partitions]",
         (
             "tests/aws/test_plan_scale.py::test_unique_paths_through_disk_keep_first_occurrences_in_order",
