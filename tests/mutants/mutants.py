@@ -32,6 +32,10 @@ IAM = "tests/aws/test_iam_policies.py"
 REV = "tests/test_revalidate.py"
 DIRECT = "tests/test_direct_body.py"
 URL_LANES = "tests/aws/test_url_lanes.py"
+URL_LANES_STREAM = (
+    "tests/aws/test_url_lanes_stream.py::"
+    "test_a_streamed_urls_job_is_planned_as_its_body_is_in_memory"
+)
 SHARDS_COMMIT = "tests/test_shards_commit.py"
 HOSTS = "tests/test_hosts.py"
 TABLES = "tests/test_url_tables.py"
@@ -670,18 +674,18 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "url-lanes-mix-hosts",
         "a urls job's batches hold one host each, the hosts' lanes side by side (architecture)",
-        "imgflow/aws/runtime/plan.py",
-        "hosts.setdefault(host_of(item.url), []).append(item)",
-        'hosts.setdefault("", []).append(item)',
-        (URL_LANES,),
+        "imgflow/aws/runtime/lane_plan.py",
+        "(ranks.setdefault(host_of(item.url), len(ranks)), item)",
+        '(ranks.setdefault("", len(ranks)), item)',
+        (URL_LANES_STREAM, URL_LANES),
     ),
     Mutant(
         "url-lanes-unchained",
         "a host's batches run one after the other: its cap holds across Lambdas (architecture)",
-        "imgflow/aws/runtime/plan.py",
-        "planned.append([dataclasses.replace(spec, last=last) for spec in lane])",
-        "planned.extend([dataclasses.replace(spec, last=spec.batch)] for spec in lane)",
-        (URL_LANES,),
+        "imgflow/aws/runtime/lane_plan.py",
+        'row = {**json.loads(line), "last": last}',
+        'row = {**json.loads(line), "last": json.loads(line)["batch"]}',
+        (URL_LANES_STREAM, URL_LANES),
     ),
     Mutant(
         "url-lane-stops-after-first-batch",
@@ -1566,6 +1570,27 @@ MUTANTS: list[Mutant] = [
         '        if workers not in (None, "1") and cfg.backend == "aws":',
         "        if False:",
         ("tests/aws/test_aws_workers_flag.py",),
+    ),
+    Mutant(
+        "aws-urls-plan-whole-in-memory",
+        "a urls job's plan streams through /tmp: memory flat in the number of rows (docs/aws.md)",
+        "imgflow/aws/runtime/plan.py",
+        "        partitions = partitions_for(source.size)\n",
+        "        partitions = 1\n",
+        (
+            "tests/aws/test_url_lanes_stream.py::test_urls_plan_memory_is_flat_in_the_number_of_rows",
+        ),
+    ),
+    Mutant(
+        "aws-urls-dedupe-on-whole-entry",
+        "a repeated URL of a urls job is planned once, the first one's meta kept (architecture)",
+        "imgflow/aws/runtime/lane_plan.py",
+        "UniquePaths(self._lines(), self._partitions, key=_url_of)",
+        "UniquePaths(self._lines(), self._partitions)",
+        (
+            "tests/aws/test_url_lanes_stream.py::"
+            "test_a_streamed_urls_job_is_planned_as_its_body_is_in_memory",
+        ),
     ),
     Mutant(
         "aws-plan-tmp-default",

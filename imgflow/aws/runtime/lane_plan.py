@@ -31,6 +31,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from imgflow.aws.runtime import jobs
 from imgflow.aws.runtime.jobs import (
     BatchSpec,
     LaneRef,
@@ -167,7 +168,7 @@ class LaneWriter:
     def rows(self, pool: ThreadPoolExecutor, lanes: Iterable[Iterable[BatchSpec]]) -> Iterator[Any]:
         """The manifest rows of every lane's specs, each batch object written."""
         for lane in lanes:
-            with tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+") as spool:
+            with tempfile.SpooledTemporaryFile(max_size=jobs.SPOOL_BYTES, mode="w+") as spool:
                 first = last = -1
                 for spec in lane:
                     first = spec.batch if first < 0 else first

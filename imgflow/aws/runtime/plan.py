@@ -25,7 +25,6 @@ MAX_CHILD_INPUT_BYTES of JSON, whichever comes first.
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -34,7 +33,6 @@ from urllib.parse import urlsplit
 from imgflow.aws.runtime.job_lines import JobStream, open_job
 from imgflow.aws.runtime.jobs import (
     JOBS_PREFIX,
-    SPOOL_BYTES,
     BatchSpec,
     item_json,
     lanes_key,
@@ -290,21 +288,20 @@ def plan_lanes(
         partitions = 1
         unique = UniqueItems([*source.entries, *source.rejected], partitions)
     writer = LaneWriter(s3, bucket, job_id)
-    key = manifest_key(job_id)
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+") as rows:
+    rejected: list[ResultRecord] = []
+
+    def manifest_rows() -> Iterator[dict[str, Any]]:
         with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-            planned = lanes(job_id, unique, concurrency, size, partitions)
-            for row in writer.rows(pool, planned):
-                rows.write(json.dumps(row, separators=(",", ":")) + "\n")
-        rejected = rejected_records(sorted(unique.rejected, key=lambda r: r.index))
-        number = len(writer.refs) and writer.refs[-1].last + 1
+            yield from writer.rows(pool, lanes(job_id, unique, concurrency, size, partitions))
+        rejected.extend(rejected_records(sorted(unique.rejected, key=lambda r: r.index)))
         if rejected:  # a last batch, run by no lane: its results are written now
+            number = writer.refs[-1].last + 1 if writer.refs else 0
             bad = tuple(Item(url=r.url, key="", path=r.path) for r in rejected)
-            spec = BatchSpec(job_id, number, bad, concurrency)
-            rows.write(json.dumps(spec.to_json(), separators=(",", ":")) + "\n")
             write_results(s3, bucket, job_id, number, rejected)
-        rows.seek(0)
-        batches = put_json_array(s3, bucket, key, (json.loads(line) for line in rows))
+            yield BatchSpec(job_id, number, bad, concurrency).to_json()
+
+    key = manifest_key(job_id)
+    batches = put_json_array(s3, bucket, key, manifest_rows())
     map_key = lanes_key(job_id)
     put_json_array(s3, bucket, map_key, (ref.to_json() for ref in writer.refs))
     return {
