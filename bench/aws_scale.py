@@ -6,10 +6,13 @@ maximum resident set (ru_maxrss), which includes the interpreter and imports (me
 alone as "baseline"). The inputs are made by another process first:
 
     plan          a job object of N distinct paths, uploaded one per line (as the CLI does)
+    plan-urls     a urls job object of N distinct full URLs over 1,000 hosts (interleaved),
+                  planned in lanes (--steps plan-urls: `python bench/aws_scale.py --sizes
+                  1000000 --steps plan-urls`)
     consolidate   N failed records in result objects of 1,000 (every image failed: the
                   largest failures.json)
 
-    python bench/aws_scale.py --sizes 1000000,10000000 [--json out.json]
+    python bench/aws_scale.py --sizes 1000000,10000000 [--steps plan,consolidate] [--json out.json]
 """
 
 from __future__ import annotations
@@ -57,6 +60,24 @@ def make_job(root: Path, count: int) -> None:
             out.write(line)
 
 
+class _Urls:
+    """The urls job's URLs, made as they are read: 1,000 hosts, interleaved."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def __iter__(self) -> Any:
+        return (f"https://h{n % 1000}.example.com/p/{n:09d}.jpg" for n in range(self.count))
+
+
+def make_urls_job(root: Path, count: int) -> None:
+    path = root / BUCKET / job_key("bench")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as out:
+        for line in job_lines({"urls": _Urls(count)}):
+            out.write(line)
+
+
 def make_results(root: Path, count: int) -> None:
     s3: Any = DiskS3(root)
     for batch in range(count // PER_BATCH):
@@ -71,7 +92,7 @@ def make_results(root: Path, count: int) -> None:
 def run_handler(step: str, root: Path, count: int) -> dict[str, Any]:
     s3: Any = DiskS3(root)
     started = time.perf_counter()
-    if step == "plan":
+    if step in ("plan", "plan-urls"):
         from imgflow.aws.runtime.plan import plan_job
 
         request = {"manifest": {"bucket": BUCKET, "key": job_key("bench")}}
@@ -107,6 +128,7 @@ def child(*args: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1000000")
+    parser.add_argument("--steps", default="plan,consolidate")
     parser.add_argument("--json")
     parser.add_argument("--child", nargs=3)
     args = parser.parse_args()
@@ -115,6 +137,8 @@ def main() -> None:
         root, n = Path(folder), int(count)
         if step == "make-plan":
             make_job(root, n)
+        elif step == "make-plan-urls":
+            make_urls_job(root, n)
         elif step == "make-consolidate":
             make_results(root, n)
         print(json.dumps(run_handler(step, root, n)))
@@ -122,7 +146,7 @@ def main() -> None:
     rows: dict[str, Any] = {"baseline": child("baseline", ".", "0")}
     print(f"baseline (interpreter and imports): {rows['baseline']['peak_mb']} MB")
     for size in (int(s) for s in args.sizes.split(",")):
-        for step in ("plan", "consolidate"):
+        for step in args.steps.split(","):
             with tempfile.TemporaryDirectory(prefix="imgflow-aws-scale-") as folder:
                 child(f"make-{step}", folder, str(size))
                 row = child(step, folder, str(size))
