@@ -8,11 +8,14 @@ it the way AWS does.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from moto.awslambda.models import LambdaFunction
+from pipeline_env import invoke_cli
 
 from imgflow.aws.client import Aws
 from imgflow.aws.deploy import DeployResult, context
@@ -83,3 +86,14 @@ def test_plan_tmp_outside_lambdas_range_is_refused_in_one_line(size: int) -> Non
     message = str(refused.value)
     assert "lambda.plan_ephemeral_mb" in message and "512 to 10240" in message
     assert len(message.splitlines()) == 1
+
+
+def test_deploy_refuses_a_plan_tmp_outside_the_range_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "imgflow.yaml"
+    state_dir = tmp_path / "deployed"
+    settings = {"aws": {"region": "us-east-1", "state_dir": str(state_dir)}}
+    config.write_text(json.dumps({**settings, "lambda": {"plan_ephemeral_mb": 20000}}))
+    code, _, stderr = invoke_cli("deploy", "--config", str(config))
+    assert code == 2 and "lambda.plan_ephemeral_mb" in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
+    assert not state_dir.exists()
