@@ -20,7 +20,8 @@ from pipeline_env import invoke_cli
 from imgflow.aws.client import Aws
 from imgflow.aws.deploy import DeployResult, context
 from imgflow.aws.deploy.functions import desired_settings
-from imgflow.config import Config, ConfigError, from_mapping
+from imgflow.config import Config, from_mapping
+from imgflow.errors import ConfigError
 
 _MOTO_UPDATE = LambdaFunction.update_configuration
 

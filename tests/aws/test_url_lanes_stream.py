@@ -62,7 +62,12 @@ def test_a_streamed_urls_job_is_planned_as_its_body_is_in_memory(
     monkeypatch.setattr(plan_step, "PARTITION_BYTES", 16 * 1024)  # ~6 partitions
     sorted_files: list[Path] = []
     sort_file = lane_plan._sort_file
-    monkeypatch.setattr(lane_plan, "_sort_file", lambda p: (sorted_files.append(p), sort_file(p)))
+
+    def counted_sort(name: Path) -> None:
+        sorted_files.append(name)
+        sort_file(name)
+
+    monkeypatch.setattr(lane_plan, "_sort_file", counted_sort)
     streamed = planned(s3, "j", {"manifest": f"s3://{BUCKET}/{job_key('j')}"})
     assert streamed == whole
     # grouped through /tmp, a partition at a time (what keeps memory flat at 10M rows)
