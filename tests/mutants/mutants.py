@@ -1577,9 +1577,7 @@ MUTANTS: list[Mutant] = [
         "imgflow/aws/runtime/plan.py",
         "        partitions = partitions_for(source.size)\n",
         "        partitions = 1\n",
-        (
-            "tests/aws/test_url_lanes_stream.py::test_urls_plan_memory_is_flat_in_the_number_of_rows",
-        ),
+        (URL_LANES_STREAM,),
     ),
     Mutant(
         "aws-urls-dedupe-on-whole-entry",
