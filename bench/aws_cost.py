@@ -64,6 +64,7 @@ from imgflow.aws.job import job_body, start_job, wait_for_job  # noqa: E402
 SFN_PER_TRANSITION = 0.025 / 1_000  # Step Functions Standard: $0.025 per 1,000 transitions
 LAMBDA_PER_REQUEST = 0.20 / 1_000_000  # Lambda: $0.20 per 1M requests
 LAMBDA_PER_GB_SECOND = 0.0000166667  # Lambda (x86): per GB-second
+LAMBDA_ARM_PER_GB_SECOND = 0.0000133334  # Lambda (arm64, lambda.architecture): per GB-second
 DYNAMODB_PER_WRITE = 1.25 / 1_000_000  # on-demand: $1.25 per 1M write request units
 WRITES_PER_IMAGE = 1  # one item (< 1 KB, so 1 WRU) per stored image, in both designs
 CONTROL_SECONDS = 1.0  # assumed duration of a plan/batch or consolidate invocation
@@ -497,6 +498,15 @@ def report(runs: list[Run]) -> tuple[str, dict[str, Any]]:
             f"= ${c.lambda_compute:,.2f}"
         )
         out.append(f"    DynamoDB: 1,000,000 WRU x $1.25 / 1M = ${c.dynamodb:,.2f}")
+        arm = c.gb_seconds * LAMBDA_ARM_PER_GB_SECOND
+        out.append(
+            f"    on arm64 (lambda.architecture: arm64): Lambda compute {c.gb_seconds:,.0f} GB-s"
+            f" x ${LAMBDA_ARM_PER_GB_SECOND:.10f}".rstrip("0")
+            + f" = ${arm:,.2f}; total ${c.total - c.lambda_compute + arm:,.2f} / 1M"
+        )
+        summary["designs"].setdefault(d, {})["cost_per_million_arm64"] = (
+            c.total - c.lambda_compute + arm
+        )
         rows.append((d, c))
         summary["designs"].setdefault(d, {})["cost_per_million"] = {
             "step_functions": c.sfn,

@@ -6,10 +6,13 @@ maximum resident set (ru_maxrss), which includes the interpreter and imports (me
 alone as "baseline"). The inputs are made by another process first:
 
     plan          a job object of N distinct paths, uploaded one per line (as the CLI does)
+    plan-urls     a urls job object of N distinct full URLs over 1,000 hosts (interleaved),
+                  planned in lanes (--steps plan-urls: `python bench/aws_scale.py --sizes
+                  1000000 --steps plan-urls`)
     consolidate   N failed records in result objects of 1,000 (every image failed: the
                   largest failures.json)
 
-    python bench/aws_scale.py --sizes 1000000,10000000 [--json out.json]
+    python bench/aws_scale.py --sizes 1000000,10000000 [--steps plan,consolidate] [--json out.json]
 """
 
 from __future__ import annotations
@@ -57,6 +60,24 @@ def make_job(root: Path, count: int) -> None:
             out.write(line)
 
 
+class _Urls:
+    """The urls job's URLs, made as they are read: 1,000 hosts, interleaved."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def __iter__(self) -> Any:
+        return (f"https://h{n % 1000}.example.com/p/{n:09d}.jpg" for n in range(self.count))
+
+
+def make_urls_job(root: Path, count: int) -> None:
+    path = root / BUCKET / job_key("bench")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as out:
+        for line in job_lines({"urls": _Urls(count)}):
+            out.write(line)
+
+
 def make_results(root: Path, count: int) -> None:
     s3: Any = DiskS3(root)
     for batch in range(count // PER_BATCH):
@@ -71,7 +92,7 @@ def make_results(root: Path, count: int) -> None:
 def run_handler(step: str, root: Path, count: int) -> dict[str, Any]:
     s3: Any = DiskS3(root)
     started = time.perf_counter()
-    if step == "plan":
+    if step in ("plan", "plan-urls"):
         from imgflow.aws.runtime.plan import plan_job
 
         request = {"manifest": {"bucket": BUCKET, "key": job_key("bench")}}
@@ -90,8 +111,11 @@ def run_handler(step: str, root: Path, count: int) -> dict[str, Any]:
         check = result["failed"] == count
     else:
         check = True
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "seconds": round(time.perf_counter() - started, 2),
+        # CPU of the whole process (the wall time above suffers on a loaded machine)
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "ok": check,
     }
@@ -107,6 +131,7 @@ def child(*args: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1000000")
+    parser.add_argument("--steps", default="plan,consolidate")
     parser.add_argument("--json")
     parser.add_argument("--child", nargs=3)
     args = parser.parse_args()
@@ -115,6 +140,8 @@ def main() -> None:
         root, n = Path(folder), int(count)
         if step == "make-plan":
             make_job(root, n)
+        elif step == "make-plan-urls":
+            make_urls_job(root, n)
         elif step == "make-consolidate":
             make_results(root, n)
         print(json.dumps(run_handler(step, root, n)))
@@ -122,12 +149,15 @@ def main() -> None:
     rows: dict[str, Any] = {"baseline": child("baseline", ".", "0")}
     print(f"baseline (interpreter and imports): {rows['baseline']['peak_mb']} MB")
     for size in (int(s) for s in args.sizes.split(",")):
-        for step in ("plan", "consolidate"):
+        for step in args.steps.split(","):
             with tempfile.TemporaryDirectory(prefix="imgflow-aws-scale-") as folder:
                 child(f"make-{step}", folder, str(size))
                 row = child(step, folder, str(size))
             rows[f"{step}_{size}"] = row
-            print(f"{step:12} {size:>11,} paths: {row['seconds']:8.1f} s  {row['peak_mb']:8.1f} MB")
+            print(
+                f"{step:12} {size:>11,} paths: {row['seconds']:8.1f} s"
+                f" ({row['cpu_s']:.1f} s CPU)  {row['peak_mb']:8.1f} MB"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 

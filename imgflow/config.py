@@ -115,6 +115,9 @@ class LambdaConfig:
     memory: int = 1024
     plan_memory: int = 512
     consolidate_memory: int = 512
+    # The plan function's /tmp (Lambda: 512 to 10240 MB); a job of 10,000,000 paths
+    # spills about 2 GB of partitions there.
+    plan_ephemeral_mb: int = 3072
     log_retention_days: int | None = 30
 
 
@@ -352,6 +355,11 @@ def _validate(cfg: Config) -> None:
         (cfg.lambda_.timeout >= 1, "lambda.timeout: must be at least 1 second"),
         (cfg.lambda_.timeout <= 900, "lambda.timeout: Lambda allows at most 900 seconds"),
         (128 <= cfg.lambda_.memory <= 10240, "lambda.memory: must be 128 to 10240 MB"),
+        (
+            512 <= cfg.lambda_.plan_ephemeral_mb <= 10240,
+            "lambda.plan_ephemeral_mb: Lambda's /tmp must be 512 to 10240 MB, got "
+            f"{cfg.lambda_.plan_ephemeral_mb}",
+        ),
         (
             cfg.lambda_.log_retention_days in (None, *LOG_RETENTION_DAYS),
             "lambda.log_retention_days: CloudWatch Logs accepts "

@@ -52,6 +52,8 @@ SLOW_FIRST: tuple[str, ...] = (
     "tests/test_paths_stream_cli.py::test_a_million_line_paths_file_starts_at_once",
     "tests/aws/test_cli_aws_e2e.py::test_deploy_run_status_teardown",
     "tests/aws/test_plan_scale.py::test_a_job_of_100000_paths_is_planned",
+    "tests/aws/test_plan_ephemeral.py::test_plan_tmp_is_set_at_deploy_and_updated_on_redeploy",
+    "tests/aws/test_url_lanes_stream.py::test_urls_plan_memory_is_flat_in_the_number_of_rows",
     "tests/test_throttling.py::test_a_429_storm_without_retry_after_ends_with_every_image_stored",
     "tests/adversarial/test_local_faults.py::test_faults_never_lose_a_record_and_a_healed_rerun",
     "tests/test_url_tables.py::test_export_writes_csv_and_parquet_and_one_run",

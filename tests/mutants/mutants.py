@@ -32,6 +32,10 @@ IAM = "tests/aws/test_iam_policies.py"
 REV = "tests/test_revalidate.py"
 DIRECT = "tests/test_direct_body.py"
 URL_LANES = "tests/aws/test_url_lanes.py"
+URL_LANES_STREAM = (
+    "tests/aws/test_url_lanes_stream.py::"
+    "test_a_streamed_urls_job_is_planned_as_its_body_is_in_memory"
+)
 SHARDS_COMMIT = "tests/test_shards_commit.py"
 SHARDS_REWRITE = "tests/test_shards_rewrite.py"
 HOSTS = "tests/test_hosts.py"
@@ -688,18 +692,18 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "url-lanes-mix-hosts",
         "a urls job's batches hold one host each, the hosts' lanes side by side (architecture)",
-        "imgflow/aws/runtime/plan.py",
-        "hosts.setdefault(host_of(item.url), []).append(item)",
-        'hosts.setdefault("", []).append(item)',
-        (URL_LANES,),
+        "imgflow/aws/runtime/lane_plan.py",
+        "(ranks.setdefault(host_of(item.url), len(ranks)), item)",
+        '(ranks.setdefault("", len(ranks)), item)',
+        (URL_LANES_STREAM, URL_LANES),
     ),
     Mutant(
         "url-lanes-unchained",
         "a host's batches run one after the other: its cap holds across Lambdas (architecture)",
-        "imgflow/aws/runtime/plan.py",
-        "planned.append([dataclasses.replace(spec, last=last) for spec in lane])",
-        "planned.extend([dataclasses.replace(spec, last=spec.batch)] for spec in lane)",
-        (URL_LANES,),
+        "imgflow/aws/runtime/lane_plan.py",
+        'row = {**json.loads(line), "last": last}',
+        'row = {**json.loads(line), "last": json.loads(line)["batch"]}',
+        (URL_LANES_STREAM, URL_LANES),
     ),
     Mutant(
         "url-lane-stops-after-first-batch",
@@ -1657,7 +1661,7 @@ MUTANTS: list[Mutant] = [
         "unique-paths-partitioned-by-position",
         "a repeated path of a large job is dropped (every copy goes to the same partition)",
         "imgflow/aws/runtime/unique.py",
-        "files[zlib.crc32(path.encode()) % self._partitions]",
+        "files[zlib.crc32(same.encode()) % self._partitions]",
         "files[position % self._partitions]",
         (
             "tests/aws/test_plan_scale.py::test_unique_paths_through_disk_keep_first_occurrences_in_order",
@@ -1691,6 +1695,53 @@ MUTANTS: list[Mutant] = [
         "    return",
         (
             "tests/aws/test_plan_scale.py::test_the_job_object_is_valid_json_and_streams_back_entry_by_entry",
+        ),
+    ),
+    # -- aws4: --workers refused on aws, plan ephemeral storage, 413, streamed url lanes -----
+    Mutant(
+        "aws-workers-silently-ignored",
+        "run --workers with the aws backend is refused in one line (README)",
+        "imgflow/cli/commands/run.py",
+        '        if workers not in (None, "1") and cfg.backend == "aws":',
+        "        if False:",
+        ("tests/aws/test_aws_workers_flag.py",),
+    ),
+    Mutant(
+        "aws-urls-plan-whole-in-memory",
+        "a urls job's plan streams through /tmp: memory flat in the number of rows (docs/aws.md)",
+        "imgflow/aws/runtime/plan.py",
+        "        partitions = partitions_for(source.size)\n",
+        "        partitions = 1\n",
+        (URL_LANES_STREAM,),
+    ),
+    Mutant(
+        "aws-urls-dedupe-on-whole-entry",
+        "a repeated URL of a urls job is planned once, the first one's meta kept (architecture)",
+        "imgflow/aws/runtime/lane_plan.py",
+        "UniquePaths(self._lines(), self._partitions, key=_url_of)",
+        "UniquePaths(self._lines(), self._partitions)",
+        (
+            "tests/aws/test_url_lanes_stream.py::"
+            "test_a_streamed_urls_job_is_planned_as_its_body_is_in_memory",
+        ),
+    ),
+    Mutant(
+        "aws-plan-tmp-default",
+        "the plan function gets lambda.plan_ephemeral_mb of /tmp at deploy (docs/aws.md)",
+        "imgflow/aws/deploy/functions.py",
+        '{"EphemeralStorage": {"Size": lam.plan_ephemeral_mb}} if role == "plan" else {}',
+        "{}",
+        ("tests/aws/test_plan_ephemeral.py::test_only_the_plan_function_asks_for_more_tmp",),
+    ),
+    Mutant(
+        "aws-plan-tmp-range-unchecked",
+        "lambda.plan_ephemeral_mb outside 512-10240 MB is refused in one line"
+        " (imgflow.yaml.example)",
+        "imgflow/config.py",
+        "            512 <= cfg.lambda_.plan_ephemeral_mb <= 10240,",
+        "            True,",
+        (
+            "tests/aws/test_plan_ephemeral.py::test_plan_tmp_outside_lambdas_range_is_refused_in_one_line",
         ),
     ),
     # -- aws shards: a shard per download batch, committed whole, never doubled -------------

@@ -30,7 +30,10 @@ def desired_settings(ctx: Context, role: str) -> dict[str, Any]:
     lam = ctx.cfg.lambda_
     memory = {"plan": lam.plan_memory, "consolidate": lam.consolidate_memory}.get(role, lam.memory)
     names = ctx.names
+    # Only the plan step spills to /tmp (its partitions of a large job's paths).
+    storage = {"EphemeralStorage": {"Size": lam.plan_ephemeral_mb}} if role == "plan" else {}
     return {
+        **storage,
         "Runtime": lam.runtime,
         "Handler": f"lambdas.{role}.handler",
         "Role": names.role_arn(role),
@@ -116,11 +119,13 @@ def function_step(ctx: Context, role: str, package: LambdaZip) -> Step:
             lam.tag_resource(Resource=ctx.names.function_arn(role), Tags=ctx.tags)
 
     ids = {"name": name, "arn": ctx.names.function_arn(role)}
+    lam_cfg = ctx.cfg.lambda_
     settings = (
         str(wanted["Runtime"]),
         ctx.cfg.lambda_.architecture,
         f"{wanted['Timeout']} s",
         f"{wanted['MemorySize']} MB",
+        *([f"/tmp {lam_cfg.plan_ephemeral_mb} MB"] if role == "plan" else []),
         f"code {package.code_sha256[:8]}",
     )
     exists = found is not None

@@ -24,7 +24,6 @@ MAX_CHILD_INPUT_BYTES of JSON, whichever comes first.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,14 +34,19 @@ from imgflow.aws.runtime.job_lines import JobStream, open_job
 from imgflow.aws.runtime.jobs import (
     JOBS_PREFIX,
     BatchSpec,
-    LaneRef,
-    batch_key,
     item_json,
     lanes_key,
     manifest_key,
-    put_json,
     put_json_array,
     write_results,
+)
+from imgflow.aws.runtime.lane_plan import (
+    WRITE_THREADS,
+    LaneWriter,
+    UniqueItems,
+    by_host,
+    entries_of,
+    stream_concurrency,
 )
 from imgflow.aws.runtime.unique import UniquePaths
 from imgflow.engine.failures import FailureKind
@@ -61,7 +65,6 @@ from imgflow.sources.job_json import (
     UrlsSource,
     parse_job_document,
     parse_job_text,
-    urls_from_document,
 )
 from imgflow.sources.paths import PathsSource
 
@@ -74,7 +77,6 @@ MAX_BATCH_SIZE = 5000
 # A child execution's input (one manifest item) stays under this, well below Step Functions'
 # 256 KiB, leaving room for the error a caught crash adds to the child's state.
 MAX_CHILD_INPUT_BYTES = 200_000
-WRITE_THREADS = 16  # PutObjects of a lane job's batch objects at once
 # A job object past this many bytes is deduplicated through disk, one partition per this
 # many bytes (unique.py): a partition's paths are what the plan holds in memory at once.
 PARTITION_BYTES = 4 * 1024 * 1024
@@ -110,8 +112,6 @@ def open_request(
     opened = open_job(s3, named, key, label)
     if isinstance(opened, str):
         return parse_job_text(opened, label)
-    if opened.field == URLS_FIELD:  # planned in lanes, whole (see the module's docstring)
-        return urls_from_document({**opened.header, URLS_FIELD: list(opened.entries)}, label)
     return opened
 
 
@@ -168,7 +168,7 @@ def base_url_of(s3: S3Client, bucket: str, request: dict[str, Any]) -> str | Non
     opened = open_request(s3, bucket, request)
     if isinstance(opened, JobStream):
         opened.close()
-        return stream_header(opened.header, "job")[0]
+        return None if opened.field == URLS_FIELD else stream_header(opened.header, "job")[0]
     return opened.base_url
 
 
@@ -186,7 +186,9 @@ def plan_job(s3: S3Client, bucket: str, job_id: str, request: dict[str, Any]) ->
     """
     size = batch_size_of(request)
     opened = open_request(s3, bucket, request)
-    if isinstance(opened, UrlsSource):
+    if isinstance(opened, UrlsSource) or (
+        isinstance(opened, JobStream) and opened.field == URLS_FIELD
+    ):
         return plan_lanes(s3, bucket, job_id, opened, size, request.get("parent"))
     if isinstance(opened, JobStream):
         label = f"job {job_id}"
@@ -235,20 +237,21 @@ def stream_paths(entries: Iterable[Any], label: str) -> Iterator[str]:
         yield normalize_path(path, f"{label} resourcePaths[{index}]")
 
 
-def lanes(job_id: str, items: Iterable[Item], concurrency: int, size: int) -> list[list[BatchSpec]]:
+def lanes(
+    job_id: str, items: Iterable[Item], concurrency: int, size: int, partitions: int = 1
+) -> Iterator[Iterator[BatchSpec]]:
     """Each host's batches (one lane per host, in order of the host's first item),
-    numbered consecutively across lanes; every batch holds one host's items."""
-    hosts: dict[str, list[Item]] = {}
-    for item in items:
-        hosts.setdefault(host_of(item.url), []).append(item)
-    planned: list[list[BatchSpec]] = []
-    number = 0
-    for host_items in hosts.values():
-        lane = list(split_batches(job_id, host_items, concurrency, size, start=number))
-        last = lane[-1].batch
-        planned.append([dataclasses.replace(spec, last=last) for spec in lane])
-        number = last + 1
-    return planned
+    numbered consecutively across lanes; every batch holds one host's items. Each lane is
+    read whole before the next (LaneWriter sets every spec's `last`)."""
+    after = [0]  # the next batch number
+
+    def lane(host_items: Iterator[Item]) -> Iterator[BatchSpec]:
+        for spec in split_batches(job_id, host_items, concurrency, size, start=after[0]):
+            after[0] = spec.batch + 1
+            yield spec
+
+    for host_items in by_host(items, host_of, partitions):
+        yield lane(host_items)
 
 
 def rejected_records(rejected: Sequence[Rejected]) -> list[ResultRecord]:
@@ -269,43 +272,47 @@ def plan_lanes(
     s3: S3Client,
     bucket: str,
     job_id: str,
-    source: UrlsSource,
+    source: UrlsSource | JobStream,
     size: int,
     parent: str | None,
 ) -> dict[str, Any]:
-    """Plan a ``urls`` job: one lane of batches per host (see the module's docstring)."""
-    first: dict[str, Item] = {}
-    for item in source.entries:  # a duplicate URL is dropped; the first one's meta is kept
-        first.setdefault(item.url, item)
-    items = list(first.values())
-    concurrency = source.concurrency or DEFAULT_CONCURRENCY
-    planned = lanes(job_id, items, concurrency, size)
-    specs = [spec for lane in planned for spec in lane]
-    refs = [LaneRef(job_id, lane[0].batch, lane[-1].batch) for lane in planned]
-    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        for _ in pool.map(
-            lambda spec: put_json(s3, bucket, batch_key(job_id, spec.batch), spec.to_json()),
-            specs,
-        ):
-            pass
-    rejected = rejected_records(source.rejected)
-    if rejected:  # a last batch, run by no lane: its results are written now
-        bad = tuple(Item(url=r.url, key="", path=r.path) for r in rejected)
-        specs.append(BatchSpec(job_id, len(specs), bad, concurrency))
-        write_results(s3, bucket, job_id, len(specs) - 1, rejected)
+    """Plan a ``urls`` job: one lane of batches per host (see the module's docstring and
+    lane_plan.py: streamed, through /tmp when the job object is large)."""
+    if isinstance(source, JobStream):
+        label = f"job {job_id}"
+        concurrency = stream_concurrency(source.header, label) or DEFAULT_CONCURRENCY
+        partitions = partitions_for(source.size)
+        unique = UniqueItems(entries_of(source.entries, label), partitions)
+    else:
+        concurrency = source.concurrency or DEFAULT_CONCURRENCY
+        partitions = 1
+        unique = UniqueItems([*source.entries, *source.rejected], partitions)
+    writer = LaneWriter(s3, bucket, job_id)
+    rejected: list[ResultRecord] = []
+
+    def manifest_rows() -> Iterator[dict[str, Any]]:
+        with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+            yield from writer.rows(pool, lanes(job_id, unique, concurrency, size, partitions))
+        rejected.extend(rejected_records(sorted(unique.rejected, key=lambda r: r.index)))
+        if rejected:  # a last batch, run by no lane: its results are written now
+            number = writer.refs[-1].last + 1 if writer.refs else 0
+            bad = tuple(Item(url=r.url, key="", path=r.path) for r in rejected)
+            write_results(s3, bucket, job_id, number, rejected)
+            yield BatchSpec(job_id, number, bad, concurrency).to_json()
+
     key = manifest_key(job_id)
-    batches = put_json_array(s3, bucket, key, (spec.to_json() for spec in specs))
+    batches = put_json_array(s3, bucket, key, manifest_rows())
     map_key = lanes_key(job_id)
-    put_json_array(s3, bucket, map_key, (ref.to_json() for ref in refs))
+    put_json_array(s3, bucket, map_key, (ref.to_json() for ref in writer.refs))
     return {
         "jobId": job_id,
         "bucket": bucket,
         "manifestKey": key,
         "mapKey": map_key,
-        "expected": len(items) + len(rejected),
-        "duplicates": len(source.entries) - len(items),
+        "expected": unique.unique + len(rejected),
+        "duplicates": unique.total - unique.unique,
         "batches": batches,
-        "lanes": len(refs),
+        "lanes": len(writer.refs),
         "rejected": len(rejected),
         "batchSize": size,
         "concurrency": concurrency,

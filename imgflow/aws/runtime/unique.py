@@ -18,7 +18,7 @@ import heapq
 import os
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO
@@ -29,9 +29,15 @@ BUFFER = 1 << 13  # per partition file: many are open at once
 class UniquePaths:
     """The first occurrence of each path of `paths`, in order; the counts once iterated."""
 
-    def __init__(self, paths: Iterable[str], partitions: int = 1) -> None:
+    def __init__(
+        self,
+        paths: Iterable[str],
+        partitions: int = 1,
+        key: Callable[[str], str] | None = None,
+    ) -> None:
         self._paths = paths
         self._partitions = max(1, partitions)
+        self._key = key  # what makes two lines the same (default: the whole line)
         self.total = 0  # paths read
         self.unique = 0  # paths yielded
 
@@ -48,15 +54,16 @@ class UniquePaths:
 
     def _in_memory(self) -> Iterator[str]:
         seen: set[str] = set()
+        key = self._key or str
         for path in self._counted():
-            if path not in seen:
-                seen.add(path)
+            if key(path) not in seen:
+                seen.add(key(path))
                 yield path
 
     def _on_disk(self) -> Iterator[str]:
         with tempfile.TemporaryDirectory(prefix="imgflow-unique-") as folder:
             spread = self._spread(Path(folder))
-            survivors = [_first_occurrences(path) for path in spread]
+            survivors = [_first_occurrences(path, self._key or str) for path in spread]
             with ExitStack() as stack:
                 files = [stack.enter_context(_open(path, "r")) for path in survivors]
                 for _, path in heapq.merge(*(_rows(f) for f in files)):
@@ -68,7 +75,8 @@ class UniquePaths:
         with ExitStack() as stack:
             files = [stack.enter_context(_open(name, "w")) for name in names]
             for position, path in enumerate(self._counted()):
-                files[zlib.crc32(path.encode()) % self._partitions].write(f"{position}\t{path}\n")
+                same = path if self._key is None else self._key(path)
+                files[zlib.crc32(same.encode()) % self._partitions].write(f"{position}\t{path}\n")
         return names
 
 
@@ -82,13 +90,13 @@ def _rows(lines: IO[str]) -> Iterator[tuple[int, str]]:
         yield int(position), path
 
 
-def _first_occurrences(name: Path) -> Path:
+def _first_occurrences(name: Path, key: Callable[[str], str]) -> Path:
     """A file of the lines of `name` whose path was not seen before in it (then `name` goes)."""
     out = name.with_name(name.name.replace("in-", "out-"))
     seen: set[str] = set()
     with _open(name, "r") as lines, _open(out, "w") as kept:
         for line in lines:
-            path = line.split("\t", 1)[1]
+            path = key(line.rstrip("\n").split("\t", 1)[1])
             if path not in seen:
                 seen.add(path)
                 kept.write(line)

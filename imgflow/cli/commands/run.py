@@ -442,6 +442,11 @@ def run(
                 "--ignore-robots goes with --backend local (aws: etiquette.robots: false, then"
                 " deploy)"
             )
+        if workers not in (None, "1") and cfg.backend == "aws":
+            raise UsageError(
+                "--workers goes with --backend local (on aws the batches in flight are"
+                " job.max_batches at deploy)"
+            )
         if (layout or shard_size) and cfg.backend == "aws":
             raise UsageError(
                 "--layout and --shard-size go with --backend local (aws: output.layout in"
