@@ -1633,4 +1633,17 @@ MUTANTS: list[Mutant] = [
         "            pass",
         ("tests/test_handoff.py::test_a_wait_cancelled_before_its_call_starts_never_runs_it",),
     ),
+    Mutant(
+        "config-loads-yaml-at-import",
+        "a run without a config file or IMGFLOW_* variables never loads the YAML parser"
+        " (architecture: Where a small image's time goes)",
+        "imgflow/config.py",
+        "from imgflow.engine.settings import DEFAULT_OPT_OUT, FetchConfig\n",
+        "import yaml  # noqa: F401\n"
+        "from imgflow.engine.settings import DEFAULT_OPT_OUT, FetchConfig\n",
+        (
+            "tests/test_startup_imports.py::"
+            "test_a_run_without_config_file_or_variables_does_not_load_yaml",
+        ),
+    ),
 ]
