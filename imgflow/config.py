@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from imgflow.engine.settings import DEFAULT_OPT_OUT, FetchConfig
 from imgflow.engine.user_agent import valid_contact
 from imgflow.errors import ConfigError
@@ -228,6 +226,8 @@ def _describe(tp: Any) -> str:
 
 def _env_value(raw: str, tp: Any) -> Any:
     """Parse an IMGFLOW_* value: YAML scalars, except where a plain string is wanted."""
+    import yaml  # here: a run without a config file or variables never loads it
+
     args = typing.get_args(tp) if typing.get_origin(tp) in (types.UnionType, typing.Union) else ()
     if tp is str or (str in args and raw.strip().lower() not in ("", "null", "~", "none")):
         return raw
@@ -480,6 +480,8 @@ def _read_yaml(file: Path) -> Any:
         raise ConfigError(f"{file}: not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read ({exc.strerror})") from None
+    import yaml  # here: a run without a config file or variables never loads it
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from imgflow.engine.decode import DecodeError, Decoder, TruncatedStream
 from imgflow.engine.failures import FailureKind
+from imgflow.engine.handoff import handoff
 from imgflow.engine.ports import ObjectStore, ObjectWriter
 from imgflow.engine.sniff import SNIFF_BYTES, sniff
 
@@ -187,9 +188,10 @@ class StoreSink:
         try:
             if self._store.inline:
                 call(*args)
+            elif self._executor is None:
+                await asyncio.get_running_loop().run_in_executor(None, call, *args)
             else:
-                loop = asyncio.get_running_loop()
-                await loop.run_in_executor(self._executor, call, *args)
+                await handoff().run(self._executor, call, *args)
         except OSError as exc:
             raise StoreError(exc.strerror or str(exc)) from exc
 

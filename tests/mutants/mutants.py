@@ -1833,4 +1833,38 @@ MUTANTS: list[Mutant] = [
             "test_an_image_in_a_shard_links_nowhere_and_an_object_key_is_not_prefixed_twice",
         ),
     ),
+    # -- store calls handed back to the loop in groups (engine/handoff.py) ------------------
+    Mutant(
+        "handoff-wakes-per-completion",
+        "completions that land while the loop is busy are settled by one wake-up"
+        " (architecture: Where a small image's time goes)",
+        "imgflow/engine/handoff.py",
+        "            wake = not self._done  # otherwise a wake-up is already on its way",
+        "            wake = True",
+        (
+            "tests/test_handoff.py::"
+            "test_completions_landing_while_the_loop_is_busy_are_settled_by_one_wake_up",
+        ),
+    ),
+    Mutant(
+        "handoff-cancel-runs-anyway",
+        "a store call whose wait was cancelled before it started never runs (as run_in_executor)",
+        "imgflow/engine/handoff.py",
+        "            submitted.cancel()  # not started: it never runs",
+        "            pass",
+        ("tests/test_handoff.py::test_a_wait_cancelled_before_its_call_starts_never_runs_it",),
+    ),
+    Mutant(
+        "config-loads-yaml-at-import",
+        "a run without a config file or IMGFLOW_* variables never loads the YAML parser"
+        " (architecture: Where a small image's time goes)",
+        "imgflow/config.py",
+        "from imgflow.engine.settings import DEFAULT_OPT_OUT, FetchConfig\n",
+        "import yaml  # noqa: F401\n"
+        "from imgflow.engine.settings import DEFAULT_OPT_OUT, FetchConfig\n",
+        (
+            "tests/test_startup_imports.py::"
+            "test_a_run_without_config_file_or_variables_does_not_load_yaml",
+        ),
+    ),
 ]
