@@ -1160,6 +1160,32 @@ MUTANTS: list[Mutant] = [
         ("tests/test_workers.py::test_workers_never_have_more_than_the_hosts_cap_in_flight",),
     ),
     Mutant(
+        "lease-kept-and-given-back",
+        "a worker's leased slots stay counted in the host's gate: the sum of leases never"
+        " exceeds the cap (architecture: workers)",
+        "imgflow/local/workers/permits.py",
+        "                asyncio.get_running_loop().call_soon(self._tell_oks)\n"
+        "            self._slot()\n",
+        "                asyncio.get_running_loop().call_soon(self._tell_oks)\n"
+        "            self._slot()\n"
+        '            self.link.send("release", self.host, signal.value, retry_after)\n',
+        (
+            "tests/test_workers.py::"
+            "test_leased_slots_move_between_workers_and_never_exceed_the_hosts_cap",
+        ),
+    ),
+    Mutant(
+        "paced-grant-spaced-from-the-grant",
+        "a rated host's next token is spaced from when the last grant reached its worker"
+        " (architecture: workers)",
+        "imgflow/local/workers/coordinator.py",
+        "            gate.left(await left)\n",
+        "            await left\n",
+        (
+            "tests/test_workers_pacing.py::test_a_paced_grant_spaces_the_next_token_from_its_arrival",
+        ),
+    ),
+    Mutant(
         "claim-requeues-finished-items",
         "a dead worker's unfinished items run again, finished ones never (architecture: workers)",
         "imgflow/local/workers/coordinator.py",
