@@ -1169,10 +1169,7 @@ MUTANTS: list[Mutant] = [
         "                asyncio.get_running_loop().call_soon(self._tell_oks)\n"
         "            self._slot()\n"
         '            self.link.send("release", self.host, signal.value, retry_after)\n',
-        (
-            "tests/test_workers.py::"
-            "test_leased_slots_move_between_workers_and_never_exceed_the_hosts_cap",
-        ),
+        ("tests/test_workers_permits.py::test_a_leased_slot_is_kept_or_given_back_never_both",),
     ),
     Mutant(
         "paced-grant-spaced-from-the-grant",
@@ -1182,7 +1179,7 @@ MUTANTS: list[Mutant] = [
         "            gate.left(await left)\n",
         "            await left\n",
         (
-            "tests/test_workers_pacing.py::test_a_paced_grant_spaces_the_next_token_from_its_arrival",
+            "tests/test_workers_permits.py::test_a_paced_grant_spaces_the_next_token_from_its_arrival",
         ),
     ),
     Mutant(

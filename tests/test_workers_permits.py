@@ -9,9 +9,9 @@ import asyncio
 import functools
 from types import SimpleNamespace
 
-from imgflow.engine.politeness import Politeness
+from imgflow.engine.politeness import Politeness, Signal
 from imgflow.local.workers.coordinator import Coordinator, SharedGate, _Peer
-from imgflow.local.workers.permits import PACED
+from imgflow.local.workers.permits import PACED, RemoteGate
 
 
 class _Sent:
@@ -55,5 +55,55 @@ def test_a_paced_grant_spaces_the_next_token_from_its_arrival() -> None:
         assert abs(now[0] - 0.15) < 0.0015 and slept[0] == 0.1, (now, slept)
         peer.leaving.pop(2).set_result(now[0])
         await second
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
+class _Link:
+    """A worker's link as its gates see it: what they sent, the permits they asked for."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[object, ...]] = []
+        self.asked: list[RemoteGate] = []
+        self.gates: dict[str, RemoteGate] = {}
+        self.ended = asyncio.Event()
+
+    def send(self, *message: object) -> None:
+        self.sent.append(message)
+
+    def ask_permit(self, gate: RemoteGate) -> None:
+        self.asked.append(gate)
+
+
+def test_a_leased_slot_is_kept_or_given_back_never_both() -> None:
+    """A success on a leased slot keeps it (no release; the success told); the next
+    request takes it without asking; a recall gives the free ones back, and a slot freed
+    after it goes back too: the coordinator's count of the host is always what the worker
+    holds."""
+
+    async def scenario() -> None:
+        link = _Link()
+        gate = RemoteGate("h", link=link)  # type: ignore[arg-type]
+        first = asyncio.create_task(gate.acquire())
+        await asyncio.sleep(0)
+        assert link.asked == [gate]
+        gate.granted(0.0, lease=True)
+        await first
+        gate.release(Signal.OK)
+        await asyncio.sleep(0)
+        assert link.sent == [("ok", "h", 1)] and gate.free == 1
+        await gate.acquire()  # the kept slot: no ask
+        assert link.asked == [gate] and gate.free == 0 and gate.in_flight == 1
+        gate.release(Signal.OK)
+        gate.recall()
+        assert link.sent[-1] == ("return", "h", 1) and gate.free == 0
+        await asyncio.sleep(0)
+        sent = len(link.sent)
+        second = asyncio.create_task(gate.acquire())
+        await asyncio.sleep(0)
+        gate.granted(0.0, lease=False)
+        await second
+        gate.release(Signal.OK)
+        assert link.sent[sent:] == [("release", "h", Signal.OK.value, None)] and gate.free == 0
 
     asyncio.run(asyncio.wait_for(scenario(), 5))
