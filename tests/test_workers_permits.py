@@ -87,7 +87,7 @@ def test_a_leased_slot_is_kept_or_given_back_never_both() -> None:
         first = asyncio.create_task(gate.acquire())
         await asyncio.sleep(0)
         assert link.asked == [gate]
-        gate.granted(0.0, lease=True)
+        gate.granted(0.0, keep=1)
         await first
         gate.release(Signal.OK)
         await asyncio.sleep(0)
@@ -101,7 +101,7 @@ def test_a_leased_slot_is_kept_or_given_back_never_both() -> None:
         sent = len(link.sent)
         second = asyncio.create_task(gate.acquire())
         await asyncio.sleep(0)
-        gate.granted(0.0, lease=False)
+        gate.granted(0.0, keep=0)
         await second
         gate.release(Signal.OK)
         assert link.sent[sent:] == [("release", "h", Signal.OK.value, None)] and gate.free == 0

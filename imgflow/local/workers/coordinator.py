@@ -47,7 +47,7 @@ from imgflow.engine.settings import FetchConfig
 from imgflow.errors import BackendError
 from imgflow.local.layouts.shards import WrittenShard
 from imgflow.local.stopping import Stopper
-from imgflow.local.workers.permits import LEASED, PACED, PLAIN
+from imgflow.local.workers.permits import PACED
 from imgflow.local.workers.wire import Outbox, messages
 from imgflow.local.workers.worker import WorkerStart
 
@@ -369,13 +369,8 @@ class Coordinator:
         assert total is not None and isinstance(gate, SharedGate)
         live = max(1, sum(1 for p in self.peers if p.task is not None and not p.task.done()))
         share, total_share = max(1, gate.allowed // live), max(1, self.start.in_flight // live)
-        if total.locked() or gate.in_flight >= gate.allowed:
-            # slots another worker keeps beyond its share go back (its idle ones, on their own)
-            for other in self.peers:
-                if other is not peer and (
-                    other.held.count(host) > share or len(other.held) > total_share
-                ):
-                    self._recall(other, None if total.locked() else host)
+        # (a worker keeps at most its share: a busy one gives back what it holds beyond
+        # it as its requests end, an idle one what it keeps after LEASE_IDLE)
         await total.acquire()
         try:
             await gate.acquire()
@@ -389,12 +384,14 @@ class Coordinator:
             peer.leaving[rid] = left
             peer.outbox.send("granted", rid, gate.cool_until, PACED)
             gate.left(await left)
-        elif gate.leasable() and peer.held.count(host) <= share and len(peer.held) <= total_share:
+            return
+        # the worker may keep up to its share of the host's cap and of the run's
+        keep = min(share, total_share) if gate.leasable() else 0
+        if keep:
             peer.leasing.add(host)
-            peer.outbox.send("granted", rid, gate.cool_until, LEASED)
         else:
             peer.leasing.discard(host)
-            peer.outbox.send("granted", rid, gate.cool_until, PLAIN)
+        peer.outbox.send("granted", rid, gate.cool_until, keep)
 
     def _recall(self, peer: _Peer | None, host: str | None) -> None:
         """Workers (`peer`, or every one) give back the slots they keep of `host` (of

@@ -7,13 +7,13 @@ gives it back with what the answer said (a 429's Retry-After included). No worke
 a host on its own, so `--concurrency`, `--rate`/`--burst` and the cool-downs hold across
 every worker as if there were one.
 
-Leases: where a grant says so (the host has no rate, no cool-down, no cut, nobody else
-waits), a permit given back after a success is kept by the worker for its next request
-to that host (its success still told to the coordinator, a count per turn of the loop):
-the slot stays counted in the coordinator's gate, so the sum of what workers hold never
-exceeds the host's cap. The coordinator recalls a host's leases (`recall`) when anyone
-else waits for it or a cool-down begins: free slots go back at once, busy ones when their
-request ends. A paced grant (a host with a rate) is answered with the time it reached the
+Leases: where a grant says so (the host has no rate, no cool-down, no cut), a permit
+given back after a success is kept by the worker for its next request to that host, up
+to the grant's `keep` (the worker's share; its success still told to the coordinator, a
+count per turn of the loop): the slot stays counted in the coordinator's gate, so the sum
+of what workers hold never exceeds the host's cap. Slots unused for LEASE_IDLE go back;
+the coordinator recalls a host's leases (`recall`) when a cool-down begins: free slots go
+back at once, busy ones when their request ends. A paced grant (a host with a rate) is answered with the time it reached the
 worker (`left`), and the coordinator spaces the next token from then.
 """
 
@@ -31,7 +31,7 @@ from imgflow.engine.politeness import HostGate, OnChange, Signal
 from imgflow.engine.robots import Stored
 from imgflow.local.workers.wire import Outbox
 
-PLAIN, LEASED, PACED = 0, 1, 2  # a grant's mode: give back after use, may keep, say when
+PACED = -1  # a grant's `keep` for a host with a rate: say when it arrived, keep nothing
 LEASE_IDLE = 0.05  # seconds a kept slot may stay free before it goes back
 
 
@@ -90,12 +90,12 @@ class Link:
         if future is not None and not future.done():
             future.set_result(cool_until)
 
-    def _granted(self, rid: int, cool_until: float, mode: int) -> None:
-        if mode == PACED:  # when it reached this worker: the next token is spaced from it
+    def _granted(self, rid: int, cool_until: float, keep: int) -> None:
+        if keep == PACED:  # when it reached this worker: the next token is spaced from it
             self.send("left", rid, time.monotonic())
         gate = self._permits.pop(rid, None)
         if gate is not None:
-            gate.granted(cool_until, mode == LEASED)
+            gate.granted(cool_until, max(0, keep))
 
     def ask_permit(self, gate: RemoteGate) -> None:
         """Ask the coordinator for one more permit at `gate`'s host (`gate.granted`)."""
@@ -152,8 +152,8 @@ class RemoteGate(HostGate):
     def __init__(self, host: str, *, link: Link, on_change: OnChange | None = None) -> None:
         super().__init__(host, 1)
         self.link = link
-        self.free = 0  # leased slots this worker holds and no request uses (only if leasing)
-        self.leasing = False  # the last grant let this worker keep its slots
+        self.free = 0  # leased slots this worker holds and no request uses
+        self.keep = 0  # slots it may keep (its lease, from the last grant; 0: none)
         self.asking = 0  # permits asked for, not yet granted
         self.queue: deque[asyncio.Future[None]] = deque()  # requests waiting for a slot
         self.oks = 0  # successes on kept slots not yet told
@@ -184,18 +184,19 @@ class RemoteGate(HostGate):
                 raise
         self.in_flight += 1
 
-    def granted(self, cool_until: float, lease: bool) -> None:
-        """The coordinator's permit: to the first waiting request."""
+    def granted(self, cool_until: float, keep: int) -> None:
+        """The coordinator's permit (and how many slots this worker may keep): to the
+        first waiting request."""
         self.asking = max(0, self.asking - 1)
         self.cool_until = cool_until
-        self.leasing = lease
+        self.keep = keep
         self._slot()
 
     def release(self, signal: Signal, retry_after: float | None = None) -> None:
         """Give the permit back with what the request told about the host (a success on
         a lease: the slot is kept, the success told)."""
         self.in_flight = max(0, self.in_flight - 1)
-        if signal is Signal.OK and self.leasing:
+        if signal is Signal.OK and self.in_flight + self.free < self.keep:
             self.oks += 1
             if self.oks == 1:
                 asyncio.get_running_loop().call_soon(self._tell_oks)
@@ -205,7 +206,7 @@ class RemoteGate(HostGate):
 
     def recall(self) -> None:
         """The coordinator wants this host's slots: free ones now, busy ones when done."""
-        self.leasing = False
+        self.keep = 0
         count, self.free = self.free, 0
         if count:
             self.link.send("return", self.host, count)
@@ -223,7 +224,7 @@ class RemoteGate(HostGate):
             if not waiter.done():
                 waiter.set_result(None)
                 return
-        if self.leasing:
+        if self.in_flight + self.free < self.keep:
             self.free += 1
             if not self._looking:
                 self._looking = True
