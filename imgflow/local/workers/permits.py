@@ -13,8 +13,9 @@ to the grant's `keep` (the worker's share; its success still told to the coordin
 count per turn of the loop): the slot stays counted in the coordinator's gate, so the sum
 of what workers hold never exceeds the host's cap. Slots unused for LEASE_IDLE go back;
 the coordinator recalls a host's leases (`recall`) when a cool-down begins: free slots go
-back at once, busy ones when their request ends. A paced grant (a host with a rate) is answered with the time it reached the
-worker (`left`), and the coordinator spaces the next token from then.
+back at once, busy ones when their request ends. A paced grant (a host with a rate) is
+answered with the time its request takes it (`left`, or when it is found unused), and the
+coordinator spaces the next token from then.
 """
 
 from __future__ import annotations
@@ -91,11 +92,16 @@ class Link:
             future.set_result(cool_until)
 
     def _granted(self, rid: int, cool_until: float, keep: int) -> None:
-        if keep == PACED:  # when it reached this worker: the next token is spaced from it
-            self.send("left", rid, time.monotonic())
         gate = self._permits.pop(rid, None)
+        paced = rid if keep == PACED else None
         if gate is not None:
-            gate.granted(cool_until, max(0, keep))
+            gate.granted(cool_until, max(0, keep), paced)
+        elif paced is not None:
+            self.left(paced)
+
+    def left(self, rid: int) -> None:
+        """A paced permit is used (or not) now: the coordinator spaces the next from it."""
+        self.send("left", rid, time.monotonic())
 
     def ask_permit(self, gate: RemoteGate) -> None:
         """Ask the coordinator for one more permit at `gate`'s host (`gate.granted`)."""
@@ -155,7 +161,7 @@ class RemoteGate(HostGate):
         self.free = 0  # leased slots this worker holds and no request uses
         self.keep = 0  # slots it may keep (its lease, from the last grant; 0: none)
         self.asking = 0  # permits asked for, not yet granted
-        self.queue: deque[asyncio.Future[None]] = deque()  # requests waiting for a slot
+        self.queue: deque[asyncio.Future[int | None]] = deque()  # requests waiting for a slot
         self.oks = 0  # successes on kept slots not yet told
         self.idle = 0  # free slots none of this worker's requests took since the last look
         self._looking = False
@@ -167,7 +173,7 @@ class RemoteGate(HostGate):
             self.free -= 1
             self.idle = min(self.idle, self.free)
         else:
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            waiter: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
             self.queue.append(waiter)
             if self.asking < len(self.queue):
                 self.asking += 1
@@ -175,22 +181,24 @@ class RemoteGate(HostGate):
             if self.link.ended.is_set():
                 waiter.cancel()
             try:
-                await waiter
+                paced = await waiter
             except BaseException:
                 if waiter in self.queue:
                     self.queue.remove(waiter)
                 elif waiter.done() and not waiter.cancelled():
-                    self._slot()  # given a slot as it was cancelled: the next one's
+                    self._slot(waiter.result())  # given a slot as it was cancelled
                 raise
+            if paced is not None:  # as late as the gate can: its request leaves now
+                self.link.left(paced)
         self.in_flight += 1
 
-    def granted(self, cool_until: float, keep: int) -> None:
+    def granted(self, cool_until: float, keep: int, paced: int | None = None) -> None:
         """The coordinator's permit (and how many slots this worker may keep): to the
-        first waiting request."""
+        first waiting request (`paced`: the grant whose use the coordinator waits for)."""
         self.asking = max(0, self.asking - 1)
         self.cool_until = cool_until
         self.keep = keep
-        self._slot()
+        self._slot(paced)
 
     def release(self, signal: Signal, retry_after: float | None = None) -> None:
         """Give the permit back with what the request told about the host (a success on
@@ -216,14 +224,16 @@ class RemoteGate(HostGate):
         for waiter in self.queue:
             waiter.cancel()
 
-    def _slot(self) -> None:
+    def _slot(self, paced: int | None = None) -> None:
         """A slot this worker holds is free: to the next waiting request, else kept
         (a lease), else given back."""
         while self.queue:
             waiter = self.queue.popleft()
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(paced)
                 return
+        if paced is not None:
+            self.link.left(paced)
         if self.in_flight + self.free < self.keep:
             self.free += 1
             if not self._looking:
