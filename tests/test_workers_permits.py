@@ -74,6 +74,9 @@ class _Link:
     def ask_permit(self, gate: RemoteGate) -> None:
         self.asked.append(gate)
 
+    def left(self, rid: int) -> None:
+        self.sent.append(("left", rid))
+
 
 def test_a_leased_slot_is_kept_or_given_back_never_both() -> None:
     """A success on a leased slot keeps it (no release; the success told); the next
@@ -105,5 +108,24 @@ def test_a_leased_slot_is_kept_or_given_back_never_both() -> None:
         await second
         gate.release(Signal.OK)
         assert link.sent[sent:] == [("release", "h", Signal.OK.value, None)] and gate.free == 0
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
+def test_a_paced_grant_is_timed_when_its_request_takes_it() -> None:
+    """The coordinator waits for a paced grant's time: taken when the waiting request
+    resumes with it (not when the message arrived), or at once when no request wants it."""
+
+    async def scenario() -> None:
+        link = _Link()
+        gate = RemoteGate("h", link=link)  # type: ignore[arg-type]
+        waiting = asyncio.create_task(gate.acquire())
+        await asyncio.sleep(0)
+        gate.granted(0.0, 0, paced=7)
+        assert link.sent == []  # the request has not resumed yet
+        await waiting
+        assert link.sent == [("left", 7)]
+        gate.granted(0.0, 0, paced=8)  # no request waits: given back, timed now
+        assert link.sent[1:] == [("left", 8), ("release", "h", Signal.OTHER.value, None)]
 
     asyncio.run(asyncio.wait_for(scenario(), 5))

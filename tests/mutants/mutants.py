@@ -1183,6 +1183,14 @@ MUTANTS: list[Mutant] = [
         ),
     ),
     Mutant(
+        "paced-grant-not-timed-by-its-request",
+        "a paced grant is timed when its request takes it (architecture: workers)",
+        "imgflow/local/workers/permits.py",
+        "                waiter.set_result(paced)\n",
+        "                waiter.set_result(None)\n",
+        ("tests/test_workers_permits.py::test_a_paced_grant_is_timed_when_its_request_takes_it",),
+    ),
+    Mutant(
         "claim-requeues-finished-items",
         "a dead worker's unfinished items run again, finished ones never (architecture: workers)",
         "imgflow/local/workers/coordinator.py",
