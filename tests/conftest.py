@@ -59,6 +59,7 @@ SLOW_FIRST: tuple[str, ...] = (
     "tests/test_url_tables.py::test_export_writes_csv_and_parquet_and_one_run",
     "tests/test_serve_fuzz.py::test_the_api_holds_up_to_a_fuzz_from_its_own_description",
     "tests/test_workers.py::test_four_runs_with_workers_at_once_on_one_data_folder",
+    "tests/test_workers.py::test_leased_slots_move_between_workers_and_never_exceed_the_hosts_cap",
     "tests/aws/test_cli_aws.py::test_retry_new_and_the_executions_listing",
     "tests/aws/test_deploy_cli.py::test_aws_error_is_one_line_naming_the_resource",
     "tests/aws/test_deploy_cli.py::test_deploy_twice_then_teardown",

@@ -247,6 +247,26 @@ def test_workers_never_have_more_than_the_hosts_cap_in_flight(
     robots_reads(fault_server, int(workers))
 
 
+def test_leased_slots_move_between_workers_and_never_exceed_the_hosts_cap(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    """-c 4 --workers 2, no rate: workers keep their permits (leases) between requests;
+    with every other batch slow, the slots move from the worker on fast items to the one
+    on slow ones and back, and the server never has more than 4 in flight."""
+    paths = [f"{i}.gif" for i in range(40)]
+    for i, path in enumerate(paths):
+        slow = (i // 5) % 2 == 0
+        fault_server.set(f"/w/{path}", Delay(0.12 if slow else 0.01, Ok(GIF)))
+    doc = run(
+        fault_server, tmp_path, paths,
+        "-c", "4", "--max-batches", "1", "--workers", "2", "--batch-size", "5",
+    )  # fmt: skip
+    assert doc["summary"] == {"total": 40, "stored": 40, "skipped": 0, "failed": 0}, doc
+    assert fault_server.max_in_flight <= 4
+    assert fault_server.max_in_flight >= 3  # the cap was reached: the test is not idle
+    assert sorted(r.path for r in image_requests(fault_server)) == sorted(f"/w/{p}" for p in paths)
+
+
 def test_a_rate_is_the_whole_runs_not_each_workers(
     fault_server: FaultServer, tmp_path: Path
 ) -> None:

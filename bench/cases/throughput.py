@@ -37,6 +37,10 @@ def throughput_cases(tools: Tools, base: str, files: dict[str, Path]) -> list[Ca
             Case(f"imgflow -c 16 x 4, --workers {workers}", f"imgflow-w{workers}", 64,
                  [*imgflow_argv(tools, base, paths, 16, 4), "--workers", workers])
         )  # fmt: skip
+    cases.append(
+        Case("imgflow -c 16 x 4, fsync off, --workers 2", "imgflow-nofsync-w2", 64,
+             [*imgflow_argv(tools, base, paths, 16, 4), "--workers", "2"], env=no_fsync)
+    )  # fmt: skip
     # The same with httpx's own transport (fetch.transport: httpx), for comparison.
     cases.append(
         Case("imgflow -c 16 x 4, fsync off, httpx transport", "imgflow-httpx", 64,

@@ -1193,6 +1193,37 @@ MUTANTS: list[Mutant] = [
         ("tests/test_workers.py::test_workers_never_have_more_than_the_hosts_cap_in_flight",),
     ),
     Mutant(
+        "lease-kept-and-given-back",
+        "a worker's leased slots stay counted in the host's gate: the sum of leases never"
+        " exceeds the cap (architecture: workers)",
+        "imgflow/local/workers/permits.py",
+        "                asyncio.get_running_loop().call_soon(self._tell_oks)\n"
+        "            self._slot()\n",
+        "                asyncio.get_running_loop().call_soon(self._tell_oks)\n"
+        "            self._slot()\n"
+        '            self.link.send("release", self.host, signal.value, retry_after)\n',
+        ("tests/test_workers_permits.py::test_a_leased_slot_is_kept_or_given_back_never_both",),
+    ),
+    Mutant(
+        "paced-grant-spaced-from-the-grant",
+        "a rated host's next token is spaced from when the last grant reached its worker"
+        " (architecture: workers)",
+        "imgflow/local/workers/coordinator.py",
+        "            gate.left(await left)\n",
+        "            await left\n",
+        (
+            "tests/test_workers_permits.py::test_a_paced_grant_spaces_the_next_token_from_its_arrival",
+        ),
+    ),
+    Mutant(
+        "paced-grant-not-timed-by-its-request",
+        "a paced grant is timed when its request takes it (architecture: workers)",
+        "imgflow/local/workers/permits.py",
+        "                waiter.set_result(paced)\n",
+        "                waiter.set_result(None)\n",
+        ("tests/test_workers_permits.py::test_a_paced_grant_is_timed_when_its_request_takes_it",),
+    ),
+    Mutant(
         "claim-requeues-finished-items",
         "a dead worker's unfinished items run again, finished ones never (architecture: workers)",
         "imgflow/local/workers/coordinator.py",

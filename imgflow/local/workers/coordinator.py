@@ -47,6 +47,7 @@ from imgflow.engine.settings import FetchConfig
 from imgflow.errors import BackendError
 from imgflow.local.layouts.shards import WrittenShard
 from imgflow.local.stopping import Stopper
+from imgflow.local.workers.permits import PACED
 from imgflow.local.workers.wire import Outbox, messages
 from imgflow.local.workers.worker import WorkerStart
 
@@ -78,11 +79,28 @@ class Run(Protocol):
         ...
 
 
+class SharedGate(HostGate):
+    """A host's gate of the run (the engine's), and what the coordinator asks of it."""
+
+    def leasable(self) -> bool:
+        """A permit may be kept by its worker for its next request: the cap is the only
+        limit (no rate, whose tokens cannot be handed out ahead; no cool-down; no cut)."""
+        return (
+            self.rate is None and self.cool_until <= self._clock() and self.allowed >= self.ceiling
+        )
+
+    def left(self, at: float) -> None:
+        """The request of the last token left at `at` (its worker's clock, the same
+        monotonic one): the next token is spaced from then, not from the grant."""
+        if self.rate is not None and at > self._filled:
+            self._filled = at
+
+
 def politeness(settings: FetchConfig, ceiling: int, on_change: OnChange | None) -> Politeness:
     """The run's gates, made as a fetcher in one process makes its own."""
     return Politeness(
         functools.partial(
-            HostGate,
+            SharedGate,
             ceiling=ceiling,
             rate=settings.rate,
             burst=settings.burst,
@@ -115,6 +133,8 @@ class _Peer:
     outbox: Outbox
     claims: dict[int, _Claim] = field(default_factory=dict)  # batches not yet recorded
     held: list[str] = field(default_factory=list)  # hosts of permits granted, not returned
+    leasing: set[str] = field(default_factory=set)  # hosts whose permits it may keep
+    leaving: dict[int, asyncio.Future[float]] = field(default_factory=dict)  # paced grants
     asks: set[asyncio.Task[None]] = field(default_factory=set)
     finished: bool = False  # told there is no more work
     task: asyncio.Task[None] | None = None
@@ -155,6 +175,7 @@ class Coordinator:
         self.robots: dict[str, Stored] = dict(start.robots or {})
         self.leases: dict[str, _Peer] = {}  # origin: the worker reading its robots.txt
         self.robots_waiting: dict[str, deque[tuple[_Peer, int]]] = {}
+        self.pacers: dict[str, asyncio.Lock] = {}  # a rated host's grants, one at a time
 
     async def run_all(self) -> bool:
         """Run every batch; False (nothing run) when not even one worker could start."""
@@ -302,8 +323,21 @@ class Coordinator:
                     ask.add_done_callback(peer.asks.discard)
                 elif kind == "release":
                     self._release(peer, message[1], Signal(message[2]), message[3])
+                elif kind == "ok":
+                    gate = self.politeness.gate(message[1])
+                    for _ in range(message[2]):
+                        gate.tell(Signal.OK)
+                elif kind == "return":
+                    for _ in range(message[2]):
+                        self._release(peer, message[1], Signal.OTHER, None)
+                elif kind == "left":
+                    left = peer.leaving.pop(message[1], None)
+                    if left is not None and not left.done():
+                        left.set_result(message[2])
                 elif kind == "tell":
-                    self.politeness.gate(message[1]).tell(Signal(message[2]), message[3])
+                    signal = Signal(message[2])
+                    self.politeness.gate(message[1]).tell(signal, message[3])
+                    self._throttled(message[1], signal)
                 elif kind == "claim":
                     self._claim(peer)
                 elif kind == "robots-ask":
@@ -323,8 +357,20 @@ class Coordinator:
             await gate.cool_down()
             peer.outbox.send("cooled", rid, gate.cool_until)
             return
+        if gate.rate is None:
+            await self._grant(peer, rid, host, gate)
+            return
+        pacer = self.pacers.setdefault(host, asyncio.Lock())
+        async with pacer:  # one grant at a time, each spaced from when the last one left
+            await self._grant(peer, rid, host, gate)
+
+    async def _grant(self, peer: _Peer, rid: int, host: str, gate: HostGate) -> None:
         total = self._total
-        assert total is not None
+        assert total is not None and isinstance(gate, SharedGate)
+        live = max(1, sum(1 for p in self.peers if p.task is not None and not p.task.done()))
+        share, total_share = max(1, gate.allowed // live), max(1, self.start.in_flight // live)
+        # (a worker keeps at most its share: a busy one gives back what it holds beyond
+        # it as its requests end, an idle one what it keeps after LEASE_IDLE)
         await total.acquire()
         try:
             await gate.acquire()
@@ -332,7 +378,34 @@ class Coordinator:
             total.release()
             raise
         peer.held.append(host)
-        peer.outbox.send("granted", rid, gate.cool_until)
+        if gate.rate is not None:
+            left = asyncio.get_running_loop().create_future()
+            peer.leasing.discard(host)
+            peer.leaving[rid] = left
+            peer.outbox.send("granted", rid, gate.cool_until, PACED)
+            gate.left(await left)
+            return
+        # the worker may keep up to its share of the host's cap and of the run's
+        keep = min(share, total_share) if gate.leasable() else 0
+        if keep:
+            peer.leasing.add(host)
+        else:
+            peer.leasing.discard(host)
+        peer.outbox.send("granted", rid, gate.cool_until, keep)
+
+    def _recall(self, peer: _Peer | None, host: str | None) -> None:
+        """Workers (`peer`, or every one) give back the slots they keep of `host` (of
+        every host: None)."""
+        for each in self.peers if peer is None else [peer]:
+            hosts = list(each.leasing) if host is None else [host] * (host in each.leasing)
+            for leased in hosts:
+                each.leasing.discard(leased)
+                each.outbox.send("recall", leased)
+
+    def _throttled(self, host: str, signal: Signal) -> None:
+        """A cool-down begins: no worker keeps a slot of the host past its request."""
+        if signal is Signal.THROTTLED or signal is Signal.OVERLOADED:
+            self._recall(None, host)
 
     # -- robots.txt ----------------------------------------------------------------------
 
@@ -391,6 +464,7 @@ class Coordinator:
             self.politeness.gate(host).release(signal, retry_after)
             assert self._total is not None
             self._total.release()
+            self._throttled(host, signal)
 
     def _recorded(
         self, peer: _Peer, batch: int, record: ResultRecord, finished: float, mtime: int | None
@@ -429,6 +503,7 @@ class Coordinator:
             assert self._total is not None
             self._total.release()
         peer.held.clear()
+        peer.leasing.clear()
         self._robots_gone(peer)
         if peer in self.parked:
             self.parked.remove(peer)

@@ -1,9 +1,10 @@
-"""Messages between the coordinator and a worker: pickled tuples, length-prefixed, over a
-socket pair both ends read with asyncio (writes never block a loop).
+"""Messages between the coordinator and a worker: tuples, over a socket pair both ends
+read with asyncio (writes never block a loop).
 
-Messages sent in one turn of the event loop leave in one write (`Outbox`), and each read
-takes every whole message that arrived (`messages`): a permit's ask, grant and return and
-a record cost a few system calls per batch of them, not one each.
+Messages sent in one turn of the event loop leave together (`Outbox`): one pickled list,
+length-prefixed, in one write (one pickle shares its classes' names and repeated strings
+among the messages: a turn's records cost one pickling, not one each); each read takes
+every whole frame that arrived (`messages`).
 """
 
 from __future__ import annotations
@@ -24,24 +25,23 @@ class Outbox:
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
-        self._frames: list[bytes] = []
+        self._queued: list[tuple[Any, ...]] = []
 
     def send(self, *message: Any) -> None:
         """Queue one message (nothing happens once the other end is gone)."""
         if self.writer.is_closing():
             return
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        self._frames.append(_HEAD.pack(len(data)) + data)
-        if len(self._frames) == 1:
+        self._queued.append(message)
+        if len(self._queued) == 1:
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Hand the queued messages to the transport."""
-        if self._frames:
-            data = b"".join(self._frames)
-            self._frames.clear()
+        """Hand the queued messages to the transport, as one frame."""
+        if self._queued:
+            data = pickle.dumps(self._queued, protocol=pickle.HIGHEST_PROTOCOL)
+            self._queued = []
             if not self.writer.is_closing():
-                self.writer.write(data)
+                self.writer.write(_HEAD.pack(len(data)) + data)
 
     async def close(self, drain: bool = True) -> None:
         """Flush, wait for the bytes to leave (`drain`), and close."""
@@ -69,8 +69,9 @@ async def messages(reader: asyncio.StreamReader) -> AsyncIterator[tuple[Any, ...
             end = offset + _HEAD.size + size
             if end > len(buffer):
                 break
-            message = pickle.loads(memoryview(buffer)[offset + _HEAD.size : end])
+            frame = pickle.loads(memoryview(buffer)[offset + _HEAD.size : end])
             offset = end
-            assert isinstance(message, tuple)
-            yield message
+            assert isinstance(frame, list)
+            for message in frame:
+                yield message
         del buffer[:offset]
