@@ -50,17 +50,27 @@ def _take_back(unraisable: sys.UnraisableHookArgs) -> None:
     """Take back a KeyboardInterrupt `unwind` raised where Python drops exceptions; hand
     everything else to the hook there was before."""
     if isinstance(unraisable.exc_value, KeyboardInterrupt) and _unwinding:
-        _raise_again(_unwinding[0])
+        signum, delay = _unwinding[0], AGAIN_SECONDS
+        while True:
+            try:
+                _raise_again(signum, delay)
+                return
+            except KeyboardInterrupt:
+                # The signal sent again came while this hook still ran (a loaded machine
+                # can keep it here longer than the delay): raised in here, it would be
+                # dropped too, and the command would end as if never signalled. Again,
+                # later.
+                delay = max(2 * delay, 0.01)
     else:
         _previous_hook[0](unraisable)
 
 
-def _raise_again(signum: int) -> None:
-    """Handle `signum` with `unwind` again and send it once the dropping place is left.
-    The timer is not a daemon: a command that ends sooner waits for it at exit, so the
-    signal still ends it (by then with `exit_now`)."""
+def _raise_again(signum: int, delay: float) -> None:
+    """Handle `signum` with `unwind` again and send it `delay` seconds later, once the
+    dropping place is left. The timer is not a daemon: a command that ends sooner waits for
+    it at exit, so the signal still ends it (by then with `exit_now`)."""
     on_signals(unwind)
-    threading.Timer(AGAIN_SECONDS, os.kill, (os.getpid(), signum)).start()
+    threading.Timer(delay, os.kill, (os.getpid(), signum)).start()
 
 
 def on_signals(handler: Handler | signal.Handlers) -> None:

@@ -974,8 +974,16 @@ MUTANTS: list[Mutant] = [
         "signal-dropped-in-callback",
         "a signal ends the command with one line and exit 130 at any moment (architecture)",
         "imgflow/signals.py",
-        "        _raise_again(_unwinding[0])",
-        "        _previous_hook[0](unraisable)",
+        "                _raise_again(signum, delay)\n",
+        "                _previous_hook[0](unraisable)\n",
+        ("tests/test_signals.py",),
+    ),
+    Mutant(
+        "signal-dropped-in-its-own-hook",
+        "a signal sent again while the hook that took it back still runs is not dropped",
+        "imgflow/signals.py",
+        "                delay = max(2 * delay, 0.01)\n",
+        "                return\n",
         ("tests/test_signals.py",),
     ),
     # -- concurrent runs: a new data folder opened by runs together ---------------------------
