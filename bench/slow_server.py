@@ -3,8 +3,9 @@
     python slow_server.py PORT [DELAY_SECONDS]
 
 Every GET answers a small GIF after DELAY_SECONDS (default 0.05), with keep-alive.
-``GET /_stats`` returns JSON: requests served, the most ever in flight at once, and the
-time from the first request's arrival to the last response; ``GET /_reset`` clears them.
+``GET /_stats`` returns JSON: requests served, the most ever in flight at once, the
+time from the first request's arrival to the last response, and the mean in flight over
+that span; ``GET /_reset`` clears them.
 """
 
 from __future__ import annotations
@@ -32,11 +33,28 @@ class Stats:
         self.max_in_flight = 0
         self.first = 0.0
         self.last = 0.0
+        self.area = 0.0  # requests in flight integrated over time (mean = area / span)
+        self.changed = 0.0
+
+    def step(self, delta: int) -> None:
+        """One more (or one fewer) request in flight, now."""
+        now = time.perf_counter()
+        if self.in_flight:
+            self.area += self.in_flight * (now - self.changed)
+        self.changed = now
+        self.in_flight += delta
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
     def as_json(self) -> bytes:
         span = self.last - self.first if self.served else 0.0
+        mean = self.area / span if span else 0.0
         return json.dumps(
-            {"served": self.served, "max_in_flight": self.max_in_flight, "span": span}
+            {
+                "served": self.served,
+                "max_in_flight": self.max_in_flight,
+                "span": span,
+                "mean_in_flight": mean,
+            }
         ).encode()
 
 
@@ -62,11 +80,10 @@ async def serve(
             now = time.perf_counter()
             if not stats.served and not stats.in_flight:
                 stats.first = now
-            stats.in_flight += 1
-            stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+            stats.step(1)
             await asyncio.sleep(delay)
             writer.write(_response(GIF, b"image/gif"))
-            stats.in_flight -= 1
+            stats.step(-1)
             stats.served += 1
             stats.last = time.perf_counter()
     except (asyncio.IncompleteReadError, ConnectionError):
