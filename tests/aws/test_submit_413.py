@@ -1,0 +1,118 @@
+"""The API's job route is the submit Lambda: 413 over Step Functions' execution input limit
+(with how to send a manifest reference instead), 400 for a body that is not a JSON object,
+else the execution it started, answered as the StartExecution integration answered.
+
+The API is the strict stand-in (support/http_api.py): it invokes the Lambda with a payload
+2.0 event only under the function's invoke permission for API Gateway, as the service does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from lambda_invoke import patched
+from pipeline_env import Deployed, deploy_pipeline, pipeline_config
+from support.aws_moto import wait_for_execution
+from support.http_api import HttpApiDouble
+from test_via_api import TEST_CREDENTIALS, signed
+
+from imgflow.aws.client import Aws
+from imgflow.aws.deploy.api import PERMISSION_ID
+from imgflow.aws.job_api import uploaded_body
+from imgflow.aws.runtime.submit import MAX_EXECUTION_INPUT
+from imgflow.demo.server import StaticServer
+
+
+@pytest.fixture
+def api(
+    aws: Aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Deployed, HttpApiDouble]]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", TEST_CREDENTIALS.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", TEST_CREDENTIALS.secret_key)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", str(TEST_CREDENTIALS.token))
+    with patched():
+        deployed = deploy_pipeline(aws, pipeline_config(tmp_path / "deployed"))
+        api_id = str(deployed.outputs.api_id)
+        double = HttpApiDouble(aws, api_id, TEST_CREDENTIALS, tmp_path)
+        try:
+            with double.reachable(monkeypatch):
+                yield deployed, double
+        finally:
+            double.close()
+
+
+def post(url: str, data: bytes) -> httpx.Response:
+    return httpx.post(url, content=data, headers=signed(url, data, "us-east-1"), timeout=60)
+
+
+def executions(aws: Aws, deployed: Deployed) -> list[str]:
+    sfn = aws.stepfunctions()
+    found = sfn.list_executions(stateMachineArn=deployed.outputs.state_machine_arn)
+    return [e["executionArn"] for e in found["executions"]]
+
+
+def test_a_body_over_the_execution_input_limit_is_a_413_naming_the_way_round(
+    aws: Aws, api: tuple[Deployed, HttpApiDouble]
+) -> None:
+    deployed, double = api
+    url = str(deployed.outputs.api_url)
+    body = {"baseUrl": "https://h", "resourcePaths": [], "lambdaConcur": 2, "pad": ""}
+    data = json.dumps(body, separators=(",", ":")).encode()
+    body["pad"] = "x" * (MAX_EXECUTION_INPUT + 1 - len(data))
+    data = json.dumps(body, separators=(",", ":")).encode()
+    assert len(data) == MAX_EXECUTION_INPUT + 1 == 262_145
+    answer = post(url, data)
+    assert answer.status_code == 413, answer.text
+    message = answer.json()["message"]
+    assert "262,144 bytes" in message and '{"manifest": "s3://' in message
+    assert executions(aws, deployed) == [] and double.seen.bodies == []
+    # Not JSON, or JSON but not an object: 400, one message, nothing started.
+    for bad in (b"{not json", b"[1, 2]", b"\xff\xfe"):
+        refused = post(url, bad)
+        assert refused.status_code == 400, refused.text
+        assert refused.json() == {
+            "message": "the request body must be a JSON object (a job or a manifest reference)"
+        }
+    assert executions(aws, deployed) == []
+
+
+def test_a_seed_body_and_a_manifest_reference_start_executions_as_before(
+    aws: Aws, api: tuple[Deployed, HttpApiDouble], flags: StaticServer
+) -> None:
+    deployed, double = api
+    url = str(deployed.outputs.api_url)
+    body = {"baseUrl": flags.base_url, "resourcePaths": ["ad/ad.gif"], "lambdaConcur": 2}
+    answer = post(url, json.dumps(body).encode())
+    assert answer.status_code == 200, answer.text
+    reply = answer.json()
+    assert set(reply) == {"executionArn", "startDate"} and isinstance(reply["startDate"], float)
+    execution = wait_for_execution(aws, reply["executionArn"])
+    assert execution["status"] == "SUCCEEDED", execution
+    assert json.loads(execution["input"]) == body
+    # A job uploaded by the CLI and sent as a reference starts as it is.
+    big = {"baseUrl": flags.base_url, "resourcePaths": ["p/" + "s" * 200] * 1400}
+    reference = uploaded_body(aws, deployed.bucket, big)
+    assert set(reference) == {"manifest"}
+    started = post(url, json.dumps(reference).encode())
+    assert started.status_code == 200, started.text
+    sfn = aws.stepfunctions()
+    described = sfn.describe_execution(executionArn=started.json()["executionArn"])
+    assert json.loads(described["input"]) == reference
+    assert double.seen.bodies == [body, reference]
+
+
+def test_the_stand_in_refuses_without_the_invoke_permission(
+    aws: Aws, api: tuple[Deployed, HttpApiDouble]
+) -> None:
+    """API Gateway invokes the function only under its resource policy: without it, 500."""
+    deployed, double = api
+    url = str(deployed.outputs.api_url)
+    function = deployed.outputs.functions["submit"]
+    aws.lambda_().remove_permission(FunctionName=function, StatementId=PERMISSION_ID)
+    answer = post(url, b'{"baseUrl": "https://h", "resourcePaths": []}')
+    assert answer.status_code == 500 and answer.json() == {"message": "Internal Server Error"}
+    assert executions(aws, deployed) == []
