@@ -22,6 +22,7 @@ from infra.lambda_env import environment
 from infra.names import LAMBDA_ROLES, SUBMIT
 
 FUNCTION = "lambda function"
+SUBMIT_MEMORY = 256  # MB: the submit function parses one body and calls StartExecution
 # botocore's waiters poll GetFunction once a second, up to 300 times (5 minutes).
 ACTIVE = "function_active_v2"
 UPDATED = "function_updated_v2"
@@ -30,7 +31,11 @@ UPDATED = "function_updated_v2"
 def desired_settings(ctx: Context, role: str) -> dict[str, Any]:
     """The function's configuration as Lambda reports it."""
     lam = ctx.cfg.lambda_
-    memory = {"plan": lam.plan_memory, "consolidate": lam.consolidate_memory}.get(role, lam.memory)
+    memory = {
+        "plan": lam.plan_memory,
+        "consolidate": lam.consolidate_memory,
+        SUBMIT: SUBMIT_MEMORY,
+    }.get(role, lam.memory)
     names = ctx.names
     variables = environment(ctx.cfg, names.bucket, names.table, names.topic_arn)
     if role == SUBMIT:  # the one function that starts executions (the API's job route)
