@@ -116,3 +116,4 @@ def test_the_stand_in_refuses_without_the_invoke_permission(
     answer = post(url, b'{"baseUrl": "https://h", "resourcePaths": []}')
     assert answer.status_code == 500 and answer.json() == {"message": "Internal Server Error"}
     assert executions(aws, deployed) == []
+    assert double.seen.requests == [("POST", "/jobs", 500)] and double.seen.bodies == []
