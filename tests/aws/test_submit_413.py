@@ -8,6 +8,7 @@ The API is the strict stand-in (support/http_api.py): it invokes the Lambda with
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from test_via_api import TEST_CREDENTIALS, signed
 from imgflow.aws.client import Aws
 from imgflow.aws.deploy.api import PERMISSION_ID
 from imgflow.aws.job_api import uploaded_body
-from imgflow.aws.runtime.submit import MAX_EXECUTION_INPUT
+from imgflow.aws.runtime.submit import MAX_EXECUTION_INPUT, submit
 from imgflow.demo.server import StaticServer
 
 
@@ -117,3 +118,32 @@ def test_the_stand_in_refuses_without_the_invoke_permission(
     assert answer.status_code == 500 and answer.json() == {"message": "Internal Server Error"}
     assert executions(aws, deployed) == []
     assert double.seen.requests == [("POST", "/jobs", 500)] and double.seen.bodies == []
+
+
+def test_the_handler_starts_a_body_at_the_limit_and_refuses_one_byte_more(aws: Aws) -> None:
+    """The handler alone on moto's Step Functions (fast): the limit is exact, base64 bodies
+    (as API Gateway sends binary ones) count decoded, and nothing over it is started."""
+    sfn = aws.stepfunctions()
+    definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+    role = "arn:aws:iam::123456789012:role/submit-test"
+    arn = sfn.create_state_machine(name="submit-test", definition=definition, roleArn=role)[
+        "stateMachineArn"
+    ]
+    head = b'{"manifest":"'
+    at_limit = head + b"x" * (MAX_EXECUTION_INPUT - len(head) - 2) + b'"}'
+    assert len(at_limit) == MAX_EXECUTION_INPUT
+    over = at_limit[:-2] + b'x"}'
+
+    def event(data: bytes) -> dict[str, object]:
+        return {"version": "2.0", "body": base64.b64encode(data).decode(), "isBase64Encoded": True}
+
+    refused = submit(sfn, arn, event(over))
+    assert (
+        refused["statusCode"] == 413 and "262,144 bytes" in json.loads(refused["body"])["message"]
+    )
+    assert sfn.list_executions(stateMachineArn=arn)["executions"] == []
+    started = submit(sfn, arn, event(at_limit))
+    assert started["statusCode"] == 200, started
+    (execution,) = sfn.list_executions(stateMachineArn=arn)["executions"]
+    assert json.loads(started["body"])["executionArn"] == execution["executionArn"]
+    assert submit(sfn, arn, {"body": "not base64!", "isBase64Encoded": True})["statusCode"] == 400
