@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -22,9 +22,11 @@ from support.http_api import HttpApiDouble
 from test_via_api import TEST_CREDENTIALS, signed
 
 from imgflow.aws.client import Aws
+from imgflow.aws.deploy import DeploymentOutputs, DeployResult
 from imgflow.aws.deploy.api import PERMISSION_ID
 from imgflow.aws.job_api import uploaded_body
 from imgflow.aws.runtime.submit import MAX_EXECUTION_INPUT, submit
+from imgflow.config import Config
 from imgflow.demo.server import StaticServer
 
 
@@ -147,3 +149,39 @@ def test_the_handler_starts_a_body_at_the_limit_and_refuses_one_byte_more(aws: A
     (execution,) = sfn.list_executions(stateMachineArn=arn)["executions"]
     assert json.loads(started["body"])["executionArn"] == execution["executionArn"]
     assert submit(sfn, arn, {"body": "not base64!", "isBase64Encoded": True})["statusCode"] == 400
+
+
+def test_a_deployment_with_the_former_integration_moves_to_the_submit_lambda(
+    aws: Aws,
+    run_deploy: Callable[..., DeployResult],
+    deploy_cfg: Config,
+    deployed: DeploymentOutputs,
+) -> None:
+    """A deployment made when the route went straight to StartExecution: deploy points the
+    route at the submit Lambda, deletes the old integration, and a third deploy is a no-op;
+    a lost invoke permission is put back."""
+    api, api_id = aws.apigatewayv2(), str(deployed.api_id)
+    (route,) = api.get_routes(ApiId=api_id)["Items"]
+    former = api.create_integration(
+        ApiId=api_id,
+        IntegrationType="AWS_PROXY",
+        IntegrationSubtype="StepFunctions-StartExecution",
+        PayloadFormatVersion="1.0",
+        CredentialsArn=deployed.roles["api"],
+        RequestParameters={"StateMachineArn": deployed.state_machine_arn, "Input": "$request.body"},
+    )["IntegrationId"]
+    api.update_route(ApiId=api_id, RouteId=route["RouteId"], Target=f"integrations/{former}")
+    api.delete_integration(ApiId=api_id, IntegrationId=route["Target"].split("/")[1])
+    aws.lambda_().remove_permission(
+        FunctionName=deployed.functions["submit"], StatementId=PERMISSION_ID
+    )
+    again = run_deploy(deploy_cfg)
+    (step,) = [s for s in again.plan.steps if s.kind == "http api"]
+    assert set(step.changes) == {"integration", "permission"}
+    (integration,) = api.get_integrations(ApiId=api_id)["Items"]
+    assert integration["IntegrationUri"] == deployed.functions["submit"]
+    (route,) = api.get_routes(ApiId=api_id)["Items"]
+    assert route["Target"] == f"integrations/{integration['IntegrationId']}"
+    policy = aws.lambda_().get_policy(FunctionName=deployed.functions["submit"])["Policy"]
+    assert len(json.loads(policy)["Statement"]) == 1
+    assert {s.action for s in run_deploy(deploy_cfg).plan.steps} == {"no change"}
