@@ -81,6 +81,14 @@ def test_a_body_over_the_execution_input_limit_is_a_413_naming_the_way_round(
             "message": "the request body must be a JSON object (a job or a manifest reference)"
         }
     assert executions(aws, deployed) == []
+    # API Gateway invokes the function only under its resource policy: without it, 500.
+    aws.lambda_().remove_permission(
+        FunctionName=deployed.outputs.functions["submit"], StatementId=PERMISSION_ID
+    )
+    answer = post(url, b'{"baseUrl": "https://h", "resourcePaths": []}')
+    assert answer.status_code == 500 and answer.json() == {"message": "Internal Server Error"}
+    assert executions(aws, deployed) == [] and double.seen.bodies == []
+    assert double.seen.requests[-1] == ("POST", "/jobs", 500)
 
 
 def test_a_seed_body_and_a_manifest_reference_start_executions_as_before(
@@ -106,20 +114,6 @@ def test_a_seed_body_and_a_manifest_reference_start_executions_as_before(
     described = sfn.describe_execution(executionArn=started.json()["executionArn"])
     assert json.loads(described["input"]) == reference
     assert double.seen.bodies == [body, reference]
-
-
-def test_the_stand_in_refuses_without_the_invoke_permission(
-    aws: Aws, api: tuple[Deployed, HttpApiDouble]
-) -> None:
-    """API Gateway invokes the function only under its resource policy: without it, 500."""
-    deployed, double = api
-    url = str(deployed.outputs.api_url)
-    function = deployed.outputs.functions["submit"]
-    aws.lambda_().remove_permission(FunctionName=function, StatementId=PERMISSION_ID)
-    answer = post(url, b'{"baseUrl": "https://h", "resourcePaths": []}')
-    assert answer.status_code == 500 and answer.json() == {"message": "Internal Server Error"}
-    assert executions(aws, deployed) == []
-    assert double.seen.requests == [("POST", "/jobs", 500)] and double.seen.bodies == []
 
 
 def test_the_handler_starts_a_body_at_the_limit_and_refuses_one_byte_more(aws: Aws) -> None:
