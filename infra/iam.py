@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.names import FUNCTION_ROLES, Names
+from infra.names import FUNCTION_ROLES, SUBMIT, Names
 
 Policy = dict[str, Any]
 Statement = dict[str, Any]
@@ -182,6 +182,15 @@ def api_policy(names: Names) -> Policy:
     return _policy(_allow("StartJobs", ["states:StartExecution"], [names.state_machine_arn]))
 
 
+def submit_policy(names: Names) -> Policy:
+    """The submit Lambda (the API's job route): start executions of exactly this deployment's
+    state machine, and write its own logs."""
+    return _policy(
+        _allow("StartJobs", ["states:StartExecution"], [names.state_machine_arn]),
+        _logs(names, SUBMIT),
+    )
+
+
 def role_policies(
     names: Names, prefix: str, *, logging: bool = True, xray: bool = False, shards: bool = False
 ) -> dict[str, tuple[str, Policy]]:
@@ -190,6 +199,7 @@ def role_policies(
         "plan": (LAMBDA_SERVICE, plan_policy(names)),
         "download": (LAMBDA_SERVICE, download_policy(names, prefix, shards=shards)),
         "consolidate": (LAMBDA_SERVICE, consolidate_policy(names)),
+        SUBMIT: (LAMBDA_SERVICE, submit_policy(names)),
         "statemachine": (
             STATES_SERVICE,
             state_machine_policy(names, logging=logging, xray=xray),

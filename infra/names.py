@@ -5,8 +5,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+# The functions the state machine invokes (infra/iam.py grants it InvokeFunction on these).
 FUNCTION_ROLES = ("plan", "download", "consolidate")
-ROLE_PURPOSES = (*FUNCTION_ROLES, "statemachine", "api")
+# The function behind the HTTP API's job route (invoked by API Gateway, never the state machine).
+SUBMIT = "submit"
+LAMBDA_ROLES = (*FUNCTION_ROLES, SUBMIT)
+ROLE_PURPOSES = (*LAMBDA_ROLES, "statemachine", "api")
 TAG_KEY = "imgflow:deployment"
 
 
@@ -46,7 +50,7 @@ class Names:
         return f"{self.deployment}-api"
 
     def function(self, role: str) -> str:
-        """The Lambda function for `role` (plan, download or consolidate)."""
+        """The Lambda function for `role` (plan, download, consolidate or submit)."""
         return f"{self.deployment}-{role}"
 
     def role(self, purpose: str) -> str:

@@ -48,6 +48,8 @@ def pytest_terminal_summary(
 # A node id prefix each; the rest keep pytest-randomly's order, and so do these among
 # themselves. A test missing here is only scheduled less well.
 SLOW_FIRST: tuple[str, ...] = (
+    "tests/aws/test_submit_413.py::test_a_seed_body_and_a_manifest_reference_start_executions_as_before",
+    "tests/aws/test_submit_413.py::test_a_body_over_the_execution_input_limit_is_a_413_naming_the_way_round",
     "tests/test_url_tables_stream.py::test_a_million_row_table_streams_in_flat_memory",
     "tests/test_paths_stream_cli.py::test_a_million_line_paths_file_starts_at_once",
     "tests/aws/test_cli_aws_e2e.py::test_deploy_run_status_teardown",

@@ -102,7 +102,7 @@ def teardown_table(result: TeardownResult) -> Table:
 def offline_rows(deployment: str) -> list[tuple[str, str]]:
     """Every resource a first deploy of `deployment` creates, (kind, name), made from the
     config alone (no account: the bucket's digest needs one)."""
-    from infra.names import FUNCTION_ROLES, ROLE_PURPOSES, Names
+    from infra.names import LAMBDA_ROLES, ROLE_PURPOSES, Names
 
     names = Names(deployment, "<account>", "<region>")
     return [
@@ -110,8 +110,8 @@ def offline_rows(deployment: str) -> list[tuple[str, str]]:
         ("dynamodb table", names.table),
         ("sns topic", names.topic),
         *(("iam role", names.role(purpose)) for purpose in ROLE_PURPOSES),
-        *(("log group", f"/aws/lambda/{names.function(r)}") for r in FUNCTION_ROLES),
-        *(("lambda function", names.function(role)) for role in FUNCTION_ROLES),
+        *(("log group", f"/aws/lambda/{names.function(r)}") for r in LAMBDA_ROLES),
+        *(("lambda function", names.function(role)) for role in LAMBDA_ROLES),
         ("log group", f"/aws/vendedlogs/states/{names.state_machine}"),
         ("state machine", names.state_machine),
         ("http api", names.api),

@@ -59,7 +59,7 @@ def test_functions_have_runtime_timeout_memory_env_and_tags(
         assert config["Runtime"] == "python3.12"
         assert config["Handler"] == f"lambdas.{role}.handler"
         assert config["Timeout"] == deploy_cfg.lambda_.timeout == 300
-        expected_memory = {"plan": 512, "consolidate": 512, "download": 1024}[role]
+        expected_memory = {"plan": 512, "consolidate": 512, "download": 1024, "submit": 256}[role]
         assert config["MemorySize"] == expected_memory
         assert config["Role"] == deployed.roles[role]
         env = config["Environment"]["Variables"]
@@ -88,7 +88,7 @@ def test_log_groups_are_tagged_with_retention_and_made_before_their_functions(
     assert mutations.index("CreateLogGroup") < mutations.index("CreateFunction")
     kinds = [s.kind for s in result.plan.steps]
     assert kinds.index("log group") < kinds.index("lambda function")
-    assert kinds.count("log group") == 4  # three functions' and the state machine's
+    assert kinds.count("log group") == 5  # four functions' and the state machine's
 
 
 def test_log_groups_without_retention_never_expire(
@@ -97,7 +97,7 @@ def test_log_groups_without_retention_never_expire(
     cfg = make_cfg(**{"lambda": {"log_retention_days": None}})
     run_deploy(cfg)
     groups = aws.logs().describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]
-    assert len(groups) == 3 and all("retentionInDays" not in g for g in groups)
+    assert len(groups) == 4 and all("retentionInDays" not in g for g in groups)
 
 
 def test_state_machine_and_api(aws: Aws, deploy_cfg: Config, deployed: DeploymentOutputs) -> None:
@@ -111,12 +111,20 @@ def test_state_machine_and_api(aws: Aws, deploy_cfg: Config, deployed: Deploymen
     assert [(r["RouteKey"], r["AuthorizationType"]) for r in routes] == [("POST /jobs", "AWS_IAM")]
     integration_id = routes[0]["Target"].removeprefix("integrations/")
     integration = api.get_integration(ApiId=deployed.api_id, IntegrationId=integration_id)
-    assert integration["IntegrationSubtype"] == "StepFunctions-StartExecution"
-    assert integration["RequestParameters"] == {
-        "StateMachineArn": deployed.state_machine_arn,
-        "Input": "$request.body",
-    }
-    assert integration["CredentialsArn"] == deployed.roles["api"]
+    assert (integration["IntegrationType"], integration["PayloadFormatVersion"]) == (
+        "AWS_PROXY",
+        "2.0",
+    )
+    assert integration["IntegrationUri"] == deployed.functions["submit"]
+    assert "IntegrationSubtype" not in integration and "CredentialsArn" not in integration
+    policy = json.loads(
+        aws.lambda_().get_policy(FunctionName=deployed.functions["submit"])["Policy"]
+    )
+    (statement,) = policy["Statement"]
+    assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == (
+        f"arn:aws:execute-api:us-east-1:{deployed.account}:{deployed.api_id}/*/POST/jobs"
+    )
 
 
 def test_outputs_are_saved_in_the_state_file(
@@ -136,8 +144,9 @@ def test_second_deploy_makes_no_mutating_call(
     assert mutations == []
     assert [s.action for s in second.plan.steps] == ["no change"] * len(first.plan.steps)
     assert second.outputs == first.outputs
-    assert len(created) == 35
-    assert created.count("CreateLogGroup") == 4 and created.count("PutRetentionPolicy") == 4
+    assert len(created) == 41
+    assert created.count("CreateLogGroup") == 5 and created.count("PutRetentionPolicy") == 5
+    assert created.count("AddPermission") == 1
 
 
 def test_state_is_saved_after_every_step(
@@ -152,7 +161,7 @@ def test_state_is_saved_after_every_step(
         on_disk.append(step.key in load_state(deploy_cfg).resources)
 
     run_deploy(deploy_cfg, on_step=check)
-    assert on_disk == [True] * 17
+    assert on_disk == [True] * 20
 
 
 def test_tls_only_off_for_emulators_removes_the_policy_and_warns(
@@ -195,4 +204,4 @@ def test_state_machine_logs_errors_by_default_and_xray_on_request(
     described = sfn.describe_state_machine(stateMachineArn=outputs.state_machine_arn)
     assert described["loggingConfiguration"]["level"] == "ALL"
     assert described["tracingConfiguration"] == {"enabled": True}
-    assert [s.action for s in run_deploy(traced).plan.steps] == ["no change"] * 17
+    assert [s.action for s in run_deploy(traced).plan.steps] == ["no change"] * 20

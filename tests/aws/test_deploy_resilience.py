@@ -160,7 +160,7 @@ def test_log_groups_lambda_made_are_adopted_and_tagged(
     result = run_deploy(deploy_cfg)
     step = next(s for s in result.plan.steps if s.name == name)
     assert (step.action, step.changes) == ("update", ("retention", "tags"))
-    assert mutations.count("CreateLogGroup") == 3  # the two others and the state machine's
+    assert mutations.count("CreateLogGroup") == 4  # the three others and the state machine's
     arn = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]["logGroupArn"]
     assert logs.list_tags_for_resource(resourceArn=arn)["tags"] == {TAG_KEY: deploy_cfg.deployment}
     teardown(deploy_cfg, aws)
@@ -206,7 +206,7 @@ def test_changed_config_updates_in_place(
     assert result.plan.warnings and "api.auth" in result.plan.warnings[0]
     assert "UpdateFunctionConfiguration" in mutations
     assert "UpdateFunctionCode" not in mutations
-    assert mutations.count("PutRetentionPolicy") == 4
+    assert mutations.count("PutRetentionPolicy") == 5
     groups = aws.logs().describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}-")
     assert {g["retentionInDays"] for g in groups["logGroups"]} == {7}
     route = aws.apigatewayv2().get_routes(ApiId=result.outputs.api_id or "")["Items"][0]
@@ -236,8 +236,8 @@ def test_changed_code_is_uploaded(
     monkeypatch.setattr(zips, "project_files", with_extra)
     mutations.clear()
     result = run_deploy(deploy_cfg)
-    assert [s.changes for s in result.plan.steps if s.action == "update"] == [("code",)] * 3
-    assert mutations == ["UpdateFunctionCode"] * 3
+    assert [s.changes for s in result.plan.steps if s.action == "update"] == [("code",)] * 4
+    assert mutations == ["UpdateFunctionCode"] * 4
 
 
 def test_dry_run_makes_no_mutating_call(

@@ -193,6 +193,7 @@ def test_trust_policies_name_the_service_and_this_account_only() -> None:
         "plan": "lambda.amazonaws.com",
         "download": "lambda.amazonaws.com",
         "consolidate": "lambda.amazonaws.com",
+        "submit": "lambda.amazonaws.com",
         "statemachine": "states.amazonaws.com",
         "api": "apigateway.amazonaws.com",
     }

@@ -27,11 +27,11 @@ def test_empty_deployment_is_removed_completely(
 ) -> None:
     result = teardown(deploy_cfg, aws)
     assert result.kept == []
-    assert len(result.deleted) == 17
+    assert len(result.deleted) == 20
     kinds = [kind for kind, _ in result.deleted]
     # each log group after what writes to it
-    assert kinds[:6] == ["http api", "state machine", "log group", *["lambda function"] * 3]
-    assert kinds[6:9] == ["log group"] * 3
+    assert kinds[:7] == ["http api", "state machine", "log group", *["lambda function"] * 4]
+    assert kinds[7:11] == ["log group"] * 4
     assert kinds[-1] == "s3 bucket"
     assert not _bucket_exists(aws, deployed.bucket)
     assert aws.dynamodb().list_tables()["TableNames"] == []
@@ -66,7 +66,7 @@ def test_teardown_without_state_file_finds_tagged_resources(
 ) -> None:
     state_path(deploy_cfg).unlink()
     result = teardown(deploy_cfg, aws, delete_data=True)
-    assert len(result.deleted) == 17
+    assert len(result.deleted) == 20
     assert aws.logs().describe_log_groups()["logGroups"] == []
 
 
@@ -80,9 +80,12 @@ def test_teardown_leaves_other_deployments_alone(
     other = run_deploy(make_cfg()).outputs
     teardown(deploy_cfg, aws, delete_data=True)
     assert _bucket_exists(aws, other.bucket)
-    assert len(aws.lambda_().list_functions()["Functions"]) == 3
+    assert len(aws.lambda_().list_functions()["Functions"]) == 4
     groups = aws.logs().describe_log_groups()["logGroups"]
     assert [g["logGroupName"] for g in groups] == [
-        *(f"/aws/lambda/{other.deployment}-{role}" for role in ("consolidate", "download", "plan")),
+        *(
+            f"/aws/lambda/{other.deployment}-{role}"
+            for role in ("consolidate", "download", "plan", "submit")
+        ),
         f"/aws/vendedlogs/states/{other.deployment}-pipeline",
     ]

@@ -1906,4 +1906,16 @@ MUTANTS: list[Mutant] = [
             "test_a_run_without_config_file_or_variables_does_not_load_yaml",
         ),
     ),
+    Mutant(
+        "submit-limit-check-off",
+        "the API answers 413 to a body over Step Functions' execution input limit, never"
+        " starting it (docs/aws.md)",
+        "imgflow/aws/runtime/submit.py",
+        "    if len(data) > MAX_EXECUTION_INPUT:",
+        "    if False:",
+        (
+            "tests/aws/test_submit_413.py::"
+            "test_the_handler_starts_a_body_at_the_limit_and_refuses_one_byte_more",
+        ),
+    ),
 ]

@@ -12,13 +12,24 @@ StepFunctions-StartExecution integration) and serves exactly that:
 - a route with AWS_IAM: the SigV4 signature is recomputed with botocore's signer from the
   known test credentials, for the API's region and service ``execute-api``, and compared;
   a missing, mis-scoped or wrong signature is a 403 as API Gateway answers it;
-- then the integration: StartExecution of the integration's state machine with the request
-  body as input (``Input = $request.body``), answered with the execution ARN.
+- then the integration, either of:
+  - StepFunctions-StartExecution (the former integration): StartExecution of its state
+    machine with the request body as input, answered with the execution ARN;
+  - AWS_PROXY to a Lambda function (payload format 2.0): API Gateway invokes the function
+    only under a resource-based permission for apigateway.amazonaws.com whose SourceArn
+    matches the request's ``arn:aws:execute-api:<region>:<account>:<api-id>/<stage>/<METHOD>
+    <path>``; without one the real service answers 500 ``{"message":"Internal Server
+    Error"}`` (and logs the permission error), and so does this double. With permission it
+    sends the payload 2.0 event (version, routeKey, rawPath, headers, requestContext, body,
+    isBase64Encoded) and maps the function's proxy answer (statusCode, headers, body,
+    isBase64Encoded) to the HTTP reply; a function error is a 500.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import fnmatch
 import hmac
 import json
 import re
@@ -57,6 +68,7 @@ class Route:
     authorization: str
     state_machine_arn: str
     credentials_arn: str = ""
+    function_arn: str = ""  # an AWS_PROXY Lambda integration's function (payload 2.0)
 
 
 @dataclass
@@ -75,10 +87,16 @@ def deployed_routes(aws: Aws, api_id: str) -> list[Route]:
         method, path = item["RouteKey"].split(" ", 1)
         integration_id = item["Target"].removeprefix("integrations/")
         integration = client.get_integration(ApiId=api_id, IntegrationId=integration_id)
+        auth = item.get("AuthorizationType", "NONE")
+        if not integration.get("IntegrationSubtype"):
+            assert integration["IntegrationType"] == "AWS_PROXY"
+            assert integration["PayloadFormatVersion"] == "2.0"
+            function = integration["IntegrationUri"]
+            routes.append(Route(method, path, auth, "", function_arn=function))
+            continue
         assert integration["IntegrationSubtype"] == "StepFunctions-StartExecution"
         assert integration["RequestParameters"]["Input"] == "$request.body"
         arn = integration["RequestParameters"]["StateMachineArn"]
-        auth = item.get("AuthorizationType", "NONE")
         routes.append(Route(method, path, auth, arn, integration.get("CredentialsArn", "")))
     return routes
 
@@ -111,6 +129,25 @@ def api_gateway_may_assume(policy: dict[str, Any]) -> bool:
             continue
         conditions = statement.get("Condition", {})
         if all(_condition_holds(op, values) for op, values in conditions.items()):
+            return True
+    return False
+
+
+def api_gateway_may_invoke(policy: dict[str, Any], source_arn: str) -> bool:
+    """Whether a function's resource policy lets API Gateway invoke it for `source_arn`
+    (an Allow for apigateway.amazonaws.com, lambda:InvokeFunction, and an ArnLike
+    AWS:SourceArn condition matching the request, when there is one)."""
+    for statement in policy.get("Statement", []):
+        principal = statement.get("Principal", {})
+        service = principal.get("Service") if isinstance(principal, dict) else principal
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if statement.get("Effect") != "Allow" or service != API_GATEWAY:
+            continue
+        if "lambda:InvokeFunction" not in actions:
+            continue
+        pattern = statement.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn", "*")
+        if fnmatch.fnmatchcase(source_arn, pattern):
             return True
     return False
 
@@ -206,11 +243,59 @@ class HttpApiDouble:
             trust = json.loads(trust) if isinstance(trust, str) else trust
             if not api_gateway_may_assume(trust):  # API Gateway answers 500 and logs it
                 return 500, {"message": "Internal Server Error"}
+        if route.function_arn:
+            return self._invoke(route, headers, body)
         self.seen.bodies.append(json.loads(body))
         started = self._aws.stepfunctions().start_execution(
             stateMachineArn=route.state_machine_arn, name=str(uuid.uuid4()), input=body.decode()
         )
         return 200, {"executionArn": started["executionArn"], "startDate": 0}
+
+    def _invoke(self, route: Route, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        """The Lambda proxy integration (payload format 2.0), as API Gateway runs it."""
+        lam = self._aws.lambda_()
+        account = route.function_arn.split(":")[4]
+        source = f"arn:aws:execute-api:{self.region}:{account}:{self.api_id}/$default/"
+        source += f"{route.method}{route.path}"
+        try:
+            policy = json.loads(lam.get_policy(FunctionName=route.function_arn)["Policy"])
+        except lam.exceptions.ResourceNotFoundException:
+            policy = {}
+        if not api_gateway_may_invoke(policy, source):
+            return 500, {"message": "Internal Server Error"}
+        try:
+            text, encoded = body.decode(), False
+        except UnicodeDecodeError:
+            text, encoded = base64.b64encode(body).decode(), True
+        event = {
+            "version": "2.0",
+            "routeKey": f"{route.method} {route.path}",
+            "rawPath": route.path,
+            "rawQueryString": "",
+            "headers": headers,
+            "requestContext": {
+                "accountId": account,
+                "apiId": self.api_id,
+                "http": {"method": route.method, "path": route.path},
+                "routeKey": f"{route.method} {route.path}",
+                "stage": "$default",
+            },
+            "body": text,
+            "isBase64Encoded": encoded,
+        }
+        answer = lam.invoke(FunctionName=route.function_arn, Payload=json.dumps(event).encode())
+        payload = json.loads(answer["Payload"].read() or b"null")
+        if answer.get("FunctionError") or not isinstance(payload, dict):
+            return 500, {"message": "Internal Server Error"}
+        if "statusCode" not in payload:  # 2.0 infers a 200 with the answer as JSON body
+            return 200, payload
+        reply = payload.get("body") or ""
+        if payload.get("isBase64Encoded"):
+            reply = base64.b64decode(reply).decode()
+        status = int(payload["statusCode"])
+        if status == 200:
+            self.seen.bodies.append(json.loads(body))
+        return status, json.loads(reply) if reply else None
 
     def _proxy_handler(self) -> type[BaseHTTPRequestHandler]:
         double = self

@@ -1,17 +1,28 @@
-"""Plan the HTTP API: one route that starts executions (StepFunctions-StartExecution)."""
+"""Plan the HTTP API: one route whose Lambda (submit, payload format 2.0) starts executions.
+
+The route's integration is AWS_PROXY to the submit function (imgflow/aws/runtime/submit.py),
+which answers 413 for a body over Step Functions' execution input limit and 400 for one that
+is not a JSON object. API Gateway invokes the function under a resource-based permission
+(lambda:AddPermission for apigateway.amazonaws.com, SourceArn: this API's route), so no
+credentials role is involved. A deployment made with the former StepFunctions-StartExecution
+integration gets a new Lambda integration, its route moved to it and the old one deleted.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from imgflow.aws.client import optional
 from imgflow.aws.deploy.context import Context
 from imgflow.aws.deploy.plan import Step, step
-from infra.names import TAG_KEY
+from infra.iam import API_SERVICE
+from infra.names import SUBMIT, TAG_KEY
 
 API = "http api"
 STAGE = "$default"
-SUBTYPE = "StepFunctions-StartExecution"
+SUBTYPE = "StepFunctions-StartExecution"  # the former integration (replaced on deploy)
+PERMISSION_ID = "imgflow-api-invoke"
 
 
 def find_api(ctx: Context) -> dict[str, Any] | None:
@@ -41,16 +52,11 @@ def auth_type(ctx: Context) -> str:
 
 
 def desired_integration(ctx: Context) -> dict[str, Any]:
-    """The integration that starts an execution with the request body as input."""
+    """The integration that hands the request to the submit Lambda (payload format 2.0)."""
     return {
         "IntegrationType": "AWS_PROXY",
-        "IntegrationSubtype": SUBTYPE,
-        "PayloadFormatVersion": "1.0",
-        "CredentialsArn": ctx.names.role_arn("api"),
-        "RequestParameters": {
-            "StateMachineArn": ctx.names.state_machine_arn,
-            "Input": "$request.body",
-        },
+        "IntegrationUri": ctx.names.function_arn(SUBMIT),
+        "PayloadFormatVersion": "2.0",
     }
 
 
@@ -58,14 +64,47 @@ def _integration_changes(ctx: Context, integration: dict[str, Any] | None) -> li
     if integration is None:
         return ["integration"]
     wanted = desired_integration(ctx)
-    return ["integration"] if any(integration.get(k) != v for k, v in wanted.items()) else []
+    differs = any(integration.get(k) != v for k, v in wanted.items())
+    return ["integration"] if differs or integration.get("IntegrationSubtype") else []
 
 
 def _unrouted_integration(ctx: Context, api_id: str) -> dict[str, Any] | None:
-    """A StartExecution integration of the API, when no route leads to one: a deploy that
-    stopped between creating the integration and its route left it; reuse it, not add one."""
+    """A submit integration of the API, when no route leads to one: a deploy that stopped
+    between creating the integration and its route left it; reuse it, not add one."""
     items = ctx.aws.apigatewayv2().get_integrations(ApiId=api_id).get("Items", [])
-    return next((dict(i) for i in items if i.get("IntegrationSubtype") == SUBTYPE), None)
+    uri = ctx.names.function_arn(SUBMIT)
+    return next((dict(i) for i in items if i.get("IntegrationUri") == uri), None)
+
+
+def invoke_source_arn(ctx: Context, api_id: str) -> str:
+    """The SourceArn API Gateway invokes the submit function with: this API's job route."""
+    names = ctx.names
+    where = f"{names.partition}:execute-api:{names.region}:{names.account}"
+    return f"arn:{where}:{api_id}/*/POST{ctx.cfg.api.route}"
+
+
+def permitted_source(ctx: Context) -> str | None:
+    """The SourceArn of our invoke permission on the submit function, if it has one."""
+    lam = ctx.aws.lambda_()
+    got = optional(lambda: lam.get_policy(FunctionName=ctx.names.function(SUBMIT)))
+    statements = json.loads(got["Policy"]).get("Statement", []) if got else []
+    ours = next((s for s in statements if s.get("Sid") == PERMISSION_ID), None)
+    source = (ours or {}).get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn")
+    return str(source) if source else None
+
+
+def _permit(ctx: Context, api_id: str, replace: bool) -> None:
+    """Let API Gateway invoke the submit function for this API's route (and nothing else)."""
+    lam, name = ctx.aws.lambda_(), ctx.names.function(SUBMIT)
+    if replace:
+        lam.remove_permission(FunctionName=name, StatementId=PERMISSION_ID)
+    lam.add_permission(
+        FunctionName=name,
+        StatementId=PERMISSION_ID,
+        Action="lambda:InvokeFunction",
+        Principal=API_SERVICE,
+        SourceArn=invoke_source_arn(ctx, api_id),
+    )
 
 
 def api_step(ctx: Context) -> Step:
@@ -74,6 +113,7 @@ def api_step(ctx: Context) -> Step:
     changes: list[str] = []
     integration: dict[str, Any] | None = None
     route: dict[str, Any] | None = None
+    permitted: str | None = None
     with ctx.reading(API, name):
         found = find_api(ctx)
         if found is not None:
@@ -97,6 +137,9 @@ def api_step(ctx: Context) -> Step:
                 changes.append("stage")
             if ctx.missing_tags(found.get("Tags", {})):
                 changes.append("tags")
+            permitted = permitted_source(ctx)
+            if permitted != invoke_source_arn(ctx, api_id):
+                changes.append("permission")
 
     def apply() -> None:
         if found is None:
@@ -105,10 +148,13 @@ def api_step(ctx: Context) -> Step:
             ctx.state.remember("api", name=name, id=api_id, endpoint=created["ApiEndpoint"])
         else:
             api_id = found["ApiId"]
+        if found is None or "permission" in changes:
+            _permit(ctx, api_id, replace=permitted is not None)
         integration_id = (integration or {}).get("IntegrationId")
+        former = integration_id if (integration or {}).get("IntegrationSubtype") else None
         if found is None or "integration" in changes:
             wanted = desired_integration(ctx)
-            if integration_id:
+            if integration_id and not former:
                 api.update_integration(ApiId=api_id, IntegrationId=integration_id, **wanted)
             else:
                 integration_id = api.create_integration(ApiId=api_id, **wanted)["IntegrationId"]
@@ -122,6 +168,8 @@ def api_step(ctx: Context) -> Step:
                 api.create_route(ApiId=api_id, **settings)  # type: ignore[arg-type]
             else:
                 api.update_route(ApiId=api_id, RouteId=route["RouteId"], **settings)  # type: ignore[arg-type]
+        if former:  # the StartExecution integration, now that no route leads to it
+            api.delete_integration(ApiId=api_id, IntegrationId=former)
         if found is None or "stage" in changes:
             api.create_stage(ApiId=api_id, StageName=STAGE, AutoDeploy=True, Tags=ctx.tags)
         if "tags" in changes:
@@ -129,7 +177,7 @@ def api_step(ctx: Context) -> Step:
             api.tag_resource(ResourceArn=arn, Tags=ctx.tags)
 
     ids = {"name": name, "id": found["ApiId"], "endpoint": found["ApiEndpoint"]} if found else {}
-    settings = (route_key(ctx), auth_type(ctx), SUBTYPE)
+    settings = (route_key(ctx), auth_type(ctx), f"lambda {ctx.names.function(SUBMIT)}")
     exists = found is not None
     return step("api", API, name, changes, apply, exists=exists, ids=ids, settings=settings)
 

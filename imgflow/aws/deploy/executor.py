@@ -9,7 +9,7 @@ from imgflow.aws.deploy.api import api_url
 from imgflow.aws.deploy.context import Context, deploy_error
 from imgflow.aws.deploy.plan import Plan, Step
 from imgflow.aws.deploy.state import DeploymentOutputs
-from infra.names import FUNCTION_ROLES, ROLE_PURPOSES
+from infra.names import LAMBDA_ROLES, ROLE_PURPOSES
 
 StepHook = Callable[[Step], None]
 
@@ -28,7 +28,7 @@ def outputs(ctx: Context) -> DeploymentOutputs:
         state_machine_arn=names.state_machine_arn,
         api_id=ctx.state.resources.get("api", {}).get("id"),
         api_url=api_url(ctx),
-        functions={role: names.function_arn(role) for role in FUNCTION_ROLES},
+        functions={role: names.function_arn(role) for role in LAMBDA_ROLES},
         roles={purpose: names.role_arn(purpose) for purpose in ROLE_PURPOSES},
     )
 

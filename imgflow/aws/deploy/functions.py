@@ -1,4 +1,5 @@
-"""Plan the three Lambda functions: code from imgflow's zip, settings from config.
+"""Plan the Lambda functions (plan, download, consolidate; submit behind the API): code from
+imgflow's zip, settings from config.
 
 Lambda answers CreateFunction while the function is still ``Pending`` and an update while
 it is ``InProgress``; in those states it refuses invocations (Pending) and further updates
@@ -14,12 +15,14 @@ from typing import Any
 from imgflow.aws.client import AwsError, aws_errors, optional
 from imgflow.aws.deploy.context import Context
 from imgflow.aws.deploy.plan import Step, step
+from imgflow.aws.runtime.submit import STATE_MACHINE_VARIABLE
 from imgflow.aws.zips import LambdaZip
 from imgflow.errors import DeployError
 from infra.lambda_env import environment
-from infra.names import FUNCTION_ROLES
+from infra.names import LAMBDA_ROLES, SUBMIT
 
 FUNCTION = "lambda function"
+SUBMIT_MEMORY = 256  # MB: the submit function parses one body and calls StartExecution
 # botocore's waiters poll GetFunction once a second, up to 300 times (5 minutes).
 ACTIVE = "function_active_v2"
 UPDATED = "function_updated_v2"
@@ -28,10 +31,17 @@ UPDATED = "function_updated_v2"
 def desired_settings(ctx: Context, role: str) -> dict[str, Any]:
     """The function's configuration as Lambda reports it."""
     lam = ctx.cfg.lambda_
-    memory = {"plan": lam.plan_memory, "consolidate": lam.consolidate_memory}.get(role, lam.memory)
+    memory = {
+        "plan": lam.plan_memory,
+        "consolidate": lam.consolidate_memory,
+        SUBMIT: SUBMIT_MEMORY,
+    }.get(role, lam.memory)
     names = ctx.names
     # Only the plan step spills to /tmp (its partitions of a large job's paths).
     storage = {"EphemeralStorage": {"Size": lam.plan_ephemeral_mb}} if role == "plan" else {}
+    variables = environment(ctx.cfg, names.bucket, names.table, names.topic_arn)
+    if role == SUBMIT:  # the one function that starts executions (the API's job route)
+        variables[STATE_MACHINE_VARIABLE] = names.state_machine_arn
     return {
         **storage,
         "Runtime": lam.runtime,
@@ -39,9 +49,7 @@ def desired_settings(ctx: Context, role: str) -> dict[str, Any]:
         "Role": names.role_arn(role),
         "Timeout": lam.timeout,
         "MemorySize": memory,
-        "Environment": {
-            "Variables": environment(ctx.cfg, names.bucket, names.table, names.topic_arn)
-        },
+        "Environment": {"Variables": variables},
     }
 
 
@@ -133,5 +141,5 @@ def function_step(ctx: Context, role: str, package: LambdaZip) -> Step:
 
 
 def function_steps(ctx: Context, package: LambdaZip) -> list[Step]:
-    """A step for each of the three functions."""
-    return [function_step(ctx, role, package) for role in FUNCTION_ROLES]
+    """A step for each function: the state machine's three and the API's submit."""
+    return [function_step(ctx, role, package) for role in LAMBDA_ROLES]

@@ -15,7 +15,7 @@ from typing import Any
 
 from imgflow.aws.deploy.context import Context
 from imgflow.aws.deploy.plan import Step, step
-from infra.names import FUNCTION_ROLES
+from infra.names import LAMBDA_ROLES
 
 LOG_GROUP = "log group"
 
@@ -68,11 +68,11 @@ def log_group_step(ctx: Context, owner: str, name: str, arn: str) -> Step:
 
 
 def log_group_steps(ctx: Context) -> list[Step]:
-    """A step for the log group of each of the three functions."""
+    """A step for the log group of each function."""
     names = ctx.names
     return [
         log_group_step(ctx, role, names.log_group(role), names.log_group_arn(role))
-        for role in FUNCTION_ROLES
+        for role in LAMBDA_ROLES
     ]
 
 
