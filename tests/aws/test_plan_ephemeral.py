@@ -59,7 +59,12 @@ def test_plan_tmp_is_set_at_deploy_and_updated_on_redeploy(
 ) -> None:
     cfg = make_cfg()
     first = run_deploy(cfg)
-    assert _storage(aws, first) == {"plan": 3072, "download": 512, "consolidate": 512}
+    assert _storage(aws, first) == {
+        "plan": 3072,
+        "download": 512,
+        "consolidate": 512,
+        "submit": 512,
+    }
     bigger = from_mapping(
         {
             "deployment": cfg.deployment,
@@ -72,7 +77,12 @@ def test_plan_tmp_is_set_at_deploy_and_updated_on_redeploy(
     second = run_deploy(bigger)
     changed = {s.key: s.changes for s in second.plan.steps if s.mutates}
     assert changed == {"function:plan": ("ephemeralstorage",)}
-    assert _storage(aws, second) == {"plan": 4096, "download": 512, "consolidate": 512}
+    assert _storage(aws, second) == {
+        "plan": 4096,
+        "download": 512,
+        "consolidate": 512,
+        "submit": 512,
+    }
     # What Lambda now reports is what deploy wants: the next deploy changes nothing.
     plan_fn = aws.lambda_().get_function(FunctionName=second.outputs.functions["plan"])
     wanted = desired_settings(context(bigger, aws), "plan")["EphemeralStorage"]
