@@ -43,8 +43,10 @@ def pytest_terminal_summary(
         )
 
 
-# The longest tests (from `pytest --durations`), started first: with `-n 2 --dist worksteal`
-# (pyproject.toml) none of them then starts last and runs alone while the other worker idles.
+# The longest tests (from `pytest --durations`), started first: with `-n 3 --dist worksteal`
+# (pyproject.toml) none of them then starts last and runs alone while the others idle. Three
+# workers on two cores: the suite waits on servers and processes much of the time (load about
+# 1.8 with two workers), so a third keeps the cores busy.
 # A node id prefix each; the rest keep pytest-randomly's order, and so do these among
 # themselves. A test missing here is only scheduled less well.
 SLOW_FIRST: tuple[str, ...] = (
