@@ -165,10 +165,13 @@ def test_every_url_once_across_shards_when_runs_repeat(
 ) -> None:
     items = _items(fault_server, [f"{i}.gif" for i in range(7)])
     _run(items[:4], tmp_path, webdataset_layout(3))
-    _run(items, tmp_path, webdataset_layout(3))
-    _run(items, tmp_path, webdataset_layout(3))
+    second = _run(items, tmp_path, webdataset_layout(3))
+    third = _run(items, tmp_path, webdataset_layout(3))
     urls = shard_urls(tmp_path / "shards")
     assert sorted(urls) == sorted(item.url for item in items)
+    # A rerun skips what a shard holds: it does not fetch it again (and rewrite it away).
+    assert (second.summary.skipped, second.summary.stored) == (4, 3)
+    assert (third.summary.skipped, third.summary.stored) == (7, 0)
 
 
 def test_parquet_shards_carry_the_rows_and_the_bytes(
