@@ -257,6 +257,7 @@ class _Runner:
         self.on_throttle: OnChange | None = None
         self.throttles: dict[str, int] = {}
         self.breaker = Breaker(job.breaker)
+        self.stopped = False  # a signal or `stop_event` came: the store is sealed
         # Keys of stored images being revalidated: a new version that replaced one is kept
         # even when its record is lost to an interrupt (the old file is gone already; the
         # stale row's size and mtime make the next run fetch it again).
@@ -276,7 +277,7 @@ class _Runner:
         try:
             if self.job.workers > 1 and await self._on_workers():
                 return
-            with Stopper(self.store.seal, self.stop_event).watching():
+            with Stopper(self.stopping, self.stop_event).watching():
                 in_flight = self.in_flight()
                 batches = self._pending()
                 with ThreadPoolExecutor(max_workers=min(32, in_flight)) as pool:
@@ -508,7 +509,17 @@ class _Runner:
             self.revalidating.update(row.key for row in intact.values())
         return intact
 
+    def stopping(self) -> None:
+        """A stop came (a signal, `stop_event`): the store refuses every commit from now on."""
+        self.stopped = True
+        self.store.seal()
+
     def on_record(self, record: ResultRecord) -> None:
+        if self.stopped and record.failure_kind is FailureKind.STORE_FAILED:
+            # The sealed store refused its commit: the image's response came with the stop
+            # (a late event loop sees both in one poll, the signal first). It did not fail:
+            # it stays unfinished (pending), for a retry to fetch once.
+            return
         if self.planner is not None and not self.planner.fetching.is_set():
             self.planner.fetching.set()
         self.buffer.append(record)

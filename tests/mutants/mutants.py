@@ -1918,4 +1918,16 @@ MUTANTS: list[Mutant] = [
             "test_the_handler_starts_a_body_at_the_limit_and_refuses_one_byte_more",
         ),
     ),
+    Mutant(
+        "refused-commit-after-stop-recorded-failed",
+        "an image whose commit the sealed store refused at an interrupt stays unfinished,"
+        " never failed, so a retry fetches it once (architecture: Atomic files)",
+        "imgflow/local/runner.py",
+        "        if self.stopped and record.failure_kind is FailureKind.STORE_FAILED:",
+        "        if False:",
+        (
+            "tests/test_interrupt_in_flight.py::"
+            "test_an_image_whose_response_comes_with_the_signal_stays_unfinished",
+        ),
+    ),
 ]
