@@ -75,6 +75,7 @@ SLOW_FIRST: tuple[str, ...] = (
     "tests/test_shards_rewrite.py::test_kill_9_during_a_rewrite_then_a_rerun_has_every_url_in_one_shard",
     "tests/test_terminal.py::"
     "test_a_streamed_input_counts_with_separators_and_ends_without_its_reading_note",
+    "tests/test_interrupted_json.py::test_an_interrupted_json_retry_prints_its_document_so_far",
 )
 
 

@@ -1146,8 +1146,8 @@ MUTANTS: list[Mutant] = [
         "interrupted-json-run-prints-nothing",
         "run -o json stopped by a signal prints the run so far, saying where it stopped (README)",
         "imgflow/cli/commands/run.py",
-        "        if output is Output.json:\n            extra =",
-        "        if False:\n            extra =",
+        "        if output is Output.json:\n            fields =",
+        "        if False:\n            fields =",
         (
             "tests/test_interrupted_json.py::"
             "test_an_interrupted_json_run_prints_its_document_so_far",
@@ -1928,6 +1928,18 @@ MUTANTS: list[Mutant] = [
         (
             "tests/test_interrupt_in_flight.py::"
             "test_an_image_whose_response_comes_with_the_signal_stays_unfinished",
+        ),
+    ),
+    Mutant(
+        "interrupted-json-retry-prints-nothing",
+        "retry -o json stopped by a signal prints the retry so far, saying where it stopped"
+        " (README)",
+        "imgflow/cli/commands/status.py",
+        "        with printed_when_stopped(output):",
+        "        with printed_when_stopped(Output.table):",
+        (
+            "tests/test_interrupted_json.py::"
+            "test_an_interrupted_json_retry_prints_its_document_so_far",
         ),
     ),
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -170,11 +172,10 @@ def _run_job(cfg: Config, spec: Source, flags: Flags, output: Output, all_rows: 
     from dataclasses import replace
 
     from imgflow.backends import BACKENDS
-    from imgflow.backends.base import ReportOptions, RunStopped, RunView
+    from imgflow.backends.base import ReportOptions, RunView
     from imgflow.cli.follow import follow, shown
     from imgflow.errors import UsageError
     from imgflow.ui.console import err
-    from imgflow.ui.run import show_run
 
     if flags.refresh and flags.force:
         raise UsageError(
@@ -185,13 +186,8 @@ def _run_job(cfg: Config, spec: Source, flags: Flags, output: Output, all_rows: 
     kind.refuse("run", flags)
     backend = kind(cfg, flags.data_dir)
     robots = "obeyed" if cfg.etiquette.robots else "ignored"
-    try:
+    with printed_when_stopped(output, robots=robots):
         outcome = follow(backend, lambda listener: backend.run(spec, flags, listener))
-    except RunStopped as exc:  # -o json: the run so far, saying where it stopped; exit 130
-        if output is Output.json:
-            extra = {**exc.view.extra, "robots": robots, "interrupted": str(exc)}
-            show_run(replace(exc.view, extra=extra), as_json=True)
-        raise
     if isinstance(outcome, RunView):  # the JSON document says whether robots.txt was read
         outcome = replace(outcome, extra={**outcome.extra, "robots": robots})
     code = shown(outcome, output, all_rows)
@@ -199,6 +195,24 @@ def _run_job(cfg: Config, spec: Source, flags: Flags, output: Output, all_rows: 
         written = backend.report(outcome.id, ReportOptions())
         err.print(f"report: {written}", markup=False, soft_wrap=True)
     return code
+
+
+@contextmanager
+def printed_when_stopped(output: Output, **extra: object) -> Iterator[None]:
+    """With -o json, a run (or retry) stopped by a signal prints the run so far, saying
+    where it stopped (`"interrupted"`), with `extra` fields; it still exits 130."""
+    from dataclasses import replace
+
+    from imgflow.backends.base import RunStopped
+    from imgflow.ui.run import show_run
+
+    try:
+        yield
+    except RunStopped as exc:
+        if output is Output.json:
+            fields = {**exc.view.extra, **extra, "interrupted": str(exc)}
+            show_run(replace(exc.view, extra=fields), as_json=True)
+        raise
 
 
 def _workers(value: str | None) -> int | str | None:

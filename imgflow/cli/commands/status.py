@@ -94,6 +94,7 @@ def retry(
     with errors():
         from imgflow.backends import choose
         from imgflow.backends.base import Flags
+        from imgflow.cli.commands.run import printed_when_stopped
         from imgflow.cli.follow import follow, shown
         from imgflow.config import with_overrides
         from imgflow.documents.run import nothing_retried
@@ -104,7 +105,8 @@ def retry(
         flags = Flags(data_dir=data_dir, no_wait=no_wait)
         kind.refuse("retry", flags)
         chosen = kind(cfg, data_dir)
-        outcome = follow(chosen, lambda listener: chosen.retry(target, flags, listener))
+        with printed_when_stopped(output):
+            outcome = follow(chosen, lambda listener: chosen.retry(target, flags, listener))
         if outcome is None and output is Output.json:
             sys.stdout.write(json.dumps(nothing_retried(target)) + "\n")
         code = shown(outcome, output, all_rows)
