@@ -90,6 +90,18 @@ def _holding() -> Iterator[_Holding]:
         thread.join()
 
 
+@contextmanager
+def _signals_kept() -> Iterator[None]:
+    """Give this process its SIGINT and SIGTERM handling back after the run (a stopped run
+    leaves them ignored for its owner, the command, to restore)."""
+    kept = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in kept.items():
+            signal.signal(signum, handler)
+
+
 def _until(done: Callable[[], bool], seconds: float = 5.0) -> None:
     deadline = time.monotonic() + seconds
     while not done() and time.monotonic() < deadline:
@@ -130,7 +142,7 @@ def test_an_image_whose_response_comes_with_the_signal_stays_unfinished(tmp_path
             batch_size=HELD + 1,
             max_batches=1,
         )
-        with pytest.raises(RunInterrupted):
+        with _signals_kept(), pytest.raises(RunInterrupted):
             run_job(job, run_settings(quick_config()), tmp_path, progress=_LateLoop(server))
     with sqlite3.connect(tmp_path / DB_NAME) as conn:
         rows = conn.execute("SELECT path, outcome, error FROM results ORDER BY seq").fetchall()
