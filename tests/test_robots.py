@@ -161,6 +161,20 @@ def test_a_robots_txt_that_never_answers_disallows_all() -> None:
     assert isinstance(result, FetchFailure) and "no answer" in result.message
 
 
+def test_a_host_that_refuses_robots_txt_fails_its_image_unrequested_and_says_so() -> None:
+    """The image fails as its own request would have; the line says where it was met."""
+    with RawServer() as server:
+        url = server.url("/a.gif")
+    (result,) = asyncio.run(_fetch_one(url))  # the server is gone: connection refused
+    assert isinstance(result, FetchFailure) and result.attempts == 0
+    assert "met reading robots.txt first; the image was not requested" in result.message
+
+
+async def _fetch_one(url: str) -> list[Result]:
+    async with Fetcher(ON, max_connections=1, env={}) as fetcher:
+        return [await fetcher.fetch(url)]
+
+
 def test_only_the_first_500_kib_are_read() -> None:
     early = "User-agent: *\nDisallow: /early/\n"
     padding = "# " + "x" * 1000 + "\n"

@@ -108,13 +108,22 @@ def baseline_cases(
     ]  # fmt: skip
 
 
-def run(tools: Tools, corpus: Path, count: int, repeats: int) -> list[dict[str, Any]]:
+def run(
+    tools: Tools,
+    corpus: Path,
+    count: int,
+    repeats: int,
+    names: tuple[str, ...] = (),
+    log_name: str = "throughput",
+) -> list[dict[str, Any]]:
+    """Every row (or only those named in `names`) at `count` images, interleaved."""
     paths = corpus_paths(count)
-    log = WORK / "logs" / "throughput.log"
+    log = WORK / "logs" / f"{log_name}.log"
     with nginx(corpus) as port:
         base = f"http://127.0.0.1:{port}"
         files = write_lists(base, paths, WORK / f"lists-{count}")
-        cases = selected(throughput_cases(tools, base, files), tools.only)
+        cases = throughput_cases(tools, base, files)
+        cases = selected([c for c in cases if not names or c.name in names], tools.only)
         return run_rounds(
             cases,
             count,
@@ -161,8 +170,12 @@ def cpu_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
         for r in by_name.values()
         if r["tool"] in ("imgflow", "imgflow-nofsync") and not r.get("failed")
     ]
-    if "scale" in data:
-        rows.append(data["scale"] | {"name": f"{data['scale']['images']:,} images"})
+    scale = data.get("scale")
+    files = scale if isinstance(scale, dict) else None  # (results saved before scale had rows)
+    for row in scale if isinstance(scale, list) else []:
+        files = row if row["tool"] == "imgflow" and not row.get("failed") else files
+    if files:
+        rows.append(files | {"name": f"{files['images']:,} images"})
     return rows
 
 

@@ -263,7 +263,9 @@ class Fetcher:
         if isinstance(verdict, FetchFailure) and rules.error is not None:
             proxy = self._proxies.proxy_for_url(url) if self._proxies.active else None
             mapped = transport_failure(url, rules.error, 0, None, proxy)
-            message = f"{mapped.message} (robots.txt unreachable: not requested)"
+            message = (
+                f"{mapped.message} (met reading robots.txt first; the image was not requested)"
+            )
             return FetchFailure(mapped.kind, message, None, 0)
         return verdict
 
