@@ -51,7 +51,9 @@ def plan_summary(steps: tuple[Step, ...]) -> str:
 
 def step_line(step: Step) -> str:
     """A progress line for a step just applied."""
-    verb = {"create": "created", "update": "updated", "delete": "deleted"}.get(step.action, "unchanged")
+    verb = {"create": "created", "update": "updated", "delete": "deleted"}.get(
+        step.action, "unchanged"
+    )
     detail = f" ({', '.join(step.changes)})" if step.changes else ""
     return f"{verb} {step.kind} {step.name}{detail}"
 

@@ -1928,7 +1928,7 @@ MUTANTS: list[Mutant] = [
         "        SUBMIT: (LAMBDA_SERVICE, submit_policy(names)),\n",
         "        SUBMIT: (LAMBDA_SERVICE, submit_policy(names)),\n"
         '        "api": (API_SERVICE, submit_policy(names)),\n',
-        (f"{FORMER_ROLE}::test_a_first_deploy_makes_no_role_for_api_gateway",),
+        (f"{FORMER_ROLE}::test_a_redeploy_of_an_older_deployment_deletes_its_api_role",),
     ),
     Mutant(
         "former-api-role-kept",
@@ -1950,8 +1950,8 @@ MUTANTS: list[Mutant] = [
         "former-role-not-ours-deleted",
         "deploy deletes a former role only when it is the deployment's own (docs/aws.md)",
         "imgflow/aws/deploy/roles.py",
-        "        if ctx.missing_tags(tags) and key not in ctx.state.resources:",
-        "        if False:",
+        "    if ctx.missing_tags(tags) and key not in ctx.state.resources:",
+        "    if False:",
         (f"{FORMER_ROLE}::test_a_role_with_the_name_but_not_ours_is_left_alone",),
     ),
     Mutant(

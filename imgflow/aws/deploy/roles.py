@@ -97,21 +97,24 @@ def delete_role(ctx: Context, name: str) -> None:
     iam.delete_role(RoleName=name)
 
 
+def former_role_step(ctx: Context, purpose: str) -> Step | None:
+    """A delete step for the former role `purpose`, when it still exists and is ours."""
+    iam, name, key = ctx.aws.iam(), ctx.names.role(purpose), f"role:{purpose}"
+    with ctx.reading(ROLE, name):
+        if optional(lambda: iam.get_role(RoleName=name)) is None:
+            return None
+        tags = pairs_to_dict(iam.list_role_tags(RoleName=name)["Tags"])
+    if ctx.missing_tags(tags) and key not in ctx.state.resources:
+        return None  # a role of that name someone else made: not ours to delete
+
+    def apply() -> None:
+        delete_role(ctx, name)
+        ctx.state.forget(key)
+
+    return Step(key, ROLE, name, "delete", ("no longer used",), apply)
+
+
 def former_role_steps(ctx: Context) -> list[Step]:
     """A delete step for every former role of the deployment that still exists and is ours."""
-    iam, steps = ctx.aws.iam(), []
-    for purpose in FORMER_ROLE_PURPOSES:
-        name, key = ctx.names.role(purpose), f"role:{purpose}"
-        with ctx.reading(ROLE, name):
-            if optional(lambda: iam.get_role(RoleName=name)) is None:
-                continue
-            tags = pairs_to_dict(iam.list_role_tags(RoleName=name)["Tags"])
-        if ctx.missing_tags(tags) and key not in ctx.state.resources:
-            continue  # a role of that name someone else made: not ours to delete
-
-        def apply(name: str = name, key: str = key) -> None:
-            delete_role(ctx, name)
-            ctx.state.forget(key)
-
-        steps.append(Step(key, ROLE, name, "delete", ("no longer used",), apply))
-    return steps
+    steps = (former_role_step(ctx, purpose) for purpose in FORMER_ROLE_PURPOSES)
+    return [s for s in steps if s is not None]
