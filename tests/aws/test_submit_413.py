@@ -208,12 +208,19 @@ def test_a_move_stopped_after_creating_the_lambda_integration_reuses_it(
     deployed: DeploymentOutputs,
 ) -> None:
     """A move to the submit Lambda interrupted between creating its integration and routing
-    to it: the redeploy routes to that integration, not to a second one."""
-    make_former_deployment(aws, deploy_cfg, deployed)
+    to it: the redeploy routes to that integration, not to a second one; interrupted again
+    before deleting the former integration: the next deploy deletes it."""
+    api, api_id = aws.apigatewayv2(), str(deployed.api_id)
+    former = make_former_deployment(aws, deploy_cfg, deployed)
     fail_on(aws, "UpdateRoute")
     with pytest.raises(DeployError, match="UpdateRoute"):
         run_deploy(deploy_cfg)
-    assert len(aws.apigatewayv2().get_integrations(ApiId=str(deployed.api_id))["Items"]) == 2
+    assert len(api.get_integrations(ApiId=api_id)["Items"]) == 2
+    fail_on(aws, "DeleteIntegration")
+    with pytest.raises(DeployError, match="DeleteIntegration"):
+        run_deploy(deploy_cfg)
+    ids = {i["IntegrationId"] for i in api.get_integrations(ApiId=api_id)["Items"]}
+    assert len(ids) == 2 and former in ids
     run_deploy(deploy_cfg)
     assert_routed_to_submit(aws, deployed)
     assert {s.action for s in run_deploy(deploy_cfg).plan.steps} == {"no change"}

@@ -1973,4 +1973,17 @@ MUTANTS: list[Mutant] = [
             "test_a_move_stopped_after_creating_the_lambda_integration_reuses_it",
         ),
     ),
+    Mutant(
+        "former-integration-left-unrouted",
+        "a move to the submit Lambda stopped before deleting the former integration deletes it"
+        " on the next deploy (docs/aws.md)",
+        "imgflow/aws/deploy/api.py",
+        'i.get("IntegrationSubtype") == SUBTYPE]',
+        'i.get("IntegrationSubtype") == SUBTYPE\n'
+        '               and f"integrations/{i[\'IntegrationId\']}" == target]',
+        (
+            "tests/aws/test_submit_413.py::"
+            "test_a_move_stopped_after_creating_the_lambda_integration_reuses_it",
+        ),
+    ),
 ]

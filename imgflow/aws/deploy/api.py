@@ -6,8 +6,9 @@ is not a JSON object. API Gateway invokes the function under a resource-based pe
 (lambda:AddPermission for apigateway.amazonaws.com, SourceArn: this API's route), so no
 credentials role is involved. A deployment made with the former StepFunctions-StartExecution
 integration gets the Lambda integration (the one a deploy stopped halfway left, else a new
-one), its route moved to it, then the former integration deleted (deploy then deletes the
-former integration's role, roles.py former_role_steps).
+one), its route moved to it, then the former integration deleted (any the API still has:
+a deploy stopped after moving the route left it); deploy then deletes the former
+integration's role (roles.py former_role_steps).
 """
 
 from __future__ import annotations
