@@ -1980,7 +1980,7 @@ MUTANTS: list[Mutant] = [
         "imgflow/aws/deploy/api.py",
         'i.get("IntegrationSubtype") == SUBTYPE]',
         'i.get("IntegrationSubtype") == SUBTYPE\n'
-        '               and f"integrations/{i[\'IntegrationId\']}" == target]',
+        "               and f\"integrations/{i['IntegrationId']}\" == target]",
         (
             "tests/aws/test_submit_413.py::"
             "test_a_move_stopped_after_creating_the_lambda_integration_reuses_it",
