@@ -41,40 +41,29 @@ BASE = "https://images.example.com/"
 PER_BATCH = 1000
 
 
-class _Lines:
-    """The job body's paths, made as they are read (never a list of N)."""
+class _Entries:
+    """A job body's entries, made as they are read (never a list of N): distinct paths, or
+    distinct full URLs over 1,000 hosts, interleaved."""
 
-    def __init__(self, count: int) -> None:
-        self.count = count
+    def __init__(self, count: int, urls: bool) -> None:
+        self.count, self.urls = count, urls
 
     def __iter__(self) -> Any:
+        if self.urls:
+            return (f"https://h{n % 1000}.example.com/p/{n:09d}.jpg" for n in range(self.count))
         return (f"p/{n % 9973}/{n:09d}.jpg" for n in range(self.count))
 
 
-def make_job(root: Path, count: int) -> None:
+def make_job(root: Path, count: int, *, urls: bool = False) -> None:
+    """The job object of `count` entries (a urls job with `urls`), one entry per line."""
     path = root / BUCKET / job_key("bench")
     path.parent.mkdir(parents=True, exist_ok=True)
-    body: dict[str, Any] = {"baseUrl": BASE, "resourcePaths": _Lines(count)}
+    entries = _Entries(count, urls)
+    body: dict[str, Any] = (
+        {"urls": entries} if urls else {"baseUrl": BASE, "resourcePaths": entries}
+    )
     with open(path, "wb") as out:
         for line in job_lines(body):
-            out.write(line)
-
-
-class _Urls:
-    """The urls job's URLs, made as they are read: 1,000 hosts, interleaved."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-
-    def __iter__(self) -> Any:
-        return (f"https://h{n % 1000}.example.com/p/{n:09d}.jpg" for n in range(self.count))
-
-
-def make_urls_job(root: Path, count: int) -> None:
-    path = root / BUCKET / job_key("bench")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as out:
-        for line in job_lines({"urls": _Urls(count)}):
             out.write(line)
 
 
@@ -138,10 +127,8 @@ def main() -> None:
     if args.child:
         step, folder, count = args.child
         root, n = Path(folder), int(count)
-        if step == "make-plan":
-            make_job(root, n)
-        elif step == "make-plan-urls":
-            make_urls_job(root, n)
+        if step in ("make-plan", "make-plan-urls"):
+            make_job(root, n, urls=step == "make-plan-urls")
         elif step == "make-consolidate":
             make_results(root, n)
         print(json.dumps(run_handler(step, root, n)))

@@ -9,13 +9,16 @@ trace upload (only when those are turned on).
 
 The Lambda and Step Functions trust policies carry the confused-deputy condition
 ``aws:SourceAccount`` (the service may assume the role only on behalf of this account); the
-state machine's also names its ``aws:SourceArn``. The API's role trusts
-apigateway.amazonaws.com without conditions, as AWS documents for an integration's
-credentials role (API Gateway developer guide, "Control access to a REST API with IAM
-permissions": the trust policy the IAM console makes for API Gateway): API Gateway does not
-send ``aws:SourceAccount`` or ``aws:SourceArn`` when it assumes the role, so such a
-condition makes every request answer 500. The role is only as wide as its one permission
-(StartExecution of this state machine).
+state machine's also names its ``aws:SourceArn``.
+
+No role trusts API Gateway: the API's job route invokes the submit Lambda under a
+resource-based permission (imgflow/aws/deploy/api.py), so the former integration's
+credentials role (``<name>-api``, StartExecution only) is no longer made, and a redeploy
+deletes an older deployment's (infra/names.py FORMER_ROLE_PURPOSES). Should a role for API
+Gateway be wanted, `trust_policy` gives it without conditions, as AWS documents for an
+integration's credentials role (API Gateway developer guide, "Control access to a REST API
+with IAM permissions"): API Gateway sends neither ``aws:SourceAccount`` nor
+``aws:SourceArn`` when it assumes the role, so such a condition makes every request 500.
 """
 
 from __future__ import annotations
@@ -177,11 +180,6 @@ def state_machine_policy(names: Names, *, logging: bool = True, xray: bool = Fal
     return _policy(*statements)
 
 
-def api_policy(names: Names) -> Policy:
-    """The HTTP API: start executions of exactly this deployment's state machine."""
-    return _policy(_allow("StartJobs", ["states:StartExecution"], [names.state_machine_arn]))
-
-
 def submit_policy(names: Names) -> Policy:
     """The submit Lambda (the API's job route): start executions of exactly this deployment's
     state machine, and write its own logs."""
@@ -204,7 +202,6 @@ def role_policies(
             STATES_SERVICE,
             state_machine_policy(names, logging=logging, xray=xray),
         ),
-        "api": (API_SERVICE, api_policy(names)),
     }
 
 

@@ -10,7 +10,11 @@ FUNCTION_ROLES = ("plan", "download", "consolidate")
 # The function behind the HTTP API's job route (invoked by API Gateway, never the state machine).
 SUBMIT = "submit"
 LAMBDA_ROLES = (*FUNCTION_ROLES, SUBMIT)
-ROLE_PURPOSES = (*LAMBDA_ROLES, "statemachine", "api")
+ROLE_PURPOSES = (*LAMBDA_ROLES, "statemachine")
+# Roles older deployments made that deploy now deletes and teardown still finds: "api", the
+# credentials role of the API's former StartExecution integration (the route now invokes
+# the submit Lambda under a resource-based permission, no role of ours).
+FORMER_ROLE_PURPOSES = ("api",)
 TAG_KEY = "imgflow:deployment"
 
 
@@ -54,7 +58,7 @@ class Names:
         return f"{self.deployment}-{role}"
 
     def role(self, purpose: str) -> str:
-        """The IAM role for `purpose` (a function role, "statemachine" or "api")."""
+        """The IAM role for `purpose` (a function role, "statemachine", or a former one)."""
         return f"{self.deployment}-{purpose}"
 
     def _arn(self, service: str, resource: str, *, region: bool = True) -> str:

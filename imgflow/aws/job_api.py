@@ -1,8 +1,10 @@
 """Start a job through the deployment's HTTP API, with the original request body.
 
-The API's route passes the body unchanged to StepFunctions-StartExecution, so this is what
-the original pipeline's curl scripts did; with ``api.auth: iam`` the request is signed with
-SigV4 (botocore's signer, through imgflow.aws.client).
+The API's route hands the body to the submit Lambda (imgflow/aws/runtime/submit.py), which
+starts an execution with it, unchanged, as input (or answers 413 for a body over the
+execution input limit, 400 for one that is not a JSON object), so this is what the original
+pipeline's curl scripts did; with ``api.auth: iam`` the request is signed with SigV4
+(botocore's signer, through imgflow.aws.client).
 
 A job over the 256 KB an execution input may hold is uploaded first, one entry per line,
 to jobs/api-<digest>/job.json in the deployment's bucket, and the API gets a reference to

@@ -21,6 +21,7 @@ from imgflow.aws.client import Aws, AwsError, aws_errors
 from imgflow.aws.deploy import context
 from imgflow.aws.deploy.context import Context, deploy_error
 from imgflow.aws.deploy.discover import FINDERS, find_resources
+from imgflow.aws.deploy.roles import delete_role
 
 if TYPE_CHECKING:
     from imgflow.config import Config
@@ -89,12 +90,7 @@ def _delete_topic(ctx: Context, ids: Ids, delete_data: bool) -> str | None:
 
 
 def _delete_role(ctx: Context, ids: Ids, delete_data: bool) -> str | None:
-    iam, role = ctx.aws.iam(), ids["name"]
-    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
-        iam.delete_role_policy(RoleName=role, PolicyName=name)
-    for attached in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
-        iam.detach_role_policy(RoleName=role, PolicyArn=attached["PolicyArn"])
-    iam.delete_role(RoleName=role)
+    delete_role(ctx, ids["name"])
     return None
 
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from imgflow.aws.deploy.state import DeploymentOutputs
     from imgflow.aws.teardown import TeardownResult
 
-ACTION_STYLES = {"create": "green", "update": "yellow", "no change": "dim"}
+ACTION_STYLES = {"create": "green", "update": "yellow", "no change": "dim", "delete": "red"}
 
 
 def plan_table(steps: tuple[Step, ...], title: str) -> Table:
@@ -32,20 +32,28 @@ def plan_table(steps: tuple[Step, ...], title: str) -> Table:
 def plan_counts(steps: tuple[Step, ...]) -> dict[str, int]:
     """``{"create": 2, "update": 1, "unchanged": 10}``: the JSON document's summary."""
     count = {action: sum(1 for s in steps if s.action == action) for action in ACTION_STYLES}
-    return {"create": count["create"], "update": count["update"], "unchanged": count["no change"]}
+    counts = {"create": count["create"], "update": count["update"]}
+    counts["unchanged"] = count["no change"]
+    if count["delete"]:  # a former resource of an older deployment (rare: only when present)
+        counts["delete"] = count["delete"]
+    return counts
 
 
 def plan_summary(steps: tuple[Step, ...]) -> str:
     """'2 to create, 1 to update, 10 unchanged'."""
     count = plan_counts(steps)
+    deleted = f", {count['delete']} to delete" if "delete" in count else ""
     return (
         f"{count['create']} to create, {count['update']} to update, {count['unchanged']} unchanged"
+        + deleted
     )
 
 
 def step_line(step: Step) -> str:
     """A progress line for a step just applied."""
-    verb = {"create": "created", "update": "updated"}.get(step.action, "unchanged")
+    verb = {"create": "created", "update": "updated", "delete": "deleted"}.get(
+        step.action, "unchanged"
+    )
     detail = f" ({', '.join(step.changes)})" if step.changes else ""
     return f"{verb} {step.kind} {step.name}{detail}"
 

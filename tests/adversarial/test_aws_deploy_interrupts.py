@@ -38,7 +38,7 @@ FIRST_DEPLOY = (
     ["CreateBucket", "PutBucketTagging", "PutPublicAccessBlock", "PutBucketEncryption"]
     + ["PutBucketPolicy", "PutBucketLifecycleConfiguration", "CreateTable", "CreateTopic"]
     + ["Subscribe"]
-    + ["CreateRole", "PutRolePolicy"] * 6
+    + ["CreateRole", "PutRolePolicy"] * 5  # the four functions' and the state machine's
     + ["CreateLogGroup", "PutRetentionPolicy"] * 4  # plan, download, consolidate, submit
     + ["CreateFunction"] * 4
     + ["CreateLogGroup", "PutRetentionPolicy"]  # the state machine's log group

@@ -9,6 +9,9 @@ and ``moto_server`` therefore treat test requests as TLS: see ``requests_use_tls
 - ``lambda_states``: Lambda's Pending / InProgress states and their ResourceConflictException
   (tests/support/lambda_states.py), on in every ``moto_mock`` test.
 - ``moto_mock``: moto in process, Step Functions executing definitions, Lambda without Docker.
+  Its IAM refuses DeleteRole (DeleteConflict) while the role still has inline or attached
+  policies or an instance profile, as IAM does (docs/aws.md, "What AWS enforces";
+  tests/aws/test_former_api_role.py checks that it still does).
 - ``moto_server``: a ThreadedMotoServer on 127.0.0.1 (free port); yields its URL.
 - ``aws``: an ``imgflow.aws.client.Aws`` on the in-process mock.
 - ``deployment_name``: a deployment name no other test uses.
@@ -17,6 +20,9 @@ and ``moto_server`` therefore treat test requests as TLS: see ``requests_use_tls
 - ``run_deploy(cfg, **kwargs)``: deploy into the mock with a stand-in state machine
   definition and a sleep that returns at once.
 - ``deployed``: a full deploy of ``deploy_cfg`` into the mock; yields DeploymentOutputs.
+- ``config_file``: the real pipeline (definition and handlers, tests/aws/pipeline_env.py)
+  deployed into the mock with its handlers patched in; yields the path of an imgflow.yaml
+  naming it (backend aws) and the Deployed.
 - ``mutations``: a list that collects every mutating API call made through ``aws``.
 - ``flags``: the bundled flag set over HTTP, one server per test module.
 """
@@ -231,3 +237,21 @@ def run_deploy(aws: Aws) -> Callable[..., DeployResult]:
 @pytest.fixture
 def deployed(run_deploy: Callable[..., DeployResult], deploy_cfg: Config) -> DeploymentOutputs:
     return run_deploy(deploy_cfg).outputs
+
+
+@pytest.fixture
+def config_file(aws: Aws, tmp_path: Path) -> Iterator[tuple[Path, Any]]:
+    from lambda_invoke import patched
+    from pipeline_env import deploy_pipeline, pipeline_config
+
+    state_dir = tmp_path / "deployed"
+    with patched():
+        pipeline = deploy_pipeline(aws, pipeline_config(state_dir))
+        config = tmp_path / "imgflow.yaml"
+        settings = {
+            "backend": "aws",
+            "deployment": pipeline.cfg.deployment,
+            "aws": {"region": "us-east-1", "state_dir": str(state_dir)},
+        }
+        config.write_text(json.dumps(settings))
+        yield config, pipeline

@@ -1,4 +1,6 @@
-"""The API role's trust policy, against a stand-in that assumes it as API Gateway does.
+"""A role for API Gateway's trust policy, against a stand-in that assumes it as API Gateway
+does (no deployment makes one now: the job route invokes the submit Lambda; an older
+deployment's StartExecution integration used one, and the stand-in still serves it).
 
 API Gateway assumes an integration's credentials role as apigateway.amazonaws.com and sends
 neither aws:SourceAccount nor aws:SourceArn; a condition on either refuses it (500).
@@ -25,6 +27,6 @@ def test_the_stand_in_refuses_conditions_api_gateway_cannot_meet() -> None:
     assert not api_gateway_may_assume({"Statement": [lambda_only]})
 
 
-def test_the_api_role_can_be_assumed_by_api_gateway() -> None:
+def test_a_role_for_api_gateway_can_be_assumed_by_it() -> None:
     assert api_gateway_may_assume(trust_policy(API_SERVICE, _names()))
     assert not api_gateway_may_assume(trust_policy(LAMBDA_SERVICE, _names()))

@@ -8,35 +8,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lambda_invoke import patched
 from pipeline_env import (
     Deployed,
-    deploy_pipeline,
     invoke_cli,
-    pipeline_config,
     reference_body,
 )
 from support.flag_site import flag_site, publish
 from support.json_schemas import validate
 
-from imgflow.aws.client import Aws
 from imgflow.demo.server import StaticServer
 from infra.statemachine import FAIL_CAUSE
-
-
-@pytest.fixture
-def config_file(aws: Aws, tmp_path: Path) -> Iterator[tuple[Path, Deployed]]:
-    state_dir = tmp_path / "deployed"
-    with patched():
-        deployed = deploy_pipeline(aws, pipeline_config(state_dir))
-        path = tmp_path / "imgflow.yaml"
-        settings = {
-            "backend": "aws",
-            "deployment": deployed.cfg.deployment,
-            "aws": {"region": "us-east-1", "state_dir": str(state_dir)},
-        }
-        path.write_text(json.dumps(settings))
-        yield path, deployed
 
 
 def invoke(*args: str) -> tuple[int, str, str]:

@@ -144,7 +144,8 @@ def test_second_deploy_makes_no_mutating_call(
     assert mutations == []
     assert [s.action for s in second.plan.steps] == ["no change"] * len(first.plan.steps)
     assert second.outputs == first.outputs
-    assert len(created) == 41
+    assert len(created) == 39
+    assert created.count("CreateRole") == 5  # four functions and the state machine: no API role
     assert created.count("CreateLogGroup") == 5 and created.count("PutRetentionPolicy") == 5
     assert created.count("AddPermission") == 1
 
@@ -161,7 +162,7 @@ def test_state_is_saved_after_every_step(
         on_disk.append(step.key in load_state(deploy_cfg).resources)
 
     run_deploy(deploy_cfg, on_step=check)
-    assert on_disk == [True] * 20
+    assert on_disk == [True] * 19
 
 
 def test_tls_only_off_for_emulators_removes_the_policy_and_warns(
@@ -204,4 +205,4 @@ def test_state_machine_logs_errors_by_default_and_xray_on_request(
     described = sfn.describe_state_machine(stateMachineArn=outputs.state_machine_arn)
     assert described["loggingConfiguration"]["level"] == "ALL"
     assert described["tracingConfiguration"] == {"enabled": True}
-    assert [s.action for s in run_deploy(traced).plan.steps] == ["no change"] * 20
+    assert [s.action for s in run_deploy(traced).plan.steps] == ["no change"] * 19

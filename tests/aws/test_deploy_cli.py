@@ -32,24 +32,24 @@ def project(tmp_path: Path, moto_server: str, deployment_name: str) -> Path:
 def test_deploy_twice_then_teardown(project: Path) -> None:
     first = imgflow(project, "deploy")
     assert first.returncode == 0, first.stderr
-    assert "20 to create, 0 to update, 0 unchanged" in first.stdout
+    assert "19 to create, 0 to update, 0 unchanged" in first.stdout
     assert "created http api" in first.stderr
     assert "/jobs" in first.stdout
 
     second = imgflow(project, "deploy", "--output", "json")
     assert second.returncode == 0, second.stderr
     report = validate(json.loads(second.stdout), "deploy")
-    assert report["summary"] == {"create": 0, "update": 0, "unchanged": 20}
+    assert report["summary"] == {"create": 0, "update": 0, "unchanged": 19}
     assert {s["action"] for s in report["steps"]} == {"no change"}
     assert report["outputs"]["apiUrl"].endswith("/jobs")
     assert second.stderr == ""
 
     dry = imgflow(project, "deploy", "--dry-run", "--region", "us-east-1")
-    assert dry.returncode == 0 and "20 unchanged" in dry.stdout
+    assert dry.returncode == 0 and "19 unchanged" in dry.stdout
 
     down = imgflow(project, "teardown", "--output", "json")
     assert down.returncode == 0, down.stderr
-    assert len(validate(json.loads(down.stdout), "teardown")["deleted"]) == 20
+    assert len(validate(json.loads(down.stdout), "teardown")["deleted"]) == 19
     again = imgflow(project, "teardown")
     assert again.returncode == 0 and "nothing to delete" in again.stdout
     nothing = imgflow(project, "teardown", "-o", "json")
@@ -85,5 +85,5 @@ def test_aws_error_is_one_line_naming_the_resource(
     monkeypatch.undo()
     resumed = imgflow(project, "deploy")
     assert resumed.returncode == 0, resumed.stderr
-    assert "7 to create, 0 to update, 13 unchanged" in resumed.stdout
+    assert "7 to create, 0 to update, 12 unchanged" in resumed.stdout
     assert imgflow(project, "teardown").returncode == 0

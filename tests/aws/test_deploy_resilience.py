@@ -171,7 +171,7 @@ def test_log_groups_lambda_made_are_adopted_and_tagged(
 def test_untagged_resource_with_our_name_is_not_adopted(
     aws: Aws, run_deploy: Callable[..., DeployResult], deploy_cfg: Config
 ) -> None:
-    aws.iam().create_role(RoleName=f"{deploy_cfg.deployment}-api", AssumeRolePolicyDocument="{}")
+    aws.iam().create_role(RoleName=f"{deploy_cfg.deployment}-plan", AssumeRolePolicyDocument="{}")
     with pytest.raises(DeployError, match="not tagged"):
         run_deploy(deploy_cfg)
 

@@ -10,14 +10,12 @@ import csv
 import dataclasses
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from lambda_invoke import patched
-from pipeline_env import FLAGS_DIR, Deployed, deploy_pipeline, invoke_cli, pipeline_config
+from pipeline_env import FLAGS_DIR, Deployed, invoke_cli
 from support.faultserver import FaultServer
 from support.replies import Ok, Status
 from test_pipeline import run
@@ -32,21 +30,6 @@ from imgflow.engine.samples import sample_key
 
 GIF = (FLAGS_DIR / "ad" / "ad.gif").read_bytes()
 JOB = "export-job"
-
-
-@pytest.fixture
-def deployed(aws: Aws, tmp_path: Path) -> Iterator[tuple[Path, Deployed]]:
-    state_dir = tmp_path / "deployed"
-    with patched():
-        pipeline = deploy_pipeline(aws, pipeline_config(state_dir))
-        config = tmp_path / "imgflow.yaml"
-        settings = {
-            "backend": "aws",
-            "deployment": pipeline.cfg.deployment,
-            "aws": {"region": "us-east-1", "state_dir": str(state_dir)},
-        }
-        config.write_text(json.dumps(settings))
-        yield config, pipeline
 
 
 def _export(config: Path, out: Path, fmt: str, *args: str) -> list[dict[str, Any]]:
@@ -68,9 +51,9 @@ def _text(value: Any) -> str:
 
 
 def test_a_urls_jobs_results_export_as_the_local_table_with_their_metadata(
-    aws: Aws, deployed: tuple[Path, Deployed], tmp_path: Path
+    aws: Aws, config_file: tuple[Path, Deployed], tmp_path: Path
 ) -> None:
-    config, pipeline = deployed
+    config, pipeline = config_file
     with FaultServer() as a, FaultServer() as b:
         for n in range(3):
             a.set(f"/{n}.gif", Ok(GIF))

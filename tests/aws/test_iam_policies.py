@@ -54,7 +54,7 @@ def _all_policies() -> dict[str, iam.Policy]:
 RESOURCE_LESS = {"DeliverLogs", "Traces"}  # AWS documents these as "Resource": "*" only
 
 
-@pytest.mark.parametrize("purpose", ["plan", "download", "consolidate", "statemachine", "api"])
+@pytest.mark.parametrize("purpose", ["plan", "download", "consolidate", "submit", "statemachine"])
 def test_no_wildcard_resource_outside_logs(purpose: str) -> None:
     policies = iam.role_policies(NAMES, PREFIX, logging=True, xray=True)
     for statement in policies[purpose][1]["Statement"]:
@@ -120,8 +120,8 @@ def test_the_download_role_writes_shards_only_with_a_shard_layout() -> None:
     assert not _allowed(sharded, "s3:PutObject", f"{BUCKET}/elsewhere/a.tar")
 
 
-def test_api_role_starts_its_state_machine_only() -> None:
-    policy = iam.api_policy(NAMES)
+def test_submit_role_starts_its_state_machine_only() -> None:
+    policy = iam.submit_policy(NAMES)
     assert _allowed(policy, "states:StartExecution", STATE_MACHINE)
     assert not _allowed(policy, "states:StartExecution", OTHER_STATE_MACHINE)
     assert not _allowed(policy, "states:StopExecution", STATE_MACHINE)
@@ -195,12 +195,8 @@ def test_trust_policies_name_the_service_and_this_account_only() -> None:
         "consolidate": "lambda.amazonaws.com",
         "submit": "lambda.amazonaws.com",
         "statemachine": "states.amazonaws.com",
-        "api": "apigateway.amazonaws.com",
-    }
+    }  # no role trusts API Gateway: the job route invokes the submit Lambda
     for purpose, trust in trusts.items():
-        if purpose == "api":  # API Gateway sends no source keys (tests/aws/test_api_trust.py)
-            assert "Condition" not in trust["Statement"][0]
-            continue
         condition = trust["Statement"][0]["Condition"]
         assert condition["StringEquals"] == {"aws:SourceAccount": "123456789012"}, purpose
     assert trusts["statemachine"]["Statement"][0]["Condition"]["ArnLike"] == {
@@ -232,7 +228,7 @@ NOT_NEEDED = {
     "download": ("dynamodb:PutItem", PIPELINE_TABLE),
     "consolidate": ("dynamodb:GetItem", PIPELINE_TABLE),
     "statemachine": ("s3:ListBucket", PIPELINE_BUCKET),
-    "api": ("states:StopExecution", EXECUTION.replace("demo-", "imgflow-test-")),
+    "submit": ("states:StopExecution", EXECUTION.replace("demo-", "imgflow-test-")),
 }
 
 
@@ -257,7 +253,7 @@ def test_every_call_each_role_makes_is_allowed_and_nothing_unused(
         for arn in resources
     ), resources
     client = aws.iam()
-    for role in (*EXPECTED_ACTIONS, "api"):
+    for role in (*EXPECTED_ACTIONS, "submit"):
         document = client.get_role_policy(RoleName=f"imgflow-test-{role}", PolicyName="imgflow")
         policy = document["PolicyDocument"]
         policy = json.loads(policy) if isinstance(policy, str) else policy

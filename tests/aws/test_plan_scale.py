@@ -8,17 +8,14 @@ The memory is measured with tracemalloc around the handler called directly, on `
 from __future__ import annotations
 
 import random
-import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.disk_s3 import DiskS3
+from support.plan_memory import peak_of, plan_peak, shrink_buffers
 
 from imgflow.aws.client import Aws
-from imgflow.aws.runtime import job_lines as lines_module
-from imgflow.aws.runtime import jobs
 from imgflow.aws.runtime import plan as plan_step
 from imgflow.aws.runtime.consolidate import consolidate
 from imgflow.aws.runtime.job_lines import job_lines, open_job, put_job
@@ -92,35 +89,21 @@ def test_a_manifest_elsewhere_than_the_deployments_jobs_is_refused(aws: Aws) -> 
             plan_step.plan_job(aws.s3(), BUCKET, "x", {"manifest": manifest})
 
 
-def peak_of(call: Callable[[], Any]) -> int:
-    tracemalloc.start()
-    try:
-        call()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
-def plan_peak(root: Path, count: int) -> int:
-    s3: Any = DiskS3(root)
-    put_job(s3, BUCKET, job_key("j"), {"baseUrl": BASE, "resourcePaths": paths(count)})
-    request = {"manifest": {"bucket": BUCKET, "key": job_key("j")}}
-    return peak_of(lambda: plan_step.plan_job(s3, BUCKET, "j", request))
+def plan_peak_of(root: Path, count: int) -> int:
+    return plan_peak(root, BUCKET, {"baseUrl": BASE, "resourcePaths": paths(count)})
 
 
 @pytest.fixture
 def small_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Partitions and spools of 64 KB (reads of 16 KB), so that jobs small enough for a
-    test's time show what grows (tracemalloc slows Python down a lot): at the real sizes
-    (4 MB, 8 MB, 256 KB) the same holds for jobs a hundred times larger."""
-    monkeypatch.setattr(plan_step, "PARTITION_BYTES", 64 * 1024)
-    monkeypatch.setattr(jobs, "SPOOL_BYTES", 64 * 1024)
-    monkeypatch.setattr(lines_module, "READ_CHUNK", 16 * 1024)
+    """Partitions and spools of 64 KB (reads of 16 KB): at the real sizes (4 MB, 8 MB,
+    256 KB) the same holds for jobs a hundred times larger."""
+    shrink_buffers(monkeypatch, 64 * 1024, 16 * 1024)
 
 
 @pytest.mark.usefixtures("small_buffers")
 def test_plan_memory_is_flat_in_the_number_of_paths(tmp_path: Path) -> None:
-    small, large = plan_peak(tmp_path / "small", 2_000), plan_peak(tmp_path / "large", 20_000)
+    small = plan_peak_of(tmp_path / "small", 2_000)
+    large = plan_peak_of(tmp_path / "large", 20_000)
     assert large < 2 * small, (small, large)  # ten times the paths
 
 

@@ -18,7 +18,7 @@ def test_role_settings_count_statements_in_words(
     real = roles.role_step
 
     def one_statement(ctx: Any, purpose: str, service: str, policy: Any) -> Any:
-        if purpose == "api":  # (a policy of one statement, as a smaller role may have)
+        if purpose == "submit":  # (a policy of one statement, as a smaller role may have)
             policy = {**policy, "Statement": policy["Statement"][:1]}
         return real(ctx, purpose, service, policy)
 

@@ -19,6 +19,8 @@ from lambda_invoke import patched
 from pipeline_env import Deployed, deploy_pipeline, pipeline_config
 from support.aws_moto import wait_for_execution
 from support.http_api import HttpApiDouble
+from test_deploy_resilience import fail_on
+from test_former_api_role import make_former_role
 from test_via_api import TEST_CREDENTIALS, signed
 
 from imgflow.aws.client import Aws
@@ -28,6 +30,7 @@ from imgflow.aws.job_api import uploaded_body
 from imgflow.aws.runtime.submit import MAX_EXECUTION_INPUT, submit
 from imgflow.config import Config
 from imgflow.demo.server import StaticServer
+from imgflow.errors import DeployError
 
 
 @pytest.fixture
@@ -145,23 +148,19 @@ def test_the_handler_starts_a_body_at_the_limit_and_refuses_one_byte_more(aws: A
     assert submit(sfn, arn, {"body": "not base64!", "isBase64Encoded": True})["statusCode"] == 400
 
 
-def test_a_deployment_with_the_former_integration_moves_to_the_submit_lambda(
-    aws: Aws,
-    run_deploy: Callable[..., DeployResult],
-    deploy_cfg: Config,
-    deployed: DeploymentOutputs,
-) -> None:
-    """A deployment made when the route went straight to StartExecution: deploy points the
-    route at the submit Lambda, deletes the old integration, and a third deploy is a no-op;
-    a lost invoke permission is put back."""
+def make_former_deployment(aws: Aws, deploy_cfg: Config, deployed: DeploymentOutputs) -> str:
+    """Turn `deployed` into a deployment made when the route went straight to StartExecution
+    (under the API's own role, `<name>-api`), without the invoke permission; the former
+    integration's id."""
     api, api_id = aws.apigatewayv2(), str(deployed.api_id)
+    role = make_former_role(aws, deploy_cfg.deployment, deployed.state_machine_arn)
     (route,) = api.get_routes(ApiId=api_id)["Items"]
     former = api.create_integration(
         ApiId=api_id,
         IntegrationType="AWS_PROXY",
         IntegrationSubtype="StepFunctions-StartExecution",
         PayloadFormatVersion="1.0",
-        CredentialsArn=deployed.roles["api"],
+        CredentialsArn=aws.iam().get_role(RoleName=role)["Role"]["Arn"],
         RequestParameters={"StateMachineArn": deployed.state_machine_arn, "Input": "$request.body"},
     )["IntegrationId"]
     api.update_route(ApiId=api_id, RouteId=route["RouteId"], Target=f"integrations/{former}")
@@ -169,13 +168,59 @@ def test_a_deployment_with_the_former_integration_moves_to_the_submit_lambda(
     aws.lambda_().remove_permission(
         FunctionName=deployed.functions["submit"], StatementId=PERMISSION_ID
     )
-    again = run_deploy(deploy_cfg)
-    (step,) = [s for s in again.plan.steps if s.kind == "http api"]
-    assert set(step.changes) == {"integration", "permission"}
+    return str(former)
+
+
+def assert_routed_to_submit(aws: Aws, deployed: DeploymentOutputs) -> None:
+    """One integration, the submit Lambda's, and the route leads to it."""
+    api, api_id = aws.apigatewayv2(), str(deployed.api_id)
     (integration,) = api.get_integrations(ApiId=api_id)["Items"]
     assert integration["IntegrationUri"] == deployed.functions["submit"]
     (route,) = api.get_routes(ApiId=api_id)["Items"]
     assert route["Target"] == f"integrations/{integration['IntegrationId']}"
+
+
+def test_a_deployment_with_the_former_integration_moves_to_the_submit_lambda(
+    aws: Aws,
+    run_deploy: Callable[..., DeployResult],
+    deploy_cfg: Config,
+    deployed: DeploymentOutputs,
+) -> None:
+    """A deployment made when the route went straight to StartExecution: deploy points the
+    route at the submit Lambda, deletes the old integration and the API's role, and a third
+    deploy is a no-op; a lost invoke permission is put back."""
+    make_former_deployment(aws, deploy_cfg, deployed)
+    again = run_deploy(deploy_cfg)
+    (step,) = [s for s in again.plan.steps if s.kind == "http api"]
+    assert set(step.changes) == {"integration", "route", "former integration", "permission"}
+    assert_routed_to_submit(aws, deployed)
     policy = aws.lambda_().get_policy(FunctionName=deployed.functions["submit"])["Policy"]
     assert len(json.loads(policy)["Statement"]) == 1
+    roles = {r["RoleName"] for r in aws.iam().list_roles()["Roles"]}
+    assert f"{deploy_cfg.deployment}-api" not in roles
+    assert {s.action for s in run_deploy(deploy_cfg).plan.steps} == {"no change"}
+
+
+def test_a_move_stopped_after_creating_the_lambda_integration_reuses_it(
+    aws: Aws,
+    run_deploy: Callable[..., DeployResult],
+    deploy_cfg: Config,
+    deployed: DeploymentOutputs,
+) -> None:
+    """A move to the submit Lambda interrupted between creating its integration and routing
+    to it: the redeploy routes to that integration, not to a second one; interrupted again
+    before deleting the former integration: the next deploy deletes it."""
+    api, api_id = aws.apigatewayv2(), str(deployed.api_id)
+    former = make_former_deployment(aws, deploy_cfg, deployed)
+    fail_on(aws, "UpdateRoute")
+    with pytest.raises(DeployError, match="UpdateRoute"):
+        run_deploy(deploy_cfg)
+    assert len(api.get_integrations(ApiId=api_id)["Items"]) == 2
+    fail_on(aws, "DeleteIntegration")
+    with pytest.raises(DeployError, match="DeleteIntegration"):
+        run_deploy(deploy_cfg)
+    ids = {i["IntegrationId"] for i in api.get_integrations(ApiId=api_id)["Items"]}
+    assert len(ids) == 2 and former in ids
+    run_deploy(deploy_cfg)
+    assert_routed_to_submit(aws, deployed)
     assert {s.action for s in run_deploy(deploy_cfg).plan.steps} == {"no change"}

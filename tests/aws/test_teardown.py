@@ -27,7 +27,7 @@ def test_empty_deployment_is_removed_completely(
 ) -> None:
     result = teardown(deploy_cfg, aws)
     assert result.kept == []
-    assert len(result.deleted) == 20
+    assert len(result.deleted) == 19
     kinds = [kind for kind, _ in result.deleted]
     # each log group after what writes to it
     assert kinds[:7] == ["http api", "state machine", "log group", *["lambda function"] * 4]
@@ -66,7 +66,7 @@ def test_teardown_without_state_file_finds_tagged_resources(
 ) -> None:
     state_path(deploy_cfg).unlink()
     result = teardown(deploy_cfg, aws, delete_data=True)
-    assert len(result.deleted) == 20
+    assert len(result.deleted) == 19
     assert aws.logs().describe_log_groups()["logGroups"] == []
 
 

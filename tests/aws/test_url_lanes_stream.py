@@ -6,16 +6,14 @@ Handlers are called directly on `DiskS3` (objects in files), as in test_plan_sca
 from __future__ import annotations
 
 import random
-import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.disk_s3 import DiskS3
+from support.plan_memory import plan_peak, shrink_buffers
 
-from imgflow.aws.runtime import job_lines as lines_module
-from imgflow.aws.runtime import jobs, lane_plan
+from imgflow.aws.runtime import lane_plan
 from imgflow.aws.runtime import plan as plan_step
 from imgflow.aws.runtime.job_lines import job_lines, put_job
 from imgflow.aws.runtime.jobs import batch_key, get_json, iter_json_array, job_key
@@ -94,29 +92,10 @@ def test_a_streamed_urls_job_is_planned_as_its_body_is_in_memory(
     assert whole["counts"]["expected"] == len(seen) + whole["counts"]["rejected"]
 
 
-def peak_of(call: Callable[[], Any]) -> int:
-    tracemalloc.start()
-    try:
-        call()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
-def plan_peak(root: Path, count: int) -> int:
-    s3: Any = DiskS3(root)
-    put_job(s3, BUCKET, job_key("j"), urls_body(count))
-    request = {"manifest": {"bucket": BUCKET, "key": job_key("j")}, "batchSize": 100}
-    return peak_of(lambda: plan_step.plan_job(s3, BUCKET, "j", request))
-
-
 def test_urls_plan_memory_is_flat_in_the_number_of_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Small partitions and spools (as test_plan_scale.py's small_buffers) so a job small
-    # enough for a test shows what grows.
-    monkeypatch.setattr(plan_step, "PARTITION_BYTES", 24 * 1024)
-    monkeypatch.setattr(jobs, "SPOOL_BYTES", 24 * 1024)
-    monkeypatch.setattr(lines_module, "READ_CHUNK", 8 * 1024)
-    small, large = plan_peak(tmp_path / "small", 500), plan_peak(tmp_path / "large", 4_000)
+    shrink_buffers(monkeypatch, 24 * 1024, 8 * 1024)  # so a job small enough shows growth
+    small = plan_peak(tmp_path / "small", BUCKET, urls_body(500), batchSize=100)
+    large = plan_peak(tmp_path / "large", BUCKET, urls_body(4_000), batchSize=100)
     assert large < 2 * small, (small, large)  # eight times the rows

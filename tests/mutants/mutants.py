@@ -43,6 +43,7 @@ TABLES = "tests/test_url_tables.py"
 PATHS_STREAM = "tests/test_paths_stream.py"
 AWS_SHARDS = "tests/aws/test_shards_aws.py"
 SERVE_NOTES = "tests/test_serve_host_notes.py"
+FORMER_ROLE = "tests/aws/test_former_api_role.py"
 
 MUTANTS: list[Mutant] = [
     # -- atomicity: a file appears at its final name only when complete ----------------------
@@ -1940,6 +1941,73 @@ MUTANTS: list[Mutant] = [
         (
             "tests/test_interrupted_json.py::"
             "test_an_interrupted_json_retry_prints_its_document_so_far",
+        ),
+    ),
+    # -- the API's former integration role (least privilege) ----------------------------------
+    Mutant(
+        "deploy-makes-api-role",
+        "deploy makes no role for API Gateway: the job route invokes the submit Lambda"
+        " (docs/aws.md)",
+        "infra/iam.py",
+        "        SUBMIT: (LAMBDA_SERVICE, submit_policy(names)),\n",
+        "        SUBMIT: (LAMBDA_SERVICE, submit_policy(names)),\n"
+        '        "api": (API_SERVICE, submit_policy(names)),\n',
+        (f"{FORMER_ROLE}::test_a_redeploy_of_an_older_deployment_deletes_its_api_role",),
+    ),
+    Mutant(
+        "former-api-role-kept",
+        "a redeploy of an older deployment deletes its API role (docs/aws.md)",
+        "imgflow/aws/deploy/__init__.py",
+        "        *former_role_steps(ctx),",
+        "        *former_role_steps(ctx)[:0],",
+        (f"{FORMER_ROLE}::test_a_redeploy_of_an_older_deployment_deletes_its_api_role",),
+    ),
+    Mutant(
+        "former-role-policy-kept",
+        "a role is deleted after its policies, as IAM requires (docs/aws.md)",
+        "imgflow/aws/deploy/roles.py",
+        "        iam.delete_role_policy(RoleName=name, PolicyName=policy)",
+        "        pass",
+        (f"{FORMER_ROLE}::test_a_redeploy_of_an_older_deployment_deletes_its_api_role",),
+    ),
+    Mutant(
+        "former-role-not-ours-deleted",
+        "deploy deletes a former role only when it is the deployment's own (docs/aws.md)",
+        "imgflow/aws/deploy/roles.py",
+        "    if ctx.missing_tags(tags) and key not in ctx.state.resources:",
+        "    if False:",
+        (f"{FORMER_ROLE}::test_a_role_with_the_name_but_not_ours_is_left_alone",),
+    ),
+    Mutant(
+        "teardown-misses-former-role",
+        "teardown removes the API role an older deployment left (docs/aws.md)",
+        "imgflow/aws/deploy/discover.py",
+        "(*ROLE_PURPOSES, *FORMER_ROLE_PURPOSES)",
+        "ROLE_PURPOSES",
+        (f"{FORMER_ROLE}::test_teardown_removes_the_api_role_an_older_deployment_left",),
+    ),
+    Mutant(
+        "submit-integration-not-reused",
+        "a move to the submit Lambda stopped halfway reuses its integration (docs/aws.md)",
+        "imgflow/aws/deploy/api.py",
+        '    if routed is None or routed.get("IntegrationSubtype"):',
+        "    if routed is None:",
+        (
+            "tests/aws/test_submit_413.py::"
+            "test_a_move_stopped_after_creating_the_lambda_integration_reuses_it",
+        ),
+    ),
+    Mutant(
+        "former-integration-left-unrouted",
+        "a move to the submit Lambda stopped before deleting the former integration deletes it"
+        " on the next deploy (docs/aws.md)",
+        "imgflow/aws/deploy/api.py",
+        'i.get("IntegrationSubtype") == SUBTYPE]',
+        'i.get("IntegrationSubtype") == SUBTYPE\n'
+        "               and f\"integrations/{i['IntegrationId']}\" == target]",
+        (
+            "tests/aws/test_submit_413.py::"
+            "test_a_move_stopped_after_creating_the_lambda_integration_reuses_it",
         ),
     ),
 ]

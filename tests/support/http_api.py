@@ -2,7 +2,8 @@
 
 moto records HTTP APIs but does not serve them. `HttpApiDouble` reads what deploy made in
 moto (the API's endpoint, its routes with their authorization type, each route's
-StepFunctions-StartExecution integration) and serves exactly that:
+integration: the submit Lambda's, or an older deployment's StartExecution one) and serves
+exactly that:
 
 - at the API's own URL, unchanged (``https://<id>.execute-api.<region>.amazonaws.com``):
   the double is an HTTPS proxy (``HTTPS_PROXY``) that accepts CONNECT to the API's host

@@ -30,7 +30,7 @@ from imgflow.aws.deploy.logs import log_group_steps, state_machine_log_group_ste
 from imgflow.aws.deploy.notify import topic_step
 from imgflow.aws.deploy.pipeline import default_definition, state_machine_step
 from imgflow.aws.deploy.plan import Plan, Step
-from imgflow.aws.deploy.roles import role_steps
+from imgflow.aws.deploy.roles import former_role_steps, role_steps
 from imgflow.aws.deploy.state import DeploymentOutputs, load_outputs, load_state
 from imgflow.aws.deploy.storage import bucket_step, table_step
 from imgflow.aws.runtime.settings import AWS_LAYOUTS
@@ -103,6 +103,7 @@ def plan_deploy(
         *state_machine_log_group_steps(ctx),
         state_machine_step(ctx, build),
         api_step(ctx),
+        *former_role_steps(ctx),  # after the API, which no longer needs them
     ]
     return Plan(tuple(steps), outputs(ctx), _warnings(ctx.cfg))
 

@@ -5,7 +5,10 @@ which answers 413 for a body over Step Functions' execution input limit and 400 
 is not a JSON object. API Gateway invokes the function under a resource-based permission
 (lambda:AddPermission for apigateway.amazonaws.com, SourceArn: this API's route), so no
 credentials role is involved. A deployment made with the former StepFunctions-StartExecution
-integration gets a new Lambda integration, its route moved to it and the old one deleted.
+integration gets the Lambda integration (the one a deploy stopped halfway left, else a new
+one), its route moved to it, then the former integration deleted (any the API still has:
+a deploy stopped after moving the route left it); deploy then deletes the former
+integration's role (roles.py former_role_steps).
 """
 
 from __future__ import annotations
@@ -65,15 +68,22 @@ def _integration_changes(ctx: Context, integration: dict[str, Any] | None) -> li
         return ["integration"]
     wanted = desired_integration(ctx)
     differs = any(integration.get(k) != v for k, v in wanted.items())
-    return ["integration"] if differs or integration.get("IntegrationSubtype") else []
+    return ["integration"] if differs else []
 
 
-def _unrouted_integration(ctx: Context, api_id: str) -> dict[str, Any] | None:
-    """A submit integration of the API, when no route leads to one: a deploy that stopped
-    between creating the integration and its route left it; reuse it, not add one."""
-    items = ctx.aws.apigatewayv2().get_integrations(ApiId=api_id).get("Items", [])
+def _integrations(
+    ctx: Context, api_id: str, target: str
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """The API's submit integration (the one route `target` leads to, else one no route
+    leads to: a deploy that stopped between creating it and routing to it left it, reused
+    rather than a second one added) and the ids of its former StartExecution integrations."""
+    items = [dict(i) for i in ctx.aws.apigatewayv2().get_integrations(ApiId=api_id)["Items"]]
     uri = ctx.names.function_arn(SUBMIT)
-    return next((dict(i) for i in items if i.get("IntegrationUri") == uri), None)
+    routed = next((i for i in items if f"integrations/{i['IntegrationId']}" == target), None)
+    if routed is None or routed.get("IntegrationSubtype"):
+        routed = next((i for i in items if i.get("IntegrationUri") == uri), None)
+    formers = [str(i["IntegrationId"]) for i in items if i.get("IntegrationSubtype") == SUBTYPE]
+    return routed, formers
 
 
 def invoke_source_arn(ctx: Context, api_id: str) -> str:
@@ -112,6 +122,7 @@ def api_step(ctx: Context) -> Step:
     api, name = ctx.aws.apigatewayv2(), ctx.names.api
     changes: list[str] = []
     integration: dict[str, Any] | None = None
+    formers: list[str] = []
     route: dict[str, Any] | None = None
     permitted: str | None = None
     with ctx.reading(API, name):
@@ -121,17 +132,13 @@ def api_step(ctx: Context) -> Step:
             routes = api.get_routes(ApiId=api_id).get("Items", [])
             route = next((dict(r) for r in routes if r["RouteKey"] == route_key(ctx)), None)
             target = str((route or {}).get("Target", ""))
-            if target.startswith("integrations/"):
-                integration_id = target.removeprefix("integrations/")
-                got = optional(
-                    lambda: api.get_integration(ApiId=api_id, IntegrationId=integration_id)
-                )
-                integration = dict(got) if got else None
-            if integration is None:
-                integration = _unrouted_integration(ctx, api_id)
+            integration, formers = _integrations(ctx, api_id, target)
             changes += _integration_changes(ctx, integration)
-            if route is None or route.get("AuthorizationType") != auth_type(ctx):
+            routed = target == f"integrations/{(integration or {}).get('IntegrationId')}"
+            if not routed or (route or {}).get("AuthorizationType") != auth_type(ctx):
                 changes.append("route")
+            if formers:
+                changes.append("former integration")
             stages = api.get_stages(ApiId=api_id).get("Items", [])
             if not any(s["StageName"] == STAGE for s in stages):
                 changes.append("stage")
@@ -151,10 +158,9 @@ def api_step(ctx: Context) -> Step:
         if found is None or "permission" in changes:
             _permit(ctx, api_id, replace=permitted is not None)
         integration_id = (integration or {}).get("IntegrationId")
-        former = integration_id if (integration or {}).get("IntegrationSubtype") else None
         if found is None or "integration" in changes:
             wanted = desired_integration(ctx)
-            if integration_id and not former:
+            if integration_id:
                 api.update_integration(ApiId=api_id, IntegrationId=integration_id, **wanted)
             else:
                 integration_id = api.create_integration(ApiId=api_id, **wanted)["IntegrationId"]
@@ -168,7 +174,7 @@ def api_step(ctx: Context) -> Step:
                 api.create_route(ApiId=api_id, **settings)  # type: ignore[arg-type]
             else:
                 api.update_route(ApiId=api_id, RouteId=route["RouteId"], **settings)  # type: ignore[arg-type]
-        if former:  # the StartExecution integration, now that no route leads to it
+        for former in formers:  # the StartExecution integrations, now that no route leads there
             api.delete_integration(ApiId=api_id, IntegrationId=former)
         if found is None or "stage" in changes:
             api.create_stage(ApiId=api_id, StageName=STAGE, AutoDeploy=True, Tags=ctx.tags)

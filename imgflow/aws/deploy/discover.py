@@ -9,7 +9,7 @@ from imgflow.aws.client import optional
 from imgflow.aws.deploy.api import find_api
 from imgflow.aws.deploy.context import Context, pairs_to_dict
 from imgflow.aws.deploy.logs import find_log_group, log_group_tags
-from infra.names import LAMBDA_ROLES, ROLE_PURPOSES
+from infra.names import FORMER_ROLE_PURPOSES, LAMBDA_ROLES, ROLE_PURPOSES
 
 Ids = dict[str, str]
 
@@ -108,7 +108,8 @@ FINDERS: dict[str, Callable[[Context], Ids | None]] = {
     "bucket": _bucket,
     "table": _table,
     "topic": _topic,
-    **{f"role:{purpose}": _role(purpose) for purpose in ROLE_PURPOSES},
+    # (an older deployment's former roles too, so teardown removes them)
+    **{f"role:{purpose}": _role(purpose) for purpose in (*ROLE_PURPOSES, *FORMER_ROLE_PURPOSES)},
     **{f"log_group:{role}": _log_group(role) for role in LAMBDA_ROLES},
     **{f"function:{role}": _function(role) for role in LAMBDA_ROLES},
     "log_group:statemachine": _log_group("statemachine"),

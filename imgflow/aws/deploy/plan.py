@@ -1,4 +1,5 @@
-"""A deployment plan: one step per resource, saying create, update or no change, and why."""
+"""A deployment plan: one step per resource, saying create, update, no change or delete
+(a resource an older deployment made that this one no longer uses), and why."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Literal
 
 from imgflow.aws.deploy.state import DeploymentOutputs
 
-Action = Literal["create", "update", "no change"]
+Action = Literal["create", "update", "no change", "delete"]
 
 
 def _nothing() -> None:
