@@ -31,6 +31,7 @@ import os
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
+from imgflow.local.folder import DataFolder
 from imgflow.local.index import Database
 from imgflow.local.layouts.shard_folder import (
     READ,
@@ -40,8 +41,9 @@ from imgflow.local.layouts.shard_folder import (
     stats_run,
     table_rows,
 )
-from imgflow.local.layouts.shard_format import format_of
+from imgflow.local.layouts.shard_format import SHARDS_DIR, format_of
 from imgflow.local.layouts.shard_staging import CREATE
+from imgflow.local.safefs import StorageError
 
 TEMPORARY = ".rewrite-"
 PARTIAL = ".partial"  # so no glob of a shard's own suffix (`*.tar`) picks a temporary up
@@ -52,31 +54,41 @@ def partial_name(name: str) -> str:
     return f"{TEMPORARY}{name}{PARTIAL}"
 
 
-def mend_shards(
-    shards: int, db: Database, *, fsync: bool, only: Collection[str] | None = None
-) -> list[str]:
-    """Rewrite every marked shard of the folder (or of `only`), remove the shards the index
-    lists no longer (those a run of this index wrote); the names of the shards left."""
+def mend_shards(shards: int, db: Database, *, fsync: bool) -> list[str]:
+    """Rewrite every marked shard of the folder (the index's marks: only their stats files
+    are read), remove the shards the index lists no longer (those a run of this index
+    wrote); the names of the shards left."""
     for name in os.listdir(shards):
         if name.startswith(TEMPORARY):
             with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=shards)
     counts = db.shard_counts()
+    marked = db.marked_shards()
     runs: set[str] | None = None
     left = []
     for _, name in shard_files(shards):
-        if only is not None and name not in only:
-            left.append(name)
-            continue
         if name not in counts:
             runs = db.run_ids() if runs is None else runs
             if stats_run(shards, name) in runs:
                 remove_shard(shards, name)
                 continue
-        elif stats_samples(shards, name) != counts[name][0]:
+        elif name in marked and stats_samples(shards, name) != counts[name][0]:
             rewrite_shard(shards, name, db.shard_members(name), counts[name], fsync=fsync)
         left.append(name)
+    # rewritten (or gone): the marks cleared once the stats files say the new counts
+    db.unmark_shards({name: counts[name][0] for name in marked})
     return left
+
+
+def mend_folder(folder: DataFolder, db: Database, *, fsync: bool) -> None:
+    """`mend_shards` in the folder's `shards`, if it has one: at a run's end, whatever its
+    layout (the shards its commits and forgotten rows marked, each rewritten once), and
+    by `check --repair`. Raises OSError, sqlite3.Error."""
+    try:
+        shards = folder.folder(SHARDS_DIR, create=False)
+    except StorageError:
+        return  # no shards folder: no shard to mend
+    mend_shards(shards, db, fsync=fsync)
 
 
 def stats_samples(shards: int, name: str) -> int | None:
