@@ -144,4 +144,6 @@ def test_a_start_reads_only_the_stats_of_marked_shards(
     _serve(fault_server, names, names[2:3])
     assert _run(items, tmp_path, LAYOUTS["webdataset"](2), refresh=True).stored == 1
     assert read == ["00001.tar"]  # the one shard its commit marked, at the run's end
+    assert _run(items, tmp_path, LAYOUTS["webdataset"](2)).skipped == 6
+    assert read == ["00001.tar"]  # its mark cleared once rewritten
     assert_once(tmp_path, [i.url for i in items])
