@@ -132,9 +132,8 @@ def _check(db: Any, reader: StoredReader, data_dir: Path, repair: bool) -> Check
     if repair:
         report.restamped = len(restamp)
         with db.transaction():
-            db.forget(forget)
+            db.forget(forget)  # (a shard that lost a sample is marked to be rewritten)
             db.restamp(restamp)
-            db.recount_shards()  # a shard that lost a sample is marked to be rewritten
     else:
         report.would_restamp = len(restamp)
     return report

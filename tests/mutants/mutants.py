@@ -1355,8 +1355,8 @@ MUTANTS: list[Mutant] = [
         "check --repair cuts a bad sample from its shard, so the next run's fetch of it is"
         " its one sample (architecture)",
         "imgflow/local/check.py",
-        "            db.recount_shards()  # a shard that lost a sample is marked to be rewritten",
-        "            pass",
+        "                    mend_folder(folder, db, fsync=True)",
+        "                    pass",
         (
             f"{SHARDS_REWRITE}::"
             "test_check_repair_cuts_a_tampered_sample_and_the_next_run_fetches_it_again",

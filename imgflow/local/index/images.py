@@ -97,30 +97,16 @@ class ImagesTable(Connected):
         query = "SELECT DISTINCT shard FROM images WHERE url IN ({marks}) AND shard IS NOT NULL"
         return {row[0] for row in rows_in(self.conn, query, urls)}
 
-    def recount_shards(self, names: Sequence[str] | None = None) -> None:
-        """Within the caller's transaction: the `samples` and `bytes` of each shard (of
-        `names`, or every one) from the rows still placed in it; a shard left with none
-        is no longer listed. A shard whose count changed is marked (`shards.marked`), to be
-        rewritten without the samples that left it (imgflow/local/layouts/shard_rewrite.py)."""
-        if names is None:
-            rows = self.conn.execute(
-                "SELECT shard, count(*), coalesce(sum(bytes), 0) FROM images"
-                " WHERE shard IS NOT NULL GROUP BY shard"
-            ).fetchall()
-            listed = list(self.shard_counts())
-        else:
-            listed = list(names)
-            rows = [
-                (name, *self.conn.execute(
-                    "SELECT count(*), coalesce(sum(bytes), 0) FROM images WHERE shard = ?",
-                    (name,),
-                ).fetchone())
-                for name in listed
-            ]  # fmt: skip
-        counts = {name: (count, size) for name, count, size in rows if count}
-        for name in listed:
-            if name in counts:
-                count, size = counts[name]
+    def recount_shards(self, names: Sequence[str]) -> None:
+        """Within the caller's transaction: the `samples` and `bytes` of each shard of
+        `names` from the rows still placed in it; a shard left with none is no longer
+        listed. A shard whose count changed is marked (`shards.marked`), to be rewritten
+        without the samples that left it (imgflow/local/layouts/shard_rewrite.py)."""
+        for name in names:
+            count, size = self.conn.execute(
+                "SELECT count(*), coalesce(sum(bytes), 0) FROM images WHERE shard = ?", (name,)
+            ).fetchone()
+            if count:
                 self.conn.execute(
                     "UPDATE shards SET samples = ?, bytes = ?,"
                     " marked = marked OR samples != ? WHERE name = ?",

@@ -1,11 +1,13 @@
 """Rewriting a shard without the samples that left it, so a sample is never in two shards.
 
-A refreshed or retried image goes into a new shard and its index row moves there; a sample
-`check --repair` found bad loses its row. Either way, in the same index transaction,
-`Database.recount_shards` sets the old shard's `shards.samples` to the rows still placed in
-it (its row is deleted when none is). Its `_stats.json` still says the old count: that
-difference is the mark of a shard to rewrite, and `mend_shards` (after the commit, and at
-the start of every run and of `check --repair`) rewrites each marked shard:
+A refreshed or retried image goes into a new shard and its index row moves there; a row
+found not intact (by a run, or by `check --repair`) is forgotten. Either way, in the same
+index transaction, `Database.recount_shards` sets the old shard's `shards.samples` to the
+rows still placed in it (its row is deleted when none is) and, when that count changed,
+marks it (`shards.marked`). Its `_stats.json` still says the old count. `mend_shards` (at
+a run's end, whatever its layout: `mend_folder`; at the start of every shard run and of
+`check --repair`) reads the stats files of the marked shards only, and rewrites each one
+whose stats count differs, once however many commits took samples from it:
 
 1. the shard's kept samples (the members the index places in it) are copied into
    `.rewrite-<name>` beside it, fsynced, given the old shard's modification time (the
@@ -13,12 +15,13 @@ the start of every run and of `check --repair`) rewrites each marked shard:
 2. a tar's metadata table is filtered the same way into `.rewrite-<table>`, and the stats
    file rewritten with the new count into `.rewrite-<stem>_stats.json`, fsynced;
 3. renames over the old names: the table, then the shard, then the stats file last (the
-   mark is cleared only once the shard is rewritten), then the folder fsynced.
+   counts agree only once the shard is rewritten), then the folder fsynced; then the
+   index's marks are cleared.
 
 A kill at any moment leaves every shard whole at its final name (a rename is atomic) and
 the index right about each row's shard and member (kept members keep their names);
-until the stats file is renamed the shard stays marked, so the next run (or `check
---repair`) rewrites it again from what is at its final name. A shard no row is placed in
+until its mark is cleared the next run (or `check --repair`) compares the counts again
+and rewrites it from what is at its final name while they differ. A shard no row is placed in
 any longer is removed, its stats file last (`remove_shard`). `.rewrite-` temporaries left
 by a kill are removed first.
 """

@@ -21,8 +21,9 @@ How a shard is written (`ShardStore`):
   again by the next run. A kill between the rename and the commit leaves a shard the
   index does not list: the next run removes it before storing (`bind`).
 - A sample's key is the digest of its URL, so it is the same in every shard; a refreshed
-  image goes into a new shard and its row moves there; the old shard is rewritten without
-  the old version (imgflow/local/layouts/shard_rewrite.py), so a sample is in one shard.
+  image goes into a new shard and its row moves there; the old shard is marked in that
+  commit and rewritten without the old version at the run's end
+  (imgflow/local/layouts/shard_rewrite.py), so a sample is in one shard.
 """
 
 from __future__ import annotations
