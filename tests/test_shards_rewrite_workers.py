@@ -147,3 +147,30 @@ def test_a_start_reads_only_the_stats_of_marked_shards(
     assert _run(items, tmp_path, LAYOUTS["webdataset"](2)).skipped == 6
     assert read == ["00001.tar"]  # its mark cleared once rewritten
     assert_once(tmp_path, [i.url for i in items])
+
+
+def test_an_index_from_before_the_marks_has_its_pending_rewrite_done_after_the_upgrade(
+    fault_server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh whose rewrite never happened (a kill), in an index of an imgflow without
+    marks: the upgrade marks every shard, so the next start compares each and cuts the
+    superseded sample."""
+    import sqlite3
+
+    names = [f"{i}.gif" for i in range(4)]
+    items = _serve(fault_server, names)
+    _run(items, tmp_path, LAYOUTS["webdataset"](2))
+
+    def killed(*args: Any, **kw: Any) -> None:
+        raise OSError("killed")
+
+    monkeypatch.setattr(shard_rewrite, "rewrite_shard", killed)
+    _serve(fault_server, names, names[:1])
+    assert _run(items, tmp_path, LAYOUTS["webdataset"](2), refresh=True).stored == 1
+    monkeypatch.undo()
+    assert len(read_shards(tmp_path)[items[0].url]) == 2  # not cut yet
+    with sqlite3.connect(tmp_path / "imgflow.db") as conn:
+        conn.execute("ALTER TABLE shards DROP COLUMN marked")
+        conn.execute("PRAGMA user_version = 6")
+    assert _run(items, tmp_path, LAYOUTS["webdataset"](2)).skipped == 4
+    assert_once(tmp_path, [i.url for i in items])

@@ -1962,4 +1962,16 @@ MUTANTS: list[Mutant] = [
         "    pass",
         (f"{SHARDS_REWORKERS}::test_a_start_reads_only_the_stats_of_marked_shards",),
     ),
+    Mutant(
+        "shard-marks-lost-at-upgrade",
+        "an index from before the shard marks has every shard marked once, so a rewrite a"
+        " kill left undone is still done (architecture)",
+        "imgflow/local/index/schema.py",
+        '    conn.execute("UPDATE shards SET marked = 1")',
+        "    pass",
+        (
+            f"{SHARDS_REWORKERS}::"
+            "test_an_index_from_before_the_marks_has_its_pending_rewrite_done_after_the_upgrade",
+        ),
+    ),
 ]
