@@ -76,6 +76,10 @@ SLOW_FIRST: tuple[str, ...] = (
     "tests/test_terminal.py::"
     "test_a_streamed_input_counts_with_separators_and_ends_without_its_reading_note",
     "tests/test_interrupted_json.py::test_an_interrupted_json_retry_prints_its_document_so_far",
+    "tests/test_shards_rewrite_workers.py::"
+    "test_a_refresh_on_two_workers_leaves_every_url_in_one_shard",
+    "tests/test_shards_rewrite_workers.py::"
+    "test_a_sample_found_not_intact_then_fetched_by_a_later_run_on_workers_is_in_one_shard",
 )
 
 

@@ -24,8 +24,7 @@ from imgflow.local.digest import sha256_of
 from imgflow.local.folder import DataFolder
 from imgflow.local.index import sqlite_errors
 from imgflow.local.layouts.base import Layout, StoredReader
-from imgflow.local.layouts.shard_format import SHARDS_DIR
-from imgflow.local.layouts.shard_rewrite import mend_shards
+from imgflow.local.layouts.shard_rewrite import mend_folder
 from imgflow.local.layouts.stored import stored_reader
 from imgflow.local.safefs import StorageError
 
@@ -90,8 +89,8 @@ def check(
                     report = _check(db, reader, data_dir, repair)
                 finally:
                     reader.close()
-                if repair:
-                    _mend_shards(folder, db)
+                if repair:  # the shards that lost samples (a bad one, an orphan) cut
+                    mend_folder(folder, db, fsync=True)
                 return report
         finally:
             db.close()
@@ -133,22 +132,11 @@ def _check(db: Any, reader: StoredReader, data_dir: Path, repair: bool) -> Check
     if repair:
         report.restamped = len(restamp)
         with db.transaction():
-            db.forget(forget)
+            db.forget(forget)  # (a shard that lost a sample is marked to be rewritten)
             db.restamp(restamp)
-            db.recount_shards()  # a shard that lost a sample is marked to be rewritten
     else:
         report.would_restamp = len(restamp)
     return report
-
-
-def _mend_shards(folder: DataFolder, db: Any) -> None:
-    """Rewrite the shards that lost samples (a bad one, an orphan) without them, so the
-    next run's fetch of a forgotten image never leaves it in two shards."""
-    try:
-        shards = folder.folder(SHARDS_DIR, create=False)
-    except StorageError:
-        return
-    mend_shards(shards, db, fsync=True)
 
 
 def _sha256(reader: StoredReader, key: str) -> str:

@@ -29,6 +29,7 @@ from imgflow.local.folder import DataFolder
 from imgflow.local.index import INTERRUPTED, Database, retried, sqlite_errors
 from imgflow.local.job import LocalJob, LocalRunResult, Progress, RunInterrupted, new_run_id
 from imgflow.local.layouts.base import RunStore
+from imgflow.local.layouts.shard_rewrite import mend_folder
 from imgflow.local.layouts.shards import ShardLayout, ShardStore, WrittenShard
 from imgflow.local.planner import Planner
 from imgflow.local.safefs import StorageError, remove_tree
@@ -168,6 +169,8 @@ def _fetch_all(
             runner.spill_dir = str(folder.path / "tmp" / run_id)
             runner.planner = planner
             _store_all(runner, db, store, run_id)
+            with contextlib.suppress(OSError, sqlite3.Error):  # else the next start does
+                mend_folder(folder, db, fsync=settings.fsync)  # marked shards, once each
             if planner is not None:
                 duplicates = planner.duplicates
             lines = tuple(runner.breaker.lines())

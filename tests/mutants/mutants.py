@@ -38,6 +38,7 @@ URL_LANES_STREAM = (
 )
 SHARDS_COMMIT = "tests/test_shards_commit.py"
 SHARDS_REWRITE = "tests/test_shards_rewrite.py"
+SHARDS_REWORKERS = "tests/test_shards_rewrite_workers.py"
 HOSTS = "tests/test_hosts.py"
 TABLES = "tests/test_url_tables.py"
 PATHS_STREAM = "tests/test_paths_stream.py"
@@ -1315,12 +1316,17 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "shard-forgotten-sample-left-in-its-old-shard",
-        "a sample is never in two shards: one a run found not intact (its row forgotten) is"
-        " cut from its old shard when fetched again (architecture)",
-        "imgflow/local/layouts/shards.py",
-        "        if self._known is not None:  # also where a row this run forgot (not intact) was",
-        "        if False:",
-        (f"{SHARDS_REWRITE}::test_a_sample_a_run_finds_not_intact_is_cut_from_its_old_shard",),
+        "a sample is never in two shards: one a run found not intact (its row forgotten, its"
+        " shard marked in the same transaction) is cut from its old shard, also when a later"
+        " run on workers fetches it (architecture)",
+        "imgflow/local/index/images.py",
+        "            self.recount_shards(sorted(holding))",
+        "            self.recount_shards([])",
+        (
+            f"{SHARDS_REWRITE}::test_a_sample_a_run_finds_not_intact_is_cut_from_its_old_shard",
+            f"{SHARDS_REWORKERS}::"
+            "test_a_sample_found_not_intact_then_fetched_by_a_later_run_on_workers_is_in_one_shard",
+        ),
     ),
     Mutant(
         "shard-rewrite-keeps-the-superseded-sample",
@@ -1350,8 +1356,8 @@ MUTANTS: list[Mutant] = [
         "check --repair cuts a bad sample from its shard, so the next run's fetch of it is"
         " its one sample (architecture)",
         "imgflow/local/check.py",
-        "            db.recount_shards()  # a shard that lost a sample is marked to be rewritten",
-        "            pass",
+        "                    mend_folder(folder, db, fsync=True)",
+        "                    pass",
         (
             f"{SHARDS_REWRITE}::"
             "test_check_repair_cuts_a_tampered_sample_and_the_next_run_fetches_it_again",
@@ -2008,6 +2014,56 @@ MUTANTS: list[Mutant] = [
         (
             "tests/aws/test_submit_413.py::"
             "test_a_move_stopped_after_creating_the_lambda_integration_reuses_it",
+        ),
+    ),
+    # -- shard marks in the index, rewrites at the run's end (issue 25's left-overs) ---------
+    Mutant(
+        "files-run-leaves-marked-shards",
+        "a run of any layout rewrites the shards it marked at its end: a files-layout refresh"
+        " cuts the shard sample it replaces (architecture)",
+        "imgflow/local/runner.py",
+        "                mend_folder(folder, db, fsync=settings.fsync)  # marked shards, once each",
+        "                pass",
+        (f"{SHARDS_REWORKERS}::test_a_files_layout_refresh_cuts_the_shard_sample_it_replaces",),
+    ),
+    Mutant(
+        "shard-rewritten-after-each-commit",
+        "an old shard is rewritten at most once per run, whatever the refresh's order"
+        " (architecture)",
+        "imgflow/local/layouts/shards.py",
+        "        self._next = number + 1\n",
+        "        self._next = number + 1\n        mend_shards(self.shards, db, fsync=self.fsync)\n",
+        (
+            f"{SHARDS_REWORKERS}::"
+            "test_a_refresh_in_reverse_order_rewrites_each_old_shard_at_most_once[parquet]",
+        ),
+    ),
+    Mutant(
+        "shard-start-reads-every-stats-file",
+        "a run's start reads only the stats files of the shards the index marks (architecture)",
+        "imgflow/local/layouts/shard_rewrite.py",
+        "        elif name in marked and stats_samples(shards, name) != counts[name][0]:",
+        "        elif stats_samples(shards, name) != counts[name][0]:",
+        (f"{SHARDS_REWORKERS}::test_a_start_reads_only_the_stats_of_marked_shards",),
+    ),
+    Mutant(
+        "shard-mark-never-cleared",
+        "a shard's mark is cleared once it is rewritten (architecture)",
+        "imgflow/local/layouts/shard_rewrite.py",
+        "    db.unmark_shards({name: counts[name][0] for name in marked})",
+        "    pass",
+        (f"{SHARDS_REWORKERS}::test_a_start_reads_only_the_stats_of_marked_shards",),
+    ),
+    Mutant(
+        "shard-marks-lost-at-upgrade",
+        "an index from before the shard marks has every shard marked once, so a rewrite a"
+        " kill left undone is still done (architecture)",
+        "imgflow/local/index/schema.py",
+        '    conn.execute("UPDATE shards SET marked = 1")',
+        "    pass",
+        (
+            f"{SHARDS_REWORKERS}::"
+            "test_an_index_from_before_the_marks_has_its_pending_rewrite_done_after_the_upgrade",
         ),
     ),
 ]

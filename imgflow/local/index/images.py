@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 
 from imgflow.engine.ports import StoredObject, Validators
 from imgflow.engine.records import Outcome, ResultRecord
+from imgflow.local.index.chunked import rows_in
 from imgflow.local.index.connection import Connected
-
-# URLs per IN (...) query: well within SQLite's limit of bound parameters.
-_PER_QUERY = 500
 
 
 class ImagesTable(Connected):
@@ -18,30 +17,26 @@ class ImagesTable(Connected):
     def lookup(self, urls: Sequence[str]) -> dict[str, StoredObject]:
         """The index rows of any of `urls`."""
         found: dict[str, StoredObject] = {}
-        for start in range(0, len(urls), _PER_QUERY):
-            part = urls[start : start + _PER_QUERY]
-            marks = ",".join("?" * len(part))
-            for url, key, size, sha, ctype in self.conn.execute(
-                f"SELECT url, key, bytes, sha256, content_type FROM images WHERE url IN ({marks})",
-                part,
-            ):
-                found[url] = StoredObject(key=key, bytes=size, sha256=sha, content_type=ctype)
+        for url, key, size, sha, ctype in rows_in(
+            self.conn,
+            "SELECT url, key, bytes, sha256, content_type FROM images WHERE url IN ({marks})",
+            urls,
+        ):
+            found[url] = StoredObject(key=key, bytes=size, sha256=sha, content_type=ctype)
         return found
 
     def stamps(self, urls: Sequence[str]) -> dict[str, tuple[StoredObject, int | None]]:
         """The index rows of any of `urls` (with their validators), each with its file's
         recorded mtime (or None)."""
         found: dict[str, tuple[StoredObject, int | None]] = {}
-        for start in range(0, len(urls), _PER_QUERY):
-            part = urls[start : start + _PER_QUERY]
-            marks = ",".join("?" * len(part))
-            for url, key, size, sha, ctype, mtime, etag, modified in self.conn.execute(
-                "SELECT url, key, bytes, sha256, content_type, mtime_ns, etag, last_modified"
-                f" FROM images WHERE url IN ({marks})",
-                part,
-            ):
-                stored = StoredObject(key, size, sha, ctype, Validators(etag, modified))
-                found[url] = (stored, mtime)
+        for url, key, size, sha, ctype, mtime, etag, modified in rows_in(
+            self.conn,
+            "SELECT url, key, bytes, sha256, content_type, mtime_ns, etag, last_modified"
+            " FROM images WHERE url IN ({marks})",
+            urls,
+        ):
+            stored = StoredObject(key, size, sha, ctype, Validators(etag, modified))
+            found[url] = (stored, mtime)
         return found
 
     def _index(
@@ -81,8 +76,13 @@ class ImagesTable(Connected):
         yield from self.conn.execute("SELECT url, key, bytes, sha256, mtime_ns FROM images")
 
     def forget(self, urls: Sequence[str]) -> None:
-        """Drop index rows whose files are gone."""
-        self.conn.executemany("DELETE FROM images WHERE url = ?", [(u,) for u in urls])
+        """Drop index rows whose files are gone (or unlike their rows); in the same
+        transaction, the shards their samples were in are recounted (so marked, then
+        rewritten without them: a sample fetched again is never in two shards)."""
+        with self.transaction() if not self.conn.in_transaction else contextlib.nullcontext():
+            holding = self.shards_holding(urls)
+            self.conn.executemany("DELETE FROM images WHERE url = ?", [(u,) for u in urls])
+            self.recount_shards(sorted(holding))
 
     def restamp(self, stamps: Sequence[tuple[int, str]]) -> None:
         """Record files' modification times: (mtime_ns, url) pairs."""
@@ -94,46 +94,23 @@ class ImagesTable(Connected):
 
     def shards_holding(self, urls: Sequence[str]) -> set[str]:
         """The shards the index places these URLs' samples in (before they move)."""
-        found: set[str] = set()
-        for start in range(0, len(urls), 500):
-            part = urls[start : start + 500]
-            marks = ",".join("?" * len(part))
-            found.update(
-                row[0]
-                for row in self.conn.execute(
-                    f"SELECT DISTINCT shard FROM images WHERE url IN ({marks})"
-                    " AND shard IS NOT NULL",
-                    part,
-                )
-            )
-        return found
+        query = "SELECT DISTINCT shard FROM images WHERE url IN ({marks}) AND shard IS NOT NULL"
+        return {row[0] for row in rows_in(self.conn, query, urls)}
 
-    def recount_shards(self, names: Sequence[str] | None = None) -> None:
-        """Within the caller's transaction: the `samples` and `bytes` of each shard (of
-        `names`, or every one) from the rows still placed in it; a shard left with none
-        is no longer listed. A shard whose count changed is rewritten without the samples
-        that left it (imgflow/local/layouts/shard_rewrite.py)."""
-        if names is None:
-            rows = self.conn.execute(
-                "SELECT shard, count(*), coalesce(sum(bytes), 0) FROM images"
-                " WHERE shard IS NOT NULL GROUP BY shard"
-            ).fetchall()
-            listed = list(self.shard_counts())
-        else:
-            listed = list(names)
-            rows = [
-                (name, *self.conn.execute(
-                    "SELECT count(*), coalesce(sum(bytes), 0) FROM images WHERE shard = ?",
-                    (name,),
-                ).fetchone())
-                for name in listed
-            ]  # fmt: skip
-        counts = {name: (count, size) for name, count, size in rows if count}
-        for name in listed:
-            if name in counts:
-                count, size = counts[name]
+    def recount_shards(self, names: Sequence[str]) -> None:
+        """Within the caller's transaction: the `samples` and `bytes` of each shard of
+        `names` from the rows still placed in it; a shard left with none is no longer
+        listed. A shard whose count changed is marked (`shards.marked`), to be rewritten
+        without the samples that left it (imgflow/local/layouts/shard_rewrite.py)."""
+        for name in names:
+            count, size = self.conn.execute(
+                "SELECT count(*), coalesce(sum(bytes), 0) FROM images WHERE shard = ?", (name,)
+            ).fetchone()
+            if count:
                 self.conn.execute(
-                    "UPDATE shards SET samples = ?, bytes = ? WHERE name = ?", (count, size, name)
+                    "UPDATE shards SET samples = ?, bytes = ?,"
+                    " marked = marked OR samples != ? WHERE name = ?",
+                    (count, size, count, name),
                 )
             else:
                 self.conn.execute("DELETE FROM shards WHERE name = ?", (name,))
@@ -142,6 +119,19 @@ class ImagesTable(Connected):
         """Each committed shard's (samples, bytes)."""
         rows = self.conn.execute("SELECT name, samples, bytes FROM shards")
         return {name: (samples, size) for name, samples, size in rows}
+
+    def marked_shards(self) -> set[str]:
+        """The shards a recount marked, not yet rewritten (local/layouts/shard_rewrite.py)."""
+        return {row[0] for row in self.conn.execute("SELECT name FROM shards WHERE marked")}
+
+    def unmark_shards(self, rewritten: Mapping[str, int]) -> None:
+        """Marked shards rewritten (name -> their samples): their marks cleared, but where
+        a recount changed the count meanwhile."""
+        with self.transaction():
+            self.conn.executemany(
+                "UPDATE shards SET marked = 0 WHERE name = ? AND samples = ?",
+                list(rewritten.items()),
+            )
 
     def shard_members(self, name: str) -> set[str]:
         """The members of a shard the index places samples at."""

@@ -10,6 +10,7 @@ from types import MappingProxyType
 from imgflow.engine.failures import FailureKind, kind_of_legacy_message
 from imgflow.engine.plan import NO_META, Item
 from imgflow.engine.records import Outcome, ResultRecord
+from imgflow.local.index.chunked import rows_in
 from imgflow.local.index.connection import Connected
 from imgflow.local.index.runs import PENDING
 from imgflow.local.index.schema import column_or, columns
@@ -148,19 +149,11 @@ class ResultsTable(Connected):
 
     def written_keys(self, keys: Sequence[str]) -> set[str]:
         """Those of `keys` some run stored or updated (files imgflow wrote)."""
-        found: set[str] = set()
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            found.update(
-                row[0]
-                for row in self.conn.execute(
-                    f"SELECT DISTINCT key FROM results WHERE key IN ({marks})"
-                    " AND outcome IN ('stored', 'updated')",
-                    chunk,
-                )
-            )
-        return found
+        query = (
+            "SELECT DISTINCT key FROM results WHERE key IN ({marks})"
+            " AND outcome IN ('stored', 'updated')"
+        )
+        return {row[0] for row in rows_in(self.conn, query, keys)}
 
     def count_retried(self, run_id: str) -> int:
         """How many items of the run failed or never finished."""

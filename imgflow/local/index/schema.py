@@ -16,7 +16,8 @@
 - ``run_parents``: run id -> the run it retries;
 - ``shards``: the shard files a shard layout committed (imgflow/local/layouts/shards.py),
   each written in the same transaction as the index rows of its samples (``images.shard``
-  and ``images.member`` say where a sample is; NULL in the files layout);
+  and ``images.member`` say where a sample is; NULL in the files layout); ``marked``:
+  a recount changed its samples, it is to be rewritten (local/layouts/shard_rewrite.py);
 - ``robots``: origin -> the robots.txt answer last read from it (status, body, time),
   reused by runs for 24 hours (imgflow/engine/robots.py, local/index/robots.py).
 
@@ -32,7 +33,7 @@ from collections.abc import Callable
 
 from imgflow.local.index.connection import Connected
 
-VERSION = 6
+VERSION = 7
 
 _IMAGES = """CREATE TABLE images (
     url TEXT PRIMARY KEY,
@@ -97,7 +98,8 @@ _SHARDS = """CREATE TABLE IF NOT EXISTS shards (
     run_id TEXT NOT NULL,
     samples INTEGER NOT NULL,
     bytes INTEGER NOT NULL,
-    committed_at REAL NOT NULL
+    committed_at REAL NOT NULL,
+    marked INTEGER NOT NULL DEFAULT 0
 )"""
 
 _ROBOTS = """CREATE TABLE IF NOT EXISTS robots (
@@ -219,6 +221,13 @@ def _host_notes(conn: sqlite3.Connection) -> None:
     add_columns(conn, "runs", {"host_notes": "TEXT"})
 
 
+def _shard_marks(conn: sqlite3.Connection) -> None:
+    """shards gain ``marked`` (a recount changed its samples: to be rewritten); every
+    shard of an older database is marked, so the next start compares each once."""
+    add_columns(conn, "shards", {"marked": "INTEGER NOT NULL DEFAULT 0"})
+    conn.execute("UPDATE shards SET marked = 1")
+
+
 # _STEPS[n] brings a database at version n to n + 1.
 _STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _to_1,
@@ -227,4 +236,5 @@ _STEPS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _robots,
     _unplanned,
     _host_notes,
+    _shard_marks,
 )

@@ -1,11 +1,13 @@
 """Rewriting a shard without the samples that left it, so a sample is never in two shards.
 
-A refreshed or retried image goes into a new shard and its index row moves there; a sample
-`check --repair` found bad loses its row. Either way, in the same index transaction,
-`Database.recount_shards` sets the old shard's `shards.samples` to the rows still placed in
-it (its row is deleted when none is). Its `_stats.json` still says the old count: that
-difference is the mark of a shard to rewrite, and `mend_shards` (after the commit, and at
-the start of every run and of `check --repair`) rewrites each marked shard:
+A refreshed or retried image goes into a new shard and its index row moves there; a row
+found not intact (by a run, or by `check --repair`) is forgotten. Either way, in the same
+index transaction, `Database.recount_shards` sets the old shard's `shards.samples` to the
+rows still placed in it (its row is deleted when none is) and, when that count changed,
+marks it (`shards.marked`). Its `_stats.json` still says the old count. `mend_shards` (at
+a run's end, whatever its layout: `mend_folder`; at the start of every shard run and of
+`check --repair`) reads the stats files of the marked shards only, and rewrites each one
+whose stats count differs, once however many commits took samples from it:
 
 1. the shard's kept samples (the members the index places in it) are copied into
    `.rewrite-<name>` beside it, fsynced, given the old shard's modification time (the
@@ -13,12 +15,13 @@ the start of every run and of `check --repair`) rewrites each marked shard:
 2. a tar's metadata table is filtered the same way into `.rewrite-<table>`, and the stats
    file rewritten with the new count into `.rewrite-<stem>_stats.json`, fsynced;
 3. renames over the old names: the table, then the shard, then the stats file last (the
-   mark is cleared only once the shard is rewritten), then the folder fsynced.
+   counts agree only once the shard is rewritten), then the folder fsynced; then the
+   index's marks are cleared.
 
 A kill at any moment leaves every shard whole at its final name (a rename is atomic) and
 the index right about each row's shard and member (kept members keep their names);
-until the stats file is renamed the shard stays marked, so the next run (or `check
---repair`) rewrites it again from what is at its final name. A shard no row is placed in
+until its mark is cleared the next run (or `check --repair`) compares the counts again
+and rewrites it from what is at its final name while they differ. A shard no row is placed in
 any longer is removed, its stats file last (`remove_shard`). `.rewrite-` temporaries left
 by a kill are removed first.
 """
@@ -31,6 +34,7 @@ import os
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
+from imgflow.local.folder import DataFolder
 from imgflow.local.index import Database
 from imgflow.local.layouts.shard_folder import (
     READ,
@@ -40,8 +44,9 @@ from imgflow.local.layouts.shard_folder import (
     stats_run,
     table_rows,
 )
-from imgflow.local.layouts.shard_format import format_of
+from imgflow.local.layouts.shard_format import SHARDS_DIR, format_of
 from imgflow.local.layouts.shard_staging import CREATE
+from imgflow.local.safefs import StorageError
 
 TEMPORARY = ".rewrite-"
 PARTIAL = ".partial"  # so no glob of a shard's own suffix (`*.tar`) picks a temporary up
@@ -52,31 +57,41 @@ def partial_name(name: str) -> str:
     return f"{TEMPORARY}{name}{PARTIAL}"
 
 
-def mend_shards(
-    shards: int, db: Database, *, fsync: bool, only: Collection[str] | None = None
-) -> list[str]:
-    """Rewrite every marked shard of the folder (or of `only`), remove the shards the index
-    lists no longer (those a run of this index wrote); the names of the shards left."""
+def mend_shards(shards: int, db: Database, *, fsync: bool) -> list[str]:
+    """Rewrite every marked shard of the folder (the index's marks: only their stats files
+    are read), remove the shards the index lists no longer (those a run of this index
+    wrote); the names of the shards left."""
     for name in os.listdir(shards):
         if name.startswith(TEMPORARY):
             with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=shards)
     counts = db.shard_counts()
+    marked = db.marked_shards()
     runs: set[str] | None = None
     left = []
     for _, name in shard_files(shards):
-        if only is not None and name not in only:
-            left.append(name)
-            continue
         if name not in counts:
             runs = db.run_ids() if runs is None else runs
             if stats_run(shards, name) in runs:
                 remove_shard(shards, name)
                 continue
-        elif stats_samples(shards, name) != counts[name][0]:
+        elif name in marked and stats_samples(shards, name) != counts[name][0]:
             rewrite_shard(shards, name, db.shard_members(name), counts[name], fsync=fsync)
         left.append(name)
+    # rewritten (or gone): the marks cleared once the stats files say the new counts
+    db.unmark_shards({name: counts[name][0] for name in marked})
     return left
+
+
+def mend_folder(folder: DataFolder, db: Database, *, fsync: bool) -> None:
+    """`mend_shards` in the folder's `shards`, if it has one: at a run's end, whatever its
+    layout (the shards its commits and forgotten rows marked, each rewritten once), and
+    by `check --repair`. Raises OSError, sqlite3.Error."""
+    try:
+        shards = folder.folder(SHARDS_DIR, create=False)
+    except StorageError:
+        return  # no shards folder: no shard to mend
+    mend_shards(shards, db, fsync=fsync)
 
 
 def stats_samples(shards: int, name: str) -> int | None:

@@ -21,8 +21,9 @@ How a shard is written (`ShardStore`):
   again by the next run. A kill between the rename and the commit leaves a shard the
   index does not list: the next run removes it before storing (`bind`).
 - A sample's key is the digest of its URL, so it is the same in every shard; a refreshed
-  image goes into a new shard and its row moves there; the old shard is rewritten without
-  the old version (imgflow/local/layouts/shard_rewrite.py), so a sample is in one shard.
+  image goes into a new shard and its row moves there; the old shard is marked in that
+  commit and rewritten without the old version at the run's end
+  (imgflow/local/layouts/shard_rewrite.py), so a sample is in one shard.
 """
 
 from __future__ import annotations
@@ -465,12 +466,11 @@ class ShardStore:
         mtimes = dict.fromkeys(written.members, written.mtime)
         places = {key: (final, member) for key, member in written.members.items()}
         published: list[str] = []
-        # the shards these samples leave (a refresh, a retry): recounted in the commit,
-        # then rewritten without them (imgflow/local/layouts/shard_rewrite.py)
+        # the shards these samples leave (a refresh, a retry): recounted in the commit so
+        # marked, rewritten without them at the run's end (a row forgotten as not intact
+        # marked its shard when it was: `Database.forget`; shard_rewrite.py)
         with sqlite_errors(db.path):
             holding = db.shards_holding([r.url for r in written.records])
-        if self._known is not None:  # also where a row this run forgot (not intact) was
-            holding.update(self._known[k][0] for k in written.members if k in self._known)
         left = sorted(holding - {final})
 
         def rename() -> None:
@@ -508,9 +508,6 @@ class ShardStore:
                 return failed
             raise
         self._next = number + 1
-        if left:
-            with contextlib.suppress(OSError):  # else the next run mends them
-                mend_shards(self.shards, db, fsync=self.fsync, only=left)
         if self._known is not None:
             for row in written.rows:
                 self._known[row["key"]] = (final, row["bytes"], row["sha256"])
