@@ -75,6 +75,8 @@ SLOW_FIRST: tuple[str, ...] = (
     "tests/test_shards_rewrite.py::test_kill_9_during_a_rewrite_then_a_rerun_has_every_url_in_one_shard",
     "tests/test_terminal.py::"
     "test_a_streamed_input_counts_with_separators_and_ends_without_its_reading_note",
+    "tests/test_workers_hosts.py::test_a_killed_workers_hosts_are_taken_over_and_the_run_finishes",
+    "tests/test_workers_hosts.py::test_each_host_is_one_workers_and_its_cap_holds",
 )
 
 

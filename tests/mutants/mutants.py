@@ -1918,4 +1918,22 @@ MUTANTS: list[Mutant] = [
             "test_the_handler_starts_a_body_at_the_limit_and_refuses_one_byte_more",
         ),
     ),
+    Mutant(
+        "host-given-to-two-workers",
+        "with --workers over a table of many hosts, each host's items go to one worker, so"
+        " its -c holds and it sees one worker's connections (architecture: workers)",
+        "imgflow/local/workers/coordinator.py",
+        "            owner = self.owners.get(host) or self._give(host)\n",
+        "            owner = self._give(host)\n",
+        ("tests/test_workers_hosts.py::test_each_host_is_one_workers_and_its_cap_holds",),
+    ),
+    Mutant(
+        "run-cap-not-split-among-owners",
+        "--max-in-flight holds across workers that own hosts: each keeps a share"
+        " (architecture: workers)",
+        "imgflow/local/workers/coordinator.py",
+        "        start = dataclasses.replace(self.start, in_flight=share) if share else self.start\n",
+        "        start = self.start\n",
+        ("tests/test_workers_hosts.py::test_each_host_is_one_workers_and_its_cap_holds",),
+    ),
 ]
