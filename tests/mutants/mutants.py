@@ -1932,7 +1932,8 @@ MUTANTS: list[Mutant] = [
         "--max-in-flight holds across workers that own hosts: each keeps a share"
         " (architecture: workers)",
         "imgflow/local/workers/coordinator.py",
-        "        start = dataclasses.replace(self.start, in_flight=share) if share else self.start\n",
+        "        start = dataclasses.replace(self.start, in_flight=share)"
+        " if share else self.start\n",
         "        start = self.start\n",
         ("tests/test_workers_hosts.py::test_each_host_is_one_workers_and_its_cap_holds",),
     ),
