@@ -152,6 +152,7 @@ class _Peer:
     load: int = 0  # items of its hosts handed to it so far
     share: int = 0  # its part of the run's cap on requests in flight (0: the whole cap)
     finished: bool = False  # told there is no more work
+    gone: bool = False  # its socket ended (it is being cleaned up after)
     task: asyncio.Task[None] | None = None
 
 
@@ -541,6 +542,7 @@ class Coordinator:
 
     async def _ended(self, peer: _Peer) -> None:
         """A worker is gone: its permits go back, its unrecorded items back in the queue."""
+        peer.gone = True
         for ask in list(peer.asks):
             ask.cancel()
         for host in peer.held:
@@ -592,8 +594,7 @@ class Coordinator:
 
     def _give(self, host: str) -> _Peer | None:
         """Give `host` to the live worker with the fewest items so far."""
-        live = [p for p in self.peers if not p.finished and p.proc.poll() is None]
-        live = [p for p in live if p.task is not None and not p.task.done()]
+        live = [p for p in self.peers if not p.finished and not p.gone]
         if not live:
             return None
         owner = min(live, key=lambda p: p.load)
@@ -606,7 +607,7 @@ class Coordinator:
         """Enough is queued ahead of the claims (more, while a worker has none of its own)."""
         queued = len(self.ready) + sum(len(peer.queue) for peer in self.peers)
         most = READ_AHEAD * self.count
-        if self.partitioned and any(not p.queue and not p.finished for p in self.peers):
+        if self.partitioned and any(not (p.queue or p.finished or p.gone) for p in self.peers):
             most *= 4
         return queued >= most
 
