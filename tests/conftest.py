@@ -77,6 +77,7 @@ SLOW_FIRST: tuple[str, ...] = (
     "test_a_streamed_input_counts_with_separators_and_ends_without_its_reading_note",
     "tests/test_workers_hosts.py::test_a_killed_workers_hosts_are_taken_over_and_the_run_finishes",
     "tests/test_workers_hosts.py::test_each_host_is_one_workers_and_its_cap_holds",
+    "tests/test_workers_hosts.py::test_a_429_cools_its_owners_host_and_the_summary_counts_it",
 )
 
 

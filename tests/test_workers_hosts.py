@@ -18,7 +18,7 @@ import pytest
 from support.cli_run import FAST_ENV, cli_argv, cli_env
 from support.faultserver import FaultServer
 from support.processes import reaped, signalled
-from support.replies import Delay, Ok
+from support.replies import Delay, Ok, Status
 from test_hosts import peak
 from test_workers import check, stored_rows, workers_of
 
@@ -106,3 +106,23 @@ def test_a_killed_workers_hosts_are_taken_over_and_the_run_finishes(
     assert max(peaks) <= 2, peaks
     assert len(stored_rows(tmp_path / "data")) == len(urls)
     assert check(tmp_path / "data")[0] == 0
+
+
+def test_a_429_cools_its_owners_host_and_the_summary_counts_it(
+    hosts: list[FaultServer], tmp_path: Path
+) -> None:
+    """A 429 with Retry-After: 1 at a host a worker owns: that host is quiet for a second
+    (its gate is the owner's), and the run's summary counts the throttle."""
+    table(tmp_path, hosts[:2], 16, 0.03)
+    first = hosts[0]
+    first.set("/h0/0.gif", Status(429, retry_after=1), Ok(GIF))
+    done = subprocess.run(
+        argv(tmp_path, "-c", "2", "--workers", "2", "--batch-size", "6"),
+        env=cli_env(FAST_ENV), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["summary"]["stored"] == 32
+    refused = next(r.time for r in first.requests if r.path == "/h0/0.gif")
+    quiet = [r.time - refused for r in first.requests if 0.25 < r.time - refused < 0.9]
+    assert quiet == [], quiet
+    assert f"throttled by {first.url('/').split('//')[1].rstrip('/')} 1 time" in done.stderr

@@ -1937,4 +1937,15 @@ MUTANTS: list[Mutant] = [
         "        start = self.start\n",
         ("tests/test_workers_hosts.py::test_each_host_is_one_workers_and_its_cap_holds",),
     ),
+    Mutant(
+        "owned-hosts-throttles-not-told",
+        "the run's summary counts the throttles of the hosts workers own (architecture)",
+        "imgflow/local/workers/permits.py",
+        '            self.link.send("throttled", self.host, self.throttles - before)\n',
+        "            pass\n",
+        (
+            "tests/test_workers_hosts.py::"
+            "test_a_429_cools_its_owners_host_and_the_summary_counts_it",
+        ),
+    ),
 ]
