@@ -23,6 +23,10 @@ from test_hosts import peak
 from test_workers import check, stored_rows, workers_of
 
 from imgflow.demo.images import make_gif
+from imgflow.engine.plan import Item
+from imgflow.local.settings import RunSettings
+from imgflow.local.workers.coordinator import partitioned
+from imgflow.local.workers.worker import WorkerStart
 
 GIF = make_gif("h", 4)
 HOSTS = 4
@@ -126,3 +130,23 @@ def test_a_429_cools_its_owners_host_and_the_summary_counts_it(
     quiet = [r.time - refused for r in first.requests if 0.25 < r.time - refused < 0.9]
     assert quiet == [], quiet
     assert f"throttled by {first.url('/').split('//')[1].rstrip('/')} 1 time" in done.stderr
+
+
+def test_hosts_are_partitioned_only_where_each_worker_can_have_one() -> None:
+    """A table of full URLs with at least as many hosts as workers (and a run cap of one
+    request per worker) is partitioned; one host, or a --base-url run, keeps the shared
+    gate."""
+
+    def start(per_host: bool, in_flight: int = 8) -> WorkerStart:
+        return WorkerStart(RunSettings(), Path(), "r", 2, 1, in_flight, False, None, per_host)
+
+    def first(*hosts: str) -> list[Item]:
+        return [Item(f"http://{host}/{i}.gif", f"{i}.gif") for host in hosts for i in range(3)]
+
+    assert partitioned(first("a", "b"), start(True), 2)
+    assert partitioned(first("a", "b", "c"), start(True), 2)
+    assert not partitioned(first("a"), start(True), 2)  # one host: its gate is shared
+    assert not partitioned(first("a", "b"), start(True), 3)  # a worker would have none
+    assert not partitioned(first("a", "b"), start(True, in_flight=1), 2)
+    assert not partitioned(first("a", "b"), start(False), 2)
+    assert start(True).host_cap == 2 and start(False).host_cap == 8
