@@ -150,3 +150,19 @@ def test_hosts_are_partitioned_only_where_each_worker_can_have_one() -> None:
     assert not partitioned(first("a", "b"), start(True, in_flight=1), 2)
     assert not partitioned(first("a", "b"), start(False), 2)
     assert start(True).host_cap == 2 and start(False).host_cap == 8
+
+
+def test_a_one_host_table_keeps_the_shared_gate_at_its_cap(
+    hosts: list[FaultServer], tmp_path: Path
+) -> None:
+    """A table of full URLs from one host on 2 workers: its gate stays the coordinator's
+    (the one host is not given to one worker), and holds the per-host cap -c, not the
+    run's --max-in-flight."""
+    table(tmp_path, hosts[:1], 40, 0.05)
+    done = subprocess.run(
+        argv(tmp_path, "-c", "2", "--workers", "2", "--batch-size", "5"),
+        env=cli_env(FAST_ENV), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["summary"]["stored"] == 40
+    assert hosts[0].max_in_flight == 2

@@ -1948,4 +1948,13 @@ MUTANTS: list[Mutant] = [
             "test_a_429_cools_its_owners_host_and_the_summary_counts_it",
         ),
     ),
+    Mutant(
+        "workers-url-table-host-cap-is-the-run-cap",
+        "with --workers, a URL table's per-host cap is -c, as in one process (architecture:"
+        " workers)",
+        "imgflow/local/workers/coordinator.py",
+        "        self.politeness = politeness(start.settings.fetch, start.host_cap, on_change)",
+        "        self.politeness = politeness(start.settings.fetch, start.in_flight, on_change)",
+        ("tests/test_workers_hosts.py::test_a_one_host_table_keeps_the_shared_gate_at_its_cap",),
+    ),
 ]
