@@ -80,6 +80,9 @@ SLOW_FIRST: tuple[str, ...] = (
     "test_a_refresh_on_two_workers_leaves_every_url_in_one_shard",
     "tests/test_shards_rewrite_workers.py::"
     "test_a_sample_found_not_intact_then_fetched_by_a_later_run_on_workers_is_in_one_shard",
+    "tests/test_workers_hosts.py::test_a_killed_workers_hosts_are_taken_over_and_the_run_finishes",
+    "tests/test_workers_hosts.py::test_each_host_is_one_workers_and_its_cap_holds",
+    "tests/test_workers_hosts.py::test_a_429_cools_its_owners_host_and_the_summary_counts_it",
 )
 
 

@@ -100,16 +100,28 @@ def _table(ports: list[int], paths: list[str], folder: Path) -> dict[str, Path]:
     return files
 
 
+def _imgflow(imgflow: str, files: dict[str, Path], *extra: str) -> list[str]:
+    return [
+        imgflow, "run", "--urls-file", str(files["csv"]), "-c", str(CAP),
+        "--max-batches", "16", *extra, "--data-dir", OUT, "--output", "json",
+    ]  # fmt: skip
+
+
 def cases(tools: Tools, files: dict[str, Path]) -> list[Case]:
     out = [
-        Case(f"imgflow --urls-file, -c {CAP}", "imgflow", 64, [
-            tools.imgflow, "run", "--urls-file", str(files["csv"]), "-c", str(CAP),
-            "--max-batches", "16", "--data-dir", OUT, "--output", "json"]),
+        Case(f"imgflow --urls-file, -c {CAP}", "imgflow", 64, _imgflow(tools.imgflow, files)),
         # both cores, as img2dataset's two processes use them (the caps held across both)
-        Case(f"imgflow --urls-file, -c {CAP}, --workers 2", "imgflow", 64, [
-            tools.imgflow, "run", "--urls-file", str(files["csv"]), "-c", str(CAP),
-            "--max-batches", "16", "--workers", "2", "--data-dir", OUT, "--output", "json"]),
+        Case(f"imgflow --urls-file, -c {CAP}, --workers 2", "imgflow", 64,
+             _imgflow(tools.imgflow, files, "--workers", "2")),
     ]  # fmt: skip
+    if tools.baseline is not None:  # the same two as built from the baseline commit
+        name = tools.baseline_name
+        out += [
+            Case(f"imgflow at {name} --urls-file, -c {CAP}", "imgflow-baseline", 64,
+                 _imgflow(tools.baseline, files)),
+            Case(f"imgflow at {name} --urls-file, -c {CAP}, --workers 2", "imgflow-baseline",
+                 64, _imgflow(tools.baseline, files, "--workers", "2")),
+        ]  # fmt: skip
     if tools.aria2c:
         out.append(Case(f"aria2c -i -j 64 -x {CAP}", "aria2c", 64, [
             tools.aria2c, "-q", "-i", str(files["aria2"]), "-d", OUT, "-j", "64",

@@ -105,6 +105,8 @@ def baseline_cases(
         Case(f"imgflow at {name} -c 16 x 4 batches", "imgflow-baseline", 64, argv),
         Case(f"imgflow at {name} -c 16 x 4, fsync off", "imgflow-baseline-nofsync", 64, argv,
              env=no_fsync),
+        Case(f"imgflow at {name} -c 16 x 4, --workers 2", "imgflow-baseline-w2", 64,
+             [*argv, "--workers", "2"]),
     ]  # fmt: skip
 
 

@@ -205,7 +205,7 @@ class Fetcher:
             excluded = self._robots_verdict(url, rules)
             if excluded is not None:
                 return excluded
-        gate = self.politeness.gate(_host_of(url))
+        gate = self.politeness.gate(host_of(url))
         attempts = 0
         retried = 0
         throttles = 0
@@ -323,8 +323,8 @@ class Fetcher:
                     return transport_failure(url, rules.error, attempts, current, target_proxy)
                 if disallowed is not None:
                     return dataclasses.replace(disallowed, attempts=attempts)
-            host = _host_of(current)
-            if host != _host_of(url):  # its host may be cooling down after a refusal
+            host = host_of(current)
+            if host != host_of(url):  # its host may be cooling down after a refusal
                 await self.politeness.gate(host).cool_down()
         detail = f"more than {self.settings.max_redirects}"
         return failed(FailureKind.TOO_MANY_REDIRECTS, url, detail, None, attempts)
@@ -500,7 +500,7 @@ def _validators(response: httpx.Response, fallback: Validators = NO_VALIDATORS) 
     )
 
 
-def _host_of(url: str) -> str:
+def host_of(url: str) -> str:
     """The host (and port) a politeness gate is kept for."""
     return urlsplit(url).netloc.lower()
 

@@ -313,6 +313,7 @@ class _Runner:
             in_flight,
             self.job.refresh,
             self.robots.entries() if self.robots is not None else None,
+            self.job.per_host,
         )
         coordinator = Coordinator(
             self,

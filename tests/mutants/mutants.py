@@ -2066,4 +2066,43 @@ MUTANTS: list[Mutant] = [
             "test_an_index_from_before_the_marks_has_its_pending_rewrite_done_after_the_upgrade",
         ),
     ),
+    Mutant(
+        "host-given-to-two-workers",
+        "with --workers over a table of many hosts, each host's items go to one worker, so"
+        " its -c holds and it sees one worker's connections (architecture: workers)",
+        "imgflow/local/workers/coordinator.py",
+        "            owner = self.owners.get(host) or self._give(host)\n",
+        "            owner = self._give(host)\n",
+        ("tests/test_workers_hosts.py::test_each_host_is_one_workers_and_its_cap_holds",),
+    ),
+    Mutant(
+        "run-cap-not-split-among-owners",
+        "--max-in-flight holds across workers that own hosts: each keeps a share"
+        " (architecture: workers)",
+        "imgflow/local/workers/coordinator.py",
+        "        start = dataclasses.replace(self.start, in_flight=share)"
+        " if share else self.start\n",
+        "        start = self.start\n",
+        ("tests/test_workers_hosts.py::test_each_host_is_one_workers_and_its_cap_holds",),
+    ),
+    Mutant(
+        "owned-hosts-throttles-not-told",
+        "the run's summary counts the throttles of the hosts workers own (architecture)",
+        "imgflow/local/workers/permits.py",
+        '            self.link.send("throttled", self.host, self.throttles - before)\n',
+        "            pass\n",
+        (
+            "tests/test_workers_hosts.py::"
+            "test_a_429_cools_its_owners_host_and_the_summary_counts_it",
+        ),
+    ),
+    Mutant(
+        "workers-url-table-host-cap-is-the-run-cap",
+        "with --workers, a URL table's per-host cap is -c, as in one process (architecture:"
+        " workers)",
+        "imgflow/local/workers/coordinator.py",
+        "        self.politeness = politeness(start.settings.fetch, start.host_cap, on_change)",
+        "        self.politeness = politeness(start.settings.fetch, start.in_flight, on_change)",
+        ("tests/test_workers_hosts.py::test_a_one_host_table_keeps_the_shared_gate_at_its_cap",),
+    ),
 ]

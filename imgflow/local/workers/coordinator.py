@@ -17,6 +17,15 @@ It owns what must be counted once for the whole run:
   read it, the others wait until it puts the answer (all get it) or settles without one
   (a 5xx, unreachable: not kept) or dies: then the next waiter gets the lease.
 
+- **hosts, where a job has many**: a table of full URLs with at least as many hosts (in
+  its first batch) as workers is partitioned: each host is given to one worker (the one
+  with the fewest items so far, when the host is first seen; a dead worker's hosts go to
+  the others the same way) before any of its items, and that worker keeps the host's gate
+  itself (`OwnedGate`): no permit round trips, its connections and DNS answers its own.
+  Only one worker ever talks to the host, so its gate counts every request to it. The
+  run's cap on requests in flight is split among the workers (each one's share is its
+  pool and its run-wide semaphore: the shares add up to the cap).
+
 A stop (a signal, the stop event) tells every worker to stop, waits a few seconds for their
 last records, then kills what is left: no worker outlives the run.
 """
@@ -25,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import itertools
 import os
@@ -38,6 +48,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from imgflow.engine.fetch import host_of
 from imgflow.engine.plan import Item
 from imgflow.engine.politeness import HostGate, OnChange, Politeness, Signal
 from imgflow.engine.ports import StoredObject
@@ -136,8 +147,21 @@ class _Peer:
     leasing: set[str] = field(default_factory=set)  # hosts whose permits it may keep
     leaving: dict[int, asyncio.Future[float]] = field(default_factory=dict)  # paced grants
     asks: set[asyncio.Task[None]] = field(default_factory=set)
+    queue: deque[list[Item]] = field(default_factory=deque)  # its hosts' items to claim
+    hosts: set[str] = field(default_factory=set)  # hosts it owns (a partitioned run)
+    load: int = 0  # items of its hosts handed to it so far
+    share: int = 0  # its part of the run's cap on requests in flight (0: the whole cap)
     finished: bool = False  # told there is no more work
+    gone: bool = False  # its socket ended (it is being cleaned up after)
     task: asyncio.Task[None] | None = None
+
+
+def partitioned(first: Sequence[Item], start: WorkerStart, count: int) -> bool:
+    """Whether a run's hosts are given to its workers: a table of full URLs whose first
+    batch has at least as many hosts as workers (fewer: a worker would have none), and a
+    cap on requests in flight of at least one per worker (each keeps a share of it)."""
+    hosts = {host_of(item.url) for item in first}
+    return start.per_host and len(hosts) >= count and start.in_flight >= count
 
 
 class Coordinator:
@@ -159,7 +183,7 @@ class Coordinator:
         self.batches = batches
         self.start = start
         self.count = count
-        self.politeness = politeness(start.settings.fetch, start.in_flight, on_change)
+        self.politeness = politeness(start.settings.fetch, start.host_cap, on_change)
         self.on_seal = on_seal
         self.stop_event = stop_event
         self.on_warn = on_warn
@@ -176,6 +200,9 @@ class Coordinator:
         self.leases: dict[str, _Peer] = {}  # origin: the worker reading its robots.txt
         self.robots_waiting: dict[str, deque[tuple[_Peer, int]]] = {}
         self.pacers: dict[str, asyncio.Lock] = {}  # a rated host's grants, one at a time
+        self.partitioned = False  # hosts given to workers (see the module's description)
+        self.owners: dict[str, _Peer] = {}
+        self.owned_throttles: dict[str, int] = {}  # throttles at hosts workers own
 
     async def run_all(self) -> bool:
         """Run every batch; False (nothing run) when not even one worker could start."""
@@ -183,11 +210,13 @@ class Coordinator:
         first = await anext(self.batches, None)
         if first is None:
             return True  # nothing pending: no process to start
-        self.ready.append(first)
+        self.partitioned = partitioned(first, self.start, self.count)
         feeder: asyncio.Task[None] | None = None
         try:
             if not await self._spawn_all():
                 return False
+            self._route(first)
+            self._unpark()
             feeder = asyncio.create_task(self._feed())
             with Stopper(self.on_seal, self.stop_event).watching():
                 try:
@@ -205,9 +234,9 @@ class Coordinator:
         """Queue the source's batches a few ahead of the claims: those of a table still
         being planned as they are planned, so workers claim while the plan goes on."""
         async for batch in self.batches:
-            self.ready.append(batch)
+            self._route(batch)
             self._unpark()
-            while len(self.ready) >= READ_AHEAD * self.count:
+            while self._full():
                 self._hungry.clear()
                 await self._hungry.wait()
         self.fed = True
@@ -217,9 +246,11 @@ class Coordinator:
         """Start the workers; a machine that starts fewer (a limit on processes) is a
         warning. False when none started."""
         problem = ""
-        for _ in range(self.count):
+        in_flight = self.start.in_flight
+        for n in range(self.count):
+            share = in_flight // self.count + (n < in_flight % self.count)
             try:
-                await self._spawn()
+                await self._spawn(share if self.partitioned else 0)
             except OSError as exc:
                 problem = os.strerror(exc.errno) if exc.errno else str(exc)
                 break
@@ -232,11 +263,14 @@ class Coordinator:
 
     def throttles(self) -> dict[str, int]:
         """How often each host throttled the run."""
-        return self.politeness.throttles()
+        counts = self.politeness.throttles()
+        for host, count in self.owned_throttles.items():
+            counts[host] = counts.get(host, 0) + count
+        return counts
 
     # -- workers -----------------------------------------------------------------------
 
-    async def _spawn(self) -> None:
+    async def _spawn(self, share: int = 0) -> None:
         ours, theirs = socket.socketpair()
         try:
             proc = subprocess.Popen(
@@ -257,8 +291,9 @@ class Coordinator:
         finally:
             theirs.close()
         reader, writer = await asyncio.open_connection(sock=ours)
-        peer = _Peer(proc, reader, Outbox(writer))
-        peer.outbox.send("start", self.start)
+        peer = _Peer(proc, reader, Outbox(writer), share=share)
+        start = dataclasses.replace(self.start, in_flight=share) if share else self.start
+        peer.outbox.send("start", start)
         peer.task = asyncio.create_task(self._serve(peer))
         self.peers.append(peer)
 
@@ -271,7 +306,7 @@ class Coordinator:
         for peer in self.peers:
             if peer.task is not None:
                 peer.task.result()  # an index error stops the run
-        if self.ready or self._outstanding() or not self.fed:
+        if self._queued() or self._outstanding() or not self.fed:
             raise BackendError("the run's workers keep ending before their work is done")
 
     async def _stop_all(self) -> None:
@@ -335,9 +370,12 @@ class Coordinator:
                     if left is not None and not left.done():
                         left.set_result(message[2])
                 elif kind == "tell":
-                    signal = Signal(message[2])
-                    self.politeness.gate(message[1]).tell(signal, message[3])
-                    self._throttled(message[1], signal)
+                    self._tell(peer, message[1], Signal(message[2]), message[3])
+                elif kind == "throttled":
+                    host = message[1]
+                    self.owned_throttles[host] = self.owned_throttles.get(host, 0) + message[2]
+                elif kind == "change" and self.politeness.on_change is not None:
+                    self.politeness.on_change(message[1])
                 elif kind == "claim":
                     self._claim(peer)
                 elif kind == "robots-ask":
@@ -392,6 +430,14 @@ class Coordinator:
         else:
             peer.leasing.discard(host)
         peer.outbox.send("granted", rid, gate.cool_until, keep)
+
+    def _tell(self, peer: _Peer, host: str, signal: Signal, retry_after: float | None) -> None:
+        """What a redirect told of `host`: its gate hears it (the worker's that owns it)."""
+        owner = self.owners.get(host)
+        if owner is not None and owner is not peer:
+            owner.outbox.send("tell", host, signal.value, retry_after)
+        self.politeness.gate(host).tell(signal, retry_after)
+        self._throttled(host, signal)
 
     def _recall(self, peer: _Peer | None, host: str | None) -> None:
         """Workers (`peer`, or every one) give back the slots they keep of `host` (of
@@ -496,6 +542,7 @@ class Coordinator:
 
     async def _ended(self, peer: _Peer) -> None:
         """A worker is gone: its permits go back, its unrecorded items back in the queue."""
+        peer.gone = True
         for ask in list(peer.asks):
             ask.cancel()
         for host in peer.held:
@@ -509,32 +556,78 @@ class Coordinator:
             self.parked.remove(peer)
         left = [item for claim in peer.claims.values() for item in claim.left()]
         peer.claims.clear()
-        if self.stopping or (peer.finished and not left):
+        queued, peer.queue = list(peer.queue), deque()
+        for host in peer.hosts:  # (given again as their items are routed)
+            del self.owners[host]
+        peer.hosts.clear()
+        if self.stopping or (peer.finished and not left and not queued):
             return
-        if left:
-            self.ready.append(left)
         pid = peer.proc.pid
         if self.restarts > 0:
             self.restarts -= 1
             self._warn(f"worker {pid} ended; its {len(left)} unfinished images run again")
             with contextlib.suppress(OSError):
-                await self._spawn()
+                await self._spawn(peer.share)
+        for batch in [left, *queued] if left else queued:
+            self._route(batch)
         self._unpark()
 
     # -- claims ----------------------------------------------------------------------------
 
-    def _take(self) -> list[Item] | None:
-        """The next batch to hand out (one put back, or the source's next), if any yet."""
-        if not self.ready:
+    def _route(self, batch: list[Item]) -> None:
+        """Queue a batch: for any worker, or (a partitioned run) each item for the worker
+        that owns its host, a host first seen given to the worker with the fewest items."""
+        if not self.partitioned:
+            self.ready.append(batch)
+            return
+        parts: dict[int, tuple[_Peer, list[Item]]] = {}
+        for item in batch:
+            host = host_of(item.url)
+            owner = self.owners.get(host) or self._give(host)
+            if owner is None:  # (no worker left to give it to: any worker's to claim)
+                self.ready.append([item])
+                continue
+            parts.setdefault(id(owner), (owner, []))[1].append(item)
+            owner.load += 1
+        for owner, items in parts.values():
+            owner.queue.append(items)
+
+    def _give(self, host: str) -> _Peer | None:
+        """Give `host` to the live worker with the fewest items so far."""
+        live = [p for p in self.peers if not p.finished and not p.gone]
+        if not live:
+            return None
+        owner = min(live, key=lambda p: p.load)
+        self.owners[host] = owner
+        owner.hosts.add(host)
+        owner.outbox.send("own", host)
+        return owner
+
+    def _full(self) -> bool:
+        """Enough is queued ahead of the claims (more, while a worker has none of its own)."""
+        queued = len(self.ready) + sum(len(peer.queue) for peer in self.peers)
+        most = READ_AHEAD * self.count
+        if self.partitioned and any(not (p.queue or p.finished or p.gone) for p in self.peers):
+            most *= 4
+        return queued >= most
+
+    def _take(self, peer: _Peer) -> list[Item] | None:
+        """The next batch to hand `peer` (of its own hosts; else one put back, or the
+        source's next), if any yet."""
+        queue = peer.queue or self.ready
+        if not queue:
             return None
         self._hungry.set()
-        return self.ready.popleft()
+        return queue.popleft()
+
+    def _queued(self) -> bool:
+        return bool(self.ready) or any(peer.queue for peer in self.peers)
 
     def _outstanding(self) -> bool:
-        return any(peer.claims for peer in self.peers)
+        return any(peer.claims or peer.queue for peer in self.peers)
 
     def _claim(self, peer: _Peer) -> None:
-        batch = self._take()
+        batch = self._take(peer)
         if batch is not None:
             self._hand(peer, batch)
         elif not self.fed or (self._outstanding() and not peer.claims):
@@ -554,11 +647,12 @@ class Coordinator:
         peer.outbox.send("batch", None, None, None)
 
     def _unpark(self) -> None:
-        while self.parked and self.ready:
-            batch = self._take()
-            assert batch is not None
-            self._hand(self.parked.pop(0), batch)
-        if self.fed and not self.ready:
+        for peer in list(self.parked):
+            batch = self._take(peer)
+            if batch is not None:
+                self.parked.remove(peer)
+                self._hand(peer, batch)
+        if self.fed and not self._queued():
             # no more work: a worker holding claims (a shard's samples) commits them
             # and ends; the others wait while claims are open, then end too
             for peer in [p for p in self.parked if p.claims or not self._outstanding()]:

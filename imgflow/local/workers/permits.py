@@ -16,6 +16,11 @@ the coordinator recalls a host's leases (`recall`) when a cool-down begins: free
 back at once, busy ones when their request ends. A paced grant (a host with a rate) is
 answered with the time its request takes it (`left`, or when it is found unused), and the
 coordinator spaces the next token from then.
+
+Owned hosts: in a run over a table of many hosts, the coordinator gives each host to one
+worker (`own`) before any of its items; that worker keeps the host's gate itself (an
+`OwnedGate`: the engine's `HostGate`, no permits asked) and tells the coordinator only of
+its throttles and changes, for the run's summary and progress line.
 """
 
 from __future__ import annotations
@@ -24,11 +29,11 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from imgflow.engine.plan import Item
-from imgflow.engine.politeness import HostGate, OnChange, Signal
+from imgflow.engine.politeness import Change, HostGate, OnChange, Politeness, Signal
 from imgflow.engine.robots import Stored
 from imgflow.local.workers.wire import Outbox
 
@@ -46,6 +51,8 @@ class Link:
         self._waiting: dict[int, tuple[asyncio.Future[float], str]] = {}
         self._permits: dict[int, RemoteGate] = {}  # asks for a permit, not yet granted
         self.gates: dict[str, RemoteGate] = {}
+        self.owned: set[str] = set()  # hosts whose gate is this worker's own
+        self._politeness: Politeness | None = None
         self._robots: dict[int, asyncio.Future[Stored | None]] = {}
         self._claims: asyncio.Queue[tuple[Any, ...] | None] = asyncio.Queue()
         self.ended = asyncio.Event()  # the coordinator said stop, or is gone
@@ -71,6 +78,10 @@ class Link:
                 self._robots_answered(message[1], message[2], message[3])
             elif kind == "batch":
                 self._claims.put_nowait(message)
+            elif kind == "own":
+                self._own(message[1])
+            elif kind == "tell" and self._politeness is not None:
+                self._politeness.gate(message[1]).tell(Signal(message[2]), message[3])
             elif kind == "stop":
                 stopped = True
                 break
@@ -85,6 +96,30 @@ class Link:
         for waiting in self._robots.values():
             if not waiting.done():
                 waiting.cancel()
+
+    def politeness(self, local: Callable[..., HostGate]) -> Politeness:
+        """The worker's gates: `local` ones (`OwnedGate`s, made as a fetcher in one process
+        makes its gates) for the hosts it owns, `RemoteGate`s for every other host."""
+
+        def make(host: str, on_change: OnChange | None = None) -> HostGate:
+            if host in self.owned:
+                return local(host, on_change=on_change)
+            return RemoteGate(host, link=self)
+
+        self._politeness = Politeness(make, self._changed)
+        return self._politeness
+
+    def _changed(self, change: Change) -> None:
+        self.send("change", change)
+
+    def _own(self, host: str) -> None:
+        """`host` is this worker's from now on: its next use makes a local gate (an
+        unused remote one is dropped; the coordinator hands its items only to us now)."""
+        self.owned.add(host)
+        if self._politeness is not None:
+            gate = self._politeness.gates.get(host)
+            if isinstance(gate, RemoteGate) and not gate.in_flight and not gate.queue:
+                del self._politeness.gates[host]
 
     def _answered(self, rid: int, cool_until: float) -> None:
         future, _host = self._waiting.pop(rid, (None, ""))
@@ -266,6 +301,21 @@ class RemoteGate(HostGate):
     async def cool_down(self) -> None:
         """Wait out the host's cool-down, as the coordinator counts it."""
         self.cool_until = await self.link.ask("cool", self.host)
+
+
+class OwnedGate(HostGate):
+    """The engine's gate of a host this worker alone talks to; its throttles are told to
+    the coordinator (the run's summary counts them)."""
+
+    def __init__(self, host: str, ceiling: int, *, link: Link, **settings: Any) -> None:
+        super().__init__(host, ceiling, **settings)
+        self.link = link
+
+    def tell(self, signal: Signal, retry_after: float | None = None) -> None:
+        before = self.throttles
+        super().tell(signal, retry_after)
+        if self.throttles > before:
+            self.link.send("throttled", self.host, self.throttles - before)
 
 
 class RemoteRobots:

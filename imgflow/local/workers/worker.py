@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import functools
 import os
 import signal
 import socket
@@ -26,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from imgflow.engine.batch import run_batch
-from imgflow.engine.fetch import Fetcher
+from imgflow.engine.fetch import Fetcher, gates
 from imgflow.engine.plan import Item
-from imgflow.engine.politeness import Politeness
 from imgflow.engine.records import ResultRecord
 from imgflow.engine.robots import Stored
 from imgflow.local.folder import DataFolder
@@ -36,7 +34,7 @@ from imgflow.local.layouts.base import RunStore
 from imgflow.local.layouts.shards import ShardStore, WrittenShard
 from imgflow.local.safefs import subfolder
 from imgflow.local.settings import RunSettings
-from imgflow.local.workers.permits import Link, RemoteGate, RemoteRobots
+from imgflow.local.workers.permits import Link, OwnedGate, RemoteRobots
 from imgflow.local.workers.wire import Outbox, messages
 
 PR_SET_PDEATHSIG = 1
@@ -56,6 +54,13 @@ class WorkerStart:
     # robots.txt answers of earlier runs (from the index): the coordinator's cache for the
     # run, which every worker asks (RemoteRobots); those a worker reads go back to it.
     robots: Mapping[str, Stored] | None = None
+    # a table of full URLs: `concurrency` is each host's cap (else `in_flight` is)
+    per_host: bool = False
+
+    @property
+    def host_cap(self) -> int:
+        """Requests in flight to one host at most."""
+        return self.concurrency if self.per_host else self.in_flight
 
 
 FLUSH_SECONDS = 0.5  # a shard layout's records reach the open shard at least this often
@@ -83,7 +88,10 @@ class _Worker:
 
     async def run(self) -> None:
         start = self.start
-        politeness = Politeness(functools.partial(RemoteGate, link=self.link))
+        owned = gates(start.settings.fetch, start.host_cap, gate=OwnedGate, link=self.link)
+        politeness = self.link.politeness(owned)
+        # a table of full URLs: a batch's items wait at their own hosts' gates, not in turn
+        concurrency = start.in_flight if start.per_host else start.concurrency
         with ThreadPoolExecutor(max_workers=min(32, start.in_flight)) as pool:
             async with Fetcher(
                 start.settings.fetch,
@@ -114,7 +122,7 @@ class _Worker:
                             items,
                             fetcher=fetcher,
                             store=self.store,
-                            concurrency=start.concurrency,
+                            concurrency=concurrency,
                             executor=pool,
                             known=known,
                             on_record=on_record,
