@@ -125,6 +125,7 @@ def check_cmd(data: Path, *extra: str) -> tuple[int, dict[str, object]]:
         timeout=120,
     )
     assert "Traceback" not in done.stderr, done.stderr
+    assert done.stdout, (done.returncode, done.stderr)
     return done.returncode, json.loads(done.stdout)
 
 
