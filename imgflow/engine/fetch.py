@@ -53,6 +53,7 @@ from imgflow.engine.sniff import media_type, type_allowed
 from imgflow.engine.tls import check as check_tls
 from imgflow.engine.tls import ssl_context
 from imgflow.engine.transport import FastTransport, direct_body
+from imgflow.engine.transport.request import get_request
 from imgflow.engine.user_agent import default_user_agent
 
 Guard = Callable[[str], Awaitable[None]]
@@ -385,7 +386,7 @@ class Fetcher:
             if away:
                 _drop_credentials(request.headers)
             return await client.send(request, stream=True)
-        request = httpx.Request("GET", url, headers=headers, extensions=self._extensions)
+        request = get_request(url, headers, self._extensions)
         if away:
             _drop_credentials(request.headers)
         if client.cookies:
@@ -491,7 +492,7 @@ def _validators(response: httpx.Response, fallback: Validators = NO_VALIDATORS) 
         value = response.headers.get(name, "").strip()
         if not value or len(value) > _VALIDATOR_MAX:
             return None
-        return value if all(" " <= c <= "~" for c in value) else None
+        return value if value.isascii() and value.isprintable() else None
 
     return Validators(
         usable("etag") or fallback.etag, usable("last-modified") or fallback.last_modified

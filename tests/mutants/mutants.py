@@ -1918,4 +1918,43 @@ MUTANTS: list[Mutant] = [
             "test_the_handler_starts_a_body_at_the_limit_and_refuses_one_byte_more",
         ),
     ),
+    Mutant(
+        "request-url-path-not-normalised",
+        "a request's URL is the one httpx.URL makes of the same text, its origin parsed once"
+        " (architecture: Where a small image's time goes)",
+        "imgflow/engine/transport/request.py",
+        "path=_parse.quote(_parse.normalize_path(path), safe=_parse.PATH_SAFE),",
+        "path=_parse.quote(path, safe=_parse.PATH_SAFE),",
+        ("tests/test_request_build.py",),
+    ),
+    Mutant(
+        "request-url-origin-of-another-url",
+        "a request's URL is the one httpx.URL makes of the same text, its origin parsed once"
+        " (architecture: Where a small image's time goes)",
+        "imgflow/engine/transport/request.py",
+        "    origin = _origins.get(prefix)\n",
+        "    origin = next(iter(_origins.values()), None)\n",
+        ("tests/test_request_build.py",),
+    ),
+    Mutant(
+        "validator-not-ascii-kept",
+        "a response's ETag and Last-Modified are kept only when short printable ASCII"
+        " (they are sent back verbatim)",
+        "imgflow/engine/fetch.py",
+        "return value if value.isascii() and value.isprintable() else None",
+        "return value if value.isprintable() else None",
+        (
+            "tests/test_revalidate.py::"
+            "test_a_validator_is_kept_only_when_it_is_short_printable_ascii",
+        ),
+    ),
+    Mutant(
+        "get-request-second-host",
+        "a GET request is the one httpx.Request makes of the same URL and headers (a Host of"
+        " the user's replaces the URL's; architecture: Where a small image's time goes)",
+        "imgflow/engine/transport/request.py",
+        '    if "Host" not in headers and parsed.host:',
+        "    if parsed.host:",
+        ("tests/test_request_build.py",),
+    ),
 ]
