@@ -198,8 +198,8 @@ MUTANTS: list[Mutant] = [
         "size-cap-on-encoded-bytes",
         "largest image accepted, in bytes, after content decoding (imgflow.yaml.example)",
         "imgflow/engine/fetch.py",
-        'decoder = decoder_for(response.headers.get_list("content-encoding", split_commas=True))',
-        "decoder = decoder_for(())",
+        'headers.get_list("content-encoding", split_commas=True) if coded else ()',
+        "()",
         ("tests/test_limits.py::test_the_size_cap_counts_decoded_bytes_to_the_byte",),
     ),
     Mutant(
@@ -1956,5 +1956,23 @@ MUTANTS: list[Mutant] = [
         '    if "Host" not in headers and parsed.host:',
         "    if parsed.host:",
         ("tests/test_request_build.py",),
+    ),
+    Mutant(
+        "gate-host-of-the-last-url",
+        "each image passes the politeness gate of its own URL's host (architecture: Where a"
+        " small image's time goes)",
+        "imgflow/engine/fetch.py",
+        "    if prefix and url.startswith(prefix):\n        return host\n",
+        "    if prefix:\n        return host\n",
+        ("tests/test_fetch.py::test_a_gate_s_host_is_the_netloc_of_each_url_whatever_came_before",),
+    ),
+    Mutant(
+        "opt-out-headers-unread",
+        "an image whose response opts out (X-Robots-Tag, tdm-reservation) is not stored, its"
+        " headers read from the set of the response's header names (docs/etiquette)",
+        "imgflow/engine/fetch.py",
+        "    why = None if OPT_OUT_NAMES.isdisjoint(names) else opted_out(headers, self._opt_out)",
+        "    why = None",
+        ("tests/test_opt_out.py",),
     ),
 ]
