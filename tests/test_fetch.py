@@ -434,3 +434,29 @@ def test_a_tls_handshake_failure_is_tls_failed(settings: FetchConfig) -> None:
     assert isinstance(result, FetchFailure) and result.kind is FailureKind.TLS_FAILED, result
     assert messages.failure_class(result.message) == messages.CONNECTION_ERROR
     assert classify(result.kind, result.message, None).slug == "tls"
+
+
+def test_a_gate_s_host_is_the_netloc_of_each_url_whatever_came_before() -> None:
+    from urllib.parse import urlsplit
+
+    from imgflow.engine.fetch import host_of
+
+    urls = [
+        "http://a.example/x.png",
+        "http://a.example/y.png",
+        "http://A.Example:8080/x.png",
+        "http://a.example.evil/x.png",
+        "http://a.example/z.png",
+        "https://a.example/x.png",
+        "http://a.example?x=1",
+        "http://u@a.example/x.png",
+        "\thttp://b.example/x.png",
+        "http://b.example/x.png",
+        "http://c.exa\tmple/x.png",
+        "http://c.example/x.png",
+        "http://c.exa\tmple/y.png",
+        "http://[::1]:8080/x.png",
+        "http://a.example/x.png",
+    ]
+    for url in urls + urls[::-1]:
+        assert host_of(url) == urlsplit(url).netloc.lower(), url

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from support.cli_run import FAST_ENV, imgflow_run, run_cli, site
 from support.faultserver import FaultServer, Ok, Status
@@ -336,3 +337,21 @@ def test_a_new_database_opened_at_once_by_several_runs_switches_to_wal_for_each(
         assert open_together(path, 3) == []
         with contextlib.closing(sqlite3.connect(path)) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+@pytest.mark.parametrize(
+    ("etag", "kept"),
+    [
+        ('"v1"', True),
+        ('W/"a b~c"', True),
+        ('"' + "x" * 300 + '"', False),  # not a novel
+        ('"a\x7fb"', False),  # DEL
+        ('"a\tb"', False),  # a control character
+        ('"caf\u00e9"', False),  # not ASCII
+    ],
+)
+def test_a_validator_is_kept_only_when_it_is_short_printable_ascii(etag: str, kept: bool) -> None:
+    from imgflow.engine.fetch import _validators
+
+    response = httpx.Response(200, headers=[(b"ETag", etag.encode("latin-1"))])
+    assert _validators(response).etag == (etag if kept else None)

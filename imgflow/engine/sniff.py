@@ -8,6 +8,7 @@ subset of entity declarations, as Illustrator writes).
 
 from __future__ import annotations
 
+import functools
 import re
 from fnmatch import fnmatchcase
 
@@ -143,4 +144,10 @@ def media_type(content_type: str | None) -> str:
 def type_allowed(content_type: str | None, allowed: tuple[str, ...]) -> bool:
     """True when the declared type matches the allow-list, or is neutral (checked by sniff)."""
     kind = media_type(content_type)
-    return kind in _NEUTRAL_TYPES or any(fnmatchcase(kind, pattern) for pattern in allowed)
+    return kind in _NEUTRAL_TYPES or _matches(kind, allowed)
+
+
+@functools.lru_cache(maxsize=256)
+def _matches(kind: str, allowed: tuple[str, ...]) -> bool:
+    """True when `kind` matches a pattern of `allowed` (a run asks about a few types only)."""
+    return any(fnmatchcase(kind, pattern) for pattern in allowed)

@@ -200,8 +200,8 @@ MUTANTS: list[Mutant] = [
         "size-cap-on-encoded-bytes",
         "largest image accepted, in bytes, after content decoding (imgflow.yaml.example)",
         "imgflow/engine/fetch.py",
-        'decoder = decoder_for(response.headers.get_list("content-encoding", split_commas=True))',
-        "decoder = decoder_for(())",
+        'headers.get_list("content-encoding", split_commas=True) if coded else ()',
+        "()",
         ("tests/test_limits.py::test_the_size_cap_counts_decoded_bytes_to_the_byte",),
     ),
     Mutant(
@@ -2104,5 +2104,62 @@ MUTANTS: list[Mutant] = [
         "        self.politeness = politeness(start.settings.fetch, start.host_cap, on_change)",
         "        self.politeness = politeness(start.settings.fetch, start.in_flight, on_change)",
         ("tests/test_workers_hosts.py::test_a_one_host_table_keeps_the_shared_gate_at_its_cap",),
+    ),
+    Mutant(
+        "request-url-path-not-normalised",
+        "a request's URL is the one httpx.URL makes of the same text, its origin parsed once"
+        " (architecture: Where a small image's time goes)",
+        "imgflow/engine/transport/request.py",
+        "path=_parse.quote(_parse.normalize_path(path), safe=_parse.PATH_SAFE),",
+        "path=_parse.quote(path, safe=_parse.PATH_SAFE),",
+        ("tests/test_request_build.py",),
+    ),
+    Mutant(
+        "request-url-origin-of-another-url",
+        "a request's URL is the one httpx.URL makes of the same text, its origin parsed once"
+        " (architecture: Where a small image's time goes)",
+        "imgflow/engine/transport/request.py",
+        "    origin = _origins.get(prefix)\n",
+        "    origin = next(iter(_origins.values()), None)\n",
+        ("tests/test_request_build.py",),
+    ),
+    Mutant(
+        "validator-not-ascii-kept",
+        "a response's ETag and Last-Modified are kept only when short printable ASCII"
+        " (they are sent back verbatim)",
+        "imgflow/engine/fetch.py",
+        "return value if value.isascii() and value.isprintable() else None",
+        "return value if value.isprintable() else None",
+        (
+            "tests/test_revalidate.py::"
+            "test_a_validator_is_kept_only_when_it_is_short_printable_ascii",
+        ),
+    ),
+    Mutant(
+        "get-request-second-host",
+        "a GET request is the one httpx.Request makes of the same URL and headers (a Host of"
+        " the user's replaces the URL's; architecture: Where a small image's time goes)",
+        "imgflow/engine/transport/request.py",
+        '    if "Host" not in headers and parsed.host:',
+        "    if parsed.host:",
+        ("tests/test_request_build.py",),
+    ),
+    Mutant(
+        "gate-host-of-the-last-url",
+        "each image passes the politeness gate of its own URL's host (architecture: Where a"
+        " small image's time goes)",
+        "imgflow/engine/fetch.py",
+        "    if prefix and url.startswith(prefix):\n        return host\n",
+        "    if prefix:\n        return host\n",
+        ("tests/test_fetch.py::test_a_gate_s_host_is_the_netloc_of_each_url_whatever_came_before",),
+    ),
+    Mutant(
+        "opt-out-headers-unread",
+        "an image whose response opts out (X-Robots-Tag, tdm-reservation) is not stored, its"
+        " headers read from the set of the response's header names (docs/etiquette)",
+        "imgflow/engine/fetch.py",
+        "    why = None if OPT_OUT_NAMES.isdisjoint(names) else opted_out(headers, self._opt_out)",
+        "    why = None",
+        ("tests/test_opt_out.py",),
     ),
 ]
