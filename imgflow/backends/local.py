@@ -280,9 +280,10 @@ class LocalBackend:
     def _need_runs(self) -> None:
         from imgflow.config import user_config_path
         from imgflow.local.folder import DB_NAME, refuse_linked
+        from imgflow.local.index import has_runs
 
         refuse_linked(self.folder)
-        if not (self.folder / DB_NAME).exists():
+        if not has_runs(self.folder / DB_NAME):
             raise NoRuns(
                 f"no runs yet in {self.folder} (the data folder comes from --data-dir, "
                 f"local.data_dir in ./imgflow.yaml or {user_config_path()})"

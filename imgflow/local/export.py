@@ -11,7 +11,7 @@ from pathlib import Path
 from imgflow.documents.export import check_format, write_table
 from imgflow.errors import UsageError
 from imgflow.local.folder import DB_NAME, refuse_linked
-from imgflow.local.index import Database, sqlite_errors
+from imgflow.local.index import Database, has_runs, sqlite_errors
 from imgflow.local.index.export import export_table, run_exists
 from imgflow.local.layouts.shard_format import SHARDS_DIR
 
@@ -22,7 +22,7 @@ def export(data_dir: Path, fmt: str, output: Path | None, run_id: str | None) ->
     check_format(fmt, output)
     refuse_linked(data_dir)
     path = data_dir / DB_NAME
-    if not path.exists():
+    if not has_runs(path):
         raise UsageError(f"no runs yet in {data_dir}")
     db = Database(path, readonly=True)
     try:

@@ -22,6 +22,7 @@ from urllib.request import pathname2url
 from imgflow.engine.records import Outcome, Summary
 from imgflow.errors import BackendError, UsageError
 from imgflow.local.folder import DataFolder
+from imgflow.local.index import has_runs
 from imgflow.local.index import report as data
 from imgflow.local.layouts.base import StoredReader
 from imgflow.local.layouts.files import IMAGES_DIR
@@ -88,7 +89,7 @@ def _link_base(target: Path, report_dir: Path) -> str:
 def resolve_run(data_dir: Path, run_id: str | None) -> str:
     """The run to report: `run_id`, or the newest run in the data folder."""
     db_path = data_dir / DB_NAME
-    if not db_path.exists():
+    if not has_runs(db_path):
         raise UsageError(f"no runs yet in {data_dir}")
     conn = data.connect(db_path)
     try:

@@ -2162,4 +2162,16 @@ MUTANTS: list[Mutant] = [
         "    why = None",
         ("tests/test_opt_out.py",),
     ),
+    Mutant(
+        "unwritten-index-read-as-sqlite-error",
+        "an index a stopped first run left without its tables reads as no runs yet, never as"
+        " an SQLite error (architecture: the index)",
+        "imgflow/local/index/connection.py",
+        "    return found is not None",
+        "    return True",
+        (
+            "tests/test_index_unwritten.py::"
+            "test_an_index_a_stopped_first_run_left_without_tables_reads_as_no_runs_yet",
+        ),
+    ),
 ]

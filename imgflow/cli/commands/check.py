@@ -38,12 +38,14 @@ def check(
         from imgflow.local.check import CheckReport
         from imgflow.local.check import check as check_folder
         from imgflow.local.folder import DB_NAME
+        from imgflow.local.index import has_runs
         from imgflow.ui.console import out, say
 
         cfg = load_config(config)
         folder = data_folder(cfg, data_dir)
-        if not (folder / DB_NAME).exists():
-            # No run has written here yet: an answer (zero rows), not an error.
+        if not has_runs(folder / DB_NAME):
+            # No run has written here yet (or a first one was stopped before it wrote its
+            # index's tables): an answer (zero rows), not an error.
             if output is Output.json:
                 sys.stdout.write(json.dumps(CheckReport(folder, repaired=repair).to_json()) + "\n")
             else:

@@ -76,6 +76,23 @@ def use_wal(conn: sqlite3.Connection) -> None:
     )
 
 
+def has_runs(path: Path) -> bool:
+    """Whether `path` is an index a run has written its tables into: a first run stopped
+    before its schema was written (a signal at the start) leaves the file without them,
+    which readers take as no runs yet, as a folder without the file."""
+    if not path.is_file():
+        return False
+    with sqlite_errors(path):
+        conn = connect_readonly(path)
+        try:
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'"
+            ).fetchone()
+        finally:
+            conn.close()
+    return found is not None
+
+
 def connect_readonly(path: Path) -> sqlite3.Connection:
     """A connection that only reads (also from a read-only folder)."""
     uri = f"{path.absolute().as_uri()}?mode=ro"
