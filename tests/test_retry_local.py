@@ -12,6 +12,7 @@ from support.flag_site import flag_site, publish
 from test_cli import imgflow, write_paths
 
 from imgflow.demo.server import StaticServer
+from imgflow.local.index import Database
 
 PRESENT = ["ad/ad.gif", "ae/ae.gif", "af/af.gif"]
 LATE = ["ag/ag.gif", "al/al.gif"]  # missing at first, served before the retry
@@ -76,7 +77,7 @@ def test_retry_runs_only_the_failed_paths_and_links_the_parent(
 
 def test_retry_of_an_unknown_run_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "imgflow-data").mkdir()
-    sqlite3.connect(tmp_path / "imgflow-data" / "imgflow.db").close()
+    Database(tmp_path / "imgflow-data" / "imgflow.db").close()  # an index with no runs
     done = imgflow("retry", "nope", cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

@@ -2174,4 +2174,16 @@ MUTANTS: list[Mutant] = [
             "test_an_index_a_stopped_first_run_left_without_tables_reads_as_no_runs_yet",
         ),
     ),
+    Mutant(
+        "unwritten-index-probe-opens-a-linked-index",
+        "nothing outside the data folder is touched: a linked index is refused, never opened"
+        " (README: the data folder)",
+        "imgflow/local/index/connection.py",
+        "    if path.is_symlink():  # never opened here",
+        "    if False:  # never opened here",
+        (
+            "tests/test_folder_links.py::"
+            "test_a_linked_runs_folder_or_index_is_refused[check-imgflow.db]",
+        ),
+    ),
 ]

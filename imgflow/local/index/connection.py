@@ -80,6 +80,8 @@ def has_runs(path: Path) -> bool:
     """Whether `path` is an index a run has written its tables into: a first run stopped
     before its schema was written (a signal at the start) leaves the file without them,
     which readers take as no runs yet, as a folder without the file."""
+    if path.is_symlink():  # never opened here: the caller's refusal of a linked index says why
+        return True
     if not path.is_file():
         return False
     with sqlite_errors(path):
