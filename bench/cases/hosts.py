@@ -23,7 +23,7 @@ from typing import Any
 from harness.corpus import corpus_paths
 from harness.paths import WORK
 from harness.report import Goal
-from harness.servers import NGINX_CONF, free_port, nginx
+from harness.servers import NGINX_CONF, free_ports, nginx
 from harness.tools import OUT, Case, Tools, run_rounds
 
 HOSTS = 20
@@ -146,7 +146,7 @@ def run(tools: Tools, corpus: Path, per_host: int, repeats: int) -> dict[str, An
     """Every tool on the shuffled table of HOSTS hosts x `per_host` images."""
     paths = corpus_paths(per_host)
     count = HOSTS * per_host
-    extra = [free_port() for _ in range(HOSTS - 1)]
+    extra = free_ports(HOSTS - 1)
     log = WORK / "logs" / "hosts.log"
     peaks: dict[str, list[int]] = {}  # each server's peak of connections, a tool's last run
     with nginx(corpus, WORK / "nginx-hosts", _template(extra)) as port:

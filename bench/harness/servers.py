@@ -26,6 +26,18 @@ def free_port() -> int:
         return port
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports (their sockets held open together while they are chosen:
+    one at a time, the kernel may hand the same port out twice)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
     for _ in range(500):
         if proc.poll() is not None:
@@ -82,6 +94,8 @@ def nginx(root: Path, folder: Path | None = None, template: str = NGINX_CONF) ->
     folder = folder or WORK / "nginx"
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
+    while f"127.0.0.1:{port} " in template:  # a port the template's other servers listen on
+        port = free_port()
     user = ""
     if os.geteuid() == 0:
         import pwd
