@@ -520,11 +520,6 @@ def _validators(
     )
 
 
-# The last URL's scheme and authority through the "/" after them, and its gate's host: a
-# URL that starts with them has that same authority (urlsplit ends it at the first "/").
-_LAST_HOST = ["", ""]
-
-
 # Response headers every image looks up, mostly absent: an absent one is answered from the
 # set of the response's header names, not by a failed look-up of httpx's (about 2 us each).
 OPT_OUT_NAMES = frozenset({b"x-robots-tag", TDM.encode()})
@@ -533,6 +528,11 @@ OPT_OUT_NAMES = frozenset({b"x-robots-tag", TDM.encode()})
 def _names(response: httpx.Response) -> frozenset[bytes]:
     """The response's header names, lower-cased."""
     return frozenset(name.lower() for name, _ in response.headers.raw)
+
+
+# The last URL's scheme and authority through the "/" after them, and its gate's host: a
+# URL that starts with them has that same authority (urlsplit ends it at the first "/").
+_LAST_HOST = ["", ""]
 
 
 def host_of(url: str) -> str:
