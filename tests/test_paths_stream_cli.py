@@ -1,7 +1,9 @@
 """A 1,000,000-line paths file, end to end (the CLI as a real process, a loopback server):
 
-- the first request goes out within 2 s of the start (the file is planned while the run
-  fetches, imgflow/local/runner.py's Planner);
+- the first requests go out while the file is still being read (it is planned while the
+  run fetches, imgflow/local/runner.py's Planner): 20 images are served before the run
+  has counted the file's lines. That order is the promise; how soon the first request
+  comes (about 0.3 s here, printed) is the machine's, so it is not asserted;
 - Ctrl-C while the file is still read records the whole job or nothing: the run stays
   unplanned (`status -o json`: one document, ``"planned": false``, no total), the
   interrupt line says done/?; `imgflow retry` reads the file again, says "unfinished" (none
@@ -30,7 +32,6 @@ from support.processes import peak_rss_until_exit, reaped
 LINES = 1_000_000
 REPEATED = [f"a/{n}.gif" for n in range(200)]
 LAST = [f"b/{n}.gif" for n in range(300)]  # at the end of the file: never read by run 1
-FIRST_REQUEST_SECONDS = 2.0
 PEAK_RSS_MB = 200
 
 
@@ -76,12 +77,12 @@ def test_a_million_line_paths_file_starts_at_once_and_a_ctrl_c_while_reading_is_
     _write(tmp_path / "paths.txt")
     with counting_server() as server:
         first, peak_run, stderr = _first_run(tmp_path, server)
-        assert first < FIRST_REQUEST_SECONDS, f"first request after {first:.2f} s"
         db = tmp_path / "data" / "imgflow.db"
         with sqlite3.connect(db) as conn:
             run_id, total, unplanned = conn.execute(
                 "SELECT id, total, unplanned FROM runs"
             ).fetchone()
+        # 20 images served before the file was counted: the run fetched while it read.
         assert unplanned == 1 and total == 0, "the interrupt came after the file was read"
         assert f"run {run_id} interrupted at " in stderr and "/? images" in stderr
         assert f"imgflow retry {run_id}" in stderr
