@@ -115,7 +115,8 @@ def main() -> None:
         print("latency-bound: server waits 50 ms", flush=True)
         data["latency"] = latency.run(tools, 50, repeats)
     if "scale" in cases:
-        print(f"scale: {big:,} images", flush=True)
+        print(f"scale: the same rows at {scale.SMALL:,} then {big:,} images", flush=True)
+        data["scale_5k"] = scale.run(tools, corpus, scale.SMALL, repeats)
         data["scale"] = scale.run(tools, corpus, big, repeats)
     if "startup" in cases:
         data["startup"] = startup.run(tools, 20)

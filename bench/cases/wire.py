@@ -24,7 +24,16 @@ from harness.corpus import corpus_paths
 from harness.measure import summarise
 from harness.paths import WORK
 from harness.servers import nginx, tinyproxy, tls_nginx
-from harness.tools import OUT, Case, Tools, imgflow_argv, run_case, write_lists
+from harness.tools import (
+    OUT,
+    Case,
+    Tools,
+    clear_spent,
+    imgflow_argv,
+    run_case,
+    settle,
+    write_lists,
+)
 
 
 def _pair(
@@ -46,6 +55,7 @@ def _pair(
 
 def _measure(cases: list[Case], count: int, repeats: int, label: str) -> dict[str, Any]:
     log = WORK / "logs" / f"{label}.log"
+    settle()
     for repeat in range(repeats):
         for case in cases:
             r = run_case(case, count, log)
@@ -54,6 +64,7 @@ def _measure(cases: list[Case], count: int, repeats: int, label: str) -> dict[st
                 f"img/s {1000 * r.cpu / count:>6.3f} ms CPU/img",
                 flush=True,
             )
+    clear_spent()
     rows = [
         {"name": c.name, "tool": c.tool, "concurrency": c.concurrency} | summarise(c.runs, count)
         for c in cases

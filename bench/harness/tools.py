@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -107,9 +109,57 @@ def selected(cases: list[Case], tools: str) -> list[Case]:
     return [c for c in cases if not names or chosen(c.tool)]
 
 
+# A run's output of more files than this is set aside (renamed into bench/work/spent/) rather
+# than deleted between runs, and deleted when the rounds end: right after a large deletion,
+# ext4 skips the inodes freed in the last minute one by one when it creates a file (the
+# "recently deleted" inodes, docs/architecture.md), so a tool that creates a file per image
+# paid 2-3 s of kernel time more at 5,000 images when the row before it had deleted 5,000
+# files, and next to nothing after a shard row (few files). Every row now starts with no
+# deletion in the last minute.
+SPENT_FILES = 500
+# How long ext4 counts a freed inode as recently deleted (RECENTCY_MIN, once its inode table
+# block is written back: `clear_spent` syncs), and a margin.
+RECENT_SECONDS = 65.0
+SPENT = WORK / "spent"
+_deleted_at = [0.0]  # time.monotonic() of the last large deletion (0: none in this process)
+
+
+def files_under(folder: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(folder))
+
+
+def set_aside(out: Path) -> None:
+    """Delete a run's output of few files; set one of many aside until `clear_spent`."""
+    if files_under(out) <= SPENT_FILES:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    SPENT.mkdir(parents=True, exist_ok=True)
+    out.rename(SPENT / f"{len(os.listdir(SPENT))}-{os.getpid()}")
+
+
+def clear_spent() -> None:
+    """Delete the outputs set aside, and write the freed inodes back (`sync`)."""
+    if SPENT.exists():
+        shutil.rmtree(SPENT, ignore_errors=True)
+        os.sync()
+        _deleted_at[0] = time.monotonic()
+
+
+def settle() -> None:
+    """Delete what earlier rounds set aside, then wait until no deletion is recent."""
+    clear_spent()
+    if _deleted_at[0]:
+        wait = RECENT_SECONDS - (time.monotonic() - _deleted_at[0])
+        if wait > 0:
+            print(f"  (waiting {wait:.0f} s: no row starts within a minute of a large "
+                  "deletion)", flush=True)  # fmt: skip
+            time.sleep(wait)
+
+
 def run_case(case: Case, expected: int, log: Path) -> Measure:
     out = WORK / "out"
-    shutil.rmtree(out, ignore_errors=True)
+    if out.exists():  # a run stopped before its output was set aside
+        set_aside(out)
     out.mkdir(parents=True)
     with log.open("a") as handle:
         handle.write(f"\n== {case.name}\n")
@@ -123,7 +173,7 @@ def run_case(case: Case, expected: int, log: Path) -> Measure:
     if result.cause:
         print(f"  FAILED: {case.name}: {result.cause}", flush=True)
     case.runs.append(result)
-    shutil.rmtree(out, ignore_errors=True)
+    set_aside(out)
     return result
 
 
@@ -140,13 +190,17 @@ def run_rounds(
     Every other round runs in reverse order (A B C, C B A, A B C), so no row always runs
     first or always follows the same neighbour: on a shared machine a run pays for what
     the one before left behind (dirty pages being written back, a deleted tree).
-    `around(case)`, when given, is entered around each run of a case (a server's counters)."""
+    `around(case)`, when given, is entered around each run of a case (a server's counters).
+    No run starts within a minute of a large deletion (`settle`; outputs are set aside
+    while the rounds run and deleted after)."""
+    settle()
     for repeat in range(repeats):
         for case in cases if repeat % 2 == 0 else cases[::-1]:
             with around(case) if around is not None else contextlib.nullcontext():
                 r = run_case(case, count, log)
             shown = f"FAILED ({r.cause})" if r.cause else show(r)
             print(f"  [{repeat + 1}/{repeats}] {case.name:<36} {shown}", flush=True)
+    clear_spent()
     return [
         {"name": c.name, "tool": c.tool, "concurrency": c.concurrency} | summarise(c.runs, count)
         for c in cases
