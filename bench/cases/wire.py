@@ -31,7 +31,6 @@ from harness.tools import (
     clear_spent,
     imgflow_argv,
     run_case,
-    settle,
     write_lists,
 )
 
@@ -55,7 +54,7 @@ def _pair(
 
 def _measure(cases: list[Case], count: int, repeats: int, label: str) -> dict[str, Any]:
     log = WORK / "logs" / f"{label}.log"
-    settle()
+    clear_spent()
     for repeat in range(repeats):
         for case in cases:
             r = run_case(case, count, log)

@@ -7,7 +7,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -110,18 +109,17 @@ def selected(cases: list[Case], tools: str) -> list[Case]:
 
 
 # A run's output of more files than this is set aside (renamed into bench/work/spent/) rather
-# than deleted between runs, and deleted when the rounds end: right after a large deletion,
-# ext4 skips the inodes freed in the last minute one by one when it creates a file (the
-# "recently deleted" inodes, docs/architecture.md), so a tool that creates a file per image
-# paid 2-3 s of kernel time more at 5,000 images when the row before it had deleted 5,000
-# files, and next to nothing after a shard row (few files). Every row now starts with no
-# deletion in the last minute.
+# than deleted between runs, and deleted when the rounds end. Right after a large deletion
+# ext4 creates files much more slowly (its allocator skips the inodes freed recently, one by
+# one: docs/architecture.md), and not only for a minute: 65 s after `rm -rf` and `sync`,
+# curl still took 3.1 s of kernel time for 5,000 files, against 0.2-0.5 s into a new folder
+# when no output had been deleted. Deleting between runs made a files row pay that after a
+# files row and not after a shard row (few files), and made the per-image cost depend on
+# the run's size (paid by the first few thousand files). Within a round set, no row follows
+# a deletion; the first rows after the previous case's deletion may pay it (alternating
+# order spreads that over the rows when there are repeats).
 SPENT_FILES = 500
-# How long ext4 counts a freed inode as recently deleted (RECENTCY_MIN, once its inode table
-# block is written back: `clear_spent` syncs), and a margin.
-RECENT_SECONDS = 65.0
 SPENT = WORK / "spent"
-_deleted_at = [0.0]  # time.monotonic() of the last large deletion (0: none in this process)
 
 
 def files_under(folder: Path) -> int:
@@ -138,22 +136,8 @@ def set_aside(out: Path) -> None:
 
 
 def clear_spent() -> None:
-    """Delete the outputs set aside, and write the freed inodes back (`sync`)."""
-    if SPENT.exists():
-        shutil.rmtree(SPENT, ignore_errors=True)
-        os.sync()
-        _deleted_at[0] = time.monotonic()
-
-
-def settle() -> None:
-    """Delete what earlier rounds set aside, then wait until no deletion is recent."""
-    clear_spent()
-    if _deleted_at[0]:
-        wait = RECENT_SECONDS - (time.monotonic() - _deleted_at[0])
-        if wait > 0:
-            print(f"  (waiting {wait:.0f} s: no row starts within a minute of a large "
-                  "deletion)", flush=True)  # fmt: skip
-            time.sleep(wait)
+    """Delete the outputs set aside (when the rounds end, and any a stopped run left)."""
+    shutil.rmtree(SPENT, ignore_errors=True)
 
 
 def run_case(case: Case, expected: int, log: Path) -> Measure:
@@ -191,9 +175,9 @@ def run_rounds(
     first or always follows the same neighbour: on a shared machine a run pays for what
     the one before left behind (dirty pages being written back, a deleted tree).
     `around(case)`, when given, is entered around each run of a case (a server's counters).
-    No run starts within a minute of a large deletion (`settle`; outputs are set aside
-    while the rounds run and deleted after)."""
-    settle()
+    Outputs of many files are set aside while the rounds run and deleted after them
+    (`set_aside`), so no run follows a large deletion."""
+    clear_spent()
     for repeat in range(repeats):
         for case in cases if repeat % 2 == 0 else cases[::-1]:
             with around(case) if around is not None else contextlib.nullcontext():
