@@ -25,7 +25,7 @@ from cases import aws, hosts, large, latency, scale, startup, throttle, throughp
 from harness.corpus import make_corpus, make_large_corpus
 from harness.paths import WORK
 from harness.report import Goal, goals_table, header, machine, save
-from harness.tools import find_tools
+from harness.tools import clear_spent, find_tools
 
 
 def goals(data: dict[str, Any]) -> list[Goal]:
@@ -76,6 +76,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    clear_spent()  # what a stopped run set aside
+    try:
+        run(args)
+    finally:
+        clear_spent()
+
+
+def run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     cases = set(args.cases.split(","))
     repeats = args.repeats or (1 if args.quick else 3)

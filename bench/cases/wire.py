@@ -28,7 +28,6 @@ from harness.tools import (
     OUT,
     Case,
     Tools,
-    clear_spent,
     imgflow_argv,
     run_case,
     write_lists,
@@ -54,7 +53,6 @@ def _pair(
 
 def _measure(cases: list[Case], count: int, repeats: int, label: str) -> dict[str, Any]:
     log = WORK / "logs" / f"{label}.log"
-    clear_spent()
     for repeat in range(repeats):
         for case in cases:
             r = run_case(case, count, log)
@@ -63,7 +61,6 @@ def _measure(cases: list[Case], count: int, repeats: int, label: str) -> dict[st
                 f"img/s {1000 * r.cpu / count:>6.3f} ms CPU/img",
                 flush=True,
             )
-    clear_spent()
     rows = [
         {"name": c.name, "tool": c.tool, "concurrency": c.concurrency} | summarise(c.runs, count)
         for c in cases

@@ -109,15 +109,14 @@ def selected(cases: list[Case], tools: str) -> list[Case]:
 
 
 # A run's output of more files than this is set aside (renamed into bench/work/spent/) rather
-# than deleted between runs, and deleted when the rounds end. Right after a large deletion
-# ext4 creates files much more slowly (its allocator skips the inodes freed recently, one by
-# one: docs/architecture.md), and not only for a minute: 65 s after `rm -rf` and `sync`,
-# curl still took 3.1 s of kernel time for 5,000 files, against 0.2-0.5 s into a new folder
-# when no output had been deleted. Deleting between runs made a files row pay that after a
-# files row and not after a shard row (few files), and made the per-image cost depend on
-# the run's size (paid by the first few thousand files). Within a round set, no row follows
-# a deletion; the first rows after the previous case's deletion may pay it (alternating
-# order spreads that over the rows when there are repeats).
+# than deleted, and deleted when bench.py ends (and at its start: what a stopped run left).
+# Right after a large deletion ext4 creates files much more slowly (its allocator skips the
+# inodes freed recently, one by one: docs/architecture.md), and not only for a minute: 65 s
+# after `rm -rf` and `sync`, curl still took 3.1 s of kernel time for 5,000 files, against
+# 0.2-0.5 s into a new folder when no output had been deleted. Deleting between runs made a
+# files row pay that after a files row and not after a shard row (few files), and made the
+# cost per image depend on the run's size (the first few thousand files pay it). Disk: every
+# output of many files of one bench run at once (the scale case at --quick: about 3.5 GB).
 SPENT_FILES = 500
 SPENT = WORK / "spent"
 
@@ -136,7 +135,7 @@ def set_aside(out: Path) -> None:
 
 
 def clear_spent() -> None:
-    """Delete the outputs set aside (when the rounds end, and any a stopped run left)."""
+    """Delete the outputs set aside (bench.py, at its start and end)."""
     shutil.rmtree(SPENT, ignore_errors=True)
 
 
@@ -175,16 +174,14 @@ def run_rounds(
     first or always follows the same neighbour: on a shared machine a run pays for what
     the one before left behind (dirty pages being written back, a deleted tree).
     `around(case)`, when given, is entered around each run of a case (a server's counters).
-    Outputs of many files are set aside while the rounds run and deleted after them
-    (`set_aside`), so no run follows a large deletion."""
-    clear_spent()
+    Outputs of many files are set aside, not deleted (`set_aside`), so no run follows a
+    large deletion."""
     for repeat in range(repeats):
         for case in cases if repeat % 2 == 0 else cases[::-1]:
             with around(case) if around is not None else contextlib.nullcontext():
                 r = run_case(case, count, log)
             shown = f"FAILED ({r.cause})" if r.cause else show(r)
             print(f"  [{repeat + 1}/{repeats}] {case.name:<36} {shown}", flush=True)
-    clear_spent()
     return [
         {"name": c.name, "tool": c.tool, "concurrency": c.concurrency} | summarise(c.runs, count)
         for c in cases
