@@ -49,16 +49,21 @@ def measure(
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, start_new_session=True)
         deadline = start + timeout
         tree_peak, polls = 0, 0
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                os.killpg(proc.pid, signal.SIGKILL)
-            polls += 1
-            if polls % TREE_EVERY == 0:
-                tree_peak = max(tree_peak, tree_rss(proc.pid))
-            time.sleep(0.002)
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.perf_counter() > deadline:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                polls += 1
+                if polls % TREE_EVERY == 0:
+                    tree_peak = max(tree_peak, tree_rss(proc.pid))
+                time.sleep(0.002)
+        except BaseException:  # the bench stopped (Ctrl-C, SIGTERM): its tool with it
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
     finally:
