@@ -25,7 +25,7 @@ from cases import aws, hosts, large, latency, scale, startup, throttle, throughp
 from harness.corpus import make_corpus, make_large_corpus
 from harness.paths import WORK
 from harness.report import Goal, goals_table, header, machine, save
-from harness.tools import find_tools
+from harness.tools import clear_spent, find_tools
 
 
 def goals(data: dict[str, Any]) -> list[Goal]:
@@ -76,6 +76,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    clear_spent()  # what a stopped run set aside
+    try:
+        run(args)
+    finally:
+        clear_spent()
+
+
+def run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     cases = set(args.cases.split(","))
     repeats = args.repeats or (1 if args.quick else 3)
@@ -115,7 +123,8 @@ def main() -> None:
         print("latency-bound: server waits 50 ms", flush=True)
         data["latency"] = latency.run(tools, 50, repeats)
     if "scale" in cases:
-        print(f"scale: {big:,} images", flush=True)
+        print(f"scale: the same rows at {scale.SMALL:,} then {big:,} images", flush=True)
+        data["scale_5k"] = scale.run(tools, corpus, scale.SMALL, repeats)
         data["scale"] = scale.run(tools, corpus, big, repeats)
     if "startup" in cases:
         data["startup"] = startup.run(tools, 20)

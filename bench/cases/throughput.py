@@ -4,6 +4,7 @@ baseline commit's imgflow when there is one)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,15 +118,19 @@ def run(
     repeats: int,
     names: tuple[str, ...] = (),
     log_name: str = "throughput",
+    extra: Callable[[Tools, str, Path], list[Case]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every row (or only those named in `names`) at `count` images, interleaved."""
+    """Every row (or only those named in `names`, and those `extra(tools, base, paths)`
+    adds) at `count` images, interleaved."""
     paths = corpus_paths(count)
     log = WORK / "logs" / f"{log_name}.log"
     with nginx(corpus) as port:
         base = f"http://127.0.0.1:{port}"
         files = write_lists(base, paths, WORK / f"lists-{count}")
         cases = throughput_cases(tools, base, files)
-        cases = selected([c for c in cases if not names or c.name in names], tools.only)
+        cases = [c for c in cases if not names or c.name in names]
+        cases += extra(tools, base, files["paths"]) if extra else []
+        cases = selected(cases, tools.only)
         return run_rounds(
             cases,
             count,

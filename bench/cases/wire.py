@@ -24,7 +24,14 @@ from harness.corpus import corpus_paths
 from harness.measure import summarise
 from harness.paths import WORK
 from harness.servers import nginx, tinyproxy, tls_nginx
-from harness.tools import OUT, Case, Tools, imgflow_argv, run_case, write_lists
+from harness.tools import (
+    OUT,
+    Case,
+    Tools,
+    imgflow_argv,
+    run_case,
+    write_lists,
+)
 
 
 def _pair(

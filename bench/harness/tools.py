@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -107,9 +108,41 @@ def selected(cases: list[Case], tools: str) -> list[Case]:
     return [c for c in cases if not names or chosen(c.tool)]
 
 
+# A run's output of more files than this is set aside (renamed into bench/work/spent/) rather
+# than deleted, and deleted when bench.py ends (and at its start: what a stopped run left).
+# Right after a large deletion ext4 creates files much more slowly (its allocator skips the
+# inodes freed recently, one by one: docs/architecture.md), and not only for a minute: 65 s
+# after `rm -rf` and `sync`, curl still took 3.1 s of kernel time for 5,000 files, against
+# 0.2-0.5 s into a new folder when no output had been deleted. Deleting between runs made a
+# files row pay that after a files row and not after a shard row (few files), and made the
+# cost per image depend on the run's size (the first few thousand files pay it). Disk: every
+# output of many files of one bench run at once (the scale case at --quick: about 3.5 GB).
+SPENT_FILES = 500
+SPENT = WORK / "spent"
+
+
+def files_under(folder: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(folder))
+
+
+def set_aside(out: Path) -> None:
+    """Delete a run's output of few files; set one of many aside until `clear_spent`."""
+    if files_under(out) <= SPENT_FILES:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    SPENT.mkdir(parents=True, exist_ok=True)
+    out.rename(SPENT / f"{len(os.listdir(SPENT))}-{os.getpid()}")
+
+
+def clear_spent() -> None:
+    """Delete the outputs set aside (bench.py, at its start and end)."""
+    shutil.rmtree(SPENT, ignore_errors=True)
+
+
 def run_case(case: Case, expected: int, log: Path) -> Measure:
     out = WORK / "out"
-    shutil.rmtree(out, ignore_errors=True)
+    if out.exists():  # a run stopped before its output was set aside
+        set_aside(out)
     out.mkdir(parents=True)
     with log.open("a") as handle:
         handle.write(f"\n== {case.name}\n")
@@ -123,7 +156,7 @@ def run_case(case: Case, expected: int, log: Path) -> Measure:
     if result.cause:
         print(f"  FAILED: {case.name}: {result.cause}", flush=True)
     case.runs.append(result)
-    shutil.rmtree(out, ignore_errors=True)
+    set_aside(out)
     return result
 
 
@@ -140,7 +173,9 @@ def run_rounds(
     Every other round runs in reverse order (A B C, C B A, A B C), so no row always runs
     first or always follows the same neighbour: on a shared machine a run pays for what
     the one before left behind (dirty pages being written back, a deleted tree).
-    `around(case)`, when given, is entered around each run of a case (a server's counters)."""
+    `around(case)`, when given, is entered around each run of a case (a server's counters).
+    Outputs of many files are set aside, not deleted (`set_aside`), so no run follows a
+    large deletion."""
     for repeat in range(repeats):
         for case in cases if repeat % 2 == 0 else cases[::-1]:
             with around(case) if around is not None else contextlib.nullcontext():

@@ -2190,4 +2190,60 @@ MUTANTS: list[Mutant] = [
             "test_a_linked_runs_folder_or_index_is_refused[check-imgflow.db]",
         ),
     ),
+    Mutant(
+        "parquet-row-group-memory-kept",
+        "a Parquet shard's row group hands its freed memory back once written (architecture:"
+        " peak memory of the shard layouts)",
+        "imgflow/local/layouts/parquet.py",
+        "            del arrays\n            release()  # the group's rows and columns",
+        "            del arrays\n            # the group's rows and columns",
+        (
+            "tests/test_shard_memory_release.py::test_each_parquet_row_group_s_memory_is_handed_back",
+        ),
+    ),
+    Mutant(
+        "metadata-table-converted-whole",
+        "a metadata table is written TABLE_ROWS rows at a time, not converted whole"
+        " (architecture: peak memory of the shard layouts)",
+        "imgflow/local/layouts/parquet.py",
+        "        for start in range(0, max(len(rows), 1), TABLE_ROWS):\n"
+        "            columns = _columns(rows[start : start + TABLE_ROWS], False)",
+        "        for start in range(0, 1):\n            columns = _columns(rows, False)",
+        (
+            "tests/test_shard_memory_release.py::test_a_metadata_table_is_written_a_row_group_at_a_time_then_handed_back",
+        ),
+    ),
+    Mutant(
+        "metadata-table-memory-kept",
+        "a metadata table's freed memory is handed back once written (architecture: peak"
+        " memory of the shard layouts)",
+        "imgflow/local/layouts/parquet.py",
+        "            del arrays\n    release()\n",
+        "            del arrays\n",
+        (
+            "tests/test_shard_memory_release.py::test_a_metadata_table_is_written_a_row_group_at_a_time_then_handed_back",
+        ),
+    ),
+    Mutant(
+        "memory-release-trims-nothing",
+        "release() returns the heap's free pages to the system (malloc_trim)",
+        "imgflow/local/memory.py",
+        "    trim(0)\n    return True",
+        "    return True",
+        (
+            "tests/test_shard_memory_release.py::test_release_returns_freed_heap_pages_to_the_system",
+        ),
+    ),
+    Mutant(
+        "webdataset-layout-imports-pyarrow",
+        "a webdataset run imports pyarrow (about 56 MB of RSS) only with its first metadata"
+        " table (architecture: peak memory of the shard layouts)",
+        "imgflow/backends/local.py",
+        "        from imgflow.local.layouts.webdataset import webdataset_layout\n",
+        "        from imgflow.local.layouts.webdataset import webdataset_layout\n"
+        "        import pyarrow  # noqa: F401\n",
+        (
+            "tests/test_shard_memory_release.py::test_a_webdataset_layout_imports_no_pyarrow_before_its_first_table",
+        ),
+    ),
 ]

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 from imgflow.errors import ConfigError
 from imgflow.local.layouts.shard_format import Sample, ShardContents
 from imgflow.local.layouts.shards import DEFAULT_SHARD_SIZE, ShardLayout
+from imgflow.local.memory import release
 
 
 def _schema(image: bool) -> Any:
@@ -53,13 +54,26 @@ def _columns(rows: Sequence[Mapping[str, Any]], image: bool) -> dict[str, list[A
     return columns
 
 
+# The metadata table is written TABLE_ROWS rows (a row group) at a time, in the system
+# allocator's memory, handed back after: a 10,000-row table converted whole peaked 36 MB
+# over its rows (mimalloc keeping what it freed), 15 MB this way.
+TABLE_ROWS = 1_000
+
+
 def write_table(rows: Sequence[Mapping[str, Any]], out: BinaryIO) -> None:
-    """The metadata rows (no image) as one Parquet file."""
+    """The metadata rows (no image) as one Parquet file, a row group per TABLE_ROWS rows."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.table(_columns(rows, False), schema=_schema(False))
-    pq.write_table(table, out)
+    schema = _schema(False)
+    pool = pa.system_memory_pool()
+    with pq.ParquetWriter(out, schema, memory_pool=pool) as writer:
+        for start in range(0, max(len(rows), 1), TABLE_ROWS):
+            columns = _columns(rows[start : start + TABLE_ROWS], False)
+            arrays = [pa.array(columns.pop(f.name), f.type, memory_pool=pool) for f in schema]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+            del arrays
+    release()
 
 
 def read_rows(stream: BinaryIO, *, full: bool = False) -> Iterator[dict[str, Any]]:
@@ -129,6 +143,8 @@ class ParquetWriter:
                 pa.array(columns.pop(f.name), f.type, memory_pool=self.pool) for f in _schema(True)
             ]
             self.writer.write_table(pa.Table.from_arrays(arrays, schema=_schema(True)))
+            del arrays
+            release()  # the group's rows and columns, freed mid-heap: RSS stays flat
 
     def close(self) -> None:
         self.flush()

@@ -1,0 +1,35 @@
+"""Handing freed heap memory back to the system (glibc's `malloc_trim`).
+
+A shard layout frees many short-lived buffers (a row group's columns, a metadata table's,
+images staged between two flushes) in the middle of the heap, where glibc's `free` keeps
+them: the process's RSS then stays at its high-water mark. `release()` returns the free
+pages (`malloc_trim(0)`: `madvise(MADV_DONTNEED)` on free chunks of every arena); a no-op
+where the C library is not glibc. It costs a walk of the free chunks (well under a
+millisecond for a heap of tens of MB), so callers use it once per row group or table, not
+per image.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from collections.abc import Callable
+
+
+@functools.cache
+def _trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(None)
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
+        return None
+    return trim
+
+
+def release() -> bool:
+    """Return the heap's free pages to the system; False where that is not possible."""
+    trim = _trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
