@@ -8,6 +8,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from imgflow.cli.coerce import install
 from imgflow.cli.commands import check, demo, deploy, export, report, run, serve, status
 from imgflow.cli.help import plain_metavars
 from imgflow.signals import exit_now, on_signals
@@ -69,6 +70,7 @@ def start() -> None:
     SIGTERM is SIGINT: either one, at any moment, ends the command with one line and exit
     130 (a run saves what it finished first).
     """
+    install()  # (values converted without pydantic where the answer is certain)
     command = typer.main.get_command(app)
     plain_metavars(command)
     try:

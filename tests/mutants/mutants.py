@@ -2190,4 +2190,24 @@ MUTANTS: list[Mutant] = [
             "test_a_linked_runs_folder_or_index_is_refused[check-imgflow.db]",
         ),
     ),
+    Mutant(
+        "run-converts-values-with-pydantic",
+        "a plain run does not import pydantic: typer's conversion of a command's values is"
+        " made without it where the answer is certain (architecture: Where a small image's"
+        " time goes)",
+        "imgflow/cli/app.py",
+        "    install()  # (values converted without pydantic where the answer is certain)\n",
+        "",
+        ("tests/test_cli_coerce.py::test_a_plain_run_imports_neither_pydantic_nor_yaml",),
+    ),
+    Mutant(
+        "plain-number-out-of-bounds-kept",
+        "a command's value converted without pydantic is the value (or the error) typer"
+        " gives: a number out of its option's bounds is typer's error (architecture: Where a"
+        " small image's time goes)",
+        "imgflow/cli/coerce.py",
+        "            if (info.min is None or number >= info.min) and (",
+        "            if (True or number >= info.min) and (",
+        ("tests/test_cli_coerce.py::test_every_parameter_converts_every_value_as_typer_does",),
+    ),
 ]
