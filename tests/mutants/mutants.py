@@ -2210,4 +2210,21 @@ MUTANTS: list[Mutant] = [
         "            if (True or number >= info.min) and (",
         ("tests/test_cli_coerce.py::test_every_parameter_converts_every_value_as_typer_does",),
     ),
+    Mutant(
+        "env-plain-bool-loads-yaml",
+        "a run whose IMGFLOW_* values are plain (true, false, a decimal integer) never loads"
+        " the YAML parser (architecture: Where a small image's time goes)",
+        "imgflow/config.py",
+        "        if raw in _PLAIN_BOOLS:",
+        "        if False:",
+        ("tests/test_env_values.py::test_plain_variables_do_not_load_yaml",),
+    ),
+    Mutant(
+        "env-leading-zero-read-as-decimal",
+        "an IMGFLOW_* value reads as YAML reads it: 010 is YAML 1.1's octal 8, not 10",
+        "imgflow/config.py",
+        '        if raw.isascii() and raw.isdigit() and (raw == "0" or not raw.startswith("0")):',
+        "        if raw.isascii() and raw.isdigit():",
+        ("tests/test_env_values.py::test_a_variable_reads_as_yaml_reads_it",),
+    ),
 ]
