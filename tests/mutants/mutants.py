@@ -2198,7 +2198,7 @@ MUTANTS: list[Mutant] = [
         "imgflow/cli/app.py",
         "    install()  # (values converted without pydantic where the answer is certain)\n",
         "",
-        ("tests/test_cli_coerce.py::test_a_plain_run_imports_neither_pydantic_nor_yaml",),
+        ("tests/test_cli_coerce.py::test_a_plain_run_imports_only_what_it_uses",),
     ),
     Mutant(
         "plain-number-out-of-bounds-kept",
@@ -2226,5 +2226,25 @@ MUTANTS: list[Mutant] = [
         '        if raw.isascii() and raw.isdigit() and (raw == "0" or not raw.startswith("0")):',
         "        if raw.isascii() and raw.isdigit():",
         ("tests/test_env_values.py::test_a_variable_reads_as_yaml_reads_it",),
+    ),
+    Mutant(
+        "run-imports-live-progress",
+        "a run off a terminal does not import rich's live progress (architecture: Where a small"
+        " image's time goes)",
+        "imgflow/cli/follow.py",
+        "from imgflow.ui.run import show_run\n",
+        "from imgflow.ui.progress import live_progress  # noqa: F401\n"
+        "from imgflow.ui.run import show_run\n",
+        ("tests/test_cli_coerce.py::test_a_plain_run_imports_only_what_it_uses",),
+    ),
+    Mutant(
+        "run-imports-result-tables",
+        "a run without failures does not import rich's tables (architecture: Where a small"
+        " image's time goes)",
+        "imgflow/ui/run.py",
+        "from imgflow.ui.console import err, out, warning\n",
+        "from imgflow.ui.console import err, out, warning\n"
+        "from imgflow.ui.tables import omitted  # noqa: F401\n",
+        ("tests/test_cli_coerce.py::test_a_plain_run_imports_only_what_it_uses",),
     ),
 ]
