@@ -97,3 +97,22 @@ def test_a_plain_run_imports_only_what_it_uses(tmp_path: Path, job: list[str]) -
     assert "imgflow.engine.fetch" in imported  # (the run's own modules are listed)
     unused = ("pydantic", "yaml", "rich.progress", "rich.table")  # (no terminal, no failure)
     assert sorted(m for m in imported if m.startswith(unused)) == []
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--no-such-option"], ["-c"], ["-c", "0"]])
+def test_a_command_built_alone_says_what_the_whole_app_says(argv: list[str]) -> None:
+    from typer.testing import CliRunner
+
+    from imgflow.cli.app import of_command
+
+    runner = CliRunner()
+    names = [info.name or info.callback.__name__ for info in app.registered_commands]  # type: ignore[union-attr]
+    assert len(names) == 10
+    for name in names:
+        only = of_command(["imgflow", name])
+        assert only is not app and len(only.registered_commands) == 1, name
+        alone = runner.invoke(only, [name, *argv], prog_name="imgflow")
+        whole = runner.invoke(app, [name, *argv], prog_name="imgflow")
+        assert (alone.output, alone.exit_code) == (whole.output, whole.exit_code), name
+    assert of_command(["imgflow", "ru"]) is app
+    assert of_command(["imgflow"]) is app

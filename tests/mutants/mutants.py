@@ -2247,4 +2247,13 @@ MUTANTS: list[Mutant] = [
         "from imgflow.ui.tables import omitted  # noqa: F401\n",
         ("tests/test_cli_coerce.py::test_a_plain_run_imports_only_what_it_uses",),
     ),
+    Mutant(
+        "command-built-alone-is-another",
+        "a command is built alone only when the command line names it: it says what the whole"
+        " app says (architecture: Where a small image's time goes)",
+        "imgflow/cli/app.py",
+        "    only.registered_commands = named\n",
+        "    only.registered_commands = app.registered_commands[:1]\n",
+        ("tests/test_cli_coerce.py::test_a_command_built_alone_says_what_the_whole_app_says",),
+    ),
 ]
