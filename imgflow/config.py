@@ -224,22 +224,26 @@ def _describe(tp: Any) -> str:
     )
 
 
+# IMGFLOW_* values YAML reads one way only, read here without loading the YAML parser.
+_PLAIN_BOOLS = {"true": True, "false": False}
+
+
 def _env_value(raw: str, tp: Any) -> Any:
     """Parse an IMGFLOW_* value: YAML scalars, except where a plain string is wanted."""
-    import yaml  # here: a run without a config file or variables never loads it
-
     args = typing.get_args(tp) if typing.get_origin(tp) in (types.UnionType, typing.Union) else ()
     if tp is str or (str in args and raw.strip().lower() not in ("", "null", "~", "none")):
         return raw
-    if typing.get_origin(tp) is tuple:
-        if raw.lstrip().startswith("["):  # a YAML list, for items holding commas
-            try:
-                return yaml.safe_load(raw)
-            except yaml.YAMLError:
-                return raw
+    if typing.get_origin(tp) is not tuple:
+        if raw in _PLAIN_BOOLS:
+            return _PLAIN_BOOLS[raw]
+        if raw.isascii() and raw.isdigit() and (raw == "0" or not raw.startswith("0")):
+            return int(raw)  # (YAML's int: no sign, "_" or leading 0)
+    elif not raw.lstrip().startswith("["):
         separator = "\n" if "\n" in raw else ","
         return [v.strip() for v in raw.split(separator) if v.strip()]
-    try:
+    import yaml  # here: a run without a config file or variables never loads it
+
+    try:  # (a tuple's value here is a YAML list, for items holding commas)
         return yaml.safe_load(raw)
     except yaml.YAMLError:
         return raw

@@ -32,4 +32,4 @@ def test_a_run_without_config_file_or_variables_does_not_load_yaml(tmp_path: Pat
 
 
 def test_a_variable_is_still_read_as_yaml(tmp_path: Path) -> None:
-    assert _probe(tmp_path, IMGFLOW_LOCAL_FSYNC="false") == "True"
+    assert _probe(tmp_path, IMGFLOW_LOCAL_FSYNC="no") == "True"  # (YAML 1.1: false)

@@ -5,6 +5,7 @@ exits.py      the only place that turns errors into messages and exit codes
 complete.py   tab completion from complete_table.py (complete_gen.py writes it from the app)
 options.py    the options several commands share, the config they load
 follow.py     a run followed on stderr (live progress on a terminal), then shown
+coerce.py     typer's conversion of a value, without pydantic where the answer is certain
 commands/     one module per command (status and retry share one, deploy and teardown)
 """
 

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from imgflow.backends.base import Backend, Detached, Listener, RunView
 from imgflow.cli.options import Output
 from imgflow.ui.console import err, note, out, say, warning
-from imgflow.ui.progress import live_progress
 from imgflow.ui.run import show_run
 
 Outcome = RunView | Detached | None
@@ -17,6 +16,8 @@ def follow(backend: Backend, act: Callable[[Listener], Outcome]) -> Outcome:
     """`act` on `backend`, its lines on stderr, with a live progress bar on a terminal."""
     if not err.is_terminal:
         return act(Listener(note, warning, say))
+    from imgflow.ui.progress import live_progress  # (rich's progress: on a terminal only)
+
     with live_progress(backend.name, err) as progress:
         return act(Listener(note, warning, say, progress))
 

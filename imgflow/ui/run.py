@@ -11,7 +11,6 @@ from imgflow.documents.run import write_json
 from imgflow.documents.text import summary_line, throttle_line
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.ui.console import err, out, warning
-from imgflow.ui.tables import omitted, results_table
 
 
 def show_run(view: RunView, as_json: bool, all_rows: bool = False) -> None:
@@ -26,6 +25,8 @@ def show_run(view: RunView, as_json: bool, all_rows: bool = False) -> None:
     else:
         summary = view.summary
         if summary.failed or all_rows:
+            from imgflow.ui.tables import omitted, results_table  # (rich's tables: here only)
+
             caption = "" if all_rows or summary.failed == summary.total else omitted(summary)
             rows = _rows(view, all_rows)
             table = results_table(rows, out.width, view.title, caption, not all_rows)

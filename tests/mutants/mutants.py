@@ -2246,4 +2246,70 @@ MUTANTS: list[Mutant] = [
             "tests/test_shard_memory_release.py::test_a_webdataset_layout_imports_no_pyarrow_before_its_first_table",
         ),
     ),
+    Mutant(
+        "run-converts-values-with-pydantic",
+        "a plain run does not import pydantic: typer's conversion of a command's values is"
+        " made without it where the answer is certain (architecture: Where a small image's"
+        " time goes)",
+        "imgflow/cli/app.py",
+        "    install()  # (values converted without pydantic where the answer is certain)\n",
+        "",
+        ("tests/test_cli_coerce.py::test_a_plain_run_imports_only_what_it_uses",),
+    ),
+    Mutant(
+        "plain-number-out-of-bounds-kept",
+        "a command's value converted without pydantic is the value (or the error) typer"
+        " gives: a number out of its option's bounds is typer's error (architecture: Where a"
+        " small image's time goes)",
+        "imgflow/cli/coerce.py",
+        "            if (info.min is None or number >= info.min) and (",
+        "            if (True or number >= info.min) and (",
+        ("tests/test_cli_coerce.py::test_every_parameter_converts_every_value_as_typer_does",),
+    ),
+    Mutant(
+        "env-plain-bool-loads-yaml",
+        "a run whose IMGFLOW_* values are plain (true, false, a decimal integer) never loads"
+        " the YAML parser (architecture: Where a small image's time goes)",
+        "imgflow/config.py",
+        "        if raw in _PLAIN_BOOLS:",
+        "        if False:",
+        ("tests/test_env_values.py::test_plain_variables_do_not_load_yaml",),
+    ),
+    Mutant(
+        "env-leading-zero-read-as-decimal",
+        "an IMGFLOW_* value reads as YAML reads it: 010 is YAML 1.1's octal 8, not 10",
+        "imgflow/config.py",
+        '        if raw.isascii() and raw.isdigit() and (raw == "0" or not raw.startswith("0")):',
+        "        if raw.isascii() and raw.isdigit():",
+        ("tests/test_env_values.py::test_a_variable_reads_as_yaml_reads_it",),
+    ),
+    Mutant(
+        "run-imports-live-progress",
+        "a run off a terminal does not import rich's live progress (architecture: Where a small"
+        " image's time goes)",
+        "imgflow/cli/follow.py",
+        "from imgflow.ui.run import show_run\n",
+        "from imgflow.ui.progress import live_progress  # noqa: F401\n"
+        "from imgflow.ui.run import show_run\n",
+        ("tests/test_cli_coerce.py::test_a_plain_run_imports_only_what_it_uses",),
+    ),
+    Mutant(
+        "run-imports-result-tables",
+        "a run without failures does not import rich's tables (architecture: Where a small"
+        " image's time goes)",
+        "imgflow/ui/run.py",
+        "from imgflow.ui.console import err, out, warning\n",
+        "from imgflow.ui.console import err, out, warning\n"
+        "from imgflow.ui.tables import omitted  # noqa: F401\n",
+        ("tests/test_cli_coerce.py::test_a_plain_run_imports_only_what_it_uses",),
+    ),
+    Mutant(
+        "command-built-alone-is-another",
+        "a command is built alone only when the command line names it: it says what the whole"
+        " app says (architecture: Where a small image's time goes)",
+        "imgflow/cli/app.py",
+        "    only.registered_commands = named\n",
+        "    only.registered_commands = app.registered_commands[:1]\n",
+        ("tests/test_cli_coerce.py::test_a_command_built_alone_says_what_the_whole_app_says",),
+    ),
 ]
