@@ -2312,4 +2312,38 @@ MUTANTS: list[Mutant] = [
         "    only.registered_commands = app.registered_commands[:1]\n",
         ("tests/test_cli_coerce.py::test_a_command_built_alone_says_what_the_whole_app_says",),
     ),
+    Mutant(
+        "shard-sample-sizes-not-the-engines",
+        "a sample's .json has the sizes its index row has, as the engine read them from the"
+        " image's header (architecture: shards' cost)",
+        "imgflow/local/layouts/shards.py",
+        "                width=record.width,",
+        "                width=record.height,",
+        ("tests/test_shards_cost.py::test_a_samples_sizes_are_the_ones_its_index_row_has",),
+    ),
+    Mutant(
+        "shard-members-written-one-by-one",
+        "a shard's members reach its file in writes of a megabyte (architecture: shards' cost)",
+        "imgflow/local/layouts/shards.py",
+        '        stream = open(fd, "w+b", buffering=SHARD_BUFFER)',
+        '        stream = open(fd, "w+b", buffering=-1)',
+        ("tests/test_shards_cost.py::test_a_shards_small_members_reach_its_file_in_large_writes",),
+    ),
+    Mutant(
+        "sample-row-shared-between-callers",
+        "a sample's columns are made once, each caller gets its own dict (architecture: shards'"
+        " cost)",
+        "imgflow/local/layouts/shard_format.py",
+        "        return dict(self._columns())",
+        "        return self._columns()",
+        ("tests/test_shards_cost.py::test_a_samples_columns_are_made_once_and_each_caller_gets_its_own",),
+    ),
+    Mutant(
+        "ustar-checksum-without-size-and-time",
+        "a webdataset shard reads back with tarfile and the webdataset package (README)",
+        "imgflow/engine/tar.py",
+        "    checksum = b\"%06o\\0 \" % (_FIXED_SUM + sum(raw) + sum(times))",
+        "    checksum = b\"%06o\\0 \" % (_FIXED_SUM + sum(raw))",
+        ("tests/test_shards.py::test_webdataset_shards_read_back_with_tarfile_and_webdataset",),
+    ),
 ]

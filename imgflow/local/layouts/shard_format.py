@@ -6,10 +6,10 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
-from imgflow.engine.samples import sample_key, sample_row
+from imgflow.engine.samples import sample_row
 
 SHARDS_DIR = "shards"
 _SHARD_NAME = re.compile(r"^(\d{5,})\.(tar|parquet)$")
@@ -37,10 +37,11 @@ class Sample:
     meta: Mapping[str, Any]
     width: int | None = None
     height: int | None = None
+    _row: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def skey(self) -> str:
-        return sample_key(self.url)
+        return str(self._columns()["sample_key"])
 
     @property
     def caption(self) -> str | None:
@@ -48,8 +49,14 @@ class Sample:
         return None if caption is None else str(caption)
 
     def row(self) -> dict[str, Any]:
-        """The metadata columns (the `.json` member, a metadata table's row)."""
-        return sample_row(
+        """The metadata columns (the `.json` member, a metadata table's row): a new dict
+        each call (a caller may add to it), the columns made once a sample."""
+        return dict(self._columns())
+
+    def _columns(self) -> dict[str, Any]:
+        if self._row is not None:
+            return self._row
+        self._row = sample_row(
             self.url,
             self.key,
             size=self.size,
@@ -61,6 +68,7 @@ class Sample:
             last_modified=self.last_modified,
             meta=self.meta,
         )
+        return self._row
 
 
 class ShardWriter(Protocol):

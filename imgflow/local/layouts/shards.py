@@ -54,7 +54,6 @@ from imgflow.local.layouts.shard_format import (
     Sample,
     ShardFormat,
     ShardWriter,
-    dimensions,
     have_pyarrow,
     shard_number,
 )
@@ -68,6 +67,9 @@ DEFAULT_SHARD_SIZE = 10_000
 _Timed = tuple[ResultRecord, float]  # a record and when it finished
 FULL_SECONDS = 0.5
 FULL_WAIT = 0.05
+# The open shard's file buffer: its members reach the file in writes of this size (one
+# write call for tens of small images, not one or more for each of them).
+SHARD_BUFFER = 1 << 20
 
 
 class ShardLayout:
@@ -303,24 +305,22 @@ class ShardStore:
         and the open shard abandoned (its samples fail too, see `_fail_open`)."""
         try:
             shard = self._open or self._start()
+            sample = Sample(
+                url=record.url,
+                key=record.key or "",
+                data=staged.data,
+                part=staged.part,
+                size=staged.size,
+                sha256=record.sha256 or "",
+                content_type=record.content_type,
+                etag=record.etag,
+                last_modified=record.last_modified,
+                meta=meta,
+                # as the engine read them from the image's header (and the index has them)
+                width=record.width,
+                height=record.height,
+            )
             with opened(self.tmp, staged) as stream:
-                head = staged.data[:65536] if staged.data is not None else stream.read(65536)
-                stream.seek(0)
-                width, height = dimensions(head)
-                sample = Sample(
-                    url=record.url,
-                    key=record.key or "",
-                    data=staged.data,
-                    part=staged.part,
-                    size=staged.size,
-                    sha256=record.sha256 or "",
-                    content_type=record.content_type,
-                    etag=record.etag,
-                    last_modified=record.last_modified,
-                    meta=meta,
-                    width=width,
-                    height=height,
-                )
                 member = shard.writer.add(sample, stream)
         except OSError as exc:
             failed = [(self._failed(record, exc), at)]
@@ -347,7 +347,7 @@ class ShardStore:
     def _start(self) -> _Open:
         name = f"shard-{next(self._names)}{self.fmt.suffix}"
         fd = os.open(name, CREATE, 0o644, dir_fd=self.tmp)
-        stream = open(fd, "w+b")  # noqa: SIM115 (closed by _drop_open or _commit)
+        stream = open(fd, "w+b", buffering=SHARD_BUFFER)  # noqa: SIM115 (closed by _drop_open or _commit)
         self._open = _Open(name, stream, self.fmt.start(stream))
         return self._open
 

@@ -21,6 +21,9 @@ from imgflow.engine.tar import BLOCK, end, padding, ustar_header
 from imgflow.local.layouts.shard_format import Sample, ShardContents
 from imgflow.local.layouts.shards import DEFAULT_SHARD_SIZE, ShardLayout
 
+# json.dumps(row, sort_keys=True) without a new encoder a sample (the same text).
+_JSON = json.JSONEncoder(sort_keys=True).encode
+
 
 class TarWriter:
     """One tar shard being appended to (ustar members, as tarfile writes them)."""
@@ -52,7 +55,7 @@ class TarWriter:
         key = sample.skey
         image = f"{key}.{extension(sample.content_type, sample.key)}"
         self._member(image, sample.size, sample.data if sample.data is not None else stream)
-        meta = json.dumps(sample.row(), sort_keys=True).encode()
+        meta = _JSON(sample.row()).encode()
         self._member(f"{key}.json", len(meta), meta)
         caption = sample.caption
         if caption is not None:
