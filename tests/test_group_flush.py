@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 import imgflow.local.store as store_module
-from imgflow.local import groupsync
 from imgflow.local.groupsync import GroupFlush, syncfs_of
 from imgflow.local.store import FileStore
 
@@ -216,13 +215,3 @@ def test_syncfs_flushes_a_real_file_system(tmp_path: Path) -> None:
         flush()  # no error on a healthy file system
     finally:
         os.close(fd)
-
-
-@pytest.mark.parametrize(
-    ("release", "reports"),
-    [("6.18.44-fc", True), ("5.8.0", True), ("5.7.19", False), ("4.19.0-25", False), ("x", False)],
-)
-def test_syncfs_is_used_only_where_it_reports_write_back_errors(
-    release: str, reports: bool
-) -> None:
-    assert groupsync._kernel_reports_errors(release) is reports

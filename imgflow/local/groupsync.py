@@ -16,10 +16,11 @@ library has no `syncfs`, `syncfs_of` gives None and the store fsyncs each file a
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
-import functools
 import os
-import sys
+import platform
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -36,30 +37,28 @@ def _kernel_reports_errors(release: str) -> bool:
     return (major, minor) >= (5, 8)
 
 
-@functools.cache
-def _syncfs() -> Callable[[int], int] | None:
-    """libc's syncfs where it reports errors (Linux 5.8+); None elsewhere (loaded once)."""
-    if sys.platform != "linux" or not _kernel_reports_errors(os.uname().release):
+def _load() -> Callable[[int], int] | None:
+    if platform.system() != "Linux" or not _kernel_reports_errors(platform.release()):
         return None
-    import ctypes  # only a run that fsyncs pays for it
-
     try:
-        call: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        call: Callable[[int], int] = libc.syncfs
     except (OSError, AttributeError):
         return None
     return call
 
 
+_SYNCFS = _load()
+
+
 def syncfs_of(fd: int) -> _Flush | None:
     """A flush of the file system holding `fd` (raises OSError); None where unavailable."""
-    call = _syncfs()
+    call = _SYNCFS
     if call is None:
         return None
 
     def flush() -> None:
         if call(fd) != 0:
-            import ctypes
-
             code = ctypes.get_errno()
             raise OSError(code, os.strerror(code))
 

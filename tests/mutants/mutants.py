@@ -2228,13 +2228,4 @@ MUTANTS: list[Mutant] = [
         "            if self.fsync and self._group is not None:",
         (GROUP_FLUSH + "test_without_syncfs_each_part_is_fsynced_before_its_rename",),
     ),
-    Mutant(
-        "syncfs-trusted-before-linux-5-8",
-        "where syncfs does not report write-back errors (before Linux 5.8) each part is"
-        " fsynced (architecture: the cost of durability)",
-        "imgflow/local/groupsync.py",
-        "    return (major, minor) >= (5, 8)",
-        "    return True",
-        (GROUP_FLUSH + "test_syncfs_is_used_only_where_it_reports_write_back_errors",),
-    ),
 ]
