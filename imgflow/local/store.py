@@ -1,11 +1,9 @@
 """The files layout's RunStore: `<data-dir>/images/<key>`, written atomically, never through a link.
 
 Each image is written to the run's private temporary folder (`<data-dir>/tmp/<run-id>/`),
-made durable when `fsync` is true (one `syncfs` for every part written meanwhile:
-imgflow/local/groupsync.py; an fsync of each part where syncfs is unavailable), then
-renamed into place relative to its folder's descriptor (imgflow/local/safefs.py), so a
-reader or a crash never sees a partial image at a final name and no link can send a write
-outside the data folder.
+flushed (and fsynced when `fsync` is true), then renamed into place relative to its
+folder's descriptor (imgflow/local/safefs.py), so a reader or a crash never sees a partial
+image at a final name and no link can send a write outside the data folder.
 
 Every rename is remembered until the runner has saved the image's record (`settle`); after an
 interrupt the store is sealed (no rename starts any more) and the images renamed whose
@@ -24,7 +22,6 @@ from collections.abc import Collection, Iterable
 
 from imgflow.local.descriptors import waiting_for_descriptors
 from imgflow.local.digest import sha256_of
-from imgflow.local.groupsync import GroupFlush, syncfs_of
 from imgflow.local.safefs import KeyTree
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -37,9 +34,6 @@ class FileStore:
         self.tree = KeyTree(images)
         self.tmp = tmp
         self.fsync = fsync
-        flush = syncfs_of(tmp) if fsync else None
-        # The parts written while a flush runs are made durable together by the next one.
-        self._group = None if flush is None else GroupFlush(flush)
         # Without fsync a small write to the page cache costs less than a thread hop.
         self.inline = not fsync
         self._names = itertools.count(1)  # next() is atomic under the GIL: no lock
@@ -77,9 +71,9 @@ class FileStore:
             os.unlink(name, dir_fd=self.tmp)
 
     def _commit(self, key: str, fd: int, name: str) -> None:
-        """Make the part durable, then rename it into place (unless the store is sealed)."""
+        """fsync, then rename the temporary into place (unless the store is sealed)."""
         try:
-            if self.fsync and self._group is None:
+            if self.fsync:
                 os.fsync(fd)
             info = os.fstat(fd)
         except BaseException:
@@ -87,8 +81,6 @@ class FileStore:
             raise
         os.close(fd)
         try:
-            if self._group is not None:
-                self._group.wait()  # a flush that started after the part was written
             with self._lock:
                 if self._sealed:
                     raise OSError(errno.EINTR, "the run was interrupted")
@@ -182,7 +174,7 @@ class FileWriter:
             view = view[os.write(self._fd, view) :]
 
     def commit(self, content_type: str | None) -> None:
-        """Make the part durable (when the store fsyncs) and rename it to the key's file."""
+        """Flush (fsync when the store says so) and rename the part file to the key's file."""
         fd, self._fd = self._fd, None
         if fd is None:
             raise OSError("commit after commit or abort")

@@ -45,7 +45,6 @@ PATHS_STREAM = "tests/test_paths_stream.py"
 AWS_SHARDS = "tests/aws/test_shards_aws.py"
 SERVE_NOTES = "tests/test_serve_host_notes.py"
 FORMER_ROLE = "tests/aws/test_former_api_role.py"
-GROUP_FLUSH = "tests/test_group_flush.py::"
 
 MUTANTS: list[Mutant] = [
     # -- atomicity: a file appears at its final name only when complete ----------------------
@@ -2190,42 +2189,5 @@ MUTANTS: list[Mutant] = [
             "tests/test_folder_links.py::"
             "test_a_linked_runs_folder_or_index_is_refused[check-imgflow.db]",
         ),
-    ),
-    Mutant(
-        "group-flush-covers-late-joiners",
-        "a file at its final name is complete and on disk: a part joins a flush that started"
-        " after it was written, never one already running (architecture: the cost of"
-        " durability)",
-        "imgflow/local/groupsync.py",
-        "            self._covered = last\n",
-        "            self._covered = self._joined\n",
-        (GROUP_FLUSH + "test_a_waiter_that_joins_during_a_flush_waits_for_the_next_one",),
-    ),
-    Mutant(
-        "group-flush-error-dropped",
-        "a failed flush fails every image of its group: none is renamed (architecture: the"
-        " cost of durability)",
-        "imgflow/local/groupsync.py",
-        "                    raise OSError(error.errno, error.strerror)",
-        "                    pass",
-        (GROUP_FLUSH + "test_a_failed_flush_fails_every_waiter_of_its_group_and_no_other",),
-    ),
-    Mutant(
-        "store-renames-before-group-flush",
-        "a file at its final name is complete and on disk: no rename before the group's flush"
-        " returned (README, architecture)",
-        "imgflow/local/store.py",
-        "                self._group.wait()  # a flush that started after the part was written",
-        "                pass",
-        (GROUP_FLUSH + "test_no_part_is_renamed_before_a_flush_that_started_after_it_was_written",),
-    ),
-    Mutant(
-        "store-fallback-skips-fsync",
-        "without syncfs (not Linux 5.8+) each part is fsynced before its rename (architecture:"
-        " the cost of durability)",
-        "imgflow/local/store.py",
-        "            if self.fsync and self._group is None:",
-        "            if self.fsync and self._group is not None:",
-        (GROUP_FLUSH + "test_without_syncfs_each_part_is_fsynced_before_its_rename",),
     ),
 ]
