@@ -2190,4 +2190,29 @@ MUTANTS: list[Mutant] = [
             "test_a_linked_runs_folder_or_index_is_refused[check-imgflow.db]",
         ),
     ),
+    Mutant(
+        "read-timer-fires-at-an-earlier-wait-s-deadline",
+        "a read timeout ends a wait only at that wait's own deadline: a connection's one timer"
+        " armed for an earlier wait never ends a later one early (architecture: where a small"
+        " image's time goes)",
+        "imgflow/engine/transport/connection.py",
+        "        if deadline <= loop.time() + _RESOLUTION:",
+        "        if True:",
+        (
+            "tests/test_read_timer.py::"
+            "test_a_wait_ends_at_its_own_deadline_not_at_an_earlier_wait_s_timer",
+        ),
+    ),
+    Mutant(
+        "read-timer-not-rearmed",
+        "a response that stops coming times out (README: timeouts): the connection's timer,"
+        " armed for an earlier wait, is armed again for the wait in progress",
+        "imgflow/engine/transport/connection.py",
+        "        else:\n            self._timer = loop.call_at(deadline, self._expire)",
+        "        else:\n            pass",
+        (
+            "tests/test_read_timer.py::"
+            "test_a_quiet_wait_times_out_when_an_earlier_wait_s_timer_fires_first",
+        ),
+    ),
 ]
