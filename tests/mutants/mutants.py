@@ -2160,9 +2160,9 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "opt-out-headers-unread",
         "an image whose response opts out (X-Robots-Tag, tdm-reservation) is not stored, its"
-        " headers read from the set of the response's header names (docs/etiquette)",
+        " headers read from the dict of the response's headers (docs/etiquette)",
         "imgflow/engine/fetch.py",
-        "    why = None if OPT_OUT_NAMES.isdisjoint(names) else opted_out(headers, self._opt_out)",
+        "    why = None if OPT_OUT_NAMES.isdisjoint(fields) else opted_out(headers, self._opt_out)",
         "    why = None",
         ("tests/test_opt_out.py",),
     ),
@@ -2213,6 +2213,17 @@ MUTANTS: list[Mutant] = [
         (
             "tests/test_read_timer.py::"
             "test_a_quiet_wait_times_out_when_an_earlier_wait_s_timer_fires_first",
+        ),
+    ),
+    Mutant(
+        "fields-keep-the-last-of-a-repeated-header",
+        "a response's headers are read as httpx reads them: a repeated header's values joined"
+        " (architecture: where a small image's time goes)",
+        "imgflow/engine/fetch.py",
+        '        fields[name] = value if name not in fields else f"{fields[name]}, {value}"',
+        "        fields[name] = value",
+        (
+            "tests/test_response_fields.py::test_a_response_s_fields_are_what_httpx_s_header_look_ups_give",
         ),
     ),
 ]
