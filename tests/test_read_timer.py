@@ -7,7 +7,7 @@ import asyncio
 
 from imgflow.engine.transport.connection import Connection
 
-TIMEOUT = 0.2
+TIMEOUT = 0.5  # long enough that a loaded machine's loop stalls do not reorder its wake-ups
 GUARD = 3.0  # a wait still pending after this long never ends: its timer was lost
 
 
