@@ -2160,9 +2160,9 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "opt-out-headers-unread",
         "an image whose response opts out (X-Robots-Tag, tdm-reservation) is not stored, its"
-        " headers read from the set of the response's header names (docs/etiquette)",
+        " headers read from the dict of the response's headers (docs/etiquette)",
         "imgflow/engine/fetch.py",
-        "    why = None if OPT_OUT_NAMES.isdisjoint(names) else opted_out(headers, self._opt_out)",
+        "    why = None if OPT_OUT_NAMES.isdisjoint(fields) else opted_out(headers, self._opt_out)",
         "    why = None",
         ("tests/test_opt_out.py",),
     ),
@@ -2345,5 +2345,41 @@ MUTANTS: list[Mutant] = [
         "    checksum = b\"%06o\\0 \" % (_FIXED_SUM + sum(raw) + sum(times))",
         "    checksum = b\"%06o\\0 \" % (_FIXED_SUM + sum(raw))",
         ("tests/test_shards.py::test_webdataset_shards_read_back_with_tarfile_and_webdataset",),
+    ),
+    Mutant(
+        "read-timer-fires-at-an-earlier-wait-s-deadline",
+        "a read timeout ends a wait only at that wait's own deadline: a connection's one timer"
+        " armed for an earlier wait never ends a later one early (architecture: where a small"
+        " image's time goes)",
+        "imgflow/engine/transport/connection.py",
+        "        if deadline <= loop.time() + _RESOLUTION:",
+        "        if True:",
+        (
+            "tests/test_read_timer.py::"
+            "test_a_wait_ends_at_its_own_deadline_not_at_an_earlier_wait_s_timer",
+        ),
+    ),
+    Mutant(
+        "read-timer-not-rearmed",
+        "a response that stops coming times out (README: timeouts): the connection's timer,"
+        " armed for an earlier wait, is armed again for the wait in progress",
+        "imgflow/engine/transport/connection.py",
+        "        else:\n            self._timer = loop.call_at(deadline, self._expire)",
+        "        else:\n            pass",
+        (
+            "tests/test_read_timer.py::"
+            "test_a_quiet_wait_times_out_when_an_earlier_wait_s_timer_fires_first",
+        ),
+    ),
+    Mutant(
+        "fields-keep-the-last-of-a-repeated-header",
+        "a response's headers are read as httpx reads them: a repeated header's values joined"
+        " (architecture: where a small image's time goes)",
+        "imgflow/engine/fetch.py",
+        '        fields[name] = value if name not in fields else f"{fields[name]}, {value}"',
+        "        fields[name] = value",
+        (
+            "tests/test_response_fields.py::test_a_response_s_fields_are_what_httpx_s_header_look_ups_give",
+        ),
     ),
 ]

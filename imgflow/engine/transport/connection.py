@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 
 import httpx
 
 from imgflow.engine.transport.parse import Exchange
 
 _HIGH_WATER = 256 * 1024
+# The loop runs a timer this close to its time (asyncio's clock_resolution).
+_RESOLUTION = time.get_clock_info("monotonic").resolution
 
 
 class Connection(asyncio.Protocol):
@@ -24,6 +27,11 @@ class Connection(asyncio.Protocol):
         self.used = False
         self.received = 0
         self._waiter: asyncio.Future[None] | None = None
+        # The read timeout: the wait in progress ends at `_deadline`. One timer per
+        # connection, re-armed only when it would fire too late or finds the deadline moved
+        # on, rather than a timer made and cancelled for every wait.
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._spare: Exchange | None = None  # the last exchange, cleanly complete
 
     def start(self, head_only: bool) -> Exchange:
@@ -73,6 +81,7 @@ class Connection(asyncio.Protocol):
 
     def _ended(self, exc: BaseException | None) -> None:
         self.closed = True
+        self._disarm()
         if self.exchange is not None:
             self.exchange.end(exc)
         self._wake()
@@ -89,13 +98,36 @@ class Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiter = waiter
-        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
+        if timeout is not None:
+            deadline = self._deadline = loop.time() + timeout
+            timer = self._timer
+            if timer is None or timer.when() > deadline:  # it would fire too late
+                if timer is not None:
+                    timer.cancel()
+                self._timer = loop.call_at(deadline, self._expire)
         try:
             await waiter
         finally:
             self._waiter = None
-            if timer is not None:
-                timer.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        """The timer: the wait in progress fails when its deadline has come; one that began
+        after the timer was armed has a later deadline, and the timer is armed again for it."""
+        self._timer = None
+        waiter, deadline = self._waiter, self._deadline
+        if waiter is None or deadline is None or waiter.done():
+            return
+        loop = waiter.get_loop()
+        if deadline <= loop.time() + _RESOLUTION:  # due, as the loop itself decides
+            waiter.set_exception(TimeoutError())
+        else:
+            self._timer = loop.call_at(deadline, self._expire)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def take(self, exchange: Exchange) -> bytes:
         """Every body byte buffered, resuming reading when it was paused."""
@@ -148,6 +180,7 @@ class Connection(asyncio.Protocol):
         so a server never sees the next request before this connection ends.
         """
         self.shut()
+        self._disarm()
         if self.transport is not None:
             self.transport.abort()
 
@@ -159,11 +192,6 @@ class Connection(asyncio.Protocol):
             if sock is not None:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
 
 
 async def next_event(conn: Connection, exchange: Exchange, timeout: float | None) -> None:
