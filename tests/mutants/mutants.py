@@ -2336,14 +2336,16 @@ MUTANTS: list[Mutant] = [
         "imgflow/local/layouts/shard_format.py",
         "        return dict(self._columns())",
         "        return self._columns()",
-        ("tests/test_shards_cost.py::test_a_samples_columns_are_made_once_and_each_caller_gets_its_own",),
+        (
+            "tests/test_shards_cost.py::test_a_samples_columns_are_made_once_and_each_caller_gets_its_own",
+        ),
     ),
     Mutant(
         "ustar-checksum-without-size-and-time",
         "a webdataset shard reads back with tarfile and the webdataset package (README)",
         "imgflow/engine/tar.py",
-        "    checksum = b\"%06o\\0 \" % (_FIXED_SUM + sum(raw) + sum(times))",
-        "    checksum = b\"%06o\\0 \" % (_FIXED_SUM + sum(raw))",
+        '    checksum = b"%06o\\0 " % (_FIXED_SUM + sum(raw) + sum(times))',
+        '    checksum = b"%06o\\0 " % (_FIXED_SUM + sum(raw))',
         ("tests/test_shards.py::test_webdataset_shards_read_back_with_tarfile_and_webdataset",),
     ),
     Mutant(
