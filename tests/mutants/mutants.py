@@ -2384,4 +2384,13 @@ MUTANTS: list[Mutant] = [
             "tests/test_response_fields.py::test_a_response_s_fields_are_what_httpx_s_header_look_ups_give",
         ),
     ),
+    Mutant(
+        "cookie-jar-looked-at-as-empty",
+        "a cookie a site sets goes back with its later requests (engine/fetch.py: the jar is"
+        " asked cheaply whether it holds any)",
+        "imgflow/engine/fetch.py",
+        "    return bool(table) if isinstance(table, dict) else bool(list(jar))",
+        "    return False",
+        ("tests/test_cookies.py::test_a_cookie_a_site_sets_goes_back_with_its_later_requests",),
+    ),
 ]
