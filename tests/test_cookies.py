@@ -1,6 +1,6 @@
 """A cookie a site sets is sent back on its later requests, as a browser or curl -b/-c
 would (engine/fetch.py `_send`: the client's jar on imgflow's own transport), and a run
-whose sites set none sends none (the jar is asked cheaply whether it holds any)."""
+whose sites set none sends none."""
 
 from __future__ import annotations
 
