@@ -2195,8 +2195,9 @@ MUTANTS: list[Mutant] = [
         "a Parquet shard's row group hands its freed memory back once written (architecture:"
         " peak memory of the shard layouts)",
         "imgflow/local/layouts/parquet.py",
-        "            del arrays\n            release()  # the group's rows and columns",
-        "            del arrays\n            # the group's rows and columns",
+        "            _write_group(self.writer, columns, True, self.pool)\n"
+        "            release()  # the",
+        "            _write_group(self.writer, columns, True, self.pool)\n            # the",
         (
             "tests/test_shard_memory_release.py::test_each_parquet_row_group_s_memory_is_handed_back",
         ),
@@ -2206,9 +2207,8 @@ MUTANTS: list[Mutant] = [
         "a metadata table is written TABLE_ROWS rows at a time, not converted whole"
         " (architecture: peak memory of the shard layouts)",
         "imgflow/local/layouts/parquet.py",
-        "        for start in range(0, max(len(rows), 1), TABLE_ROWS):\n"
-        "            columns = _columns(rows[start : start + TABLE_ROWS], False)",
-        "        for start in range(0, 1):\n            columns = _columns(rows, False)",
+        "_columns(rows[start : start + TABLE_ROWS], False), False, pool)",
+        "_columns(rows, False), False, pool)\n            break",
         (
             "tests/test_shard_memory_release.py::test_a_metadata_table_is_written_a_row_group_at_a_time_then_handed_back",
         ),
@@ -2218,8 +2218,8 @@ MUTANTS: list[Mutant] = [
         "a metadata table's freed memory is handed back once written (architecture: peak"
         " memory of the shard layouts)",
         "imgflow/local/layouts/parquet.py",
-        "            del arrays\n    release()\n",
-        "            del arrays\n",
+        "TABLE_ROWS], False), False, pool)\n    release()\n",
+        "TABLE_ROWS], False), False, pool)\n",
         (
             "tests/test_shard_memory_release.py::test_a_metadata_table_is_written_a_row_group_at_a_time_then_handed_back",
         ),

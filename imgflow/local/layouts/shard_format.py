@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -113,19 +112,6 @@ class ShardContents:
 
     samples: dict[str, tuple[str, int, str]]
     read: Callable[[str], bytes]
-
-
-def dimensions(data: bytes) -> tuple[int | None, int | None]:
-    """Width and height when imagesize knows the format (else None, None)."""
-    try:
-        import imagesize
-    except ImportError:
-        return None, None
-    try:
-        width, height = imagesize.get(io.BytesIO(data))
-    except Exception:  # a format imagesize does not know
-        return None, None
-    return (int(width), int(height)) if width > 0 and height > 0 else (None, None)
 
 
 def have_pyarrow() -> bool:
