@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 
-from imgflow.engine import messages
+from imgflow.engine import loop, messages
 from imgflow.engine.body import StoreError, StoreSink
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.fetch import Fetcher, Guard
@@ -257,4 +257,4 @@ def run_batch_blocking(
                     on_record=on_record,
                 )
 
-    return asyncio.run(main())
+    return loop.run(main())

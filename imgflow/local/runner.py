@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
+from imgflow.engine import loop
 from imgflow.engine.batch import run_batch
 from imgflow.engine.breaker import Breaker
 from imgflow.engine.failures import FailureKind
@@ -195,7 +196,7 @@ def _store_all(runner: _Runner, db: Database, store: RunStore, run_id: str) -> N
     """Fetch and store every pending item; on an interrupt or a failed index write, keep
     exactly the images whose rows are written."""
     try:
-        asyncio.run(runner.main())
+        loop.run(runner.main())
     except (KeyboardInterrupt, asyncio.CancelledError):
         store.seal()
         with contextlib.suppress(sqlite3.Error):

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import socket
 import time
+from typing import cast
 
 import httpx
 
@@ -54,8 +55,8 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # (uvloop's transports are not asyncio.Transport subclasses, but have its methods)
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
@@ -191,7 +192,17 @@ class Connection(asyncio.Protocol):
             sock = self.transport.get_extra_info("socket")
             if sock is not None:
                 with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+                    _shut_down(sock)
+
+
+def _shut_down(sock: socket.socket) -> None:
+    """Shut `sock` down both ways; uvloop's stand-in for a transport's socket refuses
+    `shutdown()`, so a duplicate of it shuts the same socket down."""
+    if isinstance(sock, socket.socket):
+        sock.shutdown(socket.SHUT_RDWR)
+        return
+    with sock.dup() as copy:
+        copy.shutdown(socket.SHUT_RDWR)
 
 
 async def next_event(conn: Connection, exchange: Exchange, timeout: float | None) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imgflow.engine import loop
 from imgflow.engine.batch import run_batch
 from imgflow.engine.fetch import Fetcher, gates
 from imgflow.engine.plan import Item
@@ -246,7 +247,7 @@ def main(argv: list[str]) -> int:
     fd, parent = int(argv[1]), int(argv[2])
     _die_with_parent(parent)
     try:
-        asyncio.run(_main(fd))
+        loop.run(_main(fd))
     except Exception as exc:  # one line for the run's terminal, never a traceback
         print(f"imgflow worker {os.getpid()}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
