@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from typing import Any
 
@@ -10,6 +9,7 @@ import pytest
 from support.faultserver import FaultServer, Ok
 
 from imgflow.demo.images import make_gif
+from imgflow.engine import loop as engine_loop
 from imgflow.engine import messages
 from imgflow.engine.fetch import Fetcher
 from imgflow.engine.guard import make_address_check, make_guard
@@ -58,7 +58,7 @@ def fetch(url: str, *, pin: bool, allow_loopback: bool = False) -> Fetched | Fet
         ) as fetcher:
             return await fetcher.fetch(url)
 
-    return asyncio.run(go())
+    return engine_loop.run(go())
 
 
 def test_a_name_that_rebinds_to_loopback_is_refused_at_connect(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from typing import Any
 
 import pytest
 from support.faultserver import FaultServer, Ok
 
+from imgflow.engine import loop as engine_loop
 from imgflow.engine.fetch import Fetcher
 from imgflow.engine.guard import make_address_check
 from imgflow.engine.outcome import Fetched, FetchFailure
@@ -47,7 +47,7 @@ def test_a_second_answer_for_the_name_is_never_used(
         async with Fetcher(SETTINGS, max_connections=2, address_check=only_the_server) as f:
             return await f.fetch(fault_server.url("/ok.gif").replace("127.0.0.1", "rebind.test"))
 
-    result = asyncio.run(go())
+    result = engine_loop.run(go())
     assert isinstance(result, Fetched) and result.data == GIF
     assert asked == ["rebind.test"] and checked == ["127.0.0.1"]
     assert fault_server.count("/ok.gif") == 1

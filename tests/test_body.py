@@ -3,7 +3,6 @@ bodies streamed into the store (nothing published until complete and checked).""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import gzip
 import hashlib
@@ -19,6 +18,7 @@ from support.settings import quick_fetch
 from test_sniff import BINARIES, SVG_BODY
 
 from imgflow.demo.images import make_gif, make_png
+from imgflow.engine import loop as engine_loop
 from imgflow.engine import messages
 from imgflow.engine.batch import run_batch
 from imgflow.engine.fetch import Fetcher
@@ -91,7 +91,7 @@ def fetch(settings: FetchConfig, url: str) -> Fetched | FetchFailure:
         async with Fetcher(settings, max_connections=4) as fetcher:
             return await fetcher.fetch(url)
 
-    return asyncio.run(go())
+    return engine_loop.run(go())
 
 
 @pytest.mark.parametrize("name", sorted(SVGS))
@@ -257,7 +257,7 @@ def run(
                 )
 
     try:
-        return asyncio.run(go()), store
+        return engine_loop.run(go()), store
     finally:
         store.close()
 

@@ -6,7 +6,6 @@ Served byte for byte by a raw-socket server, under Content-Length and under chun
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import zlib
 from collections.abc import Callable, Iterator
@@ -15,6 +14,7 @@ import brotli
 import pytest
 from support.rawserver import RawServer
 
+from imgflow.engine import loop as engine_loop
 from imgflow.engine import messages
 from imgflow.engine.body import MemorySink
 from imgflow.engine.fetch import Fetcher
@@ -80,7 +80,7 @@ def _fetch(url: str) -> Fetched | FetchFailure:
             assert isinstance(result, Fetched | FetchFailure)
             return result
 
-    return asyncio.run(go())
+    return engine_loop.run(go())
 
 
 @pytest.mark.parametrize("framing", ["length", "chunked"])

@@ -28,6 +28,7 @@ from support.settings import quick_fetch
 from test_body import CountingStore
 
 from imgflow.demo.images import make_gif
+from imgflow.engine import loop as engine_loop
 from imgflow.engine import messages
 from imgflow.engine.batch import run_batch
 from imgflow.engine.body import StoreSink
@@ -112,7 +113,7 @@ def fetch_in_turn(
         return records
 
     try:
-        return asyncio.run(go())
+        return engine_loop.run(go())
     finally:
         store.close()
 
@@ -152,7 +153,7 @@ def fetch_queued(urls: list[str], store: WatchedStore) -> list[ResultRecord]:
                 )
 
     try:
-        return asyncio.run(go())
+        return engine_loop.run(go())
     finally:
         store.close()
 
@@ -236,7 +237,7 @@ def test_a_cancelled_large_body_stops_its_thread_before_the_part_is_removed(
                 return time.monotonic() - cancelled
 
     try:
-        waited = asyncio.run(go())
+        waited = engine_loop.run(go())
     finally:
         store.close()
     assert waited < 1.0  # the thread stopped at once, not at the body's end
@@ -255,7 +256,7 @@ def test_a_large_body_into_memory_is_read_whole_by_the_event_loop(
         async with Fetcher(SETTINGS, max_connections=1) as fetcher:
             return await fetcher.fetch(fault_server.url("/big.gif"))
 
-    result = asyncio.run(go())
+    result = engine_loop.run(go())
     assert isinstance(result, Fetched) and result.data == BIG
 
 
@@ -275,7 +276,7 @@ def test_an_abort_after_the_runs_threads_stopped_still_discards_the_part(
         await sink.abort()
 
     try:
-        asyncio.run(go())
+        engine_loop.run(go())
     finally:
         store.close()
     assert list(store.tmp_dir.iterdir()) == []

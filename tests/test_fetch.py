@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import errno
 import gzip
@@ -26,6 +25,7 @@ from support.faultserver import (
 from support.settings import quick_fetch
 
 from imgflow.demo.images import make_gif, make_png
+from imgflow.engine import loop as engine_loop
 from imgflow.engine import messages
 from imgflow.engine.batch import run_batch
 from imgflow.engine.failures import FailureKind
@@ -56,7 +56,7 @@ def fetch(
         async with Fetcher(settings, max_connections=4, guard=check) as fetcher:
             return await fetcher.fetch(url)
 
-    return asyncio.run(go())
+    return engine_loop.run(go())
 
 
 def test_ok(fault_server: FaultServer, settings: FetchConfig) -> None:
@@ -292,6 +292,10 @@ def test_dns_failure(settings: FetchConfig, monkeypatch: pytest.MonkeyPatch) -> 
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
+    if settings.transport == "httpx":
+        # httpx's transport asks the loop's getaddrinfo: uvloop's calls libuv's, out of
+        # this stub's reach; asyncio's own loop calls socket.getaddrinfo.
+        monkeypatch.setattr(engine_loop, "_factory", lambda: None)
     result = fetch(dataclasses.replace(settings, retries=0), "http://no-such-host.invalid/a.gif")
     assert isinstance(result, FetchFailure)
     url = "http://no-such-host.invalid/a.gif"
@@ -308,7 +312,7 @@ def test_keep_alive_reuses_connections(fault_server: FaultServer) -> None:
             for i in range(20):
                 assert isinstance(await fetcher.fetch(fault_server.url(f"/k{i}.gif")), Fetched)
 
-    asyncio.run(go())
+    engine_loop.run(go())
     assert fault_server.connections == 1
 
 
@@ -407,7 +411,7 @@ def test_failed_records_carry_their_kind_in_json(fault_server: FaultServer) -> N
         assert [r.outcome for r in records] == [Outcome.FAILED, Outcome.FAILED]
         return [r.to_json() for r in records]
 
-    full, missing = asyncio.run(go())
+    full, missing = engine_loop.run(go())
     assert (full["failureKind"], full["error"]) == ("no-space", f"No space left: {items[0].url}")
     assert (missing["failureKind"], missing["error"]) == (
         "not-found",

@@ -12,6 +12,7 @@ from support.rawserver import RawServer, ok
 from support.settings import quick_fetch
 
 from imgflow.demo.images import make_gif
+from imgflow.engine import loop as engine_loop
 from imgflow.engine import messages
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.fetch import Fetcher
@@ -50,7 +51,7 @@ def fetch_all(
                 await asyncio.sleep(pause)
         return results
 
-    return asyncio.run(go())
+    return engine_loop.run(go())
 
 
 MALFORMED = {

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from imgflow.engine import loop as engine_loop
 from imgflow.engine.handoff import handoff
 
 
@@ -31,7 +32,7 @@ def test_completions_landing_while_the_loop_is_busy_are_settled_by_one_wake_up()
             results = await asyncio.gather(*tasks)
             return list(results), handoff().wakeups
 
-    results, wakeups = asyncio.run(main())
+    results, wakeups = engine_loop.run(main())
     assert results == [0, 10, 20]
     assert wakeups == 1
 
@@ -45,7 +46,7 @@ def test_an_error_in_the_thread_is_raised_to_the_waiting_task() -> None:
             await handoff().run(pool, fails)
 
     with pytest.raises(OSError, match="No space left"):
-        asyncio.run(main())
+        engine_loop.run(main())
 
 
 def test_a_wait_cancelled_before_its_call_starts_never_runs_it() -> None:
@@ -63,5 +64,5 @@ def test_a_wait_cancelled_before_its_call_starts_never_runs_it() -> None:
             release.set()
             await busy
 
-    asyncio.run(main())
+    engine_loop.run(main())
     assert ran == []

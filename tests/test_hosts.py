@@ -7,7 +7,6 @@ times); the assertions are on those counts, never on how fast a run was.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import itertools
 import json
@@ -28,6 +27,7 @@ from support.sources import Urls
 from imgflow.backends.local import run_settings
 from imgflow.config import Config
 from imgflow.demo.images import make_gif
+from imgflow.engine import loop as engine_loop
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.local.job import LocalJob, LocalRunResult, RunInterrupted
@@ -350,7 +350,7 @@ def _fetch_in_turn(servers: list[FaultServer], order: Sequence[int]) -> list[obj
             idle = transport._idle
             return [len(idle.get(("http", "127.0.0.1", s.port, None), ())) for s in servers]
 
-    return asyncio.run(main())
+    return engine_loop.run(main())
 
 
 def test_idle_connections_of_every_host_stay_within_the_pool(

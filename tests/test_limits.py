@@ -3,7 +3,6 @@ the batch window, and one record per item whatever the store does."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import itertools
 from pathlib import Path
@@ -14,6 +13,7 @@ from support.settings import quick_fetch
 
 from imgflow import config
 from imgflow.backends.local import run_settings
+from imgflow.engine import loop as engine_loop
 from imgflow.engine import messages
 from imgflow.engine.batch import run_batch
 from imgflow.engine.fetch import Fetcher
@@ -41,7 +41,7 @@ def fetch(url: str, settings: FetchConfig = SETTINGS, **kwargs: object) -> Fetch
         async with Fetcher(settings, max_connections=2, **kwargs) as fetcher:  # type: ignore[arg-type]
             return await fetcher.fetch(url)
 
-    return asyncio.run(go())
+    return engine_loop.run(go())
 
 
 @pytest.mark.parametrize("transport", ["imgflow", "httpx"])
@@ -191,7 +191,7 @@ def test_one_record_per_item_even_when_storing_one_raises(fault_server: FaultSer
         )
         return [r.outcome for r in records]
 
-    outcomes = asyncio.run(go())
+    outcomes = engine_loop.run(go())
     assert outcomes == [Outcome.STORED] * 2 + [Outcome.FAILED] + [Outcome.STORED] * 3
     assert len(store.stored) == 5
 

@@ -3,7 +3,6 @@ unread; nothing is stored. The loopback server says whether its reply went out w
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from support.cli_run import FAST_ENV, run_cli
 from support.rawserver import RawServer, ok
 
 from imgflow.demo.images import make_gif
+from imgflow.engine import loop as engine_loop
 from imgflow.engine.fetch import Fetcher
 from imgflow.engine.opt_out import opted_out
 from imgflow.engine.outcome import Excluded, Fetched, Result
@@ -34,7 +34,7 @@ def fetch(server: RawServer, path: str, settings: FetchConfig) -> Result:
         async with Fetcher(settings, max_connections=1, env={}) as fetcher:
             return await fetcher.fetch(server.url(path))
 
-    return asyncio.run(go())
+    return engine_loop.run(go())
 
 
 @pytest.mark.parametrize(

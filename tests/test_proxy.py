@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import json
@@ -19,6 +18,7 @@ from support.settings import quick_fetch
 from support.tls import TestCA
 
 from imgflow.demo.images import make_gif
+from imgflow.engine import loop as engine_loop
 from imgflow.engine import messages
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.fetch import Fetcher
@@ -72,7 +72,7 @@ def fetch(
         async with Fetcher(settings, max_connections=2, env=env or {}, **kwargs) as fetcher:  # type: ignore[arg-type]
             return [await fetcher.fetch(url) for url in urls]
 
-    return asyncio.run(go())
+    return engine_loop.run(go())
 
 
 def relayed(proxy: Tinyproxy, before: int) -> list[str]:

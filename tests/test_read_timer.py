@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from imgflow.engine import loop as engine_loop
 from imgflow.engine.transport.connection import Connection
 
 TIMEOUT = 0.5  # long enough that a loaded machine's loop stalls do not reorder its wake-ups
@@ -40,7 +41,7 @@ async def _waits_after_a_woken_one() -> list[tuple[str, float]]:
 
 
 def test_a_wait_ends_at_its_own_deadline_not_at_an_earlier_wait_s_timer() -> None:
-    (first, _), (second, _), (third, waited) = asyncio.run(_waits_after_a_woken_one())
+    (first, _), (second, _), (third, waited) = engine_loop.run(_waits_after_a_woken_one())
     assert (first, second, third) == ("woken", "woken", "timed out")
     assert waited >= TIMEOUT - 0.01  # never before its deadline
 
@@ -58,7 +59,7 @@ async def _quiet_wait_under_an_earlier_timer() -> list[tuple[str, float]]:
 
 
 def test_a_quiet_wait_times_out_when_an_earlier_wait_s_timer_fires_first() -> None:
-    (first, _), (second, waited) = asyncio.run(_quiet_wait_under_an_earlier_timer())
+    (first, _), (second, waited) = engine_loop.run(_quiet_wait_under_an_earlier_timer())
     assert (first, second) == ("woken", "timed out")
     assert waited >= TIMEOUT - 0.01  # at its own deadline, not the earlier one
 
@@ -75,5 +76,5 @@ async def _shorter_after_longer() -> tuple[str, float]:
 
 
 def test_a_shorter_timeout_after_a_longer_one_still_fires() -> None:
-    ended, waited = asyncio.run(_shorter_after_longer())
+    ended, waited = engine_loop.run(_shorter_after_longer())
     assert ended == "timed out" and waited >= TIMEOUT - 0.01

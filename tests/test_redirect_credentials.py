@@ -4,12 +4,11 @@ other extra headers still do, and a redirect within the origin keeps them all.""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from support.faultserver import FaultServer, Ok, Redirect
 
 from imgflow.demo.images import make_gif
+from imgflow.engine import loop as engine_loop
 from imgflow.engine.fetch import Fetcher
 from imgflow.engine.outcome import Fetched, FetchFailure
 from imgflow.engine.settings import FetchConfig
@@ -33,7 +32,7 @@ def _fetch(url: str, transport: str) -> Fetched | FetchFailure:
             assert isinstance(result, Fetched | FetchFailure)
             return result
 
-    return asyncio.run(go())
+    return engine_loop.run(go())
 
 
 @pytest.mark.parametrize("transport", ["imgflow", "httpx"])

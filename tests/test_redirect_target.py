@@ -12,6 +12,7 @@ from support.faultserver import FaultServer, Ok, Redirect
 from support.processes import free_port
 
 from imgflow.demo.images import make_gif
+from imgflow.engine import loop as engine_loop
 from imgflow.engine.fetch import Fetcher
 from imgflow.engine.outcome import Fetched
 from imgflow.engine.settings import FetchConfig
@@ -58,6 +59,6 @@ def test_a_redirect_waits_for_its_target_hosts_cool_down(fault_server: FaultServ
                 fetcher.politeness.gate(host).cool_until = time.monotonic() + 0.5
                 return await fetcher.fetch(fault_server.url("/r/0.gif"))
 
-        result = asyncio.run(go())
+        result = engine_loop.run(go())
     assert isinstance(result, Fetched) and result.data == gif, result
     assert slept and 0.3 < max(slept) <= 0.5, slept

@@ -3,7 +3,6 @@ the network keys' checks; headers as a real server receives them."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from support.faultserver import FaultServer, Ok
 
 from imgflow import config
 from imgflow.demo.images import make_gif
+from imgflow.engine import loop as engine_loop
 from imgflow.engine.fetch import Fetcher
 from imgflow.engine.outcome import Fetched
 from imgflow.engine.proxy import ProxySettingError, parse_proxy, router
@@ -35,7 +35,7 @@ def test_extra_headers_reach_the_server(fault_server: FaultServer, transport: st
         async with Fetcher(settings, max_connections=1, env={}) as fetcher:
             return await fetcher.fetch(fault_server.url("/a.gif"))
 
-    assert isinstance(asyncio.run(go()), Fetched)
+    assert isinstance(engine_loop.run(go()), Fetched)
     headers = fault_server.requests[0].headers
     assert headers["x-token"] == "abc" and headers["user-agent"] == "probe/2"
     assert headers["accept"] == "image/webp"  # replaces imgflow's own

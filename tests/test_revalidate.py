@@ -8,7 +8,6 @@ without `--refresh` a rerun skips, and `--force` downloads everything unconditio
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import os
@@ -27,6 +26,7 @@ from support.nginx import Nginx, Server
 from imgflow.aws.runtime.index import index_item, stored_object
 from imgflow.demo.images import make_gif
 from imgflow.documents.text import summary_line
+from imgflow.engine import loop as engine_loop
 from imgflow.engine.fetch import Fetcher
 from imgflow.engine.outcome import Fetched, NotModified
 from imgflow.engine.ports import NO_VALIDATORS, Validators
@@ -190,7 +190,7 @@ def _fetch(server: FaultServer, validators: Validators) -> object:
         async with Fetcher(FAST, max_connections=2) as fetcher:
             return await fetcher.fetch(server.url("/a.gif"), validators=validators)
 
-    return asyncio.run(main())
+    return engine_loop.run(main())
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from support.cli_run import FAST_ENV, run_cli
 from support.rawserver import RawServer, ok
 
 from imgflow.demo.images import make_gif
+from imgflow.engine import loop as engine_loop
 from imgflow.engine.fetch import Fetcher
 from imgflow.engine.outcome import Excluded, Fetched, FetchFailure, Result
 from imgflow.engine.robots import Rules, parse
@@ -40,7 +41,7 @@ def fetch_all(
             results = await asyncio.gather(*(fetcher.fetch(server.url(p)) for p in paths))
         return dict(zip(paths, results, strict=True))
 
-    return asyncio.run(go())
+    return engine_loop.run(go())
 
 
 def images(server: RawServer, *paths: str) -> None:
@@ -125,7 +126,7 @@ def test_robots_txt_of_two_origins_each_rule_their_own_urls() -> None:
         second.set("/robots.txt", robots("User-agent: *\nDisallow: /a.gif\n"))
         for server in (first, second):
             images(server, "/a.gif", "/private/a.gif")
-        results = asyncio.run(go(first, second))
+        results = engine_loop.run(go(first, second))
     assert [type(r) for r in results] == [Fetched, Fetched, Excluded, Excluded]
     assert seen(first) == ["/robots.txt", "/a.gif"]
     assert seen(second) == ["/robots.txt", "/private/a.gif"]
@@ -165,7 +166,7 @@ def test_a_host_that_refuses_robots_txt_fails_its_image_unrequested_and_says_so(
     """The image fails as its own request would have; the line says where it was met."""
     with RawServer() as server:
         url = server.url("/a.gif")
-    (result,) = asyncio.run(_fetch_one(url))  # the server is gone: connection refused
+    (result,) = engine_loop.run(_fetch_one(url))  # the server is gone: connection refused
     assert isinstance(result, FetchFailure) and result.attempts == 0
     assert "met reading robots.txt first; the image was not requested" in result.message
 

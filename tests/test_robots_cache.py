@@ -7,7 +7,6 @@ robots.txt requests the server saw.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import time
@@ -18,6 +17,7 @@ from support.rawserver import RawServer, ok
 from test_robots import ON, robots
 
 from imgflow.demo.images import make_gif
+from imgflow.engine import loop as engine_loop
 from imgflow.engine.fetch import Fetcher
 from imgflow.engine.outcome import Excluded, Fetched
 from imgflow.engine.robots import MAX_AGE, MemoryCache, Stored
@@ -133,7 +133,7 @@ def fetch_with(server: RawServer, cache: MemoryCache, *paths: str) -> list[objec
         async with Fetcher(ON, max_connections=2, env={}, robots_cache=cache) as fetcher:
             return [await fetcher.fetch(server.url(p)) for p in paths]
 
-    return asyncio.run(go())
+    return engine_loop.run(go())
 
 
 def test_the_engine_uses_a_fresh_kept_answer_and_reads_a_stale_one() -> None:

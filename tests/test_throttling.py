@@ -21,6 +21,7 @@ from support.nginx_limits import limit_req_zone, run_limited
 
 from imgflow.demo.images import make_gif
 from imgflow.documents.text import throttle_line
+from imgflow.engine import loop as engine_loop
 from imgflow.engine.fetch import Fetcher
 from imgflow.engine.outcome import Fetched
 from imgflow.engine.politeness import HostGate, Signal
@@ -53,7 +54,7 @@ def test_a_throttle_halves_concurrency_once_and_success_grows_it_back() -> None:
             gate.release(Signal.OK)
         assert gate.allowed == 8  # additive growth back to the ceiling, never above it
 
-    asyncio.run(main())
+    engine_loop.run(main())
 
 
 def test_a_fixed_rate_spaces_requests_even_for_waiters_that_wait_together() -> None:
@@ -70,7 +71,7 @@ def test_a_fixed_rate_spaces_requests_even_for_waiters_that_wait_together() -> N
         await asyncio.gather(*(one() for _ in range(6)))
         return starts
 
-    starts = sorted(asyncio.run(main()))
+    starts = sorted(engine_loop.run(main()))
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.045, gaps  # 1/20 s apart (less the loop's timer slack)
 
@@ -104,7 +105,7 @@ def test_a_burst_of_refusals_is_one_step_of_the_backoff() -> None:
             gate.release(Signal.THROTTLED, None)
         return gate
 
-    gate = asyncio.run(main())
+    gate = engine_loop.run(main())
     assert gate.cool_until - 100.0 <= 0.25, gate.cool_until - 100.0
     assert gate.throttles == 7
 
@@ -125,7 +126,7 @@ def test_a_late_departure_pushes_the_next_ones_back() -> None:
             gate.release(Signal.OK)
         return starts
 
-    starts = asyncio.run(main())
+    starts = engine_loop.run(main())
     gaps = [round(b - a, 6) for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.05, gaps
 
@@ -151,7 +152,7 @@ def test_the_adaptive_rate_settles_under_a_strict_limit_and_probes_it_rarely() -
             gate.release(Signal.OK if ok else Signal.THROTTLED, None)
         return accepted, refused
 
-    accepted, refused = asyncio.run(main())
+    accepted, refused = engine_loop.run(main())
     assert accepted >= 0.8 * 5 * 30, (accepted, refused)  # at least 80% of the limit
     assert refused <= 10, (accepted, refused)  # probed rarely
 
@@ -175,7 +176,7 @@ def test_retry_after_cools_the_whole_host_down_not_just_one_request(
             rest = [fetcher.fetch(fault_server.url(f"/p{i}.gif")) for i in range(1, 12)]
             return list(await asyncio.gather(first, *rest))
 
-    results = asyncio.run(main())
+    results = engine_loop.run(main())
     assert all(isinstance(r, Fetched) for r in results), results
     requests = fault_server.requests
     refused_at = requests[0].time

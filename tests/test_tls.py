@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import subprocess
 import time
@@ -16,6 +15,7 @@ from support.settings import quick_fetch
 from support.tls import TestCA
 
 from imgflow.demo.images import make_gif
+from imgflow.engine import loop as engine_loop
 from imgflow.engine import messages
 from imgflow.engine.failures import FailureKind
 from imgflow.engine.fetch import Fetcher
@@ -74,7 +74,7 @@ def fetch(
         async with Fetcher(settings, max_connections=2, env=env or {}) as fetcher:
             return await fetcher.fetch(url)
 
-    return asyncio.run(go())
+    return engine_loop.run(go())
 
 
 def url(site: Site, server: int, path: str = "/img/a.gif") -> str:

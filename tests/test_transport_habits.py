@@ -16,6 +16,7 @@ import httpx
 import pytest
 from support.faultserver import FaultServer, Ok, Raw, Reset, Status
 
+from imgflow.engine import loop as engine_loop
 from imgflow.engine.transport import FastTransport
 
 GIF = b"GIF89a" + bytes(range(200))
@@ -32,7 +33,7 @@ def with_client(transport: str, exchange: Exchange) -> None:
             async with asyncio.timeout(10):  # a transport resending forever fails here
                 await exchange(client)
 
-    asyncio.run(go())
+    engine_loop.run(go())
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import asyncio
 import functools
 from types import SimpleNamespace
 
+from imgflow.engine import loop as engine_loop
 from imgflow.engine.politeness import Politeness, Signal
 from imgflow.local.workers.coordinator import Coordinator, SharedGate, _Peer
 from imgflow.local.workers.permits import PACED, RemoteGate
@@ -56,7 +57,7 @@ def test_a_paced_grant_spaces_the_next_token_from_its_arrival() -> None:
         peer.leaving.pop(2).set_result(now[0])
         await second
 
-    asyncio.run(asyncio.wait_for(scenario(), 5))
+    engine_loop.run(asyncio.wait_for(scenario(), 5))
 
 
 class _Link:
@@ -109,7 +110,7 @@ def test_a_leased_slot_is_kept_or_given_back_never_both() -> None:
         gate.release(Signal.OK)
         assert link.sent[sent:] == [("release", "h", Signal.OK.value, None)] and gate.free == 0
 
-    asyncio.run(asyncio.wait_for(scenario(), 5))
+    engine_loop.run(asyncio.wait_for(scenario(), 5))
 
 
 def test_a_paced_grant_is_timed_when_its_request_takes_it() -> None:
@@ -128,4 +129,4 @@ def test_a_paced_grant_is_timed_when_its_request_takes_it() -> None:
         gate.granted(0.0, 0, paced=8)  # no request waits: given back, timed now
         assert link.sent[1:] == [("left", 8), ("release", "h", Signal.OTHER.value, None)]
 
-    asyncio.run(asyncio.wait_for(scenario(), 5))
+    engine_loop.run(asyncio.wait_for(scenario(), 5))

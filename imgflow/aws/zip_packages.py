@@ -21,4 +21,5 @@ PACKAGES: tuple[str, ...] = (
     "brotli==1.2.1",  # compiled: Content-Encoding br (engine/decode.py)
     "backports.zstd==1.8.0",  # compiled: Content-Encoding zstd (engine/decode.py)
     "protego==0.7.0",  # robots.txt (engine/robots.py)
+    "uvloop==0.23.0",  # compiled: the event loop of a batch's fetching (engine/loop.py)
 )

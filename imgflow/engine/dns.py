@@ -11,12 +11,14 @@ image, and its every image fails at once with the same DNS error.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import math
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 Clock = Callable[[], float]
 
@@ -75,7 +77,7 @@ class Resolver:
         self._entries[name] = _Entry(self._clock() + self.ttl, future)
         self.lookups += 1
         try:
-            infos = await loop.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+            infos = await getaddrinfo(name, port)
         except (OSError, UnicodeError) as exc:  # (gaierror is an OSError)
             failure = exc if isinstance(exc, socket.gaierror) else _gaierror(exc)
             future.set_exception(failure)
@@ -89,6 +91,14 @@ class Resolver:
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         future.set_result(addresses)
         return list(addresses)
+
+
+async def getaddrinfo(host: str, port: int | None) -> list[Any]:
+    """socket.getaddrinfo for a stream socket, in the running loop's thread pool (as asyncio's
+    own loop.getaddrinfo does; uvloop's would call libuv's, past Python's)."""
+    loop = asyncio.get_running_loop()
+    lookup = functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    return await loop.run_in_executor(None, lookup)
 
 
 def _is_literal(name: str) -> bool:

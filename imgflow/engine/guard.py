@@ -20,12 +20,13 @@ address it checked.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import os
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
+
+from imgflow.engine.dns import getaddrinfo
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str], Awaitable[list[str]]]
@@ -84,9 +85,8 @@ def _literal(host: str) -> Address | None:
 
 async def system_resolver(host: str) -> list[str]:
     """Every address `host` resolves to (empty when it does not resolve)."""
-    loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        infos = await getaddrinfo(host, None)
     except (socket.gaierror, UnicodeError):
         return []
     return [str(info[4][0]) for info in infos]

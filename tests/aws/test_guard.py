@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 
+from imgflow.engine import loop as engine_loop
 from imgflow.engine.fetch import Fetcher
 from imgflow.engine.guard import TargetRefused, make_guard
 from imgflow.engine.outcome import Fetched, FetchFailure
@@ -25,7 +24,7 @@ def resolver_for(table: dict[str, list[str]]):  # type: ignore[no-untyped-def]
 
 def check(url: str, table: dict[str, list[str]] | None = None, runtime_api: str = "") -> None:
     guard = make_guard(resolver=resolver_for(table or {}), runtime_api=runtime_api)
-    asyncio.run(guard(url))
+    engine_loop.run(guard(url))
 
 
 @pytest.mark.parametrize(
@@ -80,7 +79,7 @@ def test_runtime_api_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("AWS_LAMBDA_RUNTIME_API", "8.8.4.4:9001")
     guard = make_guard(resolver=resolver_for({}))
     with pytest.raises(TargetRefused, match="runtime API"):
-        asyncio.run(guard("http://8.8.4.4/x.gif"))
+        engine_loop.run(guard("http://8.8.4.4/x.gif"))
 
 
 def asked_for(url: str, table: dict[str, list[str]]) -> list[str]:
@@ -92,7 +91,7 @@ def asked_for(url: str, table: dict[str, list[str]]) -> list[str]:
         return table.get(host, [])
 
     guard = make_guard(resolver=resolve, runtime_api="")
-    assert asyncio.run(guard(url)) is None
+    assert engine_loop.run(guard(url)) is None
     return asked
 
 
@@ -112,7 +111,7 @@ def test_unresolvable_names_are_left_to_the_fetch() -> None:
 
 def test_the_system_resolver_is_used_by_default() -> None:
     with pytest.raises(TargetRefused, match=r"localhost resolves to .*loopback"):
-        asyncio.run(make_guard(runtime_api="")("http://localhost:9/a.gif"))
+        engine_loop.run(make_guard(runtime_api="")("http://localhost:9/a.gif"))
 
 
 def fetch_with_guard(handler: httpx.MockTransport, url: str) -> Fetched | FetchFailure:
@@ -126,7 +125,7 @@ def fetch_with_guard(handler: httpx.MockTransport, url: str) -> Fetched | FetchF
         async with Fetcher(settings, max_connections=2, guard=guard, transport=handler) as f:
             return await f.fetch(url)
 
-    return asyncio.run(main())
+    return engine_loop.run(main())
 
 
 @pytest.mark.parametrize(

@@ -2393,4 +2393,27 @@ MUTANTS: list[Mutant] = [
         "        if False:",
         ("tests/test_cookies.py::test_a_cookie_a_site_sets_goes_back_with_its_later_requests",),
     ),
+    Mutant(
+        "uvloop-connection-not-shut-down",
+        "a connection shut down on uvloop's loop (a run's loop) ends at once for a worker"
+        " thread reading its duplicate (engine/transport/connection.py `_shut_down`)",
+        "imgflow/engine/transport/connection.py",
+        "    with sock.dup() as copy:\n        copy.shutdown(socket.SHUT_RDWR)",
+        "    return",
+        (
+            "tests/test_event_loop.py::"
+            "test_shutting_a_connection_down_wakes_a_reader_of_its_duplicate",
+        ),
+    ),
+    Mutant(
+        "run-not-on-uvloop",
+        "a run turns on uvloop's event loop where it is installed (engine/loop.py)",
+        "imgflow/engine/loop.py",
+        "    return uvloop.new_event_loop",
+        "    return None",
+        (
+            "tests/test_event_loop.py::"
+            "test_a_run_turns_on_uvloop_where_it_is_installed_and_on_asyncio_s_loop_elsewhere",
+        ),
+    ),
 ]

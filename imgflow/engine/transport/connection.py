@@ -196,11 +196,8 @@ class Connection(asyncio.Protocol):
 
 
 def _shut_down(sock: socket.socket) -> None:
-    """Shut `sock` down both ways; uvloop's stand-in for a transport's socket refuses
-    `shutdown()`, so a duplicate of it shuts the same socket down."""
-    if isinstance(sock, socket.socket):
-        sock.shutdown(socket.SHUT_RDWR)
-        return
+    """Shut `sock` (a transport's stand-in for its socket) down both ways, through a
+    duplicate: uvloop's stand-in refuses `shutdown()`."""
     with sock.dup() as copy:
         copy.shutdown(socket.SHUT_RDWR)
 
