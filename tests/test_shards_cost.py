@@ -11,6 +11,7 @@ import struct
 import tarfile
 from pathlib import Path
 
+import pytest
 from support.faultserver import FaultServer
 from support.replies import Ok
 from support.sources import Urls
@@ -103,3 +104,37 @@ def test_a_samples_columns_are_made_once_and_each_caller_gets_its_own() -> None:
     first["member"] = "x"  # what a writer adds (the parquet writer adds its image too)
     assert "member" not in sample.row()
     assert sample.skey == sample_key(url) == first["sample_key"]
+
+
+def test_held_images_are_flushed_into_the_shard_every_few_hundred_records(
+    fault_server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stored image is held until its record is flushed into the open shard: a fast run
+    (here one batch, and no flush by time) holds at most FLUSH_RECORDS images plus those in
+    flight, not every image stored since the last flush."""
+    from imgflow.demo.images import make_gif
+    from imgflow.local import runner
+    from imgflow.local.layouts import shards
+
+    monkeypatch.setattr(runner, "FLUSH_SECONDS", 1e9)
+    held: list[int] = []
+    stage = shards.ShardStore._stage
+
+    def counted(self: shards.ShardStore, *args: object) -> None:
+        stage(self, *args)  # type: ignore[arg-type]
+        held.append(len(self._staged))
+
+    monkeypatch.setattr(shards.ShardStore, "_stage", counted)
+    image = make_gif("a flag")
+    count = 3 * shards.FLUSH_RECORDS
+    for i in range(count):
+        fault_server.set(f"/{i}.gif", Ok(image, content_type="image/gif"))
+    urls = [f"{fault_server.base_url}/{i}.gif" for i in range(count)]
+    job = LocalJob(
+        source=Urls([Item(url=u, key=key_for(u)) for u in urls]),
+        concurrency=16, batch_size=count, max_batches=1,
+    )  # fmt: skip
+    settings = RunSettings(fetch=QUICK, fsync=False, layout=webdataset_layout(10 * count))
+    assert run_job(job, settings, tmp_path).summary.stored == count
+    assert len(held) == count
+    assert max(held) <= shards.FLUSH_RECORDS + 16, max(held)

@@ -31,7 +31,7 @@ from imgflow.local.index import INTERRUPTED, Database, retried, sqlite_errors
 from imgflow.local.job import LocalJob, LocalRunResult, Progress, RunInterrupted, new_run_id
 from imgflow.local.layouts.base import RunStore
 from imgflow.local.layouts.shard_rewrite import mend_folder
-from imgflow.local.layouts.shards import ShardLayout, ShardStore, WrittenShard
+from imgflow.local.layouts.shards import FLUSH_RECORDS, ShardLayout, ShardStore, WrittenShard
 from imgflow.local.planner import Planner
 from imgflow.local.safefs import StorageError, remove_tree
 from imgflow.local.settings import RunSettings
@@ -532,8 +532,11 @@ class _Runner:
         if self.progress is not None:
             self.progress.record(record)
         # Live counts for `imgflow status RUN` while the run works: records reach the
-        # index at least every FLUSH_SECONDS, not only when a whole batch is done.
-        if time.monotonic() - self.flushed >= FLUSH_SECONDS:
+        # index at least every FLUSH_SECONDS, not only when a whole batch is done (a shard
+        # layout's, with their held images, at least every FLUSH_RECORDS).
+        if time.monotonic() - self.flushed >= FLUSH_SECONDS or (
+            self.shards is not None and len(self.buffer) >= FLUSH_RECORDS
+        ):
             self.flush()
 
     def flush(self, *, final: bool = False) -> None:

@@ -2416,4 +2416,16 @@ MUTANTS: list[Mutant] = [
             "test_a_run_turns_on_uvloop_where_it_is_installed_and_on_asyncio_s_loop_elsewhere",
         ),
     ),
+    Mutant(
+        "shard-records-flushed-only-by-time",
+        "a shard layout's held images reach the open shard at least every FLUSH_RECORDS"
+        " records, not only every second (architecture: peak memory of the shard layouts)",
+        "imgflow/local/runner.py",
+        "            self.shards is not None and len(self.buffer) >= FLUSH_RECORDS",
+        "            self.shards is not None and len(self.buffer) < 0",
+        (
+            "tests/test_shards_cost.py::"
+            "test_held_images_are_flushed_into_the_shard_every_few_hundred_records",
+        ),
+    ),
 ]

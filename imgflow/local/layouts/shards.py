@@ -70,6 +70,10 @@ FULL_WAIT = 0.05
 # The open shard's file buffer: its members reach the file in writes of this size (one
 # write call for tens of small images, not one or more for each of them).
 SHARD_BUFFER = 1 << 20
+# A stored image is held (in memory, or a part file when large) until its record is flushed
+# into the open shard: runs flush at least every FLUSH_RECORDS records (about 4 MB of small
+# images), not only every second, so what is held does not grow with the run's speed.
+FLUSH_RECORDS = 256
 
 
 class ShardLayout:

@@ -32,7 +32,7 @@ from imgflow.engine.records import ResultRecord
 from imgflow.engine.robots import Stored
 from imgflow.local.folder import DataFolder
 from imgflow.local.layouts.base import RunStore
-from imgflow.local.layouts.shards import ShardStore, WrittenShard
+from imgflow.local.layouts.shards import FLUSH_RECORDS, ShardStore, WrittenShard
 from imgflow.local.safefs import subfolder
 from imgflow.local.settings import RunSettings
 from imgflow.local.workers.permits import Link, OwnedGate, RemoteRobots
@@ -155,7 +155,7 @@ class _Worker:
         self.buffer.append((record, time.time()))
         if record.outcome.wrote:
             self.link.send("seen", record)
-        if time.monotonic() - self.flushed >= FLUSH_SECONDS:
+        if time.monotonic() - self.flushed >= FLUSH_SECONDS or len(self.buffer) >= FLUSH_RECORDS:
             self.flush()
 
     def flush(self, *, final: bool = False) -> None:
