@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from support.cli_run import start_cli
 from support.faultserver import FaultServer
+from support.loops import LOOPS, on_loop
 from support.nginx import Nginx, Server
 from support.processes import signalled
 from support.rawserver import RawServer, ok
@@ -161,9 +162,11 @@ def fetch_queued(urls: list[str], store: WatchedStore) -> list[ResultRecord]:
 EVIL = HEAD % (len(OTHER) + 10) + OTHER + b"EVIL-BYTES"
 
 
+@pytest.mark.parametrize("loop_kind", LOOPS)  # (uvloop's reads the bytes before reuse too)
 def test_bytes_right_after_a_large_body_close_its_connection(
-    raw: RawServer, tmp_path: Path
+    raw: RawServer, tmp_path: Path, loop_kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    on_loop(loop_kind, monkeypatch)
     raw.set("/big.gif", HEAD % len(BIG) + BIG + EVIL)
     raw.set("/good.gif", ok(OTHER))
     store = WatchedStore(tmp_path, fsync=False)

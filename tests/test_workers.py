@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from support.cli_run import FAST_ENV, cli_argv, cli_env, run_cli
 from support.faultserver import FaultServer, Request
+from support.loops import LOOPS, loop_env
 from support.nginx_limits import limit_req_zone, run_limited
 from support.processes import reaped, signalled
 from support.replies import Delay, Ok, Status
@@ -545,19 +546,21 @@ def test_refresh_with_workers_keeps_the_confirmed_and_replaces_the_changed(
     assert check(data)[0] == 0
 
 
+@pytest.mark.parametrize("loop_kind", LOOPS)
 def test_workers_claim_a_streamed_tables_batches_while_it_is_still_planned(
-    fault_server: FaultServer, tmp_path: Path
+    fault_server: FaultServer, tmp_path: Path, loop_kind: str
 ) -> None:
     """URLs from a pipe that stays open: the workers fetch the first chunk while the rest
     is still to come (the plan is not over), wait with nothing left to claim, then take
-    the rest when it comes: every URL is stored once."""
+    the rest when it comes: every URL is stored once. (On asyncio's loop both workers ask
+    again with nothing outstanding, as a worker may on either loop.)"""
     paths = serve(fault_server, 300)
     urls = [fault_server.url(f"/w/{p}") for p in paths]
     proc = subprocess.Popen(
         cli_argv("run", "--urls-file", "-", "--data-dir", str(tmp_path / "data"), "-o", "json",
                  "--workers", "2", "-c", "4", "--batch-size", "10"),
-        env=cli_env(FAST_ENV), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, **signalled(),
+        env=loop_env(loop_kind, cli_env(FAST_ENV)), stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, **signalled(),
     )  # fmt: skip
     assert proc.stdin is not None
     with reaped(proc):

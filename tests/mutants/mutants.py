@@ -1934,11 +1934,11 @@ MUTANTS: list[Mutant] = [
         "        if False:",
         (
             "tests/test_interrupt_in_flight.py::"
-            "test_an_image_whose_response_comes_with_the_signal_stays_unfinished[0]",
+            "test_an_image_whose_response_comes_with_the_signal_stays_unfinished[asyncio-0]",
             "tests/test_interrupt_in_flight.py::"
-            "test_an_image_whose_response_comes_with_the_signal_stays_unfinished[1]",
+            "test_an_image_whose_response_comes_with_the_signal_stays_unfinished[asyncio-1]",
             "tests/test_interrupt_in_flight.py::"
-            "test_an_image_whose_response_comes_with_the_signal_stays_unfinished[2]",
+            "test_an_image_whose_response_comes_with_the_signal_stays_unfinished[asyncio-2]",
         ),
     ),
     Mutant(
