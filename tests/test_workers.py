@@ -546,6 +546,19 @@ def test_refresh_with_workers_keeps_the_confirmed_and_replaces_the_changed(
     assert check(data)[0] == 0
 
 
+def _live_workers(pid: int) -> int:
+    """Worker processes of the run `pid` still running (not ended, not a zombie)."""
+    live = 0
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:  # (ended meanwhile)
+            continue
+        live += state != "Z" and b"imgflow.local.workers.worker" in command
+    return live
+
+
 @pytest.mark.parametrize("loop_kind", LOOPS)
 def test_workers_claim_a_streamed_tables_batches_while_it_is_still_planned(
     fault_server: FaultServer, tmp_path: Path, loop_kind: str
@@ -570,6 +583,7 @@ def test_workers_claim_a_streamed_tables_batches_while_it_is_still_planned(
         assert wait_for(lambda: len(image_requests(fault_server)) >= first, 30), proc.poll()
         time.sleep(0.3)  # (the workers ask for more: none is planned yet)
         assert proc.poll() is None
+        assert _live_workers(proc.pid) == 2  # both wait for the rest; neither was ended
         rest = "".join(f"{u}\n" for u in urls[first:]).encode()
         out, err = proc.communicate(rest, timeout=60)  # (then the pipe ends)
     assert proc.returncode == 0, err.decode()
