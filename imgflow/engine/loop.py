@@ -2,8 +2,8 @@
 
 uvloop runs the same asyncio code with its loop, its sockets' transports and its timers in C;
 on the bench's small images it takes a part of each image's cost that asyncio's own loop spends
-in Python (docs/architecture.md, "The map today"). Where it is not installed (an aws Lambda
-package built without it, a platform without its wheels) asyncio's own loop runs the same code.
+in Python (docs/architecture.md, "The event loop"). Where it is not installed (a platform
+without its wheels) asyncio's own loop runs the same code.
 """
 
 from __future__ import annotations
@@ -25,5 +25,20 @@ def _factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run(main)`, on uvloop's loop when it is installed."""
-    with asyncio.Runner(loop_factory=_factory()) as runner:
+    runner = asyncio.Runner(loop_factory=_factory())
+    try:
         return runner.run(main)
+    finally:
+        _close(runner)
+
+
+def _close(runner: asyncio.Runner) -> None:
+    """Close the runner. A signal's KeyboardInterrupt raised while it shuts the loop down
+    (imgflow/signals.py) leaves uvloop's loop marked running, and closing it then fails
+    with RuntimeError: the interrupt is what happened, and it is raised as such."""
+    try:
+        runner.close()
+    except RuntimeError as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise exc.__context__ from None
+        raise
