@@ -46,6 +46,11 @@ def unwind(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def unwinding() -> bool:
+    """Whether `unwind` has raised its KeyboardInterrupt (and the command still unwinds)."""
+    return bool(_unwinding)
+
+
 def _take_back(unraisable: sys.UnraisableHookArgs) -> None:
     """Take back a KeyboardInterrupt `unwind` raised where Python drops exceptions; hand
     everything else to the hook there was before."""

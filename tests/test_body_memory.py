@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from support.cli_run import start_cli
 from support.processes import peak_rss_until_exit
+from support.threaded import ThreadedServer
 
 from imgflow.demo.images import make_gif
 
@@ -86,7 +87,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     Handler.bomb = gzip_bomb(1024 * MB)
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = ThreadedServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:

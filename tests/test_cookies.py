@@ -7,19 +7,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from support.cli_run import imgflow_run
+from support.threaded import ThreadedServer
 
 from imgflow.demo.images import make_gif
 
 GIF = make_gif("c", 4)
 
 
-class _Site(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Site(ThreadedServer):
     def __init__(self, sets: str) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.sets = sets  # the path whose response sets the cookie

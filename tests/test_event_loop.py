@@ -10,9 +10,14 @@ connection is shut down on either loop.
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
+import signal
 import socket
 import sys
-from collections.abc import Iterator
+import warnings
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -79,3 +84,137 @@ def test_shutting_a_connection_down_wakes_a_reader_of_its_duplicate(loop_kind: s
         assert engine_loop.run(go()) == b""
     finally:
         listener.close()
+
+
+# -- a signal while the loop is set up, runs or shuts down -----------------------------------
+
+
+@pytest.fixture
+def raising_handler() -> Iterator[list[int]]:
+    """SIGTERM raises KeyboardInterrupt from a Python handler, as the command line's does
+    (imgflow/signals.py); the signals it got, in order."""
+    got: list[int] = []
+
+    def unwind(signum: int, frame: object) -> None:
+        got.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield got
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _signal_self() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_signal_while_the_loop_shuts_down_is_the_interrupt_and_the_loop_is_closed(
+    loop_kind: str, raising_handler: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signal comes in the Python code the loop runs after `main` has returned (uvloop
+    closes its signal socket pair there): that raised KeyboardInterrupt inside uvloop's run,
+    which left the loop marked running for good; closing it raised RuntimeError, a traceback
+    on the command line."""
+    loops: list[asyncio.AbstractEventLoop] = []
+    real_close = socket.socket.close
+    armed: list[bool] = []
+
+    def close(self: socket.socket) -> None:
+        if armed and not raising_handler:
+            _signal_self()  # (the handler runs at the next bytecode: inside this close)
+        real_close(self)
+
+    async def main() -> int:
+        loops.append(asyncio.get_running_loop())
+        armed.append(True)
+        return 1
+
+    monkeypatch.setattr(socket.socket, "close", close)
+    with pytest.raises(KeyboardInterrupt):
+        engine_loop.run(main())
+    assert raising_handler == [signal.SIGTERM]
+    assert loops[0].is_closed() and not loops[0].is_running()
+    monkeypatch.undo()
+
+    async def again() -> int:
+        return 2
+
+    assert engine_loop.run(again()) == 2  # (the next run gets a loop of its own)
+
+
+def test_a_signal_before_main_starts_is_the_interrupt_and_main_is_never_left_unawaited(
+    loop_kind: str, raising_handler: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signal comes while the loop is made: `main` never ran, and Python printed
+    "coroutine ... was never awaited" under the command's one line."""
+    started: list[bool] = []
+    make = engine_loop._factory() or asyncio.new_event_loop
+
+    def factory() -> asyncio.AbstractEventLoop:
+        _signal_self()
+        return make()
+
+    async def main() -> None:
+        started.append(True)
+
+    monkeypatch.setattr(engine_loop, "_factory", lambda: factory)
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        assert _interrupted(main())
+        gc.collect()  # (the coroutine and the interrupt's frames are gone by now)
+    assert not warned, [str(w.message) for w in warned]
+    assert raising_handler == [signal.SIGTERM] and not started
+
+
+def test_a_signal_while_main_runs_cancels_it_on_the_loop_then_interrupts(
+    loop_kind: str, raising_handler: list[int]
+) -> None:
+    """Outside a run's own watch (imgflow/local/stopping.py) the signal cancels `main`,
+    whose cleanup still runs on the loop, and is the interrupt once the loop is closed."""
+    cleaned: list[str] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().call_later(0.05, _signal_self)
+        try:
+            await asyncio.sleep(30)
+        finally:
+            await asyncio.sleep(0)  # (an await: the cleanup runs on the loop)
+            cleaned.append("done")
+
+    with pytest.raises(KeyboardInterrupt):
+        engine_loop.run(main())
+    assert cleaned == ["done"] and raising_handler == [signal.SIGTERM]
+
+
+def test_a_loop_that_cannot_be_made_leaves_no_coroutine_unawaited(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """(Out of file descriptors, say): the error is the command's one line, with no "coroutine
+    ... was never awaited" warning under it."""
+
+    def factory() -> asyncio.AbstractEventLoop:
+        raise OSError(24, "Too many open files")
+
+    async def main() -> None:
+        pass
+
+    monkeypatch.setattr(engine_loop, "_factory", lambda: factory)
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        try:
+            engine_loop.run(main())
+        except OSError as exc:
+            assert exc.errno == 24
+        gc.collect()
+    assert not warned, [str(w.message) for w in warned]
+
+
+def _interrupted(main: Coroutine[Any, Any, object]) -> bool:
+    """Whether running `main` raised KeyboardInterrupt (which is not kept)."""
+    try:
+        engine_loop.run(main)
+    except KeyboardInterrupt:
+        return True
+    return False

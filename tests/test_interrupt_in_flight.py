@@ -17,13 +17,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from support.counting import GIF
 from support.loops import on_loop
 from support.settings import quick_config
+from support.threaded import ThreadedServer
 
 from imgflow.backends.local import run_settings
 from imgflow.engine.job import validate_base_url
@@ -36,10 +37,8 @@ from imgflow.sources.job_json import from_job
 HELD = 6  # images whose responses wait for the signal
 
 
-class _Holding(ThreadingHTTPServer):
+class _Holding(ThreadedServer):
     """`0.gif` at once; every other image once `release` is set (`held` count them)."""
-
-    daemon_threads = True
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

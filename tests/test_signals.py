@@ -116,3 +116,36 @@ def test_a_signal_taken_back_just_before_the_command_ends_still_ends_it_with_130
         )
         assert proc.returncode == 130, (proc.stdout, proc.stderr)
         assert proc.stderr == "imgflow: error: interrupted\n"
+
+
+TURNED = """
+import os, signal, sys, time
+import typer
+from imgflow.cli.exits import errors
+
+def import_in_c():
+    # What PyCapsule_Import (run by `import _ssl`) does with a KeyboardInterrupt raised by
+    # a signal while it imports `_socket`: it reports ImportError instead.
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    except KeyboardInterrupt:
+        raise ImportError('PyCapsule_Import could not import module "_socket"') from None
+
+try:
+    with errors():
+        import_in_c()
+except typer.Exit as done:
+    sys.exit(done.exit_code)
+"""
+
+
+def test_an_interrupt_that_c_code_turned_into_another_error_is_still_the_interrupt() -> None:
+    """C code that catches an error and raises its own (PyCapsule_Import reports an
+    interrupted import as ImportError) hid the signal: the command printed a traceback
+    (seen once in 120 SIGTERMs on a loaded machine, in `import ssl`). An error that comes
+    while a signal unwinds the command is the signal's: one line and 130."""
+    done = subprocess.run(
+        [sys.executable, "-c", TURNED], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stderr) == (130, "imgflow: error: interrupted\n")

@@ -10,7 +10,7 @@ from typing import NoReturn
 import typer
 
 from imgflow.errors import ImgflowError
-from imgflow.signals import exit_now, on_signals, unwind
+from imgflow.signals import exit_now, on_signals, unwind, unwinding
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -40,5 +40,11 @@ def errors() -> Iterator[None]:
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         fail(f"{where}{exc.strerror or exc}", 1)
+    except Exception:
+        # C code can catch the signal's KeyboardInterrupt and raise its own error instead
+        # (PyCapsule_Import, run by `import _ssl`, raises ImportError): the signal's.
+        if not unwinding():
+            raise
+        fail("interrupted", 130)
     finally:
         on_signals(exit_now)

@@ -4,15 +4,28 @@ uvloop runs the same asyncio code with its loop, its sockets' transports and its
 on the bench's small images it takes a part of each image's cost that asyncio's own loop spends
 in Python (docs/architecture.md, "The event loop"). Where it is not installed (a platform
 without its wheels) asyncio's own loop runs the same code.
+
+A signal whose handler raises (the command line's, imgflow/signals.py) is held while the loop
+is made, runs and is closed: raised inside the loop's own code (uvloop's run closes a socket
+pair in Python after `main` returns), KeyboardInterrupt leaves the loop marked running for
+good, and it can be neither run nor closed. Held, the first signal cancels `main` on the loop
+(its cleanup runs there), and once the loop is closed the handler gets it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import contextlib
+import inspect
+import signal
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from types import FrameType
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -24,21 +37,59 @@ def _factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run(main)`, on uvloop's loop when it is installed."""
-    runner = asyncio.Runner(loop_factory=_factory())
-    try:
-        return runner.run(main)
-    finally:
-        _close(runner)
+    """`asyncio.run(main)`, on uvloop's loop when it is installed; signals held (above)."""
+    held = _Held()
+    watched = held.watched(main)
+    with held.installed():
+        runner = asyncio.Runner(loop_factory=_factory())
+        try:
+            return runner.run(watched)
+        finally:
+            runner.close()
+            for coroutine in (watched, main):  # never started: no "never awaited" warning
+                if inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED:
+                    coroutine.close()
 
 
-def _close(runner: asyncio.Runner) -> None:
-    """Close the runner. A signal's KeyboardInterrupt raised while it shuts the loop down
-    (imgflow/signals.py) leaves uvloop's loop marked running, and closing it then fails
-    with RuntimeError: the interrupt is what happened, and it is raised as such."""
-    try:
-        runner.close()
-    except RuntimeError as exc:
-        if isinstance(exc.__context__, KeyboardInterrupt):
-            raise exc.__context__ from None
-        raise
+class _Held:
+    """SIGINT and SIGTERM while a loop runs `main`: the first cancels it; the handler that
+    was there gets it once the loop is closed."""
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+        self.task: asyncio.Task[Any] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Hold the signals whose handler is Python's (only the main thread sets them)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous: dict[int, Any] = {s: signal.getsignal(s) for s in SIGNALS}
+        mine = [s for s, handler in previous.items() if callable(handler)]
+        for signum in mine:
+            signal.signal(signum, self._hold)
+        try:
+            yield
+        finally:
+            for signum in mine:  # (a run's own watch may have left them ignored: kept)
+                if signal.getsignal(signum) == self._hold:
+                    signal.signal(signum, previous[signum])
+            if self.signals:
+                handler = previous[self.signals[0]]
+                if callable(handler):
+                    handler(self.signals[0], None)
+
+    def _hold(self, signum: int, frame: FrameType | None) -> None:
+        self.signals.append(signum)
+        task, loop = self.task, self.loop
+        if len(self.signals) == 1 and task is not None and loop is not None:
+            with contextlib.suppress(RuntimeError):  # (the loop is closed by now)
+                loop.call_soon_threadsafe(task.cancel)
+
+    async def watched(self, main: Coroutine[Any, Any, T]) -> T:
+        self.task, self.loop = asyncio.current_task(), asyncio.get_running_loop()
+        if self.signals:  # held before `main` started: it never does (`run` closes it)
+            raise asyncio.CancelledError
+        return await main

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,7 @@ from support.cli_run import cli_argv as cli
 from support.cli_run import cli_env
 from support.invariants import files_on_disk, leftover_temporaries
 from support.mounts import tmpfs
+from support.threaded import ThreadedServer
 
 ENV = {
     "IMGFLOW_FETCH_RETRIES": "0",
@@ -63,8 +64,7 @@ class Changing:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = ThreadedServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -387,8 +387,10 @@ def test_four_runs_at_once_leave_every_file_equal_to_its_row(
             subprocess.Popen(args, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         )
     for proc in procs:
-        _out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err.decode()
+        out, err = proc.communicate(timeout=300)
+        results = json.loads(out or b"{}").get("results", [])
+        failures = [r["error"] for r in results if r["outcome"] == "failed"]
+        assert proc.returncode == 0, (err.decode(), failures)
         assert b"Traceback" not in err
     code, report = check_cmd(data)
     assert code == 0, report

@@ -2428,4 +2428,42 @@ MUTANTS: list[Mutant] = [
             "test_held_images_are_flushed_into_the_shard_every_few_hundred_records",
         ),
     ),
+    Mutant(
+        "loop-signals-not-held",
+        "a signal while the event loop is made, runs or is closed is held, then the interrupt;"
+        " raised inside uvloop's own code it broke the loop (engine/loop.py `_Held`)",
+        "imgflow/engine/loop.py",
+        "        for signum in mine:\n            signal.signal(signum, self._hold)",
+        "        for signum in mine:\n            pass",
+        (
+            "tests/test_event_loop.py::"
+            "test_a_signal_while_the_loop_shuts_down_is_the_interrupt_and_the_loop_is_closed",
+        ),
+    ),
+    Mutant(
+        "unstarted-main-left-unawaited",
+        "a run's coroutine that never started (a signal came first, or the loop could not be"
+        ' made) is closed: no "never awaited" warning under the one line (engine/loop.py)',
+        "imgflow/engine/loop.py",
+        "                    coroutine.close()",
+        "                    pass",
+        (
+            "tests/test_event_loop.py::"
+            "test_a_signal_before_main_starts_is_the_interrupt_and_main_is_never_left_unawaited",
+            "tests/test_event_loop.py::"
+            "test_a_loop_that_cannot_be_made_leaves_no_coroutine_unawaited",
+        ),
+    ),
+    Mutant(
+        "interrupt-turned-into-an-error-is-a-traceback",
+        "an error C code raised in place of a signal's KeyboardInterrupt is the interrupt:"
+        " one line and 130 (cli/exits.py `errors`)",
+        "imgflow/cli/exits.py",
+        "        if not unwinding():\n            raise",
+        "        raise",
+        (
+            "tests/test_signals.py::"
+            "test_an_interrupt_that_c_code_turned_into_another_error_is_still_the_interrupt",
+        ),
+    ),
 ]

@@ -12,17 +12,16 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from imgflow.demo.images import make_gif
+from support.threaded import ThreadedServer
 
 GIF = make_gif("s", 4)
 
 
-class Counting(ThreadingHTTPServer):
+class Counting(ThreadedServer):
     """The server: `first` (time.monotonic of the first request), `requests`, `paths`."""
-
-    daemon_threads = True
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

@@ -40,7 +40,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,6 +51,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from imgflow.aws.client import Aws
+from support.threaded import ThreadedServer
 
 SERVICE = "execute-api"
 AUTH = re.compile(
@@ -211,8 +212,7 @@ class HttpApiDouble:
         self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ca.issue_cert(self.host).configure_cert(self._tls)
         self._aws, self._credentials = aws, credentials
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._proxy_handler())
-        self._server.daemon_threads = True
+        self._server = ThreadedServer(("127.0.0.1", 0), self._proxy_handler())
         self.proxy_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
