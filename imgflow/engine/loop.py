@@ -53,12 +53,11 @@ def run(main: Coroutine[Any, Any, T]) -> T:
 
 class _Held:
     """SIGINT and SIGTERM while a loop runs `main`: the first cancels it; the handler that
-    was there gets it once the loop is closed."""
+    was there gets it once the loop is closed (later ones: that one is on its way)."""
 
     def __init__(self) -> None:
-        self.signals: list[int] = []
-        self.task: asyncio.Task[Any] | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.signum: int | None = None  # the first signal held
+        self.task: asyncio.Task[Any] | None = None  # the task running `main`, once it runs
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
@@ -76,20 +75,19 @@ class _Held:
             for signum in mine:  # (a run's own watch may have left them ignored: kept)
                 if signal.getsignal(signum) == self._hold:
                     signal.signal(signum, previous[signum])
-            if self.signals:
-                handler = previous[self.signals[0]]
-                if callable(handler):
-                    handler(self.signals[0], None)
+            if self.signum is not None:
+                previous[self.signum](self.signum, None)
 
     def _hold(self, signum: int, frame: FrameType | None) -> None:
-        self.signals.append(signum)
-        task, loop = self.task, self.loop
-        if len(self.signals) == 1 and task is not None and loop is not None:
+        if self.signum is not None:
+            return
+        self.signum = signum
+        if self.task is not None:
             with contextlib.suppress(RuntimeError):  # (the loop is closed by now)
-                loop.call_soon_threadsafe(task.cancel)
+                self.task.get_loop().call_soon_threadsafe(self.task.cancel)
 
     async def watched(self, main: Coroutine[Any, Any, T]) -> T:
-        self.task, self.loop = asyncio.current_task(), asyncio.get_running_loop()
-        if self.signals:  # held before `main` started: it never does (`run` closes it)
+        self.task = asyncio.current_task()
+        if self.signum is not None:  # held before `main` started: it never does (`run` closes it)
             raise asyncio.CancelledError
         return await main
