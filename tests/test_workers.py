@@ -271,16 +271,18 @@ def test_leased_slots_move_between_workers_and_never_exceed_the_hosts_cap(
 def test_a_rate_is_the_whole_runs_not_each_workers(
     fault_server: FaultServer, tmp_path: Path
 ) -> None:
-    """--rate 20 with 2 workers: no 21 requests within a second, by the server's clock."""
-    paths = serve(fault_server, 60)
+    """--rate 20 with 2 workers: no 21 requests within a second, by the server's clock.
+    (120 images, 6 s: with 60, a worker that started late under load could find the other
+    had done most of them alone, and a rate per worker went unseen.)"""
+    paths = serve(fault_server, 120)
     doc = run(
         fault_server, tmp_path, paths,
         "-c", "8", "--rate", "20", "--workers", "2", "--batch-size", "5",
     )  # fmt: skip
-    assert doc["summary"] == {"total": 60, "stored": 60, "skipped": 0, "failed": 0}, doc
+    assert doc["summary"] == {"total": 120, "stored": 120, "skipped": 0, "failed": 0}, doc
     times = arrivals(fault_server)  # robots.txt's reads too: the rate holds them as well
-    assert len(image_requests(fault_server)) == 60
-    assert len(times) == 60 + robots_reads(fault_server, 2)
+    assert len(image_requests(fault_server)) == 120
+    assert len(times) == 120 + robots_reads(fault_server, 2)
     spans = [times[i + 20] - times[i] for i in range(len(times) - 20)]
     assert min(spans) >= 0.9, min(spans)  # 21 requests take a second at 20/s (less jitter)
     assert (len(times) - 1) / (times[-1] - times[0]) <= 20.5
