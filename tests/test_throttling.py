@@ -22,9 +22,9 @@ from support.nginx_limits import limit_req_zone, run_limited
 from imgflow.demo.images import make_gif
 from imgflow.documents.text import throttle_line
 from imgflow.engine import loop as engine_loop
-from imgflow.engine.fetch import Fetcher
+from imgflow.engine.fetch import Fetcher, gates
 from imgflow.engine.outcome import Fetched
-from imgflow.engine.politeness import HostGate, Signal
+from imgflow.engine.politeness import Change, HostGate, Politeness, Signal
 from imgflow.engine.settings import FetchConfig
 
 FAST = FetchConfig(
@@ -182,6 +182,32 @@ def test_retry_after_cools_the_whole_host_down_not_just_one_request(
     refused_at = requests[0].time
     later = [r.time - refused_at for r in requests[1:]]
     assert min(later) >= 0.9, later  # nobody asked during the cool-down
+
+
+def test_a_refusal_taken_as_part_of_a_burst_leaves_the_image_its_own_signal(
+    fault_server: FaultServer,
+) -> None:
+    """Two images sent at once are both refused: the gate takes one refusal as the signal
+    and the other as the same burst. Refused again later, on its own, the second image's
+    refusal is a new signal (the host's limit is still being met), while the first's
+    repeat is not (a path that always refuses must not keep slowing its host down).
+    Before, each image's first refusal, taken or not, used up its one signal: after a
+    run's first burst of refusals, the gate ignored those images' later refusals and
+    kept sending at a rate the host refused every other request of (nginx limit_req)."""
+    gif = make_gif("b", 4)
+    for name in ("a", "b"):
+        fault_server.set(f"/{name}.gif", Status(429), Status(429), Ok(gif))
+    changes: list[Change] = []
+
+    async def main() -> list[object]:
+        politeness = Politeness(gates(FAST, 2), changes.append)
+        async with Fetcher(FAST, max_connections=2, politeness=politeness) as fetcher:
+            urls = [fault_server.url(f"/{name}.gif") for name in ("a", "b")]
+            return list(await asyncio.gather(*(fetcher.fetch(url) for url in urls)))
+
+    results = engine_loop.run(main())
+    assert all(isinstance(r, Fetched) for r in results), results
+    assert len(changes) == 2, changes
 
 
 def test_a_429_storm_without_retry_after_ends_with_every_image_stored(

@@ -210,6 +210,7 @@ class Fetcher:
         attempts = 0
         retried = 0
         throttles = 0
+        signals = 0  # this image's refusals the gate took as signals of their own
         throttled_since: float | None = None
         queued = 0.0  # time spent waiting for the host's slots since the first throttle
         while True:
@@ -222,7 +223,7 @@ class Fetcher:
             try:
                 result = await self._attempt(url, attempts, open_sink, validators)
                 signal, wait = _signal(result, crowded=gate.in_flight > 1)
-                if signal is Signal.THROTTLED and throttles >= IMAGE_SIGNALS:
+                if signal is Signal.THROTTLED and signals >= IMAGE_SIGNALS:
                     # This image's repeats say nothing new: a single path that always
                     # answers 503 must not keep slowing down a host that serves the rest.
                     signal = Signal.OTHER
@@ -231,7 +232,7 @@ class Fetcher:
                     self.politeness.gate(result.host).tell(signal, wait)
                     signal, wait = Signal.OTHER, None
             finally:
-                gate.release(signal, wait)
+                signals += gate.release(signal, wait)
             if not isinstance(result, Retry):
                 return result
             if result.status_code in THROTTLE_STATUSES:
@@ -480,7 +481,8 @@ async def _whole(content: bytes) -> AsyncIterator[bytes]:
 THROTTLE_STATUSES = frozenset({429, 503})
 # A throttled image's own repeats wait at least this long between attempts.
 THROTTLE_BACKOFF_MIN = 0.25
-# The refusals of one image that count as signals to its host's gate (its first).
+# The refusals of one image that count as signals to its host's gate: its first that the
+# gate took as a signal of its own (one that came with others' in a burst does not count).
 IMAGE_SIGNALS = 1
 _LOAD_FAILURES = (FailureKind.CONNECTION_REFUSED, FailureKind.CONNECTION_RESET)
 

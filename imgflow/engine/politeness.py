@@ -153,20 +153,23 @@ class HostGate:
         self._sent.append(now)
         self._window(now)  # (drops what is older than the window)
 
-    def release(self, signal: Signal, retry_after: float | None = None) -> None:
-        """Give the slot back with what the request told about the host."""
+    def release(self, signal: Signal, retry_after: float | None = None) -> bool:
+        """Give the slot back with what the request told about the host; see `tell`."""
         self.in_flight = max(0, self.in_flight - 1)
-        self.tell(signal, retry_after)
+        return self.tell(signal, retry_after)
 
-    def tell(self, signal: Signal, retry_after: float | None = None) -> None:
+    def tell(self, signal: Signal, retry_after: float | None = None) -> bool:
         """What a request told about the host, from a redirect to it (which took no slot
-        here), or from `release`."""
+        here), or from `release`. True when a refusal was taken as a signal of its own,
+        False for one answering a request sent before the cool-down it is part of."""
         now = self._clock()
+        taken = False
         if signal is Signal.OK:
             self._succeeded(now)
         elif signal is Signal.THROTTLED or signal is Signal.OVERLOADED:
-            self._throttled(now, retry_after)
+            taken = self._throttled(now, retry_after)
         self._wake()
+        return taken
 
     async def cool_down(self) -> None:
         """Wait out the host's cool-down, taking no slot (a redirect to this host)."""
@@ -234,13 +237,13 @@ class HostGate:
             self.rate = grown if self.max_rate is None else min(self.max_rate, grown)
         self._grown = now
 
-    def _throttled(self, now: float, retry_after: float | None) -> None:
+    def _throttled(self, now: float, retry_after: float | None) -> bool:
         self.throttles += 1
         if now < self.cool_until:
             # An answer to a request sent before this cool-down began: the same signal.
             if retry_after is not None:
                 self.cool_until = max(self.cool_until, now + retry_after)
-            return
+            return False
         self._streak += 1
         if retry_after is not None:
             wait = retry_after
@@ -251,7 +254,7 @@ class HostGate:
         if self.adaptive_rate:
             self._learn(now)
         if now - self._cut_at < max(wait, 0.1):
-            return  # one cut per cool-down: a burst of refusals is one signal
+            return True  # one cut per cool-down: a burst of refusals is one signal
         self._cut_at = now
         before = self.allowed
         self.limit = max(1.0, self.limit / 2)
@@ -259,6 +262,7 @@ class HostGate:
             self._cut_rate(now)
         if self._on_change is not None:
             self._on_change(Change(self.host, before, self.allowed, self.rate, wait))
+        return True
 
     def _window(self, now: float) -> tuple[float, float] | None:
         """(requests per second sent over the last window, the window's span), or None."""

@@ -914,6 +914,18 @@ MUTANTS: list[Mutant] = [
         ("tests/test_throttling.py::test_a_burst_of_refusals_is_one_step_of_the_backoff",),
     ),
     Mutant(
+        "burst-refusal-spends-the-image-signal",
+        "an image's refusal that came with others' in a burst leaves it its own signal"
+        " (architecture)",
+        "imgflow/engine/fetch.py",
+        "signals += gate.release(signal, wait)",
+        "signals += gate.release(signal, wait) or signal is Signal.THROTTLED",
+        (
+            "tests/test_throttling.py::"
+            "test_a_refusal_taken_as_part_of_a_burst_leaves_the_image_its_own_signal",
+        ),
+    ),
+    Mutant(
         "rate-spacing-lost",
         "with a burst of 1, requests leave 1/rate apart even after a late one (README --rate)",
         "imgflow/engine/politeness.py",

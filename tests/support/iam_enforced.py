@@ -25,7 +25,26 @@ from typing import Any
 
 FREE_REQUESTS = 3  # CreateUser, PutUserPolicy, CreateAccessKey
 UNCHECKED_SIGNATURES = ("lambda", "apigateway")
-IAM_ACTIONS = {"lambda:Invoke": "lambda:InvokeFunction"}
+# moto names a request's action after its API operation (from 5.2.6 for S3 too); IAM's name
+# for these differs, and a policy names the IAM action ("Required permissions for Amazon S3
+# API operations" and the Lambda API reference). Without this a least-privilege policy is
+# refused what AWS grants it, e.g. ListObjectsV2 under s3:ListBucket.
+IAM_ACTIONS = {
+    "lambda:Invoke": "lambda:InvokeFunction",
+    "s3:ListObjectsV2": "s3:ListBucket",
+    "s3:ListObjects": "s3:ListBucket",
+    "s3:HeadBucket": "s3:ListBucket",
+    "s3:HeadObject": "s3:GetObject",
+    "s3:GetObjectAttributes": "s3:GetObject",
+    "s3:CreateMultipartUpload": "s3:PutObject",
+    "s3:UploadPart": "s3:PutObject",
+    "s3:UploadPartCopy": "s3:PutObject",
+    "s3:CompleteMultipartUpload": "s3:PutObject",
+    "s3:CopyObject": "s3:PutObject",
+    "s3:ListParts": "s3:ListMultipartUploadParts",
+    "s3:ListMultipartUploads": "s3:ListBucketMultipartUploads",
+    "s3:DeleteObjects": "s3:DeleteObject",
+}
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS / "aws"))
@@ -103,7 +122,7 @@ def install() -> None:
 
     from moto.awslambda.responses import LambdaResponse
     from moto.dynamodb.responses import DynamoHandler
-    from moto.iam.access_control import IAMRequest
+    from moto.iam.access_control import IAMRequest, IAMRequestBase
     from moto.sns.responses import SNSResponse
 
     DynamoHandler._determine_resource = _dynamodb_resource  # type: ignore[attr-defined]
@@ -119,14 +138,14 @@ def install() -> None:
             checked(self)
 
     IAMRequest.check_signature = check_signature  # type: ignore[method-assign]
-    initialized = IAMRequest.__init__
+    initialized = IAMRequestBase.__init__
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         initialized(self, *args, **kwargs)
-        # moto names the action after the API operation; IAM's name for Invoke differs.
         self._action = IAM_ACTIONS.get(self._action, self._action)
 
-    IAMRequest.__init__ = init  # type: ignore[method-assign]
+    # on the base: IAMRequest and S3IAMRequest both take it
+    IAMRequestBase.__init__ = init  # type: ignore[method-assign]
     SNSResponse._determine_resource = _sns_resource  # type: ignore[attr-defined]
     base = "moto.stepfunctions.parser.asl.component.state.exec."
     for name in TASK_MODULES:

@@ -235,9 +235,10 @@ class RemoteGate(HostGate):
         self.keep = keep
         self._slot(paced)
 
-    def release(self, signal: Signal, retry_after: float | None = None) -> None:
+    def release(self, signal: Signal, retry_after: float | None = None) -> bool:
         """Give the permit back with what the request told about the host (a success on
-        a lease: the slot is kept, the success told)."""
+        a lease: the slot is kept, the success told). The coordinator's gate takes the
+        refusal, told without waiting for an answer: each counts as taken (`_told`)."""
         self.in_flight = max(0, self.in_flight - 1)
         if signal is Signal.OK and self.in_flight + self.free < self.keep:
             self.oks += 1
@@ -246,6 +247,7 @@ class RemoteGate(HostGate):
             self._slot()
         else:
             self.link.send("release", self.host, signal.value, retry_after)
+        return _told(signal)
 
     def recall(self) -> None:
         """The coordinator wants this host's slots: free ones now, busy ones when done."""
@@ -294,9 +296,10 @@ class RemoteGate(HostGate):
         if count:
             self.link.send("ok", self.host, count)
 
-    def tell(self, signal: Signal, retry_after: float | None = None) -> None:
+    def tell(self, signal: Signal, retry_after: float | None = None) -> bool:
         """What a redirect to this host told about it (no permit was taken here)."""
         self.link.send("tell", self.host, signal.value, retry_after)
+        return _told(signal)
 
     async def cool_down(self) -> None:
         """Wait out the host's cool-down, as the coordinator counts it."""
@@ -311,11 +314,19 @@ class OwnedGate(HostGate):
         super().__init__(host, ceiling, **settings)
         self.link = link
 
-    def tell(self, signal: Signal, retry_after: float | None = None) -> None:
+    def tell(self, signal: Signal, retry_after: float | None = None) -> bool:
         before = self.throttles
-        super().tell(signal, retry_after)
+        taken = super().tell(signal, retry_after)
         if self.throttles > before:
             self.link.send("throttled", self.host, self.throttles - before)
+        return taken
+
+
+def _told(signal: Signal) -> bool:
+    """Whether a refusal told to the coordinator's gate counts as one it took as a signal
+    of its own: each does (the coordinator does not answer), as an image's every refusal
+    did before the gate said which it took."""
+    return signal is Signal.THROTTLED or signal is Signal.OVERLOADED
 
 
 class RemoteRobots:
