@@ -407,6 +407,11 @@ def test_workers_killed_while_reading_robots_txt_do_not_hold_the_run(
         first = workers_of(proc, 2)
         assert wait_for(lambda: fault_server.count(ROBOTS) >= 1)
         time.sleep(0.3)  # (the other worker asks too, and waits)
+        # Stopped first, then killed: killed one after the other, the waiting worker could
+        # take the lease back from the first and read robots.txt before its own kill (a third
+        # read, seen under load), which is right, but not what this test counts.
+        for pid in first:
+            os.kill(pid, signal.SIGSTOP)
         for pid in first:
             os.kill(pid, signal.SIGKILL)
         # A lease kept by the dead reader would hold every worker: fail in 20 s, not 60.
