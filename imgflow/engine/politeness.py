@@ -56,6 +56,11 @@ class Signal(Enum):
     OVERLOADED = "overloaded"  # refused or reset while other requests were in flight
     OTHER = "other"  # timeouts, 5xx, anything that says nothing about politeness
 
+    @property
+    def refused(self) -> bool:
+        """The host refused the request (a throttle or an overload)."""
+        return self is Signal.THROTTLED or self is Signal.OVERLOADED
+
 
 @dataclass(frozen=True)
 class Change:
@@ -166,7 +171,7 @@ class HostGate:
         taken = False
         if signal is Signal.OK:
             self._succeeded(now)
-        elif signal is Signal.THROTTLED or signal is Signal.OVERLOADED:
+        elif signal.refused:
             taken = self._throttled(now, retry_after)
         self._wake()
         return taken

@@ -450,7 +450,7 @@ class Coordinator:
 
     def _throttled(self, host: str, signal: Signal) -> None:
         """A cool-down begins: no worker keeps a slot of the host past its request."""
-        if signal is Signal.THROTTLED or signal is Signal.OVERLOADED:
+        if signal.refused:
             self._recall(None, host)
 
     # -- robots.txt ----------------------------------------------------------------------

@@ -237,8 +237,8 @@ class RemoteGate(HostGate):
 
     def release(self, signal: Signal, retry_after: float | None = None) -> bool:
         """Give the permit back with what the request told about the host (a success on
-        a lease: the slot is kept, the success told). The coordinator's gate takes the
-        refusal, told without waiting for an answer: each counts as taken (`_told`)."""
+        a lease: the slot is kept, the success told). The coordinator's gate takes a
+        refusal without answering whether it took it as a signal: each counts as taken."""
         self.in_flight = max(0, self.in_flight - 1)
         if signal is Signal.OK and self.in_flight + self.free < self.keep:
             self.oks += 1
@@ -247,7 +247,7 @@ class RemoteGate(HostGate):
             self._slot()
         else:
             self.link.send("release", self.host, signal.value, retry_after)
-        return _told(signal)
+        return signal.refused
 
     def recall(self) -> None:
         """The coordinator wants this host's slots: free ones now, busy ones when done."""
@@ -299,7 +299,7 @@ class RemoteGate(HostGate):
     def tell(self, signal: Signal, retry_after: float | None = None) -> bool:
         """What a redirect to this host told about it (no permit was taken here)."""
         self.link.send("tell", self.host, signal.value, retry_after)
-        return _told(signal)
+        return signal.refused
 
     async def cool_down(self) -> None:
         """Wait out the host's cool-down, as the coordinator counts it."""
@@ -320,13 +320,6 @@ class OwnedGate(HostGate):
         if self.throttles > before:
             self.link.send("throttled", self.host, self.throttles - before)
         return taken
-
-
-def _told(signal: Signal) -> bool:
-    """Whether a refusal told to the coordinator's gate counts as one it took as a signal
-    of its own: each does (the coordinator does not answer), as an image's every refusal
-    did before the gate said which it took."""
-    return signal is Signal.THROTTLED or signal is Signal.OVERLOADED
 
 
 class RemoteRobots:
