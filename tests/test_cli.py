@@ -296,10 +296,14 @@ def _count_files(folder: Path) -> int:
     return sum(1 for p in folder.rglob("*.gif") if p.is_file()) if folder.exists() else 0
 
 
+@pytest.mark.parametrize("fsync", ["false", "true"])
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killed_run_is_consistent_and_a_rerun_completes(
-    fault_server: FaultServer, tmp_path: Path, sig: signal.Signals
+    fault_server: FaultServer, tmp_path: Path, sig: signal.Signals, fsync: str
 ) -> None:
+    """Killed or interrupted while images are being stored (with fsync on, while files
+    wait for their group's sync): every index row has its whole file, and a rerun
+    fetches exactly the rest."""
     gif = make_gif("k")
     paths = [f"k/{i}.gif" for i in range(120)]
     for path in paths:
@@ -308,8 +312,8 @@ def test_killed_run_is_consistent_and_a_rerun_completes(
     proc = start_cli(
         "run", "--base-url", fault_server.base_url, "--paths-file", "paths.txt",
         "-c", "2", "--batch-size", "10", "--max-batches", "2",
-        cwd=tmp_path, env=QUICK_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        **signalled(),
+        cwd=tmp_path, env={**QUICK_ENV, "IMGFLOW_LOCAL_FSYNC": fsync},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **signalled(),
     )  # fmt: skip
     images = tmp_path / "imgflow-data" / "images"
     deadline = time.monotonic() + 30

@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import io
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -156,7 +156,15 @@ class StoreSink:
 
     async def commit(self, content_type: str | None) -> str:
         chunks, self._pending, self._pending_size = self._pending, [], 0
-        await self._run(self._commit, chunks, content_type)
+        if not self._store.inline:
+            await self._run(self._commit, chunks, content_type, False)
+            return self._hash.hexdigest()
+        try:
+            later = self._commit(chunks, content_type, True)
+            if later is not None:
+                await later
+        except OSError as exc:
+            raise StoreError(exc.strerror or str(exc)) from exc
         return self._hash.hexdigest()
 
     async def abort(self) -> None:
@@ -175,16 +183,25 @@ class StoreSink:
         for chunk in chunks:
             self._write_piece(chunk)
 
-    def _commit(self, chunks: list[bytes], content_type: str | None) -> None:
+    def _commit(
+        self, chunks: list[bytes], content_type: str | None, on_loop: bool
+    ) -> Awaitable[None] | None:
+        """Write `chunks` and commit; on the loop, what to await when the writer commits
+        later (its optional `commit_later`, imgflow/engine/ports.py)."""
         self._flush(chunks)
-        assert self._writer is not None
+        writer = self._writer
+        assert writer is not None
         try:
-            self._writer.commit(content_type)
+            later_commit = getattr(writer, "commit_later", None) if on_loop else None
+            later: Awaitable[None] | None = later_commit(content_type) if later_commit else None
+            if later is None:
+                writer.commit(content_type)
+            return later
         except BaseException:
-            self._writer.abort()
+            writer.abort()
             raise
 
-    async def _run(self, call: Callable[..., None], *args: Any) -> None:
+    async def _run(self, call: Callable[..., object], *args: Any) -> None:
         try:
             if self._store.inline:
                 call(*args)

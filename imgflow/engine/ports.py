@@ -40,6 +40,11 @@ class ObjectWriter(Protocol):
 
     Nothing appears at the key before `commit`, and nothing ever after `abort`. Calls come
     one at a time (never concurrently), possibly from different worker threads.
+
+    A writer may also offer `commit_later(content_type) -> Awaitable[None] | None`, called on
+    the event loop of an `inline` store instead of `commit`: the commit is handed over (to
+    be made durable with others, imgflow/local/durability.py) and the awaitable settles
+    once it is published; None means "call `commit` now".
     """
 
     def write(self, chunk: bytes | memoryview) -> None:

@@ -1,7 +1,8 @@
 """The files layout's RunStore: `<data-dir>/images/<key>`, written atomically, never through a link.
 
 Each image is written to the run's private temporary folder (`<data-dir>/tmp/<run-id>/`),
-flushed (and fsynced when `fsync` is true), then renamed into place relative to its
+flushed (and made durable when `fsync` is true: synced in groups, imgflow/local/durability.py),
+then renamed into place relative to its
 folder's descriptor (imgflow/local/safefs.py), so a reader or a crash never sees a partial
 image at a final name and no link can send a write outside the data folder.
 
@@ -18,10 +19,11 @@ import errno
 import itertools
 import os
 import threading
-from collections.abc import Collection, Iterable
+from collections.abc import Awaitable, Collection, Iterable
 
 from imgflow.local.descriptors import waiting_for_descriptors
 from imgflow.local.digest import sha256_of
+from imgflow.local.durability import GroupCommit
 from imgflow.local.safefs import KeyTree
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -34,8 +36,11 @@ class FileStore:
         self.tree = KeyTree(images)
         self.tmp = tmp
         self.fsync = fsync
-        # Without fsync a small write to the page cache costs less than a thread hop.
-        self.inline = not fsync
+        # With fsync, part files are made durable and renamed in groups by one thread.
+        self._group = GroupCommit(tmp, self._commit, self._abort) if fsync else None
+        # A small write to the page cache costs less than a thread hop; the fsync is
+        # the group's (`FileWriter.commit_later`).
+        self.inline = True
         self._names = itertools.count(1)  # next() is atomic under the GIL: no lock
         # Guards `_sealed`, `_renaming` and `_unsettled`; never held during a system call,
         # so the commits of many threads rename side by side.
@@ -70,10 +75,11 @@ class FileStore:
         with contextlib.suppress(OSError):
             os.unlink(name, dir_fd=self.tmp)
 
-    def _commit(self, key: str, fd: int, name: str) -> None:
-        """fsync, then rename the temporary into place (unless the store is sealed)."""
+    def _commit(self, key: str, fd: int, name: str, fsync: bool) -> None:
+        """fsync (when asked), then rename the temporary into place (unless the store is
+        sealed)."""
         try:
-            if self.fsync:
+            if fsync:
                 os.fsync(fd)
             info = os.fstat(fd)
         except BaseException:
@@ -147,7 +153,10 @@ class FileStore:
         return found.st_mtime_ns if same else None
 
     def close(self) -> None:
-        """Close the folders' descriptors (the folders' owner closes `images` and `tmp`)."""
+        """Publish what was handed over, then close the folders' descriptors (the folders'
+        owner closes `images` and `tmp`)."""
+        if self._group is not None:
+            self._group.close()
         self.tree.close()
 
 
@@ -178,7 +187,18 @@ class FileWriter:
         fd, self._fd = self._fd, None
         if fd is None:
             raise OSError("commit after commit or abort")
-        self._store._commit(self._key, fd, self._name)
+        self._store._commit(self._key, fd, self._name, self._store.fsync)
+
+    def commit_later(self, content_type: str | None) -> Awaitable[None] | None:
+        """On the loop: `commit` handed to the store's committing thread, to be awaited
+        (fsync on); None when `commit` is cheap enough to call here (fsync off)."""
+        group = self._store._group
+        if group is None:
+            return None
+        fd, self._fd = self._fd, None
+        if fd is None:
+            raise OSError("commit after commit or abort")
+        return group.commit(fd, self._name, self._key)
 
     def abort(self) -> None:
         """Close and remove the part file; nothing appears at the key (no-op after commit)."""

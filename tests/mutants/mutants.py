@@ -906,6 +906,30 @@ MUTANTS: list[Mutant] = [
         ),
     ),
     Mutant(
+        "group-renames-before-sync",
+        "with fsync on, a file is at its final name only once its bytes are on disk"
+        " (architecture: durability in groups)",
+        "imgflow/local/durability.py",
+        "                    synced = await loop.run_in_executor(None, self._sync)",
+        "                    synced = True",
+        (
+            "tests/test_durability.py::"
+            "test_every_file_is_synced_after_it_is_handed_over_and_before_it_is_renamed",
+        ),
+    ),
+    Mutant(
+        "failed-group-sync-skips-own-fsync",
+        "with fsync on, a file is at its final name only once its bytes are on disk"
+        " (architecture: durability in groups)",
+        "imgflow/local/durability.py",
+        "self._publish_all, group, True)",
+        "self._publish_all, group, False)",
+        (
+            "tests/test_durability.py::"
+            "test_a_failed_sync_gives_each_file_its_own_fsync_before_its_rename",
+        ),
+    ),
+    Mutant(
         "refusal-burst-steps-backoff",
         "refusals answering requests sent before a cool-down are one signal (architecture)",
         "imgflow/engine/politeness.py",
