@@ -2243,10 +2243,22 @@ MUTANTS: list[Mutant] = [
         "a metadata table is written TABLE_ROWS rows at a time, not converted whole"
         " (architecture: peak memory of the shard layouts)",
         "imgflow/local/layouts/parquet.py",
-        "_columns(rows[start : start + TABLE_ROWS], False), False, pool)",
-        "_columns(rows, False), False, pool)\n            break",
+        "        group = list(itertools.islice(rows, TABLE_ROWS))\n        while True:",
+        "        group = list(rows)\n        while True:",
         (
             "tests/test_shard_memory_release.py::test_a_metadata_table_is_written_a_row_group_at_a_time_then_handed_back",
+        ),
+    ),
+    Mutant(
+        "open-shard-holds-metadata-copies",
+        "an open shard holds its samples' records, not a metadata row each (architecture:"
+        " peak memory of the shard layouts)",
+        "imgflow/local/layouts/shards.py",
+        "        shard.metas.append(meta)\n",
+        '        shard.metas.append({**sample.row()["meta"]})\n',
+        (
+            "tests/test_shards_cost.py::"
+            "test_an_open_shard_holds_little_per_sample_beyond_its_record",
         ),
     ),
     Mutant(
@@ -2254,8 +2266,8 @@ MUTANTS: list[Mutant] = [
         "a metadata table's freed memory is handed back once written (architecture: peak"
         " memory of the shard layouts)",
         "imgflow/local/layouts/parquet.py",
-        "TABLE_ROWS], False), False, pool)\n    release()\n",
-        "TABLE_ROWS], False), False, pool)\n",
+        "                break\n    release()\n",
+        "                break\n",
         (
             "tests/test_shard_memory_release.py::test_a_metadata_table_is_written_a_row_group_at_a_time_then_handed_back",
         ),

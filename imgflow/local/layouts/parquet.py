@@ -9,8 +9,9 @@ temporary file as the run goes, not into memory. Needs pyarrow (`imgflow[parquet
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from imgflow.errors import ConfigError
@@ -70,16 +71,22 @@ def _write_group(writer: Any, columns: dict[str, list[Any]], image: bool, pool: 
 TABLE_ROWS = 1_000
 
 
-def write_table(rows: Sequence[Mapping[str, Any]], out: BinaryIO) -> None:
-    """The metadata rows (no image) as one Parquet file, a row group per TABLE_ROWS rows."""
+def write_table(rows: Iterable[Mapping[str, Any]], out: BinaryIO) -> None:
+    """The metadata rows (no image) as one Parquet file, a row group per TABLE_ROWS rows,
+    made from `rows` a group at a time (so only one group's rows are ever in memory)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = _schema(False)
     pool = pa.system_memory_pool()
+    rows = iter(rows)
     with pq.ParquetWriter(out, schema, memory_pool=pool) as writer:
-        for start in range(0, max(len(rows), 1), TABLE_ROWS):
-            _write_group(writer, _columns(rows[start : start + TABLE_ROWS], False), False, pool)
+        group = list(itertools.islice(rows, TABLE_ROWS))
+        while True:
+            _write_group(writer, _columns(group, False), False, pool)
+            group = list(itertools.islice(rows, TABLE_ROWS))
+            if not group:
+                break
     release()
 
 

@@ -44,6 +44,7 @@ from imgflow.engine.outcome import store_failure
 from imgflow.engine.plan import Item
 from imgflow.engine.records import ResultRecord
 from imgflow.engine.samples import extension as extension  # re-exported
+from imgflow.engine.samples import sample_row
 from imgflow.errors import UsageError
 from imgflow.local.folder import DataFolder
 from imgflow.local.index import Database, retried, sqlite_errors
@@ -117,7 +118,10 @@ class _Open:
     records: list[ResultRecord] = field(default_factory=list)
     finished: list[float] = field(default_factory=list)
     members: dict[str, str] = field(default_factory=dict)  # key -> member
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    # Each sample's item metadata and stored size: with its record and member, all its
+    # metadata row needs (rows are made when the table is written, not held meanwhile).
+    metas: list[Mapping[str, Any]] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
     size: int = 0
 
 
@@ -132,10 +136,40 @@ class WrittenShard:
     records: list[ResultRecord]
     finished: list[float]
     members: dict[str, str]  # key -> member
-    rows: list[dict[str, Any]]
+    metas: list[Mapping[str, Any]]  # each sample's item metadata
+    sizes: list[int]  # each sample's stored size
     size: int
     mtime: int
     stats: dict[str, Any]  # its stats file's fields but its final name
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Its samples' metadata rows (with their member), made one at a time."""
+        return _rows(self.records, self.metas, self.sizes, self.members)
+
+
+def _rows(
+    records: Sequence[ResultRecord],
+    metas: Sequence[Mapping[str, Any]],
+    sizes: Sequence[int],
+    members: Mapping[str, str],
+) -> Iterator[dict[str, Any]]:
+    """The metadata row of each sample (as its `.json` member has it), and its member."""
+    for record, meta, size in zip(records, metas, sizes, strict=True):
+        key = record.key or ""
+        row = sample_row(
+            record.url,
+            key,
+            size=size,
+            sha256=record.sha256 or "",
+            content_type=record.content_type,
+            width=record.width,
+            height=record.height,
+            etag=record.etag,
+            last_modified=record.last_modified,
+            meta=meta,
+        )
+        row["member"] = members[key]
+        yield row
 
 
 class ShardStore:
@@ -336,9 +370,8 @@ class ShardStore:
         shard.records.append(record)
         shard.finished.append(at)
         shard.members[record.key or ""] = member
-        row = sample.row()
-        row["member"] = member
-        shard.rows.append(row)
+        shard.metas.append(meta)
+        shard.sizes.append(staged.size)
         shard.size += staged.size
         return []
 
@@ -423,8 +456,8 @@ class ShardStore:
             "duration": now - self._started,
         }
         return WrittenShard(
-            shard.name, table, shard.records, shard.finished, shard.members, shard.rows,
-            shard.size, mtime, stats,
+            shard.name, table, shard.records, shard.finished, shard.members, shard.metas,
+            shard.sizes, shard.size, mtime, stats,
         )  # fmt: skip
 
     def _table(self, shard: _Open) -> tuple[str, str] | None:
@@ -436,11 +469,11 @@ class ShardStore:
 
             name = f"{shard.name}.meta.parquet"
             with self._temporary(self.tmp, name) as out:
-                write_table(shard.rows, out)
+                write_table(_rows(shard.records, shard.metas, shard.sizes, shard.members), out)
             return name, ".parquet"
         name = f"{shard.name}.meta.jsonl"
         with self._temporary(self.tmp, name) as out:
-            for row in shard.rows:
+            for row in _rows(shard.records, shard.metas, shard.sizes, shard.members):
                 out.write(json.dumps(row, sort_keys=True).encode() + b"\n")
         return name, ".jsonl"
 
@@ -513,8 +546,8 @@ class ShardStore:
             raise
         self._next = number + 1
         if self._known is not None:
-            for row in written.rows:
-                self._known[row["key"]] = (final, row["bytes"], row["sha256"])
+            for record, size in zip(written.records, written.sizes, strict=True):
+                self._known[record.key or ""] = (final, size, record.sha256 or "")
         return []
 
     def commit_from(self, folder: str, written: WrittenShard) -> None:
