@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -186,3 +187,49 @@ def test_files_waiting_for_a_sync_when_the_run_is_cancelled_are_discarded(
         (tmp_path / "images" / "d").iterdir()
     )
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_on_a_file_system_not_known_to_sync_whole_each_file_gets_its_own_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FUSE or network mount may return from `syncfs` without syncing: only the file
+    systems known to implement it are synced whole (here none is known)."""
+    monkeypatch.setattr(durability, "SYNCFS_SAFE", frozenset())
+    (tmp_path / "images").mkdir()
+    (tmp_path / "tmp").mkdir()
+    images = os.open(tmp_path / "images", os.O_RDONLY | os.O_DIRECTORY)
+    tmp = os.open(tmp_path / "tmp", os.O_RDONLY | os.O_DIRECTORY)
+    fsynced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        fsynced.append(os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[-1])
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    store = FileStore(images, tmp, fsync=True)
+    try:
+        keys = [f"e/{i}.gif" for i in range(6)]
+        results = store_all(store, keys)
+    finally:
+        store.close()
+        os.close(images)
+        os.close(tmp)
+    assert all(isinstance(r, str) for r in results), results
+    assert len(fsynced) == len(keys) and all(n.endswith(".part") for n in fsynced), fsynced
+    for key in keys:
+        assert (tmp_path / "images" / key).read_bytes() == GIF + key.encode()
+
+
+def test_the_data_folders_file_system_type_is_the_one_stat_reads(tmp_path: Path) -> None:
+    """The type that decides between one syncfs and an fsync per file is statfs's f_type,
+    as coreutils' `stat -f` reads it."""
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        found = durability.fs_type(fd)
+    finally:
+        os.close(fd)
+    told = subprocess.run(
+        ["stat", "-f", "-c", "%t", str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert found == int(told.stdout.strip(), 16)

@@ -2,14 +2,16 @@
 
 An `fsync` per small file, and the worker thread each one needs, cost as much as the rest of a
 small image (bench/: fsync on took 1.8x the time of fsync off). Here a finished part file is
-handed to one committing thread and its task waits; that thread takes every file handed to it
-since its last round, makes them durable with one `syncfs` of the data folder's file system
-(a sync that starts after a file's last write covers it), then publishes each (the store's
-rename) and settles the waiting tasks in one wake-up of their loop. A file is renamed to its
+handed to the store's group commit on the event loop and its task waits. One `syncfs` of the
+data folder's file system, in a worker thread, covers every file handed over before it
+started; the files finished while it runs gather into the next group. When it returns, its
+group is published (the store's renames, on the loop) and their tasks go on. A file is at its
 final name only once its bytes are on disk, as with its own `fsync`.
 
-Where `syncfs` is missing (not Linux) or fails, each file of the round gets its own `fsync`,
-which also reports the error that belongs to that file.
+`syncfs` is used only on file systems known to implement it (ext4, XFS, Btrfs, F2FS, ZFS,
+tmpfs, overlayfs): elsewhere (a FUSE or network mount, where it may return without syncing)
+and where it fails or is missing (not Linux), each file of the group gets its own `fsync`
+in a worker thread, which also reports the error that belongs to that file.
 """
 
 from __future__ import annotations
@@ -40,6 +42,41 @@ def _libc_syncfs() -> Callable[[int], None] | None:
 
 SYNCFS = _libc_syncfs()
 
+# statfs(2) f_type of the file systems whose syncfs writes every dirty file's data and waits
+# for it (linux/magic.h; ZFS's from its sources).
+SYNCFS_SAFE = frozenset(
+    {
+        0xEF53,  # ext2/3/4
+        0x58465342,  # XFS
+        0x9123683E,  # Btrfs
+        0xF2F52010,  # F2FS
+        0x2FC12FC1,  # ZFS
+        0x01021994,  # tmpfs (nothing to write)
+        0x794C7630,  # overlayfs (syncs its upper file system)
+    }
+)
+
+
+def fs_type(fd: int) -> int | None:
+    """The statfs(2) f_type of the file system of `fd`; None where it cannot be read."""
+    try:
+        call = ctypes.CDLL(None, use_errno=True).fstatfs
+    except (OSError, AttributeError):
+        return None
+    buf = ctypes.create_string_buffer(256)  # struct statfs (120 bytes on 64-bit Linux)
+    if call(ctypes.c_int(fd), buf) != 0:
+        return None
+    # f_type is its first field, a C long (__fsword_t)
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+
+
+def syncfs_for(folder: int) -> Callable[[int], None] | None:
+    """`syncfs` when the file system of `folder` is one it is known to sync; else None."""
+    if SYNCFS is None or fs_type(folder) not in SYNCFS_SAFE:
+        return None
+    return SYNCFS
+
+
 # publish(key, fd, name, fsync): the store's fstat, close and rename, once fd's bytes are
 # on disk (after its own fsync when `fsync` is true: the group's sync did not happen).
 Publish = Callable[[str, int, str, bool], Any]
@@ -60,12 +97,11 @@ class GroupCommit:
         folder: int,
         publish: Publish,
         discard: Discard,
-        syncfs: Callable[[int], None] | None = SYNCFS,
     ) -> None:
         self._folder = folder
         self._publish = publish
         self._discard = discard
-        self._syncfs = syncfs
+        self._syncfs = syncfs_for(folder)
         self._pending: list[_Entry] = []
         self._flushing: asyncio.Task[None] | None = None
         self.rounds = 0  # groups committed (for tests and the bench)

@@ -918,6 +918,18 @@ MUTANTS: list[Mutant] = [
         ),
     ),
     Mutant(
+        "group-sync-trusts-any-file-system",
+        "with fsync on, a file is at its final name only once its bytes are on disk, on any"
+        " file system (architecture: durability in groups)",
+        "imgflow/local/durability.py",
+        "    if SYNCFS is None or fs_type(folder) not in SYNCFS_SAFE:",
+        "    if SYNCFS is None:",
+        (
+            "tests/test_durability.py::"
+            "test_on_a_file_system_not_known_to_sync_whole_each_file_gets_its_own_fsync",
+        ),
+    ),
+    Mutant(
         "failed-group-sync-skips-own-fsync",
         "with fsync on, a file is at its final name only once its bytes are on disk"
         " (architecture: durability in groups)",
