@@ -63,9 +63,9 @@ def watch(store: FileStore, events: list[tuple[str, str]], syncfs: object) -> No
     assert group is not None
     commit, place = group.commit, store.tree.place
 
-    def handed(fd: int, name: str, key: str) -> asyncio.Future[None]:
+    def handed(name: str, key: str, mtime_ns: int) -> asyncio.Future[None]:
         events.append(("handed", key))
-        return commit(fd, name, key)
+        return commit(name, key, mtime_ns)
 
     def watched_sync(fd: int) -> None:
         events.append(("sync", ""))
@@ -233,3 +233,40 @@ def test_the_data_folders_file_system_type_is_the_one_stat_reads(tmp_path: Path)
         ["stat", "-f", "-c", "%t", str(tmp_path)], capture_output=True, text=True, check=True
     )
     assert found == int(told.stdout.strip(), 16)
+
+
+def test_files_waiting_for_their_group_hold_no_descriptor(store: FileStore) -> None:
+    """A request's descriptors are its connection and its part file while it is written
+    (imgflow/local/descriptors.py): a file handed to its group is closed, so hundreds
+    waiting for one sync hold none (with 256 descriptors and 96 in flight, a run stalled)."""
+    group = store._group
+    assert group is not None
+
+    async def main() -> tuple[int, int]:
+        release = asyncio.Event()
+        sync_started = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def held_sync(fd: int) -> None:
+            loop.call_soon_threadsafe(sync_started.set)
+            asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10)
+
+        group._syncfs = held_sync
+        opened = len(os.listdir("/proc/self/fd"))
+
+        async def one(key: str) -> str:
+            sink = StoreSink(store, key, None)
+            await sink.write(GIF)
+            return await sink.commit("image/gif")
+
+        tasks = [asyncio.ensure_future(one(f"f/{i}.gif")) for i in range(300)]
+        await sync_started.wait()
+        await asyncio.sleep(0.05)  # every task has handed its file over by now
+        waiting = len(os.listdir("/proc/self/fd")) - opened
+        release.set()
+        done = await asyncio.gather(*tasks)
+        return waiting, len(done)
+
+    waiting, stored = asyncio.run(main())
+    assert stored == 300
+    assert waiting < 10, f"{waiting} descriptors held by files waiting for their sync"

@@ -77,12 +77,13 @@ def syncfs_for(folder: int) -> Callable[[int], None] | None:
     return SYNCFS
 
 
-# publish(key, fd, name, fsync): the store's fstat, close and rename, once fd's bytes are
-# on disk (after its own fsync when `fsync` is true: the group's sync did not happen).
-Publish = Callable[[str, int, str, bool], Any]
-# Discard(fd, name): close and remove a part file that will never be published.
-Discard = Callable[[int, str], None]
-_Entry = tuple[int, str, str, "asyncio.Future[None]"]
+# publish(key, name, mtime_ns, fsync): the store's rename of the closed part file `name`
+# once its bytes are on disk (after its own fsync when `fsync` is true: the group's sync
+# did not happen); it removes the part when it fails.
+Publish = Callable[[str, str, int, bool], Any]
+# Discard(name): remove a closed part file that will never be published.
+Discard = Callable[[str], None]
+_Entry = tuple[str, str, int, "asyncio.Future[None]"]
 
 
 class GroupCommit:
@@ -106,12 +107,12 @@ class GroupCommit:
         self._flushing: asyncio.Task[None] | None = None
         self.rounds = 0  # groups committed (for tests and the bench)
 
-    def commit(self, fd: int, name: str, key: str) -> asyncio.Future[None]:
-        """Hand the finished part file `name` (open at `fd`) over; the future settles once it
-        is durable and published at `key` (or with the error)."""
+    def commit(self, name: str, key: str, mtime_ns: int) -> asyncio.Future[None]:
+        """Hand the finished, closed part file `name` over; the future settles once it is
+        durable and published at `key` (or with the error)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._pending.append((fd, name, key, future))
+        self._pending.append((name, key, mtime_ns, future))
         if self._flushing is None:
             self._flushing = loop.create_task(self._flush())
         return future
@@ -120,8 +121,8 @@ class GroupCommit:
         """Discard the files handed over and never published (after the loop: the tasks
         that waited for them are gone)."""
         group, self._pending = self._pending, []
-        for fd, name, _key, _future in group:
-            self._discard(fd, name)
+        for name, _key, _mtime, _future in group:
+            self._discard(name)
 
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
@@ -142,10 +143,10 @@ class GroupCommit:
                     try:
                         outcomes = await publishing
                     except asyncio.CancelledError:  # the thread still owns the group
-                        for _fd, _name, _key, future in group:
+                        for _name, _key, _mtime, future in group:
                             future.cancel()
                         raise
-                for (_fd, _name, _key, future), error in zip(group, outcomes, strict=True):
+                for (_name, _key, _mtime, future), error in zip(group, outcomes, strict=True):
                     if future.done():  # its task was cancelled meanwhile
                         continue
                     if error is None:
@@ -157,8 +158,8 @@ class GroupCommit:
 
     def _drop(self, group: list[_Entry], exc: BaseException) -> None:
         """Discard `group`'s files; their tasks get the error (or are cancelled with it)."""
-        for fd, name, _key, future in group:
-            self._discard(fd, name)
+        for name, _key, _mtime, future in group:
+            self._discard(name)
             if future.done():
                 continue
             if isinstance(exc, Exception):
@@ -179,9 +180,9 @@ class GroupCommit:
     def _publish_all(self, group: list[_Entry], fsync: bool) -> list[OSError | None]:
         """Publish each file of `group`; what became of each (None: published)."""
         outcomes: list[OSError | None] = []
-        for fd, name, key, _future in group:
+        for name, key, mtime_ns, _future in group:
             try:
-                self._publish(key, fd, name, fsync)
+                self._publish(key, name, mtime_ns, fsync)
             except OSError as exc:
                 outcomes.append(exc)
             else:

@@ -27,6 +27,7 @@ from imgflow.local.durability import GroupCommit
 from imgflow.local.safefs import KeyTree
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_REOPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class FileStore:
@@ -37,7 +38,7 @@ class FileStore:
         self.tmp = tmp
         self.fsync = fsync
         # With fsync, part files are made durable and renamed in groups by one thread.
-        self._group = GroupCommit(tmp, self._commit, self._abort) if fsync else None
+        self._group = GroupCommit(tmp, self._place, self._remove) if fsync else None
         # A small write to the page cache costs less than a thread hop; the fsync is
         # the group's (`FileWriter.commit_later`).
         self.inline = True
@@ -86,7 +87,18 @@ class FileStore:
             self._abort(fd, name)
             raise
         os.close(fd)
+        self._place(key, name, info.st_mtime_ns, False)
+
+    def _place(self, key: str, name: str, mtime_ns: int, fsync: bool) -> None:
+        """Rename the closed temporary `name` into place (after its own fsync when asked),
+        unless the store is sealed; on failure it is removed."""
         try:
+            if fsync:
+                fd = waiting_for_descriptors(lambda: os.open(name, _REOPEN, dir_fd=self.tmp))
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
             with self._lock:
                 if self._sealed:
                     raise OSError(errno.EINTR, "the run was interrupted")
@@ -98,13 +110,17 @@ class FileStore:
             finally:
                 with self._lock:
                     if renamed:
-                        self._unsettled[key] = info.st_mtime_ns
+                        self._unsettled[key] = mtime_ns
                     self._renaming -= 1
                     self._lock.notify_all()
         except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(name, dir_fd=self.tmp)
+            self._remove(name)
             raise
+
+    def _remove(self, name: str) -> None:
+        """Remove the closed temporary `name` (never published)."""
+        with contextlib.suppress(OSError):
+            os.unlink(name, dir_fd=self.tmp)
 
     def written(self, keys: Iterable[str]) -> dict[str, int]:
         """The modification times of the files this run stored under `keys`, until settled."""
@@ -198,7 +214,15 @@ class FileWriter:
         fd, self._fd = self._fd, None
         if fd is None:
             raise OSError("commit after commit or abort")
-        return group.commit(fd, self._name, self._key)
+        # Closed now: a file waiting for its group holds no descriptor (the group's sync
+        # needs none; a file that needs its own fsync is opened again for it).
+        try:
+            mtime_ns = os.fstat(fd).st_mtime_ns
+        except BaseException:
+            self._store._abort(fd, self._name)
+            raise
+        os.close(fd)
+        return group.commit(self._name, self._key, mtime_ns)
 
     def abort(self) -> None:
         """Close and remove the part file; nothing appears at the key (no-op after commit)."""

@@ -930,6 +930,17 @@ MUTANTS: list[Mutant] = [
         ),
     ),
     Mutant(
+        "group-waits-with-open-files",
+        "a request holds at most its connection and its part file (architecture: descriptors)",
+        "imgflow/local/store.py",
+        "        os.close(fd)\n        return group.commit(",
+        "        return group.commit(",
+        (
+            "tests/test_durability.py::test_files_waiting_for_their_group_hold_no_descriptor",
+            "tests/test_descriptors.py::test_a_low_descriptor_limit_stores_every_image_and_warns_once",
+        ),
+    ),
+    Mutant(
         "failed-group-sync-skips-own-fsync",
         "with fsync on, a file is at its final name only once its bytes are on disk"
         " (architecture: durability in groups)",
