@@ -15,6 +15,7 @@ import errno
 import os
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,8 @@ from imgflow.local.store import FileStore
 GIF = b"GIF89a" + b"\x00" * 200
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[FileStore]:
+@contextmanager
+def file_store(tmp_path: Path) -> Iterator[FileStore]:
     """A FileStore with fsync on over tmp_path/images and tmp_path/tmp."""
     (tmp_path / "images").mkdir()
     (tmp_path / "tmp").mkdir()
@@ -40,6 +41,12 @@ def store(tmp_path: Path) -> Iterator[FileStore]:
         found.close()
         os.close(images)
         os.close(tmp)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[FileStore]:
+    with file_store(tmp_path) as found:
+        yield found
 
 
 def store_all(store: FileStore, keys: list[str]) -> list[BaseException | str]:
@@ -55,6 +62,10 @@ def store_all(store: FileStore, keys: list[str]) -> list[BaseException | str]:
         return await asyncio.gather(*(one(k) for k in keys), return_exceptions=True)
 
     return asyncio.run(main())
+
+
+def failing_syncfs(fd: int) -> None:
+    raise OSError(errno.EIO, "syncfs failed")
 
 
 def watch(store: FileStore, events: list[tuple[str, str]], syncfs: object) -> None:
@@ -105,11 +116,7 @@ def test_a_failed_sync_gives_each_file_its_own_fsync_before_its_rename(
     store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     events: list[tuple[str, str]] = []
-
-    def failing(fd: int) -> None:
-        raise OSError(errno.EIO, "syncfs failed")
-
-    watch(store, events, failing)
+    watch(store, events, failing_syncfs)
     real_fsync = os.fsync
 
     def fsync(fd: int) -> None:
@@ -133,13 +140,10 @@ def test_a_file_whose_bytes_cannot_be_made_durable_is_not_published(
 ) -> None:
     events: list[tuple[str, str]] = []
 
-    def failing(fd: int) -> None:
-        raise OSError(errno.EIO, "syncfs failed")
-
     def fsync(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    watch(store, events, failing)
+    watch(store, events, failing_syncfs)
     monkeypatch.setattr(os, "fsync", fsync)
     results = store_all(store, ["c/1.gif", "c/2.gif"])
     assert all(isinstance(r, StoreError) and "Input/output" in str(r) for r in results), results
@@ -195,10 +199,6 @@ def test_on_a_file_system_not_known_to_sync_whole_each_file_gets_its_own_fsync(
     """A FUSE or network mount may return from `syncfs` without syncing: only the file
     systems known to implement it are synced whole (here none is known)."""
     monkeypatch.setattr(durability, "SYNCFS_SAFE", frozenset())
-    (tmp_path / "images").mkdir()
-    (tmp_path / "tmp").mkdir()
-    images = os.open(tmp_path / "images", os.O_RDONLY | os.O_DIRECTORY)
-    tmp = os.open(tmp_path / "tmp", os.O_RDONLY | os.O_DIRECTORY)
     fsynced: list[str] = []
     real_fsync = os.fsync
 
@@ -207,14 +207,9 @@ def test_on_a_file_system_not_known_to_sync_whole_each_file_gets_its_own_fsync(
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    store = FileStore(images, tmp, fsync=True)
-    try:
-        keys = [f"e/{i}.gif" for i in range(6)]
+    keys = [f"e/{i}.gif" for i in range(6)]
+    with file_store(tmp_path) as store:
         results = store_all(store, keys)
-    finally:
-        store.close()
-        os.close(images)
-        os.close(tmp)
     assert all(isinstance(r, str) for r in results), results
     assert len(fsynced) == len(keys) and all(n.endswith(".part") for n in fsynced), fsynced
     for key in keys:

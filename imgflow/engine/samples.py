@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from imgflow.engine.records import ResultRecord
 
 EXTENSIONS = {
     "image/jpeg": "jpg",
@@ -66,3 +69,19 @@ def sample_row(
         "caption": None if caption is None else str(caption),
         "meta": dict(meta),
     }
+
+
+def record_row(record: ResultRecord, size: int, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The metadata columns of a stored image's sample, from its record."""
+    return sample_row(
+        record.url,
+        record.key or "",
+        size=size,
+        sha256=record.sha256 or "",
+        content_type=record.content_type,
+        width=record.width,
+        height=record.height,
+        etag=record.etag,
+        last_modified=record.last_modified,
+        meta=meta,
+    )

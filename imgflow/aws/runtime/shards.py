@@ -39,7 +39,7 @@ from imgflow.aws.client import AwsError, aws_errors
 from imgflow.aws.runtime.store import MIN_PART_SIZE, S3ObjectWriter
 from imgflow.engine.plan import NO_META, Item
 from imgflow.engine.records import ResultRecord
-from imgflow.engine.samples import extension, sample_key, sample_row
+from imgflow.engine.samples import extension, record_row, sample_key
 from imgflow.engine.tar import BLOCK, end, member
 
 if TYPE_CHECKING:
@@ -124,18 +124,7 @@ class BatchShard:
             data = self._staged.pop(record.key, None)
         if data is None:
             return
-        row = sample_row(
-            record.url,
-            record.key,
-            size=len(data),
-            sha256=record.sha256 or "",
-            content_type=record.content_type,
-            width=record.width,
-            height=record.height,
-            etag=record.etag,
-            last_modified=record.last_modified,
-            meta=self._meta.get(record.url, NO_META),
-        )
+        row = record_row(record, len(data), self._meta.get(record.url, NO_META))
         stem = row["sample_key"]
         image = f"{stem}.{extension(record.content_type, record.key)}"
         at = self._offset + BLOCK  # the image's bytes, after its one header block

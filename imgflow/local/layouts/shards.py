@@ -44,7 +44,7 @@ from imgflow.engine.outcome import store_failure
 from imgflow.engine.plan import Item
 from imgflow.engine.records import ResultRecord
 from imgflow.engine.samples import extension as extension  # re-exported
-from imgflow.engine.samples import sample_row
+from imgflow.engine.samples import record_row
 from imgflow.errors import UsageError
 from imgflow.local.folder import DataFolder
 from imgflow.local.index import Database, retried, sqlite_errors
@@ -155,20 +155,8 @@ def _rows(
 ) -> Iterator[dict[str, Any]]:
     """The metadata row of each sample (as its `.json` member has it), and its member."""
     for record, meta, size in zip(records, metas, sizes, strict=True):
-        key = record.key or ""
-        row = sample_row(
-            record.url,
-            key,
-            size=size,
-            sha256=record.sha256 or "",
-            content_type=record.content_type,
-            width=record.width,
-            height=record.height,
-            etag=record.etag,
-            last_modified=record.last_modified,
-            meta=meta,
-        )
-        row["member"] = members[key]
+        row = record_row(record, size, meta)
+        row["member"] = members[record.key or ""]
         yield row
 
 
