@@ -269,7 +269,8 @@ def test_an_abort_after_the_runs_threads_stopped_still_discards_the_part(
     """An interrupt can end a run's worker threads while a cancelled fetch is still
     unwinding: its abort must still discard the part and never raise (a RuntimeError there
     replaced the cancel, and the fetch's worker went on to the next image)."""
-    store = WatchedStore(tmp_path, fsync=True)  # not inline: aborts go to the executor
+    store = WatchedStore(tmp_path, fsync=True)
+    store.inline = False  # as a store whose writes are network calls: aborts go to the executor
     pool = ThreadPoolExecutor(1)
     sink = StoreSink(store, "a.gif", pool)
 
