@@ -49,17 +49,20 @@ def store(tmp_path: Path) -> Iterator[FileStore]:
         yield found
 
 
+async def store_one(store: FileStore, key: str, body: bytes) -> str:
+    """`body` streamed into `key` through a StoreSink and committed; its sha256."""
+    sink = StoreSink(store, key, None)
+    await sink.write(body)
+    return await sink.commit("image/gif")
+
+
 def store_all(store: FileStore, keys: list[str]) -> list[BaseException | str]:
     """Each key's body streamed and committed through a StoreSink, all at once on one loop;
     the sha256 of each, or its error."""
 
-    async def one(key: str) -> str:
-        sink = StoreSink(store, key, None)
-        await sink.write(GIF + key.encode())
-        return await sink.commit("image/gif")
-
     async def main() -> list[BaseException | str]:
-        return await asyncio.gather(*(one(k) for k in keys), return_exceptions=True)
+        stores = (store_one(store, k, GIF + k.encode()) for k in keys)
+        return await asyncio.gather(*stores, return_exceptions=True)
 
     return asyncio.run(main())
 
@@ -173,12 +176,7 @@ def test_files_waiting_for_a_sync_when_the_run_is_cancelled_are_discarded(
 
         group._syncfs = slow_sync
 
-        async def one(key: str) -> str:
-            sink = StoreSink(store, key, None)
-            await sink.write(GIF)
-            return await sink.commit("image/gif")
-
-        tasks = [asyncio.ensure_future(one(f"d/{i}.gif")) for i in range(5)]
+        tasks = [asyncio.ensure_future(store_one(store, f"d/{i}.gif", GIF)) for i in range(5)]
         await syncing.wait()
         flushing = group._flushing
         assert flushing is not None
@@ -249,12 +247,7 @@ def test_files_waiting_for_their_group_hold_no_descriptor(store: FileStore) -> N
         group._syncfs = held_sync
         opened = len(os.listdir("/proc/self/fd"))
 
-        async def one(key: str) -> str:
-            sink = StoreSink(store, key, None)
-            await sink.write(GIF)
-            return await sink.commit("image/gif")
-
-        tasks = [asyncio.ensure_future(one(f"f/{i}.gif")) for i in range(300)]
+        tasks = [asyncio.ensure_future(store_one(store, f"f/{i}.gif", GIF)) for i in range(300)]
         await sync_started.wait()
         await asyncio.sleep(0.05)  # every task has handed its file over by now
         waiting = len(os.listdir("/proc/self/fd")) - opened

@@ -23,11 +23,21 @@ from collections.abc import Callable
 from typing import Any
 
 
+def _libc() -> ctypes.CDLL | None:
+    """The C library the process runs on (its own symbols); None where it cannot load."""
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+
 def _libc_syncfs() -> Callable[[int], None] | None:
     """`syncfs(2)` from the C library, raising OSError; None where it does not exist."""
-    try:  # the process's own symbols: the C library it runs on
-        call = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
+    call = getattr(_LIBC, "syncfs", None)
+    if call is None:
         return None
     call.argtypes = [ctypes.c_int]
     call.restype = ctypes.c_int
@@ -59,9 +69,8 @@ SYNCFS_SAFE = frozenset(
 
 def fs_type(fd: int) -> int | None:
     """The statfs(2) f_type of the file system of `fd`; None where it cannot be read."""
-    try:
-        call = ctypes.CDLL(None, use_errno=True).fstatfs
-    except (OSError, AttributeError):
+    call = getattr(_LIBC, "fstatfs", None)
+    if call is None:
         return None
     buf = ctypes.create_string_buffer(256)  # struct statfs (120 bytes on 64-bit Linux)
     if call(ctypes.c_int(fd), buf) != 0:
@@ -93,19 +102,13 @@ class GroupCommit:
     a worker thread, the files finished meanwhile gather into the next group. Publishing
     (the renames) happens on the loop, as without fsync."""
 
-    def __init__(
-        self,
-        folder: int,
-        publish: Publish,
-        discard: Discard,
-    ) -> None:
+    def __init__(self, folder: int, publish: Publish, discard: Discard) -> None:
         self._folder = folder
         self._publish = publish
         self._discard = discard
         self._syncfs = syncfs_for(folder)
         self._pending: list[_Entry] = []
         self._flushing: asyncio.Task[None] | None = None
-        self.rounds = 0  # groups committed (for tests and the bench)
 
     def commit(self, name: str, key: str, mtime_ns: int) -> asyncio.Future[None]:
         """Hand the finished, closed part file `name` over; the future settles once it is
@@ -129,9 +132,10 @@ class GroupCommit:
         try:
             while self._pending:
                 group, self._pending = self._pending, []
-                self.rounds += 1
                 try:
-                    synced = await loop.run_in_executor(None, self._sync)
+                    synced = self._syncfs is not None and await loop.run_in_executor(
+                        None, self._sync
+                    )
                 except BaseException as exc:  # cancelled, or no thread left (an interrupt)
                     self._drop([*group, *self._pending], exc)
                     self._pending = []
@@ -169,8 +173,7 @@ class GroupCommit:
 
     def _sync(self) -> bool:
         """One sync of the whole file system; False when it could not be done."""
-        if self._syncfs is None:
-            return False
+        assert self._syncfs is not None
         try:
             self._syncfs(self._folder)
         except OSError:

@@ -1,10 +1,10 @@
 """The files layout's RunStore: `<data-dir>/images/<key>`, written atomically, never through a link.
 
 Each image is written to the run's private temporary folder (`<data-dir>/tmp/<run-id>/`),
-flushed (and made durable when `fsync` is true: synced in groups, imgflow/local/durability.py),
-then renamed into place relative to its
-folder's descriptor (imgflow/local/safefs.py), so a reader or a crash never sees a partial
-image at a final name and no link can send a write outside the data folder.
+flushed (and made durable when `fsync` is true, in groups: imgflow/local/durability.py),
+then renamed into place relative to its folder's descriptor (imgflow/local/safefs.py), so
+a reader or a crash never sees a partial image at a final name and no link can send a write
+outside the data folder.
 
 Every rename is remembered until the runner has saved the image's record (`settle`); after an
 interrupt the store is sealed (no rename starts any more) and the images renamed whose
@@ -37,10 +37,10 @@ class FileStore:
         self.tree = KeyTree(images)
         self.tmp = tmp
         self.fsync = fsync
-        # With fsync, part files are made durable and renamed in groups by one thread.
+        # With fsync, finished part files wait for their group's sync, then are renamed.
         self._group = GroupCommit(tmp, self._place, self._remove) if fsync else None
-        # A small write to the page cache costs less than a thread hop; the fsync is
-        # the group's (`FileWriter.commit_later`).
+        # A small write to the page cache costs less than a thread hop; the sync is the
+        # group's (`FileWriter.commit_later`).
         self.inline = True
         self._names = itertools.count(1)  # next() is atomic under the GIL: no lock
         # Guards `_sealed`, `_renaming` and `_unsettled`; never held during a system call,
@@ -73,21 +73,25 @@ class FileStore:
 
     def _abort(self, fd: int, name: str) -> None:
         os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(name, dir_fd=self.tmp)
+        self._remove(name)
 
-    def _commit(self, key: str, fd: int, name: str, fsync: bool) -> None:
-        """fsync (when asked), then rename the temporary into place (unless the store is
-        sealed)."""
+    def _close(self, fd: int, name: str, fsync: bool) -> int:
+        """Close the finished part file (fsynced first when asked); its mtime. On failure
+        it is removed."""
         try:
             if fsync:
                 os.fsync(fd)
-            info = os.fstat(fd)
+            mtime_ns = os.fstat(fd).st_mtime_ns
         except BaseException:
             self._abort(fd, name)
             raise
         os.close(fd)
-        self._place(key, name, info.st_mtime_ns, False)
+        return mtime_ns
+
+    def _commit(self, key: str, fd: int, name: str) -> None:
+        """fsync (with `fsync`), then rename the temporary into place (unless the store is
+        sealed)."""
+        self._place(key, name, self._close(fd, name, self.fsync), False)
 
     def _place(self, key: str, name: str, mtime_ns: int, fsync: bool) -> None:
         """Rename the closed temporary `name` into place (after its own fsync when asked),
@@ -169,8 +173,9 @@ class FileStore:
         return found.st_mtime_ns if same else None
 
     def close(self) -> None:
-        """Publish what was handed over, then close the folders' descriptors (the folders'
-        owner closes `images` and `tmp`)."""
+        """Remove the part files still waiting for a group's sync (their tasks are gone),
+        then close the folders' descriptors (the folders' owner closes `images` and
+        `tmp`)."""
         if self._group is not None:
             self._group.close()
         self.tree.close()
@@ -203,11 +208,11 @@ class FileWriter:
         fd, self._fd = self._fd, None
         if fd is None:
             raise OSError("commit after commit or abort")
-        self._store._commit(self._key, fd, self._name, self._store.fsync)
+        self._store._commit(self._key, fd, self._name)
 
     def commit_later(self, content_type: str | None) -> Awaitable[None] | None:
-        """On the loop: `commit` handed to the store's committing thread, to be awaited
-        (fsync on); None when `commit` is cheap enough to call here (fsync off)."""
+        """On the loop, with fsync on: the part file closed and handed to the store's group
+        commit, to be awaited; None when `commit` is cheap enough to call here (fsync off)."""
         group = self._store._group
         if group is None:
             return None
@@ -216,12 +221,7 @@ class FileWriter:
             raise OSError("commit after commit or abort")
         # Closed now: a file waiting for its group holds no descriptor (the group's sync
         # needs none; a file that needs its own fsync is opened again for it).
-        try:
-            mtime_ns = os.fstat(fd).st_mtime_ns
-        except BaseException:
-            self._store._abort(fd, self._name)
-            raise
-        os.close(fd)
+        mtime_ns = self._store._close(fd, self._name, False)
         return group.commit(self._name, self._key, mtime_ns)
 
     def abort(self) -> None:

@@ -910,8 +910,8 @@ MUTANTS: list[Mutant] = [
         "with fsync on, a file is at its final name only once its bytes are on disk"
         " (architecture: durability in groups)",
         "imgflow/local/durability.py",
-        "                    synced = await loop.run_in_executor(None, self._sync)",
-        "                    synced = True",
+        "                    synced = self._syncfs is not None and await loop.run_in_executor(",
+        "                    synced = True or await loop.run_in_executor(",
         (
             "tests/test_durability.py::"
             "test_every_file_is_synced_after_it_is_handed_over_and_before_it_is_renamed",
@@ -933,8 +933,8 @@ MUTANTS: list[Mutant] = [
         "group-waits-with-open-files",
         "a request holds at most its connection and its part file (architecture: descriptors)",
         "imgflow/local/store.py",
-        "        os.close(fd)\n        return group.commit(",
-        "        return group.commit(",
+        "        mtime_ns = self._store._close(fd, self._name, False)\n",
+        "        mtime_ns = os.fstat(fd).st_mtime_ns\n",
         (
             "tests/test_durability.py::test_files_waiting_for_their_group_hold_no_descriptor",
             "tests/test_descriptors.py::test_a_low_descriptor_limit_stores_every_image_and_warns_once",

@@ -124,6 +124,14 @@ class _Open:
     sizes: list[int] = field(default_factory=list)
     size: int = 0
 
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Its samples' metadata rows (as their `.json` members have them, and their
+        member), made one at a time."""
+        for record, meta, size in zip(self.records, self.metas, self.sizes, strict=True):
+            row = record_row(record, size, meta)
+            row["member"] = self.members[record.key or ""]
+            yield row
+
 
 @dataclass
 class WrittenShard:
@@ -141,23 +149,6 @@ class WrittenShard:
     size: int
     mtime: int
     stats: dict[str, Any]  # its stats file's fields but its final name
-
-    def rows(self) -> Iterator[dict[str, Any]]:
-        """Its samples' metadata rows (with their member), made one at a time."""
-        return _rows(self.records, self.metas, self.sizes, self.members)
-
-
-def _rows(
-    records: Sequence[ResultRecord],
-    metas: Sequence[Mapping[str, Any]],
-    sizes: Sequence[int],
-    members: Mapping[str, str],
-) -> Iterator[dict[str, Any]]:
-    """The metadata row of each sample (as its `.json` member has it), and its member."""
-    for record, meta, size in zip(records, metas, sizes, strict=True):
-        row = record_row(record, size, meta)
-        row["member"] = members[record.key or ""]
-        yield row
 
 
 class ShardStore:
@@ -457,11 +448,11 @@ class ShardStore:
 
             name = f"{shard.name}.meta.parquet"
             with self._temporary(self.tmp, name) as out:
-                write_table(_rows(shard.records, shard.metas, shard.sizes, shard.members), out)
+                write_table(shard.rows(), out)
             return name, ".parquet"
         name = f"{shard.name}.meta.jsonl"
         with self._temporary(self.tmp, name) as out:
-            for row in _rows(shard.records, shard.metas, shard.sizes, shard.members):
+            for row in shard.rows():
                 out.write(json.dumps(row, sort_keys=True).encode() + b"\n")
         return name, ".jsonl"
 
