@@ -14,6 +14,7 @@ import asyncio
 import errno
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,9 +45,22 @@ def file_store(tmp_path: Path) -> Iterator[FileStore]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[FileStore]:
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FileStore]:
+    """A FileStore with fsync on, on a machine where nothing else waits to be written."""
+    monkeypatch.setattr(durability, "dirty_bytes", lambda: 0)
     with file_store(tmp_path) as found:
         yield found
+
+
+def record_fsyncs(monkeypatch: pytest.MonkeyPatch, events: list[tuple[str, str]]) -> None:
+    """Record ("fsync", the part file's name) in `events` for every os.fsync."""
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[-1]))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
 
 
 async def store_one(store: FileStore, key: str, body: bytes) -> str:
@@ -72,7 +86,8 @@ def failing_syncfs(fd: int) -> None:
 
 
 def watch(store: FileStore, events: list[tuple[str, str]], syncfs: object) -> None:
-    """Record ("handed", key), ("sync", "") and ("renamed", key) in `events`, in order."""
+    """Record ("handed", key), ("sync", "") and ("renamed", key) then ("part of KEY",
+    its part file's name) in `events`, in order."""
     group = store._group
     assert group is not None
     commit, place = group.commit, store.tree.place
@@ -89,6 +104,7 @@ def watch(store: FileStore, events: list[tuple[str, str]], syncfs: object) -> No
     def renamed(src_dir: int, src: str, key: str) -> None:
         place(src_dir, src, key)
         events.append(("renamed", key))
+        events.append(("part of " + key, src))
 
     group.commit = handed  # type: ignore[method-assign]
     group._syncfs = watched_sync
@@ -120,13 +136,7 @@ def test_a_failed_sync_gives_each_file_its_own_fsync_before_its_rename(
 ) -> None:
     events: list[tuple[str, str]] = []
     watch(store, events, failing_syncfs)
-    real_fsync = os.fsync
-
-    def fsync(fd: int) -> None:
-        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[-1]))
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    record_fsyncs(monkeypatch, events)
     keys = [f"b/{i}.gif" for i in range(10)]
     results = store_all(store, keys)
     assert all(isinstance(r, str) for r in results), results
@@ -134,7 +144,8 @@ def test_a_failed_sync_gives_each_file_its_own_fsync_before_its_rename(
     assert len(fsynced) == len(keys) and all(name.endswith(".part") for name in fsynced)
     for key in keys:
         renamed = events.index(("renamed", key))
-        assert events[renamed - 1][0] == "fsync", f"{key}: renamed without its own fsync"
+        part = dict(events)["part of " + key]
+        assert ("fsync", part) in events[:renamed], f"{key}: renamed without its own fsync"
         assert (tmp_path / "images" / key).read_bytes() == GIF + key.encode()
 
 
@@ -258,3 +269,64 @@ def test_files_waiting_for_their_group_hold_no_descriptor(store: FileStore) -> N
     waiting, stored = asyncio.run(main())
     assert stored == 300
     assert waiting < 10, f"{waiting} descriptors held by files waiting for their sync"
+
+
+def test_a_slow_sync_does_not_hold_its_group_each_file_gets_its_own_fsync(
+    store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A syncfs waits for every program's writes to the file system (another program
+    copying 3 GB: over a second, while a small file's fsync took 0.3 ms). A group whose
+    sync is slow goes on with a fsync per file, and the groups after it do not wait for
+    that sync either."""
+    monkeypatch.setattr(durability, "SYNC_PATIENCE", 0.05)
+    released, returned = threading.Event(), threading.Event()
+
+    def slow(fd: int) -> None:
+        released.wait(5)
+        returned.set()
+
+    events: list[tuple[str, str]] = []
+    watch(store, events, slow)
+    record_fsyncs(monkeypatch, events)
+
+    async def main() -> tuple[list[str], list[str], bool]:
+        first = [await store_one(store, "g/0.gif", GIF)]
+        later = await asyncio.gather(*(store_one(store, f"h/{i}.gif", GIF) for i in range(5)))
+        slow_sync_returned = returned.is_set()
+        released.set()
+        return first, list(later), slow_sync_returned
+
+    first, later, slow_sync_returned = asyncio.run(main())
+    assert len(first) == 1 and len(later) == 5
+    assert not slow_sync_returned, "the files waited for the slow sync"
+    assert events.count(("sync", "")) == 1, "a sync was started while the slow one ran"
+    for key in ["g/0.gif", *(f"h/{i}.gif" for i in range(5))]:
+        renamed = events.index(("renamed", key))
+        part = dict(events)["part of " + key]
+        assert ("fsync", part) in events[:renamed], f"{key}: renamed without its own fsync"
+        assert (tmp_path / "images" / key).read_bytes() == GIF
+
+
+def test_with_much_waiting_to_be_written_a_group_is_not_synced_whole(
+    store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program's writes waiting in memory (a large copy): a syncfs would write them
+    all before it returns, so each file gets its own fsync instead."""
+    monkeypatch.setattr(durability, "dirty_bytes", lambda: 4 << 30)
+    events: list[tuple[str, str]] = []
+    watch(store, events, durability.SYNCFS)
+    record_fsyncs(monkeypatch, events)
+    keys = [f"k/{i}.gif" for i in range(5)]
+    results = store_all(store, keys)
+    assert all(isinstance(r, str) for r in results), results
+    assert ("sync", "") not in events
+    for key in keys:
+        renamed = events.index(("renamed", key))
+        part = dict(events)["part of " + key]
+        assert ("fsync", part) in events[:renamed], f"{key}: renamed without its own fsync"
+
+
+def test_what_waits_to_be_written_is_read_from_the_kernel() -> None:
+    with open("/proc/meminfo") as meminfo:
+        assert "Dirty:" in meminfo.read()
+    assert durability.dirty_bytes() >= 0

@@ -40,6 +40,13 @@ class Handoff:
             submitted.cancel()  # not started: it never runs
             raise
 
+    def submit(
+        self, executor: Executor, future: asyncio.Future[Any], call: Callable[..., Any], *args: Any
+    ) -> None:
+        """`call(*args)` in `executor`, settling `future` (of this loop) with its result or
+        its exception, in a group with the other completions; nothing here waits for it."""
+        executor.submit(self._call, future, call, args)
+
     def waiting(self) -> int:
         """Completions not yet settled on the loop."""
         with self._lock:

@@ -9,9 +9,10 @@ group is published (the store's renames, on the loop) and their tasks go on. A f
 final name only once its bytes are on disk, as with its own `fsync`.
 
 `syncfs` is used only on file systems known to implement it (ext4, XFS, Btrfs, F2FS, ZFS,
-tmpfs, overlayfs): elsewhere (a FUSE or network mount, where it may return without syncing)
-and where it fails or is missing (not Linux), each file of the group gets its own `fsync`
-in a worker thread, which also reports the error that belongs to that file.
+tmpfs, overlayfs): elsewhere (a FUSE or network mount, where it may return without syncing),
+where it fails or is missing (not Linux), and while it is slow (it waits for every other
+program's writes to that file system too), each file of the group gets its own `fsync` in
+a worker thread, which also reports the error that belongs to that file.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ import asyncio
 import ctypes
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from imgflow.engine.handoff import handoff
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -86,6 +90,33 @@ def syncfs_for(folder: int) -> Callable[[int], None] | None:
     return SYNCFS
 
 
+# A syncfs that has not returned after this long is slow (it waits for other programs'
+# writes too): its group goes on with a fsync per file, and the next groups too for a while.
+SYNC_PATIENCE = 0.25
+SLOW_PAUSE = 5.0
+# Files of a group that need their own fsync are synced in this many threads at once.
+FSYNC_THREADS = 16
+
+# With more than this waiting to be written (system-wide: others' writes), a group is not
+# synced whole: syncfs would write all of it first (and hold the disk meanwhile).
+DIRTY_LIMIT = 64 << 20
+
+
+def dirty_bytes() -> int:
+    """The memory waiting to be written back, system-wide (/proc/meminfo Dirty and
+    Writeback); 0 where it cannot be read."""
+    try:
+        with open("/proc/meminfo", "rb") as meminfo:
+            text = meminfo.read()
+    except OSError:
+        return 0
+    total = 0
+    for line in text.splitlines():
+        if line.startswith((b"Dirty:", b"Writeback:")):
+            total += int(line.split()[1]) * 1024
+    return total
+
+
 # publish(key, name, mtime_ns, fsync): the store's rename of the closed part file `name`
 # once its bytes are on disk (after its own fsync when `fsync` is true: the group's sync
 # did not happen); it removes the part when it fails.
@@ -109,6 +140,9 @@ class GroupCommit:
         self._syncfs = syncfs_for(folder)
         self._pending: list[_Entry] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._syncing: asyncio.Future[bool] | None = None  # the newest syncfs
+        self._slow_until = 0.0  # (loop time) no syncfs before this: the last was slow
+        self._pool: ThreadPoolExecutor | None = None
 
     def commit(self, name: str, key: str, mtime_ns: int) -> asyncio.Future[None]:
         """Hand the finished, closed part file `name` over; the future settles once it is
@@ -126,6 +160,15 @@ class GroupCommit:
         group, self._pending = self._pending, []
         for name, _key, _mtime, _future in group:
             self._discard(name)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _fsync_pool(self) -> ThreadPoolExecutor:
+        """The threads that fsync files one by one (made when first needed)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="imgflow-fsync")
+        return self._pool
 
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
@@ -133,32 +176,41 @@ class GroupCommit:
             while self._pending:
                 group, self._pending = self._pending, []
                 try:
-                    synced = self._syncfs is not None and await loop.run_in_executor(
-                        None, self._sync
-                    )
+                    synced = await self._synced(loop)
                 except BaseException as exc:  # cancelled, or no thread left (an interrupt)
                     self._drop([*group, *self._pending], exc)
                     self._pending = []
                     raise
                 if synced:
-                    outcomes = self._publish_all(group, False)
-                else:
-                    publishing = loop.run_in_executor(None, self._publish_all, group, True)
-                    try:
-                        outcomes = await publishing
-                    except asyncio.CancelledError:  # the thread still owns the group
-                        for _name, _key, _mtime, future in group:
-                            future.cancel()
-                        raise
-                for (_name, _key, _mtime, future), error in zip(group, outcomes, strict=True):
-                    if future.done():  # its task was cancelled meanwhile
-                        continue
-                    if error is None:
-                        future.set_result(None)
-                    else:
-                        future.set_exception(error)
+                    _settle(group, self._publish_all(group))
+                    continue
+                # Each file's own fsync, FSYNC_THREADS side by side (the file system's
+                # journal commits the fsyncs that wait together in one go); the next group
+                # does not wait for these.
+                pool, settle = self._fsync_pool(), handoff()
+                for name, key, mtime_ns, future in group:
+                    settle.submit(pool, future, self._publish, key, name, mtime_ns, True)
         finally:
             self._flushing = None
+
+    async def _synced(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether one syncfs made the group durable. False when there is none, when it
+        failed, and when it is slow: it waits for every program's writes to that file system
+        (a 3 GB copy alongside: over a second), so after SYNC_PATIENCE the group goes on
+        with a fsync per file (fast whatever others write) and syncfs is left alone for
+        SLOW_PAUSE."""
+        if self._syncfs is None or loop.time() < self._slow_until:
+            return False
+        if dirty_bytes() > DIRTY_LIMIT:
+            return False  # a sync now would write all of it, and wait for it
+        if self._syncing is not None and not self._syncing.done():
+            return False  # a slow one still runs
+        self._syncing = syncing = loop.run_in_executor(None, self._sync)
+        try:
+            return await asyncio.wait_for(asyncio.shield(syncing), SYNC_PATIENCE)
+        except TimeoutError:
+            self._slow_until = loop.time() + SLOW_PAUSE
+            return False
 
     def _drop(self, group: list[_Entry], exc: BaseException) -> None:
         """Discard `group`'s files; their tasks get the error (or are cancelled with it)."""
@@ -180,14 +232,25 @@ class GroupCommit:
             return False
         return True
 
-    def _publish_all(self, group: list[_Entry], fsync: bool) -> list[OSError | None]:
-        """Publish each file of `group`; what became of each (None: published)."""
+    def _publish_all(self, group: list[_Entry]) -> list[OSError | None]:
+        """Publish each file of a synced `group`; what became of each (None: published)."""
         outcomes: list[OSError | None] = []
         for name, key, mtime_ns, _future in group:
             try:
-                self._publish(key, name, mtime_ns, fsync)
+                self._publish(key, name, mtime_ns, False)
             except OSError as exc:
                 outcomes.append(exc)
             else:
                 outcomes.append(None)
         return outcomes
+
+
+def _settle(group: list[_Entry], outcomes: list[OSError | None]) -> None:
+    """The waiting tasks of `group` go on: published, or with the error."""
+    for (_name, _key, _mtime, future), error in zip(group, outcomes, strict=True):
+        if future.done():  # its task was cancelled meanwhile
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)

@@ -910,8 +910,8 @@ MUTANTS: list[Mutant] = [
         "with fsync on, a file is at its final name only once its bytes are on disk"
         " (architecture: durability in groups)",
         "imgflow/local/durability.py",
-        "                    synced = self._syncfs is not None and await loop.run_in_executor(",
-        "                    synced = True or await loop.run_in_executor(",
+        "                    synced = await self._synced(loop)",
+        "                    synced = True",
         (
             "tests/test_durability.py::"
             "test_every_file_is_synced_after_it_is_handed_over_and_before_it_is_renamed",
@@ -941,12 +941,36 @@ MUTANTS: list[Mutant] = [
         ),
     ),
     Mutant(
+        "group-waits-for-a-slow-sync",
+        "with fsync on, another program's writes do not hold up imgflow's commits"
+        " (architecture: durability in groups)",
+        "imgflow/local/durability.py",
+        "            return await asyncio.wait_for(asyncio.shield(syncing), SYNC_PATIENCE)",
+        "            return await syncing",
+        (
+            "tests/test_durability.py::"
+            "test_a_slow_sync_does_not_hold_its_group_each_file_gets_its_own_fsync",
+        ),
+    ),
+    Mutant(
+        "group-syncs-over-others-writes",
+        "with fsync on, another program's writes do not hold up imgflow's commits"
+        " (architecture: durability in groups)",
+        "imgflow/local/durability.py",
+        "        if dirty_bytes() > DIRTY_LIMIT:",
+        "        if False:",
+        (
+            "tests/test_durability.py::"
+            "test_with_much_waiting_to_be_written_a_group_is_not_synced_whole",
+        ),
+    ),
+    Mutant(
         "failed-group-sync-skips-own-fsync",
         "with fsync on, a file is at its final name only once its bytes are on disk"
         " (architecture: durability in groups)",
         "imgflow/local/durability.py",
-        "self._publish_all, group, True)",
-        "self._publish_all, group, False)",
+        "self._publish, key, name, mtime_ns, True)",
+        "self._publish, key, name, mtime_ns, False)",
         (
             "tests/test_durability.py::"
             "test_a_failed_sync_gives_each_file_its_own_fsync_before_its_rename",
