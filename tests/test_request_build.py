@@ -7,6 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from imgflow.engine.transport.headers import headers_of
 from imgflow.engine.transport.request import get_request, request_url
 
 URLS = [
@@ -89,6 +90,36 @@ def test_a_get_request_is_what_httpx_makes_of_the_same_url_and_headers(
         theirs.extensions,
     )
     assert ours.headers.raw == theirs.headers.raw
+    assert ours.headers.encoding == theirs.headers.encoding
     assert list(ours.headers.items()) == list(theirs.headers.items())
     assert ours.content == theirs.content == b""
     assert given.raw == httpx.Headers(headers).raw  # the client's headers untouched
+    ours.headers["Authorization"] = "x"  # a request's own headers: not the client's
+    if "user-agent" in ours.headers:
+        del ours.headers["user-agent"]
+    assert given.raw == httpx.Headers(headers).raw
+
+
+RESPONSE_HEADS = [
+    [(b"Content-Type", b"image/png"), (b"Content-Length", b"12"), (b"ETag", b'"a"')],
+    [(b"Set-Cookie", b"a=1"), (b"set-cookie", b"b=2"), (b"Vary", b"Accept")],  # repeated
+    [(b"Content-Type", b"image/png"), (b"X-Note", "caf\u00e9".encode())],  # UTF-8
+    [(b"Content-Type", b"image/png"), (b"X-Note", b"caf\xe9")],  # Latin-1
+    [],
+]
+
+
+@pytest.mark.parametrize("pairs", RESPONSE_HEADS)
+def test_a_response_s_headers_are_what_httpx_makes_of_the_same_bytes(
+    pairs: list[tuple[bytes, bytes]],
+) -> None:
+    ours = headers_of([(name, name.lower(), value) for name, value in pairs])
+    theirs = httpx.Headers(pairs)
+    assert ours.raw == theirs.raw
+    assert ours.encoding == theirs.encoding
+    assert ours.multi_items() == theirs.multi_items()
+    assert list(ours.items()) == list(theirs.items())
+    for name, _ in pairs:
+        key = name.decode("latin-1").upper()
+        assert ours.get_list(key) == theirs.get_list(key)
+        assert ours.get(key) == theirs.get(key)

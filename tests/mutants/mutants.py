@@ -301,6 +301,26 @@ MUTANTS: list[Mutant] = [
         "for _ in range(self.settings.max_redirects + 2):",
         ("tests/test_limits.py::test_redirects_are_followed_up_to_the_limit_exactly",),
     ),
+    Mutant(
+        "response-headers-said-ascii",
+        "a response's headers read as httpx reads them, whatever their bytes (architecture)",
+        "imgflow/engine/transport/headers.py",
+        "    if all(name.isascii() and value.isascii() for name, _, value in triples):",
+        "    if True:",
+        (
+            "tests/test_request_build.py::test_a_response_s_headers_are_what_httpx_makes_of_the_same_bytes",
+        ),
+    ),
+    Mutant(
+        "request-headers-shared-with-client",
+        "a request's headers are its own: changing them leaves the client's (architecture)",
+        "imgflow/engine/transport/headers.py",
+        "        return headers_of(list(triples))",
+        "        return headers_of(triples)",
+        (
+            "tests/test_request_build.py::test_a_get_request_is_what_httpx_makes_of_the_same_url_and_headers",
+        ),
+    ),
     # -- framing strictness -----------------------------------------------------------------
     Mutant(
         "short-body-accepted",

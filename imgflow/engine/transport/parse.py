@@ -31,7 +31,8 @@ class Exchange:
     def reset(self, head_only: bool) -> None:
         """Ready for the next response on the same connection."""
         self.head_only = head_only  # HEAD and CONNECT: the head is the whole response
-        self.headers: list[tuple[bytes, bytes]] = []
+        # (name, lowercased name, value), as httpx.Headers keeps them (headers.py)
+        self.headers: list[tuple[bytes, bytes, bytes]] = []
         self.framed = False  # a Content-Length or Transfer-Encoding header was seen
         self.reason = b""
         self.status = 0
@@ -65,9 +66,9 @@ class Exchange:
             return
         if value[-1:] in (b" ", b"\t"):
             value = value.rstrip(b" \t")
-        self.headers.append((name, value))
+        lower = name.lower()
+        self.headers.append((name, lower, value))
         if len(name) in (14, 17):
-            lower = name.lower()
             if lower == b"content-length":
                 self.framed = True
                 self.length = int(value) if value.isdigit() else None

@@ -19,6 +19,7 @@ from imgflow.engine.guard import AddressCheck, TargetRefused
 from imgflow.engine.proxy import Proxy, ProxyRouter
 from imgflow.engine.transport.connection import Connection, next_event
 from imgflow.engine.transport.errors import BadResponse
+from imgflow.engine.transport.headers import headers_of
 from imgflow.engine.transport.parse import Exchange
 from imgflow.engine.transport.stream import Body
 
@@ -243,15 +244,16 @@ class FastTransport(httpx.AsyncBaseTransport):
             await next_event(conn, exchange, read_timeout)
         version = exchange.parser.get_http_version()
         body = Body(self, route, conn, exchange, read_timeout)
-        return httpx.Response(
+        response = httpx.Response(
             exchange.status,
-            headers=exchange.headers,
             stream=body,
             extensions={
                 "http_version": b"HTTP/" + version.encode("ascii"),
                 "reason_phrase": exchange.reason,
             },
         )
+        response.headers = headers_of(exchange.headers)
+        return response
 
     def release(self, route: Route, conn: Connection, reuse: bool) -> None:
         """Return a connection after its response body was closed."""

@@ -11,12 +11,15 @@ error. A URL that is not printable ASCII, has no scheme or host, or is over http
 limit goes to `httpx.URL` whole, and so does every URL when httpx's internals are not the
 ones this was written against. `get_request` then makes the `httpx.Request` httpx makes
 of the same method, URL and headers (a Host header first, unless given; an empty body,
-read), without the checks for a body a GET never has.
+read), without the checks for a body a GET never has, and with the client's headers
+taken as httpx keeps them (imgflow/engine/transport/headers.py).
 """
 
 from __future__ import annotations
 
 import httpx
+
+from imgflow.engine.transport.headers import with_host
 
 try:
     from httpx import _urlparse as _parse
@@ -79,11 +82,7 @@ _EMPTY = httpx.ByteStream(b"")
 def get_request(url: str, headers: httpx.Headers, extensions: dict[str, Any]) -> httpx.Request:
     """`httpx.Request("GET", url, headers=headers, extensions=extensions)`, for less."""
     parsed = request_url(url)
-    raw = headers.raw
-    if "Host" not in headers and parsed.host:
-        raw = [(b"Host", parsed.netloc), *raw]
-    request = httpx.Request(
-        "GET", parsed, headers=httpx.Headers(raw), extensions=extensions, stream=_EMPTY
-    )
+    request = httpx.Request("GET", parsed, extensions=extensions, stream=_EMPTY)
+    request.headers = with_host(headers, parsed.netloc) if parsed.host else headers.copy()
     request.read()
     return request
