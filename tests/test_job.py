@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import random
+import re
 
 import pytest
 
+from imgflow.engine import job
 from imgflow.engine.job import normalize_path, parse_job_json, url_for, validate_base_url
 from imgflow.engine.keys import key_for
 from imgflow.engine.plan import batches, item_for
@@ -36,6 +39,27 @@ from imgflow.errors import JobError
 )
 def test_paths_are_normalised(raw: str, expected: str) -> None:
     assert normalize_path(raw) == expected
+
+
+def _normalised(raw: str) -> str:
+    try:
+        return normalize_path(raw, "p")
+    except JobError as exc:
+        return f"error: {exc}"
+
+
+def test_a_path_in_normal_form_is_what_the_whole_normalisation_makes_of_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shortcut for a path already in normal form (`job._NORMAL`) answers as the
+    checks and steps it skips would: the same path, or the same error."""
+    rng = random.Random(23)
+    alphabet = "ab9._~-/%2eE?#:\\ \t\u00e9"
+    raws = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(20_000)]
+    raws += ["x" * 1024, "x" * 1025, "a/" + "b" * 1022, ".a/b", "a/.b", "~/-/_", "a-/b.c.d"]
+    fast = [_normalised(raw) for raw in raws]
+    monkeypatch.setattr(job, "_NORMAL", re.compile(r"(?!)"))  # the shortcut never taken
+    assert fast == [_normalised(raw) for raw in raws]
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import io
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -222,7 +222,7 @@ class Refused:
 
 
 async def read_body(
-    chunks: AsyncIterator[bytes],
+    chunks: AsyncIterable[bytes],
     decoder: Decoder,
     sink: Sink,
     *,

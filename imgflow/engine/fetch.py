@@ -429,8 +429,11 @@ class Fetcher:
         if declared_size is not None and declared_size > settings.max_bytes:
             detail = f"{declared_size} bytes, limit {settings.max_bytes}"
             return failed(FailureKind.TOO_LARGE, url, detail, 200, attempts)
-        chunks = response.aiter_raw()
-        direct = direct_body(response) if is_identity(decoder) else None
+        body = direct_body(response)
+        # This transport's body is read as it is: httpx's aiter_raw would only pass each
+        # chunk through a generator of its own (its errors are httpx's either way).
+        chunks = body if body is not None else response.aiter_raw()
+        direct = body if is_identity(decoder) else None
         if response.is_stream_consumed:
             # Read already, so decoded already: only a transport that returns whole
             # responses does this (httpx.MockTransport with Response(content=...)).

@@ -32,6 +32,9 @@ _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 _PLAIN = re.compile(r"[A-Za-z0-9/:@!$&'()*+,;=\-._~?]*")  # already canonical: no % at all
 _DIGITS = re.compile(r"\s*[0-9]+\s*")
+# A path already in normal form: segments of unreserved characters, none empty and none
+# starting with "." (so neither "." nor ".."), no query.
+_NORMAL = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*")
 
 
 def validate_base_url(base_url: str) -> str:
@@ -85,6 +88,8 @@ def normalize_path(raw: str, where: str = "path") -> str:
     ``.`` and ``..`` segments are resolved; empty ones are kept (``a//b`` is requested
     as written and stored under a key of its own, not merged with ``a/b``)."""
     path = raw.strip()
+    if len(path) <= MAX_PATH_CHARS and _NORMAL.fullmatch(path):
+        return path  # what the checks and steps below make of it: itself
     if not path:
         raise JobError(f"{where}: empty path")
     _check_unicode(path, where)

@@ -321,6 +321,28 @@ MUTANTS: list[Mutant] = [
             "tests/test_request_build.py::test_a_get_request_is_what_httpx_makes_of_the_same_url_and_headers",
         ),
     ),
+    Mutant(
+        "normal-path-shortcut-takes-dot-segments",
+        "a path that would leave the base URL is refused (README: the paths file)",
+        "imgflow/engine/job.py",
+        '_NORMAL = re.compile(r"[A-Za-z0-9_~-]',
+        '_NORMAL = re.compile(r"[A-Za-z0-9._~-]',
+        (
+            "tests/test_job.py::test_a_path_in_normal_form_is_what_the_whole_normalisation_makes_of_it",
+            "tests/test_job.py::test_bad_paths_are_named",
+        ),
+    ),
+    Mutant(
+        "normal-path-shortcut-ignores-length",
+        "a path over 1,024 characters is refused (README: the paths file)",
+        "imgflow/engine/job.py",
+        "    if len(path) <= MAX_PATH_CHARS and _NORMAL.fullmatch(path):",
+        "    if _NORMAL.fullmatch(path):",
+        (
+            "tests/test_job.py::test_a_path_in_normal_form_is_what_the_whole_normalisation_makes_of_it",
+            "tests/test_job.py::test_bad_paths_are_named",
+        ),
+    ),
     # -- framing strictness -----------------------------------------------------------------
     Mutant(
         "short-body-accepted",
@@ -2246,9 +2268,9 @@ MUTANTS: list[Mutant] = [
         "get-request-second-host",
         "a GET request is the one httpx.Request makes of the same URL and headers (a Host of"
         " the user's replaces the URL's; architecture: Where a small image's time goes)",
-        "imgflow/engine/transport/request.py",
-        '    if "Host" not in headers and parsed.host:',
-        "    if parsed.host:",
+        "imgflow/engine/transport/headers.py",
+        '    if any(lower == b"host" for _, lower, _ in triples):',
+        "    if False:",
         ("tests/test_request_build.py",),
     ),
     Mutant(
