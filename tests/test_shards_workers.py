@@ -224,3 +224,72 @@ def test_shards_two_workers_wrote_get_one_number_each_from_the_committer(
     finally:
         db.close()
         folder.close()
+
+
+def test_a_worker_leaves_its_tar_s_table_to_the_coordinator(tmp_path: Path) -> None:
+    """In process: a worker's store sends its tar without a metadata table (so a worker
+    process never imports pyarrow for one); the coordinator writes the table in the
+    worker's folder and commits it beside the tar, its rows the tar's samples."""
+    import pyarrow.parquet as pq
+    from support.sources import Urls
+
+    from imgflow.engine.keys import key_for
+    from imgflow.engine.plan import Item
+    from imgflow.engine.records import Outcome, ResultRecord
+    from imgflow.local.folder import DataFolder
+    from imgflow.local.layouts.webdataset import webdataset_layout
+    from imgflow.local.safefs import subfolder
+
+    urls = [f"http://127.0.0.1:9/{i}.gif" for i in range(5)]
+    items = [Item(url=u, key=key_for(u)) for u in urls]
+    folder = DataFolder(tmp_path / "data")
+    db = folder.database()
+    sent: list[object] = []
+
+    def send(written: Any) -> list[Any]:
+        sent.append(written.table)  # as the worker sent it
+        return _committed(main, "worker-1", written)
+
+    try:
+        db.create_run("r1", Urls(items), 4, 4, 1)
+        db.plan("r1", iter(items))
+        run_tmp = subfolder(folder.folder("tmp"), "r1")
+        layout = webdataset_layout(shard_size=3)
+        main = layout.open_run(folder, run_tmp, fsync=True)
+        main.bind(db, "r1")
+        worker = layout.open_run(folder, subfolder(run_tmp, "worker-1"), fsync=True)
+        worker.run_id = "r1"
+        worker.commit_to = send
+        worker.save_to = main.save
+        for i, item in enumerate(items):
+            worker.put(item.key, GIF, "image/gif")
+            record = ResultRecord(
+                url=item.url, path=item.key, outcome=Outcome.STORED, status_code=200,
+                key=item.key, bytes=len(GIF), sha256=hashlib.sha256(GIF).hexdigest(),
+                content_type="image/gif",
+            )  # fmt: skip
+            worker.record([record], [0.0], {item.url: {"caption": f"c{i}"}})
+        worker.record([], [], {}, final=True)
+        assert sent == [None, None]  # two shards (3 and 2 samples), no table from the worker
+        shards = tmp_path / "data" / "shards"
+        assert sorted(p.name for p in shards.iterdir()) == [
+            "00000.parquet", "00000.tar", "00000_stats.json",
+            "00001.parquet", "00001.tar", "00001_stats.json",
+        ]  # fmt: skip
+        rows = [
+            row
+            for n in ("00000", "00001")
+            for row in pq.read_table(shards / f"{n}.parquet").to_pylist()
+        ]
+        assert sorted(row["url"] for row in rows) == sorted(urls)
+        assert {row["url"]: row["caption"] for row in rows} == {
+            u: f"c{i}" for i, u in enumerate(urls)
+        }
+        index = _index(tmp_path / "data")
+        for row in rows:
+            _shard, member, sha = index[row["url"]]
+            assert (member, sha) == (row["member"], row["sha256"])
+        assert not list((tmp_path / "data" / "tmp" / "r1" / "worker-1").iterdir())
+    finally:
+        db.close()
+        folder.close()

@@ -127,10 +127,21 @@ class _Open:
     def rows(self) -> Iterator[dict[str, Any]]:
         """Its samples' metadata rows (as their `.json` members have them, and their
         member), made one at a time."""
-        for record, meta, size in zip(self.records, self.metas, self.sizes, strict=True):
-            row = record_row(record, size, meta)
-            row["member"] = self.members[record.key or ""]
-            yield row
+        return sample_rows(self.records, self.metas, self.sizes, self.members)
+
+
+def sample_rows(
+    records: Sequence[ResultRecord],
+    metas: Sequence[Mapping[str, Any]],
+    sizes: Sequence[int],
+    members: Mapping[str, str],
+) -> Iterator[dict[str, Any]]:
+    """A shard's metadata rows (each sample's `.json` member and its member), one at a
+    time."""
+    for record, meta, size in zip(records, metas, sizes, strict=True):
+        row = record_row(record, size, meta)
+        row["member"] = members[record.key or ""]
+        yield row
 
 
 @dataclass
@@ -421,7 +432,9 @@ class ShardStore:
         if self.fsync:
             os.fsync(shard.stream.fileno())
         mtime = os.fstat(shard.stream.fileno()).st_mtime_ns
-        table = self._table(shard)
+        # A worker process leaves a tar's table to its coordinator (`commit_from`): one
+        # process a run imports pyarrow for the tables, not every worker.
+        table = self._table(shard.rows(), self.tmp, shard.name) if self.commit_to is None else None
         with contextlib.suppress(Exception):
             shard.stream.close()
         now = time.time()
@@ -439,20 +452,23 @@ class ShardStore:
             shard.sizes, shard.size, mtime, stats,
         )  # fmt: skip
 
-    def _table(self, shard: _Open) -> tuple[str, str] | None:
-        """A tar's metadata table written in tmp: (its temporary name, its final suffix)."""
+    def _table(
+        self, rows: Iterable[dict[str, Any]], folder: int, shard: str
+    ) -> tuple[str, str] | None:
+        """A tar's metadata table of `rows` written in `folder` beside the shard's
+        temporary `shard`: (its temporary name, its final suffix)."""
         if not self.fmt.sidecar:
             return None
         if have_pyarrow():
             from imgflow.local.layouts.parquet import write_table
 
-            name = f"{shard.name}.meta.parquet"
-            with self._temporary(self.tmp, name) as out:
-                write_table(shard.rows(), out)
+            name = f"{shard}.meta.parquet"
+            with self._temporary(folder, name) as out:
+                write_table(rows, out)
             return name, ".parquet"
-        name = f"{shard.name}.meta.jsonl"
-        with self._temporary(self.tmp, name) as out:
-            for row in shard.rows():
+        name = f"{shard}.meta.jsonl"
+        with self._temporary(folder, name) as out:
+            for row in rows:
                 out.write(json.dumps(row, sort_keys=True).encode() + b"\n")
         return name, ".jsonl"
 
@@ -537,11 +553,25 @@ class ShardStore:
         except OSError as exc:
             raise explain(self.folder.path / "tmp" / self.run_id / folder, exc) from None
         try:
-            failed = self.publish(written, source)
+            failed = self._tabled(written, source) or self.publish(written, source)
         finally:
             os.close(source)
         if failed:
             self.save(failed)
+
+    def _tabled(self, written: WrittenShard, source: int) -> list[_Timed]:
+        """A worker's tar given its metadata table (written here, in the worker's folder
+        `source`, as `_finish` would have); records that must be saved as failures
+        instead (a full disk)."""
+        if written.table is not None or not self.fmt.sidecar:
+            return []
+        rows = sample_rows(written.records, written.metas, written.sizes, written.members)
+        try:
+            written.table = self._table(rows, source, written.name)
+        except OSError as exc:
+            tables = [(f"{written.name}.meta.{suffix}", "") for suffix in ("parquet", "jsonl")]
+            return self._drop_written(written, source, exc, tables)
+        return []
 
     def _drop_written(
         self,
