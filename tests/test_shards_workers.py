@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from support.cli_run import FAST_ENV, cli_argv, cli_env, run_cli, site
 from support.faultserver import FaultServer
 from support.processes import reaped, signalled
@@ -126,11 +127,12 @@ def test_a_killed_worker_leaves_no_shard_and_its_samples_run_again(
     assert not list((data / "tmp").iterdir())
 
 
+@pytest.mark.parametrize("layout", ["parquet", "webdataset"])
 def test_ctrl_c_commits_each_workers_partial_shard_and_a_rerun_completes(
-    fault_server: FaultServer, tmp_path: Path
+    fault_server: FaultServer, tmp_path: Path, layout: str
 ) -> None:
     proc, urls = _start(
-        fault_server, tmp_path, "parquet", 200, "--shard-size", "1000", "--batch-size", "5"
+        fault_server, tmp_path, layout, 200, "--shard-size", "1000", "--batch-size", "5"
     )
     with reaped(proc):
         workers = workers_of(proc, 2)
@@ -142,24 +144,27 @@ def test_ctrl_c_commits_each_workers_partial_shard_and_a_rerun_completes(
     assert wait_for(lambda: not any(alive(pid) for pid in workers), 5), workers
     data = tmp_path / "data"
     assert not list((data / "tmp").iterdir())
-    names = _shard_names(data, "parquet")
+    names = _shard_names(data, layout)
     assert len(names) == 2, names  # one partial shard per worker, committed
-    samples = _samples(data, "parquet")
+    samples = _samples(data, layout)
     assert len(samples) >= 2 and set(samples) == set(_index(data))
-    assert all(row["image"] == GIF for [row] in samples.values())
+    if layout == "parquet":
+        assert all(row["image"] == GIF for [row] in samples.values())
+    else:  # each tar with the table its coordinator wrote, committed with it
+        assert all((data / "shards" / f"{name[:-4]}.parquet").is_file() for name in names)
     serve(fault_server, 200)  # (the rerun's answers come at once)
     rerun = subprocess.run(
         cli_argv(
             "run", "--base-url", fault_server.url("/w"), "--paths-file",
             str(tmp_path / "paths.txt"), "--data-dir", str(data), "-o", "json",
-            "--layout", "parquet", "--workers", "2", "-c", "16",
+            "--layout", layout, "--workers", "2", "-c", "16",
         ),
         env=cli_env(FAST_ENV), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads(rerun.stdout)["summary"]
     assert summary["skipped"] == len(samples) and summary["stored"] == 200 - len(samples)
-    _one_shard_each(data, "parquet", urls)
+    _one_shard_each(data, layout, urls)
 
 
 def _committed(main: Any, folder: str, written: Any) -> list[Any]:
