@@ -172,6 +172,20 @@ def _committed(main: Any, folder: str, written: Any) -> list[Any]:
     return []
 
 
+def _coordinator(folder: Any, db: Any, items: list[Any], layout: Any, fsync: bool) -> Any:
+    """Run "r1" of `items` planned in `db`: its tmp folder and the coordinator's store."""
+    from support.sources import Urls
+
+    from imgflow.local.safefs import subfolder
+
+    db.create_run("r1", Urls(items), 4, 4, 1)
+    db.plan("r1", iter(items))
+    run_tmp = subfolder(folder.folder("tmp"), "r1")
+    main = layout.open_run(folder, run_tmp, fsync=fsync)
+    main.bind(db, "r1")
+    return run_tmp, main
+
+
 def test_shards_two_workers_wrote_get_one_number_each_from_the_committer(
     tmp_path: Path,
 ) -> None:
@@ -179,7 +193,6 @@ def test_shards_two_workers_wrote_get_one_number_each_from_the_committer(
     store (the coordinator's) numbers and commits each one: 00000, 00001, 00002, never
     one number twice, each shard's rows naming it."""
     import pyarrow.parquet as pq
-    from support.sources import Urls
 
     from imgflow.engine.keys import key_for
     from imgflow.engine.plan import Item
@@ -194,12 +207,8 @@ def test_shards_two_workers_wrote_get_one_number_each_from_the_committer(
     folder = DataFolder(tmp_path / "data")
     db = folder.database()
     try:
-        db.create_run("r1", Urls(items), 4, 4, 1)
-        db.plan("r1", iter(items))
-        run_tmp = subfolder(folder.folder("tmp"), "r1")
         layout = parquet_layout(shard_size=2)
-        main = layout.open_run(folder, run_tmp, fsync=False)
-        main.bind(db, "r1")
+        run_tmp, main = _coordinator(folder, db, items, layout, fsync=False)
         workers: list[ShardStore] = []
         for name in ("worker-1", "worker-2"):
             store = layout.open_run(folder, subfolder(run_tmp, name), fsync=False)
@@ -236,7 +245,6 @@ def test_a_worker_leaves_its_tar_s_table_to_the_coordinator(tmp_path: Path) -> N
     process never imports pyarrow for one); the coordinator writes the table in the
     worker's folder and commits it beside the tar, its rows the tar's samples."""
     import pyarrow.parquet as pq
-    from support.sources import Urls
 
     from imgflow.engine.keys import key_for
     from imgflow.engine.plan import Item
@@ -256,12 +264,8 @@ def test_a_worker_leaves_its_tar_s_table_to_the_coordinator(tmp_path: Path) -> N
         return _committed(main, "worker-1", written)
 
     try:
-        db.create_run("r1", Urls(items), 4, 4, 1)
-        db.plan("r1", iter(items))
-        run_tmp = subfolder(folder.folder("tmp"), "r1")
         layout = webdataset_layout(shard_size=3)
-        main = layout.open_run(folder, run_tmp, fsync=True)
-        main.bind(db, "r1")
+        run_tmp, main = _coordinator(folder, db, items, layout, fsync=True)
         worker = layout.open_run(folder, subfolder(run_tmp, "worker-1"), fsync=True)
         worker.run_id = "r1"
         worker.commit_to = send
