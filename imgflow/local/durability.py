@@ -25,22 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from imgflow.engine.handoff import handoff
-
-
-def _libc() -> ctypes.CDLL | None:
-    """The C library the process runs on (its own symbols); None where it cannot load."""
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-_LIBC = _libc()
+from imgflow.local.libc import libc
 
 
 def _libc_syncfs() -> Callable[[int], None] | None:
     """`syncfs(2)` from the C library, raising OSError; None where it does not exist."""
-    call = getattr(_LIBC, "syncfs", None)
+    call = getattr(libc(), "syncfs", None)
     if call is None:
         return None
     call.argtypes = [ctypes.c_int]
@@ -73,7 +63,7 @@ SYNCFS_SAFE = frozenset(
 
 def fs_type(fd: int) -> int | None:
     """The statfs(2) f_type of the file system of `fd`; None where it cannot be read."""
-    call = getattr(_LIBC, "fstatfs", None)
+    call = getattr(libc(), "fstatfs", None)
     if call is None:
         return None
     buf = ctypes.create_string_buffer(256)  # struct statfs (120 bytes on 64-bit Linux)

@@ -11,19 +11,16 @@ per image.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 from collections.abc import Callable
+
+from imgflow.local.libc import libc
 
 
 @functools.cache
 def _trim() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL(None)
-        trim: Callable[[int], int] = libc.malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
-        return None
-    return trim
+    trim: Callable[[int], int] | None = getattr(libc(), "malloc_trim", None)
+    return trim  # None: not glibc (musl, macOS, Windows)
 
 
 def release() -> bool:

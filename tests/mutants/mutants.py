@@ -2343,15 +2343,16 @@ MUTANTS: list[Mutant] = [
         "with --workers, one process imports pyarrow for a tar's tables: the coordinator"
         " (architecture: Peak memory of the shard layouts)",
         "imgflow/local/layouts/shards.py",
-        "shard.name) if self.commit_to is None else None",
-        "shard.name)",
+        "            shard.name, None, shard.records,",
+        "            shard.name, self._table(sample_rows(shard.records, shard.metas,"
+        " shard.sizes, shard.members), self.tmp, shard.name), shard.records,",
         ("tests/test_shards_workers.py::test_a_worker_leaves_its_tar_s_table_to_the_coordinator",),
     ),
     Mutant(
         "worker-tar-committed-without-table",
         "a tar shard at its final name has its metadata table beside it (README)",
         "imgflow/local/layouts/shards.py",
-        "        if written.table is not None or not self.fmt.sidecar:\n            return []",
+        "        if not self.fmt.sidecar:\n            return []",
         "        if True:\n            return []",
         (
             "tests/test_shards_workers.py::test_a_worker_leaves_its_tar_s_table_to_the_coordinator",

@@ -124,11 +124,6 @@ class _Open:
     sizes: list[int] = field(default_factory=list)
     size: int = 0
 
-    def rows(self) -> Iterator[dict[str, Any]]:
-        """Its samples' metadata rows (as their `.json` members have them, and their
-        member), made one at a time."""
-        return sample_rows(self.records, self.metas, self.sizes, self.members)
-
 
 def sample_rows(
     records: Sequence[ResultRecord],
@@ -151,7 +146,8 @@ class WrittenShard:
     coordinator, which commits it."""
 
     name: str  # its temporary name in the tmp folder
-    table: tuple[str, str] | None  # a tar's metadata table: temporary name, final suffix
+    # a tar's metadata table (temporary name, final suffix): written at the commit
+    table: tuple[str, str] | None
     records: list[ResultRecord]
     finished: list[float]
     members: dict[str, str]  # key -> member
@@ -425,16 +421,13 @@ class ShardStore:
         return self.publish(written, self.tmp)
 
     def _finish(self, shard: _Open) -> WrittenShard:
-        """The shard's format finished, fsynced, its metadata table written beside it
-        (a tar's), all in tmp; its stream closed. Raises OSError."""
+        """The shard's format finished and fsynced in tmp, its stream closed; its table (a
+        tar's) is written by the commit (`publish`). Raises OSError."""
         shard.writer.close()
         shard.stream.flush()
         if self.fsync:
             os.fsync(shard.stream.fileno())
         mtime = os.fstat(shard.stream.fileno()).st_mtime_ns
-        # A worker process leaves a tar's table to its coordinator (`commit_from`): one
-        # process a run imports pyarrow for the tables, not every worker.
-        table = self._table(shard.rows(), self.tmp, shard.name) if self.commit_to is None else None
         with contextlib.suppress(Exception):
             shard.stream.close()
         now = time.time()
@@ -448,7 +441,7 @@ class ShardStore:
             "duration": now - self._started,
         }
         return WrittenShard(
-            shard.name, table, shard.records, shard.finished, shard.members, shard.metas,
+            shard.name, None, shard.records, shard.finished, shard.members, shard.metas,
             shard.sizes, shard.size, mtime, stats,
         )  # fmt: skip
 
@@ -478,6 +471,9 @@ class ShardStore:
         with the renames into `shards/` in one index transaction. Only this store numbers
         shards (the run's one index writer), so no two shards share a number. Records that
         must be saved as failures instead (a full disk)."""
+        failed = self._tabled(written, source)
+        if failed:
+            return failed
         db = self.db
         assert db is not None, "bind() first"
         number = self._next
@@ -553,17 +549,17 @@ class ShardStore:
         except OSError as exc:
             raise explain(self.folder.path / "tmp" / self.run_id / folder, exc) from None
         try:
-            failed = self._tabled(written, source) or self.publish(written, source)
+            failed = self.publish(written, source)
         finally:
             os.close(source)
         if failed:
             self.save(failed)
 
     def _tabled(self, written: WrittenShard, source: int) -> list[_Timed]:
-        """A worker's tar given its metadata table (written here, in the worker's folder
-        `source`, as `_finish` would have); records that must be saved as failures
-        instead (a full disk)."""
-        if written.table is not None or not self.fmt.sidecar:
+        """A tar given its metadata table, written beside it in `source` by the commit
+        (so with --workers only the coordinator imports pyarrow for the tables); records
+        that must be saved as failures instead (a full disk)."""
+        if not self.fmt.sidecar:
             return []
         rows = sample_rows(written.records, written.metas, written.sizes, written.members)
         try:

@@ -11,8 +11,6 @@ records it could not send, and exits. SIGINT is the coordinator's to handle.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -33,6 +31,7 @@ from imgflow.engine.robots import Stored
 from imgflow.local.folder import DataFolder
 from imgflow.local.layouts.base import RunStore
 from imgflow.local.layouts.shards import FLUSH_RECORDS, ShardStore, WrittenShard
+from imgflow.local.libc import libc
 from imgflow.local.safefs import subfolder
 from imgflow.local.settings import RunSettings
 from imgflow.local.workers.permits import Link, OwnedGate, RemoteRobots
@@ -190,9 +189,9 @@ class _Worker:
 
 def _die_with_parent(parent: int) -> None:
     """Be killed when the coordinator's process dies (Linux); exit if it already has."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    prctl = getattr(libc(), "prctl", None)
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         sys.exit(1)
 
