@@ -343,6 +343,14 @@ MUTANTS: list[Mutant] = [
             "tests/test_job.py::test_bad_paths_are_named",
         ),
     ),
+    Mutant(
+        "bench-run-pays-earlier-rows-writes",
+        "every bench run starts with nothing waiting to be written back (bench/README.md)",
+        "bench/harness/measure.py",
+        "    os.sync()\n",
+        "",
+        ("tests/test_bench_measure.py::test_every_measured_run_starts_after_a_sync",),
+    ),
     # -- framing strictness -----------------------------------------------------------------
     Mutant(
         "short-body-accepted",
