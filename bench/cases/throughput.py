@@ -16,6 +16,10 @@ from harness.tools import OUT, Case, Tools, imgflow_argv, run_rounds, selected, 
 
 GOALS = {"vs_aiohttp_64": 1.0, "vs_img2dataset_64": 5.0, "cpu_ms_per_image": 0.3}
 VS_BASELINE = 0.95
+# Issue 23's goals at 64 in flight, fsync off against the aiohttp script (one file and one
+# SQLite row an image, no fsync): CPU an image at most 0.9x its, images/s at least 1.2x;
+# the default (fsync on) within 1.3x of fsync off's CPU; at least 0.8x curl's images/s.
+PER_IMAGE = {"cpu_vs_script": 0.9, "rate_vs_script": 1.2, "fsync_cost": 1.3, "vs_curl": 0.8}
 
 
 def throughput_cases(tools: Tools, base: str, files: dict[str, Path]) -> list[Case]:
@@ -215,11 +219,39 @@ def goals(data: dict[str, Any]) -> list[Goal]:
         rows.append(("imgflow at 64, fsync off (the script's work) vs aiohttp script at 64",
                      f">= {GOALS['vs_aiohttp_64']:.1f}x", f"{ratio:.2f}x",
                      ratio >= GOALS["vs_aiohttp_64"]))  # fmt: skip
+    rows += per_image_goals(data.get("throughput", []))
     for r in cpu_rows(data):
         cpu = r["cpu_ms_per_image"]
         rows.append((f"CPU per image, {r['name']}", "<= 0.3 ms", f"{cpu:.3f} ms",
                      cpu <= GOALS["cpu_ms_per_image"]))  # fmt: skip
     return rows
+
+
+def per_image_goals(rows: list[dict[str, Any]]) -> list[Goal]:
+    """Issue 23's goals (PER_IMAGE), from the rows at 64 in flight that ran."""
+    off, on = row_at_64(rows, "imgflow-nofsync"), row_at_64(rows, "imgflow")
+    script, curl = row_at_64(rows, "aiohttp"), row_at_64(rows, "curl")
+    out: list[Goal] = []
+    if off and script:
+        cpu = off["cpu_ms_per_image"] / script["cpu_ms_per_image"]
+        rate = off["images_per_s"] / script["images_per_s"]
+        target = PER_IMAGE["cpu_vs_script"]
+        out.append(("CPU per image, fsync off vs aiohttp script at 64", f"<= {target}x",
+                    f"{cpu:.2f}x", cpu <= target))  # fmt: skip
+        target = PER_IMAGE["rate_vs_script"]
+        out.append(("images/s, fsync off vs aiohttp script at 64", f">= {target}x",
+                    f"{rate:.2f}x", rate >= target))  # fmt: skip
+    if off and on:
+        cost = on["cpu_ms_per_image"] / off["cpu_ms_per_image"]
+        target = PER_IMAGE["fsync_cost"]
+        out.append(("CPU per image, fsync on (default) vs fsync off at 64", f"<= {target}x",
+                    f"{cost:.2f}x", cost <= target))  # fmt: skip
+    if off and curl:
+        rate = off["images_per_s"] / curl["images_per_s"]
+        target = PER_IMAGE["vs_curl"]
+        out.append(("images/s, fsync off vs curl --parallel-max 64", f">= {target}x",
+                    f"{rate:.2f}x", rate >= target))  # fmt: skip
+    return out
 
 
 def baseline_goals(data: dict[str, Any]) -> list[Goal]:

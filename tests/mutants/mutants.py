@@ -351,6 +351,15 @@ MUTANTS: list[Mutant] = [
         "",
         ("tests/test_bench_measure.py::test_every_measured_run_starts_after_a_sync",),
     ),
+    Mutant(
+        "bench-script-goal-compares-another-row",
+        "the bench's per-image goals compare fsync off with the aiohttp script at 64 (issue 23)",
+        "bench/cases/throughput.py",
+        '    script, curl = row_at_64(rows, "aiohttp"), row_at_64(rows, "curl")\n',
+        '    script = next(r for r in rows if r["tool"] == "aiohttp")\n'
+        '    curl = row_at_64(rows, "curl")\n',
+        ("tests/test_bench_goals.py::test_the_goal_table_holds_issue_23_s_targets",),
+    ),
     # -- framing strictness -----------------------------------------------------------------
     Mutant(
         "short-body-accepted",
