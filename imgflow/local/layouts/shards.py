@@ -125,6 +125,15 @@ class _Open:
     size: int = 0
 
 
+# A tar's metadata table: Parquet with pyarrow, else JSON lines.
+TABLE_SUFFIXES = (".parquet", ".jsonl")
+
+
+def _table_name(shard: str, suffix: str) -> str:
+    """The temporary name of the metadata table of the shard's temporary `shard`."""
+    return f"{shard}.meta{suffix}"
+
+
 def sample_rows(
     records: Sequence[ResultRecord],
     metas: Sequence[Mapping[str, Any]],
@@ -455,11 +464,11 @@ class ShardStore:
         if have_pyarrow():
             from imgflow.local.layouts.parquet import write_table
 
-            name = f"{shard}.meta.parquet"
+            name = _table_name(shard, ".parquet")
             with self._temporary(folder, name) as out:
                 write_table(rows, out)
             return name, ".parquet"
-        name = f"{shard}.meta.jsonl"
+        name = _table_name(shard, ".jsonl")
         with self._temporary(folder, name) as out:
             for row in rows:
                 out.write(json.dumps(row, sort_keys=True).encode() + b"\n")
@@ -565,7 +574,7 @@ class ShardStore:
         try:
             written.table = self._table(rows, source, written.name)
         except OSError as exc:
-            tables = [(f"{written.name}.meta.{suffix}", "") for suffix in ("parquet", "jsonl")]
+            tables = [(_table_name(written.name, suffix), "") for suffix in TABLE_SUFFIXES]
             return self._drop_written(written, source, exc, tables)
         return []
 
