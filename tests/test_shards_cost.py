@@ -140,10 +140,12 @@ def test_held_images_are_flushed_into_the_shard_every_few_hundred_records(
     assert max(held) <= shards.FLUSH_RECORDS + 16, max(held)
 
 
-def test_an_open_shard_holds_little_per_sample_beyond_its_record(tmp_path: Path) -> None:
-    """A shard of 10,000 samples is committed with its samples' records; until then it
-    holds, per sample, its member name, size and time, not a metadata row (rows are made
-    when its table is written): measured by tracemalloc, records and metadata made first."""
+def test_an_open_shard_holds_only_its_urls_in_memory(tmp_path: Path) -> None:
+    """A shard of 10,000 samples is committed with its samples' records, members and
+    metadata; until then they are in its log on disk (imgflow/local/layouts/shard_log.py),
+    and it holds, per sample, a reference to its URL: measured by tracemalloc, records and
+    metadata made first."""
+    import gc
     import hashlib
     import tracemalloc
 
@@ -176,9 +178,10 @@ def test_an_open_shard_holds_little_per_sample_beyond_its_record(tmp_path: Path)
         for record in records[1:]:
             store.put(record.key or "", image, "image/gif")
             store.record([record], [0.0], metas)
+        gc.collect()  # (what pickling a frozen dataclass leaves for the collector)
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
         store.close()
     per_sample = held / (count - 1)
-    assert per_sample < 300, f"{per_sample:.0f} bytes held per sample of the open shard"
+    assert per_sample < 48, f"{per_sample:.0f} bytes held per sample of the open shard"

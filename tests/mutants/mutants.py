@@ -1415,8 +1415,8 @@ MUTANTS: list[Mutant] = [
         "shard-rows-without-their-place",
         "the index records each sample's shard and member (README)",
         "imgflow/local/index/__init__.py",
-        "            self._index(run_id, records, now, mtimes, places)",
-        "            self._index(run_id, records, now, mtimes)",
+        "                self._index(run_id, records, now, dict.fromkeys(places, mtime), places)",
+        "                self._index(run_id, records, now, dict.fromkeys(places, mtime))",
         (
             "tests/test_shards.py::test_webdataset_shards_read_back_with_tarfile_and_webdataset",
             f"{SHARDS_COMMIT}::test_a_commit_that_fails_after_the_rename_leaves_no_shard_and_no_row",
@@ -2360,9 +2360,9 @@ MUTANTS: list[Mutant] = [
         "with --workers, one process imports pyarrow for a tar's tables: the coordinator"
         " (architecture: Peak memory of the shard layouts)",
         "imgflow/local/layouts/shards.py",
-        "            shard.name, None, shard.records,",
-        "            shard.name, self._table(sample_rows(shard.records, shard.metas,"
-        " shard.sizes, shard.members), self.tmp, shard.name), shard.records,",
+        "        return WrittenShard(shard.name, None, shard.log.name,",
+        "        return WrittenShard(shard.name, self._table(sample_rows(shard.log.entries("
+        "self.tmp)), self.tmp, shard.name), shard.log.name,",
         ("tests/test_shards_workers.py::test_a_worker_leaves_its_tar_s_table_to_the_coordinator",),
     ),
     Mutant(
@@ -2377,15 +2377,17 @@ MUTANTS: list[Mutant] = [
         ),
     ),
     Mutant(
-        "open-shard-holds-metadata-copies",
-        "an open shard holds its samples' records, not a metadata row each (architecture:"
-        " peak memory of the shard layouts)",
-        "imgflow/local/layouts/shards.py",
-        "        shard.metas.append(meta)\n",
-        '        shard.metas.append({**sample.row()["meta"]})\n',
+        "open-shard-holds-its-samples",
+        "an open shard keeps its samples' records, members and metadata on disk, not in"
+        " memory (architecture: peak memory of the shard layouts)",
+        "imgflow/local/layouts/shard_log.py",
+        "        self.end += len(data)\n        self.pending = []\n",
+        "        self.end += len(data)\n"
+        '        self.kept = [*getattr(self, "kept", []), *self.pending]\n'
+        "        self.pending = []\n",
         (
             "tests/test_shards_cost.py::"
-            "test_an_open_shard_holds_little_per_sample_beyond_its_record",
+            "test_an_open_shard_holds_only_its_urls_in_memory",
         ),
     ),
     Mutant(
@@ -2640,5 +2642,23 @@ MUTANTS: list[Mutant] = [
             "tests/test_signals.py::"
             "test_an_interrupt_that_c_code_turned_into_another_error_is_still_the_interrupt",
         ),
+    ),
+    Mutant(
+        "outbox-closed-before-its-bytes-left",
+        "a worker's last messages (its last shard) reach a coordinator that reads them late"
+        " (imgflow/local/workers/wire.py `Outbox.close`)",
+        "imgflow/local/workers/wire.py",
+        "            self.writer.transport.set_write_buffer_limits(high=0)\n",
+        "",
+        ("tests/test_workers_wire.py",),
+    ),
+    Mutant(
+        "shard-log-keeps-a-cut-list",
+        "an open shard's samples are each committed or failed once, also after a write the"
+        " disk cut short (imgflow/local/layouts/shard_log.py)",
+        "imgflow/local/layouts/shard_log.py",
+        "                os.ftruncate(self.fd, self.end)\n",
+        "",
+        ("tests/test_shard_log.py",),
     ),
 ]

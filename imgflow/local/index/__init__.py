@@ -39,6 +39,10 @@ from imgflow.local.index.runs import (
 )
 from imgflow.local.index.schema import migrate
 
+# A list of a shard's samples as its commit indexes them (`Database.record_shard`): their
+# records, when each finished, and each key's (shard, member).
+ShardRows = tuple[Sequence[ResultRecord], Sequence[float], Mapping[str, tuple[str, str]]]
+
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "INTERRUPTED",
@@ -46,6 +50,7 @@ __all__ = [
     "RUNNING",
     "Database",
     "RunInfo",
+    "ShardRows",
     "explain",
     "has_runs",
     "process_alive",
@@ -131,25 +136,26 @@ class Database(RunsTable, ResultsTable, ImagesTable, RobotsTable):
     def record_shard(
         self,
         run_id: str,
-        records: Sequence[ResultRecord],
-        finished: Sequence[float],
+        rows: Iterable[ShardRows],
         *,
         shard: str,
+        samples: int,
         size: int,
-        mtimes: Mapping[str, int],
-        places: Mapping[str, tuple[str, str]],
+        mtime: int,
         publish: Callable[[], None],
     ) -> None:
-        """In one transaction: index the shard's samples, save their records, list the
-        shard, and `publish` it (rename it to its final name) before the commit, so a
-        shard's rows are never committed without it. `publish` raising rolls it all back."""
+        """In one transaction: index the shard's `samples` (`rows`, a list at a time,
+        each stored with the shard's `mtime`), save their records, list the shard, and
+        `publish` it (rename it to its final name) before the commit, so a shard's rows
+        are never committed without it. `publish` (or `rows`) raising rolls it all back."""
         now = time.time()
         with self.transaction("BEGIN IMMEDIATE"):
-            self._index(run_id, records, now, mtimes, places)
-            self._save_results(run_id, records, finished)
+            for records, finished, places in rows:
+                self._index(run_id, records, now, dict.fromkeys(places, mtime), places)
+                self._save_results(run_id, records, finished)
             self.conn.execute(
                 "INSERT OR REPLACE INTO shards (name, run_id, samples, bytes, committed_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (shard, run_id, len(records), size, now),
+                (shard, run_id, samples, size, now),
             )
             publish()

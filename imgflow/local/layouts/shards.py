@@ -47,7 +47,7 @@ from imgflow.engine.samples import extension as extension  # re-exported
 from imgflow.engine.samples import record_row
 from imgflow.errors import UsageError
 from imgflow.local.folder import DataFolder
-from imgflow.local.index import Database, retried, sqlite_errors
+from imgflow.local.index import Database, ShardRows, retried, sqlite_errors
 from imgflow.local.layouts.files import IMAGES_DIR
 from imgflow.local.layouts.shard_folder import known_samples, lstat
 from imgflow.local.layouts.shard_format import (
@@ -58,6 +58,7 @@ from imgflow.local.layouts.shard_format import (
     have_pyarrow,
     shard_number,
 )
+from imgflow.local.layouts.shard_log import Entry, SampleLog, read_log
 from imgflow.local.layouts.shard_reader import ShardReader
 from imgflow.local.layouts.shard_rewrite import mend_shards
 from imgflow.local.layouts.shard_staging import CREATE, Staged, Staging, counter, opened
@@ -110,18 +111,14 @@ class ShardLayout:
 
 @dataclass
 class _Open:
-    """The shard being written: its temporary file, its writer, its samples' rows."""
+    """The shard being written: its temporary file, its writer, the log of its samples
+    (what their commit needs, on disk: imgflow/local/layouts/shard_log.py)."""
 
     name: str  # the temporary's name in tmp
     stream: BinaryIO
     writer: ShardWriter
-    records: list[ResultRecord] = field(default_factory=list)
-    finished: list[float] = field(default_factory=list)
-    members: dict[str, str] = field(default_factory=dict)  # key -> member
-    # Each sample's item metadata and stored size: with its record and member, all its
-    # metadata row needs (rows are made when the table is written, not held meanwhile).
-    metas: list[Mapping[str, Any]] = field(default_factory=list)
-    sizes: list[int] = field(default_factory=list)
+    log: SampleLog
+    urls: list[str] = field(default_factory=list)  # its samples' URLs, in the log's order
     size: int = 0
 
 
@@ -134,18 +131,19 @@ def _table_name(shard: str, suffix: str) -> str:
     return f"{shard}.meta{suffix}"
 
 
-def sample_rows(
-    records: Sequence[ResultRecord],
-    metas: Sequence[Mapping[str, Any]],
-    sizes: Sequence[int],
-    members: Mapping[str, str],
-) -> Iterator[dict[str, Any]]:
+def _log_name(shard: str) -> str:
+    """The name of the sample log of the shard's temporary `shard`."""
+    return f"{shard}.log"
+
+
+def sample_rows(entries: Iterable[Sequence[Entry]]) -> Iterator[dict[str, Any]]:
     """A shard's metadata rows (each sample's `.json` member and its member), one at a
-    time."""
-    for record, meta, size in zip(records, metas, sizes, strict=True):
-        row = record_row(record, size, meta)
-        row["member"] = members[record.key or ""]
-        yield row
+    time, from its log's lists of entries."""
+    for chunk in entries:
+        for entry in chunk:
+            row = record_row(entry.record, entry.size, entry.meta)
+            row["member"] = entry.member
+            yield row
 
 
 @dataclass
@@ -157,11 +155,8 @@ class WrittenShard:
     name: str  # its temporary name in the tmp folder
     # a tar's metadata table (temporary name, final suffix): written at the commit
     table: tuple[str, str] | None
-    records: list[ResultRecord]
-    finished: list[float]
-    members: dict[str, str]  # key -> member
-    metas: list[Mapping[str, Any]]  # each sample's item metadata
-    sizes: list[int]  # each sample's stored size
+    log: str  # its samples' log beside it (shard_log.py), read by the commit
+    urls: list[str]  # its samples' URLs, in the log's order
     size: int
     mtime: int
     stats: dict[str, Any]  # its stats file's fields but its final name
@@ -286,7 +281,7 @@ class ShardStore:
                     os.unlink(entry.part, dir_fd=self.tmp)
         keys = list(staged)
         if self._open is not None:
-            keys += list(self._open.members)
+            keys += [e.record.key or "" for c in self._open.log.entries(self.tmp) for e in c]
             self._drop_open()
         return keys
 
@@ -317,11 +312,11 @@ class ShardStore:
             failed = self._append(record, at, staged, metas.get(record.url, {}))
             if failed:
                 now.extend(failed)
-            elif self._open is not None and len(self._open.records) >= self.shard_size:
+            elif self._open is not None and self._open.log.count >= self.shard_size:
                 now.extend(self._commit())
         if self._open is not None:
             now.extend(self._flush_open())
-        if final and self._open is not None and self._open.records:
+        if final and self._open is not None and self._open.log.count:
             now.extend(self._commit())
         if now:
             self.save(now)
@@ -362,11 +357,8 @@ class ShardStore:
             if staged.part is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(staged.part, dir_fd=self.tmp)
-        shard.records.append(record)
-        shard.finished.append(at)
-        shard.members[record.key or ""] = member
-        shard.metas.append(meta)
-        shard.sizes.append(staged.size)
+        shard.log.add(Entry(record, at, member, meta, staged.size))
+        shard.urls.append(record.url)
         shard.size += staged.size
         return []
 
@@ -380,7 +372,14 @@ class ShardStore:
         name = f"shard-{next(self._names)}{self.fmt.suffix}"
         fd = os.open(name, CREATE, 0o644, dir_fd=self.tmp)
         stream = open(fd, "w+b", buffering=SHARD_BUFFER)  # noqa: SIM115 (closed by _drop_open or _commit)
-        self._open = _Open(name, stream, self.fmt.start(stream))
+        try:
+            log = SampleLog(self.tmp, _log_name(name))
+        except OSError:
+            stream.close()
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=self.tmp)
+            raise
+        self._open = _Open(name, stream, self.fmt.start(stream), log)
         return self._open
 
     def _flush_open(self) -> list[_Timed]:
@@ -388,6 +387,7 @@ class ShardStore:
         assert shard is not None
         try:
             shard.writer.flush()
+            shard.log.flush()
         except OSError as exc:
             return self._fail_open(exc)
         return []
@@ -397,8 +397,9 @@ class ShardStore:
         shard = self._open
         assert shard is not None
         failed = [
-            (self._failed(record, exc), at)
-            for record, at in zip(shard.records, shard.finished, strict=True)
+            (self._failed(e.record, exc), e.finished)
+            for chunk in shard.log.entries(self.tmp)
+            for e in chunk
         ]
         self._drop_open()
         return failed
@@ -410,7 +411,10 @@ class ShardStore:
         with contextlib.suppress(Exception):
             shard.stream.close()
         with contextlib.suppress(OSError):
-            os.unlink(shard.name, dir_fd=self.tmp)
+            shard.log.close()
+        for name in (shard.name, shard.log.name):
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=self.tmp)
 
     def _commit(self) -> list[_Timed]:
         """Finish the open shard in tmp (fsynced, its table beside it) and hand it to
@@ -433,6 +437,7 @@ class ShardStore:
         """The shard's format finished and fsynced in tmp, its stream closed; its table (a
         tar's) is written by the commit (`publish`). Raises OSError."""
         shard.writer.close()
+        shard.log.close()
         shard.stream.flush()
         if self.fsync:
             os.fsync(shard.stream.fileno())
@@ -442,17 +447,14 @@ class ShardStore:
         now = time.time()
         stats = {
             "run_id": self.run_id,
-            "samples": len(shard.records),
+            "samples": shard.log.count,
             "bytes": shard.size,
             "counts": dict(sorted(self._counts.items())),
             "start_time": self._started,
             "end_time": now,
             "duration": now - self._started,
         }
-        return WrittenShard(
-            shard.name, None, shard.records, shard.finished, shard.members, shard.metas,
-            shard.sizes, shard.size, mtime, stats,
-        )  # fmt: skip
+        return WrittenShard(shard.name, None, shard.log.name, shard.urls, shard.size, mtime, stats)
 
     def _table(
         self, rows: Iterable[dict[str, Any]], folder: int, shard: str
@@ -476,10 +478,11 @@ class ShardStore:
 
     def publish(self, written: WrittenShard, source: int) -> list[_Timed]:
         """Commit a shard written whole in the folder `source` (this run's tmp, or a worker
-        process's in it): the next number, its stats file, then its rows and `shards` row
-        with the renames into `shards/` in one index transaction. Only this store numbers
-        shards (the run's one index writer), so no two shards share a number. Records that
-        must be saved as failures instead (a full disk)."""
+        process's in it): the next number, its stats file, then its rows (read from its
+        log, a list at a time) and `shards` row with the renames into `shards/` in one
+        index transaction. Only this store numbers shards (the run's one index writer), so
+        no two shards share a number. Records that must be saved as failures instead (a
+        full disk)."""
         failed = self._tabled(written, source)
         if failed:
             return failed
@@ -500,15 +503,22 @@ class ShardStore:
             return self._drop_written(written, source, exc, [*moves, (stats, "")])
         # the tables first: a shard at its final name always has them beside it
         moves += [(stats, f"{stem}_stats.json"), (written.name, final)]
-        mtimes = dict.fromkeys(written.members, written.mtime)
-        places = {key: (final, member) for key, member in written.members.items()}
         published: list[str] = []
         # the shards these samples leave (a refresh, a retry): recounted in the commit so
         # marked, rewritten without them at the run's end (a row forgotten as not intact
         # marked its shard when it was: `Database.forget`; shard_rewrite.py)
         with sqlite_errors(db.path):
-            holding = db.shards_holding([r.url for r in written.records])
+            holding = db.shards_holding(written.urls)
         left = sorted(holding - {final})
+        known: list[tuple[str, int, str]] = []  # (key, size, sha256), when `_known` is read
+
+        def rows() -> Iterator[ShardRows]:
+            known.clear()
+            for chunk in read_log(source, written.log):
+                if self._known is not None:
+                    known.extend((e.record.key or "", e.size, e.record.sha256 or "") for e in chunk)
+                places = {e.record.key or "": (final, e.member) for e in chunk}
+                yield [e.record for e in chunk], [e.finished for e in chunk], places
 
         def rename() -> None:
             db.recount_shards(left)
@@ -523,12 +533,11 @@ class ShardStore:
                 retried(
                     lambda: db.record_shard(
                         self.run_id,
-                        written.records,
-                        written.finished,
+                        rows(),
                         shard=final,
+                        samples=len(written.urls),
                         size=written.size,
-                        mtimes=mtimes,
-                        places=places,
+                        mtime=written.mtime,
                         publish=rename,
                     ),
                     "full",
@@ -544,10 +553,12 @@ class ShardStore:
             if isinstance(exc, OSError):
                 return failed
             raise
+        with contextlib.suppress(OSError):
+            os.unlink(written.log, dir_fd=source)
         self._next = number + 1
         if self._known is not None:
-            for record, size in zip(written.records, written.sizes, strict=True):
-                self._known[record.key or ""] = (final, size, record.sha256 or "")
+            for key, size, sha256 in known:
+                self._known[key] = (final, size, sha256)
         return []
 
     def commit_from(self, folder: str, written: WrittenShard) -> None:
@@ -570,7 +581,7 @@ class ShardStore:
         that must be saved as failures instead (a full disk)."""
         if not self.fmt.sidecar:
             return []
-        rows = sample_rows(written.records, written.metas, written.sizes, written.members)
+        rows = sample_rows(read_log(source, written.log))
         try:
             written.table = self._table(rows, source, written.name)
         except OSError as exc:
@@ -587,15 +598,16 @@ class ShardStore:
     ) -> list[_Timed]:
         """A shard that could not be committed: its temporaries removed; on an OSError
         (a full disk) its samples' records as failures."""
-        for temporary in {written.name, *(t for t, _ in temporaries)}:
+        entries: list[Entry] = []
+        if isinstance(exc, OSError):
+            with contextlib.suppress(OSError):  # (unreadable: they stay pending in the index)
+                entries = [e for chunk in read_log(source, written.log) for e in chunk]
+        for temporary in {written.name, written.log, *(t for t, _ in temporaries)}:
             with contextlib.suppress(OSError):
                 os.unlink(temporary, dir_fd=source)
         if not isinstance(exc, OSError):
             return []
-        return [
-            (self._failed(record, exc), at)
-            for record, at in zip(written.records, written.finished, strict=True)
-        ]
+        return [(self._failed(e.record, exc), e.finished) for e in entries]
 
     def save(self, timed: Sequence[_Timed]) -> None:
         """Save records with no shard (failures, skips) in the index."""

@@ -531,11 +531,11 @@ class Coordinator:
         (its number, its rows, its rename in one transaction); its samples' claims are
         then done. A worker killed before sending it has these items run again."""
         self.run.commit_shard(folder, written)
-        for batch, record in zip(batches, written.records, strict=True):
+        for batch, url in zip(batches, written.urls, strict=True):
             claim = peer.claims.get(batch)
             if claim is None:
                 continue
-            claim.done.add(record.url)
+            claim.done.add(url)
             if len(claim.done) >= len(claim.items):
                 del peer.claims[batch]
         self._unpark()

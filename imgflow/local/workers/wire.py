@@ -44,9 +44,15 @@ class Outbox:
                 self.writer.write(_HEAD.pack(len(data)) + data)
 
     async def close(self, drain: bool = True) -> None:
-        """Flush, wait for the bytes to leave (`drain`), and close."""
+        """Flush, wait for every byte to leave (`drain`), and close.
+
+        A transport's own drain returns once its buffer is below its low-water mark
+        (16 KB), and what is still in it when the process ends is lost: a worker's last
+        shard, sent while the coordinator was busy, was. So the marks are set to 0 first.
+        """
         self.flush()
         if drain and not self.writer.is_closing():
+            self.writer.transport.set_write_buffer_limits(high=0)
             with contextlib.suppress(ConnectionError):
                 await self.writer.drain()
         self.writer.close()

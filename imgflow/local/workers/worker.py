@@ -169,7 +169,7 @@ class _Worker:
 
     def send_shard(self, written: WrittenShard) -> list[tuple[ResultRecord, float]]:
         """A shard written whole in this worker's folder: the coordinator commits it."""
-        batches = [self.batch_of.pop(record.url, -1) for record in written.records]
+        batches = [self.batch_of.pop(url, -1) for url in written.urls]
         self.link.send("shard", self.folder, written, batches)
         return []
 
