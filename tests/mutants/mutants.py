@@ -2385,10 +2385,7 @@ MUTANTS: list[Mutant] = [
         "        self.end += len(data)\n"
         '        self.kept = [*getattr(self, "kept", []), *self.pending]\n'
         "        self.pending = []\n",
-        (
-            "tests/test_shards_cost.py::"
-            "test_an_open_shard_holds_only_its_urls_in_memory",
-        ),
+        ("tests/test_shards_cost.py::test_an_open_shard_holds_only_its_urls_in_memory",),
     ),
     Mutant(
         "metadata-table-memory-kept",
