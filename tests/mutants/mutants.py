@@ -2658,4 +2658,16 @@ MUTANTS: list[Mutant] = [
         "",
         ("tests/test_shard_log.py",),
     ),
+    Mutant(
+        "arrow-keeps-mimalloc",
+        "Arrow's own allocations come from the system allocator, unless the user chose"
+        " (imgflow/__init__.py; architecture: peak memory of the shard layouts)",
+        "imgflow/__init__.py",
+        'os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")',
+        "pass",
+        (
+            "tests/test_shard_memory_release.py::"
+            "test_arrow_allocates_from_the_system_allocator_unless_the_user_chose",
+        ),
+    ),
 ]

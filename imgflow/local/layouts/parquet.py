@@ -123,17 +123,18 @@ class ParquetWriter:
         # which would hold (and copy into the footer) whole images.
         # Images (already compressed formats) are stored as they are.
         compression = dict.fromkeys(plain, "snappy") | {"image": "none"}
+        self.pool = pa.system_memory_pool()  # freed at once, not kept by an arena
+        pa.set_memory_pool(self.pool)
         self.writer = pq.ParquetWriter(
             stream,
             schema,
             use_dictionary=plain,
             write_statistics=plain,
             compression=compression,
+            memory_pool=self.pool,
         )
         self.rows: list[dict[str, Any]] = []
         self.held = 0
-        self.pool = pa.system_memory_pool()  # freed at once, not kept by an arena
-        pa.set_memory_pool(self.pool)
 
     def add(self, sample: Sample, stream: BinaryIO) -> str:
         row = sample.row()
