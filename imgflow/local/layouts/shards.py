@@ -11,7 +11,10 @@ How a shard is written (`ShardStore`):
   file in the run's tmp folder when large); nothing is in a shard yet;
 - when its record reaches the runner (`record`), the sample is appended to the open
   shard, a temporary file in the run's tmp folder (so the shard's bytes are on disk, not
-  in memory); a sample whose record is lost (an interrupt) never enters a shard;
+  in memory), and what its commit needs (its record, member, item metadata and size) to
+  the shard's log beside it (imgflow/local/layouts/shard_log.py: on disk too, read back a
+  list at a time by the commit); a sample whose record is lost (an interrupt) never
+  enters a shard;
 - a shard with `shard_size` samples, or the last one of a run (also an interrupted run),
   is committed: finished, fsynced, its sidecars written, then in one index transaction
   the rows of its samples (`images.shard`, `images.member`) and its `shards` row are
