@@ -2333,15 +2333,15 @@ MUTANTS: list[Mutant] = [
         ),
     ),
     Mutant(
-        "parquet-row-group-memory-kept",
-        "a Parquet shard's row group hands its freed memory back once written (architecture:"
-        " peak memory of the shard layouts)",
+        "parquet-row-group-unbounded",
+        "a Parquet shard's row group holds about GROUP_BYTES (1 MB) of images, its buffers"
+        " reused by the next (architecture: peak memory of the shard layouts)",
         "imgflow/local/layouts/parquet.py",
-        "            _write_group(self.writer, columns, True, self.pool)\n"
-        "            release()  # the",
-        "            _write_group(self.writer, columns, True, self.pool)\n            # the",
+        "GROUP_BYTES = 1 << 20\n",
+        "GROUP_BYTES = 8 << 20\n",
         (
-            "tests/test_shard_memory_release.py::test_each_parquet_row_group_s_memory_is_handed_back",
+            "tests/test_shard_memory_release.py::"
+            "test_a_parquet_row_group_holds_about_group_bytes_of_images_and_is_not_trimmed",
         ),
     ),
     Mutant(

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import copyreg
+import dataclasses
 import io
+import operator
 import os
 import pickle
 from collections.abc import Iterator, Mapping
@@ -46,12 +48,28 @@ def _proxy(meta: MappingProxyType[str, Any]) -> tuple[Any, tuple[dict[str, Any]]
 _TYPES = copyreg.dispatch_table | {MappingProxyType: _proxy}
 
 
+# A record is written as the tuple of its fields: pickle takes a frozen dataclass through
+# Python code for each field, both ways (3.4 us a record each way, against 0.8 and 1.6 for
+# its tuple and `ResultRecord(*fields)`, a run's records written once and read twice).
+_values = operator.attrgetter(*(f.name for f in dataclasses.fields(ResultRecord)))
+_Row = tuple[tuple[Any, ...], float, str, Mapping[str, Any], int]
+
+
 def _dumps(entries: list[Entry]) -> bytes:
+    rows: list[_Row] = [(_values(e.record), e.finished, e.member, e.meta, e.size) for e in entries]
     out = io.BytesIO()
     pickler = pickle.Pickler(out, pickle.HIGHEST_PROTOCOL)
     pickler.dispatch_table = _TYPES
-    pickler.dump(entries)
+    pickler.dump(rows)
     return out.getvalue()
+
+
+def _loads(stream: Any) -> list[Entry]:
+    rows: list[_Row] = pickle.load(stream)
+    return [
+        Entry(ResultRecord(*values), finished, member, meta, size)
+        for values, finished, member, meta, size in rows
+    ]
 
 
 class Entry(NamedTuple):
@@ -120,7 +138,7 @@ def read_log(folder: int, name: str, end: int | None = None) -> Iterator[list[En
     with open(fd, "rb", buffering=READ_BUFFER) as stream:
         while end is None or stream.tell() < end:
             try:
-                chunk: list[Entry] = pickle.load(stream)
+                chunk = _loads(stream)
             except EOFError:
                 return
             yield chunk
