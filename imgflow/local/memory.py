@@ -6,8 +6,8 @@ them: the process's RSS then stays at its high-water mark. `release()` returns t
 pages (`malloc_trim(0)`: `madvise(MADV_DONTNEED)` on free chunks of every arena); a no-op
 where the C library is not glibc. It costs a walk of the free chunks (well under a
 millisecond for a heap of tens of MB) and the pages it returns fault in again when used:
-callers use it once per metadata table (a shard), not per Parquet row group (that cost
-14% of a parquet run's CPU) nor per image.
+callers use it once per metadata table (a shard) and once per 32 MB of a Parquet shard,
+not per row group (that cost 14% of a parquet run's CPU) nor per image.
 """
 
 from __future__ import annotations

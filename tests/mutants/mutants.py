@@ -2341,7 +2341,7 @@ MUTANTS: list[Mutant] = [
         "GROUP_BYTES = 8 << 20\n",
         (
             "tests/test_shard_memory_release.py::"
-            "test_a_parquet_row_group_holds_about_group_bytes_of_images_and_is_not_trimmed",
+            "test_a_parquet_row_group_holds_about_group_bytes_and_the_heap_is_trimmed_every_few",
         ),
     ),
     Mutant(
@@ -2668,6 +2668,18 @@ MUTANTS: list[Mutant] = [
         (
             "tests/test_shard_memory_release.py::"
             "test_arrow_allocates_from_the_system_allocator_unless_the_user_chose",
+        ),
+    ),
+    Mutant(
+        "parquet-heap-never-trimmed",
+        "a Parquet shard's freed heap is handed back every TRIM_BYTES of images (architecture:"
+        " peak memory of the shard layouts)",
+        "imgflow/local/layouts/parquet.py",
+        "            release()  # the groups' rows and columns",
+        "            pass  # the groups' rows and columns",
+        (
+            "tests/test_shard_memory_release.py::"
+            "test_a_parquet_row_group_holds_about_group_bytes_and_the_heap_is_trimmed_every_few",
         ),
     ),
 ]
