@@ -178,7 +178,7 @@ def test_an_open_shard_holds_only_its_urls_in_memory(tmp_path: Path) -> None:
         for record in records[1:]:
             store.put(record.key or "", image, "image/gif")
             store.record([record], [0.0], metas)
-        gc.collect()  # (what pickling a frozen dataclass leaves for the collector)
+        gc.collect()  # (only what is still reachable counts)
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
