@@ -9,9 +9,7 @@ A real socket pair, its peer reading only later, on both event loops.
 from __future__ import annotations
 
 import asyncio
-import pickle
 import socket
-import struct
 import threading
 import time
 
@@ -19,23 +17,7 @@ import pytest
 from support.loops import LOOPS, on_loop
 
 from imgflow.engine.loop import run
-from imgflow.local.workers.wire import Outbox
-
-_HEAD = struct.Struct("!I")
-
-
-def _frames(data: bytes) -> list[tuple[object, ...]]:
-    """Every whole frame's messages (a cut frame at the end is left out)."""
-    out: list[tuple[object, ...]] = []
-    offset = 0
-    while len(data) - offset >= _HEAD.size:
-        (size,) = _HEAD.unpack_from(data, offset)
-        end = offset + _HEAD.size + size
-        if end > len(data):
-            break
-        out.extend(pickle.loads(data[offset + _HEAD.size : end]))
-        offset = end
-    return out
+from imgflow.local.workers.wire import Outbox, frame, frames
 
 
 def _fill(sock: socket.socket) -> bytes:
@@ -44,15 +26,14 @@ def _fill(sock: socket.socket) -> bytes:
     sock.setblocking(False)
     n = 0
     while True:
-        body = pickle.dumps([("record", n)])
-        frame = _HEAD.pack(len(body)) + body
+        data = frame([("record", n)])
         try:
-            sent = sock.send(frame)
+            sent = sock.send(data)
         except BlockingIOError:
             return b""
         n += 1
-        if sent < len(frame):
-            return frame[sent:]
+        if sent < len(data):
+            return data[sent:]
 
 
 @pytest.mark.parametrize("kind", LOOPS)
@@ -91,6 +72,6 @@ def test_the_last_message_reaches_a_peer_that_reads_late(
         reader.join(10)
     finally:
         theirs.close()
-    messages = _frames(received[0])
+    messages, _ = frames(received[0])
     assert messages[0] == ("record", 0)
     assert messages[-1] == ("shard", "the last one")

@@ -13,6 +13,11 @@ from imgflow.engine.keys import key_for
 NO_META: Mapping[str, Any] = MappingProxyType({})
 
 
+def meta_view(meta: dict[str, Any]) -> Mapping[str, Any]:
+    """An item's metadata as a read-only view of `meta` (NO_META when it is empty)."""
+    return MappingProxyType(meta) if meta else NO_META
+
+
 @dataclass(frozen=True, slots=True)
 class Item:
     """One image to fetch: its URL, the key it is stored under and its source's metadata.

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 import tempfile
-from types import MappingProxyType
 
-from imgflow.engine.plan import NO_META, Item
+from imgflow.engine.plan import Item, meta_view
 
 
 class Spill:
@@ -37,7 +36,7 @@ class Spill:
         items: list[Item] = []
         while len(items) < min(most, self.count):
             url, key, meta, path, problem = json.loads(self._file.readline())
-            items.append(Item(url, key, MappingProxyType(meta) if meta else NO_META, path, problem))
+            items.append(Item(url, key, meta_view(meta), path, problem))
         self.count -= len(items)
         self._read = self._file.tell()
         if not self.count:  # all taken: start the file again

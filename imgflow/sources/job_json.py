@@ -18,7 +18,6 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from imgflow.engine.job import (
@@ -29,7 +28,7 @@ from imgflow.engine.job import (
     parse_job_json,
 )
 from imgflow.engine.keys import key_for
-from imgflow.engine.plan import NO_META, Item
+from imgflow.engine.plan import NO_META, Item, meta_view
 from imgflow.errors import JobError
 from imgflow.sources.paths import PathsSource
 
@@ -180,7 +179,7 @@ def url_item(entry: Any, where: str) -> Item:
         if "url" not in entry:
             raise JobError(f"{where}: an object without a url field")
         extra = {k: v for k, v in entry.items() if k != "url"}
-        meta = MappingProxyType(extra) if extra else NO_META
+        meta = meta_view(extra)
         entry = entry["url"]
     if not isinstance(entry, str):
         raise JobError(f"{where}: expected a URL string, got {_given(entry)}")

@@ -90,7 +90,7 @@ MUTANTS: list[Mutant] = [
         "plan-drops-meta",
         "an item's metadata goes with it from its source to its result (architecture: Item)",
         "imgflow/local/index/results.py",
-        "        meta=MappingProxyType(json.loads(meta)) if meta else NO_META,",
+        "        meta=meta_view(json.loads(meta)) if meta else NO_META,",
         "        meta=NO_META,",
         ("tests/test_sources.py::test_planned_items_read_back_whole_and_one_per_url",),
     ),

@@ -25,11 +25,10 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from imgflow.aws.client import aws_errors
-from imgflow.engine.plan import NO_META, Item
+from imgflow.engine.plan import NO_META, Item, meta_view
 from imgflow.engine.records import ResultRecord
 
 if TYPE_CHECKING:
@@ -102,7 +101,7 @@ def item_from_json(data: dict[str, Any]) -> Item:
     return Item(
         url=str(data["url"]),
         key=str(data["key"]),
-        meta=MappingProxyType(dict(meta)) if meta else NO_META,
+        meta=meta_view(dict(meta)) if meta else NO_META,
         path=str(data.get("path", "")),
     )
 

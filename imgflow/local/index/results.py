@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from types import MappingProxyType
 
 from imgflow.engine.failures import FailureKind, kind_of_legacy_message
-from imgflow.engine.plan import NO_META, Item
+from imgflow.engine.plan import NO_META, Item, meta_view
 from imgflow.engine.records import Outcome, ResultRecord
 from imgflow.local.index.chunked import rows_in
 from imgflow.local.index.connection import Connected
@@ -246,6 +245,6 @@ def _item(name: str, url: str, key: str, meta: str | None) -> Item:
     return Item(
         url=url,
         key=key,
-        meta=MappingProxyType(json.loads(meta)) if meta else NO_META,
+        meta=meta_view(json.loads(meta)) if meta else NO_META,
         path=name if name != url else "",
     )

@@ -414,7 +414,7 @@ class ShardStore:
         with contextlib.suppress(Exception):
             shard.stream.close()
         with contextlib.suppress(OSError):
-            shard.log.close()
+            shard.log.abandon()
         for name in (shard.name, shard.log.name):
             with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=self.tmp)

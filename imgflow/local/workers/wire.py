@@ -38,10 +38,10 @@ class Outbox:
     def flush(self) -> None:
         """Hand the queued messages to the transport, as one frame."""
         if self._queued:
-            data = pickle.dumps(self._queued, protocol=pickle.HIGHEST_PROTOCOL)
+            data = frame(self._queued)
             self._queued = []
             if not self.writer.is_closing():
-                self.writer.write(_HEAD.pack(len(data)) + data)
+                self.writer.write(data)
 
     async def close(self, drain: bool = True) -> None:
         """Flush, wait for every byte to leave (`drain`), and close.
@@ -69,15 +69,31 @@ async def messages(reader: asyncio.StreamReader) -> AsyncIterator[tuple[Any, ...
         if not chunk:
             return
         buffer += chunk
-        offset = 0
-        while len(buffer) - offset >= _HEAD.size:
-            (size,) = _HEAD.unpack_from(buffer, offset)
+        found, taken = frames(buffer)
+        del buffer[:taken]
+        for message in found:
+            yield message
+
+
+def frame(messages: list[tuple[Any, ...]]) -> bytes:
+    """One frame of `messages`: their pickled list, length-prefixed."""
+    data = pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEAD.pack(len(data)) + data
+
+
+def frames(data: bytes | bytearray) -> tuple[list[tuple[Any, ...]], int]:
+    """The messages of every whole frame at the start of `data`, and the bytes they took
+    (a frame cut at the end is left for the next read)."""
+    found: list[tuple[Any, ...]] = []
+    offset = 0
+    with memoryview(data) as view:
+        while len(data) - offset >= _HEAD.size:
+            (size,) = _HEAD.unpack_from(data, offset)
             end = offset + _HEAD.size + size
-            if end > len(buffer):
+            if end > len(data):
                 break
-            frame = pickle.loads(memoryview(buffer)[offset + _HEAD.size : end])
+            frame = pickle.loads(view[offset + _HEAD.size : end])
             offset = end
             assert isinstance(frame, list)
-            for message in frame:
-                yield message
-        del buffer[:offset]
+            found.extend(frame)
+    return found, offset
